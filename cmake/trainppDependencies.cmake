@@ -1,0 +1,159 @@
+# trainpp's dependencies, found the same way in trainpp's own build and by the installed package config.
+#
+#   trainpp_find_dependencies()
+#       Finds LibTorch, fmt, Boost (Hana), nlohmann_json, ZLIB and Threads in the calling directory scope.
+#       Sets TRAINPP_TORCH_LIBRARIES, TRAINPP_FMT_INCLUDE_DIR and TRAINPP_FMT_VERSION there.
+#   trainpp_attach_dependencies(<target> <shim-parent-dir>)
+#       Gives an INTERFACE target (trainpp's own, or the imported trainpp::trainpp) the usage
+#       requirements of those dependencies, and creates the fmt shim under <shim-parent-dir>.
+#
+# Variables read by trainpp_find_dependencies():
+#   Torch_DIR, CMAKE_PREFIX_PATH         the usual ways to point at LibTorch; tried first
+#   Python3_EXECUTABLE                   a Python whose torch package carries LibTorch
+#   TRAINPP_PYTHON_CANDIDATES            further interpreters to ask (trainpp's own .venv when top level)
+#   TRAINPP_TORCH_DIR_HINT               last resort: where LibTorch was when the package was installed
+
+# Prints the cmake prefix of the torch package of the first interpreter that has one.
+function(_trainpp_torch_prefix_from_python out_prefix out_tried)
+  set(candidates "")
+  if(Python3_EXECUTABLE)
+    list(APPEND candidates "${Python3_EXECUTABLE}")
+  endif()
+  # An active virtual environment is what the user means by "my Python".
+  if(DEFINED ENV{VIRTUAL_ENV} AND EXISTS "$ENV{VIRTUAL_ENV}/bin/python")
+    list(APPEND candidates "$ENV{VIRTUAL_ENV}/bin/python")
+  endif()
+  list(APPEND candidates ${TRAINPP_PYTHON_CANDIDATES})
+  find_program(_trainpp_python3 NAMES python3 python NO_CACHE)
+  if(_trainpp_python3)
+    list(APPEND candidates "${_trainpp_python3}")
+  endif()
+  list(REMOVE_DUPLICATES candidates)
+
+  set(tried "")
+  foreach(python IN LISTS candidates)
+    if(NOT EXISTS "${python}")
+      continue()
+    endif()
+    list(APPEND tried "${python}")
+    execute_process(
+      COMMAND "${python}" -c "import torch.utils; print(torch.utils.cmake_prefix_path)"
+      RESULT_VARIABLE result
+      OUTPUT_VARIABLE prefix
+      ERROR_QUIET
+      OUTPUT_STRIP_TRAILING_WHITESPACE)
+    if(result EQUAL 0 AND IS_DIRECTORY "${prefix}")
+      set(${out_prefix} "${prefix}" PARENT_SCOPE)
+      set(${out_tried} "${tried}" PARENT_SCOPE)
+      return()
+    endif()
+  endforeach()
+  set(${out_prefix} "" PARENT_SCOPE)
+  set(${out_tried} "${tried}" PARENT_SCOPE)
+endfunction()
+
+# A macro, so that find_package's imported targets and variables land in the caller's scope.
+macro(_trainpp_find_torch)
+  # LibTorch's config warns about optional pieces it lacks on some machines (kineto, CUDA on a CPU
+  # build); those warnings are harmless for trainpp.
+  find_package(Torch 2 QUIET)
+  if(NOT Torch_FOUND)
+    _trainpp_torch_prefix_from_python(_trainpp_torch_prefix _trainpp_pythons_tried)
+    if(_trainpp_torch_prefix)
+      find_package(Torch 2 QUIET HINTS "${_trainpp_torch_prefix}")
+    endif()
+  endif()
+  if(NOT Torch_FOUND AND TRAINPP_TORCH_DIR_HINT AND EXISTS "${TRAINPP_TORCH_DIR_HINT}")
+    find_package(Torch 2 QUIET HINTS "${TRAINPP_TORCH_DIR_HINT}")
+  endif()
+  if(NOT Torch_FOUND)
+    if(NOT _trainpp_pythons_tried)
+      set(_trainpp_pythons_tried "none found")
+    endif()
+    message(FATAL_ERROR
+      "trainpp needs LibTorch 2.x and could not find it.\n"
+      "Point CMake at it in one of these ways:\n"
+      "  -DTorch_DIR=<libtorch>/share/cmake/Torch\n"
+      "  -DCMAKE_PREFIX_PATH=<libtorch>   (the unpacked LibTorch archive, or a torch wheel's share/cmake)\n"
+      "  a Python with the torch package: activate its virtual environment, or pass\n"
+      "  -DPython3_EXECUTABLE=/path/to/python (asked: ${_trainpp_pythons_tried})\n"
+      "The pip package works: `pip install torch` provides LibTorch inside site-packages/torch.")
+  endif()
+  # TORCH_LIBRARIES names the imported target `torch`, which already carries TORCH_CXX_FLAGS (the
+  # C++ ABI define) as an interface compile option, so linking it is all that LibTorch documents
+  # a consumer needs; nothing is added to CMAKE_CXX_FLAGS globally.
+  set(TRAINPP_TORCH_LIBRARIES ${TORCH_LIBRARIES})
+endmacro()
+
+macro(trainpp_find_dependencies)
+  _trainpp_find_torch()
+
+  find_package(fmt CONFIG REQUIRED)
+  # The directory that holds fmt/format.h for the fmt CMake found (Debian: /usr/include).
+  get_target_property(_trainpp_fmt_dirs fmt::fmt INTERFACE_INCLUDE_DIRECTORIES)
+  set(TRAINPP_FMT_INCLUDE_DIR "")
+  foreach(_trainpp_dir IN LISTS _trainpp_fmt_dirs)
+    if(EXISTS "${_trainpp_dir}/fmt/format.h")
+      set(TRAINPP_FMT_INCLUDE_DIR "${_trainpp_dir}")
+      break()
+    endif()
+  endforeach()
+  if(NOT TRAINPP_FMT_INCLUDE_DIR)
+    message(FATAL_ERROR "trainpp: fmt ${fmt_VERSION} was found (${fmt_DIR}), but none of its include "
+                        "directories (${_trainpp_fmt_dirs}) contains fmt/format.h")
+  endif()
+  # FMT_VERSION as the headers define it (fmt 11+ in base.h, older in core.h), so that config.hpp
+  # can compare it with what a translation unit really included.
+  set(TRAINPP_FMT_VERSION "")
+  foreach(_trainpp_header base.h core.h)
+    if(EXISTS "${TRAINPP_FMT_INCLUDE_DIR}/fmt/${_trainpp_header}")
+      file(STRINGS "${TRAINPP_FMT_INCLUDE_DIR}/fmt/${_trainpp_header}" _trainpp_define
+           REGEX "^#[ \t]*define[ \t]+FMT_VERSION[ \t]+[0-9]+")
+      if(_trainpp_define MATCHES "FMT_VERSION[ \t]+([0-9]+)")
+        set(TRAINPP_FMT_VERSION "${CMAKE_MATCH_1}")
+        break()
+      endif()
+    endif()
+  endforeach()
+  if(NOT TRAINPP_FMT_VERSION)
+    message(FATAL_ERROR "trainpp: could not read FMT_VERSION from ${TRAINPP_FMT_INCLUDE_DIR}/fmt")
+  endif()
+
+  find_package(Boost 1.70 REQUIRED CONFIG)  # header-only use: Hana
+  find_package(nlohmann_json 3 REQUIRED)
+  find_package(ZLIB REQUIRED)                # gzip-compressed data sets (Fashion-MNIST)
+  find_package(Threads REQUIRED)
+endmacro()
+
+function(trainpp_attach_dependencies target shim_parent)
+  # LibTorch's include directory carries its own copy of fmt (a newer major version) and reaches the
+  # compiler as a system directory, ahead of /usr/include. LibTorch's headers include <fmt/...>
+  # themselves, so a translation unit would mix two fmt versions. The shim holds nothing but a link
+  # named `fmt` to the fmt CMake found; placed first, it makes every <fmt/...> in the translation
+  # unit, LibTorch's own included, resolve to that one fmt, the one libfmt was built from.
+  set(shim "${shim_parent}/trainpp-fmt-shim")
+  file(MAKE_DIRECTORY "${shim}")
+  file(CREATE_LINK "${TRAINPP_FMT_INCLUDE_DIR}/fmt" "${shim}/fmt" RESULT link_result SYMBOLIC)
+  if(NOT link_result STREQUAL "0")
+    # No symbolic links here: a copy of the headers serves the same purpose.
+    file(REMOVE_RECURSE "${shim}/fmt")
+    file(COPY "${TRAINPP_FMT_INCLUDE_DIR}/fmt" DESTINATION "${shim}")
+  endif()
+
+  set(libraries
+      ${TRAINPP_TORCH_LIBRARIES} fmt::fmt Boost::headers nlohmann_json::nlohmann_json ZLIB::ZLIB
+      Threads::Threads)
+  set(definition "TRAINPP_FMT_VERSION=${TRAINPP_FMT_VERSION}")
+  get_target_property(imported ${target} IMPORTED)
+  if(NOT imported)
+    # trainpp's own target: the installed package re-finds the dependencies on the consumer's machine
+    # (see trainppConfig.cmake), so none of these machine-specific paths enters the export.
+    list(TRANSFORM libraries PREPEND "$<BUILD_INTERFACE:")
+    list(TRANSFORM libraries APPEND ">")
+    set(shim "$<BUILD_INTERFACE:${shim}>")
+    set(definition "$<BUILD_INTERFACE:${definition}>")
+  endif()
+  target_include_directories(${target} SYSTEM BEFORE INTERFACE "${shim}")
+  target_compile_definitions(${target} INTERFACE "${definition}")
+  target_link_libraries(${target} INTERFACE ${libraries})
+endfunction()

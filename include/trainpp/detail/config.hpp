@@ -1,0 +1,40 @@
+#pragma once
+// Everything every trainpp header needs first: LibTorch, fmt (exactly one version), and the error type.
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+// LibTorch ships its own fmt headers (a newer major version) in its include directory. trainpp uses the
+// fmt that the build found (Debian's libfmt-dev here) and places it ahead of LibTorch's, so that every
+// <fmt/...> in a translation unit, LibTorch's own included, resolves to the same copy. If the include
+// order is ever wrong, the two versions would mix silently; this check makes that loud instead.
+#if defined(TRAINPP_FMT_VERSION) && (FMT_VERSION != TRAINPP_FMT_VERSION)
+#error "trainpp: <fmt/format.h> resolved to a different fmt than the one CMake found (TRAINPP_FMT_VERSION). LibTorch's bundled fmt is shadowing it: put the fmt include directory before LibTorch's (trainpp's CMake target does this)."
+#endif
+
+#include <torch/torch.h>
+
+#include <stdexcept>
+#include <string>
+
+namespace trainpp {
+
+/// The one exception type trainpp throws for bad input: flags, files, checkpoints, combinations of
+/// arguments. Its message names the problem; examples catch it at main() and exit non-zero.
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+namespace detail {
+/// False, but only once instantiated: the condition of a static_assert in a discarded branch.
+template <class...> inline constexpr bool always_false = false;
+}  // namespace detail
+
+/// Builds an Error from a fmt format string.
+template <typename... Args>
+[[nodiscard]] Error error(fmt::format_string<Args...> format, Args&&... args) {
+  return Error(fmt::format(format, std::forward<Args>(args)...));
+}
+
+}  // namespace trainpp

@@ -1,0 +1,48 @@
+#pragma once
+// Device choice and seeding, as HF's TrainingArguments.device and set_seed / enable_full_determinism.
+
+#include <trainpp/args.hpp>
+
+#include <cstdlib>
+#include <string>
+
+namespace trainpp {
+
+/// CUDA when available (the index from LOCAL_RANK, within what CUDA_VISIBLE_DEVICES exposes), else
+/// MPS, else the CPU; `use_cpu` forces the CPU.
+[[nodiscard]] inline torch::Device select_device(const TrainingArguments& args) {
+  if (args.use_cpu) return torch::kCPU;
+  if (torch::cuda::is_available()) {
+    int local_rank = 0;
+    if (const char* lr = std::getenv("LOCAL_RANK"); lr && *lr) {
+      try {
+        local_rank = std::stoi(lr);
+      } catch (const std::exception&) {
+        throw error("LOCAL_RANK must be an integer, got '{}'", lr);
+      }
+    }
+    const auto count = static_cast<int>(torch::cuda::device_count());
+    if (local_rank < 0 || local_rank >= count)
+      throw error("LOCAL_RANK={} but only {} CUDA device(s) are visible (CUDA_VISIBLE_DEVICES)", local_rank, count);
+    return {torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank)};
+  }
+  if (torch::mps::is_available()) return torch::kMPS;
+  return torch::kCPU;
+}
+
+/// HF's set_seed: the CPU generator and every CUDA device's.
+inline void set_seed(std::int64_t seed) {
+  torch::manual_seed(static_cast<std::uint64_t>(seed));
+  if (torch::cuda::is_available()) torch::cuda::manual_seed_all(static_cast<std::uint64_t>(seed));
+}
+
+/// HF's enable_full_determinism: seed, deterministic algorithms, cuDNN/cuBLAS settings.
+inline void enable_full_determinism(std::int64_t seed) {
+  set_seed(seed);
+  ::setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8", 1);
+  at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/false);
+  at::globalContext().setDeterministicCuDNN(true);
+  at::globalContext().setBenchmarkCuDNN(false);
+}
+
+}  // namespace trainpp

@@ -1,0 +1,495 @@
+#pragma once
+// Trainer: a model, TrainingArguments and named policy slots; train(), evaluate(), predict().
+// The order of one step and one epoch lives in loop.hpp; this file holds construction, evaluation,
+// prediction, logging and what policies reach through the trainer.
+
+#include <trainpp/args.hpp>
+#include <trainpp/callbacks/callback_list.hpp>
+#include <trainpp/callbacks/console.hpp>
+#include <trainpp/callbacks/default_flow.hpp>
+#include <trainpp/concepts/data_loader.hpp>
+#include <trainpp/concepts/loss.hpp>
+#include <trainpp/concepts/optimizer.hpp>
+#include <trainpp/concepts/precision.hpp>
+#include <trainpp/concepts/scheduler.hpp>
+#include <trainpp/concepts/sharding.hpp>
+#include <trainpp/concepts/step.hpp>
+#include <trainpp/data/dataset.hpp>
+#include <trainpp/device.hpp>
+#include <trainpp/io/metrics.hpp>
+#include <trainpp/io/model_io.hpp>
+#include <trainpp/loss/model_output.hpp>
+#include <trainpp/slots.hpp>
+#include <trainpp/state.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <functional>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace trainpp {
+
+namespace detail {
+
+/// Stand-in type for a member that a failed slot check leaves without a meaningful type: it keeps
+/// the compiler from piling further errors onto the one readable static_assert.
+struct invalid_slot {
+  template <class... A> invalid_slot(A&&...) {}
+};
+
+template <class OptP, bool ok = requires(const OptP& p, torch::nn::Module& m, const TrainingArguments& a) { p.create(m, a); }>
+struct optimizer_of { using type = invalid_slot; };
+template <class OptP>
+struct optimizer_of<OptP, true> {
+  using type = decltype(std::declval<const OptP&>().create(std::declval<torch::nn::Module&>(),
+                                                           std::declval<const TrainingArguments&>()));
+};
+
+template <class SchP, bool ok = requires(const SchP& p, const TrainingArguments& a, std::int64_t n) { p.create(a, n); }>
+struct scheduler_of { using type = invalid_slot; };
+template <class SchP>
+struct scheduler_of<SchP, true> {
+  using type = decltype(std::declval<const SchP&>().create(std::declval<const TrainingArguments&>(), std::int64_t{}));
+};
+
+/// The callbacks a Trainer runs: HF's built-ins first (the default flow, then progress / printing),
+/// then the user's, in the order given.
+template <class C> struct with_builtins { using type = CallbackList<DefaultFlow, ConsoleProgress>; };
+template <class... C> struct with_builtins<CallbackList<C...>> {
+  using type = CallbackList<DefaultFlow, ConsoleProgress, C...>;
+};
+
+template <class T> struct is_reference_wrapper : std::false_type {};
+template <class T> struct is_reference_wrapper<std::reference_wrapper<T>> : std::true_type {};
+/// A dataset held by value, or the one a std::reference_wrapper points at.
+template <class T>
+decltype(auto) unwrap(T& x) {
+  if constexpr (is_reference_wrapper<std::remove_const_t<T>>::value) return x.get();
+  else return (x);
+}
+template <class T> struct unwrap_type { using type = T; };
+template <class T> struct unwrap_type<std::reference_wrapper<T>> { using type = std::remove_const_t<T>; };
+
+template <class D>
+constexpr bool check_dataset(const char* /*slot*/) {
+  if constexpr (std::is_same_v<D, no_dataset>) return true;
+  else {
+    constexpr bool ok = Dataset<typename unwrap_type<D>::type>;
+    static_assert(ok, "trainpp: the train_dataset / eval_dataset slots need a dataset with size() and get(index)");
+    return ok;
+  }
+}
+
+template <class F>
+constexpr bool check_metrics_fn() {
+  if constexpr (std::is_same_v<F, no_metrics>) return true;
+  else {
+    constexpr bool ok = requires(F& f, const EvalPrediction& p) { { f(p) } -> std::convertible_to<Metrics>; };
+    static_assert(ok, "trainpp: the compute_metrics slot needs a callable Metrics(const EvalPrediction&)");
+    return ok;
+  }
+}
+
+template <class C>
+constexpr bool check_callbacks() {
+  constexpr bool ok = is_callback_list<C>::value;
+  static_assert(ok, "trainpp: the callbacks slot holds a trainpp::CallbackList; build it with "
+                    "trainpp::callback_list(MyCallback{}, ...)");
+  return ok;
+}
+
+}  // namespace detail
+
+/// A Trainer composed from policies. Construct it from a model (a torch::nn::ModuleHolder such as
+/// one declared with TORCH_MODULE, or a std::shared_ptr to a module), the TrainingArguments, and any
+/// named slots, in any order:
+///
+///     trainpp::Trainer trainer(Net{}, args,
+///         trainpp::train_dataset = train, trainpp::eval_dataset = test,
+///         trainpp::loss = WeightedLoss{}, trainpp::compute_metrics = trainpp::accuracy);
+///
+/// Slots left out take their defaults (see slots.hpp). Datasets are held by value; pass
+/// std::ref(dataset) to share one instead. A type that does not fit its slot is rejected at compile
+/// time with one message naming the slot and the missing member.
+template <class Model, class P>
+class Trainer {
+ public:
+  using model_type = Model;
+  using policies = P;
+  using data_loader_policy_type = typename P::data_loader_type;
+  using loss_type = typename P::loss_type;
+  using optimizer_policy_type = typename P::optimizer_policy_type;
+  using scheduler_policy_type = typename P::scheduler_policy_type;
+  using precision_type = typename P::precision_type;
+  using sharding_type = typename P::sharding_type;
+  using user_callbacks_type = typename P::callbacks_type;
+  using callbacks_type = typename detail::with_builtins<user_callbacks_type>::type;
+  using step_type = typename P::step_type;
+  using train_dataset_type = typename P::train_dataset_type;
+  using eval_dataset_type = typename P::eval_dataset_type;
+  using compute_metrics_type = typename P::compute_metrics_type;
+  using optimizer_type = typename detail::optimizer_of<optimizer_policy_type>::type;
+  using scheduler_type = typename detail::scheduler_of<scheduler_policy_type>::type;
+
+  static constexpr bool has_train_dataset = !std::is_same_v<train_dataset_type, no_dataset>;
+  static constexpr bool has_eval_dataset = !std::is_same_v<eval_dataset_type, no_dataset>;
+  static constexpr bool has_compute_metrics = !std::is_same_v<compute_metrics_type, no_metrics>;
+
+  template <class... Named>
+  Trainer(Model model, TrainingArguments args, Named... named)
+      : model_(std::move(model)),
+        args_(std::move(args)),
+        data_loader_(detail::take_slot<slot::data_loader_t, DefaultDataLoader>(named...)),
+        loss_(detail::take_slot<slot::loss_t, ModelLoss>(named...)),
+        optimizer_policy_(detail::take_slot<slot::optimizer_t, HFOptimizer>(named...)),
+        scheduler_policy_(detail::take_slot<slot::scheduler_t, HFScheduler>(named...)),
+        precision_(detail::take_slot<slot::precision_t, FP32>(named...)),
+        sharding_(detail::take_slot<slot::sharding_t, SingleDevice>(named...)),
+        callbacks_(make_callbacks(detail::take_slot<slot::callbacks_t, CallbackList<>>(named...))),
+        step_(detail::take_slot<slot::step_t, DefaultStep>(named...)),
+        train_dataset_(detail::take_slot<slot::train_dataset_t, no_dataset>(named...)),
+        eval_dataset_(detail::take_slot<slot::eval_dataset_t, no_dataset>(named...)),
+        compute_metrics_(detail::take_slot<slot::compute_metrics_t, no_metrics>(named...)) {
+    static_assert(slots_ok<Named...>(), "trainpp: see the first error above");
+    args_.finalize();
+    if (args_.eval_strategy != IntervalStrategy::no && !has_eval_dataset)
+      throw error("You have set eval_strategy to {} but you didn't pass an eval_dataset to the Trainer. "
+                  "Either set eval_strategy to 'no' or pass an eval_dataset.", to_string(args_.eval_strategy));
+    if (args_.full_determinism) enable_full_determinism(args_.seed);
+    else set_seed(args_.seed);
+    device_ = select_device(args_);
+    sharding_.prepare(module(), device_);
+    state_.is_world_process_zero = sharding_.rank() == 0;
+    state_.is_local_process_zero = sharding_.rank() == 0;
+    fire(hooks::on_init_end);
+  }
+
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
+
+  // ---- the three entry points ------------------------------------------------------------------
+
+  /// Runs training (see loop.hpp). Needs the train_dataset slot.
+  TrainOutput train();
+
+  /// Evaluates on the eval_dataset slot: eval_loss, eval_runtime, eval_samples_per_second,
+  /// eval_steps_per_second and compute_metrics' results, all under `prefix`_; logged and returned.
+  Metrics evaluate(std::string_view prefix = "eval") {
+    static_assert(has_eval_dataset, "trainpp: evaluate() without a dataset needs the eval_dataset slot");
+    return evaluate(detail::unwrap(eval_dataset_), prefix);
+  }
+  /// Evaluates on another dataset.
+  template <Dataset D>
+  Metrics evaluate(const D& dataset, std::string_view prefix = "eval") {
+    const auto start = std::chrono::steady_clock::now();
+    auto loader = data_loader_.eval_loader(dataset, args_, device_);
+    // HF: without compute_metrics only the loss is gathered (no logits kept in memory).
+    auto out = evaluation_loop(loader, /*prediction_loss_only=*/!has_compute_metrics || args_.prediction_loss_only, prefix);
+    const double n = static_cast<double>(loader.num_samples());
+    const double batch = static_cast<double>(args_.per_device_eval_batch_size * sharding_.world_size());
+    out.metrics.merge(speed_metrics(prefix, start, n, std::ceil(n / batch)));
+    log(out.metrics);  // adds "epoch" to the returned metrics too, as HF's evaluate does
+    fire(hooks::on_evaluate, std::as_const(out.metrics));
+    return out.metrics;
+  }
+
+  /// Predicts on `dataset`: predictions, label ids (when the data has labels) and test_ metrics.
+  /// Fires on_predict; does not log (as HF).
+  template <Dataset D>
+  PredictionOutput predict(const D& dataset, std::string_view prefix = "test") {
+    const auto start = std::chrono::steady_clock::now();
+    auto loader = [&] {
+      if constexpr (requires { data_loader_.test_loader(dataset, args_, device_); })
+        return data_loader_.test_loader(dataset, args_, device_);
+      else
+        return data_loader_.eval_loader(dataset, args_, device_);
+    }();
+    auto out = evaluation_loop(loader, args_.prediction_loss_only, prefix);
+    const double n = static_cast<double>(loader.num_samples());
+    const double batch = static_cast<double>(args_.per_device_eval_batch_size * sharding_.world_size());
+    out.metrics.merge(speed_metrics(prefix, start, n, std::ceil(n / batch)));
+    fire(hooks::on_predict, std::as_const(out.metrics));
+    return out;
+  }
+
+  // ---- logging ---------------------------------------------------------------------------------
+
+  /// HF's Trainer.log: adds the epoch, appends {logs..., step} to log_history, fires on_log.
+  void log(Metrics& logs) {
+    if (state_.epoch) logs["epoch"] = *state_.epoch;
+    nlohmann::json entry(logs);
+    entry["step"] = state_.global_step;
+    state_.log_history.push_back(entry);
+    nlohmann::json shown(logs);
+    fire(hooks::on_log, std::as_const(shown));
+  }
+  void log(Metrics&& logs) { log(logs); }
+
+  /// HF's log_metrics / save_metrics, on the main process only.
+  void log_metrics(std::string_view split, const Metrics& metrics) const {
+    if (state_.is_world_process_zero) trainpp::log_metrics(split, metrics);
+  }
+  void save_metrics(std::string_view split, const Metrics& metrics, bool combined = true) const {
+    if (state_.is_world_process_zero) trainpp::save_metrics(args_.output_dir, split, metrics, combined);
+  }
+  /// Writes the model alone into `dir` (default: output_dir) as model.safetensors.
+  void save_model(std::optional<std::filesystem::path> dir = std::nullopt) {
+    if (state_.is_world_process_zero) trainpp::save_model(module(), dir.value_or(args_.output_dir));
+  }
+  /// Writes trainer_state.json into `dir` (default: output_dir), as HF's save_state.
+  void save_state(std::optional<std::filesystem::path> dir = std::nullopt) const {
+    if (!state_.is_world_process_zero) return;
+    const auto d = dir.value_or(args_.output_dir);
+    std::filesystem::create_directories(d);
+    write_file_atomic(d / "trainer_state.json", state_json().dump(2) + "\n");
+  }
+
+  // ---- what policies and callbacks reach through the trainer ------------------------------------
+
+  [[nodiscard]] Model& model() { return model_; }
+  [[nodiscard]] torch::nn::Module& module() { return module_of(model_); }
+  [[nodiscard]] const TrainingArguments& args() const { return args_; }
+  [[nodiscard]] const TrainerState& state() const { return state_; }
+  [[nodiscard]] TrainerControl& control() { return control_; }
+  [[nodiscard]] torch::Device device() const { return device_; }
+  [[nodiscard]] precision_type& precision() { return precision_; }
+  [[nodiscard]] sharding_type& sharding() { return sharding_; }
+  [[nodiscard]] loss_type& loss_policy() { return loss_; }
+  [[nodiscard]] callbacks_type& callbacks() { return callbacks_; }
+  /// The optimizer and scheduler exist from the start of train() on.
+  [[nodiscard]] optimizer_type& optimizer() { return optimizer_.value(); }
+  [[nodiscard]] scheduler_type& lr_scheduler() { return scheduler_.value(); }
+  [[nodiscard]] bool has_optimizer() const { return optimizer_.has_value(); }
+  /// Batches in the evaluation running now (for progress displays).
+  [[nodiscard]] std::size_t current_eval_batches() const { return current_eval_batches_; }
+
+  /// model->forward(batch).
+  template <class B>
+  decltype(auto) forward(const B& batch) {
+    return trainpp::forward(model_, batch);
+  }
+  /// The loss slot applied to a batch (forward included) — HF's compute_loss.
+  template <class B>
+  torch::Tensor compute_loss(const B& batch) {
+    using Output = decltype(trainpp::forward(model_, batch));
+    if constexpr (LossFromOutputs<loss_type, Output, B>) return loss_(trainpp::forward(model_, batch), batch);
+    else return loss_(model_, batch);
+  }
+  /// The loss slot applied to outputs already computed (a second forward only for a loss policy
+  /// that drives the model itself).
+  template <class Output, class B>
+  torch::Tensor compute_loss(const Output& outputs, const B& batch) {
+    if constexpr (LossFromOutputs<loss_type, Output, B>) return loss_(outputs, batch);
+    else return loss_(model_, batch);
+  }
+  /// True when the batch carries every key of label_names (HF's has_labels).
+  template <class B>
+  [[nodiscard]] bool has_labels(const B& batch) const {
+    for (const auto& name : label_names_)
+      if (!batch.contains(name)) return false;
+    return true;
+  }
+  /// The labels of a batch: the first of label_names.
+  template <class B>
+  [[nodiscard]] torch::Tensor labels_of(const B& batch) const {
+    return batch.at(label_names_.front());
+  }
+  template <class Output>
+  [[nodiscard]] torch::Tensor logits_of(const Output& outputs, bool has_labels) const {
+    return trainpp::logits_of(outputs, has_labels);
+  }
+
+  /// trainer_state.json's content, with TrainerControl among the stateful callbacks as HF writes it.
+  [[nodiscard]] nlohmann::json state_json() const {
+    auto j = state_.to_json();
+    j["stateful_callbacks"]["TrainerControl"] = control_.to_json();
+    return j;
+  }
+
+ private:
+  template <class... Named>
+  static constexpr bool slots_ok() {
+    if constexpr (!detail::check_slot_arguments<Named...>()) return false;
+    else if constexpr (!detail::check_callbacks<user_callbacks_type>()) return false;
+    else if constexpr (!detail::check_optimizer<optimizer_policy_type>()) return false;
+    else if constexpr (!detail::check_scheduler<scheduler_policy_type, decltype(std::declval<optimizer_type&>().param_groups())>()) return false;
+    else if constexpr (!detail::check_precision<precision_type, optimizer_type>()) return false;
+    else if constexpr (!detail::check_sharding<sharding_type>()) return false;
+    else if constexpr (!detail::check_dataset<train_dataset_type>("train_dataset") ||
+                       !detail::check_dataset<eval_dataset_type>("eval_dataset")) return false;
+    else if constexpr (!detail::check_metrics_fn<compute_metrics_type>()) return false;
+    else {
+      constexpr bool combination = detail::sharding_accepts_precision<sharding_type, precision_type>();
+      static_assert(combination, "trainpp: this sharding policy does not accept this precision policy; "
+                                 "see its accepts_precision for the ones it supports");
+      if constexpr (!combination) return false;
+      else if constexpr (has_train_dataset) return check_data_path<typename detail::unwrap_type<train_dataset_type>::type>();
+      else if constexpr (has_eval_dataset) return check_data_path<typename detail::unwrap_type<eval_dataset_type>::type>();
+      else return true;
+    }
+  }
+
+  /// The checks that need a batch type: the data loader, the model's forward, the loss, the step.
+  template <class D>
+  static constexpr bool check_data_path() {
+    if constexpr (!detail::check_data_loader<data_loader_policy_type, D>()) return false;
+    else {
+      using loader_t = decltype(std::declval<const data_loader_policy_type&>().train_loader(
+          std::declval<const D&>(), std::declval<const TrainingArguments&>(), std::declval<torch::Device>()));
+      using batch_t = std::remove_cvref_t<decltype(*std::declval<loader_t&>().next())>;
+      constexpr bool callable = requires(Model& m, const batch_t& b) { m->forward(b); };
+      static_assert(callable, "trainpp: the model's forward must accept the batch the data_loader slot "
+                              "produces: model->forward(const Batch&)");
+      if constexpr (!callable) return false;
+      else {
+        using output_t = decltype(std::declval<Model&>()->forward(std::declval<const batch_t&>()));
+        if constexpr (!detail::check_loss<loss_type, Model, output_t, batch_t>()) return false;
+        else return detail::check_step<step_type, Trainer, batch_t>();
+      }
+    }
+  }
+
+  static callbacks_type make_callbacks(user_callbacks_type user) {
+    if constexpr (is_callback_list<user_callbacks_type>::value)
+      return std::move(user).prepend(DefaultFlow{}, ConsoleProgress{});
+    else
+      return callbacks_type{};
+  }
+
+  template <class Hook, class... A>
+  void fire(Hook hook, A&&... a) {
+    // HF's CallbackHandler resets flags at these events before calling the callbacks.
+    if constexpr (std::is_same_v<Hook, hooks::on_train_begin_t>) control_.should_training_stop = false;
+    if constexpr (std::is_same_v<Hook, hooks::on_epoch_begin_t>) control_.should_epoch_stop = false;
+    if constexpr (std::is_same_v<Hook, hooks::on_step_begin_t>)
+      control_.should_log = control_.should_evaluate = control_.should_save = false;
+    if constexpr (std::is_same_v<Hook, hooks::on_log_t>) control_.should_log = false;
+    if constexpr (std::is_same_v<Hook, hooks::on_evaluate_t>) control_.should_evaluate = false;
+    if constexpr (std::is_same_v<Hook, hooks::on_save_t>) control_.should_save = false;
+    const TrainingArguments& args = args_;
+    callbacks_.fire(hook, *this, args, state_, control_, a...);
+  }
+
+  /// HF's evaluation_loop: prediction steps over a loader; the mean loss weighted by batch size;
+  /// predictions and labels concatenated on the CPU (padded with -100 when their lengths differ).
+  template <class L>
+  PredictionOutput evaluation_loop(L& loader, bool prediction_loss_only, std::string_view prefix);
+
+  void maybe_log_save_evaluate(torch::Tensor& tr_loss, const torch::Tensor& grad_norm, double learning_rate);
+  Metrics evaluate_during_training();
+  void save_checkpoint();
+
+  Model model_;
+  TrainingArguments args_;
+  data_loader_policy_type data_loader_;
+  loss_type loss_;
+  optimizer_policy_type optimizer_policy_;
+  scheduler_policy_type scheduler_policy_;
+  precision_type precision_;
+  sharding_type sharding_;
+  callbacks_type callbacks_;
+  step_type step_;
+  train_dataset_type train_dataset_;
+  eval_dataset_type eval_dataset_;
+  compute_metrics_type compute_metrics_;
+
+  torch::Device device_ = torch::kCPU;
+  std::vector<std::string> label_names_ = args_.effective_label_names();
+  std::optional<optimizer_type> optimizer_;
+  std::optional<scheduler_type> scheduler_;
+  TrainerState state_;
+  TrainerControl control_;
+  std::int64_t globalstep_last_logged_ = 0;
+  double total_loss_scalar_ = 0;
+  std::size_t current_eval_batches_ = 0;
+};
+
+template <class Model, class... Named>
+Trainer(Model, TrainingArguments, Named...) -> Trainer<Model, resolve_slots_t<Named...>>;
+
+// ---- evaluation ---------------------------------------------------------------------------------
+
+namespace detail {
+/// Concatenates along dim 0, padding dim 1 with `pad` when lengths differ (HF's nested_concat).
+inline torch::Tensor concat_padded(std::vector<torch::Tensor>& parts, double pad = -100) {
+  if (parts.empty()) return {};
+  for (auto& p : parts)
+    if (p.dim() == 0) p = p.unsqueeze(0);  // one value per batch: concatenate them as a vector
+  if (parts.size() == 1) return parts.front();
+  const auto dim = parts.front().dim();
+  if (dim >= 2) {
+    int64_t longest = 0;
+    for (const auto& p : parts) longest = std::max(longest, p.size(1));
+    for (auto& p : parts)
+      if (p.size(1) != longest) {
+        auto shape = p.sizes().vec();
+        shape[1] = longest;
+        auto padded = torch::full(shape, pad, p.options());
+        padded.narrow(1, 0, p.size(1)).copy_(p);
+        p = padded;
+      }
+  }
+  return torch::cat(parts, 0);
+}
+}  // namespace detail
+
+template <class Model, class P>
+template <class L>
+PredictionOutput Trainer<Model, P>::evaluation_loop(L& loader, bool prediction_loss_only, std::string_view prefix) {
+  auto& mod = module();
+  const bool was_training = mod.is_training();
+  mod.eval();
+  current_eval_batches_ = loader.num_batches();
+  loader.set_epoch(0);
+
+  // Running sums stay on the device: one host sync at the end, not one per batch.
+  auto loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(device_));
+  std::int64_t loss_count = 0;
+  std::vector<torch::Tensor> preds, labels;
+  std::vector<torch::Tensor> preds_host, labels_host;
+  std::int64_t steps = 0;
+  auto to_host = [&] {
+    // eval_accumulation_steps: move what was gathered to the CPU every N steps, bounding device memory.
+    if (!preds.empty()) preds_host.push_back(detail::concat_padded(preds).cpu()), preds.clear();
+    if (!labels.empty()) labels_host.push_back(detail::concat_padded(labels).cpu()), labels.clear();
+  };
+  while (auto batch = loader.next()) {
+    PredictionStep out = step_.prediction_step(*this, *batch, prediction_loss_only);
+    const auto n = batch->batch_size();
+    if (out.loss.defined()) {
+      loss_sum += out.loss.to(torch::kFloat64) * static_cast<double>(n);
+      loss_count += n;
+    }
+    if (!prediction_loss_only) {
+      if (out.logits.defined()) preds.push_back(out.logits.detach());
+      if (out.labels.defined()) labels.push_back(out.labels.detach());
+    }
+    fire(hooks::on_prediction_step);
+    if (args_.eval_accumulation_steps && ++steps % *args_.eval_accumulation_steps == 0) to_host();
+  }
+  to_host();
+  if (was_training) mod.train();
+
+  PredictionOutput result;
+  result.predictions = detail::concat_padded(preds_host);
+  result.label_ids = detail::concat_padded(labels_host);
+  if constexpr (has_compute_metrics) {
+    if (result.predictions.defined() && result.label_ids.defined()) {
+      for (auto& [k, v] : compute_metrics_(EvalPrediction{result.predictions, result.label_ids})) {
+        const std::string key = k.starts_with(fmt::format("{}_", prefix)) ? k : fmt::format("{}_{}", prefix, k);
+        result.metrics[key] = v;
+      }
+    }
+  }
+  if (loss_count > 0) result.metrics[fmt::format("{}_loss", prefix)] = loss_sum.item<double>() / static_cast<double>(loss_count);
+  current_eval_batches_ = 0;
+  return result;
+}
+
+}  // namespace trainpp
+
+#include <trainpp/loop.hpp>

@@ -1,0 +1,55 @@
+#pragma once
+// trainpp: a header-only C++20 training framework on LibTorch whose Trainer does what Hugging Face's
+// Trainer does, composed at compile time from policies. Include this one header.
+
+#include <trainpp/detail/config.hpp>
+
+#include <trainpp/args.hpp>
+#include <trainpp/cli.hpp>
+#include <trainpp/device.hpp>
+#include <trainpp/state.hpp>
+
+#include <trainpp/data/batch.hpp>
+#include <trainpp/data/collate.hpp>
+#include <trainpp/data/data_loader.hpp>
+#include <trainpp/data/dataset.hpp>
+#include <trainpp/data/fashion_mnist.hpp>
+#include <trainpp/data/sampler.hpp>
+#include <trainpp/data/tensor_dataset.hpp>
+
+#include <trainpp/io/atomic_write.hpp>
+#include <trainpp/io/eval_metrics.hpp>
+#include <trainpp/io/metrics.hpp>
+#include <trainpp/io/model_io.hpp>
+#include <trainpp/io/safetensors.hpp>
+
+#include <trainpp/loss/model_loss.hpp>
+#include <trainpp/loss/model_output.hpp>
+#include <trainpp/optim/adamw.hpp>
+#include <trainpp/optim/clip.hpp>
+#include <trainpp/optim/optimizer.hpp>
+#include <trainpp/optim/param_groups.hpp>
+#include <trainpp/optim/policy.hpp>
+#include <trainpp/optim/sgd.hpp>
+#include <trainpp/precision/fp32.hpp>
+#include <trainpp/schedule/policy.hpp>
+#include <trainpp/schedule/schedulers.hpp>
+#include <trainpp/sharding/single_device.hpp>
+#include <trainpp/step/default_step.hpp>
+
+#include <trainpp/callbacks/callback_list.hpp>
+#include <trainpp/callbacks/console.hpp>
+#include <trainpp/callbacks/default_flow.hpp>
+#include <trainpp/callbacks/hooks.hpp>
+
+#include <trainpp/concepts/data_loader.hpp>
+#include <trainpp/concepts/loss.hpp>
+#include <trainpp/concepts/optimizer.hpp>
+#include <trainpp/concepts/precision.hpp>
+#include <trainpp/concepts/scheduler.hpp>
+#include <trainpp/concepts/sharding.hpp>
+#include <trainpp/concepts/step.hpp>
+
+#include <trainpp/slots.hpp>
+#include <trainpp/trainer.hpp>
+#include <trainpp/loop.hpp>

@@ -1,0 +1,14 @@
+// Uses trainpp through its umbrella header, as an installed package.
+#include <trainpp/trainpp.hpp>
+
+int main() {
+  trainpp::TrainingArguments args;
+  args.output_dir = "consumer_output";
+  args.max_steps = 10;
+  args.finalize();
+  const auto total = torch::ones({2, 3}).sum().item<double>();
+  if (total != 6.0 || args.max_steps != 10) return 1;
+  fmt::print("trainpp consumer ok: output_dir={}, max_steps={}, fmt {}\n", args.output_dir, args.max_steps,
+             FMT_VERSION);
+  return 0;
+}

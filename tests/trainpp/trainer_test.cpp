@@ -1,0 +1,219 @@
+// The Trainer's entry points besides the loop: evaluate(), predict(), metrics output, label_names,
+// a replaced step policy, and the errors for bad settings.
+
+#include <trainpp/trainpp.hpp>
+
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <filesystem>
+
+namespace trainer_test {
+
+struct NetImpl : torch::nn::Module {
+  torch::nn::Linear fc{2, 3};
+  std::string label_key;
+  explicit NetImpl(std::string key = "labels") : label_key(std::move(key)) { register_module("fc", fc); }
+  trainpp::ModelOutput forward(const trainpp::Batch& b) {
+    trainpp::ModelOutput out{.logits = fc(b.at("x"))};
+    if (b.contains(label_key)) out.loss = torch::nn::functional::cross_entropy(out.logits, b.at(label_key));
+    return out;
+  }
+};
+TORCH_MODULE(Net);
+
+trainpp::TensorDataset data(int64_t n, const std::string& label_key = "labels") {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(5);
+  return trainpp::TensorDataset{{"x", torch::randn({n, 2}, gen)}, {label_key, torch::randint(0, 3, {n}, gen)}};
+}
+
+trainpp::TrainingArguments quiet_args() {
+  trainpp::TrainingArguments a;
+  a.output_dir = (std::filesystem::temp_directory_path() / "trainpp_trainer_test").string();
+  a.disable_tqdm = true;
+  a.save_strategy = trainpp::SaveStrategy::no;
+  a.per_device_eval_batch_size = 4;
+  return a;
+}
+
+std::string capture(const std::function<void(std::FILE*)>& write) {
+  std::FILE* f = std::tmpfile();
+  write(f);
+  std::rewind(f);
+  std::string out;
+  char buf[512];
+  while (std::size_t n = std::fread(buf, 1, sizeof buf, f)) out.append(buf, n);
+  std::fclose(f);
+  return out;
+}
+
+TEST_CASE("evaluate returns HF's eval metrics, compute_metrics prefixed, loss weighted by batch size") {
+  auto eval = data(10);  // batches of 4, 4, 2: the mean must weight the last batch by 2
+  trainpp::Trainer trainer(Net{}, quiet_args(), trainpp::eval_dataset = eval,
+                           trainpp::compute_metrics = trainpp::accuracy);
+  const auto m = trainer.evaluate();
+  for (const auto* key : {"eval_loss", "eval_accuracy", "eval_runtime", "eval_samples_per_second", "eval_steps_per_second"})
+    CHECK_MESSAGE(m.count(key) == 1, key);
+  CHECK(m.count("epoch") == 0);  // no training yet: HF adds the epoch only once there is one
+
+  torch::NoGradGuard no_grad;
+  const auto all = eval.gather({0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
+  const auto logits = trainer.model()->fc(all.at("x"));
+  const double loss = torch::nn::functional::cross_entropy(logits, all.at("labels")).item<double>();
+  const double acc = logits.argmax(-1).eq(all.at("labels")).to(torch::kDouble).mean().item<double>();
+  CHECK(m.at("eval_loss") == doctest::Approx(loss).epsilon(1e-6));
+  CHECK(m.at("eval_accuracy") == doctest::Approx(acc));
+  // evaluate logs its metrics (with the step) into log_history, as HF's evaluate does.
+  REQUIRE(trainer.state().log_history.size() == 1);
+  CHECK(trainer.state().log_history[0]["step"] == 0);
+}
+
+TEST_CASE("predict returns predictions, label ids and test_ metrics, and does not log") {
+  auto test = data(7);
+  trainpp::Trainer trainer(Net{}, quiet_args(), trainpp::compute_metrics = trainpp::accuracy);
+  const auto out = trainer.predict(test);
+  CHECK(out.predictions.sizes() == torch::IntArrayRef({7, 3}));
+  CHECK(out.label_ids.sizes() == torch::IntArrayRef({7}));
+  CHECK(torch::equal(out.label_ids, test.gather({0, 1, 2, 3, 4, 5, 6}).at("labels")));
+  CHECK(out.metrics.count("test_loss") == 1);
+  CHECK(out.metrics.count("test_accuracy") == 1);
+  CHECK(out.metrics.count("test_runtime") == 1);
+  CHECK(trainer.state().log_history.empty());
+}
+
+TEST_CASE("label_names picks the label key; a batch without it gives no loss") {
+  auto args = quiet_args();
+  args.label_names = {"target"};
+  trainpp::Trainer trainer(Net("target"), args, trainpp::compute_metrics = trainpp::accuracy);
+  const auto out = trainer.predict(data(6, "target"));
+  CHECK(out.label_ids.numel() == 6);
+  CHECK(out.metrics.count("test_loss") == 1);
+  // Without the label key the model returns no loss and only predictions come back.
+  trainpp::TensorDataset unlabeled{{"x", torch::zeros({5, 2})}};
+  const auto bare = trainer.predict(unlabeled);
+  CHECK(bare.predictions.size(0) == 5);
+  CHECK_FALSE(bare.label_ids.defined());
+  CHECK(bare.metrics.count("test_loss") == 0);
+}
+
+TEST_CASE("log_metrics prints like HF's Trainer.log_metrics") {
+  const trainpp::Metrics m{{"eval_accuracy", 0.91234567}, {"eval_loss", 0.25}, {"eval_runtime", 75.1234},
+                           {"eval_samples_per_second", 133.117}, {"eval_steps_per_second", 1.0},
+                           {"epoch", 2.0}, {"total_flos", 3.5e12}};
+  // Produced by transformers.trainer_pt_utils.log_metrics for the same dict.
+  const std::string expected =
+      "***** eval metrics *****\n"
+      "  epoch                   =        2.0\n"
+      "  eval_accuracy           =     0.9123\n"
+      "  eval_loss               =       0.25\n"
+      "  eval_runtime            = 0:01:15.12\n"
+      "  eval_samples_per_second =    133.117\n"
+      "  eval_steps_per_second   =        1.0\n"
+      "  total_flos              =     3259GF\n";
+  CHECK(capture([&](std::FILE* f) { trainpp::log_metrics("eval", m, f); }) == expected);
+}
+
+TEST_CASE("save_metrics writes {split}_results.json and merges all_results.json") {
+  const auto dir = std::filesystem::temp_directory_path() / "trainpp_save_metrics_test";
+  std::filesystem::remove_all(dir);
+  trainpp::save_metrics(dir, "train", {{"train_loss", 0.5}});
+  trainpp::save_metrics(dir, "eval", {{"eval_loss", 0.25}});
+  const auto all = nlohmann::json::parse(trainpp::read_file(dir / "all_results.json"));
+  CHECK(all["train_loss"] == 0.5);
+  CHECK(all["eval_loss"] == 0.25);
+  CHECK(nlohmann::json::parse(trainpp::read_file(dir / "eval_results.json")).size() == 1);
+  std::filesystem::remove_all(dir);
+}
+
+/// HF's "override training_step" in C++: derive from DefaultStep, redeclare the member.
+struct CountingStep : trainpp::DefaultStep {
+  std::shared_ptr<int> calls = std::make_shared<int>(0);
+  template <class Trainer, class B>
+  torch::Tensor training_step(Trainer& trainer, const B& batch, std::int64_t window) {
+    ++*calls;
+    return trainpp::DefaultStep::training_step(trainer, batch, window);
+  }
+};
+
+TEST_CASE("a replaced step policy runs for every micro-batch") {
+  auto args = quiet_args();
+  args.per_device_train_batch_size = 4;
+  args.gradient_accumulation_steps = 2;
+  args.num_train_epochs = 2;
+  CountingStep step;
+  trainpp::Trainer trainer(Net{}, args, trainpp::train_dataset = data(12), trainpp::step = step);
+  const auto out = trainer.train();
+  CHECK(*step.calls == 6);      // 3 micro-batches per epoch, 2 epochs
+  CHECK(out.global_step == 4);  // windows of 2 + 1 per epoch
+}
+
+TEST_CASE("bad settings are clear errors") {
+  SUBCASE("an eval strategy without an eval dataset") {
+    auto args = quiet_args();
+    args.eval_strategy = trainpp::IntervalStrategy::steps;
+    CHECK_THROWS_WITH_AS(trainpp::Trainer(Net{}, args, trainpp::train_dataset = data(4)),
+                         doctest::Contains("didn't pass an eval_dataset"), trainpp::Error);
+  }
+  SUBCASE("a batch size of 0") {
+    auto args = quiet_args();
+    args.per_device_train_batch_size = 0;
+    CHECK_THROWS_WITH_AS(trainpp::Trainer(Net{}, args, trainpp::train_dataset = data(4)),
+                         doctest::Contains("per_device_train_batch_size must be a positive number"), trainpp::Error);
+  }
+  SUBCASE("training data that yields no batch") {
+    auto args = quiet_args();
+    args.per_device_train_batch_size = 8;
+    args.dataloader_drop_last = true;
+    trainpp::Trainer trainer(Net{}, args, trainpp::train_dataset = data(5));
+    CHECK_THROWS_WITH_AS(trainer.train(), doctest::Contains("yields no batch"), trainpp::Error);
+  }
+  SUBCASE("bf16 with fp16") {
+    auto args = quiet_args();
+    args.bf16 = args.fp16 = true;
+    CHECK_THROWS_AS(trainpp::Trainer(Net{}, args), trainpp::Error);
+  }
+  SUBCASE("load_best_model_at_end with strategies that do not line up") {
+    auto args = quiet_args();
+    args.load_best_model_at_end = true;
+    args.eval_strategy = trainpp::IntervalStrategy::epoch;
+    args.save_strategy = trainpp::SaveStrategy::steps;
+    CHECK_THROWS_WITH_AS(args.finalize(), doctest::Contains("save and eval strategy to match"), trainpp::Error);
+  }
+}
+
+TEST_CASE("callbacks steer the loop through TrainerControl") {
+  struct StopAtThree {
+    void on_step_end(const trainpp::TrainingArguments&, const trainpp::TrainerState& s, trainpp::TrainerControl& c) {
+      if (s.global_step == 3) c.should_training_stop = true;
+    }
+  };
+  struct ForceLog {
+    void on_step_end(const trainpp::TrainingArguments&, const trainpp::TrainerState&, trainpp::TrainerControl& c) {
+      c.should_log = true;
+    }
+  };
+  auto args = quiet_args();
+  args.per_device_train_batch_size = 2;
+  args.num_train_epochs = 5;
+  trainpp::Trainer trainer(Net{}, args, trainpp::train_dataset = data(8),
+                           trainpp::callbacks = trainpp::callback_list(StopAtThree{}, ForceLog{}));
+  const auto out = trainer.train();
+  CHECK(out.global_step == 3);
+  // One log per step (forced) plus the final train metrics.
+  CHECK(trainer.state().log_history.size() == 4);
+  CHECK(trainer.state().log_history[2]["step"] == 3);
+}
+
+TEST_CASE("the trainer state serialises with HF's trainer_state.json keys") {
+  trainpp::Trainer trainer(Net{}, quiet_args());
+  const auto j = trainer.state_json();
+  for (const auto* key : {"best_global_step", "best_metric", "best_model_checkpoint", "epoch", "eval_steps",
+                          "global_step", "is_hyper_param_search", "is_local_process_zero", "is_world_process_zero",
+                          "log_history", "logging_steps", "max_steps", "num_input_tokens_seen", "num_train_epochs",
+                          "save_steps", "stateful_callbacks", "total_flos", "train_batch_size", "trial_name",
+                          "trial_params"})
+    CHECK_MESSAGE(j.contains(key), key);
+  CHECK(j["stateful_callbacks"]["TrainerControl"]["args"].size() == 5);
+}
+
+}  // namespace trainer_test

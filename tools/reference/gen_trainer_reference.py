@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Runs transformers' own Trainer on tiny, fully specified problems and records what it logs, so the
+C++ loop can be checked against it step by step (tests/trainpp/loop_test.cpp).
+
+Each case fixes the initial weights, the data, the sample order and every argument; the JSON holds
+all of them plus HF's log_history and final weights. Run with the project's venv:
+    .venv/bin/python tools/reference/gen_trainer_reference.py
+"""
+import json
+import os
+import sys
+import tempfile
+
+import torch
+from torch import nn
+import transformers
+from transformers import Trainer, TrainerCallback, TrainingArguments
+
+OUT = os.path.join(os.path.dirname(__file__), "..", "..", "tests", "data", "trainer", "hf_loop_reference.json")
+
+
+class Mlp(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.hidden = nn.Linear(4, 8)
+        self.norm = nn.LayerNorm(8)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, features, labels=None, index=None):
+        logits = self.head(torch.tanh(self.norm(self.hidden(features))))
+        if labels is None:
+            return (logits,)
+        return (nn.functional.cross_entropy(logits, labels), logits)
+
+
+class Rows(torch.utils.data.Dataset):
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return {"features": self.x[i], "labels": self.y[i]}
+
+
+EVENTS = ["on_init_end", "on_train_begin", "on_epoch_begin", "on_step_begin", "on_substep_end",
+          "on_pre_optimizer_step", "on_optimizer_step", "on_step_end", "on_log", "on_evaluate",
+          "on_prediction_step", "on_save", "on_epoch_end", "on_train_end", "on_predict"]
+
+
+class Recorder(TrainerCallback):
+    """Records every event with the global step at which it fired."""
+
+    def __init__(self):
+        self.events = []
+
+
+for _event in EVENTS:
+    def _hook(self, args, state, control, _name=_event, **kwargs):
+        self.events.append([_name, state.global_step])
+    setattr(Recorder, _event, _hook)
+
+
+def tensors_to_lists(model):
+    return {k: v.detach().reshape(-1).tolist() for k, v in model.state_dict().items()}
+
+
+def shapes(model):
+    return {k: list(v.shape) for k, v in model.state_dict().items()}
+
+
+def run_case(name, n_train, n_eval, args_kwargs):
+    g = torch.Generator().manual_seed(1234)
+    x = torch.randn(n_train, 4, generator=g)
+    y = torch.randint(0, 3, (n_train,), generator=g)
+    ex = torch.randn(n_eval, 4, generator=g)
+    ey = torch.randint(0, 3, (n_eval,), generator=g)
+    torch.manual_seed(99)
+    model = Mlp()
+    init = tensors_to_lists(model)
+    with tempfile.TemporaryDirectory() as out:
+        args = TrainingArguments(output_dir=out, report_to="none", use_cpu=True, save_strategy="no",
+                                 disable_tqdm=True, **args_kwargs)
+        recorder = Recorder()
+        trainer = Trainer(model=model, args=args, train_dataset=Rows(x, y),
+                          eval_dataset=Rows(ex, ey) if n_eval else None, callbacks=[recorder])
+        result = trainer.train()
+        history = list(trainer.state.log_history)  # before the final evaluate() adds its entry
+        final_eval = trainer.evaluate() if n_eval else None
+    return {
+        "name": name,
+        "args": args_kwargs,
+        "train_features": x.reshape(-1).tolist(), "train_labels": y.tolist(),
+        "eval_features": ex.reshape(-1).tolist(), "eval_labels": ey.tolist(),
+        "shapes": shapes(model),
+        "initial_weights": init,
+        "final_weights": tensors_to_lists(model),
+        "log_history": history,
+        "train_loss": result.training_loss,
+        "global_step": result.global_step,
+        "final_eval": final_eval,
+        "events": recorder.events,
+    }
+
+
+def main():
+    cases = [
+        # Accumulation with a smaller last window (22 rows / 4 = 6 batches; GA 4 -> windows 4 + 2),
+        # clipping that bites, cosine warmup, AdamW with decay only on weights.
+        run_case("adamw_accumulation_clip_cosine", 22, 0, dict(
+            per_device_train_batch_size=4, gradient_accumulation_steps=4, num_train_epochs=3,
+            learning_rate=0.05, weight_decay=0.1, warmup_steps=2, lr_scheduler_type="cosine",
+            max_grad_norm=0.5, optim="adamw_torch", logging_steps=1, seed=7,
+            train_sampling_strategy="sequential")),
+        # Shuffled order, fused AdamW, max_steps past one epoch, linear schedule, periodic evaluation
+        # with an uneven last eval batch.
+        run_case("fused_shuffled_eval", 19, 10, dict(
+            per_device_train_batch_size=5, per_device_eval_batch_size=4, max_steps=7, learning_rate=0.02,
+            warmup_steps=0.3, optim="adamw_torch_fused", logging_steps=2, eval_strategy="steps",
+            eval_steps=3, seed=11, max_grad_norm=1.0, gradient_accumulation_steps=2)),
+        # SGD without clipping, logging every 3 steps, epoch-fraction epochs.
+        run_case("sgd_no_clip", 16, 0, dict(
+            per_device_train_batch_size=3, num_train_epochs=1.5, learning_rate=0.1, optim="sgd",
+            max_grad_norm=0.0, logging_steps=3, seed=3, lr_scheduler_type="constant",
+            train_sampling_strategy="sequential")),
+    ]
+    meta = {"transformers": transformers.__version__, "torch": torch.__version__}
+    with open(OUT, "w") as f:
+        json.dump({"meta": meta, "cases": cases}, f)
+    print(f"wrote {OUT} ({len(cases)} cases)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
