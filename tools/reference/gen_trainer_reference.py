@@ -124,6 +124,12 @@ def main():
             per_device_train_batch_size=3, num_train_epochs=1.5, learning_rate=0.1, optim="sgd",
             max_grad_norm=0.0, logging_steps=3, seed=3, lr_scheduler_type="constant",
             train_sampling_strategy="sequential")),
+        # reduce_lr_on_plateau: stepped by each evaluation's eval_loss, never by the optimizer step.
+        run_case("plateau_by_eval", 12, 6, dict(
+            per_device_train_batch_size=4, per_device_eval_batch_size=6, num_train_epochs=4, learning_rate=0.5,
+            optim="sgd", lr_scheduler_type="reduce_lr_on_plateau",
+            lr_scheduler_kwargs={"patience": 0, "factor": 0.5, "threshold": 0.5}, logging_steps=1,
+            eval_strategy="steps", eval_steps=1, seed=5, train_sampling_strategy="sequential")),
     ]
     meta = {"transformers": transformers.__version__, "torch": torch.__version__}
     with open(OUT, "w") as f:
