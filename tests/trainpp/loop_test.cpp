@@ -123,7 +123,7 @@ void run_case(const json& c) {
     check_close(result.training_loss, c["train_loss"].get<double>(), 2e-5, "train_loss");
     for (auto& item : trainer.model()->named_parameters()) {
       const auto& name = item.key();
-      const auto& p = item.value();
+      const auto p = item.value().cpu();
       const auto expected = tensor_from(c["final_weights"][name], c["shapes"][name]);
       INFO("final weight " << name << " max diff " << (p - expected).abs().max().template item<double>());
       CHECK(torch::allclose(p, expected, 1e-4, 1e-5));

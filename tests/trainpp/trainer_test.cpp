@@ -57,7 +57,7 @@ TEST_CASE("evaluate returns HF's eval metrics, compute_metrics prefixed, loss we
   CHECK(m.count("epoch") == 0);  // no training yet: HF adds the epoch only once there is one
 
   torch::NoGradGuard no_grad;
-  const auto all = eval.gather({0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
+  const auto all = eval.gather({0, 1, 2, 3, 4, 5, 6, 7, 8, 9}).to(trainer.device());
   const auto logits = trainer.model()->fc(all.at("x"));
   const double loss = torch::nn::functional::cross_entropy(logits, all.at("labels")).item<double>();
   const double acc = logits.argmax(-1).eq(all.at("labels")).to(torch::kDouble).mean().item<double>();
@@ -74,7 +74,7 @@ TEST_CASE("predict returns predictions, label ids and test_ metrics, and does no
   const auto out = trainer.predict(test);
   CHECK(out.predictions.sizes() == torch::IntArrayRef({7, 3}));
   CHECK(out.label_ids.sizes() == torch::IntArrayRef({7}));
-  CHECK(torch::equal(out.label_ids, test.gather({0, 1, 2, 3, 4, 5, 6}).at("labels")));
+  CHECK(torch::equal(out.label_ids.cpu(), test.gather({0, 1, 2, 3, 4, 5, 6}).at("labels")));
   CHECK(out.metrics.count("test_loss") == 1);
   CHECK(out.metrics.count("test_accuracy") == 1);
   CHECK(out.metrics.count("test_runtime") == 1);

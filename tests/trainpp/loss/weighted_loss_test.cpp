@@ -5,6 +5,8 @@
 
 #include <doctest/doctest.h>
 
+#include <numeric>
+
 namespace weighted_loss_test {
 
 TEST_CASE("WeightedLoss is cross entropy weighted [1, 2, 3]: sum_i w[y_i] * nll_i / sum_i w[y_i]") {
@@ -38,7 +40,8 @@ TEST_CASE("the Trainer evaluates with the loss slot's loss, not the model's own"
   const double p = plain.evaluate().at("eval_loss");
 
   torch::NoGradGuard no_grad;
-  const auto all = eval.gather([] { std::vector<int64_t> v(300); std::iota(v.begin(), v.end(), 0); return v; }());
+  const auto all = eval.gather([] { std::vector<int64_t> v(300); std::iota(v.begin(), v.end(), 0); return v; }())
+                       .to(weighted.device());
   const auto out = model->forward(all);
   CHECK(w == doctest::Approx(WeightedLoss{}(out, all).item<double>()).epsilon(1e-5));
   CHECK(p == doctest::Approx(out.loss.item<double>()).epsilon(1e-5));
@@ -59,8 +62,8 @@ TEST_CASE("training with the weights raises recall on the rare class") {
     auto test = make_blobs(2000, 2);
     auto predict = [&](auto& trainer) {
       const auto out = trainer.predict(test);
-      const auto rare = out.label_ids.eq(2);
-      return out.predictions.argmax(-1).eq(2).logical_and(rare).sum().template item<double>() / rare.sum().template item<double>();
+      const auto rare = out.label_ids.cpu().eq(2);
+      return out.predictions.cpu().argmax(-1).eq(2).logical_and(rare).sum().template item<double>() / rare.sum().template item<double>();
     };
     if (use_weights) {
       trainpp::Trainer t(model, args, trainpp::loss = WeightedLoss{}, trainpp::train_dataset = make_blobs(3000, 1));

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Builds trainpp's tests and the Fashion-MNIST example against the GPU machine's own PyTorch (CUDA
+# LibTorch) and runs them there, printing a summary table last. That machine has no network, so the
+# header-only dependencies and the data travel in carry/ (ignored by git):
+#
+#   tools/gpu_check.sh --prepare     here: fill carry/ (fmt, nlohmann/json, doctest, Boost.Hana,
+#                                    zlib headers, the Fashion-MNIST files)
+#   tools/gpu_check.sh               on the GPU machine, from the repository root (carry: ["carry"])
+#
+# It compiles with g++ directly rather than CMake, since the CMake configs of Debian's packages do not
+# travel; -DFMT_HEADER_ONLY replaces libfmt, and the carried fmt comes first on the include path (the
+# fmt shim's job in the CMake build).
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+deps=carry/deps
+
+if [ "${1:-}" = "--prepare" ]; then
+  rm -rf "$deps" && mkdir -p "$deps/include/boost" "$deps/fashion-mnist"
+  cp -r /usr/include/fmt /usr/include/nlohmann /usr/include/doctest /usr/include/zlib.h /usr/include/zconf.h "$deps/include/"
+  cp -r /usr/include/boost/hana /usr/include/boost/hana.hpp "$deps/include/boost/"
+  cp /usr/share/datasets/fashion-mnist/*.gz "$deps/fashion-mnist/"
+  du -sh "$deps"
+  exit 0
+fi
+
+start=$(date +%s)
+torch_dir=$(python3 -c "import torch, os; print(os.path.dirname(torch.__file__))")
+torch_version=$(python3 -c "import torch; print(torch.__version__)")
+build=/tmp/trainpp_gpu_build
+mkdir -p "$build"
+nvidia-smi -L
+# The CUDA runtime headers LibTorch's CUDA headers include: the toolkit's, else the pip CUDA package's.
+cuda_include=$(dirname "$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)")/../include
+[ -f "$cuda_include/cuda_runtime.h" ] || cuda_include=$(python3 -c "import nvidia, os; print(os.path.dirname(nvidia.__path__[0]))")/nvidia/cu13/include
+fmt_version=$(grep -m1 '#define FMT_VERSION' "$deps/include/fmt/core.h" | awk '{print $3}')
+flags=(-std=c++20 -O1 -isystem "$deps/include" -Iinclude -isystem "$torch_dir/include"
+       -isystem "$torch_dir/include/torch/csrc/api/include" -isystem "$cuda_include" -DFMT_HEADER_ONLY "-DTRAINPP_FMT_VERSION=$fmt_version"
+       "-DTRAINPP_TEST_DATA_DIR=\"$PWD/tests/data\"" -DTRAINPP_TEST_CUDA -DUSE_C10D_GLOO -DUSE_DISTRIBUTED)
+libs=(-Wl,--no-as-needed -L"$torch_dir/lib" -ltorch -ltorch_cpu -ltorch_cuda -lc10 -lc10_cuda
+      -Wl,-rpath,"$torch_dir/lib" -l:libz.so.1 -pthread)
+
+# One object per test file, all at once (16 cores), then one binary.
+printf '#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN\n#include <doctest/doctest.h>\n' > "$build/main.cpp"
+pids=()
+g++ "${flags[@]}" -c "$build/main.cpp" -o "$build/main.o" & pids+=($!)
+objects=("$build/main.o")
+while IFS= read -r test; do
+  object="$build/$(echo "$test" | tr '/' '_').o"
+  objects+=("$object")
+  g++ "${flags[@]}" -c "$test" -o "$object" 2> "$object.log" & pids+=($!)
+done < <(find tests/trainpp -name '*_test.cpp' | sort)
+g++ "${flags[@]}" examples/fashion_mnist/main.cpp -o "$build/fashion_mnist" "${libs[@]}" 2> "$build/example.log" & pids+=($!)
+build_failed=0
+for pid in "${pids[@]}"; do wait "$pid" || build_failed=1; done
+if [ $build_failed -ne 0 ]; then
+  cat "$build"/*.log | grep -E "error" | head -40
+  echo "BUILD FAILED"
+  exit 1
+fi
+g++ "${objects[@]}" -o "$build/trainpp_tests" "${libs[@]}" || { echo "LINK FAILED"; exit 1; }
+built=$(date +%s)
+
+# A crash stops doctest; show where (gdb's backtrace when gdb is there) and go on without that case,
+# so one crash does not hide the rest of the results.
+excluded=""
+for attempt in 1 2 3 4; do
+  "$build/trainpp_tests" ${excluded:+"--test-case-exclude=$excluded"} > "$build/tests.log" 2>&1
+  tests_status=$?
+  grep -E "ERROR|FATAL|FAILED|test cases:|assertions:" "$build/tests.log" | grep -v "^{" | tail -20
+  crashed=$(grep -oE 'TEST CASE: +.*' "$build/tests.log" | tail -1 | sed -E 's/TEST CASE: +//')
+  if [ $tests_status -lt 128 ] || [ -z "$crashed" ]; then break; fi
+  echo "CRASHED in: $crashed"
+  if command -v gdb >/dev/null; then
+    gdb -batch -ex run -ex bt --args "$build/trainpp_tests" "--test-case=$crashed" 2>&1 | grep -E "^#|signal" | head -25
+  fi
+  excluded="${excluded:+$excluded,}$crashed"
+  crashes="${crashes:-}${crashes:+; }$crashed"
+done
+tested=$(date +%s)
+
+"$build/fashion_mnist" --data_dir "$deps/fashion-mnist" --output_dir "$build/fm" --dataloader_num_workers 2 \
+  > "$build/fm.log" 2>&1
+fm_status=$?
+tail -9 "$build/fm.log"
+accuracy=$(sed -n '/eval metrics/,$p' "$build/fm.log" | grep -m1 -oE "eval_accuracy += [0-9.]+" | awk '{print $3}')
+runtime=$(grep -m1 -oE "train_runtime += [0-9:.]+" "$build/fm.log" | awk '{print $3}')
+done_at=$(date +%s)
+
+echo
+echo "| check | result |"
+echo "| --- | --- |"
+echo "| device | $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1), torch $torch_version |"
+echo "| build (tests + example, g++ -O1) | $((built - start)) s |"
+echo "| trainpp_tests on CUDA | exit $tests_status, $(grep -m1 'test cases:' "$build/tests.log" | sed 's/\[doctest\] //'), $((tested - built)) s |"
+echo "| crashed (excluded from the line above) | ${crashes:-none} |"
+echo "| fashion_mnist on CUDA (3 epochs) | exit $fm_status, eval_accuracy $accuracy, train_runtime $runtime |"
+echo "| total | $((done_at - start)) s |"
+[ $tests_status -eq 0 ] && [ $fm_status -eq 0 ]
