@@ -81,6 +81,7 @@ void visit_fields(TrainingArguments& a, V&& v) {
   v(FieldInfo{"metric_for_best_model", "Metric that defines the best model (default loss).", "saving"}, a.metric_for_best_model);
   v(FieldInfo{"greater_is_better", "Whether a larger metric_for_best_model is better.", "saving"}, a.greater_is_better);
   v(FieldInfo{"ignore_data_skip", "On resume, do not skip the batches already seen.", "saving"}, a.ignore_data_skip);
+  v(FieldInfo{"restore_callback_states_from_checkpoint", "On resume, restore the control flags and stateful callbacks saved in the checkpoint.", "saving"}, a.restore_callback_states_from_checkpoint);
   v(FieldInfo{"seed", "Random seed set at the start.", "reproducibility"}, a.seed);
   v(FieldInfo{"data_seed", "Seed of the data order (default: seed).", "reproducibility"}, a.data_seed);
   v(FieldInfo{"full_determinism", "Deterministic algorithms everywhere (slower).", "reproducibility"}, a.full_determinism);
@@ -107,14 +108,15 @@ template <class T> struct is_vector<std::vector<T>> : std::true_type {};
 
 template <class T>
 std::string type_name() {
-  if constexpr (is_optional<T>::value) return type_name<typename is_optional<T>::type>() + " (optional)";
+  // fmt rather than string concatenation, on which GCC 12 warns falsely (-Warray-bounds, -Wstringop-overflow).
+  if constexpr (is_optional<T>::value) return fmt::format("{} (optional)", type_name<typename is_optional<T>::type>());
   else if constexpr (std::is_same_v<T, bool>) return "bool";
   else if constexpr (std::is_integral_v<T>) return "int";
   else if constexpr (std::is_floating_point_v<T>) return "float";
   else if constexpr (std::is_same_v<T, std::string>) return "str";
   else if constexpr (std::is_same_v<T, nlohmann::json>) return "JSON object";
   else if constexpr (is_vector<T>::value) return "list of str";
-  else if constexpr (NamedEnum<T>) return "{" + enum_choices<T>() + "}";
+  else if constexpr (NamedEnum<T>) return fmt::format("{{{}}}", enum_choices<T>());
   else return "value";
 }
 

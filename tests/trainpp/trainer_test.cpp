@@ -81,7 +81,7 @@ TEST_CASE("predict returns predictions, label ids and test_ metrics, and does no
   CHECK(trainer.state().log_history.empty());
 }
 
-TEST_CASE("label_names picks the label key; a batch without it gives no loss") {
+TEST_CASE("label_names picks the label key, and a batch without it gives no loss") {
   auto args = quiet_args();
   args.label_names = {"target"};
   trainpp::Trainer trainer(Net("target"), args, trainpp::compute_metrics = trainpp::accuracy);

@@ -18,7 +18,7 @@ std::string collate_error(std::vector<Batch> examples) {
 }
 
 
-TEST_CASE("DefaultCollate stacks each key; 0-dim tensors become a 1-D tensor") {
+TEST_CASE("DefaultCollate stacks each key, and 0-dim tensors become a 1-D tensor") {
   std::vector<Batch> examples;
   for (int i = 0; i < 3; ++i)
     examples.push_back(Batch{{"pixel_values", torch::full({2, 3}, static_cast<float>(i))},

@@ -91,7 +91,7 @@ static_assert(std::is_move_constructible_v<DataLoader<TensorDataset>>);
 // A loader must not be built over a temporary dataset it would outlive.
 static_assert(!std::is_constructible_v<DataLoader<TensorDataset>, TensorDataset&&, DataLoaderOptions>);
 
-TEST_CASE("num_batches rounds up, or down with drop_last; num_samples is the dataset size") {
+TEST_CASE("num_batches rounds up, or down with drop_last, and num_samples is the dataset size") {
   const auto ds10 = index_dataset(10), ds9 = index_dataset(9);
   CHECK(DataLoader(ds10, opts(3, false)).num_batches() == 4);
   CHECK(DataLoader(ds10, opts(3, false, 0, true)).num_batches() == 3);
@@ -108,7 +108,7 @@ TEST_CASE("num_batches rounds up, or down with drop_last; num_samples is the dat
   CHECK(pass(dropping).size() == 3);
 }
 
-TEST_CASE("sequential order is 0..n-1; a shuffled epoch holds every index exactly once") {
+TEST_CASE("sequential order is 0..n-1, and a shuffled epoch holds every index exactly once") {
   const auto ds = index_dataset(103);
   DataLoader sequential(ds, opts(10, false));
   std::vector<std::int64_t> iota(103);
@@ -331,7 +331,7 @@ TEST_CASE("destroying, restarting or moving a loader with running workers neithe
   CHECK(got == expected);
 }
 
-TEST_CASE("range-for iterates the rest of the pass; a new begin() starts the next epoch") {
+TEST_CASE("range-for iterates the rest of the pass, and a new begin() starts the next epoch") {
   const auto ds = index_dataset(10);
   DataLoader loader(ds, opts(4, false, 2));
   (void)loader.next();
@@ -369,7 +369,7 @@ TEST_CASE("batches come out with no autograd history and on the requested device
   CHECK_FALSE(batch->at("x").is_inference());  // a model may save it for backward
 }
 
-TEST_CASE("worker threads run single-threaded ops, as torch's worker processes do; the caller keeps its threads") {
+TEST_CASE("worker threads run single-threaded ops, as torch's worker processes do, and the caller keeps its threads") {
   struct ThreadProbe {
     mutable std::atomic<int> threads_seen{-1};
     std::size_t size() const { return 8; }

@@ -236,7 +236,7 @@ TEST_CASE("safetensors: every dtype, scalars, empty and non-contiguous tensors s
   CHECK(got["f8_e8m0"].to(torch::kFloat32).equal(torch::tensor({0.25f, 1.0f, 4.0f, 1024.0f})));
 }
 
-TEST_CASE("safetensors: metadata round trips; save_safetensors writes the file atomically") {
+TEST_CASE("safetensors: metadata round trips, and save_safetensors writes the file atomically") {
   TempDir dir;
   const auto path = dir.path / "m.safetensors";
   const std::map<std::string, std::string> metadata{{"format", "pt"}, {"step", "12"}, {"note", "π ≈ 3.14"}};
