@@ -1,7 +1,9 @@
 // Fashion-MNIST: a small CNN trained with HF-style flags; prints the final eval metrics as HF's
-// log_metrics does and saves the model into output_dir.
+// log_metrics does and saves the model, the metrics and trainer_state.json into output_dir.
 //
 //   fashion_mnist --output_dir out --num_train_epochs 2 --learning_rate 1e-3
+//   fashion_mnist --output_dir out --save_strategy steps --save_steps 500      # checkpoints
+//   fashion_mnist --output_dir out --save_strategy steps --resume_from_checkpoint true
 
 #include <trainpp/trainpp.hpp>
 
@@ -40,10 +42,14 @@ TORCH_MODULE(Net);
 /// This example's own flags, parsed beside TrainingArguments.
 struct DataArgs {
   std::string data_dir = trainpp::FashionMnist::default_dir;
+  std::optional<std::int64_t> max_train_samples;
+  std::optional<std::int64_t> max_eval_samples;
 };
 template <class V>
 void visit_fields(DataArgs& a, V&& v) {
   v(trainpp::FieldInfo{"data_dir", "Folder with the Fashion-MNIST idx files (gzipped or not).", "data"}, a.data_dir);
+  v(trainpp::FieldInfo{"max_train_samples", "Train on the first N training examples only.", "data"}, a.max_train_samples);
+  v(trainpp::FieldInfo{"max_eval_samples", "Evaluate on the first N test examples only.", "data"}, a.max_eval_samples);
 }
 
 int main(int argc, char** argv) {
@@ -65,19 +71,26 @@ int main(int argc, char** argv) {
     using FM = trainpp::FashionMnist;
     auto train = FM::load(data.data_dir, FM::Split::train);
     auto test = FM::load(data.data_dir, FM::Split::test);
+    for (auto [limit, name] : {std::pair{data.max_train_samples, "max_train_samples"}, {data.max_eval_samples, "max_eval_samples"}})
+      if (limit && *limit <= 0) throw trainpp::error("--{} must be positive, got {}", name, *limit);
+    if (data.max_train_samples) train = train.head(static_cast<std::size_t>(*data.max_train_samples));
+    if (data.max_eval_samples) test = test.head(static_cast<std::size_t>(*data.max_eval_samples));
 
     trainpp::set_seed(args.seed);  // the same initial weights on every run
     trainpp::Trainer trainer(Net{}, args,
                              trainpp::train_dataset = std::move(train),
                              trainpp::eval_dataset = std::move(test),
                              trainpp::compute_metrics = trainpp::accuracy);
+    // Resumes when --resume_from_checkpoint says so (true: the newest checkpoint in output_dir).
     auto result = trainer.train();
     trainer.log_metrics("train", result.metrics);
+    trainer.save_metrics("train", result.metrics);
     trainer.save_model();
 
     auto metrics = trainer.evaluate();
     trainer.log_metrics("eval", metrics);
     trainer.save_metrics("eval", metrics);
+    trainer.save_state();
     return 0;
   });
 }

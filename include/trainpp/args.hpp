@@ -164,6 +164,7 @@ struct TrainingArguments {
   std::optional<std::string> metric_for_best_model;
   std::optional<bool> greater_is_better;
   bool ignore_data_skip = false;
+  bool restore_callback_states_from_checkpoint = false;
 
   // --- reproducibility
   std::int64_t seed = 42;
@@ -234,6 +235,8 @@ inline void TrainingArguments::finalize() {
   if (dataloader_prefetch_factor) positive("dataloader_prefetch_factor", *dataloader_prefetch_factor);
   if (bf16 && fp16) throw error("At most one of fp16 and bf16 can be True, but not both");
   if (bf16_full_eval && fp16_full_eval) throw error("At most one of fp16_full_eval and bf16_full_eval can be True");
+
+  if (eval_strategy != IntervalStrategy::no) do_eval = true;  // HF's __post_init__
 
   // Ratio-valued steps and HF's fallbacks.
   auto check_steps = [](std::string_view name, double value) {

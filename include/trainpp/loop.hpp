@@ -2,6 +2,8 @@
 // The training loop: the one place that orders a step and an epoch. Every hook call site is here.
 // Semantics follow transformers 5.x's Trainer._inner_training_loop / _run_epoch.
 
+#include <trainpp/detail/crash_point.hpp>
+#include <trainpp/io/checkpoint.hpp>
 #include <trainpp/trainer.hpp>
 
 #include <chrono>
@@ -11,8 +13,12 @@
 namespace trainpp {
 
 template <class Model, class P>
-TrainOutput Trainer<Model, P>::train() {
+TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_from_checkpoint) {
   static_assert(has_train_dataset, "trainpp: train() needs the train_dataset slot (trainpp::train_dataset = ...)");
+  (void)detail::crash_plan();  // a malformed TRAINPP_CRASH_AT fails here, before any work
+  const std::optional<std::filesystem::path> resume = resolve_checkpoint(resume_from_checkpoint);
+  prepare_output_dir(resume.has_value());
+
   const auto& dataset = detail::unwrap(train_dataset_);
   auto loader = data_loader_.train_loader(dataset, args_, device_);
 
@@ -38,11 +44,26 @@ TrainOutput Trainer<Model, P>::train() {
   const std::int64_t steps_in_epoch = len_dataloader;
 
   state_ = TrainerState{};
-  state_.is_world_process_zero = state_.is_local_process_zero = sharding_.rank() == 0;
   state_.compute_steps(args_, max_steps);
   state_.train_batch_size = args_.per_device_train_batch_size;
-  state_.num_train_epochs = num_train_epochs;
   state_.epoch = 0.0;
+  control_ = TrainerControl{};
+  // Where a resumed run picks up (HF's _init_training_state): whole epochs from global_step, then the
+  // micro-batches of the current epoch, which the loader skips without reading them.
+  std::int64_t epochs_trained = 0;
+  std::int64_t batches_to_skip = 0;
+  if (resume) {
+    // The weights first, before the optimizer holds references to the parameters.
+    trainpp::load_model(module(), *resume / model_weights_name, /*strict=*/true);
+    state_ = resumed_state(*resume);
+    epochs_trained = state_.global_step / updates_per_epoch;
+    if (!args_.ignore_data_skip) batches_to_skip = (state_.global_step % updates_per_epoch) * ga;
+  }
+  // HF's init_training_references: this run's totals, whatever the checkpoint said.
+  state_.max_steps = max_steps;
+  state_.num_train_epochs = num_train_epochs;
+  state_.is_world_process_zero = state_.is_local_process_zero = sharding_.rank() == 0;
+  const std::int64_t initial_global_step = state_.global_step;
 
   // ---- optimizer and schedule (HF rebuilds them on each train()) ---------------------------------
   optimizer_.reset();
@@ -51,8 +72,8 @@ TrainOutput Trainer<Model, P>::train() {
   scheduler_.emplace(scheduler_policy_.create(args_, max_steps));
   auto& optimizer = *optimizer_;
   auto& scheduler = *scheduler_;
-  std::int64_t scheduler_steps = 0;  // advances with each optimizer step that was not skipped
-  scheduler.apply(optimizer.param_groups(), scheduler_steps);
+  scheduler_steps_ = 0;  // advances with each optimizer step that was not skipped
+  scheduler.apply(optimizer.param_groups(), scheduler_steps_);
   const auto parameters = optimizer.parameters();
 
   module().train();
@@ -60,15 +81,19 @@ TrainOutput Trainer<Model, P>::train() {
   // The running training loss lives on the device; it reaches the host only on logging steps.
   auto tr_loss = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device_));
   torch::Tensor grad_norm;
-  double learning_rate = optimizer.param_groups().begin()->lr;
   total_loss_scalar_ = 0;
-  globalstep_last_logged_ = 0;
+  globalstep_last_logged_ = state_.global_step;
+  bool loss_sums_restored = false;
+  if (resume) loss_sums_restored = load_training_state(*resume, tr_loss);
+  double learning_rate = optimizer.param_groups().begin()->lr;
   const auto start_time = std::chrono::steady_clock::now();
 
   fire(hooks::on_train_begin);
   if (args_.eval_on_start) evaluate_during_training();
 
-  for (std::int64_t epoch = 0; epoch < num_train_epochs; ++epoch) {
+  // A run resumed from its final checkpoint has nothing left to train (HF would train one step more).
+  const bool already_done = state_.global_step >= max_steps;
+  for (std::int64_t epoch = epochs_trained; epoch < num_train_epochs && !already_done; ++epoch) {
     loader.set_epoch(epoch);
     fire(hooks::on_epoch_begin);
 
@@ -77,10 +102,16 @@ TrainOutput Trainer<Model, P>::train() {
     std::int64_t remainder = steps_in_epoch % ga;
     if (remainder == 0) remainder = ga;
     std::int64_t step = -1;
+    std::int64_t first_update = 0;
+    if (epoch == epochs_trained && batches_to_skip > 0) {
+      skip_batches(loader, batches_to_skip);
+      step = batches_to_skip - 1;
+      first_update = batches_to_skip / ga;
+    }
     std::vector<typename std::remove_cvref_t<decltype(*loader.next())>> window;
     window.reserve(static_cast<std::size_t>(ga));
 
-    for (std::int64_t update = 0; update < updates_per_epoch; ++update) {
+    for (std::int64_t update = first_update; update < updates_per_epoch; ++update) {
       const std::int64_t wanted = update != updates_per_epoch - 1 ? ga : remainder;
       window.clear();
       for (std::int64_t i = 0; i < wanted; ++i) {
@@ -119,15 +150,17 @@ TrainOutput Trainer<Model, P>::train() {
 
           learning_rate = optimizer.param_groups().begin()->lr;  // the rate this update used
           if ((!precision_type::can_skip_steps || stepped) && !scheduler.steps_on_metric())
-            scheduler.apply(optimizer.param_groups(), ++scheduler_steps);
+            scheduler.apply(optimizer.param_groups(), ++scheduler_steps_);
 
           optimizer.zero_grad();
           state_.global_step += 1;
           state_.epoch = static_cast<double>(epoch) + static_cast<double>(step + 1) / static_cast<double>(steps_in_epoch);
+          detail::crash_point("step", state_.global_step);
           fire(hooks::on_step_end);
           maybe_log_save_evaluate(tr_loss, grad_norm, learning_rate);
         } else {
           fire(hooks::on_substep_end);
+          detail::crash_point("substep", state_.global_step);
         }
         if (control_.should_epoch_stop || control_.should_training_stop) break;
       }
@@ -146,8 +179,11 @@ TrainOutput Trainer<Model, P>::train() {
 
   // ---- the end, as HF's _finalize_training ---------------------------------------------------------
   total_loss_scalar_ += tr_loss.item<double>();
-  const auto steps_trained = state_.global_step;
-  const double train_loss = total_loss_scalar_ / std::max<double>(static_cast<double>(steps_trained), 0.001);
+  const auto steps_trained = state_.global_step - initial_global_step;
+  // With the loss sums restored from the checkpoint, train_loss covers the whole run, as it would
+  // have without the interruption (HF averages over the steps since the resume only).
+  const auto steps_in_loss = loss_sums_restored ? state_.global_step : steps_trained;
+  const double train_loss = total_loss_scalar_ / std::max<double>(static_cast<double>(steps_in_loss), 0.001);
   Metrics metrics = speed_metrics("train", start_time,
                                   num_train_samples * static_cast<double>(steps_trained) /
                                       static_cast<double>(std::max<std::int64_t>(state_.max_steps, 1)),
@@ -155,6 +191,7 @@ TrainOutput Trainer<Model, P>::train() {
   metrics["total_flos"] = state_.total_flos;
   metrics["train_loss"] = train_loss;
   log(metrics);
+  finish_checkpoints();
   fire(hooks::on_train_end);
   return TrainOutput{state_.global_step, train_loss, metrics};
 }
@@ -188,14 +225,15 @@ void Trainer<Model, P>::maybe_log_save_evaluate(torch::Tensor& tr_loss, const to
       const bool greater = args_.greater_is_better.value_or(true);
       if (!state_.best_metric || (greater ? value > *state_.best_metric : value < *state_.best_metric)) {
         state_.best_metric = value;
-        state_.best_global_step = state_.global_step;
+        // HF records the step only when checkpoints are saved: it names the best checkpoint.
+        if (args_.save_strategy != SaveStrategy::no) state_.best_global_step = state_.global_step;
         is_new_best = true;
       }
     }
     if (args_.save_strategy == SaveStrategy::best) control_.should_save = is_new_best;
   }
   if (control_.should_save) {
-    save_checkpoint();
+    save_checkpoint(tr_loss);
     fire(hooks::on_save);
   }
 }
@@ -220,19 +258,261 @@ Metrics Trainer<Model, P>::evaluate_during_training() {
   }
 }
 
-/// {output_dir}/checkpoint-{global_step}/ with the model weights, trainer_state.json and
-/// training_args.json, published atomically: a crash leaves earlier checkpoints intact.
+// ---- checkpoints --------------------------------------------------------------------------------
+
+/// The checkpoint directory train() resumes from: nullopt for none ("false", or nothing given), the
+/// newest complete checkpoint in output_dir for "true", else the path given, which must hold a
+/// complete checkpoint.
 template <class Model, class P>
-void Trainer<Model, P>::save_checkpoint() {
-  if (!state_.is_world_process_zero) return;
+std::optional<std::filesystem::path> Trainer<Model, P>::resolve_checkpoint(const std::optional<std::string>& value) const {
+  if (!value || value->empty() || *value == "false" || *value == "False") return std::nullopt;
+  if (*value == "true" || *value == "True") {
+    auto last = last_checkpoint(args_.output_dir);
+    if (!last)
+      throw error("No valid checkpoint found in output directory ({}) to resume from (resume_from_checkpoint "
+                  "true)", args_.output_dir);
+    return last;
+  }
+  const std::filesystem::path dir = *value;
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec))
+    throw error("Can't find a valid checkpoint at {}: it is not a directory", dir.string());
+  if (!is_complete_checkpoint(dir))
+    throw error("Can't find a valid checkpoint at {}: it lacks {} or {}", dir.string(), trainer_state_name,
+                model_weights_name);
+  return dir;
+}
+
+/// Before a run writes into output_dir: removes what interrupted saves left there, and refuses to
+/// start a fresh run on top of another run's checkpoints unless told to overwrite them (HF's example
+/// scripts refuse the same way; the Trainer itself would mix the two runs' checkpoints).
+template <class Model, class P>
+void Trainer<Model, P>::prepare_output_dir(bool resuming) {
+  if (!state_.is_world_process_zero || args_.save_strategy == SaveStrategy::no) return;
+  remove_stale_staging(args_.output_dir);
+  if (resuming) return;
+  const auto existing = sorted_checkpoints(args_.output_dir);
+  if (existing.empty()) return;
+  if (!args_.overwrite_output_dir)
+    throw error("Output directory ({}) already holds checkpoints ({} ... {}). Use --resume_from_checkpoint true "
+                "to continue that run, or --overwrite_output_dir to delete them and start over.",
+                args_.output_dir, existing.front().filename().string(), existing.back().filename().string());
+  for (const auto& dir : existing) {
+    note("overwrite_output_dir: deleting {}", dir.string());
+    remove_dir_atomic(dir);
+  }
+}
+
+/// trainer_state.json of the checkpoint, checked against this run (HF's _init_training_state).
+template <class Model, class P>
+TrainerState Trainer<Model, P>::resumed_state(const std::filesystem::path& checkpoint) {
+  const auto path = checkpoint / trainer_state_name;
+  TrainerState loaded = read_trainer_state(path);
+  if (loaded.best_model_checkpoint && !std::filesystem::is_directory(*loaded.best_model_checkpoint)) {
+    warn("The best checkpoint {} recorded in the resumed state does not exist anymore. Ignoring it for this run.",
+         *loaded.best_model_checkpoint);
+    loaded.best_model_checkpoint.reset();
+  }
+  // HF's compare_trainer_and_checkpoint_args: differences are allowed, but said.
+  std::vector<std::string> differences;
+  auto compare = [&](const char* name, std::int64_t now, std::int64_t saved) {
+    if (now != saved) differences.push_back(fmt::format("{}: {} (from args) != {} (from {})", name, now, saved, path.string()));
+  };
+  TrainerState now;
+  now.compute_steps(args_, loaded.max_steps);
+  compare("logging_steps", now.logging_steps, loaded.logging_steps);
+  compare("eval_steps", now.eval_steps, loaded.eval_steps);
+  compare("save_steps", now.save_steps, loaded.save_steps);
+  compare("per_device_train_batch_size", args_.per_device_train_batch_size, loaded.train_batch_size);
+  if (!differences.empty())
+    warn("The following arguments do not match the ones in the checkpoint's trainer_state.json (the checkpoint's "
+         "logging/eval/save steps stay in force, as in HF):\n\t{}", fmt::join(differences, "\n\t"));
+  if (args_.restore_callback_states_from_checkpoint)
+    if (auto control = control_from_state(loaded, path.string())) control_ = *control;
+  note("resuming training from {} at global step {}", checkpoint.string(), loaded.global_step);
+  return loaded;
+}
+
+/// Optimizer, schedule, loss scaler, random generators and the loop's running sums from a checkpoint.
+/// Returns whether the loss sums were restored (checkpoints hold them; a run resumed from a
+/// model-only checkpoint is refused before this point).
+template <class Model, class P>
+bool Trainer<Model, P>::load_training_state(const std::filesystem::path& checkpoint, torch::Tensor& tr_loss) {
+  const auto process_file = checkpoint / process_state_name(sharding_.rank(), sharding_.world_size());
+  if (!std::filesystem::exists(checkpoint / optimizer_state_name) && !std::filesystem::exists(process_file)) {
+    // A checkpoint saved with save_only_model, or one from another world size.
+    const auto others = std::filesystem::exists(checkpoint / "process_state.safetensors") ||
+                        std::filesystem::exists(checkpoint / "process_state_0.safetensors");
+    if (others)
+      throw error("{} was saved by a run with a different number of processes than this one ({}): its optimizer "
+                  "and random states cannot be split or merged", checkpoint.string(), sharding_.world_size());
+    throw error("{} holds the model only (saved with save_only_model): it has no optimizer, scheduler or random "
+                "state to resume training from; load its weights with trainpp::load_model instead",
+                checkpoint.string());
+  }
+
+  // The optimizer: per-parameter state, then each group's learning rate as it was.
+  if constexpr (requires(optimizer_type& o, const OptimizerState& st) { o.load_state(st); }) {
+    const auto path = checkpoint / optimizer_state_name;
+    auto saved = load_optimizer_state(path);
+    auto& groups = optimizer_->param_groups();
+    const auto group_count = static_cast<std::size_t>(std::ranges::distance(groups));
+    if (saved.groups.size() != group_count)
+      throw error("{}: {} parameter groups, this run's optimizer has {}", path.string(), saved.groups.size(), group_count);
+    std::size_t g = 0;
+    for (auto& group : groups) {
+      if (saved.group_sizes[g] != group.params.size())
+        throw error("{}: parameter group {} holds {} parameters, this run's holds {} (is it the same model?)",
+                    path.string(), g, saved.group_sizes[g], group.params.size());
+      if (!saved.groups[g].names.empty() && !group.names.empty() && saved.groups[g].names != group.names)
+        throw error("{}: parameter group {} names other parameters than this run's (first difference: {})",
+                    path.string(), g, [&] {
+                      for (std::size_t i = 0; i < group.names.size(); ++i)
+                        if (group.names[i] != saved.groups[g].names[i])
+                          return fmt::format("{} vs {}", saved.groups[g].names[i], group.names[i]);
+                      return std::string("?");
+                    }());
+      ++g;
+    }
+    try {
+      optimizer_->load_state(saved.state);
+    } catch (const Error& e) {
+      throw error("{}: {}", path.string(), e.what());
+    }
+    g = 0;
+    for (auto& group : groups) {
+      group.lr = saved.groups[g].lr;
+      group.initial_lr = saved.groups[g].initial_lr;
+      ++g;
+    }
+  } else {
+    throw error("this Trainer's optimizer has no load_state(const OptimizerState&): it cannot resume from {}",
+                checkpoint.string());
+  }
+
+  if constexpr (requires(scheduler_type& s, const nlohmann::json& j) { s.load_state(j); }) {
+    const auto path = checkpoint / scheduler_state_name;
+    try {
+      scheduler_->load_state(read_json_file(path));
+    } catch (const Error& e) {
+      throw error("{}: {}", path.string(), e.what());
+    }
+  }
+  if constexpr (requires(precision_type& p, const nlohmann::json& j) { p.load_state(j); }) {
+    const auto path = checkpoint / scaler_state_name;
+    try {
+      precision_.load_state(read_json_file(path));
+    } catch (const Error& e) {
+      throw error("{}: {}", path.string(), e.what());
+    }
+  }
+
+  if (!std::filesystem::exists(process_file))
+    throw error("{} lacks {}: it was saved by a run with a different number of processes than this one ({})",
+                checkpoint.string(), process_file.filename().string(), sharding_.world_size());
+  const ProcessState process = load_process_state(process_file);
+  if (process.world_size != sharding_.world_size() || process.rank != sharding_.rank())
+    throw error("{} is rank {} of {} processes; this process is rank {} of {}", process_file.string(), process.rank,
+                process.world_size, sharding_.rank(), sharding_.world_size());
+  restore_rng_state(process, process_file.string());
+  tr_loss.copy_(process.tr_loss);
+  total_loss_scalar_ = process.total_loss_scalar;
+  globalstep_last_logged_ = process.globalstep_last_logged;
+  scheduler_steps_ = process.scheduler_steps;
+  if (globalstep_last_logged_ > state_.global_step || scheduler_steps_ > state_.global_step)
+    throw error("{}: its loop counters (last logged step {}, scheduler steps {}) are past the checkpoint's global "
+                "step {}", process_file.string(), globalstep_last_logged_, scheduler_steps_, state_.global_step);
+  return true;
+}
+
+/// Moves the loader past the batches a resumed epoch already trained on: in O(1) when the loader can
+/// jump (skip_to), else by drawing them (what HF does for every loader).
+template <class Model, class P>
+template <class L>
+void Trainer<Model, P>::skip_batches(L& loader, std::int64_t count) {
+  if constexpr (requires { loader.skip_to(std::size_t{}); }) {
+    loader.skip_to(static_cast<std::size_t>(count));
+  } else {
+    for (std::int64_t i = 0; i < count; ++i)
+      if (!loader.next()) break;
+  }
+}
+
+/// {output_dir}/checkpoint-{global_step}/ (see io/checkpoint.hpp for its files), written into a
+/// staging directory and published by one rename; then HF's rotation. A crash at any moment leaves
+/// every earlier checkpoint intact and never a partial checkpoint-N.
+template <class Model, class P>
+void Trainer<Model, P>::save_checkpoint(const torch::Tensor& tr_loss) {
   const std::filesystem::path out = args_.output_dir;
-  std::filesystem::create_directories(out);
-  const auto final_dir = out / fmt::format("checkpoint-{}", state_.global_step);
+  const auto final_dir = out / checkpoint_dir_name(state_.global_step);
+  const bool main_process = state_.is_world_process_zero;
+
+  // HF's _save_checkpoint: the best checkpoint is the one of best_global_step, once it exists.
+  if (args_.save_strategy != SaveStrategy::no && state_.best_global_step) {
+    const auto best = out / checkpoint_dir_name(*state_.best_global_step);
+    if (*state_.best_global_step == state_.global_step || std::filesystem::is_directory(best))
+      state_.best_model_checkpoint = best.string();
+  }
+
+  // The per-process state first: every rank writes its own file (into the shared staging directory
+  // once distributed saving synchronizes ranks; with one process, the main process does it all).
+  if (!main_process) return;
   const auto staging = make_staging_dir(final_dir);
-  trainpp::save_model(module(), staging);
-  write_file_atomic(staging / "trainer_state.json", state_json().dump(2) + "\n");
-  write_file_atomic(staging / "training_args.json", args_json(args_).dump(2) + "\n");
-  commit_dir(staging, final_dir);
+  try {
+    trainpp::save_model(module(), staging);
+    if (!args_.save_only_model) {
+      if constexpr (requires(const optimizer_type& o) { { o.state() } -> std::convertible_to<OptimizerState>; }) {
+        const auto& groups = optimizer_->param_groups();
+        save_optimizer_state(staging / optimizer_state_name, optimizer_->state(),
+                             std::vector<ParamGroup>(groups.begin(), groups.end()));
+      } else {
+        warn("checkpoint {}: the optimizer has no state() to save; training cannot resume from it exactly",
+             final_dir.string());
+      }
+      if constexpr (requires(const scheduler_type& s) { { s.state() } -> std::convertible_to<nlohmann::json>; })
+        write_file_atomic(staging / scheduler_state_name, scheduler_->state().dump(2) + "\n");
+      detail::crash_point("checkpoint", state_.global_step);
+      if constexpr (requires(const precision_type& p) { { p.state() } -> std::convertible_to<nlohmann::json>; })
+        write_file_atomic(staging / scaler_state_name, precision_.state().dump(2) + "\n");
+      ProcessState process = capture_rng_state();
+      process.tr_loss = tr_loss;
+      process.total_loss_scalar = total_loss_scalar_;
+      process.globalstep_last_logged = globalstep_last_logged_;
+      process.scheduler_steps = scheduler_steps_;
+      process.rank = sharding_.rank();
+      process.world_size = sharding_.world_size();
+      save_process_state(staging / process_state_name(process.rank, process.world_size), process);
+    }
+    write_file_atomic(staging / trainer_state_name, state_json().dump(2) + "\n");
+    write_file_atomic(staging / training_args_name, args_json(args_).dump(2) + "\n");
+    commit_dir(staging, final_dir);
+  } catch (...) {
+    std::error_code ec;
+    std::filesystem::remove_all(staging, ec);  // the failed attempt; earlier checkpoints are untouched
+    throw;
+  }
+  detail::crash_point("rotate", state_.global_step);
+  rotate_checkpoints(out, args_.save_total_limit, state_.best_model_checkpoint);
+}
+
+/// The end of training for checkpoints (HF's _finalize_training): load the best model when asked, and
+/// with save_total_limit 1 keep only the best checkpoint.
+template <class Model, class P>
+void Trainer<Model, P>::finish_checkpoints() {
+  if (args_.load_best_model_at_end && state_.best_model_checkpoint) {
+    note("Loading best model from {} (score: {}).", *state_.best_model_checkpoint,
+         state_.best_metric ? detail::python_float(*state_.best_metric) : std::string("None"));
+    trainpp::load_model(module(), std::filesystem::path(*state_.best_model_checkpoint) / model_weights_name,
+                        /*strict=*/true);
+  }
+  if (state_.is_world_process_zero && state_.best_model_checkpoint && args_.save_total_limit == 1) {
+    const auto best = std::filesystem::path(*state_.best_model_checkpoint).lexically_normal();
+    for (const auto& dir : sorted_checkpoints(args_.output_dir, state_.best_model_checkpoint))
+      if (dir.lexically_normal() != best) {
+        note("Deleting older checkpoint [{}] due to args.save_total_limit", dir.string());
+        remove_dir_atomic(dir);
+      }
+  }
 }
 
 }  // namespace trainpp

@@ -173,8 +173,14 @@ class Trainer {
 
   // ---- the three entry points ------------------------------------------------------------------
 
-  /// Runs training (see loop.hpp). Needs the train_dataset slot.
-  TrainOutput train();
+  /// Runs training (see loop.hpp). Needs the train_dataset slot. Resumes as
+  /// args.resume_from_checkpoint says: "true" (the newest checkpoint in output_dir), a checkpoint
+  /// directory, or nothing / "false" for a fresh run. (HF's Trainer.train takes this as a parameter
+  /// and leaves the argument to scripts; here the argument works by itself, and the overload below
+  /// takes the parameter.)
+  TrainOutput train() { return train(args_.resume_from_checkpoint); }
+  /// Runs training, resuming from `resume_from_checkpoint` ("true", a directory, or nullopt / "false").
+  TrainOutput train(const std::optional<std::string>& resume_from_checkpoint);
 
   /// Evaluates on the eval_dataset slot: eval_loss, eval_runtime, eval_samples_per_second,
   /// eval_steps_per_second and compute_metrics' results, all under `prefix`_; logged and returned.
@@ -381,7 +387,16 @@ class Trainer {
 
   void maybe_log_save_evaluate(torch::Tensor& tr_loss, const torch::Tensor& grad_norm, double learning_rate);
   Metrics evaluate_during_training();
-  void save_checkpoint();
+
+  // Checkpoints and resume (loop.hpp).
+  std::optional<std::filesystem::path> resolve_checkpoint(const std::optional<std::string>& value) const;
+  void prepare_output_dir(bool resuming);
+  TrainerState resumed_state(const std::filesystem::path& checkpoint);
+  bool load_training_state(const std::filesystem::path& checkpoint, torch::Tensor& tr_loss);
+  template <class L>
+  void skip_batches(L& loader, std::int64_t count);
+  void save_checkpoint(const torch::Tensor& tr_loss);
+  void finish_checkpoints();
 
   Model model_;
   TrainingArguments args_;
@@ -404,6 +419,7 @@ class Trainer {
   TrainerState state_;
   TrainerControl control_;
   std::int64_t globalstep_last_logged_ = 0;
+  std::int64_t scheduler_steps_ = 0;  ///< scheduler advances; fewer than global_step when steps were skipped
   double total_loss_scalar_ = 0;
   std::size_t current_eval_batches_ = 0;
 };

@@ -18,6 +18,7 @@
 #include <trainpp/data/tensor_dataset.hpp>
 
 #include <trainpp/io/atomic_write.hpp>
+#include <trainpp/io/checkpoint.hpp>
 #include <trainpp/io/eval_metrics.hpp>
 #include <trainpp/io/metrics.hpp>
 #include <trainpp/io/model_io.hpp>

@@ -41,6 +41,20 @@ namespace detail {
 template <class...> inline constexpr bool always_false = false;
 }  // namespace detail
 
+/// Writes "trainpp: warning: <message>" to stderr: for problems training survives (a mismatch on
+/// resume, a file it could not clean up). Every library warning goes through here.
+template <typename... Args>
+void warn(fmt::format_string<Args...> format, Args&&... args) {
+  fmt::print(stderr, "trainpp: warning: {}\n", fmt::format(format, std::forward<Args>(args)...));
+}
+
+/// Writes "trainpp: <message>" to stderr: what the library did on the user's behalf (resumed from a
+/// checkpoint, loaded the best model, deleted an old checkpoint).
+template <typename... Args>
+void note(fmt::format_string<Args...> format, Args&&... args) {
+  fmt::print(stderr, "trainpp: {}\n", fmt::format(format, std::forward<Args>(args)...));
+}
+
 /// Builds an Error from a fmt format string.
 template <typename... Args>
 [[nodiscard]] Error error(fmt::format_string<Args...> format, Args&&... args) {
@@ -215,6 +229,7 @@ struct TrainingArguments {
   std::optional<std::string> metric_for_best_model;
   std::optional<bool> greater_is_better;
   bool ignore_data_skip = false;
+  bool restore_callback_states_from_checkpoint = false;
 
   // --- reproducibility
   std::int64_t seed = 42;
@@ -285,6 +300,8 @@ inline void TrainingArguments::finalize() {
   if (dataloader_prefetch_factor) positive("dataloader_prefetch_factor", *dataloader_prefetch_factor);
   if (bf16 && fp16) throw error("At most one of fp16 and bf16 can be True, but not both");
   if (bf16_full_eval && fp16_full_eval) throw error("At most one of fp16_full_eval and bf16_full_eval can be True");
+
+  if (eval_strategy != IntervalStrategy::no) do_eval = true;  // HF's __post_init__
 
   // Ratio-valued steps and HF's fallbacks.
   auto check_steps = [](std::string_view name, double value) {
@@ -418,6 +435,7 @@ void visit_fields(TrainingArguments& a, V&& v) {
   v(FieldInfo{"metric_for_best_model", "Metric that defines the best model (default loss).", "saving"}, a.metric_for_best_model);
   v(FieldInfo{"greater_is_better", "Whether a larger metric_for_best_model is better.", "saving"}, a.greater_is_better);
   v(FieldInfo{"ignore_data_skip", "On resume, do not skip the batches already seen.", "saving"}, a.ignore_data_skip);
+  v(FieldInfo{"restore_callback_states_from_checkpoint", "On resume, restore the control flags and stateful callbacks saved in the checkpoint.", "saving"}, a.restore_callback_states_from_checkpoint);
   v(FieldInfo{"seed", "Random seed set at the start.", "reproducibility"}, a.seed);
   v(FieldInfo{"data_seed", "Seed of the data order (default: seed).", "reproducibility"}, a.data_seed);
   v(FieldInfo{"full_determinism", "Deterministic algorithms everywhere (slower).", "reproducibility"}, a.full_determinism);
@@ -444,14 +462,15 @@ template <class T> struct is_vector<std::vector<T>> : std::true_type {};
 
 template <class T>
 std::string type_name() {
-  if constexpr (is_optional<T>::value) return type_name<typename is_optional<T>::type>() + " (optional)";
+  // fmt rather than string concatenation, on which GCC 12 warns falsely (-Warray-bounds, -Wstringop-overflow).
+  if constexpr (is_optional<T>::value) return fmt::format("{} (optional)", type_name<typename is_optional<T>::type>());
   else if constexpr (std::is_same_v<T, bool>) return "bool";
   else if constexpr (std::is_integral_v<T>) return "int";
   else if constexpr (std::is_floating_point_v<T>) return "float";
   else if constexpr (std::is_same_v<T, std::string>) return "str";
   else if constexpr (std::is_same_v<T, nlohmann::json>) return "JSON object";
   else if constexpr (is_vector<T>::value) return "list of str";
-  else if constexpr (NamedEnum<T>) return "{" + enum_choices<T>() + "}";
+  else if constexpr (NamedEnum<T>) return fmt::format("{{{}}}", enum_choices<T>());
   else return "value";
 }
 
@@ -1800,6 +1819,11 @@ class FashionMnist {
   }
 
   [[nodiscard]] std::size_t size() const { return data_.size(); }
+  /// The first `count` examples (all of them when `count` is larger): HF scripts' max_*_samples.
+  [[nodiscard]] FashionMnist head(std::size_t count) const {
+    const auto n = static_cast<std::int64_t>(std::min(count, size()));
+    return FashionMnist(TensorDataset{{"pixel_values", images().narrow(0, 0, n)}, {"labels", labels().narrow(0, 0, n)}});
+  }
   /// Example i: {"pixel_values": float [1,28,28], "labels": int64 0-dim}.
   [[nodiscard]] Batch get(std::size_t i) const { return data_.get(i); }
   /// Examples `indices`, collated: {"pixel_values": [N,1,28,28], "labels": [N]}; in page-locked memory
@@ -2044,260 +2068,26 @@ inline void commit_dir(const std::filesystem::path& staging, const std::filesyst
 
 }  // namespace trainpp
 
-// ---- trainpp/io/eval_metrics.hpp ----
-// Ready-made compute_metrics functions.
-
-
-namespace trainpp {
-
-/// Classification accuracy: argmax of the last dimension of the predictions against the label ids;
-/// labels equal to -100 (HF's ignore index) are left out. Returns {"accuracy": value}.
-[[nodiscard]] inline Metrics accuracy(const EvalPrediction& p) {
-  if (!p.predictions.defined() || !p.label_ids.defined())
-    throw error("accuracy needs predictions and label ids (is label_names right?)");
-  const auto predicted = p.predictions.dim() > p.label_ids.dim() ? p.predictions.argmax(-1) : p.predictions;
-  if (predicted.sizes() != p.label_ids.sizes())
-    throw error("accuracy: predictions of shape {} do not match labels of shape {}",
-                fmt::join(predicted.sizes(), "x"), fmt::join(p.label_ids.sizes(), "x"));
-  const auto valid = p.label_ids.ne(-100);
-  const auto count = valid.sum().item<double>();
-  const auto correct = predicted.eq(p.label_ids).logical_and(valid).sum().item<double>();
-  return {{"accuracy", count > 0 ? correct / count : 0.0}};
-}
-
-}  // namespace trainpp
-
-// ---- trainpp/io/metrics.hpp ----
-// Metrics as HF prints and saves them: log_metrics, save_metrics, speed_metrics.
-
-
-// ---- trainpp/callbacks/console.hpp ----
-// Console output on the main process: a live progress bar on a terminal (HF's ProgressCallback), or
-// plain lines (HF's PrinterCallback, chosen by disable_tqdm or when stderr is not a terminal).
-
-
-#include <nlohmann/json.hpp>
-
-#include <chrono>
-#include <cmath>
-#include <cstdio>
-#include <string>
-#include <unistd.h>
-
-namespace trainpp {
-namespace detail {
-
-/// A float as Python's str() prints it: shortest round-trip form, "1.0" rather than "1".
-inline std::string python_float(double v) {
-  if (std::isnan(v)) return "nan";
-  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
-  std::string s = fmt::format("{}", v);
-  if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
-  return s;
-}
-
-/// A log dict as HF prints it: {'loss': 0.1234, 'epoch': 1.0}, floats in `.4g` like ProgressCallback.
-inline std::string format_logs(const nlohmann::json& logs) {
-  std::string out = "{";
-  bool first = true;
-  for (const auto& [key, value] : logs.items()) {
-    if (key == "total_flos") continue;
-    if (!first) out += ", ";
-    first = false;
-    out += fmt::format("'{}': ", key);
-    if (value.is_number_float()) out += fmt::format("{:.4g}", value.get<double>());
-    else if (value.is_string()) out += fmt::format("'{}'", value.get<std::string>());
-    else out += value.dump();
-  }
-  return out + "}";
-}
-
-inline std::string format_duration(double seconds) {
-  if (!std::isfinite(seconds) || seconds < 0) return "?";
-  const auto s = static_cast<long long>(seconds);
-  return s >= 3600 ? fmt::format("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
-                   : fmt::format("{:02}:{:02}", s / 60, s % 60);
-}
-
-}  // namespace detail
-
-/// Progress on the main process. On a terminal: one live line — step/total, a bar, it/s, elapsed,
-/// ETA and the latest loss — and a nested line during evaluation. Elsewhere (a pipe, CI, or
-/// disable_tqdm): a plain line per log event and at most one progress line every `plain_interval`.
-class ConsoleProgress {
- public:
-  /// `live`: nullopt decides from isatty(stderr) and args.disable_tqdm.
-  explicit ConsoleProgress(std::optional<bool> live = std::nullopt, double plain_interval_s = 10.0)
-      : forced_live_(live), plain_interval_s_(plain_interval_s) {}
-
-  void on_train_begin(const TrainingArguments& args, const TrainerState& state, TrainerControl&) {
-    enabled_ = state.is_world_process_zero;
-    live_ = forced_live_.value_or(!args.disable_tqdm.value_or(false) && ::isatty(STDERR_FILENO) != 0);
-    start_ = last_plain_ = clock::now();
-    first_step_ = state.global_step;
-  }
-  void on_step_end(const TrainingArguments&, const TrainerState& state, TrainerControl&) {
-    if (!enabled_) return;
-    const auto now = clock::now();
-    if (live_) {
-      draw(state, now);
-    } else if (seconds(now - last_plain_) >= plain_interval_s_ || state.global_step == state.max_steps) {
-      last_plain_ = now;
-      std::fprintf(stderr, "%s\n", line(state, now).c_str());
-    }
-  }
-  void on_log(const TrainingArguments&, const TrainerState& state, TrainerControl&, const nlohmann::json& logs) {
-    if (!enabled_ && !state.is_world_process_zero) return;
-    if (logs.contains("loss")) last_loss_ = logs["loss"].get<double>();
-    if (live_) std::fprintf(stderr, "\r\033[2K");
-    std::fprintf(stdout, "%s\n", detail::format_logs(logs).c_str());
-    std::fflush(stdout);
-    if (live_ && enabled_ && state.max_steps > 0) draw(state, clock::now());
-  }
-  void on_prediction_step(const TrainingArguments&, const TrainerState& state, TrainerControl&, auto& trainer) {
-    if (!live_ || !state.is_world_process_zero) return;
-    const auto total = trainer.current_eval_batches();
-    ++eval_done_;
-    std::fprintf(stderr, "\r\033[2K  eval %zu/%zu", eval_done_, total);
-    std::fflush(stderr);
-  }
-  void on_evaluate(const TrainingArguments&, const TrainerState&, TrainerControl&, const Metrics&) {
-    eval_done_ = 0;
-    if (live_) std::fprintf(stderr, "\r\033[2K");
-  }
-  void on_predict(const TrainingArguments& a, const TrainerState& s, TrainerControl& c, const Metrics& m) {
-    on_evaluate(a, s, c, m);
-  }
-  void on_train_end(const TrainingArguments&, const TrainerState&, TrainerControl&) {
-    if (enabled_ && live_) std::fprintf(stderr, "\n");
-  }
-
- private:
-  using clock = std::chrono::steady_clock;
-  static double seconds(clock::duration d) { return std::chrono::duration<double>(d).count(); }
-
-  std::string line(const TrainerState& state, clock::time_point now) const {
-    const double elapsed = seconds(now - start_);
-    const auto done = state.global_step - first_step_;
-    const double rate = elapsed > 0 ? static_cast<double>(done) / elapsed : 0.0;
-    const double eta = rate > 0 ? static_cast<double>(state.max_steps - state.global_step) / rate : NAN;
-    std::string s = fmt::format("{}/{} [{}<{}, {:.2f}it/s", state.global_step, state.max_steps,
-                                detail::format_duration(elapsed), detail::format_duration(eta), rate);
-    if (last_loss_) s += fmt::format(", loss={:.4g}", *last_loss_);
-    return s + "]";
-  }
-  void draw(const TrainerState& state, clock::time_point now) {
-    // Redrawing costs a write syscall; a few per second is plenty for a person to read.
-    if (seconds(now - last_draw_) < 0.1 && state.global_step != state.max_steps) return;
-    last_draw_ = now;
-    constexpr int width = 24;
-    const double frac = state.max_steps > 0 ? static_cast<double>(state.global_step) / state.max_steps : 0.0;
-    const int filled = static_cast<int>(frac * width);
-    std::string bar(static_cast<std::size_t>(filled), '#');
-    bar.resize(width, '.');
-    std::fprintf(stderr, "\r\033[2K%3d%%|%s| %s", static_cast<int>(frac * 100), bar.c_str(),
-                 line(state, now).c_str());
-    std::fflush(stderr);
-  }
-
-  std::optional<bool> forced_live_;
-  double plain_interval_s_;
-  bool enabled_ = true, live_ = false;
-  clock::time_point start_{}, last_plain_{}, last_draw_{};
-  std::int64_t first_step_ = 0;
-  std::optional<double> last_loss_;
-  std::size_t eval_done_ = 0;
-};
-
-}  // namespace trainpp
-
-#include <algorithm>
-#include <chrono>
-#include <cmath>
-#include <cstdio>
-#include <filesystem>
-#include <string>
-
-namespace trainpp {
-
-/// Python's round(x, digits) for the values HF rounds (runtimes, rates).
-[[nodiscard]] inline double round_to(double x, int digits) {
-  const double scale = std::pow(10.0, digits);
-  return std::nearbyint(x * scale) / scale;
-}
-
-/// HF's speed_metrics: {split}_runtime, _samples_per_second, _steps_per_second.
-[[nodiscard]] inline Metrics speed_metrics(std::string_view split, std::chrono::steady_clock::time_point start,
-                                           std::optional<double> num_samples = std::nullopt,
-                                           std::optional<double> num_steps = std::nullopt) {
-  const double runtime = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  Metrics m{{fmt::format("{}_runtime", split), round_to(runtime, 4)}};
-  if (runtime == 0) return m;
-  if (num_samples) m[fmt::format("{}_samples_per_second", split)] = round_to(*num_samples / runtime, 3);
-  if (num_steps) m[fmt::format("{}_steps_per_second", split)] = round_to(*num_steps / runtime, 3);
-  return m;
-}
-
-namespace detail {
-/// HF's metrics_format: runtimes as h:mm:ss.cc, total_flos in GF, other floats rounded to 4 places.
-inline std::string format_metric(const std::string& key, double v) {
-  if (key.find("_runtime") != std::string::npos) {
-    const auto secs = static_cast<long long>(v);
-    const int centis = static_cast<int>(std::fabs(v - static_cast<double>(secs)) * 100);
-    return fmt::format("{}:{:02}:{:02}.{:02}", secs / 3600, (secs / 60) % 60, secs % 60, centis);
-  }
-  if (key == "total_flos") return fmt::format("{}GF", static_cast<long long>(v) >> 30);
-  return python_float(round_to(v, 4));
-}
-}  // namespace detail
-
-/// Prints metrics as HF's Trainer.log_metrics does:
-///   ***** eval metrics *****
-///     eval_accuracy = 0.9123
-/// Keys sorted, aligned. `out` defaults to stdout.
-inline void log_metrics(std::string_view split, const Metrics& metrics, std::FILE* out = stdout) {
-  std::fprintf(out, "***** %.*s metrics *****\n", static_cast<int>(split.size()), split.data());
-  std::size_t key_width = 0, value_width = 0;
-  std::vector<std::pair<std::string, std::string>> rows;
-  for (const auto& [k, v] : metrics) {
-    rows.emplace_back(k, detail::format_metric(k, v));
-    key_width = std::max(key_width, k.size());
-    value_width = std::max(value_width, rows.back().second.size());
-  }
-  for (const auto& [k, v] : rows) std::fprintf(out, "%s\n", fmt::format("  {:<{}} = {:>{}}", k, key_width, v, value_width).c_str());
-  std::fflush(out);
-}
-
-/// Writes {output_dir}/{split}_results.json and, with `combined`, merges into all_results.json — as
-/// HF's save_metrics does (indent 4, sorted keys). Atomic writes.
-inline void save_metrics(const std::filesystem::path& output_dir, std::string_view split, const Metrics& metrics,
-                         bool combined = true) {
-  std::filesystem::create_directories(output_dir);
-  nlohmann::json j(metrics);
-  write_file_atomic(output_dir / fmt::format("{}_results.json", split), j.dump(4) + "\n");
-  if (combined) {
-    const auto all = output_dir / "all_results.json";
-    nlohmann::json merged = nlohmann::json::object();
-    if (std::filesystem::exists(all)) {
-      try {
-        merged = nlohmann::json::parse(read_file(all));
-      } catch (const nlohmann::json::exception& e) {
-        throw error("{} is not valid JSON ({}); remove it or fix it", all.string(), e.what());
-      }
-      if (!merged.is_object()) throw error("{} does not hold a JSON object", all.string());
-    }
-    merged.update(j);
-    write_file_atomic(all, merged.dump(4) + "\n");
-  }
-}
-
-}  // namespace trainpp
-
-// ---- trainpp/io/model_io.hpp ----
-// Model weights as Hugging Face saves a plain nn.Module: every parameter and buffer under its dotted
-// name, in <dir>/model.safetensors with metadata {"format": "pt"}. Python's
-// `model.load_state_dict(safetensors.torch.load_file(...))` reads what save_model writes, and
-// load_model reads what Python saves, as long as the module trees name their members alike.
+// ---- trainpp/io/checkpoint.hpp ----
+// Checkpoint files: what {output_dir}/checkpoint-{step}/ holds besides the model, how checkpoints are
+// found, ordered and rotated, and the strict readers that resume relies on.
+//
+// A checkpoint directory (HF's names where HF defines the content; our own, pickle-free formats for
+// what HF pickles):
+//   model.safetensors          the weights (io/model_io.hpp)
+//   trainer_state.json         TrainerState, HF's schema
+//   training_args.json         the arguments in force, one key per TrainingArguments field
+//   optimizer.safetensors      optimizer state: "state.<i>.<key>" tensors for parameter i of the
+//                              optimizer's flat parameter list, and the parameter groups as JSON in the
+//                              metadata key "trainpp.optimizer"                     (HF: optimizer.pt)
+//   scheduler.json             the learning-rate schedule's state                   (HF: scheduler.pt)
+//   scaler.json                the loss scaler's state, when the precision policy has one (HF: scaler.pt)
+//   process_state.safetensors  per process (process_state_<rank>.safetensors when world_size > 1):
+//                              the random generators ("rng.cpu", "rng.cuda:<i>") and the loop's
+//                              running sums ("loop.*"), so a resumed run continues exactly
+//                                                                                    (HF: rng_state.pth)
+// Every file is written into a staging directory that is renamed into place when complete
+// (io/atomic_write.hpp): a directory named checkpoint-N is always whole.
 
 
 // ---- trainpp/io/safetensors.hpp ----
@@ -2705,6 +2495,1014 @@ inline void save_safetensors(const std::filesystem::path& path,
 
 }  // namespace trainpp
 
+// ---- trainpp/optim/param_groups.hpp ----
+// Optimizer parameter groups, and HF Trainer's split of a model's parameters into a weight-decay
+// group and a no-decay group.
+
+
+#include <algorithm>
+#include <cctype>
+#include <cstddef>
+#include <map>
+#include <regex>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+namespace trainpp {
+
+/// One optimizer parameter group, like an entry of torch.optim.Optimizer.param_groups.
+struct ParamGroup {
+  std::vector<torch::Tensor> params;
+  std::vector<std::string> names;  ///< parameter names, same order as `params` (may be empty)
+  double lr = 0.0;                 ///< current learning rate; the scheduler writes it
+  double initial_lr = 0.0;         ///< the base rate the scheduler multiplies
+  double weight_decay = 0.0;
+};
+
+/// HF Trainer.create_optimizer's grouping of `model`'s trainable parameters.
+///
+/// Guarantees: exactly two groups, both with `lr = initial_lr = lr`; group 0 has `weight_decay`, group 1
+/// has 0. Only parameters with requires_grad are listed, each once (a shared parameter under its first
+/// name), in named_parameters() order. A parameter goes to group 1 when it lives inside a
+/// torch::nn::LayerNorm (or a subclass) below the root, or when its full lower-cased name matches one of
+/// `bias`, `layernorm`, `rmsnorm`, `(^|.)norm($|.)`, `_norm($|.)` (transformers'
+/// get_decay_parameter_names). Other norm modules (RMSNorm, GroupNorm, ...) are recognised by name only,
+/// exactly as HF does. An empty group is kept, as HF keeps it, so group indices stay stable for
+/// checkpoints.
+[[nodiscard]] std::vector<ParamGroup> decay_param_groups(const torch::nn::Module& model, double lr,
+                                                         double weight_decay);
+
+/// Per-parameter optimizer state as checkpoints see it: one map per parameter, in parameters() order
+/// (all groups, in group order); an empty map for a parameter that has not been updated yet (torch's
+/// optimizer.state has no entry for it either).
+using OptimizerState = std::vector<std::map<std::string, torch::Tensor>>;
+
+namespace detail {
+
+/// True when HF's name patterns keep the parameter `full_name` out of weight decay.
+[[nodiscard]] inline bool hf_no_decay_name(const std::string& full_name) {
+  static const std::regex pattern(R"(bias|layernorm|rmsnorm|(?:^|\.)norm(?:$|\.)|_norm(?:$|\.))",
+                                  std::regex::ECMAScript | std::regex::optimize);
+  std::string lower = full_name;
+  std::ranges::transform(lower, lower.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return std::regex_search(lower, pattern);
+}
+
+// Pre-order walk (own parameters, then children), the order of named_parameters(); the LayerNorm flag
+// is inherited by everything below a LayerNorm, as HF's recursive search drops whole subtrees.
+inline void split_for_decay(const torch::nn::Module& module, const std::string& prefix, bool under_layer_norm,
+                            std::unordered_set<const void*>& seen, ParamGroup& decay, ParamGroup& no_decay) {
+  for (const auto& item : module.named_parameters(/*recurse=*/false)) {
+    const torch::Tensor& p = item.value();
+    if (!seen.insert(p.unsafeGetTensorImpl()).second) continue;  // shared: keep the first name only
+    if (!p.requires_grad()) continue;
+    std::string name = prefix + item.key();
+    ParamGroup& group = (under_layer_norm || hf_no_decay_name(name)) ? no_decay : decay;
+    group.params.push_back(p);
+    group.names.push_back(std::move(name));
+  }
+  for (const auto& child : module.named_children()) {
+    const bool is_layer_norm = dynamic_cast<const torch::nn::LayerNormImpl*>(child.value().get()) != nullptr;
+    split_for_decay(*child.value(), prefix + child.key() + ".", under_layer_norm || is_layer_norm, seen, decay,
+                    no_decay);
+  }
+}
+
+/// Tensors bucketed by (device, dtype) in first-seen order, as torch's
+/// _group_tensors_by_device_and_dtype does, so foreach/fused kernels get one launch per bucket.
+struct Bucket {
+  torch::Device device;
+  torch::ScalarType dtype;
+  std::vector<std::size_t> indices;  ///< positions in the bucketed sequence
+};
+[[nodiscard]] inline std::vector<Bucket> bucket_by_device_dtype(const std::vector<torch::Tensor>& tensors) {
+  std::vector<Bucket> buckets;
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    const auto device = tensors[i].device();
+    const auto dtype = tensors[i].scalar_type();
+    auto it = std::ranges::find_if(buckets, [&](const Bucket& b) { return b.device == device && b.dtype == dtype; });
+    if (it == buckets.end()) buckets.push_back(Bucket{device, dtype, {i}});
+    else it->indices.push_back(i);
+  }
+  return buckets;
+}
+
+/// `values[i]` for every i in `indices`.
+template <typename T>
+[[nodiscard]] std::vector<T> pick(const std::vector<T>& values, const std::vector<std::size_t>& indices) {
+  std::vector<T> out;
+  out.reserve(indices.size());
+  for (auto i : indices) out.push_back(values[i]);
+  return out;
+}
+
+/// Checks an optimizer's groups the way torch.optim does on construction; `who` names the optimizer.
+inline void validate_groups(const std::vector<ParamGroup>& groups, std::string_view who) {
+  std::unordered_set<const void*> seen;
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    const auto& group = groups[g];
+    if (!(group.lr >= 0)) throw error("{}: invalid learning rate {} in param group {}", who, group.lr, g);
+    if (!(group.weight_decay >= 0))
+      throw error("{}: invalid weight_decay {} in param group {}", who, group.weight_decay, g);
+    if (!group.names.empty() && group.names.size() != group.params.size())
+      throw error("{}: param group {} has {} names for {} params", who, g, group.names.size(), group.params.size());
+    for (std::size_t i = 0; i < group.params.size(); ++i) {
+      const auto& p = group.params[i];
+      const auto label = group.names.empty() ? fmt::format("#{}", i) : group.names[i];
+      if (!p.defined()) throw error("{}: parameter {} of group {} is an undefined tensor", who, label, g);
+      if (!p.is_floating_point())
+        throw error("{}: parameter {} of group {} has dtype {}; only floating-point parameters can be optimized",
+                    who, label, g, c10::toString(p.scalar_type()));
+      if (!seen.insert(p.unsafeGetTensorImpl()).second)
+        throw error("{}: parameter {} appears more than once across the param groups", who, label);
+    }
+  }
+}
+
+/// torch.optim.Optimizer.zero_grad: drop the gradients, or zero them in place (one foreach launch per
+/// (device, dtype)) after cutting them from any autograd graph.
+inline void zero_grads(const std::vector<ParamGroup>& groups, bool set_to_none) {
+  std::vector<torch::Tensor> grads;
+  for (const auto& group : groups) {
+    for (const auto& p : group.params) {
+      auto& grad = p.mutable_grad();  // a reference into the parameter's grad slot
+      if (!grad.defined()) continue;
+      if (set_to_none) {
+        grad.reset();
+        continue;
+      }
+      if (grad.grad_fn()) grad = grad.detach();
+      else grad.requires_grad_(false);
+      grads.push_back(grad);
+    }
+  }
+  for (const auto& bucket : bucket_by_device_dtype(grads)) at::_foreach_zero_(pick(grads, bucket.indices));
+}
+
+/// Every parameter of every group, in group order.
+[[nodiscard]] inline std::vector<torch::Tensor> all_params(const std::vector<ParamGroup>& groups) {
+  std::vector<torch::Tensor> out;
+  for (const auto& group : groups) out.insert(out.end(), group.params.begin(), group.params.end());
+  return out;
+}
+
+/// Copies a saved state tensor onto the parameter's device and dtype, checking its shape, as
+/// torch.optim.Optimizer.load_state_dict casts state to its parameter.
+[[nodiscard]] inline torch::Tensor load_like(const torch::Tensor& saved, const torch::Tensor& param,
+                                             std::string_view who, std::string_view key, std::size_t index) {
+  if (!saved.defined()) throw error("{}: state entry '{}' of parameter #{} is undefined", who, key, index);
+  if (saved.sizes() != param.sizes())
+    throw error("{}: state entry '{}' of parameter #{} has shape {}, the parameter has {}", who, key, index,
+                saved.sizes().vec(), param.sizes().vec());
+  return saved.detach().to(param.device(), param.scalar_type(), /*non_blocking=*/false, /*copy=*/true);
+}
+
+}  // namespace detail
+
+inline std::vector<ParamGroup> decay_param_groups(const torch::nn::Module& model, double lr, double weight_decay) {
+  std::vector<ParamGroup> groups(2);
+  groups[0].lr = groups[0].initial_lr = lr;
+  groups[0].weight_decay = weight_decay;
+  groups[1].lr = groups[1].initial_lr = lr;
+  groups[1].weight_decay = 0.0;
+  std::unordered_set<const void*> seen;
+  detail::split_for_decay(model, "", false, seen, groups[0], groups[1]);
+  return groups;
+}
+
+}  // namespace trainpp
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+namespace trainpp {
+
+inline constexpr std::string_view checkpoint_prefix = "checkpoint";  ///< HF's PREFIX_CHECKPOINT_DIR
+inline constexpr std::string_view trainer_state_name = "trainer_state.json";
+inline constexpr std::string_view training_args_name = "training_args.json";
+inline constexpr std::string_view optimizer_state_name = "optimizer.safetensors";
+inline constexpr std::string_view scheduler_state_name = "scheduler.json";
+inline constexpr std::string_view scaler_state_name = "scaler.json";
+
+/// "process_state.safetensors" for a single process, "process_state_<rank>.safetensors" otherwise
+/// (HF's rng_state.pth / rng_state_<rank>.pth).
+[[nodiscard]] inline std::string process_state_name(std::int64_t rank, std::int64_t world_size) {
+  return world_size <= 1 ? std::string("process_state.safetensors")
+                         : fmt::format("process_state_{}.safetensors", rank);
+}
+
+/// "checkpoint-<step>".
+[[nodiscard]] inline std::string checkpoint_dir_name(std::int64_t global_step) {
+  return fmt::format("{}-{}", checkpoint_prefix, global_step);
+}
+
+/// The step of a directory named exactly "checkpoint-<digits>" (HF's _re_checkpoint), else nullopt.
+[[nodiscard]] inline std::optional<std::int64_t> checkpoint_step(std::string_view name) {
+  const std::string prefix = fmt::format("{}-", checkpoint_prefix);
+  if (!name.starts_with(prefix) || name.size() == prefix.size()) return std::nullopt;
+  const auto digits = name.substr(prefix.size());
+  if (!std::ranges::all_of(digits, [](char c) { return c >= '0' && c <= '9'; })) return std::nullopt;
+  std::int64_t step = 0;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), step);
+  if (ec != std::errc{} || end != digits.data() + digits.size()) return std::nullopt;
+  return step;
+}
+
+/// True when `dir` is a checkpoint a run can resume from or load: a directory holding trainer_state.json
+/// and the model. (Directories are published whole; this guards against ones assembled by hand.)
+[[nodiscard]] inline bool is_complete_checkpoint(const std::filesystem::path& dir) {
+  std::error_code ec;
+  return std::filesystem::is_directory(dir, ec) && std::filesystem::is_regular_file(dir / trainer_state_name, ec) &&
+         std::filesystem::is_regular_file(dir / "model.safetensors", ec);
+}
+
+/// The checkpoint directories in `output_dir`, oldest first by step number. When `best` names one of
+/// them and it is not the newest, it moves to the second-to-last place, so that rotation, which deletes
+/// from the front, keeps it (HF's sort_checkpoints). HF orders by modification time when it can; the
+/// step number in the name is the order that cannot be fooled by a file system or a copy, so we use it.
+[[nodiscard]] inline std::vector<std::filesystem::path> sorted_checkpoints(
+    const std::filesystem::path& output_dir, const std::optional<std::string>& best = std::nullopt) {
+  namespace fs = std::filesystem;
+  std::vector<std::pair<std::int64_t, fs::path>> found;
+  std::error_code ec;
+  if (!fs::is_directory(output_dir, ec)) return {};
+  for (auto it = fs::directory_iterator(output_dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    const auto step = checkpoint_step(it->path().filename().string());
+    if (step && it->is_directory(ec)) found.emplace_back(*step, it->path());
+  }
+  if (ec) throw error("cannot list {}: {}", output_dir.string(), ec.message());
+  std::ranges::sort(found);
+  std::vector<fs::path> out;
+  for (auto& [step, path] : found) out.push_back(std::move(path));
+  if (best && !out.empty()) {
+    const fs::path best_path = fs::path(*best).lexically_normal();
+    const auto it = std::ranges::find_if(out, [&](const fs::path& p) { return p.lexically_normal() == best_path; });
+    if (it != out.end() && it != out.end() - 1) {
+      fs::path kept = *it;
+      out.erase(it);
+      out.insert(out.end() - 1, std::move(kept));
+    }
+  }
+  return out;
+}
+
+/// The newest complete checkpoint in `output_dir` (HF's get_last_checkpoint), or nullopt. Incomplete
+/// directories are skipped with a warning.
+[[nodiscard]] inline std::optional<std::filesystem::path> last_checkpoint(const std::filesystem::path& output_dir) {
+  auto all = sorted_checkpoints(output_dir);
+  for (auto it = all.rbegin(); it != all.rend(); ++it) {
+    if (is_complete_checkpoint(*it)) return *it;
+    warn("{} is not a complete checkpoint (it lacks {} or model.safetensors); skipping it", it->string(),
+         trainer_state_name);
+  }
+  return std::nullopt;
+}
+
+/// Removes a directory so that it never appears half-deleted under its name: it is first renamed to a
+/// ".tmp-" name (which no reader looks at), then removed. A crash in between leaves only the ".tmp-"
+/// directory, which remove_stale_staging cleans up later.
+inline void remove_dir_atomic(const std::filesystem::path& dir) {
+  namespace fs = std::filesystem;
+  const auto path = detail::without_trailing_separator(dir);
+  const auto aside = detail::parent_or_dot(path) / fmt::format(".tmp-{}-deleted-{}-{}", path.filename().string(),
+                                                                 ::getpid(), detail::random_suffix());
+  detail::rename_or_throw(path, aside);
+  std::error_code ec;
+  fs::remove_all(aside, ec);
+  if (ec) warn("cannot remove {} (the renamed {}): {}", aside.string(), path.string(), ec.message());
+}
+
+/// Deletes the ".tmp-checkpoint-*" directories an interrupted save or deletion left in `output_dir`.
+/// Returns how many it removed. Call it only when no other process is saving into `output_dir`.
+inline std::size_t remove_stale_staging(const std::filesystem::path& output_dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(output_dir, ec)) return 0;
+  const std::string prefix = fmt::format(".tmp-{}-", checkpoint_prefix);
+  std::vector<fs::path> stale;
+  for (auto it = fs::directory_iterator(output_dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec))
+    if (it->path().filename().string().starts_with(prefix) && it->is_directory(ec)) stale.push_back(it->path());
+  for (const auto& path : stale) {
+    fs::remove_all(path, ec);
+    if (ec) warn("cannot remove {}, left by an interrupted save: {}", path.string(), ec.message());
+    else note("removed {}, left by an interrupted save", path.string());
+  }
+  return stale.size();
+}
+
+/// HF's rotate_checkpoints: with a positive `save_total_limit`, deletes the oldest checkpoints until
+/// that many remain, never the newest (needed to resume) nor `best` (so with a limit of 1 the best and
+/// the newest both stay). Returns the deleted directories.
+inline std::vector<std::filesystem::path> rotate_checkpoints(const std::filesystem::path& output_dir,
+                                                             std::optional<std::int64_t> save_total_limit,
+                                                             const std::optional<std::string>& best) {
+  if (!save_total_limit || *save_total_limit <= 0) return {};
+  const auto checkpoints = sorted_checkpoints(output_dir);
+  const auto limit = static_cast<std::size_t>(*save_total_limit);
+  if (checkpoints.size() <= limit) return {};
+  std::vector<std::filesystem::path> protect{checkpoints.back()};
+  if (best) {
+    const auto best_path = std::filesystem::path(*best).lexically_normal();
+    if (best_path != checkpoints.back().lexically_normal()) protect.push_back(best_path);
+  }
+  const auto keep = std::max(limit, protect.size());
+  std::size_t remaining = checkpoints.size();
+  std::vector<std::filesystem::path> deleted;
+  for (const auto& path : checkpoints) {
+    if (remaining <= keep) break;
+    if (std::ranges::find(protect, path.lexically_normal()) != protect.end() || path == checkpoints.back()) continue;
+    note("deleting older checkpoint {} (save_total_limit {})", path.string(), *save_total_limit);
+    remove_dir_atomic(path);
+    deleted.push_back(path);
+    --remaining;
+  }
+  return deleted;
+}
+
+// ---- strict JSON -------------------------------------------------------------------------------------
+
+namespace detail {
+
+/// Deeper nesting than any state file has is refused while parsing, before it can exhaust the stack
+/// of code that walks the document.
+inline constexpr int json_max_depth = 64;
+
+/// Parses `text` as JSON, refusing NUL bytes, duplicate keys (the library would silently keep one) and
+/// nesting deeper than json_max_depth. Errors start with `source`.
+[[nodiscard]] inline nlohmann::json parse_json_strict(std::string_view text, std::string_view source) {
+  using json = nlohmann::json;
+  if (const auto nul = text.find('\0'); nul != std::string_view::npos)
+    throw error("{}: not valid JSON: a NUL byte at offset {}", source, nul);
+  std::vector<std::set<std::string>> keys;  // the keys seen in each open object
+  auto check = [&](int depth, json::parse_event_t event, json& parsed) -> bool {
+    switch (event) {
+      case json::parse_event_t::object_start:
+      case json::parse_event_t::array_start:
+        if (depth >= json_max_depth) throw error("{}: not valid JSON here: nested deeper than {} levels", source, json_max_depth);
+        if (event == json::parse_event_t::object_start) keys.emplace_back();
+        break;
+      case json::parse_event_t::object_end:
+        keys.pop_back();
+        break;
+      case json::parse_event_t::key: {
+        auto name = parsed.get<std::string>();
+        if (!keys.back().insert(name).second)
+          throw error("{}: not valid JSON here: duplicate key \"{}\"", source, name);
+        break;
+      }
+      default:
+        break;
+    }
+    return true;
+  };
+  try {
+    return json::parse(text.begin(), text.end(), check);
+  } catch (const json::exception& e) {
+    throw error("{}: not valid JSON: {}", source, e.what());
+  }
+}
+
+/// A typed view of one JSON object read from a file: each accessor names the file and the key when
+/// the value is missing or of the wrong type.
+class JsonFields {
+ public:
+  JsonFields(const nlohmann::json& object, std::string source, std::string what)
+      : object_(object), source_(std::move(source)), what_(std::move(what)) {
+    if (!object_.is_object()) throw error("{}: {} must be a JSON object, got {}", source_, what_, object_.type_name());
+  }
+  [[nodiscard]] bool has(const char* key) const { return object_.contains(key); }
+  [[nodiscard]] bool is_null(const char* key) const { return !has(key) || object_.at(key).is_null(); }
+  [[nodiscard]] const nlohmann::json& at(const char* key) const {
+    if (!has(key)) throw error("{}: {} lacks the key \"{}\"", source_, what_, key);
+    return object_.at(key);
+  }
+
+  [[nodiscard]] std::int64_t integer(const char* key, std::int64_t min = 0) const {
+    const auto& v = at(key);
+    if (v.is_number_unsigned()) {
+      const auto u = v.get<std::uint64_t>();
+      if (u <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) &&
+          static_cast<std::int64_t>(u) >= min)
+        return static_cast<std::int64_t>(u);
+    } else if (v.is_number_integer() && v.get<std::int64_t>() >= min) {
+      return v.get<std::int64_t>();
+    }
+    throw fail(key, fmt::format("an integer of at least {}", min), v);
+  }
+  [[nodiscard]] double number(const char* key) const {
+    const auto& v = at(key);
+    if (!v.is_number()) throw fail(key, "a number", v);
+    return v.get<double>();
+  }
+  [[nodiscard]] bool boolean(const char* key) const {
+    const auto& v = at(key);
+    if (!v.is_boolean()) throw fail(key, "true or false", v);
+    return v.get<bool>();
+  }
+  [[nodiscard]] std::string string(const char* key) const {
+    const auto& v = at(key);
+    if (!v.is_string()) throw fail(key, "a string", v);
+    return v.get<std::string>();
+  }
+  template <class F>
+  [[nodiscard]] auto optional(const char* key, F get) const -> std::optional<decltype((this->*get)(key))> {
+    if (is_null(key)) return std::nullopt;
+    return (this->*get)(key);
+  }
+
+  [[nodiscard]] Error fail(const char* key, std::string_view expected, const nlohmann::json& got) const {
+    auto shown = got.dump();
+    if (shown.size() > 80) shown = shown.substr(0, 77) + "...";
+    return error("{}: {} \"{}\" must be {}, got {}", source_, what_, key, expected, shown);
+  }
+
+ private:
+  const nlohmann::json& object_;
+  std::string source_;
+  std::string what_;
+};
+
+}  // namespace detail
+
+/// Reads a JSON file strictly (see detail::parse_json_strict); errors name the file.
+[[nodiscard]] inline nlohmann::json read_json_file(const std::filesystem::path& path) {
+  return detail::parse_json_strict(read_file(path), path.string());
+}
+
+/// A TrainerState from trainer_state.json's object. Keys HF's schema does not have are ignored (a
+/// newer writer may add some); a missing key keeps its default, as HF's dataclass does; a key with
+/// the wrong type is an Error naming `source` and the key.
+[[nodiscard]] inline TrainerState trainer_state_from_json(const nlohmann::json& j, std::string_view source) {
+  const detail::JsonFields f(j, std::string(source), "trainer state");
+  TrainerState s;
+  using F = detail::JsonFields;
+  auto integer = [&](const char* key, std::int64_t fallback, std::int64_t min = 0) {
+    return f.is_null(key) ? fallback : f.integer(key, min);
+  };
+  s.epoch = f.optional("epoch", &F::number);
+  s.global_step = integer("global_step", 0);
+  s.max_steps = integer("max_steps", 0);
+  s.logging_steps = integer("logging_steps", 500);
+  s.eval_steps = integer("eval_steps", 500);
+  s.save_steps = integer("save_steps", 500);
+  s.train_batch_size = integer("train_batch_size", 0);
+  s.num_train_epochs = integer("num_train_epochs", 0);
+  s.num_input_tokens_seen = integer("num_input_tokens_seen", 0);
+  s.total_flos = f.is_null("total_flos") ? 0.0 : f.number("total_flos");
+  if (f.has("log_history")) {
+    const auto& history = f.at("log_history");
+    if (!history.is_array()) throw f.fail("log_history", "an array of objects", history);
+    for (std::size_t i = 0; i < history.size(); ++i) {
+      const auto& entry = history[i];
+      const detail::JsonFields e(entry, std::string(source), fmt::format("log_history[{}]", i));
+      for (const auto& [key, value] : entry.items())
+        if (!value.is_number() && !value.is_string() && !value.is_null() && !value.is_boolean())
+          throw e.fail(key.c_str(), "a number, string, boolean or null", value);
+      if (e.has("step")) (void)e.integer("step");
+    }
+    s.log_history = history;
+  }
+  s.best_metric = f.optional("best_metric", &F::number);
+  s.best_global_step = f.is_null("best_global_step") ? std::nullopt : std::optional(f.integer("best_global_step"));
+  s.best_model_checkpoint = f.optional("best_model_checkpoint", &F::string);
+  s.is_local_process_zero = f.has("is_local_process_zero") ? f.boolean("is_local_process_zero") : true;
+  s.is_world_process_zero = f.has("is_world_process_zero") ? f.boolean("is_world_process_zero") : true;
+  s.is_hyper_param_search = f.has("is_hyper_param_search") ? f.boolean("is_hyper_param_search") : false;
+  s.trial_name = f.optional("trial_name", &F::string);
+  if (f.has("trial_params")) {
+    const auto& tp = f.at("trial_params");
+    if (!tp.is_null() && !tp.is_object()) throw f.fail("trial_params", "an object or null", tp);
+    s.trial_params = tp;
+  }
+  if (f.has("stateful_callbacks")) {
+    const auto& sc = f.at("stateful_callbacks");
+    if (!sc.is_object()) throw f.fail("stateful_callbacks", "an object", sc);
+    s.stateful_callbacks = sc;
+  }
+  return s;
+}
+
+/// Reads trainer_state.json (see trainer_state_from_json).
+[[nodiscard]] inline TrainerState read_trainer_state(const std::filesystem::path& path) {
+  return trainer_state_from_json(read_json_file(path), path.string());
+}
+
+/// The TrainerControl flags stored in trainer_state.json's stateful_callbacks, if any.
+[[nodiscard]] inline std::optional<TrainerControl> control_from_state(const TrainerState& state, std::string_view source) {
+  if (!state.stateful_callbacks.contains("TrainerControl")) return std::nullopt;
+  const auto& stored = state.stateful_callbacks.at("TrainerControl");
+  const detail::JsonFields entry(stored, std::string(source), "stateful_callbacks.TrainerControl");
+  if (!entry.has("args")) return TrainerControl{};
+  const detail::JsonFields f(entry.at("args"), std::string(source), "stateful_callbacks.TrainerControl.args");
+  TrainerControl c;
+  auto flag = [&](const char* key) { return f.has(key) ? f.boolean(key) : false; };
+  c.should_training_stop = flag("should_training_stop");
+  c.should_epoch_stop = flag("should_epoch_stop");
+  c.should_save = flag("should_save");
+  c.should_evaluate = flag("should_evaluate");
+  c.should_log = flag("should_log");
+  return c;
+}
+
+// ---- optimizer state -----------------------------------------------------------------------------------
+
+/// What optimizer.safetensors holds: per-parameter state and the groups' hyperparameters.
+struct SavedOptimizer {
+  OptimizerState state;            ///< one map per parameter of the flat list, as the optimizer's state()
+  std::vector<ParamGroup> groups;  ///< lr, initial_lr, weight_decay and names (params left empty)
+  std::vector<std::size_t> group_sizes;
+};
+
+/// Writes an optimizer's state and its groups' hyperparameters (and parameter names, which the loader
+/// checks) to `path`, atomically.
+inline void save_optimizer_state(const std::filesystem::path& path, const OptimizerState& state,
+                                 const std::vector<ParamGroup>& groups) {
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  for (std::size_t i = 0; i < state.size(); ++i)
+    for (const auto& [key, value] : state[i]) tensors.emplace_back(fmt::format("state.{}.{}", i, key), value);
+  nlohmann::json meta = {{"version", 1}, {"num_parameters", state.size()}, {"param_groups", nlohmann::json::array()}};
+  for (const auto& g : groups)
+    meta["param_groups"].push_back({{"lr", g.lr},
+                                    {"initial_lr", g.initial_lr},
+                                    {"weight_decay", g.weight_decay},
+                                    {"num_parameters", g.params.size()},
+                                    {"names", g.names}});
+  save_safetensors(path, tensors, {{"format", "pt"}, {"trainpp.optimizer", meta.dump()}});
+}
+
+/// Reads optimizer.safetensors back. Every tensor name must be "state.<i>.<key>" with i below the
+/// recorded parameter count, and the groups must add up to that count; errors name the file.
+[[nodiscard]] inline SavedOptimizer load_optimizer_state(const std::filesystem::path& path) {
+  const auto source = path.string();
+  auto file = load_safetensors(path);
+  const auto meta_it = file.metadata.find("trainpp.optimizer");
+  if (meta_it == file.metadata.end())
+    throw error("{}: not a trainpp optimizer state: the metadata lacks \"trainpp.optimizer\"", source);
+  const auto meta = detail::parse_json_strict(meta_it->second, source + " (metadata trainpp.optimizer)");
+  const detail::JsonFields f(meta, source, "the optimizer metadata");
+  if (f.integer("version") != 1) throw error("{}: unsupported optimizer state version {}", source, f.integer("version"));
+  const auto count = static_cast<std::size_t>(f.integer("num_parameters"));
+  // The state holds an entry per parameter, tensors or not: a count no model has would exhaust memory.
+  if (constexpr std::size_t max_parameters = std::size_t{1} << 20; count > max_parameters)
+    throw error("{}: num_parameters {} is more than any model has (at most {})", source, count, max_parameters);
+  const auto& groups = f.at("param_groups");
+  if (!groups.is_array()) throw f.fail("param_groups", "an array", groups);
+
+  SavedOptimizer out;
+  std::size_t total = 0;
+  for (std::size_t i = 0; i < groups.size(); ++i) {
+    const detail::JsonFields g(groups[i], source, fmt::format("param_groups[{}]", i));
+    ParamGroup group;
+    // The loop applies these rates as they are: a negative or non-finite one is corruption.
+    auto rate = [&](const char* key) {
+      const double v = g.number(key);
+      if (!std::isfinite(v) || v < 0) throw g.fail(key, "a finite non-negative number", g.at(key));
+      return v;
+    };
+    group.lr = rate("lr");
+    group.initial_lr = rate("initial_lr");
+    group.weight_decay = rate("weight_decay");
+    const auto n = static_cast<std::size_t>(g.integer("num_parameters"));
+    const auto& names = g.at("names");
+    if (!names.is_array() || !std::ranges::all_of(names, [](const auto& v) { return v.is_string(); }))
+      throw g.fail("names", "an array of strings", names);
+    if (!names.empty() && names.size() != n)
+      throw error("{}: param_groups[{}] has {} parameters but {} names", source, i, n, names.size());
+    for (const auto& name : names) group.names.push_back(name.template get<std::string>());
+    if (n > count || total > count - n)
+      throw error("{}: the parameter groups hold more parameters than num_parameters ({})", source, count);
+    total += n;
+    out.group_sizes.push_back(n);
+    out.groups.push_back(std::move(group));
+  }
+  if (total != count)
+    throw error("{}: the parameter groups hold {} parameters, num_parameters says {}", source, total, count);
+
+  out.state.resize(count);
+  for (auto& [name, tensor] : file.tensors) {
+    // "state.<index>.<key>", the index in plain decimal (no leading zero: "state.01.x" would alias "state.1.x")
+    const std::string_view n = name;
+    const auto dot = n.find('.', 6);
+    std::size_t index = 0;
+    const bool shaped = n.starts_with("state.") && dot != std::string_view::npos && dot > 6 && dot + 1 < n.size();
+    const auto digits = shaped ? n.substr(6, dot - 6) : std::string_view{};
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), index);
+    if (!shaped || ec != std::errc{} || end != digits.data() + digits.size() || (digits.size() > 1 && digits[0] == '0'))
+      throw error("{}: unexpected tensor \"{}\" (optimizer state tensors are named state.<index>.<key>)", source, name);
+    if (index >= count)
+      throw error("{}: tensor \"{}\" is for parameter #{}, but the optimizer state has {} parameters", source, name,
+                  index, count);
+    out.state[index][std::string(n.substr(dot + 1))] = std::move(tensor);
+  }
+  return out;
+}
+
+// ---- per-process state ---------------------------------------------------------------------------------
+
+/// The state of one process that a resumed run needs to continue exactly: its random generators and
+/// the training loop's running sums.
+struct ProcessState {
+  torch::Tensor cpu_rng;                ///< the default CPU generator's state
+  std::vector<torch::Tensor> cuda_rng;  ///< each CUDA device's default generator state, by index
+  torch::Tensor tr_loss;                ///< the loss summed since the last log (float32 scalar, CPU)
+  double total_loss_scalar = 0;         ///< the loss summed over the logged steps
+  std::int64_t globalstep_last_logged = 0;
+  std::int64_t scheduler_steps = 0;     ///< scheduler advances (fewer than global_step when steps were skipped)
+  std::int64_t rank = 0;
+  std::int64_t world_size = 1;
+};
+
+/// The generator states of this process (CPU and every visible CUDA device).
+[[nodiscard]] inline ProcessState capture_rng_state() {
+  ProcessState s;
+  {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    s.cpu_rng = gen.get_state();
+  }
+  if (torch::cuda::is_available()) {
+    for (std::size_t i = 0; i < static_cast<std::size_t>(torch::cuda::device_count()); ++i) {
+      auto gen = at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(i)));
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      s.cuda_rng.push_back(gen.get_state());
+    }
+  }
+  return s;
+}
+
+/// Sets this process's generators from `s`. A generator state of the wrong size, or one the generator
+/// refuses, is an Error; CUDA
+/// states for devices this machine lacks (or a checkpoint without them) get a warning, since the run
+/// then continues, but not bit for bit.
+inline void restore_rng_state(const ProcessState& s, std::string_view source) {
+  {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    if (s.cpu_rng.numel() != gen.get_state().numel())
+      throw error("{}: rng.cpu holds {} bytes, a CPU generator state has {}", source, s.cpu_rng.numel(),
+                  gen.get_state().numel());
+    try {
+      gen.set_state(s.cpu_rng);
+    } catch (const c10::Error& e) {  // the right size, but not a state the generator accepts
+      throw error("{}: rng.cpu is not a valid CPU generator state: {}", source, e.what_without_backtrace());
+    }
+  }
+  const std::size_t devices = torch::cuda::is_available() ? torch::cuda::device_count() : 0;
+  if (s.cuda_rng.size() != devices)
+    warn("{} holds the generator states of {} CUDA device(s), this machine has {}: the resumed run will not "
+         "repeat the interrupted one's random numbers on the GPU", source, s.cuda_rng.size(), devices);
+  for (std::size_t i = 0; i < std::min(devices, s.cuda_rng.size()); ++i) {
+    auto gen = at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(i)));
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    if (s.cuda_rng[i].numel() != gen.get_state().numel())
+      throw error("{}: rng.cuda:{} holds {} bytes, a CUDA generator state has {}", source, i, s.cuda_rng[i].numel(),
+                  gen.get_state().numel());
+    try {
+      gen.set_state(s.cuda_rng[i]);
+    } catch (const c10::Error& e) {
+      throw error("{}: rng.cuda:{} is not a valid CUDA generator state: {}", source, i, e.what_without_backtrace());
+    }
+  }
+}
+
+inline void save_process_state(const std::filesystem::path& path, const ProcessState& s) {
+  std::vector<std::pair<std::string, torch::Tensor>> tensors{
+      {"rng.cpu", s.cpu_rng},
+      {"loop.tr_loss", s.tr_loss.defined() ? s.tr_loss.detach().to(torch::kCPU, torch::kFloat32).reshape({})
+                                           : torch::zeros({}, torch::kFloat32)},
+      {"loop.total_loss_scalar", torch::tensor(s.total_loss_scalar, torch::kFloat64)},
+      {"loop.globalstep_last_logged", torch::tensor(s.globalstep_last_logged, torch::kInt64)},
+      {"loop.scheduler_steps", torch::tensor(s.scheduler_steps, torch::kInt64)},
+  };
+  for (std::size_t i = 0; i < s.cuda_rng.size(); ++i) tensors.emplace_back(fmt::format("rng.cuda:{}", i), s.cuda_rng[i]);
+  save_safetensors(path, tensors,
+                   {{"format", "pt"},
+                    {"trainpp.process_state", "1"},
+                    {"rank", std::to_string(s.rank)},
+                    {"world_size", std::to_string(s.world_size)}});
+}
+
+/// Reads a process_state file; every expected tensor must be present with its dtype and shape, and
+/// nothing else may be; errors name the file.
+[[nodiscard]] inline ProcessState load_process_state(const std::filesystem::path& path) {
+  const auto source = path.string();
+  auto file = load_safetensors(path);
+  auto meta = [&](const char* key) -> std::int64_t {
+    const auto it = file.metadata.find(key);
+    std::int64_t value = 0;
+    if (it == file.metadata.end()) throw error("{}: not a trainpp process state: the metadata lacks \"{}\"", source, key);
+    const auto& text = it->second;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc{} || end != text.data() + text.size() || value < 0)
+      throw error("{}: metadata \"{}\" must be a non-negative integer, got \"{}\"", source, key, text);
+    return value;
+  };
+  if (meta("trainpp.process_state") != 1) throw error("{}: unsupported process state version", source);
+  ProcessState s;
+  s.rank = meta("rank");
+  s.world_size = meta("world_size");
+  if (s.world_size < 1 || s.rank >= s.world_size)
+    throw error("{}: rank {} is not below world_size {}", source, s.rank, s.world_size);
+
+  std::map<std::string, torch::Tensor> by_name;
+  for (auto& [name, tensor] : file.tensors) by_name.emplace(name, std::move(tensor));
+  auto take = [&](const std::string& name, c10::ScalarType dtype, std::int64_t dim) {
+    const auto it = by_name.find(name);
+    if (it == by_name.end()) throw error("{}: the process state lacks the tensor \"{}\"", source, name);
+    auto t = std::move(it->second);
+    by_name.erase(it);
+    if (t.scalar_type() != dtype || t.dim() != dim)
+      throw error("{}: tensor \"{}\" must be a {}-dimensional {}, got {} {}", source, name, dim, c10::toString(dtype),
+                  t.dim(), c10::toString(t.scalar_type()));
+    return t;
+  };
+  s.cpu_rng = take("rng.cpu", torch::kUInt8, 1);
+  s.tr_loss = take("loop.tr_loss", torch::kFloat32, 0);
+  s.total_loss_scalar = take("loop.total_loss_scalar", torch::kFloat64, 0).item<double>();
+  s.globalstep_last_logged = take("loop.globalstep_last_logged", torch::kInt64, 0).item<std::int64_t>();
+  s.scheduler_steps = take("loop.scheduler_steps", torch::kInt64, 0).item<std::int64_t>();
+  if (s.globalstep_last_logged < 0 || s.scheduler_steps < 0)
+    throw error("{}: loop counters must not be negative", source);
+  for (std::size_t i = 0; by_name.contains(fmt::format("rng.cuda:{}", i)); ++i)
+    s.cuda_rng.push_back(take(fmt::format("rng.cuda:{}", i), torch::kUInt8, 1));
+  if (!by_name.empty()) throw error("{}: unexpected tensor \"{}\" in a process state", source, by_name.begin()->first);
+  return s;
+}
+
+}  // namespace trainpp
+
+// ---- trainpp/io/eval_metrics.hpp ----
+// Ready-made compute_metrics functions.
+
+
+namespace trainpp {
+
+/// Classification accuracy: argmax of the last dimension of the predictions against the label ids;
+/// labels equal to -100 (HF's ignore index) are left out. Returns {"accuracy": value}.
+[[nodiscard]] inline Metrics accuracy(const EvalPrediction& p) {
+  if (!p.predictions.defined() || !p.label_ids.defined())
+    throw error("accuracy needs predictions and label ids (is label_names right?)");
+  const auto predicted = p.predictions.dim() > p.label_ids.dim() ? p.predictions.argmax(-1) : p.predictions;
+  if (predicted.sizes() != p.label_ids.sizes())
+    throw error("accuracy: predictions of shape {} do not match labels of shape {}",
+                fmt::join(predicted.sizes(), "x"), fmt::join(p.label_ids.sizes(), "x"));
+  const auto valid = p.label_ids.ne(-100);
+  const auto count = valid.sum().item<double>();
+  const auto correct = predicted.eq(p.label_ids).logical_and(valid).sum().item<double>();
+  return {{"accuracy", count > 0 ? correct / count : 0.0}};
+}
+
+}  // namespace trainpp
+
+// ---- trainpp/io/metrics.hpp ----
+// Metrics as HF prints and saves them: log_metrics, save_metrics, speed_metrics.
+
+
+// ---- trainpp/callbacks/console.hpp ----
+// Console output on the main process: a live progress bar on a terminal (HF's ProgressCallback), or
+// plain lines (HF's PrinterCallback, chosen by disable_tqdm or when stderr is not a terminal).
+
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <unistd.h>
+
+namespace trainpp {
+namespace detail {
+
+/// A float as Python's str() prints it: shortest round-trip form, "1.0" rather than "1".
+inline std::string python_float(double v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  std::string s = fmt::format("{}", v);
+  if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
+  return s;
+}
+
+/// A log dict as HF prints it: {'loss': 0.1234, 'epoch': 1.0}, floats in `.4g` like ProgressCallback.
+inline std::string format_logs(const nlohmann::json& logs) {
+  std::string out = "{";
+  bool first = true;
+  for (const auto& [key, value] : logs.items()) {
+    if (key == "total_flos") continue;
+    if (!first) out += ", ";
+    first = false;
+    out += fmt::format("'{}': ", key);
+    if (value.is_number_float()) out += fmt::format("{:.4g}", value.get<double>());
+    else if (value.is_string()) out += fmt::format("'{}'", value.get<std::string>());
+    else out += value.dump();
+  }
+  return out + "}";
+}
+
+inline std::string format_duration(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) return "?";
+  const auto s = static_cast<long long>(seconds);
+  return s >= 3600 ? fmt::format("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+                   : fmt::format("{:02}:{:02}", s / 60, s % 60);
+}
+
+}  // namespace detail
+
+/// Progress on the main process. On a terminal: one live line — step/total, a bar, it/s, elapsed,
+/// ETA and the latest loss — and a nested line during evaluation. Elsewhere (a pipe, CI, or
+/// disable_tqdm): a plain line per log event and at most one progress line every `plain_interval`.
+class ConsoleProgress {
+ public:
+  /// `live`: nullopt decides from isatty(stderr) and args.disable_tqdm.
+  explicit ConsoleProgress(std::optional<bool> live = std::nullopt, double plain_interval_s = 10.0)
+      : forced_live_(live), plain_interval_s_(plain_interval_s) {}
+
+  void on_train_begin(const TrainingArguments& args, const TrainerState& state, TrainerControl&) {
+    enabled_ = state.is_world_process_zero;
+    live_ = forced_live_.value_or(!args.disable_tqdm.value_or(false) && ::isatty(STDERR_FILENO) != 0);
+    start_ = last_plain_ = clock::now();
+    first_step_ = state.global_step;
+  }
+  void on_step_end(const TrainingArguments&, const TrainerState& state, TrainerControl&) {
+    if (!enabled_) return;
+    const auto now = clock::now();
+    if (live_) {
+      draw(state, now);
+    } else if (seconds(now - last_plain_) >= plain_interval_s_ || state.global_step == state.max_steps) {
+      last_plain_ = now;
+      std::fprintf(stderr, "%s\n", line(state, now).c_str());
+    }
+  }
+  void on_log(const TrainingArguments&, const TrainerState& state, TrainerControl&, const nlohmann::json& logs) {
+    if (!enabled_ && !state.is_world_process_zero) return;
+    if (logs.contains("loss")) last_loss_ = logs["loss"].get<double>();
+    if (live_) std::fprintf(stderr, "\r\033[2K");
+    std::fprintf(stdout, "%s\n", detail::format_logs(logs).c_str());
+    std::fflush(stdout);
+    if (live_ && enabled_ && state.max_steps > 0) draw(state, clock::now());
+  }
+  void on_prediction_step(const TrainingArguments&, const TrainerState& state, TrainerControl&, auto& trainer) {
+    if (!live_ || !state.is_world_process_zero) return;
+    const auto total = trainer.current_eval_batches();
+    ++eval_done_;
+    std::fprintf(stderr, "\r\033[2K  eval %zu/%zu", eval_done_, total);
+    std::fflush(stderr);
+  }
+  void on_evaluate(const TrainingArguments&, const TrainerState&, TrainerControl&, const Metrics&) {
+    eval_done_ = 0;
+    if (live_) std::fprintf(stderr, "\r\033[2K");
+  }
+  void on_predict(const TrainingArguments& a, const TrainerState& s, TrainerControl& c, const Metrics& m) {
+    on_evaluate(a, s, c, m);
+  }
+  void on_train_end(const TrainingArguments&, const TrainerState&, TrainerControl&) {
+    if (enabled_ && live_) std::fprintf(stderr, "\n");
+  }
+
+ private:
+  using clock = std::chrono::steady_clock;
+  static double seconds(clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+  std::string line(const TrainerState& state, clock::time_point now) const {
+    const double elapsed = seconds(now - start_);
+    const auto done = state.global_step - first_step_;
+    const double rate = elapsed > 0 ? static_cast<double>(done) / elapsed : 0.0;
+    const double eta = rate > 0 ? static_cast<double>(state.max_steps - state.global_step) / rate : NAN;
+    std::string s = fmt::format("{}/{} [{}<{}, {:.2f}it/s", state.global_step, state.max_steps,
+                                detail::format_duration(elapsed), detail::format_duration(eta), rate);
+    if (last_loss_) s += fmt::format(", loss={:.4g}", *last_loss_);
+    return s + "]";
+  }
+  void draw(const TrainerState& state, clock::time_point now) {
+    // Redrawing costs a write syscall; a few per second is plenty for a person to read.
+    if (seconds(now - last_draw_) < 0.1 && state.global_step != state.max_steps) return;
+    last_draw_ = now;
+    constexpr int width = 24;
+    const double frac = state.max_steps > 0 ? static_cast<double>(state.global_step) / state.max_steps : 0.0;
+    const int filled = static_cast<int>(frac * width);
+    std::string bar(static_cast<std::size_t>(filled), '#');
+    bar.resize(width, '.');
+    std::fprintf(stderr, "\r\033[2K%3d%%|%s| %s", static_cast<int>(frac * 100), bar.c_str(),
+                 line(state, now).c_str());
+    std::fflush(stderr);
+  }
+
+  std::optional<bool> forced_live_;
+  double plain_interval_s_;
+  bool enabled_ = true, live_ = false;
+  clock::time_point start_{}, last_plain_{}, last_draw_{};
+  std::int64_t first_step_ = 0;
+  std::optional<double> last_loss_;
+  std::size_t eval_done_ = 0;
+};
+
+}  // namespace trainpp
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+namespace trainpp {
+
+/// Python's round(x, digits) for the values HF rounds (runtimes, rates).
+[[nodiscard]] inline double round_to(double x, int digits) {
+  const double scale = std::pow(10.0, digits);
+  return std::nearbyint(x * scale) / scale;
+}
+
+/// HF's speed_metrics: {split}_runtime, _samples_per_second, _steps_per_second.
+[[nodiscard]] inline Metrics speed_metrics(std::string_view split, std::chrono::steady_clock::time_point start,
+                                           std::optional<double> num_samples = std::nullopt,
+                                           std::optional<double> num_steps = std::nullopt) {
+  const double runtime = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  Metrics m{{fmt::format("{}_runtime", split), round_to(runtime, 4)}};
+  if (runtime == 0) return m;
+  if (num_samples) m[fmt::format("{}_samples_per_second", split)] = round_to(*num_samples / runtime, 3);
+  if (num_steps) m[fmt::format("{}_steps_per_second", split)] = round_to(*num_steps / runtime, 3);
+  return m;
+}
+
+namespace detail {
+/// HF's metrics_format: runtimes as h:mm:ss.cc, total_flos in GF, other floats rounded to 4 places.
+inline std::string format_metric(const std::string& key, double v) {
+  if (key.find("_runtime") != std::string::npos) {
+    const auto secs = static_cast<long long>(v);
+    const int centis = static_cast<int>(std::fabs(v - static_cast<double>(secs)) * 100);
+    return fmt::format("{}:{:02}:{:02}.{:02}", secs / 3600, (secs / 60) % 60, secs % 60, centis);
+  }
+  if (key == "total_flos") return fmt::format("{}GF", static_cast<long long>(v) >> 30);
+  return python_float(round_to(v, 4));
+}
+}  // namespace detail
+
+/// Prints metrics as HF's Trainer.log_metrics does:
+///   ***** eval metrics *****
+///     eval_accuracy = 0.9123
+/// Keys sorted, aligned. `out` defaults to stdout.
+inline void log_metrics(std::string_view split, const Metrics& metrics, std::FILE* out = stdout) {
+  std::fprintf(out, "***** %.*s metrics *****\n", static_cast<int>(split.size()), split.data());
+  std::size_t key_width = 0, value_width = 0;
+  std::vector<std::pair<std::string, std::string>> rows;
+  for (const auto& [k, v] : metrics) {
+    rows.emplace_back(k, detail::format_metric(k, v));
+    key_width = std::max(key_width, k.size());
+    value_width = std::max(value_width, rows.back().second.size());
+  }
+  for (const auto& [k, v] : rows) std::fprintf(out, "%s\n", fmt::format("  {:<{}} = {:>{}}", k, key_width, v, value_width).c_str());
+  std::fflush(out);
+}
+
+/// Writes {output_dir}/{split}_results.json and, with `combined`, merges into all_results.json — as
+/// HF's save_metrics does (indent 4, sorted keys). Atomic writes.
+inline void save_metrics(const std::filesystem::path& output_dir, std::string_view split, const Metrics& metrics,
+                         bool combined = true) {
+  std::filesystem::create_directories(output_dir);
+  nlohmann::json j(metrics);
+  write_file_atomic(output_dir / fmt::format("{}_results.json", split), j.dump(4) + "\n");
+  if (combined) {
+    const auto all = output_dir / "all_results.json";
+    nlohmann::json merged = nlohmann::json::object();
+    if (std::filesystem::exists(all)) {
+      try {
+        merged = nlohmann::json::parse(read_file(all));
+      } catch (const nlohmann::json::exception& e) {
+        throw error("{} is not valid JSON ({}); remove it or fix it", all.string(), e.what());
+      }
+      if (!merged.is_object()) throw error("{} does not hold a JSON object", all.string());
+    }
+    merged.update(j);
+    write_file_atomic(all, merged.dump(4) + "\n");
+  }
+}
+
+}  // namespace trainpp
+
+// ---- trainpp/io/model_io.hpp ----
+// Model weights as Hugging Face saves a plain nn.Module: every parameter and buffer under its dotted
+// name, in <dir>/model.safetensors with metadata {"format": "pt"}. Python's
+// `model.load_state_dict(safetensors.torch.load_file(...))` reads what save_model writes, and
+// load_model reads what Python saves, as long as the module trees name their members alike.
+
+
 #include <filesystem>
 #include <string>
 #include <unordered_map>
@@ -2911,186 +3709,6 @@ struct ModelLoss {
 // ---- trainpp/optim/adamw.hpp ----
 // AdamW with torch.optim.AdamW's semantics: decoupled weight decay, bias correction, amsgrad off.
 
-
-// ---- trainpp/optim/param_groups.hpp ----
-// Optimizer parameter groups, and HF Trainer's split of a model's parameters into a weight-decay
-// group and a no-decay group.
-
-
-#include <algorithm>
-#include <cctype>
-#include <cstddef>
-#include <map>
-#include <regex>
-#include <string>
-#include <string_view>
-#include <unordered_set>
-#include <utility>
-#include <vector>
-
-namespace trainpp {
-
-/// One optimizer parameter group, like an entry of torch.optim.Optimizer.param_groups.
-struct ParamGroup {
-  std::vector<torch::Tensor> params;
-  std::vector<std::string> names;  ///< parameter names, same order as `params` (may be empty)
-  double lr = 0.0;                 ///< current learning rate; the scheduler writes it
-  double initial_lr = 0.0;         ///< the base rate the scheduler multiplies
-  double weight_decay = 0.0;
-};
-
-/// HF Trainer.create_optimizer's grouping of `model`'s trainable parameters.
-///
-/// Guarantees: exactly two groups, both with `lr = initial_lr = lr`; group 0 has `weight_decay`, group 1
-/// has 0. Only parameters with requires_grad are listed, each once (a shared parameter under its first
-/// name), in named_parameters() order. A parameter goes to group 1 when it lives inside a
-/// torch::nn::LayerNorm (or a subclass) below the root, or when its full lower-cased name matches one of
-/// `bias`, `layernorm`, `rmsnorm`, `(^|.)norm($|.)`, `_norm($|.)` (transformers'
-/// get_decay_parameter_names). Other norm modules (RMSNorm, GroupNorm, ...) are recognised by name only,
-/// exactly as HF does. An empty group is kept, as HF keeps it, so group indices stay stable for
-/// checkpoints.
-[[nodiscard]] std::vector<ParamGroup> decay_param_groups(const torch::nn::Module& model, double lr,
-                                                         double weight_decay);
-
-/// Per-parameter optimizer state as checkpoints see it: one map per parameter, in parameters() order
-/// (all groups, in group order); an empty map for a parameter that has not been updated yet (torch's
-/// optimizer.state has no entry for it either).
-using OptimizerState = std::vector<std::map<std::string, torch::Tensor>>;
-
-namespace detail {
-
-/// True when HF's name patterns keep the parameter `full_name` out of weight decay.
-[[nodiscard]] inline bool hf_no_decay_name(const std::string& full_name) {
-  static const std::regex pattern(R"(bias|layernorm|rmsnorm|(?:^|\.)norm(?:$|\.)|_norm(?:$|\.))",
-                                  std::regex::ECMAScript | std::regex::optimize);
-  std::string lower = full_name;
-  std::ranges::transform(lower, lower.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return std::regex_search(lower, pattern);
-}
-
-// Pre-order walk (own parameters, then children), the order of named_parameters(); the LayerNorm flag
-// is inherited by everything below a LayerNorm, as HF's recursive search drops whole subtrees.
-inline void split_for_decay(const torch::nn::Module& module, const std::string& prefix, bool under_layer_norm,
-                            std::unordered_set<const void*>& seen, ParamGroup& decay, ParamGroup& no_decay) {
-  for (const auto& item : module.named_parameters(/*recurse=*/false)) {
-    const torch::Tensor& p = item.value();
-    if (!seen.insert(p.unsafeGetTensorImpl()).second) continue;  // shared: keep the first name only
-    if (!p.requires_grad()) continue;
-    std::string name = prefix + item.key();
-    ParamGroup& group = (under_layer_norm || hf_no_decay_name(name)) ? no_decay : decay;
-    group.params.push_back(p);
-    group.names.push_back(std::move(name));
-  }
-  for (const auto& child : module.named_children()) {
-    const bool is_layer_norm = dynamic_cast<const torch::nn::LayerNormImpl*>(child.value().get()) != nullptr;
-    split_for_decay(*child.value(), prefix + child.key() + ".", under_layer_norm || is_layer_norm, seen, decay,
-                    no_decay);
-  }
-}
-
-/// Tensors bucketed by (device, dtype) in first-seen order, as torch's
-/// _group_tensors_by_device_and_dtype does, so foreach/fused kernels get one launch per bucket.
-struct Bucket {
-  torch::Device device;
-  torch::ScalarType dtype;
-  std::vector<std::size_t> indices;  ///< positions in the bucketed sequence
-};
-[[nodiscard]] inline std::vector<Bucket> bucket_by_device_dtype(const std::vector<torch::Tensor>& tensors) {
-  std::vector<Bucket> buckets;
-  for (std::size_t i = 0; i < tensors.size(); ++i) {
-    const auto device = tensors[i].device();
-    const auto dtype = tensors[i].scalar_type();
-    auto it = std::ranges::find_if(buckets, [&](const Bucket& b) { return b.device == device && b.dtype == dtype; });
-    if (it == buckets.end()) buckets.push_back(Bucket{device, dtype, {i}});
-    else it->indices.push_back(i);
-  }
-  return buckets;
-}
-
-/// `values[i]` for every i in `indices`.
-template <typename T>
-[[nodiscard]] std::vector<T> pick(const std::vector<T>& values, const std::vector<std::size_t>& indices) {
-  std::vector<T> out;
-  out.reserve(indices.size());
-  for (auto i : indices) out.push_back(values[i]);
-  return out;
-}
-
-/// Checks an optimizer's groups the way torch.optim does on construction; `who` names the optimizer.
-inline void validate_groups(const std::vector<ParamGroup>& groups, std::string_view who) {
-  std::unordered_set<const void*> seen;
-  for (std::size_t g = 0; g < groups.size(); ++g) {
-    const auto& group = groups[g];
-    if (!(group.lr >= 0)) throw error("{}: invalid learning rate {} in param group {}", who, group.lr, g);
-    if (!(group.weight_decay >= 0))
-      throw error("{}: invalid weight_decay {} in param group {}", who, group.weight_decay, g);
-    if (!group.names.empty() && group.names.size() != group.params.size())
-      throw error("{}: param group {} has {} names for {} params", who, g, group.names.size(), group.params.size());
-    for (std::size_t i = 0; i < group.params.size(); ++i) {
-      const auto& p = group.params[i];
-      const auto label = group.names.empty() ? fmt::format("#{}", i) : group.names[i];
-      if (!p.defined()) throw error("{}: parameter {} of group {} is an undefined tensor", who, label, g);
-      if (!p.is_floating_point())
-        throw error("{}: parameter {} of group {} has dtype {}; only floating-point parameters can be optimized",
-                    who, label, g, c10::toString(p.scalar_type()));
-      if (!seen.insert(p.unsafeGetTensorImpl()).second)
-        throw error("{}: parameter {} appears more than once across the param groups", who, label);
-    }
-  }
-}
-
-/// torch.optim.Optimizer.zero_grad: drop the gradients, or zero them in place (one foreach launch per
-/// (device, dtype)) after cutting them from any autograd graph.
-inline void zero_grads(const std::vector<ParamGroup>& groups, bool set_to_none) {
-  std::vector<torch::Tensor> grads;
-  for (const auto& group : groups) {
-    for (const auto& p : group.params) {
-      auto& grad = p.mutable_grad();  // a reference into the parameter's grad slot
-      if (!grad.defined()) continue;
-      if (set_to_none) {
-        grad.reset();
-        continue;
-      }
-      if (grad.grad_fn()) grad = grad.detach();
-      else grad.requires_grad_(false);
-      grads.push_back(grad);
-    }
-  }
-  for (const auto& bucket : bucket_by_device_dtype(grads)) at::_foreach_zero_(pick(grads, bucket.indices));
-}
-
-/// Every parameter of every group, in group order.
-[[nodiscard]] inline std::vector<torch::Tensor> all_params(const std::vector<ParamGroup>& groups) {
-  std::vector<torch::Tensor> out;
-  for (const auto& group : groups) out.insert(out.end(), group.params.begin(), group.params.end());
-  return out;
-}
-
-/// Copies a saved state tensor onto the parameter's device and dtype, checking its shape, as
-/// torch.optim.Optimizer.load_state_dict casts state to its parameter.
-[[nodiscard]] inline torch::Tensor load_like(const torch::Tensor& saved, const torch::Tensor& param,
-                                             std::string_view who, std::string_view key, std::size_t index) {
-  if (!saved.defined()) throw error("{}: state entry '{}' of parameter #{} is undefined", who, key, index);
-  if (saved.sizes() != param.sizes())
-    throw error("{}: state entry '{}' of parameter #{} has shape {}, the parameter has {}", who, key, index,
-                saved.sizes().vec(), param.sizes().vec());
-  return saved.detach().to(param.device(), param.scalar_type(), /*non_blocking=*/false, /*copy=*/true);
-}
-
-}  // namespace detail
-
-inline std::vector<ParamGroup> decay_param_groups(const torch::nn::Module& model, double lr, double weight_decay) {
-  std::vector<ParamGroup> groups(2);
-  groups[0].lr = groups[0].initial_lr = lr;
-  groups[0].weight_decay = weight_decay;
-  groups[1].lr = groups[1].initial_lr = lr;
-  groups[1].weight_decay = 0.0;
-  std::unordered_set<const void*> seen;
-  detail::split_for_decay(model, "", false, seen, groups[0], groups[1]);
-  return groups;
-}
-
-}  // namespace trainpp
 
 #include <cmath>
 #include <cstddef>
@@ -3795,7 +4413,8 @@ class LRScheduler {
 
   /// What a checkpoint needs: the configuration (for a sanity check on load) and the plateau counters.
   [[nodiscard]] nlohmann::json state() const;
-  /// Restores state(); throws trainpp::Error if it belongs to another schedule type.
+  /// Restores state(); throws trainpp::Error if it belongs to another schedule type or, for
+  /// reduce_lr_on_plateau, lacks a counter or has one of the wrong type (naming it).
   void load_state(const nlohmann::json& state);
 
   [[nodiscard]] SchedulerType type() const { return type_; }
@@ -4163,22 +4782,43 @@ inline nlohmann::json LRScheduler::state() const {
 }
 
 inline void LRScheduler::load_state(const nlohmann::json& state) {
+  auto shown = [](const nlohmann::json& j) {
+    auto text = j.dump();
+    return text.size() > 80 ? text.substr(0, 77) + "..." : text;
+  };
   if (!state.is_object() || !state.contains("lr_scheduler_type"))
-    throw error("scheduler state must be an object with lr_scheduler_type, got {}", state.dump());
-  const auto saved = state.at("lr_scheduler_type");
+    throw error("scheduler state must be an object with lr_scheduler_type, got {}", shown(state));
+  const auto& saved = state.at("lr_scheduler_type");
   if (!saved.is_string() || saved.get<std::string>() != to_string(type_))
-    throw error("scheduler state is for lr_scheduler_type {}, this run uses {}", saved.dump(), to_string(type_));
+    throw error("scheduler state is for lr_scheduler_type {}, this run uses {}", shown(saved), to_string(type_));
   if (!steps_on_metric()) return;  // the lambda schedules are pure functions of the step
-  try {
-    auto& p = plateau_;
-    p.best = detail::decode_double(state.at("best"), "best");
-    p.num_bad_epochs = state.at("num_bad_epochs").get<std::int64_t>();
-    p.cooldown_counter = state.at("cooldown_counter").get<std::int64_t>();
-    p.last_epoch = state.at("last_epoch").get<std::int64_t>();
-    p.last_lrs = state.at("last_lrs").get<std::vector<double>>();
-  } catch (const nlohmann::json::exception& e) {
-    throw error("scheduler state for reduce_lr_on_plateau is incomplete or malformed: {}", e.what());
-  }
+  // Each field is checked before any is set (nlohmann's get<> would also take booleans, fractions and
+  // negative counts), so a refused state leaves the schedule as it was.
+  auto field = [&](const char* key) -> const nlohmann::json& {
+    if (!state.contains(key)) throw error("scheduler state for reduce_lr_on_plateau lacks \"{}\"", key);
+    return state.at(key);
+  };
+  auto counter = [&](const char* key) {
+    const auto& v = field(key);
+    constexpr auto max = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+    if (v.is_number_unsigned() && v.get<std::uint64_t>() <= max) return static_cast<std::int64_t>(v.get<std::uint64_t>());
+    if (v.is_number_integer() && !v.is_number_unsigned() && v.get<std::int64_t>() >= 0) return v.get<std::int64_t>();
+    throw error("scheduler state: \"{}\" must be a non-negative integer, got {}", key, shown(v));
+  };
+  const double best = detail::decode_double(field("best"), "best");
+  const auto num_bad_epochs = counter("num_bad_epochs");
+  const auto cooldown_counter = counter("cooldown_counter");
+  const auto last_epoch = counter("last_epoch");
+  const auto& lrs = field("last_lrs");
+  if (!lrs.is_array() || !std::ranges::all_of(lrs, [](const nlohmann::json& v) { return v.is_number(); }))
+    throw error("scheduler state: \"last_lrs\" must be an array of numbers, got {}", shown(lrs));
+  auto& p = plateau_;
+  p.best = best;
+  p.num_bad_epochs = num_bad_epochs;
+  p.cooldown_counter = cooldown_counter;
+  p.last_epoch = last_epoch;
+  p.last_lrs.clear();
+  for (const auto& v : lrs) p.last_lrs.push_back(v.get<double>());
 }
 
 inline LRScheduler make_scheduler(const TrainingArguments& args, std::int64_t num_training_steps) {
@@ -5061,8 +5701,14 @@ class Trainer {
 
   // ---- the three entry points ------------------------------------------------------------------
 
-  /// Runs training (see loop.hpp). Needs the train_dataset slot.
-  TrainOutput train();
+  /// Runs training (see loop.hpp). Needs the train_dataset slot. Resumes as
+  /// args.resume_from_checkpoint says: "true" (the newest checkpoint in output_dir), a checkpoint
+  /// directory, or nothing / "false" for a fresh run. (HF's Trainer.train takes this as a parameter
+  /// and leaves the argument to scripts; here the argument works by itself, and the overload below
+  /// takes the parameter.)
+  TrainOutput train() { return train(args_.resume_from_checkpoint); }
+  /// Runs training, resuming from `resume_from_checkpoint` ("true", a directory, or nullopt / "false").
+  TrainOutput train(const std::optional<std::string>& resume_from_checkpoint);
 
   /// Evaluates on the eval_dataset slot: eval_loss, eval_runtime, eval_samples_per_second,
   /// eval_steps_per_second and compute_metrics' results, all under `prefix`_; logged and returned.
@@ -5269,7 +5915,16 @@ class Trainer {
 
   void maybe_log_save_evaluate(torch::Tensor& tr_loss, const torch::Tensor& grad_norm, double learning_rate);
   Metrics evaluate_during_training();
-  void save_checkpoint();
+
+  // Checkpoints and resume (loop.hpp).
+  std::optional<std::filesystem::path> resolve_checkpoint(const std::optional<std::string>& value) const;
+  void prepare_output_dir(bool resuming);
+  TrainerState resumed_state(const std::filesystem::path& checkpoint);
+  bool load_training_state(const std::filesystem::path& checkpoint, torch::Tensor& tr_loss);
+  template <class L>
+  void skip_batches(L& loader, std::int64_t count);
+  void save_checkpoint(const torch::Tensor& tr_loss);
+  void finish_checkpoints();
 
   Model model_;
   TrainingArguments args_;
@@ -5292,6 +5947,7 @@ class Trainer {
   TrainerState state_;
   TrainerControl control_;
   std::int64_t globalstep_last_logged_ = 0;
+  std::int64_t scheduler_steps_ = 0;  ///< scheduler advances; fewer than global_step when steps were skipped
   double total_loss_scalar_ = 0;
   std::size_t current_eval_batches_ = 0;
 };
@@ -5386,6 +6042,74 @@ PredictionOutput Trainer<Model, P>::evaluation_loop(L& loader, bool prediction_l
 // Semantics follow transformers 5.x's Trainer._inner_training_loop / _run_epoch.
 
 
+// ---- trainpp/detail/crash_point.hpp ----
+// Crash injection for testing resume: the environment variable TRAINPP_CRASH_AT=<point>:<step> makes
+// the process kill itself with SIGKILL (no destructors, no flushing: as if the machine died) when the
+// training loop reaches <point> with global_step == <step>. The points:
+//   substep      after a micro-batch's backward that does not end its accumulation window
+//   step         right after optimizer step <step>, before it is logged, evaluated or saved
+//   checkpoint   while checkpoint-<step> is being written: some files are in its staging directory,
+//                the directory is not yet published
+//   rotate       after checkpoint-<step> is published, before older checkpoints are rotated away
+// Without the variable, each point costs one comparison of a static.
+
+
+#include <csignal>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+namespace trainpp::detail {
+
+struct CrashPlan {
+  std::string point;
+  std::int64_t step = -1;
+};
+
+/// TRAINPP_CRASH_AT parsed once; a malformed value is an Error (a test asking for a crash that
+/// silently never happens would pass for the wrong reason).
+[[nodiscard]] inline const CrashPlan& crash_plan() {
+  static const CrashPlan plan = [] {
+    CrashPlan p;
+    const char* value = std::getenv("TRAINPP_CRASH_AT");
+    if (value == nullptr || *value == '\0') return p;
+    const std::string_view text(value);
+    const auto colon = text.rfind(':');
+    const auto point = text.substr(0, colon == std::string_view::npos ? 0 : colon);
+    const bool known = point == "substep" || point == "step" || point == "checkpoint" || point == "rotate";
+    std::int64_t step = -1;
+    if (colon != std::string_view::npos) {
+      try {
+        std::size_t used = 0;
+        const std::string digits(text.substr(colon + 1));
+        step = std::stoll(digits, &used);
+        if (used != digits.size()) step = -1;
+      } catch (const std::exception&) {
+        step = -1;
+      }
+    }
+    if (!known || step < 0)
+      throw error("TRAINPP_CRASH_AT must be <point>:<step> with point substep, step, checkpoint or rotate and a "
+                  "step >= 0, got '{}'", text);
+    p.point = std::string(point);
+    p.step = step;
+    return p;
+  }();
+  return plan;
+}
+
+/// Kills the process with SIGKILL if TRAINPP_CRASH_AT names this point and step.
+inline void crash_point(std::string_view point, std::int64_t global_step) {
+  const auto& plan = crash_plan();
+  if (plan.step == global_step && plan.point == point) {
+    std::fflush(nullptr);  // what was printed so far stays visible to the test that reads it
+    std::raise(SIGKILL);
+  }
+}
+
+}  // namespace trainpp::detail
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -5393,8 +6117,12 @@ PredictionOutput Trainer<Model, P>::evaluation_loop(L& loader, bool prediction_l
 namespace trainpp {
 
 template <class Model, class P>
-TrainOutput Trainer<Model, P>::train() {
+TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_from_checkpoint) {
   static_assert(has_train_dataset, "trainpp: train() needs the train_dataset slot (trainpp::train_dataset = ...)");
+  (void)detail::crash_plan();  // a malformed TRAINPP_CRASH_AT fails here, before any work
+  const std::optional<std::filesystem::path> resume = resolve_checkpoint(resume_from_checkpoint);
+  prepare_output_dir(resume.has_value());
+
   const auto& dataset = detail::unwrap(train_dataset_);
   auto loader = data_loader_.train_loader(dataset, args_, device_);
 
@@ -5420,11 +6148,26 @@ TrainOutput Trainer<Model, P>::train() {
   const std::int64_t steps_in_epoch = len_dataloader;
 
   state_ = TrainerState{};
-  state_.is_world_process_zero = state_.is_local_process_zero = sharding_.rank() == 0;
   state_.compute_steps(args_, max_steps);
   state_.train_batch_size = args_.per_device_train_batch_size;
-  state_.num_train_epochs = num_train_epochs;
   state_.epoch = 0.0;
+  control_ = TrainerControl{};
+  // Where a resumed run picks up (HF's _init_training_state): whole epochs from global_step, then the
+  // micro-batches of the current epoch, which the loader skips without reading them.
+  std::int64_t epochs_trained = 0;
+  std::int64_t batches_to_skip = 0;
+  if (resume) {
+    // The weights first, before the optimizer holds references to the parameters.
+    trainpp::load_model(module(), *resume / model_weights_name, /*strict=*/true);
+    state_ = resumed_state(*resume);
+    epochs_trained = state_.global_step / updates_per_epoch;
+    if (!args_.ignore_data_skip) batches_to_skip = (state_.global_step % updates_per_epoch) * ga;
+  }
+  // HF's init_training_references: this run's totals, whatever the checkpoint said.
+  state_.max_steps = max_steps;
+  state_.num_train_epochs = num_train_epochs;
+  state_.is_world_process_zero = state_.is_local_process_zero = sharding_.rank() == 0;
+  const std::int64_t initial_global_step = state_.global_step;
 
   // ---- optimizer and schedule (HF rebuilds them on each train()) ---------------------------------
   optimizer_.reset();
@@ -5433,8 +6176,8 @@ TrainOutput Trainer<Model, P>::train() {
   scheduler_.emplace(scheduler_policy_.create(args_, max_steps));
   auto& optimizer = *optimizer_;
   auto& scheduler = *scheduler_;
-  std::int64_t scheduler_steps = 0;  // advances with each optimizer step that was not skipped
-  scheduler.apply(optimizer.param_groups(), scheduler_steps);
+  scheduler_steps_ = 0;  // advances with each optimizer step that was not skipped
+  scheduler.apply(optimizer.param_groups(), scheduler_steps_);
   const auto parameters = optimizer.parameters();
 
   module().train();
@@ -5442,15 +6185,19 @@ TrainOutput Trainer<Model, P>::train() {
   // The running training loss lives on the device; it reaches the host only on logging steps.
   auto tr_loss = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device_));
   torch::Tensor grad_norm;
-  double learning_rate = optimizer.param_groups().begin()->lr;
   total_loss_scalar_ = 0;
-  globalstep_last_logged_ = 0;
+  globalstep_last_logged_ = state_.global_step;
+  bool loss_sums_restored = false;
+  if (resume) loss_sums_restored = load_training_state(*resume, tr_loss);
+  double learning_rate = optimizer.param_groups().begin()->lr;
   const auto start_time = std::chrono::steady_clock::now();
 
   fire(hooks::on_train_begin);
   if (args_.eval_on_start) evaluate_during_training();
 
-  for (std::int64_t epoch = 0; epoch < num_train_epochs; ++epoch) {
+  // A run resumed from its final checkpoint has nothing left to train (HF would train one step more).
+  const bool already_done = state_.global_step >= max_steps;
+  for (std::int64_t epoch = epochs_trained; epoch < num_train_epochs && !already_done; ++epoch) {
     loader.set_epoch(epoch);
     fire(hooks::on_epoch_begin);
 
@@ -5459,10 +6206,16 @@ TrainOutput Trainer<Model, P>::train() {
     std::int64_t remainder = steps_in_epoch % ga;
     if (remainder == 0) remainder = ga;
     std::int64_t step = -1;
+    std::int64_t first_update = 0;
+    if (epoch == epochs_trained && batches_to_skip > 0) {
+      skip_batches(loader, batches_to_skip);
+      step = batches_to_skip - 1;
+      first_update = batches_to_skip / ga;
+    }
     std::vector<typename std::remove_cvref_t<decltype(*loader.next())>> window;
     window.reserve(static_cast<std::size_t>(ga));
 
-    for (std::int64_t update = 0; update < updates_per_epoch; ++update) {
+    for (std::int64_t update = first_update; update < updates_per_epoch; ++update) {
       const std::int64_t wanted = update != updates_per_epoch - 1 ? ga : remainder;
       window.clear();
       for (std::int64_t i = 0; i < wanted; ++i) {
@@ -5501,15 +6254,17 @@ TrainOutput Trainer<Model, P>::train() {
 
           learning_rate = optimizer.param_groups().begin()->lr;  // the rate this update used
           if ((!precision_type::can_skip_steps || stepped) && !scheduler.steps_on_metric())
-            scheduler.apply(optimizer.param_groups(), ++scheduler_steps);
+            scheduler.apply(optimizer.param_groups(), ++scheduler_steps_);
 
           optimizer.zero_grad();
           state_.global_step += 1;
           state_.epoch = static_cast<double>(epoch) + static_cast<double>(step + 1) / static_cast<double>(steps_in_epoch);
+          detail::crash_point("step", state_.global_step);
           fire(hooks::on_step_end);
           maybe_log_save_evaluate(tr_loss, grad_norm, learning_rate);
         } else {
           fire(hooks::on_substep_end);
+          detail::crash_point("substep", state_.global_step);
         }
         if (control_.should_epoch_stop || control_.should_training_stop) break;
       }
@@ -5528,8 +6283,11 @@ TrainOutput Trainer<Model, P>::train() {
 
   // ---- the end, as HF's _finalize_training ---------------------------------------------------------
   total_loss_scalar_ += tr_loss.item<double>();
-  const auto steps_trained = state_.global_step;
-  const double train_loss = total_loss_scalar_ / std::max<double>(static_cast<double>(steps_trained), 0.001);
+  const auto steps_trained = state_.global_step - initial_global_step;
+  // With the loss sums restored from the checkpoint, train_loss covers the whole run, as it would
+  // have without the interruption (HF averages over the steps since the resume only).
+  const auto steps_in_loss = loss_sums_restored ? state_.global_step : steps_trained;
+  const double train_loss = total_loss_scalar_ / std::max<double>(static_cast<double>(steps_in_loss), 0.001);
   Metrics metrics = speed_metrics("train", start_time,
                                   num_train_samples * static_cast<double>(steps_trained) /
                                       static_cast<double>(std::max<std::int64_t>(state_.max_steps, 1)),
@@ -5537,6 +6295,7 @@ TrainOutput Trainer<Model, P>::train() {
   metrics["total_flos"] = state_.total_flos;
   metrics["train_loss"] = train_loss;
   log(metrics);
+  finish_checkpoints();
   fire(hooks::on_train_end);
   return TrainOutput{state_.global_step, train_loss, metrics};
 }
@@ -5570,14 +6329,15 @@ void Trainer<Model, P>::maybe_log_save_evaluate(torch::Tensor& tr_loss, const to
       const bool greater = args_.greater_is_better.value_or(true);
       if (!state_.best_metric || (greater ? value > *state_.best_metric : value < *state_.best_metric)) {
         state_.best_metric = value;
-        state_.best_global_step = state_.global_step;
+        // HF records the step only when checkpoints are saved: it names the best checkpoint.
+        if (args_.save_strategy != SaveStrategy::no) state_.best_global_step = state_.global_step;
         is_new_best = true;
       }
     }
     if (args_.save_strategy == SaveStrategy::best) control_.should_save = is_new_best;
   }
   if (control_.should_save) {
-    save_checkpoint();
+    save_checkpoint(tr_loss);
     fire(hooks::on_save);
   }
 }
@@ -5602,19 +6362,261 @@ Metrics Trainer<Model, P>::evaluate_during_training() {
   }
 }
 
-/// {output_dir}/checkpoint-{global_step}/ with the model weights, trainer_state.json and
-/// training_args.json, published atomically: a crash leaves earlier checkpoints intact.
+// ---- checkpoints --------------------------------------------------------------------------------
+
+/// The checkpoint directory train() resumes from: nullopt for none ("false", or nothing given), the
+/// newest complete checkpoint in output_dir for "true", else the path given, which must hold a
+/// complete checkpoint.
 template <class Model, class P>
-void Trainer<Model, P>::save_checkpoint() {
-  if (!state_.is_world_process_zero) return;
+std::optional<std::filesystem::path> Trainer<Model, P>::resolve_checkpoint(const std::optional<std::string>& value) const {
+  if (!value || value->empty() || *value == "false" || *value == "False") return std::nullopt;
+  if (*value == "true" || *value == "True") {
+    auto last = last_checkpoint(args_.output_dir);
+    if (!last)
+      throw error("No valid checkpoint found in output directory ({}) to resume from (resume_from_checkpoint "
+                  "true)", args_.output_dir);
+    return last;
+  }
+  const std::filesystem::path dir = *value;
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec))
+    throw error("Can't find a valid checkpoint at {}: it is not a directory", dir.string());
+  if (!is_complete_checkpoint(dir))
+    throw error("Can't find a valid checkpoint at {}: it lacks {} or {}", dir.string(), trainer_state_name,
+                model_weights_name);
+  return dir;
+}
+
+/// Before a run writes into output_dir: removes what interrupted saves left there, and refuses to
+/// start a fresh run on top of another run's checkpoints unless told to overwrite them (HF's example
+/// scripts refuse the same way; the Trainer itself would mix the two runs' checkpoints).
+template <class Model, class P>
+void Trainer<Model, P>::prepare_output_dir(bool resuming) {
+  if (!state_.is_world_process_zero || args_.save_strategy == SaveStrategy::no) return;
+  remove_stale_staging(args_.output_dir);
+  if (resuming) return;
+  const auto existing = sorted_checkpoints(args_.output_dir);
+  if (existing.empty()) return;
+  if (!args_.overwrite_output_dir)
+    throw error("Output directory ({}) already holds checkpoints ({} ... {}). Use --resume_from_checkpoint true "
+                "to continue that run, or --overwrite_output_dir to delete them and start over.",
+                args_.output_dir, existing.front().filename().string(), existing.back().filename().string());
+  for (const auto& dir : existing) {
+    note("overwrite_output_dir: deleting {}", dir.string());
+    remove_dir_atomic(dir);
+  }
+}
+
+/// trainer_state.json of the checkpoint, checked against this run (HF's _init_training_state).
+template <class Model, class P>
+TrainerState Trainer<Model, P>::resumed_state(const std::filesystem::path& checkpoint) {
+  const auto path = checkpoint / trainer_state_name;
+  TrainerState loaded = read_trainer_state(path);
+  if (loaded.best_model_checkpoint && !std::filesystem::is_directory(*loaded.best_model_checkpoint)) {
+    warn("The best checkpoint {} recorded in the resumed state does not exist anymore. Ignoring it for this run.",
+         *loaded.best_model_checkpoint);
+    loaded.best_model_checkpoint.reset();
+  }
+  // HF's compare_trainer_and_checkpoint_args: differences are allowed, but said.
+  std::vector<std::string> differences;
+  auto compare = [&](const char* name, std::int64_t now, std::int64_t saved) {
+    if (now != saved) differences.push_back(fmt::format("{}: {} (from args) != {} (from {})", name, now, saved, path.string()));
+  };
+  TrainerState now;
+  now.compute_steps(args_, loaded.max_steps);
+  compare("logging_steps", now.logging_steps, loaded.logging_steps);
+  compare("eval_steps", now.eval_steps, loaded.eval_steps);
+  compare("save_steps", now.save_steps, loaded.save_steps);
+  compare("per_device_train_batch_size", args_.per_device_train_batch_size, loaded.train_batch_size);
+  if (!differences.empty())
+    warn("The following arguments do not match the ones in the checkpoint's trainer_state.json (the checkpoint's "
+         "logging/eval/save steps stay in force, as in HF):\n\t{}", fmt::join(differences, "\n\t"));
+  if (args_.restore_callback_states_from_checkpoint)
+    if (auto control = control_from_state(loaded, path.string())) control_ = *control;
+  note("resuming training from {} at global step {}", checkpoint.string(), loaded.global_step);
+  return loaded;
+}
+
+/// Optimizer, schedule, loss scaler, random generators and the loop's running sums from a checkpoint.
+/// Returns whether the loss sums were restored (checkpoints hold them; a run resumed from a
+/// model-only checkpoint is refused before this point).
+template <class Model, class P>
+bool Trainer<Model, P>::load_training_state(const std::filesystem::path& checkpoint, torch::Tensor& tr_loss) {
+  const auto process_file = checkpoint / process_state_name(sharding_.rank(), sharding_.world_size());
+  if (!std::filesystem::exists(checkpoint / optimizer_state_name) && !std::filesystem::exists(process_file)) {
+    // A checkpoint saved with save_only_model, or one from another world size.
+    const auto others = std::filesystem::exists(checkpoint / "process_state.safetensors") ||
+                        std::filesystem::exists(checkpoint / "process_state_0.safetensors");
+    if (others)
+      throw error("{} was saved by a run with a different number of processes than this one ({}): its optimizer "
+                  "and random states cannot be split or merged", checkpoint.string(), sharding_.world_size());
+    throw error("{} holds the model only (saved with save_only_model): it has no optimizer, scheduler or random "
+                "state to resume training from; load its weights with trainpp::load_model instead",
+                checkpoint.string());
+  }
+
+  // The optimizer: per-parameter state, then each group's learning rate as it was.
+  if constexpr (requires(optimizer_type& o, const OptimizerState& st) { o.load_state(st); }) {
+    const auto path = checkpoint / optimizer_state_name;
+    auto saved = load_optimizer_state(path);
+    auto& groups = optimizer_->param_groups();
+    const auto group_count = static_cast<std::size_t>(std::ranges::distance(groups));
+    if (saved.groups.size() != group_count)
+      throw error("{}: {} parameter groups, this run's optimizer has {}", path.string(), saved.groups.size(), group_count);
+    std::size_t g = 0;
+    for (auto& group : groups) {
+      if (saved.group_sizes[g] != group.params.size())
+        throw error("{}: parameter group {} holds {} parameters, this run's holds {} (is it the same model?)",
+                    path.string(), g, saved.group_sizes[g], group.params.size());
+      if (!saved.groups[g].names.empty() && !group.names.empty() && saved.groups[g].names != group.names)
+        throw error("{}: parameter group {} names other parameters than this run's (first difference: {})",
+                    path.string(), g, [&] {
+                      for (std::size_t i = 0; i < group.names.size(); ++i)
+                        if (group.names[i] != saved.groups[g].names[i])
+                          return fmt::format("{} vs {}", saved.groups[g].names[i], group.names[i]);
+                      return std::string("?");
+                    }());
+      ++g;
+    }
+    try {
+      optimizer_->load_state(saved.state);
+    } catch (const Error& e) {
+      throw error("{}: {}", path.string(), e.what());
+    }
+    g = 0;
+    for (auto& group : groups) {
+      group.lr = saved.groups[g].lr;
+      group.initial_lr = saved.groups[g].initial_lr;
+      ++g;
+    }
+  } else {
+    throw error("this Trainer's optimizer has no load_state(const OptimizerState&): it cannot resume from {}",
+                checkpoint.string());
+  }
+
+  if constexpr (requires(scheduler_type& s, const nlohmann::json& j) { s.load_state(j); }) {
+    const auto path = checkpoint / scheduler_state_name;
+    try {
+      scheduler_->load_state(read_json_file(path));
+    } catch (const Error& e) {
+      throw error("{}: {}", path.string(), e.what());
+    }
+  }
+  if constexpr (requires(precision_type& p, const nlohmann::json& j) { p.load_state(j); }) {
+    const auto path = checkpoint / scaler_state_name;
+    try {
+      precision_.load_state(read_json_file(path));
+    } catch (const Error& e) {
+      throw error("{}: {}", path.string(), e.what());
+    }
+  }
+
+  if (!std::filesystem::exists(process_file))
+    throw error("{} lacks {}: it was saved by a run with a different number of processes than this one ({})",
+                checkpoint.string(), process_file.filename().string(), sharding_.world_size());
+  const ProcessState process = load_process_state(process_file);
+  if (process.world_size != sharding_.world_size() || process.rank != sharding_.rank())
+    throw error("{} is rank {} of {} processes; this process is rank {} of {}", process_file.string(), process.rank,
+                process.world_size, sharding_.rank(), sharding_.world_size());
+  restore_rng_state(process, process_file.string());
+  tr_loss.copy_(process.tr_loss);
+  total_loss_scalar_ = process.total_loss_scalar;
+  globalstep_last_logged_ = process.globalstep_last_logged;
+  scheduler_steps_ = process.scheduler_steps;
+  if (globalstep_last_logged_ > state_.global_step || scheduler_steps_ > state_.global_step)
+    throw error("{}: its loop counters (last logged step {}, scheduler steps {}) are past the checkpoint's global "
+                "step {}", process_file.string(), globalstep_last_logged_, scheduler_steps_, state_.global_step);
+  return true;
+}
+
+/// Moves the loader past the batches a resumed epoch already trained on: in O(1) when the loader can
+/// jump (skip_to), else by drawing them (what HF does for every loader).
+template <class Model, class P>
+template <class L>
+void Trainer<Model, P>::skip_batches(L& loader, std::int64_t count) {
+  if constexpr (requires { loader.skip_to(std::size_t{}); }) {
+    loader.skip_to(static_cast<std::size_t>(count));
+  } else {
+    for (std::int64_t i = 0; i < count; ++i)
+      if (!loader.next()) break;
+  }
+}
+
+/// {output_dir}/checkpoint-{global_step}/ (see io/checkpoint.hpp for its files), written into a
+/// staging directory and published by one rename; then HF's rotation. A crash at any moment leaves
+/// every earlier checkpoint intact and never a partial checkpoint-N.
+template <class Model, class P>
+void Trainer<Model, P>::save_checkpoint(const torch::Tensor& tr_loss) {
   const std::filesystem::path out = args_.output_dir;
-  std::filesystem::create_directories(out);
-  const auto final_dir = out / fmt::format("checkpoint-{}", state_.global_step);
+  const auto final_dir = out / checkpoint_dir_name(state_.global_step);
+  const bool main_process = state_.is_world_process_zero;
+
+  // HF's _save_checkpoint: the best checkpoint is the one of best_global_step, once it exists.
+  if (args_.save_strategy != SaveStrategy::no && state_.best_global_step) {
+    const auto best = out / checkpoint_dir_name(*state_.best_global_step);
+    if (*state_.best_global_step == state_.global_step || std::filesystem::is_directory(best))
+      state_.best_model_checkpoint = best.string();
+  }
+
+  // The per-process state first: every rank writes its own file (into the shared staging directory
+  // once distributed saving synchronizes ranks; with one process, the main process does it all).
+  if (!main_process) return;
   const auto staging = make_staging_dir(final_dir);
-  trainpp::save_model(module(), staging);
-  write_file_atomic(staging / "trainer_state.json", state_json().dump(2) + "\n");
-  write_file_atomic(staging / "training_args.json", args_json(args_).dump(2) + "\n");
-  commit_dir(staging, final_dir);
+  try {
+    trainpp::save_model(module(), staging);
+    if (!args_.save_only_model) {
+      if constexpr (requires(const optimizer_type& o) { { o.state() } -> std::convertible_to<OptimizerState>; }) {
+        const auto& groups = optimizer_->param_groups();
+        save_optimizer_state(staging / optimizer_state_name, optimizer_->state(),
+                             std::vector<ParamGroup>(groups.begin(), groups.end()));
+      } else {
+        warn("checkpoint {}: the optimizer has no state() to save; training cannot resume from it exactly",
+             final_dir.string());
+      }
+      if constexpr (requires(const scheduler_type& s) { { s.state() } -> std::convertible_to<nlohmann::json>; })
+        write_file_atomic(staging / scheduler_state_name, scheduler_->state().dump(2) + "\n");
+      detail::crash_point("checkpoint", state_.global_step);
+      if constexpr (requires(const precision_type& p) { { p.state() } -> std::convertible_to<nlohmann::json>; })
+        write_file_atomic(staging / scaler_state_name, precision_.state().dump(2) + "\n");
+      ProcessState process = capture_rng_state();
+      process.tr_loss = tr_loss;
+      process.total_loss_scalar = total_loss_scalar_;
+      process.globalstep_last_logged = globalstep_last_logged_;
+      process.scheduler_steps = scheduler_steps_;
+      process.rank = sharding_.rank();
+      process.world_size = sharding_.world_size();
+      save_process_state(staging / process_state_name(process.rank, process.world_size), process);
+    }
+    write_file_atomic(staging / trainer_state_name, state_json().dump(2) + "\n");
+    write_file_atomic(staging / training_args_name, args_json(args_).dump(2) + "\n");
+    commit_dir(staging, final_dir);
+  } catch (...) {
+    std::error_code ec;
+    std::filesystem::remove_all(staging, ec);  // the failed attempt; earlier checkpoints are untouched
+    throw;
+  }
+  detail::crash_point("rotate", state_.global_step);
+  rotate_checkpoints(out, args_.save_total_limit, state_.best_model_checkpoint);
+}
+
+/// The end of training for checkpoints (HF's _finalize_training): load the best model when asked, and
+/// with save_total_limit 1 keep only the best checkpoint.
+template <class Model, class P>
+void Trainer<Model, P>::finish_checkpoints() {
+  if (args_.load_best_model_at_end && state_.best_model_checkpoint) {
+    note("Loading best model from {} (score: {}).", *state_.best_model_checkpoint,
+         state_.best_metric ? detail::python_float(*state_.best_metric) : std::string("None"));
+    trainpp::load_model(module(), std::filesystem::path(*state_.best_model_checkpoint) / model_weights_name,
+                        /*strict=*/true);
+  }
+  if (state_.is_world_process_zero && state_.best_model_checkpoint && args_.save_total_limit == 1) {
+    const auto best = std::filesystem::path(*state_.best_model_checkpoint).lexically_normal();
+    for (const auto& dir : sorted_checkpoints(args_.output_dir, state_.best_model_checkpoint))
+      if (dir.lexically_normal() != best) {
+        note("Deleting older checkpoint [{}] due to args.save_total_limit", dir.string());
+        remove_dir_atomic(dir);
+      }
+  }
 }
 
 }  // namespace trainpp

@@ -143,6 +143,11 @@ class FashionMnist {
   }
 
   [[nodiscard]] std::size_t size() const { return data_.size(); }
+  /// The first `count` examples (all of them when `count` is larger): HF scripts' max_*_samples.
+  [[nodiscard]] FashionMnist head(std::size_t count) const {
+    const auto n = static_cast<std::int64_t>(std::min(count, size()));
+    return FashionMnist(TensorDataset{{"pixel_values", images().narrow(0, 0, n)}, {"labels", labels().narrow(0, 0, n)}});
+  }
   /// Example i: {"pixel_values": float [1,28,28], "labels": int64 0-dim}.
   [[nodiscard]] Batch get(std::size_t i) const { return data_.get(i); }
   /// Examples `indices`, collated: {"pixel_values": [N,1,28,28], "labels": [N]}; in page-locked memory

@@ -31,6 +31,20 @@ namespace detail {
 template <class...> inline constexpr bool always_false = false;
 }  // namespace detail
 
+/// Writes "trainpp: warning: <message>" to stderr: for problems training survives (a mismatch on
+/// resume, a file it could not clean up). Every library warning goes through here.
+template <typename... Args>
+void warn(fmt::format_string<Args...> format, Args&&... args) {
+  fmt::print(stderr, "trainpp: warning: {}\n", fmt::format(format, std::forward<Args>(args)...));
+}
+
+/// Writes "trainpp: <message>" to stderr: what the library did on the user's behalf (resumed from a
+/// checkpoint, loaded the best model, deleted an old checkpoint).
+template <typename... Args>
+void note(fmt::format_string<Args...> format, Args&&... args) {
+  fmt::print(stderr, "trainpp: {}\n", fmt::format(format, std::forward<Args>(args)...));
+}
+
 /// Builds an Error from a fmt format string.
 template <typename... Args>
 [[nodiscard]] Error error(fmt::format_string<Args...> format, Args&&... args) {

@@ -67,7 +67,8 @@ class LRScheduler {
 
   /// What a checkpoint needs: the configuration (for a sanity check on load) and the plateau counters.
   [[nodiscard]] nlohmann::json state() const;
-  /// Restores state(); throws trainpp::Error if it belongs to another schedule type.
+  /// Restores state(); throws trainpp::Error if it belongs to another schedule type or, for
+  /// reduce_lr_on_plateau, lacks a counter or has one of the wrong type (naming it).
   void load_state(const nlohmann::json& state);
 
   [[nodiscard]] SchedulerType type() const { return type_; }
@@ -435,22 +436,43 @@ inline nlohmann::json LRScheduler::state() const {
 }
 
 inline void LRScheduler::load_state(const nlohmann::json& state) {
+  auto shown = [](const nlohmann::json& j) {
+    auto text = j.dump();
+    return text.size() > 80 ? text.substr(0, 77) + "..." : text;
+  };
   if (!state.is_object() || !state.contains("lr_scheduler_type"))
-    throw error("scheduler state must be an object with lr_scheduler_type, got {}", state.dump());
-  const auto saved = state.at("lr_scheduler_type");
+    throw error("scheduler state must be an object with lr_scheduler_type, got {}", shown(state));
+  const auto& saved = state.at("lr_scheduler_type");
   if (!saved.is_string() || saved.get<std::string>() != to_string(type_))
-    throw error("scheduler state is for lr_scheduler_type {}, this run uses {}", saved.dump(), to_string(type_));
+    throw error("scheduler state is for lr_scheduler_type {}, this run uses {}", shown(saved), to_string(type_));
   if (!steps_on_metric()) return;  // the lambda schedules are pure functions of the step
-  try {
-    auto& p = plateau_;
-    p.best = detail::decode_double(state.at("best"), "best");
-    p.num_bad_epochs = state.at("num_bad_epochs").get<std::int64_t>();
-    p.cooldown_counter = state.at("cooldown_counter").get<std::int64_t>();
-    p.last_epoch = state.at("last_epoch").get<std::int64_t>();
-    p.last_lrs = state.at("last_lrs").get<std::vector<double>>();
-  } catch (const nlohmann::json::exception& e) {
-    throw error("scheduler state for reduce_lr_on_plateau is incomplete or malformed: {}", e.what());
-  }
+  // Each field is checked before any is set (nlohmann's get<> would also take booleans, fractions and
+  // negative counts), so a refused state leaves the schedule as it was.
+  auto field = [&](const char* key) -> const nlohmann::json& {
+    if (!state.contains(key)) throw error("scheduler state for reduce_lr_on_plateau lacks \"{}\"", key);
+    return state.at(key);
+  };
+  auto counter = [&](const char* key) {
+    const auto& v = field(key);
+    constexpr auto max = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+    if (v.is_number_unsigned() && v.get<std::uint64_t>() <= max) return static_cast<std::int64_t>(v.get<std::uint64_t>());
+    if (v.is_number_integer() && !v.is_number_unsigned() && v.get<std::int64_t>() >= 0) return v.get<std::int64_t>();
+    throw error("scheduler state: \"{}\" must be a non-negative integer, got {}", key, shown(v));
+  };
+  const double best = detail::decode_double(field("best"), "best");
+  const auto num_bad_epochs = counter("num_bad_epochs");
+  const auto cooldown_counter = counter("cooldown_counter");
+  const auto last_epoch = counter("last_epoch");
+  const auto& lrs = field("last_lrs");
+  if (!lrs.is_array() || !std::ranges::all_of(lrs, [](const nlohmann::json& v) { return v.is_number(); }))
+    throw error("scheduler state: \"last_lrs\" must be an array of numbers, got {}", shown(lrs));
+  auto& p = plateau_;
+  p.best = best;
+  p.num_bad_epochs = num_bad_epochs;
+  p.cooldown_counter = cooldown_counter;
+  p.last_epoch = last_epoch;
+  p.last_lrs.clear();
+  for (const auto& v : lrs) p.last_lrs.push_back(v.get<double>());
 }
 
 inline LRScheduler make_scheduler(const TrainingArguments& args, std::int64_t num_training_steps) {
