@@ -86,6 +86,18 @@ fm_status=$?
 tail -9 "$build/fm.log"
 accuracy=$(sed -n '/eval metrics/,$p' "$build/fm.log" | grep -m1 -oE "eval_accuracy += +[0-9.]+" | awk '{print $3}')
 runtime=$(grep -m1 -oE "train_runtime += +[0-9:.]+" "$build/fm.log" | awk '{print $3}')
+
+# Mixed precision on the GPU: the same training in bf16 and in fp16 (dynamic loss scaling), and tf32.
+declare -A mp_row
+for mode in bf16 fp16 tf32; do
+  "$build/fashion_mnist" --data_dir "$deps/fashion-mnist" --output_dir "$build/fm_$mode" --dataloader_num_workers 2 \
+    --$mode true > "$build/fm_$mode.log" 2>&1
+  status=$?
+  acc=$(sed -n '/eval metrics/,$p' "$build/fm_$mode.log" | grep -m1 -oE "eval_accuracy += +[0-9.]+" | awk '{print $3}')
+  rt=$(grep -m1 -oE "train_runtime += +[0-9:.]+" "$build/fm_$mode.log" | awk '{print $3}')
+  mp_row[$mode]="exit $status, eval_accuracy $acc, train_runtime $rt"
+  [ $status -eq 0 ] || { tail -5 "$build/fm_$mode.log"; fm_status=1; }
+done
 done_at=$(date +%s)
 
 echo
@@ -96,5 +108,6 @@ echo "| build (tests + example, g++ -O1) | $((built - start)) s |"
 echo "| trainpp_tests on CUDA | exit $tests_status, $(grep -m1 'test cases:' "$build/tests.log" | sed 's/\[doctest\] //'), $((tested - built)) s |"
 echo "| test files that crashed (excluded from the line above) | ${crashes:-none} |"
 echo "| fashion_mnist on CUDA (3 epochs) | exit $fm_status, eval_accuracy $accuracy, train_runtime $runtime |"
+for mode in bf16 fp16 tf32; do echo "| fashion_mnist on CUDA, --$mode (3 epochs) | ${mp_row[$mode]} |"; done
 echo "| total | $((done_at - start)) s |"
 [ $tests_status -eq 0 ] && [ $fm_status -eq 0 ]

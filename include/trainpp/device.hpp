@@ -45,4 +45,17 @@ inline void enable_full_determinism(std::int64_t seed) {
   at::globalContext().setBenchmarkCuDNN(false);
 }
 
+/// HF's --tf32: true turns on TF32 for float32 matmuls and convolutions on CUDA, false turns it off,
+/// unset leaves torch's defaults. TF32 exists only on NVIDIA GPUs (Ampere and newer): asking for it on
+/// another device is an Error, as in HF.
+inline void apply_tf32(const TrainingArguments& args, torch::Device device) {
+  if (!args.tf32) return;
+  if (*args.tf32 && !device.is_cuda())
+    throw error("--tf32 requires a CUDA GPU (TF32 matmuls exist on NVIDIA Ampere and newer); this run's device is {}",
+                device.str());
+  if (!device.is_cuda()) return;  // --tf32 false off CUDA: nothing to turn off
+  at::globalContext().setAllowTF32CuBLAS(*args.tf32);
+  at::globalContext().setAllowTF32CuDNN(*args.tf32);
+}
+
 }  // namespace trainpp

@@ -21,6 +21,11 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
 
   const auto& dataset = detail::unwrap(train_dataset_);
   auto loader = data_loader_.train_loader(dataset, args_, device_);
+  in_train_ = true;
+  struct LeaveTrain {
+    bool& flag;
+    ~LeaveTrain() { flag = false; }
+  } leave_train{in_train_};
 
   // ---- sizes, as HF's set_initial_training_values -----------------------------------------------
   const auto len_dataloader = static_cast<std::int64_t>(loader.num_batches());
@@ -400,10 +405,15 @@ bool Trainer<Model, P>::load_training_state(const std::filesystem::path& checkpo
   }
   if constexpr (requires(precision_type& p, const nlohmann::json& j) { p.load_state(j); }) {
     const auto path = checkpoint / scaler_state_name;
-    try {
-      precision_.load_state(read_json_file(path));
-    } catch (const Error& e) {
-      throw error("{}: {}", path.string(), e.what());
+    if (std::filesystem::exists(path)) {
+      try {
+        precision_.load_state(read_json_file(path));
+      } catch (const Error& e) {
+        throw error("{}: {}", path.string(), e.what());
+      }
+    } else if (!precision_.state().is_null()) {
+      warn("{} has no {} (it was not saved by an fp16 run): the loss scale starts from its initial value",
+           checkpoint.string(), scaler_state_name);
     }
   }
 
@@ -472,8 +482,10 @@ void Trainer<Model, P>::save_checkpoint(const torch::Tensor& tr_loss) {
       if constexpr (requires(const scheduler_type& s) { { s.state() } -> std::convertible_to<nlohmann::json>; })
         write_file_atomic(staging / scheduler_state_name, scheduler_->state().dump(2) + "\n");
       detail::crash_point("checkpoint", state_.global_step);
-      if constexpr (requires(const precision_type& p) { { p.state() } -> std::convertible_to<nlohmann::json>; })
-        write_file_atomic(staging / scaler_state_name, precision_.state().dump(2) + "\n");
+      if constexpr (requires(const precision_type& p) { { p.state() } -> std::convertible_to<nlohmann::json>; }) {
+        const nlohmann::json scaler = precision_.state();
+        if (!scaler.is_null()) write_file_atomic(staging / scaler_state_name, scaler.dump(2) + "\n");
+      }
       ProcessState process = capture_rng_state();
       process.tr_loss = tr_loss;
       process.total_loss_scalar = total_loss_scalar_;

@@ -6,7 +6,7 @@
 #include <trainpp/data/data_loader.hpp>
 #include <trainpp/loss/model_loss.hpp>
 #include <trainpp/optim/policy.hpp>
-#include <trainpp/precision/fp32.hpp>
+#include <trainpp/precision/mixed.hpp>
 #include <trainpp/schedule/policy.hpp>
 #include <trainpp/sharding/single_device.hpp>
 #include <trainpp/state.hpp>
@@ -26,7 +26,7 @@ struct data_loader_t {};      ///< DataLoaderPolicy — default trainpp::Default
 struct loss_t {};             ///< LossPolicy — default trainpp::ModelLoss
 struct optimizer_t {};        ///< OptimizerPolicy — default trainpp::HFOptimizer
 struct scheduler_t {};        ///< SchedulerPolicy — default trainpp::HFScheduler
-struct precision_t {};        ///< PrecisionPolicy — default trainpp::FP32
+struct precision_t {};        ///< PrecisionPolicy — default trainpp::MixedPrecision (fp32 unless --bf16/--fp16)
 struct sharding_t {};         ///< ShardingPolicy — default trainpp::SingleDevice
 struct callbacks_t {};        ///< CallbackList — default: none besides the built-ins
 struct step_t {};             ///< StepPolicy — default trainpp::DefaultStep
@@ -163,7 +163,7 @@ using resolve_slots_t = Policies<
     detail::slot_type_t<slot::loss_t, ModelLoss, Args...>,
     detail::slot_type_t<slot::optimizer_t, HFOptimizer, Args...>,
     detail::slot_type_t<slot::scheduler_t, HFScheduler, Args...>,
-    detail::slot_type_t<slot::precision_t, FP32, Args...>,
+    detail::slot_type_t<slot::precision_t, MixedPrecision, Args...>,
     detail::slot_type_t<slot::sharding_t, SingleDevice, Args...>,
     detail::slot_type_t<slot::callbacks_t, CallbackList<>, Args...>,
     detail::slot_type_t<slot::step_t, DefaultStep, Args...>,

@@ -19,6 +19,8 @@
 #include <trainpp/io/metrics.hpp>
 #include <trainpp/io/model_io.hpp>
 #include <trainpp/loss/model_output.hpp>
+#include <trainpp/precision/autocast.hpp>
+#include <trainpp/precision/full_eval.hpp>
 #include <trainpp/slots.hpp>
 #include <trainpp/state.hpp>
 
@@ -147,7 +149,7 @@ class Trainer {
         loss_(detail::take_slot<slot::loss_t, ModelLoss>(named...)),
         optimizer_policy_(detail::take_slot<slot::optimizer_t, HFOptimizer>(named...)),
         scheduler_policy_(detail::take_slot<slot::scheduler_t, HFScheduler>(named...)),
-        precision_(detail::take_slot<slot::precision_t, FP32>(named...)),
+        precision_(detail::take_slot<slot::precision_t, MixedPrecision>(named...)),
         sharding_(detail::take_slot<slot::sharding_t, SingleDevice>(named...)),
         callbacks_(make_callbacks(detail::take_slot<slot::callbacks_t, CallbackList<>>(named...))),
         step_(detail::take_slot<slot::step_t, DefaultStep>(named...)),
@@ -162,6 +164,8 @@ class Trainer {
     if (args_.full_determinism) enable_full_determinism(args_.seed);
     else set_seed(args_.seed);
     device_ = select_device(args_);
+    apply_tf32(args_, device_);
+    if constexpr (requires { precision_.configure(args_, device_); }) precision_.configure(args_, device_);
     sharding_.prepare(module(), device_);
     state_.is_world_process_zero = sharding_.rank() == 0;
     state_.is_local_process_zero = sharding_.rank() == 0;
@@ -330,8 +334,9 @@ class Trainer {
     else if constexpr (!detail::check_metrics_fn<compute_metrics_type>()) return false;
     else {
       constexpr bool combination = detail::sharding_accepts_precision<sharding_type, precision_type>();
-      static_assert(combination, "trainpp: this sharding policy does not accept this precision policy; "
-                                 "see its accepts_precision for the ones it supports");
+      static_assert(combination, "trainpp: this sharding policy does not accept this precision policy (its "
+                                 "accepts_precision<P> is false for it): choose one it accepts among trainpp::FP32, "
+                                 "trainpp::BF16, trainpp::FP16 and trainpp::MixedPrecision, or another sharding policy");
       if constexpr (!combination) return false;
       else if constexpr (has_train_dataset) return check_data_path<typename detail::unwrap_type<train_dataset_type>::type>();
       else if constexpr (has_eval_dataset) return check_data_path<typename detail::unwrap_type<eval_dataset_type>::type>();
@@ -422,6 +427,7 @@ class Trainer {
   std::int64_t scheduler_steps_ = 0;  ///< scheduler advances; fewer than global_step when steps were skipped
   double total_loss_scalar_ = 0;
   std::size_t current_eval_batches_ = 0;
+  bool in_train_ = false;  ///< inside train(): evaluation then keeps the model's dtype (HF's is_in_train)
 };
 
 template <class Model, class... Named>
@@ -459,6 +465,15 @@ PredictionOutput Trainer<Model, P>::evaluation_loop(L& loader, bool prediction_l
   auto& mod = module();
   const bool was_training = mod.is_training();
   mod.eval();
+  // bf16_full_eval / fp16_full_eval: the whole model in the low precision while evaluating outside
+  // training, as HF does. HF casts the model for good; here the float32 weights come back afterwards.
+  std::optional<ModuleCastGuard> full_eval;
+  if (!in_train_ && (args_.bf16_full_eval || args_.fp16_full_eval))
+    full_eval.emplace(mod, args_.bf16_full_eval ? torch::kBFloat16 : torch::kHalf);
+  // Autocast alongside, so that float inputs meet the cast weights in the same dtype.
+  std::optional<AutocastGuard> full_eval_autocast;
+  if (full_eval && autocast_supports(device_.type(), args_.bf16_full_eval ? torch::kBFloat16 : torch::kHalf))
+    full_eval_autocast.emplace(device_.type(), args_.bf16_full_eval ? torch::kBFloat16 : torch::kHalf);
   current_eval_batches_ = loader.num_batches();
   loader.set_epoch(0);
 

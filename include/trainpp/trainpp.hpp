@@ -32,7 +32,12 @@
 #include <trainpp/optim/param_groups.hpp>
 #include <trainpp/optim/policy.hpp>
 #include <trainpp/optim/sgd.hpp>
+#include <trainpp/precision/autocast.hpp>
+#include <trainpp/precision/bf16.hpp>
+#include <trainpp/precision/fp16.hpp>
 #include <trainpp/precision/fp32.hpp>
+#include <trainpp/precision/grad_scaler.hpp>
+#include <trainpp/precision/mixed.hpp>
 #include <trainpp/schedule/policy.hpp>
 #include <trainpp/schedule/schedulers.hpp>
 #include <trainpp/sharding/single_device.hpp>

@@ -809,6 +809,19 @@ inline void enable_full_determinism(std::int64_t seed) {
   at::globalContext().setBenchmarkCuDNN(false);
 }
 
+/// HF's --tf32: true turns on TF32 for float32 matmuls and convolutions on CUDA, false turns it off,
+/// unset leaves torch's defaults. TF32 exists only on NVIDIA GPUs (Ampere and newer): asking for it on
+/// another device is an Error, as in HF.
+inline void apply_tf32(const TrainingArguments& args, torch::Device device) {
+  if (!args.tf32) return;
+  if (*args.tf32 && !device.is_cuda())
+    throw error("--tf32 requires a CUDA GPU (TF32 matmuls exist on NVIDIA Ampere and newer); this run's device is {}",
+                device.str());
+  if (!device.is_cuda()) return;  // --tf32 false off CUDA: nothing to turn off
+  at::globalContext().setAllowTF32CuBLAS(*args.tf32);
+  at::globalContext().setAllowTF32CuDNN(*args.tf32);
+}
+
 }  // namespace trainpp
 
 // ---- trainpp/state.hpp ----
@@ -4269,8 +4282,340 @@ struct HFOptimizer {
 
 }  // namespace trainpp
 
+// ---- trainpp/precision/autocast.hpp ----
+// Autocast from C++, with the semantics of Python's `torch.autocast` context manager.
+
+
+#include <ATen/autocast_mode.h>
+
+namespace trainpp {
+
+/// While alive, operations on `device`'s type run in `dtype` where autocast's op lists say so (matmuls
+/// and convolutions in the low-precision type, reductions and losses in float32). Exactly what
+/// torch.autocast's __enter__/__exit__ do: the previous enabled flag, dtype and cache setting are
+/// restored on destruction, nesting is counted, and when the outermost guard of the thread closes the
+/// cast cache is cleared, so low-precision copies of weights never outlive the forward that made them
+/// (an optimizer step changes the weights in place; a surviving cache would feed the next forward the
+/// old values). Not copyable or movable: it is a scope.
+class AutocastGuard {
+ public:
+  AutocastGuard(c10::DeviceType device, c10::ScalarType dtype, bool enabled = true, bool cache_enabled = true)
+      : device_(device),
+        previous_enabled_(at::autocast::is_autocast_enabled(device)),
+        previous_dtype_(at::autocast::get_autocast_dtype(device)),
+        previous_cache_enabled_(at::autocast::is_autocast_cache_enabled()) {
+    at::autocast::set_autocast_enabled(device_, enabled);
+    at::autocast::set_autocast_dtype(device_, dtype);
+    at::autocast::increment_nesting();
+    at::autocast::set_autocast_cache_enabled(cache_enabled);
+  }
+  AutocastGuard(const AutocastGuard&) = delete;
+  AutocastGuard& operator=(const AutocastGuard&) = delete;
+  ~AutocastGuard() {
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+    at::autocast::set_autocast_enabled(device_, previous_enabled_);
+    at::autocast::set_autocast_dtype(device_, previous_dtype_);
+    at::autocast::set_autocast_cache_enabled(previous_cache_enabled_);
+  }
+
+ private:
+  c10::DeviceType device_;
+  bool previous_enabled_;
+  c10::ScalarType previous_dtype_;
+  bool previous_cache_enabled_;
+};
+
+/// True when autocast can run `dtype` on `device`'s type (torch supports bfloat16 and float16 on the
+/// CPU and CUDA).
+[[nodiscard]] inline bool autocast_supports(c10::DeviceType device, c10::ScalarType dtype) {
+  const bool low_precision = dtype == c10::ScalarType::BFloat16 || dtype == c10::ScalarType::Half;
+  return low_precision && (device == c10::DeviceType::CPU || device == c10::DeviceType::CUDA);
+}
+
+}  // namespace trainpp
+
+// ---- trainpp/precision/bf16.hpp ----
+// BF16: the precision slot for bfloat16 mixed precision (HF's --bf16) — autocast, no loss scaling.
+
+
+namespace trainpp {
+
+/// Forward (and evaluation) under autocast to bfloat16; weights, gradients and optimizer state stay
+/// float32. bfloat16 has float32's exponent range, so gradients need no scaling and no step is ever
+/// skipped.
+struct BF16 {
+  static constexpr bool can_skip_steps = false;
+  static constexpr c10::ScalarType dtype = c10::ScalarType::BFloat16;
+
+  /// The Trainer calls this once: --fp16 contradicts this slot.
+  void configure(const TrainingArguments& args, torch::Device device) const {
+    if (args.fp16) throw error("the precision slot is trainpp::BF16 but --fp16 was given; drop --fp16, or use "
+                               "trainpp::FP16 (or the default, trainpp::MixedPrecision, which follows the flags)");
+    if (!autocast_supports(device.type(), dtype))
+      throw error("bf16 mixed precision needs a CPU or CUDA device; this run's device is {}", device.str());
+  }
+  [[nodiscard]] AutocastGuard forward_context(torch::Device device) const { return AutocastGuard(device.type(), dtype); }
+  [[nodiscard]] AutocastGuard eval_context(torch::Device device) const { return AutocastGuard(device.type(), dtype); }
+  void backward(const torch::Tensor& loss) const { loss.backward(); }
+  template <class Optimizer> void unscale_(Optimizer&) const {}
+  template <class Optimizer> bool step(Optimizer& optimizer) const {
+    optimizer.step();
+    return true;
+  }
+};
+
+}  // namespace trainpp
+
+// ---- trainpp/precision/fp16.hpp ----
+// FP16: the precision slot for float16 mixed precision with dynamic loss scaling (HF's --fp16).
+
+
+// ---- trainpp/precision/grad_scaler.hpp ----
+// Dynamic loss scaling with torch.amp.GradScaler's semantics, on the same ATen kernels.
+
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace trainpp {
+
+/// torch.amp.GradScaler's constructor arguments and defaults.
+struct GradScalerOptions {
+  double init_scale = 65536.0;  ///< 2^16
+  double growth_factor = 2.0;
+  double backoff_factor = 0.5;
+  std::int64_t growth_interval = 2000;
+};
+
+/// A float16 loss is multiplied by `scale` before backward so that small gradients do not flush to
+/// zero; gradients are divided by it again (unscale_) before clipping and the step. A step whose
+/// gradients hold an inf or NaN is skipped and the scale multiplied by backoff_factor; after
+/// growth_interval clean steps in a row it is multiplied by growth_factor. The scale and the count of
+/// clean steps live on the device and are updated by torch's own kernels
+/// (_amp_foreach_non_finite_check_and_unscale_, _amp_update_scale_), so the sequence of scales is
+/// torch's. Use per optimizer step: scale(loss) for each micro-batch, then unscale_ (optional, before
+/// clipping), step, update.
+class GradScaler {
+ public:
+  explicit GradScaler(GradScalerOptions options = {}) : options_(options) {
+    if (!(options_.init_scale > 0) || !std::isfinite(options_.init_scale))
+      throw error("GradScaler: init_scale must be a positive finite number, got {}", options_.init_scale);
+    if (!(options_.growth_factor > 1)) throw error("GradScaler: growth_factor must be > 1, got {}", options_.growth_factor);
+    if (!(options_.backoff_factor > 0 && options_.backoff_factor < 1))
+      throw error("GradScaler: backoff_factor must be in (0, 1), got {}", options_.backoff_factor);
+    if (options_.growth_interval <= 0)
+      throw error("GradScaler: growth_interval must be positive, got {}", options_.growth_interval);
+  }
+
+  /// `loss` times the current scale (created on the loss's device on first use, as torch does lazily).
+  [[nodiscard]] torch::Tensor scale(const torch::Tensor& loss) {
+    ensure_state(loss.device());
+    return loss * scale_.to(loss.device(), /*non_blocking=*/true);
+  }
+
+  /// Divides every gradient of `parameters` by the scale in place and records whether any is inf or
+  /// NaN, per device, without reading it back. Once per step: a second call before update() throws
+  /// (torch's rule), since it would divide twice.
+  void unscale_(const std::vector<torch::Tensor>& parameters) {
+    if (stage_ == Stage::unscaled) throw error("GradScaler: unscale_() has already been called since the last update()");
+    if (stage_ == Stage::stepped) throw error("GradScaler: unscale_() is being called after step()");
+    if (!scale_.defined()) throw error("GradScaler: unscale_() before any loss was scaled");
+    torch::NoGradGuard no_grad;
+    // torch: the reciprocal in double, then float32, so the quotient is as exact as it can be.
+    const auto inv_scale = scale_.to(torch::kFloat64).reciprocal().to(torch::kFloat32);
+    std::map<std::pair<std::string, c10::ScalarType>, std::vector<torch::Tensor>> by_device_dtype;
+    for (const auto& p : parameters) {
+      const auto& grad = p.grad();
+      if (!grad.defined()) continue;
+      if (grad.scalar_type() == torch::kHalf)
+        throw error("GradScaler: attempting to unscale float16 gradients; keep the master weights in float32 "
+                    "(autocast does, casting only inside the forward)");
+      by_device_dtype[{grad.device().str(), grad.scalar_type()}].push_back(grad.is_sparse() ? grad.coalesce()._values() : grad);
+    }
+    found_inf_.clear();
+    for (auto& [key, grads] : by_device_dtype) {
+      const auto device = grads.front().device();
+      auto& found = found_inf_[device.str()];
+      if (!found.defined()) found = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device));
+      at::_amp_foreach_non_finite_check_and_unscale_(grads, found, inv_scale.to(device, /*non_blocking=*/true));
+    }
+    stage_ = Stage::unscaled;
+  }
+
+  /// Steps `optimizer` unless unscale_ found an inf or NaN (calling unscale_ first if it was not).
+  /// A fused AdamW receives found_inf and skips inside its kernel; any other optimizer is stepped
+  /// only after reading found_inf on the host (torch does the same). Returns whether the step ran,
+  /// which costs one read of found_inf on the host per optimizer step.
+  template <class Opt>
+  bool step(Opt& optimizer) {
+    if (stage_ == Stage::stepped) throw error("GradScaler: step() has already been called since the last update()");
+    if (stage_ == Stage::ready) unscale_(optimizer.parameters());
+    const auto found = combined_found_inf();
+    bool handed_to_kernel = false;
+    if constexpr (std::is_same_v<std::remove_cvref_t<Opt>, Optimizer>) {
+      handed_to_kernel = optimizer.visit([&](auto& concrete) { return step_fused(concrete, found); });
+    } else {
+      handed_to_kernel = step_fused(optimizer, found);
+    }
+    const bool skipped = found.defined() && found.item<float>() != 0.0f;
+    if (!handed_to_kernel && !skipped) optimizer.step();
+    stage_ = Stage::stepped;
+    return !skipped;
+  }
+
+  /// Updates the scale from this step's found_inf (torch's _amp_update_scale_) and readies the next step.
+  void update() {
+    if (!scale_.defined()) return;
+    const auto found = combined_found_inf();
+    if (found.defined())
+      at::_amp_update_scale_(scale_, growth_tracker_, found.to(scale_.device(), /*non_blocking=*/true),
+                             options_.growth_factor, options_.backoff_factor, options_.growth_interval);
+    found_inf_.clear();
+    stage_ = Stage::ready;
+  }
+
+  /// The current scale (reads the device; for logging and tests), or init_scale before first use.
+  [[nodiscard]] double get_scale() const { return scale_.defined() ? scale_.item<double>() : options_.init_scale; }
+  /// Clean steps since the scale last changed.
+  [[nodiscard]] std::int64_t growth_tracker() const {
+    return growth_tracker_.defined() ? growth_tracker_.item<std::int64_t>() : 0;
+  }
+  [[nodiscard]] const GradScalerOptions& options() const { return options_; }
+
+  /// torch's state_dict keys: scale, growth_factor, backoff_factor, growth_interval, _growth_tracker.
+  [[nodiscard]] nlohmann::json state() const {
+    return {{"scale", get_scale()},
+            {"growth_factor", options_.growth_factor},
+            {"backoff_factor", options_.backoff_factor},
+            {"growth_interval", options_.growth_interval},
+            {"_growth_tracker", growth_tracker()}};
+  }
+  /// Restores state(); the factors and interval come back too (as torch's load_state_dict does).
+  void load_state(const nlohmann::json& state) {
+    if (!state.is_object()) throw error("scaler state must be a JSON object, got {}", state.type_name());
+    auto number = [&](const char* key) {
+      if (!state.contains(key) || !state.at(key).is_number())
+        throw error("scaler state: \"{}\" must be a number", key);
+      return state.at(key).get<double>();
+    };
+    auto integer = [&](const char* key) {
+      if (!state.contains(key) || !state.at(key).is_number_integer() || state.at(key).get<std::int64_t>() < 0)
+        throw error("scaler state: \"{}\" must be a non-negative integer", key);
+      return state.at(key).get<std::int64_t>();
+    };
+    GradScalerOptions options{number("scale"), number("growth_factor"), number("backoff_factor"), integer("growth_interval")};
+    const auto tracker = integer("_growth_tracker");
+    const GradScaler validated(options);  // the same checks as the constructor, with the saved scale
+    (void)validated;
+    if (tracker > std::numeric_limits<std::int32_t>::max()) throw error("scaler state: \"_growth_tracker\" is too large");
+    const auto device = scale_.defined() ? scale_.device() : torch::Device(torch::kCPU);
+    options_.growth_factor = options.growth_factor;
+    options_.backoff_factor = options.backoff_factor;
+    options_.growth_interval = options.growth_interval;
+    scale_ = torch::full({}, options.init_scale, torch::TensorOptions().dtype(torch::kFloat32).device(device));
+    growth_tracker_ = torch::full({}, tracker, torch::TensorOptions().dtype(torch::kInt32).device(device));
+    found_inf_.clear();
+    stage_ = Stage::ready;
+  }
+
+ private:
+  enum class Stage { ready, unscaled, stepped };
+
+  void ensure_state(torch::Device device) {
+    if (scale_.defined()) {
+      if (scale_.device() != device) {  // a scale restored on the CPU before the first scaled loss
+        scale_ = scale_.to(device);
+        growth_tracker_ = growth_tracker_.to(device);
+      }
+      return;
+    }
+    scale_ = torch::full({}, options_.init_scale, torch::TensorOptions().dtype(torch::kFloat32).device(device));
+    growth_tracker_ = torch::zeros({}, torch::TensorOptions().dtype(torch::kInt32).device(device));
+  }
+
+  /// The sum of the per-device found_inf flags on the scale's device (undefined without gradients).
+  [[nodiscard]] torch::Tensor combined_found_inf() const {
+    torch::Tensor total;
+    for (const auto& [device, found] : found_inf_) {
+      auto f = found.to(scale_.device(), /*non_blocking=*/true);
+      total = total.defined() ? total + f : f;
+    }
+    return total;
+  }
+
+  /// The fused AdamW takes found_inf into its kernel: the update is skipped on the device. The
+  /// gradients are already unscaled, so no grad_scale is passed (torch does the same after unscale_).
+  template <class O>
+  static bool step_fused(O& optimizer, const torch::Tensor& found) {
+    if constexpr (std::is_same_v<std::remove_cvref_t<O>, AdamW>) {
+      if (!optimizer.options().fused || !found.defined()) return false;
+      optimizer.step(std::nullopt, found);
+      return true;
+    } else {
+      return false;
+    }
+  }
+
+  GradScalerOptions options_;
+  torch::Tensor scale_;           // float32 scalar on the device of the loss
+  torch::Tensor growth_tracker_;  // int32 scalar
+  std::map<std::string, torch::Tensor> found_inf_;  // per gradient device: 0 or more
+  Stage stage_ = Stage::ready;
+};
+
+}  // namespace trainpp
+
+#include <nlohmann/json.hpp>
+
+namespace trainpp {
+
+/// Forward (and evaluation) under autocast to float16; weights, gradients and optimizer state stay
+/// float32. float16's narrow range makes small gradients vanish, so the loss is scaled before backward
+/// and the gradients unscaled before clipping (GradScaler, torch's semantics and defaults). A step
+/// whose gradients overflowed is skipped, and the loop then does not advance the learning-rate
+/// schedule (HF's rule). The scaler's state goes into checkpoints as scaler.json.
+struct FP16 {
+  static constexpr bool can_skip_steps = true;
+  static constexpr c10::ScalarType dtype = c10::ScalarType::Half;
+
+  GradScaler scaler{};
+
+  FP16() = default;
+  explicit FP16(GradScalerOptions options) : scaler(options) {}
+
+  /// The Trainer calls this once: --bf16 contradicts this slot.
+  void configure(const TrainingArguments& args, torch::Device device) const {
+    if (args.bf16) throw error("the precision slot is trainpp::FP16 but --bf16 was given; drop --bf16, or use "
+                               "trainpp::BF16 (or the default, trainpp::MixedPrecision, which follows the flags)");
+    if (!autocast_supports(device.type(), dtype))
+      throw error("fp16 mixed precision needs a CPU or CUDA device; this run's device is {}", device.str());
+  }
+  [[nodiscard]] AutocastGuard forward_context(torch::Device device) const { return AutocastGuard(device.type(), dtype); }
+  [[nodiscard]] AutocastGuard eval_context(torch::Device device) const { return AutocastGuard(device.type(), dtype); }
+  void backward(const torch::Tensor& loss) { scaler.scale(loss).backward(); }
+  template <class Optimizer> void unscale_(Optimizer& optimizer) { scaler.unscale_(optimizer.parameters()); }
+  /// Steps unless the gradients overflowed, then updates the scale. Reads found_inf on the host once
+  /// per optimizer step, to tell the loop whether the schedule advances.
+  template <class Optimizer> bool step(Optimizer& optimizer) {
+    const bool ran = scaler.step(optimizer);
+    scaler.update();
+    return ran;
+  }
+  [[nodiscard]] nlohmann::json state() const { return scaler.state(); }
+  void load_state(const nlohmann::json& state) { scaler.load_state(state); }
+};
+
+}  // namespace trainpp
+
 // ---- trainpp/precision/fp32.hpp ----
-// FP32: the default precision slot — full precision, no loss scaling.
+// FP32: full precision, no loss scaling — the precision of a run without --bf16 or --fp16.
 
 
 namespace trainpp {
@@ -4281,6 +4626,14 @@ struct FP32 {
   struct NoContext {};
   static constexpr bool can_skip_steps = false;  ///< never skips: the loop needs no overflow check
 
+  /// The Trainer calls this once: --bf16 or --fp16 contradicts this slot.
+  void configure(const TrainingArguments& args, torch::Device) const {
+    if (args.bf16 || args.fp16)
+      throw error("the precision slot is trainpp::FP32 but --{} was given; drop the flag, or use trainpp::{} (or the "
+                  "default, trainpp::MixedPrecision, which follows the flags)", args.bf16 ? "bf16" : "fp16",
+                  args.bf16 ? "BF16" : "FP16");
+  }
+
   [[nodiscard]] NoContext forward_context(torch::Device) const { return {}; }
   [[nodiscard]] NoContext eval_context(torch::Device) const { return {}; }
   void backward(const torch::Tensor& loss) const { loss.backward(); }
@@ -4289,6 +4642,88 @@ struct FP32 {
     optimizer.step();
     return true;
   }
+};
+
+}  // namespace trainpp
+
+// ---- trainpp/precision/mixed.hpp ----
+// MixedPrecision: the default precision slot — fp32, bf16 or fp16 as the arguments say (--bf16, --fp16).
+
+
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <variant>
+
+namespace trainpp {
+
+/// Chooses FP32, BF16 or FP16 at run time from args.bf16 / args.fp16, so the same binary trains in
+/// any of them from the command line. Each call dispatches over a std::variant (a switch, no virtual
+/// call); a program that knows its precision at compile time names FP32, BF16 or FP16 in the slot
+/// instead.
+class MixedPrecision {
+ public:
+  /// The loop asks step() whether the update ran (fp16 may skip one).
+  static constexpr bool can_skip_steps = true;
+
+  MixedPrecision() = default;
+  /// Loss-scaling settings for when --fp16 selects FP16.
+  explicit MixedPrecision(GradScalerOptions fp16_options) : fp16_options_(fp16_options) {}
+
+  void configure(const TrainingArguments& args, torch::Device device) {
+    if (args.bf16 && args.fp16) throw error("At most one of fp16 and bf16 can be True, but not both");
+    if (args.fp16) impl_.emplace<FP16>(fp16_options_);
+    else if (args.bf16) impl_.emplace<BF16>();
+    else impl_.emplace<FP32>();
+    std::visit([&](auto& p) { configure_one(p, args, device); }, impl_);
+  }
+
+  /// An autocast guard under bf16 / fp16, nothing under fp32.
+  [[nodiscard]] std::optional<AutocastGuard> forward_context(torch::Device device) const {
+    if (const auto dtype = autocast_dtype()) return std::optional<AutocastGuard>(std::in_place, device.type(), *dtype);
+    return std::nullopt;
+  }
+  [[nodiscard]] std::optional<AutocastGuard> eval_context(torch::Device device) const { return forward_context(device); }
+  void backward(const torch::Tensor& loss) {
+    std::visit([&](auto& p) { p.backward(loss); }, impl_);
+  }
+  template <class Optimizer> void unscale_(Optimizer& optimizer) {
+    std::visit([&](auto& p) { p.unscale_(optimizer); }, impl_);
+  }
+  template <class Optimizer> bool step(Optimizer& optimizer) {
+    return std::visit([&](auto& p) { return p.step(optimizer); }, impl_);
+  }
+
+  /// The loss scaler's state under fp16; null otherwise (nothing to checkpoint).
+  [[nodiscard]] nlohmann::json state() const {
+    if (const auto* fp16 = std::get_if<FP16>(&impl_)) return fp16->state();
+    return nullptr;
+  }
+  void load_state(const nlohmann::json& state) {
+    if (auto* fp16 = std::get_if<FP16>(&impl_)) fp16->load_state(state);
+    else warn("the checkpoint's loss-scaler state is not used: this run does not train in fp16");
+  }
+
+  /// What configure() chose: "fp32", "bf16" or "fp16".
+  [[nodiscard]] const char* name() const {
+    return std::holds_alternative<FP16>(impl_) ? "fp16" : std::holds_alternative<BF16>(impl_) ? "bf16" : "fp32";
+  }
+  /// The chosen policy, for tests and callbacks (e.g. the loss scale: std::get<FP16>(...).scaler).
+  [[nodiscard]] const std::variant<FP32, BF16, FP16>& policy() const { return impl_; }
+
+ private:
+  template <class P>
+  static void configure_one(P& p, const TrainingArguments& args, torch::Device device) {
+    if constexpr (requires { p.configure(args, device); }) p.configure(args, device);
+  }
+  [[nodiscard]] std::optional<c10::ScalarType> autocast_dtype() const {
+    if (std::holds_alternative<FP16>(impl_)) return FP16::dtype;
+    if (std::holds_alternative<BF16>(impl_)) return BF16::dtype;
+    return std::nullopt;
+  }
+
+  GradScalerOptions fp16_options_{};
+  std::variant<FP32, BF16, FP16> impl_{};
 };
 
 }  // namespace trainpp
@@ -5283,12 +5718,18 @@ namespace trainpp {
 ///
 /// Required:
 /// - `forward_context(torch::Device)` -> an RAII object alive around the forward and the loss;
-/// - `eval_context(torch::Device)` -> the same for evaluation (bf16_full_eval / fp16_full_eval);
+/// - `eval_context(torch::Device)` -> the same for evaluation;
 /// - `backward(const torch::Tensor& loss)`;
 /// - `unscale_(Optimizer&)`: gradients in true units before clipping (a no-op without scaling);
 /// - `step(Optimizer&)` -> bool: false when the step was skipped (overflow); the scheduler then
 ///   does not advance. `static constexpr bool can_skip_steps`: false lets the loop drop the check.
-/// Models: trainpp::FP32 (the default). bf16 and fp16 plug in here with autocast and GradScaler.
+/// Optional:
+/// - `configure(const TrainingArguments&, torch::Device)`: called once by the Trainer's constructor
+///   (to check the flags against the policy, or to choose from them);
+/// - `nlohmann::json state() const` / `load_state(const nlohmann::json&)`: saved in checkpoints as
+///   scaler.json (a null state is not saved).
+/// Models: trainpp::MixedPrecision (the default: fp32, or bf16 / fp16 as --bf16 / --fp16 say),
+/// trainpp::FP32, trainpp::BF16, trainpp::FP16.
 template <class P, class Opt>
 concept PrecisionPolicy = requires(P& p, const torch::Tensor& loss, Opt& opt, torch::Device d) {
   p.forward_context(d);
@@ -5397,7 +5838,7 @@ struct data_loader_t {};      ///< DataLoaderPolicy — default trainpp::Default
 struct loss_t {};             ///< LossPolicy — default trainpp::ModelLoss
 struct optimizer_t {};        ///< OptimizerPolicy — default trainpp::HFOptimizer
 struct scheduler_t {};        ///< SchedulerPolicy — default trainpp::HFScheduler
-struct precision_t {};        ///< PrecisionPolicy — default trainpp::FP32
+struct precision_t {};        ///< PrecisionPolicy — default trainpp::MixedPrecision (fp32 unless --bf16/--fp16)
 struct sharding_t {};         ///< ShardingPolicy — default trainpp::SingleDevice
 struct callbacks_t {};        ///< CallbackList — default: none besides the built-ins
 struct step_t {};             ///< StepPolicy — default trainpp::DefaultStep
@@ -5534,7 +5975,7 @@ using resolve_slots_t = Policies<
     detail::slot_type_t<slot::loss_t, ModelLoss, Args...>,
     detail::slot_type_t<slot::optimizer_t, HFOptimizer, Args...>,
     detail::slot_type_t<slot::scheduler_t, HFScheduler, Args...>,
-    detail::slot_type_t<slot::precision_t, FP32, Args...>,
+    detail::slot_type_t<slot::precision_t, MixedPrecision, Args...>,
     detail::slot_type_t<slot::sharding_t, SingleDevice, Args...>,
     detail::slot_type_t<slot::callbacks_t, CallbackList<>, Args...>,
     detail::slot_type_t<slot::step_t, DefaultStep, Args...>,
@@ -5549,6 +5990,45 @@ using resolve_slots_t = Policies<
 // The order of one step and one epoch lives in loop.hpp; this file holds construction, evaluation,
 // prediction, logging and what policies reach through the trainer.
 
+
+// ---- trainpp/precision/full_eval.hpp ----
+// ModuleCastGuard: a module's floating-point parameters and buffers in another dtype for a scope
+// (bf16_full_eval / fp16_full_eval), with the originals put back untouched afterwards.
+
+
+#include <vector>
+
+namespace trainpp {
+
+/// Casts every floating-point parameter and buffer of `module` to `dtype` in place (the tensors keep
+/// their identity: an optimizer holding them still holds them) and, on destruction, gives each back
+/// its original data — the very storage it had, so no precision is lost in a round trip.
+class ModuleCastGuard {
+ public:
+  ModuleCastGuard(torch::nn::Module& module, c10::ScalarType dtype) {
+    torch::NoGradGuard no_grad;
+    auto cast = [&](torch::Tensor& t) {
+      if (!t.defined() || !t.is_floating_point() || t.scalar_type() == dtype) return;
+      saved_.push_back({t, t.data()});
+      t.set_data(t.data().to(dtype));
+    };
+    for (auto& p : module.parameters(/*recurse=*/true)) cast(p);
+    for (auto& b : module.buffers(/*recurse=*/true)) cast(b);
+  }
+  ModuleCastGuard(const ModuleCastGuard&) = delete;
+  ModuleCastGuard& operator=(const ModuleCastGuard&) = delete;
+  ~ModuleCastGuard() {
+    for (auto& [tensor, original] : saved_) tensor.set_data(original);
+  }
+
+ private:
+  struct Saved {
+    torch::Tensor tensor, original;
+  };
+  std::vector<Saved> saved_;
+};
+
+}  // namespace trainpp
 
 #include <chrono>
 #include <cmath>
@@ -5675,7 +6155,7 @@ class Trainer {
         loss_(detail::take_slot<slot::loss_t, ModelLoss>(named...)),
         optimizer_policy_(detail::take_slot<slot::optimizer_t, HFOptimizer>(named...)),
         scheduler_policy_(detail::take_slot<slot::scheduler_t, HFScheduler>(named...)),
-        precision_(detail::take_slot<slot::precision_t, FP32>(named...)),
+        precision_(detail::take_slot<slot::precision_t, MixedPrecision>(named...)),
         sharding_(detail::take_slot<slot::sharding_t, SingleDevice>(named...)),
         callbacks_(make_callbacks(detail::take_slot<slot::callbacks_t, CallbackList<>>(named...))),
         step_(detail::take_slot<slot::step_t, DefaultStep>(named...)),
@@ -5690,6 +6170,8 @@ class Trainer {
     if (args_.full_determinism) enable_full_determinism(args_.seed);
     else set_seed(args_.seed);
     device_ = select_device(args_);
+    apply_tf32(args_, device_);
+    if constexpr (requires { precision_.configure(args_, device_); }) precision_.configure(args_, device_);
     sharding_.prepare(module(), device_);
     state_.is_world_process_zero = sharding_.rank() == 0;
     state_.is_local_process_zero = sharding_.rank() == 0;
@@ -5858,8 +6340,9 @@ class Trainer {
     else if constexpr (!detail::check_metrics_fn<compute_metrics_type>()) return false;
     else {
       constexpr bool combination = detail::sharding_accepts_precision<sharding_type, precision_type>();
-      static_assert(combination, "trainpp: this sharding policy does not accept this precision policy; "
-                                 "see its accepts_precision for the ones it supports");
+      static_assert(combination, "trainpp: this sharding policy does not accept this precision policy (its "
+                                 "accepts_precision<P> is false for it): choose one it accepts among trainpp::FP32, "
+                                 "trainpp::BF16, trainpp::FP16 and trainpp::MixedPrecision, or another sharding policy");
       if constexpr (!combination) return false;
       else if constexpr (has_train_dataset) return check_data_path<typename detail::unwrap_type<train_dataset_type>::type>();
       else if constexpr (has_eval_dataset) return check_data_path<typename detail::unwrap_type<eval_dataset_type>::type>();
@@ -5950,6 +6433,7 @@ class Trainer {
   std::int64_t scheduler_steps_ = 0;  ///< scheduler advances; fewer than global_step when steps were skipped
   double total_loss_scalar_ = 0;
   std::size_t current_eval_batches_ = 0;
+  bool in_train_ = false;  ///< inside train(): evaluation then keeps the model's dtype (HF's is_in_train)
 };
 
 template <class Model, class... Named>
@@ -5987,6 +6471,15 @@ PredictionOutput Trainer<Model, P>::evaluation_loop(L& loader, bool prediction_l
   auto& mod = module();
   const bool was_training = mod.is_training();
   mod.eval();
+  // bf16_full_eval / fp16_full_eval: the whole model in the low precision while evaluating outside
+  // training, as HF does. HF casts the model for good; here the float32 weights come back afterwards.
+  std::optional<ModuleCastGuard> full_eval;
+  if (!in_train_ && (args_.bf16_full_eval || args_.fp16_full_eval))
+    full_eval.emplace(mod, args_.bf16_full_eval ? torch::kBFloat16 : torch::kHalf);
+  // Autocast alongside, so that float inputs meet the cast weights in the same dtype.
+  std::optional<AutocastGuard> full_eval_autocast;
+  if (full_eval && autocast_supports(device_.type(), args_.bf16_full_eval ? torch::kBFloat16 : torch::kHalf))
+    full_eval_autocast.emplace(device_.type(), args_.bf16_full_eval ? torch::kBFloat16 : torch::kHalf);
   current_eval_batches_ = loader.num_batches();
   loader.set_epoch(0);
 
@@ -6125,6 +6618,11 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
 
   const auto& dataset = detail::unwrap(train_dataset_);
   auto loader = data_loader_.train_loader(dataset, args_, device_);
+  in_train_ = true;
+  struct LeaveTrain {
+    bool& flag;
+    ~LeaveTrain() { flag = false; }
+  } leave_train{in_train_};
 
   // ---- sizes, as HF's set_initial_training_values -----------------------------------------------
   const auto len_dataloader = static_cast<std::int64_t>(loader.num_batches());
@@ -6504,10 +7002,15 @@ bool Trainer<Model, P>::load_training_state(const std::filesystem::path& checkpo
   }
   if constexpr (requires(precision_type& p, const nlohmann::json& j) { p.load_state(j); }) {
     const auto path = checkpoint / scaler_state_name;
-    try {
-      precision_.load_state(read_json_file(path));
-    } catch (const Error& e) {
-      throw error("{}: {}", path.string(), e.what());
+    if (std::filesystem::exists(path)) {
+      try {
+        precision_.load_state(read_json_file(path));
+      } catch (const Error& e) {
+        throw error("{}: {}", path.string(), e.what());
+      }
+    } else if (!precision_.state().is_null()) {
+      warn("{} has no {} (it was not saved by an fp16 run): the loss scale starts from its initial value",
+           checkpoint.string(), scaler_state_name);
     }
   }
 
@@ -6576,8 +7079,10 @@ void Trainer<Model, P>::save_checkpoint(const torch::Tensor& tr_loss) {
       if constexpr (requires(const scheduler_type& s) { { s.state() } -> std::convertible_to<nlohmann::json>; })
         write_file_atomic(staging / scheduler_state_name, scheduler_->state().dump(2) + "\n");
       detail::crash_point("checkpoint", state_.global_step);
-      if constexpr (requires(const precision_type& p) { { p.state() } -> std::convertible_to<nlohmann::json>; })
-        write_file_atomic(staging / scaler_state_name, precision_.state().dump(2) + "\n");
+      if constexpr (requires(const precision_type& p) { { p.state() } -> std::convertible_to<nlohmann::json>; }) {
+        const nlohmann::json scaler = precision_.state();
+        if (!scaler.is_null()) write_file_atomic(staging / scaler_state_name, scaler.dump(2) + "\n");
+      }
       ProcessState process = capture_rng_state();
       process.tr_loss = tr_loss;
       process.total_loss_scalar = total_loss_scalar_;

@@ -13,12 +13,18 @@ namespace trainpp {
 ///
 /// Required:
 /// - `forward_context(torch::Device)` -> an RAII object alive around the forward and the loss;
-/// - `eval_context(torch::Device)` -> the same for evaluation (bf16_full_eval / fp16_full_eval);
+/// - `eval_context(torch::Device)` -> the same for evaluation;
 /// - `backward(const torch::Tensor& loss)`;
 /// - `unscale_(Optimizer&)`: gradients in true units before clipping (a no-op without scaling);
 /// - `step(Optimizer&)` -> bool: false when the step was skipped (overflow); the scheduler then
 ///   does not advance. `static constexpr bool can_skip_steps`: false lets the loop drop the check.
-/// Models: trainpp::FP32 (the default). bf16 and fp16 plug in here with autocast and GradScaler.
+/// Optional:
+/// - `configure(const TrainingArguments&, torch::Device)`: called once by the Trainer's constructor
+///   (to check the flags against the policy, or to choose from them);
+/// - `nlohmann::json state() const` / `load_state(const nlohmann::json&)`: saved in checkpoints as
+///   scaler.json (a null state is not saved).
+/// Models: trainpp::MixedPrecision (the default: fp32, or bf16 / fp16 as --bf16 / --fp16 say),
+/// trainpp::FP32, trainpp::BF16, trainpp::FP16.
 template <class P, class Opt>
 concept PrecisionPolicy = requires(P& p, const torch::Tensor& loss, Opt& opt, torch::Device d) {
   p.forward_context(d);

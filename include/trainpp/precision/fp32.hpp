@@ -1,7 +1,7 @@
 #pragma once
-// FP32: the default precision slot — full precision, no loss scaling.
+// FP32: full precision, no loss scaling — the precision of a run without --bf16 or --fp16.
 
-#include <trainpp/detail/config.hpp>
+#include <trainpp/args.hpp>
 
 namespace trainpp {
 
@@ -10,6 +10,14 @@ namespace trainpp {
 struct FP32 {
   struct NoContext {};
   static constexpr bool can_skip_steps = false;  ///< never skips: the loop needs no overflow check
+
+  /// The Trainer calls this once: --bf16 or --fp16 contradicts this slot.
+  void configure(const TrainingArguments& args, torch::Device) const {
+    if (args.bf16 || args.fp16)
+      throw error("the precision slot is trainpp::FP32 but --{} was given; drop the flag, or use trainpp::{} (or the "
+                  "default, trainpp::MixedPrecision, which follows the flags)", args.bf16 ? "bf16" : "fp16",
+                  args.bf16 ? "BF16" : "FP16");
+  }
 
   [[nodiscard]] NoContext forward_context(torch::Device) const { return {}; }
   [[nodiscard]] NoContext eval_context(torch::Device) const { return {}; }
