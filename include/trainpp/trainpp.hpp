@@ -23,6 +23,7 @@
 #include <trainpp/io/metrics.hpp>
 #include <trainpp/io/model_io.hpp>
 #include <trainpp/io/safetensors.hpp>
+#include <trainpp/io/tfevents.hpp>
 
 #include <trainpp/loss/model_loss.hpp>
 #include <trainpp/loss/model_output.hpp>
@@ -47,6 +48,7 @@
 #include <trainpp/callbacks/console.hpp>
 #include <trainpp/callbacks/default_flow.hpp>
 #include <trainpp/callbacks/hooks.hpp>
+#include <trainpp/callbacks/tensorboard.hpp>
 
 #include <trainpp/concepts/data_loader.hpp>
 #include <trainpp/concepts/loss.hpp>
