@@ -283,6 +283,9 @@ inline void TrainingArguments::finalize() {
     throw error("lr_scheduler_type reduce_lr_on_plateau requires an eval strategy (it steps on evaluation)");
   if (std::ranges::find(report_to, "none") != report_to.end() && report_to.size() > 1)
     throw error("report_to 'none' cannot be combined with other integrations");
+  for (const auto& name : report_to)
+    if (name != "none" && name != "all" && name != "tensorboard" && name != "jsonl")
+      throw error("report_to '{}' is not an integration trainpp has; choose among tensorboard, jsonl, all, none", name);
   if (!logging_dir) logging_dir = output_dir + "/runs";
 }
 

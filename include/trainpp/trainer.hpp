@@ -7,6 +7,7 @@
 #include <trainpp/callbacks/callback_list.hpp>
 #include <trainpp/callbacks/console.hpp>
 #include <trainpp/callbacks/default_flow.hpp>
+#include <trainpp/callbacks/report_to.hpp>
 #include <trainpp/concepts/data_loader.hpp>
 #include <trainpp/concepts/loss.hpp>
 #include <trainpp/concepts/optimizer.hpp>
@@ -58,11 +59,11 @@ struct scheduler_of<SchP, true> {
   using type = decltype(std::declval<const SchP&>().create(std::declval<const TrainingArguments&>(), std::int64_t{}));
 };
 
-/// The callbacks a Trainer runs: HF's built-ins first (the default flow, then progress / printing),
-/// then the user's, in the order given.
-template <class C> struct with_builtins { using type = CallbackList<DefaultFlow, ConsoleProgress>; };
+/// The callbacks a Trainer runs: HF's built-ins first (the default flow, progress / printing, the
+/// integrations report_to names), then the user's, in the order given.
+template <class C> struct with_builtins { using type = CallbackList<DefaultFlow, ConsoleProgress, ReportTo>; };
 template <class... C> struct with_builtins<CallbackList<C...>> {
-  using type = CallbackList<DefaultFlow, ConsoleProgress, C...>;
+  using type = CallbackList<DefaultFlow, ConsoleProgress, ReportTo, C...>;
 };
 
 template <class T> struct is_reference_wrapper : std::false_type {};
@@ -366,7 +367,7 @@ class Trainer {
 
   static callbacks_type make_callbacks(user_callbacks_type user) {
     if constexpr (is_callback_list<user_callbacks_type>::value)
-      return std::move(user).prepend(DefaultFlow{}, ConsoleProgress{});
+      return std::move(user).prepend(DefaultFlow{}, ConsoleProgress{}, ReportTo{});
     else
       return callbacks_type{};
   }

@@ -46,8 +46,11 @@
 
 #include <trainpp/callbacks/callback_list.hpp>
 #include <trainpp/callbacks/console.hpp>
+#include <trainpp/callbacks/curves.hpp>
 #include <trainpp/callbacks/default_flow.hpp>
 #include <trainpp/callbacks/hooks.hpp>
+#include <trainpp/callbacks/metrics_log.hpp>
+#include <trainpp/callbacks/report_to.hpp>
 #include <trainpp/callbacks/tensorboard.hpp>
 
 #include <trainpp/concepts/data_loader.hpp>

@@ -1,0 +1,54 @@
+#pragma once
+// ReportTo: the integrations that args.report_to names, as HF's Trainer adds their callbacks.
+
+#include <trainpp/callbacks/curves.hpp>
+#include <trainpp/callbacks/metrics_log.hpp>
+#include <trainpp/callbacks/tensorboard.hpp>
+
+#include <algorithm>
+#include <optional>
+#include <string>
+
+namespace trainpp {
+
+/// A built-in callback (the Trainer puts it after the default flow and the progress display) running
+/// the integrations report_to names: "tensorboard" (TensorBoard event files), "jsonl" (MetricsLog,
+/// output_dir/metrics.jsonl), "all" for both, "none" for neither. Whatever report_to says, the end of
+/// training writes output_dir/training_curves.svg (TrainingCurves). The choice is made at
+/// on_init_end, from the arguments; a run without integrations pays one branch per log.
+class ReportTo {
+ public:
+  void on_init_end(const TrainingArguments& args, const TrainerState&, TrainerControl&) {
+    auto wants = [&](const char* name) {
+      return std::ranges::find(args.report_to, "all") != args.report_to.end() ||
+             std::ranges::find(args.report_to, name) != args.report_to.end();
+    };
+    if (wants("tensorboard")) tensorboard_.emplace();
+    if (wants("jsonl")) metrics_log_.emplace();
+  }
+  void on_train_begin(const TrainingArguments& args, const TrainerState& state, TrainerControl& control) {
+    if (tensorboard_) tensorboard_->on_train_begin(args, state, control);
+  }
+  void on_log(const TrainingArguments& args, const TrainerState& state, TrainerControl& control,
+              const nlohmann::json& logs) {
+    if (tensorboard_) tensorboard_->on_log(args, state, control, logs);
+    if (metrics_log_) metrics_log_->on_log(args, state, control, logs);
+  }
+  void on_train_end(const TrainingArguments& args, const TrainerState& state, TrainerControl& control) {
+    if (tensorboard_) tensorboard_->on_train_end(args, state, control);
+    if (metrics_log_) metrics_log_->on_train_end(args, state, control);
+    curves_.on_train_end(args, state, control);
+  }
+
+  /// The TensorBoard callback, when report_to asked for it (its log_dir() and event_file()).
+  [[nodiscard]] const std::optional<TensorBoard>& tensorboard() const { return tensorboard_; }
+  /// The JSON-lines log, when report_to asked for it.
+  [[nodiscard]] const std::optional<MetricsLog>& metrics_log() const { return metrics_log_; }
+
+ private:
+  std::optional<TensorBoard> tensorboard_;
+  std::optional<MetricsLog> metrics_log_;
+  TrainingCurves curves_;
+};
+
+}  // namespace trainpp
