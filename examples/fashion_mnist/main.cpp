@@ -67,6 +67,9 @@ int main(int argc, char** argv) {
     defaults.save_strategy = trainpp::SaveStrategy::no;
     defaults.dataloader_num_workers = 1;
     auto [data, args] = trainpp::parse_args(argc, argv, DataArgs{}, defaults);
+    // As HF's example scripts: info messages on the main process; --log_level / --log_level_replica
+    // override it when the Trainer is built.
+    if (args.should_log()) trainpp::logger().set_level(trainpp::LogLevel::info);
 
     using FM = trainpp::FashionMnist;
     auto train = FM::load(data.data_dir, FM::Split::train);

@@ -27,8 +27,6 @@ enum class SchedulerType {
   linear, cosine, cosine_with_restarts, polynomial, constant, constant_with_warmup,
   inverse_sqrt, reduce_lr_on_plateau, cosine_with_min_lr, warmup_stable_decay
 };
-/// HF's log levels; `passive` leaves the current level alone.
-enum class LogLevel { passive, debug, info, warning, error, critical };
 /// Order in which training samples are drawn (HF's train_sampling_strategy).
 enum class SamplingStrategy { random, sequential };
 
@@ -198,6 +196,20 @@ struct TrainingArguments {
   }
   /// The seed of the data order: data_seed, else seed.
   [[nodiscard]] std::int64_t effective_data_seed() const { return data_seed.value_or(seed); }
+
+  /// HF's process_index / local_process_index: this process's rank, from the launcher's RANK and
+  /// LOCAL_RANK (0 without a launcher).
+  [[nodiscard]] long process_index() const { return trainpp::process_index(); }
+  [[nodiscard]] long local_process_index() const { return trainpp::local_process_index(); }
+  /// HF's should_log: whether this process logs as a main process — the first process of each node
+  /// with log_on_each_node, else the first process of all.
+  [[nodiscard]] bool should_log() const { return log_on_each_node ? local_process_index() == 0 : process_index() == 0; }
+  /// HF's get_process_log_level: log_level on a main process, log_level_replica on the others; a
+  /// `passive` one resolves to the logger's current level. The Trainer applies it when constructed.
+  [[nodiscard]] LogLevel get_process_log_level() const {
+    const LogLevel chosen = should_log() ? log_level : log_level_replica;
+    return chosen == LogLevel::passive ? logger().level() : chosen;
+  }
 
   /// HF's __post_init__: derived defaults, then validation. Throws trainpp::Error naming the problem.
   void finalize();

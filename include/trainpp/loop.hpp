@@ -93,6 +93,22 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
   double learning_rate = optimizer.param_groups().begin()->lr;
   const auto start_time = std::chrono::steady_clock::now();
 
+  if (logger().enabled_for(LogLevel::info)) {
+    std::int64_t trainable = 0;
+    for (const auto& p : module().parameters())
+      if (p.requires_grad()) trainable += p.numel();
+    // HF's summary, with its wording, so that logs of both read alike.
+    logger().info("***** Running training *****");
+    logger().info("  Num examples = {}", detail::thousands(static_cast<std::int64_t>(loader.num_samples())));
+    logger().info("  Num Epochs = {}", detail::thousands(num_train_epochs));
+    logger().info("  Num update steps per epoch = {}", detail::thousands(updates_per_epoch));
+    logger().info("  Instantaneous batch size per device = {}", detail::thousands(args_.per_device_train_batch_size));
+    logger().info("  Total train batch size (w. parallel, distributed & accumulation) = {}", detail::thousands(total_train_batch_size));
+    logger().info("  Gradient Accumulation steps = {}", ga);
+    logger().info("  Total optimization steps = {}", detail::thousands(max_steps));
+    logger().info("  Number of trainable parameters = {}", detail::thousands(trainable));
+  }
+
   fire(hooks::on_train_begin);
   if (args_.eval_on_start) evaluate_during_training();
 
@@ -173,8 +189,7 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
     }
 
     if (step < 0) {
-      std::fprintf(stderr, "trainpp: warning: the epoch yielded no batch; stopping training at step %lld\n",
-                   static_cast<long long>(state_.global_step));
+      warn("the epoch yielded no batch; stopping training at step {}", state_.global_step);
       control_.should_training_stop = true;
     }
     fire(hooks::on_epoch_end);
@@ -332,8 +347,13 @@ TrainerState Trainer<Model, P>::resumed_state(const std::filesystem::path& check
   if (!differences.empty())
     warn("The following arguments do not match the ones in the checkpoint's trainer_state.json (the checkpoint's "
          "logging/eval/save steps stay in force, as in HF):\n\t{}", fmt::join(differences, "\n\t"));
-  if (args_.restore_callback_states_from_checkpoint)
+  if (args_.restore_callback_states_from_checkpoint) {
     if (auto control = control_from_state(loaded, path.string())) control_ = *control;
+    const auto unclaimed = callbacks_.load_states(loaded.stateful_callbacks, path.string());
+    if (!unclaimed.empty())
+      warn("Checkpoint included callbacks not included in current configuration. Ignoring. ({})",
+           fmt::join(unclaimed, ", "));
+  }
   note("resuming training from {} at global step {}", checkpoint.string(), loaded.global_step);
   return loaded;
 }

@@ -162,6 +162,8 @@ class Trainer {
     if (args_.eval_strategy != IntervalStrategy::no && !has_eval_dataset)
       throw error("You have set eval_strategy to {} but you didn't pass an eval_dataset to the Trainer. "
                   "Either set eval_strategy to 'no' or pass an eval_dataset.", to_string(args_.eval_strategy));
+    // HF's Trainer sets the library's verbosity from the arguments (main process or replica).
+    logger().set_level(args_.get_process_log_level());
     if (args_.full_determinism) enable_full_determinism(args_.seed);
     else set_seed(args_.seed);
     device_ = select_device(args_);
@@ -198,6 +200,7 @@ class Trainer {
   Metrics evaluate(const D& dataset, std::string_view prefix = "eval") {
     const auto start = std::chrono::steady_clock::now();
     auto loader = data_loader_.eval_loader(dataset, args_, device_);
+    log_loop_start("Evaluation", loader.num_samples());
     // HF: without compute_metrics only the loss is gathered (no logits kept in memory).
     auto out = evaluation_loop(loader, /*prediction_loss_only=*/!has_compute_metrics || args_.prediction_loss_only, prefix);
     const double n = static_cast<double>(loader.num_samples());
@@ -219,6 +222,7 @@ class Trainer {
       else
         return data_loader_.eval_loader(dataset, args_, device_);
     }();
+    log_loop_start("Prediction", loader.num_samples());
     auto out = evaluation_loop(loader, args_.prediction_loss_only, prefix);
     const double n = static_cast<double>(loader.num_samples());
     const double batch = static_cast<double>(args_.per_device_eval_batch_size * sharding_.world_size());
@@ -317,6 +321,9 @@ class Trainer {
   /// trainer_state.json's content, with TrainerControl among the stateful callbacks as HF writes it.
   [[nodiscard]] nlohmann::json state_json() const {
     auto j = state_.to_json();
+    // Entries of callbacks this run lacks stay as the checkpoint had them; this run's replace theirs.
+    const nlohmann::json states = callbacks_.states();
+    for (const auto& [name, value] : states.items()) j["stateful_callbacks"][name] = value;
     j["stateful_callbacks"]["TrainerControl"] = control_.to_json();
     return j;
   }
@@ -370,6 +377,13 @@ class Trainer {
       return std::move(user).prepend(DefaultFlow{}, ConsoleProgress{}, ReportTo{});
     else
       return callbacks_type{};
+  }
+
+  /// HF's evaluation_loop header lines, at info level.
+  void log_loop_start(std::string_view description, std::size_t num_examples) const {
+    logger().info("***** Running {} *****", description);
+    logger().info("  Num examples = {}", detail::thousands(static_cast<long long>(num_examples)));
+    logger().info("  Batch size = {}", args_.per_device_eval_batch_size);
   }
 
   template <class Hook, class... A>

@@ -5,6 +5,7 @@
 #include <trainpp/detail/config.hpp>
 
 #include <trainpp/args.hpp>
+#include <trainpp/logging.hpp>
 #include <trainpp/cli.hpp>
 #include <trainpp/device.hpp>
 #include <trainpp/state.hpp>
@@ -48,9 +49,11 @@
 #include <trainpp/callbacks/console.hpp>
 #include <trainpp/callbacks/curves.hpp>
 #include <trainpp/callbacks/default_flow.hpp>
+#include <trainpp/callbacks/early_stopping.hpp>
 #include <trainpp/callbacks/hooks.hpp>
 #include <trainpp/callbacks/metrics_log.hpp>
 #include <trainpp/callbacks/report_to.hpp>
+#include <trainpp/callbacks/stateful.hpp>
 #include <trainpp/callbacks/tensorboard.hpp>
 
 #include <trainpp/concepts/data_loader.hpp>

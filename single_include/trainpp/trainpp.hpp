@@ -24,6 +24,167 @@
 
 #include <torch/torch.h>
 
+
+// ---- trainpp/logging.hpp ----
+// The one logger every trainpp message goes through, with HF's levels (transformers.utils.logging):
+// a process-wide level, a sink a program can replace (to redirect into its own logging, or to capture
+// in a test), and a rank prefix on the processes other than the first.
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace trainpp {
+
+/// HF's log levels. `passive` is not a level: set as log_level it leaves the logger's level as the
+/// program set it (the library default is warning, as transformers').
+enum class LogLevel { passive, debug, info, warning, error, critical };
+
+namespace detail {
+inline const char* level_label(LogLevel level) {
+  switch (level) {
+    case LogLevel::debug: return "debug: ";
+    case LogLevel::info: return "";
+    case LogLevel::warning: return "warning: ";
+    case LogLevel::error: return "error: ";
+    case LogLevel::critical: return "critical: ";
+    case LogLevel::passive: break;
+  }
+  return "";
+}
+
+/// 60000 as "60,000" (Python's f"{n:,}", which HF's log lines use).
+inline std::string thousands(long long n) {
+  const std::string digits = fmt::format("{}", n < 0 ? -n : n);
+  std::string out = n < 0 ? "-" : "";
+  // Appending, not inserting: GCC 12 warns falsely about string::insert here (-Wstringop-overflow).
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out.push_back(',');
+    out.push_back(digits[i]);
+  }
+  return out;
+}
+
+/// An integer environment variable such as RANK, or nullopt when unset or not a number.
+inline std::optional<long> env_int(const char* name) {
+  const char* text = std::getenv(name);
+  if (text == nullptr || *text == '\0') return std::nullopt;
+  char* end = nullptr;
+  const long value = std::strtol(text, &end, 10);
+  if (*end != '\0') return std::nullopt;
+  return value;
+}
+}  // namespace detail
+
+/// The rank of this process among all processes (RANK, as torchrun sets it; 0 when unset).
+[[nodiscard]] inline long process_index() { return detail::env_int("RANK").value_or(0); }
+/// The rank of this process on its node (LOCAL_RANK; 0 when unset).
+[[nodiscard]] inline long local_process_index() { return detail::env_int("LOCAL_RANK").value_or(0); }
+
+/// Where messages go and which are kept. One per process: `trainpp::logger()`.
+///
+/// By default a message at or above the level is written to stderr as "trainpp: warning: ..." (on
+/// a process whose RANK is not 0: "[rank N] trainpp: warning: ..."). `set_sink` replaces the
+/// writer: it receives the level and the formatted message (without prefix); `silence()` drops
+/// everything. Thread-safe: messages from data-loading threads do not interleave.
+class Logger {
+ public:
+  using Sink = std::function<void(LogLevel, std::string_view)>;
+
+  [[nodiscard]] LogLevel level() const { return level_.load(std::memory_order_relaxed); }
+  /// Keeps messages at `level` and above; `passive` changes nothing (HF's meaning of it).
+  void set_level(LogLevel level) {
+    if (level != LogLevel::passive) level_.store(level, std::memory_order_relaxed);
+  }
+  [[nodiscard]] bool enabled_for(LogLevel level) const {
+    return !silenced_.load(std::memory_order_relaxed) && level >= this->level();
+  }
+
+  /// Sends messages to `sink` instead of stderr; an empty sink restores stderr.
+  void set_sink(Sink sink) {
+    const std::lock_guard lock(mutex_);
+    sink_ = std::move(sink);
+  }
+  [[nodiscard]] Sink sink() const {
+    const std::lock_guard lock(mutex_);
+    return sink_;
+  }
+  /// Drops every message (until `unsilence()`), whatever the level.
+  void silence() { silenced_.store(true, std::memory_order_relaxed); }
+  void unsilence() { silenced_.store(false, std::memory_order_relaxed); }
+  [[nodiscard]] bool silenced() const { return silenced_.load(std::memory_order_relaxed); }
+
+  template <typename... Args>
+  void log(LogLevel level, fmt::format_string<Args...> format, Args&&... args) {
+    if (!enabled_for(level)) return;  // nothing is formatted for a message nobody keeps
+    write(level, fmt::format(format, std::forward<Args>(args)...));
+  }
+  template <typename... Args>
+  void debug(fmt::format_string<Args...> format, Args&&... args) { log(LogLevel::debug, format, std::forward<Args>(args)...); }
+  template <typename... Args>
+  void info(fmt::format_string<Args...> format, Args&&... args) { log(LogLevel::info, format, std::forward<Args>(args)...); }
+  template <typename... Args>
+  void warning(fmt::format_string<Args...> format, Args&&... args) { log(LogLevel::warning, format, std::forward<Args>(args)...); }
+  template <typename... Args>
+  void error(fmt::format_string<Args...> format, Args&&... args) { log(LogLevel::error, format, std::forward<Args>(args)...); }
+  template <typename... Args>
+  void critical(fmt::format_string<Args...> format, Args&&... args) { log(LogLevel::critical, format, std::forward<Args>(args)...); }
+
+ private:
+  void write(LogLevel level, const std::string& message) {
+    const std::lock_guard lock(mutex_);
+    if (sink_) {
+      sink_(level, message);
+      return;
+    }
+    const long rank = process_index();
+    const std::string prefix = rank != 0 ? fmt::format("[rank {}] trainpp: ", rank) : std::string("trainpp: ");
+    fmt::print(stderr, "{}{}{}\n", prefix, detail::level_label(level), message);
+    std::fflush(stderr);
+  }
+
+  std::atomic<LogLevel> level_{LogLevel::warning};
+  std::atomic<bool> silenced_{false};
+  mutable std::mutex mutex_;
+  Sink sink_;
+};
+
+/// The process's logger.
+[[nodiscard]] inline Logger& logger() {
+  static Logger instance;
+  return instance;
+}
+
+/// Restores the logger's level, sink and silence when it leaves scope (for tests and for code that
+/// quiets the library for a while).
+class ScopedLoggerState {
+ public:
+  ScopedLoggerState() : level_(logger().level()), sink_(logger().sink()), silenced_(logger().silenced()) {}
+  ~ScopedLoggerState() {
+    logger().set_level(level_);
+    logger().set_sink(std::move(sink_));
+    if (silenced_) logger().silence();
+    else logger().unsilence();
+  }
+  ScopedLoggerState(const ScopedLoggerState&) = delete;
+  ScopedLoggerState& operator=(const ScopedLoggerState&) = delete;
+
+ private:
+  LogLevel level_;
+  Logger::Sink sink_;
+  bool silenced_;
+};
+
+}  // namespace trainpp
+
 #include <stdexcept>
 #include <string>
 
@@ -41,18 +202,19 @@ namespace detail {
 template <class...> inline constexpr bool always_false = false;
 }  // namespace detail
 
-/// Writes "trainpp: warning: <message>" to stderr: for problems training survives (a mismatch on
-/// resume, a file it could not clean up). Every library warning goes through here.
+/// A warning through the logger ("trainpp: warning: <message>" on stderr by default): for problems
+/// training survives (a mismatch on resume, a file it could not clean up).
 template <typename... Args>
 void warn(fmt::format_string<Args...> format, Args&&... args) {
-  fmt::print(stderr, "trainpp: warning: {}\n", fmt::format(format, std::forward<Args>(args)...));
+  logger().warning(format, std::forward<Args>(args)...);
 }
 
-/// Writes "trainpp: <message>" to stderr: what the library did on the user's behalf (resumed from a
-/// checkpoint, loaded the best model, deleted an old checkpoint).
+/// An info message through the logger: what the library did on the user's behalf (resumed from a
+/// checkpoint, loaded the best model, deleted an old checkpoint). Shown at log level info or below,
+/// as HF's logger.info.
 template <typename... Args>
 void note(fmt::format_string<Args...> format, Args&&... args) {
-  fmt::print(stderr, "trainpp: {}\n", fmt::format(format, std::forward<Args>(args)...));
+  logger().info(format, std::forward<Args>(args)...);
 }
 
 /// Builds an Error from a fmt format string.
@@ -92,8 +254,6 @@ enum class SchedulerType {
   linear, cosine, cosine_with_restarts, polynomial, constant, constant_with_warmup,
   inverse_sqrt, reduce_lr_on_plateau, cosine_with_min_lr, warmup_stable_decay
 };
-/// HF's log levels; `passive` leaves the current level alone.
-enum class LogLevel { passive, debug, info, warning, error, critical };
 /// Order in which training samples are drawn (HF's train_sampling_strategy).
 enum class SamplingStrategy { random, sequential };
 
@@ -263,6 +423,20 @@ struct TrainingArguments {
   }
   /// The seed of the data order: data_seed, else seed.
   [[nodiscard]] std::int64_t effective_data_seed() const { return data_seed.value_or(seed); }
+
+  /// HF's process_index / local_process_index: this process's rank, from the launcher's RANK and
+  /// LOCAL_RANK (0 without a launcher).
+  [[nodiscard]] long process_index() const { return trainpp::process_index(); }
+  [[nodiscard]] long local_process_index() const { return trainpp::local_process_index(); }
+  /// HF's should_log: whether this process logs as a main process — the first process of each node
+  /// with log_on_each_node, else the first process of all.
+  [[nodiscard]] bool should_log() const { return log_on_each_node ? local_process_index() == 0 : process_index() == 0; }
+  /// HF's get_process_log_level: log_level on a main process, log_level_replica on the others; a
+  /// `passive` one resolves to the logger's current level. The Trainer applies it when constructed.
+  [[nodiscard]] LogLevel get_process_log_level() const {
+    const LogLevel chosen = should_log() ? log_level : log_level_replica;
+    return chosen == LogLevel::passive ? logger().level() : chosen;
+  }
 
   /// HF's __post_init__: derived defaults, then validation. Throws trainpp::Error naming the problem.
   void finalize();
@@ -3351,12 +3525,14 @@ class ConsoleProgress {
 
   void on_train_begin(const TrainingArguments& args, const TrainerState& state, TrainerControl&) {
     enabled_ = state.is_world_process_zero;
-    live_ = forced_live_.value_or(!args.disable_tqdm.value_or(false) && ::isatty(STDERR_FILENO) != 0);
+    // disable_tqdm: no progress display at all, only the log lines (HF's PrinterCallback).
+    progress_ = !args.disable_tqdm.value_or(false);
+    live_ = forced_live_.value_or(progress_ && ::isatty(STDERR_FILENO) != 0);
     start_ = last_plain_ = clock::now();
     first_step_ = state.global_step;
   }
   void on_step_end(const TrainingArguments&, const TrainerState& state, TrainerControl&) {
-    if (!enabled_) return;
+    if (!enabled_ || (!progress_ && !live_)) return;
     const auto now = clock::now();
     if (live_) {
       draw(state, now);
@@ -3421,11 +3597,31 @@ class ConsoleProgress {
 
   std::optional<bool> forced_live_;
   double plain_interval_s_;
-  bool enabled_ = true, live_ = false;
+  bool enabled_ = true, live_ = false, progress_ = true;
   clock::time_point start_{}, last_plain_{}, last_draw_{};
   std::int64_t first_step_ = 0;
   std::optional<double> last_loss_;
   std::size_t eval_done_ = 0;
+};
+
+/// HF's PrinterCallback: each log on the local main process as one line, floats as '.4g' strings
+/// ({'loss': '0.1234', 'epoch': 1}), total_flos left out. A bare alternative to ConsoleProgress for
+/// user callback lists.
+struct Printer {
+  void on_log(const TrainingArguments&, const TrainerState& state, TrainerControl&, const nlohmann::json& logs) const {
+    if (!state.is_local_process_zero) return;
+    std::string out = "{";
+    for (const auto& [key, value] : logs.items()) {
+      if (key == "total_flos") continue;
+      if (out.size() > 1) out += ", ";
+      out += fmt::format("'{}': ", key);
+      if (value.is_number_float()) out += fmt::format("'{:.4g}'", value.get<double>());
+      else if (value.is_string()) out += fmt::format("'{}'", value.get<std::string>());
+      else out += value.dump();
+    }
+    std::fprintf(stdout, "%s}\n", out.c_str());
+    std::fflush(stdout);
+  }
 };
 
 }  // namespace trainpp
@@ -5813,14 +6009,75 @@ TRAINPP_DETAIL_HOOK(on_predict, "(const TrainingArguments&, const TrainerState&,
 
 }  // namespace trainpp
 
+// ---- trainpp/callbacks/stateful.hpp ----
+// Callbacks whose state travels with checkpoints: HF's ExportableState. Their state() lands in
+// trainer_state.json's "stateful_callbacks" under state_name; a run resumed with
+// restore_callback_states_from_checkpoint hands it back through load_state().
+
+
+#include <nlohmann/json.hpp>
+
+#include <string_view>
+
+namespace trainpp {
+namespace detail {
+TRAINPP_DETAIL_DECLARES(state)
+TRAINPP_DETAIL_DECLARES(load_state)
+TRAINPP_DETAIL_DECLARES(state_name)
+}  // namespace detail
+
+/// A callback that saves and restores its state through checkpoints.
+///
+/// Requires: `static constexpr std::string_view state_name` (the key in stateful_callbacks; HF uses
+/// the class name, e.g. "EarlyStoppingCallback"), `nlohmann::json state() const` returning HF's
+/// shape {"args": {...constructor arguments...}, "attributes": {...counters...}}, and
+/// `void load_state(const nlohmann::json&)` taking that object back (it may throw trainpp::Error
+/// for a malformed one; the message is prefixed with the file and key).
+template <class C>
+concept StatefulCallback = requires(const C& c, C& m, const nlohmann::json& j) {
+  { C::state_name } -> std::convertible_to<std::string_view>;
+  { c.state() } -> std::convertible_to<nlohmann::json>;
+  m.load_state(j);
+};
+
+namespace detail {
+/// A callback that declares some of state_name / state / load_state but not all of them would be
+/// silently left out of checkpoints; it is a compile error instead, naming what is missing.
+template <class C>
+constexpr bool check_stateful_callback() {
+  constexpr bool any = declares_state<C> || declares_load_state<C> || declares_state_name<C>;
+  if constexpr (!any || StatefulCallback<C>) {
+    return true;
+  } else {
+    static_assert(declares_state_name<C>,
+                  "trainpp: the callbacks slot: a stateful callback (one with state() / load_state()) needs "
+                  "'static constexpr std::string_view state_name', its key in trainer_state.json");
+    static_assert(declares_state<C>,
+                  "trainpp: the callbacks slot: a stateful callback needs 'nlohmann::json state() const'");
+    static_assert(declares_load_state<C>,
+                  "trainpp: the callbacks slot: a stateful callback needs 'void load_state(const nlohmann::json&)'");
+    static_assert(StatefulCallback<C>,
+                  "trainpp: the callbacks slot: a stateful callback's state_name, state() or load_state() has the "
+                  "wrong type; expected static constexpr std::string_view state_name, nlohmann::json state() const, "
+                  "void load_state(const nlohmann::json&)");
+    return false;
+  }
+}
+}  // namespace detail
+
+}  // namespace trainpp
+
 #include <boost/hana/for_each.hpp>
 #include <boost/hana/tuple.hpp>
 #include <boost/hana/concat.hpp>
 #include <boost/hana/at.hpp>
 #include <boost/hana/length.hpp>
 
+#include <map>
+#include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace trainpp {
 
@@ -5835,6 +6092,7 @@ template <class... Callbacks>
 class CallbackList {
   static_assert((std::is_class_v<Callbacks> && ...),
                 "trainpp: the callbacks slot holds class objects (structs with on_* hooks)");
+  static_assert((detail::check_stateful_callback<Callbacks>() && ...));
 
  public:
   CallbackList() = default;
@@ -5873,6 +6131,61 @@ class CallbackList {
   }
   template <std::size_t I>
   [[nodiscard]] auto& at() { return boost::hana::at_c<I>(items_); }
+
+  /// The stateful callbacks' states, keyed by state_name (a list when several share a name), as
+  /// trainer_state.json's stateful_callbacks holds them.
+  [[nodiscard]] nlohmann::json states() const {
+    nlohmann::json out = nlohmann::json::object();
+    boost::hana::for_each(items_, [&](const auto& cb) {
+      using C = std::remove_cvref_t<decltype(cb)>;
+      if constexpr (StatefulCallback<C>) {
+        const std::string name(C::state_name);
+        nlohmann::json state = cb.state();
+        if (!out.contains(name)) out[name] = std::move(state);
+        else if (out[name].is_array()) out[name].push_back(std::move(state));
+        else out[name] = nlohmann::json::array({std::move(out[name]), std::move(state)});
+      }
+    });
+    return out;
+  }
+
+  /// Hands saved states back to the stateful callbacks, matched by state_name and, among callbacks
+  /// of one name, by position (HF's _load_callback_state). Returns the stored names no callback of
+  /// this list claims. A malformed entry throws trainpp::Error naming `source` and the key.
+  std::vector<std::string> load_states(const nlohmann::json& stored, std::string_view source) {
+    std::vector<std::string> unclaimed;
+    if (!stored.is_object()) throw error("{}: stateful_callbacks must be an object, got {}", source, stored.dump());
+    std::map<std::string, std::size_t> taken;  // how many entries of each name went to callbacks so far
+    boost::hana::for_each(items_, [&](auto& cb) {
+      using C = std::remove_cvref_t<decltype(cb)>;
+      if constexpr (StatefulCallback<C>) {
+        const std::string name(C::state_name);
+        if (!stored.contains(name)) return;
+        const auto& entry = stored.at(name);
+        const std::size_t index = taken[name]++;
+        const nlohmann::json* data = nullptr;
+        if (entry.is_array()) {
+          if (index < entry.size()) data = &entry[index];
+        } else if (index == 0) {
+          data = &entry;
+        }
+        if (data == nullptr) return;  // more callbacks of this name now than when saved: the rest start fresh
+        if (!data->is_object())
+          throw error("{}: stateful_callbacks.{} must be an object with \"args\" and \"attributes\", got {}", source,
+                      name, data->dump());
+        try {
+          cb.load_state(*data);
+        } catch (const Error& e) {
+          throw error("{}: stateful_callbacks.{}: {}", source, name, e.what());
+        } catch (const nlohmann::json::exception& e) {
+          throw error("{}: stateful_callbacks.{}: {}", source, name, e.what());
+        }
+      }
+    });
+    for (const auto& [name, entry] : stored.items())
+      if (name != "TrainerControl" && !taken.contains(name)) unclaimed.push_back(name);
+    return unclaimed;
+  }
 
   static constexpr std::size_t size() { return sizeof...(Callbacks); }
   [[nodiscard]] auto& items() { return items_; }
@@ -6109,6 +6422,111 @@ struct DefaultFlow {
     if (args.eval_strategy == IntervalStrategy::epoch && args.eval_delay <= state.epoch.value_or(0))
       control.should_evaluate = true;
     if (args.save_strategy == SaveStrategy::epoch) control.should_save = true;
+  }
+};
+
+}  // namespace trainpp
+
+// ---- trainpp/callbacks/early_stopping.hpp ----
+// EarlyStopping: stop training when the metric that defines the best model stops improving —
+// transformers 5.x's EarlyStoppingCallback, with its state saved in checkpoints.
+
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace trainpp {
+
+/// Stops training after `early_stopping_patience` evaluations in a row that did not improve
+/// metric_for_best_model by more than `early_stopping_threshold` over the best value so far
+/// (TrainerState::best_metric, in the direction greater_is_better says).
+///
+/// Requires metric_for_best_model and an eval strategy other than "no": the Trainer's constructor
+/// refuses the combination (HF asserts at the start of training). Without load_best_model_at_end it
+/// warns, as HF does: the best model is then not loaded at the end.
+struct EarlyStopping {
+  static constexpr std::string_view state_name = "EarlyStoppingCallback";
+
+  std::int64_t early_stopping_patience = 1;
+  double early_stopping_threshold = 0.0;
+  /// Evaluations in a row without improvement (saved in checkpoints).
+  std::int64_t early_stopping_patience_counter = 0;
+
+  void on_init_end(const TrainingArguments& args, const TrainerState&, TrainerControl&) const {
+    if (early_stopping_patience < 1)
+      throw error("EarlyStopping: early_stopping_patience must be at least 1, got {}", early_stopping_patience);
+    if (!(early_stopping_threshold >= 0))
+      throw error("EarlyStopping: early_stopping_threshold must be >= 0, got {}", early_stopping_threshold);
+    if (!args.metric_for_best_model)
+      throw error("EarlyStopping requires metric_for_best_model to be defined (e.g. --metric_for_best_model loss)");
+    if (args.eval_strategy == IntervalStrategy::no)
+      throw error("EarlyStopping requires an eval_strategy of steps or epoch (it is 'no')");
+  }
+
+  void on_train_begin(const TrainingArguments& args, const TrainerState&, TrainerControl&) const {
+    if (!args.load_best_model_at_end)
+      warn("Using EarlyStopping without load_best_model_at_end=True. Once training is finished, the best model "
+           "will not be loaded automatically.");
+  }
+
+  void on_evaluate(const TrainingArguments& args, const TrainerState& state, TrainerControl& control,
+                   const Metrics& metrics) {
+    std::string name = args.metric_for_best_model.value_or("loss");
+    if (!name.starts_with("eval_")) name = "eval_" + name;
+    const auto it = metrics.find(name);
+    if (it == metrics.end()) {
+      warn("early stopping required metric_for_best_model, but did not find {} so early stopping is disabled", name);
+      return;
+    }
+    // Called before the Trainer records this evaluation as the best: best_metric is the best so far.
+    const double value = it->second;
+    const bool greater = args.greater_is_better.value_or(true);
+    const bool improved = !state.best_metric ||
+                          ((greater ? value > *state.best_metric : value < *state.best_metric) &&
+                           std::fabs(value - *state.best_metric) > early_stopping_threshold);
+    early_stopping_patience_counter = improved ? 0 : early_stopping_patience_counter + 1;
+    if (early_stopping_patience_counter >= early_stopping_patience) control.should_training_stop = true;
+  }
+
+  [[nodiscard]] nlohmann::json state() const {
+    return {{"args",
+             {{"early_stopping_patience", early_stopping_patience},
+              {"early_stopping_threshold", early_stopping_threshold}}},
+            {"attributes", {{"early_stopping_patience_counter", early_stopping_patience_counter}}}};
+  }
+
+  /// HF restores the constructor arguments too: a resumed run keeps the patience it started with.
+  void load_state(const nlohmann::json& saved) {
+    auto field = [&](const char* group, const char* key) -> const nlohmann::json* {
+      if (!saved.contains(group)) return nullptr;
+      const auto& g = saved.at(group);
+      if (!g.is_object()) throw error("\"{}\" must be an object, got {}", group, g.dump());
+      return g.contains(key) ? &g.at(key) : nullptr;
+    };
+    auto integer = [&](const char* group, const char* key, std::int64_t& out) {
+      if (const auto* v = field(group, key)) {
+        if (!v->is_number_integer() || v->get<std::int64_t>() < 0)
+          throw error("{}.{} must be a non-negative integer, got {}", group, key, v->dump());
+        out = v->get<std::int64_t>();
+      }
+    };
+    std::int64_t patience = early_stopping_patience, counter = early_stopping_patience_counter;
+    double threshold = early_stopping_threshold;
+    integer("args", "early_stopping_patience", patience);
+    integer("attributes", "early_stopping_patience_counter", counter);
+    if (const auto* v = field("args", "early_stopping_threshold"); v && !v->is_null()) {
+      if (!v->is_number() || !(v->get<double>() >= 0))
+        throw error("args.early_stopping_threshold must be a number >= 0, got {}", v->dump());
+      threshold = v->get<double>();
+    }
+    if (patience < 1) throw error("args.early_stopping_patience must be at least 1, got {}", patience);
+    early_stopping_patience = patience;
+    early_stopping_threshold = threshold;
+    early_stopping_patience_counter = counter;
   }
 };
 
@@ -6942,6 +7360,8 @@ class Trainer {
     if (args_.eval_strategy != IntervalStrategy::no && !has_eval_dataset)
       throw error("You have set eval_strategy to {} but you didn't pass an eval_dataset to the Trainer. "
                   "Either set eval_strategy to 'no' or pass an eval_dataset.", to_string(args_.eval_strategy));
+    // HF's Trainer sets the library's verbosity from the arguments (main process or replica).
+    logger().set_level(args_.get_process_log_level());
     if (args_.full_determinism) enable_full_determinism(args_.seed);
     else set_seed(args_.seed);
     device_ = select_device(args_);
@@ -6978,6 +7398,7 @@ class Trainer {
   Metrics evaluate(const D& dataset, std::string_view prefix = "eval") {
     const auto start = std::chrono::steady_clock::now();
     auto loader = data_loader_.eval_loader(dataset, args_, device_);
+    log_loop_start("Evaluation", loader.num_samples());
     // HF: without compute_metrics only the loss is gathered (no logits kept in memory).
     auto out = evaluation_loop(loader, /*prediction_loss_only=*/!has_compute_metrics || args_.prediction_loss_only, prefix);
     const double n = static_cast<double>(loader.num_samples());
@@ -6999,6 +7420,7 @@ class Trainer {
       else
         return data_loader_.eval_loader(dataset, args_, device_);
     }();
+    log_loop_start("Prediction", loader.num_samples());
     auto out = evaluation_loop(loader, args_.prediction_loss_only, prefix);
     const double n = static_cast<double>(loader.num_samples());
     const double batch = static_cast<double>(args_.per_device_eval_batch_size * sharding_.world_size());
@@ -7097,6 +7519,9 @@ class Trainer {
   /// trainer_state.json's content, with TrainerControl among the stateful callbacks as HF writes it.
   [[nodiscard]] nlohmann::json state_json() const {
     auto j = state_.to_json();
+    // Entries of callbacks this run lacks stay as the checkpoint had them; this run's replace theirs.
+    const nlohmann::json states = callbacks_.states();
+    for (const auto& [name, value] : states.items()) j["stateful_callbacks"][name] = value;
     j["stateful_callbacks"]["TrainerControl"] = control_.to_json();
     return j;
   }
@@ -7150,6 +7575,13 @@ class Trainer {
       return std::move(user).prepend(DefaultFlow{}, ConsoleProgress{}, ReportTo{});
     else
       return callbacks_type{};
+  }
+
+  /// HF's evaluation_loop header lines, at info level.
+  void log_loop_start(std::string_view description, std::size_t num_examples) const {
+    logger().info("***** Running {} *****", description);
+    logger().info("  Num examples = {}", detail::thousands(static_cast<long long>(num_examples)));
+    logger().info("  Batch size = {}", args_.per_device_eval_batch_size);
   }
 
   template <class Hook, class... A>
@@ -7465,6 +7897,22 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
   double learning_rate = optimizer.param_groups().begin()->lr;
   const auto start_time = std::chrono::steady_clock::now();
 
+  if (logger().enabled_for(LogLevel::info)) {
+    std::int64_t trainable = 0;
+    for (const auto& p : module().parameters())
+      if (p.requires_grad()) trainable += p.numel();
+    // HF's summary, with its wording, so that logs of both read alike.
+    logger().info("***** Running training *****");
+    logger().info("  Num examples = {}", detail::thousands(static_cast<std::int64_t>(loader.num_samples())));
+    logger().info("  Num Epochs = {}", detail::thousands(num_train_epochs));
+    logger().info("  Num update steps per epoch = {}", detail::thousands(updates_per_epoch));
+    logger().info("  Instantaneous batch size per device = {}", detail::thousands(args_.per_device_train_batch_size));
+    logger().info("  Total train batch size (w. parallel, distributed & accumulation) = {}", detail::thousands(total_train_batch_size));
+    logger().info("  Gradient Accumulation steps = {}", ga);
+    logger().info("  Total optimization steps = {}", detail::thousands(max_steps));
+    logger().info("  Number of trainable parameters = {}", detail::thousands(trainable));
+  }
+
   fire(hooks::on_train_begin);
   if (args_.eval_on_start) evaluate_during_training();
 
@@ -7545,8 +7993,7 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
     }
 
     if (step < 0) {
-      std::fprintf(stderr, "trainpp: warning: the epoch yielded no batch; stopping training at step %lld\n",
-                   static_cast<long long>(state_.global_step));
+      warn("the epoch yielded no batch; stopping training at step {}", state_.global_step);
       control_.should_training_stop = true;
     }
     fire(hooks::on_epoch_end);
@@ -7704,8 +8151,13 @@ TrainerState Trainer<Model, P>::resumed_state(const std::filesystem::path& check
   if (!differences.empty())
     warn("The following arguments do not match the ones in the checkpoint's trainer_state.json (the checkpoint's "
          "logging/eval/save steps stay in force, as in HF):\n\t{}", fmt::join(differences, "\n\t"));
-  if (args_.restore_callback_states_from_checkpoint)
+  if (args_.restore_callback_states_from_checkpoint) {
     if (auto control = control_from_state(loaded, path.string())) control_ = *control;
+    const auto unclaimed = callbacks_.load_states(loaded.stateful_callbacks, path.string());
+    if (!unclaimed.empty())
+      warn("Checkpoint included callbacks not included in current configuration. Ignoring. ({})",
+           fmt::join(unclaimed, ", "));
+  }
   note("resuming training from {} at global step {}", checkpoint.string(), loaded.global_step);
   return loaded;
 }

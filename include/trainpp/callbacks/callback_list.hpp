@@ -3,6 +3,7 @@
 // hana::for_each; a callback without the hook costs nothing, not even a call.
 
 #include <trainpp/callbacks/hooks.hpp>
+#include <trainpp/callbacks/stateful.hpp>
 
 #include <boost/hana/for_each.hpp>
 #include <boost/hana/tuple.hpp>
@@ -10,8 +11,11 @@
 #include <boost/hana/at.hpp>
 #include <boost/hana/length.hpp>
 
+#include <map>
+#include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace trainpp {
 
@@ -26,6 +30,7 @@ template <class... Callbacks>
 class CallbackList {
   static_assert((std::is_class_v<Callbacks> && ...),
                 "trainpp: the callbacks slot holds class objects (structs with on_* hooks)");
+  static_assert((detail::check_stateful_callback<Callbacks>() && ...));
 
  public:
   CallbackList() = default;
@@ -64,6 +69,61 @@ class CallbackList {
   }
   template <std::size_t I>
   [[nodiscard]] auto& at() { return boost::hana::at_c<I>(items_); }
+
+  /// The stateful callbacks' states, keyed by state_name (a list when several share a name), as
+  /// trainer_state.json's stateful_callbacks holds them.
+  [[nodiscard]] nlohmann::json states() const {
+    nlohmann::json out = nlohmann::json::object();
+    boost::hana::for_each(items_, [&](const auto& cb) {
+      using C = std::remove_cvref_t<decltype(cb)>;
+      if constexpr (StatefulCallback<C>) {
+        const std::string name(C::state_name);
+        nlohmann::json state = cb.state();
+        if (!out.contains(name)) out[name] = std::move(state);
+        else if (out[name].is_array()) out[name].push_back(std::move(state));
+        else out[name] = nlohmann::json::array({std::move(out[name]), std::move(state)});
+      }
+    });
+    return out;
+  }
+
+  /// Hands saved states back to the stateful callbacks, matched by state_name and, among callbacks
+  /// of one name, by position (HF's _load_callback_state). Returns the stored names no callback of
+  /// this list claims. A malformed entry throws trainpp::Error naming `source` and the key.
+  std::vector<std::string> load_states(const nlohmann::json& stored, std::string_view source) {
+    std::vector<std::string> unclaimed;
+    if (!stored.is_object()) throw error("{}: stateful_callbacks must be an object, got {}", source, stored.dump());
+    std::map<std::string, std::size_t> taken;  // how many entries of each name went to callbacks so far
+    boost::hana::for_each(items_, [&](auto& cb) {
+      using C = std::remove_cvref_t<decltype(cb)>;
+      if constexpr (StatefulCallback<C>) {
+        const std::string name(C::state_name);
+        if (!stored.contains(name)) return;
+        const auto& entry = stored.at(name);
+        const std::size_t index = taken[name]++;
+        const nlohmann::json* data = nullptr;
+        if (entry.is_array()) {
+          if (index < entry.size()) data = &entry[index];
+        } else if (index == 0) {
+          data = &entry;
+        }
+        if (data == nullptr) return;  // more callbacks of this name now than when saved: the rest start fresh
+        if (!data->is_object())
+          throw error("{}: stateful_callbacks.{} must be an object with \"args\" and \"attributes\", got {}", source,
+                      name, data->dump());
+        try {
+          cb.load_state(*data);
+        } catch (const Error& e) {
+          throw error("{}: stateful_callbacks.{}: {}", source, name, e.what());
+        } catch (const nlohmann::json::exception& e) {
+          throw error("{}: stateful_callbacks.{}: {}", source, name, e.what());
+        }
+      }
+    });
+    for (const auto& [name, entry] : stored.items())
+      if (name != "TrainerControl" && !taken.contains(name)) unclaimed.push_back(name);
+    return unclaimed;
+  }
 
   static constexpr std::size_t size() { return sizeof...(Callbacks); }
   [[nodiscard]] auto& items() { return items_; }

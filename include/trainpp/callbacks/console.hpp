@@ -60,12 +60,14 @@ class ConsoleProgress {
 
   void on_train_begin(const TrainingArguments& args, const TrainerState& state, TrainerControl&) {
     enabled_ = state.is_world_process_zero;
-    live_ = forced_live_.value_or(!args.disable_tqdm.value_or(false) && ::isatty(STDERR_FILENO) != 0);
+    // disable_tqdm: no progress display at all, only the log lines (HF's PrinterCallback).
+    progress_ = !args.disable_tqdm.value_or(false);
+    live_ = forced_live_.value_or(progress_ && ::isatty(STDERR_FILENO) != 0);
     start_ = last_plain_ = clock::now();
     first_step_ = state.global_step;
   }
   void on_step_end(const TrainingArguments&, const TrainerState& state, TrainerControl&) {
-    if (!enabled_) return;
+    if (!enabled_ || (!progress_ && !live_)) return;
     const auto now = clock::now();
     if (live_) {
       draw(state, now);
@@ -130,11 +132,31 @@ class ConsoleProgress {
 
   std::optional<bool> forced_live_;
   double plain_interval_s_;
-  bool enabled_ = true, live_ = false;
+  bool enabled_ = true, live_ = false, progress_ = true;
   clock::time_point start_{}, last_plain_{}, last_draw_{};
   std::int64_t first_step_ = 0;
   std::optional<double> last_loss_;
   std::size_t eval_done_ = 0;
+};
+
+/// HF's PrinterCallback: each log on the local main process as one line, floats as '.4g' strings
+/// ({'loss': '0.1234', 'epoch': 1}), total_flos left out. A bare alternative to ConsoleProgress for
+/// user callback lists.
+struct Printer {
+  void on_log(const TrainingArguments&, const TrainerState& state, TrainerControl&, const nlohmann::json& logs) const {
+    if (!state.is_local_process_zero) return;
+    std::string out = "{";
+    for (const auto& [key, value] : logs.items()) {
+      if (key == "total_flos") continue;
+      if (out.size() > 1) out += ", ";
+      out += fmt::format("'{}': ", key);
+      if (value.is_number_float()) out += fmt::format("'{:.4g}'", value.get<double>());
+      else if (value.is_string()) out += fmt::format("'{}'", value.get<std::string>());
+      else out += value.dump();
+    }
+    std::fprintf(stdout, "%s}\n", out.c_str());
+    std::fflush(stdout);
+  }
 };
 
 }  // namespace trainpp

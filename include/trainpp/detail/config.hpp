@@ -14,6 +14,8 @@
 
 #include <torch/torch.h>
 
+#include <trainpp/logging.hpp>
+
 #include <stdexcept>
 #include <string>
 
@@ -31,18 +33,19 @@ namespace detail {
 template <class...> inline constexpr bool always_false = false;
 }  // namespace detail
 
-/// Writes "trainpp: warning: <message>" to stderr: for problems training survives (a mismatch on
-/// resume, a file it could not clean up). Every library warning goes through here.
+/// A warning through the logger ("trainpp: warning: <message>" on stderr by default): for problems
+/// training survives (a mismatch on resume, a file it could not clean up).
 template <typename... Args>
 void warn(fmt::format_string<Args...> format, Args&&... args) {
-  fmt::print(stderr, "trainpp: warning: {}\n", fmt::format(format, std::forward<Args>(args)...));
+  logger().warning(format, std::forward<Args>(args)...);
 }
 
-/// Writes "trainpp: <message>" to stderr: what the library did on the user's behalf (resumed from a
-/// checkpoint, loaded the best model, deleted an old checkpoint).
+/// An info message through the logger: what the library did on the user's behalf (resumed from a
+/// checkpoint, loaded the best model, deleted an old checkpoint). Shown at log level info or below,
+/// as HF's logger.info.
 template <typename... Args>
 void note(fmt::format_string<Args...> format, Args&&... args) {
-  fmt::print(stderr, "trainpp: {}\n", fmt::format(format, std::forward<Args>(args)...));
+  logger().info(format, std::forward<Args>(args)...);
 }
 
 /// Builds an Error from a fmt format string.
