@@ -1,7 +1,9 @@
 // The training loop against transformers' own Trainer: the same model, weights, data, order and
 // arguments (tools/reference/gen_trainer_reference.py ran HF and recorded log_history and the final
 // weights). Covers accumulation with a smaller last window, clipping with the pre-clip norm,
-// scheduler stepping, decay groups, fused and foreach AdamW, SGD, shuffling and periodic evaluation.
+// scheduler stepping, decay groups, fused and foreach AdamW, SGD, shuffling and periodic evaluation,
+// and the logging switches: logging_strategy epoch, logging_first_step, ratio-valued logging_steps,
+// eval_delay, eval_on_start, evaluation per epoch, logging_nan_inf_filter on infinite losses.
 
 #include <trainpp/trainpp.hpp>
 
@@ -25,6 +27,11 @@ struct MlpImpl : torch::nn::Module {
   trainpp::ModelOutput forward(const trainpp::Batch& batch) {
     trainpp::ModelOutput out{.logits = head(torch::tanh(norm(hidden(batch.at("features")))))};
     if (batch.contains("labels")) out.loss = torch::nn::functional::cross_entropy(out.logits, batch.at("labels"));
+    if (out.loss.defined() && batch.contains("poison")) {
+      // An infinite loss with the finite cross-entropy gradient (the reference script's model does
+      // the same): logging_nan_inf_filter's case without poisoning the weights.
+      out.loss = out.loss + torch::where(batch.at("poison").any(), torch::tensor(INFINITY), torch::tensor(0.0f));
+    }
     return out;
   }
 };
@@ -95,6 +102,10 @@ void run_case(const json& c) {
 
   trainpp::TensorDataset train{{"features", tensor_from(c["train_features"], {n_train, 4})},
                                {"labels", tensor_from(c["train_labels"], {n_train}, torch::kLong)}};
+  if (c.contains("train_poison") && !c["train_poison"].is_null())
+    train = trainpp::TensorDataset{{"features", tensor_from(c["train_features"], {n_train, 4})},
+                                   {"labels", tensor_from(c["train_labels"], {n_train}, torch::kLong)},
+                                   {"poison", tensor_from(c["train_poison"], {n_train})}};
   trainpp::TensorDataset eval{{"features", n_eval ? tensor_from(c["eval_features"], {n_eval, 4}) : torch::zeros({1, 4})},
                               {"labels", n_eval ? tensor_from(c["eval_labels"], {n_eval}, torch::kLong)
                                                 : torch::zeros({1}, torch::kLong)}};

@@ -26,22 +26,30 @@ class Mlp(nn.Module):
         self.norm = nn.LayerNorm(8)
         self.head = nn.Linear(8, 3)
 
-    def forward(self, features, labels=None, index=None):
+    def forward(self, features, labels=None, index=None, poison=None):
         logits = self.head(torch.tanh(self.norm(self.hidden(features))))
         if labels is None:
             return (logits,)
-        return (nn.functional.cross_entropy(logits, labels), logits)
+        loss = nn.functional.cross_entropy(logits, labels)
+        if poison is not None:
+            # An infinite loss whose gradient is still the finite cross-entropy one: the case for
+            # logging_nan_inf_filter without poisoning the weights.
+            loss = loss + torch.where(poison.any(), torch.tensor(float("inf")), torch.tensor(0.0))
+        return (loss, logits)
 
 
 class Rows(torch.utils.data.Dataset):
-    def __init__(self, x, y):
-        self.x, self.y = x, y
+    def __init__(self, x, y, poison=None):
+        self.x, self.y, self.poison = x, y, poison
 
     def __len__(self):
         return len(self.x)
 
     def __getitem__(self, i):
-        return {"features": self.x[i], "labels": self.y[i]}
+        row = {"features": self.x[i], "labels": self.y[i]}
+        if self.poison is not None:
+            row["poison"] = self.poison[i]
+        return row
 
 
 EVENTS = ["on_init_end", "on_train_begin", "on_epoch_begin", "on_step_begin", "on_substep_end",
@@ -70,12 +78,16 @@ def shapes(model):
     return {k: list(v.shape) for k, v in model.state_dict().items()}
 
 
-def run_case(name, n_train, n_eval, args_kwargs):
+def run_case(name, n_train, n_eval, args_kwargs, poisoned_rows=()):
     g = torch.Generator().manual_seed(1234)
     x = torch.randn(n_train, 4, generator=g)
     y = torch.randint(0, 3, (n_train,), generator=g)
     ex = torch.randn(n_eval, 4, generator=g)
     ey = torch.randint(0, 3, (n_eval,), generator=g)
+    poison = None
+    if poisoned_rows:
+        poison = torch.zeros(n_train)
+        poison[list(poisoned_rows)] = 1.0
     torch.manual_seed(99)
     model = Mlp()
     init = tensors_to_lists(model)
@@ -83,7 +95,7 @@ def run_case(name, n_train, n_eval, args_kwargs):
         args = TrainingArguments(output_dir=out, report_to="none", use_cpu=True, save_strategy="no",
                                  disable_tqdm=True, **args_kwargs)
         recorder = Recorder()
-        trainer = Trainer(model=model, args=args, train_dataset=Rows(x, y),
+        trainer = Trainer(model=model, args=args, train_dataset=Rows(x, y, poison),
                           eval_dataset=Rows(ex, ey) if n_eval else None, callbacks=[recorder])
         result = trainer.train()
         history = list(trainer.state.log_history)  # before the final evaluate() adds its entry
@@ -92,6 +104,7 @@ def run_case(name, n_train, n_eval, args_kwargs):
         "name": name,
         "args": args_kwargs,
         "train_features": x.reshape(-1).tolist(), "train_labels": y.tolist(),
+        "train_poison": poison.tolist() if poison is not None else None,
         "eval_features": ex.reshape(-1).tolist(), "eval_labels": ey.tolist(),
         "shapes": shapes(model),
         "initial_weights": init,
@@ -130,6 +143,22 @@ def main():
             optim="sgd", lr_scheduler_type="reduce_lr_on_plateau",
             lr_scheduler_kwargs={"patience": 0, "factor": 0.5, "threshold": 0.5}, logging_steps=1,
             eval_strategy="steps", eval_steps=1, seed=5, train_sampling_strategy="sequential")),
+        # The logging switches: per-epoch logging with the first step logged too, evaluation every 2
+        # steps after a delay of 3, and an evaluation before training starts.
+        run_case("logging_epoch_first_step_eval_delay", 16, 6, dict(
+            per_device_train_batch_size=4, per_device_eval_batch_size=4, num_train_epochs=3, learning_rate=0.05,
+            logging_strategy="epoch", logging_first_step=True, eval_strategy="steps", eval_steps=2,
+            eval_delay=3, eval_on_start=True, seed=2, train_sampling_strategy="sequential")),
+        # Ratio-valued logging_steps (a quarter of max_steps), evaluation per epoch.
+        run_case("ratio_logging_epoch_eval", 14, 5, dict(
+            per_device_train_batch_size=4, per_device_eval_batch_size=5, max_steps=8, learning_rate=0.05,
+            logging_steps=0.25, eval_strategy="epoch", seed=4, train_sampling_strategy="sequential")),
+        # Infinite step losses (rows 5 and 9, in sequential order the 2nd and 3rd batches) under
+        # logging_nan_inf_filter: each is replaced by the mean of the losses since the last log.
+        run_case("nan_inf_filter", 20, 0, dict(
+            per_device_train_batch_size=4, num_train_epochs=2, learning_rate=0.05, logging_steps=3,
+            logging_nan_inf_filter=True, seed=6, train_sampling_strategy="sequential"),
+            poisoned_rows=(5, 9)),
     ]
     meta = {"transformers": transformers.__version__, "torch": torch.__version__}
     with open(OUT, "w") as f:
