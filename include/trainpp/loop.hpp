@@ -22,10 +22,15 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
   const auto& dataset = detail::unwrap(train_dataset_);
   auto loader = data_loader_.train_loader(dataset, args_, device_);
   in_train_ = true;
+  current_train_loader_ = &loader;
   struct LeaveTrain {
     bool& flag;
-    ~LeaveTrain() { flag = false; }
-  } leave_train{in_train_};
+    train_loader_type*& loader;
+    ~LeaveTrain() {
+      flag = false;
+      loader = nullptr;
+    }
+  } leave_train{in_train_, current_train_loader_};
 
   // ---- sizes, as HF's set_initial_training_values -----------------------------------------------
   const auto len_dataloader = static_cast<std::int64_t>(loader.num_batches());

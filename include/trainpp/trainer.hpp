@@ -77,6 +77,18 @@ decltype(auto) unwrap(T& x) {
 template <class T> struct unwrap_type { using type = T; };
 template <class T> struct unwrap_type<std::reference_wrapper<T>> { using type = std::remove_const_t<T>; };
 
+/// The loader type train() uses, for the pointer callbacks reach it through (void without a training set
+/// or with a data loader policy the slot check refuses).
+template <class DLP, class DS, bool ok = requires(const DLP& p, const typename unwrap_type<DS>::type& d,
+                                                   const TrainingArguments& a, torch::Device dev) { p.train_loader(d, a, dev); }>
+struct train_loader_of { using type = void; };
+template <class DLP, class DS>
+struct train_loader_of<DLP, DS, true> {
+  using type = decltype(std::declval<const DLP&>().train_loader(std::declval<const typename unwrap_type<DS>::type&>(),
+                                                                std::declval<const TrainingArguments&>(),
+                                                                std::declval<torch::Device>()));
+};
+
 template <class D>
 constexpr bool check_dataset(const char* /*slot*/) {
   if constexpr (std::is_same_v<D, no_dataset>) return true;
@@ -137,6 +149,7 @@ class Trainer {
   using compute_metrics_type = typename P::compute_metrics_type;
   using optimizer_type = typename detail::optimizer_of<optimizer_policy_type>::type;
   using scheduler_type = typename detail::scheduler_of<scheduler_policy_type>::type;
+  using train_loader_type = typename detail::train_loader_of<data_loader_policy_type, train_dataset_type>::type;
 
   static constexpr bool has_train_dataset = !std::is_same_v<train_dataset_type, no_dataset>;
   static constexpr bool has_eval_dataset = !std::is_same_v<eval_dataset_type, no_dataset>;
@@ -281,6 +294,8 @@ class Trainer {
   [[nodiscard]] bool has_optimizer() const { return optimizer_.has_value(); }
   /// Batches in the evaluation running now (for progress displays).
   [[nodiscard]] std::size_t current_eval_batches() const { return current_eval_batches_; }
+  /// The training loader while train() runs (HF hands callbacks its train_dataloader), else null.
+  [[nodiscard]] train_loader_type* train_dataloader() { return current_train_loader_; }
 
   /// model->forward(batch).
   template <class B>
@@ -442,6 +457,7 @@ class Trainer {
   std::int64_t scheduler_steps_ = 0;  ///< scheduler advances; fewer than global_step when steps were skipped
   double total_loss_scalar_ = 0;
   std::size_t current_eval_batches_ = 0;
+  train_loader_type* current_train_loader_ = nullptr;
   bool in_train_ = false;  ///< inside train(): evaluation then keeps the model's dtype (HF's is_in_train)
 };
 

@@ -204,6 +204,40 @@ TEST_CASE("callbacks steer the loop through TrainerControl") {
   CHECK(trainer.state().log_history[2]["step"] == 3);
 }
 
+/// Reaches the model, optimizer, scheduler and loader through the trainer (a local class could not
+/// have the generic `auto& trainer` hooks).
+struct Inspect {
+  std::shared_ptr<std::vector<std::string>> seen = std::make_shared<std::vector<std::string>>();
+  void on_train_begin(const trainpp::TrainingArguments&, const trainpp::TrainerState&, trainpp::TrainerControl&,
+                      auto& trainer) {
+    REQUIRE(trainer.train_dataloader() != nullptr);
+    seen->push_back(fmt::format("batches {}", trainer.train_dataloader()->num_batches()));
+  }
+  void on_step_end(const trainpp::TrainingArguments&, const trainpp::TrainerState& s, trainpp::TrainerControl&,
+                   auto& trainer) {
+    const double lr = trainer.optimizer().param_groups().begin()->lr;
+    const auto params = trainer.model()->parameters().size();
+    seen->push_back(fmt::format("step {} lr {:.3g} params {} scheduler {}", s.global_step, lr, params,
+                                trainer.lr_scheduler().state().is_null() ? "stateless" : "stateful"));
+  }
+};
+
+TEST_CASE("a hook taking the trainer reaches the model, optimizer, scheduler and training loader") {
+  auto args = quiet_args();
+  args.per_device_train_batch_size = 2;
+  args.max_steps = 2;
+  args.learning_rate = 0.1;
+  args.lr_scheduler_type = trainpp::SchedulerType::constant;
+  Inspect inspect;
+  trainpp::Trainer trainer(Net{}, args, trainpp::train_dataset = data(8),
+                           trainpp::callbacks = trainpp::callback_list(inspect));
+  CHECK(trainer.train_dataloader() == nullptr);
+  trainer.train();
+  CHECK(trainer.train_dataloader() == nullptr);  // only while training runs
+  CHECK(*inspect.seen == std::vector<std::string>{"batches 4", "step 1 lr 0.1 params 2 scheduler stateful",
+                                                 "step 2 lr 0.1 params 2 scheduler stateful"});
+}
+
 TEST_CASE("the trainer state serialises with HF's trainer_state.json keys") {
   trainpp::Trainer trainer(Net{}, quiet_args());
   const auto j = trainer.state_json();
