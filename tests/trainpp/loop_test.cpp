@@ -9,7 +9,10 @@
 
 #include <doctest/doctest.h>
 
+#include <filesystem>
 #include <fstream>
+
+#include <unistd.h>
 
 namespace loop_test {
 
@@ -98,7 +101,16 @@ void run_case(const json& c) {
   INFO("case " << c["name"].get<std::string>());
   const auto n_train = static_cast<int64_t>(c["train_labels"].size());
   const auto n_eval = static_cast<int64_t>(c["eval_labels"].size());
-  auto args = std::get<0>(trainpp::parse_args_into<trainpp::TrainingArguments>(flags_of(c["args"], "unused-out")));
+  // Nothing is saved, but the run still draws its curves into output_dir: a scratch directory.
+  const auto out_dir = std::filesystem::temp_directory_path() / fmt::format("trainpp-loop-test-{}", ::getpid());
+  struct RemoveAfter {
+    std::filesystem::path path;
+    ~RemoveAfter() {
+      std::error_code ec;
+      std::filesystem::remove_all(path, ec);
+    }
+  } remove_after{out_dir};
+  auto args = std::get<0>(trainpp::parse_args_into<trainpp::TrainingArguments>(flags_of(c["args"], out_dir.string())));
 
   trainpp::TensorDataset train{{"features", tensor_from(c["train_features"], {n_train, 4})},
                                {"labels", tensor_from(c["train_labels"], {n_train}, torch::kLong)}};
