@@ -245,6 +245,9 @@ inline void TrainingArguments::finalize() {
     throw error("--dataloader_prefetch_factor can only be set when data is loaded in a different process, "
                 "i.e. when --dataloader_num_workers > 1.");
   if (dataloader_prefetch_factor) positive("dataloader_prefetch_factor", *dataloader_prefetch_factor);
+  if (dataloader_persistent_workers && dataloader_num_workers == 0)
+    throw error("--dataloader_persistent_workers needs --dataloader_num_workers > 0 (torch's DataLoader refuses it too)");
+  if (logging_dir && logging_dir->empty()) throw error("logging_dir must not be empty");
   if (bf16 && fp16) throw error("At most one of fp16 and bf16 can be True, but not both");
   if (bf16_full_eval && fp16_full_eval) throw error("At most one of fp16_full_eval and bf16_full_eval can be True");
 

@@ -4,20 +4,28 @@
 // or a JSON file (`prog args.json`), or both with the command line winning.
 
 #include <trainpp/args.hpp>
+#include <trainpp/io/atomic_write.hpp>
+#include <trainpp/io/checkpoint.hpp>
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <exception>
-#include <fstream>
+#include <filesystem>
+#include <functional>
+#include <limits>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <tuple>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace trainpp {
@@ -99,6 +107,9 @@ void visit_fields(TrainingArguments& a, V&& v) {
   v(FieldInfo{"train_sampling_strategy", "Order of training samples.", "data"}, a.train_sampling_strategy);
 }
 
+/// The largest JSON arguments file parse_args reads.
+inline constexpr std::uintmax_t arguments_file_max_bytes = 16u << 20;
+
 namespace detail {
 
 template <class T> struct is_optional : std::false_type {};
@@ -120,6 +131,68 @@ std::string type_name() {
   else return "value";
 }
 
+/// Whether `text` is well-formed UTF-8: no stray continuation bytes, overlong forms, surrogates or
+/// code points beyond U+10FFFF. JSON output (training_args.json) cannot carry anything else.
+[[nodiscard]] inline bool is_valid_utf8(std::string_view text) {
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const auto lead = static_cast<unsigned char>(text[i]);
+    if (lead < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t length = 0;
+    char32_t code = 0;
+    if ((lead & 0xE0) == 0xC0) length = 2, code = lead & 0x1Fu;
+    else if ((lead & 0xF0) == 0xE0) length = 3, code = lead & 0x0Fu;
+    else if ((lead & 0xF8) == 0xF0) length = 4, code = lead & 0x07u;
+    else return false;
+    if (text.size() - i < length) return false;
+    for (std::size_t k = 1; k < length; ++k) {
+      const auto next = static_cast<unsigned char>(text[i + k]);
+      if ((next & 0xC0) != 0x80) return false;
+      code = (code << 6) | (next & 0x3Fu);
+    }
+    const char32_t smallest[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (code < smallest[length] || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) return false;
+    i += length;
+  }
+  return true;
+}
+
+/// Values shown in error messages are cut to this many bytes, so that a megabyte-long token still
+/// gives a one-line message.
+inline constexpr std::size_t shown_value_max = 80;
+
+/// `text` as an error message shows it: on one line (control bytes, and every byte of text that is
+/// not UTF-8, written as \xNN) and cut to about shown_value_max bytes, between two characters.
+[[nodiscard]] inline std::string shown_text(std::string_view text) {
+  const bool utf8 = is_valid_utf8(text);
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto byte = static_cast<unsigned char>(text[i]);
+    if (out.size() >= shown_value_max && (!utf8 || (byte & 0xC0) != 0x80))
+      return fmt::format("{}... ({} bytes in all)", out, text.size());
+    if (byte < 0x20 || byte == 0x7F || (byte >= 0x80 && !utf8)) out += fmt::format("\\x{:02x}", byte);
+    else out += static_cast<char>(byte);
+  }
+  return out;
+}
+
+/// A JSON value as an error message shows it.
+[[nodiscard]] inline std::string shown_json(const nlohmann::json& value) {
+  return shown_text(value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+/// Refuses text that no string setting can hold: NUL bytes (a path would be cut short at the first
+/// one) and bytes that are not UTF-8 (training_args.json could not be written).
+inline void check_text(std::string_view name, std::string_view text) {
+  if (const auto nul = text.find('\0'); nul != std::string_view::npos)
+    throw error("argument --{}: invalid str value: '{}' holds a NUL byte", name, shown_text(text));
+  if (!is_valid_utf8(text)) throw error("argument --{}: invalid str value: '{}' is not valid UTF-8", name, shown_text(text));
+}
+
+/// HF's string_to_bool.
 inline std::optional<bool> parse_bool(std::string_view s) {
   std::string l(s);
   std::ranges::transform(l, l.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
@@ -128,12 +201,39 @@ inline std::optional<bool> parse_bool(std::string_view s) {
   return std::nullopt;
 }
 
+/// Parses a whole token as a number of type T in decimal (as Python's int() and float() read flag
+/// values, less their whitespace and digit separators): the locale plays no part, hex and trailing
+/// text are refused, and so are values outside T's range and (for floats) inf and nan.
+template <class T>
+void parse_number(std::string_view name, std::string_view text, T& out) {
+  constexpr std::string_view kind = std::is_floating_point_v<T> ? "float" : "int";
+  std::string_view digits = text;
+  // Python accepts a leading '+'; std::from_chars does not.
+  if (digits.size() > 1 && digits.front() == '+' && digits[1] != '-' && digits[1] != '+') digits.remove_prefix(1);
+  T value{};
+  const char* const end = digits.data() + digits.size();
+  std::from_chars_result result{};
+  if constexpr (std::is_floating_point_v<T>) result = std::from_chars(digits.data(), end, value, std::chars_format::general);
+  else result = std::from_chars(digits.data(), end, value, 10);
+  if (result.ec == std::errc::result_out_of_range && result.ptr == end) {
+    if constexpr (std::is_floating_point_v<T>)
+      throw error("argument --{}: float value out of range: '{}' (its magnitude must be between {} and {})", name,
+                  shown_text(text), std::numeric_limits<T>::min(), std::numeric_limits<T>::max());
+    else
+      throw error("argument --{}: int value out of range: '{}' (from {} to {})", name, shown_text(text),
+                  std::numeric_limits<T>::min(), std::numeric_limits<T>::max());
+  }
+  if (result.ec != std::errc{} || result.ptr != end || digits.empty())
+    throw error("argument --{}: invalid {} value: '{}'", name, kind, shown_text(text));
+  if constexpr (std::is_floating_point_v<T>) {
+    if (!std::isfinite(value)) throw error("argument --{}: invalid float value: '{}' (must be finite)", name, shown_text(text));
+  }
+  out = value;
+}
+
 /// Parses one scalar value for flag `name` into `out`; throws an Error naming flag, value and type.
 template <class T>
 void parse_value(std::string_view name, std::string_view text, T& out) {
-  auto bad = [&](std::string_view expected) {
-    return error("argument --{}: invalid {} value: '{}'", name, expected, text);
-  };
   if constexpr (is_optional<T>::value) {
     if (text == "None" || text == "none" || text == "null") { out.reset(); return; }
     typename is_optional<T>::type v{};
@@ -141,41 +241,35 @@ void parse_value(std::string_view name, std::string_view text, T& out) {
     out = std::move(v);
   } else if constexpr (std::is_same_v<T, bool>) {
     auto b = parse_bool(text);
-    if (!b) throw bad("bool (true/false)");
+    if (!b) throw error("argument --{}: invalid bool value: '{}' (true or false)", name, shown_text(text));
     out = *b;
-  } else if constexpr (std::is_integral_v<T>) {
-    std::string s(text);
-    std::size_t used = 0;
-    long long v = 0;
-    try { v = std::stoll(s, &used, 10); } catch (const std::exception&) { throw bad("int"); }
-    if (used != s.size()) throw bad("int");
-    out = static_cast<T>(v);
-  } else if constexpr (std::is_floating_point_v<T>) {
-    std::string s(text);
-    std::size_t used = 0;
-    double v = 0;
-    try { v = std::stod(s, &used); } catch (const std::exception&) { throw bad("float"); }
-    if (used != s.size() || !std::isfinite(v)) throw bad("float");
-    out = static_cast<T>(v);
+  } else if constexpr (std::is_integral_v<T> || std::is_floating_point_v<T>) {
+    parse_number(name, text, out);
   } else if constexpr (std::is_same_v<T, std::string>) {
+    check_text(name, text);
     out = std::string(text);
   } else if constexpr (std::is_same_v<T, nlohmann::json>) {
-    try { out = nlohmann::json::parse(text); } catch (const nlohmann::json::exception&) { throw bad("JSON"); }
-    if (!out.is_object()) throw error("argument --{}: expected a JSON object, got '{}'", name, text);
+    nlohmann::json parsed;
+    // Strictly, as the arguments file: no duplicate keys, no nesting deep enough to exhaust the stack.
+    try { parsed = parse_json_strict(text, "the value"); } catch (const Error& e) {
+      throw error("argument --{}: invalid JSON value: '{}' ({})", name, shown_text(text), e.what());
+    }
+    if (!parsed.is_object()) throw error("argument --{}: expected a JSON object, got '{}'", name, shown_text(text));
+    out = std::move(parsed);
   } else if constexpr (NamedEnum<T>) {
     auto e = parse_enum<T>(text);
-    if (!e) throw error("argument --{}: invalid choice: '{}' (choose from {})", name, text, enum_choices<T>());
+    if (!e) throw error("argument --{}: invalid choice: '{}' (choose from {})", name, shown_text(text), enum_choices<T>());
     out = *e;
   } else {
     static_assert(always_false<T>, "trainpp: an argument struct field has a type the parser does not know");
   }
 }
 
-/// Assigns a JSON value (from an args file) to a field, checking its type.
+/// Assigns a JSON value (from an args file) to a field, checking its type and range.
 template <class T>
 void assign_json(std::string_view name, const nlohmann::json& j, T& out) {
   auto bad = [&](std::string_view expected) {
-    return error("argument '{}': expected {}, got {}", name, expected, j.dump());
+    return error("argument '{}': expected {}, got {}", name, expected, shown_json(j));
   };
   if constexpr (is_optional<T>::value) {
     if (j.is_null()) { out.reset(); return; }
@@ -186,29 +280,58 @@ void assign_json(std::string_view name, const nlohmann::json& j, T& out) {
     if (!j.is_boolean()) throw bad("a boolean");
     out = j.get<bool>();
   } else if constexpr (std::is_integral_v<T>) {
-    if (!j.is_number_integer()) throw bad("an integer");
-    out = j.get<T>();
+    // nlohmann converts between integer types without a range check: 18446744073709551615 would
+    // become -1.
+    auto out_of_range = [&] {
+      return bad(fmt::format("an integer from {} to {}", std::numeric_limits<T>::min(), std::numeric_limits<T>::max()));
+    };
+    if (j.is_number_unsigned()) {
+      const auto value = j.get<std::uint64_t>();
+      if (!std::in_range<T>(value)) throw out_of_range();
+      out = static_cast<T>(value);
+    } else if (j.is_number_integer()) {
+      const auto value = j.get<std::int64_t>();
+      if (!std::in_range<T>(value)) throw out_of_range();
+      out = static_cast<T>(value);
+    } else {
+      throw bad("an integer");
+    }
   } else if constexpr (std::is_floating_point_v<T>) {
     if (!j.is_number()) throw bad("a number");
-    out = j.get<T>();
+    // The reader refuses literals beyond the double range, but a narrower field (a user's float)
+    // must still hold the value, and a document built in code may hold inf or nan.
+    const double value = j.get<double>();
+    if (!std::isfinite(value) || std::fabs(value) > static_cast<double>(std::numeric_limits<T>::max()))
+      throw bad(fmt::format("a finite number of magnitude at most {}", std::numeric_limits<T>::max()));
+    out = static_cast<T>(value);
   } else if constexpr (std::is_same_v<T, std::string>) {
     if (!j.is_string()) throw bad("a string");
+    check_text(name, j.get_ref<const std::string&>());
     out = j.get<std::string>();
   } else if constexpr (std::is_same_v<T, nlohmann::json>) {
     if (j.is_string()) parse_value(name, j.get<std::string>(), out);
     else if (j.is_object()) out = j;
     else throw bad("a JSON object");
   } else if constexpr (is_vector<T>::value) {
-    out.clear();
-    if (j.is_string()) { out.push_back(j.get<std::string>()); return; }
-    if (!j.is_array()) throw bad("a list of strings");
-    for (const auto& e : j) {
-      if (!e.is_string()) throw bad("a list of strings");
-      out.push_back(e.get<std::string>());
+    std::vector<std::string> items;
+    auto add = [&](const nlohmann::json& item) {
+      if (!item.is_string()) throw bad("a list of strings");
+      const auto& text = item.get_ref<const std::string&>();
+      if (text.empty()) throw bad("a list of non-empty strings");
+      check_text(name, text);
+      items.push_back(text);
+    };
+    if (j.is_array()) {
+      for (const auto& item : j) add(item);
+    } else {
+      add(j);  // HF's argparse accepts a single value for nargs='+'
     }
+    out.assign(items.begin(), items.end());
   } else if constexpr (NamedEnum<T>) {
     if (!j.is_string()) throw bad(fmt::format("one of {}", enum_choices<T>()));
     parse_value(name, j.get<std::string>(), out);
+  } else {
+    static_assert(always_false<T>, "trainpp: an argument struct field has a type the parser does not know");
   }
 }
 
@@ -234,6 +357,68 @@ inline std::size_t edit_distance(std::string_view a, std::string_view b) {
   return row[b.size()];
 }
 
+/// One field of the argument structs, type-erased for the parser and --help.
+struct CliField {
+  std::string name, help, group, type, default_value;
+  std::function<void(std::string_view)> set;
+  std::function<void(const nlohmann::json&)> set_json;
+  bool is_bool = false, is_list = false, defaults_true = false;
+};
+
+/// The fields of every struct in `structs`, in declaration order, bound to the structs' members.
+/// Two structs declaring the same name would leave one of them unreachable: refused.
+template <class... Structs>
+[[nodiscard]] std::vector<CliField> cli_fields(std::tuple<Structs...>& structs) {
+  std::vector<CliField> fields;
+  std::apply([&](auto&... s) {
+    (visit_fields(s, [&](const FieldInfo& f, auto& value) {
+       using T = std::remove_cvref_t<decltype(value)>;
+       CliField field;
+       field.name = std::string(f.name);
+       field.help = std::string(f.help);
+       field.group = std::string(f.group);
+       field.type = type_name<T>();
+       field.default_value = to_json_value(value).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+       field.is_bool = std::is_same_v<T, bool> || std::is_same_v<T, std::optional<bool>>;
+       field.is_list = is_vector<T>::value;
+       if constexpr (std::is_same_v<T, bool>) field.defaults_true = value;
+       const std::string name = field.name;
+       field.set = [&value, name](std::string_view text) {
+         if constexpr (is_vector<T>::value) {
+           if (text.empty()) throw error("argument --{}: invalid value: '' (list items must not be empty)", name);
+           check_text(name, text);
+           value.emplace_back(text);
+         } else {
+           parse_value(name, text, value);
+         }
+       };
+       field.set_json = [&value, name](const nlohmann::json& j) { assign_json(name, j, value); };
+       fields.push_back(std::move(field));
+     }), ...);
+  }, structs);
+  for (std::size_t i = 0; i < fields.size(); ++i)
+    for (std::size_t k = 0; k < i; ++k)
+      if (fields[i].name == fields[k].name)
+        throw error("argument --{} is declared twice by the argument structs; rename one", fields[i].name);
+  return fields;
+}
+
+/// The field name nearest to `name` when it is close enough to be a typo of it.
+[[nodiscard]] inline std::optional<std::string> nearest_field(const std::vector<CliField>& fields, std::string_view name) {
+  const std::size_t tolerance = std::max<std::size_t>(3, name.size() / 3);
+  std::optional<std::string> best;
+  std::size_t best_distance = SIZE_MAX;
+  for (const auto& f : fields) {
+    // The distance is at least the difference in length: a long token need not be compared at all.
+    const std::size_t length_gap = name.size() > f.name.size() ? name.size() - f.name.size() : f.name.size() - name.size();
+    if (length_gap > tolerance) continue;
+    const auto distance = edit_distance(name, f.name);
+    if (distance < best_distance) best_distance = distance, best = f.name;
+  }
+  if (best_distance <= tolerance) return best;
+  return std::nullopt;
+}
+
 }  // namespace detail
 
 /// The fields of an argument struct as a JSON object (training_args.json).
@@ -245,109 +430,119 @@ template <class Args>
   return j;
 }
 
+/// The --help text of a program parsing `structs` (their values are the defaults shown): every
+/// argument under its group's heading (groups in order of first appearance), each with its type,
+/// default and help line.
+template <class... Structs>
+[[nodiscard]] std::string help_text(std::string_view program, std::tuple<Structs...> structs = {}) {
+  const auto fields = detail::cli_fields(structs);
+  std::vector<std::string> groups;
+  for (const auto& f : fields)
+    if (std::ranges::find(groups, f.group) == groups.end()) groups.push_back(f.group);
+  std::string out = fmt::format(
+      "usage: {} [args.json] [--name value ...]\n"
+      "Arguments come from an optional JSON file (first) and the command line, which wins.\n",
+      program);
+  for (const auto& group : groups) {
+    out += fmt::format("\n{}:\n", group.empty() ? "arguments" : group);
+    for (const auto& f : fields) {
+      if (f.group != group) continue;
+      const std::string negation = f.defaults_true ? fmt::format(", --no_{} for false", f.name) : "";
+      out += fmt::format("  --{:<32} {}{} (default: {})\n      {}\n", f.name, f.type, negation, f.default_value, f.help);
+    }
+  }
+  return out;
+}
+
 /// Thrown by parse_args for --help after printing it; examples return 0 on it.
 struct HelpRequested {};
 
 /// Parses argument structs from the command line (and an optional leading JSON file), then calls
 /// finalize() on each struct that has it. Flags are shared: each goes to the struct that declares it.
 /// Errors (unknown flag — with the nearest valid one —, missing value, bad value, bad JSON file)
-/// throw trainpp::Error; `--help` prints every argument, grouped, and throws HelpRequested.
+/// throw trainpp::Error; `--help` prints help_text() and throws HelpRequested.
 template <class... Structs>
 [[nodiscard]] std::tuple<Structs...> parse_args_into(const std::vector<std::string>& argv, std::string_view program = "program",
                                                      std::tuple<Structs...> out = {}) {
-  struct Field {
-    std::string name, help, group, type, default_value;
-    std::function<void(std::string_view)> set;
-    std::function<void(const nlohmann::json&)> set_json;
-    bool is_bool, is_list, defaults_true;
-  };
-  std::vector<Field> fields;
-  std::apply([&](auto&... s) {
-    (visit_fields(s, [&](const FieldInfo& f, auto& value) {
-       using T = std::remove_cvref_t<decltype(value)>;
-       Field field;
-       field.name = std::string(f.name);
-       field.help = std::string(f.help);
-       field.group = std::string(f.group);
-       field.type = detail::type_name<T>();
-       field.default_value = detail::to_json_value(value).dump();
-       field.is_bool = std::is_same_v<T, bool> || std::is_same_v<T, std::optional<bool>>;
-       field.is_list = detail::is_vector<T>::value;
-       if constexpr (std::is_same_v<T, bool>) field.defaults_true = value;
-       else field.defaults_true = false;
-       const std::string name = field.name;
-       field.set = [&value, name](std::string_view text) {
-         if constexpr (detail::is_vector<T>::value) value.emplace_back(text);
-         else detail::parse_value(name, text, value);
-       };
-       field.set_json = [&value, name](const nlohmann::json& j) { detail::assign_json(name, j, value); };
-       fields.push_back(std::move(field));
-     }), ...);
-  }, out);
+  std::vector<detail::CliField> fields = detail::cli_fields(out);
 
-  auto find = [&](std::string_view name) -> Field* {
+  auto find = [&](std::string_view name) -> detail::CliField* {
     for (auto& f : fields)
       if (f.name == name) return &f;
     return nullptr;
   };
   auto unknown = [&](std::string_view flag) {
-    std::string best;
-    std::size_t best_d = SIZE_MAX;
-    for (const auto& f : fields) {
-      const auto d = detail::edit_distance(flag, f.name);
-      if (d < best_d) best_d = d, best = f.name;
-    }
-    if (best_d <= std::max<std::size_t>(3, flag.size() / 3))
-      return error("unrecognized argument: --{} (did you mean --{}?)", flag, best);
-    return error("unrecognized argument: --{} (see --help)", flag);
+    if (auto near = detail::nearest_field(fields, flag))
+      return error("unrecognized argument: --{} (did you mean --{}?)", detail::shown_text(flag), *near);
+    return error("unrecognized argument: --{} (see --help)", detail::shown_text(flag));
   };
+  auto is_flag = [](const std::string& token) { return token.starts_with("--") && token.size() > 2; };
+
+  // --help wins over every error, as with argparse, wherever it stands.
+  for (const auto& token : argv) {
+    if (token != "--help" && token != "-h") continue;
+    const auto text = help_text(program, out);
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fflush(stdout);
+    throw HelpRequested{};
+  }
 
   std::size_t i = 0;
-  if (!argv.empty() && argv[0].size() > 5 && argv[0].ends_with(".json")) {
-    std::ifstream in(argv[0]);
-    if (!in) throw error("cannot open the arguments file {}", argv[0]);
-    nlohmann::json j;
-    try { j = nlohmann::json::parse(in); } catch (const nlohmann::json::exception& e) {
-      throw error("the arguments file {} is not valid JSON: {}", argv[0], e.what());
-    }
-    if (!j.is_object()) throw error("the arguments file {} must hold a JSON object", argv[0]);
-    for (const auto& [k, v] : j.items()) {
-      Field* f = find(k);
-      if (!f) throw error("the arguments file {}: {}", argv[0], unknown(k).what());
-      f->set_json(v);
+  if (!argv.empty() && !argv[0].starts_with("-") && argv[0].ends_with(".json")) {
+    const std::string& file = argv[0];
+    const auto source = fmt::format("the arguments file {}", detail::shown_text(file));
+    // A FIFO or a device would block or never end: only a regular file of sensible size is read.
+    std::error_code ec;
+    const auto status = std::filesystem::status(file, ec);
+    if (std::filesystem::exists(status) && !std::filesystem::is_regular_file(status))
+      throw error("{} is not a regular file", source);
+    if (const auto size = std::filesystem::file_size(file, ec); !ec && size > arguments_file_max_bytes)
+      throw error("{} is {} bytes long, more than an arguments file may be ({})", source, size, arguments_file_max_bytes);
+    // Strictly: a duplicate key (which the JSON library would silently resolve) is refused.
+    const nlohmann::json j = detail::parse_json_strict(read_file(file), source);
+    if (!j.is_object()) throw error("{} must hold a JSON object, got {}", source, j.type_name());
+    for (const auto& [key, value] : j.items()) {
+      detail::CliField* f = find(key);
+      if (!f) {
+        if (auto near = detail::nearest_field(fields, key))
+          throw error("{}: unrecognized key \"{}\" (did you mean \"{}\"?)", source, detail::shown_text(key), *near);
+        throw error("{}: unrecognized key \"{}\" (see --help)", source, detail::shown_text(key));
+      }
+      try {
+        f->set_json(value);
+      } catch (const Error& e) {
+        throw error("{}: {}", source, e.what());
+      }
     }
     i = 1;
   }
-  std::vector<std::string> lists_started;
   for (; i < argv.size(); ++i) {
     const std::string& token = argv[i];
-    if (token == "--help" || token == "-h") {
-      std::string group;
-      std::printf("usage: %.*s [args.json] [--flag value ...]\n", static_cast<int>(program.size()), program.data());
-      for (const auto& f : fields) {
-        if (f.group != group) std::printf("\n%s:\n", (group = f.group).empty() ? "arguments" : group.c_str());
-        std::printf("  --%-32s %s (default: %s)\n      %s\n", f.name.c_str(), f.type.c_str(), f.default_value.c_str(), f.help.c_str());
-      }
-      throw HelpRequested{};
+    if (!is_flag(token)) {
+      if (token.ends_with(".json"))
+        throw error("unexpected argument '{}': an arguments file must come first", detail::shown_text(token));
+      throw error("unexpected argument '{}': arguments are given as --name value (see --help)", detail::shown_text(token));
     }
-    if (!token.starts_with("--") || token.size() == 2)
-      throw error("unexpected argument '{}': arguments are given as --name value (see --help)", token);
     std::string name = token.substr(2);
     std::optional<std::string> inline_value;
     if (auto eq = name.find('='); eq != std::string::npos) {
       inline_value = name.substr(eq + 1);
       name = name.substr(0, eq);
     }
-    Field* f = find(name);
+    if (name.empty())
+      throw error("unexpected argument '{}': arguments are given as --name value (see --help)", detail::shown_text(token));
+    detail::CliField* f = find(name);
     if (!f && name.starts_with("no_")) {
-      Field* negated = find(name.substr(3));
-      if (negated && negated->is_bool && negated->defaults_true && !inline_value) {
+      detail::CliField* negated = find(std::string_view(name).substr(3));
+      if (negated && negated->is_bool && negated->defaults_true) {
+        if (inline_value)
+          throw error("argument --{}: ignored explicit argument '{}'", name, detail::shown_text(*inline_value));
         negated->set("false");
         continue;
       }
     }
     if (!f) throw unknown(name);
-    const bool next_is_value = i + 1 < argv.size() && !(argv[i + 1].starts_with("--") && argv[i + 1].size() > 2);
+    const bool next_is_value = i + 1 < argv.size() && !is_flag(argv[i + 1]);
     if (f->is_bool && !inline_value && !(next_is_value && detail::parse_bool(argv[i + 1]))) {
       f->set("true");
       continue;
@@ -357,7 +552,7 @@ template <class... Structs>
       f->set_json(nlohmann::json::array());
       if (inline_value) { f->set(*inline_value); continue; }
       if (!next_is_value) throw error("argument --{}: expected at least one value", name);
-      while (i + 1 < argv.size() && !(argv[i + 1].starts_with("--") && argv[i + 1].size() > 2)) f->set(argv[++i]);
+      while (i + 1 < argv.size() && !is_flag(argv[i + 1])) f->set(argv[++i]);
       continue;
     }
     if (inline_value) { f->set(*inline_value); continue; }
@@ -375,8 +570,9 @@ template <class... Structs>
 template <class... Structs>
   requires(sizeof...(Structs) > 0)
 [[nodiscard]] auto parse_args(int argc, char** argv, Structs... defaults) {
-  std::vector<std::string> tokens(argv + 1, argv + argc);
-  auto parsed = parse_args_into<Structs...>(tokens, argc > 0 ? argv[0] : "program",
+  std::vector<std::string> tokens;
+  if (argc > 1) tokens.assign(argv + 1, argv + argc);
+  auto parsed = parse_args_into<Structs...>(tokens, argc > 0 && argv[0] ? argv[0] : "program",
                                             std::tuple<Structs...>{std::move(defaults)...});
   if constexpr (sizeof...(Structs) == 1) return std::get<0>(std::move(parsed));
   else return parsed;
@@ -392,6 +588,8 @@ template <class... Structs>
 
 /// Runs a program body, turning trainpp::Error (bad flags, files, settings) into a one-line message
 /// on stderr and exit code 2, and --help into exit code 0 — the examples' main() is `return run(...)`.
+/// Any other exception is a failure of the program rather than of its input: exit code 1, with its
+/// message, instead of std::terminate.
 template <class F>
 int run_main(F&& body) {
   try {
@@ -403,6 +601,9 @@ int run_main(F&& body) {
     return 2;
   } catch (const c10::Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what_without_backtrace());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
   }
 }

@@ -216,6 +216,10 @@ class Trainer {
     log_loop_start("Evaluation", loader.num_samples());
     // HF: without compute_metrics only the loss is gathered (no logits kept in memory).
     auto out = evaluation_loop(loader, /*prediction_loss_only=*/!has_compute_metrics || args_.prediction_loss_only, prefix);
+    if (has_compute_metrics && !args_.prediction_loss_only && !out.label_ids.defined())
+      // HF skips compute_metrics silently here; a misspelt --label_names would go unnoticed.
+      warn("compute_metrics was not called: the evaluation batches hold none of the label keys ({}); set "
+           "--label_names to the batch key that holds the labels", fmt::join(args_.effective_label_names(), ", "));
     const double n = static_cast<double>(loader.num_samples());
     const double batch = static_cast<double>(args_.per_device_eval_batch_size * sharding_.world_size());
     out.metrics.merge(speed_metrics(prefix, start, n, std::ceil(n / batch)));

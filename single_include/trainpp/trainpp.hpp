@@ -472,6 +472,9 @@ inline void TrainingArguments::finalize() {
     throw error("--dataloader_prefetch_factor can only be set when data is loaded in a different process, "
                 "i.e. when --dataloader_num_workers > 1.");
   if (dataloader_prefetch_factor) positive("dataloader_prefetch_factor", *dataloader_prefetch_factor);
+  if (dataloader_persistent_workers && dataloader_num_workers == 0)
+    throw error("--dataloader_persistent_workers needs --dataloader_num_workers > 0 (torch's DataLoader refuses it too)");
+  if (logging_dir && logging_dir->empty()) throw error("logging_dir must not be empty");
   if (bf16 && fp16) throw error("At most one of fp16 and bf16 can be True, but not both");
   if (bf16_full_eval && fp16_full_eval) throw error("At most one of fp16_full_eval and bf16_full_eval can be True");
 
@@ -536,467 +539,821 @@ inline void TrainingArguments::finalize() {
 // or a JSON file (`prog args.json`), or both with the command line winning.
 
 
-#include <nlohmann/json.hpp>
+// ---- trainpp/io/atomic_write.hpp ----
+// Crash-safe publication of files and directories: write under a temporary name in the same directory,
+// flush to disk, then rename into place. rename(2) within one file system is atomic, so a reader (or a
+// resumed run after a crash) sees the old version or the new one, never a torn mix. POSIX only.
 
-#include <algorithm>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
-#include <cstdlib>
-#include <exception>
-#include <fstream>
-#include <optional>
-#include <sstream>
+#include <filesystem>
+#include <random>
 #include <string>
 #include <string_view>
-#include <tuple>
-#include <type_traits>
-#include <vector>
+#include <system_error>
 
 namespace trainpp {
 
-/// Describes one field of an argument struct to a visitor: its flag name, help line and group.
-struct FieldInfo {
-  std::string_view name;
-  std::string_view help;
-  std::string_view group = "";
-};
-
-/// The fields of TrainingArguments, for the parser, --help and training_args.json. A user's own
-/// argument struct takes part by providing the same function (found by ADL):
-///   template <class V> void visit_fields(MyArgs& a, V&& v) { v(FieldInfo{"epochs", "..."}, a.epochs); }
-template <class V>
-void visit_fields(TrainingArguments& a, V&& v) {
-  v(FieldInfo{"output_dir", "Where checkpoints, metrics and the final model are written.", "output"}, a.output_dir);
-  v(FieldInfo{"overwrite_output_dir", "Start fresh in an output_dir that already holds checkpoints.", "output"}, a.overwrite_output_dir);
-  v(FieldInfo{"do_train", "Run training (read by the examples).", "output"}, a.do_train);
-  v(FieldInfo{"do_eval", "Run evaluation on the eval set (read by the examples).", "output"}, a.do_eval);
-  v(FieldInfo{"do_predict", "Run prediction on the test set (read by the examples).", "output"}, a.do_predict);
-  v(FieldInfo{"resume_from_checkpoint", "Checkpoint folder to resume from, or 'true' for the newest.", "output"}, a.resume_from_checkpoint);
-  v(FieldInfo{"run_name", "A name for this run in logs.", "output"}, a.run_name);
-  v(FieldInfo{"per_device_train_batch_size", "Batch size per device for training.", "batches"}, a.per_device_train_batch_size);
-  v(FieldInfo{"per_device_eval_batch_size", "Batch size per device for evaluation.", "batches"}, a.per_device_eval_batch_size);
-  v(FieldInfo{"gradient_accumulation_steps", "Micro-batches accumulated per optimizer step.", "batches"}, a.gradient_accumulation_steps);
-  v(FieldInfo{"eval_accumulation_steps", "Move gathered predictions to the CPU every N eval steps.", "batches"}, a.eval_accumulation_steps);
-  v(FieldInfo{"num_train_epochs", "Epochs to train (fractions allowed).", "batches"}, a.num_train_epochs);
-  v(FieldInfo{"max_steps", "Optimizer steps to train; overrides num_train_epochs when > 0.", "batches"}, a.max_steps);
-  v(FieldInfo{"optim", "The optimizer.", "optimizer"}, a.optim);
-  v(FieldInfo{"learning_rate", "Initial learning rate.", "optimizer"}, a.learning_rate);
-  v(FieldInfo{"weight_decay", "Weight decay for weights (not biases or norms).", "optimizer"}, a.weight_decay);
-  v(FieldInfo{"adam_beta1", "AdamW beta1.", "optimizer"}, a.adam_beta1);
-  v(FieldInfo{"adam_beta2", "AdamW beta2.", "optimizer"}, a.adam_beta2);
-  v(FieldInfo{"adam_epsilon", "AdamW epsilon.", "optimizer"}, a.adam_epsilon);
-  v(FieldInfo{"max_grad_norm", "Gradient clipping norm (0 disables).", "optimizer"}, a.max_grad_norm);
-  v(FieldInfo{"lr_scheduler_type", "The learning-rate schedule.", "schedule"}, a.lr_scheduler_type);
-  v(FieldInfo{"lr_scheduler_kwargs", "Extra schedule arguments as a JSON object, e.g. '{\"num_cycles\": 2}'.", "schedule"}, a.lr_scheduler_kwargs);
-  v(FieldInfo{"warmup_steps", "Warm-up steps (an int), or a ratio of the training steps (below 1).", "schedule"}, a.warmup_steps);
-  v(FieldInfo{"log_level", "Log level of the main process.", "logging"}, a.log_level);
-  v(FieldInfo{"log_level_replica", "Log level of the other processes.", "logging"}, a.log_level_replica);
-  v(FieldInfo{"log_on_each_node", "Log on the main process of each node, not only the first.", "logging"}, a.log_on_each_node);
-  v(FieldInfo{"logging_dir", "TensorBoard log directory (default output_dir/runs).", "logging"}, a.logging_dir);
-  v(FieldInfo{"logging_strategy", "When to log.", "logging"}, a.logging_strategy);
-  v(FieldInfo{"logging_first_step", "Log the first optimizer step too.", "logging"}, a.logging_first_step);
-  v(FieldInfo{"logging_steps", "Log every N steps (a ratio of max_steps below 1).", "logging"}, a.logging_steps);
-  v(FieldInfo{"logging_nan_inf_filter", "Replace nan/inf step losses in the logged loss.", "logging"}, a.logging_nan_inf_filter);
-  v(FieldInfo{"disable_tqdm", "Plain log lines instead of the live progress bar.", "logging"}, a.disable_tqdm);
-  v(FieldInfo{"report_to", "Integrations to report to (none, all, tensorboard, jsonl).", "logging"}, a.report_to);
-  v(FieldInfo{"eval_strategy", "When to evaluate.", "evaluation"}, a.eval_strategy);
-  v(FieldInfo{"eval_steps", "Evaluate every N steps (default logging_steps; a ratio below 1).", "evaluation"}, a.eval_steps);
-  v(FieldInfo{"eval_delay", "Steps or epochs to wait before the first evaluation.", "evaluation"}, a.eval_delay);
-  v(FieldInfo{"eval_on_start", "Evaluate once before training.", "evaluation"}, a.eval_on_start);
-  v(FieldInfo{"prediction_loss_only", "Return only the loss when evaluating and predicting.", "evaluation"}, a.prediction_loss_only);
-  v(FieldInfo{"label_names", "Batch keys holding the labels (default: labels).", "evaluation"}, a.label_names);
-  v(FieldInfo{"save_strategy", "When to save checkpoints.", "saving"}, a.save_strategy);
-  v(FieldInfo{"save_steps", "Save every N steps (a ratio of max_steps below 1).", "saving"}, a.save_steps);
-  v(FieldInfo{"save_total_limit", "Keep at most N checkpoints.", "saving"}, a.save_total_limit);
-  v(FieldInfo{"save_only_model", "Checkpoints hold the model only.", "saving"}, a.save_only_model);
-  v(FieldInfo{"load_best_model_at_end", "Load the best checkpoint when training ends.", "saving"}, a.load_best_model_at_end);
-  v(FieldInfo{"metric_for_best_model", "Metric that defines the best model (default loss).", "saving"}, a.metric_for_best_model);
-  v(FieldInfo{"greater_is_better", "Whether a larger metric_for_best_model is better.", "saving"}, a.greater_is_better);
-  v(FieldInfo{"ignore_data_skip", "On resume, do not skip the batches already seen.", "saving"}, a.ignore_data_skip);
-  v(FieldInfo{"restore_callback_states_from_checkpoint", "On resume, restore the control flags and stateful callbacks saved in the checkpoint.", "saving"}, a.restore_callback_states_from_checkpoint);
-  v(FieldInfo{"seed", "Random seed set at the start.", "reproducibility"}, a.seed);
-  v(FieldInfo{"data_seed", "Seed of the data order (default: seed).", "reproducibility"}, a.data_seed);
-  v(FieldInfo{"full_determinism", "Deterministic algorithms everywhere (slower).", "reproducibility"}, a.full_determinism);
-  v(FieldInfo{"use_cpu", "Train on the CPU even when a GPU is present.", "device"}, a.use_cpu);
-  v(FieldInfo{"bf16", "bfloat16 mixed precision.", "device"}, a.bf16);
-  v(FieldInfo{"fp16", "float16 mixed precision with loss scaling.", "device"}, a.fp16);
-  v(FieldInfo{"bf16_full_eval", "Evaluate in bfloat16.", "device"}, a.bf16_full_eval);
-  v(FieldInfo{"fp16_full_eval", "Evaluate in float16.", "device"}, a.fp16_full_eval);
-  v(FieldInfo{"tf32", "TF32 matmuls on CUDA.", "device"}, a.tf32);
-  v(FieldInfo{"dataloader_drop_last", "Drop the last incomplete batch.", "data"}, a.dataloader_drop_last);
-  v(FieldInfo{"dataloader_num_workers", "Background threads preparing batches (0: on demand).", "data"}, a.dataloader_num_workers);
-  v(FieldInfo{"dataloader_prefetch_factor", "Batches in flight per worker.", "data"}, a.dataloader_prefetch_factor);
-  v(FieldInfo{"dataloader_pin_memory", "Pin host memory for faster copies to the GPU.", "data"}, a.dataloader_pin_memory);
-  v(FieldInfo{"dataloader_persistent_workers", "Keep workers alive between epochs.", "data"}, a.dataloader_persistent_workers);
-  v(FieldInfo{"train_sampling_strategy", "Order of training samples.", "data"}, a.train_sampling_strategy);
-}
-
 namespace detail {
 
-template <class T> struct is_optional : std::false_type {};
-template <class T> struct is_optional<std::optional<T>> : std::true_type { using type = T; };
-template <class T> struct is_vector : std::false_type {};
-template <class T> struct is_vector<std::vector<T>> : std::true_type {};
+/// The message for an errno value (thread-safe, unlike strerror).
+[[nodiscard]] inline std::string errno_message(int code) { return std::generic_category().message(code); }
 
-template <class T>
-std::string type_name() {
-  // fmt rather than string concatenation, on which GCC 12 warns falsely (-Warray-bounds, -Wstringop-overflow).
-  if constexpr (is_optional<T>::value) return fmt::format("{} (optional)", type_name<typename is_optional<T>::type>());
-  else if constexpr (std::is_same_v<T, bool>) return "bool";
-  else if constexpr (std::is_integral_v<T>) return "int";
-  else if constexpr (std::is_floating_point_v<T>) return "float";
-  else if constexpr (std::is_same_v<T, std::string>) return "str";
-  else if constexpr (std::is_same_v<T, nlohmann::json>) return "JSON object";
-  else if constexpr (is_vector<T>::value) return "list of str";
-  else if constexpr (NamedEnum<T>) return fmt::format("{{{}}}", enum_choices<T>());
-  else return "value";
+/// A short random hex suffix: together with the pid it keeps concurrent writers (threads, processes,
+/// ranks sharing a file system) from picking the same temporary name.
+[[nodiscard]] inline std::string random_suffix() {
+  thread_local std::mt19937_64 engine{(static_cast<std::uint64_t>(std::random_device{}()) << 32) ^
+                                      std::random_device{}()};
+  return fmt::format("{:016x}", engine());
 }
 
-inline std::optional<bool> parse_bool(std::string_view s) {
-  std::string l(s);
-  std::ranges::transform(l, l.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  if (l == "true" || l == "1" || l == "yes" || l == "y" || l == "t") return true;
-  if (l == "false" || l == "0" || l == "no" || l == "n" || l == "f") return false;
-  return std::nullopt;
-}
-
-/// Parses one scalar value for flag `name` into `out`; throws an Error naming flag, value and type.
-template <class T>
-void parse_value(std::string_view name, std::string_view text, T& out) {
-  auto bad = [&](std::string_view expected) {
-    return error("argument --{}: invalid {} value: '{}'", name, expected, text);
-  };
-  if constexpr (is_optional<T>::value) {
-    if (text == "None" || text == "none" || text == "null") { out.reset(); return; }
-    typename is_optional<T>::type v{};
-    parse_value(name, text, v);
-    out = std::move(v);
-  } else if constexpr (std::is_same_v<T, bool>) {
-    auto b = parse_bool(text);
-    if (!b) throw bad("bool (true/false)");
-    out = *b;
-  } else if constexpr (std::is_integral_v<T>) {
-    std::string s(text);
-    std::size_t used = 0;
-    long long v = 0;
-    try { v = std::stoll(s, &used, 10); } catch (const std::exception&) { throw bad("int"); }
-    if (used != s.size()) throw bad("int");
-    out = static_cast<T>(v);
-  } else if constexpr (std::is_floating_point_v<T>) {
-    std::string s(text);
-    std::size_t used = 0;
-    double v = 0;
-    try { v = std::stod(s, &used); } catch (const std::exception&) { throw bad("float"); }
-    if (used != s.size() || !std::isfinite(v)) throw bad("float");
-    out = static_cast<T>(v);
-  } else if constexpr (std::is_same_v<T, std::string>) {
-    out = std::string(text);
-  } else if constexpr (std::is_same_v<T, nlohmann::json>) {
-    try { out = nlohmann::json::parse(text); } catch (const nlohmann::json::exception&) { throw bad("JSON"); }
-    if (!out.is_object()) throw error("argument --{}: expected a JSON object, got '{}'", name, text);
-  } else if constexpr (NamedEnum<T>) {
-    auto e = parse_enum<T>(text);
-    if (!e) throw error("argument --{}: invalid choice: '{}' (choose from {})", name, text, enum_choices<T>());
-    out = *e;
-  } else {
-    static_assert(always_false<T>, "trainpp: an argument struct field has a type the parser does not know");
+/// Closes a file descriptor on scope exit.
+class FileDescriptor {
+ public:
+  explicit FileDescriptor(int fd) : fd_(fd) {}
+  FileDescriptor(const FileDescriptor&) = delete;
+  FileDescriptor& operator=(const FileDescriptor&) = delete;
+  ~FileDescriptor() {
+    if (fd_ >= 0) ::close(fd_);
   }
-}
-
-/// Assigns a JSON value (from an args file) to a field, checking its type.
-template <class T>
-void assign_json(std::string_view name, const nlohmann::json& j, T& out) {
-  auto bad = [&](std::string_view expected) {
-    return error("argument '{}': expected {}, got {}", name, expected, j.dump());
-  };
-  if constexpr (is_optional<T>::value) {
-    if (j.is_null()) { out.reset(); return; }
-    typename is_optional<T>::type v{};
-    assign_json(name, j, v);
-    out = std::move(v);
-  } else if constexpr (std::is_same_v<T, bool>) {
-    if (!j.is_boolean()) throw bad("a boolean");
-    out = j.get<bool>();
-  } else if constexpr (std::is_integral_v<T>) {
-    if (!j.is_number_integer()) throw bad("an integer");
-    out = j.get<T>();
-  } else if constexpr (std::is_floating_point_v<T>) {
-    if (!j.is_number()) throw bad("a number");
-    out = j.get<T>();
-  } else if constexpr (std::is_same_v<T, std::string>) {
-    if (!j.is_string()) throw bad("a string");
-    out = j.get<std::string>();
-  } else if constexpr (std::is_same_v<T, nlohmann::json>) {
-    if (j.is_string()) parse_value(name, j.get<std::string>(), out);
-    else if (j.is_object()) out = j;
-    else throw bad("a JSON object");
-  } else if constexpr (is_vector<T>::value) {
-    out.clear();
-    if (j.is_string()) { out.push_back(j.get<std::string>()); return; }
-    if (!j.is_array()) throw bad("a list of strings");
-    for (const auto& e : j) {
-      if (!e.is_string()) throw bad("a list of strings");
-      out.push_back(e.get<std::string>());
-    }
-  } else if constexpr (NamedEnum<T>) {
-    if (!j.is_string()) throw bad(fmt::format("one of {}", enum_choices<T>()));
-    parse_value(name, j.get<std::string>(), out);
+  [[nodiscard]] int get() const { return fd_; }
+  /// Closes now and reports close(2)'s errno (0 on success): on some file systems a failed write only
+  /// shows up here.
+  int close() {
+    const int fd = fd_;
+    fd_ = -1;
+    return ::close(fd) == 0 ? 0 : errno;
   }
+
+ private:
+  int fd_;
+};
+
+/// `path` with an empty file name ("dir/") reduced to the directory itself ("dir").
+[[nodiscard]] inline std::filesystem::path without_trailing_separator(const std::filesystem::path& path) {
+  return path.has_filename() ? path : path.parent_path();
 }
 
-template <class T>
-nlohmann::json to_json_value(const T& v) {
-  if constexpr (is_optional<T>::value) return v ? to_json_value(*v) : nlohmann::json(nullptr);
-  else if constexpr (NamedEnum<T>) return std::string(to_string(v));
-  else return nlohmann::json(v);
+/// The directory holding `path` ("." for a bare name).
+[[nodiscard]] inline std::filesystem::path parent_or_dot(const std::filesystem::path& path) {
+  auto parent = without_trailing_separator(path).parent_path();
+  return parent.empty() ? std::filesystem::path(".") : parent;
 }
 
-inline std::size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t prev = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t cur = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      prev = cur;
-    }
-  }
-  return row[b.size()];
+/// fsync(2) on a file or directory, so that its contents (for a directory: the names in it, which is
+/// what makes a rename durable) reach the disk.
+inline void fsync_path(const std::filesystem::path& path, bool directory) {
+  FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | (directory ? O_DIRECTORY : 0)));
+  if (fd.get() < 0) throw error("cannot open {} to sync it: {}", path.string(), errno_message(errno));
+  // EINVAL: the file system cannot sync this kind of file (some do not sync directories); there is
+  // nothing more to do for it.
+  if (::fsync(fd.get()) != 0 && errno != EINVAL)
+    throw error("cannot sync {} to disk: {}", path.string(), errno_message(errno));
+}
+
+inline void rename_or_throw(const std::filesystem::path& from, const std::filesystem::path& to) {
+  if (std::rename(from.c_str(), to.c_str()) != 0)
+    throw error("cannot rename {} to {}: {}", from.string(), to.string(), errno_message(errno));
 }
 
 }  // namespace detail
 
-/// The fields of an argument struct as a JSON object (training_args.json).
-template <class Args>
-[[nodiscard]] nlohmann::json args_json(const Args& args) {
-  nlohmann::json j = nlohmann::json::object();
-  auto copy = args;
-  visit_fields(copy, [&](const FieldInfo& f, auto& value) { j[std::string(f.name)] = detail::to_json_value(value); });
-  return j;
+/// Writes `bytes` to `path` atomically: a crash at any moment leaves either the previous file or the
+/// complete new one. The bytes go to "<path>.tmp-<pid>-<random>" in the same directory, which is synced,
+/// renamed over `path`, and the directory synced. The directory must exist. Throws trainpp::Error naming
+/// the path and the system's reason; the temporary file is removed on failure.
+inline void write_file_atomic(const std::filesystem::path& path, std::string_view bytes) {
+  const auto tmp = std::filesystem::path(
+      fmt::format("{}.tmp-{}-{}", detail::without_trailing_separator(path).string(), ::getpid(),
+                  detail::random_suffix()));
+  detail::FileDescriptor fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666));
+  if (fd.get() < 0) throw error("cannot write {}: cannot create {}: {}", path.string(), tmp.string(),
+                                detail::errno_message(errno));
+  auto fail = [&](std::string_view what, int code) {
+    std::error_code ignored;
+    std::filesystem::remove(tmp, ignored);
+    return error("cannot write {}: {} failed: {}", path.string(), what, detail::errno_message(code));
+  };
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ::ssize_t n = ::write(fd.get(), bytes.data() + done, bytes.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw fail("write", errno);
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd.get()) != 0) throw fail("fsync", errno);
+  if (const int code = fd.close(); code != 0) throw fail("close", code);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw fail("rename", errno);
+  detail::fsync_path(detail::parent_or_dot(path), /*directory=*/true);
 }
 
-/// Thrown by parse_args for --help after printing it; examples return 0 on it.
-struct HelpRequested {};
+/// Creates and returns an empty staging directory for `final_dir`, "<parent>/.tmp-<name>-<pid>-<random>"
+/// (creating the parent if needed). The leading ".tmp-" keeps it from matching what readers look for
+/// (such as "checkpoint-*"), so an abandoned one is never mistaken for a result. Fill it, then call
+/// commit_dir.
+[[nodiscard]] inline std::filesystem::path make_staging_dir(const std::filesystem::path& final_dir) {
+  const auto final_path = detail::without_trailing_separator(final_dir);
+  const auto parent = detail::parent_or_dot(final_path);
+  std::error_code ec;
+  std::filesystem::create_directories(parent, ec);
+  if (ec) throw error("cannot create directory {}: {}", parent.string(), ec.message());
+  const auto staging = parent / fmt::format(".tmp-{}-{}-{}", final_path.filename().string(), ::getpid(),
+                                            detail::random_suffix());
+  if (::mkdir(staging.c_str(), 0777) != 0)
+    throw error("cannot create staging directory {}: {}", staging.string(), detail::errno_message(errno));
+  return staging;
+}
 
-/// Parses argument structs from the command line (and an optional leading JSON file), then calls
-/// finalize() on each struct that has it. Flags are shared: each goes to the struct that declares it.
-/// Errors (unknown flag — with the nearest valid one —, missing value, bad value, bad JSON file)
-/// throw trainpp::Error; `--help` prints every argument, grouped, and throws HelpRequested.
-template <class... Structs>
-[[nodiscard]] std::tuple<Structs...> parse_args_into(const std::vector<std::string>& argv, std::string_view program = "program",
-                                                     std::tuple<Structs...> out = {}) {
-  struct Field {
-    std::string name, help, group, type, default_value;
-    std::function<void(std::string_view)> set;
-    std::function<void(const nlohmann::json&)> set_json;
-    bool is_bool, is_list, defaults_true;
-  };
-  std::vector<Field> fields;
-  std::apply([&](auto&... s) {
-    (visit_fields(s, [&](const FieldInfo& f, auto& value) {
-       using T = std::remove_cvref_t<decltype(value)>;
-       Field field;
-       field.name = std::string(f.name);
-       field.help = std::string(f.help);
-       field.group = std::string(f.group);
-       field.type = detail::type_name<T>();
-       field.default_value = detail::to_json_value(value).dump();
-       field.is_bool = std::is_same_v<T, bool> || std::is_same_v<T, std::optional<bool>>;
-       field.is_list = detail::is_vector<T>::value;
-       if constexpr (std::is_same_v<T, bool>) field.defaults_true = value;
-       else field.defaults_true = false;
-       const std::string name = field.name;
-       field.set = [&value, name](std::string_view text) {
-         if constexpr (detail::is_vector<T>::value) value.emplace_back(text);
-         else detail::parse_value(name, text, value);
-       };
-       field.set_json = [&value, name](const nlohmann::json& j) { detail::assign_json(name, j, value); };
-       fields.push_back(std::move(field));
-     }), ...);
-  }, out);
+/// Publishes the filled `staging` directory as `final_dir`: syncs every file and directory in it,
+/// renames it to `final_dir`, and syncs the parent. An existing `final_dir` is replaced: swapped in one
+/// atomic step where the system offers it (Linux renameat2 RENAME_EXCHANGE), otherwise renamed aside,
+/// the new one renamed in, and the old one removed. Both must be on the same file system (as
+/// make_staging_dir arranges). Throws trainpp::Error naming the paths and the reason.
+inline void commit_dir(const std::filesystem::path& staging, const std::filesystem::path& final_dir) {
+  namespace fs = std::filesystem;
+  const auto final_path = detail::without_trailing_separator(final_dir);
+  std::error_code ec;
+  if (!fs::is_directory(staging, ec)) throw error("cannot commit {}: it is not a directory", staging.string());
 
-  auto find = [&](std::string_view name) -> Field* {
-    for (auto& f : fields)
-      if (f.name == name) return &f;
-    return nullptr;
-  };
-  auto unknown = [&](std::string_view flag) {
-    std::string best;
-    std::size_t best_d = SIZE_MAX;
-    for (const auto& f : fields) {
-      const auto d = detail::edit_distance(flag, f.name);
-      if (d < best_d) best_d = d, best = f.name;
-    }
-    if (best_d <= std::max<std::size_t>(3, flag.size() / 3))
-      return error("unrecognized argument: --{} (did you mean --{}?)", flag, best);
-    return error("unrecognized argument: --{} (see --help)", flag);
-  };
-
-  std::size_t i = 0;
-  if (!argv.empty() && argv[0].size() > 5 && argv[0].ends_with(".json")) {
-    std::ifstream in(argv[0]);
-    if (!in) throw error("cannot open the arguments file {}", argv[0]);
-    nlohmann::json j;
-    try { j = nlohmann::json::parse(in); } catch (const nlohmann::json::exception& e) {
-      throw error("the arguments file {} is not valid JSON: {}", argv[0], e.what());
-    }
-    if (!j.is_object()) throw error("the arguments file {} must hold a JSON object", argv[0]);
-    for (const auto& [k, v] : j.items()) {
-      Field* f = find(k);
-      if (!f) throw error("the arguments file {}: {}", argv[0], unknown(k).what());
-      f->set_json(v);
-    }
-    i = 1;
+  // Contents first, then the directories that name them: after the rename, everything it publishes
+  // is already on disk.
+  for (auto it = fs::recursive_directory_iterator(staging, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    const auto status = it->symlink_status(ec);
+    if (ec) break;
+    if (fs::is_regular_file(status)) detail::fsync_path(it->path(), false);
+    if (fs::is_directory(status)) detail::fsync_path(it->path(), true);
   }
-  std::vector<std::string> lists_started;
-  for (; i < argv.size(); ++i) {
-    const std::string& token = argv[i];
-    if (token == "--help" || token == "-h") {
-      std::string group;
-      std::printf("usage: %.*s [args.json] [--flag value ...]\n", static_cast<int>(program.size()), program.data());
-      for (const auto& f : fields) {
-        if (f.group != group) std::printf("\n%s:\n", (group = f.group).empty() ? "arguments" : group.c_str());
-        std::printf("  --%-32s %s (default: %s)\n      %s\n", f.name.c_str(), f.type.c_str(), f.default_value.c_str(), f.help.c_str());
+  if (ec) throw error("cannot commit {}: listing it failed: {}", staging.string(), ec.message());
+  detail::fsync_path(staging, true);
+
+  const auto parent = detail::parent_or_dot(final_path);
+  if (!fs::exists(fs::symlink_status(final_path, ec))) {
+    detail::rename_or_throw(staging, final_path);
+  } else {
+    bool swapped = false;
+#if defined(__linux__) && defined(RENAME_EXCHANGE)
+    // One atomic swap: readers see the old directory or the new one, even across a crash.
+    if (::renameat2(AT_FDCWD, staging.c_str(), AT_FDCWD, final_path.c_str(), RENAME_EXCHANGE) == 0) {
+      swapped = true;
+      fs::remove_all(staging, ec);  // now the old directory; a leftover ".tmp-" name is harmless
+    } else if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP) {
+      throw error("cannot replace {} with {}: {}", final_path.string(), staging.string(),
+                  detail::errno_message(errno));
+    }
+#endif
+    if (!swapped) {
+      // No atomic swap here: a crash between the two renames leaves the old version under the
+      // ".tmp-" name beside it, recoverable by hand and never mistaken for a result.
+      const auto aside = parent / fmt::format(".tmp-{}-old-{}-{}", final_path.filename().string(), ::getpid(),
+                                              detail::random_suffix());
+      detail::rename_or_throw(final_path, aside);
+      if (std::rename(staging.c_str(), final_path.c_str()) != 0) {
+        const int code = errno;
+        std::rename(aside.c_str(), final_path.c_str());  // best effort: put the old one back
+        throw error("cannot rename {} to {}: {}", staging.string(), final_path.string(),
+                    detail::errno_message(code));
       }
-      throw HelpRequested{};
+      fs::remove_all(aside, ec);
     }
-    if (!token.starts_with("--") || token.size() == 2)
-      throw error("unexpected argument '{}': arguments are given as --name value (see --help)", token);
-    std::string name = token.substr(2);
-    std::optional<std::string> inline_value;
-    if (auto eq = name.find('='); eq != std::string::npos) {
-      inline_value = name.substr(eq + 1);
-      name = name.substr(0, eq);
-    }
-    Field* f = find(name);
-    if (!f && name.starts_with("no_")) {
-      Field* negated = find(name.substr(3));
-      if (negated && negated->is_bool && negated->defaults_true && !inline_value) {
-        negated->set("false");
-        continue;
-      }
-    }
-    if (!f) throw unknown(name);
-    const bool next_is_value = i + 1 < argv.size() && !(argv[i + 1].starts_with("--") && argv[i + 1].size() > 2);
-    if (f->is_bool && !inline_value && !(next_is_value && detail::parse_bool(argv[i + 1]))) {
-      f->set("true");
-      continue;
-    }
-    if (f->is_list) {
-      // nargs='+': the flag's values run up to the next flag; a repeated flag starts over.
-      f->set_json(nlohmann::json::array());
-      if (inline_value) { f->set(*inline_value); continue; }
-      if (!next_is_value) throw error("argument --{}: expected at least one value", name);
-      while (i + 1 < argv.size() && !(argv[i + 1].starts_with("--") && argv[i + 1].size() > 2)) f->set(argv[++i]);
-      continue;
-    }
-    if (inline_value) { f->set(*inline_value); continue; }
-    if (!next_is_value) throw error("argument --{}: expected a value ({})", name, f->type);
-    f->set(argv[++i]);
   }
-  std::apply([](auto&... s) {
-    ([&] { if constexpr (requires { s.finalize(); }) s.finalize(); }(), ...);
-  }, out);
+  detail::fsync_path(parent, true);
+}
+
+/// The whole contents of the file at `path`. Throws trainpp::Error naming the path and the reason if it
+/// is missing or unreadable.
+[[nodiscard]] inline std::string read_file(const std::filesystem::path& path) {
+  detail::FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) throw error("cannot read {}: {}", path.string(), detail::errno_message(errno));
+  struct ::stat info {};
+  if (::fstat(fd.get(), &info) != 0) throw error("cannot read {}: {}", path.string(), detail::errno_message(errno));
+  std::string out;
+  if (S_ISREG(info.st_mode)) out.reserve(static_cast<std::size_t>(info.st_size));
+  char buffer[1 << 16];
+  for (;;) {
+    const ::ssize_t n = ::read(fd.get(), buffer, sizeof buffer);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw error("cannot read {}: {}", path.string(), detail::errno_message(errno));
+    }
+    if (n == 0) break;
+    out.append(buffer, static_cast<std::size_t>(n));
+  }
   return out;
-}
-
-/// parse_args(argc, argv, TrainingArguments{...}, MyArgs{...}): the given structs are the values
-/// before the command line applies (a program's own defaults). Returns the struct, or a tuple of them.
-template <class... Structs>
-  requires(sizeof...(Structs) > 0)
-[[nodiscard]] auto parse_args(int argc, char** argv, Structs... defaults) {
-  std::vector<std::string> tokens(argv + 1, argv + argc);
-  auto parsed = parse_args_into<Structs...>(tokens, argc > 0 ? argv[0] : "program",
-                                            std::tuple<Structs...>{std::move(defaults)...});
-  if constexpr (sizeof...(Structs) == 1) return std::get<0>(std::move(parsed));
-  else return parsed;
-}
-
-/// parse_args<TrainingArguments>(argc, argv) -> TrainingArguments;
-/// parse_args<MyArgs, TrainingArguments>(argc, argv) -> std::tuple<MyArgs, TrainingArguments>.
-template <class... Structs>
-  requires(sizeof...(Structs) > 0)
-[[nodiscard]] auto parse_args(int argc, char** argv) {
-  return parse_args(argc, argv, Structs{}...);
-}
-
-/// Runs a program body, turning trainpp::Error (bad flags, files, settings) into a one-line message
-/// on stderr and exit code 2, and --help into exit code 0 — the examples' main() is `return run(...)`.
-template <class F>
-int run_main(F&& body) {
-  try {
-    return std::forward<F>(body)();
-  } catch (const HelpRequested&) {
-    return 0;
-  } catch (const Error& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 2;
-  } catch (const c10::Error& e) {
-    std::fprintf(stderr, "error: %s\n", e.what_without_backtrace());
-    return 1;
-  }
 }
 
 }  // namespace trainpp
 
-// ---- trainpp/device.hpp ----
-// Device choice and seeding, as HF's TrainingArguments.device and set_seed / enable_full_determinism.
+// ---- trainpp/io/checkpoint.hpp ----
+// Checkpoint files: what {output_dir}/checkpoint-{step}/ holds besides the model, how checkpoints are
+// found, ordered and rotated, and the strict readers that resume relies on.
+//
+// A checkpoint directory (HF's names where HF defines the content; our own, pickle-free formats for
+// what HF pickles):
+//   model.safetensors          the weights (io/model_io.hpp)
+//   trainer_state.json         TrainerState, HF's schema
+//   training_args.json         the arguments in force, one key per TrainingArguments field
+//   optimizer.safetensors      optimizer state: "state.<i>.<key>" tensors for parameter i of the
+//                              optimizer's flat parameter list, and the parameter groups as JSON in the
+//                              metadata key "trainpp.optimizer"                     (HF: optimizer.pt)
+//   scheduler.json             the learning-rate schedule's state                   (HF: scheduler.pt)
+//   scaler.json                the loss scaler's state, when the precision policy has one (HF: scaler.pt)
+//   process_state.safetensors  per process (process_state_<rank>.safetensors when world_size > 1):
+//                              the random generators ("rng.cpu", "rng.cuda:<i>") and the loop's
+//                              running sums ("loop.*"), so a resumed run continues exactly
+//                                                                                    (HF: rng_state.pth)
+// Every file is written into a staging directory that is renamed into place when complete
+// (io/atomic_write.hpp): a directory named checkpoint-N is always whole.
 
 
-#include <cstdlib>
+// ---- trainpp/io/safetensors.hpp ----
+// safetensors: Hugging Face's file format for named tensors, read and written byte-compatibly with the
+// reference implementation (the Rust crate behind Python's `safetensors` package).
+//
+// Layout: an 8-byte little-endian header size N, N bytes of UTF-8 JSON, then one byte buffer.
+//   {"__metadata__": {"format": "pt"},
+//    "<name>": {"dtype": "F32", "shape": [2, 3], "data_offsets": [begin, end]}, ...}
+// Offsets are relative to the buffer; tensors are row-major, little-endian and tile the buffer exactly.
+
+
+#include <nlohmann/json.hpp>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <map>
+#include <optional>
+#include <set>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 namespace trainpp {
 
-/// CUDA when available (the index from LOCAL_RANK, within what CUDA_VISIBLE_DEVICES exposes), else
-/// MPS, else the CPU; `use_cpu` forces the CPU.
-[[nodiscard]] inline torch::Device select_device(const TrainingArguments& args) {
-  if (args.use_cpu) return torch::kCPU;
-  if (torch::cuda::is_available()) {
-    int local_rank = 0;
-    if (const char* lr = std::getenv("LOCAL_RANK"); lr && *lr) {
-      try {
-        local_rank = std::stoi(lr);
-      } catch (const std::exception&) {
-        throw error("LOCAL_RANK must be an integer, got '{}'", lr);
-      }
+static_assert(std::endian::native == std::endian::little,
+              "trainpp's safetensors I/O copies tensor bytes as they are in memory, and the format is little-endian");
+
+namespace detail {
+
+/// One safetensors dtype. `rank` is its position in the reference implementation's dtype list: the
+/// writer orders tensors by descending rank (which groups them by descending alignment), then by name.
+/// `type` is Undefined for formats LibTorch has no tensor type for (sub-byte floats).
+struct SafetensorsDtype {
+  std::string_view name;
+  int rank;
+  c10::ScalarType type;
+  std::size_t item_size;
+};
+
+inline constexpr std::array<SafetensorsDtype, 22> safetensors_dtypes{{
+    {"BOOL", 0, c10::ScalarType::Bool, 1},
+    {"F4", 1, c10::ScalarType::Undefined, 0},
+    {"F6_E2M3", 2, c10::ScalarType::Undefined, 0},
+    {"F6_E3M2", 3, c10::ScalarType::Undefined, 0},
+    {"U8", 4, c10::ScalarType::Byte, 1},
+    {"I8", 5, c10::ScalarType::Char, 1},
+    {"F8_E5M2", 6, c10::ScalarType::Float8_e5m2, 1},
+    {"F8_E4M3", 7, c10::ScalarType::Float8_e4m3fn, 1},
+    {"F8_E8M0", 8, c10::ScalarType::Float8_e8m0fnu, 1},
+    {"F8_E4M3FNUZ", 9, c10::ScalarType::Float8_e4m3fnuz, 1},
+    {"F8_E5M2FNUZ", 10, c10::ScalarType::Float8_e5m2fnuz, 1},
+    {"I16", 11, c10::ScalarType::Short, 2},
+    {"U16", 12, c10::ScalarType::UInt16, 2},
+    {"F16", 13, c10::ScalarType::Half, 2},
+    {"BF16", 14, c10::ScalarType::BFloat16, 2},
+    {"I32", 15, c10::ScalarType::Int, 4},
+    {"U32", 16, c10::ScalarType::UInt32, 4},
+    {"F32", 17, c10::ScalarType::Float, 4},
+    {"C64", 18, c10::ScalarType::ComplexFloat, 8},
+    {"F64", 19, c10::ScalarType::Double, 8},
+    {"I64", 20, c10::ScalarType::Long, 8},
+    {"U64", 21, c10::ScalarType::UInt64, 8},
+}};
+
+[[nodiscard]] inline const SafetensorsDtype* safetensors_dtype(std::string_view name) {
+  for (const auto& d : safetensors_dtypes)
+    if (d.name == name) return &d;
+  return nullptr;
+}
+
+[[nodiscard]] inline const SafetensorsDtype* safetensors_dtype(c10::ScalarType type) {
+  for (const auto& d : safetensors_dtypes)
+    if (d.type == type && d.type != c10::ScalarType::Undefined) return &d;
+  return nullptr;
+}
+
+/// The header-size limit of the reference implementation: a larger N is treated as corrupt rather than
+/// allocated.
+inline constexpr std::uint64_t safetensors_max_header_size = 100'000'000;
+
+/// The header is {name: {key: value or [numbers]}}; anything nested deeper, or an array longer than any
+/// real shape, is rejected while parsing, before it can grow a large document.
+inline constexpr std::size_t safetensors_max_depth = 3;
+inline constexpr std::size_t safetensors_max_array = 1024;
+
+/// Parses the JSON header, rejecting duplicate keys (the JSON library would silently keep one of them)
+/// and absurd nesting. Keeps the key order of the file.
+[[nodiscard]] inline nlohmann::ordered_json parse_safetensors_header(std::string_view text, std::string_view source) {
+  using json = nlohmann::ordered_json;
+  struct Container {
+    bool is_object;
+    std::size_t count = 0;
+    std::set<std::string> keys{};
+  };
+  std::vector<Container> open;
+  // Counts a new element of the innermost container; arrays are capped.
+  auto add_element = [&] {
+    if (!open.empty() && !open.back().is_object && ++open.back().count > safetensors_max_array)
+      throw error("{}: invalid safetensors header: an array has more than {} elements", source,
+                  safetensors_max_array);
+  };
+  auto check = [&](int /*depth*/, json::parse_event_t event, json& parsed) -> bool {
+    switch (event) {
+      case json::parse_event_t::object_start:
+      case json::parse_event_t::array_start:
+        add_element();
+        if (open.size() >= safetensors_max_depth)
+          throw error("{}: invalid safetensors header: JSON nested deeper than {} levels", source,
+                      safetensors_max_depth);
+        open.push_back({event == json::parse_event_t::object_start});
+        break;
+      case json::parse_event_t::object_end:
+      case json::parse_event_t::array_end:
+        open.pop_back();
+        break;
+      case json::parse_event_t::key:
+        if (!open.back().keys.insert(parsed.get<std::string>()).second)
+          throw error("{}: invalid safetensors header: duplicate key \"{}\"", source, parsed.get<std::string>());
+        break;
+      case json::parse_event_t::value:
+        add_element();
+        break;
     }
-    const auto count = static_cast<int>(torch::cuda::device_count());
-    if (local_rank < 0 || local_rank >= count)
-      throw error("LOCAL_RANK={} but only {} CUDA device(s) are visible (CUDA_VISIBLE_DEVICES)", local_rank, count);
-    return {torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank)};
+    return true;
+  };
+  // The JSON library stops at a NUL byte as at the end of the input, which would hide whatever follows
+  // it; NUL is never valid JSON, so refuse it up front.
+  if (text.find('\0') != std::string_view::npos)
+    throw error("{}: safetensors header is not valid UTF-8 JSON: it contains a NUL byte at offset {}", source,
+                text.find('\0'));
+  try {
+    return json::parse(text.begin(), text.end(), check);
+  } catch (const json::exception& e) {
+    throw error("{}: safetensors header is not valid UTF-8 JSON: {}", source, e.what());
   }
-  if (torch::mps::is_available()) return torch::kMPS;
-  return torch::kCPU;
 }
 
-/// HF's set_seed: the CPU generator and every CUDA device's.
-inline void set_seed(std::int64_t seed) {
-  torch::manual_seed(static_cast<std::uint64_t>(seed));
-  if (torch::cuda::is_available()) torch::cuda::manual_seed_all(static_cast<std::uint64_t>(seed));
+/// a * b, or nullopt when it does not fit in `limit`.
+[[nodiscard]] inline std::optional<std::uint64_t> checked_mul(std::uint64_t a, std::uint64_t b, std::uint64_t limit) {
+  std::uint64_t out = 0;
+  if (__builtin_mul_overflow(a, b, &out) || out > limit) return std::nullopt;
+  return out;
 }
 
-/// HF's enable_full_determinism: seed, deterministic algorithms, cuDNN/cuBLAS settings.
-inline void enable_full_determinism(std::int64_t seed) {
-  set_seed(seed);
-  ::setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8", 1);
-  at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/false);
-  at::globalContext().setDeterministicCuDNN(true);
-  at::globalContext().setBenchmarkCuDNN(false);
+/// One tensor entry of a header, validated.
+struct SafetensorsEntry {
+  std::string name;
+  const SafetensorsDtype* dtype;
+  std::vector<std::int64_t> shape;
+  std::uint64_t begin, end;
+};
+
+[[nodiscard]] inline SafetensorsEntry parse_safetensors_entry(const std::string& name, const nlohmann::ordered_json& entry,
+                                                             std::string_view source) {
+  auto fail = [&](std::string_view problem) {
+    return error("{}: invalid safetensors header: tensor \"{}\": {}", source, name, problem);
+  };
+  if (!entry.is_object()) throw fail(fmt::format("expected an object, got {}", entry.type_name()));
+  for (const char* key : {"dtype", "shape", "data_offsets"})
+    if (!entry.contains(key)) throw fail(fmt::format("missing key \"{}\"", key));
+  for (const auto& [key, value] : entry.items())
+    if (key != "dtype" && key != "shape" && key != "data_offsets") throw fail(fmt::format("unexpected key \"{}\"", key));
+
+  const auto& dtype_json = entry.at("dtype");
+  if (!dtype_json.is_string()) throw fail(fmt::format("\"dtype\" must be a string, got {}", dtype_json.type_name()));
+  const auto& dtype_name = dtype_json.get_ref<const std::string&>();
+  const SafetensorsDtype* dtype = safetensors_dtype(dtype_name);
+  if (dtype == nullptr) throw fail(fmt::format("unknown dtype \"{}\"", dtype_name));
+  if (dtype->type == c10::ScalarType::Undefined)
+    throw fail(fmt::format("unsupported dtype {} (LibTorch has no tensor type for it)", dtype_name));
+
+  // Every non-negative JSON integer that fits in 64 bits parses as number_unsigned; negative ones,
+  // fractions and larger ones do not.
+  auto non_negative = [](const nlohmann::ordered_json& v) { return v.is_number_unsigned(); };
+  const auto& shape_json = entry.at("shape");
+  if (!shape_json.is_array() || !std::ranges::all_of(shape_json, non_negative))
+    throw fail(fmt::format("\"shape\" must be an array of non-negative integers, got {}", shape_json.dump()));
+  const auto& offsets_json = entry.at("data_offsets");
+  if (!offsets_json.is_array() || offsets_json.size() != 2 || !std::ranges::all_of(offsets_json, non_negative))
+    throw fail(fmt::format("\"data_offsets\" must be two non-negative integers, got {}", offsets_json.dump()));
+
+  SafetensorsEntry out{name, dtype, {}, offsets_json[0].get<std::uint64_t>(), offsets_json[1].get<std::uint64_t>()};
+  if (out.begin > out.end)
+    throw fail(fmt::format("data_offsets [{}, {}] begin after end", out.begin, out.end));
+
+  // Checked at every step: a hostile shape can overflow the product even when it ends at zero.
+  constexpr auto max_int64 = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+  std::uint64_t numel = 1;
+  for (const auto& dim : shape_json) {
+    const auto d = dim.get<std::uint64_t>();
+    const auto product = checked_mul(numel, d, max_int64);
+    if (!product) throw fail(fmt::format("shape {} has too many elements", shape_json.dump()));
+    numel = *product;
+    out.shape.push_back(static_cast<std::int64_t>(d));
+  }
+  const auto bytes = checked_mul(numel, dtype->item_size, max_int64);
+  if (!bytes) throw fail(fmt::format("shape {} of {} is too large", shape_json.dump(), dtype_name));
+  if (*bytes != out.end - out.begin)
+    throw fail(fmt::format("shape {} of {} needs {} bytes but data_offsets [{}, {}] span {}", shape_json.dump(),
+                           dtype_name, *bytes, out.begin, out.end, out.end - out.begin));
+  return out;
 }
 
-/// HF's --tf32: true turns on TF32 for float32 matmuls and convolutions on CUDA, false turns it off,
-/// unset leaves torch's defaults. TF32 exists only on NVIDIA GPUs (Ampere and newer): asking for it on
-/// another device is an Error, as in HF.
-inline void apply_tf32(const TrainingArguments& args, torch::Device device) {
-  if (!args.tf32) return;
-  if (*args.tf32 && !device.is_cuda())
-    throw error("--tf32 requires a CUDA GPU (TF32 matmuls exist on NVIDIA Ampere and newer); this run's device is {}",
-                device.str());
-  if (!device.is_cuda()) return;  // --tf32 false off CUDA: nothing to turn off
-  at::globalContext().setAllowTF32CuBLAS(*args.tf32);
-  at::globalContext().setAllowTF32CuDNN(*args.tf32);
+/// A read-only memory map of a whole file, unmapped on scope exit.
+class MappedFile {
+ public:
+  explicit MappedFile(const std::filesystem::path& path) {
+    FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd.get() < 0) throw error("cannot read {}: {}", path.string(), errno_message(errno));
+    struct ::stat info {};
+    if (::fstat(fd.get(), &info) != 0) throw error("cannot read {}: {}", path.string(), errno_message(errno));
+    if (!S_ISREG(info.st_mode)) throw error("cannot read {}: not a regular file", path.string());
+    size_ = static_cast<std::size_t>(info.st_size);
+    if (size_ == 0) return;  // mmap rejects empty ranges; the reader reports the file as too short
+    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd.get(), 0);
+    if (p == MAP_FAILED) throw error("cannot read {}: mmap failed: {}", path.string(), errno_message(errno));
+    data_ = static_cast<const char*>(p);
+  }
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  ~MappedFile() {
+    if (data_ != nullptr) ::munmap(const_cast<char*>(data_), size_);
+  }
+  [[nodiscard]] std::string_view bytes() const { return {data_ == nullptr ? "" : data_, size_}; }
+
+ private:
+  const char* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+}  // namespace detail
+
+/// The tensors and metadata of one safetensors file.
+struct SafetensorsFile {
+  std::map<std::string, std::string> metadata;                 ///< "__metadata__"; empty if absent
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;  ///< in header order; CPU, each owning its memory
+};
+
+/// Encodes `tensors` as a safetensors file, byte for byte as the reference writer does: tensors ordered
+/// by descending dtype (grouping by alignment), then by name; offsets contiguous from 0; the header
+/// padded with spaces to a multiple of 8; data row-major little-endian. Tensors may live on any device
+/// and have any strides (they are copied to contiguous CPU memory). `metadata` is written as
+/// "__metadata__" (omitted when empty). Throws trainpp::Error for duplicate names, the reserved name
+/// "__metadata__", names that are not UTF-8, undefined or non-strided tensors, and dtypes the format
+/// has no code for (e.g. complex128, quantized).
+[[nodiscard]] inline std::string safetensors_serialize(
+    const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
+    const std::map<std::string, std::string>& metadata = {{"format", "pt"}}) {
+  struct Item {
+    const std::string* name;
+    torch::Tensor data;
+    const detail::SafetensorsDtype* dtype;
+  };
+  std::vector<Item> items;
+  items.reserve(tensors.size());
+  std::set<std::string_view> names;
+  for (const auto& [name, tensor] : tensors) {
+    if (name == "__metadata__") throw error("cannot save a tensor named \"__metadata__\": the name is reserved");
+    if (!names.insert(name).second) throw error("cannot save two tensors named \"{}\"", name);
+    if (!tensor.defined()) throw error("cannot save tensor \"{}\": it is undefined", name);
+    if (tensor.layout() != torch::kStrided)
+      throw error("cannot save tensor \"{}\": layout {} is not dense", name, c10::str(tensor.layout()));
+    const auto* dtype = detail::safetensors_dtype(tensor.scalar_type());
+    if (dtype == nullptr)
+      throw error("cannot save tensor \"{}\": dtype {} has no safetensors equivalent", name,
+                  c10::toString(tensor.scalar_type()));
+    // resolve_conj/resolve_neg: a lazily conjugated or negated view must be written with its visible
+    // values, which contiguous() alone would not materialize.
+    items.push_back({&name, tensor.detach().to(torch::kCPU).resolve_conj().resolve_neg().contiguous(), dtype});
+  }
+  std::ranges::stable_sort(items, [](const Item& a, const Item& b) {
+    return a.dtype->rank != b.dtype->rank ? a.dtype->rank > b.dtype->rank : *a.name < *b.name;
+  });
+
+  nlohmann::ordered_json header = nlohmann::ordered_json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  std::uint64_t offset = 0;
+  for (const auto& item : items) {
+    const auto nbytes = static_cast<std::uint64_t>(item.data.nbytes());
+    header[*item.name] = {{"dtype", item.dtype->name},
+                          {"shape", item.data.sizes().vec()},
+                          {"data_offsets", {offset, offset + nbytes}}};
+    offset += nbytes;
+  }
+  std::string text;
+  try {
+    text = header.dump();
+  } catch (const nlohmann::json::exception& e) {
+    throw error("cannot save safetensors: a tensor name or metadata string is not valid UTF-8 ({})", e.what());
+  }
+  text.append((8 - text.size() % 8) % 8, ' ');  // so the buffer starts 8-byte aligned in the file
+
+  std::string out;
+  out.reserve(8 + text.size() + offset);
+  const auto header_size = static_cast<std::uint64_t>(text.size());
+  out.append(reinterpret_cast<const char*>(&header_size), 8);
+  out += text;
+  for (const auto& item : items)
+    if (item.data.nbytes() > 0) out.append(static_cast<const char*>(item.data.const_data_ptr()), item.data.nbytes());
+  return out;
+}
+
+/// Writes `tensors` to `path` as safetensors (see safetensors_serialize), atomically (see
+/// write_file_atomic). Throws trainpp::Error naming the path on failure.
+inline void save_safetensors(const std::filesystem::path& path,
+                             const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
+                             const std::map<std::string, std::string>& metadata = {{"format", "pt"}}) {
+  write_file_atomic(path, safetensors_serialize(tensors, metadata));
+}
+
+/// Decodes a safetensors file held in `bytes`. Validates everything before reading any tensor data:
+/// sizes, the header's JSON and structure, dtypes, shapes against offsets (with overflow checks), and
+/// that the tensors tile the buffer exactly (no gaps, no overlaps, from 0 to its end). Beyond the
+/// format's own rules, headers nesting deeper than {name: {key: [..]}} or holding arrays of more than
+/// 1024 elements are refused, so that a hostile header cannot make the parser build a huge document. Throws
+/// trainpp::Error with a message starting with `source_name` (the file, for the user) and saying what
+/// is wrong. The returned tensors are copies; `bytes` may be released afterwards.
+[[nodiscard]] inline SafetensorsFile safetensors_deserialize(std::string_view bytes, std::string_view source_name) {
+  const std::string_view source = source_name;
+  if (bytes.size() < 8)
+    throw error("{}: not a safetensors file: {} bytes, fewer than the 8-byte header size", source, bytes.size());
+  std::uint64_t header_size = 0;
+  std::memcpy(&header_size, bytes.data(), 8);
+  if (header_size > detail::safetensors_max_header_size)
+    throw error("{}: safetensors header size {} exceeds the limit of {} bytes", source, header_size,
+                detail::safetensors_max_header_size);
+  if (header_size > bytes.size() - 8)
+    throw error("{}: safetensors header size {} runs past the end of the file ({} bytes)", source, header_size,
+                bytes.size());
+  const auto header = detail::parse_safetensors_header(bytes.substr(8, header_size), source);
+  if (!header.is_object())
+    throw error("{}: invalid safetensors header: expected a JSON object, got {}", source, header.type_name());
+
+  SafetensorsFile out;
+  std::vector<detail::SafetensorsEntry> entries;
+  for (const auto& [name, value] : header.items()) {
+    if (name != "__metadata__") {
+      entries.push_back(detail::parse_safetensors_entry(name, value, source));
+      continue;
+    }
+    if (!value.is_object())
+      throw error("{}: invalid safetensors header: \"__metadata__\" must be an object of strings, got {}", source,
+                  value.type_name());
+    for (const auto& [key, text] : value.items()) {
+      if (!text.is_string())
+        throw error("{}: invalid safetensors header: \"__metadata__\" value of \"{}\" must be a string, got {}",
+                    source, key, text.type_name());
+      out.metadata.emplace(key, text.get<std::string>());
+    }
+  }
+
+  // The tensors must tile the buffer: sorted by position, each starts where the previous one ended.
+  const std::uint64_t buffer_size = bytes.size() - 8 - header_size;
+  std::vector<const detail::SafetensorsEntry*> by_offset;
+  for (const auto& e : entries) by_offset.push_back(&e);
+  std::ranges::sort(by_offset, [](const auto* a, const auto* b) {
+    return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
+  });
+  std::uint64_t expected = 0;
+  const detail::SafetensorsEntry* previous = nullptr;
+  for (const auto* e : by_offset) {
+    if (e->begin < expected)
+      throw error("{}: invalid safetensors header: tensor \"{}\" (bytes [{}, {})) overlaps tensor \"{}\"", source,
+                  e->name, e->begin, e->end, previous->name);
+    if (e->begin > expected)
+      throw error("{}: invalid safetensors header: tensor \"{}\" starts at byte {}, leaving a gap after byte {}",
+                  source, e->name, e->begin, expected);
+    if (e->end > buffer_size)
+      throw error("{}: invalid safetensors header: tensor \"{}\" ends at byte {}, past the data buffer ({} bytes)",
+                  source, e->name, e->end, buffer_size);
+    expected = e->end;
+    previous = e;
+  }
+  if (expected != buffer_size)
+    throw error("{}: invalid safetensors file: the tensors cover {} bytes but the data buffer holds {}", source,
+                expected, buffer_size);
+
+  const char* buffer = bytes.data() + 8 + header_size;
+  out.tensors.reserve(entries.size());
+  for (const auto& e : entries) {
+    auto tensor = torch::empty(e.shape, torch::TensorOptions().dtype(e.dtype->type));
+    if (e.end > e.begin) std::memcpy(tensor.mutable_data_ptr(), buffer + e.begin, e.end - e.begin);
+    out.tensors.emplace_back(e.name, std::move(tensor));
+  }
+  return out;
+}
+
+/// Reads the safetensors file at `path` (see safetensors_deserialize; errors name the path).
+[[nodiscard]] inline SafetensorsFile load_safetensors(const std::filesystem::path& path) {
+  const detail::MappedFile file(path);
+  return safetensors_deserialize(file.bytes(), path.string());
+}
+
+}  // namespace trainpp
+
+// ---- trainpp/optim/param_groups.hpp ----
+// Optimizer parameter groups, and HF Trainer's split of a model's parameters into a weight-decay
+// group and a no-decay group.
+
+
+#include <algorithm>
+#include <cctype>
+#include <cstddef>
+#include <map>
+#include <regex>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+namespace trainpp {
+
+/// One optimizer parameter group, like an entry of torch.optim.Optimizer.param_groups.
+struct ParamGroup {
+  std::vector<torch::Tensor> params;
+  std::vector<std::string> names;  ///< parameter names, same order as `params` (may be empty)
+  double lr = 0.0;                 ///< current learning rate; the scheduler writes it
+  double initial_lr = 0.0;         ///< the base rate the scheduler multiplies
+  double weight_decay = 0.0;
+};
+
+/// HF Trainer.create_optimizer's grouping of `model`'s trainable parameters.
+///
+/// Guarantees: exactly two groups, both with `lr = initial_lr = lr`; group 0 has `weight_decay`, group 1
+/// has 0. Only parameters with requires_grad are listed, each once (a shared parameter under its first
+/// name), in named_parameters() order. A parameter goes to group 1 when it lives inside a
+/// torch::nn::LayerNorm (or a subclass) below the root, or when its full lower-cased name matches one of
+/// `bias`, `layernorm`, `rmsnorm`, `(^|.)norm($|.)`, `_norm($|.)` (transformers'
+/// get_decay_parameter_names). Other norm modules (RMSNorm, GroupNorm, ...) are recognised by name only,
+/// exactly as HF does. An empty group is kept, as HF keeps it, so group indices stay stable for
+/// checkpoints.
+[[nodiscard]] std::vector<ParamGroup> decay_param_groups(const torch::nn::Module& model, double lr,
+                                                         double weight_decay);
+
+/// Per-parameter optimizer state as checkpoints see it: one map per parameter, in parameters() order
+/// (all groups, in group order); an empty map for a parameter that has not been updated yet (torch's
+/// optimizer.state has no entry for it either).
+using OptimizerState = std::vector<std::map<std::string, torch::Tensor>>;
+
+namespace detail {
+
+/// True when HF's name patterns keep the parameter `full_name` out of weight decay.
+[[nodiscard]] inline bool hf_no_decay_name(const std::string& full_name) {
+  static const std::regex pattern(R"(bias|layernorm|rmsnorm|(?:^|\.)norm(?:$|\.)|_norm(?:$|\.))",
+                                  std::regex::ECMAScript | std::regex::optimize);
+  std::string lower = full_name;
+  std::ranges::transform(lower, lower.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return std::regex_search(lower, pattern);
+}
+
+// Pre-order walk (own parameters, then children), the order of named_parameters(); the LayerNorm flag
+// is inherited by everything below a LayerNorm, as HF's recursive search drops whole subtrees.
+inline void split_for_decay(const torch::nn::Module& module, const std::string& prefix, bool under_layer_norm,
+                            std::unordered_set<const void*>& seen, ParamGroup& decay, ParamGroup& no_decay) {
+  for (const auto& item : module.named_parameters(/*recurse=*/false)) {
+    const torch::Tensor& p = item.value();
+    if (!seen.insert(p.unsafeGetTensorImpl()).second) continue;  // shared: keep the first name only
+    if (!p.requires_grad()) continue;
+    std::string name = prefix + item.key();
+    ParamGroup& group = (under_layer_norm || hf_no_decay_name(name)) ? no_decay : decay;
+    group.params.push_back(p);
+    group.names.push_back(std::move(name));
+  }
+  for (const auto& child : module.named_children()) {
+    const bool is_layer_norm = dynamic_cast<const torch::nn::LayerNormImpl*>(child.value().get()) != nullptr;
+    split_for_decay(*child.value(), prefix + child.key() + ".", under_layer_norm || is_layer_norm, seen, decay,
+                    no_decay);
+  }
+}
+
+/// Tensors bucketed by (device, dtype) in first-seen order, as torch's
+/// _group_tensors_by_device_and_dtype does, so foreach/fused kernels get one launch per bucket.
+struct Bucket {
+  torch::Device device;
+  torch::ScalarType dtype;
+  std::vector<std::size_t> indices;  ///< positions in the bucketed sequence
+};
+[[nodiscard]] inline std::vector<Bucket> bucket_by_device_dtype(const std::vector<torch::Tensor>& tensors) {
+  std::vector<Bucket> buckets;
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    const auto device = tensors[i].device();
+    const auto dtype = tensors[i].scalar_type();
+    auto it = std::ranges::find_if(buckets, [&](const Bucket& b) { return b.device == device && b.dtype == dtype; });
+    if (it == buckets.end()) buckets.push_back(Bucket{device, dtype, {i}});
+    else it->indices.push_back(i);
+  }
+  return buckets;
+}
+
+/// `values[i]` for every i in `indices`.
+template <typename T>
+[[nodiscard]] std::vector<T> pick(const std::vector<T>& values, const std::vector<std::size_t>& indices) {
+  std::vector<T> out;
+  out.reserve(indices.size());
+  for (auto i : indices) out.push_back(values[i]);
+  return out;
+}
+
+/// Checks an optimizer's groups the way torch.optim does on construction; `who` names the optimizer.
+inline void validate_groups(const std::vector<ParamGroup>& groups, std::string_view who) {
+  std::unordered_set<const void*> seen;
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    const auto& group = groups[g];
+    if (!(group.lr >= 0)) throw error("{}: invalid learning rate {} in param group {}", who, group.lr, g);
+    if (!(group.weight_decay >= 0))
+      throw error("{}: invalid weight_decay {} in param group {}", who, group.weight_decay, g);
+    if (!group.names.empty() && group.names.size() != group.params.size())
+      throw error("{}: param group {} has {} names for {} params", who, g, group.names.size(), group.params.size());
+    for (std::size_t i = 0; i < group.params.size(); ++i) {
+      const auto& p = group.params[i];
+      const auto label = group.names.empty() ? fmt::format("#{}", i) : group.names[i];
+      if (!p.defined()) throw error("{}: parameter {} of group {} is an undefined tensor", who, label, g);
+      if (!p.is_floating_point())
+        throw error("{}: parameter {} of group {} has dtype {}; only floating-point parameters can be optimized",
+                    who, label, g, c10::toString(p.scalar_type()));
+      if (!seen.insert(p.unsafeGetTensorImpl()).second)
+        throw error("{}: parameter {} appears more than once across the param groups", who, label);
+    }
+  }
+}
+
+/// torch.optim.Optimizer.zero_grad: drop the gradients, or zero them in place (one foreach launch per
+/// (device, dtype)) after cutting them from any autograd graph.
+inline void zero_grads(const std::vector<ParamGroup>& groups, bool set_to_none) {
+  std::vector<torch::Tensor> grads;
+  for (const auto& group : groups) {
+    for (const auto& p : group.params) {
+      auto& grad = p.mutable_grad();  // a reference into the parameter's grad slot
+      if (!grad.defined()) continue;
+      if (set_to_none) {
+        grad.reset();
+        continue;
+      }
+      if (grad.grad_fn()) grad = grad.detach();
+      else grad.requires_grad_(false);
+      grads.push_back(grad);
+    }
+  }
+  for (const auto& bucket : bucket_by_device_dtype(grads)) at::_foreach_zero_(pick(grads, bucket.indices));
+}
+
+/// Every parameter of every group, in group order.
+[[nodiscard]] inline std::vector<torch::Tensor> all_params(const std::vector<ParamGroup>& groups) {
+  std::vector<torch::Tensor> out;
+  for (const auto& group : groups) out.insert(out.end(), group.params.begin(), group.params.end());
+  return out;
+}
+
+/// Copies a saved state tensor onto the parameter's device and dtype, checking its shape, as
+/// torch.optim.Optimizer.load_state_dict casts state to its parameter.
+[[nodiscard]] inline torch::Tensor load_like(const torch::Tensor& saved, const torch::Tensor& param,
+                                             std::string_view who, std::string_view key, std::size_t index) {
+  if (!saved.defined()) throw error("{}: state entry '{}' of parameter #{} is undefined", who, key, index);
+  if (saved.sizes() != param.sizes())
+    throw error("{}: state entry '{}' of parameter #{} has shape {}, the parameter has {}", who, key, index,
+                saved.sizes().vec(), param.sizes().vec());
+  return saved.detach().to(param.device(), param.scalar_type(), /*non_blocking=*/false, /*copy=*/true);
+}
+
+}  // namespace detail
+
+inline std::vector<ParamGroup> decay_param_groups(const torch::nn::Module& model, double lr, double weight_decay) {
+  std::vector<ParamGroup> groups(2);
+  groups[0].lr = groups[0].initial_lr = lr;
+  groups[0].weight_decay = weight_decay;
+  groups[1].lr = groups[1].initial_lr = lr;
+  groups[1].weight_decay = 0.0;
+  std::unordered_set<const void*> seen;
+  detail::split_for_decay(model, "", false, seen, groups[0], groups[1]);
+  return groups;
 }
 
 }  // namespace trainpp
@@ -1123,6 +1480,1242 @@ struct EvalPrediction {
   torch::Tensor predictions;
   torch::Tensor label_ids;
 };
+
+}  // namespace trainpp
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+namespace trainpp {
+
+inline constexpr std::string_view checkpoint_prefix = "checkpoint";  ///< HF's PREFIX_CHECKPOINT_DIR
+inline constexpr std::string_view trainer_state_name = "trainer_state.json";
+inline constexpr std::string_view training_args_name = "training_args.json";
+inline constexpr std::string_view optimizer_state_name = "optimizer.safetensors";
+inline constexpr std::string_view scheduler_state_name = "scheduler.json";
+inline constexpr std::string_view scaler_state_name = "scaler.json";
+
+/// "process_state.safetensors" for a single process, "process_state_<rank>.safetensors" otherwise
+/// (HF's rng_state.pth / rng_state_<rank>.pth).
+[[nodiscard]] inline std::string process_state_name(std::int64_t rank, std::int64_t world_size) {
+  return world_size <= 1 ? std::string("process_state.safetensors")
+                         : fmt::format("process_state_{}.safetensors", rank);
+}
+
+/// "checkpoint-<step>".
+[[nodiscard]] inline std::string checkpoint_dir_name(std::int64_t global_step) {
+  return fmt::format("{}-{}", checkpoint_prefix, global_step);
+}
+
+/// The step of a directory named exactly "checkpoint-<digits>" (HF's _re_checkpoint), else nullopt.
+[[nodiscard]] inline std::optional<std::int64_t> checkpoint_step(std::string_view name) {
+  const std::string prefix = fmt::format("{}-", checkpoint_prefix);
+  if (!name.starts_with(prefix) || name.size() == prefix.size()) return std::nullopt;
+  const auto digits = name.substr(prefix.size());
+  if (!std::ranges::all_of(digits, [](char c) { return c >= '0' && c <= '9'; })) return std::nullopt;
+  std::int64_t step = 0;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), step);
+  if (ec != std::errc{} || end != digits.data() + digits.size()) return std::nullopt;
+  return step;
+}
+
+/// True when `dir` is a checkpoint a run can resume from or load: a directory holding trainer_state.json
+/// and the model. (Directories are published whole; this guards against ones assembled by hand.)
+[[nodiscard]] inline bool is_complete_checkpoint(const std::filesystem::path& dir) {
+  std::error_code ec;
+  return std::filesystem::is_directory(dir, ec) && std::filesystem::is_regular_file(dir / trainer_state_name, ec) &&
+         std::filesystem::is_regular_file(dir / "model.safetensors", ec);
+}
+
+/// The checkpoint directories in `output_dir`, oldest first by step number. When `best` names one of
+/// them and it is not the newest, it moves to the second-to-last place, so that rotation, which deletes
+/// from the front, keeps it (HF's sort_checkpoints). HF orders by modification time when it can; the
+/// step number in the name is the order that cannot be fooled by a file system or a copy, so we use it.
+[[nodiscard]] inline std::vector<std::filesystem::path> sorted_checkpoints(
+    const std::filesystem::path& output_dir, const std::optional<std::string>& best = std::nullopt) {
+  namespace fs = std::filesystem;
+  std::vector<std::pair<std::int64_t, fs::path>> found;
+  std::error_code ec;
+  if (!fs::is_directory(output_dir, ec)) return {};
+  for (auto it = fs::directory_iterator(output_dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    const auto step = checkpoint_step(it->path().filename().string());
+    if (step && it->is_directory(ec)) found.emplace_back(*step, it->path());
+  }
+  if (ec) throw error("cannot list {}: {}", output_dir.string(), ec.message());
+  std::ranges::sort(found);
+  std::vector<fs::path> out;
+  for (auto& [step, path] : found) out.push_back(std::move(path));
+  if (best && !out.empty()) {
+    const fs::path best_path = fs::path(*best).lexically_normal();
+    const auto it = std::ranges::find_if(out, [&](const fs::path& p) { return p.lexically_normal() == best_path; });
+    if (it != out.end() && it != out.end() - 1) {
+      fs::path kept = *it;
+      out.erase(it);
+      out.insert(out.end() - 1, std::move(kept));
+    }
+  }
+  return out;
+}
+
+/// The newest complete checkpoint in `output_dir` (HF's get_last_checkpoint), or nullopt. Incomplete
+/// directories are skipped with a warning.
+[[nodiscard]] inline std::optional<std::filesystem::path> last_checkpoint(const std::filesystem::path& output_dir) {
+  auto all = sorted_checkpoints(output_dir);
+  for (auto it = all.rbegin(); it != all.rend(); ++it) {
+    if (is_complete_checkpoint(*it)) return *it;
+    warn("{} is not a complete checkpoint (it lacks {} or model.safetensors); skipping it", it->string(),
+         trainer_state_name);
+  }
+  return std::nullopt;
+}
+
+/// Removes a directory so that it never appears half-deleted under its name: it is first renamed to a
+/// ".tmp-" name (which no reader looks at), then removed. A crash in between leaves only the ".tmp-"
+/// directory, which remove_stale_staging cleans up later.
+inline void remove_dir_atomic(const std::filesystem::path& dir) {
+  namespace fs = std::filesystem;
+  const auto path = detail::without_trailing_separator(dir);
+  const auto aside = detail::parent_or_dot(path) / fmt::format(".tmp-{}-deleted-{}-{}", path.filename().string(),
+                                                                 ::getpid(), detail::random_suffix());
+  detail::rename_or_throw(path, aside);
+  std::error_code ec;
+  fs::remove_all(aside, ec);
+  if (ec) warn("cannot remove {} (the renamed {}): {}", aside.string(), path.string(), ec.message());
+}
+
+/// Deletes the ".tmp-checkpoint-*" directories an interrupted save or deletion left in `output_dir`.
+/// Returns how many it removed. Call it only when no other process is saving into `output_dir`.
+inline std::size_t remove_stale_staging(const std::filesystem::path& output_dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(output_dir, ec)) return 0;
+  const std::string prefix = fmt::format(".tmp-{}-", checkpoint_prefix);
+  std::vector<fs::path> stale;
+  for (auto it = fs::directory_iterator(output_dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec))
+    if (it->path().filename().string().starts_with(prefix) && it->is_directory(ec)) stale.push_back(it->path());
+  for (const auto& path : stale) {
+    fs::remove_all(path, ec);
+    if (ec) warn("cannot remove {}, left by an interrupted save: {}", path.string(), ec.message());
+    else note("removed {}, left by an interrupted save", path.string());
+  }
+  return stale.size();
+}
+
+/// HF's rotate_checkpoints: with a positive `save_total_limit`, deletes the oldest checkpoints until
+/// that many remain, never the newest (needed to resume) nor `best` (so with a limit of 1 the best and
+/// the newest both stay). Returns the deleted directories.
+inline std::vector<std::filesystem::path> rotate_checkpoints(const std::filesystem::path& output_dir,
+                                                             std::optional<std::int64_t> save_total_limit,
+                                                             const std::optional<std::string>& best) {
+  if (!save_total_limit || *save_total_limit <= 0) return {};
+  const auto checkpoints = sorted_checkpoints(output_dir);
+  const auto limit = static_cast<std::size_t>(*save_total_limit);
+  if (checkpoints.size() <= limit) return {};
+  std::vector<std::filesystem::path> protect{checkpoints.back()};
+  if (best) {
+    const auto best_path = std::filesystem::path(*best).lexically_normal();
+    if (best_path != checkpoints.back().lexically_normal()) protect.push_back(best_path);
+  }
+  const auto keep = std::max(limit, protect.size());
+  std::size_t remaining = checkpoints.size();
+  std::vector<std::filesystem::path> deleted;
+  for (const auto& path : checkpoints) {
+    if (remaining <= keep) break;
+    if (std::ranges::find(protect, path.lexically_normal()) != protect.end() || path == checkpoints.back()) continue;
+    note("deleting older checkpoint {} (save_total_limit {})", path.string(), *save_total_limit);
+    remove_dir_atomic(path);
+    deleted.push_back(path);
+    --remaining;
+  }
+  return deleted;
+}
+
+// ---- strict JSON -------------------------------------------------------------------------------------
+
+namespace detail {
+
+/// Deeper nesting than any state file has is refused while parsing, before it can exhaust the stack
+/// of code that walks the document.
+inline constexpr int json_max_depth = 64;
+
+/// Parses `text` as JSON, refusing NUL bytes, duplicate keys (the library would silently keep one) and
+/// nesting deeper than json_max_depth. Errors start with `source`.
+[[nodiscard]] inline nlohmann::json parse_json_strict(std::string_view text, std::string_view source) {
+  using json = nlohmann::json;
+  if (const auto nul = text.find('\0'); nul != std::string_view::npos)
+    throw error("{}: not valid JSON: a NUL byte at offset {}", source, nul);
+  std::vector<std::set<std::string>> keys;  // the keys seen in each open object
+  auto check = [&](int depth, json::parse_event_t event, json& parsed) -> bool {
+    switch (event) {
+      case json::parse_event_t::object_start:
+      case json::parse_event_t::array_start:
+        if (depth >= json_max_depth) throw error("{}: not valid JSON here: nested deeper than {} levels", source, json_max_depth);
+        if (event == json::parse_event_t::object_start) keys.emplace_back();
+        break;
+      case json::parse_event_t::object_end:
+        keys.pop_back();
+        break;
+      case json::parse_event_t::key: {
+        auto name = parsed.get<std::string>();
+        if (!keys.back().insert(name).second)
+          throw error("{}: not valid JSON here: duplicate key \"{}\"", source, name);
+        break;
+      }
+      default:
+        break;
+    }
+    return true;
+  };
+  try {
+    return json::parse(text.begin(), text.end(), check);
+  } catch (const json::exception& e) {
+    throw error("{}: not valid JSON: {}", source, e.what());
+  }
+}
+
+/// A typed view of one JSON object read from a file: each accessor names the file and the key when
+/// the value is missing or of the wrong type.
+class JsonFields {
+ public:
+  JsonFields(const nlohmann::json& object, std::string source, std::string what)
+      : object_(object), source_(std::move(source)), what_(std::move(what)) {
+    if (!object_.is_object()) throw error("{}: {} must be a JSON object, got {}", source_, what_, object_.type_name());
+  }
+  [[nodiscard]] bool has(const char* key) const { return object_.contains(key); }
+  [[nodiscard]] bool is_null(const char* key) const { return !has(key) || object_.at(key).is_null(); }
+  [[nodiscard]] const nlohmann::json& at(const char* key) const {
+    if (!has(key)) throw error("{}: {} lacks the key \"{}\"", source_, what_, key);
+    return object_.at(key);
+  }
+
+  [[nodiscard]] std::int64_t integer(const char* key, std::int64_t min = 0) const {
+    const auto& v = at(key);
+    if (v.is_number_unsigned()) {
+      const auto u = v.get<std::uint64_t>();
+      if (u <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) &&
+          static_cast<std::int64_t>(u) >= min)
+        return static_cast<std::int64_t>(u);
+    } else if (v.is_number_integer() && v.get<std::int64_t>() >= min) {
+      return v.get<std::int64_t>();
+    }
+    throw fail(key, fmt::format("an integer of at least {}", min), v);
+  }
+  [[nodiscard]] double number(const char* key) const {
+    const auto& v = at(key);
+    if (!v.is_number()) throw fail(key, "a number", v);
+    return v.get<double>();
+  }
+  [[nodiscard]] bool boolean(const char* key) const {
+    const auto& v = at(key);
+    if (!v.is_boolean()) throw fail(key, "true or false", v);
+    return v.get<bool>();
+  }
+  [[nodiscard]] std::string string(const char* key) const {
+    const auto& v = at(key);
+    if (!v.is_string()) throw fail(key, "a string", v);
+    return v.get<std::string>();
+  }
+  template <class F>
+  [[nodiscard]] auto optional(const char* key, F get) const -> std::optional<decltype((this->*get)(key))> {
+    if (is_null(key)) return std::nullopt;
+    return (this->*get)(key);
+  }
+
+  [[nodiscard]] Error fail(const char* key, std::string_view expected, const nlohmann::json& got) const {
+    auto shown = got.dump();
+    if (shown.size() > 80) shown = shown.substr(0, 77) + "...";
+    return error("{}: {} \"{}\" must be {}, got {}", source_, what_, key, expected, shown);
+  }
+
+ private:
+  const nlohmann::json& object_;
+  std::string source_;
+  std::string what_;
+};
+
+}  // namespace detail
+
+/// Reads a JSON file strictly (see detail::parse_json_strict); errors name the file.
+[[nodiscard]] inline nlohmann::json read_json_file(const std::filesystem::path& path) {
+  return detail::parse_json_strict(read_file(path), path.string());
+}
+
+/// A TrainerState from trainer_state.json's object. Keys HF's schema does not have are ignored (a
+/// newer writer may add some); a missing key keeps its default, as HF's dataclass does; a key with
+/// the wrong type is an Error naming `source` and the key.
+[[nodiscard]] inline TrainerState trainer_state_from_json(const nlohmann::json& j, std::string_view source) {
+  const detail::JsonFields f(j, std::string(source), "trainer state");
+  TrainerState s;
+  using F = detail::JsonFields;
+  auto integer = [&](const char* key, std::int64_t fallback, std::int64_t min = 0) {
+    return f.is_null(key) ? fallback : f.integer(key, min);
+  };
+  s.epoch = f.optional("epoch", &F::number);
+  s.global_step = integer("global_step", 0);
+  s.max_steps = integer("max_steps", 0);
+  s.logging_steps = integer("logging_steps", 500);
+  s.eval_steps = integer("eval_steps", 500);
+  s.save_steps = integer("save_steps", 500);
+  s.train_batch_size = integer("train_batch_size", 0);
+  s.num_train_epochs = integer("num_train_epochs", 0);
+  s.num_input_tokens_seen = integer("num_input_tokens_seen", 0);
+  s.total_flos = f.is_null("total_flos") ? 0.0 : f.number("total_flos");
+  if (f.has("log_history")) {
+    const auto& history = f.at("log_history");
+    if (!history.is_array()) throw f.fail("log_history", "an array of objects", history);
+    for (std::size_t i = 0; i < history.size(); ++i) {
+      const auto& entry = history[i];
+      const detail::JsonFields e(entry, std::string(source), fmt::format("log_history[{}]", i));
+      for (const auto& [key, value] : entry.items())
+        if (!value.is_number() && !value.is_string() && !value.is_null() && !value.is_boolean())
+          throw e.fail(key.c_str(), "a number, string, boolean or null", value);
+      if (e.has("step")) (void)e.integer("step");
+    }
+    s.log_history = history;
+  }
+  s.best_metric = f.optional("best_metric", &F::number);
+  s.best_global_step = f.is_null("best_global_step") ? std::nullopt : std::optional(f.integer("best_global_step"));
+  s.best_model_checkpoint = f.optional("best_model_checkpoint", &F::string);
+  s.is_local_process_zero = f.has("is_local_process_zero") ? f.boolean("is_local_process_zero") : true;
+  s.is_world_process_zero = f.has("is_world_process_zero") ? f.boolean("is_world_process_zero") : true;
+  s.is_hyper_param_search = f.has("is_hyper_param_search") ? f.boolean("is_hyper_param_search") : false;
+  s.trial_name = f.optional("trial_name", &F::string);
+  if (f.has("trial_params")) {
+    const auto& tp = f.at("trial_params");
+    if (!tp.is_null() && !tp.is_object()) throw f.fail("trial_params", "an object or null", tp);
+    s.trial_params = tp;
+  }
+  if (f.has("stateful_callbacks")) {
+    const auto& sc = f.at("stateful_callbacks");
+    if (!sc.is_object()) throw f.fail("stateful_callbacks", "an object", sc);
+    s.stateful_callbacks = sc;
+  }
+  return s;
+}
+
+/// Reads trainer_state.json (see trainer_state_from_json).
+[[nodiscard]] inline TrainerState read_trainer_state(const std::filesystem::path& path) {
+  return trainer_state_from_json(read_json_file(path), path.string());
+}
+
+/// The TrainerControl flags stored in trainer_state.json's stateful_callbacks, if any.
+[[nodiscard]] inline std::optional<TrainerControl> control_from_state(const TrainerState& state, std::string_view source) {
+  if (!state.stateful_callbacks.contains("TrainerControl")) return std::nullopt;
+  const auto& stored = state.stateful_callbacks.at("TrainerControl");
+  const detail::JsonFields entry(stored, std::string(source), "stateful_callbacks.TrainerControl");
+  if (!entry.has("args")) return TrainerControl{};
+  const detail::JsonFields f(entry.at("args"), std::string(source), "stateful_callbacks.TrainerControl.args");
+  TrainerControl c;
+  auto flag = [&](const char* key) { return f.has(key) ? f.boolean(key) : false; };
+  c.should_training_stop = flag("should_training_stop");
+  c.should_epoch_stop = flag("should_epoch_stop");
+  c.should_save = flag("should_save");
+  c.should_evaluate = flag("should_evaluate");
+  c.should_log = flag("should_log");
+  return c;
+}
+
+// ---- optimizer state -----------------------------------------------------------------------------------
+
+/// What optimizer.safetensors holds: per-parameter state and the groups' hyperparameters.
+struct SavedOptimizer {
+  OptimizerState state;            ///< one map per parameter of the flat list, as the optimizer's state()
+  std::vector<ParamGroup> groups;  ///< lr, initial_lr, weight_decay and names (params left empty)
+  std::vector<std::size_t> group_sizes;
+};
+
+/// Writes an optimizer's state and its groups' hyperparameters (and parameter names, which the loader
+/// checks) to `path`, atomically.
+inline void save_optimizer_state(const std::filesystem::path& path, const OptimizerState& state,
+                                 const std::vector<ParamGroup>& groups) {
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  for (std::size_t i = 0; i < state.size(); ++i)
+    for (const auto& [key, value] : state[i]) tensors.emplace_back(fmt::format("state.{}.{}", i, key), value);
+  nlohmann::json meta = {{"version", 1}, {"num_parameters", state.size()}, {"param_groups", nlohmann::json::array()}};
+  for (const auto& g : groups)
+    meta["param_groups"].push_back({{"lr", g.lr},
+                                    {"initial_lr", g.initial_lr},
+                                    {"weight_decay", g.weight_decay},
+                                    {"num_parameters", g.params.size()},
+                                    {"names", g.names}});
+  save_safetensors(path, tensors, {{"format", "pt"}, {"trainpp.optimizer", meta.dump()}});
+}
+
+/// Reads optimizer.safetensors back. Every tensor name must be "state.<i>.<key>" with i below the
+/// recorded parameter count, and the groups must add up to that count; errors name the file.
+[[nodiscard]] inline SavedOptimizer load_optimizer_state(const std::filesystem::path& path) {
+  const auto source = path.string();
+  auto file = load_safetensors(path);
+  const auto meta_it = file.metadata.find("trainpp.optimizer");
+  if (meta_it == file.metadata.end())
+    throw error("{}: not a trainpp optimizer state: the metadata lacks \"trainpp.optimizer\"", source);
+  const auto meta = detail::parse_json_strict(meta_it->second, source + " (metadata trainpp.optimizer)");
+  const detail::JsonFields f(meta, source, "the optimizer metadata");
+  if (f.integer("version") != 1) throw error("{}: unsupported optimizer state version {}", source, f.integer("version"));
+  const auto count = static_cast<std::size_t>(f.integer("num_parameters"));
+  // The state holds an entry per parameter, tensors or not: a count no model has would exhaust memory.
+  if (constexpr std::size_t max_parameters = std::size_t{1} << 20; count > max_parameters)
+    throw error("{}: num_parameters {} is more than any model has (at most {})", source, count, max_parameters);
+  const auto& groups = f.at("param_groups");
+  if (!groups.is_array()) throw f.fail("param_groups", "an array", groups);
+
+  SavedOptimizer out;
+  std::size_t total = 0;
+  for (std::size_t i = 0; i < groups.size(); ++i) {
+    const detail::JsonFields g(groups[i], source, fmt::format("param_groups[{}]", i));
+    ParamGroup group;
+    // The loop applies these rates as they are: a negative or non-finite one is corruption.
+    auto rate = [&](const char* key) {
+      const double v = g.number(key);
+      if (!std::isfinite(v) || v < 0) throw g.fail(key, "a finite non-negative number", g.at(key));
+      return v;
+    };
+    group.lr = rate("lr");
+    group.initial_lr = rate("initial_lr");
+    group.weight_decay = rate("weight_decay");
+    const auto n = static_cast<std::size_t>(g.integer("num_parameters"));
+    const auto& names = g.at("names");
+    if (!names.is_array() || !std::ranges::all_of(names, [](const auto& v) { return v.is_string(); }))
+      throw g.fail("names", "an array of strings", names);
+    if (!names.empty() && names.size() != n)
+      throw error("{}: param_groups[{}] has {} parameters but {} names", source, i, n, names.size());
+    for (const auto& name : names) group.names.push_back(name.template get<std::string>());
+    if (n > count || total > count - n)
+      throw error("{}: the parameter groups hold more parameters than num_parameters ({})", source, count);
+    total += n;
+    out.group_sizes.push_back(n);
+    out.groups.push_back(std::move(group));
+  }
+  if (total != count)
+    throw error("{}: the parameter groups hold {} parameters, num_parameters says {}", source, total, count);
+
+  out.state.resize(count);
+  for (auto& [name, tensor] : file.tensors) {
+    // "state.<index>.<key>", the index in plain decimal (no leading zero: "state.01.x" would alias "state.1.x")
+    const std::string_view n = name;
+    const auto dot = n.find('.', 6);
+    std::size_t index = 0;
+    const bool shaped = n.starts_with("state.") && dot != std::string_view::npos && dot > 6 && dot + 1 < n.size();
+    const auto digits = shaped ? n.substr(6, dot - 6) : std::string_view{};
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), index);
+    if (!shaped || ec != std::errc{} || end != digits.data() + digits.size() || (digits.size() > 1 && digits[0] == '0'))
+      throw error("{}: unexpected tensor \"{}\" (optimizer state tensors are named state.<index>.<key>)", source, name);
+    if (index >= count)
+      throw error("{}: tensor \"{}\" is for parameter #{}, but the optimizer state has {} parameters", source, name,
+                  index, count);
+    out.state[index][std::string(n.substr(dot + 1))] = std::move(tensor);
+  }
+  return out;
+}
+
+// ---- per-process state ---------------------------------------------------------------------------------
+
+/// The state of one process that a resumed run needs to continue exactly: its random generators and
+/// the training loop's running sums.
+struct ProcessState {
+  torch::Tensor cpu_rng;                ///< the default CPU generator's state
+  std::vector<torch::Tensor> cuda_rng;  ///< each CUDA device's default generator state, by index
+  torch::Tensor tr_loss;                ///< the loss summed since the last log (float32 scalar, CPU)
+  double total_loss_scalar = 0;         ///< the loss summed over the logged steps
+  std::int64_t globalstep_last_logged = 0;
+  std::int64_t scheduler_steps = 0;     ///< scheduler advances (fewer than global_step when steps were skipped)
+  std::int64_t rank = 0;
+  std::int64_t world_size = 1;
+};
+
+/// The generator states of this process (CPU and every visible CUDA device).
+[[nodiscard]] inline ProcessState capture_rng_state() {
+  ProcessState s;
+  {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    s.cpu_rng = gen.get_state();
+  }
+  if (torch::cuda::is_available()) {
+    for (std::size_t i = 0; i < static_cast<std::size_t>(torch::cuda::device_count()); ++i) {
+      auto gen = at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(i)));
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      s.cuda_rng.push_back(gen.get_state());
+    }
+  }
+  return s;
+}
+
+/// Sets this process's generators from `s`. A generator state of the wrong size, or one the generator
+/// refuses, is an Error; CUDA
+/// states for devices this machine lacks (or a checkpoint without them) get a warning, since the run
+/// then continues, but not bit for bit.
+inline void restore_rng_state(const ProcessState& s, std::string_view source) {
+  {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    if (s.cpu_rng.numel() != gen.get_state().numel())
+      throw error("{}: rng.cpu holds {} bytes, a CPU generator state has {}", source, s.cpu_rng.numel(),
+                  gen.get_state().numel());
+    try {
+      gen.set_state(s.cpu_rng);
+    } catch (const c10::Error& e) {  // the right size, but not a state the generator accepts
+      throw error("{}: rng.cpu is not a valid CPU generator state: {}", source, e.what_without_backtrace());
+    }
+  }
+  const std::size_t devices = torch::cuda::is_available() ? torch::cuda::device_count() : 0;
+  if (s.cuda_rng.size() != devices)
+    warn("{} holds the generator states of {} CUDA device(s), this machine has {}: the resumed run will not "
+         "repeat the interrupted one's random numbers on the GPU", source, s.cuda_rng.size(), devices);
+  for (std::size_t i = 0; i < std::min(devices, s.cuda_rng.size()); ++i) {
+    auto gen = at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(i)));
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    if (s.cuda_rng[i].numel() != gen.get_state().numel())
+      throw error("{}: rng.cuda:{} holds {} bytes, a CUDA generator state has {}", source, i, s.cuda_rng[i].numel(),
+                  gen.get_state().numel());
+    try {
+      gen.set_state(s.cuda_rng[i]);
+    } catch (const c10::Error& e) {
+      throw error("{}: rng.cuda:{} is not a valid CUDA generator state: {}", source, i, e.what_without_backtrace());
+    }
+  }
+}
+
+inline void save_process_state(const std::filesystem::path& path, const ProcessState& s) {
+  std::vector<std::pair<std::string, torch::Tensor>> tensors{
+      {"rng.cpu", s.cpu_rng},
+      {"loop.tr_loss", s.tr_loss.defined() ? s.tr_loss.detach().to(torch::kCPU, torch::kFloat32).reshape({})
+                                           : torch::zeros({}, torch::kFloat32)},
+      {"loop.total_loss_scalar", torch::tensor(s.total_loss_scalar, torch::kFloat64)},
+      {"loop.globalstep_last_logged", torch::tensor(s.globalstep_last_logged, torch::kInt64)},
+      {"loop.scheduler_steps", torch::tensor(s.scheduler_steps, torch::kInt64)},
+  };
+  for (std::size_t i = 0; i < s.cuda_rng.size(); ++i) tensors.emplace_back(fmt::format("rng.cuda:{}", i), s.cuda_rng[i]);
+  save_safetensors(path, tensors,
+                   {{"format", "pt"},
+                    {"trainpp.process_state", "1"},
+                    {"rank", std::to_string(s.rank)},
+                    {"world_size", std::to_string(s.world_size)}});
+}
+
+/// Reads a process_state file; every expected tensor must be present with its dtype and shape, and
+/// nothing else may be; errors name the file.
+[[nodiscard]] inline ProcessState load_process_state(const std::filesystem::path& path) {
+  const auto source = path.string();
+  auto file = load_safetensors(path);
+  auto meta = [&](const char* key) -> std::int64_t {
+    const auto it = file.metadata.find(key);
+    std::int64_t value = 0;
+    if (it == file.metadata.end()) throw error("{}: not a trainpp process state: the metadata lacks \"{}\"", source, key);
+    const auto& text = it->second;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc{} || end != text.data() + text.size() || value < 0)
+      throw error("{}: metadata \"{}\" must be a non-negative integer, got \"{}\"", source, key, text);
+    return value;
+  };
+  if (meta("trainpp.process_state") != 1) throw error("{}: unsupported process state version", source);
+  ProcessState s;
+  s.rank = meta("rank");
+  s.world_size = meta("world_size");
+  if (s.world_size < 1 || s.rank >= s.world_size)
+    throw error("{}: rank {} is not below world_size {}", source, s.rank, s.world_size);
+
+  std::map<std::string, torch::Tensor> by_name;
+  for (auto& [name, tensor] : file.tensors) by_name.emplace(name, std::move(tensor));
+  auto take = [&](const std::string& name, c10::ScalarType dtype, std::int64_t dim) {
+    const auto it = by_name.find(name);
+    if (it == by_name.end()) throw error("{}: the process state lacks the tensor \"{}\"", source, name);
+    auto t = std::move(it->second);
+    by_name.erase(it);
+    if (t.scalar_type() != dtype || t.dim() != dim)
+      throw error("{}: tensor \"{}\" must be a {}-dimensional {}, got {} {}", source, name, dim, c10::toString(dtype),
+                  t.dim(), c10::toString(t.scalar_type()));
+    return t;
+  };
+  s.cpu_rng = take("rng.cpu", torch::kUInt8, 1);
+  s.tr_loss = take("loop.tr_loss", torch::kFloat32, 0);
+  s.total_loss_scalar = take("loop.total_loss_scalar", torch::kFloat64, 0).item<double>();
+  s.globalstep_last_logged = take("loop.globalstep_last_logged", torch::kInt64, 0).item<std::int64_t>();
+  s.scheduler_steps = take("loop.scheduler_steps", torch::kInt64, 0).item<std::int64_t>();
+  if (s.globalstep_last_logged < 0 || s.scheduler_steps < 0)
+    throw error("{}: loop counters must not be negative", source);
+  for (std::size_t i = 0; by_name.contains(fmt::format("rng.cuda:{}", i)); ++i)
+    s.cuda_rng.push_back(take(fmt::format("rng.cuda:{}", i), torch::kUInt8, 1));
+  if (!by_name.empty()) throw error("{}: unexpected tensor \"{}\" in a process state", source, by_name.begin()->first);
+  return s;
+}
+
+}  // namespace trainpp
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <filesystem>
+#include <functional>
+#include <limits>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace trainpp {
+
+/// Describes one field of an argument struct to a visitor: its flag name, help line and group.
+struct FieldInfo {
+  std::string_view name;
+  std::string_view help;
+  std::string_view group = "";
+};
+
+/// The fields of TrainingArguments, for the parser, --help and training_args.json. A user's own
+/// argument struct takes part by providing the same function (found by ADL):
+///   template <class V> void visit_fields(MyArgs& a, V&& v) { v(FieldInfo{"epochs", "..."}, a.epochs); }
+template <class V>
+void visit_fields(TrainingArguments& a, V&& v) {
+  v(FieldInfo{"output_dir", "Where checkpoints, metrics and the final model are written.", "output"}, a.output_dir);
+  v(FieldInfo{"overwrite_output_dir", "Start fresh in an output_dir that already holds checkpoints.", "output"}, a.overwrite_output_dir);
+  v(FieldInfo{"do_train", "Run training (read by the examples).", "output"}, a.do_train);
+  v(FieldInfo{"do_eval", "Run evaluation on the eval set (read by the examples).", "output"}, a.do_eval);
+  v(FieldInfo{"do_predict", "Run prediction on the test set (read by the examples).", "output"}, a.do_predict);
+  v(FieldInfo{"resume_from_checkpoint", "Checkpoint folder to resume from, or 'true' for the newest.", "output"}, a.resume_from_checkpoint);
+  v(FieldInfo{"run_name", "A name for this run in logs.", "output"}, a.run_name);
+  v(FieldInfo{"per_device_train_batch_size", "Batch size per device for training.", "batches"}, a.per_device_train_batch_size);
+  v(FieldInfo{"per_device_eval_batch_size", "Batch size per device for evaluation.", "batches"}, a.per_device_eval_batch_size);
+  v(FieldInfo{"gradient_accumulation_steps", "Micro-batches accumulated per optimizer step.", "batches"}, a.gradient_accumulation_steps);
+  v(FieldInfo{"eval_accumulation_steps", "Move gathered predictions to the CPU every N eval steps.", "batches"}, a.eval_accumulation_steps);
+  v(FieldInfo{"num_train_epochs", "Epochs to train (fractions allowed).", "batches"}, a.num_train_epochs);
+  v(FieldInfo{"max_steps", "Optimizer steps to train; overrides num_train_epochs when > 0.", "batches"}, a.max_steps);
+  v(FieldInfo{"optim", "The optimizer.", "optimizer"}, a.optim);
+  v(FieldInfo{"learning_rate", "Initial learning rate.", "optimizer"}, a.learning_rate);
+  v(FieldInfo{"weight_decay", "Weight decay for weights (not biases or norms).", "optimizer"}, a.weight_decay);
+  v(FieldInfo{"adam_beta1", "AdamW beta1.", "optimizer"}, a.adam_beta1);
+  v(FieldInfo{"adam_beta2", "AdamW beta2.", "optimizer"}, a.adam_beta2);
+  v(FieldInfo{"adam_epsilon", "AdamW epsilon.", "optimizer"}, a.adam_epsilon);
+  v(FieldInfo{"max_grad_norm", "Gradient clipping norm (0 disables).", "optimizer"}, a.max_grad_norm);
+  v(FieldInfo{"lr_scheduler_type", "The learning-rate schedule.", "schedule"}, a.lr_scheduler_type);
+  v(FieldInfo{"lr_scheduler_kwargs", "Extra schedule arguments as a JSON object, e.g. '{\"num_cycles\": 2}'.", "schedule"}, a.lr_scheduler_kwargs);
+  v(FieldInfo{"warmup_steps", "Warm-up steps (an int), or a ratio of the training steps (below 1).", "schedule"}, a.warmup_steps);
+  v(FieldInfo{"log_level", "Log level of the main process.", "logging"}, a.log_level);
+  v(FieldInfo{"log_level_replica", "Log level of the other processes.", "logging"}, a.log_level_replica);
+  v(FieldInfo{"log_on_each_node", "Log on the main process of each node, not only the first.", "logging"}, a.log_on_each_node);
+  v(FieldInfo{"logging_dir", "TensorBoard log directory (default output_dir/runs).", "logging"}, a.logging_dir);
+  v(FieldInfo{"logging_strategy", "When to log.", "logging"}, a.logging_strategy);
+  v(FieldInfo{"logging_first_step", "Log the first optimizer step too.", "logging"}, a.logging_first_step);
+  v(FieldInfo{"logging_steps", "Log every N steps (a ratio of max_steps below 1).", "logging"}, a.logging_steps);
+  v(FieldInfo{"logging_nan_inf_filter", "Replace nan/inf step losses in the logged loss.", "logging"}, a.logging_nan_inf_filter);
+  v(FieldInfo{"disable_tqdm", "Plain log lines instead of the live progress bar.", "logging"}, a.disable_tqdm);
+  v(FieldInfo{"report_to", "Integrations to report to (none, all, tensorboard, jsonl).", "logging"}, a.report_to);
+  v(FieldInfo{"eval_strategy", "When to evaluate.", "evaluation"}, a.eval_strategy);
+  v(FieldInfo{"eval_steps", "Evaluate every N steps (default logging_steps; a ratio below 1).", "evaluation"}, a.eval_steps);
+  v(FieldInfo{"eval_delay", "Steps or epochs to wait before the first evaluation.", "evaluation"}, a.eval_delay);
+  v(FieldInfo{"eval_on_start", "Evaluate once before training.", "evaluation"}, a.eval_on_start);
+  v(FieldInfo{"prediction_loss_only", "Return only the loss when evaluating and predicting.", "evaluation"}, a.prediction_loss_only);
+  v(FieldInfo{"label_names", "Batch keys holding the labels (default: labels).", "evaluation"}, a.label_names);
+  v(FieldInfo{"save_strategy", "When to save checkpoints.", "saving"}, a.save_strategy);
+  v(FieldInfo{"save_steps", "Save every N steps (a ratio of max_steps below 1).", "saving"}, a.save_steps);
+  v(FieldInfo{"save_total_limit", "Keep at most N checkpoints.", "saving"}, a.save_total_limit);
+  v(FieldInfo{"save_only_model", "Checkpoints hold the model only.", "saving"}, a.save_only_model);
+  v(FieldInfo{"load_best_model_at_end", "Load the best checkpoint when training ends.", "saving"}, a.load_best_model_at_end);
+  v(FieldInfo{"metric_for_best_model", "Metric that defines the best model (default loss).", "saving"}, a.metric_for_best_model);
+  v(FieldInfo{"greater_is_better", "Whether a larger metric_for_best_model is better.", "saving"}, a.greater_is_better);
+  v(FieldInfo{"ignore_data_skip", "On resume, do not skip the batches already seen.", "saving"}, a.ignore_data_skip);
+  v(FieldInfo{"restore_callback_states_from_checkpoint", "On resume, restore the control flags and stateful callbacks saved in the checkpoint.", "saving"}, a.restore_callback_states_from_checkpoint);
+  v(FieldInfo{"seed", "Random seed set at the start.", "reproducibility"}, a.seed);
+  v(FieldInfo{"data_seed", "Seed of the data order (default: seed).", "reproducibility"}, a.data_seed);
+  v(FieldInfo{"full_determinism", "Deterministic algorithms everywhere (slower).", "reproducibility"}, a.full_determinism);
+  v(FieldInfo{"use_cpu", "Train on the CPU even when a GPU is present.", "device"}, a.use_cpu);
+  v(FieldInfo{"bf16", "bfloat16 mixed precision.", "device"}, a.bf16);
+  v(FieldInfo{"fp16", "float16 mixed precision with loss scaling.", "device"}, a.fp16);
+  v(FieldInfo{"bf16_full_eval", "Evaluate in bfloat16.", "device"}, a.bf16_full_eval);
+  v(FieldInfo{"fp16_full_eval", "Evaluate in float16.", "device"}, a.fp16_full_eval);
+  v(FieldInfo{"tf32", "TF32 matmuls on CUDA.", "device"}, a.tf32);
+  v(FieldInfo{"dataloader_drop_last", "Drop the last incomplete batch.", "data"}, a.dataloader_drop_last);
+  v(FieldInfo{"dataloader_num_workers", "Background threads preparing batches (0: on demand).", "data"}, a.dataloader_num_workers);
+  v(FieldInfo{"dataloader_prefetch_factor", "Batches in flight per worker.", "data"}, a.dataloader_prefetch_factor);
+  v(FieldInfo{"dataloader_pin_memory", "Pin host memory for faster copies to the GPU.", "data"}, a.dataloader_pin_memory);
+  v(FieldInfo{"dataloader_persistent_workers", "Keep workers alive between epochs.", "data"}, a.dataloader_persistent_workers);
+  v(FieldInfo{"train_sampling_strategy", "Order of training samples.", "data"}, a.train_sampling_strategy);
+}
+
+/// The largest JSON arguments file parse_args reads.
+inline constexpr std::uintmax_t arguments_file_max_bytes = 16u << 20;
+
+namespace detail {
+
+template <class T> struct is_optional : std::false_type {};
+template <class T> struct is_optional<std::optional<T>> : std::true_type { using type = T; };
+template <class T> struct is_vector : std::false_type {};
+template <class T> struct is_vector<std::vector<T>> : std::true_type {};
+
+template <class T>
+std::string type_name() {
+  // fmt rather than string concatenation, on which GCC 12 warns falsely (-Warray-bounds, -Wstringop-overflow).
+  if constexpr (is_optional<T>::value) return fmt::format("{} (optional)", type_name<typename is_optional<T>::type>());
+  else if constexpr (std::is_same_v<T, bool>) return "bool";
+  else if constexpr (std::is_integral_v<T>) return "int";
+  else if constexpr (std::is_floating_point_v<T>) return "float";
+  else if constexpr (std::is_same_v<T, std::string>) return "str";
+  else if constexpr (std::is_same_v<T, nlohmann::json>) return "JSON object";
+  else if constexpr (is_vector<T>::value) return "list of str";
+  else if constexpr (NamedEnum<T>) return fmt::format("{{{}}}", enum_choices<T>());
+  else return "value";
+}
+
+/// Whether `text` is well-formed UTF-8: no stray continuation bytes, overlong forms, surrogates or
+/// code points beyond U+10FFFF. JSON output (training_args.json) cannot carry anything else.
+[[nodiscard]] inline bool is_valid_utf8(std::string_view text) {
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const auto lead = static_cast<unsigned char>(text[i]);
+    if (lead < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t length = 0;
+    char32_t code = 0;
+    if ((lead & 0xE0) == 0xC0) length = 2, code = lead & 0x1Fu;
+    else if ((lead & 0xF0) == 0xE0) length = 3, code = lead & 0x0Fu;
+    else if ((lead & 0xF8) == 0xF0) length = 4, code = lead & 0x07u;
+    else return false;
+    if (text.size() - i < length) return false;
+    for (std::size_t k = 1; k < length; ++k) {
+      const auto next = static_cast<unsigned char>(text[i + k]);
+      if ((next & 0xC0) != 0x80) return false;
+      code = (code << 6) | (next & 0x3Fu);
+    }
+    const char32_t smallest[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (code < smallest[length] || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) return false;
+    i += length;
+  }
+  return true;
+}
+
+/// Values shown in error messages are cut to this many bytes, so that a megabyte-long token still
+/// gives a one-line message.
+inline constexpr std::size_t shown_value_max = 80;
+
+/// `text` as an error message shows it: on one line (control bytes, and every byte of text that is
+/// not UTF-8, written as \xNN) and cut to about shown_value_max bytes, between two characters.
+[[nodiscard]] inline std::string shown_text(std::string_view text) {
+  const bool utf8 = is_valid_utf8(text);
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto byte = static_cast<unsigned char>(text[i]);
+    if (out.size() >= shown_value_max && (!utf8 || (byte & 0xC0) != 0x80))
+      return fmt::format("{}... ({} bytes in all)", out, text.size());
+    if (byte < 0x20 || byte == 0x7F || (byte >= 0x80 && !utf8)) out += fmt::format("\\x{:02x}", byte);
+    else out += static_cast<char>(byte);
+  }
+  return out;
+}
+
+/// A JSON value as an error message shows it.
+[[nodiscard]] inline std::string shown_json(const nlohmann::json& value) {
+  return shown_text(value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+/// Refuses text that no string setting can hold: NUL bytes (a path would be cut short at the first
+/// one) and bytes that are not UTF-8 (training_args.json could not be written).
+inline void check_text(std::string_view name, std::string_view text) {
+  if (const auto nul = text.find('\0'); nul != std::string_view::npos)
+    throw error("argument --{}: invalid str value: '{}' holds a NUL byte", name, shown_text(text));
+  if (!is_valid_utf8(text)) throw error("argument --{}: invalid str value: '{}' is not valid UTF-8", name, shown_text(text));
+}
+
+/// HF's string_to_bool.
+inline std::optional<bool> parse_bool(std::string_view s) {
+  std::string l(s);
+  std::ranges::transform(l, l.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (l == "true" || l == "1" || l == "yes" || l == "y" || l == "t") return true;
+  if (l == "false" || l == "0" || l == "no" || l == "n" || l == "f") return false;
+  return std::nullopt;
+}
+
+/// Parses a whole token as a number of type T in decimal (as Python's int() and float() read flag
+/// values, less their whitespace and digit separators): the locale plays no part, hex and trailing
+/// text are refused, and so are values outside T's range and (for floats) inf and nan.
+template <class T>
+void parse_number(std::string_view name, std::string_view text, T& out) {
+  constexpr std::string_view kind = std::is_floating_point_v<T> ? "float" : "int";
+  std::string_view digits = text;
+  // Python accepts a leading '+'; std::from_chars does not.
+  if (digits.size() > 1 && digits.front() == '+' && digits[1] != '-' && digits[1] != '+') digits.remove_prefix(1);
+  T value{};
+  const char* const end = digits.data() + digits.size();
+  std::from_chars_result result{};
+  if constexpr (std::is_floating_point_v<T>) result = std::from_chars(digits.data(), end, value, std::chars_format::general);
+  else result = std::from_chars(digits.data(), end, value, 10);
+  if (result.ec == std::errc::result_out_of_range && result.ptr == end) {
+    if constexpr (std::is_floating_point_v<T>)
+      throw error("argument --{}: float value out of range: '{}' (its magnitude must be between {} and {})", name,
+                  shown_text(text), std::numeric_limits<T>::min(), std::numeric_limits<T>::max());
+    else
+      throw error("argument --{}: int value out of range: '{}' (from {} to {})", name, shown_text(text),
+                  std::numeric_limits<T>::min(), std::numeric_limits<T>::max());
+  }
+  if (result.ec != std::errc{} || result.ptr != end || digits.empty())
+    throw error("argument --{}: invalid {} value: '{}'", name, kind, shown_text(text));
+  if constexpr (std::is_floating_point_v<T>) {
+    if (!std::isfinite(value)) throw error("argument --{}: invalid float value: '{}' (must be finite)", name, shown_text(text));
+  }
+  out = value;
+}
+
+/// Parses one scalar value for flag `name` into `out`; throws an Error naming flag, value and type.
+template <class T>
+void parse_value(std::string_view name, std::string_view text, T& out) {
+  if constexpr (is_optional<T>::value) {
+    if (text == "None" || text == "none" || text == "null") { out.reset(); return; }
+    typename is_optional<T>::type v{};
+    parse_value(name, text, v);
+    out = std::move(v);
+  } else if constexpr (std::is_same_v<T, bool>) {
+    auto b = parse_bool(text);
+    if (!b) throw error("argument --{}: invalid bool value: '{}' (true or false)", name, shown_text(text));
+    out = *b;
+  } else if constexpr (std::is_integral_v<T> || std::is_floating_point_v<T>) {
+    parse_number(name, text, out);
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    check_text(name, text);
+    out = std::string(text);
+  } else if constexpr (std::is_same_v<T, nlohmann::json>) {
+    nlohmann::json parsed;
+    // Strictly, as the arguments file: no duplicate keys, no nesting deep enough to exhaust the stack.
+    try { parsed = parse_json_strict(text, "the value"); } catch (const Error& e) {
+      throw error("argument --{}: invalid JSON value: '{}' ({})", name, shown_text(text), e.what());
+    }
+    if (!parsed.is_object()) throw error("argument --{}: expected a JSON object, got '{}'", name, shown_text(text));
+    out = std::move(parsed);
+  } else if constexpr (NamedEnum<T>) {
+    auto e = parse_enum<T>(text);
+    if (!e) throw error("argument --{}: invalid choice: '{}' (choose from {})", name, shown_text(text), enum_choices<T>());
+    out = *e;
+  } else {
+    static_assert(always_false<T>, "trainpp: an argument struct field has a type the parser does not know");
+  }
+}
+
+/// Assigns a JSON value (from an args file) to a field, checking its type and range.
+template <class T>
+void assign_json(std::string_view name, const nlohmann::json& j, T& out) {
+  auto bad = [&](std::string_view expected) {
+    return error("argument '{}': expected {}, got {}", name, expected, shown_json(j));
+  };
+  if constexpr (is_optional<T>::value) {
+    if (j.is_null()) { out.reset(); return; }
+    typename is_optional<T>::type v{};
+    assign_json(name, j, v);
+    out = std::move(v);
+  } else if constexpr (std::is_same_v<T, bool>) {
+    if (!j.is_boolean()) throw bad("a boolean");
+    out = j.get<bool>();
+  } else if constexpr (std::is_integral_v<T>) {
+    // nlohmann converts between integer types without a range check: 18446744073709551615 would
+    // become -1.
+    auto out_of_range = [&] {
+      return bad(fmt::format("an integer from {} to {}", std::numeric_limits<T>::min(), std::numeric_limits<T>::max()));
+    };
+    if (j.is_number_unsigned()) {
+      const auto value = j.get<std::uint64_t>();
+      if (!std::in_range<T>(value)) throw out_of_range();
+      out = static_cast<T>(value);
+    } else if (j.is_number_integer()) {
+      const auto value = j.get<std::int64_t>();
+      if (!std::in_range<T>(value)) throw out_of_range();
+      out = static_cast<T>(value);
+    } else {
+      throw bad("an integer");
+    }
+  } else if constexpr (std::is_floating_point_v<T>) {
+    if (!j.is_number()) throw bad("a number");
+    // The reader refuses literals beyond the double range, but a narrower field (a user's float)
+    // must still hold the value, and a document built in code may hold inf or nan.
+    const double value = j.get<double>();
+    if (!std::isfinite(value) || std::fabs(value) > static_cast<double>(std::numeric_limits<T>::max()))
+      throw bad(fmt::format("a finite number of magnitude at most {}", std::numeric_limits<T>::max()));
+    out = static_cast<T>(value);
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    if (!j.is_string()) throw bad("a string");
+    check_text(name, j.get_ref<const std::string&>());
+    out = j.get<std::string>();
+  } else if constexpr (std::is_same_v<T, nlohmann::json>) {
+    if (j.is_string()) parse_value(name, j.get<std::string>(), out);
+    else if (j.is_object()) out = j;
+    else throw bad("a JSON object");
+  } else if constexpr (is_vector<T>::value) {
+    std::vector<std::string> items;
+    auto add = [&](const nlohmann::json& item) {
+      if (!item.is_string()) throw bad("a list of strings");
+      const auto& text = item.get_ref<const std::string&>();
+      if (text.empty()) throw bad("a list of non-empty strings");
+      check_text(name, text);
+      items.push_back(text);
+    };
+    if (j.is_array()) {
+      for (const auto& item : j) add(item);
+    } else {
+      add(j);  // HF's argparse accepts a single value for nargs='+'
+    }
+    out.assign(items.begin(), items.end());
+  } else if constexpr (NamedEnum<T>) {
+    if (!j.is_string()) throw bad(fmt::format("one of {}", enum_choices<T>()));
+    parse_value(name, j.get<std::string>(), out);
+  } else {
+    static_assert(always_false<T>, "trainpp: an argument struct field has a type the parser does not know");
+  }
+}
+
+template <class T>
+nlohmann::json to_json_value(const T& v) {
+  if constexpr (is_optional<T>::value) return v ? to_json_value(*v) : nlohmann::json(nullptr);
+  else if constexpr (NamedEnum<T>) return std::string(to_string(v));
+  else return nlohmann::json(v);
+}
+
+inline std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t prev = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t cur = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      prev = cur;
+    }
+  }
+  return row[b.size()];
+}
+
+/// One field of the argument structs, type-erased for the parser and --help.
+struct CliField {
+  std::string name, help, group, type, default_value;
+  std::function<void(std::string_view)> set;
+  std::function<void(const nlohmann::json&)> set_json;
+  bool is_bool = false, is_list = false, defaults_true = false;
+};
+
+/// The fields of every struct in `structs`, in declaration order, bound to the structs' members.
+/// Two structs declaring the same name would leave one of them unreachable: refused.
+template <class... Structs>
+[[nodiscard]] std::vector<CliField> cli_fields(std::tuple<Structs...>& structs) {
+  std::vector<CliField> fields;
+  std::apply([&](auto&... s) {
+    (visit_fields(s, [&](const FieldInfo& f, auto& value) {
+       using T = std::remove_cvref_t<decltype(value)>;
+       CliField field;
+       field.name = std::string(f.name);
+       field.help = std::string(f.help);
+       field.group = std::string(f.group);
+       field.type = type_name<T>();
+       field.default_value = to_json_value(value).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+       field.is_bool = std::is_same_v<T, bool> || std::is_same_v<T, std::optional<bool>>;
+       field.is_list = is_vector<T>::value;
+       if constexpr (std::is_same_v<T, bool>) field.defaults_true = value;
+       const std::string name = field.name;
+       field.set = [&value, name](std::string_view text) {
+         if constexpr (is_vector<T>::value) {
+           if (text.empty()) throw error("argument --{}: invalid value: '' (list items must not be empty)", name);
+           check_text(name, text);
+           value.emplace_back(text);
+         } else {
+           parse_value(name, text, value);
+         }
+       };
+       field.set_json = [&value, name](const nlohmann::json& j) { assign_json(name, j, value); };
+       fields.push_back(std::move(field));
+     }), ...);
+  }, structs);
+  for (std::size_t i = 0; i < fields.size(); ++i)
+    for (std::size_t k = 0; k < i; ++k)
+      if (fields[i].name == fields[k].name)
+        throw error("argument --{} is declared twice by the argument structs; rename one", fields[i].name);
+  return fields;
+}
+
+/// The field name nearest to `name` when it is close enough to be a typo of it.
+[[nodiscard]] inline std::optional<std::string> nearest_field(const std::vector<CliField>& fields, std::string_view name) {
+  const std::size_t tolerance = std::max<std::size_t>(3, name.size() / 3);
+  std::optional<std::string> best;
+  std::size_t best_distance = SIZE_MAX;
+  for (const auto& f : fields) {
+    // The distance is at least the difference in length: a long token need not be compared at all.
+    const std::size_t length_gap = name.size() > f.name.size() ? name.size() - f.name.size() : f.name.size() - name.size();
+    if (length_gap > tolerance) continue;
+    const auto distance = edit_distance(name, f.name);
+    if (distance < best_distance) best_distance = distance, best = f.name;
+  }
+  if (best_distance <= tolerance) return best;
+  return std::nullopt;
+}
+
+}  // namespace detail
+
+/// The fields of an argument struct as a JSON object (training_args.json).
+template <class Args>
+[[nodiscard]] nlohmann::json args_json(const Args& args) {
+  nlohmann::json j = nlohmann::json::object();
+  auto copy = args;
+  visit_fields(copy, [&](const FieldInfo& f, auto& value) { j[std::string(f.name)] = detail::to_json_value(value); });
+  return j;
+}
+
+/// The --help text of a program parsing `structs` (their values are the defaults shown): every
+/// argument under its group's heading (groups in order of first appearance), each with its type,
+/// default and help line.
+template <class... Structs>
+[[nodiscard]] std::string help_text(std::string_view program, std::tuple<Structs...> structs = {}) {
+  const auto fields = detail::cli_fields(structs);
+  std::vector<std::string> groups;
+  for (const auto& f : fields)
+    if (std::ranges::find(groups, f.group) == groups.end()) groups.push_back(f.group);
+  std::string out = fmt::format(
+      "usage: {} [args.json] [--name value ...]\n"
+      "Arguments come from an optional JSON file (first) and the command line, which wins.\n",
+      program);
+  for (const auto& group : groups) {
+    out += fmt::format("\n{}:\n", group.empty() ? "arguments" : group);
+    for (const auto& f : fields) {
+      if (f.group != group) continue;
+      const std::string negation = f.defaults_true ? fmt::format(", --no_{} for false", f.name) : "";
+      out += fmt::format("  --{:<32} {}{} (default: {})\n      {}\n", f.name, f.type, negation, f.default_value, f.help);
+    }
+  }
+  return out;
+}
+
+/// Thrown by parse_args for --help after printing it; examples return 0 on it.
+struct HelpRequested {};
+
+/// Parses argument structs from the command line (and an optional leading JSON file), then calls
+/// finalize() on each struct that has it. Flags are shared: each goes to the struct that declares it.
+/// Errors (unknown flag — with the nearest valid one —, missing value, bad value, bad JSON file)
+/// throw trainpp::Error; `--help` prints help_text() and throws HelpRequested.
+template <class... Structs>
+[[nodiscard]] std::tuple<Structs...> parse_args_into(const std::vector<std::string>& argv, std::string_view program = "program",
+                                                     std::tuple<Structs...> out = {}) {
+  std::vector<detail::CliField> fields = detail::cli_fields(out);
+
+  auto find = [&](std::string_view name) -> detail::CliField* {
+    for (auto& f : fields)
+      if (f.name == name) return &f;
+    return nullptr;
+  };
+  auto unknown = [&](std::string_view flag) {
+    if (auto near = detail::nearest_field(fields, flag))
+      return error("unrecognized argument: --{} (did you mean --{}?)", detail::shown_text(flag), *near);
+    return error("unrecognized argument: --{} (see --help)", detail::shown_text(flag));
+  };
+  auto is_flag = [](const std::string& token) { return token.starts_with("--") && token.size() > 2; };
+
+  // --help wins over every error, as with argparse, wherever it stands.
+  for (const auto& token : argv) {
+    if (token != "--help" && token != "-h") continue;
+    const auto text = help_text(program, out);
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fflush(stdout);
+    throw HelpRequested{};
+  }
+
+  std::size_t i = 0;
+  if (!argv.empty() && !argv[0].starts_with("-") && argv[0].ends_with(".json")) {
+    const std::string& file = argv[0];
+    const auto source = fmt::format("the arguments file {}", detail::shown_text(file));
+    // A FIFO or a device would block or never end: only a regular file of sensible size is read.
+    std::error_code ec;
+    const auto status = std::filesystem::status(file, ec);
+    if (std::filesystem::exists(status) && !std::filesystem::is_regular_file(status))
+      throw error("{} is not a regular file", source);
+    if (const auto size = std::filesystem::file_size(file, ec); !ec && size > arguments_file_max_bytes)
+      throw error("{} is {} bytes long, more than an arguments file may be ({})", source, size, arguments_file_max_bytes);
+    // Strictly: a duplicate key (which the JSON library would silently resolve) is refused.
+    const nlohmann::json j = detail::parse_json_strict(read_file(file), source);
+    if (!j.is_object()) throw error("{} must hold a JSON object, got {}", source, j.type_name());
+    for (const auto& [key, value] : j.items()) {
+      detail::CliField* f = find(key);
+      if (!f) {
+        if (auto near = detail::nearest_field(fields, key))
+          throw error("{}: unrecognized key \"{}\" (did you mean \"{}\"?)", source, detail::shown_text(key), *near);
+        throw error("{}: unrecognized key \"{}\" (see --help)", source, detail::shown_text(key));
+      }
+      try {
+        f->set_json(value);
+      } catch (const Error& e) {
+        throw error("{}: {}", source, e.what());
+      }
+    }
+    i = 1;
+  }
+  for (; i < argv.size(); ++i) {
+    const std::string& token = argv[i];
+    if (!is_flag(token)) {
+      if (token.ends_with(".json"))
+        throw error("unexpected argument '{}': an arguments file must come first", detail::shown_text(token));
+      throw error("unexpected argument '{}': arguments are given as --name value (see --help)", detail::shown_text(token));
+    }
+    std::string name = token.substr(2);
+    std::optional<std::string> inline_value;
+    if (auto eq = name.find('='); eq != std::string::npos) {
+      inline_value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+    }
+    if (name.empty())
+      throw error("unexpected argument '{}': arguments are given as --name value (see --help)", detail::shown_text(token));
+    detail::CliField* f = find(name);
+    if (!f && name.starts_with("no_")) {
+      detail::CliField* negated = find(std::string_view(name).substr(3));
+      if (negated && negated->is_bool && negated->defaults_true) {
+        if (inline_value)
+          throw error("argument --{}: ignored explicit argument '{}'", name, detail::shown_text(*inline_value));
+        negated->set("false");
+        continue;
+      }
+    }
+    if (!f) throw unknown(name);
+    const bool next_is_value = i + 1 < argv.size() && !is_flag(argv[i + 1]);
+    if (f->is_bool && !inline_value && !(next_is_value && detail::parse_bool(argv[i + 1]))) {
+      f->set("true");
+      continue;
+    }
+    if (f->is_list) {
+      // nargs='+': the flag's values run up to the next flag; a repeated flag starts over.
+      f->set_json(nlohmann::json::array());
+      if (inline_value) { f->set(*inline_value); continue; }
+      if (!next_is_value) throw error("argument --{}: expected at least one value", name);
+      while (i + 1 < argv.size() && !is_flag(argv[i + 1])) f->set(argv[++i]);
+      continue;
+    }
+    if (inline_value) { f->set(*inline_value); continue; }
+    if (!next_is_value) throw error("argument --{}: expected a value ({})", name, f->type);
+    f->set(argv[++i]);
+  }
+  std::apply([](auto&... s) {
+    ([&] { if constexpr (requires { s.finalize(); }) s.finalize(); }(), ...);
+  }, out);
+  return out;
+}
+
+/// parse_args(argc, argv, TrainingArguments{...}, MyArgs{...}): the given structs are the values
+/// before the command line applies (a program's own defaults). Returns the struct, or a tuple of them.
+template <class... Structs>
+  requires(sizeof...(Structs) > 0)
+[[nodiscard]] auto parse_args(int argc, char** argv, Structs... defaults) {
+  std::vector<std::string> tokens;
+  if (argc > 1) tokens.assign(argv + 1, argv + argc);
+  auto parsed = parse_args_into<Structs...>(tokens, argc > 0 && argv[0] ? argv[0] : "program",
+                                            std::tuple<Structs...>{std::move(defaults)...});
+  if constexpr (sizeof...(Structs) == 1) return std::get<0>(std::move(parsed));
+  else return parsed;
+}
+
+/// parse_args<TrainingArguments>(argc, argv) -> TrainingArguments;
+/// parse_args<MyArgs, TrainingArguments>(argc, argv) -> std::tuple<MyArgs, TrainingArguments>.
+template <class... Structs>
+  requires(sizeof...(Structs) > 0)
+[[nodiscard]] auto parse_args(int argc, char** argv) {
+  return parse_args(argc, argv, Structs{}...);
+}
+
+/// Runs a program body, turning trainpp::Error (bad flags, files, settings) into a one-line message
+/// on stderr and exit code 2, and --help into exit code 0 — the examples' main() is `return run(...)`.
+/// Any other exception is a failure of the program rather than of its input: exit code 1, with its
+/// message, instead of std::terminate.
+template <class F>
+int run_main(F&& body) {
+  try {
+    return std::forward<F>(body)();
+  } catch (const HelpRequested&) {
+    return 0;
+  } catch (const Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 2;
+  } catch (const c10::Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what_without_backtrace());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+}
+
+}  // namespace trainpp
+
+// ---- trainpp/device.hpp ----
+// Device choice and seeding, as HF's TrainingArguments.device and set_seed / enable_full_determinism.
+
+
+#include <cstdlib>
+#include <string>
+
+namespace trainpp {
+
+/// CUDA when available (the index from LOCAL_RANK, within what CUDA_VISIBLE_DEVICES exposes), else
+/// MPS, else the CPU; `use_cpu` forces the CPU.
+[[nodiscard]] inline torch::Device select_device(const TrainingArguments& args) {
+  if (args.use_cpu) return torch::kCPU;
+  if (torch::cuda::is_available()) {
+    int local_rank = 0;
+    if (const char* lr = std::getenv("LOCAL_RANK"); lr && *lr) {
+      try {
+        local_rank = std::stoi(lr);
+      } catch (const std::exception&) {
+        throw error("LOCAL_RANK must be an integer, got '{}'", lr);
+      }
+    }
+    const auto count = static_cast<int>(torch::cuda::device_count());
+    if (local_rank < 0 || local_rank >= count)
+      throw error("LOCAL_RANK={} but only {} CUDA device(s) are visible (CUDA_VISIBLE_DEVICES)", local_rank, count);
+    return {torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank)};
+  }
+  if (torch::mps::is_available()) return torch::kMPS;
+  return torch::kCPU;
+}
+
+/// HF's set_seed: the CPU generator and every CUDA device's.
+inline void set_seed(std::int64_t seed) {
+  torch::manual_seed(static_cast<std::uint64_t>(seed));
+  if (torch::cuda::is_available()) torch::cuda::manual_seed_all(static_cast<std::uint64_t>(seed));
+}
+
+/// HF's enable_full_determinism: seed, deterministic algorithms, cuDNN/cuBLAS settings.
+inline void enable_full_determinism(std::int64_t seed) {
+  set_seed(seed);
+  ::setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8", 1);
+  at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/false);
+  at::globalContext().setDeterministicCuDNN(true);
+  at::globalContext().setBenchmarkCuDNN(false);
+}
+
+/// HF's --tf32: true turns on TF32 for float32 matmuls and convolutions on CUDA, false turns it off,
+/// unset leaves torch's defaults. TF32 exists only on NVIDIA GPUs (Ampere and newer): asking for it on
+/// another device is an Error, as in HF.
+inline void apply_tf32(const TrainingArguments& args, torch::Device device) {
+  if (!args.tf32) return;
+  if (*args.tf32 && !device.is_cuda())
+    throw error("--tf32 requires a CUDA GPU (TF32 matmuls exist on NVIDIA Ampere and newer); this run's device is {}",
+                device.str());
+  if (!device.is_cuda()) return;  // --tf32 false off CUDA: nothing to turn off
+  at::globalContext().setAllowTF32CuBLAS(*args.tf32);
+  at::globalContext().setAllowTF32CuDNN(*args.tf32);
+}
 
 }  // namespace trainpp
 
@@ -2045,1397 +3638,6 @@ class FashionMnist {
 
 }  // namespace trainpp
 
-
-// ---- trainpp/io/atomic_write.hpp ----
-// Crash-safe publication of files and directories: write under a temporary name in the same directory,
-// flush to disk, then rename into place. rename(2) within one file system is atomic, so a reader (or a
-// resumed run after a crash) sees the old version or the new one, never a torn mix. POSIX only.
-
-
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstdio>
-#include <filesystem>
-#include <random>
-#include <string>
-#include <string_view>
-#include <system_error>
-
-namespace trainpp {
-
-namespace detail {
-
-/// The message for an errno value (thread-safe, unlike strerror).
-[[nodiscard]] inline std::string errno_message(int code) { return std::generic_category().message(code); }
-
-/// A short random hex suffix: together with the pid it keeps concurrent writers (threads, processes,
-/// ranks sharing a file system) from picking the same temporary name.
-[[nodiscard]] inline std::string random_suffix() {
-  thread_local std::mt19937_64 engine{(static_cast<std::uint64_t>(std::random_device{}()) << 32) ^
-                                      std::random_device{}()};
-  return fmt::format("{:016x}", engine());
-}
-
-/// Closes a file descriptor on scope exit.
-class FileDescriptor {
- public:
-  explicit FileDescriptor(int fd) : fd_(fd) {}
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  ~FileDescriptor() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  [[nodiscard]] int get() const { return fd_; }
-  /// Closes now and reports close(2)'s errno (0 on success): on some file systems a failed write only
-  /// shows up here.
-  int close() {
-    const int fd = fd_;
-    fd_ = -1;
-    return ::close(fd) == 0 ? 0 : errno;
-  }
-
- private:
-  int fd_;
-};
-
-/// `path` with an empty file name ("dir/") reduced to the directory itself ("dir").
-[[nodiscard]] inline std::filesystem::path without_trailing_separator(const std::filesystem::path& path) {
-  return path.has_filename() ? path : path.parent_path();
-}
-
-/// The directory holding `path` ("." for a bare name).
-[[nodiscard]] inline std::filesystem::path parent_or_dot(const std::filesystem::path& path) {
-  auto parent = without_trailing_separator(path).parent_path();
-  return parent.empty() ? std::filesystem::path(".") : parent;
-}
-
-/// fsync(2) on a file or directory, so that its contents (for a directory: the names in it, which is
-/// what makes a rename durable) reach the disk.
-inline void fsync_path(const std::filesystem::path& path, bool directory) {
-  FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | (directory ? O_DIRECTORY : 0)));
-  if (fd.get() < 0) throw error("cannot open {} to sync it: {}", path.string(), errno_message(errno));
-  // EINVAL: the file system cannot sync this kind of file (some do not sync directories); there is
-  // nothing more to do for it.
-  if (::fsync(fd.get()) != 0 && errno != EINVAL)
-    throw error("cannot sync {} to disk: {}", path.string(), errno_message(errno));
-}
-
-inline void rename_or_throw(const std::filesystem::path& from, const std::filesystem::path& to) {
-  if (std::rename(from.c_str(), to.c_str()) != 0)
-    throw error("cannot rename {} to {}: {}", from.string(), to.string(), errno_message(errno));
-}
-
-}  // namespace detail
-
-/// Writes `bytes` to `path` atomically: a crash at any moment leaves either the previous file or the
-/// complete new one. The bytes go to "<path>.tmp-<pid>-<random>" in the same directory, which is synced,
-/// renamed over `path`, and the directory synced. The directory must exist. Throws trainpp::Error naming
-/// the path and the system's reason; the temporary file is removed on failure.
-inline void write_file_atomic(const std::filesystem::path& path, std::string_view bytes) {
-  const auto tmp = std::filesystem::path(
-      fmt::format("{}.tmp-{}-{}", detail::without_trailing_separator(path).string(), ::getpid(),
-                  detail::random_suffix()));
-  detail::FileDescriptor fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666));
-  if (fd.get() < 0) throw error("cannot write {}: cannot create {}: {}", path.string(), tmp.string(),
-                                detail::errno_message(errno));
-  auto fail = [&](std::string_view what, int code) {
-    std::error_code ignored;
-    std::filesystem::remove(tmp, ignored);
-    return error("cannot write {}: {} failed: {}", path.string(), what, detail::errno_message(code));
-  };
-  std::size_t done = 0;
-  while (done < bytes.size()) {
-    const ::ssize_t n = ::write(fd.get(), bytes.data() + done, bytes.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw fail("write", errno);
-    }
-    done += static_cast<std::size_t>(n);
-  }
-  if (::fsync(fd.get()) != 0) throw fail("fsync", errno);
-  if (const int code = fd.close(); code != 0) throw fail("close", code);
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw fail("rename", errno);
-  detail::fsync_path(detail::parent_or_dot(path), /*directory=*/true);
-}
-
-/// Creates and returns an empty staging directory for `final_dir`, "<parent>/.tmp-<name>-<pid>-<random>"
-/// (creating the parent if needed). The leading ".tmp-" keeps it from matching what readers look for
-/// (such as "checkpoint-*"), so an abandoned one is never mistaken for a result. Fill it, then call
-/// commit_dir.
-[[nodiscard]] inline std::filesystem::path make_staging_dir(const std::filesystem::path& final_dir) {
-  const auto final_path = detail::without_trailing_separator(final_dir);
-  const auto parent = detail::parent_or_dot(final_path);
-  std::error_code ec;
-  std::filesystem::create_directories(parent, ec);
-  if (ec) throw error("cannot create directory {}: {}", parent.string(), ec.message());
-  const auto staging = parent / fmt::format(".tmp-{}-{}-{}", final_path.filename().string(), ::getpid(),
-                                            detail::random_suffix());
-  if (::mkdir(staging.c_str(), 0777) != 0)
-    throw error("cannot create staging directory {}: {}", staging.string(), detail::errno_message(errno));
-  return staging;
-}
-
-/// Publishes the filled `staging` directory as `final_dir`: syncs every file and directory in it,
-/// renames it to `final_dir`, and syncs the parent. An existing `final_dir` is replaced: swapped in one
-/// atomic step where the system offers it (Linux renameat2 RENAME_EXCHANGE), otherwise renamed aside,
-/// the new one renamed in, and the old one removed. Both must be on the same file system (as
-/// make_staging_dir arranges). Throws trainpp::Error naming the paths and the reason.
-inline void commit_dir(const std::filesystem::path& staging, const std::filesystem::path& final_dir) {
-  namespace fs = std::filesystem;
-  const auto final_path = detail::without_trailing_separator(final_dir);
-  std::error_code ec;
-  if (!fs::is_directory(staging, ec)) throw error("cannot commit {}: it is not a directory", staging.string());
-
-  // Contents first, then the directories that name them: after the rename, everything it publishes
-  // is already on disk.
-  for (auto it = fs::recursive_directory_iterator(staging, ec); !ec && it != fs::recursive_directory_iterator();
-       it.increment(ec)) {
-    const auto status = it->symlink_status(ec);
-    if (ec) break;
-    if (fs::is_regular_file(status)) detail::fsync_path(it->path(), false);
-    if (fs::is_directory(status)) detail::fsync_path(it->path(), true);
-  }
-  if (ec) throw error("cannot commit {}: listing it failed: {}", staging.string(), ec.message());
-  detail::fsync_path(staging, true);
-
-  const auto parent = detail::parent_or_dot(final_path);
-  if (!fs::exists(fs::symlink_status(final_path, ec))) {
-    detail::rename_or_throw(staging, final_path);
-  } else {
-    bool swapped = false;
-#if defined(__linux__) && defined(RENAME_EXCHANGE)
-    // One atomic swap: readers see the old directory or the new one, even across a crash.
-    if (::renameat2(AT_FDCWD, staging.c_str(), AT_FDCWD, final_path.c_str(), RENAME_EXCHANGE) == 0) {
-      swapped = true;
-      fs::remove_all(staging, ec);  // now the old directory; a leftover ".tmp-" name is harmless
-    } else if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP) {
-      throw error("cannot replace {} with {}: {}", final_path.string(), staging.string(),
-                  detail::errno_message(errno));
-    }
-#endif
-    if (!swapped) {
-      // No atomic swap here: a crash between the two renames leaves the old version under the
-      // ".tmp-" name beside it, recoverable by hand and never mistaken for a result.
-      const auto aside = parent / fmt::format(".tmp-{}-old-{}-{}", final_path.filename().string(), ::getpid(),
-                                              detail::random_suffix());
-      detail::rename_or_throw(final_path, aside);
-      if (std::rename(staging.c_str(), final_path.c_str()) != 0) {
-        const int code = errno;
-        std::rename(aside.c_str(), final_path.c_str());  // best effort: put the old one back
-        throw error("cannot rename {} to {}: {}", staging.string(), final_path.string(),
-                    detail::errno_message(code));
-      }
-      fs::remove_all(aside, ec);
-    }
-  }
-  detail::fsync_path(parent, true);
-}
-
-/// The whole contents of the file at `path`. Throws trainpp::Error naming the path and the reason if it
-/// is missing or unreadable.
-[[nodiscard]] inline std::string read_file(const std::filesystem::path& path) {
-  detail::FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) throw error("cannot read {}: {}", path.string(), detail::errno_message(errno));
-  struct ::stat info {};
-  if (::fstat(fd.get(), &info) != 0) throw error("cannot read {}: {}", path.string(), detail::errno_message(errno));
-  std::string out;
-  if (S_ISREG(info.st_mode)) out.reserve(static_cast<std::size_t>(info.st_size));
-  char buffer[1 << 16];
-  for (;;) {
-    const ::ssize_t n = ::read(fd.get(), buffer, sizeof buffer);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw error("cannot read {}: {}", path.string(), detail::errno_message(errno));
-    }
-    if (n == 0) break;
-    out.append(buffer, static_cast<std::size_t>(n));
-  }
-  return out;
-}
-
-}  // namespace trainpp
-
-// ---- trainpp/io/checkpoint.hpp ----
-// Checkpoint files: what {output_dir}/checkpoint-{step}/ holds besides the model, how checkpoints are
-// found, ordered and rotated, and the strict readers that resume relies on.
-//
-// A checkpoint directory (HF's names where HF defines the content; our own, pickle-free formats for
-// what HF pickles):
-//   model.safetensors          the weights (io/model_io.hpp)
-//   trainer_state.json         TrainerState, HF's schema
-//   training_args.json         the arguments in force, one key per TrainingArguments field
-//   optimizer.safetensors      optimizer state: "state.<i>.<key>" tensors for parameter i of the
-//                              optimizer's flat parameter list, and the parameter groups as JSON in the
-//                              metadata key "trainpp.optimizer"                     (HF: optimizer.pt)
-//   scheduler.json             the learning-rate schedule's state                   (HF: scheduler.pt)
-//   scaler.json                the loss scaler's state, when the precision policy has one (HF: scaler.pt)
-//   process_state.safetensors  per process (process_state_<rank>.safetensors when world_size > 1):
-//                              the random generators ("rng.cpu", "rng.cuda:<i>") and the loop's
-//                              running sums ("loop.*"), so a resumed run continues exactly
-//                                                                                    (HF: rng_state.pth)
-// Every file is written into a staging directory that is renamed into place when complete
-// (io/atomic_write.hpp): a directory named checkpoint-N is always whole.
-
-
-// ---- trainpp/io/safetensors.hpp ----
-// safetensors: Hugging Face's file format for named tensors, read and written byte-compatibly with the
-// reference implementation (the Rust crate behind Python's `safetensors` package).
-//
-// Layout: an 8-byte little-endian header size N, N bytes of UTF-8 JSON, then one byte buffer.
-//   {"__metadata__": {"format": "pt"},
-//    "<name>": {"dtype": "F32", "shape": [2, 3], "data_offsets": [begin, end]}, ...}
-// Offsets are relative to the buffer; tensors are row-major, little-endian and tile the buffer exactly.
-
-
-#include <nlohmann/json.hpp>
-
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <algorithm>
-#include <array>
-#include <bit>
-#include <cstdint>
-#include <cstring>
-#include <filesystem>
-#include <limits>
-#include <map>
-#include <optional>
-#include <set>
-#include <string>
-#include <string_view>
-#include <utility>
-#include <vector>
-
-namespace trainpp {
-
-static_assert(std::endian::native == std::endian::little,
-              "trainpp's safetensors I/O copies tensor bytes as they are in memory, and the format is little-endian");
-
-namespace detail {
-
-/// One safetensors dtype. `rank` is its position in the reference implementation's dtype list: the
-/// writer orders tensors by descending rank (which groups them by descending alignment), then by name.
-/// `type` is Undefined for formats LibTorch has no tensor type for (sub-byte floats).
-struct SafetensorsDtype {
-  std::string_view name;
-  int rank;
-  c10::ScalarType type;
-  std::size_t item_size;
-};
-
-inline constexpr std::array<SafetensorsDtype, 22> safetensors_dtypes{{
-    {"BOOL", 0, c10::ScalarType::Bool, 1},
-    {"F4", 1, c10::ScalarType::Undefined, 0},
-    {"F6_E2M3", 2, c10::ScalarType::Undefined, 0},
-    {"F6_E3M2", 3, c10::ScalarType::Undefined, 0},
-    {"U8", 4, c10::ScalarType::Byte, 1},
-    {"I8", 5, c10::ScalarType::Char, 1},
-    {"F8_E5M2", 6, c10::ScalarType::Float8_e5m2, 1},
-    {"F8_E4M3", 7, c10::ScalarType::Float8_e4m3fn, 1},
-    {"F8_E8M0", 8, c10::ScalarType::Float8_e8m0fnu, 1},
-    {"F8_E4M3FNUZ", 9, c10::ScalarType::Float8_e4m3fnuz, 1},
-    {"F8_E5M2FNUZ", 10, c10::ScalarType::Float8_e5m2fnuz, 1},
-    {"I16", 11, c10::ScalarType::Short, 2},
-    {"U16", 12, c10::ScalarType::UInt16, 2},
-    {"F16", 13, c10::ScalarType::Half, 2},
-    {"BF16", 14, c10::ScalarType::BFloat16, 2},
-    {"I32", 15, c10::ScalarType::Int, 4},
-    {"U32", 16, c10::ScalarType::UInt32, 4},
-    {"F32", 17, c10::ScalarType::Float, 4},
-    {"C64", 18, c10::ScalarType::ComplexFloat, 8},
-    {"F64", 19, c10::ScalarType::Double, 8},
-    {"I64", 20, c10::ScalarType::Long, 8},
-    {"U64", 21, c10::ScalarType::UInt64, 8},
-}};
-
-[[nodiscard]] inline const SafetensorsDtype* safetensors_dtype(std::string_view name) {
-  for (const auto& d : safetensors_dtypes)
-    if (d.name == name) return &d;
-  return nullptr;
-}
-
-[[nodiscard]] inline const SafetensorsDtype* safetensors_dtype(c10::ScalarType type) {
-  for (const auto& d : safetensors_dtypes)
-    if (d.type == type && d.type != c10::ScalarType::Undefined) return &d;
-  return nullptr;
-}
-
-/// The header-size limit of the reference implementation: a larger N is treated as corrupt rather than
-/// allocated.
-inline constexpr std::uint64_t safetensors_max_header_size = 100'000'000;
-
-/// The header is {name: {key: value or [numbers]}}; anything nested deeper, or an array longer than any
-/// real shape, is rejected while parsing, before it can grow a large document.
-inline constexpr std::size_t safetensors_max_depth = 3;
-inline constexpr std::size_t safetensors_max_array = 1024;
-
-/// Parses the JSON header, rejecting duplicate keys (the JSON library would silently keep one of them)
-/// and absurd nesting. Keeps the key order of the file.
-[[nodiscard]] inline nlohmann::ordered_json parse_safetensors_header(std::string_view text, std::string_view source) {
-  using json = nlohmann::ordered_json;
-  struct Container {
-    bool is_object;
-    std::size_t count = 0;
-    std::set<std::string> keys{};
-  };
-  std::vector<Container> open;
-  // Counts a new element of the innermost container; arrays are capped.
-  auto add_element = [&] {
-    if (!open.empty() && !open.back().is_object && ++open.back().count > safetensors_max_array)
-      throw error("{}: invalid safetensors header: an array has more than {} elements", source,
-                  safetensors_max_array);
-  };
-  auto check = [&](int /*depth*/, json::parse_event_t event, json& parsed) -> bool {
-    switch (event) {
-      case json::parse_event_t::object_start:
-      case json::parse_event_t::array_start:
-        add_element();
-        if (open.size() >= safetensors_max_depth)
-          throw error("{}: invalid safetensors header: JSON nested deeper than {} levels", source,
-                      safetensors_max_depth);
-        open.push_back({event == json::parse_event_t::object_start});
-        break;
-      case json::parse_event_t::object_end:
-      case json::parse_event_t::array_end:
-        open.pop_back();
-        break;
-      case json::parse_event_t::key:
-        if (!open.back().keys.insert(parsed.get<std::string>()).second)
-          throw error("{}: invalid safetensors header: duplicate key \"{}\"", source, parsed.get<std::string>());
-        break;
-      case json::parse_event_t::value:
-        add_element();
-        break;
-    }
-    return true;
-  };
-  // The JSON library stops at a NUL byte as at the end of the input, which would hide whatever follows
-  // it; NUL is never valid JSON, so refuse it up front.
-  if (text.find('\0') != std::string_view::npos)
-    throw error("{}: safetensors header is not valid UTF-8 JSON: it contains a NUL byte at offset {}", source,
-                text.find('\0'));
-  try {
-    return json::parse(text.begin(), text.end(), check);
-  } catch (const json::exception& e) {
-    throw error("{}: safetensors header is not valid UTF-8 JSON: {}", source, e.what());
-  }
-}
-
-/// a * b, or nullopt when it does not fit in `limit`.
-[[nodiscard]] inline std::optional<std::uint64_t> checked_mul(std::uint64_t a, std::uint64_t b, std::uint64_t limit) {
-  std::uint64_t out = 0;
-  if (__builtin_mul_overflow(a, b, &out) || out > limit) return std::nullopt;
-  return out;
-}
-
-/// One tensor entry of a header, validated.
-struct SafetensorsEntry {
-  std::string name;
-  const SafetensorsDtype* dtype;
-  std::vector<std::int64_t> shape;
-  std::uint64_t begin, end;
-};
-
-[[nodiscard]] inline SafetensorsEntry parse_safetensors_entry(const std::string& name, const nlohmann::ordered_json& entry,
-                                                             std::string_view source) {
-  auto fail = [&](std::string_view problem) {
-    return error("{}: invalid safetensors header: tensor \"{}\": {}", source, name, problem);
-  };
-  if (!entry.is_object()) throw fail(fmt::format("expected an object, got {}", entry.type_name()));
-  for (const char* key : {"dtype", "shape", "data_offsets"})
-    if (!entry.contains(key)) throw fail(fmt::format("missing key \"{}\"", key));
-  for (const auto& [key, value] : entry.items())
-    if (key != "dtype" && key != "shape" && key != "data_offsets") throw fail(fmt::format("unexpected key \"{}\"", key));
-
-  const auto& dtype_json = entry.at("dtype");
-  if (!dtype_json.is_string()) throw fail(fmt::format("\"dtype\" must be a string, got {}", dtype_json.type_name()));
-  const auto& dtype_name = dtype_json.get_ref<const std::string&>();
-  const SafetensorsDtype* dtype = safetensors_dtype(dtype_name);
-  if (dtype == nullptr) throw fail(fmt::format("unknown dtype \"{}\"", dtype_name));
-  if (dtype->type == c10::ScalarType::Undefined)
-    throw fail(fmt::format("unsupported dtype {} (LibTorch has no tensor type for it)", dtype_name));
-
-  // Every non-negative JSON integer that fits in 64 bits parses as number_unsigned; negative ones,
-  // fractions and larger ones do not.
-  auto non_negative = [](const nlohmann::ordered_json& v) { return v.is_number_unsigned(); };
-  const auto& shape_json = entry.at("shape");
-  if (!shape_json.is_array() || !std::ranges::all_of(shape_json, non_negative))
-    throw fail(fmt::format("\"shape\" must be an array of non-negative integers, got {}", shape_json.dump()));
-  const auto& offsets_json = entry.at("data_offsets");
-  if (!offsets_json.is_array() || offsets_json.size() != 2 || !std::ranges::all_of(offsets_json, non_negative))
-    throw fail(fmt::format("\"data_offsets\" must be two non-negative integers, got {}", offsets_json.dump()));
-
-  SafetensorsEntry out{name, dtype, {}, offsets_json[0].get<std::uint64_t>(), offsets_json[1].get<std::uint64_t>()};
-  if (out.begin > out.end)
-    throw fail(fmt::format("data_offsets [{}, {}] begin after end", out.begin, out.end));
-
-  // Checked at every step: a hostile shape can overflow the product even when it ends at zero.
-  constexpr auto max_int64 = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
-  std::uint64_t numel = 1;
-  for (const auto& dim : shape_json) {
-    const auto d = dim.get<std::uint64_t>();
-    const auto product = checked_mul(numel, d, max_int64);
-    if (!product) throw fail(fmt::format("shape {} has too many elements", shape_json.dump()));
-    numel = *product;
-    out.shape.push_back(static_cast<std::int64_t>(d));
-  }
-  const auto bytes = checked_mul(numel, dtype->item_size, max_int64);
-  if (!bytes) throw fail(fmt::format("shape {} of {} is too large", shape_json.dump(), dtype_name));
-  if (*bytes != out.end - out.begin)
-    throw fail(fmt::format("shape {} of {} needs {} bytes but data_offsets [{}, {}] span {}", shape_json.dump(),
-                           dtype_name, *bytes, out.begin, out.end, out.end - out.begin));
-  return out;
-}
-
-/// A read-only memory map of a whole file, unmapped on scope exit.
-class MappedFile {
- public:
-  explicit MappedFile(const std::filesystem::path& path) {
-    FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (fd.get() < 0) throw error("cannot read {}: {}", path.string(), errno_message(errno));
-    struct ::stat info {};
-    if (::fstat(fd.get(), &info) != 0) throw error("cannot read {}: {}", path.string(), errno_message(errno));
-    if (!S_ISREG(info.st_mode)) throw error("cannot read {}: not a regular file", path.string());
-    size_ = static_cast<std::size_t>(info.st_size);
-    if (size_ == 0) return;  // mmap rejects empty ranges; the reader reports the file as too short
-    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd.get(), 0);
-    if (p == MAP_FAILED) throw error("cannot read {}: mmap failed: {}", path.string(), errno_message(errno));
-    data_ = static_cast<const char*>(p);
-  }
-  MappedFile(const MappedFile&) = delete;
-  MappedFile& operator=(const MappedFile&) = delete;
-  ~MappedFile() {
-    if (data_ != nullptr) ::munmap(const_cast<char*>(data_), size_);
-  }
-  [[nodiscard]] std::string_view bytes() const { return {data_ == nullptr ? "" : data_, size_}; }
-
- private:
-  const char* data_ = nullptr;
-  std::size_t size_ = 0;
-};
-
-}  // namespace detail
-
-/// The tensors and metadata of one safetensors file.
-struct SafetensorsFile {
-  std::map<std::string, std::string> metadata;                 ///< "__metadata__"; empty if absent
-  std::vector<std::pair<std::string, torch::Tensor>> tensors;  ///< in header order; CPU, each owning its memory
-};
-
-/// Encodes `tensors` as a safetensors file, byte for byte as the reference writer does: tensors ordered
-/// by descending dtype (grouping by alignment), then by name; offsets contiguous from 0; the header
-/// padded with spaces to a multiple of 8; data row-major little-endian. Tensors may live on any device
-/// and have any strides (they are copied to contiguous CPU memory). `metadata` is written as
-/// "__metadata__" (omitted when empty). Throws trainpp::Error for duplicate names, the reserved name
-/// "__metadata__", names that are not UTF-8, undefined or non-strided tensors, and dtypes the format
-/// has no code for (e.g. complex128, quantized).
-[[nodiscard]] inline std::string safetensors_serialize(
-    const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
-    const std::map<std::string, std::string>& metadata = {{"format", "pt"}}) {
-  struct Item {
-    const std::string* name;
-    torch::Tensor data;
-    const detail::SafetensorsDtype* dtype;
-  };
-  std::vector<Item> items;
-  items.reserve(tensors.size());
-  std::set<std::string_view> names;
-  for (const auto& [name, tensor] : tensors) {
-    if (name == "__metadata__") throw error("cannot save a tensor named \"__metadata__\": the name is reserved");
-    if (!names.insert(name).second) throw error("cannot save two tensors named \"{}\"", name);
-    if (!tensor.defined()) throw error("cannot save tensor \"{}\": it is undefined", name);
-    if (tensor.layout() != torch::kStrided)
-      throw error("cannot save tensor \"{}\": layout {} is not dense", name, c10::str(tensor.layout()));
-    const auto* dtype = detail::safetensors_dtype(tensor.scalar_type());
-    if (dtype == nullptr)
-      throw error("cannot save tensor \"{}\": dtype {} has no safetensors equivalent", name,
-                  c10::toString(tensor.scalar_type()));
-    // resolve_conj/resolve_neg: a lazily conjugated or negated view must be written with its visible
-    // values, which contiguous() alone would not materialize.
-    items.push_back({&name, tensor.detach().to(torch::kCPU).resolve_conj().resolve_neg().contiguous(), dtype});
-  }
-  std::ranges::stable_sort(items, [](const Item& a, const Item& b) {
-    return a.dtype->rank != b.dtype->rank ? a.dtype->rank > b.dtype->rank : *a.name < *b.name;
-  });
-
-  nlohmann::ordered_json header = nlohmann::ordered_json::object();
-  if (!metadata.empty()) header["__metadata__"] = metadata;
-  std::uint64_t offset = 0;
-  for (const auto& item : items) {
-    const auto nbytes = static_cast<std::uint64_t>(item.data.nbytes());
-    header[*item.name] = {{"dtype", item.dtype->name},
-                          {"shape", item.data.sizes().vec()},
-                          {"data_offsets", {offset, offset + nbytes}}};
-    offset += nbytes;
-  }
-  std::string text;
-  try {
-    text = header.dump();
-  } catch (const nlohmann::json::exception& e) {
-    throw error("cannot save safetensors: a tensor name or metadata string is not valid UTF-8 ({})", e.what());
-  }
-  text.append((8 - text.size() % 8) % 8, ' ');  // so the buffer starts 8-byte aligned in the file
-
-  std::string out;
-  out.reserve(8 + text.size() + offset);
-  const auto header_size = static_cast<std::uint64_t>(text.size());
-  out.append(reinterpret_cast<const char*>(&header_size), 8);
-  out += text;
-  for (const auto& item : items)
-    if (item.data.nbytes() > 0) out.append(static_cast<const char*>(item.data.const_data_ptr()), item.data.nbytes());
-  return out;
-}
-
-/// Writes `tensors` to `path` as safetensors (see safetensors_serialize), atomically (see
-/// write_file_atomic). Throws trainpp::Error naming the path on failure.
-inline void save_safetensors(const std::filesystem::path& path,
-                             const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
-                             const std::map<std::string, std::string>& metadata = {{"format", "pt"}}) {
-  write_file_atomic(path, safetensors_serialize(tensors, metadata));
-}
-
-/// Decodes a safetensors file held in `bytes`. Validates everything before reading any tensor data:
-/// sizes, the header's JSON and structure, dtypes, shapes against offsets (with overflow checks), and
-/// that the tensors tile the buffer exactly (no gaps, no overlaps, from 0 to its end). Beyond the
-/// format's own rules, headers nesting deeper than {name: {key: [..]}} or holding arrays of more than
-/// 1024 elements are refused, so that a hostile header cannot make the parser build a huge document. Throws
-/// trainpp::Error with a message starting with `source_name` (the file, for the user) and saying what
-/// is wrong. The returned tensors are copies; `bytes` may be released afterwards.
-[[nodiscard]] inline SafetensorsFile safetensors_deserialize(std::string_view bytes, std::string_view source_name) {
-  const std::string_view source = source_name;
-  if (bytes.size() < 8)
-    throw error("{}: not a safetensors file: {} bytes, fewer than the 8-byte header size", source, bytes.size());
-  std::uint64_t header_size = 0;
-  std::memcpy(&header_size, bytes.data(), 8);
-  if (header_size > detail::safetensors_max_header_size)
-    throw error("{}: safetensors header size {} exceeds the limit of {} bytes", source, header_size,
-                detail::safetensors_max_header_size);
-  if (header_size > bytes.size() - 8)
-    throw error("{}: safetensors header size {} runs past the end of the file ({} bytes)", source, header_size,
-                bytes.size());
-  const auto header = detail::parse_safetensors_header(bytes.substr(8, header_size), source);
-  if (!header.is_object())
-    throw error("{}: invalid safetensors header: expected a JSON object, got {}", source, header.type_name());
-
-  SafetensorsFile out;
-  std::vector<detail::SafetensorsEntry> entries;
-  for (const auto& [name, value] : header.items()) {
-    if (name != "__metadata__") {
-      entries.push_back(detail::parse_safetensors_entry(name, value, source));
-      continue;
-    }
-    if (!value.is_object())
-      throw error("{}: invalid safetensors header: \"__metadata__\" must be an object of strings, got {}", source,
-                  value.type_name());
-    for (const auto& [key, text] : value.items()) {
-      if (!text.is_string())
-        throw error("{}: invalid safetensors header: \"__metadata__\" value of \"{}\" must be a string, got {}",
-                    source, key, text.type_name());
-      out.metadata.emplace(key, text.get<std::string>());
-    }
-  }
-
-  // The tensors must tile the buffer: sorted by position, each starts where the previous one ended.
-  const std::uint64_t buffer_size = bytes.size() - 8 - header_size;
-  std::vector<const detail::SafetensorsEntry*> by_offset;
-  for (const auto& e : entries) by_offset.push_back(&e);
-  std::ranges::sort(by_offset, [](const auto* a, const auto* b) {
-    return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
-  });
-  std::uint64_t expected = 0;
-  const detail::SafetensorsEntry* previous = nullptr;
-  for (const auto* e : by_offset) {
-    if (e->begin < expected)
-      throw error("{}: invalid safetensors header: tensor \"{}\" (bytes [{}, {})) overlaps tensor \"{}\"", source,
-                  e->name, e->begin, e->end, previous->name);
-    if (e->begin > expected)
-      throw error("{}: invalid safetensors header: tensor \"{}\" starts at byte {}, leaving a gap after byte {}",
-                  source, e->name, e->begin, expected);
-    if (e->end > buffer_size)
-      throw error("{}: invalid safetensors header: tensor \"{}\" ends at byte {}, past the data buffer ({} bytes)",
-                  source, e->name, e->end, buffer_size);
-    expected = e->end;
-    previous = e;
-  }
-  if (expected != buffer_size)
-    throw error("{}: invalid safetensors file: the tensors cover {} bytes but the data buffer holds {}", source,
-                expected, buffer_size);
-
-  const char* buffer = bytes.data() + 8 + header_size;
-  out.tensors.reserve(entries.size());
-  for (const auto& e : entries) {
-    auto tensor = torch::empty(e.shape, torch::TensorOptions().dtype(e.dtype->type));
-    if (e.end > e.begin) std::memcpy(tensor.mutable_data_ptr(), buffer + e.begin, e.end - e.begin);
-    out.tensors.emplace_back(e.name, std::move(tensor));
-  }
-  return out;
-}
-
-/// Reads the safetensors file at `path` (see safetensors_deserialize; errors name the path).
-[[nodiscard]] inline SafetensorsFile load_safetensors(const std::filesystem::path& path) {
-  const detail::MappedFile file(path);
-  return safetensors_deserialize(file.bytes(), path.string());
-}
-
-}  // namespace trainpp
-
-// ---- trainpp/optim/param_groups.hpp ----
-// Optimizer parameter groups, and HF Trainer's split of a model's parameters into a weight-decay
-// group and a no-decay group.
-
-
-#include <algorithm>
-#include <cctype>
-#include <cstddef>
-#include <map>
-#include <regex>
-#include <string>
-#include <string_view>
-#include <unordered_set>
-#include <utility>
-#include <vector>
-
-namespace trainpp {
-
-/// One optimizer parameter group, like an entry of torch.optim.Optimizer.param_groups.
-struct ParamGroup {
-  std::vector<torch::Tensor> params;
-  std::vector<std::string> names;  ///< parameter names, same order as `params` (may be empty)
-  double lr = 0.0;                 ///< current learning rate; the scheduler writes it
-  double initial_lr = 0.0;         ///< the base rate the scheduler multiplies
-  double weight_decay = 0.0;
-};
-
-/// HF Trainer.create_optimizer's grouping of `model`'s trainable parameters.
-///
-/// Guarantees: exactly two groups, both with `lr = initial_lr = lr`; group 0 has `weight_decay`, group 1
-/// has 0. Only parameters with requires_grad are listed, each once (a shared parameter under its first
-/// name), in named_parameters() order. A parameter goes to group 1 when it lives inside a
-/// torch::nn::LayerNorm (or a subclass) below the root, or when its full lower-cased name matches one of
-/// `bias`, `layernorm`, `rmsnorm`, `(^|.)norm($|.)`, `_norm($|.)` (transformers'
-/// get_decay_parameter_names). Other norm modules (RMSNorm, GroupNorm, ...) are recognised by name only,
-/// exactly as HF does. An empty group is kept, as HF keeps it, so group indices stay stable for
-/// checkpoints.
-[[nodiscard]] std::vector<ParamGroup> decay_param_groups(const torch::nn::Module& model, double lr,
-                                                         double weight_decay);
-
-/// Per-parameter optimizer state as checkpoints see it: one map per parameter, in parameters() order
-/// (all groups, in group order); an empty map for a parameter that has not been updated yet (torch's
-/// optimizer.state has no entry for it either).
-using OptimizerState = std::vector<std::map<std::string, torch::Tensor>>;
-
-namespace detail {
-
-/// True when HF's name patterns keep the parameter `full_name` out of weight decay.
-[[nodiscard]] inline bool hf_no_decay_name(const std::string& full_name) {
-  static const std::regex pattern(R"(bias|layernorm|rmsnorm|(?:^|\.)norm(?:$|\.)|_norm(?:$|\.))",
-                                  std::regex::ECMAScript | std::regex::optimize);
-  std::string lower = full_name;
-  std::ranges::transform(lower, lower.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return std::regex_search(lower, pattern);
-}
-
-// Pre-order walk (own parameters, then children), the order of named_parameters(); the LayerNorm flag
-// is inherited by everything below a LayerNorm, as HF's recursive search drops whole subtrees.
-inline void split_for_decay(const torch::nn::Module& module, const std::string& prefix, bool under_layer_norm,
-                            std::unordered_set<const void*>& seen, ParamGroup& decay, ParamGroup& no_decay) {
-  for (const auto& item : module.named_parameters(/*recurse=*/false)) {
-    const torch::Tensor& p = item.value();
-    if (!seen.insert(p.unsafeGetTensorImpl()).second) continue;  // shared: keep the first name only
-    if (!p.requires_grad()) continue;
-    std::string name = prefix + item.key();
-    ParamGroup& group = (under_layer_norm || hf_no_decay_name(name)) ? no_decay : decay;
-    group.params.push_back(p);
-    group.names.push_back(std::move(name));
-  }
-  for (const auto& child : module.named_children()) {
-    const bool is_layer_norm = dynamic_cast<const torch::nn::LayerNormImpl*>(child.value().get()) != nullptr;
-    split_for_decay(*child.value(), prefix + child.key() + ".", under_layer_norm || is_layer_norm, seen, decay,
-                    no_decay);
-  }
-}
-
-/// Tensors bucketed by (device, dtype) in first-seen order, as torch's
-/// _group_tensors_by_device_and_dtype does, so foreach/fused kernels get one launch per bucket.
-struct Bucket {
-  torch::Device device;
-  torch::ScalarType dtype;
-  std::vector<std::size_t> indices;  ///< positions in the bucketed sequence
-};
-[[nodiscard]] inline std::vector<Bucket> bucket_by_device_dtype(const std::vector<torch::Tensor>& tensors) {
-  std::vector<Bucket> buckets;
-  for (std::size_t i = 0; i < tensors.size(); ++i) {
-    const auto device = tensors[i].device();
-    const auto dtype = tensors[i].scalar_type();
-    auto it = std::ranges::find_if(buckets, [&](const Bucket& b) { return b.device == device && b.dtype == dtype; });
-    if (it == buckets.end()) buckets.push_back(Bucket{device, dtype, {i}});
-    else it->indices.push_back(i);
-  }
-  return buckets;
-}
-
-/// `values[i]` for every i in `indices`.
-template <typename T>
-[[nodiscard]] std::vector<T> pick(const std::vector<T>& values, const std::vector<std::size_t>& indices) {
-  std::vector<T> out;
-  out.reserve(indices.size());
-  for (auto i : indices) out.push_back(values[i]);
-  return out;
-}
-
-/// Checks an optimizer's groups the way torch.optim does on construction; `who` names the optimizer.
-inline void validate_groups(const std::vector<ParamGroup>& groups, std::string_view who) {
-  std::unordered_set<const void*> seen;
-  for (std::size_t g = 0; g < groups.size(); ++g) {
-    const auto& group = groups[g];
-    if (!(group.lr >= 0)) throw error("{}: invalid learning rate {} in param group {}", who, group.lr, g);
-    if (!(group.weight_decay >= 0))
-      throw error("{}: invalid weight_decay {} in param group {}", who, group.weight_decay, g);
-    if (!group.names.empty() && group.names.size() != group.params.size())
-      throw error("{}: param group {} has {} names for {} params", who, g, group.names.size(), group.params.size());
-    for (std::size_t i = 0; i < group.params.size(); ++i) {
-      const auto& p = group.params[i];
-      const auto label = group.names.empty() ? fmt::format("#{}", i) : group.names[i];
-      if (!p.defined()) throw error("{}: parameter {} of group {} is an undefined tensor", who, label, g);
-      if (!p.is_floating_point())
-        throw error("{}: parameter {} of group {} has dtype {}; only floating-point parameters can be optimized",
-                    who, label, g, c10::toString(p.scalar_type()));
-      if (!seen.insert(p.unsafeGetTensorImpl()).second)
-        throw error("{}: parameter {} appears more than once across the param groups", who, label);
-    }
-  }
-}
-
-/// torch.optim.Optimizer.zero_grad: drop the gradients, or zero them in place (one foreach launch per
-/// (device, dtype)) after cutting them from any autograd graph.
-inline void zero_grads(const std::vector<ParamGroup>& groups, bool set_to_none) {
-  std::vector<torch::Tensor> grads;
-  for (const auto& group : groups) {
-    for (const auto& p : group.params) {
-      auto& grad = p.mutable_grad();  // a reference into the parameter's grad slot
-      if (!grad.defined()) continue;
-      if (set_to_none) {
-        grad.reset();
-        continue;
-      }
-      if (grad.grad_fn()) grad = grad.detach();
-      else grad.requires_grad_(false);
-      grads.push_back(grad);
-    }
-  }
-  for (const auto& bucket : bucket_by_device_dtype(grads)) at::_foreach_zero_(pick(grads, bucket.indices));
-}
-
-/// Every parameter of every group, in group order.
-[[nodiscard]] inline std::vector<torch::Tensor> all_params(const std::vector<ParamGroup>& groups) {
-  std::vector<torch::Tensor> out;
-  for (const auto& group : groups) out.insert(out.end(), group.params.begin(), group.params.end());
-  return out;
-}
-
-/// Copies a saved state tensor onto the parameter's device and dtype, checking its shape, as
-/// torch.optim.Optimizer.load_state_dict casts state to its parameter.
-[[nodiscard]] inline torch::Tensor load_like(const torch::Tensor& saved, const torch::Tensor& param,
-                                             std::string_view who, std::string_view key, std::size_t index) {
-  if (!saved.defined()) throw error("{}: state entry '{}' of parameter #{} is undefined", who, key, index);
-  if (saved.sizes() != param.sizes())
-    throw error("{}: state entry '{}' of parameter #{} has shape {}, the parameter has {}", who, key, index,
-                saved.sizes().vec(), param.sizes().vec());
-  return saved.detach().to(param.device(), param.scalar_type(), /*non_blocking=*/false, /*copy=*/true);
-}
-
-}  // namespace detail
-
-inline std::vector<ParamGroup> decay_param_groups(const torch::nn::Module& model, double lr, double weight_decay) {
-  std::vector<ParamGroup> groups(2);
-  groups[0].lr = groups[0].initial_lr = lr;
-  groups[0].weight_decay = weight_decay;
-  groups[1].lr = groups[1].initial_lr = lr;
-  groups[1].weight_decay = 0.0;
-  std::unordered_set<const void*> seen;
-  detail::split_for_decay(model, "", false, seen, groups[0], groups[1]);
-  return groups;
-}
-
-}  // namespace trainpp
-
-#include <nlohmann/json.hpp>
-
-#include <algorithm>
-#include <charconv>
-#include <cmath>
-#include <cstdint>
-#include <filesystem>
-#include <map>
-#include <optional>
-#include <set>
-#include <string>
-#include <string_view>
-#include <system_error>
-#include <utility>
-#include <vector>
-
-namespace trainpp {
-
-inline constexpr std::string_view checkpoint_prefix = "checkpoint";  ///< HF's PREFIX_CHECKPOINT_DIR
-inline constexpr std::string_view trainer_state_name = "trainer_state.json";
-inline constexpr std::string_view training_args_name = "training_args.json";
-inline constexpr std::string_view optimizer_state_name = "optimizer.safetensors";
-inline constexpr std::string_view scheduler_state_name = "scheduler.json";
-inline constexpr std::string_view scaler_state_name = "scaler.json";
-
-/// "process_state.safetensors" for a single process, "process_state_<rank>.safetensors" otherwise
-/// (HF's rng_state.pth / rng_state_<rank>.pth).
-[[nodiscard]] inline std::string process_state_name(std::int64_t rank, std::int64_t world_size) {
-  return world_size <= 1 ? std::string("process_state.safetensors")
-                         : fmt::format("process_state_{}.safetensors", rank);
-}
-
-/// "checkpoint-<step>".
-[[nodiscard]] inline std::string checkpoint_dir_name(std::int64_t global_step) {
-  return fmt::format("{}-{}", checkpoint_prefix, global_step);
-}
-
-/// The step of a directory named exactly "checkpoint-<digits>" (HF's _re_checkpoint), else nullopt.
-[[nodiscard]] inline std::optional<std::int64_t> checkpoint_step(std::string_view name) {
-  const std::string prefix = fmt::format("{}-", checkpoint_prefix);
-  if (!name.starts_with(prefix) || name.size() == prefix.size()) return std::nullopt;
-  const auto digits = name.substr(prefix.size());
-  if (!std::ranges::all_of(digits, [](char c) { return c >= '0' && c <= '9'; })) return std::nullopt;
-  std::int64_t step = 0;
-  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), step);
-  if (ec != std::errc{} || end != digits.data() + digits.size()) return std::nullopt;
-  return step;
-}
-
-/// True when `dir` is a checkpoint a run can resume from or load: a directory holding trainer_state.json
-/// and the model. (Directories are published whole; this guards against ones assembled by hand.)
-[[nodiscard]] inline bool is_complete_checkpoint(const std::filesystem::path& dir) {
-  std::error_code ec;
-  return std::filesystem::is_directory(dir, ec) && std::filesystem::is_regular_file(dir / trainer_state_name, ec) &&
-         std::filesystem::is_regular_file(dir / "model.safetensors", ec);
-}
-
-/// The checkpoint directories in `output_dir`, oldest first by step number. When `best` names one of
-/// them and it is not the newest, it moves to the second-to-last place, so that rotation, which deletes
-/// from the front, keeps it (HF's sort_checkpoints). HF orders by modification time when it can; the
-/// step number in the name is the order that cannot be fooled by a file system or a copy, so we use it.
-[[nodiscard]] inline std::vector<std::filesystem::path> sorted_checkpoints(
-    const std::filesystem::path& output_dir, const std::optional<std::string>& best = std::nullopt) {
-  namespace fs = std::filesystem;
-  std::vector<std::pair<std::int64_t, fs::path>> found;
-  std::error_code ec;
-  if (!fs::is_directory(output_dir, ec)) return {};
-  for (auto it = fs::directory_iterator(output_dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
-    const auto step = checkpoint_step(it->path().filename().string());
-    if (step && it->is_directory(ec)) found.emplace_back(*step, it->path());
-  }
-  if (ec) throw error("cannot list {}: {}", output_dir.string(), ec.message());
-  std::ranges::sort(found);
-  std::vector<fs::path> out;
-  for (auto& [step, path] : found) out.push_back(std::move(path));
-  if (best && !out.empty()) {
-    const fs::path best_path = fs::path(*best).lexically_normal();
-    const auto it = std::ranges::find_if(out, [&](const fs::path& p) { return p.lexically_normal() == best_path; });
-    if (it != out.end() && it != out.end() - 1) {
-      fs::path kept = *it;
-      out.erase(it);
-      out.insert(out.end() - 1, std::move(kept));
-    }
-  }
-  return out;
-}
-
-/// The newest complete checkpoint in `output_dir` (HF's get_last_checkpoint), or nullopt. Incomplete
-/// directories are skipped with a warning.
-[[nodiscard]] inline std::optional<std::filesystem::path> last_checkpoint(const std::filesystem::path& output_dir) {
-  auto all = sorted_checkpoints(output_dir);
-  for (auto it = all.rbegin(); it != all.rend(); ++it) {
-    if (is_complete_checkpoint(*it)) return *it;
-    warn("{} is not a complete checkpoint (it lacks {} or model.safetensors); skipping it", it->string(),
-         trainer_state_name);
-  }
-  return std::nullopt;
-}
-
-/// Removes a directory so that it never appears half-deleted under its name: it is first renamed to a
-/// ".tmp-" name (which no reader looks at), then removed. A crash in between leaves only the ".tmp-"
-/// directory, which remove_stale_staging cleans up later.
-inline void remove_dir_atomic(const std::filesystem::path& dir) {
-  namespace fs = std::filesystem;
-  const auto path = detail::without_trailing_separator(dir);
-  const auto aside = detail::parent_or_dot(path) / fmt::format(".tmp-{}-deleted-{}-{}", path.filename().string(),
-                                                                 ::getpid(), detail::random_suffix());
-  detail::rename_or_throw(path, aside);
-  std::error_code ec;
-  fs::remove_all(aside, ec);
-  if (ec) warn("cannot remove {} (the renamed {}): {}", aside.string(), path.string(), ec.message());
-}
-
-/// Deletes the ".tmp-checkpoint-*" directories an interrupted save or deletion left in `output_dir`.
-/// Returns how many it removed. Call it only when no other process is saving into `output_dir`.
-inline std::size_t remove_stale_staging(const std::filesystem::path& output_dir) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  if (!fs::is_directory(output_dir, ec)) return 0;
-  const std::string prefix = fmt::format(".tmp-{}-", checkpoint_prefix);
-  std::vector<fs::path> stale;
-  for (auto it = fs::directory_iterator(output_dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec))
-    if (it->path().filename().string().starts_with(prefix) && it->is_directory(ec)) stale.push_back(it->path());
-  for (const auto& path : stale) {
-    fs::remove_all(path, ec);
-    if (ec) warn("cannot remove {}, left by an interrupted save: {}", path.string(), ec.message());
-    else note("removed {}, left by an interrupted save", path.string());
-  }
-  return stale.size();
-}
-
-/// HF's rotate_checkpoints: with a positive `save_total_limit`, deletes the oldest checkpoints until
-/// that many remain, never the newest (needed to resume) nor `best` (so with a limit of 1 the best and
-/// the newest both stay). Returns the deleted directories.
-inline std::vector<std::filesystem::path> rotate_checkpoints(const std::filesystem::path& output_dir,
-                                                             std::optional<std::int64_t> save_total_limit,
-                                                             const std::optional<std::string>& best) {
-  if (!save_total_limit || *save_total_limit <= 0) return {};
-  const auto checkpoints = sorted_checkpoints(output_dir);
-  const auto limit = static_cast<std::size_t>(*save_total_limit);
-  if (checkpoints.size() <= limit) return {};
-  std::vector<std::filesystem::path> protect{checkpoints.back()};
-  if (best) {
-    const auto best_path = std::filesystem::path(*best).lexically_normal();
-    if (best_path != checkpoints.back().lexically_normal()) protect.push_back(best_path);
-  }
-  const auto keep = std::max(limit, protect.size());
-  std::size_t remaining = checkpoints.size();
-  std::vector<std::filesystem::path> deleted;
-  for (const auto& path : checkpoints) {
-    if (remaining <= keep) break;
-    if (std::ranges::find(protect, path.lexically_normal()) != protect.end() || path == checkpoints.back()) continue;
-    note("deleting older checkpoint {} (save_total_limit {})", path.string(), *save_total_limit);
-    remove_dir_atomic(path);
-    deleted.push_back(path);
-    --remaining;
-  }
-  return deleted;
-}
-
-// ---- strict JSON -------------------------------------------------------------------------------------
-
-namespace detail {
-
-/// Deeper nesting than any state file has is refused while parsing, before it can exhaust the stack
-/// of code that walks the document.
-inline constexpr int json_max_depth = 64;
-
-/// Parses `text` as JSON, refusing NUL bytes, duplicate keys (the library would silently keep one) and
-/// nesting deeper than json_max_depth. Errors start with `source`.
-[[nodiscard]] inline nlohmann::json parse_json_strict(std::string_view text, std::string_view source) {
-  using json = nlohmann::json;
-  if (const auto nul = text.find('\0'); nul != std::string_view::npos)
-    throw error("{}: not valid JSON: a NUL byte at offset {}", source, nul);
-  std::vector<std::set<std::string>> keys;  // the keys seen in each open object
-  auto check = [&](int depth, json::parse_event_t event, json& parsed) -> bool {
-    switch (event) {
-      case json::parse_event_t::object_start:
-      case json::parse_event_t::array_start:
-        if (depth >= json_max_depth) throw error("{}: not valid JSON here: nested deeper than {} levels", source, json_max_depth);
-        if (event == json::parse_event_t::object_start) keys.emplace_back();
-        break;
-      case json::parse_event_t::object_end:
-        keys.pop_back();
-        break;
-      case json::parse_event_t::key: {
-        auto name = parsed.get<std::string>();
-        if (!keys.back().insert(name).second)
-          throw error("{}: not valid JSON here: duplicate key \"{}\"", source, name);
-        break;
-      }
-      default:
-        break;
-    }
-    return true;
-  };
-  try {
-    return json::parse(text.begin(), text.end(), check);
-  } catch (const json::exception& e) {
-    throw error("{}: not valid JSON: {}", source, e.what());
-  }
-}
-
-/// A typed view of one JSON object read from a file: each accessor names the file and the key when
-/// the value is missing or of the wrong type.
-class JsonFields {
- public:
-  JsonFields(const nlohmann::json& object, std::string source, std::string what)
-      : object_(object), source_(std::move(source)), what_(std::move(what)) {
-    if (!object_.is_object()) throw error("{}: {} must be a JSON object, got {}", source_, what_, object_.type_name());
-  }
-  [[nodiscard]] bool has(const char* key) const { return object_.contains(key); }
-  [[nodiscard]] bool is_null(const char* key) const { return !has(key) || object_.at(key).is_null(); }
-  [[nodiscard]] const nlohmann::json& at(const char* key) const {
-    if (!has(key)) throw error("{}: {} lacks the key \"{}\"", source_, what_, key);
-    return object_.at(key);
-  }
-
-  [[nodiscard]] std::int64_t integer(const char* key, std::int64_t min = 0) const {
-    const auto& v = at(key);
-    if (v.is_number_unsigned()) {
-      const auto u = v.get<std::uint64_t>();
-      if (u <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) &&
-          static_cast<std::int64_t>(u) >= min)
-        return static_cast<std::int64_t>(u);
-    } else if (v.is_number_integer() && v.get<std::int64_t>() >= min) {
-      return v.get<std::int64_t>();
-    }
-    throw fail(key, fmt::format("an integer of at least {}", min), v);
-  }
-  [[nodiscard]] double number(const char* key) const {
-    const auto& v = at(key);
-    if (!v.is_number()) throw fail(key, "a number", v);
-    return v.get<double>();
-  }
-  [[nodiscard]] bool boolean(const char* key) const {
-    const auto& v = at(key);
-    if (!v.is_boolean()) throw fail(key, "true or false", v);
-    return v.get<bool>();
-  }
-  [[nodiscard]] std::string string(const char* key) const {
-    const auto& v = at(key);
-    if (!v.is_string()) throw fail(key, "a string", v);
-    return v.get<std::string>();
-  }
-  template <class F>
-  [[nodiscard]] auto optional(const char* key, F get) const -> std::optional<decltype((this->*get)(key))> {
-    if (is_null(key)) return std::nullopt;
-    return (this->*get)(key);
-  }
-
-  [[nodiscard]] Error fail(const char* key, std::string_view expected, const nlohmann::json& got) const {
-    auto shown = got.dump();
-    if (shown.size() > 80) shown = shown.substr(0, 77) + "...";
-    return error("{}: {} \"{}\" must be {}, got {}", source_, what_, key, expected, shown);
-  }
-
- private:
-  const nlohmann::json& object_;
-  std::string source_;
-  std::string what_;
-};
-
-}  // namespace detail
-
-/// Reads a JSON file strictly (see detail::parse_json_strict); errors name the file.
-[[nodiscard]] inline nlohmann::json read_json_file(const std::filesystem::path& path) {
-  return detail::parse_json_strict(read_file(path), path.string());
-}
-
-/// A TrainerState from trainer_state.json's object. Keys HF's schema does not have are ignored (a
-/// newer writer may add some); a missing key keeps its default, as HF's dataclass does; a key with
-/// the wrong type is an Error naming `source` and the key.
-[[nodiscard]] inline TrainerState trainer_state_from_json(const nlohmann::json& j, std::string_view source) {
-  const detail::JsonFields f(j, std::string(source), "trainer state");
-  TrainerState s;
-  using F = detail::JsonFields;
-  auto integer = [&](const char* key, std::int64_t fallback, std::int64_t min = 0) {
-    return f.is_null(key) ? fallback : f.integer(key, min);
-  };
-  s.epoch = f.optional("epoch", &F::number);
-  s.global_step = integer("global_step", 0);
-  s.max_steps = integer("max_steps", 0);
-  s.logging_steps = integer("logging_steps", 500);
-  s.eval_steps = integer("eval_steps", 500);
-  s.save_steps = integer("save_steps", 500);
-  s.train_batch_size = integer("train_batch_size", 0);
-  s.num_train_epochs = integer("num_train_epochs", 0);
-  s.num_input_tokens_seen = integer("num_input_tokens_seen", 0);
-  s.total_flos = f.is_null("total_flos") ? 0.0 : f.number("total_flos");
-  if (f.has("log_history")) {
-    const auto& history = f.at("log_history");
-    if (!history.is_array()) throw f.fail("log_history", "an array of objects", history);
-    for (std::size_t i = 0; i < history.size(); ++i) {
-      const auto& entry = history[i];
-      const detail::JsonFields e(entry, std::string(source), fmt::format("log_history[{}]", i));
-      for (const auto& [key, value] : entry.items())
-        if (!value.is_number() && !value.is_string() && !value.is_null() && !value.is_boolean())
-          throw e.fail(key.c_str(), "a number, string, boolean or null", value);
-      if (e.has("step")) (void)e.integer("step");
-    }
-    s.log_history = history;
-  }
-  s.best_metric = f.optional("best_metric", &F::number);
-  s.best_global_step = f.is_null("best_global_step") ? std::nullopt : std::optional(f.integer("best_global_step"));
-  s.best_model_checkpoint = f.optional("best_model_checkpoint", &F::string);
-  s.is_local_process_zero = f.has("is_local_process_zero") ? f.boolean("is_local_process_zero") : true;
-  s.is_world_process_zero = f.has("is_world_process_zero") ? f.boolean("is_world_process_zero") : true;
-  s.is_hyper_param_search = f.has("is_hyper_param_search") ? f.boolean("is_hyper_param_search") : false;
-  s.trial_name = f.optional("trial_name", &F::string);
-  if (f.has("trial_params")) {
-    const auto& tp = f.at("trial_params");
-    if (!tp.is_null() && !tp.is_object()) throw f.fail("trial_params", "an object or null", tp);
-    s.trial_params = tp;
-  }
-  if (f.has("stateful_callbacks")) {
-    const auto& sc = f.at("stateful_callbacks");
-    if (!sc.is_object()) throw f.fail("stateful_callbacks", "an object", sc);
-    s.stateful_callbacks = sc;
-  }
-  return s;
-}
-
-/// Reads trainer_state.json (see trainer_state_from_json).
-[[nodiscard]] inline TrainerState read_trainer_state(const std::filesystem::path& path) {
-  return trainer_state_from_json(read_json_file(path), path.string());
-}
-
-/// The TrainerControl flags stored in trainer_state.json's stateful_callbacks, if any.
-[[nodiscard]] inline std::optional<TrainerControl> control_from_state(const TrainerState& state, std::string_view source) {
-  if (!state.stateful_callbacks.contains("TrainerControl")) return std::nullopt;
-  const auto& stored = state.stateful_callbacks.at("TrainerControl");
-  const detail::JsonFields entry(stored, std::string(source), "stateful_callbacks.TrainerControl");
-  if (!entry.has("args")) return TrainerControl{};
-  const detail::JsonFields f(entry.at("args"), std::string(source), "stateful_callbacks.TrainerControl.args");
-  TrainerControl c;
-  auto flag = [&](const char* key) { return f.has(key) ? f.boolean(key) : false; };
-  c.should_training_stop = flag("should_training_stop");
-  c.should_epoch_stop = flag("should_epoch_stop");
-  c.should_save = flag("should_save");
-  c.should_evaluate = flag("should_evaluate");
-  c.should_log = flag("should_log");
-  return c;
-}
-
-// ---- optimizer state -----------------------------------------------------------------------------------
-
-/// What optimizer.safetensors holds: per-parameter state and the groups' hyperparameters.
-struct SavedOptimizer {
-  OptimizerState state;            ///< one map per parameter of the flat list, as the optimizer's state()
-  std::vector<ParamGroup> groups;  ///< lr, initial_lr, weight_decay and names (params left empty)
-  std::vector<std::size_t> group_sizes;
-};
-
-/// Writes an optimizer's state and its groups' hyperparameters (and parameter names, which the loader
-/// checks) to `path`, atomically.
-inline void save_optimizer_state(const std::filesystem::path& path, const OptimizerState& state,
-                                 const std::vector<ParamGroup>& groups) {
-  std::vector<std::pair<std::string, torch::Tensor>> tensors;
-  for (std::size_t i = 0; i < state.size(); ++i)
-    for (const auto& [key, value] : state[i]) tensors.emplace_back(fmt::format("state.{}.{}", i, key), value);
-  nlohmann::json meta = {{"version", 1}, {"num_parameters", state.size()}, {"param_groups", nlohmann::json::array()}};
-  for (const auto& g : groups)
-    meta["param_groups"].push_back({{"lr", g.lr},
-                                    {"initial_lr", g.initial_lr},
-                                    {"weight_decay", g.weight_decay},
-                                    {"num_parameters", g.params.size()},
-                                    {"names", g.names}});
-  save_safetensors(path, tensors, {{"format", "pt"}, {"trainpp.optimizer", meta.dump()}});
-}
-
-/// Reads optimizer.safetensors back. Every tensor name must be "state.<i>.<key>" with i below the
-/// recorded parameter count, and the groups must add up to that count; errors name the file.
-[[nodiscard]] inline SavedOptimizer load_optimizer_state(const std::filesystem::path& path) {
-  const auto source = path.string();
-  auto file = load_safetensors(path);
-  const auto meta_it = file.metadata.find("trainpp.optimizer");
-  if (meta_it == file.metadata.end())
-    throw error("{}: not a trainpp optimizer state: the metadata lacks \"trainpp.optimizer\"", source);
-  const auto meta = detail::parse_json_strict(meta_it->second, source + " (metadata trainpp.optimizer)");
-  const detail::JsonFields f(meta, source, "the optimizer metadata");
-  if (f.integer("version") != 1) throw error("{}: unsupported optimizer state version {}", source, f.integer("version"));
-  const auto count = static_cast<std::size_t>(f.integer("num_parameters"));
-  // The state holds an entry per parameter, tensors or not: a count no model has would exhaust memory.
-  if (constexpr std::size_t max_parameters = std::size_t{1} << 20; count > max_parameters)
-    throw error("{}: num_parameters {} is more than any model has (at most {})", source, count, max_parameters);
-  const auto& groups = f.at("param_groups");
-  if (!groups.is_array()) throw f.fail("param_groups", "an array", groups);
-
-  SavedOptimizer out;
-  std::size_t total = 0;
-  for (std::size_t i = 0; i < groups.size(); ++i) {
-    const detail::JsonFields g(groups[i], source, fmt::format("param_groups[{}]", i));
-    ParamGroup group;
-    // The loop applies these rates as they are: a negative or non-finite one is corruption.
-    auto rate = [&](const char* key) {
-      const double v = g.number(key);
-      if (!std::isfinite(v) || v < 0) throw g.fail(key, "a finite non-negative number", g.at(key));
-      return v;
-    };
-    group.lr = rate("lr");
-    group.initial_lr = rate("initial_lr");
-    group.weight_decay = rate("weight_decay");
-    const auto n = static_cast<std::size_t>(g.integer("num_parameters"));
-    const auto& names = g.at("names");
-    if (!names.is_array() || !std::ranges::all_of(names, [](const auto& v) { return v.is_string(); }))
-      throw g.fail("names", "an array of strings", names);
-    if (!names.empty() && names.size() != n)
-      throw error("{}: param_groups[{}] has {} parameters but {} names", source, i, n, names.size());
-    for (const auto& name : names) group.names.push_back(name.template get<std::string>());
-    if (n > count || total > count - n)
-      throw error("{}: the parameter groups hold more parameters than num_parameters ({})", source, count);
-    total += n;
-    out.group_sizes.push_back(n);
-    out.groups.push_back(std::move(group));
-  }
-  if (total != count)
-    throw error("{}: the parameter groups hold {} parameters, num_parameters says {}", source, total, count);
-
-  out.state.resize(count);
-  for (auto& [name, tensor] : file.tensors) {
-    // "state.<index>.<key>", the index in plain decimal (no leading zero: "state.01.x" would alias "state.1.x")
-    const std::string_view n = name;
-    const auto dot = n.find('.', 6);
-    std::size_t index = 0;
-    const bool shaped = n.starts_with("state.") && dot != std::string_view::npos && dot > 6 && dot + 1 < n.size();
-    const auto digits = shaped ? n.substr(6, dot - 6) : std::string_view{};
-    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), index);
-    if (!shaped || ec != std::errc{} || end != digits.data() + digits.size() || (digits.size() > 1 && digits[0] == '0'))
-      throw error("{}: unexpected tensor \"{}\" (optimizer state tensors are named state.<index>.<key>)", source, name);
-    if (index >= count)
-      throw error("{}: tensor \"{}\" is for parameter #{}, but the optimizer state has {} parameters", source, name,
-                  index, count);
-    out.state[index][std::string(n.substr(dot + 1))] = std::move(tensor);
-  }
-  return out;
-}
-
-// ---- per-process state ---------------------------------------------------------------------------------
-
-/// The state of one process that a resumed run needs to continue exactly: its random generators and
-/// the training loop's running sums.
-struct ProcessState {
-  torch::Tensor cpu_rng;                ///< the default CPU generator's state
-  std::vector<torch::Tensor> cuda_rng;  ///< each CUDA device's default generator state, by index
-  torch::Tensor tr_loss;                ///< the loss summed since the last log (float32 scalar, CPU)
-  double total_loss_scalar = 0;         ///< the loss summed over the logged steps
-  std::int64_t globalstep_last_logged = 0;
-  std::int64_t scheduler_steps = 0;     ///< scheduler advances (fewer than global_step when steps were skipped)
-  std::int64_t rank = 0;
-  std::int64_t world_size = 1;
-};
-
-/// The generator states of this process (CPU and every visible CUDA device).
-[[nodiscard]] inline ProcessState capture_rng_state() {
-  ProcessState s;
-  {
-    auto gen = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    s.cpu_rng = gen.get_state();
-  }
-  if (torch::cuda::is_available()) {
-    for (std::size_t i = 0; i < static_cast<std::size_t>(torch::cuda::device_count()); ++i) {
-      auto gen = at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(i)));
-      std::lock_guard<std::mutex> lock(gen.mutex());
-      s.cuda_rng.push_back(gen.get_state());
-    }
-  }
-  return s;
-}
-
-/// Sets this process's generators from `s`. A generator state of the wrong size, or one the generator
-/// refuses, is an Error; CUDA
-/// states for devices this machine lacks (or a checkpoint without them) get a warning, since the run
-/// then continues, but not bit for bit.
-inline void restore_rng_state(const ProcessState& s, std::string_view source) {
-  {
-    auto gen = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    if (s.cpu_rng.numel() != gen.get_state().numel())
-      throw error("{}: rng.cpu holds {} bytes, a CPU generator state has {}", source, s.cpu_rng.numel(),
-                  gen.get_state().numel());
-    try {
-      gen.set_state(s.cpu_rng);
-    } catch (const c10::Error& e) {  // the right size, but not a state the generator accepts
-      throw error("{}: rng.cpu is not a valid CPU generator state: {}", source, e.what_without_backtrace());
-    }
-  }
-  const std::size_t devices = torch::cuda::is_available() ? torch::cuda::device_count() : 0;
-  if (s.cuda_rng.size() != devices)
-    warn("{} holds the generator states of {} CUDA device(s), this machine has {}: the resumed run will not "
-         "repeat the interrupted one's random numbers on the GPU", source, s.cuda_rng.size(), devices);
-  for (std::size_t i = 0; i < std::min(devices, s.cuda_rng.size()); ++i) {
-    auto gen = at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(i)));
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    if (s.cuda_rng[i].numel() != gen.get_state().numel())
-      throw error("{}: rng.cuda:{} holds {} bytes, a CUDA generator state has {}", source, i, s.cuda_rng[i].numel(),
-                  gen.get_state().numel());
-    try {
-      gen.set_state(s.cuda_rng[i]);
-    } catch (const c10::Error& e) {
-      throw error("{}: rng.cuda:{} is not a valid CUDA generator state: {}", source, i, e.what_without_backtrace());
-    }
-  }
-}
-
-inline void save_process_state(const std::filesystem::path& path, const ProcessState& s) {
-  std::vector<std::pair<std::string, torch::Tensor>> tensors{
-      {"rng.cpu", s.cpu_rng},
-      {"loop.tr_loss", s.tr_loss.defined() ? s.tr_loss.detach().to(torch::kCPU, torch::kFloat32).reshape({})
-                                           : torch::zeros({}, torch::kFloat32)},
-      {"loop.total_loss_scalar", torch::tensor(s.total_loss_scalar, torch::kFloat64)},
-      {"loop.globalstep_last_logged", torch::tensor(s.globalstep_last_logged, torch::kInt64)},
-      {"loop.scheduler_steps", torch::tensor(s.scheduler_steps, torch::kInt64)},
-  };
-  for (std::size_t i = 0; i < s.cuda_rng.size(); ++i) tensors.emplace_back(fmt::format("rng.cuda:{}", i), s.cuda_rng[i]);
-  save_safetensors(path, tensors,
-                   {{"format", "pt"},
-                    {"trainpp.process_state", "1"},
-                    {"rank", std::to_string(s.rank)},
-                    {"world_size", std::to_string(s.world_size)}});
-}
-
-/// Reads a process_state file; every expected tensor must be present with its dtype and shape, and
-/// nothing else may be; errors name the file.
-[[nodiscard]] inline ProcessState load_process_state(const std::filesystem::path& path) {
-  const auto source = path.string();
-  auto file = load_safetensors(path);
-  auto meta = [&](const char* key) -> std::int64_t {
-    const auto it = file.metadata.find(key);
-    std::int64_t value = 0;
-    if (it == file.metadata.end()) throw error("{}: not a trainpp process state: the metadata lacks \"{}\"", source, key);
-    const auto& text = it->second;
-    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec != std::errc{} || end != text.data() + text.size() || value < 0)
-      throw error("{}: metadata \"{}\" must be a non-negative integer, got \"{}\"", source, key, text);
-    return value;
-  };
-  if (meta("trainpp.process_state") != 1) throw error("{}: unsupported process state version", source);
-  ProcessState s;
-  s.rank = meta("rank");
-  s.world_size = meta("world_size");
-  if (s.world_size < 1 || s.rank >= s.world_size)
-    throw error("{}: rank {} is not below world_size {}", source, s.rank, s.world_size);
-
-  std::map<std::string, torch::Tensor> by_name;
-  for (auto& [name, tensor] : file.tensors) by_name.emplace(name, std::move(tensor));
-  auto take = [&](const std::string& name, c10::ScalarType dtype, std::int64_t dim) {
-    const auto it = by_name.find(name);
-    if (it == by_name.end()) throw error("{}: the process state lacks the tensor \"{}\"", source, name);
-    auto t = std::move(it->second);
-    by_name.erase(it);
-    if (t.scalar_type() != dtype || t.dim() != dim)
-      throw error("{}: tensor \"{}\" must be a {}-dimensional {}, got {} {}", source, name, dim, c10::toString(dtype),
-                  t.dim(), c10::toString(t.scalar_type()));
-    return t;
-  };
-  s.cpu_rng = take("rng.cpu", torch::kUInt8, 1);
-  s.tr_loss = take("loop.tr_loss", torch::kFloat32, 0);
-  s.total_loss_scalar = take("loop.total_loss_scalar", torch::kFloat64, 0).item<double>();
-  s.globalstep_last_logged = take("loop.globalstep_last_logged", torch::kInt64, 0).item<std::int64_t>();
-  s.scheduler_steps = take("loop.scheduler_steps", torch::kInt64, 0).item<std::int64_t>();
-  if (s.globalstep_last_logged < 0 || s.scheduler_steps < 0)
-    throw error("{}: loop counters must not be negative", source);
-  for (std::size_t i = 0; by_name.contains(fmt::format("rng.cuda:{}", i)); ++i)
-    s.cuda_rng.push_back(take(fmt::format("rng.cuda:{}", i), torch::kUInt8, 1));
-  if (!by_name.empty()) throw error("{}: unexpected tensor \"{}\" in a process state", source, by_name.begin()->first);
-  return s;
-}
-
-}  // namespace trainpp
 
 // ---- trainpp/io/eval_metrics.hpp ----
 // Ready-made compute_metrics functions.
@@ -7414,6 +7616,10 @@ class Trainer {
     log_loop_start("Evaluation", loader.num_samples());
     // HF: without compute_metrics only the loss is gathered (no logits kept in memory).
     auto out = evaluation_loop(loader, /*prediction_loss_only=*/!has_compute_metrics || args_.prediction_loss_only, prefix);
+    if (has_compute_metrics && !args_.prediction_loss_only && !out.label_ids.defined())
+      // HF skips compute_metrics silently here; a misspelt --label_names would go unnoticed.
+      warn("compute_metrics was not called: the evaluation batches hold none of the label keys ({}); set "
+           "--label_names to the batch key that holds the labels", fmt::join(args_.effective_label_names(), ", "));
     const double n = static_cast<double>(loader.num_samples());
     const double batch = static_cast<double>(args_.per_device_eval_batch_size * sharding_.world_size());
     out.metrics.merge(speed_metrics(prefix, start, n, std::ceil(n / batch)));

@@ -4,12 +4,21 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include <unistd.h>
 
 namespace cli_test {
 
 using trainpp::TrainingArguments;
+using namespace std::string_literals;
 
 TrainingArguments parse(std::vector<std::string> argv) {
   return std::get<0>(trainpp::parse_args_into<TrainingArguments>(argv));
@@ -83,8 +92,138 @@ TEST_CASE("a JSON arguments file, with the command line winning") {
     std::ofstream f(path);
     f << R"({"learning_rate": 0.1,)";
   }
-  CHECK_THROWS_WITH_AS(parse({path.string()}), doctest::Contains("is not valid JSON"), trainpp::Error);
+  CHECK_THROWS_WITH_AS(parse({path.string()}), doctest::Contains("not valid JSON"), trainpp::Error);
   std::filesystem::remove(path);
+}
+
+TEST_CASE("values that are not quite numbers are refused") {
+  // Python's int() and float() refuse these too; std::stod would read a prefix, hex or inf.
+  for (const char* text : {"", " 5", "5 ", "0x10", "5e", "1_000", "1,5", "--", "+-1", "++1", "5\n"}) {
+    CAPTURE(text);
+    CHECK_THROWS_WITH_AS(parse({"--seed", text}), doctest::Contains("argument --seed: invalid int value"), trainpp::Error);
+  }
+  for (const char* text : {"", " 1e-3", "1e-3 ", "0x1p3", "inf", "-inf", "nan", "Infinity", "1e-3x", ".", "e5"}) {
+    CAPTURE(text);
+    CHECK_THROWS_WITH_AS(parse({"--learning_rate", text}), doctest::Contains("argument --learning_rate: invalid float value"),
+                         trainpp::Error);
+  }
+  CHECK_THROWS_WITH_AS(parse({"--seed", "9223372036854775808"}), doctest::Contains("int value out of range: '9223372036854775808'"),
+                       trainpp::Error);
+  CHECK_THROWS_WITH_AS(parse({"--learning_rate", "1e400"}), doctest::Contains("float value out of range: '1e400'"), trainpp::Error);
+  CHECK_THROWS_WITH_AS(parse({"--eval_steps", "nan"}), doctest::Contains("argument --eval_steps: invalid float value: 'nan'"),
+                       trainpp::Error);
+  // What Python accepts stays accepted.
+  CHECK(parse({"--seed", "+7"}).seed == 7);
+  CHECK(parse({"--seed", "-7"}).seed == -7);
+  CHECK(parse({"--learning_rate", ".5"}).learning_rate == 0.5);
+  CHECK(parse({"--learning_rate", "+1E-3"}).learning_rate == 1e-3);
+  CHECK(parse({"--seed", "9223372036854775807"}).seed == INT64_MAX);
+}
+
+TEST_CASE("malformed flags name the flag and the problem") {
+  CHECK_THROWS_WITH_AS(parse({"--"}), doctest::Contains("unexpected argument '--'"), trainpp::Error);
+  CHECK_THROWS_WITH_AS(parse({"-x"}), doctest::Contains("unexpected argument '-x'"), trainpp::Error);
+  CHECK_THROWS_WITH_AS(parse({"--=3"}), doctest::Contains("unexpected argument '--=3'"), trainpp::Error);
+  CHECK_THROWS_WITH_AS(parse({"--seed="}), doctest::Contains("argument --seed: invalid int value: ''"), trainpp::Error);
+  CHECK_THROWS_WITH_AS(parse({"--do_train=maybe"}), doctest::Contains("argument --do_train: invalid bool value: 'maybe'"),
+                       trainpp::Error);
+  CHECK_THROWS_WITH_AS(parse({"--do_train="}), doctest::Contains("invalid bool value: ''"), trainpp::Error);
+  CHECK_THROWS_WITH_AS(parse({"--no_dataloader_pin_memory=true"}),
+                       doctest::Contains("argument --no_dataloader_pin_memory: ignored explicit argument 'true'"), trainpp::Error);
+  CHECK_THROWS_WITH_AS(parse({"--no_do_train"}), doctest::Contains("did you mean --do_train?"), trainpp::Error);
+  // A list flag's = form carries one value; a second word after it is a stray positional, as with argparse.
+  CHECK(parse({"--label_names=y"}).label_names == std::vector<std::string>{"y"});
+  CHECK_THROWS_WITH_AS(parse({"--label_names=a", "b"}), doctest::Contains("unexpected argument 'b'"), trainpp::Error);
+  CHECK_THROWS_WITH_AS(parse({"--label_names="}), doctest::Contains("argument --label_names: invalid value: ''"), trainpp::Error);
+  CHECK_THROWS_WITH_AS(parse({"--label_names", "a", ""}), doctest::Contains("list items must not be empty"), trainpp::Error);
+  CHECK_THROWS_WITH_AS(parse({"--label_names", "--seed", "1"}), doctest::Contains("--label_names: expected at least one value"),
+                       trainpp::Error);
+  CHECK_THROWS_WITH_AS(parse({"--seed", "1", "args.json"}), doctest::Contains("an arguments file must come first"), trainpp::Error);
+  // The same flag twice: the last wins, as with argparse.
+  CHECK(parse({"--seed", "1", "--seed", "2"}).seed == 2);
+}
+
+TEST_CASE("strings that no setting can hold are refused") {
+  CHECK_THROWS_WITH_AS(parse({"--output_dir", "out\xff"}), doctest::Contains("argument --output_dir: invalid str value: 'out\\xff' is not valid UTF-8"),
+                       trainpp::Error);
+  CHECK_THROWS_WITH_AS(parse({"--run_name", "\xc0\xaf"}), doctest::Contains("not valid UTF-8"), trainpp::Error);  // overlong '/'
+  CHECK_THROWS_WITH_AS(parse({"--run_name", "\xed\xa0\x80"}), doctest::Contains("not valid UTF-8"), trainpp::Error);  // a surrogate
+  CHECK_THROWS_WITH_AS(parse({"--label_names", "ok", "\xfe"}), doctest::Contains("--label_names: invalid str value"), trainpp::Error);
+  CHECK_THROWS_WITH_AS(parse({"--output_dir", std::string("a\0b", 3)}), doctest::Contains("holds a NUL byte"), trainpp::Error);
+  CHECK(parse({"--run_name", "\xc3\xa9t\xc3\xa9 \xf0\x9f\x9a\x80"}).run_name == "\xc3\xa9t\xc3\xa9 \xf0\x9f\x9a\x80");
+  // A megabyte-long token gives a short message, and quickly.
+  const std::string huge(1 << 20, 'x');
+  for (const auto& argv : {std::vector<std::string>{"--" + huge}, {"--seed", huge}, {"--learning_rate", huge}, {huge}}) {
+    try {
+      (void)parse(argv);
+      FAIL("accepted");
+    } catch (const trainpp::Error& e) {
+      CHECK(std::string_view(e.what()).size() < 300);
+    }
+  }
+}
+
+TEST_CASE("a JSON arguments file is read strictly") {
+  const auto dir = std::filesystem::temp_directory_path() / fmt::format("trainpp_cli_test_strict_{}", ::getpid());
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  auto file_with = [&](std::string_view text) {
+    const auto path = dir / "args.json";
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
+    return path.string();
+  };
+  auto refused = [&](std::string_view text, std::string_view message) {
+    CAPTURE(text);
+    CHECK_THROWS_WITH_AS(parse({file_with(text)}), doctest::Contains(doctest::String(message.data(), static_cast<unsigned>(message.size()))),
+                         trainpp::Error);
+  };
+  refused(R"({"seed": 1, "seed": 2})", "duplicate key \"seed\"");
+  refused(R"({"seed": 18446744073709551615})", "argument 'seed': expected an integer from -9223372036854775808 to 9223372036854775807");
+  refused(R"({"seed": 9223372036854775808})", "expected an integer from");
+  refused(R"({"seed": 1e30})", "argument 'seed': expected an integer, got 1e+30");
+  refused(R"({"seed": 3.0})", "argument 'seed': expected an integer");
+  refused(R"({"seed": true})", "argument 'seed': expected an integer, got true");
+  refused(R"({"learning_rate": 1e999})", "number overflow parsing '1e999'");
+  refused(R"({"learning_rate": -1e400})", "number overflow parsing '-1e400'");
+  refused(R"({"output_dir": "a\u0000b"})", "argument --output_dir: invalid str value: 'a\\x00b' holds a NUL byte");
+  refused("{\"output_dir\": \"a\0b\"}"s, "a NUL byte at offset 17");
+  refused(R"({"label_names": ["a", 1]})", "argument 'label_names': expected a list of strings");
+  refused(R"({"label_names": [""]})", "expected a list of non-empty strings");
+  refused(R"({"eval_strategy": 1})", "argument 'eval_strategy': expected one of no, steps, epoch");
+  refused(R"({"eval_strategy": "sometimes"})", "invalid choice: 'sometimes' (choose from no, steps, epoch)");
+  refused(R"({"lerning_rate": 0.1})", "unrecognized key \"lerning_rate\" (did you mean \"learning_rate\"?)");
+  refused(R"({"zzzzzzzzzzzzzzzzzzzz": 0.1})", "unrecognized key \"zzzzzzzzzzzzzzzzzzzz\" (see --help)");
+  refused(R"([{"seed": 1}])", "must hold a JSON object, got array");
+  refused("3", "must hold a JSON object, got number");
+  refused(R"("seed")", "must hold a JSON object, got string");
+  refused("", "not valid JSON");
+  refused(std::string(100, '[') + std::string(100, ']'), "nested deeper than");
+  refused(R"({"lr_scheduler_kwargs": {"a": 1, "a": 2}})", "duplicate key \"a\"");
+  refused(R"({"lr_scheduler_kwargs": "{\"a\": 1, \"a\": 2}"})", "duplicate key");
+  refused(R"({"lr_scheduler_kwargs": [1]})", "argument 'lr_scheduler_kwargs': expected a JSON object");
+  refused("{\"run_name\": \"\xff\"}", "not valid JSON");
+  refused(R"({"max_steps": 0})", "max_steps must be a positive number");
+  // Every refusal names the file.
+  const std::string path = file_with(R"({"seed": "1"})");
+  CHECK_THROWS_WITH_AS(parse({path}), doctest::Contains(("the arguments file " + path + ": argument 'seed'").c_str()), trainpp::Error);
+  CHECK_THROWS_WITH_AS(parse({(dir / "missing.json").string()}), doctest::Contains("missing.json: No such file"), trainpp::Error);
+  CHECK_THROWS_WITH_AS(parse({dir.string() + "/"}), doctest::Contains("unexpected argument"), trainpp::Error);
+  std::filesystem::create_directories(dir / "folder.json");
+  CHECK_THROWS_WITH_AS(parse({(dir / "folder.json").string()}), doctest::Contains("folder.json"), trainpp::Error);
+  CHECK_THROWS_WITH_AS(parse({(dir / "args.txt").string()}), doctest::Contains("unexpected argument"), trainpp::Error);
+  // A device would never end.
+  std::filesystem::create_symlink("/dev/zero", dir / "endless.json");
+  CHECK_THROWS_WITH_AS(parse({(dir / "endless.json").string()}), doctest::Contains("endless.json is not a regular file"), trainpp::Error);
+  // Values a file may legitimately hold.
+  const auto a = parse({file_with(R"({"seed": 9223372036854775807, "learning_rate": 1, "label_names": "y", "data_seed": null,
+                                     "lr_scheduler_kwargs": "{\"num_cycles\": 2}", "report_to": []})")});
+  CHECK(a.seed == INT64_MAX);
+  CHECK(a.learning_rate == 1.0);
+  CHECK(a.label_names == std::vector<std::string>{"y"});
+  CHECK_FALSE(a.data_seed.has_value());
+  CHECK(a.lr_scheduler_kwargs["num_cycles"] == 2);
+  CHECK(a.report_to.empty());
+  std::filesystem::remove_all(dir);
 }
 
 struct MyArgs {
@@ -104,8 +243,75 @@ TEST_CASE("a user's own argument struct parses beside TrainingArguments") {
   CHECK(args.seed == 3);
 }
 
+struct Clash {
+  std::int64_t seed = 1;
+};
+template <class V>
+void visit_fields(Clash& a, V&& v) {
+  v(trainpp::FieldInfo{"seed", "a second seed"}, a.seed);
+}
+
+TEST_CASE("two argument structs declaring the same flag are refused") {
+  CHECK_THROWS_WITH_AS((trainpp::parse_args_into<Clash, TrainingArguments>({})), doctest::Contains("argument --seed is declared twice"),
+                       trainpp::Error);
+}
+
 TEST_CASE("--help lists the arguments and asks to exit") {
   CHECK_THROWS_AS(parse({"--help"}), trainpp::HelpRequested);
+  CHECK_THROWS_AS(parse({"--learning_rat", "1", "-h"}), trainpp::HelpRequested);
+}
+
+/// The lines of `text` that list a flag: "  --name ...".
+std::vector<std::string> flag_lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (line.starts_with("  --")) lines.push_back(line);
+  return lines;
+}
+
+TEST_CASE("--help lists every argument once, grouped, with type, default and help") {
+  MyArgs mine;
+  mine.hidden = 32;
+  const std::string text = trainpp::help_text("train", std::tuple<MyArgs, TrainingArguments>{mine, TrainingArguments{}});
+  CHECK(text.starts_with("usage: train [args.json]"));
+  std::vector<std::string> names;
+  TrainingArguments probe;
+  trainpp::visit_fields(probe, [&](const trainpp::FieldInfo& f, auto&) { names.emplace_back(f.name); });
+  names.insert(names.end(), {"data_dir", "hidden"});
+  const auto lines = flag_lines(text);
+  CHECK(lines.size() == names.size());
+  for (const auto& name : names) {
+    CAPTURE(name);
+    const auto listed = std::ranges::count_if(lines, [&](const std::string& l) { return l.starts_with("  --" + name + " "); });
+    CHECK(listed == 1);
+    const auto at = text.find("  --" + name + " ");
+    REQUIRE(at != std::string::npos);
+    const auto end = text.find('\n', at);
+    CHECK(text.substr(at, end - at).find("(default: ") != std::string::npos);
+    // The help line follows, indented.
+    CHECK(text.substr(end + 1, 6) == "      ");
+    CHECK(text.find('\n', end + 1) > end + 8);
+  }
+  for (const char* group : {"\noutput:\n", "\nbatches:\n", "\noptimizer:\n", "\nschedule:\n", "\nlogging:\n",
+                            "\nevaluation:\n", "\nsaving:\n", "\nreproducibility:\n", "\ndevice:\n", "\ndata:\n",
+                            "\narguments:\n"}) {
+    CAPTURE(group);
+    const auto first = text.find(group);
+    CHECK(first != std::string::npos);
+    CHECK(text.find(group, first + 1) == std::string::npos);  // each group once, its fields together
+  }
+  // Each flag sits under its own group's heading.
+  CHECK(text.find("\noptimizer:\n") < text.find("  --learning_rate "));
+  CHECK(text.find("  --learning_rate ") < text.find("\nschedule:\n"));
+  CHECK(text.find("\narguments:\n") < text.find("  --hidden "));
+  CHECK(text.find("float (default: 5e-05)") != std::string::npos);
+  CHECK(text.find("{no, steps, epoch} (default: \"no\")") != std::string::npos);
+  CHECK(text.find("{linear, cosine, cosine_with_restarts,") != std::string::npos);
+  CHECK(text.find("int (optional) (default: null)") != std::string::npos);
+  CHECK(text.find("bool, --no_dataloader_pin_memory for false (default: true)") != std::string::npos);
+  CHECK(text.find("--hidden                           int (default: 32)") != std::string::npos);  // the given defaults
+  CHECK(text.find("where the data is") != std::string::npos);
 }
 
 TEST_CASE("training_args.json round-trips through the parser") {
