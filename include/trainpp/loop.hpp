@@ -313,7 +313,13 @@ std::optional<std::filesystem::path> Trainer<Model, P>::resolve_checkpoint(const
 /// scripts refuse the same way; the Trainer itself would mix the two runs' checkpoints).
 template <class Model, class P>
 void Trainer<Model, P>::prepare_output_dir(bool resuming) {
-  if (!state_.is_world_process_zero || args_.save_strategy == SaveStrategy::no) return;
+  if (!state_.is_world_process_zero) return;
+  // Created up front, as HF's Trainer does: an output_dir that cannot exist fails now, not at the first
+  // checkpoint after an hour of training.
+  std::error_code ec;
+  std::filesystem::create_directories(args_.output_dir, ec);
+  if (ec) throw error("cannot create output_dir {}: {}", args_.output_dir, ec.message());
+  if (args_.save_strategy == SaveStrategy::no) return;
   remove_stale_staging(args_.output_dir);
   if (resuming) return;
   const auto existing = sorted_checkpoints(args_.output_dir);

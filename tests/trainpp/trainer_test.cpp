@@ -5,6 +5,10 @@
 
 #include <doctest/doctest.h>
 
+#include <fstream>
+
+#include <unistd.h>
+
 #include <cstdio>
 #include <filesystem>
 
@@ -236,6 +240,22 @@ TEST_CASE("a hook taking the trainer reaches the model, optimizer, scheduler and
   CHECK(trainer.train_dataloader() == nullptr);  // only while training runs
   CHECK(*inspect.seen == std::vector<std::string>{"batches 4", "step 1 lr 0.1 params 2 scheduler stateful",
                                                  "step 2 lr 0.1 params 2 scheduler stateful"});
+}
+
+TEST_CASE("an output_dir that cannot be created fails before the first step") {
+  const auto blocker = std::filesystem::temp_directory_path() / fmt::format("trainpp-blocker-{}", ::getpid());
+  std::ofstream(blocker) << "a file where a directory should go";
+  auto args = quiet_args();
+  args.output_dir = (blocker / "out").string();
+  struct CountSteps {
+    std::shared_ptr<int> steps = std::make_shared<int>(0);
+    void on_step_end(const trainpp::TrainingArguments&, const trainpp::TrainerState&, trainpp::TrainerControl&) { ++*steps; }
+  };
+  CountSteps counter;
+  trainpp::Trainer trainer(Net{}, args, trainpp::train_dataset = data(8), trainpp::callbacks = trainpp::callback_list(counter));
+  CHECK_THROWS_WITH_AS(trainer.train(), doctest::Contains("cannot create output_dir"), trainpp::Error);
+  CHECK(*counter.steps == 0);
+  std::filesystem::remove(blocker);
 }
 
 TEST_CASE("the trainer state serialises with HF's trainer_state.json keys") {
