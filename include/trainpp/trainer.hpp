@@ -16,6 +16,7 @@
 #include <trainpp/concepts/sharding.hpp>
 #include <trainpp/concepts/step.hpp>
 #include <trainpp/data/dataset.hpp>
+#include <trainpp/detail/host_allocator.hpp>
 #include <trainpp/device.hpp>
 #include <trainpp/io/metrics.hpp>
 #include <trainpp/io/model_io.hpp>
@@ -177,6 +178,7 @@ class Trainer {
                   "Either set eval_strategy to 'no' or pass an eval_dataset.", to_string(args_.eval_strategy));
     // HF's Trainer sets the library's verbosity from the arguments (main process or replica).
     logger().set_level(args_.get_process_log_level());
+    detail::keep_freed_host_memory();
     if (args_.full_determinism) enable_full_determinism(args_.seed);
     else set_seed(args_.seed);
     device_ = select_device(args_);
