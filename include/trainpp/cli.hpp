@@ -317,7 +317,7 @@ void assign_json(std::string_view name, const nlohmann::json& j, T& out) {
     auto add = [&](const nlohmann::json& item) {
       if (!item.is_string()) throw bad("a list of strings");
       const auto& text = item.get_ref<const std::string&>();
-      if (text.empty()) throw bad("a list of non-empty strings");
+      if (text.empty()) throw bad("a list of non-empty strings");  // the file's wording, not the flag's
       check_text(name, text);
       items.push_back(text);
     };

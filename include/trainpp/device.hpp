@@ -13,14 +13,7 @@ namespace trainpp {
 [[nodiscard]] inline torch::Device select_device(const TrainingArguments& args) {
   if (args.use_cpu) return torch::kCPU;
   if (torch::cuda::is_available()) {
-    int local_rank = 0;
-    if (const char* lr = std::getenv("LOCAL_RANK"); lr && *lr) {
-      try {
-        local_rank = std::stoi(lr);
-      } catch (const std::exception&) {
-        throw error("LOCAL_RANK must be an integer, got '{}'", lr);
-      }
-    }
+    const auto local_rank = trainpp::local_process_index();  // a malformed LOCAL_RANK fails in finalize()
     const auto count = static_cast<int>(torch::cuda::device_count());
     if (local_rank < 0 || local_rank >= count)
       throw error("LOCAL_RANK={} but only {} CUDA device(s) are visible (CUDA_VISIBLE_DEVICES)", local_rank, count);

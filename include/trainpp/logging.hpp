@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <atomic>
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -13,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <utility>
 
 namespace trainpp {
@@ -46,13 +48,15 @@ inline std::string thousands(long long n) {
   return out;
 }
 
-/// An integer environment variable such as RANK, or nullopt when unset or not a number.
+/// An integer environment variable such as RANK, or nullopt when unset or not a whole integer
+/// (TrainingArguments::finalize refuses a malformed RANK / LOCAL_RANK).
 inline std::optional<long> env_int(const char* name) {
   const char* text = std::getenv(name);
   if (text == nullptr || *text == '\0') return std::nullopt;
-  char* end = nullptr;
-  const long value = std::strtol(text, &end, 10);
-  if (*end != '\0') return std::nullopt;
+  const std::string_view digits(text);
+  long value = 0;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+  if (ec != std::errc{} || end != digits.data() + digits.size()) return std::nullopt;
   return value;
 }
 }  // namespace detail

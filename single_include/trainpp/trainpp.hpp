@@ -33,6 +33,7 @@
 #include <fmt/format.h>
 
 #include <atomic>
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -40,6 +41,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <utility>
 
 namespace trainpp {
@@ -73,13 +75,15 @@ inline std::string thousands(long long n) {
   return out;
 }
 
-/// An integer environment variable such as RANK, or nullopt when unset or not a number.
+/// An integer environment variable such as RANK, or nullopt when unset or not a whole integer
+/// (TrainingArguments::finalize refuses a malformed RANK / LOCAL_RANK).
 inline std::optional<long> env_int(const char* name) {
   const char* text = std::getenv(name);
   if (text == nullptr || *text == '\0') return std::nullopt;
-  char* end = nullptr;
-  const long value = std::strtol(text, &end, 10);
-  if (*end != '\0') return std::nullopt;
+  const std::string_view digits(text);
+  long value = 0;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+  if (ec != std::errc{} || end != digits.data() + digits.size()) return std::nullopt;
   return value;
 }
 }  // namespace detail
@@ -235,6 +239,7 @@ template <typename... Args>
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -455,6 +460,10 @@ inline void TrainingArguments::finalize() {
     throw error("max_steps must be a positive number, or -1 to train for num_train_epochs, got {}", max_steps);
   if (max_steps < 0 && !(num_train_epochs > 0))
     throw error("num_train_epochs must be positive when max_steps is not set, got {}", num_train_epochs);
+  // The launcher's ranks: a malformed one must not silently count as rank 0.
+  for (const char* name : {"RANK", "LOCAL_RANK"})
+    if (const char* value = std::getenv(name); value != nullptr && *value != '\0' && !detail::env_int(name))
+      throw error("the environment variable {} must be an integer, got '{}'", name, value);
   if (!(learning_rate >= 0)) throw error("learning_rate must be >= 0, got {}", learning_rate);
   if (!(weight_decay >= 0)) throw error("weight_decay must be >= 0, got {}", weight_decay);
   if (!(adam_beta1 >= 0 && adam_beta1 < 1)) throw error("adam_beta1 must be in [0, 1), got {}", adam_beta1);
@@ -2365,7 +2374,7 @@ void assign_json(std::string_view name, const nlohmann::json& j, T& out) {
     auto add = [&](const nlohmann::json& item) {
       if (!item.is_string()) throw bad("a list of strings");
       const auto& text = item.get_ref<const std::string&>();
-      if (text.empty()) throw bad("a list of non-empty strings");
+      if (text.empty()) throw bad("a list of non-empty strings");  // the file's wording, not the flag's
       check_text(name, text);
       items.push_back(text);
     };
@@ -2672,14 +2681,7 @@ namespace trainpp {
 [[nodiscard]] inline torch::Device select_device(const TrainingArguments& args) {
   if (args.use_cpu) return torch::kCPU;
   if (torch::cuda::is_available()) {
-    int local_rank = 0;
-    if (const char* lr = std::getenv("LOCAL_RANK"); lr && *lr) {
-      try {
-        local_rank = std::stoi(lr);
-      } catch (const std::exception&) {
-        throw error("LOCAL_RANK must be an integer, got '{}'", lr);
-      }
-    }
+    const auto local_rank = trainpp::local_process_index();  // a malformed LOCAL_RANK fails in finalize()
     const auto count = static_cast<int>(torch::cuda::device_count());
     if (local_rank < 0 || local_rank >= count)
       throw error("LOCAL_RANK={} but only {} CUDA device(s) are visible (CUDA_VISIBLE_DEVICES)", local_rank, count);

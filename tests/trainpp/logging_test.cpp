@@ -129,6 +129,22 @@ TEST_CASE("get_process_log_level: log_level on a main process, log_level_replica
   CHECK(a.get_process_log_level() == LogLevel::warning);
 }
 
+TEST_CASE("a malformed RANK or LOCAL_RANK is refused, not taken for rank 0") {
+  trainpp::TrainingArguments a;
+  {
+    EnvVar rank("RANK", "one");
+    CHECK_THROWS_WITH_AS(a.finalize(), doctest::Contains("the environment variable RANK must be an integer, got 'one'"),
+                         trainpp::Error);
+  }
+  {
+    EnvVar local("LOCAL_RANK", "1x");
+    CHECK_THROWS_WITH_AS(a.finalize(), doctest::Contains("LOCAL_RANK must be an integer"), trainpp::Error);
+  }
+  EnvVar rank("RANK", "2");
+  CHECK_NOTHROW(a.finalize());
+  CHECK(a.process_index() == 2);
+}
+
 TEST_CASE("the rank prefixes messages on processes other than the first") {
   trainpp::ScopedLoggerState restore;
   EnvVar rank("RANK", "3");
