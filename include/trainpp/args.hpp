@@ -229,10 +229,8 @@ inline void TrainingArguments::finalize() {
     throw error("max_steps must be a positive number, or -1 to train for num_train_epochs, got {}", max_steps);
   if (max_steps < 0 && !(num_train_epochs > 0))
     throw error("num_train_epochs must be positive when max_steps is not set, got {}", num_train_epochs);
-  // The launcher's ranks: a malformed one must not silently count as rank 0.
-  for (const char* name : {"RANK", "LOCAL_RANK"})
-    if (const char* value = std::getenv(name); value != nullptr && *value != '\0' && !detail::env_int(name))
-      throw error("the environment variable {} must be an integer, got '{}'", name, value);
+  // The launcher's environment: a malformed or inconsistent one must not silently count as rank 0 of 1.
+  (void)detect_launch_environment();
   if (!(learning_rate >= 0)) throw error("learning_rate must be >= 0, got {}", learning_rate);
   if (!(weight_decay >= 0)) throw error("weight_decay must be >= 0, got {}", weight_decay);
   if (!(adam_beta1 >= 0 && adam_beta1 < 1)) throw error("adam_beta1 must be in [0, 1), got {}", adam_beta1);

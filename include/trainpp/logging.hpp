@@ -3,6 +3,8 @@
 // a process-wide level, a sink a program can replace (to redirect into its own logging, or to capture
 // in a test), and a rank prefix on the processes other than the first.
 
+#include <trainpp/distributed/launch_environment.hpp>
+
 #include <fmt/format.h>
 
 #include <atomic>
@@ -48,23 +50,26 @@ inline std::string thousands(long long n) {
   return out;
 }
 
-/// An integer environment variable such as RANK, or nullopt when unset or not a whole integer
-/// (TrainingArguments::finalize refuses a malformed RANK / LOCAL_RANK).
-inline std::optional<long> env_int(const char* name) {
-  const char* text = std::getenv(name);
-  if (text == nullptr || *text == '\0') return std::nullopt;
-  const std::string_view digits(text);
-  long value = 0;
-  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
-  if (ec != std::errc{} || end != digits.data() + digits.size()) return std::nullopt;
-  return value;
-}
 }  // namespace detail
 
-/// The rank of this process among all processes (RANK, as torchrun sets it; 0 when unset).
-[[nodiscard]] inline long process_index() { return detail::env_int("RANK").value_or(0); }
-/// The rank of this process on its node (LOCAL_RANK; 0 when unset).
-[[nodiscard]] inline long local_process_index() { return detail::env_int("LOCAL_RANK").value_or(0); }
+/// The rank of this process among all processes, from the launcher's environment (torchrun, srun,
+/// mpirun: see detect_launch_environment); 0 without a launcher. A malformed environment reads as
+/// rank 0 here, so that a message can always be written; TrainingArguments::finalize refuses it.
+[[nodiscard]] inline long process_index() {
+  try {
+    return detect_launch_environment().rank;
+  } catch (const Error&) {
+    return 0;
+  }
+}
+/// The rank of this process on its node (0 without a launcher; see process_index).
+[[nodiscard]] inline long local_process_index() {
+  try {
+    return detect_launch_environment().local_rank;
+  } catch (const Error&) {
+    return 0;
+  }
+}
 
 /// Where messages go and which are kept. One per process: `trainpp::logger()`.
 ///

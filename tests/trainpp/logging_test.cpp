@@ -50,6 +50,15 @@ struct EnvVar {
   }
 };
 
+/// The environment torchrun gives one process of a job of `world` processes, for one scope.
+struct Launched {
+  EnvVar rank, local, world, local_world, addr, port;
+  Launched(int r, int local_r, int world_size = 8, int local_world_size = 4)
+      : rank("RANK", std::to_string(r)), local("LOCAL_RANK", std::to_string(local_r)),
+        world("WORLD_SIZE", std::to_string(world_size)), local_world("LOCAL_WORLD_SIZE", std::to_string(local_world_size)),
+        addr("MASTER_ADDR", "127.0.0.1"), port("MASTER_PORT", "29500") {}
+};
+
 TEST_CASE("the level filters messages, as HF's verbosity does") {
   Captured c;
   trainpp::logger().set_level(LogLevel::warning);  // transformers' default
@@ -110,7 +119,7 @@ TEST_CASE("get_process_log_level: log_level on a main process, log_level_replica
   }
   {
     // The first process of the second node: a main process only with log_on_each_node (the default).
-    EnvVar rank("RANK", "4"), local("LOCAL_RANK", "0");
+    Launched process(4, 0);
     CHECK(a.process_index() == 4);
     CHECK(a.local_process_index() == 0);
     CHECK(a.get_process_log_level() == LogLevel::info);
@@ -120,7 +129,7 @@ TEST_CASE("get_process_log_level: log_level on a main process, log_level_replica
     a.log_on_each_node = true;
   }
   {
-    EnvVar rank("RANK", "1"), local("LOCAL_RANK", "1");
+    Launched process(1, 1);
     CHECK(a.get_process_log_level() == LogLevel::error);
     a.log_level_replica = LogLevel::passive;  // passive: whatever the logger is at
     CHECK(a.get_process_log_level() == LogLevel::warning);
@@ -129,25 +138,32 @@ TEST_CASE("get_process_log_level: log_level on a main process, log_level_replica
   CHECK(a.get_process_log_level() == LogLevel::warning);
 }
 
-TEST_CASE("a malformed RANK or LOCAL_RANK is refused, not taken for rank 0") {
+TEST_CASE("a malformed launch environment is refused, not taken for rank 0 of 1") {
   trainpp::TrainingArguments a;
   {
+    Launched process(0, 0, 2, 2);
     EnvVar rank("RANK", "one");
-    CHECK_THROWS_WITH_AS(a.finalize(), doctest::Contains("the environment variable RANK must be an integer, got 'one'"),
+    CHECK(a.process_index() == 0);  // the logger still writes its messages
+    CHECK_THROWS_WITH_AS(a.finalize(), doctest::Contains("the environment variable RANK must be a non-negative integer, got 'one'"),
                          trainpp::Error);
   }
   {
+    Launched process(0, 0, 2, 2);
     EnvVar local("LOCAL_RANK", "1x");
-    CHECK_THROWS_WITH_AS(a.finalize(), doctest::Contains("LOCAL_RANK must be an integer"), trainpp::Error);
+    CHECK_THROWS_WITH_AS(a.finalize(), doctest::Contains("LOCAL_RANK must be a non-negative integer"), trainpp::Error);
   }
-  EnvVar rank("RANK", "2");
+  {
+    EnvVar rank("RANK", "2");  // no WORLD_SIZE: half a launcher's environment
+    CHECK_THROWS_WITH_AS(a.finalize(), doctest::Contains("WORLD_SIZE is not set"), trainpp::Error);
+  }
+  Launched process(2, 0);
   CHECK_NOTHROW(a.finalize());
   CHECK(a.process_index() == 2);
 }
 
 TEST_CASE("the rank prefixes messages on processes other than the first") {
   trainpp::ScopedLoggerState restore;
-  EnvVar rank("RANK", "3");
+  Launched process(3, 3);
   // The default sink writes to stderr; point stderr at a file for the moment.
   const auto path = std::filesystem::temp_directory_path() / fmt::format("trainpp-log-{}.txt", ::getpid());
   std::fflush(stderr);
@@ -217,7 +233,7 @@ TEST_CASE("the Trainer sets the level from log_level and reports through the log
     CHECK_FALSE(c.has("Running training"));
   }
   SUBCASE("a replica uses log_level_replica") {
-    EnvVar rank("RANK", "1"), local("LOCAL_RANK", "1");
+    Launched process(1, 1);
     auto a = tiny_args();
     a.log_level = LogLevel::debug;
     a.log_level_replica = LogLevel::critical;

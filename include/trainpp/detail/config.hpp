@@ -14,19 +14,13 @@
 
 #include <torch/torch.h>
 
+#include <trainpp/detail/error.hpp>
 #include <trainpp/logging.hpp>
 
 #include <stdexcept>
 #include <string>
 
 namespace trainpp {
-
-/// The one exception type trainpp throws for bad input: flags, files, checkpoints, combinations of
-/// arguments. Its message names the problem; examples catch it at main() and exit non-zero.
-class Error : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
 
 namespace detail {
 /// False, but only once instantiated: the condition of a static_assert in a discarded branch.
@@ -46,12 +40,6 @@ void warn(fmt::format_string<Args...> format, Args&&... args) {
 template <typename... Args>
 void note(fmt::format_string<Args...> format, Args&&... args) {
   logger().info(format, std::forward<Args>(args)...);
-}
-
-/// Builds an Error from a fmt format string.
-template <typename... Args>
-[[nodiscard]] Error error(fmt::format_string<Args...> format, Args&&... args) {
-  return Error(fmt::format(format, std::forward<Args>(args)...));
 }
 
 }  // namespace trainpp
