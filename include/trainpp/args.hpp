@@ -186,6 +186,11 @@ struct TrainingArguments {
   bool dataloader_persistent_workers = false;
   SamplingStrategy train_sampling_strategy = SamplingStrategy::random;
 
+  // --- memory
+  /// Recompute activations in backward instead of keeping them: train() calls the model's
+  /// gradient_checkpointing_enable().
+  bool gradient_checkpointing = false;
+
   /// The label keys of a batch: label_names, or HF's default {"labels"}.
   [[nodiscard]] std::vector<std::string> effective_label_names() const {
     return label_names.empty() ? std::vector<std::string>{"labels"} : label_names;

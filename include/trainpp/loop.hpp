@@ -16,6 +16,14 @@ template <class Model, class P>
 TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_from_checkpoint) {
   static_assert(has_train_dataset, "trainpp: train() needs the train_dataset slot (trainpp::train_dataset = ...)");
   (void)detail::crash_plan();  // a malformed TRAINPP_CRASH_AT fails here, before any work
+  // HF's train(): the model switches its blocks to checkpointing itself (it knows which to wrap).
+  // Before anything is written, so an unsupported model fails without side effects.
+  if (args_.gradient_checkpointing) {
+    if constexpr (requires(Model& m) { m->gradient_checkpointing_enable(); })
+      model_->gradient_checkpointing_enable();
+    else
+      throw error("the model does not support --gradient_checkpointing (it has no gradient_checkpointing_enable())");
+  }
   const std::optional<std::filesystem::path> resume = resolve_checkpoint(resume_from_checkpoint);
   prepare_output_dir(resume.has_value());
 

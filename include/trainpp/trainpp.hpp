@@ -28,6 +28,7 @@
 
 #include <trainpp/loss/model_loss.hpp>
 #include <trainpp/loss/model_output.hpp>
+#include <trainpp/nn/gradient_checkpointing.hpp>
 #include <trainpp/optim/adamw.hpp>
 #include <trainpp/optim/clip.hpp>
 #include <trainpp/optim/optimizer.hpp>
