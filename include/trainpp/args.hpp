@@ -191,6 +191,16 @@ struct TrainingArguments {
   /// gradient_checkpointing_enable().
   bool gradient_checkpointing = false;
 
+  // --- distributed (read by the data-parallel sharding policies)
+  /// nccl or gloo; unset: nccl for CUDA devices, gloo otherwise (as torch picks).
+  std::optional<std::string> ddp_backend;
+  /// Seconds a collective or the rendezvous may wait for the other processes before failing.
+  std::int64_t ddp_timeout = 1800;
+  /// Gradient bucket size in MiB for the allreduce; unset: 25, as torch's DDP.
+  std::optional<std::int64_t> ddp_bucket_cap_mb;
+  /// Broadcast buffers (batch-norm statistics) from rank 0 before every forward; unset: true.
+  std::optional<bool> ddp_broadcast_buffers;
+
   /// The label keys of a batch: label_names, or HF's default {"labels"}.
   [[nodiscard]] std::vector<std::string> effective_label_names() const {
     return label_names.empty() ? std::vector<std::string>{"labels"} : label_names;
@@ -236,6 +246,10 @@ inline void TrainingArguments::finalize() {
     throw error("num_train_epochs must be positive when max_steps is not set, got {}", num_train_epochs);
   // The launcher's environment: a malformed or inconsistent one must not silently count as rank 0 of 1.
   (void)detect_launch_environment();
+  if (ddp_backend && *ddp_backend != "nccl" && *ddp_backend != "gloo")
+    throw error("ddp_backend must be nccl or gloo, got '{}'", *ddp_backend);
+  if (ddp_timeout < 1) throw error("ddp_timeout must be at least 1 second, got {}", ddp_timeout);
+  if (ddp_bucket_cap_mb && *ddp_bucket_cap_mb < 1) throw error("ddp_bucket_cap_mb must be at least 1, got {}", *ddp_bucket_cap_mb);
   if (!(learning_rate >= 0)) throw error("learning_rate must be >= 0, got {}", learning_rate);
   if (!(weight_decay >= 0)) throw error("weight_decay must be >= 0, got {}", weight_decay);
   if (!(adam_beta1 >= 0 && adam_beta1 < 1)) throw error("adam_beta1 must be in [0, 1), got {}", adam_beta1);

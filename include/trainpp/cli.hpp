@@ -106,6 +106,10 @@ void visit_fields(TrainingArguments& a, V&& v) {
   v(FieldInfo{"dataloader_persistent_workers", "Keep workers alive between epochs.", "data"}, a.dataloader_persistent_workers);
   v(FieldInfo{"train_sampling_strategy", "Order of training samples.", "data"}, a.train_sampling_strategy);
   v(FieldInfo{"gradient_checkpointing", "Enable activation checkpointing to trade compute for memory. Reduces memory at the cost of ~20% slower training.", "memory"}, a.gradient_checkpointing);
+  v(FieldInfo{"ddp_backend", "Collective backend: nccl or gloo (default: nccl on CUDA, else gloo).", "distributed"}, a.ddp_backend);
+  v(FieldInfo{"ddp_timeout", "Seconds the rendezvous and each collective may wait for the other processes.", "distributed"}, a.ddp_timeout);
+  v(FieldInfo{"ddp_bucket_cap_mb", "Gradient bucket size in MiB for the allreduce (default 25).", "distributed"}, a.ddp_bucket_cap_mb);
+  v(FieldInfo{"ddp_broadcast_buffers", "Broadcast buffers from rank 0 before each forward (default true).", "distributed"}, a.ddp_broadcast_buffers);
 }
 
 /// The largest JSON arguments file parse_args reads.

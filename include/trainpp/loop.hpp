@@ -28,7 +28,7 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
   prepare_output_dir(resume.has_value());
 
   const auto& dataset = detail::unwrap(train_dataset_);
-  auto loader = data_loader_.train_loader(dataset, args_, device_);
+  auto loader = train_loader_for(dataset);
   in_train_ = true;
   current_train_loader_ = &loader;
   struct LeaveTrain {
@@ -160,6 +160,8 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
         const bool sync_step = (step + 1) % ga == 0 || step + 1 == steps_in_epoch;
         if (step % ga == 0) fire(hooks::on_step_begin);
 
+        // Data parallelism communicates gradients in the last micro-batch's backward only (DDP's no_sync).
+        if constexpr (requires { sharding_.set_gradient_sync(true); }) sharding_.set_gradient_sync(i == window_size - 1);
         torch::Tensor tr_loss_step = step_.training_step(*this, window[static_cast<std::size_t>(i)], window_size);
         // Gradient communication happens only at the end of the window (DDP no_sync elsewhere).
         sharding_.after_backward(module(), i == window_size - 1);
@@ -211,7 +213,7 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
   }
 
   // ---- the end, as HF's _finalize_training ---------------------------------------------------------
-  total_loss_scalar_ += tr_loss.item<double>();
+  total_loss_scalar_ += mean_across_processes(tr_loss);
   const auto steps_trained = state_.global_step - initial_global_step;
   // With the loss sums restored from the checkpoint, train_loss covers the whole run, as it would
   // have without the interruption (HF averages over the steps since the resume only).
@@ -234,7 +236,7 @@ void Trainer<Model, P>::maybe_log_save_evaluate(torch::Tensor& tr_loss, const to
                                                 double learning_rate) {
   if (control_.should_log && state_.global_step > globalstep_last_logged_) {
     // The host syncs of a logging step: the user asked for these numbers.
-    const double tr_loss_scalar = tr_loss.item<double>();
+    const double tr_loss_scalar = mean_across_processes(tr_loss);
     tr_loss.zero_();
     Metrics logs;
     logs["loss"] = tr_loss_scalar / static_cast<double>(state_.global_step - globalstep_last_logged_);

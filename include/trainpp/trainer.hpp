@@ -184,6 +184,7 @@ class Trainer {
     device_ = select_device(args_);
     apply_tf32(args_, device_);
     if constexpr (requires { precision_.configure(args_, device_); }) precision_.configure(args_, device_);
+    if constexpr (requires { sharding_.configure(args_, device_); }) sharding_.configure(args_, device_);
     sharding_.prepare(module(), device_);
     state_.is_world_process_zero = sharding_.rank() == 0;
     state_.is_local_process_zero = sharding_.rank() == 0;
@@ -214,7 +215,7 @@ class Trainer {
   template <Dataset D>
   Metrics evaluate(const D& dataset, std::string_view prefix = "eval") {
     const auto start = std::chrono::steady_clock::now();
-    auto loader = data_loader_.eval_loader(dataset, args_, device_);
+    auto loader = eval_loader_for(dataset);
     log_loop_start("Evaluation", loader.num_samples());
     // HF: without compute_metrics only the loss is gathered (no logits kept in memory).
     auto out = evaluation_loop(loader, /*prediction_loss_only=*/!has_compute_metrics || args_.prediction_loss_only, prefix);
@@ -236,10 +237,12 @@ class Trainer {
   PredictionOutput predict(const D& dataset, std::string_view prefix = "test") {
     const auto start = std::chrono::steady_clock::now();
     auto loader = [&] {
-      if constexpr (requires { data_loader_.test_loader(dataset, args_, device_); })
-        return data_loader_.test_loader(dataset, args_, device_);
+      if constexpr (requires { data_loader_.test_loader(dataset, args_, device_, DataShard{}); })
+        return data_loader_.test_loader(dataset, args_, device_, data_shard());
+      else if constexpr (requires { data_loader_.test_loader(dataset, args_, device_); })
+        return unsharded(data_loader_.test_loader(dataset, args_, device_), "test_loader");
       else
-        return data_loader_.eval_loader(dataset, args_, device_);
+        return eval_loader_for(dataset);
     }();
     log_loop_start("Prediction", loader.num_samples());
     auto out = evaluation_loop(loader, args_.prediction_loss_only, prefix);
@@ -400,6 +403,46 @@ class Trainer {
       return callbacks_type{};
   }
 
+  /// This process's share of the data: all of it, or its shard under data parallelism.
+  [[nodiscard]] DataShard data_shard() const { return {sharding_.rank(), sharding_.world_size()}; }
+  /// A loader from a policy that cannot shard: fine for one process, an error for several (each would
+  /// see the whole data set, and evaluation would count every example world_size times).
+  template <class L>
+  L unsharded(L loader, std::string_view member) const {
+    if (sharding_.world_size() > 1)
+      throw error("the data_loader slot cannot shard data across the {} processes of this job: give it "
+                  "{}(const Dataset&, const TrainingArguments&, torch::Device, trainpp::DataShard)",
+                  sharding_.world_size(), member);
+    return loader;
+  }
+  template <class D>
+  auto train_loader_for(const D& dataset) {
+    if constexpr (requires { data_loader_.train_loader(dataset, args_, device_, DataShard{}); })
+      return data_loader_.train_loader(dataset, args_, device_, data_shard());
+    else
+      return unsharded(data_loader_.train_loader(dataset, args_, device_), "train_loader");
+  }
+  template <class D>
+  auto eval_loader_for(const D& dataset) {
+    if constexpr (requires { data_loader_.eval_loader(dataset, args_, device_, DataShard{}); })
+      return data_loader_.eval_loader(dataset, args_, device_, data_shard());
+    else
+      return unsharded(data_loader_.eval_loader(dataset, args_, device_), "eval_loader");
+  }
+
+  /// A loss summed on this process, averaged over the processes of the job (HF logs the mean of
+  /// _nested_gather(tr_loss)); a host sync, as logging is.
+  double mean_across_processes(const torch::Tensor& value) {
+    if constexpr (requires(torch::Tensor& t) { sharding_.all_reduce_sum(t); }) {
+      if (sharding_.world_size() > 1) {
+        auto sum = value.detach().to(torch::kFloat64).clone();
+        sharding_.all_reduce_sum(sum);
+        return sum.item<double>() / static_cast<double>(sharding_.world_size());
+      }
+    }
+    return value.item<double>();
+  }
+
   /// HF's evaluation_loop header lines, at info level.
   void log_loop_start(std::string_view description, std::size_t num_examples) const {
     logger().info("***** Running {} *****", description);
@@ -525,16 +568,24 @@ PredictionOutput Trainer<Model, P>::evaluation_loop(L& loader, bool prediction_l
     if (!preds.empty()) preds_host.push_back(detail::concat_padded(preds).cpu()), preds.clear();
     if (!labels.empty()) labels_host.push_back(detail::concat_padded(labels).cpu()), labels.clear();
   };
+  std::size_t batch_index = 0;
   while (auto batch = loader.next()) {
     PredictionStep out = step_.prediction_step(*this, *batch, prediction_loss_only);
-    const auto n = batch->batch_size();
-    if (out.loss.defined()) {
+    std::int64_t n = batch->batch_size();
+    // A shard's last batch may repeat examples from the start so that every process has as many
+    // batches; only the examples it really holds count (as gather_for_metrics drops the repeats).
+    if constexpr (requires { loader.real_samples(std::size_t{}); }) n = loader.real_samples(batch_index);
+    ++batch_index;
+    if (out.loss.defined() && n > 0) {
       loss_sum += out.loss.to(torch::kFloat64) * static_cast<double>(n);
       loss_count += n;
     }
+    auto real = [&](const torch::Tensor& t) {
+      return t.dim() > 0 && t.size(0) == batch->batch_size() && n < t.size(0) ? t.narrow(0, 0, n) : t;
+    };
     if (!prediction_loss_only) {
-      if (out.logits.defined()) preds.push_back(out.logits.detach());
-      if (out.labels.defined()) labels.push_back(out.labels.detach());
+      if (out.logits.defined()) preds.push_back(real(out.logits.detach()));
+      if (out.labels.defined()) labels.push_back(real(out.labels.detach()));
     }
     fire(hooks::on_prediction_step);
     if (args_.eval_accumulation_steps && ++steps % *args_.eval_accumulation_steps == 0) to_host();
@@ -545,6 +596,32 @@ PredictionOutput Trainer<Model, P>::evaluation_loop(L& loader, bool prediction_l
   PredictionOutput result;
   result.predictions = detail::concat_padded(preds_host);
   result.label_ids = detail::concat_padded(labels_host);
+  if (sharding_.world_size() > 1) {
+    // Every process evaluated its shard: sum the losses, and gather predictions and labels back into
+    // the data set's order, so that metrics see each example exactly once.
+    if constexpr (requires(torch::Tensor& t) { sharding_.all_reduce_sum(t); sharding_.gather_in_order(t, 1, 1, 0.0); }) {
+      auto totals = torch::stack({loss_sum, torch::full({}, static_cast<double>(loss_count), loss_sum.options())});
+      sharding_.all_reduce_sum(totals);
+      loss_sum = totals[0];
+      loss_count = static_cast<std::int64_t>(totals[1].item<double>());
+      const auto batch_size = args_.per_device_eval_batch_size;
+      const auto total = static_cast<std::int64_t>(loader.num_samples());
+      auto gather = [&](torch::Tensor& t) {
+        // Every process takes part, including one with nothing to contribute; the shape travels first.
+        bool present = t.defined();
+        auto flag = torch::full({}, present ? 1.0 : 0.0, torch::TensorOptions().dtype(torch::kFloat64).device(device_));
+        sharding_.all_reduce_sum(flag);
+        if (flag.item<double>() == 0) return;
+        if (!present) throw error("evaluation: some processes produced predictions and this one did not");
+        t = sharding_.gather_in_order(t.to(device_), batch_size, total, -100).cpu();
+      };
+      gather(result.predictions);
+      gather(result.label_ids);
+    } else {
+      throw error("this sharding policy cannot gather evaluation results across processes: give it "
+                  "all_reduce_sum(torch::Tensor&) and gather_in_order(...)");
+    }
+  }
   if constexpr (has_compute_metrics) {
     if (result.predictions.defined() && result.label_ids.defined()) {
       for (auto& [k, v] : compute_metrics_(EvalPrediction{result.predictions, result.label_ids})) {

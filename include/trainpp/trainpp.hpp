@@ -8,6 +8,8 @@
 #include <trainpp/logging.hpp>
 #include <trainpp/cli.hpp>
 #include <trainpp/device.hpp>
+#include <trainpp/distributed/launch_environment.hpp>
+#include <trainpp/distributed/process_group.hpp>
 #include <trainpp/state.hpp>
 
 #include <trainpp/data/batch.hpp>
@@ -16,6 +18,7 @@
 #include <trainpp/data/dataset.hpp>
 #include <trainpp/data/fashion_mnist.hpp>
 #include <trainpp/data/sampler.hpp>
+#include <trainpp/data/shard.hpp>
 #include <trainpp/data/tensor_dataset.hpp>
 
 #include <trainpp/io/atomic_write.hpp>
@@ -43,6 +46,7 @@
 #include <trainpp/precision/mixed.hpp>
 #include <trainpp/schedule/policy.hpp>
 #include <trainpp/schedule/schedulers.hpp>
+#include <trainpp/sharding/data_parallel.hpp>
 #include <trainpp/sharding/single_device.hpp>
 #include <trainpp/step/default_step.hpp>
 

@@ -633,6 +633,16 @@ struct TrainingArguments {
   /// gradient_checkpointing_enable().
   bool gradient_checkpointing = false;
 
+  // --- distributed (read by the data-parallel sharding policies)
+  /// nccl or gloo; unset: nccl for CUDA devices, gloo otherwise (as torch picks).
+  std::optional<std::string> ddp_backend;
+  /// Seconds a collective or the rendezvous may wait for the other processes before failing.
+  std::int64_t ddp_timeout = 1800;
+  /// Gradient bucket size in MiB for the allreduce; unset: 25, as torch's DDP.
+  std::optional<std::int64_t> ddp_bucket_cap_mb;
+  /// Broadcast buffers (batch-norm statistics) from rank 0 before every forward; unset: true.
+  std::optional<bool> ddp_broadcast_buffers;
+
   /// The label keys of a batch: label_names, or HF's default {"labels"}.
   [[nodiscard]] std::vector<std::string> effective_label_names() const {
     return label_names.empty() ? std::vector<std::string>{"labels"} : label_names;
@@ -678,6 +688,10 @@ inline void TrainingArguments::finalize() {
     throw error("num_train_epochs must be positive when max_steps is not set, got {}", num_train_epochs);
   // The launcher's environment: a malformed or inconsistent one must not silently count as rank 0 of 1.
   (void)detect_launch_environment();
+  if (ddp_backend && *ddp_backend != "nccl" && *ddp_backend != "gloo")
+    throw error("ddp_backend must be nccl or gloo, got '{}'", *ddp_backend);
+  if (ddp_timeout < 1) throw error("ddp_timeout must be at least 1 second, got {}", ddp_timeout);
+  if (ddp_bucket_cap_mb && *ddp_bucket_cap_mb < 1) throw error("ddp_bucket_cap_mb must be at least 1, got {}", *ddp_bucket_cap_mb);
   if (!(learning_rate >= 0)) throw error("learning_rate must be >= 0, got {}", learning_rate);
   if (!(weight_decay >= 0)) throw error("weight_decay must be >= 0, got {}", weight_decay);
   if (!(adam_beta1 >= 0 && adam_beta1 < 1)) throw error("adam_beta1 must be in [0, 1), got {}", adam_beta1);
@@ -2377,6 +2391,10 @@ void visit_fields(TrainingArguments& a, V&& v) {
   v(FieldInfo{"dataloader_persistent_workers", "Keep workers alive between epochs.", "data"}, a.dataloader_persistent_workers);
   v(FieldInfo{"train_sampling_strategy", "Order of training samples.", "data"}, a.train_sampling_strategy);
   v(FieldInfo{"gradient_checkpointing", "Enable activation checkpointing to trade compute for memory. Reduces memory at the cost of ~20% slower training.", "memory"}, a.gradient_checkpointing);
+  v(FieldInfo{"ddp_backend", "Collective backend: nccl or gloo (default: nccl on CUDA, else gloo).", "distributed"}, a.ddp_backend);
+  v(FieldInfo{"ddp_timeout", "Seconds the rendezvous and each collective may wait for the other processes.", "distributed"}, a.ddp_timeout);
+  v(FieldInfo{"ddp_bucket_cap_mb", "Gradient bucket size in MiB for the allreduce (default 25).", "distributed"}, a.ddp_bucket_cap_mb);
+  v(FieldInfo{"ddp_broadcast_buffers", "Broadcast buffers from rank 0 before each forward (default true).", "distributed"}, a.ddp_broadcast_buffers);
 }
 
 /// The largest JSON arguments file parse_args reads.
@@ -2936,6 +2954,571 @@ inline void apply_tf32(const TrainingArguments& args, torch::Device device) {
 
 }  // namespace trainpp
 
+// ---- trainpp/distributed/process_group.hpp ----
+// The processes of a job, joined: a rendezvous through c10d's TCPStore and a collective backend:
+// NCCL on CUDA devices (c10d's ProcessGroupNCCL); on CPUs c10d's Gloo where its headers are at hand,
+// else trainpp's TcpRing (tcp_ring.hpp: the pip wheel of LibTorch ships no Gloo headers).
+
+
+#include <torch/csrc/distributed/c10d/Backend.hpp>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+// ---- trainpp/distributed/tcp_ring.hpp ----
+// TcpRing: collectives for CPU tensors over plain TCP sockets arranged in a ring, with c10d's
+// TCPStore as the rendezvous. Why our own: LibTorch's Gloo backend is compiled into libtorch, but the
+// pip wheel and several LibTorch distributions ship no Gloo headers, so a C++ program cannot create
+// one. The ring allreduce moves 2(N-1)/N of a tensor per process, as Gloo's ring does.
+
+
+#include <torch/csrc/distributed/c10d/Store.hpp>
+#include <torch/torch.h>
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <fcntl.h>
+#include <functional>
+#include <future>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace trainpp {
+
+namespace detail {
+
+/// A socket file descriptor, closed with its owner.
+class Socket {
+ public:
+  Socket() = default;
+  explicit Socket(int fd) : fd_(fd) {}
+  Socket(Socket&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  Socket& operator=(Socket&& o) noexcept {
+    if (this != &o) {
+      reset();
+      fd_ = std::exchange(o.fd_, -1);
+    }
+    return *this;
+  }
+  Socket(const Socket&) = delete;
+  Socket& operator=(const Socket&) = delete;
+  ~Socket() { reset(); }
+  void reset() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+  [[nodiscard]] int get() const { return fd_; }
+
+ private:
+  int fd_ = -1;
+};
+
+inline std::string errno_text() { return std::strerror(errno); }
+
+}  // namespace detail
+
+/// The ring: process r sends to r + 1 and receives from r - 1 (mod N). Collectives run one at a time,
+/// in the order they were started, on a communication thread of their own, so that a caller can start
+/// one and go on computing (DataParallel's gradient buckets during backward).
+class TcpRing {
+ public:
+  /// Connects the ring. Every process publishes its listening address in `store` and connects to its
+  /// successor; fails with a trainpp::Error after `timeout`.
+  TcpRing(c10::intrusive_ptr<c10d::Store> store, int rank, int size, const std::string& master_addr,
+          std::chrono::milliseconds timeout)
+      : rank_(rank), size_(size), timeout_(timeout) {
+    if (size_ > 1) connect(std::move(store), master_addr);
+    worker_ = std::thread([this] { run(); });
+  }
+  TcpRing(const TcpRing&) = delete;
+  TcpRing& operator=(const TcpRing&) = delete;
+  ~TcpRing() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    if (worker_.joinable()) worker_.join();
+  }
+
+  [[nodiscard]] int rank() const { return rank_; }
+  [[nodiscard]] int size() const { return size_; }
+
+  /// Sums `tensor` across the ring in place, after the collectives started before it.
+  [[nodiscard]] std::shared_future<void> all_reduce_sum(torch::Tensor tensor) {
+    return enqueue([this, tensor]() mutable { on_host(tensor, [&](torch::Tensor& t) { ring_all_reduce(t); }); });
+  }
+  /// Copies rank `root`'s `tensor` into everyone's, in place.
+  [[nodiscard]] std::shared_future<void> broadcast(torch::Tensor tensor, int root) {
+    return enqueue([this, tensor, root]() mutable { on_host(tensor, [&](torch::Tensor& t) { ring_broadcast(t, root); }); });
+  }
+  /// Fills `outputs[r]` (each shaped as `input`) with rank r's `input`.
+  [[nodiscard]] std::shared_future<void> all_gather(std::vector<torch::Tensor> outputs, torch::Tensor input) {
+    return enqueue([this, outputs, input]() mutable { ring_all_gather(outputs, input); });
+  }
+
+ private:
+  using Task = std::packaged_task<void()>;
+
+  std::shared_future<void> enqueue(std::function<void()> body) {
+    Task task(std::move(body));
+    auto future = task.get_future().share();
+    {
+      std::lock_guard lock(mutex_);
+      tasks_.push_back(std::move(task));
+    }
+    wake_.notify_one();
+    return future;
+  }
+
+  void run() {
+    for (;;) {
+      Task task;
+      {
+        std::unique_lock lock(mutex_);
+        wake_.wait(lock, [&] { return stopping_ || !tasks_.empty(); });
+        if (tasks_.empty()) return;
+        task = std::move(tasks_.front());
+        tasks_.pop_front();
+      }
+      task();  // an exception lands in the task's future
+    }
+  }
+
+  /// Runs `op` on a contiguous CPU copy of `tensor` when it is not one, and writes the result back.
+  template <class Op>
+  void on_host(torch::Tensor& tensor, Op&& op) {
+    if (broken_) throw error("rank {}: the process ring is broken by an earlier failure", rank_);
+    torch::NoGradGuard no_grad;
+    if (tensor.is_cpu() && tensor.is_contiguous()) {
+      op(tensor);
+      return;
+    }
+    auto host = tensor.to(torch::kCPU).contiguous();
+    op(host);
+    tensor.copy_(host);
+  }
+
+  // ---- connecting ---------------------------------------------------------------------------------
+
+  void connect(c10::intrusive_ptr<c10d::Store> store, const std::string& master_addr) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout_;
+    detail::Socket listener(::socket(AF_INET, SOCK_STREAM, 0));
+    if (listener.get() < 0) fail("cannot create a socket: {}", detail::errno_text());
+    const int one = 1;
+    ::setsockopt(listener.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_ANY);
+    address.sin_port = 0;  // any free port: published through the store
+    if (::bind(listener.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+        ::listen(listener.get(), 4) != 0)
+      fail("cannot listen for the ring: {}", detail::errno_text());
+    socklen_t length = sizeof address;
+    ::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&address), &length);
+    const std::string me = local_address_towards(master_addr) + ":" + std::to_string(ntohs(address.sin_port));
+    const std::string prefix = "trainpp/ring/";
+    store->set(prefix + std::to_string(rank_), std::vector<uint8_t>(me.begin(), me.end()));
+    const int next = (rank_ + 1) % size_;
+    std::vector<uint8_t> raw;
+    try {
+      raw = store->get(prefix + std::to_string(next));
+    } catch (const std::exception& e) {
+      fail("rank {} did not publish its ring address in time: {}", next, first_line(e.what()));
+    }
+    const std::string peer(raw.begin(), raw.end());
+    const auto colon = peer.rfind(':');
+    if (colon == std::string::npos) fail("rank {} published a malformed ring address '{}'", next, peer);
+
+    // Connect to the successor (retrying while it starts listening) and accept the predecessor.
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(static_cast<std::uint16_t>(std::stoi(peer.substr(colon + 1))));
+    if (::inet_pton(AF_INET, peer.substr(0, colon).c_str(), &to.sin_addr) != 1)
+      fail("rank {} published an address that is not IPv4: '{}'", next, peer);
+    for (;;) {
+      detail::Socket s(::socket(AF_INET, SOCK_STREAM, 0));
+      if (::connect(s.get(), reinterpret_cast<sockaddr*>(&to), sizeof to) == 0) {
+        send_ = std::move(s);
+        break;
+      }
+      if (std::chrono::steady_clock::now() > deadline) fail("cannot connect to rank {} at {}: {}", next, peer, detail::errno_text());
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    const std::int32_t hello = rank_;
+    write_all(send_.get(), &hello, sizeof hello, next);
+    pollfd waiting{listener.get(), POLLIN, 0};
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (::poll(&waiting, 1, static_cast<int>(std::max<std::int64_t>(left.count(), 1))) != 1)
+      fail("rank {} did not connect within ddp_timeout", (rank_ + size_ - 1) % size_);
+    recv_ = detail::Socket(::accept(listener.get(), nullptr, nullptr));
+    if (recv_.get() < 0) fail("cannot accept rank {}: {}", (rank_ + size_ - 1) % size_, detail::errno_text());
+    std::int32_t who = -1;
+    read_all(recv_.get(), &who, sizeof who, (rank_ + size_ - 1) % size_);
+    if (who != (rank_ + size_ - 1) % size_) fail("expected rank {} to connect, got rank {}", (rank_ + size_ - 1) % size_, who);
+    for (int fd : {send_.get(), recv_.get()}) {
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+    }
+  }
+
+  /// The address of this machine on the route to `master` (the loopback address for a local master).
+  static std::string local_address_towards(const std::string& master) {
+    addrinfo hints{};
+    hints.ai_family = AF_INET;
+    hints.ai_socktype = SOCK_DGRAM;
+    addrinfo* found = nullptr;
+    if (::getaddrinfo(master.c_str(), "9", &hints, &found) != 0 || found == nullptr) return "127.0.0.1";
+    detail::Socket probe(::socket(AF_INET, SOCK_DGRAM, 0));
+    std::string out = "127.0.0.1";
+    if (::connect(probe.get(), found->ai_addr, found->ai_addrlen) == 0) {
+      sockaddr_in self{};
+      socklen_t length = sizeof self;
+      char text[INET_ADDRSTRLEN] = {};
+      if (::getsockname(probe.get(), reinterpret_cast<sockaddr*>(&self), &length) == 0 &&
+          ::inet_ntop(AF_INET, &self.sin_addr, text, sizeof text) != nullptr)
+        out = text;
+    }
+    ::freeaddrinfo(found);
+    return out;
+  }
+
+  // ---- moving bytes -------------------------------------------------------------------------------
+
+  /// Sends `out` to the successor while receiving `in` from the predecessor: both at once, so that
+  /// neither side's socket buffer filling up can deadlock the ring.
+  void exchange(const void* out, std::size_t out_bytes, void* in, std::size_t in_bytes) {
+    auto* o = static_cast<const char*>(out);
+    auto* i = static_cast<char*>(in);
+    std::size_t sent = 0, received = 0;
+    const auto deadline = std::chrono::steady_clock::now() + timeout_;
+    while (sent < out_bytes || received < in_bytes) {
+      pollfd fds[2] = {{send_.get(), static_cast<short>(sent < out_bytes ? POLLOUT : 0), 0},
+                       {recv_.get(), static_cast<short>(received < in_bytes ? POLLIN : 0), 0}};
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) fail("no progress within ddp_timeout ({} s): another process is stuck or gone",
+                                  std::chrono::duration_cast<std::chrono::seconds>(timeout_).count());
+      const int ready = ::poll(fds, 2, static_cast<int>(std::min<std::int64_t>(left.count(), 1000)));
+      if (ready < 0 && errno != EINTR) fail("poll failed: {}", detail::errno_text());
+      if (ready <= 0) continue;
+      if (sent < out_bytes && (fds[0].revents & (POLLOUT | POLLERR | POLLHUP))) {
+        const auto n = ::send(send_.get(), o + sent, out_bytes - sent, MSG_NOSIGNAL);
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+          fail("the connection to rank {} failed (it probably exited): {}", (rank_ + 1) % size_, detail::errno_text());
+        if (n > 0) sent += static_cast<std::size_t>(n);
+      }
+      if (received < in_bytes && (fds[1].revents & (POLLIN | POLLERR | POLLHUP))) {
+        const auto n = ::recv(recv_.get(), i + received, in_bytes - received, 0);
+        if (n == 0) fail("rank {} closed the connection (it probably exited)", (rank_ + size_ - 1) % size_);
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+          fail("the connection from rank {} failed: {}", (rank_ + size_ - 1) % size_, detail::errno_text());
+        if (n > 0) received += static_cast<std::size_t>(n);
+      }
+    }
+  }
+  void write_all(int fd, const void* data, std::size_t bytes, int peer) {
+    auto* p = static_cast<const char*>(data);
+    while (bytes > 0) {
+      const auto n = ::send(fd, p, bytes, MSG_NOSIGNAL);
+      if (n <= 0) fail("cannot write to rank {}: {}", peer, detail::errno_text());
+      p += n;
+      bytes -= static_cast<std::size_t>(n);
+    }
+  }
+  void read_all(int fd, void* data, std::size_t bytes, int peer) {
+    auto* p = static_cast<char*>(data);
+    while (bytes > 0) {
+      const auto n = ::recv(fd, p, bytes, 0);
+      if (n <= 0) fail("cannot read from rank {}: {}", peer, n == 0 ? std::string("closed") : detail::errno_text());
+      p += n;
+      bytes -= static_cast<std::size_t>(n);
+    }
+  }
+
+  // ---- the collectives ----------------------------------------------------------------------------
+
+  /// Chunk c of n elements split in size_ parts: [begin, end).
+  [[nodiscard]] std::pair<std::int64_t, std::int64_t> chunk(std::int64_t n, int c) const {
+    const std::int64_t base = n / size_, extra = n % size_;
+    const std::int64_t begin = c * base + std::min<std::int64_t>(c, extra);
+    return {begin, begin + base + (c < extra ? 1 : 0)};
+  }
+
+  /// Reduce-scatter then all-gather around the ring: after step s of the first phase, chunk
+  /// (rank - s - 1) holds the sum of s + 2 processes' values; after N - 1 steps each process owns one
+  /// complete chunk, which the second phase passes around.
+  void ring_all_reduce(torch::Tensor& t) {
+    if (size_ == 1 || t.numel() == 0) return;
+    auto flat = t.view(-1);
+    const auto n = flat.numel();
+    const auto item = static_cast<std::size_t>(flat.element_size());
+    auto scratch = torch::empty({n / size_ + 1}, flat.options());
+    auto* base = static_cast<char*>(flat.data_ptr());
+    for (int s = 0; s < size_ - 1; ++s) {
+      const auto [sb, se] = chunk(n, ((rank_ - s) % size_ + size_) % size_);
+      const auto [rb, re] = chunk(n, ((rank_ - s - 1) % size_ + size_) % size_);
+      exchange(base + sb * item, static_cast<std::size_t>(se - sb) * item, scratch.data_ptr(),
+               static_cast<std::size_t>(re - rb) * item);
+      flat.narrow(0, rb, re - rb).add_(scratch.narrow(0, 0, re - rb));
+    }
+    for (int s = 0; s < size_ - 1; ++s) {
+      const auto [sb, se] = chunk(n, ((rank_ - s + 1) % size_ + size_) % size_);
+      const auto [rb, re] = chunk(n, ((rank_ - s) % size_ + size_) % size_);
+      exchange(base + sb * item, static_cast<std::size_t>(se - sb) * item, base + rb * item,
+               static_cast<std::size_t>(re - rb) * item);
+    }
+  }
+
+  /// The root's bytes travel the ring: each process receives from its predecessor and forwards,
+  /// except the one before the root.
+  void ring_broadcast(torch::Tensor& t, int root) {
+    if (size_ == 1 || t.numel() == 0) return;
+    const auto bytes = static_cast<std::size_t>(t.numel() * t.element_size());
+    const int distance = ((rank_ - root) % size_ + size_) % size_;  // hops from the root
+    if (distance != 0) exchange(nullptr, 0, t.data_ptr(), bytes);
+    if (distance != size_ - 1) exchange(t.data_ptr(), bytes, nullptr, 0);
+  }
+
+  void ring_all_gather(std::vector<torch::Tensor>& outputs, const torch::Tensor& input) {
+    torch::NoGradGuard no_grad;
+    if (broken_) throw error("rank {}: the process ring is broken by an earlier failure", rank_);
+    std::vector<torch::Tensor> host(static_cast<std::size_t>(size_));
+    for (int r = 0; r < size_; ++r) host[static_cast<std::size_t>(r)] = torch::empty(input.sizes(), input.options().device(torch::kCPU));
+    host[static_cast<std::size_t>(rank_)].copy_(input);
+    const auto bytes = static_cast<std::size_t>(input.numel() * input.element_size());
+    for (int s = 0; s < size_ - 1; ++s) {
+      const int send_from = ((rank_ - s) % size_ + size_) % size_;
+      const int recv_into = ((rank_ - s - 1) % size_ + size_) % size_;
+      exchange(host[static_cast<std::size_t>(send_from)].data_ptr(), bytes,
+               host[static_cast<std::size_t>(recv_into)].data_ptr(), bytes);
+    }
+    for (int r = 0; r < size_; ++r) outputs[static_cast<std::size_t>(r)].copy_(host[static_cast<std::size_t>(r)]);
+  }
+
+  template <class... A>
+  [[noreturn]] void fail(fmt::format_string<A...> format, A&&... args) {
+    broken_ = true;
+    throw error("rank {}: {}", rank_, fmt::format(format, std::forward<A>(args)...));
+  }
+  static std::string first_line(const char* what) {
+    std::string text(what);
+    if (const auto nl = text.find('\n'); nl != std::string::npos) text.resize(nl);
+    return text;
+  }
+
+  int rank_ = 0;
+  int size_ = 1;
+  std::chrono::milliseconds timeout_;
+  detail::Socket send_, recv_;
+  bool broken_ = false;
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<Task> tasks_;
+  bool stopping_ = false;
+  std::thread worker_;
+};
+
+}  // namespace trainpp
+#if defined(USE_C10D_GLOO) && __has_include(<gloo/algorithm.h>)
+#define TRAINPP_HAS_GLOO 1
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#endif
+#ifdef USE_C10D_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+
+#include <chrono>
+#include <cstdlib>
+#include <future>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace trainpp {
+
+/// A collective in flight: wait() returns once it is done here, or throws what went wrong.
+class CollectiveHandle {
+ public:
+  CollectiveHandle() = default;
+  explicit CollectiveHandle(c10::intrusive_ptr<c10d::Work> work) : work_(std::move(work)) {}
+  explicit CollectiveHandle(std::shared_future<void> done) : done_(std::move(done)) {}
+  [[nodiscard]] bool valid() const { return static_cast<bool>(work_) || done_.valid(); }
+  void wait(std::chrono::milliseconds timeout) const {
+    if (work_) work_->wait(timeout);
+    else if (done_.valid()) done_.get();
+  }
+
+ private:
+  c10::intrusive_ptr<c10d::Work> work_;
+  std::shared_future<void> done_;
+};
+
+/// One process's handle on the job: its rank, the world size and the collectives data parallelism
+/// needs. Every collective is called by every process in the same order; a failure (another process
+/// died, the timeout passed) is a trainpp::Error naming the collective, rather than a hang.
+class ProcessGroup {
+ public:
+  /// Joins the job `env` describes: rank 0 hosts the TCPStore at MASTER_ADDR:MASTER_PORT (unless the
+  /// launcher's agent does), every rank connects and creates the backend ("gloo" or "nccl"; empty:
+  /// nccl for a CUDA device, else gloo). Waits at most `timeout` for the others.
+  static ProcessGroup join(const LaunchEnvironment& env, std::string backend, std::chrono::milliseconds timeout,
+                           torch::Device device) {
+    if (backend.empty()) backend = device.is_cuda() ? "nccl" : "gloo";
+    ProcessGroup group;
+    group.rank_ = env.rank;
+    group.size_ = env.world_size;
+    group.timeout_ = timeout;
+    c10d::TCPStoreOptions options;
+    options.port = static_cast<std::uint16_t>(env.master_port);
+    options.isServer = env.rank == 0 && !env.use_agent_store;
+    options.numWorkers = env.use_agent_store ? std::nullopt : std::optional<std::size_t>(env.world_size);
+    options.waitWorkers = !env.use_agent_store;
+    options.timeout = timeout;
+    try {
+      group.store_ = c10::make_intrusive<c10d::TCPStore>(env.master_addr, options);
+    } catch (const std::exception& e) {
+      throw error("rank {}: cannot {} the rendezvous at {}:{} within ddp_timeout ({} s): {}", env.rank,
+                  options.isServer ? "host" : "reach", env.master_addr, env.master_port,
+                  std::chrono::duration_cast<std::chrono::seconds>(timeout).count(), first_line(e.what()));
+    }
+    // A prefix per backend, as torch does, so that a second group on the same store does not collide.
+    auto store = c10::make_intrusive<c10d::PrefixStore>("trainpp/" + backend, group.store_);
+    try {
+      if (backend == "gloo") {
+#ifdef TRAINPP_HAS_GLOO
+        auto gloo = c10d::ProcessGroupGloo::Options::create(timeout);
+        const char* interface = std::getenv("GLOO_SOCKET_IFNAME");
+        gloo->devices.push_back(interface != nullptr && *interface != '\0'
+                                    ? c10d::ProcessGroupGloo::createDeviceForInterface(interface)
+                                    : c10d::ProcessGroupGloo::createDefaultDevice());
+        group.backend_ = c10::make_intrusive<c10d::ProcessGroupGloo>(store, env.rank, env.world_size, gloo);
+#else
+        group.ring_ = std::make_shared<TcpRing>(store, env.rank, env.world_size, env.master_addr, timeout);
+#endif
+      } else if (backend == "nccl") {
+#ifdef USE_C10D_NCCL
+        auto nccl = c10d::ProcessGroupNCCL::Options::create();
+        nccl->timeout = timeout;
+        group.backend_ = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, env.rank, env.world_size, nccl);
+#else
+        throw error("ddp_backend nccl: this LibTorch was built without NCCL; use gloo");
+#endif
+      } else {
+        throw error("ddp_backend must be nccl or gloo, got '{}'", backend);
+      }
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw error("rank {}: cannot create the {} backend: {}", env.rank, backend, first_line(e.what()));
+    }
+    group.backend_name_ = backend;
+    return group;
+  }
+
+  [[nodiscard]] int rank() const { return rank_; }
+  [[nodiscard]] int size() const { return size_; }
+  [[nodiscard]] const std::string& backend_name() const { return backend_name_; }
+  [[nodiscard]] bool valid() const { return static_cast<bool>(backend_) || static_cast<bool>(ring_); }
+
+  /// Sums `tensors` across processes in place, asynchronously: wait on the result (see wait()).
+  [[nodiscard]] CollectiveHandle all_reduce_sum_async(std::vector<torch::Tensor>& tensors) {
+    if (ring_) {
+      if (tensors.size() != 1) throw error("the TCP ring reduces one tensor at a time, got {}", tensors.size());
+      return CollectiveHandle(ring_->all_reduce_sum(tensors.front()));
+    }
+    c10d::AllreduceOptions options;
+    options.reduceOp = c10d::ReduceOp::SUM;  // Gloo has no AVG: callers divide
+    return CollectiveHandle(guarded("allreduce", [&] { return backend_->allreduce(tensors, options); }));
+  }
+  /// Sums `tensors` across processes in place.
+  void all_reduce_sum(std::vector<torch::Tensor>& tensors) { wait(all_reduce_sum_async(tensors), "allreduce"); }
+  void all_reduce_sum(torch::Tensor& tensor) {
+    std::vector<torch::Tensor> one{tensor};
+    all_reduce_sum(one);
+  }
+  /// Copies rank `root`'s `tensors` into everyone's, in place.
+  void broadcast(std::vector<torch::Tensor>& tensors, int root = 0) {
+    if (tensors.empty()) return;
+    if (ring_) {
+      for (auto& t : tensors) wait(CollectiveHandle(ring_->broadcast(t, root)), "broadcast");
+      return;
+    }
+    c10d::BroadcastOptions options;
+    options.rootRank = root;
+    wait(CollectiveHandle(guarded("broadcast", [&] { return backend_->broadcast(tensors, options); })), "broadcast");
+  }
+  /// Every process's `tensor` (same shape everywhere), in rank order.
+  [[nodiscard]] std::vector<torch::Tensor> all_gather(const torch::Tensor& tensor) {
+    std::vector<std::vector<torch::Tensor>> outputs(1);
+    for (int r = 0; r < size_; ++r) outputs[0].push_back(torch::empty_like(tensor));
+    if (ring_) {
+      wait(CollectiveHandle(ring_->all_gather(outputs[0], tensor.contiguous())), "allgather");
+      return outputs[0];
+    }
+    std::vector<torch::Tensor> inputs{tensor.contiguous()};
+    wait(CollectiveHandle(guarded("allgather", [&] { return backend_->allgather(outputs, inputs); })), "allgather");
+    return outputs[0];
+  }
+  /// Returns once every process has called it.
+  void barrier() {
+    auto token = torch::zeros({1});
+    all_reduce_sum(token);
+  }
+
+  /// Waits for an asynchronous collective; a failure names it and says what probably happened.
+  void wait(const CollectiveHandle& handle, const char* what) const {
+    try {
+      handle.wait(timeout_);
+    } catch (const std::exception& e) {
+      throw error("rank {}: the {} across {} processes failed (another process probably exited, or "
+                  "ddp_timeout passed): {}", rank_, what, size_, first_line(e.what()));
+    }
+  }
+
+ private:
+  template <class F>
+  c10::intrusive_ptr<c10d::Work> guarded(const char* what, F&& start) const {
+    if (!backend_) throw error("the process group is not joined");
+    try {
+      return start();
+    } catch (const std::exception& e) {
+      throw error("rank {}: the {} across {} processes failed (another process probably exited, or "
+                  "ddp_timeout passed): {}", rank_, what, size_, first_line(e.what()));
+    }
+  }
+  /// c10 messages carry a C++ stack trace after the first line; the first says what happened.
+  static std::string first_line(const char* what) {
+    std::string text(what);
+    if (const auto nl = text.find('\n'); nl != std::string::npos) text.resize(nl);
+    return text;
+  }
+
+  int rank_ = 0;
+  int size_ = 1;
+  std::chrono::milliseconds timeout_{0};
+  std::string backend_name_;
+  c10::intrusive_ptr<c10d::Store> store_;
+  c10::intrusive_ptr<c10d::Backend> backend_;  ///< NCCL, or Gloo where its headers exist
+  std::shared_ptr<TcpRing> ring_;               ///< the CPU backend otherwise
+};
+
+}  // namespace trainpp
+
 
 // ---- trainpp/data/batch.hpp ----
 // Batch: HF's "inputs" dictionary — named tensors, one of them (or several, see label_names) the labels.
@@ -3214,6 +3797,94 @@ class RandomSampler {
 
 }  // namespace trainpp
 
+// ---- trainpp/data/shard.hpp ----
+// Which batches of an epoch each process of a data-parallel job takes: accelerate's BatchSamplerShard
+// (split_batches=False, even_batches=True), which HF's Trainer uses for training and evaluation.
+
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+namespace trainpp {
+
+/// This process's share of the data: process `index` of `count` (1: everything).
+struct DataShard {
+  int index = 0;
+  int count = 1;
+};
+
+/// The batches process `shard.index` takes, each as positions into the epoch's order (the sampler's
+/// permutation, or 0..n-1): every process cuts the same epoch order into batches of `batch_size`, and
+/// process r takes batches r, r + count, r + 2·count, ... A round of `count` batches is handed out
+/// only when its last batch is full. Without drop_last the remainder is completed as accelerate does
+/// it (even_batches): the last, short batch is filled up, and missing batches are made, with samples
+/// from the start of the epoch, so that every process gets the same number of full batches and no
+/// process waits for a collective the others never call. With drop_last the incomplete round is dropped.
+/// Without even_batches (evaluation, where no collective runs per batch) the incomplete round is
+/// handed out as it is: some processes get one batch fewer, and the last may be short.
+[[nodiscard]] inline std::vector<std::vector<std::int64_t>> shard_batch_positions(std::int64_t num_samples,
+                                                                                  std::int64_t batch_size,
+                                                                                  DataShard shard, bool drop_last,
+                                                                                  bool even_batches = true) {
+  if (batch_size < 1) throw error("a data shard needs batch_size >= 1, got {}", batch_size);
+  if (shard.count < 1 || shard.index < 0 || shard.index >= shard.count)
+    throw error("a data shard needs 0 <= index < count, got index {} of {}", shard.index, shard.count);
+  const std::int64_t world = shard.count, rank = shard.index;
+  // The global batches, as BatchSampler(sampler, batch_size, drop_last) yields them.
+  const std::int64_t full = num_samples / batch_size;
+  const std::int64_t global_batches = drop_last || num_samples % batch_size == 0 ? full : full + 1;
+  auto global_batch = [&](std::int64_t g) {
+    std::vector<std::int64_t> positions;
+    for (std::int64_t p = g * batch_size; p < std::min(num_samples, (g + 1) * batch_size); ++p) positions.push_back(p);
+    return positions;
+  };
+
+  std::vector<std::vector<std::int64_t>> out;
+  std::vector<std::int64_t> initial;  // the first `world` batches' samples, to circle back to
+  std::vector<std::int64_t> to_yield;
+  bool holding = false;
+  std::vector<std::int64_t> last;
+  std::int64_t idx = 0;
+  for (; idx < global_batches; ++idx) {
+    last = global_batch(idx);
+    if (!drop_last && idx < world) initial.insert(initial.end(), last.begin(), last.end());
+    if (idx % world == rank) to_yield = last, holding = true;
+    if (idx % world == world - 1 && static_cast<std::int64_t>(last.size()) == batch_size) {
+      out.push_back(to_yield);
+      holding = false;
+    }
+  }
+  if (drop_last || initial.empty()) return out;
+  if (!even_batches) {
+    if (holding) out.push_back(to_yield);
+    return out;
+  }
+  if (holding && static_cast<std::int64_t>(to_yield.size()) == batch_size) out.push_back(to_yield);
+  // A data set smaller than one round: repeat it until a round can be cut from it.
+  const std::vector<std::int64_t> once = initial;
+  while (static_cast<std::int64_t>(initial.size()) < world * batch_size)
+    initial.insert(initial.end(), once.begin(), once.end());
+  // idx is one past the last batch seen. A full last batch went out with its round (or above): go on
+  // from the next slot. A short one is completed below, in its own slot.
+  std::vector<std::int64_t> batch = last;
+  if (static_cast<std::int64_t>(batch.size()) == batch_size) batch.clear();
+  else --idx;
+  std::size_t cycle = 0;
+  while (idx % world != 0 || !batch.empty()) {
+    const std::size_t end = cycle + static_cast<std::size_t>(batch_size) - batch.size();
+    batch.insert(batch.end(), initial.begin() + static_cast<std::ptrdiff_t>(cycle),
+                 initial.begin() + static_cast<std::ptrdiff_t>(std::min(end, initial.size())));
+    if (idx % world == rank) out.push_back(batch);
+    cycle = end;
+    batch.clear();
+    ++idx;
+  }
+  return out;
+}
+
+}  // namespace trainpp
+
 #include <c10/core/StreamGuard.h>
 #include <c10/core/impl/VirtualGuardImpl.h>
 
@@ -3245,6 +3916,11 @@ struct DataLoaderOptions {
   std::int64_t seed = 42;            ///< the data order seed (TrainingArguments::effective_data_seed())
   bool pin_memory = false;           ///< stage host batches in page-locked memory (CUDA targets only)
   torch::Device device = torch::kCPU;  ///< batches are delivered already on this device
+  /// Data parallelism: this process's share of every epoch (see shard_batch_positions); {0, 1}: all.
+  DataShard shard;
+  /// Under a shard: pad the last round so that every process has as many full batches (training, where
+  /// every batch ends in a collective); false hands out only real examples (evaluation).
+  bool even_batches = true;
 };
 
 namespace detail {
@@ -3282,6 +3958,8 @@ struct LoaderCore {
   bool pass_finished = false;  ///< next() said nullopt; the following call starts epoch + 1
   torch::Tensor order;         ///< this epoch's permutation (int64, CPU); undefined: sequential or not drawn yet
   torch::Device device = torch::kCPU;  ///< options.device with its index resolved
+  /// With a shard of several processes: this process's batches, as positions into the epoch's order.
+  std::vector<std::vector<std::int64_t>> shard_batches;
 
   std::mutex mutex;
   std::condition_variable_any work_ready;   ///< workers wait for room in the window
@@ -3293,6 +3971,14 @@ struct LoaderCore {
 
   /// The dataset indices of batch b.
   [[nodiscard]] std::vector<std::int64_t> batch_indices(std::size_t b) const {
+    if (options.shard.count > 1) {
+      std::vector<std::int64_t> out = shard_batches[b];
+      if (order.defined()) {
+        const auto* p = order.data_ptr<std::int64_t>();
+        for (auto& position : out) position = p[position];
+      }
+      return out;
+    }
     const std::size_t bs = static_cast<std::size_t>(options.batch_size);
     const std::size_t begin = b * bs, end = std::min(begin + bs, num_samples);
     std::vector<std::int64_t> out(end - begin);
@@ -3368,6 +4054,11 @@ class DataLoader {
     c.num_samples = static_cast<std::size_t>(dataset.size());
     const auto bs = static_cast<std::size_t>(c.options.batch_size);
     c.num_batches = c.options.drop_last ? c.num_samples / bs : (c.num_samples + bs - 1) / bs;
+    if (c.options.shard.count > 1) {
+      c.shard_batches = shard_batch_positions(static_cast<std::int64_t>(c.num_samples), c.options.batch_size,
+                                              c.options.shard, c.options.drop_last, c.options.even_batches);
+      c.num_batches = c.shard_batches.size();
+    }
     c.device = c.options.device;
   }
   /// A loader must not outlive its dataset; a temporary would.
@@ -3392,6 +4083,20 @@ class DataLoader {
   [[nodiscard]] const DataLoaderOptions& options() const { return core_->options; }
   /// The epoch whose order the current pass follows.
   [[nodiscard]] std::int64_t epoch() const { return core_->epoch; }
+  /// The examples of batch `b` that are not padding: a shard's last round repeats examples from the
+  /// start of the epoch so that every process has as many full batches; counted in process order (rank
+  /// 0's batch first), as gather_for_metrics truncates the gathered results to the data set's size.
+  [[nodiscard]] std::int64_t real_samples(std::size_t b) const {
+    const Core& c = *core_;
+    const auto bs = c.options.batch_size;
+    if (c.options.shard.count <= 1) {
+      return std::min<std::int64_t>(bs, static_cast<std::int64_t>(c.num_samples) - static_cast<std::int64_t>(b) * bs);
+    }
+    const auto global = static_cast<std::int64_t>(b) * c.options.shard.count + c.options.shard.index;
+    const auto before = global * bs;
+    return std::clamp<std::int64_t>(static_cast<std::int64_t>(c.num_samples) - before, 0,
+                                    static_cast<std::int64_t>(c.shard_batches[b].size()));
+  }
   /// The index, within the epoch, of the batch the next call to next() delivers.
   [[nodiscard]] std::size_t position() const { return core_->next_deliver; }
 
@@ -3573,22 +4278,33 @@ class DataLoader {
   DataLoaderOptions o = train_loader_options(args, device);
   o.batch_size = args.per_device_eval_batch_size;
   o.shuffle = false;
+  // Under data parallelism each process evaluates only real examples: no collective runs per batch,
+  // and a padded batch's mean loss would count repeated examples (HF's eval_loss does; this does not).
+  o.even_batches = false;
   return o;
 }
 
-/// The default DataLoaderPolicy: HF's get_train/eval/test_dataloader with the default collate.
+/// The default DataLoaderPolicy: HF's get_train/eval/test_dataloader with the default collate. Under
+/// data parallelism the Trainer passes each process's `shard` (accelerate's BatchSamplerShard).
 struct DefaultDataLoader {
   template <Dataset D>
-  [[nodiscard]] DataLoader<D> train_loader(const D& dataset, const TrainingArguments& args, torch::Device device) const {
-    return DataLoader<D>(dataset, train_loader_options(args, device));
+  [[nodiscard]] DataLoader<D> train_loader(const D& dataset, const TrainingArguments& args, torch::Device device,
+                                           DataShard shard = {}) const {
+    auto options = train_loader_options(args, device);
+    options.shard = shard;
+    return DataLoader<D>(dataset, options);
   }
   template <Dataset D>
-  [[nodiscard]] DataLoader<D> eval_loader(const D& dataset, const TrainingArguments& args, torch::Device device) const {
-    return DataLoader<D>(dataset, eval_loader_options(args, device));
+  [[nodiscard]] DataLoader<D> eval_loader(const D& dataset, const TrainingArguments& args, torch::Device device,
+                                          DataShard shard = {}) const {
+    auto options = eval_loader_options(args, device);
+    options.shard = shard;
+    return DataLoader<D>(dataset, options);
   }
   template <Dataset D>
-  [[nodiscard]] DataLoader<D> test_loader(const D& dataset, const TrainingArguments& args, torch::Device device) const {
-    return DataLoader<D>(dataset, eval_loader_options(args, device));
+  [[nodiscard]] DataLoader<D> test_loader(const D& dataset, const TrainingArguments& args, torch::Device device,
+                                          DataShard shard = {}) const {
+    return eval_loader(dataset, args, device, shard);
   }
 };
 
@@ -6481,6 +7197,294 @@ struct HFScheduler {
 
 }  // namespace trainpp
 
+// ---- trainpp/sharding/data_parallel.hpp ----
+// DataParallel: HF's DDP (FSDP NO_SHARD) as a sharding slot — every process holds the whole model
+// and optimizer, trains on its share of each global batch, and gradients are averaged across
+// processes with bucketed allreduces that start during backward.
+
+
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/utils/lambda_post_hook.h>
+#include <torch/csrc/autograd/variable.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace trainpp {
+
+/// Data parallelism over the processes a launcher started (torchrun, trainpp-launch, srun, mpirun:
+/// see detect_launch_environment), as torch's DistributedDataParallel does it:
+/// - at prepare(): the model moves to this process's device, and rank 0's parameters and buffers are
+///   broadcast, so every process starts from the same weights;
+/// - gradients are summed across processes and divided by their number: parameters are grouped in
+///   buckets of ddp_bucket_cap_mb (25 MiB) in reverse registration order, roughly the order backward
+///   produces their gradients, and each bucket's allreduce starts from a hook on the parameters'
+///   gradient accumulators as soon as its last gradient is ready, overlapping the rest of backward.
+///   Buckets start in the same order on every process, as the collectives require;
+/// - no communication on the micro-batches of an accumulation window before the last (DDP's no_sync):
+///   the loop says which one is last through set_gradient_sync;
+/// - with ddp_broadcast_buffers (default), rank 0's buffers (batch-norm statistics) are broadcast
+///   before every training forward.
+/// Parameters that get no gradient in a backward take part with zeros (find_unused_parameters).
+/// Without a launcher (one process) it behaves as SingleDevice.
+class DataParallel {
+ public:
+  DataParallel() = default;
+  DataParallel(const DataParallel&) = delete;
+  DataParallel& operator=(const DataParallel&) = delete;
+  DataParallel(DataParallel&& other) noexcept = default;
+  DataParallel& operator=(DataParallel&&) = delete;
+  ~DataParallel() { remove_hooks(); }
+
+  /// Reads ddp_backend, ddp_timeout, ddp_bucket_cap_mb, ddp_broadcast_buffers and joins the job.
+  void configure(const TrainingArguments& args, torch::Device device) {
+    environment_ = detect_launch_environment();
+    bucket_cap_bytes_ = args.ddp_bucket_cap_mb.value_or(25) * 1024 * 1024;
+    broadcast_buffers_ = args.ddp_broadcast_buffers.value_or(true);
+    if (environment_.is_distributed())
+      group_ = std::make_shared<ProcessGroup>(ProcessGroup::join(environment_, args.ddp_backend.value_or(""),
+                                                                 std::chrono::seconds(args.ddp_timeout), device));
+  }
+
+  void prepare(torch::nn::Module& model, torch::Device device) {
+    model.to(device);
+    if (world_size() == 1) return;
+    auto state = std::make_shared<State>();
+    for (auto& p : model.parameters())
+      if (p.requires_grad()) state->params.push_back(p);
+    // The same weights everywhere: rank 0's, as DDP's constructor does.
+    auto everything = model.parameters();
+    for (auto& b : model.buffers()) everything.push_back(b);
+    broadcast_all(everything);
+    build_buckets(*state);
+    state_ = state;
+    register_hooks();
+  }
+
+  void set_gradient_sync(bool sync) {
+    if (state_) state_->sync = sync;
+  }
+
+  void before_forward(torch::nn::Module& model) {
+    if (world_size() == 1 || !broadcast_buffers_ || !model.is_training()) return;
+    auto buffers = model.buffers();
+    broadcast_all(buffers);
+  }
+
+  /// At the end of a window: starts the buckets backward did not (unused parameters), waits for every
+  /// allreduce and writes the averaged gradients back.
+  void after_backward(torch::nn::Module&, bool sync) {
+    if (!state_ || !sync) return;
+    State& s = *state_;
+    for (std::size_t b = s.next_bucket; b < s.buckets.size(); ++b) launch(s, b);
+    s.next_bucket = s.buckets.size();
+    const double world = static_cast<double>(world_size());
+    for (auto& bucket : s.buckets) {
+      group_->wait(bucket.work, "gradient allreduce");
+      bucket.work = CollectiveHandle();
+      bucket.flat.div_(world);
+      std::int64_t offset = 0;
+      for (const auto index : bucket.params) {
+        auto& p = s.params[index];
+        const auto n = p.numel();
+        auto averaged = bucket.flat.narrow(0, offset, n).view_as(p);
+        if (p.grad().defined()) p.mutable_grad().copy_(averaged);
+        else p.mutable_grad() = averaged.clone();
+        offset += n;
+      }
+      bucket.pending = static_cast<std::int64_t>(bucket.params.size());
+      bucket.launched = false;
+    }
+    s.next_bucket = 0;
+    // Until the loop says otherwise, a backward outside a training window starts no collective.
+    s.sync = false;
+  }
+
+  void after_step(torch::nn::Module&) const {}
+
+  /// Gradients are the same on every process after the allreduce: the local norm is the global one.
+  [[nodiscard]] torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm) const {
+    return clip_grad_norm_(params, max_norm);
+  }
+
+  [[nodiscard]] int rank() const { return environment_.is_distributed() ? environment_.rank : 0; }
+  [[nodiscard]] int world_size() const { return environment_.is_distributed() ? environment_.world_size : 1; }
+  [[nodiscard]] const LaunchEnvironment& environment() const { return environment_; }
+  /// The joined group (valid with more than one process).
+  [[nodiscard]] ProcessGroup& process_group() { return *group_; }
+
+  /// Sums a tensor across processes in place (evaluation's loss and counts).
+  void all_reduce_sum(torch::Tensor& tensor) {
+    if (world_size() > 1) group_->all_reduce_sum(tensor);
+  }
+  /// Evaluation results back in the data set's order: each process holds the rows of its batches
+  /// (batch_size each, the last one possibly fewer: see DataLoader::real_samples); batch b of process
+  /// r is the global batch b·world + r. Rows of different length (dim 1) are padded with `pad` to the
+  /// longest, as accelerate's pad_across_processes does before gathering.
+  [[nodiscard]] torch::Tensor gather_in_order(const torch::Tensor& local, std::int64_t batch_size,
+                                              std::int64_t num_samples, double pad) {
+    if (world_size() == 1) return local;
+    auto t = local.dim() == 0 ? local.unsqueeze(0) : local;
+    const auto long_options = torch::TensorOptions().dtype(torch::kLong).device(t.device());
+    auto shape = torch::tensor({t.size(0), t.dim() >= 2 ? t.size(1) : 0}, long_options);
+    const auto shapes = group_->all_gather(shape);
+    std::int64_t most_rows = 0, longest = 0;
+    std::vector<std::int64_t> rows;
+    for (const auto& s : shapes) {
+      const auto host = s.cpu();
+      rows.push_back(host[0].item<std::int64_t>());
+      most_rows = std::max(most_rows, rows.back());
+      longest = std::max(longest, host[1].item<std::int64_t>());
+    }
+    auto padded_shape = t.sizes().vec();
+    padded_shape[0] = most_rows;
+    if (t.dim() >= 2) padded_shape[1] = longest;
+    auto padded = torch::full(padded_shape, pad, t.options());
+    auto target = padded.narrow(0, 0, t.size(0));
+    if (t.dim() >= 2) target = target.narrow(1, 0, t.size(1));
+    target.copy_(t);
+    const auto parts = group_->all_gather(padded);
+
+    const std::int64_t world = world_size();
+    std::vector<torch::Tensor> ordered;
+    for (std::int64_t round = 0; round * world * batch_size < num_samples; ++round)
+      for (std::int64_t r = 0; r < world; ++r) {
+        const auto first = round * batch_size;
+        const auto count = std::clamp<std::int64_t>(num_samples - (round * world + r) * batch_size, 0, batch_size);
+        if (count == 0 || first >= rows[static_cast<std::size_t>(r)]) continue;
+        ordered.push_back(parts[static_cast<std::size_t>(r)].narrow(0, first, std::min(count, rows[static_cast<std::size_t>(r)] - first)));
+      }
+    return ordered.empty() ? padded.narrow(0, 0, 0) : torch::cat(ordered, 0);
+  }
+
+ private:
+  struct Bucket {
+    std::vector<std::size_t> params;  ///< indices into State::params
+    torch::Tensor flat;               ///< the bucket's gradients, flattened, reduced in place
+    std::int64_t pending = 0;         ///< gradients not yet ready in this backward
+    bool launched = false;
+    CollectiveHandle work;
+  };
+  /// What the gradient hooks reach: shared with them, so that the policy can move.
+  struct State {
+    std::vector<torch::Tensor> params;
+    std::vector<std::size_t> bucket_of;  ///< parameter index -> bucket index
+    std::vector<Bucket> buckets;
+    std::size_t next_bucket = 0;  ///< buckets start strictly in index order
+    bool sync = true;
+    std::shared_ptr<ProcessGroup> group;
+  };
+
+  void broadcast_all(std::vector<torch::Tensor>& tensors) {
+    if (tensors.empty()) return;
+    torch::NoGradGuard no_grad;
+    // One flat broadcast per dtype instead of one per tensor.
+    std::map<c10::ScalarType, std::vector<torch::Tensor>> by_dtype;
+    for (auto& t : tensors) by_dtype[t.scalar_type()].push_back(t);
+    for (auto& [dtype, group] : by_dtype) {
+      std::vector<torch::Tensor> flat_views;
+      for (auto& t : group) flat_views.push_back(t.reshape(-1));
+      std::vector<torch::Tensor> flat{torch::cat(flat_views)};
+      group_->broadcast(flat, 0);
+      std::int64_t offset = 0;
+      for (auto& t : group) {
+        t.copy_(flat[0].narrow(0, offset, t.numel()).view_as(t));
+        offset += t.numel();
+      }
+    }
+  }
+
+  void build_buckets(State& s) {
+    s.bucket_of.assign(s.params.size(), 0);
+    Bucket current;
+    std::int64_t bytes = 0;
+    auto close = [&] {
+      if (current.params.empty()) return;
+      std::int64_t numel = 0;
+      for (const auto i : current.params) numel += s.params[i].numel();
+      const auto& first = s.params[current.params.front()];
+      current.flat = torch::zeros({numel}, first.options().requires_grad(false));
+      current.pending = static_cast<std::int64_t>(current.params.size());
+      for (const auto i : current.params) s.bucket_of[i] = s.buckets.size();
+      s.buckets.push_back(std::move(current));
+      current = Bucket{};
+      bytes = 0;
+    };
+    for (std::size_t k = s.params.size(); k-- > 0;) {
+      const auto& p = s.params[k];
+      const auto size = p.numel() * static_cast<std::int64_t>(p.element_size());
+      if (!current.params.empty() && (bytes + size > bucket_cap_bytes_ ||
+                                      s.params[current.params.front()].scalar_type() != p.scalar_type() ||
+                                      s.params[current.params.front()].device() != p.device()))
+        close();
+      current.params.push_back(k);
+      bytes += size;
+    }
+    close();
+    s.group = group_;
+  }
+
+  static void launch(State& s, std::size_t b) {
+    auto& bucket = s.buckets[b];
+    if (bucket.launched) return;
+    torch::NoGradGuard no_grad;
+    std::int64_t offset = 0;
+    for (const auto index : bucket.params) {
+      const auto& p = s.params[index];
+      const auto n = p.numel();
+      auto slot = bucket.flat.narrow(0, offset, n);
+      if (p.grad().defined()) slot.copy_(p.grad().reshape(-1));
+      else slot.zero_();
+      offset += n;
+    }
+    std::vector<torch::Tensor> tensors{bucket.flat};
+    bucket.work = s.group->all_reduce_sum_async(tensors);
+    bucket.launched = true;
+  }
+
+  void register_hooks() {
+    std::weak_ptr<State> weak = state_;
+    for (std::size_t i = 0; i < state_->params.size(); ++i) {
+      auto accumulator = torch::autograd::impl::grad_accumulator(state_->params[i]);
+      const auto key = accumulator->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
+          [weak, i](const torch::autograd::variable_list& outputs, const torch::autograd::variable_list&) {
+            if (auto s = weak.lock(); s && s->sync) {
+              auto& bucket = s->buckets[s->bucket_of[i]];
+              if (--bucket.pending == 0) {
+                // Start every consecutive ready bucket from the next one due, never out of order.
+                while (s->next_bucket < s->buckets.size() && s->buckets[s->next_bucket].pending <= 0)
+                  launch(*s, s->next_bucket++);
+              }
+            }
+            return outputs;
+          }));
+      // Holding the accumulator keeps it (and the hook) alive: the parameter only holds it weakly.
+      hooks_.push_back({accumulator, key});
+    }
+  }
+
+  void remove_hooks() {
+    for (auto& [accumulator, key] : hooks_)
+      if (accumulator) accumulator->del_post_hook(key);
+    hooks_.clear();
+  }
+
+  LaunchEnvironment environment_;
+  std::shared_ptr<ProcessGroup> group_;
+  std::int64_t bucket_cap_bytes_ = 25 * 1024 * 1024;
+  bool broadcast_buffers_ = true;
+  std::shared_ptr<State> state_;
+  std::vector<std::pair<decltype(torch::autograd::impl::grad_accumulator(std::declval<const torch::Tensor&>())), std::uintptr_t>> hooks_;
+};
+
+}  // namespace trainpp
+
 // ---- trainpp/sharding/single_device.hpp ----
 // SingleDevice: the default sharding slot — one process, one device, nothing to synchronise.
 
@@ -8096,6 +9100,7 @@ class Trainer {
     device_ = select_device(args_);
     apply_tf32(args_, device_);
     if constexpr (requires { precision_.configure(args_, device_); }) precision_.configure(args_, device_);
+    if constexpr (requires { sharding_.configure(args_, device_); }) sharding_.configure(args_, device_);
     sharding_.prepare(module(), device_);
     state_.is_world_process_zero = sharding_.rank() == 0;
     state_.is_local_process_zero = sharding_.rank() == 0;
@@ -8126,7 +9131,7 @@ class Trainer {
   template <Dataset D>
   Metrics evaluate(const D& dataset, std::string_view prefix = "eval") {
     const auto start = std::chrono::steady_clock::now();
-    auto loader = data_loader_.eval_loader(dataset, args_, device_);
+    auto loader = eval_loader_for(dataset);
     log_loop_start("Evaluation", loader.num_samples());
     // HF: without compute_metrics only the loss is gathered (no logits kept in memory).
     auto out = evaluation_loop(loader, /*prediction_loss_only=*/!has_compute_metrics || args_.prediction_loss_only, prefix);
@@ -8148,10 +9153,12 @@ class Trainer {
   PredictionOutput predict(const D& dataset, std::string_view prefix = "test") {
     const auto start = std::chrono::steady_clock::now();
     auto loader = [&] {
-      if constexpr (requires { data_loader_.test_loader(dataset, args_, device_); })
-        return data_loader_.test_loader(dataset, args_, device_);
+      if constexpr (requires { data_loader_.test_loader(dataset, args_, device_, DataShard{}); })
+        return data_loader_.test_loader(dataset, args_, device_, data_shard());
+      else if constexpr (requires { data_loader_.test_loader(dataset, args_, device_); })
+        return unsharded(data_loader_.test_loader(dataset, args_, device_), "test_loader");
       else
-        return data_loader_.eval_loader(dataset, args_, device_);
+        return eval_loader_for(dataset);
     }();
     log_loop_start("Prediction", loader.num_samples());
     auto out = evaluation_loop(loader, args_.prediction_loss_only, prefix);
@@ -8312,6 +9319,46 @@ class Trainer {
       return callbacks_type{};
   }
 
+  /// This process's share of the data: all of it, or its shard under data parallelism.
+  [[nodiscard]] DataShard data_shard() const { return {sharding_.rank(), sharding_.world_size()}; }
+  /// A loader from a policy that cannot shard: fine for one process, an error for several (each would
+  /// see the whole data set, and evaluation would count every example world_size times).
+  template <class L>
+  L unsharded(L loader, std::string_view member) const {
+    if (sharding_.world_size() > 1)
+      throw error("the data_loader slot cannot shard data across the {} processes of this job: give it "
+                  "{}(const Dataset&, const TrainingArguments&, torch::Device, trainpp::DataShard)",
+                  sharding_.world_size(), member);
+    return loader;
+  }
+  template <class D>
+  auto train_loader_for(const D& dataset) {
+    if constexpr (requires { data_loader_.train_loader(dataset, args_, device_, DataShard{}); })
+      return data_loader_.train_loader(dataset, args_, device_, data_shard());
+    else
+      return unsharded(data_loader_.train_loader(dataset, args_, device_), "train_loader");
+  }
+  template <class D>
+  auto eval_loader_for(const D& dataset) {
+    if constexpr (requires { data_loader_.eval_loader(dataset, args_, device_, DataShard{}); })
+      return data_loader_.eval_loader(dataset, args_, device_, data_shard());
+    else
+      return unsharded(data_loader_.eval_loader(dataset, args_, device_), "eval_loader");
+  }
+
+  /// A loss summed on this process, averaged over the processes of the job (HF logs the mean of
+  /// _nested_gather(tr_loss)); a host sync, as logging is.
+  double mean_across_processes(const torch::Tensor& value) {
+    if constexpr (requires(torch::Tensor& t) { sharding_.all_reduce_sum(t); }) {
+      if (sharding_.world_size() > 1) {
+        auto sum = value.detach().to(torch::kFloat64).clone();
+        sharding_.all_reduce_sum(sum);
+        return sum.item<double>() / static_cast<double>(sharding_.world_size());
+      }
+    }
+    return value.item<double>();
+  }
+
   /// HF's evaluation_loop header lines, at info level.
   void log_loop_start(std::string_view description, std::size_t num_examples) const {
     logger().info("***** Running {} *****", description);
@@ -8437,16 +9484,24 @@ PredictionOutput Trainer<Model, P>::evaluation_loop(L& loader, bool prediction_l
     if (!preds.empty()) preds_host.push_back(detail::concat_padded(preds).cpu()), preds.clear();
     if (!labels.empty()) labels_host.push_back(detail::concat_padded(labels).cpu()), labels.clear();
   };
+  std::size_t batch_index = 0;
   while (auto batch = loader.next()) {
     PredictionStep out = step_.prediction_step(*this, *batch, prediction_loss_only);
-    const auto n = batch->batch_size();
-    if (out.loss.defined()) {
+    std::int64_t n = batch->batch_size();
+    // A shard's last batch may repeat examples from the start so that every process has as many
+    // batches; only the examples it really holds count (as gather_for_metrics drops the repeats).
+    if constexpr (requires { loader.real_samples(std::size_t{}); }) n = loader.real_samples(batch_index);
+    ++batch_index;
+    if (out.loss.defined() && n > 0) {
       loss_sum += out.loss.to(torch::kFloat64) * static_cast<double>(n);
       loss_count += n;
     }
+    auto real = [&](const torch::Tensor& t) {
+      return t.dim() > 0 && t.size(0) == batch->batch_size() && n < t.size(0) ? t.narrow(0, 0, n) : t;
+    };
     if (!prediction_loss_only) {
-      if (out.logits.defined()) preds.push_back(out.logits.detach());
-      if (out.labels.defined()) labels.push_back(out.labels.detach());
+      if (out.logits.defined()) preds.push_back(real(out.logits.detach()));
+      if (out.labels.defined()) labels.push_back(real(out.labels.detach()));
     }
     fire(hooks::on_prediction_step);
     if (args_.eval_accumulation_steps && ++steps % *args_.eval_accumulation_steps == 0) to_host();
@@ -8457,6 +9512,32 @@ PredictionOutput Trainer<Model, P>::evaluation_loop(L& loader, bool prediction_l
   PredictionOutput result;
   result.predictions = detail::concat_padded(preds_host);
   result.label_ids = detail::concat_padded(labels_host);
+  if (sharding_.world_size() > 1) {
+    // Every process evaluated its shard: sum the losses, and gather predictions and labels back into
+    // the data set's order, so that metrics see each example exactly once.
+    if constexpr (requires(torch::Tensor& t) { sharding_.all_reduce_sum(t); sharding_.gather_in_order(t, 1, 1, 0.0); }) {
+      auto totals = torch::stack({loss_sum, torch::full({}, static_cast<double>(loss_count), loss_sum.options())});
+      sharding_.all_reduce_sum(totals);
+      loss_sum = totals[0];
+      loss_count = static_cast<std::int64_t>(totals[1].item<double>());
+      const auto batch_size = args_.per_device_eval_batch_size;
+      const auto total = static_cast<std::int64_t>(loader.num_samples());
+      auto gather = [&](torch::Tensor& t) {
+        // Every process takes part, including one with nothing to contribute; the shape travels first.
+        bool present = t.defined();
+        auto flag = torch::full({}, present ? 1.0 : 0.0, torch::TensorOptions().dtype(torch::kFloat64).device(device_));
+        sharding_.all_reduce_sum(flag);
+        if (flag.item<double>() == 0) return;
+        if (!present) throw error("evaluation: some processes produced predictions and this one did not");
+        t = sharding_.gather_in_order(t.to(device_), batch_size, total, -100).cpu();
+      };
+      gather(result.predictions);
+      gather(result.label_ids);
+    } else {
+      throw error("this sharding policy cannot gather evaluation results across processes: give it "
+                  "all_reduce_sum(torch::Tensor&) and gather_in_order(...)");
+    }
+  }
   if constexpr (has_compute_metrics) {
     if (result.predictions.defined() && result.label_ids.defined()) {
       for (auto& [k, v] : compute_metrics_(EvalPrediction{result.predictions, result.label_ids})) {
@@ -8568,7 +9649,7 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
   prepare_output_dir(resume.has_value());
 
   const auto& dataset = detail::unwrap(train_dataset_);
-  auto loader = data_loader_.train_loader(dataset, args_, device_);
+  auto loader = train_loader_for(dataset);
   in_train_ = true;
   current_train_loader_ = &loader;
   struct LeaveTrain {
@@ -8700,6 +9781,8 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
         const bool sync_step = (step + 1) % ga == 0 || step + 1 == steps_in_epoch;
         if (step % ga == 0) fire(hooks::on_step_begin);
 
+        // Data parallelism communicates gradients in the last micro-batch's backward only (DDP's no_sync).
+        if constexpr (requires { sharding_.set_gradient_sync(true); }) sharding_.set_gradient_sync(i == window_size - 1);
         torch::Tensor tr_loss_step = step_.training_step(*this, window[static_cast<std::size_t>(i)], window_size);
         // Gradient communication happens only at the end of the window (DDP no_sync elsewhere).
         sharding_.after_backward(module(), i == window_size - 1);
@@ -8751,7 +9834,7 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
   }
 
   // ---- the end, as HF's _finalize_training ---------------------------------------------------------
-  total_loss_scalar_ += tr_loss.item<double>();
+  total_loss_scalar_ += mean_across_processes(tr_loss);
   const auto steps_trained = state_.global_step - initial_global_step;
   // With the loss sums restored from the checkpoint, train_loss covers the whole run, as it would
   // have without the interruption (HF averages over the steps since the resume only).
@@ -8774,7 +9857,7 @@ void Trainer<Model, P>::maybe_log_save_evaluate(torch::Tensor& tr_loss, const to
                                                 double learning_rate) {
   if (control_.should_log && state_.global_step > globalstep_last_logged_) {
     // The host syncs of a logging step: the user asked for these numbers.
-    const double tr_loss_scalar = tr_loss.item<double>();
+    const double tr_loss_scalar = mean_across_processes(tr_loss);
     tr_loss.zero_();
     Metrics logs;
     logs["loss"] = tr_loss_scalar / static_cast<double>(state_.global_step - globalstep_last_logged_);

@@ -8,6 +8,7 @@
 #include <trainpp/data/collate.hpp>
 #include <trainpp/data/dataset.hpp>
 #include <trainpp/data/sampler.hpp>
+#include <trainpp/data/shard.hpp>
 
 #include <c10/core/StreamGuard.h>
 #include <c10/core/impl/VirtualGuardImpl.h>
@@ -40,6 +41,11 @@ struct DataLoaderOptions {
   std::int64_t seed = 42;            ///< the data order seed (TrainingArguments::effective_data_seed())
   bool pin_memory = false;           ///< stage host batches in page-locked memory (CUDA targets only)
   torch::Device device = torch::kCPU;  ///< batches are delivered already on this device
+  /// Data parallelism: this process's share of every epoch (see shard_batch_positions); {0, 1}: all.
+  DataShard shard;
+  /// Under a shard: pad the last round so that every process has as many full batches (training, where
+  /// every batch ends in a collective); false hands out only real examples (evaluation).
+  bool even_batches = true;
 };
 
 namespace detail {
@@ -77,6 +83,8 @@ struct LoaderCore {
   bool pass_finished = false;  ///< next() said nullopt; the following call starts epoch + 1
   torch::Tensor order;         ///< this epoch's permutation (int64, CPU); undefined: sequential or not drawn yet
   torch::Device device = torch::kCPU;  ///< options.device with its index resolved
+  /// With a shard of several processes: this process's batches, as positions into the epoch's order.
+  std::vector<std::vector<std::int64_t>> shard_batches;
 
   std::mutex mutex;
   std::condition_variable_any work_ready;   ///< workers wait for room in the window
@@ -88,6 +96,14 @@ struct LoaderCore {
 
   /// The dataset indices of batch b.
   [[nodiscard]] std::vector<std::int64_t> batch_indices(std::size_t b) const {
+    if (options.shard.count > 1) {
+      std::vector<std::int64_t> out = shard_batches[b];
+      if (order.defined()) {
+        const auto* p = order.data_ptr<std::int64_t>();
+        for (auto& position : out) position = p[position];
+      }
+      return out;
+    }
     const std::size_t bs = static_cast<std::size_t>(options.batch_size);
     const std::size_t begin = b * bs, end = std::min(begin + bs, num_samples);
     std::vector<std::int64_t> out(end - begin);
@@ -163,6 +179,11 @@ class DataLoader {
     c.num_samples = static_cast<std::size_t>(dataset.size());
     const auto bs = static_cast<std::size_t>(c.options.batch_size);
     c.num_batches = c.options.drop_last ? c.num_samples / bs : (c.num_samples + bs - 1) / bs;
+    if (c.options.shard.count > 1) {
+      c.shard_batches = shard_batch_positions(static_cast<std::int64_t>(c.num_samples), c.options.batch_size,
+                                              c.options.shard, c.options.drop_last, c.options.even_batches);
+      c.num_batches = c.shard_batches.size();
+    }
     c.device = c.options.device;
   }
   /// A loader must not outlive its dataset; a temporary would.
@@ -187,6 +208,20 @@ class DataLoader {
   [[nodiscard]] const DataLoaderOptions& options() const { return core_->options; }
   /// The epoch whose order the current pass follows.
   [[nodiscard]] std::int64_t epoch() const { return core_->epoch; }
+  /// The examples of batch `b` that are not padding: a shard's last round repeats examples from the
+  /// start of the epoch so that every process has as many full batches; counted in process order (rank
+  /// 0's batch first), as gather_for_metrics truncates the gathered results to the data set's size.
+  [[nodiscard]] std::int64_t real_samples(std::size_t b) const {
+    const Core& c = *core_;
+    const auto bs = c.options.batch_size;
+    if (c.options.shard.count <= 1) {
+      return std::min<std::int64_t>(bs, static_cast<std::int64_t>(c.num_samples) - static_cast<std::int64_t>(b) * bs);
+    }
+    const auto global = static_cast<std::int64_t>(b) * c.options.shard.count + c.options.shard.index;
+    const auto before = global * bs;
+    return std::clamp<std::int64_t>(static_cast<std::int64_t>(c.num_samples) - before, 0,
+                                    static_cast<std::int64_t>(c.shard_batches[b].size()));
+  }
   /// The index, within the epoch, of the batch the next call to next() delivers.
   [[nodiscard]] std::size_t position() const { return core_->next_deliver; }
 
@@ -368,22 +403,33 @@ class DataLoader {
   DataLoaderOptions o = train_loader_options(args, device);
   o.batch_size = args.per_device_eval_batch_size;
   o.shuffle = false;
+  // Under data parallelism each process evaluates only real examples: no collective runs per batch,
+  // and a padded batch's mean loss would count repeated examples (HF's eval_loss does; this does not).
+  o.even_batches = false;
   return o;
 }
 
-/// The default DataLoaderPolicy: HF's get_train/eval/test_dataloader with the default collate.
+/// The default DataLoaderPolicy: HF's get_train/eval/test_dataloader with the default collate. Under
+/// data parallelism the Trainer passes each process's `shard` (accelerate's BatchSamplerShard).
 struct DefaultDataLoader {
   template <Dataset D>
-  [[nodiscard]] DataLoader<D> train_loader(const D& dataset, const TrainingArguments& args, torch::Device device) const {
-    return DataLoader<D>(dataset, train_loader_options(args, device));
+  [[nodiscard]] DataLoader<D> train_loader(const D& dataset, const TrainingArguments& args, torch::Device device,
+                                           DataShard shard = {}) const {
+    auto options = train_loader_options(args, device);
+    options.shard = shard;
+    return DataLoader<D>(dataset, options);
   }
   template <Dataset D>
-  [[nodiscard]] DataLoader<D> eval_loader(const D& dataset, const TrainingArguments& args, torch::Device device) const {
-    return DataLoader<D>(dataset, eval_loader_options(args, device));
+  [[nodiscard]] DataLoader<D> eval_loader(const D& dataset, const TrainingArguments& args, torch::Device device,
+                                          DataShard shard = {}) const {
+    auto options = eval_loader_options(args, device);
+    options.shard = shard;
+    return DataLoader<D>(dataset, options);
   }
   template <Dataset D>
-  [[nodiscard]] DataLoader<D> test_loader(const D& dataset, const TrainingArguments& args, torch::Device device) const {
-    return DataLoader<D>(dataset, eval_loader_options(args, device));
+  [[nodiscard]] DataLoader<D> test_loader(const D& dataset, const TrainingArguments& args, torch::Device device,
+                                          DataShard shard = {}) const {
+    return eval_loader(dataset, args, device, shard);
   }
 };
 

@@ -1,0 +1,197 @@
+#pragma once
+// The processes of a job, joined: a rendezvous through c10d's TCPStore and a collective backend:
+// NCCL on CUDA devices (c10d's ProcessGroupNCCL); on CPUs c10d's Gloo where its headers are at hand,
+// else trainpp's TcpRing (tcp_ring.hpp: the pip wheel of LibTorch ships no Gloo headers).
+
+#include <trainpp/detail/config.hpp>
+#include <trainpp/distributed/launch_environment.hpp>
+
+#include <torch/csrc/distributed/c10d/Backend.hpp>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <trainpp/distributed/tcp_ring.hpp>
+#if defined(USE_C10D_GLOO) && __has_include(<gloo/algorithm.h>)
+#define TRAINPP_HAS_GLOO 1
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#endif
+#ifdef USE_C10D_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+
+#include <chrono>
+#include <cstdlib>
+#include <future>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace trainpp {
+
+/// A collective in flight: wait() returns once it is done here, or throws what went wrong.
+class CollectiveHandle {
+ public:
+  CollectiveHandle() = default;
+  explicit CollectiveHandle(c10::intrusive_ptr<c10d::Work> work) : work_(std::move(work)) {}
+  explicit CollectiveHandle(std::shared_future<void> done) : done_(std::move(done)) {}
+  [[nodiscard]] bool valid() const { return static_cast<bool>(work_) || done_.valid(); }
+  void wait(std::chrono::milliseconds timeout) const {
+    if (work_) work_->wait(timeout);
+    else if (done_.valid()) done_.get();
+  }
+
+ private:
+  c10::intrusive_ptr<c10d::Work> work_;
+  std::shared_future<void> done_;
+};
+
+/// One process's handle on the job: its rank, the world size and the collectives data parallelism
+/// needs. Every collective is called by every process in the same order; a failure (another process
+/// died, the timeout passed) is a trainpp::Error naming the collective, rather than a hang.
+class ProcessGroup {
+ public:
+  /// Joins the job `env` describes: rank 0 hosts the TCPStore at MASTER_ADDR:MASTER_PORT (unless the
+  /// launcher's agent does), every rank connects and creates the backend ("gloo" or "nccl"; empty:
+  /// nccl for a CUDA device, else gloo). Waits at most `timeout` for the others.
+  static ProcessGroup join(const LaunchEnvironment& env, std::string backend, std::chrono::milliseconds timeout,
+                           torch::Device device) {
+    if (backend.empty()) backend = device.is_cuda() ? "nccl" : "gloo";
+    ProcessGroup group;
+    group.rank_ = env.rank;
+    group.size_ = env.world_size;
+    group.timeout_ = timeout;
+    c10d::TCPStoreOptions options;
+    options.port = static_cast<std::uint16_t>(env.master_port);
+    options.isServer = env.rank == 0 && !env.use_agent_store;
+    options.numWorkers = env.use_agent_store ? std::nullopt : std::optional<std::size_t>(env.world_size);
+    options.waitWorkers = !env.use_agent_store;
+    options.timeout = timeout;
+    try {
+      group.store_ = c10::make_intrusive<c10d::TCPStore>(env.master_addr, options);
+    } catch (const std::exception& e) {
+      throw error("rank {}: cannot {} the rendezvous at {}:{} within ddp_timeout ({} s): {}", env.rank,
+                  options.isServer ? "host" : "reach", env.master_addr, env.master_port,
+                  std::chrono::duration_cast<std::chrono::seconds>(timeout).count(), first_line(e.what()));
+    }
+    // A prefix per backend, as torch does, so that a second group on the same store does not collide.
+    auto store = c10::make_intrusive<c10d::PrefixStore>("trainpp/" + backend, group.store_);
+    try {
+      if (backend == "gloo") {
+#ifdef TRAINPP_HAS_GLOO
+        auto gloo = c10d::ProcessGroupGloo::Options::create(timeout);
+        const char* interface = std::getenv("GLOO_SOCKET_IFNAME");
+        gloo->devices.push_back(interface != nullptr && *interface != '\0'
+                                    ? c10d::ProcessGroupGloo::createDeviceForInterface(interface)
+                                    : c10d::ProcessGroupGloo::createDefaultDevice());
+        group.backend_ = c10::make_intrusive<c10d::ProcessGroupGloo>(store, env.rank, env.world_size, gloo);
+#else
+        group.ring_ = std::make_shared<TcpRing>(store, env.rank, env.world_size, env.master_addr, timeout);
+#endif
+      } else if (backend == "nccl") {
+#ifdef USE_C10D_NCCL
+        auto nccl = c10d::ProcessGroupNCCL::Options::create();
+        nccl->timeout = timeout;
+        group.backend_ = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, env.rank, env.world_size, nccl);
+#else
+        throw error("ddp_backend nccl: this LibTorch was built without NCCL; use gloo");
+#endif
+      } else {
+        throw error("ddp_backend must be nccl or gloo, got '{}'", backend);
+      }
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw error("rank {}: cannot create the {} backend: {}", env.rank, backend, first_line(e.what()));
+    }
+    group.backend_name_ = backend;
+    return group;
+  }
+
+  [[nodiscard]] int rank() const { return rank_; }
+  [[nodiscard]] int size() const { return size_; }
+  [[nodiscard]] const std::string& backend_name() const { return backend_name_; }
+  [[nodiscard]] bool valid() const { return static_cast<bool>(backend_) || static_cast<bool>(ring_); }
+
+  /// Sums `tensors` across processes in place, asynchronously: wait on the result (see wait()).
+  [[nodiscard]] CollectiveHandle all_reduce_sum_async(std::vector<torch::Tensor>& tensors) {
+    if (ring_) {
+      if (tensors.size() != 1) throw error("the TCP ring reduces one tensor at a time, got {}", tensors.size());
+      return CollectiveHandle(ring_->all_reduce_sum(tensors.front()));
+    }
+    c10d::AllreduceOptions options;
+    options.reduceOp = c10d::ReduceOp::SUM;  // Gloo has no AVG: callers divide
+    return CollectiveHandle(guarded("allreduce", [&] { return backend_->allreduce(tensors, options); }));
+  }
+  /// Sums `tensors` across processes in place.
+  void all_reduce_sum(std::vector<torch::Tensor>& tensors) { wait(all_reduce_sum_async(tensors), "allreduce"); }
+  void all_reduce_sum(torch::Tensor& tensor) {
+    std::vector<torch::Tensor> one{tensor};
+    all_reduce_sum(one);
+  }
+  /// Copies rank `root`'s `tensors` into everyone's, in place.
+  void broadcast(std::vector<torch::Tensor>& tensors, int root = 0) {
+    if (tensors.empty()) return;
+    if (ring_) {
+      for (auto& t : tensors) wait(CollectiveHandle(ring_->broadcast(t, root)), "broadcast");
+      return;
+    }
+    c10d::BroadcastOptions options;
+    options.rootRank = root;
+    wait(CollectiveHandle(guarded("broadcast", [&] { return backend_->broadcast(tensors, options); })), "broadcast");
+  }
+  /// Every process's `tensor` (same shape everywhere), in rank order.
+  [[nodiscard]] std::vector<torch::Tensor> all_gather(const torch::Tensor& tensor) {
+    std::vector<std::vector<torch::Tensor>> outputs(1);
+    for (int r = 0; r < size_; ++r) outputs[0].push_back(torch::empty_like(tensor));
+    if (ring_) {
+      wait(CollectiveHandle(ring_->all_gather(outputs[0], tensor.contiguous())), "allgather");
+      return outputs[0];
+    }
+    std::vector<torch::Tensor> inputs{tensor.contiguous()};
+    wait(CollectiveHandle(guarded("allgather", [&] { return backend_->allgather(outputs, inputs); })), "allgather");
+    return outputs[0];
+  }
+  /// Returns once every process has called it.
+  void barrier() {
+    auto token = torch::zeros({1});
+    all_reduce_sum(token);
+  }
+
+  /// Waits for an asynchronous collective; a failure names it and says what probably happened.
+  void wait(const CollectiveHandle& handle, const char* what) const {
+    try {
+      handle.wait(timeout_);
+    } catch (const std::exception& e) {
+      throw error("rank {}: the {} across {} processes failed (another process probably exited, or "
+                  "ddp_timeout passed): {}", rank_, what, size_, first_line(e.what()));
+    }
+  }
+
+ private:
+  template <class F>
+  c10::intrusive_ptr<c10d::Work> guarded(const char* what, F&& start) const {
+    if (!backend_) throw error("the process group is not joined");
+    try {
+      return start();
+    } catch (const std::exception& e) {
+      throw error("rank {}: the {} across {} processes failed (another process probably exited, or "
+                  "ddp_timeout passed): {}", rank_, what, size_, first_line(e.what()));
+    }
+  }
+  /// c10 messages carry a C++ stack trace after the first line; the first says what happened.
+  static std::string first_line(const char* what) {
+    std::string text(what);
+    if (const auto nl = text.find('\n'); nl != std::string::npos) text.resize(nl);
+    return text;
+  }
+
+  int rank_ = 0;
+  int size_ = 1;
+  std::chrono::milliseconds timeout_{0};
+  std::string backend_name_;
+  c10::intrusive_ptr<c10d::Store> store_;
+  c10::intrusive_ptr<c10d::Backend> backend_;  ///< NCCL, or Gloo where its headers exist
+  std::shared_ptr<TcpRing> ring_;               ///< the CPU backend otherwise
+};
+
+}  // namespace trainpp

@@ -1,0 +1,180 @@
+"""Data parallelism against one process: tests/distributed/ddp_worker trained by N processes with
+per-device batch B must follow the single process trained with batch N·B — the same examples in
+every step (each process takes every N-th batch of the same shuffled epoch), gradients averaged.
+
+Checked for N = 2 and 4, with and without gradient accumulation:
+- the logged losses (averaged over the processes, as HF logs them) and grad norms per step;
+- the final weights (model.safetensors);
+- evaluation (loss, accuracy) and predict() over an eval set no N divides: every example once, in order,
+  and the same eval_loss as one process (each process evaluates real examples only; HF pads the last
+  batch and lets its mean count the repeats);
+- the same run started by trainpp-launch.
+Tolerance: the processes sum their gradients in another order than one process does (allreduce of
+per-process means, then / N, against one mean over N·B); in float32 that moves results by a few ulps
+per step, which Adam's normalisation can magnify where second moments are tiny. 2e-5 absolute on
+weights of order 0.1–1 after 12 steps bounds it with a wide margin (observed: about 1e-6); losses
+and evaluation agree to 1e-5 relative.
+Also: a job whose rank 1 dies mid-run ends, on the other ranks, with a non-zero exit and a message
+naming the failed collective, well within ddp_timeout; and a bad environment (RANK >= WORLD_SIZE)
+fails at once with a clear message.
+
+  check_ddp.py <ddp_worker> <scratch dir> [<trainpp-launch>]
+"""
+
+import json
+import os
+import pathlib
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+from safetensors.numpy import load_file
+
+WORKER = pathlib.Path(sys.argv[1])
+SCRATCH = pathlib.Path(sys.argv[2])
+LAUNCHER = pathlib.Path(sys.argv[3]) if len(sys.argv) > 3 else None
+COMMON = ["--max_steps", "12", "--logging_steps", "1", "--per_device_eval_batch_size", "8", "--seed", "0",
+          "--learning_rate", "3e-3"]
+failures = []
+
+
+def check(condition, message):
+    print(("ok    " if condition else "FAIL  ") + message)
+    if not condition:
+        failures.append(message)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_single(out, batch, accumulation):
+    shutil.rmtree(out, ignore_errors=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")}
+    r = subprocess.run([str(WORKER), "--output_dir", str(out), "--per_device_train_batch_size", str(batch),
+                        "--gradient_accumulation_steps", str(accumulation), *COMMON],
+                       env=env, capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        sys.exit(f"single-process run failed ({r.returncode}):\n{r.stderr[-3000:]}")
+
+
+def start_job(out, processes, batch, accumulation, extra=(), env_extra=None):
+    shutil.rmtree(out, ignore_errors=True)
+    port = free_port()
+    procs = []
+    for rank in range(processes):
+        env = dict(os.environ, RANK=str(rank), WORLD_SIZE=str(processes), LOCAL_RANK=str(rank),
+                   LOCAL_WORLD_SIZE=str(processes), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+                   OMP_NUM_THREADS="1")
+        env.update(env_extra or {})
+        procs.append(subprocess.Popen(
+            [str(WORKER), "--output_dir", str(out), "--per_device_train_batch_size", str(batch),
+             "--gradient_accumulation_steps", str(accumulation), *COMMON, *extra],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    return procs
+
+
+def finish(procs, timeout=300):
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=timeout)
+        results.append((p.returncode, err))
+    return results
+
+
+def history(out):
+    state = json.loads((out / "trainer_state.json").read_text())
+    return [e for e in state["log_history"] if "loss" in e and "train_runtime" not in e]
+
+
+def compare(name, single, multi):
+    a, b = history(single), history(multi)
+    check(len(a) == len(b) == 12, f"{name}: 12 logged steps each ({len(a)}, {len(b)})")
+    worst_loss = max(abs(x["loss"] - y["loss"]) / abs(x["loss"]) for x, y in zip(a, b))
+    worst_norm = max(abs(x["grad_norm"] - y["grad_norm"]) / abs(x["grad_norm"]) for x, y in zip(a, b))
+    check(worst_loss < 1e-5, f"{name}: per-step losses agree (worst relative difference {worst_loss:.2e})")
+    check(worst_norm < 1e-4, f"{name}: per-step grad norms agree (worst relative difference {worst_norm:.2e})")
+    wa, wb = load_file(single / "model.safetensors"), load_file(multi / "model.safetensors")
+    check(sorted(wa) == sorted(wb), f"{name}: the same tensors saved")
+    worst = max(float(np.abs(wa[k] - wb[k]).max()) for k in wa)
+    check(worst < 2e-5, f"{name}: final weights agree (worst absolute difference {worst:.2e})")
+    changed = max(float(np.abs(wa[k]).max()) for k in wa)
+    check(changed > 0, f"{name}: weights are not all zero")
+    ra = json.loads((single / "worker_results.json").read_text())
+    rb = json.loads((multi / "worker_results.json").read_text())
+    check(abs(ra["eval_loss"] - rb["eval_loss"]) <= 1e-5 * abs(ra["eval_loss"]),
+          f"{name}: eval_loss agrees ({ra['eval_loss']:.7f} vs {rb['eval_loss']:.7f})")
+    check(ra["eval_accuracy"] == rb["eval_accuracy"],
+          f"{name}: eval_accuracy agrees ({ra['eval_accuracy']} vs {rb['eval_accuracy']})")
+    check(ra["predict_rows"] == rb["predict_rows"] == 97, f"{name}: predict() returns each of the 97 examples once "
+          f"({ra['predict_rows']}, {rb['predict_rows']})")
+    check(ra["predict_argmax"] == rb["predict_argmax"], f"{name}: predictions in the data set's order")
+
+
+def main():
+    SCRATCH.mkdir(parents=True, exist_ok=True)
+    for processes, batch, accumulation in [(2, 8, 1), (2, 4, 3), (4, 4, 2)]:
+        name = f"{processes} processes, batch {batch}, accumulation {accumulation}"
+        single = SCRATCH / f"single_{processes}_{batch}_{accumulation}"
+        multi = SCRATCH / f"ddp_{processes}_{batch}_{accumulation}"
+        run_single(single, processes * batch, accumulation)
+        results = finish(start_job(multi, processes, batch, accumulation))
+        ok = all(code == 0 for code, _ in results)
+        check(ok, f"{name}: every process exits 0")
+        if not ok:
+            for code, err in results:
+                print(f"  exit {code}: {err[-2000:]}")
+            continue
+        compare(name, single, multi)
+
+    if LAUNCHER is not None and LAUNCHER.exists():
+        out = SCRATCH / "launcher_2"
+        shutil.rmtree(out, ignore_errors=True)
+        r = subprocess.run([str(LAUNCHER), "--nproc_per_node", "2", "--master_port", str(free_port()), str(WORKER),
+                            "--output_dir", str(out), "--per_device_train_batch_size", "8", *COMMON],
+                           capture_output=True, text=True, timeout=300)
+        check(r.returncode == 0, f"trainpp-launch --nproc_per_node 2: exit 0 ({r.returncode}) {r.stderr[-500:]}")
+        if r.returncode == 0:
+            compare("trainpp-launch, 2 processes", SCRATCH / "single_2_8_1", out)
+
+    # A rank that dies mid-run: the others must not hang.
+    start = time.monotonic()
+    procs = start_job(SCRATCH / "fault", 2, 8, 1, extra=["--fail_at_step", "3", "--fail_rank", "1",
+                                                        "--ddp_timeout", "30"])
+    results = finish(procs, timeout=120)
+    seconds = time.monotonic() - start
+    check(results[1][0] == 3, f"the failing rank exits with its status 3 ({results[1][0]})")
+    check(results[0][0] not in (0, None), f"the surviving rank exits non-zero ({results[0][0]})")
+    check("failed" in results[0][1] and "error" in results[0][1].lower(),
+          f"the surviving rank says which collective failed: {results[0][1].strip()[-300:]!r}")
+    check(seconds < 40, f"... within ddp_timeout (30 s): {seconds:.1f} s")
+
+    # A bad environment: refused at once, naming the problem.
+    env = dict(os.environ, RANK="2", WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
+    r = subprocess.run([str(WORKER), "--output_dir", str(SCRATCH / "bad_env")], env=env, capture_output=True,
+                       text=True, timeout=60)
+    check(r.returncode == 2 and "the rank (2) must be less than the world size (2)" in r.stderr,
+          f"RANK >= WORLD_SIZE is refused: exit {r.returncode}, {r.stderr.strip()[-200:]!r}")
+    # An unreachable rendezvous: a clear error within ddp_timeout, not a hang.
+    start = time.monotonic()
+    env = dict(os.environ, RANK="1", WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
+    r = subprocess.run([str(WORKER), "--output_dir", str(SCRATCH / "no_master"), "--ddp_timeout", "5"], env=env,
+                       capture_output=True, text=True, timeout=120)
+    seconds = time.monotonic() - start
+    check(r.returncode != 0 and "cannot reach the rendezvous at 127.0.0.1" in r.stderr,
+          f"a missing rank 0 is a clear error: exit {r.returncode}, {r.stderr.strip()[-300:]!r}")
+    check(seconds < 30, f"... within ddp_timeout (5 s) and start-up: {seconds:.1f} s")
+
+    if failures:
+        print(f"{len(failures)} check(s) failed")
+        sys.exit(1)
+    print("all distributed checks passed")
+
+
+if __name__ == "__main__":
+    main()
