@@ -430,6 +430,12 @@ class Trainer {
       return unsharded(data_loader_.eval_loader(dataset, args_, device_), "eval_loader");
   }
 
+  /// Returns once every process of the job got here (nothing with one process).
+  void synchronize_processes() {
+    if constexpr (requires { sharding_.barrier(); })
+      if (sharding_.world_size() > 1) sharding_.barrier();
+  }
+
   /// A loss summed on this process, averaged over the processes of the job (HF logs the mean of
   /// _nested_gather(tr_loss)); a host sync, as logging is.
   double mean_across_processes(const torch::Tensor& value) {

@@ -7319,6 +7319,11 @@ class DataParallel {
   /// The joined group (valid with more than one process).
   [[nodiscard]] ProcessGroup& process_group() { return *group_; }
 
+  /// Returns once every process has called it (checkpoints: every rank's state is written first).
+  void barrier() {
+    if (world_size() > 1) group_->barrier();
+  }
+
   /// Sums a tensor across processes in place (evaluation's loss and counts).
   void all_reduce_sum(torch::Tensor& tensor) {
     if (world_size() > 1) group_->all_reduce_sum(tensor);
@@ -9346,6 +9351,12 @@ class Trainer {
       return unsharded(data_loader_.eval_loader(dataset, args_, device_), "eval_loader");
   }
 
+  /// Returns once every process of the job got here (nothing with one process).
+  void synchronize_processes() {
+    if constexpr (requires { sharding_.barrier(); })
+      if (sharding_.world_size() > 1) sharding_.barrier();
+  }
+
   /// A loss summed on this process, averaged over the processes of the job (HF logs the mean of
   /// _nested_gather(tr_loss)); a host sync, as logging is.
   double mean_across_processes(const torch::Tensor& value) {
@@ -10126,9 +10137,34 @@ void Trainer<Model, P>::save_checkpoint(const torch::Tensor& tr_loss) {
       state_.best_model_checkpoint = best.string();
   }
 
-  // The per-process state first: every rank writes its own file (into the shared staging directory
-  // once distributed saving synchronizes ranks; with one process, the main process does it all).
-  if (!main_process) return;
+  // Every process's random state and loss sums (HF's rng_state_<rank>.pth), for an exact resume.
+  const int world = sharding_.world_size();
+  auto process_state = [&] {
+    ProcessState process = capture_rng_state();
+    process.tr_loss = tr_loss;
+    process.total_loss_scalar = total_loss_scalar_;
+    process.globalstep_last_logged = globalstep_last_logged_;
+    process.scheduler_steps = scheduler_steps_;
+    process.rank = sharding_.rank();
+    process.world_size = world;
+    return process;
+  };
+  // Under data parallelism the other ranks hand their state to rank 0 through a directory named like
+  // a staging directory (so that an interrupted save leaves nothing remove_stale_staging misses);
+  // rank 0 moves it into the checkpoint before publishing it. Two barriers: every file is written
+  // before rank 0 collects them, and the checkpoint is published before any rank goes on (and might
+  // read it, as load_best_model_at_end does).
+  auto rank_dir = [&](int rank) { return out / fmt::format(".tmp-{}-rank{}", final_dir.filename().string(), rank); };
+  if (!main_process) {
+    if (world > 1 && !args_.save_only_model) {
+      const auto dir = rank_dir(sharding_.rank());
+      std::filesystem::create_directories(dir);
+      save_process_state(dir / process_state_name(sharding_.rank(), world), process_state());
+    }
+    synchronize_processes();
+    synchronize_processes();
+    return;
+  }
   const auto staging = make_staging_dir(final_dir);
   try {
     trainpp::save_model(module(), staging);
@@ -10148,23 +10184,27 @@ void Trainer<Model, P>::save_checkpoint(const torch::Tensor& tr_loss) {
         const nlohmann::json scaler = precision_.state();
         if (!scaler.is_null()) write_file_atomic(staging / scaler_state_name, scaler.dump(2) + "\n");
       }
-      ProcessState process = capture_rng_state();
-      process.tr_loss = tr_loss;
-      process.total_loss_scalar = total_loss_scalar_;
-      process.globalstep_last_logged = globalstep_last_logged_;
-      process.scheduler_steps = scheduler_steps_;
-      process.rank = sharding_.rank();
-      process.world_size = sharding_.world_size();
-      save_process_state(staging / process_state_name(process.rank, process.world_size), process);
+      save_process_state(staging / process_state_name(sharding_.rank(), world), process_state());
     }
     write_file_atomic(staging / trainer_state_name, state_json().dump(2) + "\n");
     write_file_atomic(staging / training_args_name, args_json(args_).dump(2) + "\n");
+    synchronize_processes();
+    if (world > 1 && !args_.save_only_model)
+      for (int rank = 1; rank < world; ++rank) {
+        const auto name = process_state_name(rank, world);
+        const auto from = rank_dir(rank) / name;
+        if (!std::filesystem::exists(from))
+          throw error("checkpoint {}: rank {} did not write its state {}", final_dir.string(), rank, from.string());
+        std::filesystem::rename(from, staging / name);
+        std::filesystem::remove(rank_dir(rank));
+      }
     commit_dir(staging, final_dir);
   } catch (...) {
     std::error_code ec;
     std::filesystem::remove_all(staging, ec);  // the failed attempt; earlier checkpoints are untouched
     throw;
   }
+  synchronize_processes();
   detail::crash_point("rotate", state_.global_step);
   rotate_checkpoints(out, args_.save_total_limit, state_.best_model_checkpoint);
 }

@@ -14,7 +14,9 @@ per-process means, then / N, against one mean over N·B); in float32 that moves 
 per step, which Adam's normalisation can magnify where second moments are tiny. 2e-5 absolute on
 weights of order 0.1–1 after 12 steps bounds it with a wide margin (observed: about 1e-6); losses
 and evaluation agree to 1e-5 relative.
-Also: a job whose rank 1 dies mid-run ends, on the other ranks, with a non-zero exit and a message
+Also: a 2-process run with checkpoints, cut after checkpoint-8 and resumed, ends bit for bit where an
+uninterrupted run ends (every rank's random state is in the checkpoint), and the checkpoint resumed by
+4 processes is refused; a job whose rank 1 dies mid-run ends, on the other ranks, with a non-zero exit and a message
 naming the failed collective, well within ddp_timeout; and a bad environment (RANK >= WORLD_SIZE)
 fails at once with a clear message.
 
@@ -141,6 +143,52 @@ def main():
         check(r.returncode == 0, f"trainpp-launch --nproc_per_node 2: exit 0 ({r.returncode}) {r.stderr[-500:]}")
         if r.returncode == 0:
             compare("trainpp-launch, 2 processes", SCRATCH / "single_2_8_1", out)
+
+    # Checkpoints of a data-parallel run: killed after checkpoint-8, resumed, it ends where an
+    # uninterrupted run ends, bit for bit; each rank's state is in the checkpoint.
+    save = ["--save_strategy", "steps", "--save_steps", "4"]
+    whole, cut = SCRATCH / "resume_whole", SCRATCH / "resume_cut"
+    results = finish(start_job(whole, 2, 8, 1, extra=save))
+    check(all(code == 0 for code, _ in results), f"checkpointed 2-process run exits 0 {[c for c, _ in results]}")
+    results = finish(start_job(cut, 2, 8, 1, extra=[*save, "--fail_at_step", "10", "--fail_rank", "1",
+                                                     "--ddp_timeout", "30"]), timeout=120)
+    check(results[1][0] == 3 and results[0][0] != 0, f"the run is cut at step 10 ({[c for c, _ in results]})")
+    checkpoint = cut / "checkpoint-8"
+    check(sorted(p.name for p in checkpoint.glob("process_state*")) ==
+          ["process_state_0.safetensors", "process_state_1.safetensors"],
+          f"checkpoint-8 holds both ranks' states: {sorted(p.name for p in checkpoint.iterdir())}")
+    check(not list(cut.glob(".tmp-*")), f"no staging left behind: {[p.name for p in cut.glob('.tmp-*')]}")
+    shutil.rmtree(cut / "checkpoint-12", ignore_errors=True)
+    port = free_port()
+    procs = []
+    for rank in range(2):
+        env = dict(os.environ, RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE="2",
+                   MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), OMP_NUM_THREADS="1")
+        procs.append(subprocess.Popen([str(WORKER), "--output_dir", str(cut), "--per_device_train_batch_size", "8",
+                                       *COMMON, *save, "--resume_from_checkpoint", "true"],
+                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    results = finish(procs)
+    check(all(code == 0 for code, _ in results), f"the resumed run exits 0 {[(c, e[-300:]) for c, e in results if c]}")
+    if all(code == 0 for code, _ in results):
+        wa, wb = load_file(whole / "model.safetensors"), load_file(cut / "model.safetensors")
+        worst = max(float(np.abs(wa[k] - wb[k]).max()) for k in wa)
+        check(worst == 0, f"resumed weights equal the uninterrupted run's bit for bit (worst difference {worst:.2e})")
+        la, lb = history(whole), history(cut)
+        check([e["loss"] for e in la] == [e["loss"] for e in lb], "resumed logged losses equal the uninterrupted run's")
+    # The same checkpoint with another number of processes: a clear error, not a silent restart.
+    shutil.rmtree(SCRATCH / "resume_4", ignore_errors=True)
+    port = free_port()
+    procs = []
+    for rank in range(4):
+        env = dict(os.environ, RANK=str(rank), WORLD_SIZE="4", LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE="4",
+                   MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), OMP_NUM_THREADS="1")
+        procs.append(subprocess.Popen([str(WORKER), "--output_dir", str(SCRATCH / "resume_4"),
+                                       "--per_device_train_batch_size", "4", *COMMON, "--ddp_timeout", "20",
+                                       "--resume_from_checkpoint", str(checkpoint)],
+                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    results = finish(procs, timeout=120)
+    check(all(code != 0 for code, _ in results) and "processes" in results[0][1],
+          f"a 2-process checkpoint resumed by 4 processes is refused: {results[0][1].strip()[-250:]!r}")
 
     # A rank that dies mid-run: the others must not hang.
     start = time.monotonic()

@@ -124,6 +124,11 @@ class DataParallel {
   /// The joined group (valid with more than one process).
   [[nodiscard]] ProcessGroup& process_group() { return *group_; }
 
+  /// Returns once every process has called it (checkpoints: every rank's state is written first).
+  void barrier() {
+    if (world_size() > 1) group_->barrier();
+  }
+
   /// Sums a tensor across processes in place (evaluation's loss and counts).
   void all_reduce_sum(torch::Tensor& tensor) {
     if (world_size() > 1) group_->all_reduce_sum(tensor);
