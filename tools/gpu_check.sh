@@ -50,6 +50,12 @@ while IFS= read -r test; do
   g++ "${flags[@]}" -c "$test" -o "$object" 2> "$object.log" & pids+=($!)
 done < <(find tests/trainpp -name '*_test.cpp' | sort)
 g++ "${flags[@]}" examples/fashion_mnist/main.cpp -o "$build/fashion_mnist" "${libs[@]}" 2> "$build/example.log" & pids+=($!)
+# DataParallel over NCCL (a single rank on the one GPU: NCCL allows one rank per device), with nccl.h
+# from the pip package the CUDA wheel of torch depends on.
+nccl_include=$(dirname "$(find "$(python3 -c 'import site; print(site.getsitepackages()[0])')" /usr/include /usr/local/cuda/include \
+  -name nccl.h -path '*include*' 2>/dev/null | head -1)")
+g++ "${flags[@]}" -DUSE_C10D_NCCL -DTRAINPP_BENCH_CUDA -isystem "$nccl_include" tests/distributed/ddp_worker.cpp \
+  -o "$build/ddp_worker" "${libs[@]}" 2> "$build/ddp_worker.log" & pids+=($!)
 build_failed=0
 for pid in "${pids[@]}"; do wait "$pid" || build_failed=1; done
 if [ $build_failed -ne 0 ]; then
@@ -98,6 +104,13 @@ for mode in bf16 fp16 tf32; do
   mp_row[$mode]="exit $status, eval_accuracy $acc, train_runtime $rt"
   [ $status -eq 0 ] || { tail -5 "$build/fm_$mode.log"; fm_status=1; }
 done
+# One rank of DataParallel through NCCL: the buckets, hooks and collectives on the GPU.
+RANK=0 WORLD_SIZE=1 LOCAL_RANK=0 LOCAL_WORLD_SIZE=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=29531 \
+  "$build/ddp_worker" --output_dir "$build/ddp" --use_cpu false --ddp_backend nccl --max_steps 200 \
+  --per_device_train_batch_size 64 --rows 20000 --logging_steps 50 > "$build/ddp.log" 2>&1
+ddp_status=$?
+ddp_row="exit $ddp_status, $(grep -m1 -oE "train_steps_per_second': [0-9.]+" "$build/ddp.log" | awk '{print $2}') steps/s, peak $(grep -m1 -oE '"peak_memory_bytes": [0-9-]+' "$build/ddp/worker_results.json" 2>/dev/null | awk '{print $2}') bytes"
+[ $ddp_status -eq 0 ] || { tail -5 "$build/ddp.log"; fm_status=1; }
 done_at=$(date +%s)
 
 echo
@@ -109,5 +122,6 @@ echo "| trainpp_tests on CUDA | exit $tests_status, $(grep -m1 'test cases:' "$b
 echo "| test files that crashed (excluded from the line above) | ${crashes:-none} |"
 echo "| fashion_mnist on CUDA (3 epochs) | exit $fm_status, eval_accuracy $accuracy, train_runtime $runtime |"
 for mode in bf16 fp16 tf32; do echo "| fashion_mnist on CUDA, --$mode (3 epochs) | ${mp_row[$mode]} |"; done
+echo "| DataParallel, 1 rank over NCCL (200 steps) | $ddp_row |"
 echo "| total | $((done_at - start)) s |"
 [ $tests_status -eq 0 ] && [ $fm_status -eq 0 ]

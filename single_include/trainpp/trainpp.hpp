@@ -3337,7 +3337,10 @@ class TcpRing {
 #define TRAINPP_HAS_GLOO 1
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #endif
-#ifdef USE_C10D_NCCL
+// NCCL: LibTorch's CMake config does not say whether it was built with NCCL; a CUDA build defines
+// USE_C10D_NCCL itself (bench/gpu and tools/gpu_check.sh do), with nccl.h on the include path.
+#if defined(USE_C10D_NCCL) && __has_include(<nccl.h>)
+#define TRAINPP_HAS_NCCL 1
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
@@ -3411,12 +3414,13 @@ class ProcessGroup {
         group.ring_ = std::make_shared<TcpRing>(store, env.rank, env.world_size, env.master_addr, timeout);
 #endif
       } else if (backend == "nccl") {
-#ifdef USE_C10D_NCCL
+#ifdef TRAINPP_HAS_NCCL
         auto nccl = c10d::ProcessGroupNCCL::Options::create();
         nccl->timeout = timeout;
         group.backend_ = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, env.rank, env.world_size, nccl);
 #else
-        throw error("ddp_backend nccl: this LibTorch was built without NCCL; use gloo");
+        throw error("ddp_backend nccl: trainpp was compiled without NCCL (define USE_C10D_NCCL with nccl.h on the "
+                    "include path, for a CUDA build of LibTorch); use gloo");
 #endif
       } else {
         throw error("ddp_backend must be nccl or gloo, got '{}'", backend);
@@ -7232,7 +7236,8 @@ namespace trainpp {
 /// - with ddp_broadcast_buffers (default), rank 0's buffers (batch-norm statistics) are broadcast
 ///   before every training forward.
 /// Parameters that get no gradient in a backward take part with zeros (find_unused_parameters).
-/// Without a launcher (one process) it behaves as SingleDevice.
+/// Without a launcher (one process) it behaves as SingleDevice; a launched single process joins a
+/// group of one when --ddp_backend names a backend.
 class DataParallel {
  public:
   DataParallel() = default;
@@ -7247,14 +7252,16 @@ class DataParallel {
     environment_ = detect_launch_environment();
     bucket_cap_bytes_ = args.ddp_bucket_cap_mb.value_or(25) * 1024 * 1024;
     broadcast_buffers_ = args.ddp_broadcast_buffers.value_or(true);
-    if (environment_.is_distributed())
+    // One process joins only when asked for a backend under a launcher: a single-rank job that still
+    // runs every collective (how the GPU check exercises NCCL on one card).
+    if (environment_.is_distributed() || (environment_.launcher != Launcher::none && args.ddp_backend))
       group_ = std::make_shared<ProcessGroup>(ProcessGroup::join(environment_, args.ddp_backend.value_or(""),
                                                                  std::chrono::seconds(args.ddp_timeout), device));
   }
 
   void prepare(torch::nn::Module& model, torch::Device device) {
     model.to(device);
-    if (world_size() == 1) return;
+    if (!group_) return;
     auto state = std::make_shared<State>();
     for (auto& p : model.parameters())
       if (p.requires_grad()) state->params.push_back(p);
@@ -7272,7 +7279,7 @@ class DataParallel {
   }
 
   void before_forward(torch::nn::Module& model) {
-    if (world_size() == 1 || !broadcast_buffers_ || !model.is_training()) return;
+    if (!group_ || !broadcast_buffers_ || !model.is_training()) return;
     auto buffers = model.buffers();
     broadcast_all(buffers);
   }
@@ -7321,7 +7328,7 @@ class DataParallel {
 
   /// Returns once every process has called it (checkpoints: every rank's state is written first).
   void barrier() {
-    if (world_size() > 1) group_->barrier();
+    if (group_) group_->barrier();
   }
 
   /// Sums a tensor across processes in place (evaluation's loss and counts).

@@ -6,6 +6,10 @@
 
 #include <trainpp/trainpp.hpp>
 
+#ifdef TRAINPP_BENCH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
 #include <cstdlib>
 
 namespace {
@@ -85,6 +89,11 @@ int main(int argc, char** argv) {
       trainer.save_state();
       nlohmann::json out(metrics);
       out["predict_rows"] = predictions.predictions.size(0);
+      out["peak_memory_bytes"] = -1;
+#ifdef TRAINPP_BENCH_CUDA
+      if (trainer.device().is_cuda())
+        out["peak_memory_bytes"] = c10::cuda::CUDACachingAllocator::getDeviceStats(trainer.device().index()).allocated_bytes[0].peak;
+#endif
       const auto argmax = predictions.predictions.argmax(1).contiguous();
       out["predict_argmax"] = std::vector<std::int64_t>(argmax.data_ptr<std::int64_t>(),
                                                           argmax.data_ptr<std::int64_t>() + argmax.numel());

@@ -14,7 +14,10 @@
 #define TRAINPP_HAS_GLOO 1
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #endif
-#ifdef USE_C10D_NCCL
+// NCCL: LibTorch's CMake config does not say whether it was built with NCCL; a CUDA build defines
+// USE_C10D_NCCL itself (bench/gpu and tools/gpu_check.sh do), with nccl.h on the include path.
+#if defined(USE_C10D_NCCL) && __has_include(<nccl.h>)
+#define TRAINPP_HAS_NCCL 1
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
@@ -88,12 +91,13 @@ class ProcessGroup {
         group.ring_ = std::make_shared<TcpRing>(store, env.rank, env.world_size, env.master_addr, timeout);
 #endif
       } else if (backend == "nccl") {
-#ifdef USE_C10D_NCCL
+#ifdef TRAINPP_HAS_NCCL
         auto nccl = c10d::ProcessGroupNCCL::Options::create();
         nccl->timeout = timeout;
         group.backend_ = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, env.rank, env.world_size, nccl);
 #else
-        throw error("ddp_backend nccl: this LibTorch was built without NCCL; use gloo");
+        throw error("ddp_backend nccl: trainpp was compiled without NCCL (define USE_C10D_NCCL with nccl.h on the "
+                    "include path, for a CUDA build of LibTorch); use gloo");
 #endif
       } else {
         throw error("ddp_backend must be nccl or gloo, got '{}'", backend);

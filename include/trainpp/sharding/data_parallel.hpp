@@ -37,7 +37,8 @@ namespace trainpp {
 /// - with ddp_broadcast_buffers (default), rank 0's buffers (batch-norm statistics) are broadcast
 ///   before every training forward.
 /// Parameters that get no gradient in a backward take part with zeros (find_unused_parameters).
-/// Without a launcher (one process) it behaves as SingleDevice.
+/// Without a launcher (one process) it behaves as SingleDevice; a launched single process joins a
+/// group of one when --ddp_backend names a backend.
 class DataParallel {
  public:
   DataParallel() = default;
@@ -52,14 +53,16 @@ class DataParallel {
     environment_ = detect_launch_environment();
     bucket_cap_bytes_ = args.ddp_bucket_cap_mb.value_or(25) * 1024 * 1024;
     broadcast_buffers_ = args.ddp_broadcast_buffers.value_or(true);
-    if (environment_.is_distributed())
+    // One process joins only when asked for a backend under a launcher: a single-rank job that still
+    // runs every collective (how the GPU check exercises NCCL on one card).
+    if (environment_.is_distributed() || (environment_.launcher != Launcher::none && args.ddp_backend))
       group_ = std::make_shared<ProcessGroup>(ProcessGroup::join(environment_, args.ddp_backend.value_or(""),
                                                                  std::chrono::seconds(args.ddp_timeout), device));
   }
 
   void prepare(torch::nn::Module& model, torch::Device device) {
     model.to(device);
-    if (world_size() == 1) return;
+    if (!group_) return;
     auto state = std::make_shared<State>();
     for (auto& p : model.parameters())
       if (p.requires_grad()) state->params.push_back(p);
@@ -77,7 +80,7 @@ class DataParallel {
   }
 
   void before_forward(torch::nn::Module& model) {
-    if (world_size() == 1 || !broadcast_buffers_ || !model.is_training()) return;
+    if (!group_ || !broadcast_buffers_ || !model.is_training()) return;
     auto buffers = model.buffers();
     broadcast_all(buffers);
   }
@@ -126,7 +129,7 @@ class DataParallel {
 
   /// Returns once every process has called it (checkpoints: every rank's state is written first).
   void barrier() {
-    if (world_size() > 1) group_->barrier();
+    if (group_) group_->barrier();
   }
 
   /// Sums a tensor across processes in place (evaluation's loss and counts).
