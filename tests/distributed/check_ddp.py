@@ -18,7 +18,7 @@ Also: a 2-process run with checkpoints, cut after checkpoint-8 and resumed, ends
 uninterrupted run ends (every rank's random state is in the checkpoint), and the checkpoint resumed by
 4 processes is refused; a job whose rank 1 dies mid-run ends, on the other ranks, with a non-zero exit and a message
 naming the failed collective, well within ddp_timeout; and a bad environment (RANK >= WORLD_SIZE)
-fails at once with a clear message.
+fails at once with a clear message, as do a rendezvous nobody hosts and a port already in use.
 
   check_ddp.py <ddp_worker> <scratch dir> [<trainpp-launch>]
 """
@@ -217,6 +217,17 @@ def main():
     check(r.returncode != 0 and "cannot reach the rendezvous at 127.0.0.1" in r.stderr,
           f"a missing rank 0 is a clear error: exit {r.returncode}, {r.stderr.strip()[-300:]!r}")
     check(seconds < 30, f"... within ddp_timeout (5 s) and start-up: {seconds:.1f} s")
+
+    # The rendezvous port already taken by another program: rank 0 says so at once.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        env = dict(os.environ, RANK="0", WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
+                   MASTER_PORT=str(taken.getsockname()[1]))
+        r = subprocess.run([str(WORKER), "--output_dir", str(SCRATCH / "port_taken"), "--ddp_timeout", "5"], env=env,
+                           capture_output=True, text=True, timeout=120)
+    check(r.returncode != 0 and "cannot host the rendezvous at 127.0.0.1" in r.stderr,
+          f"a rendezvous port in use is a clear error: exit {r.returncode}, {r.stderr.strip()[-250:]!r}")
 
     if failures:
         print(f"{len(failures)} check(s) failed")
