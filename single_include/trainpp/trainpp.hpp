@@ -1033,6 +1033,7 @@ inline void commit_dir(const std::filesystem::path& staging, const std::filesyst
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <map>
 #include <optional>
@@ -1245,6 +1246,16 @@ class MappedFile {
   }
   [[nodiscard]] std::string_view bytes() const { return {data_ == nullptr ? "" : data_, size_}; }
 
+  /// Drops the pages wholly inside bytes [begin, end) from this process's memory: they were copied
+  /// out, and the page cache still has them should anything read them again. Without this a large
+  /// file counts twice in the resident size while it is read (mapped pages plus the tensors).
+  void release(std::size_t begin, std::size_t end) const {
+    static const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    const std::size_t first = (begin + page - 1) / page * page, last = std::min(end, size_) / page * page;
+    if (data_ != nullptr && first < last)
+      ::madvise(const_cast<char*>(data_) + first, last - first, MADV_DONTNEED);
+  }
+
  private:
   const char* data_ = nullptr;
   std::size_t size_ = 0;
@@ -1337,7 +1348,9 @@ inline void save_safetensors(const std::filesystem::path& path,
 /// 1024 elements are refused, so that a hostile header cannot make the parser build a huge document. Throws
 /// trainpp::Error with a message starting with `source_name` (the file, for the user) and saying what
 /// is wrong. The returned tensors are copies; `bytes` may be released afterwards.
-[[nodiscard]] inline SafetensorsFile safetensors_deserialize(std::string_view bytes, std::string_view source_name) {
+[[nodiscard]] inline SafetensorsFile safetensors_deserialize(
+    std::string_view bytes, std::string_view source_name,
+    const std::function<void(std::size_t begin, std::size_t end)>& copied = {}) {
   const std::string_view source = source_name;
   if (bytes.size() < 8)
     throw error("{}: not a safetensors file: {} bytes, fewer than the 8-byte header size", source, bytes.size());
@@ -1402,6 +1415,7 @@ inline void save_safetensors(const std::filesystem::path& path,
   for (const auto& e : entries) {
     auto tensor = torch::empty(e.shape, torch::TensorOptions().dtype(e.dtype->type));
     if (e.end > e.begin) std::memcpy(tensor.mutable_data_ptr(), buffer + e.begin, e.end - e.begin);
+    if (copied) copied(static_cast<std::size_t>(8 + header_size + e.begin), static_cast<std::size_t>(8 + header_size + e.end));
     out.tensors.emplace_back(e.name, std::move(tensor));
   }
   return out;
@@ -1410,7 +1424,8 @@ inline void save_safetensors(const std::filesystem::path& path,
 /// Reads the safetensors file at `path` (see safetensors_deserialize; errors name the path).
 [[nodiscard]] inline SafetensorsFile load_safetensors(const std::filesystem::path& path) {
   const detail::MappedFile file(path);
-  return safetensors_deserialize(file.bytes(), path.string());
+  return safetensors_deserialize(file.bytes(), path.string(),
+                                 [&](std::size_t begin, std::size_t end) { file.release(begin, end); });
 }
 
 }  // namespace trainpp

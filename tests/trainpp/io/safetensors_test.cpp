@@ -367,4 +367,36 @@ TEST_CASE("safetensors: Python's safetensors reads what we write and we read wha
   CHECK(run_checker(*interpreter, "verify", from_cpp, /*quiet=*/true) != 0);
 }
 
+/// This process's resident memory in bytes (/proc/self/statm's second field).
+std::int64_t resident_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  std::int64_t size = 0, resident = 0;
+  statm >> size >> resident;
+  return resident * ::sysconf(_SC_PAGESIZE);
+}
+
+TEST_CASE("reading a large file does not keep its mapped pages resident beside the tensors") {
+  TempDir dir;
+  const auto path = dir.path / "large.safetensors";
+  constexpr std::int64_t mib = 1024 * 1024;
+  trainpp::save_safetensors(path, {{"big", torch::ones({48 * mib / 4})}});
+  // Every tensor's source pages are dropped once copied: the callback sees each byte range once.
+  std::vector<std::pair<std::size_t, std::size_t>> copied;
+  const auto bytes = trainpp::read_file(path);
+  (void)trainpp::safetensors_deserialize(bytes, "large",
+                                         [&](std::size_t begin, std::size_t end) { copied.emplace_back(begin, end); });
+  REQUIRE(copied.size() == 1);
+  CHECK(copied[0].second - copied[0].first == 48 * mib);
+  CHECK(copied[0].second == bytes.size());
+  // The mechanism: a mapped, touched file counts in the resident size until released.
+  const trainpp::detail::MappedFile file(path);
+  std::int64_t sum = 0;
+  for (std::size_t i = 0; i < file.bytes().size(); i += 4096) sum += file.bytes()[i];
+  CHECK(sum != -1);  // keeps the reads
+  const auto touched = resident_bytes();
+  file.release(0, file.bytes().size());
+  const auto released = resident_bytes();
+  CHECK(touched - released > 40 * mib);
+}
+
 }  // namespace safetensors_test
