@@ -296,6 +296,7 @@ class Trainer {
   [[nodiscard]] precision_type& precision() { return precision_; }
   [[nodiscard]] sharding_type& sharding() { return sharding_; }
   [[nodiscard]] loss_type& loss_policy() { return loss_; }
+  [[nodiscard]] step_type& step() { return step_; }
   [[nodiscard]] callbacks_type& callbacks() { return callbacks_; }
   /// The optimizer and scheduler exist from the start of train() on.
   [[nodiscard]] optimizer_type& optimizer() { return optimizer_.value(); }

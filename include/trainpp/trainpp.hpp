@@ -50,6 +50,10 @@
 #include <trainpp/sharding/single_device.hpp>
 #include <trainpp/step/default_step.hpp>
 
+#include <trainpp/generation/config.hpp>
+#include <trainpp/generation/generate.hpp>
+#include <trainpp/generation/kv_cache.hpp>
+
 #include <trainpp/callbacks/callback_list.hpp>
 #include <trainpp/callbacks/console.hpp>
 #include <trainpp/callbacks/curves.hpp>
@@ -72,3 +76,4 @@
 #include <trainpp/slots.hpp>
 #include <trainpp/trainer.hpp>
 #include <trainpp/loop.hpp>
+#include <trainpp/seq2seq.hpp>

@@ -7633,6 +7633,589 @@ struct DefaultStep {
 }  // namespace trainpp
 
 
+// ---- trainpp/generation/config.hpp ----
+// GenerationConfig: the settings of trainpp::generate, with the names, defaults and JSON keys of
+// Hugging Face's GenerationConfig (generation_config.json), for greedy and beam search.
+
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace trainpp {
+
+/// When beam search stops (HF's `early_stopping`, a bool or "never").
+enum class EarlyStoppingMode {
+  heuristic,  ///< HF's False (the default): stop when the best running beam, scored at the current
+              ///< length, can no longer beat the worst kept hypothesis
+  enabled,    ///< HF's True: stop as soon as num_beams hypotheses are finished
+  never,      ///< HF's "never": stop only when no running beam can beat a kept hypothesis (canonical beam search)
+};
+
+/// How sequences are generated: HF's GenerationConfig, for the greedy and beam-search modes.
+///
+/// Lengths count the decoder start token, as HF's do for encoder-decoder models: `max_length` 5 gives
+/// at most 4 generated tokens. Unset `max_length` means HF's default of 20 *new* tokens (21 in all:
+/// transformers adds the prompt length when max_length was never set); `max_new_tokens` takes
+/// precedence over `max_length` when both are set.
+struct GenerationConfig {
+  std::optional<std::int64_t> max_length;      ///< unset: 20 new tokens (HF's default)
+  std::optional<std::int64_t> max_new_tokens;  ///< wins over max_length
+  std::int64_t min_length = 0;                 ///< eos is forbidden while the sequence is shorter (start token counted)
+  std::int64_t num_beams = 1;                  ///< 1: greedy search
+  double length_penalty = 1.0;                 ///< a finished hypothesis scores sum_logprobs / length^length_penalty
+  EarlyStoppingMode early_stopping = EarlyStoppingMode::heuristic;
+  bool use_cache = true;                       ///< false: every step re-decodes the whole prefix with a fresh cache
+  std::int64_t num_return_sequences = 1;       ///< only 1 is supported
+  std::optional<std::int64_t> bos_token_id;
+  std::optional<std::int64_t> eos_token_id;
+  std::optional<std::int64_t> pad_token_id;            ///< unset: eos_token_id (as HF)
+  std::optional<std::int64_t> decoder_start_token_id;  ///< unset: bos_token_id (as HF)
+
+  /// HF's default max_length, in new tokens.
+  static constexpr std::int64_t default_max_new_tokens = 20;
+
+  /// The length generation stops at, counting `prompt_length` decoder tokens (1: the start token):
+  /// max_new_tokens + prompt_length, else max_length, else 20 + prompt_length (HF's
+  /// _prepare_generated_length).
+  [[nodiscard]] std::int64_t effective_max_length(std::int64_t prompt_length = 1) const {
+    if (max_new_tokens) return *max_new_tokens + prompt_length;
+    if (max_length) return *max_length;
+    return default_max_new_tokens + prompt_length;
+  }
+
+  /// The token that fills finished sequences: pad_token_id, else eos_token_id (HF's
+  /// _prepare_special_tokens); nullopt when neither is set.
+  [[nodiscard]] std::optional<std::int64_t> effective_pad_token_id() const {
+    return pad_token_id ? pad_token_id : eos_token_id;
+  }
+
+  /// The first decoder token: decoder_start_token_id, else bos_token_id; throws when neither is set.
+  [[nodiscard]] std::int64_t effective_decoder_start_token_id() const {
+    if (decoder_start_token_id) return *decoder_start_token_id;
+    if (bos_token_id) return *bos_token_id;
+    throw error("generation needs decoder_start_token_id or bos_token_id in the generation config");
+  }
+
+  /// Throws trainpp::Error naming the first setting that generation cannot use.
+  void validate() const;
+
+  /// A config from the object of a generation_config.json. `source` names it in errors.
+  /// Keys of HF's GenerationConfig that trainpp does not implement are accepted at their neutral value
+  /// (do_sample false, temperature 1.0, repetition_penalty 1.0, ...) and refused otherwise, since the
+  /// result would differ from HF's; HF's metadata (transformers_version, _from_model_config) and keys
+  /// it does not know are ignored, as HF keeps them as inert attributes.
+  [[nodiscard]] static GenerationConfig from_json(const nlohmann::json& j, std::string_view source = "the generation config");
+  /// A config from a generation_config.json file, or from a directory holding one (HF's
+  /// GenerationConfig.from_pretrained on a local path). Malformed content: an Error naming file and key.
+  [[nodiscard]] static GenerationConfig from_file(const std::filesystem::path& path);
+  /// The settings as generation_config.json keys (unset optionals omitted).
+  [[nodiscard]] nlohmann::json to_json() const;
+};
+
+// ---- implementation ------------------------------------------------------------------------------
+
+inline void GenerationConfig::validate() const {
+  if (num_beams < 1) throw error("num_beams must be at least 1 (1 is greedy search), got {}", num_beams);
+  if (max_new_tokens && *max_new_tokens <= 0)
+    throw error("max_new_tokens must be greater than 0, got {}", *max_new_tokens);
+  // HF refuses a max_length that leaves no room after the decoder prompt (the start token).
+  if (!max_new_tokens && max_length && *max_length <= 1)
+    throw error("max_length is {}, but the decoder start token alone has length 1: raise max_length "
+                "or set max_new_tokens", *max_length);
+  if (min_length < 0) throw error("min_length must be >= 0, got {}", min_length);
+  if (!std::isfinite(length_penalty)) throw error("length_penalty must be a finite number, got {}", length_penalty);
+  if (num_return_sequences != 1)
+    throw error("num_return_sequences {} is not supported: trainpp::generate returns the best sequence only "
+                "(num_return_sequences 1)", num_return_sequences);
+  auto non_negative = [](std::string_view name, const std::optional<std::int64_t>& id) {
+    if (id && *id < 0) throw error("{} must be a token id (>= 0), got {}", name, *id);
+  };
+  non_negative("bos_token_id", bos_token_id);
+  non_negative("eos_token_id", eos_token_id);
+  non_negative("pad_token_id", pad_token_id);
+  non_negative("decoder_start_token_id", decoder_start_token_id);
+}
+
+namespace detail {
+
+/// Whether a key of HF's GenerationConfig that trainpp does not implement holds a value with no
+/// effect on greedy or beam search. nullopt: not such a key.
+[[nodiscard]] inline std::optional<bool> unimplemented_generation_key_is_neutral(std::string_view key,
+                                                                                  const nlohmann::json& v) {
+  if (v.is_null()) return std::optional<bool>(true);
+  auto number_is = [&](double neutral) { return v.is_number() && v.get<double>() == neutral; };
+  auto empty = [&] { return (v.is_array() || v.is_object()) && v.empty(); };
+  // Sampling settings act only with do_sample, which is refused below: any value is inert.
+  for (std::string_view k : {"temperature", "top_k", "top_p", "min_p", "top_h", "typical_p", "epsilon_cutoff",
+                             "eta_cutoff"})
+    if (key == k) return std::optional<bool>(true);
+  // Output and runtime settings that do not change the sequences.
+  for (std::string_view k : {"output_attentions", "output_hidden_states", "output_scores", "output_logits",
+                             "return_dict_in_generate", "cache_implementation", "cache_config", "max_cache_len",
+                             "compile_config", "disable_compile", "is_assistant", "num_assistant_tokens",
+                             "num_assistant_tokens_schedule", "assistant_confidence_threshold",
+                             "prompt_lookup_num_tokens", "max_matching_ngram_size", "assistant_early_exit",
+                             "assistant_lookbehind", "target_lookbehind", "low_memory"})
+    if (key == k) return std::optional<bool>(true);
+  if (key == "do_sample" || key == "token_healing" || key == "renormalize_logits" || key == "remove_invalid_values" ||
+      key == "use_mtp")
+    return v.is_boolean() && !v.get<bool>();
+  if (key == "repetition_penalty" || key == "encoder_repetition_penalty" || key == "guidance_scale")
+    return number_is(1.0);
+  if (key == "no_repeat_ngram_size" || key == "encoder_no_repeat_ngram_size" || key == "min_new_tokens" ||
+      key == "diversity_penalty" || key == "penalty_alpha")
+    return number_is(0.0);
+  if (key == "num_beam_groups") return number_is(1.0);
+  for (std::string_view k : {"bad_words_ids", "suppress_tokens", "begin_suppress_tokens", "sequence_bias",
+                             "force_words_ids", "constraints", "stop_strings", "forced_bos_token_id",
+                             "forced_eos_token_id", "exponential_decay_length_penalty", "max_time",
+                             "watermarking_config", "forced_decoder_ids", "dola_layers"})
+    if (key == k) return std::optional<bool>(empty());
+  return std::nullopt;
+}
+
+}  // namespace detail
+
+inline GenerationConfig GenerationConfig::from_json(const nlohmann::json& j, std::string_view source) {
+  if (!j.is_object()) throw error("{} must hold a JSON object, got {}", source, j.type_name());
+  GenerationConfig c;
+  auto bad = [&](std::string_view key, std::string_view expected, const nlohmann::json& v) {
+    return error("{}: key \"{}\": expected {}, got {}", source, key, expected, v.dump());
+  };
+  auto integer = [&](std::string_view key, const nlohmann::json& v) -> std::int64_t {
+    if (!v.is_number_integer()) throw bad(key, "an integer", v);
+    if (v.is_number_unsigned() && v.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX))
+      throw bad(key, "an integer that fits in 64 bits", v);
+    return v.get<std::int64_t>();
+  };
+  auto optional_integer = [&](std::string_view key, const nlohmann::json& v) -> std::optional<std::int64_t> {
+    if (v.is_null()) return std::nullopt;
+    return integer(key, v);
+  };
+  for (const auto& [key, v] : j.items()) {
+    if (key == "max_length") c.max_length = optional_integer(key, v);
+    else if (key == "max_new_tokens") c.max_new_tokens = optional_integer(key, v);
+    else if (key == "min_length") c.min_length = v.is_null() ? 0 : integer(key, v);
+    else if (key == "num_beams") c.num_beams = v.is_null() ? 1 : integer(key, v);
+    else if (key == "num_return_sequences") c.num_return_sequences = v.is_null() ? 1 : integer(key, v);
+    else if (key == "length_penalty") {
+      if (v.is_null()) continue;
+      if (!v.is_number()) throw bad(key, "a number", v);
+      c.length_penalty = v.get<double>();
+    } else if (key == "early_stopping") {
+      if (v.is_null()) continue;
+      if (v.is_boolean()) c.early_stopping = v.get<bool>() ? EarlyStoppingMode::enabled : EarlyStoppingMode::heuristic;
+      else if (v.is_string() && v.get<std::string>() == "never") c.early_stopping = EarlyStoppingMode::never;
+      else throw bad(key, "true, false or \"never\"", v);
+    } else if (key == "use_cache") {
+      if (v.is_null()) continue;
+      if (!v.is_boolean()) throw bad(key, "a boolean", v);
+      c.use_cache = v.get<bool>();
+    } else if (key == "eos_token_id") {
+      // HF allows a list of end tokens; trainpp generation ends on one.
+      if (v.is_array()) {
+        if (v.size() != 1)
+          throw error("{}: key \"eos_token_id\": {} end tokens given ({}); trainpp generation supports one", source,
+                      v.size(), v.dump());
+        c.eos_token_id = integer(key, v.front());
+      } else {
+        c.eos_token_id = optional_integer(key, v);
+      }
+    } else if (key == "bos_token_id") c.bos_token_id = optional_integer(key, v);
+    else if (key == "pad_token_id") c.pad_token_id = optional_integer(key, v);
+    else if (key == "decoder_start_token_id") c.decoder_start_token_id = optional_integer(key, v);
+    else if (auto neutral = detail::unimplemented_generation_key_is_neutral(key, v)) {
+      if (!*neutral)
+        throw error("{}: key \"{}\" is {}, which trainpp generation does not implement (greedy and beam search "
+                    "only); remove the key or set it to its default", source, key, v.dump());
+    }
+    // Anything else (transformers_version, _from_model_config, a custom entry) is ignored, as HF keeps it inert.
+  }
+  try {
+    c.validate();
+  } catch (const Error& e) {
+    throw error("{}: {}", source, e.what());
+  }
+  return c;
+}
+
+inline GenerationConfig GenerationConfig::from_file(const std::filesystem::path& path) {
+  std::filesystem::path file = path;
+  if (std::filesystem::is_directory(path)) file = path / "generation_config.json";
+  if (!std::filesystem::is_regular_file(file))
+    throw error("generation config file {} does not exist (give a generation_config.json or the directory "
+                "holding one)", file.string());
+  return from_json(read_json_file(file), file.string());
+}
+
+inline nlohmann::json GenerationConfig::to_json() const {
+  nlohmann::json j = nlohmann::json::object();
+  auto put = [&](const char* key, const std::optional<std::int64_t>& v) {
+    if (v) j[key] = *v;
+  };
+  put("max_length", max_length);
+  put("max_new_tokens", max_new_tokens);
+  j["min_length"] = min_length;
+  j["num_beams"] = num_beams;
+  j["length_penalty"] = length_penalty;
+  if (early_stopping == EarlyStoppingMode::never) j["early_stopping"] = "never";
+  else j["early_stopping"] = early_stopping == EarlyStoppingMode::enabled;
+  j["use_cache"] = use_cache;
+  j["num_return_sequences"] = num_return_sequences;
+  put("bos_token_id", bos_token_id);
+  put("eos_token_id", eos_token_id);
+  put("pad_token_id", pad_token_id);
+  put("decoder_start_token_id", decoder_start_token_id);
+  return j;
+}
+
+}  // namespace trainpp
+
+// ---- trainpp/generation/generate.hpp ----
+// generate(): greedy and beam search for encoder-decoder models, as transformers' GenerationMixin
+// does them (transformers 5.x: _sample without sampling, _beam_search).
+
+
+// ---- trainpp/generation/kv_cache.hpp ----
+// KVCache: the keys and values an encoder-decoder model keeps between decoding steps.
+
+
+#include <vector>
+
+namespace trainpp {
+
+/// One decoder layer's cached attention inputs. The layout is the model's choice (typically
+/// [batch, heads, time, head_dim]); generation only relies on dimension 0 being the batch.
+struct LayerCache {
+  torch::Tensor self_k, self_v;    ///< self-attention keys and values of the tokens decoded so far
+  torch::Tensor cross_k, cross_v;  ///< cross-attention keys and values of the encoder states
+};
+
+/// The cache trainpp::generate hands to the model's decode_step. It is empty before the first step;
+/// the model fills `layers` and appends to them. Beam search reorders it when beams change places.
+struct KVCache {
+  std::vector<LayerCache> layers;
+
+  /// Keeps, for each new row i, the old row batch_index[i]: index_select(0, batch_index) on every
+  /// defined tensor (what beam search does after choosing the beams of the next step).
+  void reorder(const torch::Tensor& batch_index) {
+    for (auto& layer : layers)
+      for (torch::Tensor* t : {&layer.self_k, &layer.self_v, &layer.cross_k, &layer.cross_v})
+        if (t->defined()) *t = t->index_select(0, batch_index.to(t->device()));
+  }
+};
+
+}  // namespace trainpp
+
+#include <algorithm>
+#include <cmath>
+#include <concepts>
+#include <cstdint>
+#include <limits>
+#include <optional>
+
+namespace trainpp {
+
+/// A model trainpp::generate can decode with: a torch::nn::ModuleHolder (TORCH_MODULE) or a
+/// std::shared_ptr to a module, called through `->`.
+///
+/// Required:
+/// - `torch::Tensor encode(const torch::Tensor& input_ids, const torch::Tensor& attention_mask)`:
+///   the encoder states [B, S, D] of source tokens [B, S] (attention_mask 1 on real tokens, 0 on padding);
+/// - `torch::Tensor decode_step(const torch::Tensor& decoder_input_ids, const torch::Tensor& encoder_states,
+///   const torch::Tensor& attention_mask, trainpp::KVCache& cache)`: the logits [B, T_new, V] of the
+///   T_new decoder tokens given that the cache does not hold yet, appending them to the cache. With an
+///   empty cache and the whole prefix it computes everything from scratch.
+/// Guarantees: generate calls decode_step first with an empty cache and the start token, then with the
+/// one token chosen last; beam search reorders the cache (KVCache::reorder) along dimension 0.
+template <class M>
+concept EncoderDecoderModel = requires(M& model, const torch::Tensor& t, KVCache& cache) {
+  { model->encode(t, t) } -> std::convertible_to<torch::Tensor>;
+  { model->decode_step(t, t, t, cache) } -> std::convertible_to<torch::Tensor>;
+};
+
+namespace detail {
+
+template <class M>
+constexpr bool check_encoder_decoder_model() {
+  constexpr bool holder = requires(M& m) { m.operator->(); };
+  static_assert(holder, "trainpp::generate: the model must be a torch::nn::ModuleHolder (declared with "
+                        "TORCH_MODULE) or a std::shared_ptr to a module");
+  if constexpr (!holder) {
+    return false;
+  } else {
+    constexpr bool encode = requires(M& m, const torch::Tensor& t) {
+      { m->encode(t, t) } -> std::convertible_to<torch::Tensor>;
+    };
+    static_assert(encode, "trainpp::generate: the model needs a member torch::Tensor encode(const torch::Tensor& "
+                          "input_ids, const torch::Tensor& attention_mask)");
+    constexpr bool decode = requires(M& m, const torch::Tensor& t, KVCache& c) {
+      { m->decode_step(t, t, t, c) } -> std::convertible_to<torch::Tensor>;
+    };
+    static_assert(decode, "trainpp::generate: the model needs a member torch::Tensor decode_step(const torch::Tensor& "
+                          "decoder_input_ids, const torch::Tensor& encoder_states, const torch::Tensor& attention_mask, "
+                          "trainpp::KVCache& cache)");
+    return encode && decode;
+  }
+}
+
+/// Puts a module in eval mode for its lifetime and restores the training mode it had.
+class EvalModeGuard {
+ public:
+  explicit EvalModeGuard(torch::nn::Module& module) : module_(module), was_training_(module.is_training()) {
+    module_.eval();
+  }
+  ~EvalModeGuard() {
+    if (was_training_) module_.train();
+  }
+  EvalModeGuard(const EvalModeGuard&) = delete;
+  EvalModeGuard& operator=(const EvalModeGuard&) = delete;
+
+ private:
+  torch::nn::Module& module_;
+  bool was_training_;
+};
+
+/// What every search needs, prepared once: the encoder's output and the resolved settings.
+struct SearchSetup {
+  torch::Tensor encoder_states, attention_mask;
+  std::int64_t start = 0, max_length = 0;
+  std::optional<std::int64_t> eos, pad;
+};
+
+template <class Model>
+SearchSetup prepare_search(Model& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                           const GenerationConfig& config) {
+  config.validate();
+  if (!input_ids.defined() || input_ids.dim() != 2)
+    throw error("generate: input_ids must be a [batch, length] tensor of token ids");
+  if (attention_mask.defined() && attention_mask.sizes() != input_ids.sizes())
+    throw error("generate: attention_mask has shape [{}], input_ids [{}]; they must match",
+                fmt::join(attention_mask.sizes(), ", "), fmt::join(input_ids.sizes(), ", "));
+  SearchSetup s;
+  s.attention_mask = attention_mask.defined() ? attention_mask : torch::ones_like(input_ids);
+  s.start = config.effective_decoder_start_token_id();
+  s.max_length = config.effective_max_length(1);
+  s.eos = config.eos_token_id;
+  s.pad = config.effective_pad_token_id();
+  s.encoder_states = model->encode(input_ids, s.attention_mask);
+  return s;
+}
+
+/// The logits [N, V] (float32, as HF takes them) of the token after `sequences[:, :length]`. With the
+/// cache in use, only the tokens it lacks are decoded: the whole prefix while it is empty (or when the
+/// model keeps nothing in it), the last token afterwards. Without it, a fresh cache and the whole
+/// prefix every step.
+template <class Model>
+torch::Tensor next_token_logits(Model& model, const torch::Tensor& sequences, std::int64_t length,
+                                const SearchSetup& s, const torch::Tensor& encoder_states,
+                                const torch::Tensor& attention_mask, KVCache& cache, bool use_cache) {
+  if (!use_cache) cache = KVCache{};
+  const bool incremental = use_cache && !cache.layers.empty();
+  const auto input = incremental ? sequences.narrow(1, length - 1, 1) : sequences.narrow(1, 0, length);
+  torch::Tensor logits = model->decode_step(input, encoder_states, attention_mask, cache);
+  if (!logits.defined() || logits.dim() != 3 || logits.size(0) != input.size(0) || logits.size(1) < 1)
+    throw error("generate: decode_step must return logits of shape [{}, tokens, vocabulary], got [{}]", input.size(0),
+                logits.defined() ? fmt::format("{}", fmt::join(logits.sizes(), ", ")) : std::string("undefined"));
+  const auto vocabulary = logits.size(2);
+  for (const auto& [name, id] : {std::pair{"eos_token_id", s.eos}, std::pair{"pad_token_id", s.pad}})
+    if (id && *id >= vocabulary)
+      throw error("generate: {} {} is outside the model's vocabulary of {} tokens", name, *id, vocabulary);
+  return logits.select(1, logits.size(1) - 1).to(torch::kFloat32);
+}
+
+/// HF's MinLengthLogitsProcessor: no end token while the sequence (start token counted) is shorter
+/// than min_length.
+inline void apply_min_length(torch::Tensor& scores, const SearchSetup& s, const GenerationConfig& config,
+                             std::int64_t length) {
+  if (s.eos && length < config.min_length)
+    scores.select(1, *s.eos).fill_(-std::numeric_limits<float>::infinity());
+}
+
+}  // namespace detail
+
+/// Greedy search (HF's generate with num_beams 1, no sampling): from the decoder start token, the
+/// most likely next token each step, until every sequence has produced eos or the maximum length is
+/// reached. Sequences that ended are filled with pad_token_id (eos_token_id when unset). Returns
+/// [B, L] int64 token ids, start token first, L the length of the longest sequence. Runs without
+/// gradients, with the model in eval mode (its mode is restored afterwards).
+template <class Model>
+torch::Tensor greedy_search(Model& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                            const GenerationConfig& config) {
+  if constexpr (!detail::check_encoder_decoder_model<Model>()) {
+    return {};
+  } else {
+    torch::NoGradGuard no_grad;
+    detail::EvalModeGuard eval_mode(module_of(model));
+    const detail::SearchSetup s = detail::prepare_search(model, input_ids, attention_mask, config);
+    const auto n = input_ids.size(0);
+    const auto long_options = torch::TensorOptions().dtype(torch::kInt64).device(input_ids.device());
+    auto sequences = torch::full({n, s.max_length}, s.pad.value_or(0), long_options);
+    sequences.select(1, 0).fill_(s.start);
+    auto unfinished = torch::ones({n}, long_options.dtype(torch::kBool));
+    KVCache cache;
+    std::int64_t length = 1;
+    while (length < s.max_length) {
+      torch::Tensor scores = detail::next_token_logits(model, sequences, length, s, s.encoder_states, s.attention_mask, cache,
+                                              config.use_cache);
+      detail::apply_min_length(scores, s, config, length);
+      auto next = scores.argmax(-1);
+      if (s.eos) next = torch::where(unfinished, next, torch::full_like(next, *s.pad));
+      sequences.select(1, length).copy_(next);
+      ++length;
+      if (s.eos) {
+        unfinished = unfinished.logical_and(next.ne(*s.eos));
+        // The one host synchronisation per token: stop as soon as every sequence has ended.
+        if (!unfinished.any().item<bool>()) break;
+      }
+    }
+    return sequences.narrow(1, 0, length);
+  }
+}
+
+/// Beam search as transformers 5.x's _beam_search (without sampling): num_beams running beams per
+/// example scored by the sum of their tokens' log-softmax; each step the best 2·num_beams
+/// continuations (more with an end token) are taken, those ending (eos, or the maximum length) among
+/// the first num_beams become hypotheses scored sum_logprobs / generated_length^length_penalty
+/// (generated tokens, eos included), and the num_beams best hypotheses are kept. early_stopping decides
+/// when the search ends (see EarlyStoppingMode). Returns the best hypothesis of each example, [B, L] int64,
+/// padded with pad_token_id (eos_token_id when unset) to the longest of them. One difference from HF:
+/// transformers fills with eos when pad_token_id is 0 (`pad or eos` in Python); trainpp fills with the
+/// pad token. No gradients, eval mode (restored afterwards).
+template <class Model>
+torch::Tensor beam_search(Model& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                          const GenerationConfig& config) {
+  if constexpr (!detail::check_encoder_decoder_model<Model>()) {
+    return {};
+  } else {
+    torch::NoGradGuard no_grad;
+    detail::EvalModeGuard eval_mode(module_of(model));
+    const detail::SearchSetup s = detail::prepare_search(model, input_ids, attention_mask, config);
+    const std::int64_t batch = input_ids.size(0), beams = config.num_beams, max_length = s.max_length;
+    const std::int64_t keep = std::max<std::int64_t>(2, 1 + (s.eos ? 1 : 0)) * beams;
+    const double length_penalty = config.length_penalty;
+    const auto device = input_ids.device();
+    const auto long_options = torch::TensorOptions().dtype(torch::kInt64).device(device);
+    const auto float_options = torch::TensorOptions().dtype(torch::kFloat32).device(device);
+    const auto bool_options = torch::TensorOptions().dtype(torch::kBool).device(device);
+    constexpr double excluded = -1.0e9;  // HF's score for what must not be chosen
+
+    // Every beam sees its example's encoder output.
+    const auto encoder_states = s.encoder_states.repeat_interleave(beams, 0);
+    const auto mask = s.attention_mask.repeat_interleave(beams, 0);
+
+    auto running = torch::full({batch, beams, max_length}, s.pad.value_or(0), long_options);
+    running.select(2, 0).fill_(s.start);
+    auto hypotheses = running.clone();
+    // Only the first beam starts live: the others would repeat its tokens.
+    auto running_scores = torch::zeros({batch, beams}, float_options);
+    running_scores.narrow(1, 1, beams - 1).fill_(excluded);
+    auto hypothesis_scores = torch::full({batch, beams}, excluded, float_options);
+    auto hypothesis_lengths = torch::ones({batch, beams}, long_options);
+    auto finished = torch::zeros({batch, beams}, bool_options);
+    auto improvable = torch::ones({batch, 1}, bool_options);
+    const auto among_first_beams =
+        torch::cat({torch::ones({beams}, bool_options), torch::zeros({keep - beams}, bool_options)}).unsqueeze(0);
+    const auto batch_offset = torch::arange(batch, long_options).unsqueeze(1) * beams;
+    auto along_beams = [&](const torch::Tensor& t, const torch::Tensor& index) {
+      return t.gather(1, t.dim() == 3 ? index.unsqueeze(2).expand({index.size(0), index.size(1), t.size(2)}) : index);
+    };
+
+    KVCache cache;
+    std::int64_t length = 1;
+    while (true) {
+      torch::Tensor log_probs = torch::log_softmax(
+          detail::next_token_logits(model, running.reshape({batch * beams, max_length}), length, s, encoder_states,
+                                    mask, cache, config.use_cache),
+          -1);
+      detail::apply_min_length(log_probs, s, config, length);
+      const std::int64_t vocabulary = log_probs.size(1);
+      if (keep > beams * vocabulary)
+        throw error("beam search keeps {} candidates per step, more than num_beams {} x a vocabulary of {} tokens "
+                    "offers: lower num_beams", keep, beams, vocabulary);
+      const auto totals = (log_probs.view({batch, beams, vocabulary}) + running_scores.unsqueeze(2))
+                              .view({batch, beams * vocabulary});
+
+      // The best `keep` continuations over all beams: enough that num_beams remain if some end.
+      auto [top_scores, top_index] = torch::topk(totals, keep);
+      const auto source_beam = top_index.div(vocabulary, "floor");
+      const auto token = top_index.remainder(vocabulary);
+      auto top_sequences = along_beams(running, source_beam);
+      top_sequences.select(2, length).copy_(token);
+      const auto ends = length + 1 >= max_length ? torch::ones({batch, keep}, bool_options)
+                        : s.eos                  ? token.eq(*s.eos)
+                                                 : torch::zeros({batch, keep}, bool_options);
+
+      // The running beams of the next step: the best continuations that did not end.
+      const auto live_scores = top_scores + ends.to(torch::kFloat32) * excluded;
+      const auto next_live = std::get<1>(torch::topk(live_scores, beams));
+      running = along_beams(top_sequences, next_live);
+      running_scores = along_beams(live_scores, next_live);
+      const auto running_source = along_beams(source_beam, next_live);
+
+      // New hypotheses: continuations among the first num_beams that ended, length-penalised, kept
+      // when better than the worst kept one.
+      const auto just_finished = ends.logical_and(among_first_beams);
+      auto scores = top_scores / std::pow(static_cast<double>(length), length_penalty);
+      if (config.early_stopping == EarlyStoppingMode::enabled)
+        scores = scores + finished.all(1, /*keepdim=*/true).to(torch::kFloat32) * excluded;
+      scores = scores + improvable.logical_not().to(torch::kFloat32) * excluded;
+      scores = scores + just_finished.logical_not().to(torch::kFloat32) * excluded;
+      const auto merged_scores = torch::cat({hypothesis_scores, scores}, 1);
+      const auto best = std::get<1>(torch::topk(merged_scores, beams));
+      hypotheses = along_beams(torch::cat({hypotheses, top_sequences}, 1), best);
+      hypothesis_scores = along_beams(merged_scores, best);
+      finished = along_beams(torch::cat({finished, just_finished}, 1), best);
+      hypothesis_lengths =
+          along_beams(torch::cat({hypothesis_lengths, torch::full({batch, keep}, length + 1, long_options)}, 1), best);
+
+      // The cache follows the beams that go on.
+      if (config.use_cache && !cache.layers.empty()) cache.reorder((running_source + batch_offset).view({-1}));
+      ++length;
+
+      // Can a running beam still beat the worst kept hypothesis? The best it can reach is estimated
+      // at the current length, or at the maximum length for "never" with a positive length penalty
+      // (HF's _check_early_stop_heuristic).
+      const double best_length = config.early_stopping == EarlyStoppingMode::never && length_penalty > 0.0
+                                     ? static_cast<double>(max_length - 1)
+                                     : static_cast<double>(length - 1);
+      const auto best_possible = running_scores.narrow(1, 0, 1) / std::pow(best_length, length_penalty);
+      const auto worst_kept = torch::where(finished, std::get<0>(hypothesis_scores.min(1, /*keepdim=*/true)),
+                                           torch::scalar_tensor(excluded, float_options));
+      improvable = improvable.logical_and(best_possible.gt(worst_kept).any(1, /*keepdim=*/true));
+      auto go_on = improvable.any().logical_and(ends.all().logical_not());
+      if (config.early_stopping == EarlyStoppingMode::enabled) go_on = go_on.logical_and(finished.all().logical_not());
+      // The one host synchronisation per token: whether any example can still improve.
+      if (length >= max_length || !go_on.item<bool>()) break;
+    }
+    const auto output_length = hypothesis_lengths.select(1, 0).max().item<std::int64_t>();
+    return hypotheses.select(1, 0).narrow(1, 0, output_length);
+  }
+}
+
+/// Generates target sequences for source tokens input_ids [B, S] (attention_mask [B, S], 1 on real
+/// tokens; undefined: all ones) as transformers' model.generate(input_ids, attention_mask,
+/// generation_config) does for an encoder-decoder model: greedy search when num_beams is 1, beam
+/// search otherwise. Returns [B, L] int64 token ids starting with the decoder start token; sequences
+/// that ended early are filled with pad_token_id (eos_token_id when unset); L is at most
+/// config.effective_max_length() (max_new_tokens + 1, else max_length, else 21).
+template <class Model>
+torch::Tensor generate(Model& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                       const GenerationConfig& config) {
+  if constexpr (!detail::check_encoder_decoder_model<Model>()) return {};
+  else if (config.num_beams == 1) return greedy_search(model, input_ids, attention_mask, config);
+  else return beam_search(model, input_ids, attention_mask, config);
+}
+
+}  // namespace trainpp
+
+
 // ---- trainpp/callbacks/callback_list.hpp ----
 // CallbackList: a compile-time list of callback objects. Firing an event walks the list with
 // hana::for_each; a callback without the hook costs nothing, not even a call.
@@ -9239,6 +9822,7 @@ class Trainer {
   [[nodiscard]] precision_type& precision() { return precision_; }
   [[nodiscard]] sharding_type& sharding() { return sharding_; }
   [[nodiscard]] loss_type& loss_policy() { return loss_; }
+  [[nodiscard]] step_type& step() { return step_; }
   [[nodiscard]] callbacks_type& callbacks() { return callbacks_; }
   /// The optimizer and scheduler exist from the start of train() on.
   [[nodiscard]] optimizer_type& optimizer() { return optimizer_.value(); }
@@ -10250,5 +10834,245 @@ void Trainer<Model, P>::finish_checkpoints() {
       }
   }
 }
+
+}  // namespace trainpp
+
+// ---- trainpp/seq2seq.hpp ----
+// Seq2SeqTrainer: HF's Seq2SeqTrainer — a Trainer whose evaluation and prediction can generate
+// sequences (predict_with_generate) for compute_metrics, with Seq2SeqTrainingArguments.
+
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+namespace trainpp {
+
+/// HF's Seq2SeqTrainingArguments: TrainingArguments and the settings of generation during evaluation.
+struct Seq2SeqTrainingArguments : TrainingArguments {
+  /// Accepted for command lines written for HF and ignored, as transformers 5.x ignores it (a warning says so).
+  bool sortish_sampler = false;
+  /// Evaluate and predict by generating sequences (the "logits" compute_metrics receives are token ids).
+  bool predict_with_generate = false;
+  /// max_length of generation during evaluation, unless evaluate/predict are given max_length or max_new_tokens.
+  std::optional<std::int64_t> generation_max_length;
+  /// num_beams of generation during evaluation, unless evaluate/predict are given num_beams.
+  std::optional<std::int64_t> generation_num_beams;
+  /// A generation_config.json file (or a directory holding one) that replaces the model's generation config.
+  std::optional<std::string> generation_config;
+
+  /// TrainingArguments::finalize, and the checks of the generation settings.
+  void finalize() {
+    TrainingArguments::finalize();
+    if (generation_max_length && *generation_max_length <= 1)
+      throw error("generation_max_length must be at least 2 (the decoder start token and one generated token), got {}",
+                  *generation_max_length);
+    if (generation_num_beams && *generation_num_beams < 1)
+      throw error("generation_num_beams must be at least 1 (1 is greedy search), got {}", *generation_num_beams);
+    if (generation_config && generation_config->empty()) throw error("generation_config must not be empty");
+  }
+};
+
+/// The fields of Seq2SeqTrainingArguments: TrainingArguments' and the generation ones.
+template <class V>
+void visit_fields(Seq2SeqTrainingArguments& a, V&& v) {
+  visit_fields(static_cast<TrainingArguments&>(a), v);
+  v(FieldInfo{"sortish_sampler", "Ignored, as in transformers 5.x (accepted for compatibility).", "seq2seq"}, a.sortish_sampler);
+  v(FieldInfo{"predict_with_generate", "Evaluate and predict with generate(): compute_metrics gets generated token ids.", "seq2seq"}, a.predict_with_generate);
+  v(FieldInfo{"generation_max_length", "max_length of generation during evaluation (default: the generation config's).", "seq2seq"}, a.generation_max_length);
+  v(FieldInfo{"generation_num_beams", "num_beams of generation during evaluation (default: the generation config's).", "seq2seq"}, a.generation_num_beams);
+  v(FieldInfo{"generation_config", "A generation_config.json (or its directory) replacing the model's generation config.", "seq2seq"}, a.generation_config);
+}
+
+/// HF's **gen_kwargs of Seq2SeqTrainer.evaluate / predict: what one call overrides.
+struct GenerationKwargs {
+  std::optional<std::int64_t> max_length;
+  std::optional<std::int64_t> max_new_tokens;
+  std::optional<std::int64_t> num_beams;
+};
+
+/// HF's Seq2SeqTrainer.prediction_step. Without predict_with_generate, or when only the loss is
+/// wanted, it is DefaultStep's. Otherwise: sequences generated from the batch's input_ids and
+/// attention_mask with `generation_config`, the loss from one forward pass with the labels, and the
+/// generated tokens (as "logits") and the labels, each padded to the generation length with the pad
+/// token. Seq2SeqTrainer sets both members; a derived step may hide prediction_step again.
+struct Seq2SeqStep : DefaultStep {
+  bool predict_with_generate = false;
+  /// The generation settings of the evaluation or prediction running now.
+  GenerationConfig generation_config;
+
+  template <class Trainer, class B>
+  PredictionStep prediction_step(Trainer& trainer, const B& batch, bool prediction_loss_only) {
+    if (!predict_with_generate || prediction_loss_only)
+      return DefaultStep::prediction_step(trainer, batch, prediction_loss_only);
+    torch::NoGradGuard no_grad;
+    const bool has_labels = trainer.has_labels(batch);
+    trainer.sharding().before_forward(trainer.module());
+    // As in HF, generate() runs outside the loss's autocast context, in the model's own dtype.
+    const torch::Tensor attention_mask = batch.contains("attention_mask") ? batch.at("attention_mask") : torch::Tensor();
+    const auto generated = pad_to_generation_length(
+        generate(trainer.model(), batch.at("input_ids"), attention_mask, generation_config));
+    PredictionStep out;
+    if (has_labels) {
+      [[maybe_unused]] auto autocast = trainer.precision().eval_context(trainer.device());
+      out.loss = trainer.compute_loss(trainer.forward(batch), batch).detach();
+    }
+    if (trainer.args().prediction_loss_only) return out;
+    out.logits = generated;
+    if (has_labels) out.labels = pad_to_generation_length(trainer.labels_of(batch));
+    return out;
+  }
+
+  /// HF's padding of generated tokens and labels: to max_length (20 when unset) when shorter, else to
+  /// max_new_tokens + 1 when that is set and longer; filled with pad_token_id, else eos_token_id.
+  /// (HF reads the model's generation config here, so an evaluate() override of max_length would not
+  /// change the width; trainpp pads to the settings the sequences were generated with.)
+  [[nodiscard]] torch::Tensor pad_to_generation_length(const torch::Tensor& t) const {
+    const auto width = t.size(-1);
+    const auto max_length = generation_config.max_length.value_or(GenerationConfig::default_max_new_tokens);
+    std::int64_t target = width;
+    if (width < max_length) target = max_length;
+    else if (generation_config.max_new_tokens && width < *generation_config.max_new_tokens + 1)
+      target = *generation_config.max_new_tokens + 1;
+    if (target == width) return t;
+    const auto pad = generation_config.effective_pad_token_id();
+    if (!pad)
+      throw error("pad_token_id (or eos_token_id) must be set in the generation config, in order to pad the "
+                  "generated tokens and labels to the same length");
+    auto padded = torch::full({t.size(0), target}, *pad, t.options());
+    padded.narrow(1, 0, width).copy_(t);
+    return padded;
+  }
+};
+
+namespace detail {
+/// The slots of a Seq2SeqTrainer: Seq2SeqStep in the step slot unless one is named.
+template <class... Named>
+using seq2seq_slots_t =
+    std::conditional_t<slot_count<slot::step_t, Named...> == 0,
+                       resolve_slots_t<Named..., boost::hana::pair<slot::step_t, Seq2SeqStep>>, resolve_slots_t<Named...>>;
+}  // namespace detail
+
+/// HF's Seq2SeqTrainer: a Trainer with Seq2SeqStep in the step slot (or a step derived from it) and
+/// Seq2SeqTrainingArguments, whose evaluate and predict take generation overrides:
+///
+///     trainpp::Seq2SeqTrainer trainer(Model{...}, args, trainpp::train_dataset = train,
+///                                     trainpp::eval_dataset = test, trainpp::compute_metrics = exact_match);
+///     trainer.evaluate({.num_beams = 4});
+///
+/// The model needs encode and decode_step (trainpp::EncoderDecoderModel) when predict_with_generate
+/// is on; it may provide `GenerationConfig generation_config()`, HF's model.generation_config.
+template <class Model, class P>
+class Seq2SeqTrainer : public Trainer<Model, P> {
+  using Base = Trainer<Model, P>;
+
+ public:
+  using typename Base::step_type;
+  static_assert(std::is_base_of_v<Seq2SeqStep, step_type>,
+                "trainpp::Seq2SeqTrainer: the step slot must hold trainpp::Seq2SeqStep or a type derived from it");
+
+  template <class... Named>
+    requires(detail::slot_count<slot::step_t, Named...> == 0)
+  Seq2SeqTrainer(Model model, Seq2SeqTrainingArguments args, Named... named)
+      : Base(std::move(model), args, trainpp::step = Seq2SeqStep{}, std::move(named)...), args_(std::move(args)) {
+    init();
+  }
+  template <class... Named>
+    requires(detail::slot_count<slot::step_t, Named...> == 1)
+  Seq2SeqTrainer(Model model, Seq2SeqTrainingArguments args, Named... named)
+      : Base(std::move(model), args, std::move(named)...), args_(std::move(args)) {
+    init();
+  }
+
+  [[nodiscard]] const Seq2SeqTrainingArguments& args() const { return args_; }
+
+  /// The generation settings evaluate / predict use with `overrides`. Precedence, highest first (HF's
+  /// Seq2SeqTrainer.evaluate and generate):
+  ///  1. the overrides (max_length, max_new_tokens, num_beams);
+  ///  2. generation_max_length, unless max_length or max_new_tokens is overridden, and
+  ///     generation_num_beams, unless num_beams is;
+  ///  3. the args.generation_config file, which replaces
+  ///  4. the model's generation_config(), else GenerationConfig's defaults.
+  /// Whichever level sets max_new_tokens, it takes precedence over max_length when generating.
+  [[nodiscard]] GenerationConfig generation_config(const GenerationKwargs& overrides = {}) const {
+    GenerationKwargs kw = overrides;
+    if (!kw.max_length && !kw.max_new_tokens && args_.generation_max_length) kw.max_length = args_.generation_max_length;
+    if (!kw.num_beams && args_.generation_num_beams) kw.num_beams = args_.generation_num_beams;
+    GenerationConfig c = base_generation_config_;
+    if (kw.max_length) c.max_length = kw.max_length;
+    if (kw.max_new_tokens) c.max_new_tokens = kw.max_new_tokens;
+    if (kw.num_beams) c.num_beams = *kw.num_beams;
+    c.validate();
+    return c;
+  }
+
+  /// Trainer::evaluate, generating with generation_config(overrides) when predict_with_generate is on.
+  Metrics evaluate(std::string_view prefix = "eval") { return evaluate(GenerationKwargs{}, prefix); }
+  Metrics evaluate(const GenerationKwargs& overrides, std::string_view prefix = "eval") {
+    GenerationScope scope(*this, overrides);
+    return Base::evaluate(prefix);
+  }
+  template <Dataset D>
+  Metrics evaluate(const D& dataset, std::string_view prefix = "eval") {
+    return evaluate(dataset, GenerationKwargs{}, prefix);
+  }
+  template <Dataset D>
+  Metrics evaluate(const D& dataset, const GenerationKwargs& overrides, std::string_view prefix = "eval") {
+    GenerationScope scope(*this, overrides);
+    return Base::evaluate(dataset, prefix);
+  }
+
+  /// Trainer::predict, generating with generation_config(overrides) when predict_with_generate is on:
+  /// the predictions are then the generated token ids.
+  template <Dataset D>
+  PredictionOutput predict(const D& dataset, std::string_view prefix = "test") {
+    return predict(dataset, GenerationKwargs{}, prefix);
+  }
+  template <Dataset D>
+  PredictionOutput predict(const D& dataset, const GenerationKwargs& overrides, std::string_view prefix = "test") {
+    GenerationScope scope(*this, overrides);
+    return Base::predict(dataset, prefix);
+  }
+
+ private:
+  /// Puts one call's generation settings into the step, and the arguments' back afterwards: the
+  /// evaluations train() runs use the arguments' settings, as HF's evaluate() without overrides.
+  class GenerationScope {
+   public:
+    GenerationScope(Seq2SeqTrainer& trainer, const GenerationKwargs& overrides) : trainer_(trainer) {
+      trainer_.step().generation_config = trainer_.generation_config(overrides);
+    }
+    ~GenerationScope() { trainer_.step().generation_config = trainer_.default_generation_config_; }
+    GenerationScope(const GenerationScope&) = delete;
+    GenerationScope& operator=(const GenerationScope&) = delete;
+
+   private:
+    Seq2SeqTrainer& trainer_;
+  };
+
+  void init() {
+    args_.finalize();  // already applied by the parser or the Trainer to its copy; idempotent
+    if (args_.sortish_sampler) warn("sortish_sampler has no effect (transformers 5.x ignores it as well)");
+    if (args_.generation_config) {
+      base_generation_config_ = GenerationConfig::from_file(*args_.generation_config);
+    } else if constexpr (requires(Model& m) { { m->generation_config() } -> std::convertible_to<GenerationConfig>; }) {
+      base_generation_config_ = this->model()->generation_config();
+    }
+    base_generation_config_.validate();
+    this->step().predict_with_generate = args_.predict_with_generate;
+    default_generation_config_ = generation_config();
+    this->step().generation_config = default_generation_config_;
+  }
+
+  Seq2SeqTrainingArguments args_;
+  GenerationConfig base_generation_config_;     ///< levels 3 and 4 of the precedence
+  GenerationConfig default_generation_config_;  ///< generation_config() without overrides
+};
+
+template <class Model, class... Named>
+Seq2SeqTrainer(Model, Seq2SeqTrainingArguments, Named...) -> Seq2SeqTrainer<Model, detail::seq2seq_slots_t<Named...>>;
 
 }  // namespace trainpp
