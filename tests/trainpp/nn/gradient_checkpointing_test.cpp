@@ -130,9 +130,6 @@ torch::Tensor sample_input() {
   return torch::randn({3, 5, BlockImpl::dim});
 }
 
-}  // namespace gradient_checkpointing_test
-
-using namespace gradient_checkpointing_test;
 
 TEST_CASE("gradient_checkpoint: same gradients as without it, for a block without dropout") {
   torch::manual_seed(0);
@@ -175,6 +172,32 @@ TEST_CASE("gradient_checkpoint: CPU bfloat16 autocast is restored for the recomp
   check_same(plain, checkpointed);
   // Backward ran outside autocast, and the recomputation left it that way.
   CHECK_FALSE(at::autocast::is_autocast_enabled(c10::DeviceType::CPU));
+}
+
+TEST_CASE("gradient_checkpoint: a weight used inside and then outside the block under autocast") {
+  // Autocast caches the bfloat16 copies of weights for the rest of its region, and the block's first
+  // run is under no-grad: were a copy made there reused by the later use outside the block, that use
+  // would send no gradient to the weight. (LibTorch 2.13 does not reuse it; this guards that.)
+  torch::manual_seed(0);
+  torch::nn::Linear shared(8, 8);
+  const auto x0 = torch::randn({4, 8});
+  auto weight_grad = [&](bool checkpointing) {
+    shared->zero_grad();
+    auto x = x0.clone().requires_grad_(true);
+    torch::Tensor out;
+    {
+      trainpp::AutocastGuard autocast(c10::DeviceType::CPU, c10::ScalarType::BFloat16);
+      auto block = [w = shared.ptr()](const torch::Tensor& h) { return torch::tanh(w->forward(h)); };
+      auto h = checkpointing ? trainpp::gradient_checkpoint(block, x) : block(x);
+      out = shared(h);  // the same weight again, outside the block
+    }
+    out.to(torch::kFloat32).pow(2).sum().backward();
+    return std::pair{shared->weight.grad().clone(), x.grad().clone()};
+  };
+  const auto [plain_w, plain_x] = weight_grad(false);
+  const auto [ckpt_w, ckpt_x] = weight_grad(true);
+  CHECK(torch::equal(plain_w, ckpt_w));
+  CHECK(torch::equal(plain_x, ckpt_x));
 }
 
 TEST_CASE("gradient_checkpoint: the parameters get gradients when no input requires grad") {
@@ -248,8 +271,6 @@ TEST_CASE("gradient_checkpoint: outside grad mode it is a plain call") {
   CHECK(torch::equal(y, lin(x)));
 }
 
-namespace gradient_checkpointing_test {
-
 /// A classifier whose blocks are checkpointed once gradient_checkpointing_enable() is called, as an
 /// HF model's are.
 struct CheckpointableImpl : torch::nn::Module {
@@ -308,8 +329,6 @@ trainpp::TensorDataset tiny_data() {
   return trainpp::TensorDataset{{"features", torch::randn({8, 4})}, {"labels", torch::randint(0, 3, {8})}};
 }
 
-}  // namespace gradient_checkpointing_test
-
 TEST_CASE("--gradient_checkpointing calls the model's gradient_checkpointing_enable in train") {
   ScratchDir dir;
   CHECK_FALSE(trainpp::TrainingArguments{}.gradient_checkpointing);  // HF's default
@@ -340,3 +359,5 @@ TEST_CASE("--gradient_checkpointing on a model without gradient_checkpointing_en
                        trainpp::Error);
   CHECK_FALSE(std::filesystem::exists(dir.path));  // nothing was written
 }
+
+}  // namespace gradient_checkpointing_test
