@@ -28,6 +28,7 @@
 #include <trainpp/io/model_io.hpp>
 #include <trainpp/io/safetensors.hpp>
 #include <trainpp/io/tfevents.hpp>
+#include <trainpp/metrics/text.hpp>
 
 #include <trainpp/loss/model_loss.hpp>
 #include <trainpp/loss/model_output.hpp>
