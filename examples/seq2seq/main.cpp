@@ -144,6 +144,7 @@ int main(int argc, char** argv) {
     const auto beam = trainer.evaluate({.num_beams = example.eval_num_beams}, "eval_beam");
     trainer.log_metrics("eval_beam", beam);
     trainer.save_metrics("eval", greedy);
+    trainer.save_metrics("eval_beam", beam);
 
     // A few dates the model has not seen, as it writes them.
     const auto samples = make_dates(chars, 5, 3);
