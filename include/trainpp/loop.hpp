@@ -555,7 +555,7 @@ void Trainer<Model, P>::save_checkpoint(const torch::Tensor& tr_loss) {
       save_process_state(staging / process_state_name(sharding_.rank(), world), process_state());
     }
     write_file_atomic(staging / trainer_state_name, state_json().dump(2) + "\n");
-    write_file_atomic(staging / training_args_name, args_json(args_).dump(2) + "\n");
+    write_file_atomic(staging / training_args_name, saved_arguments_.dump(2) + "\n");
     synchronize_processes();
     if (world > 1 && !args_.save_only_model)
       for (int rank = 1; rank < world; ++rank) {

@@ -221,6 +221,7 @@ class Seq2SeqTrainer : public Trainer<Model, P> {
 
   void init() {
     args_.finalize();  // already applied by the parser or the Trainer to its copy; idempotent
+    this->set_saved_arguments(args_json(args_));  // training_args.json with the Seq2Seq fields, as HF's
     if (args_.sortish_sampler) warn("sortish_sampler has no effect (transformers 5.x ignores it as well)");
     if (args_.generation_config) {
       base_generation_config_ = GenerationConfig::from_file(*args_.generation_config);

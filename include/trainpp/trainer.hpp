@@ -8,6 +8,7 @@
 #include <trainpp/callbacks/console.hpp>
 #include <trainpp/callbacks/default_flow.hpp>
 #include <trainpp/callbacks/report_to.hpp>
+#include <trainpp/cli.hpp>
 #include <trainpp/concepts/data_loader.hpp>
 #include <trainpp/concepts/loss.hpp>
 #include <trainpp/concepts/optimizer.hpp>
@@ -343,6 +344,10 @@ class Trainer {
     return trainpp::logits_of(outputs, has_labels);
   }
 
+  /// What checkpoints write as training_args.json: every field of the arguments the Trainer was given
+  /// (a Trainer built from a derived argument struct, as Seq2SeqTrainer is, sets its own fields here).
+  [[nodiscard]] const nlohmann::json& saved_arguments() const { return saved_arguments_; }
+
   /// trainer_state.json's content, with TrainerControl among the stateful callbacks as HF writes it.
   [[nodiscard]] nlohmann::json state_json() const {
     auto j = state_.to_json();
@@ -352,6 +357,11 @@ class Trainer {
     j["stateful_callbacks"]["TrainerControl"] = control_.to_json();
     return j;
   }
+
+ protected:
+  /// For a Trainer built from a struct derived from TrainingArguments: the fields its checkpoints
+  /// write as training_args.json.
+  void set_saved_arguments(nlohmann::json arguments) { saved_arguments_ = std::move(arguments); }
 
  private:
   template <class... Named>
@@ -515,6 +525,7 @@ class Trainer {
   std::size_t current_eval_batches_ = 0;
   train_loader_type* current_train_loader_ = nullptr;
   bool in_train_ = false;  ///< inside train(): evaluation then keeps the model's dtype (HF's is_in_train)
+  nlohmann::json saved_arguments_ = args_json(args_);
 };
 
 template <class Model, class... Named>

@@ -10239,6 +10239,10 @@ class Trainer {
     return trainpp::logits_of(outputs, has_labels);
   }
 
+  /// What checkpoints write as training_args.json: every field of the arguments the Trainer was given
+  /// (a Trainer built from a derived argument struct, as Seq2SeqTrainer is, sets its own fields here).
+  [[nodiscard]] const nlohmann::json& saved_arguments() const { return saved_arguments_; }
+
   /// trainer_state.json's content, with TrainerControl among the stateful callbacks as HF writes it.
   [[nodiscard]] nlohmann::json state_json() const {
     auto j = state_.to_json();
@@ -10248,6 +10252,11 @@ class Trainer {
     j["stateful_callbacks"]["TrainerControl"] = control_.to_json();
     return j;
   }
+
+ protected:
+  /// For a Trainer built from a struct derived from TrainingArguments: the fields its checkpoints
+  /// write as training_args.json.
+  void set_saved_arguments(nlohmann::json arguments) { saved_arguments_ = std::move(arguments); }
 
  private:
   template <class... Named>
@@ -10411,6 +10420,7 @@ class Trainer {
   std::size_t current_eval_batches_ = 0;
   train_loader_type* current_train_loader_ = nullptr;
   bool in_train_ = false;  ///< inside train(): evaluation then keeps the model's dtype (HF's is_in_train)
+  nlohmann::json saved_arguments_ = args_json(args_);
 };
 
 template <class Model, class... Named>
@@ -11163,7 +11173,7 @@ void Trainer<Model, P>::save_checkpoint(const torch::Tensor& tr_loss) {
       save_process_state(staging / process_state_name(sharding_.rank(), world), process_state());
     }
     write_file_atomic(staging / trainer_state_name, state_json().dump(2) + "\n");
-    write_file_atomic(staging / training_args_name, args_json(args_).dump(2) + "\n");
+    write_file_atomic(staging / training_args_name, saved_arguments_.dump(2) + "\n");
     synchronize_processes();
     if (world > 1 && !args_.save_only_model)
       for (int rank = 1; rank < world; ++rank) {
@@ -11425,6 +11435,7 @@ class Seq2SeqTrainer : public Trainer<Model, P> {
 
   void init() {
     args_.finalize();  // already applied by the parser or the Trainer to its copy; idempotent
+    this->set_saved_arguments(args_json(args_));  // training_args.json with the Seq2Seq fields, as HF's
     if (args_.sortish_sampler) warn("sortish_sampler has no effect (transformers 5.x ignores it as well)");
     if (args_.generation_config) {
       base_generation_config_ = GenerationConfig::from_file(*args_.generation_config);

@@ -486,4 +486,26 @@ TEST_CASE("evaluations during training generate with the arguments' settings, wh
   CHECK(evaluations == 2);
 }
 
+TEST_CASE("checkpoints save the Seq2Seq arguments in training_args.json") {
+  auto args = quiet_args();
+  args.output_dir = (std::filesystem::temp_directory_path() / "trainpp_seq2seq_saved_args").string();
+  std::filesystem::remove_all(args.output_dir);
+  args.predict_with_generate = true;
+  args.generation_max_length = 9;
+  args.generation_num_beams = 3;
+  args.max_steps = 2;
+  args.save_strategy = trainpp::SaveStrategy::steps;
+  args.save_steps = 2;
+  args.per_device_train_batch_size = 5;
+  trainpp::Seq2SeqTrainer trainer(CopyModel{}, args, trainpp::train_dataset = copy_task(10));
+  trainer.train();
+  const auto saved = nlohmann::json::parse(
+      trainpp::read_file(std::filesystem::path(args.output_dir) / "checkpoint-2" / "training_args.json"));
+  CHECK(saved.at("predict_with_generate") == true);
+  CHECK(saved.at("generation_max_length") == 9);
+  CHECK(saved.at("generation_num_beams") == 3);
+  CHECK(saved.at("max_steps") == 2);  // and TrainingArguments' own fields
+  std::filesystem::remove_all(args.output_dir);
+}
+
 }  // namespace seq2seq_test
