@@ -174,6 +174,7 @@ class Trainer {
         compute_metrics_(detail::take_slot<slot::compute_metrics_t, no_metrics>(named...)) {
     static_assert(slots_ok<Named...>(), "trainpp: see the first error above");
     args_.finalize();
+    saved_arguments_ = args_json(args_);
     if (args_.eval_strategy != IntervalStrategy::no && !has_eval_dataset)
       throw error("You have set eval_strategy to {} but you didn't pass an eval_dataset to the Trainer. "
                   "Either set eval_strategy to 'no' or pass an eval_dataset.", to_string(args_.eval_strategy));
@@ -525,7 +526,7 @@ class Trainer {
   std::size_t current_eval_batches_ = 0;
   train_loader_type* current_train_loader_ = nullptr;
   bool in_train_ = false;  ///< inside train(): evaluation then keeps the model's dtype (HF's is_in_train)
-  nlohmann::json saved_arguments_ = args_json(args_);
+  nlohmann::json saved_arguments_;  ///< set once args_ is finalized: finalize() fills in derived values
 };
 
 template <class Model, class... Named>

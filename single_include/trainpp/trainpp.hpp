@@ -32,6 +32,7 @@
 #include <fmt/format.h>
 
 #include <stdexcept>
+#include <string>
 #include <utility>
 
 namespace trainpp {
@@ -48,6 +49,15 @@ template <typename... Args>
 [[nodiscard]] Error error(fmt::format_string<Args...> format, Args&&... args) {
   return Error(fmt::format(format, std::forward<Args>(args)...));
 }
+
+namespace detail {
+/// The first line of an exception's message: c10's messages carry a C++ stack trace after it.
+inline std::string first_line(const char* what) {
+  std::string text(what);
+  if (const auto nl = text.find('\n'); nl != std::string::npos) text.resize(nl);
+  return text;
+}
+}  // namespace detail
 
 }  // namespace trainpp
 
@@ -3152,7 +3162,7 @@ class TcpRing {
     try {
       raw = store->get(prefix + std::to_string(next));
     } catch (const std::exception& e) {
-      fail("rank {} did not publish its ring address in time: {}", next, first_line(e.what()));
+      fail("rank {} did not publish its ring address in time: {}", next, detail::first_line(e.what()));
     }
     const std::string peer(raw.begin(), raw.end());
     const auto colon = peer.rfind(':');
@@ -3280,7 +3290,10 @@ class TcpRing {
     auto flat = t.view(-1);
     const auto n = flat.numel();
     const auto item = static_cast<std::size_t>(flat.element_size());
-    auto scratch = torch::empty({n / size_ + 1}, flat.options());
+    // One receive buffer, kept between calls: a step's buckets would otherwise allocate one each.
+    if (!scratch_.defined() || scratch_.scalar_type() != flat.scalar_type() || scratch_.numel() < n / size_ + 1)
+      scratch_ = torch::empty({n / size_ + 1}, flat.options());
+    auto& scratch = scratch_;
     auto* base = static_cast<char*>(flat.data_ptr());
     for (int s = 0; s < size_ - 1; ++s) {
       const auto [sb, se] = chunk(n, ((rank_ - s) % size_ + size_) % size_);
@@ -3328,17 +3341,13 @@ class TcpRing {
     broken_ = true;
     throw error("rank {}: {}", rank_, fmt::format(format, std::forward<A>(args)...));
   }
-  static std::string first_line(const char* what) {
-    std::string text(what);
-    if (const auto nl = text.find('\n'); nl != std::string::npos) text.resize(nl);
-    return text;
-  }
 
   int rank_ = 0;
   int size_ = 1;
   std::chrono::milliseconds timeout_;
   detail::Socket send_, recv_;
   bool broken_ = false;
+  torch::Tensor scratch_;  ///< ring_all_reduce's receive buffer (communication thread only)
 
   std::mutex mutex_;
   std::condition_variable wake_;
@@ -3412,7 +3421,7 @@ class ProcessGroup {
     } catch (const std::exception& e) {
       throw error("rank {}: cannot {} the rendezvous at {}:{} within ddp_timeout ({} s): {}", env.rank,
                   options.isServer ? "host" : "reach", env.master_addr, env.master_port,
-                  std::chrono::duration_cast<std::chrono::seconds>(timeout).count(), first_line(e.what()));
+                  std::chrono::duration_cast<std::chrono::seconds>(timeout).count(), detail::first_line(e.what()));
     }
     // A prefix per backend, as torch does, so that a second group on the same store does not collide.
     auto store = c10::make_intrusive<c10d::PrefixStore>("trainpp/" + backend, group.store_);
@@ -3443,7 +3452,7 @@ class ProcessGroup {
     } catch (const Error&) {
       throw;
     } catch (const std::exception& e) {
-      throw error("rank {}: cannot create the {} backend: {}", env.rank, backend, first_line(e.what()));
+      throw error("rank {}: cannot create the {} backend: {}", env.rank, backend, detail::first_line(e.what()));
     }
     group.backend_name_ = backend;
     return group;
@@ -3505,7 +3514,7 @@ class ProcessGroup {
       handle.wait(timeout_);
     } catch (const std::exception& e) {
       throw error("rank {}: the {} across {} processes failed (another process probably exited, or "
-                  "ddp_timeout passed): {}", rank_, what, size_, first_line(e.what()));
+                  "ddp_timeout passed): {}", rank_, what, size_, detail::first_line(e.what()));
     }
   }
 
@@ -3517,14 +3526,8 @@ class ProcessGroup {
       return start();
     } catch (const std::exception& e) {
       throw error("rank {}: the {} across {} processes failed (another process probably exited, or "
-                  "ddp_timeout passed): {}", rank_, what, size_, first_line(e.what()));
+                  "ddp_timeout passed): {}", rank_, what, size_, detail::first_line(e.what()));
     }
-  }
-  /// c10 messages carry a C++ stack trace after the first line; the first says what happened.
-  static std::string first_line(const char* what) {
-    std::string text(what);
-    if (const auto nl = text.find('\n'); nl != std::string::npos) text.resize(nl);
-    return text;
   }
 
   int rank_ = 0;
@@ -10069,6 +10072,7 @@ class Trainer {
         compute_metrics_(detail::take_slot<slot::compute_metrics_t, no_metrics>(named...)) {
     static_assert(slots_ok<Named...>(), "trainpp: see the first error above");
     args_.finalize();
+    saved_arguments_ = args_json(args_);
     if (args_.eval_strategy != IntervalStrategy::no && !has_eval_dataset)
       throw error("You have set eval_strategy to {} but you didn't pass an eval_dataset to the Trainer. "
                   "Either set eval_strategy to 'no' or pass an eval_dataset.", to_string(args_.eval_strategy));
@@ -10420,7 +10424,7 @@ class Trainer {
   std::size_t current_eval_batches_ = 0;
   train_loader_type* current_train_loader_ = nullptr;
   bool in_train_ = false;  ///< inside train(): evaluation then keeps the model's dtype (HF's is_in_train)
-  nlohmann::json saved_arguments_ = args_json(args_);
+  nlohmann::json saved_arguments_;  ///< set once args_ is finalized: finalize() fills in derived values
 };
 
 template <class Model, class... Named>

@@ -182,6 +182,8 @@ TEST_CASE("checkpoint content and the save strategies: steps (int and ratio), ep
     const auto saved_args = trainpp::read_json_file(dir.path / "steps" / "checkpoint-4" / "training_args.json");
     CHECK(saved_args.at("save_steps") == 0.25);
     CHECK(saved_args.at("learning_rate") == 0.05);
+    // Values finalize() derives are saved as the run used them (HF saves its post-init arguments).
+    CHECK(saved_args.at("logging_dir") == (dir.path / "steps").string() + "/runs");
     // The checkpoint's weights are those of its step: load them into a fresh model and compare.
     Net fresh;
     trainpp::load_model(*fresh, dir.path / "steps" / "checkpoint-8");

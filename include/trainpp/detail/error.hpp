@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <stdexcept>
+#include <string>
 #include <utility>
 
 namespace trainpp {
@@ -21,5 +22,14 @@ template <typename... Args>
 [[nodiscard]] Error error(fmt::format_string<Args...> format, Args&&... args) {
   return Error(fmt::format(format, std::forward<Args>(args)...));
 }
+
+namespace detail {
+/// The first line of an exception's message: c10's messages carry a C++ stack trace after it.
+inline std::string first_line(const char* what) {
+  std::string text(what);
+  if (const auto nl = text.find('\n'); nl != std::string::npos) text.resize(nl);
+  return text;
+}
+}  // namespace detail
 
 }  // namespace trainpp

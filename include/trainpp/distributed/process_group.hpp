@@ -74,7 +74,7 @@ class ProcessGroup {
     } catch (const std::exception& e) {
       throw error("rank {}: cannot {} the rendezvous at {}:{} within ddp_timeout ({} s): {}", env.rank,
                   options.isServer ? "host" : "reach", env.master_addr, env.master_port,
-                  std::chrono::duration_cast<std::chrono::seconds>(timeout).count(), first_line(e.what()));
+                  std::chrono::duration_cast<std::chrono::seconds>(timeout).count(), detail::first_line(e.what()));
     }
     // A prefix per backend, as torch does, so that a second group on the same store does not collide.
     auto store = c10::make_intrusive<c10d::PrefixStore>("trainpp/" + backend, group.store_);
@@ -105,7 +105,7 @@ class ProcessGroup {
     } catch (const Error&) {
       throw;
     } catch (const std::exception& e) {
-      throw error("rank {}: cannot create the {} backend: {}", env.rank, backend, first_line(e.what()));
+      throw error("rank {}: cannot create the {} backend: {}", env.rank, backend, detail::first_line(e.what()));
     }
     group.backend_name_ = backend;
     return group;
@@ -167,7 +167,7 @@ class ProcessGroup {
       handle.wait(timeout_);
     } catch (const std::exception& e) {
       throw error("rank {}: the {} across {} processes failed (another process probably exited, or "
-                  "ddp_timeout passed): {}", rank_, what, size_, first_line(e.what()));
+                  "ddp_timeout passed): {}", rank_, what, size_, detail::first_line(e.what()));
     }
   }
 
@@ -179,14 +179,8 @@ class ProcessGroup {
       return start();
     } catch (const std::exception& e) {
       throw error("rank {}: the {} across {} processes failed (another process probably exited, or "
-                  "ddp_timeout passed): {}", rank_, what, size_, first_line(e.what()));
+                  "ddp_timeout passed): {}", rank_, what, size_, detail::first_line(e.what()));
     }
-  }
-  /// c10 messages carry a C++ stack trace after the first line; the first says what happened.
-  static std::string first_line(const char* what) {
-    std::string text(what);
-    if (const auto nl = text.find('\n'); nl != std::string::npos) text.resize(nl);
-    return text;
   }
 
   int rank_ = 0;

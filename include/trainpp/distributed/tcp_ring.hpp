@@ -172,7 +172,7 @@ class TcpRing {
     try {
       raw = store->get(prefix + std::to_string(next));
     } catch (const std::exception& e) {
-      fail("rank {} did not publish its ring address in time: {}", next, first_line(e.what()));
+      fail("rank {} did not publish its ring address in time: {}", next, detail::first_line(e.what()));
     }
     const std::string peer(raw.begin(), raw.end());
     const auto colon = peer.rfind(':');
@@ -300,7 +300,10 @@ class TcpRing {
     auto flat = t.view(-1);
     const auto n = flat.numel();
     const auto item = static_cast<std::size_t>(flat.element_size());
-    auto scratch = torch::empty({n / size_ + 1}, flat.options());
+    // One receive buffer, kept between calls: a step's buckets would otherwise allocate one each.
+    if (!scratch_.defined() || scratch_.scalar_type() != flat.scalar_type() || scratch_.numel() < n / size_ + 1)
+      scratch_ = torch::empty({n / size_ + 1}, flat.options());
+    auto& scratch = scratch_;
     auto* base = static_cast<char*>(flat.data_ptr());
     for (int s = 0; s < size_ - 1; ++s) {
       const auto [sb, se] = chunk(n, ((rank_ - s) % size_ + size_) % size_);
@@ -348,17 +351,13 @@ class TcpRing {
     broken_ = true;
     throw error("rank {}: {}", rank_, fmt::format(format, std::forward<A>(args)...));
   }
-  static std::string first_line(const char* what) {
-    std::string text(what);
-    if (const auto nl = text.find('\n'); nl != std::string::npos) text.resize(nl);
-    return text;
-  }
 
   int rank_ = 0;
   int size_ = 1;
   std::chrono::milliseconds timeout_;
   detail::Socket send_, recv_;
   bool broken_ = false;
+  torch::Tensor scratch_;  ///< ring_all_reduce's receive buffer (communication thread only)
 
   std::mutex mutex_;
   std::condition_variable wake_;
