@@ -2,6 +2,7 @@
 // TrainingArguments: every setting of a run, with transformers 5.x's names and defaults.
 
 #include <trainpp/detail/config.hpp>
+#include <trainpp/sharding/fsdp_options.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -200,6 +201,15 @@ struct TrainingArguments {
   std::optional<std::int64_t> ddp_bucket_cap_mb;
   /// Broadcast buffers (batch-norm statistics) from rank 0 before every forward; unset: true.
   std::optional<bool> ddp_broadcast_buffers;
+  /// HF's --fsdp: "full_shard", "shard_grad_op" or "no_shard", with "offload" and "auto_wrap"; read
+  /// by the sharding slots trainpp::AutoSharding, ShardGradOp and FullShard.
+  std::string fsdp;
+  /// HF's --fsdp_config: a JSON file (or an inline JSON object) of FSDP options, keys with or without
+  /// their `fsdp_` prefix (see parse_fsdp_options).
+  std::optional<std::string> fsdp_config;
+
+  /// --fsdp and --fsdp_config, read and checked.
+  [[nodiscard]] FsdpOptions fsdp_options() const { return parse_fsdp_options(fsdp, fsdp_config, gradient_checkpointing); }
 
   /// The label keys of a batch: label_names, or HF's default {"labels"}.
   [[nodiscard]] std::vector<std::string> effective_label_names() const {
@@ -249,6 +259,12 @@ inline void TrainingArguments::finalize() {
   if (ddp_backend && *ddp_backend != "nccl" && *ddp_backend != "gloo")
     throw error("ddp_backend must be nccl or gloo, got '{}'", *ddp_backend);
   if (ddp_timeout < 1) throw error("ddp_timeout must be at least 1 second, got {}", ddp_timeout);
+  {
+    const auto options = fsdp_options();  // a bad --fsdp or --fsdp_config fails here, before any work
+    if (options.strategy && options.strategy != ShardingStrategy::no_shard && save_only_model &&
+        options.state_dict_type == StateDictType::sharded_state_dict)
+      throw error("save_only_model is not compatible with FSDP state dict type 'SHARDED_STATE_DICT'");
+  }
   if (ddp_bucket_cap_mb && *ddp_bucket_cap_mb < 1) throw error("ddp_bucket_cap_mb must be at least 1, got {}", *ddp_bucket_cap_mb);
   if (!(learning_rate >= 0)) throw error("learning_rate must be >= 0, got {}", learning_rate);
   if (!(weight_decay >= 0)) throw error("weight_decay must be >= 0, got {}", weight_decay);

@@ -110,6 +110,8 @@ void visit_fields(TrainingArguments& a, V&& v) {
   v(FieldInfo{"ddp_timeout", "Seconds the rendezvous and each collective may wait for the other processes.", "distributed"}, a.ddp_timeout);
   v(FieldInfo{"ddp_bucket_cap_mb", "Gradient bucket size in MiB for the allreduce (default 25).", "distributed"}, a.ddp_bucket_cap_mb);
   v(FieldInfo{"ddp_broadcast_buffers", "Broadcast buffers from rank 0 before each forward (default true).", "distributed"}, a.ddp_broadcast_buffers);
+  v(FieldInfo{"fsdp", "Sharding: full_shard, shard_grad_op or no_shard, plus offload and auto_wrap (space-separated).", "distributed"}, a.fsdp);
+  v(FieldInfo{"fsdp_config", "FSDP options: a JSON file, or an inline JSON object (HF's fsdp_config keys).", "distributed"}, a.fsdp_config);
 }
 
 /// The largest JSON arguments file parse_args reads.

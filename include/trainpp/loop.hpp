@@ -72,7 +72,7 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
   std::int64_t batches_to_skip = 0;
   if (resume) {
     // The weights first, before the optimizer holds references to the parameters.
-    trainpp::load_model(module(), *resume / model_weights_name, /*strict=*/true);
+    load_checkpoint_weights(*resume);
     state_ = resumed_state(*resume);
     epochs_trained = state_.global_step / updates_per_epoch;
     if (!args_.ignore_data_skip) batches_to_skip = (state_.global_step % updates_per_epoch) * ga;
@@ -87,6 +87,8 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
   optimizer_.reset();
   scheduler_.reset();
   optimizer_.emplace(optimizer_policy_.create(module(), args_));
+  // ZeRO: the optimizer keeps only this process's pieces of the parameters.
+  if constexpr (requires { sharding_.shard_optimizer(*optimizer_); }) sharding_.shard_optimizer(*optimizer_);
   scheduler_.emplace(scheduler_policy_.create(args_, max_steps));
   auto& optimizer = *optimizer_;
   auto& scheduler = *scheduler_;
@@ -385,7 +387,8 @@ TrainerState Trainer<Model, P>::resumed_state(const std::filesystem::path& check
 template <class Model, class P>
 bool Trainer<Model, P>::load_training_state(const std::filesystem::path& checkpoint, torch::Tensor& tr_loss) {
   const auto process_file = checkpoint / process_state_name(sharding_.rank(), sharding_.world_size());
-  if (!std::filesystem::exists(checkpoint / optimizer_state_name) && !std::filesystem::exists(process_file)) {
+  const auto optimizer_path = checkpoint / optimizer_state_file();
+  if (!std::filesystem::exists(optimizer_path) && !std::filesystem::exists(process_file)) {
     // A checkpoint saved with save_only_model, or one from another world size.
     const auto others = std::filesystem::exists(checkpoint / "process_state.safetensors") ||
                         std::filesystem::exists(checkpoint / "process_state_0.safetensors");
@@ -399,7 +402,10 @@ bool Trainer<Model, P>::load_training_state(const std::filesystem::path& checkpo
 
   // The optimizer: per-parameter state, then each group's learning rate as it was.
   if constexpr (requires(optimizer_type& o, const OptimizerState& st) { o.load_state(st); }) {
-    const auto path = checkpoint / optimizer_state_name;
+    const auto& path = optimizer_path;
+    if (!std::filesystem::exists(path))
+      throw error("{} lacks {}: it was not saved under this sharding policy (or by a run with another number of "
+                  "processes)", checkpoint.string(), path.filename().string());
     auto saved = load_optimizer_state(path);
     auto& groups = optimizer_->param_groups();
     const auto group_count = static_cast<std::size_t>(std::ranges::distance(groups));
@@ -517,17 +523,33 @@ void Trainer<Model, P>::save_checkpoint(const torch::Tensor& tr_loss) {
     process.world_size = world;
     return process;
   };
-  // Under data parallelism the other ranks hand their state to rank 0 through a directory named like
-  // a staging directory (so that an interrupted save leaves nothing remove_stale_staging misses);
-  // rank 0 moves it into the checkpoint before publishing it. Two barriers: every file is written
-  // before rank 0 collects them, and the checkpoint is published before any rank goes on (and might
-  // read it, as load_best_model_at_end does).
+  // What each process writes itself: its random state and loss sums, and under a sharded policy its
+  // optimizer pieces and its share of the model (the policy's save_model_files is collective: every
+  // process calls it, in the same place). The other ranks write into a directory named like a staging
+  // directory (so that an interrupted save leaves nothing remove_stale_staging misses); rank 0 moves
+  // their files into the checkpoint before publishing it. Two barriers: every file is written before
+  // rank 0 collects them, and the checkpoint is published before any rank goes on (and might read
+  // it, as load_best_model_at_end does).
   auto rank_dir = [&](int rank) { return out / fmt::format(".tmp-{}-rank{}", final_dir.filename().string(), rank); };
+  const std::string optimizer_file = optimizer_state_file();
+  const bool optimizer_per_process = optimizer_file != optimizer_state_name;
+  auto write_own_files = [&](const std::filesystem::path& dir) {
+    if constexpr (requires { sharding_.save_model_files(module(), dir, main_process); })
+      sharding_.save_model_files(module(), dir, main_process);
+    else if (main_process)
+      trainpp::save_model(module(), dir);
+    if (args_.save_only_model) return;
+    if (optimizer_per_process) {
+      const auto& groups = optimizer_->param_groups();
+      save_optimizer_state(dir / optimizer_file, optimizer_->state(), std::vector<ParamGroup>(groups.begin(), groups.end()));
+    }
+    save_process_state(dir / process_state_name(sharding_.rank(), world), process_state());
+  };
   if (!main_process) {
-    if (world > 1 && !args_.save_only_model) {
+    if (world > 1) {
       const auto dir = rank_dir(sharding_.rank());
       std::filesystem::create_directories(dir);
-      save_process_state(dir / process_state_name(sharding_.rank(), world), process_state());
+      write_own_files(dir);
     }
     synchronize_processes();
     synchronize_processes();
@@ -535,12 +557,14 @@ void Trainer<Model, P>::save_checkpoint(const torch::Tensor& tr_loss) {
   }
   const auto staging = make_staging_dir(final_dir);
   try {
-    trainpp::save_model(module(), staging);
+    write_own_files(staging);
     if (!args_.save_only_model) {
       if constexpr (requires(const optimizer_type& o) { { o.state() } -> std::convertible_to<OptimizerState>; }) {
-        const auto& groups = optimizer_->param_groups();
-        save_optimizer_state(staging / optimizer_state_name, optimizer_->state(),
-                             std::vector<ParamGroup>(groups.begin(), groups.end()));
+        if (!optimizer_per_process) {
+          const auto& groups = optimizer_->param_groups();
+          save_optimizer_state(staging / optimizer_state_name, optimizer_->state(),
+                               std::vector<ParamGroup>(groups.begin(), groups.end()));
+        }
       } else {
         warn("checkpoint {}: the optimizer has no state() to save; training cannot resume from it exactly",
              final_dir.string());
@@ -552,20 +576,19 @@ void Trainer<Model, P>::save_checkpoint(const torch::Tensor& tr_loss) {
         const nlohmann::json scaler = precision_.state();
         if (!scaler.is_null()) write_file_atomic(staging / scaler_state_name, scaler.dump(2) + "\n");
       }
-      save_process_state(staging / process_state_name(sharding_.rank(), world), process_state());
     }
     write_file_atomic(staging / trainer_state_name, state_json().dump(2) + "\n");
     write_file_atomic(staging / training_args_name, saved_arguments_.dump(2) + "\n");
     synchronize_processes();
-    if (world > 1 && !args_.save_only_model)
-      for (int rank = 1; rank < world; ++rank) {
-        const auto name = process_state_name(rank, world);
-        const auto from = rank_dir(rank) / name;
-        if (!std::filesystem::exists(from))
-          throw error("checkpoint {}: rank {} did not write its state {}", final_dir.string(), rank, from.string());
-        std::filesystem::rename(from, staging / name);
-        std::filesystem::remove(rank_dir(rank));
-      }
+    for (int rank = 1; rank < world; ++rank) {
+      const auto from = rank_dir(rank);
+      if (!std::filesystem::is_directory(from) ||
+          (!args_.save_only_model && !std::filesystem::exists(from / process_state_name(rank, world))))
+        throw error("checkpoint {}: rank {} did not write its state into {}", final_dir.string(), rank, from.string());
+      for (const auto& entry : std::filesystem::directory_iterator(from))
+        std::filesystem::rename(entry.path(), staging / entry.path().filename());
+      std::filesystem::remove(from);
+    }
     commit_dir(staging, final_dir);
   } catch (...) {
     std::error_code ec;
@@ -584,8 +607,7 @@ void Trainer<Model, P>::finish_checkpoints() {
   if (args_.load_best_model_at_end && state_.best_model_checkpoint) {
     note("Loading best model from {} (score: {}).", *state_.best_model_checkpoint,
          state_.best_metric ? detail::python_float(*state_.best_metric) : std::string("None"));
-    trainpp::load_model(module(), std::filesystem::path(*state_.best_model_checkpoint) / model_weights_name,
-                        /*strict=*/true);
+    load_checkpoint_weights(*state_.best_model_checkpoint);
   }
   if (state_.is_world_process_zero && state_.best_model_checkpoint && args_.save_total_limit == 1) {
     const auto best = std::filesystem::path(*state_.best_model_checkpoint).lexically_normal();

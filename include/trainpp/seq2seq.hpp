@@ -86,6 +86,8 @@ struct Seq2SeqStep : DefaultStep {
       [[maybe_unused]] auto autocast = trainer.precision().eval_context(trainer.device());
       out.loss = trainer.compute_loss(trainer.forward(batch), batch).detach();
     }
+    if constexpr (requires { trainer.sharding().after_forward(trainer.module()); })
+      trainer.sharding().after_forward(trainer.module());
     if (trainer.args().prediction_loss_only) return out;
     out.logits = generated;
     if (has_labels) out.labels = pad_to_generation_length(trainer.labels_of(batch));
@@ -223,6 +225,12 @@ class Seq2SeqTrainer : public Trainer<Model, P> {
     args_.finalize();  // already applied by the parser or the Trainer to its copy; idempotent
     this->set_saved_arguments(args_json(args_));  // training_args.json with the Seq2Seq fields, as HF's
     if (args_.sortish_sampler) warn("sortish_sampler has no effect (transformers 5.x ignores it as well)");
+    // Under FullShard each generated token is a forward with collectives, and the processes stop
+    // generating at different steps (HF's synced_gpus keeps them in lockstep; trainpp does not yet).
+    if constexpr (requires { this->sharding().forward_is_collective(); })
+      if (args_.predict_with_generate && this->sharding().forward_is_collective())
+        throw error("--predict_with_generate is not supported under full_shard with several processes: use "
+                    "shard_grad_op, or evaluate the saved model in one process");
     if (args_.generation_config) {
       base_generation_config_ = GenerationConfig::from_file(*args_.generation_config);
     } else if constexpr (requires(Model& m) { { m->generation_config() } -> std::convertible_to<GenerationConfig>; }) {

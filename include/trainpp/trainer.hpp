@@ -187,6 +187,15 @@ class Trainer {
     apply_tf32(args_, device_);
     if constexpr (requires { precision_.configure(args_, device_); }) precision_.configure(args_, device_);
     if constexpr (requires { sharding_.configure(args_, device_); }) sharding_.configure(args_, device_);
+    if constexpr (!requires { sharding_.load_model_files(module(), std::filesystem::path()); }) {
+      // HF's flags asked for sharding that this slot cannot do: say so instead of training unsharded.
+      const auto fsdp = args_.fsdp_options();
+      if (fsdp.strategy && *fsdp.strategy != ShardingStrategy::no_shard)
+        throw error("--fsdp {}: the sharding slot of this Trainer does not shard; put trainpp::AutoSharding (which "
+                    "follows --fsdp), trainpp::ShardGradOp or trainpp::FullShard in it", args_.fsdp);
+      if (!args_.fsdp_config.value_or("").empty())
+        warn("`--fsdp_config` is useful only with a sharding policy (--fsdp, or a sharded slot type); ignoring it.");
+    }
     sharding_.prepare(module(), device_);
     state_.is_world_process_zero = sharding_.rank() == 0;
     state_.is_local_process_zero = sharding_.rank() == 0;
@@ -275,9 +284,15 @@ class Trainer {
   void save_metrics(std::string_view split, const Metrics& metrics, bool combined = true) const {
     if (state_.is_world_process_zero) trainpp::save_metrics(args_.output_dir, split, metrics, combined);
   }
-  /// Writes the model alone into `dir` (default: output_dir) as model.safetensors.
+  /// Writes the model alone into `dir` (default: output_dir) as model.safetensors. Under a sharded
+  /// policy every process must call it (the parameters are gathered); only the main process writes.
   void save_model(std::optional<std::filesystem::path> dir = std::nullopt) {
-    if (state_.is_world_process_zero) trainpp::save_model(module(), dir.value_or(args_.output_dir));
+    if constexpr (requires { sharding_.full_parameters(); }) {
+      auto gathered = sharding_.full_parameters();
+      if (state_.is_world_process_zero) trainpp::save_model(module(), dir.value_or(args_.output_dir));
+    } else if (state_.is_world_process_zero) {
+      trainpp::save_model(module(), dir.value_or(args_.output_dir));
+    }
   }
   /// Writes trainer_state.json into `dir` (default: output_dir), as HF's save_state.
   void save_state(std::optional<std::filesystem::path> dir = std::nullopt) const {
@@ -498,6 +513,20 @@ class Trainer {
   template <class L>
   void skip_batches(L& loader, std::int64_t count);
   void save_checkpoint(const torch::Tensor& tr_loss);
+  /// A checkpoint's weights into the model: model.safetensors, or what the sharding policy wrote.
+  void load_checkpoint_weights(const std::filesystem::path& checkpoint) {
+    if constexpr (requires { sharding_.load_model_files(module(), checkpoint); })
+      sharding_.load_model_files(module(), checkpoint);
+    else
+      trainpp::load_model(module(), checkpoint / model_weights_name, /*strict=*/true);
+  }
+  /// Where this process's optimizer state goes: the policy's per-process file when it shards the
+  /// optimizer, else optimizer.safetensors (written by the main process).
+  [[nodiscard]] std::string optimizer_state_file() const {
+    if constexpr (requires { { sharding_.optimizer_state_file(0) } -> std::convertible_to<std::optional<std::string>>; })
+      if (auto name = sharding_.optimizer_state_file(sharding_.rank())) return *name;
+    return std::string(optimizer_state_name);
+  }
   void finish_checkpoints();
 
   Model model_;
@@ -588,7 +617,13 @@ PredictionOutput Trainer<Model, P>::evaluation_loop(L& loader, bool prediction_l
     if (!labels.empty()) labels_host.push_back(detail::concat_padded(labels).cpu()), labels.clear();
   };
   std::size_t batch_index = 0;
+  // Under FullShard every forward gathers parameters with the other processes, so every process runs
+  // as many forwards as the one with the most batches: the others repeat their last batch, unused.
+  bool collective_forward = false;
+  if constexpr (requires { sharding_.forward_is_collective(); }) collective_forward = sharding_.forward_is_collective();
+  std::optional<std::remove_cvref_t<decltype(*loader.next())>> last_batch;
   while (auto batch = loader.next()) {
+    if (collective_forward) last_batch = *batch;
     PredictionStep out = step_.prediction_step(*this, *batch, prediction_loss_only);
     std::int64_t n = batch->batch_size();
     // A shard's last batch may repeat examples from the start so that every process has as many
@@ -608,6 +643,19 @@ PredictionOutput Trainer<Model, P>::evaluation_loop(L& loader, bool prediction_l
     }
     fire(hooks::on_prediction_step);
     if (args_.eval_accumulation_steps && ++steps % *args_.eval_accumulation_steps == 0) to_host();
+  }
+  if (collective_forward) {
+    const auto batch_size = static_cast<std::size_t>(args_.per_device_eval_batch_size);
+    const auto world = static_cast<std::size_t>(sharding_.world_size());
+    const std::size_t global = args_.dataloader_drop_last ? loader.num_samples() / batch_size
+                                                          : (loader.num_samples() + batch_size - 1) / batch_size;
+    for (std::size_t b = batch_index; b < (global + world - 1) / world; ++b) {
+      if (!last_batch)
+        throw error("evaluation under full_shard: process {} got no batch of the {} examples, and cannot take part in "
+                    "the other processes' forwards; use fewer processes or a smaller per_device_eval_batch_size",
+                    sharding_.rank(), loader.num_samples());
+      (void)step_.prediction_step(*this, *last_batch, /*prediction_loss_only=*/true);
+    }
   }
   to_host();
   if (was_training) mod.train();

@@ -27,12 +27,14 @@
 #include <trainpp/io/metrics.hpp>
 #include <trainpp/io/model_io.hpp>
 #include <trainpp/io/safetensors.hpp>
+#include <trainpp/io/sharded_model.hpp>
 #include <trainpp/io/tfevents.hpp>
 #include <trainpp/metrics/text.hpp>
 
 #include <trainpp/loss/model_loss.hpp>
 #include <trainpp/loss/model_output.hpp>
 #include <trainpp/nn/gradient_checkpointing.hpp>
+#include <trainpp/nn/module_call.hpp>
 #include <trainpp/optim/adamw.hpp>
 #include <trainpp/optim/clip.hpp>
 #include <trainpp/optim/optimizer.hpp>
@@ -47,8 +49,11 @@
 #include <trainpp/precision/mixed.hpp>
 #include <trainpp/schedule/policy.hpp>
 #include <trainpp/schedule/schedulers.hpp>
+#include <trainpp/sharding/auto_sharding.hpp>
 #include <trainpp/sharding/data_parallel.hpp>
+#include <trainpp/sharding/fsdp_options.hpp>
 #include <trainpp/sharding/single_device.hpp>
+#include <trainpp/sharding/zero.hpp>
 #include <trainpp/step/default_step.hpp>
 
 #include <trainpp/generation/config.hpp>

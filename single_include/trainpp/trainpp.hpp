@@ -455,6 +455,186 @@ void note(fmt::format_string<Args...> format, Args&&... args) {
 // TrainingArguments: every setting of a run, with transformers 5.x's names and defaults.
 
 
+// ---- trainpp/sharding/fsdp_options.hpp ----
+// HF's --fsdp and --fsdp_config, read into one FsdpOptions that the sharding policies take.
+
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace trainpp {
+
+/// FSDP's sharding strategies (ZeRO stages 1-2 as one: trainpp shards gradients and optimizer state
+/// together, as SHARD_GRAD_OP does).
+enum class ShardingStrategy { no_shard, shard_grad_op, full_shard };
+/// When FullShard gathers the next unit ahead of its backward (FSDP's BackwardPrefetch).
+enum class BackwardPrefetch { no_prefetch, backward_pre, backward_post };
+/// How checkpoints hold the model under a sharded policy (accelerate's state_dict_type).
+enum class StateDictType { full_state_dict, sharded_state_dict };
+
+/// Everything --fsdp and --fsdp_config say, with HF's defaults.
+struct FsdpOptions {
+  std::optional<ShardingStrategy> strategy;  ///< nullopt: --fsdp not given
+  bool offload = false;                      ///< parameters, gradients, optimizer state and step on the CPU
+  bool auto_wrap = false;  ///< set by --fsdp auto_wrap, or by the config naming what to wrap
+  /// Module class names whose instances become units (fsdp_transformer_layer_cls_to_wrap); matched
+  /// against the C++ class name with or without its namespaces.
+  std::vector<std::string> transformer_layer_cls_to_wrap;
+  std::int64_t min_num_params = 0;  ///< size-based auto-wrap when > 0
+  BackwardPrefetch backward_prefetch = BackwardPrefetch::no_prefetch;
+  bool forward_prefetch = false;
+  bool limit_all_gathers = true;  ///< at most two units gathered at once (the one in use and one ahead)
+  bool activation_checkpointing = false;
+  bool sync_module_states = true;  ///< rank 0's initial weights everywhere
+  StateDictType state_dict_type = StateDictType::full_state_dict;
+};
+
+namespace detail {
+
+inline std::string lower(std::string s) {
+  std::ranges::transform(s, s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+/// A config value that must be a boolean: JSON true/false, or the strings accelerate's YAML writes.
+inline bool fsdp_bool(const nlohmann::json& value, const std::string& key, const std::string& source) {
+  if (value.is_boolean()) return value.get<bool>();
+  if (value.is_string()) {
+    const auto v = lower(value.get<std::string>());
+    if (v == "true") return true;
+    if (v == "false") return false;
+  }
+  throw error("{}: fsdp_config key '{}' must be true or false, got {}", source, key, value.dump());
+}
+
+}  // namespace detail
+
+/// Reads --fsdp (space-separated options) and --fsdp_config (a JSON file path, or a JSON object
+/// given inline), with HF's rules: `offload` alone and `full_shard` with `shard_grad_op` are errors;
+/// a leading `fsdp_` of a config key is dropped; min_num_params and transformer_layer_cls_to_wrap
+/// exclude each other; activation_checkpointing excludes --gradient_checkpointing. Unlike HF, an
+/// unknown key or option is an error (HF ignores it, and a typo silently trains without sharding).
+[[nodiscard]] inline FsdpOptions parse_fsdp_options(const std::string& fsdp, const std::optional<std::string>& fsdp_config,
+                                                    bool gradient_checkpointing) {
+  FsdpOptions o;
+  std::istringstream words(fsdp);
+  bool full = false, grad_op = false, none = false;
+  for (std::string word; words >> word;) {
+    const auto w = detail::lower(word);
+    if (w == "full_shard") full = true;
+    else if (w == "shard_grad_op") grad_op = true;
+    else if (w == "no_shard") none = true;
+    else if (w == "offload") o.offload = true;
+    else if (w == "auto_wrap") o.auto_wrap = true;
+    else if (w == "hybrid_shard" || w == "hybrid_shard_zero2")
+      throw error("--fsdp {}: hybrid sharding (full sharding inside a node, replication across nodes) is not "
+                  "implemented; use full_shard or shard_grad_op", w);
+    else
+      throw error("--fsdp: unknown option '{}' (expected full_shard, shard_grad_op, no_shard, offload, auto_wrap)", word);
+  }
+  if (full && grad_op) throw error("`--fsdp full_shard` is not compatible with `--fsdp shard_grad_op`.");
+  if ((full || grad_op) && none) throw error("`--fsdp no_shard` is not compatible with `--fsdp {}`.", full ? "full_shard" : "shard_grad_op");
+  if (full) o.strategy = ShardingStrategy::full_shard;
+  else if (grad_op) o.strategy = ShardingStrategy::shard_grad_op;
+  else if (none) o.strategy = ShardingStrategy::no_shard;
+  if (o.offload && !(full || grad_op))
+    throw error("`--fsdp offload` can't work on its own. It needs to be added to `--fsdp full_shard` or `--fsdp "
+                "shard_grad_op`. For example, `--fsdp \"full_shard offload\"`.");
+  if (o.auto_wrap && !o.strategy)
+    throw error("`--fsdp auto_wrap` needs a sharding strategy too, for example `--fsdp \"full_shard auto_wrap\"`.");
+
+  if (!fsdp_config || fsdp_config->empty()) {
+    if (o.auto_wrap)
+      throw error("`--fsdp auto_wrap` needs the units to wrap: give fsdp_transformer_layer_cls_to_wrap (module class "
+                  "names) or fsdp_min_num_params in --fsdp_config");
+    return o;
+  }
+  std::string source = *fsdp_config;
+  nlohmann::json config;
+  const auto first = fsdp_config->find_first_not_of(" \t\r\n");
+  try {
+    if (first != std::string::npos && (*fsdp_config)[first] == '{') {
+      source = "--fsdp_config";
+      config = nlohmann::json::parse(*fsdp_config);
+    } else {
+      std::ifstream in(*fsdp_config);
+      if (!in) throw error("--fsdp_config {}: cannot open the file", *fsdp_config);
+      config = nlohmann::json::parse(in);
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw error("{}: not valid JSON: {}", source, e.what());
+  }
+  if (!config.is_object()) throw error("{}: fsdp_config must be a JSON object, got {}", source, config.type_name());
+  bool has_min = false, has_cls = false;
+  for (const auto& [raw_key, value] : config.items()) {
+    const std::string key = raw_key.starts_with("fsdp_") ? raw_key.substr(5) : raw_key;
+    if (key == "min_num_params") {
+      if (!value.is_number_integer() || value.get<std::int64_t>() < 0)
+        throw error("{}: min_num_params must be a non-negative integer, got {}", source, value.dump());
+      o.min_num_params = value.get<std::int64_t>();
+      has_min = o.min_num_params > 0;
+    } else if (key == "transformer_layer_cls_to_wrap") {
+      if (value.is_string()) o.transformer_layer_cls_to_wrap = {value.get<std::string>()};
+      else if (value.is_array() && std::ranges::all_of(value, [](const auto& v) { return v.is_string(); }))
+        o.transformer_layer_cls_to_wrap = value.get<std::vector<std::string>>();
+      else throw error("{}: transformer_layer_cls_to_wrap must be a class name or a list of them, got {}", source, value.dump());
+      has_cls = !o.transformer_layer_cls_to_wrap.empty();
+    } else if (key == "backward_prefetch" || key == "backward_prefetch_policy") {
+      const auto v = value.is_string() ? detail::lower(value.get<std::string>()) : std::string();
+      if (v == "backward_pre") o.backward_prefetch = BackwardPrefetch::backward_pre;
+      else if (v == "backward_post") o.backward_prefetch = BackwardPrefetch::backward_post;
+      else if (v == "no_prefetch") o.backward_prefetch = BackwardPrefetch::no_prefetch;
+      else throw error("{}: backward_prefetch must be backward_pre, backward_post or no_prefetch, got {}", source, value.dump());
+    } else if (key == "forward_prefetch") {
+      o.forward_prefetch = detail::fsdp_bool(value, raw_key, source);
+    } else if (key == "limit_all_gathers") {
+      o.limit_all_gathers = detail::fsdp_bool(value, raw_key, source);
+    } else if (key == "activation_checkpointing") {
+      o.activation_checkpointing = detail::fsdp_bool(value, raw_key, source);
+    } else if (key == "sync_module_states") {
+      o.sync_module_states = detail::fsdp_bool(value, raw_key, source);
+    } else if (key == "offload_params") {
+      o.offload = o.offload || detail::fsdp_bool(value, raw_key, source);
+    } else if (key == "state_dict_type") {
+      const auto v = value.is_string() ? detail::lower(value.get<std::string>()) : std::string();
+      if (v == "full_state_dict") o.state_dict_type = StateDictType::full_state_dict;
+      else if (v == "sharded_state_dict") o.state_dict_type = StateDictType::sharded_state_dict;
+      else throw error("{}: state_dict_type must be FULL_STATE_DICT or SHARDED_STATE_DICT, got {}", source, value.dump());
+    } else if (key == "use_orig_params" || key == "cpu_ram_efficient_loading") {
+      (void)detail::fsdp_bool(value, raw_key, source);  // trainpp always keeps the original parameters
+    } else if (key == "reshard_after_forward") {
+      if (!detail::fsdp_bool(value, raw_key, source))
+        throw error("{}: reshard_after_forward false is not implemented; use --fsdp shard_grad_op to keep "
+                    "parameters gathered", source);
+    } else if (key == "version") {
+      if (!value.is_number_integer() || (value.get<int>() != 1 && value.get<int>() != 2))
+        throw error("{}: version must be 1 or 2, got {}", source, value.dump());
+    } else {
+      throw error("{}: unknown fsdp_config key '{}'", source, raw_key);
+    }
+  }
+  if (has_min && has_cls) throw error("{}: `min_num_params` and `transformer_layer_cls_to_wrap` are mutually exclusive.", source);
+  if (o.activation_checkpointing && gradient_checkpointing)
+    throw error("The activation_checkpointing in FSDP config and the gradient_checkpointing in training arg can't be "
+                "set to True simultaneously. Please use FSDP's activation_checkpointing logic when using FSDP.");
+  if (has_min || has_cls) o.auto_wrap = true;
+  if (o.auto_wrap && !has_min && !has_cls)
+    throw error("`--fsdp auto_wrap` needs the units to wrap: give fsdp_transformer_layer_cls_to_wrap (module class "
+                "names) or fsdp_min_num_params in --fsdp_config");
+  return o;
+}
+
+}  // namespace trainpp
+
 #include <nlohmann/json.hpp>
 
 #include <array>
@@ -652,6 +832,15 @@ struct TrainingArguments {
   std::optional<std::int64_t> ddp_bucket_cap_mb;
   /// Broadcast buffers (batch-norm statistics) from rank 0 before every forward; unset: true.
   std::optional<bool> ddp_broadcast_buffers;
+  /// HF's --fsdp: "full_shard", "shard_grad_op" or "no_shard", with "offload" and "auto_wrap"; read
+  /// by the sharding slots trainpp::AutoSharding, ShardGradOp and FullShard.
+  std::string fsdp;
+  /// HF's --fsdp_config: a JSON file (or an inline JSON object) of FSDP options, keys with or without
+  /// their `fsdp_` prefix (see parse_fsdp_options).
+  std::optional<std::string> fsdp_config;
+
+  /// --fsdp and --fsdp_config, read and checked.
+  [[nodiscard]] FsdpOptions fsdp_options() const { return parse_fsdp_options(fsdp, fsdp_config, gradient_checkpointing); }
 
   /// The label keys of a batch: label_names, or HF's default {"labels"}.
   [[nodiscard]] std::vector<std::string> effective_label_names() const {
@@ -701,6 +890,12 @@ inline void TrainingArguments::finalize() {
   if (ddp_backend && *ddp_backend != "nccl" && *ddp_backend != "gloo")
     throw error("ddp_backend must be nccl or gloo, got '{}'", *ddp_backend);
   if (ddp_timeout < 1) throw error("ddp_timeout must be at least 1 second, got {}", ddp_timeout);
+  {
+    const auto options = fsdp_options();  // a bad --fsdp or --fsdp_config fails here, before any work
+    if (options.strategy && options.strategy != ShardingStrategy::no_shard && save_only_model &&
+        options.state_dict_type == StateDictType::sharded_state_dict)
+      throw error("save_only_model is not compatible with FSDP state dict type 'SHARDED_STATE_DICT'");
+  }
   if (ddp_bucket_cap_mb && *ddp_bucket_cap_mb < 1) throw error("ddp_bucket_cap_mb must be at least 1, got {}", *ddp_bucket_cap_mb);
   if (!(learning_rate >= 0)) throw error("learning_rate must be >= 0, got {}", learning_rate);
   if (!(weight_decay >= 0)) throw error("weight_decay must be >= 0, got {}", weight_decay);
@@ -1769,6 +1964,8 @@ inline constexpr std::string_view training_args_name = "training_args.json";
 inline constexpr std::string_view optimizer_state_name = "optimizer.safetensors";
 inline constexpr std::string_view scheduler_state_name = "scheduler.json";
 inline constexpr std::string_view scaler_state_name = "scaler.json";
+/// The index of a model saved in pieces by a sharded policy (SHARDED_STATE_DICT; io/sharded_model.hpp).
+inline constexpr std::string_view model_shards_index_name = "model_shards.json";
 
 /// "process_state.safetensors" for a single process, "process_state_<rank>.safetensors" otherwise
 /// (HF's rng_state.pth / rng_state_<rank>.pth).
@@ -1795,11 +1992,13 @@ inline constexpr std::string_view scaler_state_name = "scaler.json";
 }
 
 /// True when `dir` is a checkpoint a run can resume from or load: a directory holding trainer_state.json
-/// and the model. (Directories are published whole; this guards against ones assembled by hand.)
+/// and the model (model.safetensors, or a sharded model's index). (Directories are published whole;
+/// this guards against ones assembled by hand.)
 [[nodiscard]] inline bool is_complete_checkpoint(const std::filesystem::path& dir) {
   std::error_code ec;
   return std::filesystem::is_directory(dir, ec) && std::filesystem::is_regular_file(dir / trainer_state_name, ec) &&
-         std::filesystem::is_regular_file(dir / "model.safetensors", ec);
+         (std::filesystem::is_regular_file(dir / "model.safetensors", ec) ||
+          std::filesystem::is_regular_file(dir / model_shards_index_name, ec));
 }
 
 /// The checkpoint directories in `output_dir`, oldest first by step number. When `best` names one of
@@ -2420,6 +2619,8 @@ void visit_fields(TrainingArguments& a, V&& v) {
   v(FieldInfo{"ddp_timeout", "Seconds the rendezvous and each collective may wait for the other processes.", "distributed"}, a.ddp_timeout);
   v(FieldInfo{"ddp_bucket_cap_mb", "Gradient bucket size in MiB for the allreduce (default 25).", "distributed"}, a.ddp_bucket_cap_mb);
   v(FieldInfo{"ddp_broadcast_buffers", "Broadcast buffers from rank 0 before each forward (default true).", "distributed"}, a.ddp_broadcast_buffers);
+  v(FieldInfo{"fsdp", "Sharding: full_shard, shard_grad_op or no_shard, plus offload and auto_wrap (space-separated).", "distributed"}, a.fsdp);
+  v(FieldInfo{"fsdp_config", "FSDP options: a JSON file, or an inline JSON object (HF's fsdp_config keys).", "distributed"}, a.fsdp_config);
 }
 
 /// The largest JSON arguments file parse_args reads.
@@ -3090,6 +3291,16 @@ class TcpRing {
   [[nodiscard]] std::shared_future<void> broadcast(torch::Tensor tensor, int root) {
     return enqueue([this, tensor, root]() mutable { on_host(tensor, [&](torch::Tensor& t) { ring_broadcast(t, root); }); });
   }
+  /// Sums `input` (size × output.numel() elements) across the ring and leaves part r of the sum in
+  /// process r's `output` (ZeRO's gradient reduce-scatter).
+  [[nodiscard]] std::shared_future<void> reduce_scatter_sum(torch::Tensor output, torch::Tensor input) {
+    return enqueue([this, output, input]() mutable {
+      auto work = input.to(torch::kCPU).contiguous().clone();  // reduced in place: never the caller's
+      ring_reduce_scatter(work);
+      torch::NoGradGuard no_grad;
+      output.view(-1).copy_(work.view(-1).narrow(0, rank_ * output.numel(), output.numel()));
+    });
+  }
   /// Fills `outputs[r]` (each shaped as `input`) with rank r's `input`.
   [[nodiscard]] std::shared_future<void> all_gather(std::vector<torch::Tensor> outputs, torch::Tensor input) {
     return enqueue([this, outputs, input]() mutable { ring_all_gather(outputs, input); });
@@ -3310,6 +3521,26 @@ class TcpRing {
     }
   }
 
+  /// The first phase of ring_all_reduce on equal parts, shifted by one so that process r ends up
+  /// with the complete sum of part r.
+  void ring_reduce_scatter(torch::Tensor& t) {
+    if (broken_) throw error("rank {}: the process ring is broken by an earlier failure", rank_);
+    if (size_ == 1 || t.numel() == 0) return;
+    auto flat = t.view(-1);
+    const auto part = flat.numel() / size_;
+    const auto item = static_cast<std::size_t>(flat.element_size());
+    if (!scratch_.defined() || scratch_.scalar_type() != flat.scalar_type() || scratch_.numel() < part + 1)
+      scratch_ = torch::empty({part + 1}, flat.options());
+    auto* base = static_cast<char*>(flat.data_ptr());
+    const auto bytes = static_cast<std::size_t>(part) * item;
+    for (int s = 0; s < size_ - 1; ++s) {
+      const int send = ((rank_ - s - 1) % size_ + size_) % size_;
+      const int receive = ((rank_ - s - 2) % size_ + size_) % size_;
+      exchange(base + send * part * static_cast<std::int64_t>(item), bytes, scratch_.data_ptr(), bytes);
+      flat.narrow(0, receive * part, part).add_(scratch_.narrow(0, 0, part));
+    }
+  }
+
   /// The root's bytes travel the ring: each process receives from its predecessor and forwards,
   /// except the one before the root.
   void ring_broadcast(torch::Tensor& t, int root) {
@@ -3502,6 +3733,44 @@ class ProcessGroup {
     wait(CollectiveHandle(guarded("allgather", [&] { return backend_->allgather(outputs, inputs); })), "allgather");
     return outputs[0];
   }
+  /// Sums `input` across processes and leaves part r of the sum (output.numel() elements, input
+  /// holding size() × as many) in process r's `output`: ZeRO's gradient reduce-scatter.
+  [[nodiscard]] CollectiveHandle reduce_scatter_sum_async(torch::Tensor output, torch::Tensor input) {
+    if (input.numel() != output.numel() * size_)
+      throw error("reduce-scatter: {} elements do not split into {} parts of {}", input.numel(), size_, output.numel());
+    if (ring_) return CollectiveHandle(ring_->reduce_scatter_sum(output, input));
+    if (backend_name_ == "gloo") {
+      // Gloo lacks a reduce-scatter of one flat tensor: an allreduce of a copy, then this rank's part.
+      std::vector<torch::Tensor> whole{input.clone()};
+      all_reduce_sum(whole);
+      output.view(-1).copy_(whole[0].view(-1).narrow(0, rank_ * output.numel(), output.numel()));
+      return CollectiveHandle();
+    }
+    c10d::ReduceScatterOptions options;
+    options.reduceOp = c10d::ReduceOp::SUM;
+    auto out = output.view(-1), in = input.view(-1);
+    return CollectiveHandle(guarded("reduce-scatter", [&] { return backend_->_reduce_scatter_base(out, in, options); }));
+  }
+  /// Every process's `input` side by side in `output` (size() × input.numel() elements), in rank
+  /// order. `input` may be this rank's part of `output` itself (an in-place gather).
+  [[nodiscard]] CollectiveHandle all_gather_into_async(torch::Tensor output, torch::Tensor input) {
+    if (output.numel() != input.numel() * size_)
+      throw error("all-gather: {} elements are not {} parts of {}", output.numel(), size_, input.numel());
+    auto flat = output.view(-1);
+    if (ring_) {
+      std::vector<torch::Tensor> parts;
+      for (int r = 0; r < size_; ++r) parts.push_back(flat.narrow(0, r * input.numel(), input.numel()));
+      return CollectiveHandle(ring_->all_gather(std::move(parts), input.view(-1)));
+    }
+    if (backend_name_ == "gloo") {
+      const auto gathered = all_gather(input.view(-1));
+      for (int r = 0; r < size_; ++r) flat.narrow(0, r * input.numel(), input.numel()).copy_(gathered[static_cast<std::size_t>(r)]);
+      return CollectiveHandle();
+    }
+    auto in = input.view(-1);
+    return CollectiveHandle(guarded("allgather", [&] { return backend_->_allgather_base(flat, in); }));
+  }
+
   /// Returns once every process has called it.
   void barrier() {
     auto token = torch::zeros({1});
@@ -4988,6 +5257,93 @@ inline LoadReport load_model(torch::nn::Module& model, const std::filesystem::pa
 
 }  // namespace trainpp
 
+// ---- trainpp/io/sharded_model.hpp ----
+// A model saved in pieces by ShardGradOp / FullShard with SHARDED_STATE_DICT: every process writes
+// model_shard_<rank>.safetensors (its pieces of each parameter, flattened, under the parameter's
+// name; rank 0 also the buffers), and rank 0 writes model_shards.json, the index:
+//   {"format": "trainpp.sharded_model", "world_size": N, "buffers": [names],
+//    "parameters": {name: {"shape": [...], "dtype": "Float", "pieces": [[rank, begin, length], ...]}}}
+// where a piece is `length` elements of the flattened parameter, starting at element `begin` of that
+// rank's part of the flat buffer; pieces are listed in the parameter's element order.
+
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace trainpp {
+
+/// The per-process files of a sharded checkpoint.
+[[nodiscard]] inline std::string model_shard_name(int rank) { return fmt::format("model_shard_{}.safetensors", rank); }
+[[nodiscard]] inline std::string optimizer_shard_name(int rank) {
+  return fmt::format("optimizer_shard_{}.safetensors", rank);
+}
+
+/// Joins the pieces of a sharded model in `checkpoint` into one model.safetensors at `output` (a file,
+/// or a directory to hold model.safetensors): the file a single-process run writes, which
+/// trainpp::load_model and Python's safetensors read. Throws trainpp::Error naming what is missing or
+/// inconsistent (a shard file, a piece, a size that does not add up).
+inline std::filesystem::path consolidate_sharded_model(const std::filesystem::path& checkpoint,
+                                                       const std::filesystem::path& output) {
+  const auto index_path = checkpoint / model_shards_index_name;
+  if (!std::filesystem::exists(index_path))
+    throw error("{} is not a sharded checkpoint: it has no {}", checkpoint.string(), model_shards_index_name);
+  const auto index = read_json_file(index_path);
+  if (index.value("format", "") != "trainpp.sharded_model" || !index.contains("world_size") ||
+      !index["world_size"].is_number_integer() || !index.contains("parameters") || !index["parameters"].is_object())
+    throw error("{}: not a trainpp sharded-model index", index_path.string());
+  const int world = index["world_size"].get<int>();
+  if (world < 1) throw error("{}: world_size must be positive", index_path.string());
+  std::vector<std::map<std::string, torch::Tensor>> shards(static_cast<std::size_t>(world));
+  for (int r = 0; r < world; ++r) {
+    const auto path = checkpoint / model_shard_name(r);
+    if (!std::filesystem::exists(path)) throw error("{}: the shard of rank {} is missing ({})", checkpoint.string(), r, path.string());
+    auto file = load_safetensors(path);
+    for (auto& [name, tensor] : file.tensors) shards[static_cast<std::size_t>(r)].emplace(name, std::move(tensor));
+  }
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& [name, entry] : index["parameters"].items()) {
+    std::vector<std::int64_t> shape;
+    std::vector<torch::Tensor> parts;
+    try {
+      shape = entry.at("shape").get<std::vector<std::int64_t>>();
+      for (const auto& piece : entry.at("pieces")) {
+        const auto rank = piece.at(0).get<int>();
+        const auto length = piece.at(2).get<std::int64_t>();
+        if (rank < 0 || rank >= world) throw error("rank {} out of range", rank);
+        const auto& shard = shards[static_cast<std::size_t>(rank)];
+        const auto it = shard.find(name);
+        if (it == shard.end()) throw error("rank {}'s shard lacks it", rank);
+        if (it->second.numel() != length) throw error("rank {} holds {} elements, the index says {}", rank, it->second.numel(), length);
+        parts.push_back(it->second.reshape(-1));
+      }
+    } catch (const nlohmann::json::exception& e) {
+      throw error("{}: parameter {}: malformed entry: {}", index_path.string(), name, e.what());
+    } catch (const Error& e) {
+      throw error("{}: parameter {}: {}", index_path.string(), name, e.what());
+    }
+    std::int64_t numel = 1;
+    for (auto d : shape) numel *= d;
+    auto whole = parts.empty() ? torch::empty({0}) : torch::cat(parts);
+    if (whole.numel() != numel)
+      throw error("{}: parameter {}: its pieces hold {} elements, its shape [{}] needs {}", index_path.string(), name,
+                  whole.numel(), fmt::join(shape, ", "), numel);
+    out.emplace_back(name, whole.view(shape));
+  }
+  for (const auto& name : index.value("buffers", std::vector<std::string>{})) {
+    const auto it = shards[0].find(name);
+    if (it == shards[0].end()) throw error("{}: buffer {} is not in rank 0's shard", index_path.string(), name);
+    out.emplace_back(name, it->second);
+  }
+  const auto file = std::filesystem::is_directory(output) ? output / model_weights_name : output;
+  save_safetensors(file, out);
+  return file;
+}
+
+}  // namespace trainpp
+
 // ---- trainpp/io/tfevents.hpp ----
 // TensorBoard event files, written without TensorFlow or protobuf: the records TensorBoard reads
 // (TFRecord framing with CRC-32C checksums) holding hand-encoded `Event` protocol buffers, named and
@@ -6082,6 +6438,107 @@ template <class F>
   return detail::run_checkpoint(
       [shared](const std::vector<torch::Tensor>& xs) -> std::vector<torch::Tensor> { return std::invoke(*shared, xs); },
       inputs);
+}
+
+}  // namespace trainpp
+
+// ---- trainpp/nn/module_call.hpp ----
+// trainpp::call(block, inputs...): how a model calls a block that a sharding policy may wrap.
+// LibTorch modules have no forward hooks (Python's register_forward_pre_hook), so a policy that
+// gathers a block's parameters around its forward (FullShard) needs the model to call the block
+// through here. Unwrapped blocks cost one hash lookup; a model that never uses trainpp::call still
+// trains under every policy, with its whole model as one unit.
+
+
+#include <functional>
+#include <tuple>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace trainpp {
+
+/// What a sharding policy does around one wrapped module's forward.
+struct ModuleCallHooks {
+  /// Before the forward (FullShard: gather the unit's parameters).
+  std::function<void()> before;
+  /// After the forward, with the output tensors (FullShard: register a hook on them that gathers the
+  /// parameters again before the unit's backward, then free them). An empty list: the output was not
+  /// a tensor, a vector or a tuple of tensors, so no backward hook could be placed.
+  std::function<void(const std::vector<torch::Tensor>& outputs, bool outputs_known)> after;
+  /// Run the forward under trainpp::gradient_checkpoint (fsdp_config activation_checkpointing).
+  bool checkpoint = false;
+};
+
+namespace detail {
+
+/// Wrapped modules, keyed by their address; filled by a policy's prepare(), read by every call.
+inline std::unordered_map<const torch::nn::Module*, ModuleCallHooks>& module_call_registry() {
+  static std::unordered_map<const torch::nn::Module*, ModuleCallHooks> registry;
+  return registry;
+}
+
+template <class M>
+const torch::nn::Module* module_address(const M& module) {
+  if constexpr (requires { module.ptr(); }) return module.ptr().get();  // a TORCH_MODULE holder
+  else if constexpr (requires { module.get(); }) return module.get();  // a shared_ptr
+  else return &module;
+}
+
+template <class M>
+decltype(auto) module_impl(M& module) {
+  if constexpr (requires { module.ptr(); }) return *module.ptr();
+  else if constexpr (requires { module.get(); }) return *module;
+  else return (module);
+}
+
+/// The tensors of a forward's result, when it is a tensor, a vector of tensors, or a tuple/pair of
+/// those; false otherwise.
+template <class R>
+bool collect_tensors(const R& result, std::vector<torch::Tensor>& out) {
+  using T = std::remove_cvref_t<R>;
+  if constexpr (std::is_same_v<T, torch::Tensor>) {
+    out.push_back(result);
+    return true;
+  } else if constexpr (std::is_same_v<T, std::vector<torch::Tensor>>) {
+    out.insert(out.end(), result.begin(), result.end());
+    return true;
+  } else if constexpr (requires { std::tuple_size<T>::value; }) {
+    return std::apply([&](const auto&... items) { return (collect_tensors(items, out) && ...); }, result);
+  } else {
+    return false;
+  }
+}
+
+}  // namespace detail
+
+/// `block->forward(inputs...)`, with whatever the sharding policy registered for `block` around it
+/// (nothing when it registered nothing). Works for TORCH_MODULE holders, shared_ptrs and modules.
+template <class M, class... Inputs>
+decltype(auto) call(M& block, Inputs&&... inputs) {
+  auto& registry = detail::module_call_registry();
+  const auto it = registry.empty() ? registry.end() : registry.find(detail::module_address(block));
+  auto& impl = detail::module_impl(block);
+  if (it == registry.end()) return impl.forward(std::forward<Inputs>(inputs)...);
+  const ModuleCallHooks& hooks = it->second;
+  using Result = std::remove_cvref_t<decltype(impl.forward(std::forward<Inputs>(inputs)...))>;
+  auto run = [&](auto&&... xs) -> Result {
+    if (hooks.before) hooks.before();
+    Result result = impl.forward(std::forward<decltype(xs)>(xs)...);
+    std::vector<torch::Tensor> outputs;
+    const bool known = detail::collect_tensors(result, outputs);
+    if (hooks.after) hooks.after(outputs, known);
+    return result;
+  };
+  constexpr bool checkpointable = (std::is_same_v<std::remove_cvref_t<Inputs>, torch::Tensor> && ...) &&
+                                  sizeof...(Inputs) > 0 &&
+                                  (std::is_same_v<Result, torch::Tensor> || std::is_same_v<Result, std::vector<torch::Tensor>>);
+  if constexpr (checkpointable) {
+    if (hooks.checkpoint && torch::GradMode::is_enabled() && impl.is_training())
+      return Result(gradient_checkpoint([run](const std::remove_cvref_t<Inputs>&... xs) -> Result { return run(xs...); }, inputs...));
+  }
+  return run(std::forward<Inputs>(inputs)...);
 }
 
 }  // namespace trainpp
@@ -7589,11 +8046,127 @@ struct HFScheduler {
 
 }  // namespace trainpp
 
+// ---- trainpp/sharding/auto_sharding.hpp ----
+// AutoSharding: the sharding slot that HF's flags configure — --fsdp picks data parallelism
+// (nothing, or no_shard), ShardGradOp (shard_grad_op) or FullShard (full_shard) when the run starts.
+
+
 // ---- trainpp/sharding/data_parallel.hpp ----
 // DataParallel: HF's DDP (FSDP NO_SHARD) as a sharding slot — every process holds the whole model
 // and optimizer, trains on its share of each global batch, and gradients are averaged across
 // processes with bucketed allreduces that start during backward.
 
+
+// ---- trainpp/sharding/joined_processes.hpp ----
+// What every multi-process sharding policy shares: joining the job a launcher started, and the
+// collectives the Trainer needs beside training (checkpoint barriers, evaluation sums and gathers).
+
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <vector>
+
+namespace trainpp::detail {
+
+/// The processes of a job, as one sharding policy sees them. Without a launcher (one process) nothing
+/// is joined and every collective is a no-op; a launched single process joins a group of one when
+/// --ddp_backend names a backend (a single-rank job that still runs every collective: how the GPU
+/// check exercises NCCL on one card).
+class JoinedProcesses {
+ public:
+  [[nodiscard]] int rank() const { return environment_.is_distributed() ? environment_.rank : 0; }
+  [[nodiscard]] int world_size() const { return environment_.is_distributed() ? environment_.world_size : 1; }
+  [[nodiscard]] const LaunchEnvironment& environment() const { return environment_; }
+  /// The joined group (valid with more than one process).
+  [[nodiscard]] ProcessGroup& process_group() { return *group_; }
+
+  /// Returns once every process has called it (checkpoints: every rank's state is written first).
+  void barrier() {
+    if (group_) group_->barrier();
+  }
+
+  /// Sums a tensor across processes in place (evaluation's loss and counts).
+  void all_reduce_sum(torch::Tensor& tensor) {
+    if (world_size() > 1) group_->all_reduce_sum(tensor);
+  }
+  /// Evaluation results back in the data set's order: each process holds the rows of its batches
+  /// (batch_size each, the last one possibly fewer: see DataLoader::real_samples); batch b of process
+  /// r is the global batch b·world + r. Rows of different length (dim 1) are padded with `pad` to the
+  /// longest, as accelerate's pad_across_processes does before gathering.
+  [[nodiscard]] torch::Tensor gather_in_order(const torch::Tensor& local, std::int64_t batch_size,
+                                              std::int64_t num_samples, double pad) {
+    if (world_size() == 1) return local;
+    auto t = local.dim() == 0 ? local.unsqueeze(0) : local;
+    const auto long_options = torch::TensorOptions().dtype(torch::kLong).device(t.device());
+    auto shape = torch::tensor({t.size(0), t.dim() >= 2 ? t.size(1) : 0}, long_options);
+    const auto shapes = group_->all_gather(shape);
+    std::int64_t most_rows = 0, longest = 0;
+    std::vector<std::int64_t> rows;
+    for (const auto& s : shapes) {
+      const auto host = s.cpu();
+      rows.push_back(host[0].item<std::int64_t>());
+      most_rows = std::max(most_rows, rows.back());
+      longest = std::max(longest, host[1].item<std::int64_t>());
+    }
+    auto padded_shape = t.sizes().vec();
+    padded_shape[0] = most_rows;
+    if (t.dim() >= 2) padded_shape[1] = longest;
+    auto padded = torch::full(padded_shape, pad, t.options());
+    auto target = padded.narrow(0, 0, t.size(0));
+    if (t.dim() >= 2) target = target.narrow(1, 0, t.size(1));
+    target.copy_(t);
+    const auto parts = group_->all_gather(padded);
+
+    const std::int64_t world = world_size();
+    std::vector<torch::Tensor> ordered;
+    for (std::int64_t round = 0; round * world * batch_size < num_samples; ++round)
+      for (std::int64_t r = 0; r < world; ++r) {
+        const auto first = round * batch_size;
+        const auto count = std::clamp<std::int64_t>(num_samples - (round * world + r) * batch_size, 0, batch_size);
+        if (count == 0 || first >= rows[static_cast<std::size_t>(r)]) continue;
+        ordered.push_back(parts[static_cast<std::size_t>(r)].narrow(0, first, std::min(count, rows[static_cast<std::size_t>(r)] - first)));
+      }
+    return ordered.empty() ? padded.narrow(0, 0, 0) : torch::cat(ordered, 0);
+  }
+
+ protected:
+  /// Reads the launcher's environment and joins the job (ddp_backend, ddp_timeout).
+  void join(const TrainingArguments& args, torch::Device device) {
+    environment_ = detect_launch_environment();
+    if (environment_.is_distributed() || (environment_.launcher != Launcher::none && args.ddp_backend))
+      group_ = std::make_shared<ProcessGroup>(ProcessGroup::join(environment_, args.ddp_backend.value_or(""),
+                                                                 std::chrono::seconds(args.ddp_timeout), device));
+  }
+  [[nodiscard]] bool joined() const { return static_cast<bool>(group_); }
+
+  /// Copies rank 0's values into every process's `tensors`.
+  void broadcast_all(std::vector<torch::Tensor>& tensors) {
+    if (tensors.empty()) return;
+    torch::NoGradGuard no_grad;
+    // One flat broadcast per dtype instead of one per tensor.
+    std::map<c10::ScalarType, std::vector<torch::Tensor>> by_dtype;
+    for (auto& t : tensors) by_dtype[t.scalar_type()].push_back(t);
+    for (auto& [dtype, group] : by_dtype) {
+      std::vector<torch::Tensor> flat_views;
+      for (auto& t : group) flat_views.push_back(t.reshape(-1));
+      std::vector<torch::Tensor> flat{torch::cat(flat_views)};
+      group_->broadcast(flat, 0);
+      std::int64_t offset = 0;
+      for (auto& t : group) {
+        t.copy_(flat[0].narrow(0, offset, t.numel()).view_as(t));
+        offset += t.numel();
+      }
+    }
+  }
+
+  LaunchEnvironment environment_;
+  std::shared_ptr<ProcessGroup> group_;
+};
+
+}  // namespace trainpp::detail
 
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/utils/lambda_post_hook.h>
@@ -7626,7 +8199,7 @@ namespace trainpp {
 /// Parameters that get no gradient in a backward take part with zeros (find_unused_parameters).
 /// Without a launcher (one process) it behaves as SingleDevice; a launched single process joins a
 /// group of one when --ddp_backend names a backend.
-class DataParallel {
+class DataParallel : public detail::JoinedProcesses {
  public:
   DataParallel() = default;
   DataParallel(const DataParallel&) = delete;
@@ -7637,14 +8210,9 @@ class DataParallel {
 
   /// Reads ddp_backend, ddp_timeout, ddp_bucket_cap_mb, ddp_broadcast_buffers and joins the job.
   void configure(const TrainingArguments& args, torch::Device device) {
-    environment_ = detect_launch_environment();
     bucket_cap_bytes_ = args.ddp_bucket_cap_mb.value_or(25) * 1024 * 1024;
     broadcast_buffers_ = args.ddp_broadcast_buffers.value_or(true);
-    // One process joins only when asked for a backend under a launcher: a single-rank job that still
-    // runs every collective (how the GPU check exercises NCCL on one card).
-    if (environment_.is_distributed() || (environment_.launcher != Launcher::none && args.ddp_backend))
-      group_ = std::make_shared<ProcessGroup>(ProcessGroup::join(environment_, args.ddp_backend.value_or(""),
-                                                                 std::chrono::seconds(args.ddp_timeout), device));
+    join(args, device);
   }
 
   void prepare(torch::nn::Module& model, torch::Device device) {
@@ -7708,61 +8276,6 @@ class DataParallel {
     return clip_grad_norm_(params, max_norm);
   }
 
-  [[nodiscard]] int rank() const { return environment_.is_distributed() ? environment_.rank : 0; }
-  [[nodiscard]] int world_size() const { return environment_.is_distributed() ? environment_.world_size : 1; }
-  [[nodiscard]] const LaunchEnvironment& environment() const { return environment_; }
-  /// The joined group (valid with more than one process).
-  [[nodiscard]] ProcessGroup& process_group() { return *group_; }
-
-  /// Returns once every process has called it (checkpoints: every rank's state is written first).
-  void barrier() {
-    if (group_) group_->barrier();
-  }
-
-  /// Sums a tensor across processes in place (evaluation's loss and counts).
-  void all_reduce_sum(torch::Tensor& tensor) {
-    if (world_size() > 1) group_->all_reduce_sum(tensor);
-  }
-  /// Evaluation results back in the data set's order: each process holds the rows of its batches
-  /// (batch_size each, the last one possibly fewer: see DataLoader::real_samples); batch b of process
-  /// r is the global batch b·world + r. Rows of different length (dim 1) are padded with `pad` to the
-  /// longest, as accelerate's pad_across_processes does before gathering.
-  [[nodiscard]] torch::Tensor gather_in_order(const torch::Tensor& local, std::int64_t batch_size,
-                                              std::int64_t num_samples, double pad) {
-    if (world_size() == 1) return local;
-    auto t = local.dim() == 0 ? local.unsqueeze(0) : local;
-    const auto long_options = torch::TensorOptions().dtype(torch::kLong).device(t.device());
-    auto shape = torch::tensor({t.size(0), t.dim() >= 2 ? t.size(1) : 0}, long_options);
-    const auto shapes = group_->all_gather(shape);
-    std::int64_t most_rows = 0, longest = 0;
-    std::vector<std::int64_t> rows;
-    for (const auto& s : shapes) {
-      const auto host = s.cpu();
-      rows.push_back(host[0].item<std::int64_t>());
-      most_rows = std::max(most_rows, rows.back());
-      longest = std::max(longest, host[1].item<std::int64_t>());
-    }
-    auto padded_shape = t.sizes().vec();
-    padded_shape[0] = most_rows;
-    if (t.dim() >= 2) padded_shape[1] = longest;
-    auto padded = torch::full(padded_shape, pad, t.options());
-    auto target = padded.narrow(0, 0, t.size(0));
-    if (t.dim() >= 2) target = target.narrow(1, 0, t.size(1));
-    target.copy_(t);
-    const auto parts = group_->all_gather(padded);
-
-    const std::int64_t world = world_size();
-    std::vector<torch::Tensor> ordered;
-    for (std::int64_t round = 0; round * world * batch_size < num_samples; ++round)
-      for (std::int64_t r = 0; r < world; ++r) {
-        const auto first = round * batch_size;
-        const auto count = std::clamp<std::int64_t>(num_samples - (round * world + r) * batch_size, 0, batch_size);
-        if (count == 0 || first >= rows[static_cast<std::size_t>(r)]) continue;
-        ordered.push_back(parts[static_cast<std::size_t>(r)].narrow(0, first, std::min(count, rows[static_cast<std::size_t>(r)] - first)));
-      }
-    return ordered.empty() ? padded.narrow(0, 0, 0) : torch::cat(ordered, 0);
-  }
-
  private:
   struct Bucket {
     std::vector<std::size_t> params;  ///< indices into State::params
@@ -7780,25 +8293,6 @@ class DataParallel {
     bool sync = true;
     std::shared_ptr<ProcessGroup> group;
   };
-
-  void broadcast_all(std::vector<torch::Tensor>& tensors) {
-    if (tensors.empty()) return;
-    torch::NoGradGuard no_grad;
-    // One flat broadcast per dtype instead of one per tensor.
-    std::map<c10::ScalarType, std::vector<torch::Tensor>> by_dtype;
-    for (auto& t : tensors) by_dtype[t.scalar_type()].push_back(t);
-    for (auto& [dtype, group] : by_dtype) {
-      std::vector<torch::Tensor> flat_views;
-      for (auto& t : group) flat_views.push_back(t.reshape(-1));
-      std::vector<torch::Tensor> flat{torch::cat(flat_views)};
-      group_->broadcast(flat, 0);
-      std::int64_t offset = 0;
-      for (auto& t : group) {
-        t.copy_(flat[0].narrow(0, offset, t.numel()).view_as(t));
-        offset += t.numel();
-      }
-    }
-  }
 
   void build_buckets(State& s) {
     s.bucket_of.assign(s.params.size(), 0);
@@ -7875,12 +8369,863 @@ class DataParallel {
     hooks_.clear();
   }
 
-  LaunchEnvironment environment_;
-  std::shared_ptr<ProcessGroup> group_;
   std::int64_t bucket_cap_bytes_ = 25 * 1024 * 1024;
   bool broadcast_buffers_ = true;
   std::shared_ptr<State> state_;
   std::vector<std::pair<decltype(torch::autograd::impl::grad_accumulator(std::declval<const torch::Tensor&>())), std::uintptr_t>> hooks_;
+};
+
+}  // namespace trainpp
+
+// ---- trainpp/sharding/zero.hpp ----
+// ShardGradOp (ZeRO-2, FSDP SHARD_GRAD_OP) and FullShard (ZeRO-3, FSDP FULL_SHARD): each process
+// keeps only its part of the gradients and optimizer state (and under FullShard of the parameters),
+// and the processes exchange what the step needs with reduce-scatters and all-gathers.
+
+
+#include <c10/core/StorageImpl.h>
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/utils/lambda_post_hook.h>
+#include <torch/csrc/autograd/variable.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace trainpp {
+
+struct FP16;
+
+
+/// The ZeRO engine behind ShardGradOp and FullShard.
+///
+/// Layout: the trainable parameters are grouped in units — the modules auto-wrap picks
+/// (fsdp_transformer_layer_cls_to_wrap, or min_num_params as torch's size_based_auto_wrap_policy),
+/// plus a root unit for every parameter outside them — and each unit's parameters of one dtype are
+/// laid end to end in one flat buffer, padded to a multiple of the number of processes N. Process r
+/// owns elements [r·S, (r+1)·S) of every flat buffer (S = padded size / N).
+///
+/// A step: backward fills the full gradients of a unit; when its last gradient is ready (a hook on
+/// the gradient accumulators), they are copied into one flat buffer, freed, and reduce-scattered, so
+/// each process receives the sum of its part, added to its gradient shard (every micro-batch: the
+/// accumulation happens on the shards, as DeepSpeed's ZeRO does). At the window's end the shards are
+/// divided by N; the global gradient norm is the square root of the summed squared shard norms; the
+/// optimizer updates only this process's pieces of each parameter (shard_optimizer replaced its
+/// parameters by them: same groups, same weight decay, same arithmetic per element).
+/// - ShardGradOp keeps the whole parameters: after the step they are all-gathered from the shards.
+/// - FullShard keeps only the shards: a unit's parameters are gathered before its forward (the root
+///   unit's in before_forward; a wrapped unit's when the model calls it through trainpp::call), freed
+///   after it, gathered again before its backward (a hook on its outputs) and freed once its gradients
+///   are out. forward_prefetch / backward_prefetch start the next unit's gather early; with
+///   limit_all_gathers at most two units are gathered at a time.
+/// - offload keeps the shards, gradient shards and optimizer state on the CPU; the step runs there.
+/// The first forward runs with everything gathered and checks that every wrapped unit was called
+/// through trainpp::call (FullShard could not gather it otherwise): an error names any that was not.
+class ZeroSharding : public detail::JoinedProcesses {
+ public:
+  explicit ZeroSharding(ShardingStrategy strategy, FsdpOptions options = {}) : strategy_(strategy), options_(std::move(options)) {
+    if (strategy_ == ShardingStrategy::no_shard)
+      throw error("ZeroSharding shards gradients: use trainpp::DataParallel for no_shard");
+  }
+  ZeroSharding(const ZeroSharding&) = delete;
+  ZeroSharding& operator=(const ZeroSharding&) = delete;
+  ZeroSharding(ZeroSharding&&) noexcept = default;
+  ZeroSharding& operator=(ZeroSharding&&) = delete;
+  ~ZeroSharding() { release(); }
+
+  /// FP16's loss scaling would need the overflow check of every shard: not supported (use bf16).
+  template <class P>
+  static constexpr bool accepts_precision = !std::is_same_v<P, FP16>;
+
+  [[nodiscard]] ShardingStrategy strategy() const { return strategy_; }
+  /// Whether every forward runs collectives (FullShard's gathers across several processes): then
+  /// every process must run as many, and evaluation evens them out.
+  [[nodiscard]] bool forward_is_collective() const { return strategy_ == ShardingStrategy::full_shard && world_size() > 1; }
+  [[nodiscard]] const FsdpOptions& options() const { return options_; }
+
+  /// Takes the options --fsdp / --fsdp_config give (a strategy there must be this policy's) and joins the job.
+  void configure(const TrainingArguments& args, torch::Device device) {
+    const FsdpOptions given = args.fsdp_options();
+    if (given.strategy) {
+      if (*given.strategy != strategy_)
+        throw error("--fsdp says {}, but the sharding slot is {}: drop the flag, or use trainpp::AutoSharding to let "
+                    "the flags choose", strategy_label(*given.strategy), strategy_label(strategy_));
+      options_ = given;
+    } else if (!args.fsdp_config.value_or("").empty()) {
+      options_ = given;
+    }
+    if (args.fp16)
+      throw error("--fp16 with {}: its loss scaling needs every shard's overflow check, which trainpp does not "
+                  "implement for sharded gradients; use --bf16", strategy_label(strategy_));
+    join(args, device);
+  }
+
+  void prepare(torch::nn::Module& model, torch::Device device) {
+    release();
+    model.to(device);
+    auto s = std::make_shared<State>();
+    s->strategy = strategy_;
+    s->group = group_;
+    s->rank = rank();
+    s->world = world_size();
+    s->device = device;
+    s->offload = options_.offload ? torch::Device(torch::kCPU) : device;
+    s->options = options_;
+    torch::NoGradGuard no_grad;
+    if (joined() && options_.sync_module_states) {
+      auto everything = model.parameters();
+      for (auto& b : model.buffers()) everything.push_back(b);
+      broadcast_all(everything);
+    }
+    build_units(*s, model);
+    build_flats(*s);
+    state_ = s;
+    register_backward_hooks();
+    register_unit_calls();
+  }
+
+  /// Replaces the optimizer's parameters by this process's pieces of them (views of the shards, with
+  /// views of the gradient shards as their gradients at each step). Groups, names and hyper-parameters
+  /// stay; a piece may be empty (the parameter lies wholly in other processes' parts).
+  template <class Optimizer>
+  void shard_optimizer(Optimizer& optimizer) {
+    State& s = *state_;
+    std::unordered_map<const void*, std::size_t> index;
+    for (std::size_t k = 0; k < s.params.size(); ++k) index.emplace(s.params[k].unsafeGetTensorImpl(), k);
+    s.pieces.clear();
+    for (auto& group : optimizer.param_groups()) {
+      for (auto& p : group.params) {
+        const auto it = index.find(p.unsafeGetTensorImpl());
+        if (it == index.end())
+          throw error("{}: the optimizer holds a tensor that is not a trainable parameter of the model",
+                      strategy_label(strategy_));
+        Piece piece = piece_of(s, it->second);
+        p = piece.data;
+        s.pieces.push_back(std::move(piece));
+      }
+    }
+  }
+
+  void before_forward(torch::nn::Module&) {
+    if (!state_) return;
+    State& s = *state_;
+    if (!s.validated) {
+      s.probing = true;
+      for (std::size_t u = 0; u < s.units.size(); ++u) gather(s, u, true);
+      return;
+    }
+    if (s.strategy == ShardingStrategy::full_shard) gather(s, s.root, true);
+  }
+
+  /// After a forward without backward (evaluation, prediction): FullShard frees the root unit.
+  void after_forward(torch::nn::Module&) {
+    if (!state_) return;
+    State& s = *state_;
+    const bool probed = s.probing;
+    if (probed) finish_probe(s);
+    if (s.strategy != ShardingStrategy::full_shard) return;
+    if (probed)
+      for (std::size_t u = 0; u < s.units.size(); ++u) free_unit(s, u);
+    else
+      free_unit(s, s.root);
+  }
+
+  /// Every micro-batch: reduce-scatters what backward did not (units with unused parameters), waits,
+  /// and adds the reduced parts to the gradient shards; at the window's end divides them by N and
+  /// hands them to the optimizer's pieces.
+  void after_backward(torch::nn::Module&, bool sync) {
+    if (!state_) return;
+    State& s = *state_;
+    for (std::size_t u = 0; u < s.units.size(); ++u)
+      if (!s.units[u].launched) launch_reduce(s, u);
+    for (auto& f : s.flats) {
+      if (!f.reducing_part.defined()) continue;
+      wait(s, f.reducing, "gradient reduce-scatter");
+      f.reducing = CollectiveHandle();
+      f.grad_shard.add_(f.reducing_part.to(s.offload));
+      f.reducing_part = torch::Tensor();
+      f.reducing_flat = torch::Tensor();
+    }
+    for (auto& unit : s.units) {
+      unit.pending = static_cast<std::int64_t>(unit.params.size());
+      unit.launched = false;
+    }
+    if (s.probing) finish_probe(s);
+    if (s.strategy == ShardingStrategy::full_shard)
+      for (std::size_t u = 0; u < s.units.size(); ++u) free_unit(s, u);
+    if (!sync) return;
+    for (auto& f : s.flats) f.grad_shard.div_(static_cast<double>(s.world));
+    for (auto& piece : s.pieces)
+      if (piece.data.numel() > 0) piece.data.mutable_grad() = s.flats[piece.flat].grad_shard.narrow(0, piece.begin, piece.data.numel());
+  }
+
+  /// The global norm: each process's squared shard norm, summed across processes.
+  [[nodiscard]] torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>&, double max_norm) {
+    State& s = *state_;
+    torch::NoGradGuard no_grad;
+    auto squared = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(s.offload));
+    for (const auto& f : s.flats) squared += at::linalg_vector_norm(f.grad_shard, 2).to(torch::kFloat32).square();
+    if (s.group) {
+      auto on_device = squared.to(s.device);
+      s.group->all_reduce_sum(on_device);
+      squared = on_device.to(s.offload);
+    }
+    auto total = squared.sqrt();
+    const auto coef = at::clamp_max(at::reciprocal(total + 1e-6) * max_norm, 1.0);
+    for (auto& f : s.flats) f.grad_shard.mul_(coef.to(f.grad_shard.scalar_type()));
+    return total;
+  }
+
+  /// ShardGradOp: the updated shards all-gathered into the whole parameters. Both: gradient shards zeroed.
+  void after_step(torch::nn::Module&) {
+    State& s = *state_;
+    torch::NoGradGuard no_grad;
+    if (s.strategy == ShardingStrategy::shard_grad_op) {
+      for (std::size_t f = 0; f < s.flats.size(); ++f) start_gather(s, f, /*again=*/true);
+      for (auto& f : s.flats) finish_gather(s, f);
+    }
+    for (auto& f : s.flats) f.grad_shard.zero_();
+  }
+
+  // ---- checkpoints (the Trainer calls these on every process) ---------------------------------------
+
+  /// Gathers every unit for the scope's life (FullShard; nothing to do for ShardGradOp): what saving
+  /// the whole model needs. Every process must hold one at the same time.
+  class FullParameters {
+   public:
+    explicit FullParameters(ZeroSharding& z) : z_(z) {
+      if (!z_.state_) return;
+      for (std::size_t u = 0; u < z_.state_->units.size(); ++u) gather(*z_.state_, u, true);
+    }
+    FullParameters(const FullParameters&) = delete;
+    FullParameters& operator=(const FullParameters&) = delete;
+    ~FullParameters() {
+      if (z_.state_ && z_.strategy_ == ShardingStrategy::full_shard)
+        for (std::size_t u = 0; u < z_.state_->units.size(); ++u) free_unit(*z_.state_, u);
+    }
+
+   private:
+    ZeroSharding& z_;
+  };
+  [[nodiscard]] FullParameters full_parameters() { return FullParameters(*this); }
+
+  /// The optimizer's state is always saved per process (it exists only in pieces).
+  [[nodiscard]] std::optional<std::string> optimizer_state_file(int rank) const { return optimizer_shard_name(rank); }
+
+  /// Writes this process's share of the model into `dir`: FULL_STATE_DICT — the main process writes
+  /// model.safetensors, as a single process would (every process takes part in the gather);
+  /// SHARDED_STATE_DICT — every process its pieces (model_shard_<rank>.safetensors), the main process
+  /// also the buffers and the index.
+  void save_model_files(torch::nn::Module& model, const std::filesystem::path& dir, bool main_process) {
+    if (options_.state_dict_type == StateDictType::full_state_dict) {
+      auto scope = full_parameters();
+      if (main_process) trainpp::save_model(model, dir);
+      return;
+    }
+    State& s = *state_;
+    std::vector<std::pair<std::string, torch::Tensor>> tensors;
+    for (std::size_t k = 0; k < s.params.size(); ++k) {
+      const Piece piece = piece_of(s, k);
+      if (piece.data.numel() > 0) tensors.emplace_back(s.names[k], piece.data.detach().to(torch::kCPU));
+    }
+    nlohmann::json index = {{"format", "trainpp.sharded_model"}, {"world_size", s.world}};
+    if (main_process) {
+      for (const auto& item : model.named_buffers(true))
+        if (item.value().defined()) {
+          tensors.emplace_back(item.key(), item.value().detach().to(torch::kCPU));
+          index["buffers"].push_back(item.key());
+        }
+      if (!index.contains("buffers")) index["buffers"] = nlohmann::json::array();
+      index["parameters"] = nlohmann::json::object();
+      for (std::size_t k = 0; k < s.params.size(); ++k) {
+        nlohmann::json pieces = nlohmann::json::array();
+        for (int r = 0; r < s.world; ++r) {
+          const auto [begin, length] = piece_range(s, k, r);
+          if (length > 0) pieces.push_back({r, begin, length});
+        }
+        index["parameters"][s.names[k]] = {{"shape", s.params[k].sizes().vec()},
+                                           {"dtype", std::string(c10::toString(s.params[k].scalar_type()))},
+                                           {"pieces", pieces}};
+      }
+      for (const auto& item : model.named_parameters(true))
+        if (!s.index_of_name.contains(item.key())) {  // frozen: whole, like a buffer
+          tensors.emplace_back(item.key(), item.value().detach().to(torch::kCPU));
+          index["buffers"].push_back(item.key());
+        }
+    }
+    save_safetensors(dir / model_shard_name(s.rank), tensors, {{"format", "pt"}, {"trainpp.rank", std::to_string(s.rank)}});
+    if (main_process) write_file_atomic(dir / model_shards_index_name, index.dump(1) + "\n");
+  }
+
+  /// Loads the model a checkpoint holds (either kind) into the shards; every process calls it.
+  void load_model_files(torch::nn::Module& model, const std::filesystem::path& dir) {
+    State& s = *state_;
+    torch::NoGradGuard no_grad;
+    if (std::filesystem::exists(dir / model_weights_name)) {
+      auto scope = full_parameters();
+      trainpp::load_model(model, dir / model_weights_name, /*strict=*/true);
+      for (auto& f : s.flats)
+        if (!f.shard_is_view) f.shard.copy_(f.full.narrow(0, s.rank * f.shard_numel, f.shard_numel));
+      return;
+    }
+    const auto index_path = dir / model_shards_index_name;
+    if (!std::filesystem::exists(index_path))
+      throw error("{} holds neither {} nor {}", dir.string(), model_weights_name, model_shards_index_name);
+    const auto index = read_json_file(index_path);
+    const auto world = index.value("world_size", -1);
+    if (world != s.world)
+      throw error("{}: the model is sharded over {} processes, this run has {}; consolidate it first "
+                  "(trainpp-consolidate {})", index_path.string(), world, s.world, dir.string());
+    auto own = load_safetensors(dir / model_shard_name(s.rank));
+    std::map<std::string, torch::Tensor> tensors(own.tensors.begin(), own.tensors.end());
+    for (std::size_t k = 0; k < s.params.size(); ++k) {
+      const auto& name = s.names[k];
+      if (!index["parameters"].contains(name))
+        throw error("{}: the sharded model lacks the parameter {}", index_path.string(), name);
+      const auto shape = index["parameters"][name].value("shape", std::vector<std::int64_t>{});
+      if (shape != s.params[k].sizes().vec())
+        throw error("{}: parameter {} has shape [{}] there, [{}] in the model", index_path.string(), name,
+                    fmt::join(shape, ", "), fmt::join(s.params[k].sizes(), ", "));
+      Piece piece = piece_of(s, k);
+      if (piece.data.numel() == 0) continue;
+      const auto it = tensors.find(name);
+      if (it == tensors.end() || it->second.numel() != piece.data.numel())
+        throw error("{}: rank {}'s piece of {} is missing or of another size (was the model wrapped in the same "
+                    "units?)", (dir / model_shard_name(s.rank)).string(), s.rank, name);
+      piece.data.copy_(it->second.view(-1));
+    }
+    if (s.rank != 0) own = load_safetensors(dir / model_shard_name(0));
+    std::map<std::string, torch::Tensor> rank0(own.tensors.begin(), own.tensors.end());
+    for (const auto& name : index.value("buffers", std::vector<std::string>{})) {
+      auto target = model.named_buffers(true).find(name);
+      if (target == nullptr) target = model.named_parameters(true).find(name);
+      const auto it = rank0.find(name);
+      if (target == nullptr || it == rank0.end()) throw error("{}: buffer {} is not in the model or the shard", index_path.string(), name);
+      target->copy_(it->second);
+    }
+    if (s.strategy == ShardingStrategy::shard_grad_op) {
+      for (std::size_t f = 0; f < s.flats.size(); ++f) start_gather(s, f, /*again=*/true);
+      for (auto& f : s.flats) finish_gather(s, f);
+    }
+  }
+
+  /// The bytes this process holds of parameters (shards, gathered units) and gradients (full and
+  /// sharded) right now: what the memory test compares with ZeRO's formulas.
+  [[nodiscard]] std::vector<torch::Tensor> owned_tensors() const {
+    std::vector<torch::Tensor> out;
+    if (!state_) return out;
+    for (const auto& f : state_->flats) {
+      out.push_back(f.full);
+      if (!f.shard_is_view) out.push_back(f.shard);
+    }
+    return out;
+  }
+  [[nodiscard]] std::vector<torch::Tensor> owned_gradients() const {
+    std::vector<torch::Tensor> out;
+    if (!state_) return out;
+    for (const auto& f : state_->flats) out.push_back(f.grad_shard);
+    return out;
+  }
+  /// The units, as "name (Class): n parameters" lines (the root unit's name is empty).
+  [[nodiscard]] std::vector<std::string> describe_units() const {
+    std::vector<std::string> out;
+    if (!state_) return out;
+    for (const auto& unit : state_->units) {
+      std::int64_t n = 0;
+      for (auto k : unit.params) n += state_->params[k].numel();
+      out.push_back(fmt::format("{} ({}): {} parameters", unit.name.empty() ? "<root>" : unit.name, unit.type, n));
+    }
+    return out;
+  }
+
+  [[nodiscard]] static const char* strategy_label(ShardingStrategy strategy) {
+    switch (strategy) {
+      case ShardingStrategy::no_shard: return "no_shard";
+      case ShardingStrategy::shard_grad_op: return "shard_grad_op";
+      case ShardingStrategy::full_shard: return "full_shard";
+    }
+    return "?";
+  }
+
+ private:
+  struct Flat {  ///< one unit's parameters of one dtype, end to end
+    std::size_t unit = 0;
+    std::vector<std::size_t> params;     ///< indices into State::params
+    std::vector<std::int64_t> offsets;   ///< where each starts in the flat buffer
+    std::int64_t numel = 0, padded = 0, shard_numel = 0;
+    torch::Tensor full;        ///< padded; its storage is released while a FullShard unit is freed
+    torch::Tensor shard;       ///< this process's part: a view of `full`, or its own (FullShard, offload)
+    bool shard_is_view = false;
+    torch::Tensor grad_shard;  ///< summed reduced gradients of this process's part
+    bool gathered = true;
+    CollectiveHandle gathering;
+    torch::Tensor reducing_flat, reducing_part;
+    CollectiveHandle reducing;
+  };
+  struct Unit {
+    std::string name, type;
+    const torch::nn::Module* module = nullptr;  ///< null for the root unit
+    std::vector<std::size_t> params, flats;
+    std::int64_t pending = 0;
+    bool launched = false;
+    bool entered = false;  ///< called through trainpp::call during the first forward
+  };
+  struct Piece {
+    torch::Tensor data;  ///< the optimizer's parameter
+    std::size_t flat = 0;
+    std::int64_t begin = 0;  ///< where it starts in the flat buffer's shard
+  };
+  struct State {
+    ShardingStrategy strategy{};
+    FsdpOptions options;
+    std::shared_ptr<ProcessGroup> group;
+    int rank = 0, world = 1;
+    torch::Device device{torch::kCPU}, offload{torch::kCPU};
+    std::vector<torch::Tensor> params;
+    std::vector<std::string> names;
+    std::unordered_map<std::string, std::size_t> index_of_name;
+    std::vector<std::size_t> unit_of;
+    std::vector<Unit> units;
+    std::size_t root = 0;
+    std::vector<Flat> flats;
+    std::vector<Piece> pieces;
+    bool validated = false, probing = false;
+    std::vector<std::size_t> forward_order;  ///< units in the order the first forward called them
+  };
+
+  // ---- layout ---------------------------------------------------------------------------------
+
+  /// A module's class name as users write it: no namespaces, no TORCH_MODULE "Impl" suffix.
+  static std::string short_type(const std::string& full) {
+    const auto at = full.rfind("::");
+    std::string name = at == std::string::npos ? full : full.substr(at + 2);
+    if (name.size() > 4 && name.ends_with("Impl")) name.resize(name.size() - 4);
+    return name;
+  }
+
+  /// Auto-wrap: modules whose class is listed, or (size-based) the deepest modules that still hold at
+  /// least min_num_params parameters not wrapped below them, as torch's size_based_auto_wrap_policy.
+  void build_units(State& s, torch::nn::Module& model) {
+    std::unordered_map<const void*, std::size_t> seen;
+    for (const auto& item : model.named_parameters(true)) {
+      const auto& p = item.value();
+      if (!p.requires_grad() || seen.contains(p.unsafeGetTensorImpl())) continue;
+      seen.emplace(p.unsafeGetTensorImpl(), s.params.size());
+      s.index_of_name.emplace(item.key(), s.params.size());
+      s.params.push_back(p);
+      s.names.push_back(item.key());
+    }
+    s.unit_of.assign(s.params.size(), static_cast<std::size_t>(-1));
+    std::vector<Unit> wrapped;
+    auto params_of = [&](const torch::nn::Module& m) {
+      std::vector<std::size_t> out;
+      for (const auto& p : m.parameters(true)) {
+        const auto it = seen.find(p.unsafeGetTensorImpl());
+        if (it != seen.end() && s.unit_of[it->second] == static_cast<std::size_t>(-1)) out.push_back(it->second);
+      }
+      std::ranges::sort(out);
+      out.erase(std::unique(out.begin(), out.end()), out.end());
+      return out;
+    };
+    auto claim = [&](const std::string& name, const torch::nn::Module& m) {
+      Unit unit;
+      unit.name = name;
+      unit.type = short_type(m.name());
+      unit.module = &m;
+      unit.params = params_of(m);
+      if (unit.params.empty()) return;
+      for (auto k : unit.params) s.unit_of[k] = wrapped.size();
+      wrapped.push_back(std::move(unit));
+    };
+    const auto& classes = s.options.transformer_layer_cls_to_wrap;
+    if (!classes.empty()) {
+      std::set<std::string> found;
+      for (const auto& item : model.named_modules("", /*include_self=*/false)) {
+        const std::string type = item.value()->name();
+        const bool listed = std::ranges::any_of(classes, [&](const std::string& c) { return c == type || c == short_type(type); });
+        if (!listed) continue;
+        found.insert(type);
+        claim(item.key(), *item.value());
+      }
+      if (found.empty())
+        throw error("fsdp_transformer_layer_cls_to_wrap: no module of class {} in the model (its module classes: {})",
+                    fmt::join(classes, ", "), [&] {
+                      std::set<std::string> types;
+                      for (const auto& item : model.named_modules("", false)) types.insert(short_type(item.value()->name()));
+                      return fmt::format("{}", fmt::join(types, ", "));
+                    }());
+    } else if (s.options.min_num_params > 0) {
+      // Post-order: children decide first; a module is wrapped when what is left unwrapped below it
+      // reaches the threshold (the root never: it is the root unit).
+      std::function<void(const std::string&, const torch::nn::Module&, bool)> visit =
+          [&](const std::string& name, const torch::nn::Module& m, bool is_root) {
+            for (const auto& child : m.named_children())
+              visit(name.empty() ? child.key() : name + "." + child.key(), *child.value(), false);
+            if (is_root) return;
+            std::int64_t n = 0;
+            for (auto k : params_of(m)) n += s.params[k].numel();
+            if (n >= s.options.min_num_params) claim(name, m);
+          };
+      visit("", model, true);
+    }
+    // Launch order does not matter for correctness; units stay in module order, the root last.
+    s.units = std::move(wrapped);
+    Unit root;
+    root.type = short_type(model.name());
+    for (std::size_t k = 0; k < s.params.size(); ++k)
+      if (s.unit_of[k] == static_cast<std::size_t>(-1)) {
+        s.unit_of[k] = s.units.size();
+        root.params.push_back(k);
+      }
+    s.root = s.units.size();
+    s.units.push_back(std::move(root));
+    for (auto& unit : s.units) unit.pending = static_cast<std::int64_t>(unit.params.size());
+  }
+
+  void build_flats(State& s) {
+    for (std::size_t u = 0; u < s.units.size(); ++u) {
+      std::map<c10::ScalarType, std::size_t> by_dtype;
+      for (auto k : s.units[u].params) {
+        const auto dtype = s.params[k].scalar_type();
+        if (!by_dtype.contains(dtype)) {
+          by_dtype[dtype] = s.flats.size();
+          s.units[u].flats.push_back(s.flats.size());
+          s.flats.emplace_back().unit = u;
+        }
+        Flat& f = s.flats[by_dtype[dtype]];
+        f.params.push_back(k);
+        f.offsets.push_back(f.numel);
+        f.numel += s.params[k].numel();
+      }
+    }
+    for (auto& f : s.flats) {
+      f.padded = (f.numel + s.world - 1) / s.world * s.world;
+      f.shard_numel = f.padded / s.world;
+      const auto options = s.params[f.params.front()].options().requires_grad(false);
+      f.full = torch::zeros({f.padded}, options);
+      for (std::size_t i = 0; i < f.params.size(); ++i) {
+        auto& p = s.params[f.params[i]];
+        auto view = f.full.narrow(0, f.offsets[i], p.numel());
+        view.copy_(p.detach().reshape(-1));
+        p.set_data(view.view(p.sizes()));
+      }
+      f.shard_is_view = s.strategy == ShardingStrategy::shard_grad_op && !s.options.offload;
+      auto mine = f.full.narrow(0, s.rank * f.shard_numel, f.shard_numel);
+      f.shard = f.shard_is_view ? mine : mine.to(s.offload, /*non_blocking=*/false, /*copy=*/true);
+      f.grad_shard = torch::zeros({f.shard_numel}, options.device(s.offload));
+      f.gathered = true;
+    }
+    if (s.strategy == ShardingStrategy::full_shard)
+      for (std::size_t u = 0; u < s.units.size(); ++u) free_unit(s, u);
+  }
+
+  /// Parameter k's elements in rank r's part of its flat buffer: (start within the shard, length).
+  static std::pair<std::int64_t, std::int64_t> piece_range(const State& s, std::size_t k, int r) {
+    const auto& unit = s.units[s.unit_of[k]];
+    for (auto fi : unit.flats) {
+      const Flat& f = s.flats[fi];
+      for (std::size_t i = 0; i < f.params.size(); ++i)
+        if (f.params[i] == k) {
+          const auto lo = std::max(f.offsets[i], r * f.shard_numel);
+          const auto hi = std::min(f.offsets[i] + s.params[k].numel(), (r + 1) * f.shard_numel);
+          if (hi <= lo) return {0, 0};  // wholly in other processes' parts
+          return {lo - r * f.shard_numel, hi - lo};
+        }
+    }
+    return {0, 0};
+  }
+  static Piece piece_of(State& s, std::size_t k) {
+    const auto& unit = s.units[s.unit_of[k]];
+    Piece piece;
+    for (auto fi : unit.flats)
+      if (std::ranges::find(s.flats[fi].params, k) != s.flats[fi].params.end()) piece.flat = fi;
+    const auto [begin, length] = piece_range(s, k, s.rank);
+    piece.begin = begin;
+    piece.data = s.flats[piece.flat].shard.narrow(0, begin, length).detach().requires_grad_(true);
+    return piece;
+  }
+
+  // ---- gather and free --------------------------------------------------------------------------
+
+  static void wait(State& s, CollectiveHandle& handle, const char* what) {
+    if (s.group && handle.valid()) s.group->wait(handle, what);
+    handle = CollectiveHandle();
+  }
+
+  /// Allocates the unit's flat buffer again and starts filling it from every process's shard.
+  /// `again`: gather even though the buffer holds parameters (ShardGradOp after a step).
+  static void start_gather(State& s, std::size_t fi, bool again = false) {
+    Flat& f = s.flats[fi];
+    if (f.gathered && !again) return;
+    torch::NoGradGuard no_grad;
+    auto* storage = f.full.storage().unsafeGetStorageImpl();
+    const auto bytes = static_cast<std::size_t>(f.padded * f.full.element_size());
+    if (storage->nbytes() != bytes) {
+      storage->set_data_ptr_noswap(storage->allocator()->allocate(bytes));
+      storage->set_nbytes(bytes);
+    }
+    auto mine = f.full.narrow(0, s.rank * f.shard_numel, f.shard_numel);
+    if (!f.shard_is_view) mine.copy_(f.shard);
+    if (s.group) f.gathering = s.group->all_gather_into_async(f.full, mine);
+    f.gathered = true;
+  }
+  static void finish_gather(State& s, Flat& f) { wait(s, f.gathering, "parameter all-gather"); }
+
+  static void gather(State& s, std::size_t u, bool wait_for_it) {
+    for (auto fi : s.units[u].flats) start_gather(s, fi);
+    if (wait_for_it)
+      for (auto fi : s.units[u].flats) finish_gather(s, s.flats[fi]);
+  }
+  static std::size_t gathered_units(const State& s) {
+    std::size_t n = 0;
+    for (std::size_t u = 0; u < s.units.size(); ++u)
+      if (u != s.root && !s.units[u].flats.empty() && s.flats[s.units[u].flats.front()].gathered) ++n;
+    return n;
+  }
+  /// Starts gathering unit u ahead of its use, unless limit_all_gathers says two are gathered already.
+  static void prefetch(State& s, std::size_t u) {
+    if (s.strategy != ShardingStrategy::full_shard || s.probing) return;
+    if (s.options.limit_all_gathers && gathered_units(s) >= 2) return;
+    gather(s, u, false);
+  }
+  static void free_unit(State& s, std::size_t u) {
+    if (s.strategy != ShardingStrategy::full_shard || s.probing) return;
+    for (auto fi : s.units[u].flats) {
+      Flat& f = s.flats[fi];
+      if (!f.gathered) continue;
+      finish_gather(s, f);
+      auto* storage = f.full.storage().unsafeGetStorageImpl();
+      storage->set_data_ptr_noswap(at::DataPtr(nullptr, f.full.device()));
+      storage->set_nbytes(0);
+      f.gathered = false;
+    }
+  }
+  /// The unit that runs after (+1) or before (-1) `u` in the forward, if the first forward saw one.
+  static std::optional<std::size_t> neighbour(const State& s, std::size_t u, int direction) {
+    const auto it = std::ranges::find(s.forward_order, u);
+    if (it == s.forward_order.end()) return std::nullopt;
+    const auto at = (it - s.forward_order.begin()) + direction;
+    if (at < 0 || at >= static_cast<std::ptrdiff_t>(s.forward_order.size())) return std::nullopt;
+    return s.forward_order[static_cast<std::size_t>(at)];
+  }
+
+  void finish_probe(State& s) {
+    s.probing = false;
+    if (s.validated) return;
+    s.validated = true;
+    std::vector<std::string> missed;
+    for (std::size_t u = 0; u < s.units.size(); ++u)
+      if (u != s.root && !s.units[u].entered) missed.push_back(fmt::format("{} ({})", s.units[u].name, s.units[u].type));
+    if (!missed.empty() && s.strategy == ShardingStrategy::full_shard)
+      throw error("full_shard: the wrapped unit{} {} {} not called through trainpp::call(block, ...) in the forward, "
+                  "so FullShard cannot gather {} parameters around {}; call {} that way, or wrap other modules "
+                  "(fsdp_transformer_layer_cls_to_wrap / min_num_params)",
+                  missed.size() > 1 ? "s" : "", fmt::join(missed, ", "), missed.size() > 1 ? "were" : "was",
+                  missed.size() > 1 ? "their" : "its", missed.size() > 1 ? "them" : "it",
+                  missed.size() > 1 ? "them" : "it");
+  }
+
+  // ---- backward ---------------------------------------------------------------------------------
+
+  /// Copies the unit's gradients into one padded buffer, frees them, and starts its reduce-scatter.
+  static void launch_reduce(State& s, std::size_t u) {
+    Unit& unit = s.units[u];
+    if (unit.launched) return;
+    unit.launched = true;
+    torch::NoGradGuard no_grad;
+    for (auto fi : unit.flats) {
+      Flat& f = s.flats[fi];
+      auto flat = torch::zeros({f.padded}, f.full.options());
+      for (std::size_t i = 0; i < f.params.size(); ++i) {
+        auto& p = s.params[f.params[i]];
+        if (!p.grad().defined()) continue;
+        flat.narrow(0, f.offsets[i], p.numel()).copy_(p.grad().reshape(-1));
+        p.mutable_grad().reset();
+      }
+      f.reducing_flat = flat;
+      f.reducing_part = torch::empty({f.shard_numel}, flat.options());
+      if (s.group) f.reducing = s.group->reduce_scatter_sum_async(f.reducing_part, flat);
+      else f.reducing_part.copy_(flat);
+    }
+    if (s.options.backward_prefetch == BackwardPrefetch::backward_post)
+      if (auto next = neighbour(s, u, -1)) prefetch(s, *next);
+    if (u != s.root) free_unit(s, u);
+  }
+
+  void register_backward_hooks() {
+    std::weak_ptr<State> weak = state_;
+    for (std::size_t k = 0; k < state_->params.size(); ++k) {
+      auto accumulator = torch::autograd::impl::grad_accumulator(state_->params[k]);
+      const auto key = accumulator->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
+          [weak, k](const torch::autograd::variable_list& outputs, const torch::autograd::variable_list&) {
+            if (auto s = weak.lock()) {
+              auto u = s->unit_of[k];
+              if (--s->units[u].pending == 0) launch_reduce(*s, u);
+            }
+            return outputs;
+          }));
+      hooks_.push_back({accumulator, key});
+    }
+  }
+
+  /// What trainpp::call does around a wrapped unit.
+  void register_unit_calls() {
+    std::weak_ptr<State> weak = state_;
+    auto& registry = detail::module_call_registry();
+    for (std::size_t u = 0; u < state_->units.size(); ++u) {
+      if (u == state_->root) continue;
+      ModuleCallHooks hooks;
+      hooks.checkpoint = options_.activation_checkpointing;
+      hooks.before = [weak, u] {
+        auto s = weak.lock();
+        if (!s) return;
+        if (s->probing && !s->units[u].entered) {
+          s->units[u].entered = true;
+          s->forward_order.push_back(u);
+        }
+        gather(*s, u, true);
+        if (s->options.forward_prefetch && torch::GradMode::is_enabled())
+          if (auto next = neighbour(*s, u, +1)) prefetch(*s, *next);
+      };
+      hooks.after = [weak, u](const std::vector<torch::Tensor>& outputs, bool known) {
+        auto s = weak.lock();
+        if (!s || s->strategy != ShardingStrategy::full_shard || s->probing) return;
+        if (torch::GradMode::is_enabled()) {
+          if (!known) return;  // no output to hook: stays gathered until after_backward
+          for (const auto& out : outputs)
+            if (out.defined() && out.requires_grad())
+              const_cast<torch::Tensor&>(out).register_hook([weak, u](const torch::Tensor&) {
+                if (auto state = weak.lock()) {
+                  gather(*state, u, true);
+                  if (state->options.backward_prefetch == BackwardPrefetch::backward_pre)
+                    if (auto next = neighbour(*state, u, -1)) prefetch(*state, *next);
+                }
+              });
+        }
+        free_unit(*s, u);
+      };
+      registry[state_->units[u].module] = std::move(hooks);
+      registered_.push_back(state_->units[u].module);
+    }
+  }
+
+  void release() {
+    for (auto& [accumulator, key] : hooks_)
+      if (accumulator) accumulator->del_post_hook(key);
+    hooks_.clear();
+    for (const auto* m : registered_) detail::module_call_registry().erase(m);
+    registered_.clear();
+  }
+
+  ShardingStrategy strategy_;
+  FsdpOptions options_;
+  std::shared_ptr<State> state_;
+  std::vector<std::pair<decltype(torch::autograd::impl::grad_accumulator(std::declval<const torch::Tensor&>())), std::uintptr_t>> hooks_;
+  std::vector<const torch::nn::Module*> registered_;
+};
+
+/// ZeRO-2 as a sharding slot type (HF's `--fsdp shard_grad_op`): whole parameters, sharded gradients
+/// and optimizer state. Options (auto-wrap units, offload, state_dict_type) from --fsdp_config or here.
+class ShardGradOp : public ZeroSharding {
+ public:
+  explicit ShardGradOp(FsdpOptions options = {}) : ZeroSharding(ShardingStrategy::shard_grad_op, std::move(options)) {}
+};
+
+/// ZeRO-3 as a sharding slot type (HF's `--fsdp full_shard`): parameters, gradients and optimizer state
+/// sharded; units gathered around their forward and backward (see ZeroSharding).
+class FullShard : public ZeroSharding {
+ public:
+  explicit FullShard(FsdpOptions options = {}) : ZeroSharding(ShardingStrategy::full_shard, std::move(options)) {}
+};
+
+}  // namespace trainpp
+
+#include <optional>
+
+namespace trainpp {
+
+/// Data parallelism as `--fsdp` / `--fsdp_config` say, chosen at run time: for programs whose users
+/// pick the strategy on the command line, as with HF's Trainer. Without a launcher and without
+/// --fsdp it trains as a single process. Each call is one branch on the chosen policy; a program that
+/// knows its strategy puts DataParallel, ShardGradOp or FullShard in the slot instead.
+class AutoSharding {
+ public:
+  void configure(const TrainingArguments& args, torch::Device device) {
+    const FsdpOptions options = args.fsdp_options();
+    if (options.strategy && *options.strategy != ShardingStrategy::no_shard) {
+      zero_.emplace(*options.strategy, options);
+      zero_->configure(args, device);
+    } else {
+      data_parallel_.configure(args, device);
+    }
+  }
+  /// The policy chosen: nullptr for data parallelism.
+  [[nodiscard]] ZeroSharding* zero() { return zero_ ? &*zero_ : nullptr; }
+
+  void prepare(torch::nn::Module& model, torch::Device device) {
+    zero_ ? zero_->prepare(model, device) : data_parallel_.prepare(model, device);
+  }
+  void set_gradient_sync(bool sync) {
+    if (!zero_) data_parallel_.set_gradient_sync(sync);
+  }
+  template <class Optimizer>
+  void shard_optimizer(Optimizer& optimizer) {
+    if (zero_) zero_->shard_optimizer(optimizer);
+  }
+  void before_forward(torch::nn::Module& m) { zero_ ? zero_->before_forward(m) : data_parallel_.before_forward(m); }
+  void after_forward(torch::nn::Module& m) {
+    if (zero_) zero_->after_forward(m);
+  }
+  void after_backward(torch::nn::Module& m, bool sync) {
+    zero_ ? zero_->after_backward(m, sync) : data_parallel_.after_backward(m, sync);
+  }
+  [[nodiscard]] torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm) {
+    return zero_ ? zero_->clip_grad_norm(params, max_norm) : data_parallel_.clip_grad_norm(params, max_norm);
+  }
+  void after_step(torch::nn::Module& m) {
+    if (zero_) zero_->after_step(m);
+  }
+
+  [[nodiscard]] bool forward_is_collective() const { return zero_ && zero_->forward_is_collective(); }
+  [[nodiscard]] int rank() const { return zero_ ? zero_->rank() : data_parallel_.rank(); }
+  [[nodiscard]] int world_size() const { return zero_ ? zero_->world_size() : data_parallel_.world_size(); }
+  void barrier() { zero_ ? zero_->barrier() : data_parallel_.barrier(); }
+  void all_reduce_sum(torch::Tensor& t) { zero_ ? zero_->all_reduce_sum(t) : data_parallel_.all_reduce_sum(t); }
+  [[nodiscard]] torch::Tensor gather_in_order(const torch::Tensor& local, std::int64_t batch_size, std::int64_t num_samples,
+                                              double pad) {
+    return zero_ ? zero_->gather_in_order(local, batch_size, num_samples, pad)
+                 : data_parallel_.gather_in_order(local, batch_size, num_samples, pad);
+  }
+
+  // Checkpoints: data parallelism saves as a single process does.
+  [[nodiscard]] std::optional<ZeroSharding::FullParameters> full_parameters() {
+    if (!zero_) return std::nullopt;
+    return std::optional<ZeroSharding::FullParameters>(std::in_place, *zero_);
+  }
+  [[nodiscard]] std::optional<std::string> optimizer_state_file(int rank) const {
+    return zero_ ? zero_->optimizer_state_file(rank) : std::nullopt;
+  }
+  void save_model_files(torch::nn::Module& model, const std::filesystem::path& dir, bool main_process) {
+    if (zero_) zero_->save_model_files(model, dir, main_process);
+    else if (main_process) trainpp::save_model(model, dir);
+  }
+  void load_model_files(torch::nn::Module& model, const std::filesystem::path& dir) {
+    if (zero_) zero_->load_model_files(model, dir);
+    else trainpp::load_model(model, dir / model_weights_name, /*strict=*/true);
+  }
+
+ private:
+  DataParallel data_parallel_;
+  std::optional<ZeroSharding> zero_;
 };
 
 }  // namespace trainpp
@@ -7999,6 +9344,9 @@ struct DefaultStep {
       out.labels = trainer.labels_of(batch);
     }
     if (!prediction_loss_only) out.logits = trainer.logits_of(outputs, has_labels);
+    // A forward without backward: FullShard frees what it gathered for it.
+    if constexpr (requires { trainer.sharding().after_forward(trainer.module()); })
+      trainer.sharding().after_forward(trainer.module());
     return out;
   }
 };
@@ -10085,6 +11433,15 @@ class Trainer {
     apply_tf32(args_, device_);
     if constexpr (requires { precision_.configure(args_, device_); }) precision_.configure(args_, device_);
     if constexpr (requires { sharding_.configure(args_, device_); }) sharding_.configure(args_, device_);
+    if constexpr (!requires { sharding_.load_model_files(module(), std::filesystem::path()); }) {
+      // HF's flags asked for sharding that this slot cannot do: say so instead of training unsharded.
+      const auto fsdp = args_.fsdp_options();
+      if (fsdp.strategy && *fsdp.strategy != ShardingStrategy::no_shard)
+        throw error("--fsdp {}: the sharding slot of this Trainer does not shard; put trainpp::AutoSharding (which "
+                    "follows --fsdp), trainpp::ShardGradOp or trainpp::FullShard in it", args_.fsdp);
+      if (!args_.fsdp_config.value_or("").empty())
+        warn("`--fsdp_config` is useful only with a sharding policy (--fsdp, or a sharded slot type); ignoring it.");
+    }
     sharding_.prepare(module(), device_);
     state_.is_world_process_zero = sharding_.rank() == 0;
     state_.is_local_process_zero = sharding_.rank() == 0;
@@ -10173,9 +11530,15 @@ class Trainer {
   void save_metrics(std::string_view split, const Metrics& metrics, bool combined = true) const {
     if (state_.is_world_process_zero) trainpp::save_metrics(args_.output_dir, split, metrics, combined);
   }
-  /// Writes the model alone into `dir` (default: output_dir) as model.safetensors.
+  /// Writes the model alone into `dir` (default: output_dir) as model.safetensors. Under a sharded
+  /// policy every process must call it (the parameters are gathered); only the main process writes.
   void save_model(std::optional<std::filesystem::path> dir = std::nullopt) {
-    if (state_.is_world_process_zero) trainpp::save_model(module(), dir.value_or(args_.output_dir));
+    if constexpr (requires { sharding_.full_parameters(); }) {
+      auto gathered = sharding_.full_parameters();
+      if (state_.is_world_process_zero) trainpp::save_model(module(), dir.value_or(args_.output_dir));
+    } else if (state_.is_world_process_zero) {
+      trainpp::save_model(module(), dir.value_or(args_.output_dir));
+    }
   }
   /// Writes trainer_state.json into `dir` (default: output_dir), as HF's save_state.
   void save_state(std::optional<std::filesystem::path> dir = std::nullopt) const {
@@ -10396,6 +11759,20 @@ class Trainer {
   template <class L>
   void skip_batches(L& loader, std::int64_t count);
   void save_checkpoint(const torch::Tensor& tr_loss);
+  /// A checkpoint's weights into the model: model.safetensors, or what the sharding policy wrote.
+  void load_checkpoint_weights(const std::filesystem::path& checkpoint) {
+    if constexpr (requires { sharding_.load_model_files(module(), checkpoint); })
+      sharding_.load_model_files(module(), checkpoint);
+    else
+      trainpp::load_model(module(), checkpoint / model_weights_name, /*strict=*/true);
+  }
+  /// Where this process's optimizer state goes: the policy's per-process file when it shards the
+  /// optimizer, else optimizer.safetensors (written by the main process).
+  [[nodiscard]] std::string optimizer_state_file() const {
+    if constexpr (requires { { sharding_.optimizer_state_file(0) } -> std::convertible_to<std::optional<std::string>>; })
+      if (auto name = sharding_.optimizer_state_file(sharding_.rank())) return *name;
+    return std::string(optimizer_state_name);
+  }
   void finish_checkpoints();
 
   Model model_;
@@ -10486,7 +11863,13 @@ PredictionOutput Trainer<Model, P>::evaluation_loop(L& loader, bool prediction_l
     if (!labels.empty()) labels_host.push_back(detail::concat_padded(labels).cpu()), labels.clear();
   };
   std::size_t batch_index = 0;
+  // Under FullShard every forward gathers parameters with the other processes, so every process runs
+  // as many forwards as the one with the most batches: the others repeat their last batch, unused.
+  bool collective_forward = false;
+  if constexpr (requires { sharding_.forward_is_collective(); }) collective_forward = sharding_.forward_is_collective();
+  std::optional<std::remove_cvref_t<decltype(*loader.next())>> last_batch;
   while (auto batch = loader.next()) {
+    if (collective_forward) last_batch = *batch;
     PredictionStep out = step_.prediction_step(*this, *batch, prediction_loss_only);
     std::int64_t n = batch->batch_size();
     // A shard's last batch may repeat examples from the start so that every process has as many
@@ -10506,6 +11889,19 @@ PredictionOutput Trainer<Model, P>::evaluation_loop(L& loader, bool prediction_l
     }
     fire(hooks::on_prediction_step);
     if (args_.eval_accumulation_steps && ++steps % *args_.eval_accumulation_steps == 0) to_host();
+  }
+  if (collective_forward) {
+    const auto batch_size = static_cast<std::size_t>(args_.per_device_eval_batch_size);
+    const auto world = static_cast<std::size_t>(sharding_.world_size());
+    const std::size_t global = args_.dataloader_drop_last ? loader.num_samples() / batch_size
+                                                          : (loader.num_samples() + batch_size - 1) / batch_size;
+    for (std::size_t b = batch_index; b < (global + world - 1) / world; ++b) {
+      if (!last_batch)
+        throw error("evaluation under full_shard: process {} got no batch of the {} examples, and cannot take part in "
+                    "the other processes' forwards; use fewer processes or a smaller per_device_eval_batch_size",
+                    sharding_.rank(), loader.num_samples());
+      (void)step_.prediction_step(*this, *last_batch, /*prediction_loss_only=*/true);
+    }
   }
   to_host();
   if (was_training) mod.train();
@@ -10694,7 +12090,7 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
   std::int64_t batches_to_skip = 0;
   if (resume) {
     // The weights first, before the optimizer holds references to the parameters.
-    trainpp::load_model(module(), *resume / model_weights_name, /*strict=*/true);
+    load_checkpoint_weights(*resume);
     state_ = resumed_state(*resume);
     epochs_trained = state_.global_step / updates_per_epoch;
     if (!args_.ignore_data_skip) batches_to_skip = (state_.global_step % updates_per_epoch) * ga;
@@ -10709,6 +12105,8 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
   optimizer_.reset();
   scheduler_.reset();
   optimizer_.emplace(optimizer_policy_.create(module(), args_));
+  // ZeRO: the optimizer keeps only this process's pieces of the parameters.
+  if constexpr (requires { sharding_.shard_optimizer(*optimizer_); }) sharding_.shard_optimizer(*optimizer_);
   scheduler_.emplace(scheduler_policy_.create(args_, max_steps));
   auto& optimizer = *optimizer_;
   auto& scheduler = *scheduler_;
@@ -11007,7 +12405,8 @@ TrainerState Trainer<Model, P>::resumed_state(const std::filesystem::path& check
 template <class Model, class P>
 bool Trainer<Model, P>::load_training_state(const std::filesystem::path& checkpoint, torch::Tensor& tr_loss) {
   const auto process_file = checkpoint / process_state_name(sharding_.rank(), sharding_.world_size());
-  if (!std::filesystem::exists(checkpoint / optimizer_state_name) && !std::filesystem::exists(process_file)) {
+  const auto optimizer_path = checkpoint / optimizer_state_file();
+  if (!std::filesystem::exists(optimizer_path) && !std::filesystem::exists(process_file)) {
     // A checkpoint saved with save_only_model, or one from another world size.
     const auto others = std::filesystem::exists(checkpoint / "process_state.safetensors") ||
                         std::filesystem::exists(checkpoint / "process_state_0.safetensors");
@@ -11021,7 +12420,10 @@ bool Trainer<Model, P>::load_training_state(const std::filesystem::path& checkpo
 
   // The optimizer: per-parameter state, then each group's learning rate as it was.
   if constexpr (requires(optimizer_type& o, const OptimizerState& st) { o.load_state(st); }) {
-    const auto path = checkpoint / optimizer_state_name;
+    const auto& path = optimizer_path;
+    if (!std::filesystem::exists(path))
+      throw error("{} lacks {}: it was not saved under this sharding policy (or by a run with another number of "
+                  "processes)", checkpoint.string(), path.filename().string());
     auto saved = load_optimizer_state(path);
     auto& groups = optimizer_->param_groups();
     const auto group_count = static_cast<std::size_t>(std::ranges::distance(groups));
@@ -11139,17 +12541,33 @@ void Trainer<Model, P>::save_checkpoint(const torch::Tensor& tr_loss) {
     process.world_size = world;
     return process;
   };
-  // Under data parallelism the other ranks hand their state to rank 0 through a directory named like
-  // a staging directory (so that an interrupted save leaves nothing remove_stale_staging misses);
-  // rank 0 moves it into the checkpoint before publishing it. Two barriers: every file is written
-  // before rank 0 collects them, and the checkpoint is published before any rank goes on (and might
-  // read it, as load_best_model_at_end does).
+  // What each process writes itself: its random state and loss sums, and under a sharded policy its
+  // optimizer pieces and its share of the model (the policy's save_model_files is collective: every
+  // process calls it, in the same place). The other ranks write into a directory named like a staging
+  // directory (so that an interrupted save leaves nothing remove_stale_staging misses); rank 0 moves
+  // their files into the checkpoint before publishing it. Two barriers: every file is written before
+  // rank 0 collects them, and the checkpoint is published before any rank goes on (and might read
+  // it, as load_best_model_at_end does).
   auto rank_dir = [&](int rank) { return out / fmt::format(".tmp-{}-rank{}", final_dir.filename().string(), rank); };
+  const std::string optimizer_file = optimizer_state_file();
+  const bool optimizer_per_process = optimizer_file != optimizer_state_name;
+  auto write_own_files = [&](const std::filesystem::path& dir) {
+    if constexpr (requires { sharding_.save_model_files(module(), dir, main_process); })
+      sharding_.save_model_files(module(), dir, main_process);
+    else if (main_process)
+      trainpp::save_model(module(), dir);
+    if (args_.save_only_model) return;
+    if (optimizer_per_process) {
+      const auto& groups = optimizer_->param_groups();
+      save_optimizer_state(dir / optimizer_file, optimizer_->state(), std::vector<ParamGroup>(groups.begin(), groups.end()));
+    }
+    save_process_state(dir / process_state_name(sharding_.rank(), world), process_state());
+  };
   if (!main_process) {
-    if (world > 1 && !args_.save_only_model) {
+    if (world > 1) {
       const auto dir = rank_dir(sharding_.rank());
       std::filesystem::create_directories(dir);
-      save_process_state(dir / process_state_name(sharding_.rank(), world), process_state());
+      write_own_files(dir);
     }
     synchronize_processes();
     synchronize_processes();
@@ -11157,12 +12575,14 @@ void Trainer<Model, P>::save_checkpoint(const torch::Tensor& tr_loss) {
   }
   const auto staging = make_staging_dir(final_dir);
   try {
-    trainpp::save_model(module(), staging);
+    write_own_files(staging);
     if (!args_.save_only_model) {
       if constexpr (requires(const optimizer_type& o) { { o.state() } -> std::convertible_to<OptimizerState>; }) {
-        const auto& groups = optimizer_->param_groups();
-        save_optimizer_state(staging / optimizer_state_name, optimizer_->state(),
-                             std::vector<ParamGroup>(groups.begin(), groups.end()));
+        if (!optimizer_per_process) {
+          const auto& groups = optimizer_->param_groups();
+          save_optimizer_state(staging / optimizer_state_name, optimizer_->state(),
+                               std::vector<ParamGroup>(groups.begin(), groups.end()));
+        }
       } else {
         warn("checkpoint {}: the optimizer has no state() to save; training cannot resume from it exactly",
              final_dir.string());
@@ -11174,20 +12594,19 @@ void Trainer<Model, P>::save_checkpoint(const torch::Tensor& tr_loss) {
         const nlohmann::json scaler = precision_.state();
         if (!scaler.is_null()) write_file_atomic(staging / scaler_state_name, scaler.dump(2) + "\n");
       }
-      save_process_state(staging / process_state_name(sharding_.rank(), world), process_state());
     }
     write_file_atomic(staging / trainer_state_name, state_json().dump(2) + "\n");
     write_file_atomic(staging / training_args_name, saved_arguments_.dump(2) + "\n");
     synchronize_processes();
-    if (world > 1 && !args_.save_only_model)
-      for (int rank = 1; rank < world; ++rank) {
-        const auto name = process_state_name(rank, world);
-        const auto from = rank_dir(rank) / name;
-        if (!std::filesystem::exists(from))
-          throw error("checkpoint {}: rank {} did not write its state {}", final_dir.string(), rank, from.string());
-        std::filesystem::rename(from, staging / name);
-        std::filesystem::remove(rank_dir(rank));
-      }
+    for (int rank = 1; rank < world; ++rank) {
+      const auto from = rank_dir(rank);
+      if (!std::filesystem::is_directory(from) ||
+          (!args_.save_only_model && !std::filesystem::exists(from / process_state_name(rank, world))))
+        throw error("checkpoint {}: rank {} did not write its state into {}", final_dir.string(), rank, from.string());
+      for (const auto& entry : std::filesystem::directory_iterator(from))
+        std::filesystem::rename(entry.path(), staging / entry.path().filename());
+      std::filesystem::remove(from);
+    }
     commit_dir(staging, final_dir);
   } catch (...) {
     std::error_code ec;
@@ -11206,8 +12625,7 @@ void Trainer<Model, P>::finish_checkpoints() {
   if (args_.load_best_model_at_end && state_.best_model_checkpoint) {
     note("Loading best model from {} (score: {}).", *state_.best_model_checkpoint,
          state_.best_metric ? detail::python_float(*state_.best_metric) : std::string("None"));
-    trainpp::load_model(module(), std::filesystem::path(*state_.best_model_checkpoint) / model_weights_name,
-                        /*strict=*/true);
+    load_checkpoint_weights(*state_.best_model_checkpoint);
   }
   if (state_.is_world_process_zero && state_.best_model_checkpoint && args_.save_total_limit == 1) {
     const auto best = std::filesystem::path(*state_.best_model_checkpoint).lexically_normal();
@@ -11304,6 +12722,8 @@ struct Seq2SeqStep : DefaultStep {
       [[maybe_unused]] auto autocast = trainer.precision().eval_context(trainer.device());
       out.loss = trainer.compute_loss(trainer.forward(batch), batch).detach();
     }
+    if constexpr (requires { trainer.sharding().after_forward(trainer.module()); })
+      trainer.sharding().after_forward(trainer.module());
     if (trainer.args().prediction_loss_only) return out;
     out.logits = generated;
     if (has_labels) out.labels = pad_to_generation_length(trainer.labels_of(batch));
@@ -11441,6 +12861,12 @@ class Seq2SeqTrainer : public Trainer<Model, P> {
     args_.finalize();  // already applied by the parser or the Trainer to its copy; idempotent
     this->set_saved_arguments(args_json(args_));  // training_args.json with the Seq2Seq fields, as HF's
     if (args_.sortish_sampler) warn("sortish_sampler has no effect (transformers 5.x ignores it as well)");
+    // Under FullShard each generated token is a forward with collectives, and the processes stop
+    // generating at different steps (HF's synced_gpus keeps them in lockstep; trainpp does not yet).
+    if constexpr (requires { this->sharding().forward_is_collective(); })
+      if (args_.predict_with_generate && this->sharding().forward_is_collective())
+        throw error("--predict_with_generate is not supported under full_shard with several processes: use "
+                    "shard_grad_op, or evaluate the saved model in one process");
     if (args_.generation_config) {
       base_generation_config_ = GenerationConfig::from_file(*args_.generation_config);
     } else if constexpr (requires(Model& m) { { m->generation_config() } -> std::convertible_to<GenerationConfig>; }) {

@@ -1,8 +1,11 @@
-// One process of a data-parallel training job, for tests/distributed/check_ddp.py: a small MLP on a
-// fixed synthetic classification set, trained by trainpp::Trainer with the DataParallel sharding
-// slot, then evaluated and (rank 0) saved. Run alone it is the single-process reference.
+// One process of a data-parallel training job, for tests/distributed/check_ddp.py and check_zero.py:
+// a small residual MLP on a fixed synthetic classification set, trained by trainpp::Trainer with the
+// AutoSharding slot (DataParallel, or ShardGradOp / FullShard as --fsdp says) or, with
+// --slot full_shard, the FullShard type itself; then evaluated, saved, and its per-process memory
+// reported. Run alone it is the single-process reference.
 //
 //   ddp_worker --output_dir D [HF's training flags] [--rows N] [--fail_at_step S --fail_rank R]
+//              [--slot auto|full_shard]
 
 #include <trainpp/trainpp.hpp>
 
@@ -11,6 +14,7 @@
 #endif
 
 #include <cstdlib>
+#include <set>
 
 namespace {
 
@@ -18,8 +22,10 @@ struct WorkerArgs {
   std::int64_t rows = 384;
   std::int64_t fail_at_step = -1;  ///< this rank exits with status 3 at that step (fault tests)
   std::int64_t fail_rank = 1;
+  std::string slot = "auto";
   void finalize() {
     if (rows < 1) throw trainpp::error("--rows must be positive, got {}", rows);
+    if (slot != "auto" && slot != "full_shard") throw trainpp::error("--slot must be auto or full_shard, got {}", slot);
   }
 };
 
@@ -28,18 +34,37 @@ void visit_fields(WorkerArgs& a, V&& v) {
   v(trainpp::FieldInfo{"rows", "Training examples (evaluation: a quarter as many).", "worker"}, a.rows);
   v(trainpp::FieldInfo{"fail_at_step", "Exit with status 3 at this step on --fail_rank.", "worker"}, a.fail_at_step);
   v(trainpp::FieldInfo{"fail_rank", "The rank that fails.", "worker"}, a.fail_rank);
+  v(trainpp::FieldInfo{"slot", "The sharding slot: auto (AutoSharding) or full_shard (FullShard).", "worker"}, a.slot);
 }
+
+/// A residual block: the unit FullShard wraps (fsdp_transformer_layer_cls_to_wrap "Block", or
+/// min_num_params between 1057 and 1088: the block's own scale makes it larger than its Linear).
+struct BlockImpl : torch::nn::Module {
+  torch::nn::Linear fc{nullptr};
+  torch::Tensor scale;
+  BlockImpl() {
+    fc = register_module("fc", torch::nn::Linear(32, 32));
+    scale = register_parameter("scale", torch::ones({32}));
+  }
+  torch::Tensor forward(const torch::Tensor& x) { return x + scale * torch::relu(fc(x)); }
+};
+TORCH_MODULE(Block);
 
 struct MLPImpl : torch::nn::Module {
   torch::nn::Linear fc1{nullptr}, fc2{nullptr}, unused{nullptr};
+  torch::nn::ModuleList blocks;
   MLPImpl() {
     fc1 = register_module("fc1", torch::nn::Linear(16, 32));
+    blocks = register_module("blocks", torch::nn::ModuleList(Block(), Block()));
     fc2 = register_module("fc2", torch::nn::Linear(32, 4));
     // A parameter no forward uses: DDP must not wait for its gradient (find_unused_parameters).
     unused = register_module("unused", torch::nn::Linear(2, 2));
   }
   trainpp::ModelOutput forward(const trainpp::Batch& batch) {
-    auto logits = fc2(torch::relu(fc1(batch.at("x"))));
+    auto h = torch::relu(fc1(batch.at("x")));
+    // Through trainpp::call, so that FullShard can gather each block around its forward and backward.
+    for (const auto& block : *blocks) h = trainpp::call(*block->as<BlockImpl>(), h);
+    auto logits = fc2(h);
     trainpp::ModelOutput out{.logits = logits};
     if (batch.contains("labels")) out.loss = torch::nn::functional::cross_entropy(logits, batch.at("labels"));
     return out;
@@ -62,6 +87,82 @@ struct FailAt {
   }
 };
 
+/// The bytes this process holds of parameters, gradients and optimizer state just before each
+/// optimizer step (gradients exist then), each counted once per storage; the largest seen.
+struct MemoryProbe {
+  std::shared_ptr<nlohmann::json> peak = std::make_shared<nlohmann::json>(nlohmann::json{{"parameters", 0}, {"gradients", 0}, {"optimizer", 0}});
+  void on_pre_optimizer_step(const trainpp::TrainingArguments&, const trainpp::TrainerState&, trainpp::TrainerControl&,
+                             auto& trainer) {
+    std::set<const void*> seen;
+    auto bytes = [&](const std::vector<torch::Tensor>& tensors) {
+      std::int64_t n = 0;
+      for (const auto& t : tensors)
+        if (t.defined() && t.has_storage() && seen.insert(t.storage().unsafeGetStorageImpl()).second)
+          n += static_cast<std::int64_t>(t.storage().nbytes());
+      return n;
+    };
+    auto params = trainer.module().parameters();
+    std::vector<torch::Tensor> grads;
+    for (const auto& p : params) grads.push_back(p.grad());
+    for (const auto& p : trainer.optimizer().parameters()) grads.push_back(p.grad());
+    if constexpr (requires { trainer.sharding().zero(); })
+      if (auto* zero = trainer.sharding().zero()) {
+        for (auto& t : zero->owned_tensors()) params.push_back(t);
+        for (auto& t : zero->owned_gradients()) grads.push_back(t);
+      }
+    if constexpr (requires { trainer.sharding().owned_tensors(); }) {
+      for (auto& t : trainer.sharding().owned_tensors()) params.push_back(t);
+      for (auto& t : trainer.sharding().owned_gradients()) grads.push_back(t);
+    }
+    std::vector<torch::Tensor> state;
+    for (const auto& entry : trainer.optimizer().state())
+      for (const auto& [key, t] : entry) state.push_back(t);
+    const auto p = bytes(params), g = bytes(grads), o = bytes(state);
+    auto& peak = *this->peak;
+    peak["parameters"] = std::max(peak["parameters"].get<std::int64_t>(), p);
+    peak["gradients"] = std::max(peak["gradients"].get<std::int64_t>(), g);
+    peak["optimizer"] = std::max(peak["optimizer"].get<std::int64_t>(), o);
+  }
+};
+
+template <class Sharding>
+int run(const trainpp::TrainingArguments& args, const WorkerArgs& worker, Sharding sharding) {
+  auto train = make_data(worker.rows, 1);
+  auto eval = make_data(worker.rows / 4 + 1, 2);  // + 1: a size no world size divides evenly
+  const auto eval_copy = eval;                    // shares the tensors
+  torch::manual_seed(0);
+  MLP model;
+  std::int64_t trainable = 0;
+  for (const auto& p : model->parameters()) trainable += p.numel();
+  MemoryProbe memory;
+  trainpp::Trainer trainer(model, args, trainpp::sharding = std::move(sharding),
+                           trainpp::train_dataset = std::move(train), trainpp::eval_dataset = std::move(eval),
+                           trainpp::compute_metrics = trainpp::accuracy,
+                           trainpp::callbacks = trainpp::callback_list(FailAt{worker.fail_at_step, worker.fail_rank}, memory));
+  trainer.train();
+  auto metrics = trainer.evaluate();
+  auto predictions = trainer.predict(eval_copy);
+  trainer.save_model();  // every process: a sharded model is gathered for it
+  if (trainer.state().is_world_process_zero) {
+    trainer.save_state();
+    nlohmann::json out(metrics);
+    out["predict_rows"] = predictions.predictions.size(0);
+    out["peak_memory_bytes"] = -1;
+#ifdef TRAINPP_BENCH_CUDA
+    if (trainer.device().is_cuda())
+      out["peak_memory_bytes"] = c10::cuda::CUDACachingAllocator::getDeviceStats(trainer.device().index()).allocated_bytes[0].peak;
+#endif
+    const auto argmax = predictions.predictions.argmax(1).contiguous();
+    const auto* first = static_cast<const std::int64_t*>(argmax.data_ptr());
+    out["predict_argmax"] = std::vector<std::int64_t>(first, first + argmax.numel());
+    out["memory"] = *memory.peak;
+    out["trainable_parameters"] = trainable;
+    out["world_size"] = trainer.sharding().world_size();
+    trainpp::write_file_atomic(std::filesystem::path(args.output_dir) / "worker_results.json", out.dump(2));
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -72,33 +173,7 @@ int main(int argc, char** argv) {
     defaults.disable_tqdm = true;
     defaults.save_strategy = trainpp::SaveStrategy::no;
     auto [args, worker] = trainpp::parse_args(argc, argv, defaults, WorkerArgs{});
-    auto train = make_data(worker.rows, 1);
-    auto eval = make_data(worker.rows / 4 + 1, 2);  // + 1: a size no world size divides evenly
-    const auto eval_copy = eval;                    // shares the tensors
-    torch::manual_seed(0);
-    MLP model;
-    trainpp::Trainer trainer(model, args, trainpp::sharding = trainpp::DataParallel{},
-                             trainpp::train_dataset = std::move(train), trainpp::eval_dataset = std::move(eval),
-                             trainpp::compute_metrics = trainpp::accuracy,
-                             trainpp::callbacks = trainpp::callback_list(FailAt{worker.fail_at_step, worker.fail_rank}));
-    trainer.train();
-    auto metrics = trainer.evaluate();
-    auto predictions = trainer.predict(eval_copy);
-    if (trainer.state().is_world_process_zero) {
-      trainer.save_model();
-      trainer.save_state();
-      nlohmann::json out(metrics);
-      out["predict_rows"] = predictions.predictions.size(0);
-      out["peak_memory_bytes"] = -1;
-#ifdef TRAINPP_BENCH_CUDA
-      if (trainer.device().is_cuda())
-        out["peak_memory_bytes"] = c10::cuda::CUDACachingAllocator::getDeviceStats(trainer.device().index()).allocated_bytes[0].peak;
-#endif
-      const auto argmax = predictions.predictions.argmax(1).contiguous();
-      out["predict_argmax"] = std::vector<std::int64_t>(argmax.data_ptr<std::int64_t>(),
-                                                          argmax.data_ptr<std::int64_t>() + argmax.numel());
-      trainpp::write_file_atomic(std::filesystem::path(args.output_dir) / "worker_results.json", out.dump(2));
-    }
-    return 0;
+    if (worker.slot == "full_shard") return run(args, worker, trainpp::FullShard{});
+    return run(args, worker, trainpp::AutoSharding{});
   });
 }

@@ -155,6 +155,44 @@ class ProcessGroup {
     wait(CollectiveHandle(guarded("allgather", [&] { return backend_->allgather(outputs, inputs); })), "allgather");
     return outputs[0];
   }
+  /// Sums `input` across processes and leaves part r of the sum (output.numel() elements, input
+  /// holding size() × as many) in process r's `output`: ZeRO's gradient reduce-scatter.
+  [[nodiscard]] CollectiveHandle reduce_scatter_sum_async(torch::Tensor output, torch::Tensor input) {
+    if (input.numel() != output.numel() * size_)
+      throw error("reduce-scatter: {} elements do not split into {} parts of {}", input.numel(), size_, output.numel());
+    if (ring_) return CollectiveHandle(ring_->reduce_scatter_sum(output, input));
+    if (backend_name_ == "gloo") {
+      // Gloo lacks a reduce-scatter of one flat tensor: an allreduce of a copy, then this rank's part.
+      std::vector<torch::Tensor> whole{input.clone()};
+      all_reduce_sum(whole);
+      output.view(-1).copy_(whole[0].view(-1).narrow(0, rank_ * output.numel(), output.numel()));
+      return CollectiveHandle();
+    }
+    c10d::ReduceScatterOptions options;
+    options.reduceOp = c10d::ReduceOp::SUM;
+    auto out = output.view(-1), in = input.view(-1);
+    return CollectiveHandle(guarded("reduce-scatter", [&] { return backend_->_reduce_scatter_base(out, in, options); }));
+  }
+  /// Every process's `input` side by side in `output` (size() × input.numel() elements), in rank
+  /// order. `input` may be this rank's part of `output` itself (an in-place gather).
+  [[nodiscard]] CollectiveHandle all_gather_into_async(torch::Tensor output, torch::Tensor input) {
+    if (output.numel() != input.numel() * size_)
+      throw error("all-gather: {} elements are not {} parts of {}", output.numel(), size_, input.numel());
+    auto flat = output.view(-1);
+    if (ring_) {
+      std::vector<torch::Tensor> parts;
+      for (int r = 0; r < size_; ++r) parts.push_back(flat.narrow(0, r * input.numel(), input.numel()));
+      return CollectiveHandle(ring_->all_gather(std::move(parts), input.view(-1)));
+    }
+    if (backend_name_ == "gloo") {
+      const auto gathered = all_gather(input.view(-1));
+      for (int r = 0; r < size_; ++r) flat.narrow(0, r * input.numel(), input.numel()).copy_(gathered[static_cast<std::size_t>(r)]);
+      return CollectiveHandle();
+    }
+    auto in = input.view(-1);
+    return CollectiveHandle(guarded("allgather", [&] { return backend_->_allgather_base(flat, in); }));
+  }
+
   /// Returns once every process has called it.
   void barrier() {
     auto token = torch::zeros({1});

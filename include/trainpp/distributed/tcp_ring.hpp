@@ -100,6 +100,16 @@ class TcpRing {
   [[nodiscard]] std::shared_future<void> broadcast(torch::Tensor tensor, int root) {
     return enqueue([this, tensor, root]() mutable { on_host(tensor, [&](torch::Tensor& t) { ring_broadcast(t, root); }); });
   }
+  /// Sums `input` (size × output.numel() elements) across the ring and leaves part r of the sum in
+  /// process r's `output` (ZeRO's gradient reduce-scatter).
+  [[nodiscard]] std::shared_future<void> reduce_scatter_sum(torch::Tensor output, torch::Tensor input) {
+    return enqueue([this, output, input]() mutable {
+      auto work = input.to(torch::kCPU).contiguous().clone();  // reduced in place: never the caller's
+      ring_reduce_scatter(work);
+      torch::NoGradGuard no_grad;
+      output.view(-1).copy_(work.view(-1).narrow(0, rank_ * output.numel(), output.numel()));
+    });
+  }
   /// Fills `outputs[r]` (each shaped as `input`) with rank r's `input`.
   [[nodiscard]] std::shared_future<void> all_gather(std::vector<torch::Tensor> outputs, torch::Tensor input) {
     return enqueue([this, outputs, input]() mutable { ring_all_gather(outputs, input); });
@@ -317,6 +327,26 @@ class TcpRing {
       const auto [rb, re] = chunk(n, ((rank_ - s) % size_ + size_) % size_);
       exchange(base + sb * item, static_cast<std::size_t>(se - sb) * item, base + rb * item,
                static_cast<std::size_t>(re - rb) * item);
+    }
+  }
+
+  /// The first phase of ring_all_reduce on equal parts, shifted by one so that process r ends up
+  /// with the complete sum of part r.
+  void ring_reduce_scatter(torch::Tensor& t) {
+    if (broken_) throw error("rank {}: the process ring is broken by an earlier failure", rank_);
+    if (size_ == 1 || t.numel() == 0) return;
+    auto flat = t.view(-1);
+    const auto part = flat.numel() / size_;
+    const auto item = static_cast<std::size_t>(flat.element_size());
+    if (!scratch_.defined() || scratch_.scalar_type() != flat.scalar_type() || scratch_.numel() < part + 1)
+      scratch_ = torch::empty({part + 1}, flat.options());
+    auto* base = static_cast<char*>(flat.data_ptr());
+    const auto bytes = static_cast<std::size_t>(part) * item;
+    for (int s = 0; s < size_ - 1; ++s) {
+      const int send = ((rank_ - s - 1) % size_ + size_) % size_;
+      const int receive = ((rank_ - s - 2) % size_ + size_) % size_;
+      exchange(base + send * part * static_cast<std::int64_t>(item), bytes, scratch_.data_ptr(), bytes);
+      flat.narrow(0, receive * part, part).add_(scratch_.narrow(0, 0, part));
     }
   }
 

@@ -49,6 +49,8 @@ inline constexpr std::string_view training_args_name = "training_args.json";
 inline constexpr std::string_view optimizer_state_name = "optimizer.safetensors";
 inline constexpr std::string_view scheduler_state_name = "scheduler.json";
 inline constexpr std::string_view scaler_state_name = "scaler.json";
+/// The index of a model saved in pieces by a sharded policy (SHARDED_STATE_DICT; io/sharded_model.hpp).
+inline constexpr std::string_view model_shards_index_name = "model_shards.json";
 
 /// "process_state.safetensors" for a single process, "process_state_<rank>.safetensors" otherwise
 /// (HF's rng_state.pth / rng_state_<rank>.pth).
@@ -75,11 +77,13 @@ inline constexpr std::string_view scaler_state_name = "scaler.json";
 }
 
 /// True when `dir` is a checkpoint a run can resume from or load: a directory holding trainer_state.json
-/// and the model. (Directories are published whole; this guards against ones assembled by hand.)
+/// and the model (model.safetensors, or a sharded model's index). (Directories are published whole;
+/// this guards against ones assembled by hand.)
 [[nodiscard]] inline bool is_complete_checkpoint(const std::filesystem::path& dir) {
   std::error_code ec;
   return std::filesystem::is_directory(dir, ec) && std::filesystem::is_regular_file(dir / trainer_state_name, ec) &&
-         std::filesystem::is_regular_file(dir / "model.safetensors", ec);
+         (std::filesystem::is_regular_file(dir / "model.safetensors", ec) ||
+          std::filesystem::is_regular_file(dir / model_shards_index_name, ec));
 }
 
 /// The checkpoint directories in `output_dir`, oldest first by step number. When `best` names one of

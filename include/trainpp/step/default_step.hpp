@@ -42,6 +42,9 @@ struct DefaultStep {
       out.labels = trainer.labels_of(batch);
     }
     if (!prediction_loss_only) out.logits = trainer.logits_of(outputs, has_labels);
+    // A forward without backward: FullShard frees what it gathered for it.
+    if constexpr (requires { trainer.sharding().after_forward(trainer.module()); })
+      trainer.sharding().after_forward(trainer.module());
     return out;
   }
 };

@@ -1,0 +1,180 @@
+#pragma once
+// HF's --fsdp and --fsdp_config, read into one FsdpOptions that the sharding policies take.
+
+#include <trainpp/detail/config.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace trainpp {
+
+/// FSDP's sharding strategies (ZeRO stages 1-2 as one: trainpp shards gradients and optimizer state
+/// together, as SHARD_GRAD_OP does).
+enum class ShardingStrategy { no_shard, shard_grad_op, full_shard };
+/// When FullShard gathers the next unit ahead of its backward (FSDP's BackwardPrefetch).
+enum class BackwardPrefetch { no_prefetch, backward_pre, backward_post };
+/// How checkpoints hold the model under a sharded policy (accelerate's state_dict_type).
+enum class StateDictType { full_state_dict, sharded_state_dict };
+
+/// Everything --fsdp and --fsdp_config say, with HF's defaults.
+struct FsdpOptions {
+  std::optional<ShardingStrategy> strategy;  ///< nullopt: --fsdp not given
+  bool offload = false;                      ///< parameters, gradients, optimizer state and step on the CPU
+  bool auto_wrap = false;  ///< set by --fsdp auto_wrap, or by the config naming what to wrap
+  /// Module class names whose instances become units (fsdp_transformer_layer_cls_to_wrap); matched
+  /// against the C++ class name with or without its namespaces.
+  std::vector<std::string> transformer_layer_cls_to_wrap;
+  std::int64_t min_num_params = 0;  ///< size-based auto-wrap when > 0
+  BackwardPrefetch backward_prefetch = BackwardPrefetch::no_prefetch;
+  bool forward_prefetch = false;
+  bool limit_all_gathers = true;  ///< at most two units gathered at once (the one in use and one ahead)
+  bool activation_checkpointing = false;
+  bool sync_module_states = true;  ///< rank 0's initial weights everywhere
+  StateDictType state_dict_type = StateDictType::full_state_dict;
+};
+
+namespace detail {
+
+inline std::string lower(std::string s) {
+  std::ranges::transform(s, s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+/// A config value that must be a boolean: JSON true/false, or the strings accelerate's YAML writes.
+inline bool fsdp_bool(const nlohmann::json& value, const std::string& key, const std::string& source) {
+  if (value.is_boolean()) return value.get<bool>();
+  if (value.is_string()) {
+    const auto v = lower(value.get<std::string>());
+    if (v == "true") return true;
+    if (v == "false") return false;
+  }
+  throw error("{}: fsdp_config key '{}' must be true or false, got {}", source, key, value.dump());
+}
+
+}  // namespace detail
+
+/// Reads --fsdp (space-separated options) and --fsdp_config (a JSON file path, or a JSON object
+/// given inline), with HF's rules: `offload` alone and `full_shard` with `shard_grad_op` are errors;
+/// a leading `fsdp_` of a config key is dropped; min_num_params and transformer_layer_cls_to_wrap
+/// exclude each other; activation_checkpointing excludes --gradient_checkpointing. Unlike HF, an
+/// unknown key or option is an error (HF ignores it, and a typo silently trains without sharding).
+[[nodiscard]] inline FsdpOptions parse_fsdp_options(const std::string& fsdp, const std::optional<std::string>& fsdp_config,
+                                                    bool gradient_checkpointing) {
+  FsdpOptions o;
+  std::istringstream words(fsdp);
+  bool full = false, grad_op = false, none = false;
+  for (std::string word; words >> word;) {
+    const auto w = detail::lower(word);
+    if (w == "full_shard") full = true;
+    else if (w == "shard_grad_op") grad_op = true;
+    else if (w == "no_shard") none = true;
+    else if (w == "offload") o.offload = true;
+    else if (w == "auto_wrap") o.auto_wrap = true;
+    else if (w == "hybrid_shard" || w == "hybrid_shard_zero2")
+      throw error("--fsdp {}: hybrid sharding (full sharding inside a node, replication across nodes) is not "
+                  "implemented; use full_shard or shard_grad_op", w);
+    else
+      throw error("--fsdp: unknown option '{}' (expected full_shard, shard_grad_op, no_shard, offload, auto_wrap)", word);
+  }
+  if (full && grad_op) throw error("`--fsdp full_shard` is not compatible with `--fsdp shard_grad_op`.");
+  if ((full || grad_op) && none) throw error("`--fsdp no_shard` is not compatible with `--fsdp {}`.", full ? "full_shard" : "shard_grad_op");
+  if (full) o.strategy = ShardingStrategy::full_shard;
+  else if (grad_op) o.strategy = ShardingStrategy::shard_grad_op;
+  else if (none) o.strategy = ShardingStrategy::no_shard;
+  if (o.offload && !(full || grad_op))
+    throw error("`--fsdp offload` can't work on its own. It needs to be added to `--fsdp full_shard` or `--fsdp "
+                "shard_grad_op`. For example, `--fsdp \"full_shard offload\"`.");
+  if (o.auto_wrap && !o.strategy)
+    throw error("`--fsdp auto_wrap` needs a sharding strategy too, for example `--fsdp \"full_shard auto_wrap\"`.");
+
+  if (!fsdp_config || fsdp_config->empty()) {
+    if (o.auto_wrap)
+      throw error("`--fsdp auto_wrap` needs the units to wrap: give fsdp_transformer_layer_cls_to_wrap (module class "
+                  "names) or fsdp_min_num_params in --fsdp_config");
+    return o;
+  }
+  std::string source = *fsdp_config;
+  nlohmann::json config;
+  const auto first = fsdp_config->find_first_not_of(" \t\r\n");
+  try {
+    if (first != std::string::npos && (*fsdp_config)[first] == '{') {
+      source = "--fsdp_config";
+      config = nlohmann::json::parse(*fsdp_config);
+    } else {
+      std::ifstream in(*fsdp_config);
+      if (!in) throw error("--fsdp_config {}: cannot open the file", *fsdp_config);
+      config = nlohmann::json::parse(in);
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw error("{}: not valid JSON: {}", source, e.what());
+  }
+  if (!config.is_object()) throw error("{}: fsdp_config must be a JSON object, got {}", source, config.type_name());
+  bool has_min = false, has_cls = false;
+  for (const auto& [raw_key, value] : config.items()) {
+    const std::string key = raw_key.starts_with("fsdp_") ? raw_key.substr(5) : raw_key;
+    if (key == "min_num_params") {
+      if (!value.is_number_integer() || value.get<std::int64_t>() < 0)
+        throw error("{}: min_num_params must be a non-negative integer, got {}", source, value.dump());
+      o.min_num_params = value.get<std::int64_t>();
+      has_min = o.min_num_params > 0;
+    } else if (key == "transformer_layer_cls_to_wrap") {
+      if (value.is_string()) o.transformer_layer_cls_to_wrap = {value.get<std::string>()};
+      else if (value.is_array() && std::ranges::all_of(value, [](const auto& v) { return v.is_string(); }))
+        o.transformer_layer_cls_to_wrap = value.get<std::vector<std::string>>();
+      else throw error("{}: transformer_layer_cls_to_wrap must be a class name or a list of them, got {}", source, value.dump());
+      has_cls = !o.transformer_layer_cls_to_wrap.empty();
+    } else if (key == "backward_prefetch" || key == "backward_prefetch_policy") {
+      const auto v = value.is_string() ? detail::lower(value.get<std::string>()) : std::string();
+      if (v == "backward_pre") o.backward_prefetch = BackwardPrefetch::backward_pre;
+      else if (v == "backward_post") o.backward_prefetch = BackwardPrefetch::backward_post;
+      else if (v == "no_prefetch") o.backward_prefetch = BackwardPrefetch::no_prefetch;
+      else throw error("{}: backward_prefetch must be backward_pre, backward_post or no_prefetch, got {}", source, value.dump());
+    } else if (key == "forward_prefetch") {
+      o.forward_prefetch = detail::fsdp_bool(value, raw_key, source);
+    } else if (key == "limit_all_gathers") {
+      o.limit_all_gathers = detail::fsdp_bool(value, raw_key, source);
+    } else if (key == "activation_checkpointing") {
+      o.activation_checkpointing = detail::fsdp_bool(value, raw_key, source);
+    } else if (key == "sync_module_states") {
+      o.sync_module_states = detail::fsdp_bool(value, raw_key, source);
+    } else if (key == "offload_params") {
+      o.offload = o.offload || detail::fsdp_bool(value, raw_key, source);
+    } else if (key == "state_dict_type") {
+      const auto v = value.is_string() ? detail::lower(value.get<std::string>()) : std::string();
+      if (v == "full_state_dict") o.state_dict_type = StateDictType::full_state_dict;
+      else if (v == "sharded_state_dict") o.state_dict_type = StateDictType::sharded_state_dict;
+      else throw error("{}: state_dict_type must be FULL_STATE_DICT or SHARDED_STATE_DICT, got {}", source, value.dump());
+    } else if (key == "use_orig_params" || key == "cpu_ram_efficient_loading") {
+      (void)detail::fsdp_bool(value, raw_key, source);  // trainpp always keeps the original parameters
+    } else if (key == "reshard_after_forward") {
+      if (!detail::fsdp_bool(value, raw_key, source))
+        throw error("{}: reshard_after_forward false is not implemented; use --fsdp shard_grad_op to keep "
+                    "parameters gathered", source);
+    } else if (key == "version") {
+      if (!value.is_number_integer() || (value.get<int>() != 1 && value.get<int>() != 2))
+        throw error("{}: version must be 1 or 2, got {}", source, value.dump());
+    } else {
+      throw error("{}: unknown fsdp_config key '{}'", source, raw_key);
+    }
+  }
+  if (has_min && has_cls) throw error("{}: `min_num_params` and `transformer_layer_cls_to_wrap` are mutually exclusive.", source);
+  if (o.activation_checkpointing && gradient_checkpointing)
+    throw error("The activation_checkpointing in FSDP config and the gradient_checkpointing in training arg can't be "
+                "set to True simultaneously. Please use FSDP's activation_checkpointing logic when using FSDP.");
+  if (has_min || has_cls) o.auto_wrap = true;
+  if (o.auto_wrap && !has_min && !has_cls)
+    throw error("`--fsdp auto_wrap` needs the units to wrap: give fsdp_transformer_layer_cls_to_wrap (module class "
+                "names) or fsdp_min_num_params in --fsdp_config");
+  return o;
+}
+
+}  // namespace trainpp

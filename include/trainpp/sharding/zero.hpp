@@ -1,0 +1,779 @@
+#pragma once
+// ShardGradOp (ZeRO-2, FSDP SHARD_GRAD_OP) and FullShard (ZeRO-3, FSDP FULL_SHARD): each process
+// keeps only its part of the gradients and optimizer state (and under FullShard of the parameters),
+// and the processes exchange what the step needs with reduce-scatters and all-gathers.
+
+#include <trainpp/args.hpp>
+#include <trainpp/io/checkpoint.hpp>
+#include <trainpp/io/model_io.hpp>
+#include <trainpp/io/safetensors.hpp>
+#include <trainpp/io/sharded_model.hpp>
+#include <trainpp/nn/module_call.hpp>
+#include <trainpp/optim/param_groups.hpp>
+#include <trainpp/sharding/joined_processes.hpp>
+
+#include <c10/core/StorageImpl.h>
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/utils/lambda_post_hook.h>
+#include <torch/csrc/autograd/variable.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace trainpp {
+
+struct FP16;
+
+
+/// The ZeRO engine behind ShardGradOp and FullShard.
+///
+/// Layout: the trainable parameters are grouped in units — the modules auto-wrap picks
+/// (fsdp_transformer_layer_cls_to_wrap, or min_num_params as torch's size_based_auto_wrap_policy),
+/// plus a root unit for every parameter outside them — and each unit's parameters of one dtype are
+/// laid end to end in one flat buffer, padded to a multiple of the number of processes N. Process r
+/// owns elements [r·S, (r+1)·S) of every flat buffer (S = padded size / N).
+///
+/// A step: backward fills the full gradients of a unit; when its last gradient is ready (a hook on
+/// the gradient accumulators), they are copied into one flat buffer, freed, and reduce-scattered, so
+/// each process receives the sum of its part, added to its gradient shard (every micro-batch: the
+/// accumulation happens on the shards, as DeepSpeed's ZeRO does). At the window's end the shards are
+/// divided by N; the global gradient norm is the square root of the summed squared shard norms; the
+/// optimizer updates only this process's pieces of each parameter (shard_optimizer replaced its
+/// parameters by them: same groups, same weight decay, same arithmetic per element).
+/// - ShardGradOp keeps the whole parameters: after the step they are all-gathered from the shards.
+/// - FullShard keeps only the shards: a unit's parameters are gathered before its forward (the root
+///   unit's in before_forward; a wrapped unit's when the model calls it through trainpp::call), freed
+///   after it, gathered again before its backward (a hook on its outputs) and freed once its gradients
+///   are out. forward_prefetch / backward_prefetch start the next unit's gather early; with
+///   limit_all_gathers at most two units are gathered at a time.
+/// - offload keeps the shards, gradient shards and optimizer state on the CPU; the step runs there.
+/// The first forward runs with everything gathered and checks that every wrapped unit was called
+/// through trainpp::call (FullShard could not gather it otherwise): an error names any that was not.
+class ZeroSharding : public detail::JoinedProcesses {
+ public:
+  explicit ZeroSharding(ShardingStrategy strategy, FsdpOptions options = {}) : strategy_(strategy), options_(std::move(options)) {
+    if (strategy_ == ShardingStrategy::no_shard)
+      throw error("ZeroSharding shards gradients: use trainpp::DataParallel for no_shard");
+  }
+  ZeroSharding(const ZeroSharding&) = delete;
+  ZeroSharding& operator=(const ZeroSharding&) = delete;
+  ZeroSharding(ZeroSharding&&) noexcept = default;
+  ZeroSharding& operator=(ZeroSharding&&) = delete;
+  ~ZeroSharding() { release(); }
+
+  /// FP16's loss scaling would need the overflow check of every shard: not supported (use bf16).
+  template <class P>
+  static constexpr bool accepts_precision = !std::is_same_v<P, FP16>;
+
+  [[nodiscard]] ShardingStrategy strategy() const { return strategy_; }
+  /// Whether every forward runs collectives (FullShard's gathers across several processes): then
+  /// every process must run as many, and evaluation evens them out.
+  [[nodiscard]] bool forward_is_collective() const { return strategy_ == ShardingStrategy::full_shard && world_size() > 1; }
+  [[nodiscard]] const FsdpOptions& options() const { return options_; }
+
+  /// Takes the options --fsdp / --fsdp_config give (a strategy there must be this policy's) and joins the job.
+  void configure(const TrainingArguments& args, torch::Device device) {
+    const FsdpOptions given = args.fsdp_options();
+    if (given.strategy) {
+      if (*given.strategy != strategy_)
+        throw error("--fsdp says {}, but the sharding slot is {}: drop the flag, or use trainpp::AutoSharding to let "
+                    "the flags choose", strategy_label(*given.strategy), strategy_label(strategy_));
+      options_ = given;
+    } else if (!args.fsdp_config.value_or("").empty()) {
+      options_ = given;
+    }
+    if (args.fp16)
+      throw error("--fp16 with {}: its loss scaling needs every shard's overflow check, which trainpp does not "
+                  "implement for sharded gradients; use --bf16", strategy_label(strategy_));
+    join(args, device);
+  }
+
+  void prepare(torch::nn::Module& model, torch::Device device) {
+    release();
+    model.to(device);
+    auto s = std::make_shared<State>();
+    s->strategy = strategy_;
+    s->group = group_;
+    s->rank = rank();
+    s->world = world_size();
+    s->device = device;
+    s->offload = options_.offload ? torch::Device(torch::kCPU) : device;
+    s->options = options_;
+    torch::NoGradGuard no_grad;
+    if (joined() && options_.sync_module_states) {
+      auto everything = model.parameters();
+      for (auto& b : model.buffers()) everything.push_back(b);
+      broadcast_all(everything);
+    }
+    build_units(*s, model);
+    build_flats(*s);
+    state_ = s;
+    register_backward_hooks();
+    register_unit_calls();
+  }
+
+  /// Replaces the optimizer's parameters by this process's pieces of them (views of the shards, with
+  /// views of the gradient shards as their gradients at each step). Groups, names and hyper-parameters
+  /// stay; a piece may be empty (the parameter lies wholly in other processes' parts).
+  template <class Optimizer>
+  void shard_optimizer(Optimizer& optimizer) {
+    State& s = *state_;
+    std::unordered_map<const void*, std::size_t> index;
+    for (std::size_t k = 0; k < s.params.size(); ++k) index.emplace(s.params[k].unsafeGetTensorImpl(), k);
+    s.pieces.clear();
+    for (auto& group : optimizer.param_groups()) {
+      for (auto& p : group.params) {
+        const auto it = index.find(p.unsafeGetTensorImpl());
+        if (it == index.end())
+          throw error("{}: the optimizer holds a tensor that is not a trainable parameter of the model",
+                      strategy_label(strategy_));
+        Piece piece = piece_of(s, it->second);
+        p = piece.data;
+        s.pieces.push_back(std::move(piece));
+      }
+    }
+  }
+
+  void before_forward(torch::nn::Module&) {
+    if (!state_) return;
+    State& s = *state_;
+    if (!s.validated) {
+      s.probing = true;
+      for (std::size_t u = 0; u < s.units.size(); ++u) gather(s, u, true);
+      return;
+    }
+    if (s.strategy == ShardingStrategy::full_shard) gather(s, s.root, true);
+  }
+
+  /// After a forward without backward (evaluation, prediction): FullShard frees the root unit.
+  void after_forward(torch::nn::Module&) {
+    if (!state_) return;
+    State& s = *state_;
+    const bool probed = s.probing;
+    if (probed) finish_probe(s);
+    if (s.strategy != ShardingStrategy::full_shard) return;
+    if (probed)
+      for (std::size_t u = 0; u < s.units.size(); ++u) free_unit(s, u);
+    else
+      free_unit(s, s.root);
+  }
+
+  /// Every micro-batch: reduce-scatters what backward did not (units with unused parameters), waits,
+  /// and adds the reduced parts to the gradient shards; at the window's end divides them by N and
+  /// hands them to the optimizer's pieces.
+  void after_backward(torch::nn::Module&, bool sync) {
+    if (!state_) return;
+    State& s = *state_;
+    for (std::size_t u = 0; u < s.units.size(); ++u)
+      if (!s.units[u].launched) launch_reduce(s, u);
+    for (auto& f : s.flats) {
+      if (!f.reducing_part.defined()) continue;
+      wait(s, f.reducing, "gradient reduce-scatter");
+      f.reducing = CollectiveHandle();
+      f.grad_shard.add_(f.reducing_part.to(s.offload));
+      f.reducing_part = torch::Tensor();
+      f.reducing_flat = torch::Tensor();
+    }
+    for (auto& unit : s.units) {
+      unit.pending = static_cast<std::int64_t>(unit.params.size());
+      unit.launched = false;
+    }
+    if (s.probing) finish_probe(s);
+    if (s.strategy == ShardingStrategy::full_shard)
+      for (std::size_t u = 0; u < s.units.size(); ++u) free_unit(s, u);
+    if (!sync) return;
+    for (auto& f : s.flats) f.grad_shard.div_(static_cast<double>(s.world));
+    for (auto& piece : s.pieces)
+      if (piece.data.numel() > 0) piece.data.mutable_grad() = s.flats[piece.flat].grad_shard.narrow(0, piece.begin, piece.data.numel());
+  }
+
+  /// The global norm: each process's squared shard norm, summed across processes.
+  [[nodiscard]] torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>&, double max_norm) {
+    State& s = *state_;
+    torch::NoGradGuard no_grad;
+    auto squared = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(s.offload));
+    for (const auto& f : s.flats) squared += at::linalg_vector_norm(f.grad_shard, 2).to(torch::kFloat32).square();
+    if (s.group) {
+      auto on_device = squared.to(s.device);
+      s.group->all_reduce_sum(on_device);
+      squared = on_device.to(s.offload);
+    }
+    auto total = squared.sqrt();
+    const auto coef = at::clamp_max(at::reciprocal(total + 1e-6) * max_norm, 1.0);
+    for (auto& f : s.flats) f.grad_shard.mul_(coef.to(f.grad_shard.scalar_type()));
+    return total;
+  }
+
+  /// ShardGradOp: the updated shards all-gathered into the whole parameters. Both: gradient shards zeroed.
+  void after_step(torch::nn::Module&) {
+    State& s = *state_;
+    torch::NoGradGuard no_grad;
+    if (s.strategy == ShardingStrategy::shard_grad_op) {
+      for (std::size_t f = 0; f < s.flats.size(); ++f) start_gather(s, f, /*again=*/true);
+      for (auto& f : s.flats) finish_gather(s, f);
+    }
+    for (auto& f : s.flats) f.grad_shard.zero_();
+  }
+
+  // ---- checkpoints (the Trainer calls these on every process) ---------------------------------------
+
+  /// Gathers every unit for the scope's life (FullShard; nothing to do for ShardGradOp): what saving
+  /// the whole model needs. Every process must hold one at the same time.
+  class FullParameters {
+   public:
+    explicit FullParameters(ZeroSharding& z) : z_(z) {
+      if (!z_.state_) return;
+      for (std::size_t u = 0; u < z_.state_->units.size(); ++u) gather(*z_.state_, u, true);
+    }
+    FullParameters(const FullParameters&) = delete;
+    FullParameters& operator=(const FullParameters&) = delete;
+    ~FullParameters() {
+      if (z_.state_ && z_.strategy_ == ShardingStrategy::full_shard)
+        for (std::size_t u = 0; u < z_.state_->units.size(); ++u) free_unit(*z_.state_, u);
+    }
+
+   private:
+    ZeroSharding& z_;
+  };
+  [[nodiscard]] FullParameters full_parameters() { return FullParameters(*this); }
+
+  /// The optimizer's state is always saved per process (it exists only in pieces).
+  [[nodiscard]] std::optional<std::string> optimizer_state_file(int rank) const { return optimizer_shard_name(rank); }
+
+  /// Writes this process's share of the model into `dir`: FULL_STATE_DICT — the main process writes
+  /// model.safetensors, as a single process would (every process takes part in the gather);
+  /// SHARDED_STATE_DICT — every process its pieces (model_shard_<rank>.safetensors), the main process
+  /// also the buffers and the index.
+  void save_model_files(torch::nn::Module& model, const std::filesystem::path& dir, bool main_process) {
+    if (options_.state_dict_type == StateDictType::full_state_dict) {
+      auto scope = full_parameters();
+      if (main_process) trainpp::save_model(model, dir);
+      return;
+    }
+    State& s = *state_;
+    std::vector<std::pair<std::string, torch::Tensor>> tensors;
+    for (std::size_t k = 0; k < s.params.size(); ++k) {
+      const Piece piece = piece_of(s, k);
+      if (piece.data.numel() > 0) tensors.emplace_back(s.names[k], piece.data.detach().to(torch::kCPU));
+    }
+    nlohmann::json index = {{"format", "trainpp.sharded_model"}, {"world_size", s.world}};
+    if (main_process) {
+      for (const auto& item : model.named_buffers(true))
+        if (item.value().defined()) {
+          tensors.emplace_back(item.key(), item.value().detach().to(torch::kCPU));
+          index["buffers"].push_back(item.key());
+        }
+      if (!index.contains("buffers")) index["buffers"] = nlohmann::json::array();
+      index["parameters"] = nlohmann::json::object();
+      for (std::size_t k = 0; k < s.params.size(); ++k) {
+        nlohmann::json pieces = nlohmann::json::array();
+        for (int r = 0; r < s.world; ++r) {
+          const auto [begin, length] = piece_range(s, k, r);
+          if (length > 0) pieces.push_back({r, begin, length});
+        }
+        index["parameters"][s.names[k]] = {{"shape", s.params[k].sizes().vec()},
+                                           {"dtype", std::string(c10::toString(s.params[k].scalar_type()))},
+                                           {"pieces", pieces}};
+      }
+      for (const auto& item : model.named_parameters(true))
+        if (!s.index_of_name.contains(item.key())) {  // frozen: whole, like a buffer
+          tensors.emplace_back(item.key(), item.value().detach().to(torch::kCPU));
+          index["buffers"].push_back(item.key());
+        }
+    }
+    save_safetensors(dir / model_shard_name(s.rank), tensors, {{"format", "pt"}, {"trainpp.rank", std::to_string(s.rank)}});
+    if (main_process) write_file_atomic(dir / model_shards_index_name, index.dump(1) + "\n");
+  }
+
+  /// Loads the model a checkpoint holds (either kind) into the shards; every process calls it.
+  void load_model_files(torch::nn::Module& model, const std::filesystem::path& dir) {
+    State& s = *state_;
+    torch::NoGradGuard no_grad;
+    if (std::filesystem::exists(dir / model_weights_name)) {
+      auto scope = full_parameters();
+      trainpp::load_model(model, dir / model_weights_name, /*strict=*/true);
+      for (auto& f : s.flats)
+        if (!f.shard_is_view) f.shard.copy_(f.full.narrow(0, s.rank * f.shard_numel, f.shard_numel));
+      return;
+    }
+    const auto index_path = dir / model_shards_index_name;
+    if (!std::filesystem::exists(index_path))
+      throw error("{} holds neither {} nor {}", dir.string(), model_weights_name, model_shards_index_name);
+    const auto index = read_json_file(index_path);
+    const auto world = index.value("world_size", -1);
+    if (world != s.world)
+      throw error("{}: the model is sharded over {} processes, this run has {}; consolidate it first "
+                  "(trainpp-consolidate {})", index_path.string(), world, s.world, dir.string());
+    auto own = load_safetensors(dir / model_shard_name(s.rank));
+    std::map<std::string, torch::Tensor> tensors(own.tensors.begin(), own.tensors.end());
+    for (std::size_t k = 0; k < s.params.size(); ++k) {
+      const auto& name = s.names[k];
+      if (!index["parameters"].contains(name))
+        throw error("{}: the sharded model lacks the parameter {}", index_path.string(), name);
+      const auto shape = index["parameters"][name].value("shape", std::vector<std::int64_t>{});
+      if (shape != s.params[k].sizes().vec())
+        throw error("{}: parameter {} has shape [{}] there, [{}] in the model", index_path.string(), name,
+                    fmt::join(shape, ", "), fmt::join(s.params[k].sizes(), ", "));
+      Piece piece = piece_of(s, k);
+      if (piece.data.numel() == 0) continue;
+      const auto it = tensors.find(name);
+      if (it == tensors.end() || it->second.numel() != piece.data.numel())
+        throw error("{}: rank {}'s piece of {} is missing or of another size (was the model wrapped in the same "
+                    "units?)", (dir / model_shard_name(s.rank)).string(), s.rank, name);
+      piece.data.copy_(it->second.view(-1));
+    }
+    if (s.rank != 0) own = load_safetensors(dir / model_shard_name(0));
+    std::map<std::string, torch::Tensor> rank0(own.tensors.begin(), own.tensors.end());
+    for (const auto& name : index.value("buffers", std::vector<std::string>{})) {
+      auto target = model.named_buffers(true).find(name);
+      if (target == nullptr) target = model.named_parameters(true).find(name);
+      const auto it = rank0.find(name);
+      if (target == nullptr || it == rank0.end()) throw error("{}: buffer {} is not in the model or the shard", index_path.string(), name);
+      target->copy_(it->second);
+    }
+    if (s.strategy == ShardingStrategy::shard_grad_op) {
+      for (std::size_t f = 0; f < s.flats.size(); ++f) start_gather(s, f, /*again=*/true);
+      for (auto& f : s.flats) finish_gather(s, f);
+    }
+  }
+
+  /// The bytes this process holds of parameters (shards, gathered units) and gradients (full and
+  /// sharded) right now: what the memory test compares with ZeRO's formulas.
+  [[nodiscard]] std::vector<torch::Tensor> owned_tensors() const {
+    std::vector<torch::Tensor> out;
+    if (!state_) return out;
+    for (const auto& f : state_->flats) {
+      out.push_back(f.full);
+      if (!f.shard_is_view) out.push_back(f.shard);
+    }
+    return out;
+  }
+  [[nodiscard]] std::vector<torch::Tensor> owned_gradients() const {
+    std::vector<torch::Tensor> out;
+    if (!state_) return out;
+    for (const auto& f : state_->flats) out.push_back(f.grad_shard);
+    return out;
+  }
+  /// The units, as "name (Class): n parameters" lines (the root unit's name is empty).
+  [[nodiscard]] std::vector<std::string> describe_units() const {
+    std::vector<std::string> out;
+    if (!state_) return out;
+    for (const auto& unit : state_->units) {
+      std::int64_t n = 0;
+      for (auto k : unit.params) n += state_->params[k].numel();
+      out.push_back(fmt::format("{} ({}): {} parameters", unit.name.empty() ? "<root>" : unit.name, unit.type, n));
+    }
+    return out;
+  }
+
+  [[nodiscard]] static const char* strategy_label(ShardingStrategy strategy) {
+    switch (strategy) {
+      case ShardingStrategy::no_shard: return "no_shard";
+      case ShardingStrategy::shard_grad_op: return "shard_grad_op";
+      case ShardingStrategy::full_shard: return "full_shard";
+    }
+    return "?";
+  }
+
+ private:
+  struct Flat {  ///< one unit's parameters of one dtype, end to end
+    std::size_t unit = 0;
+    std::vector<std::size_t> params;     ///< indices into State::params
+    std::vector<std::int64_t> offsets;   ///< where each starts in the flat buffer
+    std::int64_t numel = 0, padded = 0, shard_numel = 0;
+    torch::Tensor full;        ///< padded; its storage is released while a FullShard unit is freed
+    torch::Tensor shard;       ///< this process's part: a view of `full`, or its own (FullShard, offload)
+    bool shard_is_view = false;
+    torch::Tensor grad_shard;  ///< summed reduced gradients of this process's part
+    bool gathered = true;
+    CollectiveHandle gathering;
+    torch::Tensor reducing_flat, reducing_part;
+    CollectiveHandle reducing;
+  };
+  struct Unit {
+    std::string name, type;
+    const torch::nn::Module* module = nullptr;  ///< null for the root unit
+    std::vector<std::size_t> params, flats;
+    std::int64_t pending = 0;
+    bool launched = false;
+    bool entered = false;  ///< called through trainpp::call during the first forward
+  };
+  struct Piece {
+    torch::Tensor data;  ///< the optimizer's parameter
+    std::size_t flat = 0;
+    std::int64_t begin = 0;  ///< where it starts in the flat buffer's shard
+  };
+  struct State {
+    ShardingStrategy strategy{};
+    FsdpOptions options;
+    std::shared_ptr<ProcessGroup> group;
+    int rank = 0, world = 1;
+    torch::Device device{torch::kCPU}, offload{torch::kCPU};
+    std::vector<torch::Tensor> params;
+    std::vector<std::string> names;
+    std::unordered_map<std::string, std::size_t> index_of_name;
+    std::vector<std::size_t> unit_of;
+    std::vector<Unit> units;
+    std::size_t root = 0;
+    std::vector<Flat> flats;
+    std::vector<Piece> pieces;
+    bool validated = false, probing = false;
+    std::vector<std::size_t> forward_order;  ///< units in the order the first forward called them
+  };
+
+  // ---- layout ---------------------------------------------------------------------------------
+
+  /// A module's class name as users write it: no namespaces, no TORCH_MODULE "Impl" suffix.
+  static std::string short_type(const std::string& full) {
+    const auto at = full.rfind("::");
+    std::string name = at == std::string::npos ? full : full.substr(at + 2);
+    if (name.size() > 4 && name.ends_with("Impl")) name.resize(name.size() - 4);
+    return name;
+  }
+
+  /// Auto-wrap: modules whose class is listed, or (size-based) the deepest modules that still hold at
+  /// least min_num_params parameters not wrapped below them, as torch's size_based_auto_wrap_policy.
+  void build_units(State& s, torch::nn::Module& model) {
+    std::unordered_map<const void*, std::size_t> seen;
+    for (const auto& item : model.named_parameters(true)) {
+      const auto& p = item.value();
+      if (!p.requires_grad() || seen.contains(p.unsafeGetTensorImpl())) continue;
+      seen.emplace(p.unsafeGetTensorImpl(), s.params.size());
+      s.index_of_name.emplace(item.key(), s.params.size());
+      s.params.push_back(p);
+      s.names.push_back(item.key());
+    }
+    s.unit_of.assign(s.params.size(), static_cast<std::size_t>(-1));
+    std::vector<Unit> wrapped;
+    auto params_of = [&](const torch::nn::Module& m) {
+      std::vector<std::size_t> out;
+      for (const auto& p : m.parameters(true)) {
+        const auto it = seen.find(p.unsafeGetTensorImpl());
+        if (it != seen.end() && s.unit_of[it->second] == static_cast<std::size_t>(-1)) out.push_back(it->second);
+      }
+      std::ranges::sort(out);
+      out.erase(std::unique(out.begin(), out.end()), out.end());
+      return out;
+    };
+    auto claim = [&](const std::string& name, const torch::nn::Module& m) {
+      Unit unit;
+      unit.name = name;
+      unit.type = short_type(m.name());
+      unit.module = &m;
+      unit.params = params_of(m);
+      if (unit.params.empty()) return;
+      for (auto k : unit.params) s.unit_of[k] = wrapped.size();
+      wrapped.push_back(std::move(unit));
+    };
+    const auto& classes = s.options.transformer_layer_cls_to_wrap;
+    if (!classes.empty()) {
+      std::set<std::string> found;
+      for (const auto& item : model.named_modules("", /*include_self=*/false)) {
+        const std::string type = item.value()->name();
+        const bool listed = std::ranges::any_of(classes, [&](const std::string& c) { return c == type || c == short_type(type); });
+        if (!listed) continue;
+        found.insert(type);
+        claim(item.key(), *item.value());
+      }
+      if (found.empty())
+        throw error("fsdp_transformer_layer_cls_to_wrap: no module of class {} in the model (its module classes: {})",
+                    fmt::join(classes, ", "), [&] {
+                      std::set<std::string> types;
+                      for (const auto& item : model.named_modules("", false)) types.insert(short_type(item.value()->name()));
+                      return fmt::format("{}", fmt::join(types, ", "));
+                    }());
+    } else if (s.options.min_num_params > 0) {
+      // Post-order: children decide first; a module is wrapped when what is left unwrapped below it
+      // reaches the threshold (the root never: it is the root unit).
+      std::function<void(const std::string&, const torch::nn::Module&, bool)> visit =
+          [&](const std::string& name, const torch::nn::Module& m, bool is_root) {
+            for (const auto& child : m.named_children())
+              visit(name.empty() ? child.key() : name + "." + child.key(), *child.value(), false);
+            if (is_root) return;
+            std::int64_t n = 0;
+            for (auto k : params_of(m)) n += s.params[k].numel();
+            if (n >= s.options.min_num_params) claim(name, m);
+          };
+      visit("", model, true);
+    }
+    // Launch order does not matter for correctness; units stay in module order, the root last.
+    s.units = std::move(wrapped);
+    Unit root;
+    root.type = short_type(model.name());
+    for (std::size_t k = 0; k < s.params.size(); ++k)
+      if (s.unit_of[k] == static_cast<std::size_t>(-1)) {
+        s.unit_of[k] = s.units.size();
+        root.params.push_back(k);
+      }
+    s.root = s.units.size();
+    s.units.push_back(std::move(root));
+    for (auto& unit : s.units) unit.pending = static_cast<std::int64_t>(unit.params.size());
+  }
+
+  void build_flats(State& s) {
+    for (std::size_t u = 0; u < s.units.size(); ++u) {
+      std::map<c10::ScalarType, std::size_t> by_dtype;
+      for (auto k : s.units[u].params) {
+        const auto dtype = s.params[k].scalar_type();
+        if (!by_dtype.contains(dtype)) {
+          by_dtype[dtype] = s.flats.size();
+          s.units[u].flats.push_back(s.flats.size());
+          s.flats.emplace_back().unit = u;
+        }
+        Flat& f = s.flats[by_dtype[dtype]];
+        f.params.push_back(k);
+        f.offsets.push_back(f.numel);
+        f.numel += s.params[k].numel();
+      }
+    }
+    for (auto& f : s.flats) {
+      f.padded = (f.numel + s.world - 1) / s.world * s.world;
+      f.shard_numel = f.padded / s.world;
+      const auto options = s.params[f.params.front()].options().requires_grad(false);
+      f.full = torch::zeros({f.padded}, options);
+      for (std::size_t i = 0; i < f.params.size(); ++i) {
+        auto& p = s.params[f.params[i]];
+        auto view = f.full.narrow(0, f.offsets[i], p.numel());
+        view.copy_(p.detach().reshape(-1));
+        p.set_data(view.view(p.sizes()));
+      }
+      f.shard_is_view = s.strategy == ShardingStrategy::shard_grad_op && !s.options.offload;
+      auto mine = f.full.narrow(0, s.rank * f.shard_numel, f.shard_numel);
+      f.shard = f.shard_is_view ? mine : mine.to(s.offload, /*non_blocking=*/false, /*copy=*/true);
+      f.grad_shard = torch::zeros({f.shard_numel}, options.device(s.offload));
+      f.gathered = true;
+    }
+    if (s.strategy == ShardingStrategy::full_shard)
+      for (std::size_t u = 0; u < s.units.size(); ++u) free_unit(s, u);
+  }
+
+  /// Parameter k's elements in rank r's part of its flat buffer: (start within the shard, length).
+  static std::pair<std::int64_t, std::int64_t> piece_range(const State& s, std::size_t k, int r) {
+    const auto& unit = s.units[s.unit_of[k]];
+    for (auto fi : unit.flats) {
+      const Flat& f = s.flats[fi];
+      for (std::size_t i = 0; i < f.params.size(); ++i)
+        if (f.params[i] == k) {
+          const auto lo = std::max(f.offsets[i], r * f.shard_numel);
+          const auto hi = std::min(f.offsets[i] + s.params[k].numel(), (r + 1) * f.shard_numel);
+          if (hi <= lo) return {0, 0};  // wholly in other processes' parts
+          return {lo - r * f.shard_numel, hi - lo};
+        }
+    }
+    return {0, 0};
+  }
+  static Piece piece_of(State& s, std::size_t k) {
+    const auto& unit = s.units[s.unit_of[k]];
+    Piece piece;
+    for (auto fi : unit.flats)
+      if (std::ranges::find(s.flats[fi].params, k) != s.flats[fi].params.end()) piece.flat = fi;
+    const auto [begin, length] = piece_range(s, k, s.rank);
+    piece.begin = begin;
+    piece.data = s.flats[piece.flat].shard.narrow(0, begin, length).detach().requires_grad_(true);
+    return piece;
+  }
+
+  // ---- gather and free --------------------------------------------------------------------------
+
+  static void wait(State& s, CollectiveHandle& handle, const char* what) {
+    if (s.group && handle.valid()) s.group->wait(handle, what);
+    handle = CollectiveHandle();
+  }
+
+  /// Allocates the unit's flat buffer again and starts filling it from every process's shard.
+  /// `again`: gather even though the buffer holds parameters (ShardGradOp after a step).
+  static void start_gather(State& s, std::size_t fi, bool again = false) {
+    Flat& f = s.flats[fi];
+    if (f.gathered && !again) return;
+    torch::NoGradGuard no_grad;
+    auto* storage = f.full.storage().unsafeGetStorageImpl();
+    const auto bytes = static_cast<std::size_t>(f.padded * f.full.element_size());
+    if (storage->nbytes() != bytes) {
+      storage->set_data_ptr_noswap(storage->allocator()->allocate(bytes));
+      storage->set_nbytes(bytes);
+    }
+    auto mine = f.full.narrow(0, s.rank * f.shard_numel, f.shard_numel);
+    if (!f.shard_is_view) mine.copy_(f.shard);
+    if (s.group) f.gathering = s.group->all_gather_into_async(f.full, mine);
+    f.gathered = true;
+  }
+  static void finish_gather(State& s, Flat& f) { wait(s, f.gathering, "parameter all-gather"); }
+
+  static void gather(State& s, std::size_t u, bool wait_for_it) {
+    for (auto fi : s.units[u].flats) start_gather(s, fi);
+    if (wait_for_it)
+      for (auto fi : s.units[u].flats) finish_gather(s, s.flats[fi]);
+  }
+  static std::size_t gathered_units(const State& s) {
+    std::size_t n = 0;
+    for (std::size_t u = 0; u < s.units.size(); ++u)
+      if (u != s.root && !s.units[u].flats.empty() && s.flats[s.units[u].flats.front()].gathered) ++n;
+    return n;
+  }
+  /// Starts gathering unit u ahead of its use, unless limit_all_gathers says two are gathered already.
+  static void prefetch(State& s, std::size_t u) {
+    if (s.strategy != ShardingStrategy::full_shard || s.probing) return;
+    if (s.options.limit_all_gathers && gathered_units(s) >= 2) return;
+    gather(s, u, false);
+  }
+  static void free_unit(State& s, std::size_t u) {
+    if (s.strategy != ShardingStrategy::full_shard || s.probing) return;
+    for (auto fi : s.units[u].flats) {
+      Flat& f = s.flats[fi];
+      if (!f.gathered) continue;
+      finish_gather(s, f);
+      auto* storage = f.full.storage().unsafeGetStorageImpl();
+      storage->set_data_ptr_noswap(at::DataPtr(nullptr, f.full.device()));
+      storage->set_nbytes(0);
+      f.gathered = false;
+    }
+  }
+  /// The unit that runs after (+1) or before (-1) `u` in the forward, if the first forward saw one.
+  static std::optional<std::size_t> neighbour(const State& s, std::size_t u, int direction) {
+    const auto it = std::ranges::find(s.forward_order, u);
+    if (it == s.forward_order.end()) return std::nullopt;
+    const auto at = (it - s.forward_order.begin()) + direction;
+    if (at < 0 || at >= static_cast<std::ptrdiff_t>(s.forward_order.size())) return std::nullopt;
+    return s.forward_order[static_cast<std::size_t>(at)];
+  }
+
+  void finish_probe(State& s) {
+    s.probing = false;
+    if (s.validated) return;
+    s.validated = true;
+    std::vector<std::string> missed;
+    for (std::size_t u = 0; u < s.units.size(); ++u)
+      if (u != s.root && !s.units[u].entered) missed.push_back(fmt::format("{} ({})", s.units[u].name, s.units[u].type));
+    if (!missed.empty() && s.strategy == ShardingStrategy::full_shard)
+      throw error("full_shard: the wrapped unit{} {} {} not called through trainpp::call(block, ...) in the forward, "
+                  "so FullShard cannot gather {} parameters around {}; call {} that way, or wrap other modules "
+                  "(fsdp_transformer_layer_cls_to_wrap / min_num_params)",
+                  missed.size() > 1 ? "s" : "", fmt::join(missed, ", "), missed.size() > 1 ? "were" : "was",
+                  missed.size() > 1 ? "their" : "its", missed.size() > 1 ? "them" : "it",
+                  missed.size() > 1 ? "them" : "it");
+  }
+
+  // ---- backward ---------------------------------------------------------------------------------
+
+  /// Copies the unit's gradients into one padded buffer, frees them, and starts its reduce-scatter.
+  static void launch_reduce(State& s, std::size_t u) {
+    Unit& unit = s.units[u];
+    if (unit.launched) return;
+    unit.launched = true;
+    torch::NoGradGuard no_grad;
+    for (auto fi : unit.flats) {
+      Flat& f = s.flats[fi];
+      auto flat = torch::zeros({f.padded}, f.full.options());
+      for (std::size_t i = 0; i < f.params.size(); ++i) {
+        auto& p = s.params[f.params[i]];
+        if (!p.grad().defined()) continue;
+        flat.narrow(0, f.offsets[i], p.numel()).copy_(p.grad().reshape(-1));
+        p.mutable_grad().reset();
+      }
+      f.reducing_flat = flat;
+      f.reducing_part = torch::empty({f.shard_numel}, flat.options());
+      if (s.group) f.reducing = s.group->reduce_scatter_sum_async(f.reducing_part, flat);
+      else f.reducing_part.copy_(flat);
+    }
+    if (s.options.backward_prefetch == BackwardPrefetch::backward_post)
+      if (auto next = neighbour(s, u, -1)) prefetch(s, *next);
+    if (u != s.root) free_unit(s, u);
+  }
+
+  void register_backward_hooks() {
+    std::weak_ptr<State> weak = state_;
+    for (std::size_t k = 0; k < state_->params.size(); ++k) {
+      auto accumulator = torch::autograd::impl::grad_accumulator(state_->params[k]);
+      const auto key = accumulator->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
+          [weak, k](const torch::autograd::variable_list& outputs, const torch::autograd::variable_list&) {
+            if (auto s = weak.lock()) {
+              auto u = s->unit_of[k];
+              if (--s->units[u].pending == 0) launch_reduce(*s, u);
+            }
+            return outputs;
+          }));
+      hooks_.push_back({accumulator, key});
+    }
+  }
+
+  /// What trainpp::call does around a wrapped unit.
+  void register_unit_calls() {
+    std::weak_ptr<State> weak = state_;
+    auto& registry = detail::module_call_registry();
+    for (std::size_t u = 0; u < state_->units.size(); ++u) {
+      if (u == state_->root) continue;
+      ModuleCallHooks hooks;
+      hooks.checkpoint = options_.activation_checkpointing;
+      hooks.before = [weak, u] {
+        auto s = weak.lock();
+        if (!s) return;
+        if (s->probing && !s->units[u].entered) {
+          s->units[u].entered = true;
+          s->forward_order.push_back(u);
+        }
+        gather(*s, u, true);
+        if (s->options.forward_prefetch && torch::GradMode::is_enabled())
+          if (auto next = neighbour(*s, u, +1)) prefetch(*s, *next);
+      };
+      hooks.after = [weak, u](const std::vector<torch::Tensor>& outputs, bool known) {
+        auto s = weak.lock();
+        if (!s || s->strategy != ShardingStrategy::full_shard || s->probing) return;
+        if (torch::GradMode::is_enabled()) {
+          if (!known) return;  // no output to hook: stays gathered until after_backward
+          for (const auto& out : outputs)
+            if (out.defined() && out.requires_grad())
+              const_cast<torch::Tensor&>(out).register_hook([weak, u](const torch::Tensor&) {
+                if (auto state = weak.lock()) {
+                  gather(*state, u, true);
+                  if (state->options.backward_prefetch == BackwardPrefetch::backward_pre)
+                    if (auto next = neighbour(*state, u, -1)) prefetch(*state, *next);
+                }
+              });
+        }
+        free_unit(*s, u);
+      };
+      registry[state_->units[u].module] = std::move(hooks);
+      registered_.push_back(state_->units[u].module);
+    }
+  }
+
+  void release() {
+    for (auto& [accumulator, key] : hooks_)
+      if (accumulator) accumulator->del_post_hook(key);
+    hooks_.clear();
+    for (const auto* m : registered_) detail::module_call_registry().erase(m);
+    registered_.clear();
+  }
+
+  ShardingStrategy strategy_;
+  FsdpOptions options_;
+  std::shared_ptr<State> state_;
+  std::vector<std::pair<decltype(torch::autograd::impl::grad_accumulator(std::declval<const torch::Tensor&>())), std::uintptr_t>> hooks_;
+  std::vector<const torch::nn::Module*> registered_;
+};
+
+/// ZeRO-2 as a sharding slot type (HF's `--fsdp shard_grad_op`): whole parameters, sharded gradients
+/// and optimizer state. Options (auto-wrap units, offload, state_dict_type) from --fsdp_config or here.
+class ShardGradOp : public ZeroSharding {
+ public:
+  explicit ShardGradOp(FsdpOptions options = {}) : ZeroSharding(ShardingStrategy::shard_grad_op, std::move(options)) {}
+};
+
+/// ZeRO-3 as a sharding slot type (HF's `--fsdp full_shard`): parameters, gradients and optimizer state
+/// sharded; units gathered around their forward and backward (see ZeroSharding).
+class FullShard : public ZeroSharding {
+ public:
+  explicit FullShard(FsdpOptions options = {}) : ZeroSharding(ShardingStrategy::full_shard, std::move(options)) {}
+};
+
+}  // namespace trainpp

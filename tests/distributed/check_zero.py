@@ -1,0 +1,215 @@
+"""The sharded policies against one process: tests/distributed/ddp_worker trained by N processes under
+ShardGradOp (ZeRO-2) and FullShard (ZeRO-3) must follow the single process trained with batch N·B, as
+data parallelism does (check_ddp.py holds the shared helpers and explains the tolerance: the reduced
+gradients are summed in another order; here a reduce-scatter's, a few float32 ulps per step).
+
+Checked, for N = 2 and 4, with and without gradient accumulation:
+- ShardGradOp by --fsdp shard_grad_op;
+- FullShard by --fsdp "full_shard auto_wrap" wrapping the model's Block units by class name, with
+  forward and backward prefetch; by min_num_params with CPU offload; and as the FullShard slot type
+  with activation checkpointing of its units;
+  each: losses and grad norms per step, final weights, evaluation and predict() as one process.
+- Memory: the bytes of parameters, gradients and optimizer state each process holds before a step,
+  against ZeRO's formulas (Ψ trainable parameters, float32, Adam's two moments): data parallelism
+  4Ψ + 4Ψ + 8Ψ; ShardGradOp 4Ψ + (4Ψ + 8Ψ)/N; FullShard (4Ψ + 4Ψ + 8Ψ)/N. The overhead allowed on top,
+  SLACK bytes, covers the padding of each flat buffer to a multiple of N (under 4·N bytes per unit) and
+  Adam's step counters (4 bytes per parameter tensor).
+- Checkpoints: a 2-process FullShard run with SHARDED_STATE_DICT writes per-rank model and optimizer
+  pieces plus an index; trainpp-consolidate joins them into the model the run ends with; the run cut
+  at step 10 and resumed from checkpoint-8 ends bit for bit where the uninterrupted run ends; so does a
+  ShardGradOp run with FULL_STATE_DICT checkpoints; 4 processes refuse the 2-process checkpoint.
+- Flags: HF's errors for impossible --fsdp combinations, and trainpp's for what it cannot do.
+
+  check_zero.py <ddp_worker> <scratch dir> <trainpp-consolidate>
+"""
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+from safetensors.numpy import load_file
+
+CONSOLIDATE = pathlib.Path(sys.argv[3])
+sys.argv = sys.argv[:3]
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import check_ddp  # noqa: E402  (the shared helpers; reads the worker and scratch paths from argv)
+from check_ddp import COMMON, SCRATCH, WORKER, check, compare, failures, finish, history, run_single, start_job  # noqa: E402
+
+SLACK = 1024
+BLOCKS = json.dumps({"transformer_layer_cls_to_wrap": "Block", "forward_prefetch": True,
+                     "backward_prefetch": "backward_pre"})
+POLICIES = {
+    "shard_grad_op": ["--fsdp", "shard_grad_op"],
+    "full_shard (Block units, prefetch)": ["--fsdp", "full_shard auto_wrap", "--fsdp_config", BLOCKS],
+    "full_shard (min_num_params, offload)": ["--fsdp", "full_shard auto_wrap offload", "--fsdp_config",
+                                             json.dumps({"fsdp_min_num_params": 1070})],
+    "FullShard slot (activation checkpointing)": ["--slot", "full_shard", "--fsdp_config",
+                                                  json.dumps({"fsdp_transformer_layer_cls_to_wrap": ["Block"],
+                                                              "fsdp_activation_checkpointing": "true"})],
+}
+
+
+def join_job(out, processes, batch, extra):
+    """start_job without clearing `out` first: for runs that resume from what is there."""
+    port = check_ddp.free_port()
+    procs = []
+    for rank in range(processes):
+        env = dict(os.environ, RANK=str(rank), WORLD_SIZE=str(processes), LOCAL_RANK=str(rank),
+                   LOCAL_WORLD_SIZE=str(processes), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+                   OMP_NUM_THREADS="1")
+        procs.append(subprocess.Popen([str(WORKER), "--output_dir", str(out), "--per_device_train_batch_size",
+                                       str(batch), *COMMON, *extra],
+                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    return procs
+
+
+def results(out):
+    return json.loads((out / "worker_results.json").read_text())
+
+
+def run_alone(out, *flags):
+    shutil.rmtree(out, ignore_errors=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")}
+    return subprocess.run([str(WORKER), "--output_dir", str(out), *COMMON, *flags], env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def check_memory(name, processes, data_parallel, memory, psi):
+    """ZeRO's formulas, per process."""
+    n = processes
+    total = sum(memory.values())
+    dp_total = sum(data_parallel.values())
+    print(f"      memory per process ({name}): parameters {memory['parameters']} B, gradients {memory['gradients']} B, "
+          f"optimizer {memory['optimizer']} B; data parallelism {dp_total} B in all, this policy {total} B")
+    if name.startswith("shard_grad_op"):
+        expected = {"parameters": 4 * psi, "gradients": 4 * psi / n, "optimizer": 8 * psi / n}
+    else:
+        expected = {"parameters": 4 * psi / n, "gradients": 4 * psi / n, "optimizer": 8 * psi / n}
+    for kind, formula in expected.items():
+        check(formula <= memory[kind] <= formula + SLACK,
+              f"{name}, {n} processes: {kind} {memory[kind]} B within ZeRO's {formula:.0f} B + {SLACK}")
+    if not name.startswith("shard_grad_op"):
+        check(total <= dp_total / n + SLACK,
+              f"{name}, {n} processes: {total} B <= 1/{n} of data parallelism's {dp_total} B + {SLACK}")
+
+
+def resume_exactly(name, flags, sharded):
+    whole, cut = SCRATCH / f"{name}_whole", SCRATCH / f"{name}_cut"
+    save = ["--save_strategy", "steps", "--save_steps", "4", *flags]
+    got = finish(start_job(whole, 2, 8, 1, extra=save))
+    check(all(code == 0 for code, _ in got), f"{name}: checkpointed 2-process run exits 0 {[(c, e[-300:]) for c, e in got if c]}")
+    got = finish(start_job(cut, 2, 8, 1, extra=[*save, "--fail_at_step", "10", "--fail_rank", "1", "--ddp_timeout", "30"]),
+                 timeout=120)
+    check(got[1][0] == 3 and got[0][0] != 0, f"{name}: the run is cut at step 10 ({[c for c, _ in got]})")
+    checkpoint = cut / "checkpoint-8"
+    files = sorted(p.name for p in checkpoint.iterdir())
+    per_rank = ["optimizer_shard_0.safetensors", "optimizer_shard_1.safetensors", "process_state_0.safetensors",
+                "process_state_1.safetensors"]
+    if sharded:
+        per_rank += ["model_shard_0.safetensors", "model_shard_1.safetensors", "model_shards.json"]
+        check("model.safetensors" not in files, f"{name}: a sharded checkpoint holds no gathered model")
+    else:
+        per_rank += ["model.safetensors"]
+    check(all(f in files for f in per_rank), f"{name}: checkpoint-8 holds every rank's files: {files}")
+    check(not list(cut.glob(".tmp-*")), f"{name}: no staging left behind")
+    shutil.rmtree(cut / "checkpoint-12", ignore_errors=True)
+    got = finish(join_job(cut, 2, 8, [*save, "--resume_from_checkpoint", "true"]))
+    check(all(code == 0 for code, _ in got), f"{name}: the resumed run exits 0 {[(c, e[-300:]) for c, e in got if c]}")
+    if all(code == 0 for code, _ in got):
+        wa, wb = load_file(whole / "model.safetensors"), load_file(cut / "model.safetensors")
+        worst = max(float(np.abs(wa[k] - wb[k]).max()) for k in wa)
+        check(worst == 0, f"{name}: resumed weights equal the uninterrupted run's bit for bit ({worst:.2e})")
+        check([e["loss"] for e in history(whole)] == [e["loss"] for e in history(cut)],
+              f"{name}: resumed logged losses equal the uninterrupted run's")
+    return whole, checkpoint
+
+
+def main():
+    SCRATCH.mkdir(parents=True, exist_ok=True)
+    for processes, batch, accumulation in [(2, 8, 1), (2, 4, 3), (4, 4, 2)]:
+        case = f"{processes} processes, batch {batch}, accumulation {accumulation}"
+        single = SCRATCH / f"single_{processes}_{batch}_{accumulation}"
+        run_single(single, processes * batch, accumulation)
+        data_parallel = SCRATCH / f"dp_{processes}_{batch}_{accumulation}"
+        got = finish(start_job(data_parallel, processes, batch, accumulation))
+        check(all(code == 0 for code, _ in got), f"data parallelism, {case}: every process exits 0")
+        dp_memory = results(data_parallel)["memory"]
+        psi = results(data_parallel)["trainable_parameters"]
+        check(dp_memory == {"parameters": 4 * psi, "gradients": 4 * psi, "optimizer": dp_memory["optimizer"]}
+              and 8 * psi <= dp_memory["optimizer"] <= 8 * psi + SLACK,
+              f"data parallelism, {case}: 4Ψ + 4Ψ + 8Ψ bytes (Ψ = {psi}): {dp_memory}")
+        for name, flags in POLICIES.items():
+            out = SCRATCH / f"{name.split()[0]}_{abs(hash(name)) % 1000}_{processes}_{batch}_{accumulation}"
+            got = finish(start_job(out, processes, batch, accumulation, extra=flags))
+            ok = all(code == 0 for code, _ in got)
+            check(ok, f"{name}, {case}: every process exits 0")
+            if not ok:
+                for code, err in got:
+                    print(f"  exit {code}: {err[-2000:]}")
+                continue
+            compare(f"{name}, {case}", single, out)
+            check_memory(name, processes, dp_memory, results(out)["memory"], psi)
+
+    # Sharded checkpoints: exact resume, consolidation, another world size refused.
+    sharded = ["--fsdp", "full_shard auto_wrap", "--fsdp_config",
+               json.dumps({"transformer_layer_cls_to_wrap": "Block", "state_dict_type": "SHARDED_STATE_DICT"})]
+    whole, checkpoint = resume_exactly("full_shard_sharded", sharded, sharded=True)
+    final = whole / "checkpoint-12"
+    r = subprocess.run([str(CONSOLIDATE), str(final), str(SCRATCH / "consolidated.safetensors")], capture_output=True,
+                       text=True, timeout=120)
+    check(r.returncode == 0, f"trainpp-consolidate exits 0 ({r.stderr.strip()[-300:]})")
+    if r.returncode == 0:
+        wa, wb = load_file(whole / "model.safetensors"), load_file(SCRATCH / "consolidated.safetensors")
+        check(sorted(wa) == sorted(wb), "the consolidated model holds every tensor of the gathered one")
+        check(all(np.array_equal(wa[k], wb[k]) for k in wa), "the consolidated model equals the gathered one exactly")
+    broken = SCRATCH / "broken_checkpoint"
+    shutil.rmtree(broken, ignore_errors=True)
+    shutil.copytree(final, broken)
+    (broken / "model_shard_1.safetensors").unlink()
+    r = subprocess.run([str(CONSOLIDATE), str(broken)], capture_output=True, text=True, timeout=120)
+    check(r.returncode != 0 and "rank 1" in r.stderr, f"a missing shard is named: {r.stderr.strip()[-200:]!r}")
+    got = finish(start_job(SCRATCH / "sharded_on_4", 4, 4, 1, extra=[*sharded, "--ddp_timeout", "20",
+                                                                      "--resume_from_checkpoint", str(checkpoint)]),
+                 timeout=120)
+    check(all(code != 0 for code, _ in got) and "processes" in got[0][1],
+          f"a 2-process sharded checkpoint resumed by 4 processes is refused: {got[0][1].strip()[-250:]!r}")
+    resume_exactly("shard_grad_op_full", ["--fsdp", "shard_grad_op"], sharded=False)
+
+    # Flags and configurations that cannot work: clear errors before any training.
+    bad = [
+        (["--fsdp", "offload"], "can't work on its own"),
+        (["--fsdp", "full_shard shard_grad_op"], "is not compatible with"),
+        (["--fsdp", "full_shard auto_wrap"], "needs the units to wrap"),
+        (["--fsdp", "full_shard", "--fsdp_config", '{"min_num_params": 10, "transformer_layer_cls_to_wrap": "Block"}'],
+         "mutually exclusive"),
+        (["--fsdp", "full_shard", "--fsdp_config", '{"fsdp_limit_all_gather": true}'], "unknown fsdp_config key"),
+        (["--fsdp", "full_shard", "--fsdp_config", '{"transformer_layer_cls_to_wrap": "Nope"}'], "its module classes: Block, Linear"),
+        (["--fsdp", "full_shard", "--fsdp_config", '{"activation_checkpointing": true}', "--gradient_checkpointing"],
+         "can't be set to True simultaneously"),
+        (["--fsdp", "full_shard", "--fsdp_config", str(SCRATCH / "missing.json")], "cannot open"),
+        (["--fsdp", "full_shard", "--fp16"], "--bf16"),
+        (["--fsdp", "hybrid_shard"], "not implemented"),
+        # fc1 and fc2 are Linear modules the model calls directly: FullShard cannot gather them.
+        (["--fsdp", "full_shard", "--fsdp_config", '{"transformer_layer_cls_to_wrap": "Linear"}'],
+         "not called through trainpp::call"),
+        # torch's size-based rule wraps the deepest module that is large enough: the blocks' Linear.
+        (["--fsdp", "full_shard", "--fsdp_config", '{"min_num_params": 1000}'], "blocks.0.fc (Linear)"),
+    ]
+    for flags, expected in bad:
+        r = run_alone(SCRATCH / "bad_flags", *flags)
+        message = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else ""
+        check(r.returncode != 0 and expected in r.stderr and "Traceback" not in r.stderr,
+              f"{' '.join(flags)} -> exit {r.returncode}: {message[:200]!r}")
+
+    if failures:
+        print(f"{len(failures)} check(s) failed")
+        sys.exit(1)
+    print("all sharding checks passed")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,257 @@
+// ShardGradOp / FullShard in one process (the multi-process runs are tests/distributed/check_zero.py):
+// --fsdp / --fsdp_config parsing, auto-wrap's choice of units, FullShard's freeing and gathering
+// around trainpp::call, training equal to the single-device slot, sharded model files and their
+// consolidation, and the errors for slots that cannot shard.
+
+#include <trainpp/trainpp.hpp>
+
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <unistd.h>
+
+namespace zero_test {
+
+struct BlockImpl : torch::nn::Module {
+  torch::nn::Linear fc{nullptr};
+  bool* saw_gathered = nullptr;  ///< set when the forward ran with its weights present
+  BlockImpl() { fc = register_module("fc", torch::nn::Linear(8, 8)); }
+  torch::Tensor forward(const torch::Tensor& x) {
+    if (saw_gathered) *saw_gathered = fc->weight.storage().nbytes() > 0;
+    return x + torch::tanh(fc(x));
+  }
+};
+TORCH_MODULE(Block);
+
+struct NetImpl : torch::nn::Module {
+  torch::nn::Linear in{nullptr}, out{nullptr};
+  Block first, second;
+  NetImpl() {
+    in = register_module("in", torch::nn::Linear(4, 8));
+    first = register_module("first", Block());
+    second = register_module("second", Block());
+    out = register_module("out", torch::nn::Linear(8, 3));
+  }
+  trainpp::ModelOutput forward(const trainpp::Batch& batch) {
+    auto h = trainpp::call(second, trainpp::call(first, in(batch.at("x"))));
+    trainpp::ModelOutput o{.logits = out(h)};
+    if (batch.contains("labels")) o.loss = torch::nn::functional::cross_entropy(o.logits, batch.at("labels"));
+    return o;
+  }
+};
+TORCH_MODULE(Net);
+
+trainpp::TensorDataset data() {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(7);
+  auto x = at::randn({64, 4}, gen);
+  return trainpp::TensorDataset{{"x", x}, {"labels", x.sum(1).gt(0).to(torch::kLong) + x.select(1, 0).gt(1).to(torch::kLong)}};
+}
+
+trainpp::TrainingArguments args(const std::string& dir) {
+  trainpp::TrainingArguments a;
+  a.output_dir = dir;
+  a.use_cpu = true;
+  a.report_to = {"none"};
+  a.disable_tqdm = true;
+  a.save_strategy = trainpp::SaveStrategy::no;
+  a.max_steps = 6;
+  a.per_device_train_batch_size = 16;
+  a.learning_rate = 1e-2;
+  a.logging_steps = 1;
+  a.log_level = trainpp::LogLevel::error;
+  return a;
+}
+
+std::string temp_dir(const char* name) {
+  auto dir = std::filesystem::temp_directory_path() / fmt::format("trainpp_zero_{}_{}", name, ::getpid());
+  std::filesystem::remove_all(dir);
+  return dir.string();
+}
+
+template <class Sharding>
+std::pair<std::vector<double>, std::vector<torch::Tensor>> train(Sharding sharding, trainpp::TrainingArguments a) {
+  torch::manual_seed(1);
+  Net net;
+  trainpp::Trainer trainer(net, a, trainpp::sharding = std::move(sharding), trainpp::train_dataset = data());
+  trainer.train();
+  std::vector<double> losses;
+  for (const auto& entry : trainer.state().log_history)
+    if (entry.contains("loss") && !entry.contains("train_runtime")) losses.push_back(entry["loss"].template get<double>());
+  std::vector<torch::Tensor> weights;
+  if constexpr (requires { trainer.sharding().full_parameters(); }) {
+    auto gathered = trainer.sharding().full_parameters();
+    for (const auto& p : net->parameters()) weights.push_back(p.detach().clone());
+  } else {
+    for (const auto& p : net->parameters()) weights.push_back(p.detach().clone());
+  }
+  return {losses, weights};
+}
+
+}  // namespace zero_test
+
+using namespace zero_test;
+
+TEST_CASE("--fsdp and --fsdp_config read as HF reads them") {
+  auto o = trainpp::parse_fsdp_options("full_shard auto_wrap offload",
+                                       R"({"fsdp_transformer_layer_cls_to_wrap": "Block", "backward_prefetch": "BACKWARD_POST",
+                                           "fsdp_forward_prefetch": "True", "limit_all_gathers": false,
+                                           "state_dict_type": "SHARDED_STATE_DICT", "version": 2})",
+                                       false);
+  CHECK(o.strategy == trainpp::ShardingStrategy::full_shard);
+  CHECK(o.offload);
+  CHECK(o.auto_wrap);
+  CHECK(o.transformer_layer_cls_to_wrap == std::vector<std::string>{"Block"});
+  CHECK(o.backward_prefetch == trainpp::BackwardPrefetch::backward_post);
+  CHECK(o.forward_prefetch);
+  CHECK_FALSE(o.limit_all_gathers);
+  CHECK(o.state_dict_type == trainpp::StateDictType::sharded_state_dict);
+  // HF's defaults.
+  const auto d = trainpp::parse_fsdp_options("shard_grad_op", std::nullopt, false);
+  CHECK(d.strategy == trainpp::ShardingStrategy::shard_grad_op);
+  CHECK(d.backward_prefetch == trainpp::BackwardPrefetch::no_prefetch);
+  CHECK(d.limit_all_gathers);
+  CHECK(d.sync_module_states);
+  CHECK(d.state_dict_type == trainpp::StateDictType::full_state_dict);
+  CHECK_FALSE(trainpp::parse_fsdp_options("", std::nullopt, false).strategy);
+  // A config file, with a list of classes.
+  const auto path = std::filesystem::path(temp_dir("config")) / "fsdp.json";
+  std::filesystem::create_directories(path.parent_path());
+  std::ofstream(path) << R"({"transformer_layer_cls_to_wrap": ["Block", "Embedding"]})";
+  CHECK(trainpp::parse_fsdp_options("full_shard auto_wrap", path.string(), false).transformer_layer_cls_to_wrap.size() == 2);
+  CHECK_THROWS_WITH_AS(trainpp::parse_fsdp_options("full_shard", R"({"forward_prefetch": "yes"})", false),
+                       doctest::Contains("must be true or false"), trainpp::Error);
+  CHECK_THROWS_WITH_AS(trainpp::parse_fsdp_options("full_shard", R"({"backward_prefetch": "early"})", false),
+                       doctest::Contains("backward_pre, backward_post or no_prefetch"), trainpp::Error);
+  CHECK_THROWS_WITH_AS(trainpp::parse_fsdp_options("full_shard", "{not json", false),
+                       doctest::Contains("not valid JSON"), trainpp::Error);
+  CHECK_THROWS_WITH_AS(trainpp::parse_fsdp_options("full_shard", R"({"reshard_after_forward": false})", false),
+                       doctest::Contains("shard_grad_op"), trainpp::Error);
+  CHECK_THROWS_WITH_AS(trainpp::parse_fsdp_options("full_shard no_shard", std::nullopt, false),
+                       doctest::Contains("not compatible"), trainpp::Error);
+}
+
+TEST_CASE("auto-wrap picks units by class name, or bottom-up by size as torch does") {
+  Net net;
+  trainpp::FsdpOptions by_class;
+  by_class.transformer_layer_cls_to_wrap = {"Block"};
+  trainpp::FullShard a(by_class);
+  a.prepare(*net, torch::kCPU);
+  CHECK(a.describe_units() == std::vector<std::string>{"first (Block): 72 parameters", "second (Block): 72 parameters",
+                                                       "<root> (Net): 67 parameters"});
+  Net other;
+  trainpp::FsdpOptions by_size;
+  by_size.min_num_params = 60;
+  trainpp::FullShard b(by_size);
+  b.prepare(*other, torch::kCPU);
+  // The deepest modules with 60 parameters: each block's Linear, not the block around it.
+  CHECK(b.describe_units() == std::vector<std::string>{"first.fc (Linear): 72 parameters",
+                                                       "second.fc (Linear): 72 parameters",
+                                                       "<root> (Net): 67 parameters"});
+}
+
+TEST_CASE("FullShard frees its units between calls and gathers them around trainpp::call") {
+  Net net;
+  bool saw_first = false, saw_second = false;
+  net->first->saw_gathered = &saw_first;
+  net->second->saw_gathered = &saw_second;
+  trainpp::FsdpOptions options;
+  options.transformer_layer_cls_to_wrap = {"Block"};
+  trainpp::FullShard sharding(options);
+  sharding.prepare(*net, torch::kCPU);
+  CHECK(net->first->fc->weight.storage().nbytes() == 0);
+  CHECK(net->in->weight.storage().nbytes() == 0);  // the root unit too, until a forward
+  trainpp::Batch batch{{"x", torch::randn({2, 4})}};
+  // The first forward runs with everything gathered (it checks that every unit is reached).
+  sharding.before_forward(*net);
+  (void)net->forward(batch);
+  sharding.after_forward(*net);
+  CHECK(net->first->fc->weight.storage().nbytes() == 0);
+  CHECK(net->in->weight.storage().nbytes() == 0);
+  torch::NoGradGuard no_grad;
+  sharding.before_forward(*net);
+  CHECK(net->in->weight.storage().nbytes() > 0);
+  CHECK(net->first->fc->weight.storage().nbytes() == 0);
+  (void)net->forward(batch);
+  CHECK(saw_first);
+  CHECK(saw_second);
+  CHECK(net->first->fc->weight.storage().nbytes() == 0);  // freed again right after its call
+  sharding.after_forward(*net);
+  CHECK(net->in->weight.storage().nbytes() == 0);
+}
+
+TEST_CASE("one process under ShardGradOp or FullShard trains as the single-device slot does") {
+  const auto [losses, weights] = train(trainpp::SingleDevice{}, args(temp_dir("single")));
+  auto a = args(temp_dir("fsdp"));
+  a.gradient_accumulation_steps = 2;
+  a.per_device_train_batch_size = 8;
+  a.max_grad_norm = 0.5;  // clipping through the sharded norm
+  auto b = args(temp_dir("single_ga"));
+  b.gradient_accumulation_steps = 2;
+  b.per_device_train_batch_size = 8;
+  b.max_grad_norm = 0.5;
+  const auto [ref_losses, ref_weights] = train(trainpp::SingleDevice{}, b);
+  trainpp::FsdpOptions options;
+  options.transformer_layer_cls_to_wrap = {"Block"};
+  for (const bool full : {false, true}) {
+    CAPTURE(full);
+    const auto [l, w] = full ? train(trainpp::FullShard(options), a) : train(trainpp::ShardGradOp(options), a);
+    REQUIRE(l.size() == ref_losses.size());
+    for (std::size_t i = 0; i < l.size(); ++i) CHECK(l[i] == doctest::Approx(ref_losses[i]).epsilon(1e-6));
+    for (std::size_t i = 0; i < w.size(); ++i) CHECK(torch::allclose(w[i], ref_weights[i], 1e-6, 1e-6));
+  }
+  CHECK(losses.size() == 6);
+}
+
+TEST_CASE("a sharded model's files consolidate into the whole model") {
+  const auto dir = std::filesystem::path(temp_dir("files"));
+  std::filesystem::create_directories(dir / "sharded");
+  torch::manual_seed(3);
+  Net net;
+  trainpp::save_model(*net, dir / "whole");
+  trainpp::FsdpOptions options;
+  options.transformer_layer_cls_to_wrap = {"Block"};
+  options.state_dict_type = trainpp::StateDictType::sharded_state_dict;
+  trainpp::FullShard sharding(options);
+  sharding.prepare(*net, torch::kCPU);
+  sharding.save_model_files(*net, dir / "sharded", /*main_process=*/true);
+  CHECK(std::filesystem::exists(dir / "sharded" / "model_shards.json"));
+  CHECK_FALSE(std::filesystem::exists(dir / "sharded" / "model.safetensors"));
+  const auto file = trainpp::consolidate_sharded_model(dir / "sharded", dir / "sharded");
+  const auto a = trainpp::load_safetensors(dir / "whole" / "model.safetensors");
+  const auto b = trainpp::load_safetensors(file);
+  REQUIRE(a.tensors.size() == b.tensors.size());
+  std::map<std::string, torch::Tensor> by_name(b.tensors.begin(), b.tensors.end());
+  for (const auto& [name, t] : a.tensors) {
+    CAPTURE(name);
+    REQUIRE(by_name.contains(name));
+    CHECK(torch::equal(t, by_name[name]));
+  }
+  // And back: a fresh model loads the pieces; its gathered weights are the saved ones.
+  torch::manual_seed(4);
+  Net fresh;
+  trainpp::FullShard again(options);
+  again.prepare(*fresh, torch::kCPU);
+  std::filesystem::remove(dir / "sharded" / "model.safetensors");
+  again.load_model_files(*fresh, dir / "sharded");
+  auto gathered = again.full_parameters();
+  for (const auto& item : fresh->named_parameters()) CHECK(torch::equal(item.value(), by_name[item.key()]));
+  // A broken index is an error naming the file.
+  std::ofstream(dir / "sharded" / "model_shards.json") << R"({"format": "trainpp.sharded_model", "world_size": 3})";
+  CHECK_THROWS_WITH_AS(trainpp::consolidate_sharded_model(dir / "sharded", dir / "out.safetensors"),
+                       doctest::Contains("model_shards.json"), trainpp::Error);
+}
+
+TEST_CASE("--fsdp with a slot that cannot shard is an error, not unsharded training") {
+  auto a = args(temp_dir("slot"));
+  a.fsdp = "full_shard";
+  Net net;
+  CHECK_THROWS_WITH_AS(trainpp::Trainer(net, a, trainpp::train_dataset = data()),
+                       doctest::Contains("put trainpp::AutoSharding"), trainpp::Error);
+  CHECK_THROWS_WITH_AS(trainpp::Trainer(net, a, trainpp::sharding = trainpp::DataParallel{}, trainpp::train_dataset = data()),
+                       doctest::Contains("does not shard"), trainpp::Error);
+  a.fsdp = "shard_grad_op";
+  CHECK_THROWS_WITH_AS(trainpp::Trainer(net, a, trainpp::sharding = trainpp::FullShard{}, trainpp::train_dataset = data()),
+                       doctest::Contains("the sharding slot is full_shard"), trainpp::Error);
+}
