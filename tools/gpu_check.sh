@@ -50,7 +50,7 @@ while IFS= read -r test; do
   g++ "${flags[@]}" -c "$test" -o "$object" 2> "$object.log" & pids+=($!)
 done < <(find tests/trainpp -name '*_test.cpp' | sort)
 g++ "${flags[@]}" examples/fashion_mnist/main.cpp -o "$build/fashion_mnist" "${libs[@]}" 2> "$build/example.log" & pids+=($!)
-# DataParallel over NCCL (a single rank on the one GPU: NCCL allows one rank per device), with nccl.h
+# The sharding policies over NCCL (a single rank on the one GPU: NCCL allows one rank per device), with nccl.h
 # from the pip package the CUDA wheel of torch depends on.
 nccl_include=$(dirname "$(find "$(python3 -c 'import site; print(site.getsitepackages()[0])')" /usr/include /usr/local/cuda/include \
   -name nccl.h -path '*include*' 2>/dev/null | head -1)")
@@ -104,13 +104,30 @@ for mode in bf16 fp16 tf32; do
   mp_row[$mode]="exit $status, eval_accuracy $acc, train_runtime $rt"
   [ $status -eq 0 ] || { tail -5 "$build/fm_$mode.log"; fm_status=1; }
 done
-# One rank of DataParallel through NCCL: the buckets, hooks and collectives on the GPU.
-RANK=0 WORLD_SIZE=1 LOCAL_RANK=0 LOCAL_WORLD_SIZE=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=29531 \
-  "$build/ddp_worker" --output_dir "$build/ddp" --use_cpu false --ddp_backend nccl --max_steps 200 \
-  --per_device_train_batch_size 64 --rows 20000 --logging_steps 50 > "$build/ddp.log" 2>&1
-ddp_status=$?
-ddp_row="exit $ddp_status, $(grep -m1 -oE "train_steps_per_second': [0-9.]+" "$build/ddp.log" | awk '{print $2}') steps/s, peak $(grep -m1 -oE '"peak_memory_bytes": [0-9-]+' "$build/ddp/worker_results.json" 2>/dev/null | awk '{print $2}') bytes"
-[ $ddp_status -eq 0 ] || { tail -5 "$build/ddp.log"; fm_status=1; }
+# One rank through NCCL under each sharding policy: buckets and hooks (DataParallel), reduce-scatters
+# and all-gathers into flat buffers (ShardGradOp), storage released and gathered around trainpp::call
+# (FullShard), the step on the CPU (offload). Step rate and peak GPU memory of each.
+declare -A policy_flags=(
+  [data_parallel]=""
+  [shard_grad_op]="--fsdp shard_grad_op"
+  [full_shard]="--fsdp full_shard auto_wrap"
+  [full_shard_offload]="--fsdp full_shard auto_wrap offload"
+)
+declare -A policy_row
+port=29531
+for policy in data_parallel shard_grad_op full_shard full_shard_offload; do
+  port=$((port + 1))
+  config=()
+  case $policy in full_shard*) config=(--fsdp_config '{"transformer_layer_cls_to_wrap": "Block", "backward_prefetch": "backward_pre"}');; esac
+  # shellcheck disable=SC2086  # the flags are words
+  RANK=0 WORLD_SIZE=1 LOCAL_RANK=0 LOCAL_WORLD_SIZE=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
+    "$build/ddp_worker" --output_dir "$build/$policy" --use_cpu false --ddp_backend nccl --max_steps 200 \
+    --per_device_train_batch_size 64 --rows 20000 --logging_steps 50 ${policy_flags[$policy]} "${config[@]}" \
+    > "$build/$policy.log" 2>&1
+  status=$?
+  policy_row[$policy]="exit $status, $(grep -m1 -oE "train_steps_per_second': [0-9.e+]+" "$build/$policy.log" | awk '{print $2}') steps/s, peak $(grep -m1 -oE '"peak_memory_bytes": [0-9-]+' "$build/$policy/worker_results.json" 2>/dev/null | awk '{print $2}') bytes"
+  [ $status -eq 0 ] || { tail -5 "$build/$policy.log"; fm_status=1; }
+done
 done_at=$(date +%s)
 
 echo
@@ -122,6 +139,8 @@ echo "| trainpp_tests on CUDA | exit $tests_status, $(grep -m1 'test cases:' "$b
 echo "| test files that crashed (excluded from the line above) | ${crashes:-none} |"
 echo "| fashion_mnist on CUDA (3 epochs) | exit $fm_status, eval_accuracy $accuracy, train_runtime $runtime |"
 for mode in bf16 fp16 tf32; do echo "| fashion_mnist on CUDA, --$mode (3 epochs) | ${mp_row[$mode]} |"; done
-echo "| DataParallel, 1 rank over NCCL (200 steps) | $ddp_row |"
+for policy in data_parallel shard_grad_op full_shard full_shard_offload; do
+  echo "| $policy, 1 rank over NCCL (200 steps) | ${policy_row[$policy]} |"
+done
 echo "| total | $((done_at - start)) s |"
 [ $tests_status -eq 0 ] && [ $fm_status -eq 0 ]

@@ -208,8 +208,28 @@ struct TrainingArguments {
   /// their `fsdp_` prefix (see parse_fsdp_options).
   std::optional<std::string> fsdp_config;
 
-  /// --fsdp and --fsdp_config, read and checked.
-  [[nodiscard]] FsdpOptions fsdp_options() const { return parse_fsdp_options(fsdp, fsdp_config, gradient_checkpointing); }
+  /// HF's --deepspeed: a DeepSpeed JSON config (file or inline object), mapped onto the same sharding
+  /// policies as --fsdp (see parse_deepspeed_config); exclusive with --fsdp.
+  std::optional<std::string> deepspeed;
+
+  /// --fsdp and --fsdp_config, or --deepspeed, read and checked.
+  [[nodiscard]] FsdpOptions fsdp_options() const {
+    if (deepspeed && !deepspeed->empty()) {
+      if (!fsdp.empty()) throw error("--deepspeed and --fsdp are mutually exclusive: choose one");
+      return parse_deepspeed_config(*deepspeed, {.per_device_train_batch_size = per_device_train_batch_size,
+                                                 .gradient_accumulation_steps = gradient_accumulation_steps,
+                                                 .max_grad_norm = max_grad_norm,
+                                                 .learning_rate = learning_rate,
+                                                 .weight_decay = weight_decay,
+                                                 .adam_beta1 = adam_beta1,
+                                                 .adam_beta2 = adam_beta2,
+                                                 .adam_epsilon = adam_epsilon,
+                                                 .fp16 = fp16,
+                                                 .bf16 = bf16,
+                                                 .world_size = detect_launch_environment().world_size});
+    }
+    return parse_fsdp_options(fsdp, fsdp_config, gradient_checkpointing);
+  }
 
   /// The label keys of a batch: label_names, or HF's default {"labels"}.
   [[nodiscard]] std::vector<std::string> effective_label_names() const {

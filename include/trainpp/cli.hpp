@@ -111,6 +111,7 @@ void visit_fields(TrainingArguments& a, V&& v) {
   v(FieldInfo{"ddp_bucket_cap_mb", "Gradient bucket size in MiB for the allreduce (default 25).", "distributed"}, a.ddp_bucket_cap_mb);
   v(FieldInfo{"ddp_broadcast_buffers", "Broadcast buffers from rank 0 before each forward (default true).", "distributed"}, a.ddp_broadcast_buffers);
   v(FieldInfo{"fsdp", "Sharding: full_shard, shard_grad_op or no_shard, plus offload and auto_wrap (space-separated).", "distributed"}, a.fsdp);
+  v(FieldInfo{"deepspeed", "A DeepSpeed JSON config (file or inline object) mapped onto the sharding policies (ZeRO stage, offload).", "distributed"}, a.deepspeed);
   v(FieldInfo{"fsdp_config", "FSDP options: a JSON file, or an inline JSON object (HF's fsdp_config keys).", "distributed"}, a.fsdp_config);
 }
 

@@ -400,6 +400,16 @@ bool Trainer<Model, P>::load_training_state(const std::filesystem::path& checkpo
                 checkpoint.string());
   }
 
+  // This process's state first: a checkpoint of another number of processes is refused before any
+  // optimizer piece is read (a sharded optimizer's pieces would not fit).
+  if (!std::filesystem::exists(process_file))
+    throw error("{} lacks {}: it was saved by a run with a different number of processes than this one ({})",
+                checkpoint.string(), process_file.filename().string(), sharding_.world_size());
+  const ProcessState process = load_process_state(process_file);
+  if (process.world_size != sharding_.world_size() || process.rank != sharding_.rank())
+    throw error("{} is rank {} of {} processes; this process is rank {} of {}", process_file.string(), process.rank,
+                process.world_size, sharding_.rank(), sharding_.world_size());
+
   // The optimizer: per-parameter state, then each group's learning rate as it was.
   if constexpr (requires(optimizer_type& o, const OptimizerState& st) { o.load_state(st); }) {
     const auto& path = optimizer_path;
@@ -464,13 +474,6 @@ bool Trainer<Model, P>::load_training_state(const std::filesystem::path& checkpo
     }
   }
 
-  if (!std::filesystem::exists(process_file))
-    throw error("{} lacks {}: it was saved by a run with a different number of processes than this one ({})",
-                checkpoint.string(), process_file.filename().string(), sharding_.world_size());
-  const ProcessState process = load_process_state(process_file);
-  if (process.world_size != sharding_.world_size() || process.rank != sharding_.rank())
-    throw error("{} is rank {} of {} processes; this process is rank {} of {}", process_file.string(), process.rank,
-                process.world_size, sharding_.rank(), sharding_.world_size());
   restore_rng_state(process, process_file.string());
   tr_loss.copy_(process.tr_loss);
   total_loss_scalar_ = process.total_loss_scalar;

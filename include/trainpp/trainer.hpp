@@ -191,8 +191,9 @@ class Trainer {
       // HF's flags asked for sharding that this slot cannot do: say so instead of training unsharded.
       const auto fsdp = args_.fsdp_options();
       if (fsdp.strategy && *fsdp.strategy != ShardingStrategy::no_shard)
-        throw error("--fsdp {}: the sharding slot of this Trainer does not shard; put trainpp::AutoSharding (which "
-                    "follows --fsdp), trainpp::ShardGradOp or trainpp::FullShard in it", args_.fsdp);
+        throw error("{}: the sharding slot of this Trainer does not shard; put trainpp::AutoSharding (which "
+                    "follows --fsdp and --deepspeed), trainpp::ShardGradOp or trainpp::FullShard in it",
+                    args_.fsdp.empty() ? std::string("--deepspeed") : "--fsdp " + args_.fsdp);
       if (!args_.fsdp_config.value_or("").empty())
         warn("`--fsdp_config` is useful only with a sharding policy (--fsdp, or a sharded slot type); ignoring it.");
     }

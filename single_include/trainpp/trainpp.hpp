@@ -633,6 +633,136 @@ inline bool fsdp_bool(const nlohmann::json& value, const std::string& key, const
   return o;
 }
 
+/// What a DeepSpeed config must agree on with the training arguments (HF fills "auto" values from
+/// them and refuses explicit values that differ).
+struct DeepSpeedArguments {
+  std::int64_t per_device_train_batch_size = 8;
+  std::int64_t gradient_accumulation_steps = 1;
+  double max_grad_norm = 1.0;
+  double learning_rate = 5e-5, weight_decay = 0, adam_beta1 = 0.9, adam_beta2 = 0.999, adam_epsilon = 1e-8;
+  bool fp16 = false, bf16 = false;
+  std::int64_t world_size = 1;
+};
+
+/// A DeepSpeed JSON config (--deepspeed: a file, or an inline object) mapped onto the same policies:
+/// zero_optimization.stage 0 → data parallelism, 1 and 2 → shard_grad_op (trainpp shards gradients with
+/// the optimizer state, which stage 1 would not: less memory, the same numbers), 3 → full_shard (the
+/// whole model one unit: DeepSpeed gathers per module, which needs trainpp::call; use --fsdp_config to
+/// wrap units); offload_optimizer / offload_param to "cpu" → offload. "auto" values are the training
+/// arguments'; explicit train_micro_batch_size_per_gpu, gradient_accumulation_steps, train_batch_size,
+/// gradient_clipping, fp16/bf16.enabled and AdamW's lr, betas, eps, weight_decay must equal them, as
+/// HF requires. DeepSpeed's tuning keys (bucket sizes, overlap_comm, stage3_* thresholds, logging) are
+/// accepted and have no effect; anything else, a scheduler block, another optimizer or NVMe offload is
+/// an error naming it.
+[[nodiscard]] inline FsdpOptions parse_deepspeed_config(const std::string& deepspeed, const DeepSpeedArguments& a) {
+  std::string source = deepspeed;
+  nlohmann::json config;
+  try {
+    const auto first = deepspeed.find_first_not_of(" \t\r\n");
+    if (first != std::string::npos && deepspeed[first] == '{') {
+      source = "--deepspeed";
+      config = nlohmann::json::parse(deepspeed);
+    } else {
+      std::ifstream in(deepspeed);
+      if (!in) throw error("--deepspeed {}: cannot open the file", deepspeed);
+      config = nlohmann::json::parse(in);
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw error("{}: not valid JSON: {}", source, e.what());
+  }
+  if (!config.is_object()) throw error("{}: a DeepSpeed config must be a JSON object", source);
+  std::vector<std::string> mismatches;
+  auto agree = [&](const nlohmann::json& value, const std::string& key, double expected, const char* hf_name) {
+    if (value.is_string() && value.get<std::string>() == "auto") return;
+    if (!value.is_number()) throw error("{}: {} must be a number or \"auto\", got {}", source, key, value.dump());
+    if (value.get<double>() != expected)
+      mismatches.push_back(fmt::format("- ds {}={} vs hf {}={}", key, value.dump(), hf_name, expected));
+  };
+  auto enabled = [&](const nlohmann::json& block, const std::string& key, bool expected, const char* hf_name) {
+    if (!block.is_object()) throw error("{}: {} must be an object", source, key);
+    if (!block.contains("enabled")) return;
+    const auto& v = block["enabled"];
+    if (v.is_string() && v.get<std::string>() == "auto") return;
+    if (!v.is_boolean()) throw error("{}: {}.enabled must be true, false or \"auto\"", source, key);
+    if (v.get<bool>() != expected) mismatches.push_back(fmt::format("- ds {}.enabled={} vs hf {}={}", key, v.dump(), hf_name, expected));
+  };
+  FsdpOptions o;
+  o.strategy = ShardingStrategy::no_shard;
+  static const std::vector<std::string> tuning = {
+      "steps_per_print", "wall_clock_breakdown", "prescale_gradients", "gradient_predivide_factor",
+      "communication_data_type", "dump_state", "zero_allow_untested_optimizer", "memory_breakdown",
+      "flops_profiler", "tensorboard", "comms_logger", "checkpoint", "data_types"};
+  for (const auto& [key, value] : config.items()) {
+    if (key == "zero_optimization") {
+      if (!value.is_object()) throw error("{}: zero_optimization must be an object", source);
+      for (const auto& [zkey, zvalue] : value.items()) {
+        if (zkey == "stage") {
+          if (!zvalue.is_number_integer() || zvalue.get<int>() < 0 || zvalue.get<int>() > 3)
+            throw error("{}: zero_optimization.stage must be 0, 1, 2 or 3, got {}", source, zvalue.dump());
+          const int stage = zvalue.get<int>();
+          o.strategy = stage == 0 ? ShardingStrategy::no_shard
+                                  : stage == 3 ? ShardingStrategy::full_shard : ShardingStrategy::shard_grad_op;
+        } else if (zkey == "offload_optimizer" || zkey == "offload_param") {
+          if (!zvalue.is_object()) throw error("{}: zero_optimization.{} must be an object", source, zkey);
+          const auto device = zvalue.value("device", std::string("none"));
+          if (device == "cpu") o.offload = true;
+          else if (device != "none")
+            throw error("{}: zero_optimization.{}.device {}: trainpp offloads to the CPU only", source, zkey, device);
+        } else if (zkey.starts_with("stage3_") || zkey.ends_with("bucket_size") || zkey == "overlap_comm" ||
+                   zkey == "contiguous_gradients" || zkey == "reduce_scatter" || zkey == "allgather_partitions" ||
+                   zkey == "round_robin_gradients" || zkey == "sub_group_size" || zkey == "elastic_checkpoint") {
+          // DeepSpeed's communication tuning: no counterpart here.
+        } else {
+          throw error("{}: unknown zero_optimization key '{}'", source, zkey);
+        }
+      }
+    } else if (key == "train_micro_batch_size_per_gpu") {
+      agree(value, key, static_cast<double>(a.per_device_train_batch_size), "per_device_train_batch_size");
+    } else if (key == "gradient_accumulation_steps") {
+      agree(value, key, static_cast<double>(a.gradient_accumulation_steps), "gradient_accumulation_steps");
+    } else if (key == "train_batch_size") {
+      agree(value, key, static_cast<double>(a.world_size * a.per_device_train_batch_size * a.gradient_accumulation_steps),
+            "world_size*per_device_train_batch_size*gradient_accumulation_steps");
+    } else if (key == "gradient_clipping") {
+      agree(value, key, a.max_grad_norm, "max_grad_norm");
+    } else if (key == "fp16") {
+      enabled(value, key, a.fp16, "fp16");
+    } else if (key == "bf16") {
+      enabled(value, key, a.bf16, "bf16");
+    } else if (key == "optimizer") {
+      const auto type = value.is_object() ? detail::lower(value.value("type", std::string())) : std::string();
+      if (type != "adamw" && type != "adam")
+        throw error("{}: optimizer {}: trainpp builds the optimizer from --optim; drop the block or use type AdamW",
+                    source, value.is_object() ? value.value("type", std::string("?")) : value.dump());
+      const auto params = value.value("params", nlohmann::json::object());
+      for (const auto& [pkey, pvalue] : params.items()) {
+        if (pkey == "lr") agree(pvalue, "optimizer.params.lr", a.learning_rate, "learning_rate");
+        else if (pkey == "eps") agree(pvalue, "optimizer.params.eps", a.adam_epsilon, "adam_epsilon");
+        else if (pkey == "weight_decay") agree(pvalue, "optimizer.params.weight_decay", a.weight_decay, "weight_decay");
+        else if (pkey == "betas") {
+          if (pvalue.is_string() && pvalue.get<std::string>() == "auto") continue;
+          if (!pvalue.is_array() || pvalue.size() != 2) throw error("{}: optimizer.params.betas must be two numbers or \"auto\"", source);
+          agree(pvalue[0], "optimizer.params.betas[0]", a.adam_beta1, "adam_beta1");
+          agree(pvalue[1], "optimizer.params.betas[1]", a.adam_beta2, "adam_beta2");
+        } else if (pkey != "torch_adam" && pkey != "adam_w_mode") {
+          throw error("{}: unknown optimizer.params key '{}'", source, pkey);
+        }
+      }
+    } else if (key == "scheduler") {
+      throw error("{}: a scheduler block: trainpp schedules the learning rate with --lr_scheduler_type and "
+                  "--warmup_steps; drop the block", source);
+    } else if (std::ranges::find(tuning, key) == tuning.end()) {
+      throw error("{}: unknown DeepSpeed config key '{}'", source, key);
+    }
+  }
+  if (!mismatches.empty())
+    throw error("Please correct the following DeepSpeed config values that mismatch TrainingArguments values:\n{}\n"
+                "The easiest method is to set these DeepSpeed config values to 'auto'.", fmt::join(mismatches, "\n"));
+  if (o.offload && (!o.strategy || *o.strategy == ShardingStrategy::no_shard))
+    throw error("{}: offloading needs zero_optimization.stage 1, 2 or 3", source);
+  return o;
+}
+
 }  // namespace trainpp
 
 #include <nlohmann/json.hpp>
@@ -839,8 +969,28 @@ struct TrainingArguments {
   /// their `fsdp_` prefix (see parse_fsdp_options).
   std::optional<std::string> fsdp_config;
 
-  /// --fsdp and --fsdp_config, read and checked.
-  [[nodiscard]] FsdpOptions fsdp_options() const { return parse_fsdp_options(fsdp, fsdp_config, gradient_checkpointing); }
+  /// HF's --deepspeed: a DeepSpeed JSON config (file or inline object), mapped onto the same sharding
+  /// policies as --fsdp (see parse_deepspeed_config); exclusive with --fsdp.
+  std::optional<std::string> deepspeed;
+
+  /// --fsdp and --fsdp_config, or --deepspeed, read and checked.
+  [[nodiscard]] FsdpOptions fsdp_options() const {
+    if (deepspeed && !deepspeed->empty()) {
+      if (!fsdp.empty()) throw error("--deepspeed and --fsdp are mutually exclusive: choose one");
+      return parse_deepspeed_config(*deepspeed, {.per_device_train_batch_size = per_device_train_batch_size,
+                                                 .gradient_accumulation_steps = gradient_accumulation_steps,
+                                                 .max_grad_norm = max_grad_norm,
+                                                 .learning_rate = learning_rate,
+                                                 .weight_decay = weight_decay,
+                                                 .adam_beta1 = adam_beta1,
+                                                 .adam_beta2 = adam_beta2,
+                                                 .adam_epsilon = adam_epsilon,
+                                                 .fp16 = fp16,
+                                                 .bf16 = bf16,
+                                                 .world_size = detect_launch_environment().world_size});
+    }
+    return parse_fsdp_options(fsdp, fsdp_config, gradient_checkpointing);
+  }
 
   /// The label keys of a batch: label_names, or HF's default {"labels"}.
   [[nodiscard]] std::vector<std::string> effective_label_names() const {
@@ -2620,6 +2770,7 @@ void visit_fields(TrainingArguments& a, V&& v) {
   v(FieldInfo{"ddp_bucket_cap_mb", "Gradient bucket size in MiB for the allreduce (default 25).", "distributed"}, a.ddp_bucket_cap_mb);
   v(FieldInfo{"ddp_broadcast_buffers", "Broadcast buffers from rank 0 before each forward (default true).", "distributed"}, a.ddp_broadcast_buffers);
   v(FieldInfo{"fsdp", "Sharding: full_shard, shard_grad_op or no_shard, plus offload and auto_wrap (space-separated).", "distributed"}, a.fsdp);
+  v(FieldInfo{"deepspeed", "A DeepSpeed JSON config (file or inline object) mapped onto the sharding policies (ZeRO stage, offload).", "distributed"}, a.deepspeed);
   v(FieldInfo{"fsdp_config", "FSDP options: a JSON file, or an inline JSON object (HF's fsdp_config keys).", "distributed"}, a.fsdp_config);
 }
 
@@ -8457,8 +8608,9 @@ class ZeroSharding : public detail::JoinedProcesses {
     const FsdpOptions given = args.fsdp_options();
     if (given.strategy) {
       if (*given.strategy != strategy_)
-        throw error("--fsdp says {}, but the sharding slot is {}: drop the flag, or use trainpp::AutoSharding to let "
-                    "the flags choose", strategy_label(*given.strategy), strategy_label(strategy_));
+        throw error("{} says {}, but the sharding slot is {}: drop the flag, or use trainpp::AutoSharding to let "
+                    "the flags choose", args.fsdp.empty() ? "--deepspeed" : "--fsdp", strategy_label(*given.strategy),
+                    strategy_label(strategy_));
       options_ = given;
     } else if (!args.fsdp_config.value_or("").empty()) {
       options_ = given;
@@ -9093,7 +9245,9 @@ class ZeroSharding : public detail::JoinedProcesses {
           s->forward_order.push_back(u);
         }
         gather(*s, u, true);
-        if (s->options.forward_prefetch && torch::GradMode::is_enabled())
+        // Not in evaluation, nor with activation checkpointing (whose forward runs without grad and
+        // whose recomputation runs inside backward, where the next unit is already done).
+        if (s->options.forward_prefetch && torch::GradMode::is_enabled() && !s->options.activation_checkpointing)
           if (auto next = neighbour(*s, u, +1)) prefetch(*s, *next);
       };
       hooks.after = [weak, u](const std::vector<torch::Tensor>& outputs, bool known) {
@@ -11437,8 +11591,9 @@ class Trainer {
       // HF's flags asked for sharding that this slot cannot do: say so instead of training unsharded.
       const auto fsdp = args_.fsdp_options();
       if (fsdp.strategy && *fsdp.strategy != ShardingStrategy::no_shard)
-        throw error("--fsdp {}: the sharding slot of this Trainer does not shard; put trainpp::AutoSharding (which "
-                    "follows --fsdp), trainpp::ShardGradOp or trainpp::FullShard in it", args_.fsdp);
+        throw error("{}: the sharding slot of this Trainer does not shard; put trainpp::AutoSharding (which "
+                    "follows --fsdp and --deepspeed), trainpp::ShardGradOp or trainpp::FullShard in it",
+                    args_.fsdp.empty() ? std::string("--deepspeed") : "--fsdp " + args_.fsdp);
       if (!args_.fsdp_config.value_or("").empty())
         warn("`--fsdp_config` is useful only with a sharding policy (--fsdp, or a sharded slot type); ignoring it.");
     }
@@ -12418,6 +12573,16 @@ bool Trainer<Model, P>::load_training_state(const std::filesystem::path& checkpo
                 checkpoint.string());
   }
 
+  // This process's state first: a checkpoint of another number of processes is refused before any
+  // optimizer piece is read (a sharded optimizer's pieces would not fit).
+  if (!std::filesystem::exists(process_file))
+    throw error("{} lacks {}: it was saved by a run with a different number of processes than this one ({})",
+                checkpoint.string(), process_file.filename().string(), sharding_.world_size());
+  const ProcessState process = load_process_state(process_file);
+  if (process.world_size != sharding_.world_size() || process.rank != sharding_.rank())
+    throw error("{} is rank {} of {} processes; this process is rank {} of {}", process_file.string(), process.rank,
+                process.world_size, sharding_.rank(), sharding_.world_size());
+
   // The optimizer: per-parameter state, then each group's learning rate as it was.
   if constexpr (requires(optimizer_type& o, const OptimizerState& st) { o.load_state(st); }) {
     const auto& path = optimizer_path;
@@ -12482,13 +12647,6 @@ bool Trainer<Model, P>::load_training_state(const std::filesystem::path& checkpo
     }
   }
 
-  if (!std::filesystem::exists(process_file))
-    throw error("{} lacks {}: it was saved by a run with a different number of processes than this one ({})",
-                checkpoint.string(), process_file.filename().string(), sharding_.world_size());
-  const ProcessState process = load_process_state(process_file);
-  if (process.world_size != sharding_.world_size() || process.rank != sharding_.rank())
-    throw error("{} is rank {} of {} processes; this process is rank {} of {}", process_file.string(), process.rank,
-                process.world_size, sharding_.rank(), sharding_.world_size());
   restore_rng_state(process, process_file.string());
   tr_loss.copy_(process.tr_loss);
   total_loss_scalar_ = process.total_loss_scalar;

@@ -86,8 +86,9 @@ class ZeroSharding : public detail::JoinedProcesses {
     const FsdpOptions given = args.fsdp_options();
     if (given.strategy) {
       if (*given.strategy != strategy_)
-        throw error("--fsdp says {}, but the sharding slot is {}: drop the flag, or use trainpp::AutoSharding to let "
-                    "the flags choose", strategy_label(*given.strategy), strategy_label(strategy_));
+        throw error("{} says {}, but the sharding slot is {}: drop the flag, or use trainpp::AutoSharding to let "
+                    "the flags choose", args.fsdp.empty() ? "--deepspeed" : "--fsdp", strategy_label(*given.strategy),
+                    strategy_label(strategy_));
       options_ = given;
     } else if (!args.fsdp_config.value_or("").empty()) {
       options_ = given;
@@ -722,7 +723,9 @@ class ZeroSharding : public detail::JoinedProcesses {
           s->forward_order.push_back(u);
         }
         gather(*s, u, true);
-        if (s->options.forward_prefetch && torch::GradMode::is_enabled())
+        // Not in evaluation, nor with activation checkpointing (whose forward runs without grad and
+        // whose recomputation runs inside backward, where the next unit is already done).
+        if (s->options.forward_prefetch && torch::GradMode::is_enabled() && !s->options.activation_checkpointing)
           if (auto next = neighbour(*s, u, +1)) prefetch(*s, *next);
       };
       hooks.after = [weak, u](const std::vector<torch::Tensor>& outputs, bool known) {

@@ -132,6 +132,38 @@ TEST_CASE("--fsdp and --fsdp_config read as HF reads them") {
                        doctest::Contains("not compatible"), trainpp::Error);
 }
 
+TEST_CASE("a DeepSpeed config maps onto the same policies, its values checked against the arguments") {
+  trainpp::DeepSpeedArguments a{.per_device_train_batch_size = 4, .gradient_accumulation_steps = 2, .world_size = 2};
+  auto o = trainpp::parse_deepspeed_config(
+      R"({"zero_optimization": {"stage": 3, "offload_optimizer": {"device": "cpu"}, "overlap_comm": true,
+                                "stage3_prefetch_bucket_size": "auto"},
+          "train_micro_batch_size_per_gpu": "auto", "gradient_accumulation_steps": 2, "train_batch_size": 16,
+          "gradient_clipping": "auto", "bf16": {"enabled": "auto"},
+          "optimizer": {"type": "AdamW", "params": {"lr": "auto", "betas": "auto", "eps": 1e-8}}, "steps_per_print": 10})",
+      a);
+  CHECK(o.strategy == trainpp::ShardingStrategy::full_shard);
+  CHECK(o.offload);
+  CHECK(trainpp::parse_deepspeed_config(R"({"zero_optimization": {"stage": 1}})", a).strategy ==
+        trainpp::ShardingStrategy::shard_grad_op);
+  CHECK(trainpp::parse_deepspeed_config(R"({"zero_optimization": {"stage": 0}})", a).strategy ==
+        trainpp::ShardingStrategy::no_shard);
+  CHECK_THROWS_WITH_AS(trainpp::parse_deepspeed_config(R"({"train_micro_batch_size_per_gpu": 8, "gradient_clipping": 2.0})", a),
+                       doctest::Contains("ds train_micro_batch_size_per_gpu=8 vs hf per_device_train_batch_size=4"),
+                       trainpp::Error);
+  CHECK_THROWS_WITH_AS(trainpp::parse_deepspeed_config(R"({"train_batch_size": 32})", a),
+                       doctest::Contains("mismatch TrainingArguments"), trainpp::Error);
+  CHECK_THROWS_WITH_AS(trainpp::parse_deepspeed_config(R"({"scheduler": {"type": "WarmupLR"}})", a),
+                       doctest::Contains("--lr_scheduler_type"), trainpp::Error);
+  CHECK_THROWS_WITH_AS(trainpp::parse_deepspeed_config(R"({"zero_optimization": {"stage": 3, "offload_param": {"device": "nvme"}}})", a),
+                       doctest::Contains("CPU only"), trainpp::Error);
+  CHECK_THROWS_WITH_AS(trainpp::parse_deepspeed_config(R"({"zero_optimisation": {"stage": 2}})", a),
+                       doctest::Contains("unknown DeepSpeed config key 'zero_optimisation'"), trainpp::Error);
+  trainpp::TrainingArguments both;
+  both.deepspeed = R"({"zero_optimization": {"stage": 2}})";
+  both.fsdp = "full_shard";
+  CHECK_THROWS_WITH_AS((void)both.fsdp_options(), doctest::Contains("mutually exclusive"), trainpp::Error);
+}
+
 TEST_CASE("auto-wrap picks units by class name, or bottom-up by size as torch does") {
   Net net;
   trainpp::FsdpOptions by_class;
