@@ -229,6 +229,7 @@ def main():
         (["--fsdp", "full_shard", "--fsdp_config", str(SCRATCH / "missing.json")], "cannot open"),
         (["--fsdp", "full_shard", "--fp16"], "--bf16"),
         (["--fsdp", "hybrid_shard"], "not implemented"),
+        (["--fsdp", "full_shard", "--bf16_full_eval", "true"], "keeps sharded"),
         # fc1 and fc2 are Linear modules the model calls directly: FullShard cannot gather them.
         (["--fsdp", "full_shard", "--fsdp_config", '{"transformer_layer_cls_to_wrap": "Linear"}'],
          "not called through trainpp::call"),

@@ -96,6 +96,9 @@ class ZeroSharding : public detail::JoinedProcesses {
     if (args.fp16)
       throw error("--fp16 with {}: its loss scaling needs every shard's overflow check, which trainpp does not "
                   "implement for sharded gradients; use --bf16", strategy_label(strategy_));
+    if (strategy_ == ShardingStrategy::full_shard && (args.bf16_full_eval || args.fp16_full_eval))
+      throw error("--{}_full_eval with full_shard: casting the whole model needs its parameters, which full_shard "
+                  "keeps sharded; evaluate under --bf16 autocast instead", args.bf16_full_eval ? "bf16" : "fp16");
     join(args, device);
   }
 
