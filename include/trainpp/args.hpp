@@ -357,8 +357,8 @@ inline void TrainingArguments::finalize() {
   if (std::ranges::find(report_to, "none") != report_to.end() && report_to.size() > 1)
     throw error("report_to 'none' cannot be combined with other integrations");
   for (const auto& name : report_to)
-    if (name != "none" && name != "all" && name != "tensorboard" && name != "jsonl")
-      throw error("report_to '{}' is not an integration trainpp has; choose among tensorboard, jsonl, all, none", name);
+    if (name != "none" && name != "all" && name != "tensorboard" && name != "jsonl" && name != "curves")
+      throw error("report_to '{}' is not an integration trainpp has; choose among tensorboard, jsonl, curves, all, none", name);
   if (!logging_dir) logging_dir = output_dir + "/runs";
 }
 

@@ -74,7 +74,7 @@ void visit_fields(TrainingArguments& a, V&& v) {
   v(FieldInfo{"logging_steps", "Log every N steps (a ratio of max_steps below 1).", "logging"}, a.logging_steps);
   v(FieldInfo{"logging_nan_inf_filter", "Replace nan/inf step losses in the logged loss.", "logging"}, a.logging_nan_inf_filter);
   v(FieldInfo{"disable_tqdm", "Plain log lines instead of the live progress bar.", "logging"}, a.disable_tqdm);
-  v(FieldInfo{"report_to", "Integrations to report to (none, all, tensorboard, jsonl).", "logging"}, a.report_to);
+  v(FieldInfo{"report_to", "Integrations to report to (none, all, tensorboard, jsonl, curves).", "logging"}, a.report_to);
   v(FieldInfo{"eval_strategy", "When to evaluate.", "evaluation"}, a.eval_strategy);
   v(FieldInfo{"eval_steps", "Evaluate every N steps (default logging_steps; a ratio below 1).", "evaluation"}, a.eval_steps);
   v(FieldInfo{"eval_delay", "Steps or epochs to wait before the first evaluation.", "evaluation"}, a.eval_delay);

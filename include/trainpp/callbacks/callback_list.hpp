@@ -60,6 +60,10 @@ class CallbackList {
   /// The callback of type C (the first one, if several).
   template <class C>
   [[nodiscard]] C& get() {
+    // Checked here, where the list's types are known: a missing callback is a compile error, not a
+    // null reference at run time.
+    static_assert((std::is_same_v<C, Callbacks> || ...),
+                  "trainpp: CallbackList::get<C>(): this callback list holds no callback of type C");
     C* found = nullptr;
     boost::hana::for_each(items_, [&](auto& cb) {
       if constexpr (std::is_same_v<std::remove_cvref_t<decltype(cb)>, C>)

@@ -13,9 +13,9 @@ namespace trainpp {
 
 /// A built-in callback (the Trainer puts it after the default flow and the progress display) running
 /// the integrations report_to names: "tensorboard" (TensorBoard event files), "jsonl" (MetricsLog,
-/// output_dir/metrics.jsonl), "all" for both, "none" for neither. Whatever report_to says, the end of
-/// training writes output_dir/training_curves.svg (TrainingCurves). The choice is made at
-/// on_init_end, from the arguments; a run without integrations pays one branch per log.
+/// output_dir/metrics.jsonl), "curves" (TrainingCurves: output_dir/training_curves.svg at the end of
+/// training), "all" for every one, "none" for none. The choice is made at on_init_end, from the
+/// arguments; a run without integrations pays one branch per log.
 class ReportTo {
  public:
   void on_init_end(const TrainingArguments& args, const TrainerState&, TrainerControl&) {
@@ -25,6 +25,7 @@ class ReportTo {
     };
     if (wants("tensorboard")) tensorboard_.emplace();
     if (wants("jsonl")) metrics_log_.emplace();
+    if (wants("curves")) curves_.emplace();
   }
   void on_train_begin(const TrainingArguments& args, const TrainerState& state, TrainerControl& control) {
     if (tensorboard_) tensorboard_->on_train_begin(args, state, control);
@@ -37,7 +38,7 @@ class ReportTo {
   void on_train_end(const TrainingArguments& args, const TrainerState& state, TrainerControl& control) {
     if (tensorboard_) tensorboard_->on_train_end(args, state, control);
     if (metrics_log_) metrics_log_->on_train_end(args, state, control);
-    curves_.on_train_end(args, state, control);
+    if (curves_) curves_->on_train_end(args, state, control);
   }
 
   /// The TensorBoard callback, when report_to asked for it (its log_dir() and event_file()).
@@ -48,7 +49,7 @@ class ReportTo {
  private:
   std::optional<TensorBoard> tensorboard_;
   std::optional<MetricsLog> metrics_log_;
-  TrainingCurves curves_;
+  std::optional<TrainingCurves> curves_;
 };
 
 }  // namespace trainpp

@@ -69,12 +69,12 @@ struct NetImpl : torch::nn::Module {
 };
 TORCH_MODULE(Net);
 
-TEST_CASE("a training writes training_curves.svg, and with report_to jsonl one metrics line per log") {
+TEST_CASE("report_to curves writes training_curves.svg, and jsonl one metrics line per log") {
   const fs::path out = fs::temp_directory_path() / fmt::format("trainpp-curves-{}-{}", ::getpid(), std::random_device{}());
   const trainpp::TensorDataset data{{"x", torch::randn({16, 2})}, {"labels", torch::zeros({16}, torch::kLong)}};
   trainpp::TrainingArguments args;
   args.output_dir = out.string();
-  args.report_to = {"jsonl"};
+  args.report_to = {"jsonl", "curves"};
   args.max_steps = 6;
   args.logging_steps = 2;
   args.eval_strategy = trainpp::IntervalStrategy::steps;

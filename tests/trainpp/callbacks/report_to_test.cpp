@@ -48,6 +48,8 @@ TEST_CASE("report_to tensorboard writes an event file under output_dir/runs, non
       for (const auto& e : fs::recursive_directory_iterator(out / "runs"))
         if (e.path().filename().string().starts_with("events.out.tfevents.")) ++event_files;
     CHECK(event_files == (wanted ? 1u : 0u));
+    // The curves are an integration like the others: drawn for "all", not for "none" or "tensorboard".
+    CHECK(fs::exists(out / "training_curves.svg") == (std::string(integration) == "all"));
   }
   fs::remove_all(out);
   trainpp::TrainingArguments args;
