@@ -76,7 +76,6 @@ struct Seq2SeqStep : DefaultStep {
       return DefaultStep::prediction_step(trainer, batch, prediction_loss_only);
     torch::NoGradGuard no_grad;
     const bool has_labels = trainer.has_labels(batch);
-    trainer.sharding().before_forward(trainer.module());
     // As in HF, generate() runs outside the loss's autocast context, in the model's own dtype.
     const torch::Tensor attention_mask = batch.contains("attention_mask") ? batch.at("attention_mask") : torch::Tensor();
     const auto generated = pad_to_generation_length(
@@ -86,8 +85,6 @@ struct Seq2SeqStep : DefaultStep {
       [[maybe_unused]] auto autocast = trainer.precision().eval_context(trainer.device());
       out.loss = trainer.compute_loss(trainer.forward(batch), batch).detach();
     }
-    if constexpr (requires { trainer.sharding().after_forward(trainer.module()); })
-      trainer.sharding().after_forward(trainer.module());
     if (trainer.args().prediction_loss_only) return out;
     out.logits = generated;
     if (has_labels) out.labels = pad_to_generation_length(trainer.labels_of(batch));

@@ -8,7 +8,7 @@
 #include <trainpp/optim/policy.hpp>
 #include <trainpp/precision/mixed.hpp>
 #include <trainpp/schedule/policy.hpp>
-#include <trainpp/sharding/single_device.hpp>
+#include <trainpp/sharding/auto_sharding.hpp>
 #include <trainpp/state.hpp>
 #include <trainpp/step/default_step.hpp>
 
@@ -27,7 +27,7 @@ struct loss_t {};             ///< LossPolicy — default trainpp::ModelLoss
 struct optimizer_t {};        ///< OptimizerPolicy — default trainpp::HFOptimizer
 struct scheduler_t {};        ///< SchedulerPolicy — default trainpp::HFScheduler
 struct precision_t {};        ///< PrecisionPolicy — default trainpp::MixedPrecision (fp32 unless --bf16/--fp16)
-struct sharding_t {};         ///< ShardingPolicy — default trainpp::SingleDevice
+struct sharding_t {};         ///< ShardingPolicy — default trainpp::AutoSharding (follows the launcher and --fsdp)
 struct callbacks_t {};        ///< CallbackList — default: none besides the built-ins
 struct step_t {};             ///< StepPolicy — default trainpp::DefaultStep
 struct train_dataset_t {};    ///< a Dataset (HF's train_dataset)
@@ -164,7 +164,7 @@ using resolve_slots_t = Policies<
     detail::slot_type_t<slot::optimizer_t, HFOptimizer, Args...>,
     detail::slot_type_t<slot::scheduler_t, HFScheduler, Args...>,
     detail::slot_type_t<slot::precision_t, MixedPrecision, Args...>,
-    detail::slot_type_t<slot::sharding_t, SingleDevice, Args...>,
+    detail::slot_type_t<slot::sharding_t, AutoSharding, Args...>,
     detail::slot_type_t<slot::callbacks_t, CallbackList<>, Args...>,
     detail::slot_type_t<slot::step_t, DefaultStep, Args...>,
     detail::slot_type_t<slot::train_dataset_t, no_dataset, Args...>,

@@ -161,17 +161,19 @@ class Trainer {
   Trainer(Model model, TrainingArguments args, Named... named)
       : model_(std::move(model)),
         args_(std::move(args)),
-        data_loader_(detail::take_slot<slot::data_loader_t, DefaultDataLoader>(named...)),
-        loss_(detail::take_slot<slot::loss_t, ModelLoss>(named...)),
-        optimizer_policy_(detail::take_slot<slot::optimizer_t, HFOptimizer>(named...)),
-        scheduler_policy_(detail::take_slot<slot::scheduler_t, HFScheduler>(named...)),
-        precision_(detail::take_slot<slot::precision_t, MixedPrecision>(named...)),
-        sharding_(detail::take_slot<slot::sharding_t, SingleDevice>(named...)),
-        callbacks_(make_callbacks(detail::take_slot<slot::callbacks_t, CallbackList<>>(named...))),
-        step_(detail::take_slot<slot::step_t, DefaultStep>(named...)),
-        train_dataset_(detail::take_slot<slot::train_dataset_t, no_dataset>(named...)),
-        eval_dataset_(detail::take_slot<slot::eval_dataset_t, no_dataset>(named...)),
-        compute_metrics_(detail::take_slot<slot::compute_metrics_t, no_metrics>(named...)) {
+        // Each slot's value, or its default: P already holds the resolved types (slots.hpp), so the
+        // defaults are named in one place only.
+        data_loader_(detail::take_slot<slot::data_loader_t, data_loader_policy_type>(named...)),
+        loss_(detail::take_slot<slot::loss_t, loss_type>(named...)),
+        optimizer_policy_(detail::take_slot<slot::optimizer_t, optimizer_policy_type>(named...)),
+        scheduler_policy_(detail::take_slot<slot::scheduler_t, scheduler_policy_type>(named...)),
+        precision_(detail::take_slot<slot::precision_t, precision_type>(named...)),
+        sharding_(detail::take_slot<slot::sharding_t, sharding_type>(named...)),
+        callbacks_(make_callbacks(detail::take_slot<slot::callbacks_t, user_callbacks_type>(named...))),
+        step_(detail::take_slot<slot::step_t, step_type>(named...)),
+        train_dataset_(detail::take_slot<slot::train_dataset_t, train_dataset_type>(named...)),
+        eval_dataset_(detail::take_slot<slot::eval_dataset_t, eval_dataset_type>(named...)),
+        compute_metrics_(detail::take_slot<slot::compute_metrics_t, compute_metrics_type>(named...)) {
     static_assert(slots_ok<Named...>(), "trainpp: see the first error above");
     args_.finalize();
     saved_arguments_ = args_json(args_);
@@ -198,8 +200,7 @@ class Trainer {
         warn("`--fsdp_config` is useful only with a sharding policy (--fsdp, or a sharded slot type); ignoring it.");
     }
     sharding_.prepare(module(), device_);
-    state_.is_world_process_zero = sharding_.rank() == 0;
-    state_.is_local_process_zero = sharding_.rank() == 0;
+    set_process_flags();
     fire(hooks::on_init_end);
   }
 
@@ -239,6 +240,7 @@ class Trainer {
     const double batch = static_cast<double>(args_.per_device_eval_batch_size * sharding_.world_size());
     out.metrics.merge(speed_metrics(prefix, start, n, std::ceil(n / batch)));
     log(out.metrics);  // adds "epoch" to the returned metrics too, as HF's evaluate does
+    control_.should_evaluate = false;  // the request is served (HF resets it as on_evaluate fires)
     fire(hooks::on_evaluate, std::as_const(out.metrics));
     return out.metrics;
   }
@@ -274,6 +276,7 @@ class Trainer {
     entry["step"] = state_.global_step;
     state_.log_history.push_back(entry);
     nlohmann::json shown(logs);
+    control_.should_log = false;  // the request is served (HF resets it as on_log fires)
     fire(hooks::on_log, std::as_const(shown));
   }
   void log(Metrics&& logs) { log(logs); }
@@ -484,19 +487,24 @@ class Trainer {
     logger().info("  Batch size = {}", args_.per_device_eval_batch_size);
   }
 
+  /// Calls every callback's hook for this event. Resetting the control flags that an event consumes
+  /// (HF's CallbackHandler does it inside the call) is left to the call site, where it can be read.
   template <class Hook, class... A>
   void fire(Hook hook, A&&... a) {
-    // HF's CallbackHandler resets flags at these events before calling the callbacks.
-    if constexpr (std::is_same_v<Hook, hooks::on_train_begin_t>) control_.should_training_stop = false;
-    if constexpr (std::is_same_v<Hook, hooks::on_epoch_begin_t>) control_.should_epoch_stop = false;
-    if constexpr (std::is_same_v<Hook, hooks::on_step_begin_t>)
-      control_.should_log = control_.should_evaluate = control_.should_save = false;
-    if constexpr (std::is_same_v<Hook, hooks::on_log_t>) control_.should_log = false;
-    if constexpr (std::is_same_v<Hook, hooks::on_evaluate_t>) control_.should_evaluate = false;
-    if constexpr (std::is_same_v<Hook, hooks::on_save_t>) control_.should_save = false;
     const TrainingArguments& args = args_;
     callbacks_.fire(hook, *this, args, state_, control_, a...);
   }
+
+  /// HF's is_world_process_zero (rank 0 of the job: the one that writes output_dir) and
+  /// is_local_process_zero (local rank 0 of each node, as the launcher numbers them).
+  void set_process_flags() {
+    state_.is_world_process_zero = sharding_.rank() == 0;
+    state_.is_local_process_zero = sharding_.world_size() == 1 || local_process_index() == 0;
+  }
+
+  /// One batch of evaluation, with the sharding policy's forward-side calls around it (evaluation.hpp).
+  template <class B>
+  PredictionStep prediction_step(const B& batch, bool prediction_loss_only);
 
   /// HF's evaluation_loop: prediction steps over a loader; the mean loss weighted by batch size;
   /// predictions and labels concatenated on the CPU (padded with -100 when their lengths differ).
@@ -506,7 +514,7 @@ class Trainer {
   void maybe_log_save_evaluate(torch::Tensor& tr_loss, const torch::Tensor& grad_norm, double learning_rate);
   Metrics evaluate_during_training();
 
-  // Checkpoints and resume (loop.hpp).
+  // Checkpoints and resume (checkpointing.hpp).
   std::optional<std::filesystem::path> resolve_checkpoint(const std::optional<std::string>& value) const;
   void prepare_output_dir(bool resuming);
   TrainerState resumed_state(const std::filesystem::path& checkpoint);
@@ -588,121 +596,9 @@ inline torch::Tensor concat_padded(std::vector<torch::Tensor>& parts, double pad
 }
 }  // namespace detail
 
-template <class Model, class P>
-template <class L>
-PredictionOutput Trainer<Model, P>::evaluation_loop(L& loader, bool prediction_loss_only, std::string_view prefix) {
-  auto& mod = module();
-  const bool was_training = mod.is_training();
-  mod.eval();
-  // bf16_full_eval / fp16_full_eval: the whole model in the low precision while evaluating outside
-  // training, as HF does. HF casts the model for good; here the float32 weights come back afterwards.
-  std::optional<ModuleCastGuard> full_eval;
-  if (!in_train_ && (args_.bf16_full_eval || args_.fp16_full_eval))
-    full_eval.emplace(mod, args_.bf16_full_eval ? torch::kBFloat16 : torch::kHalf);
-  // Autocast alongside, so that float inputs meet the cast weights in the same dtype.
-  std::optional<AutocastGuard> full_eval_autocast;
-  if (full_eval && autocast_supports(device_.type(), args_.bf16_full_eval ? torch::kBFloat16 : torch::kHalf))
-    full_eval_autocast.emplace(device_.type(), args_.bf16_full_eval ? torch::kBFloat16 : torch::kHalf);
-  current_eval_batches_ = loader.num_batches();
-  loader.set_epoch(0);
-
-  // Running sums stay on the device: one host sync at the end, not one per batch.
-  auto loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(device_));
-  std::int64_t loss_count = 0;
-  std::vector<torch::Tensor> preds, labels;
-  std::vector<torch::Tensor> preds_host, labels_host;
-  std::int64_t steps = 0;
-  auto to_host = [&] {
-    // eval_accumulation_steps: move what was gathered to the CPU every N steps, bounding device memory.
-    if (!preds.empty()) preds_host.push_back(detail::concat_padded(preds).cpu()), preds.clear();
-    if (!labels.empty()) labels_host.push_back(detail::concat_padded(labels).cpu()), labels.clear();
-  };
-  std::size_t batch_index = 0;
-  // Under FullShard every forward gathers parameters with the other processes, so every process runs
-  // as many forwards as the one with the most batches: the others repeat their last batch, unused.
-  bool collective_forward = false;
-  if constexpr (requires { sharding_.forward_is_collective(); }) collective_forward = sharding_.forward_is_collective();
-  std::optional<std::remove_cvref_t<decltype(*loader.next())>> last_batch;
-  while (auto batch = loader.next()) {
-    if (collective_forward) last_batch = *batch;
-    PredictionStep out = step_.prediction_step(*this, *batch, prediction_loss_only);
-    std::int64_t n = batch->batch_size();
-    // A shard's last batch may repeat examples from the start so that every process has as many
-    // batches; only the examples it really holds count (as gather_for_metrics drops the repeats).
-    if constexpr (requires { loader.real_samples(std::size_t{}); }) n = loader.real_samples(batch_index);
-    ++batch_index;
-    if (out.loss.defined() && n > 0) {
-      loss_sum += out.loss.to(torch::kFloat64) * static_cast<double>(n);
-      loss_count += n;
-    }
-    auto real = [&](const torch::Tensor& t) {
-      return t.dim() > 0 && t.size(0) == batch->batch_size() && n < t.size(0) ? t.narrow(0, 0, n) : t;
-    };
-    if (!prediction_loss_only) {
-      if (out.logits.defined()) preds.push_back(real(out.logits.detach()));
-      if (out.labels.defined()) labels.push_back(real(out.labels.detach()));
-    }
-    fire(hooks::on_prediction_step);
-    if (args_.eval_accumulation_steps && ++steps % *args_.eval_accumulation_steps == 0) to_host();
-  }
-  if (collective_forward) {
-    const auto batch_size = static_cast<std::size_t>(args_.per_device_eval_batch_size);
-    const auto world = static_cast<std::size_t>(sharding_.world_size());
-    const std::size_t global = args_.dataloader_drop_last ? loader.num_samples() / batch_size
-                                                          : (loader.num_samples() + batch_size - 1) / batch_size;
-    for (std::size_t b = batch_index; b < (global + world - 1) / world; ++b) {
-      if (!last_batch)
-        throw error("evaluation under full_shard: process {} got no batch of the {} examples, and cannot take part in "
-                    "the other processes' forwards; use fewer processes or a smaller per_device_eval_batch_size",
-                    sharding_.rank(), loader.num_samples());
-      (void)step_.prediction_step(*this, *last_batch, /*prediction_loss_only=*/true);
-    }
-  }
-  to_host();
-  if (was_training) mod.train();
-
-  PredictionOutput result;
-  result.predictions = detail::concat_padded(preds_host);
-  result.label_ids = detail::concat_padded(labels_host);
-  if (sharding_.world_size() > 1) {
-    // Every process evaluated its shard: sum the losses, and gather predictions and labels back into
-    // the data set's order, so that metrics see each example exactly once.
-    if constexpr (requires(torch::Tensor& t) { sharding_.all_reduce_sum(t); sharding_.gather_in_order(t, 1, 1, 0.0); }) {
-      auto totals = torch::stack({loss_sum, torch::full({}, static_cast<double>(loss_count), loss_sum.options())});
-      sharding_.all_reduce_sum(totals);
-      loss_sum = totals[0];
-      loss_count = static_cast<std::int64_t>(totals[1].item<double>());
-      const auto batch_size = args_.per_device_eval_batch_size;
-      const auto total = static_cast<std::int64_t>(loader.num_samples());
-      auto gather = [&](torch::Tensor& t) {
-        // Every process takes part, including one with nothing to contribute; the shape travels first.
-        bool present = t.defined();
-        auto flag = torch::full({}, present ? 1.0 : 0.0, torch::TensorOptions().dtype(torch::kFloat64).device(device_));
-        sharding_.all_reduce_sum(flag);
-        if (flag.item<double>() == 0) return;
-        if (!present) throw error("evaluation: some processes produced predictions and this one did not");
-        t = sharding_.gather_in_order(t.to(device_), batch_size, total, -100).cpu();
-      };
-      gather(result.predictions);
-      gather(result.label_ids);
-    } else {
-      throw error("this sharding policy cannot gather evaluation results across processes: give it "
-                  "all_reduce_sum(torch::Tensor&) and gather_in_order(...)");
-    }
-  }
-  if constexpr (has_compute_metrics) {
-    if (result.predictions.defined() && result.label_ids.defined()) {
-      for (auto& [k, v] : compute_metrics_(EvalPrediction{result.predictions, result.label_ids})) {
-        const std::string key = k.starts_with(fmt::format("{}_", prefix)) ? k : fmt::format("{}_{}", prefix, k);
-        result.metrics[key] = v;
-      }
-    }
-  }
-  if (loss_count > 0) result.metrics[fmt::format("{}_loss", prefix)] = loss_sum.item<double>() / static_cast<double>(loss_count);
-  current_eval_batches_ = 0;
-  return result;
-}
-
 }  // namespace trainpp
 
+// The member definitions, each family of them in its own file.
+#include <trainpp/evaluation.hpp>
+#include <trainpp/checkpointing.hpp>
 #include <trainpp/loop.hpp>

@@ -14,9 +14,9 @@ struct DefaultStep {
   /// Forward under the precision policy's context, the loss divided by the number of micro-batches
   /// in this accumulation window (smaller for the last window of an epoch, as in HF), backward.
   /// Returns the detached, divided loss: the loop sums these into the logged training loss.
+  /// Nothing here talks to the sharding policy: the loop gathers before this call and reduces after it.
   template <class Trainer, class B>
   torch::Tensor training_step(Trainer& trainer, const B& batch, std::int64_t window_size) {
-    trainer.sharding().before_forward(trainer.module());
     torch::Tensor loss;
     {
       [[maybe_unused]] auto autocast = trainer.precision().forward_context(trainer.device());
@@ -35,16 +35,12 @@ struct DefaultStep {
     [[maybe_unused]] auto autocast = trainer.precision().eval_context(trainer.device());
     PredictionStep out;
     const bool has_labels = trainer.has_labels(batch);
-    trainer.sharding().before_forward(trainer.module());
     auto outputs = trainer.forward(batch);
     if (has_labels) {
       out.loss = trainer.compute_loss(outputs, batch).detach();
       out.labels = trainer.labels_of(batch);
     }
     if (!prediction_loss_only) out.logits = trainer.logits_of(outputs, has_labels);
-    // A forward without backward: FullShard frees what it gathered for it.
-    if constexpr (requires { trainer.sharding().after_forward(trainer.module()); })
-      trainer.sharding().after_forward(trainer.module());
     return out;
   }
 };

@@ -279,11 +279,94 @@ TEST_CASE("--fsdp with a slot that cannot shard is an error, not unsharded train
   auto a = args(temp_dir("slot"));
   a.fsdp = "full_shard";
   Net net;
-  CHECK_THROWS_WITH_AS(trainpp::Trainer(net, a, trainpp::train_dataset = data()),
+  {
+    // The default slot follows the flag, as HF's Trainer does.
+    trainpp::Trainer sharded(net, a, trainpp::train_dataset = data());
+    static_assert(std::is_same_v<decltype(sharded)::sharding_type, trainpp::AutoSharding>);
+    REQUIRE(sharded.sharding().zero() != nullptr);
+    CHECK(sharded.sharding().zero()->describe_units().size() == 1);
+  }
+  CHECK_THROWS_WITH_AS(trainpp::Trainer(net, a, trainpp::sharding = trainpp::SingleDevice{}, trainpp::train_dataset = data()),
                        doctest::Contains("put trainpp::AutoSharding"), trainpp::Error);
   CHECK_THROWS_WITH_AS(trainpp::Trainer(net, a, trainpp::sharding = trainpp::DataParallel{}, trainpp::train_dataset = data()),
                        doctest::Contains("does not shard"), trainpp::Error);
   a.fsdp = "shard_grad_op";
   CHECK_THROWS_WITH_AS(trainpp::Trainer(net, a, trainpp::sharding = trainpp::FullShard{}, trainpp::train_dataset = data()),
                        doctest::Contains("the sharding slot is full_shard"), trainpp::Error);
+}
+
+namespace zero_test {
+/// A step of the user's own, written from scratch rather than derived from DefaultStep: it knows
+/// nothing of sharding, and must not need to (the loop gathers and reduces around it).
+struct HandWrittenStep {
+  template <class Trainer, class B>
+  torch::Tensor training_step(Trainer& trainer, const B& batch, std::int64_t window_size) {
+    torch::Tensor loss = trainer.compute_loss(batch) / static_cast<double>(window_size);
+    loss.backward();
+    return loss.detach();
+  }
+  template <class Trainer, class B>
+  trainpp::PredictionStep prediction_step(Trainer& trainer, const B& batch, bool /*prediction_loss_only*/) {
+    torch::NoGradGuard no_grad;
+    auto outputs = trainer.forward(batch);
+    return trainpp::PredictionStep{.loss = trainer.compute_loss(outputs, batch).detach()};
+  }
+};
+
+template <class Sharding>
+std::tuple<std::vector<double>, std::vector<torch::Tensor>, double> train_own_step(Sharding sharding,
+                                                                                  trainpp::TrainingArguments a) {
+  torch::manual_seed(1);
+  Net net;
+  trainpp::Trainer trainer(net, a, trainpp::sharding = std::move(sharding), trainpp::step = HandWrittenStep{},
+                           trainpp::train_dataset = data(), trainpp::eval_dataset = data());
+  trainer.train();
+  const double eval_loss = trainer.evaluate().at("eval_loss");
+  std::vector<double> losses;
+  for (const auto& entry : trainer.state().log_history)
+    if (entry.contains("loss") && !entry.contains("train_runtime")) losses.push_back(entry["loss"].template get<double>());
+  std::vector<torch::Tensor> weights;
+  if constexpr (requires { trainer.sharding().full_parameters(); }) {
+    auto gathered = trainer.sharding().full_parameters();
+    for (const auto& p : net->parameters()) weights.push_back(p.detach().clone());
+  } else {
+    for (const auto& p : net->parameters()) weights.push_back(p.detach().clone());
+  }
+  return {losses, weights, eval_loss};
+}
+}  // namespace zero_test
+
+TEST_CASE("a step of the user's own cannot break FullShard: the loop gathers and frees around it") {
+  auto a = args(temp_dir("own_step"));
+  a.gradient_accumulation_steps = 2;
+  a.per_device_train_batch_size = 8;
+  const auto [ref_losses, ref_weights, ref_eval] = train_own_step(trainpp::SingleDevice{}, a);
+  trainpp::FsdpOptions options;
+  options.transformer_layer_cls_to_wrap = {"Block"};
+  const auto [losses, weights, eval] = train_own_step(trainpp::FullShard(options), a);
+  REQUIRE(losses.size() == ref_losses.size());
+  CHECK(losses.size() == 6);
+  for (std::size_t i = 0; i < losses.size(); ++i) CHECK(losses[i] == doctest::Approx(ref_losses[i]).epsilon(1e-6));
+  for (std::size_t i = 0; i < weights.size(); ++i) CHECK(torch::allclose(weights[i], ref_weights[i], 1e-6, 1e-6));
+  CHECK(eval == doctest::Approx(ref_eval).epsilon(1e-6));
+}
+
+TEST_CASE("SingleDevice named in the slot under a launcher of several processes is refused at construction") {
+  struct Environment {
+    Environment() {
+      ::setenv("RANK", "1", 1);
+      ::setenv("WORLD_SIZE", "2", 1);
+      ::setenv("LOCAL_RANK", "1", 1);
+      ::setenv("LOCAL_WORLD_SIZE", "2", 1);
+    }
+    ~Environment() {
+      for (const char* name : {"RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"}) ::unsetenv(name);
+    }
+  } environment;
+  Net net;
+  CHECK_THROWS_WITH_AS(trainpp::Trainer(net, args(temp_dir("single_launched")), trainpp::sharding = trainpp::SingleDevice{},
+                                        trainpp::train_dataset = data()),
+                       doctest::Contains("the sharding slot holds trainpp::SingleDevice, but the launch environment "
+                                         "(torchrun) makes this process rank 1 of 2"),
+                       trainpp::Error);
 }

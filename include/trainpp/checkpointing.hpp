@@ -1,0 +1,338 @@
+#pragma once
+// The Trainer's checkpoints: where a run resumes from, what a resumed run reads back (weights,
+// trainer_state.json, optimizer, schedule, loss scaler, random states, the loop's running sums), and
+// the atomic writing and rotation of checkpoint-N directories. loop.hpp decides when; this file how.
+// The files themselves are read and written by io/checkpoint.hpp.
+
+#include <trainpp/detail/crash_point.hpp>
+#include <trainpp/io/checkpoint.hpp>
+#include <trainpp/trainer.hpp>
+
+namespace trainpp {
+
+/// The checkpoint directory train() resumes from: nullopt for none ("false", or nothing given), the
+/// newest complete checkpoint in output_dir for "true", else the path given, which must hold a
+/// complete checkpoint.
+template <class Model, class P>
+std::optional<std::filesystem::path> Trainer<Model, P>::resolve_checkpoint(const std::optional<std::string>& value) const {
+  if (!value || value->empty() || *value == "false" || *value == "False") return std::nullopt;
+  if (*value == "true" || *value == "True") {
+    auto last = last_checkpoint(args_.output_dir);
+    if (!last)
+      throw error("No valid checkpoint found in output directory ({}) to resume from (resume_from_checkpoint "
+                  "true)", args_.output_dir);
+    return last;
+  }
+  const std::filesystem::path dir = *value;
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec))
+    throw error("Can't find a valid checkpoint at {}: it is not a directory", dir.string());
+  if (!is_complete_checkpoint(dir))
+    throw error("Can't find a valid checkpoint at {}: it lacks {} or {}", dir.string(), trainer_state_name,
+                model_weights_name);
+  return dir;
+}
+
+/// Before a run writes into output_dir: removes what interrupted saves left there, and refuses to
+/// start a fresh run on top of another run's checkpoints unless told to overwrite them (HF's example
+/// scripts refuse the same way; the Trainer itself would mix the two runs' checkpoints).
+template <class Model, class P>
+void Trainer<Model, P>::prepare_output_dir(bool resuming) {
+  if (!state_.is_world_process_zero) return;
+  // Created up front, as HF's Trainer does: an output_dir that cannot exist fails now, not at the first
+  // checkpoint after an hour of training.
+  std::error_code ec;
+  std::filesystem::create_directories(args_.output_dir, ec);
+  if (ec) throw error("cannot create output_dir {}: {}", args_.output_dir, ec.message());
+  if (args_.save_strategy == SaveStrategy::no) return;
+  remove_stale_staging(args_.output_dir);
+  if (resuming) return;
+  const auto existing = sorted_checkpoints(args_.output_dir);
+  if (existing.empty()) return;
+  if (!args_.overwrite_output_dir)
+    throw error("Output directory ({}) already holds checkpoints ({} ... {}). Use --resume_from_checkpoint true "
+                "to continue that run, or --overwrite_output_dir to delete them and start over.",
+                args_.output_dir, existing.front().filename().string(), existing.back().filename().string());
+  for (const auto& dir : existing) {
+    note("overwrite_output_dir: deleting {}", dir.string());
+    remove_dir_atomic(dir);
+  }
+}
+
+/// trainer_state.json of the checkpoint, checked against this run (HF's _init_training_state).
+template <class Model, class P>
+TrainerState Trainer<Model, P>::resumed_state(const std::filesystem::path& checkpoint) {
+  const auto path = checkpoint / trainer_state_name;
+  TrainerState loaded = read_trainer_state(path);
+  if (loaded.best_model_checkpoint && !std::filesystem::is_directory(*loaded.best_model_checkpoint)) {
+    warn("The best checkpoint {} recorded in the resumed state does not exist anymore. Ignoring it for this run.",
+         *loaded.best_model_checkpoint);
+    loaded.best_model_checkpoint.reset();
+  }
+  // HF's compare_trainer_and_checkpoint_args: differences are allowed, but said.
+  std::vector<std::string> differences;
+  auto compare = [&](const char* name, std::int64_t now, std::int64_t saved) {
+    if (now != saved) differences.push_back(fmt::format("{}: {} (from args) != {} (from {})", name, now, saved, path.string()));
+  };
+  TrainerState now;
+  now.compute_steps(args_, loaded.max_steps);
+  compare("logging_steps", now.logging_steps, loaded.logging_steps);
+  compare("eval_steps", now.eval_steps, loaded.eval_steps);
+  compare("save_steps", now.save_steps, loaded.save_steps);
+  compare("per_device_train_batch_size", args_.per_device_train_batch_size, loaded.train_batch_size);
+  if (!differences.empty())
+    warn("The following arguments do not match the ones in the checkpoint's trainer_state.json (the checkpoint's "
+         "logging/eval/save steps stay in force, as in HF):\n\t{}", fmt::join(differences, "\n\t"));
+  if (args_.restore_callback_states_from_checkpoint) {
+    if (auto control = control_from_state(loaded, path.string())) control_ = *control;
+    const auto unclaimed = callbacks_.load_states(loaded.stateful_callbacks, path.string());
+    if (!unclaimed.empty())
+      warn("Checkpoint included callbacks not included in current configuration. Ignoring. ({})",
+           fmt::join(unclaimed, ", "));
+  }
+  note("resuming training from {} at global step {}", checkpoint.string(), loaded.global_step);
+  return loaded;
+}
+
+/// Optimizer, schedule, loss scaler, random generators and the loop's running sums from a checkpoint.
+/// Returns whether the loss sums were restored (checkpoints hold them; a run resumed from a
+/// model-only checkpoint is refused before this point).
+template <class Model, class P>
+bool Trainer<Model, P>::load_training_state(const std::filesystem::path& checkpoint, torch::Tensor& tr_loss) {
+  const auto process_file = checkpoint / process_state_name(sharding_.rank(), sharding_.world_size());
+  const auto optimizer_path = checkpoint / optimizer_state_file();
+  if (!std::filesystem::exists(optimizer_path) && !std::filesystem::exists(process_file)) {
+    // A checkpoint saved with save_only_model, or one from another world size.
+    const auto others = std::filesystem::exists(checkpoint / "process_state.safetensors") ||
+                        std::filesystem::exists(checkpoint / "process_state_0.safetensors");
+    if (others)
+      throw error("{} was saved by a run with a different number of processes than this one ({}): its optimizer "
+                  "and random states cannot be split or merged", checkpoint.string(), sharding_.world_size());
+    throw error("{} holds the model only (saved with save_only_model): it has no optimizer, scheduler or random "
+                "state to resume training from; load its weights with trainpp::load_model instead",
+                checkpoint.string());
+  }
+
+  // This process's state first: a checkpoint of another number of processes is refused before any
+  // optimizer piece is read (a sharded optimizer's pieces would not fit).
+  if (!std::filesystem::exists(process_file))
+    throw error("{} lacks {}: it was saved by a run with a different number of processes than this one ({})",
+                checkpoint.string(), process_file.filename().string(), sharding_.world_size());
+  const ProcessState process = load_process_state(process_file);
+  if (process.world_size != sharding_.world_size() || process.rank != sharding_.rank())
+    throw error("{} is rank {} of {} processes; this process is rank {} of {}", process_file.string(), process.rank,
+                process.world_size, sharding_.rank(), sharding_.world_size());
+
+  // The optimizer: per-parameter state, then each group's learning rate as it was.
+  if constexpr (requires(optimizer_type& o, const OptimizerState& st) { o.load_state(st); }) {
+    const auto& path = optimizer_path;
+    if (!std::filesystem::exists(path))
+      throw error("{} lacks {}: it was not saved under this sharding policy (or by a run with another number of "
+                  "processes)", checkpoint.string(), path.filename().string());
+    auto saved = load_optimizer_state(path);
+    auto& groups = optimizer_->param_groups();
+    const auto group_count = static_cast<std::size_t>(std::ranges::distance(groups));
+    if (saved.groups.size() != group_count)
+      throw error("{}: {} parameter groups, this run's optimizer has {}", path.string(), saved.groups.size(), group_count);
+    std::size_t g = 0;
+    for (auto& group : groups) {
+      if (saved.group_sizes[g] != group.params.size())
+        throw error("{}: parameter group {} holds {} parameters, this run's holds {} (is it the same model?)",
+                    path.string(), g, saved.group_sizes[g], group.params.size());
+      if (!saved.groups[g].names.empty() && !group.names.empty() && saved.groups[g].names != group.names)
+        throw error("{}: parameter group {} names other parameters than this run's (first difference: {})",
+                    path.string(), g, [&] {
+                      for (std::size_t i = 0; i < group.names.size(); ++i)
+                        if (group.names[i] != saved.groups[g].names[i])
+                          return fmt::format("{} vs {}", saved.groups[g].names[i], group.names[i]);
+                      return std::string("?");
+                    }());
+      ++g;
+    }
+    try {
+      optimizer_->load_state(saved.state);
+    } catch (const Error& e) {
+      throw error("{}: {}", path.string(), e.what());
+    }
+    g = 0;
+    for (auto& group : groups) {
+      group.lr = saved.groups[g].lr;
+      group.initial_lr = saved.groups[g].initial_lr;
+      ++g;
+    }
+  } else {
+    throw error("this Trainer's optimizer has no load_state(const OptimizerState&): it cannot resume from {}",
+                checkpoint.string());
+  }
+
+  if constexpr (requires(scheduler_type& s, const nlohmann::json& j) { s.load_state(j); }) {
+    const auto path = checkpoint / scheduler_state_name;
+    try {
+      scheduler_->load_state(read_json_file(path));
+    } catch (const Error& e) {
+      throw error("{}: {}", path.string(), e.what());
+    }
+  }
+  if constexpr (requires(precision_type& p, const nlohmann::json& j) { p.load_state(j); }) {
+    const auto path = checkpoint / scaler_state_name;
+    if (std::filesystem::exists(path)) {
+      try {
+        precision_.load_state(read_json_file(path));
+      } catch (const Error& e) {
+        throw error("{}: {}", path.string(), e.what());
+      }
+    } else if (!precision_.state().is_null()) {
+      warn("{} has no {} (it was not saved by an fp16 run): the loss scale starts from its initial value",
+           checkpoint.string(), scaler_state_name);
+    }
+  }
+
+  restore_rng_state(process, process_file.string());
+  tr_loss.copy_(process.tr_loss);
+  total_loss_scalar_ = process.total_loss_scalar;
+  globalstep_last_logged_ = process.globalstep_last_logged;
+  scheduler_steps_ = process.scheduler_steps;
+  if (globalstep_last_logged_ > state_.global_step || scheduler_steps_ > state_.global_step)
+    throw error("{}: its loop counters (last logged step {}, scheduler steps {}) are past the checkpoint's global "
+                "step {}", process_file.string(), globalstep_last_logged_, scheduler_steps_, state_.global_step);
+  return true;
+}
+
+/// Moves the loader past the batches a resumed epoch already trained on: in O(1) when the loader can
+/// jump (skip_to), else by drawing them (what HF does for every loader).
+template <class Model, class P>
+template <class L>
+void Trainer<Model, P>::skip_batches(L& loader, std::int64_t count) {
+  if constexpr (requires { loader.skip_to(std::size_t{}); }) {
+    loader.skip_to(static_cast<std::size_t>(count));
+  } else {
+    for (std::int64_t i = 0; i < count; ++i)
+      if (!loader.next()) break;
+  }
+}
+
+/// {output_dir}/checkpoint-{global_step}/ (see io/checkpoint.hpp for its files), written into a
+/// staging directory and published by one rename; then HF's rotation. A crash at any moment leaves
+/// every earlier checkpoint intact and never a partial checkpoint-N.
+template <class Model, class P>
+void Trainer<Model, P>::save_checkpoint(const torch::Tensor& tr_loss) {
+  const std::filesystem::path out = args_.output_dir;
+  const auto final_dir = out / checkpoint_dir_name(state_.global_step);
+  const bool main_process = state_.is_world_process_zero;
+
+  // HF's _save_checkpoint: the best checkpoint is the one of best_global_step, once it exists.
+  if (args_.save_strategy != SaveStrategy::no && state_.best_global_step) {
+    const auto best = out / checkpoint_dir_name(*state_.best_global_step);
+    if (*state_.best_global_step == state_.global_step || std::filesystem::is_directory(best))
+      state_.best_model_checkpoint = best.string();
+  }
+
+  // Every process's random state and loss sums (HF's rng_state_<rank>.pth), for an exact resume.
+  const int world = sharding_.world_size();
+  auto process_state = [&] {
+    ProcessState process = capture_rng_state();
+    process.tr_loss = tr_loss;
+    process.total_loss_scalar = total_loss_scalar_;
+    process.globalstep_last_logged = globalstep_last_logged_;
+    process.scheduler_steps = scheduler_steps_;
+    process.rank = sharding_.rank();
+    process.world_size = world;
+    return process;
+  };
+  // What each process writes itself: its random state and loss sums, and under a sharded policy its
+  // optimizer pieces and its share of the model (the policy's save_model_files is collective: every
+  // process calls it, in the same place). The other ranks write into a directory named like a staging
+  // directory (so that an interrupted save leaves nothing remove_stale_staging misses); rank 0 moves
+  // their files into the checkpoint before publishing it. Two barriers: every file is written before
+  // rank 0 collects them, and the checkpoint is published before any rank goes on (and might read
+  // it, as load_best_model_at_end does).
+  auto rank_dir = [&](int rank) { return out / fmt::format(".tmp-{}-rank{}", final_dir.filename().string(), rank); };
+  const std::string optimizer_file = optimizer_state_file();
+  const bool optimizer_per_process = optimizer_file != optimizer_state_name;
+  auto write_own_files = [&](const std::filesystem::path& dir) {
+    if constexpr (requires { sharding_.save_model_files(module(), dir, main_process); })
+      sharding_.save_model_files(module(), dir, main_process);
+    else if (main_process)
+      trainpp::save_model(module(), dir);
+    if (args_.save_only_model) return;
+    if (optimizer_per_process) {
+      const auto& groups = optimizer_->param_groups();
+      save_optimizer_state(dir / optimizer_file, optimizer_->state(), std::vector<ParamGroup>(groups.begin(), groups.end()));
+    }
+    save_process_state(dir / process_state_name(sharding_.rank(), world), process_state());
+  };
+  if (!main_process) {
+    if (world > 1) {
+      const auto dir = rank_dir(sharding_.rank());
+      std::filesystem::create_directories(dir);
+      write_own_files(dir);
+    }
+    synchronize_processes();
+    synchronize_processes();
+    return;
+  }
+  const auto staging = make_staging_dir(final_dir);
+  try {
+    write_own_files(staging);
+    if (!args_.save_only_model) {
+      if constexpr (requires(const optimizer_type& o) { { o.state() } -> std::convertible_to<OptimizerState>; }) {
+        if (!optimizer_per_process) {
+          const auto& groups = optimizer_->param_groups();
+          save_optimizer_state(staging / optimizer_state_name, optimizer_->state(),
+                               std::vector<ParamGroup>(groups.begin(), groups.end()));
+        }
+      } else {
+        warn("checkpoint {}: the optimizer has no state() to save; training cannot resume from it exactly",
+             final_dir.string());
+      }
+      if constexpr (requires(const scheduler_type& s) { { s.state() } -> std::convertible_to<nlohmann::json>; })
+        write_file_atomic(staging / scheduler_state_name, scheduler_->state().dump(2) + "\n");
+      detail::crash_point("checkpoint", state_.global_step);
+      if constexpr (requires(const precision_type& p) { { p.state() } -> std::convertible_to<nlohmann::json>; }) {
+        const nlohmann::json scaler = precision_.state();
+        if (!scaler.is_null()) write_file_atomic(staging / scaler_state_name, scaler.dump(2) + "\n");
+      }
+    }
+    write_file_atomic(staging / trainer_state_name, state_json().dump(2) + "\n");
+    write_file_atomic(staging / training_args_name, saved_arguments_.dump(2) + "\n");
+    synchronize_processes();
+    for (int rank = 1; rank < world; ++rank) {
+      const auto from = rank_dir(rank);
+      if (!std::filesystem::is_directory(from) ||
+          (!args_.save_only_model && !std::filesystem::exists(from / process_state_name(rank, world))))
+        throw error("checkpoint {}: rank {} did not write its state into {}", final_dir.string(), rank, from.string());
+      for (const auto& entry : std::filesystem::directory_iterator(from))
+        std::filesystem::rename(entry.path(), staging / entry.path().filename());
+      std::filesystem::remove(from);
+    }
+    commit_dir(staging, final_dir);
+  } catch (...) {
+    std::error_code ec;
+    std::filesystem::remove_all(staging, ec);  // the failed attempt; earlier checkpoints are untouched
+    throw;
+  }
+  synchronize_processes();
+  detail::crash_point("rotate", state_.global_step);
+  rotate_checkpoints(out, args_.save_total_limit, state_.best_model_checkpoint);
+}
+
+/// The end of training for checkpoints (HF's _finalize_training): load the best model when asked, and
+/// with save_total_limit 1 keep only the best checkpoint.
+template <class Model, class P>
+void Trainer<Model, P>::finish_checkpoints() {
+  if (args_.load_best_model_at_end && state_.best_model_checkpoint) {
+    note("Loading best model from {} (score: {}).", *state_.best_model_checkpoint,
+         state_.best_metric ? detail::python_float(*state_.best_metric) : std::string("None"));
+    load_checkpoint_weights(*state_.best_model_checkpoint);
+  }
+  if (state_.is_world_process_zero && state_.best_model_checkpoint && args_.save_total_limit == 1) {
+    const auto best = std::filesystem::path(*state_.best_model_checkpoint).lexically_normal();
+    for (const auto& dir : sorted_checkpoints(args_.output_dir, state_.best_model_checkpoint))
+      if (dir.lexically_normal() != best) {
+        note("Deleting older checkpoint [{}] due to args.save_total_limit", dir.string());
+        remove_dir_atomic(dir);
+      }
+  }
+}
+
+}  // namespace trainpp
