@@ -2,6 +2,7 @@
 // TrainingArguments: every setting of a run, with transformers 5.x's names and defaults.
 
 #include <trainpp/detail/config.hpp>
+#include <trainpp/logging.hpp>
 #include <trainpp/sharding/fsdp_options.hpp>
 
 #include <nlohmann/json.hpp>

@@ -3,7 +3,9 @@
 // Semantics follow transformers 5.x's Trainer._inner_training_loop / _run_epoch.
 
 #include <trainpp/detail/crash_point.hpp>
+#include <trainpp/detail/format.hpp>
 #include <trainpp/io/checkpoint.hpp>
+#include <trainpp/logging.hpp>
 #include <trainpp/trainer.hpp>
 
 #include <chrono>

@@ -22,6 +22,7 @@
 #include <trainpp/detail/config.hpp>
 #include <trainpp/io/atomic_write.hpp>
 #include <trainpp/io/safetensors.hpp>
+#include <trainpp/logging.hpp>
 #include <trainpp/optim/param_groups.hpp>
 #include <trainpp/state.hpp>
 

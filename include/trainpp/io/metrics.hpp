@@ -1,7 +1,7 @@
 #pragma once
 // Metrics as HF prints and saves them: log_metrics, save_metrics, speed_metrics.
 
-#include <trainpp/callbacks/console.hpp>
+#include <trainpp/detail/format.hpp>
 #include <trainpp/io/atomic_write.hpp>
 #include <trainpp/state.hpp>
 
