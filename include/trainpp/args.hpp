@@ -1,8 +1,9 @@
 #pragma once
 // TrainingArguments: every setting of a run, with transformers 5.x's names and defaults.
 
+#include <trainpp/args/fsdp_options.hpp>
 #include <trainpp/detail/config.hpp>
-#include <trainpp/sharding/fsdp_options.hpp>
+#include <trainpp/logging.hpp>
 
 #include <nlohmann/json.hpp>
 

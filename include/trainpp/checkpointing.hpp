@@ -5,7 +5,9 @@
 // The files themselves are read and written by io/checkpoint.hpp.
 
 #include <trainpp/detail/crash_point.hpp>
+#include <trainpp/detail/format.hpp>
 #include <trainpp/io/checkpoint.hpp>
+#include <trainpp/logging.hpp>
 #include <trainpp/trainer.hpp>
 
 namespace trainpp {

@@ -5,7 +5,7 @@
 
 #include <trainpp/args.hpp>
 #include <trainpp/io/atomic_write.hpp>
-#include <trainpp/io/checkpoint.hpp>
+#include <trainpp/io/json.hpp>
 
 #include <nlohmann/json.hpp>
 

@@ -2,6 +2,7 @@
 // Device choice and seeding, as HF's TrainingArguments.device and set_seed / enable_full_determinism.
 
 #include <trainpp/args.hpp>
+#include <trainpp/logging.hpp>
 
 #include <cstdlib>
 #include <string>

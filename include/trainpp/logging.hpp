@@ -3,6 +3,7 @@
 // a process-wide level, a sink a program can replace (to redirect into its own logging, or to capture
 // in a test), and a rank prefix on the processes other than the first.
 
+#include <trainpp/detail/error.hpp>
 #include <trainpp/distributed/launch_environment.hpp>
 
 #include <fmt/format.h>
@@ -37,19 +38,6 @@ inline const char* level_label(LogLevel level) {
   }
   return "";
 }
-
-/// 60000 as "60,000" (Python's f"{n:,}", which HF's log lines use).
-inline std::string thousands(long long n) {
-  const std::string digits = fmt::format("{}", n < 0 ? -n : n);
-  std::string out = n < 0 ? "-" : "";
-  // Appending, not inserting: GCC 12 warns falsely about string::insert here (-Wstringop-overflow).
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out.push_back(',');
-    out.push_back(digits[i]);
-  }
-  return out;
-}
-
 }  // namespace detail
 
 /// The rank of this process among all processes, from the launcher's environment (torchrun, srun,
@@ -143,6 +131,21 @@ class Logger {
 [[nodiscard]] inline Logger& logger() {
   static Logger instance;
   return instance;
+}
+
+/// A warning through the logger ("trainpp: warning: <message>" on stderr by default): for problems
+/// training survives (a mismatch on resume, a file it could not clean up).
+template <typename... Args>
+void warn(fmt::format_string<Args...> format, Args&&... args) {
+  logger().warning(format, std::forward<Args>(args)...);
+}
+
+/// An info message through the logger: what the library did on the user's behalf (resumed from a
+/// checkpoint, loaded the best model, deleted an old checkpoint). Shown at log level info or below,
+/// as HF's logger.info.
+template <typename... Args>
+void note(fmt::format_string<Args...> format, Args&&... args) {
+  logger().info(format, std::forward<Args>(args)...);
 }
 
 /// Restores the logger's level, sink and silence when it leaves scope (for tests and for code that

@@ -29,6 +29,8 @@
 // made from this file or from that one.
 
 #include <trainpp/detail/crash_point.hpp>
+#include <trainpp/detail/format.hpp>
+#include <trainpp/logging.hpp>
 #include <trainpp/trainer.hpp>
 
 #include <chrono>

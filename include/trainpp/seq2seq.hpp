@@ -5,6 +5,7 @@
 #include <trainpp/cli.hpp>
 #include <trainpp/generation/config.hpp>
 #include <trainpp/generation/generate.hpp>
+#include <trainpp/logging.hpp>
 #include <trainpp/step/default_step.hpp>
 #include <trainpp/trainer.hpp>
 

@@ -17,10 +17,12 @@
 #include <trainpp/concepts/sharding.hpp>
 #include <trainpp/concepts/step.hpp>
 #include <trainpp/data/dataset.hpp>
+#include <trainpp/detail/format.hpp>
 #include <trainpp/detail/host_allocator.hpp>
 #include <trainpp/device.hpp>
 #include <trainpp/io/metrics.hpp>
 #include <trainpp/io/model_io.hpp>
+#include <trainpp/logging.hpp>
 #include <trainpp/loss/model_output.hpp>
 #include <trainpp/precision/autocast.hpp>
 #include <trainpp/precision/full_eval.hpp>

@@ -10,6 +10,7 @@
 
 // ---- trainpp/detail/config.hpp ----
 // Everything every trainpp header needs first: LibTorch, fmt (exactly one version), and the error type.
+// Not the logger: warn() and note() are in logging.hpp, which sits above the launch environment.
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -58,6 +59,629 @@ inline std::string first_line(const char* what) {
   return text;
 }
 }  // namespace detail
+
+}  // namespace trainpp
+
+#include <stdexcept>
+#include <string>
+
+namespace trainpp {
+
+namespace detail {
+/// False, but only once instantiated: the condition of a static_assert in a discarded branch.
+template <class...> inline constexpr bool always_false = false;
+}  // namespace detail
+
+}  // namespace trainpp
+
+
+// ---- trainpp/args.hpp ----
+// TrainingArguments: every setting of a run, with transformers 5.x's names and defaults.
+
+
+// ---- trainpp/args/fsdp_options.hpp ----
+// HF's --fsdp and --fsdp_config (or --deepspeed), read into one FsdpOptions that the sharding policies
+// take. Part of the arguments (TrainingArguments::fsdp_options), so below them and below sharding/.
+
+
+// ---- trainpp/io/atomic_write.hpp ----
+// Crash-safe publication of files and directories: write under a temporary name in the same directory,
+// flush to disk, then rename into place. rename(2) within one file system is atomic, so a reader (or a
+// resumed run after a crash) sees the old version or the new one, never a torn mix. POSIX only.
+
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+namespace trainpp {
+
+namespace detail {
+
+/// The message for an errno value (thread-safe, unlike strerror).
+[[nodiscard]] inline std::string errno_message(int code) { return std::generic_category().message(code); }
+
+/// A short random hex suffix: together with the pid it keeps concurrent writers (threads, processes,
+/// ranks sharing a file system) from picking the same temporary name.
+[[nodiscard]] inline std::string random_suffix() {
+  thread_local std::mt19937_64 engine{(static_cast<std::uint64_t>(std::random_device{}()) << 32) ^
+                                      std::random_device{}()};
+  return fmt::format("{:016x}", engine());
+}
+
+/// Closes a file descriptor on scope exit.
+class FileDescriptor {
+ public:
+  explicit FileDescriptor(int fd) : fd_(fd) {}
+  FileDescriptor(const FileDescriptor&) = delete;
+  FileDescriptor& operator=(const FileDescriptor&) = delete;
+  ~FileDescriptor() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  [[nodiscard]] int get() const { return fd_; }
+  /// Closes now and reports close(2)'s errno (0 on success): on some file systems a failed write only
+  /// shows up here.
+  int close() {
+    const int fd = fd_;
+    fd_ = -1;
+    return ::close(fd) == 0 ? 0 : errno;
+  }
+
+ private:
+  int fd_;
+};
+
+/// `path` with an empty file name ("dir/") reduced to the directory itself ("dir").
+[[nodiscard]] inline std::filesystem::path without_trailing_separator(const std::filesystem::path& path) {
+  return path.has_filename() ? path : path.parent_path();
+}
+
+/// The directory holding `path` ("." for a bare name).
+[[nodiscard]] inline std::filesystem::path parent_or_dot(const std::filesystem::path& path) {
+  auto parent = without_trailing_separator(path).parent_path();
+  return parent.empty() ? std::filesystem::path(".") : parent;
+}
+
+/// fsync(2) on a file or directory, so that its contents (for a directory: the names in it, which is
+/// what makes a rename durable) reach the disk.
+inline void fsync_path(const std::filesystem::path& path, bool directory) {
+  FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | (directory ? O_DIRECTORY : 0)));
+  if (fd.get() < 0) throw error("cannot open {} to sync it: {}", path.string(), errno_message(errno));
+  // EINVAL: the file system cannot sync this kind of file (some do not sync directories); there is
+  // nothing more to do for it.
+  if (::fsync(fd.get()) != 0 && errno != EINVAL)
+    throw error("cannot sync {} to disk: {}", path.string(), errno_message(errno));
+}
+
+inline void rename_or_throw(const std::filesystem::path& from, const std::filesystem::path& to) {
+  if (std::rename(from.c_str(), to.c_str()) != 0)
+    throw error("cannot rename {} to {}: {}", from.string(), to.string(), errno_message(errno));
+}
+
+}  // namespace detail
+
+/// Writes `bytes` to `path` atomically: a crash at any moment leaves either the previous file or the
+/// complete new one. The bytes go to "<path>.tmp-<pid>-<random>" in the same directory, which is synced,
+/// renamed over `path`, and the directory synced. The directory must exist. Throws trainpp::Error naming
+/// the path and the system's reason; the temporary file is removed on failure.
+inline void write_file_atomic(const std::filesystem::path& path, std::string_view bytes) {
+  const auto tmp = std::filesystem::path(
+      fmt::format("{}.tmp-{}-{}", detail::without_trailing_separator(path).string(), ::getpid(),
+                  detail::random_suffix()));
+  detail::FileDescriptor fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666));
+  if (fd.get() < 0) throw error("cannot write {}: cannot create {}: {}", path.string(), tmp.string(),
+                                detail::errno_message(errno));
+  auto fail = [&](std::string_view what, int code) {
+    std::error_code ignored;
+    std::filesystem::remove(tmp, ignored);
+    return error("cannot write {}: {} failed: {}", path.string(), what, detail::errno_message(code));
+  };
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ::ssize_t n = ::write(fd.get(), bytes.data() + done, bytes.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw fail("write", errno);
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd.get()) != 0) throw fail("fsync", errno);
+  if (const int code = fd.close(); code != 0) throw fail("close", code);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw fail("rename", errno);
+  detail::fsync_path(detail::parent_or_dot(path), /*directory=*/true);
+}
+
+/// Creates and returns an empty staging directory for `final_dir`, "<parent>/.tmp-<name>-<pid>-<random>"
+/// (creating the parent if needed). The leading ".tmp-" keeps it from matching what readers look for
+/// (such as "checkpoint-*"), so an abandoned one is never mistaken for a result. Fill it, then call
+/// commit_dir.
+[[nodiscard]] inline std::filesystem::path make_staging_dir(const std::filesystem::path& final_dir) {
+  const auto final_path = detail::without_trailing_separator(final_dir);
+  const auto parent = detail::parent_or_dot(final_path);
+  std::error_code ec;
+  std::filesystem::create_directories(parent, ec);
+  if (ec) throw error("cannot create directory {}: {}", parent.string(), ec.message());
+  const auto staging = parent / fmt::format(".tmp-{}-{}-{}", final_path.filename().string(), ::getpid(),
+                                            detail::random_suffix());
+  if (::mkdir(staging.c_str(), 0777) != 0)
+    throw error("cannot create staging directory {}: {}", staging.string(), detail::errno_message(errno));
+  return staging;
+}
+
+/// Publishes the filled `staging` directory as `final_dir`: syncs every file and directory in it,
+/// renames it to `final_dir`, and syncs the parent. An existing `final_dir` is replaced: swapped in one
+/// atomic step where the system offers it (Linux renameat2 RENAME_EXCHANGE), otherwise renamed aside,
+/// the new one renamed in, and the old one removed. Both must be on the same file system (as
+/// make_staging_dir arranges). Throws trainpp::Error naming the paths and the reason.
+inline void commit_dir(const std::filesystem::path& staging, const std::filesystem::path& final_dir) {
+  namespace fs = std::filesystem;
+  const auto final_path = detail::without_trailing_separator(final_dir);
+  std::error_code ec;
+  if (!fs::is_directory(staging, ec)) throw error("cannot commit {}: it is not a directory", staging.string());
+
+  // Contents first, then the directories that name them: after the rename, everything it publishes
+  // is already on disk.
+  for (auto it = fs::recursive_directory_iterator(staging, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    const auto status = it->symlink_status(ec);
+    if (ec) break;
+    if (fs::is_regular_file(status)) detail::fsync_path(it->path(), false);
+    if (fs::is_directory(status)) detail::fsync_path(it->path(), true);
+  }
+  if (ec) throw error("cannot commit {}: listing it failed: {}", staging.string(), ec.message());
+  detail::fsync_path(staging, true);
+
+  const auto parent = detail::parent_or_dot(final_path);
+  if (!fs::exists(fs::symlink_status(final_path, ec))) {
+    detail::rename_or_throw(staging, final_path);
+  } else {
+    bool swapped = false;
+#if defined(__linux__) && defined(RENAME_EXCHANGE)
+    // One atomic swap: readers see the old directory or the new one, even across a crash.
+    if (::renameat2(AT_FDCWD, staging.c_str(), AT_FDCWD, final_path.c_str(), RENAME_EXCHANGE) == 0) {
+      swapped = true;
+      fs::remove_all(staging, ec);  // now the old directory; a leftover ".tmp-" name is harmless
+    } else if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP) {
+      throw error("cannot replace {} with {}: {}", final_path.string(), staging.string(),
+                  detail::errno_message(errno));
+    }
+#endif
+    if (!swapped) {
+      // No atomic swap here: a crash between the two renames leaves the old version under the
+      // ".tmp-" name beside it, recoverable by hand and never mistaken for a result.
+      const auto aside = parent / fmt::format(".tmp-{}-old-{}-{}", final_path.filename().string(), ::getpid(),
+                                              detail::random_suffix());
+      detail::rename_or_throw(final_path, aside);
+      if (std::rename(staging.c_str(), final_path.c_str()) != 0) {
+        const int code = errno;
+        std::rename(aside.c_str(), final_path.c_str());  // best effort: put the old one back
+        throw error("cannot rename {} to {}: {}", staging.string(), final_path.string(),
+                    detail::errno_message(code));
+      }
+      fs::remove_all(aside, ec);
+    }
+  }
+  detail::fsync_path(parent, true);
+}
+
+/// The whole contents of the file at `path`. Throws trainpp::Error naming the path and the reason if it
+/// is missing or unreadable.
+[[nodiscard]] inline std::string read_file(const std::filesystem::path& path) {
+  detail::FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) throw error("cannot read {}: {}", path.string(), detail::errno_message(errno));
+  struct ::stat info {};
+  if (::fstat(fd.get(), &info) != 0) throw error("cannot read {}: {}", path.string(), detail::errno_message(errno));
+  std::string out;
+  if (S_ISREG(info.st_mode)) out.reserve(static_cast<std::size_t>(info.st_size));
+  char buffer[1 << 16];
+  for (;;) {
+    const ::ssize_t n = ::read(fd.get(), buffer, sizeof buffer);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw error("cannot read {}: {}", path.string(), detail::errno_message(errno));
+    }
+    if (n == 0) break;
+    out.append(buffer, static_cast<std::size_t>(n));
+  }
+  return out;
+}
+
+}  // namespace trainpp
+
+// ---- trainpp/io/json.hpp ----
+// The one JSON reader of the library: every JSON document trainpp reads (arguments files, --fsdp_config,
+// --deepspeed, checkpoint state, generation configs, safetensors headers) goes through
+// parse_json_strict, so that all of them refuse the same things with the same messages.
+
+
+#include <nlohmann/json.hpp>
+
+#include <cstddef>
+#include <filesystem>
+#include <limits>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace trainpp {
+namespace detail {
+
+/// Deeper nesting than any state file has is refused while parsing, before it can exhaust the stack
+/// of code that walks the document.
+inline constexpr int json_max_depth = 64;
+
+/// What parse_json_strict refuses beyond malformed JSON, and how its errors describe the document.
+struct JsonLimits {
+  int max_depth = json_max_depth;                                  ///< open objects and arrays at once
+  std::size_t max_array = std::numeric_limits<std::size_t>::max();  ///< elements of any one array
+  std::string_view invalid = "not valid JSON";                      ///< follows the source in every error
+};
+
+/// Parses `text` as JSON, refusing NUL bytes (the JSON library stops at one as at the end of the input,
+/// which would hide whatever follows), duplicate keys at any level (the library would silently keep
+/// one), nesting deeper than limits.max_depth and arrays longer than limits.max_array. Errors read
+/// "<source>: <limits.invalid>: <why>". `Json` is nlohmann::json, or nlohmann::ordered_json to keep the
+/// key order of the text.
+template <class Json = nlohmann::json>
+[[nodiscard]] Json parse_json_strict(std::string_view text, std::string_view source, const JsonLimits& limits = {}) {
+  if (const auto nul = text.find('\0'); nul != std::string_view::npos)
+    throw error("{}: {}: a NUL byte at offset {}", source, limits.invalid, nul);
+  struct Container {
+    bool is_object;
+    std::size_t count = 0;
+    std::set<std::string> keys{};
+  };
+  std::vector<Container> open;
+  // Counts a new element of the innermost container.
+  auto add_element = [&] {
+    if (!open.empty() && !open.back().is_object && ++open.back().count > limits.max_array)
+      throw error("{}: {}: an array has more than {} elements", source, limits.invalid, limits.max_array);
+  };
+  auto check = [&](int /*depth*/, typename Json::parse_event_t event, Json& parsed) -> bool {
+    using event_t = typename Json::parse_event_t;
+    switch (event) {
+      case event_t::object_start:
+      case event_t::array_start:
+        add_element();
+        if (open.size() >= static_cast<std::size_t>(limits.max_depth))
+          throw error("{}: {}: nested deeper than {} levels", source, limits.invalid, limits.max_depth);
+        open.push_back({event == event_t::object_start});
+        break;
+      case event_t::object_end:
+      case event_t::array_end:
+        open.pop_back();
+        break;
+      case event_t::key:
+        if (!open.back().keys.insert(parsed.template get<std::string>()).second)
+          throw error("{}: {}: duplicate key \"{}\"", source, limits.invalid, parsed.template get<std::string>());
+        break;
+      case event_t::value:
+        add_element();
+        break;
+    }
+    return true;
+  };
+  try {
+    return Json::parse(text.begin(), text.end(), check);
+  } catch (const typename Json::exception& e) {
+    throw error("{}: {}: {}", source, limits.invalid, e.what());
+  }
+}
+
+}  // namespace detail
+
+/// Reads a JSON file strictly (see detail::parse_json_strict); errors name the file.
+[[nodiscard]] inline nlohmann::json read_json_file(const std::filesystem::path& path) {
+  return detail::parse_json_strict(read_file(path), path.string());
+}
+
+}  // namespace trainpp
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <sstream>
+#include <string_view>
+#include <string>
+#include <vector>
+
+namespace trainpp {
+
+/// FSDP's sharding strategies (ZeRO stages 1-2 as one: trainpp shards gradients and optimizer state
+/// together, as SHARD_GRAD_OP does).
+enum class ShardingStrategy { no_shard, shard_grad_op, full_shard };
+/// When FullShard gathers the next unit ahead of its backward (FSDP's BackwardPrefetch).
+enum class BackwardPrefetch { no_prefetch, backward_pre, backward_post };
+/// How checkpoints hold the model under a sharded policy (accelerate's state_dict_type).
+enum class StateDictType { full_state_dict, sharded_state_dict };
+
+/// Everything --fsdp and --fsdp_config say, with HF's defaults.
+struct FsdpOptions {
+  std::optional<ShardingStrategy> strategy;  ///< nullopt: --fsdp not given
+  bool offload = false;                      ///< parameters, gradients, optimizer state and step on the CPU
+  bool auto_wrap = false;  ///< set by --fsdp auto_wrap, or by the config naming what to wrap
+  /// Module class names whose instances become units (fsdp_transformer_layer_cls_to_wrap); matched
+  /// against the C++ class name with or without its namespaces.
+  std::vector<std::string> transformer_layer_cls_to_wrap;
+  std::int64_t min_num_params = 0;  ///< size-based auto-wrap when > 0
+  BackwardPrefetch backward_prefetch = BackwardPrefetch::no_prefetch;
+  bool forward_prefetch = false;
+  bool limit_all_gathers = true;  ///< at most two units gathered at once (the one in use and one ahead)
+  bool activation_checkpointing = false;
+  bool sync_module_states = true;  ///< rank 0's initial weights everywhere
+  StateDictType state_dict_type = StateDictType::full_state_dict;
+};
+
+namespace detail {
+
+inline std::string lower(std::string s) {
+  std::ranges::transform(s, s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+/// A config value that must be a boolean: JSON true/false, or the strings accelerate's YAML writes.
+inline bool fsdp_bool(const nlohmann::json& value, const std::string& key, const std::string& source) {
+  if (value.is_boolean()) return value.get<bool>();
+  if (value.is_string()) {
+    const auto v = lower(value.get<std::string>());
+    if (v == "true") return true;
+    if (v == "false") return false;
+  }
+  throw error("{}: fsdp_config key '{}' must be true or false, got {}", source, key, value.dump());
+}
+
+/// The JSON of an option that holds an inline object ("{...}") or the path of a JSON file, read
+/// strictly (duplicate keys refused, see parse_json_strict). `source` becomes what errors name: the
+/// flag for an inline object, else the file.
+inline nlohmann::json read_json_option(std::string_view flag, const std::string& value, std::string& source) {
+  const auto first = value.find_first_not_of(" \t\r\n");
+  if (first != std::string::npos && value[first] == '{') {
+    source = std::string(flag);
+    return parse_json_strict(value, source);
+  }
+  source = value;
+  std::string text;
+  try {
+    text = read_file(value);
+  } catch (const Error& e) {
+    throw error("{} {}: cannot open the file ({})", flag, value, e.what());
+  }
+  return parse_json_strict(text, source);
+}
+
+}  // namespace detail
+
+/// Reads --fsdp (space-separated options) and --fsdp_config (a JSON file path, or a JSON object
+/// given inline), with HF's rules: `offload` alone and `full_shard` with `shard_grad_op` are errors;
+/// a leading `fsdp_` of a config key is dropped; min_num_params and transformer_layer_cls_to_wrap
+/// exclude each other; activation_checkpointing excludes --gradient_checkpointing. Unlike HF, an
+/// unknown key or option is an error (HF ignores it, and a typo silently trains without sharding).
+[[nodiscard]] inline FsdpOptions parse_fsdp_options(const std::string& fsdp, const std::optional<std::string>& fsdp_config,
+                                                    bool gradient_checkpointing) {
+  FsdpOptions o;
+  std::istringstream words(fsdp);
+  bool full = false, grad_op = false, none = false;
+  for (std::string word; words >> word;) {
+    const auto w = detail::lower(word);
+    if (w == "full_shard") full = true;
+    else if (w == "shard_grad_op") grad_op = true;
+    else if (w == "no_shard") none = true;
+    else if (w == "offload") o.offload = true;
+    else if (w == "auto_wrap") o.auto_wrap = true;
+    else if (w == "hybrid_shard" || w == "hybrid_shard_zero2")
+      throw error("--fsdp {}: hybrid sharding (full sharding inside a node, replication across nodes) is not "
+                  "implemented; use full_shard or shard_grad_op", w);
+    else
+      throw error("--fsdp: unknown option '{}' (expected full_shard, shard_grad_op, no_shard, offload, auto_wrap)", word);
+  }
+  if (full && grad_op) throw error("`--fsdp full_shard` is not compatible with `--fsdp shard_grad_op`.");
+  if ((full || grad_op) && none) throw error("`--fsdp no_shard` is not compatible with `--fsdp {}`.", full ? "full_shard" : "shard_grad_op");
+  if (full) o.strategy = ShardingStrategy::full_shard;
+  else if (grad_op) o.strategy = ShardingStrategy::shard_grad_op;
+  else if (none) o.strategy = ShardingStrategy::no_shard;
+  if (o.offload && !(full || grad_op))
+    throw error("`--fsdp offload` can't work on its own. It needs to be added to `--fsdp full_shard` or `--fsdp "
+                "shard_grad_op`. For example, `--fsdp \"full_shard offload\"`.");
+  if (o.auto_wrap && !o.strategy)
+    throw error("`--fsdp auto_wrap` needs a sharding strategy too, for example `--fsdp \"full_shard auto_wrap\"`.");
+
+  if (!fsdp_config || fsdp_config->empty()) {
+    if (o.auto_wrap)
+      throw error("`--fsdp auto_wrap` needs the units to wrap: give fsdp_transformer_layer_cls_to_wrap (module class "
+                  "names) or fsdp_min_num_params in --fsdp_config");
+    return o;
+  }
+  std::string source;
+  const nlohmann::json config = detail::read_json_option("--fsdp_config", *fsdp_config, source);
+  if (!config.is_object()) throw error("{}: fsdp_config must be a JSON object, got {}", source, config.type_name());
+  bool has_min = false, has_cls = false;
+  for (const auto& [raw_key, value] : config.items()) {
+    const std::string key = raw_key.starts_with("fsdp_") ? raw_key.substr(5) : raw_key;
+    if (key == "min_num_params") {
+      if (!value.is_number_integer() || value.get<std::int64_t>() < 0)
+        throw error("{}: min_num_params must be a non-negative integer, got {}", source, value.dump());
+      o.min_num_params = value.get<std::int64_t>();
+      has_min = o.min_num_params > 0;
+    } else if (key == "transformer_layer_cls_to_wrap") {
+      if (value.is_string()) o.transformer_layer_cls_to_wrap = {value.get<std::string>()};
+      else if (value.is_array() && std::ranges::all_of(value, [](const auto& v) { return v.is_string(); }))
+        o.transformer_layer_cls_to_wrap = value.get<std::vector<std::string>>();
+      else throw error("{}: transformer_layer_cls_to_wrap must be a class name or a list of them, got {}", source, value.dump());
+      has_cls = !o.transformer_layer_cls_to_wrap.empty();
+    } else if (key == "backward_prefetch" || key == "backward_prefetch_policy") {
+      const auto v = value.is_string() ? detail::lower(value.get<std::string>()) : std::string();
+      if (v == "backward_pre") o.backward_prefetch = BackwardPrefetch::backward_pre;
+      else if (v == "backward_post") o.backward_prefetch = BackwardPrefetch::backward_post;
+      else if (v == "no_prefetch") o.backward_prefetch = BackwardPrefetch::no_prefetch;
+      else throw error("{}: backward_prefetch must be backward_pre, backward_post or no_prefetch, got {}", source, value.dump());
+    } else if (key == "forward_prefetch") {
+      o.forward_prefetch = detail::fsdp_bool(value, raw_key, source);
+    } else if (key == "limit_all_gathers") {
+      o.limit_all_gathers = detail::fsdp_bool(value, raw_key, source);
+    } else if (key == "activation_checkpointing") {
+      o.activation_checkpointing = detail::fsdp_bool(value, raw_key, source);
+    } else if (key == "sync_module_states") {
+      o.sync_module_states = detail::fsdp_bool(value, raw_key, source);
+    } else if (key == "offload_params") {
+      o.offload = o.offload || detail::fsdp_bool(value, raw_key, source);
+    } else if (key == "state_dict_type") {
+      const auto v = value.is_string() ? detail::lower(value.get<std::string>()) : std::string();
+      if (v == "full_state_dict") o.state_dict_type = StateDictType::full_state_dict;
+      else if (v == "sharded_state_dict") o.state_dict_type = StateDictType::sharded_state_dict;
+      else throw error("{}: state_dict_type must be FULL_STATE_DICT or SHARDED_STATE_DICT, got {}", source, value.dump());
+    } else if (key == "use_orig_params" || key == "cpu_ram_efficient_loading") {
+      (void)detail::fsdp_bool(value, raw_key, source);  // trainpp always keeps the original parameters
+    } else if (key == "reshard_after_forward") {
+      if (!detail::fsdp_bool(value, raw_key, source))
+        throw error("{}: reshard_after_forward false is not implemented; use --fsdp shard_grad_op to keep "
+                    "parameters gathered", source);
+    } else if (key == "version") {
+      if (!value.is_number_integer() || (value.get<int>() != 1 && value.get<int>() != 2))
+        throw error("{}: version must be 1 or 2, got {}", source, value.dump());
+    } else {
+      throw error("{}: unknown fsdp_config key '{}'", source, raw_key);
+    }
+  }
+  if (has_min && has_cls) throw error("{}: `min_num_params` and `transformer_layer_cls_to_wrap` are mutually exclusive.", source);
+  if (o.activation_checkpointing && gradient_checkpointing)
+    throw error("The activation_checkpointing in FSDP config and the gradient_checkpointing in training arg can't be "
+                "set to True simultaneously. Please use FSDP's activation_checkpointing logic when using FSDP.");
+  if (has_min || has_cls) o.auto_wrap = true;
+  if (o.auto_wrap && !has_min && !has_cls)
+    throw error("`--fsdp auto_wrap` needs the units to wrap: give fsdp_transformer_layer_cls_to_wrap (module class "
+                "names) or fsdp_min_num_params in --fsdp_config");
+  return o;
+}
+
+/// What a DeepSpeed config must agree on with the training arguments (HF fills "auto" values from
+/// them and refuses explicit values that differ).
+struct DeepSpeedArguments {
+  std::int64_t per_device_train_batch_size = 8;
+  std::int64_t gradient_accumulation_steps = 1;
+  double max_grad_norm = 1.0;
+  double learning_rate = 5e-5, weight_decay = 0, adam_beta1 = 0.9, adam_beta2 = 0.999, adam_epsilon = 1e-8;
+  bool fp16 = false, bf16 = false;
+  std::int64_t world_size = 1;
+};
+
+/// A DeepSpeed JSON config (--deepspeed: a file, or an inline object) mapped onto the same policies:
+/// zero_optimization.stage 0 → data parallelism, 1 and 2 → shard_grad_op (trainpp shards gradients with
+/// the optimizer state, which stage 1 would not: less memory, the same numbers), 3 → full_shard (the
+/// whole model one unit: DeepSpeed gathers per module, which needs trainpp::call; use --fsdp_config to
+/// wrap units); offload_optimizer / offload_param to "cpu" → offload. "auto" values are the training
+/// arguments'; explicit train_micro_batch_size_per_gpu, gradient_accumulation_steps, train_batch_size,
+/// gradient_clipping, fp16/bf16.enabled and AdamW's lr, betas, eps, weight_decay must equal them, as
+/// HF requires. DeepSpeed's tuning keys (bucket sizes, overlap_comm, stage3_* thresholds, logging) are
+/// accepted and have no effect; anything else, a scheduler block, another optimizer or NVMe offload is
+/// an error naming it.
+[[nodiscard]] inline FsdpOptions parse_deepspeed_config(const std::string& deepspeed, const DeepSpeedArguments& a) {
+  std::string source;
+  const nlohmann::json config = detail::read_json_option("--deepspeed", deepspeed, source);
+  if (!config.is_object()) throw error("{}: a DeepSpeed config must be a JSON object", source);
+  std::vector<std::string> mismatches;
+  auto agree = [&](const nlohmann::json& value, const std::string& key, double expected, const char* hf_name) {
+    if (value.is_string() && value.get<std::string>() == "auto") return;
+    if (!value.is_number()) throw error("{}: {} must be a number or \"auto\", got {}", source, key, value.dump());
+    if (value.get<double>() != expected)
+      mismatches.push_back(fmt::format("- ds {}={} vs hf {}={}", key, value.dump(), hf_name, expected));
+  };
+  auto enabled = [&](const nlohmann::json& block, const std::string& key, bool expected, const char* hf_name) {
+    if (!block.is_object()) throw error("{}: {} must be an object", source, key);
+    if (!block.contains("enabled")) return;
+    const auto& v = block["enabled"];
+    if (v.is_string() && v.get<std::string>() == "auto") return;
+    if (!v.is_boolean()) throw error("{}: {}.enabled must be true, false or \"auto\"", source, key);
+    if (v.get<bool>() != expected) mismatches.push_back(fmt::format("- ds {}.enabled={} vs hf {}={}", key, v.dump(), hf_name, expected));
+  };
+  FsdpOptions o;
+  o.strategy = ShardingStrategy::no_shard;
+  static const std::vector<std::string> tuning = {
+      "steps_per_print", "wall_clock_breakdown", "prescale_gradients", "gradient_predivide_factor",
+      "communication_data_type", "dump_state", "zero_allow_untested_optimizer", "memory_breakdown",
+      "flops_profiler", "tensorboard", "comms_logger", "checkpoint", "data_types"};
+  for (const auto& [key, value] : config.items()) {
+    if (key == "zero_optimization") {
+      if (!value.is_object()) throw error("{}: zero_optimization must be an object", source);
+      for (const auto& [zkey, zvalue] : value.items()) {
+        if (zkey == "stage") {
+          if (!zvalue.is_number_integer() || zvalue.get<int>() < 0 || zvalue.get<int>() > 3)
+            throw error("{}: zero_optimization.stage must be 0, 1, 2 or 3, got {}", source, zvalue.dump());
+          const int stage = zvalue.get<int>();
+          o.strategy = stage == 0 ? ShardingStrategy::no_shard
+                                  : stage == 3 ? ShardingStrategy::full_shard : ShardingStrategy::shard_grad_op;
+        } else if (zkey == "offload_optimizer" || zkey == "offload_param") {
+          if (!zvalue.is_object()) throw error("{}: zero_optimization.{} must be an object", source, zkey);
+          const auto device = zvalue.value("device", std::string("none"));
+          if (device == "cpu") o.offload = true;
+          else if (device != "none")
+            throw error("{}: zero_optimization.{}.device {}: trainpp offloads to the CPU only", source, zkey, device);
+        } else if (zkey.starts_with("stage3_") || zkey.ends_with("bucket_size") || zkey == "overlap_comm" ||
+                   zkey == "contiguous_gradients" || zkey == "reduce_scatter" || zkey == "allgather_partitions" ||
+                   zkey == "round_robin_gradients" || zkey == "sub_group_size" || zkey == "elastic_checkpoint") {
+          // DeepSpeed's communication tuning: no counterpart here.
+        } else {
+          throw error("{}: unknown zero_optimization key '{}'", source, zkey);
+        }
+      }
+    } else if (key == "train_micro_batch_size_per_gpu") {
+      agree(value, key, static_cast<double>(a.per_device_train_batch_size), "per_device_train_batch_size");
+    } else if (key == "gradient_accumulation_steps") {
+      agree(value, key, static_cast<double>(a.gradient_accumulation_steps), "gradient_accumulation_steps");
+    } else if (key == "train_batch_size") {
+      agree(value, key, static_cast<double>(a.world_size * a.per_device_train_batch_size * a.gradient_accumulation_steps),
+            "world_size*per_device_train_batch_size*gradient_accumulation_steps");
+    } else if (key == "gradient_clipping") {
+      agree(value, key, a.max_grad_norm, "max_grad_norm");
+    } else if (key == "fp16") {
+      enabled(value, key, a.fp16, "fp16");
+    } else if (key == "bf16") {
+      enabled(value, key, a.bf16, "bf16");
+    } else if (key == "optimizer") {
+      const auto type = value.is_object() ? detail::lower(value.value("type", std::string())) : std::string();
+      if (type != "adamw" && type != "adam")
+        throw error("{}: optimizer {}: trainpp builds the optimizer from --optim; drop the block or use type AdamW",
+                    source, value.is_object() ? value.value("type", std::string("?")) : value.dump());
+      const auto params = value.value("params", nlohmann::json::object());
+      for (const auto& [pkey, pvalue] : params.items()) {
+        if (pkey == "lr") agree(pvalue, "optimizer.params.lr", a.learning_rate, "learning_rate");
+        else if (pkey == "eps") agree(pvalue, "optimizer.params.eps", a.adam_epsilon, "adam_epsilon");
+        else if (pkey == "weight_decay") agree(pvalue, "optimizer.params.weight_decay", a.weight_decay, "weight_decay");
+        else if (pkey == "betas") {
+          if (pvalue.is_string() && pvalue.get<std::string>() == "auto") continue;
+          if (!pvalue.is_array() || pvalue.size() != 2) throw error("{}: optimizer.params.betas must be two numbers or \"auto\"", source);
+          agree(pvalue[0], "optimizer.params.betas[0]", a.adam_beta1, "adam_beta1");
+          agree(pvalue[1], "optimizer.params.betas[1]", a.adam_beta2, "adam_beta2");
+        } else if (pkey != "torch_adam" && pkey != "adam_w_mode") {
+          throw error("{}: unknown optimizer.params key '{}'", source, pkey);
+        }
+      }
+    } else if (key == "scheduler") {
+      throw error("{}: a scheduler block: trainpp schedules the learning rate with --lr_scheduler_type and "
+                  "--warmup_steps; drop the block", source);
+    } else if (std::ranges::find(tuning, key) == tuning.end()) {
+      throw error("{}: unknown DeepSpeed config key '{}'", source, key);
+    }
+  }
+  if (!mismatches.empty())
+    throw error("Please correct the following DeepSpeed config values that mismatch TrainingArguments values:\n{}\n"
+                "The easiest method is to set these DeepSpeed config values to 'auto'.", fmt::join(mismatches, "\n"));
+  if (o.offload && (!o.strategy || *o.strategy == ShardingStrategy::no_shard))
+    throw error("{}: offloading needs zero_optimization.stage 1, 2 or 3", source);
+  return o;
+}
 
 }  // namespace trainpp
 
@@ -293,19 +917,6 @@ inline const char* level_label(LogLevel level) {
   }
   return "";
 }
-
-/// 60000 as "60,000" (Python's f"{n:,}", which HF's log lines use).
-inline std::string thousands(long long n) {
-  const std::string digits = fmt::format("{}", n < 0 ? -n : n);
-  std::string out = n < 0 ? "-" : "";
-  // Appending, not inserting: GCC 12 warns falsely about string::insert here (-Wstringop-overflow).
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out.push_back(',');
-    out.push_back(digits[i]);
-  }
-  return out;
-}
-
 }  // namespace detail
 
 /// The rank of this process among all processes, from the launcher's environment (torchrun, srun,
@@ -401,6 +1012,21 @@ class Logger {
   return instance;
 }
 
+/// A warning through the logger ("trainpp: warning: <message>" on stderr by default): for problems
+/// training survives (a mismatch on resume, a file it could not clean up).
+template <typename... Args>
+void warn(fmt::format_string<Args...> format, Args&&... args) {
+  logger().warning(format, std::forward<Args>(args)...);
+}
+
+/// An info message through the logger: what the library did on the user's behalf (resumed from a
+/// checkpoint, loaded the best model, deleted an old checkpoint). Shown at log level info or below,
+/// as HF's logger.info.
+template <typename... Args>
+void note(fmt::format_string<Args...> format, Args&&... args) {
+  logger().info(format, std::forward<Args>(args)...);
+}
+
 /// Restores the logger's level, sink and silence when it leaves scope (for tests and for code that
 /// quiets the library for a while).
 class ScopedLoggerState {
@@ -420,348 +1046,6 @@ class ScopedLoggerState {
   Logger::Sink sink_;
   bool silenced_;
 };
-
-}  // namespace trainpp
-
-#include <stdexcept>
-#include <string>
-
-namespace trainpp {
-
-namespace detail {
-/// False, but only once instantiated: the condition of a static_assert in a discarded branch.
-template <class...> inline constexpr bool always_false = false;
-}  // namespace detail
-
-/// A warning through the logger ("trainpp: warning: <message>" on stderr by default): for problems
-/// training survives (a mismatch on resume, a file it could not clean up).
-template <typename... Args>
-void warn(fmt::format_string<Args...> format, Args&&... args) {
-  logger().warning(format, std::forward<Args>(args)...);
-}
-
-/// An info message through the logger: what the library did on the user's behalf (resumed from a
-/// checkpoint, loaded the best model, deleted an old checkpoint). Shown at log level info or below,
-/// as HF's logger.info.
-template <typename... Args>
-void note(fmt::format_string<Args...> format, Args&&... args) {
-  logger().info(format, std::forward<Args>(args)...);
-}
-
-}  // namespace trainpp
-
-
-// ---- trainpp/args.hpp ----
-// TrainingArguments: every setting of a run, with transformers 5.x's names and defaults.
-
-
-// ---- trainpp/sharding/fsdp_options.hpp ----
-// HF's --fsdp and --fsdp_config, read into one FsdpOptions that the sharding policies take.
-
-
-#include <nlohmann/json.hpp>
-
-#include <algorithm>
-#include <cctype>
-#include <cstdint>
-#include <filesystem>
-#include <fstream>
-#include <optional>
-#include <sstream>
-#include <string>
-#include <vector>
-
-namespace trainpp {
-
-/// FSDP's sharding strategies (ZeRO stages 1-2 as one: trainpp shards gradients and optimizer state
-/// together, as SHARD_GRAD_OP does).
-enum class ShardingStrategy { no_shard, shard_grad_op, full_shard };
-/// When FullShard gathers the next unit ahead of its backward (FSDP's BackwardPrefetch).
-enum class BackwardPrefetch { no_prefetch, backward_pre, backward_post };
-/// How checkpoints hold the model under a sharded policy (accelerate's state_dict_type).
-enum class StateDictType { full_state_dict, sharded_state_dict };
-
-/// Everything --fsdp and --fsdp_config say, with HF's defaults.
-struct FsdpOptions {
-  std::optional<ShardingStrategy> strategy;  ///< nullopt: --fsdp not given
-  bool offload = false;                      ///< parameters, gradients, optimizer state and step on the CPU
-  bool auto_wrap = false;  ///< set by --fsdp auto_wrap, or by the config naming what to wrap
-  /// Module class names whose instances become units (fsdp_transformer_layer_cls_to_wrap); matched
-  /// against the C++ class name with or without its namespaces.
-  std::vector<std::string> transformer_layer_cls_to_wrap;
-  std::int64_t min_num_params = 0;  ///< size-based auto-wrap when > 0
-  BackwardPrefetch backward_prefetch = BackwardPrefetch::no_prefetch;
-  bool forward_prefetch = false;
-  bool limit_all_gathers = true;  ///< at most two units gathered at once (the one in use and one ahead)
-  bool activation_checkpointing = false;
-  bool sync_module_states = true;  ///< rank 0's initial weights everywhere
-  StateDictType state_dict_type = StateDictType::full_state_dict;
-};
-
-namespace detail {
-
-inline std::string lower(std::string s) {
-  std::ranges::transform(s, s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
-
-/// A config value that must be a boolean: JSON true/false, or the strings accelerate's YAML writes.
-inline bool fsdp_bool(const nlohmann::json& value, const std::string& key, const std::string& source) {
-  if (value.is_boolean()) return value.get<bool>();
-  if (value.is_string()) {
-    const auto v = lower(value.get<std::string>());
-    if (v == "true") return true;
-    if (v == "false") return false;
-  }
-  throw error("{}: fsdp_config key '{}' must be true or false, got {}", source, key, value.dump());
-}
-
-}  // namespace detail
-
-/// Reads --fsdp (space-separated options) and --fsdp_config (a JSON file path, or a JSON object
-/// given inline), with HF's rules: `offload` alone and `full_shard` with `shard_grad_op` are errors;
-/// a leading `fsdp_` of a config key is dropped; min_num_params and transformer_layer_cls_to_wrap
-/// exclude each other; activation_checkpointing excludes --gradient_checkpointing. Unlike HF, an
-/// unknown key or option is an error (HF ignores it, and a typo silently trains without sharding).
-[[nodiscard]] inline FsdpOptions parse_fsdp_options(const std::string& fsdp, const std::optional<std::string>& fsdp_config,
-                                                    bool gradient_checkpointing) {
-  FsdpOptions o;
-  std::istringstream words(fsdp);
-  bool full = false, grad_op = false, none = false;
-  for (std::string word; words >> word;) {
-    const auto w = detail::lower(word);
-    if (w == "full_shard") full = true;
-    else if (w == "shard_grad_op") grad_op = true;
-    else if (w == "no_shard") none = true;
-    else if (w == "offload") o.offload = true;
-    else if (w == "auto_wrap") o.auto_wrap = true;
-    else if (w == "hybrid_shard" || w == "hybrid_shard_zero2")
-      throw error("--fsdp {}: hybrid sharding (full sharding inside a node, replication across nodes) is not "
-                  "implemented; use full_shard or shard_grad_op", w);
-    else
-      throw error("--fsdp: unknown option '{}' (expected full_shard, shard_grad_op, no_shard, offload, auto_wrap)", word);
-  }
-  if (full && grad_op) throw error("`--fsdp full_shard` is not compatible with `--fsdp shard_grad_op`.");
-  if ((full || grad_op) && none) throw error("`--fsdp no_shard` is not compatible with `--fsdp {}`.", full ? "full_shard" : "shard_grad_op");
-  if (full) o.strategy = ShardingStrategy::full_shard;
-  else if (grad_op) o.strategy = ShardingStrategy::shard_grad_op;
-  else if (none) o.strategy = ShardingStrategy::no_shard;
-  if (o.offload && !(full || grad_op))
-    throw error("`--fsdp offload` can't work on its own. It needs to be added to `--fsdp full_shard` or `--fsdp "
-                "shard_grad_op`. For example, `--fsdp \"full_shard offload\"`.");
-  if (o.auto_wrap && !o.strategy)
-    throw error("`--fsdp auto_wrap` needs a sharding strategy too, for example `--fsdp \"full_shard auto_wrap\"`.");
-
-  if (!fsdp_config || fsdp_config->empty()) {
-    if (o.auto_wrap)
-      throw error("`--fsdp auto_wrap` needs the units to wrap: give fsdp_transformer_layer_cls_to_wrap (module class "
-                  "names) or fsdp_min_num_params in --fsdp_config");
-    return o;
-  }
-  std::string source = *fsdp_config;
-  nlohmann::json config;
-  const auto first = fsdp_config->find_first_not_of(" \t\r\n");
-  try {
-    if (first != std::string::npos && (*fsdp_config)[first] == '{') {
-      source = "--fsdp_config";
-      config = nlohmann::json::parse(*fsdp_config);
-    } else {
-      std::ifstream in(*fsdp_config);
-      if (!in) throw error("--fsdp_config {}: cannot open the file", *fsdp_config);
-      config = nlohmann::json::parse(in);
-    }
-  } catch (const nlohmann::json::exception& e) {
-    throw error("{}: not valid JSON: {}", source, e.what());
-  }
-  if (!config.is_object()) throw error("{}: fsdp_config must be a JSON object, got {}", source, config.type_name());
-  bool has_min = false, has_cls = false;
-  for (const auto& [raw_key, value] : config.items()) {
-    const std::string key = raw_key.starts_with("fsdp_") ? raw_key.substr(5) : raw_key;
-    if (key == "min_num_params") {
-      if (!value.is_number_integer() || value.get<std::int64_t>() < 0)
-        throw error("{}: min_num_params must be a non-negative integer, got {}", source, value.dump());
-      o.min_num_params = value.get<std::int64_t>();
-      has_min = o.min_num_params > 0;
-    } else if (key == "transformer_layer_cls_to_wrap") {
-      if (value.is_string()) o.transformer_layer_cls_to_wrap = {value.get<std::string>()};
-      else if (value.is_array() && std::ranges::all_of(value, [](const auto& v) { return v.is_string(); }))
-        o.transformer_layer_cls_to_wrap = value.get<std::vector<std::string>>();
-      else throw error("{}: transformer_layer_cls_to_wrap must be a class name or a list of them, got {}", source, value.dump());
-      has_cls = !o.transformer_layer_cls_to_wrap.empty();
-    } else if (key == "backward_prefetch" || key == "backward_prefetch_policy") {
-      const auto v = value.is_string() ? detail::lower(value.get<std::string>()) : std::string();
-      if (v == "backward_pre") o.backward_prefetch = BackwardPrefetch::backward_pre;
-      else if (v == "backward_post") o.backward_prefetch = BackwardPrefetch::backward_post;
-      else if (v == "no_prefetch") o.backward_prefetch = BackwardPrefetch::no_prefetch;
-      else throw error("{}: backward_prefetch must be backward_pre, backward_post or no_prefetch, got {}", source, value.dump());
-    } else if (key == "forward_prefetch") {
-      o.forward_prefetch = detail::fsdp_bool(value, raw_key, source);
-    } else if (key == "limit_all_gathers") {
-      o.limit_all_gathers = detail::fsdp_bool(value, raw_key, source);
-    } else if (key == "activation_checkpointing") {
-      o.activation_checkpointing = detail::fsdp_bool(value, raw_key, source);
-    } else if (key == "sync_module_states") {
-      o.sync_module_states = detail::fsdp_bool(value, raw_key, source);
-    } else if (key == "offload_params") {
-      o.offload = o.offload || detail::fsdp_bool(value, raw_key, source);
-    } else if (key == "state_dict_type") {
-      const auto v = value.is_string() ? detail::lower(value.get<std::string>()) : std::string();
-      if (v == "full_state_dict") o.state_dict_type = StateDictType::full_state_dict;
-      else if (v == "sharded_state_dict") o.state_dict_type = StateDictType::sharded_state_dict;
-      else throw error("{}: state_dict_type must be FULL_STATE_DICT or SHARDED_STATE_DICT, got {}", source, value.dump());
-    } else if (key == "use_orig_params" || key == "cpu_ram_efficient_loading") {
-      (void)detail::fsdp_bool(value, raw_key, source);  // trainpp always keeps the original parameters
-    } else if (key == "reshard_after_forward") {
-      if (!detail::fsdp_bool(value, raw_key, source))
-        throw error("{}: reshard_after_forward false is not implemented; use --fsdp shard_grad_op to keep "
-                    "parameters gathered", source);
-    } else if (key == "version") {
-      if (!value.is_number_integer() || (value.get<int>() != 1 && value.get<int>() != 2))
-        throw error("{}: version must be 1 or 2, got {}", source, value.dump());
-    } else {
-      throw error("{}: unknown fsdp_config key '{}'", source, raw_key);
-    }
-  }
-  if (has_min && has_cls) throw error("{}: `min_num_params` and `transformer_layer_cls_to_wrap` are mutually exclusive.", source);
-  if (o.activation_checkpointing && gradient_checkpointing)
-    throw error("The activation_checkpointing in FSDP config and the gradient_checkpointing in training arg can't be "
-                "set to True simultaneously. Please use FSDP's activation_checkpointing logic when using FSDP.");
-  if (has_min || has_cls) o.auto_wrap = true;
-  if (o.auto_wrap && !has_min && !has_cls)
-    throw error("`--fsdp auto_wrap` needs the units to wrap: give fsdp_transformer_layer_cls_to_wrap (module class "
-                "names) or fsdp_min_num_params in --fsdp_config");
-  return o;
-}
-
-/// What a DeepSpeed config must agree on with the training arguments (HF fills "auto" values from
-/// them and refuses explicit values that differ).
-struct DeepSpeedArguments {
-  std::int64_t per_device_train_batch_size = 8;
-  std::int64_t gradient_accumulation_steps = 1;
-  double max_grad_norm = 1.0;
-  double learning_rate = 5e-5, weight_decay = 0, adam_beta1 = 0.9, adam_beta2 = 0.999, adam_epsilon = 1e-8;
-  bool fp16 = false, bf16 = false;
-  std::int64_t world_size = 1;
-};
-
-/// A DeepSpeed JSON config (--deepspeed: a file, or an inline object) mapped onto the same policies:
-/// zero_optimization.stage 0 → data parallelism, 1 and 2 → shard_grad_op (trainpp shards gradients with
-/// the optimizer state, which stage 1 would not: less memory, the same numbers), 3 → full_shard (the
-/// whole model one unit: DeepSpeed gathers per module, which needs trainpp::call; use --fsdp_config to
-/// wrap units); offload_optimizer / offload_param to "cpu" → offload. "auto" values are the training
-/// arguments'; explicit train_micro_batch_size_per_gpu, gradient_accumulation_steps, train_batch_size,
-/// gradient_clipping, fp16/bf16.enabled and AdamW's lr, betas, eps, weight_decay must equal them, as
-/// HF requires. DeepSpeed's tuning keys (bucket sizes, overlap_comm, stage3_* thresholds, logging) are
-/// accepted and have no effect; anything else, a scheduler block, another optimizer or NVMe offload is
-/// an error naming it.
-[[nodiscard]] inline FsdpOptions parse_deepspeed_config(const std::string& deepspeed, const DeepSpeedArguments& a) {
-  std::string source = deepspeed;
-  nlohmann::json config;
-  try {
-    const auto first = deepspeed.find_first_not_of(" \t\r\n");
-    if (first != std::string::npos && deepspeed[first] == '{') {
-      source = "--deepspeed";
-      config = nlohmann::json::parse(deepspeed);
-    } else {
-      std::ifstream in(deepspeed);
-      if (!in) throw error("--deepspeed {}: cannot open the file", deepspeed);
-      config = nlohmann::json::parse(in);
-    }
-  } catch (const nlohmann::json::exception& e) {
-    throw error("{}: not valid JSON: {}", source, e.what());
-  }
-  if (!config.is_object()) throw error("{}: a DeepSpeed config must be a JSON object", source);
-  std::vector<std::string> mismatches;
-  auto agree = [&](const nlohmann::json& value, const std::string& key, double expected, const char* hf_name) {
-    if (value.is_string() && value.get<std::string>() == "auto") return;
-    if (!value.is_number()) throw error("{}: {} must be a number or \"auto\", got {}", source, key, value.dump());
-    if (value.get<double>() != expected)
-      mismatches.push_back(fmt::format("- ds {}={} vs hf {}={}", key, value.dump(), hf_name, expected));
-  };
-  auto enabled = [&](const nlohmann::json& block, const std::string& key, bool expected, const char* hf_name) {
-    if (!block.is_object()) throw error("{}: {} must be an object", source, key);
-    if (!block.contains("enabled")) return;
-    const auto& v = block["enabled"];
-    if (v.is_string() && v.get<std::string>() == "auto") return;
-    if (!v.is_boolean()) throw error("{}: {}.enabled must be true, false or \"auto\"", source, key);
-    if (v.get<bool>() != expected) mismatches.push_back(fmt::format("- ds {}.enabled={} vs hf {}={}", key, v.dump(), hf_name, expected));
-  };
-  FsdpOptions o;
-  o.strategy = ShardingStrategy::no_shard;
-  static const std::vector<std::string> tuning = {
-      "steps_per_print", "wall_clock_breakdown", "prescale_gradients", "gradient_predivide_factor",
-      "communication_data_type", "dump_state", "zero_allow_untested_optimizer", "memory_breakdown",
-      "flops_profiler", "tensorboard", "comms_logger", "checkpoint", "data_types"};
-  for (const auto& [key, value] : config.items()) {
-    if (key == "zero_optimization") {
-      if (!value.is_object()) throw error("{}: zero_optimization must be an object", source);
-      for (const auto& [zkey, zvalue] : value.items()) {
-        if (zkey == "stage") {
-          if (!zvalue.is_number_integer() || zvalue.get<int>() < 0 || zvalue.get<int>() > 3)
-            throw error("{}: zero_optimization.stage must be 0, 1, 2 or 3, got {}", source, zvalue.dump());
-          const int stage = zvalue.get<int>();
-          o.strategy = stage == 0 ? ShardingStrategy::no_shard
-                                  : stage == 3 ? ShardingStrategy::full_shard : ShardingStrategy::shard_grad_op;
-        } else if (zkey == "offload_optimizer" || zkey == "offload_param") {
-          if (!zvalue.is_object()) throw error("{}: zero_optimization.{} must be an object", source, zkey);
-          const auto device = zvalue.value("device", std::string("none"));
-          if (device == "cpu") o.offload = true;
-          else if (device != "none")
-            throw error("{}: zero_optimization.{}.device {}: trainpp offloads to the CPU only", source, zkey, device);
-        } else if (zkey.starts_with("stage3_") || zkey.ends_with("bucket_size") || zkey == "overlap_comm" ||
-                   zkey == "contiguous_gradients" || zkey == "reduce_scatter" || zkey == "allgather_partitions" ||
-                   zkey == "round_robin_gradients" || zkey == "sub_group_size" || zkey == "elastic_checkpoint") {
-          // DeepSpeed's communication tuning: no counterpart here.
-        } else {
-          throw error("{}: unknown zero_optimization key '{}'", source, zkey);
-        }
-      }
-    } else if (key == "train_micro_batch_size_per_gpu") {
-      agree(value, key, static_cast<double>(a.per_device_train_batch_size), "per_device_train_batch_size");
-    } else if (key == "gradient_accumulation_steps") {
-      agree(value, key, static_cast<double>(a.gradient_accumulation_steps), "gradient_accumulation_steps");
-    } else if (key == "train_batch_size") {
-      agree(value, key, static_cast<double>(a.world_size * a.per_device_train_batch_size * a.gradient_accumulation_steps),
-            "world_size*per_device_train_batch_size*gradient_accumulation_steps");
-    } else if (key == "gradient_clipping") {
-      agree(value, key, a.max_grad_norm, "max_grad_norm");
-    } else if (key == "fp16") {
-      enabled(value, key, a.fp16, "fp16");
-    } else if (key == "bf16") {
-      enabled(value, key, a.bf16, "bf16");
-    } else if (key == "optimizer") {
-      const auto type = value.is_object() ? detail::lower(value.value("type", std::string())) : std::string();
-      if (type != "adamw" && type != "adam")
-        throw error("{}: optimizer {}: trainpp builds the optimizer from --optim; drop the block or use type AdamW",
-                    source, value.is_object() ? value.value("type", std::string("?")) : value.dump());
-      const auto params = value.value("params", nlohmann::json::object());
-      for (const auto& [pkey, pvalue] : params.items()) {
-        if (pkey == "lr") agree(pvalue, "optimizer.params.lr", a.learning_rate, "learning_rate");
-        else if (pkey == "eps") agree(pvalue, "optimizer.params.eps", a.adam_epsilon, "adam_epsilon");
-        else if (pkey == "weight_decay") agree(pvalue, "optimizer.params.weight_decay", a.weight_decay, "weight_decay");
-        else if (pkey == "betas") {
-          if (pvalue.is_string() && pvalue.get<std::string>() == "auto") continue;
-          if (!pvalue.is_array() || pvalue.size() != 2) throw error("{}: optimizer.params.betas must be two numbers or \"auto\"", source);
-          agree(pvalue[0], "optimizer.params.betas[0]", a.adam_beta1, "adam_beta1");
-          agree(pvalue[1], "optimizer.params.betas[1]", a.adam_beta2, "adam_beta2");
-        } else if (pkey != "torch_adam" && pkey != "adam_w_mode") {
-          throw error("{}: unknown optimizer.params key '{}'", source, pkey);
-        }
-      }
-    } else if (key == "scheduler") {
-      throw error("{}: a scheduler block: trainpp schedules the learning rate with --lr_scheduler_type and "
-                  "--warmup_steps; drop the block", source);
-    } else if (std::ranges::find(tuning, key) == tuning.end()) {
-      throw error("{}: unknown DeepSpeed config key '{}'", source, key);
-    }
-  }
-  if (!mismatches.empty())
-    throw error("Please correct the following DeepSpeed config values that mismatch TrainingArguments values:\n{}\n"
-                "The easiest method is to set these DeepSpeed config values to 'auto'.", fmt::join(mismatches, "\n"));
-  if (o.offload && (!o.strategy || *o.strategy == ShardingStrategy::no_shard))
-    throw error("{}: offloading needs zero_optimization.stage 1, 2 or 3", source);
-  return o;
-}
 
 }  // namespace trainpp
 
@@ -1118,8 +1402,8 @@ inline void TrainingArguments::finalize() {
   if (std::ranges::find(report_to, "none") != report_to.end() && report_to.size() > 1)
     throw error("report_to 'none' cannot be combined with other integrations");
   for (const auto& name : report_to)
-    if (name != "none" && name != "all" && name != "tensorboard" && name != "jsonl")
-      throw error("report_to '{}' is not an integration trainpp has; choose among tensorboard, jsonl, all, none", name);
+    if (name != "none" && name != "all" && name != "tensorboard" && name != "jsonl" && name != "curves")
+      throw error("report_to '{}' is not an integration trainpp has; choose among tensorboard, jsonl, curves, all, none", name);
   if (!logging_dir) logging_dir = output_dir + "/runs";
 }
 
@@ -1130,1541 +1414,6 @@ inline void TrainingArguments::finalize() {
 // HfArgumentParser does: `--learning_rate 2e-5 --do_train --no_log_on_each_node --label_names a b`,
 // or a JSON file (`prog args.json`), or both with the command line winning.
 
-
-// ---- trainpp/io/atomic_write.hpp ----
-// Crash-safe publication of files and directories: write under a temporary name in the same directory,
-// flush to disk, then rename into place. rename(2) within one file system is atomic, so a reader (or a
-// resumed run after a crash) sees the old version or the new one, never a torn mix. POSIX only.
-
-
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstdio>
-#include <filesystem>
-#include <random>
-#include <string>
-#include <string_view>
-#include <system_error>
-
-namespace trainpp {
-
-namespace detail {
-
-/// The message for an errno value (thread-safe, unlike strerror).
-[[nodiscard]] inline std::string errno_message(int code) { return std::generic_category().message(code); }
-
-/// A short random hex suffix: together with the pid it keeps concurrent writers (threads, processes,
-/// ranks sharing a file system) from picking the same temporary name.
-[[nodiscard]] inline std::string random_suffix() {
-  thread_local std::mt19937_64 engine{(static_cast<std::uint64_t>(std::random_device{}()) << 32) ^
-                                      std::random_device{}()};
-  return fmt::format("{:016x}", engine());
-}
-
-/// Closes a file descriptor on scope exit.
-class FileDescriptor {
- public:
-  explicit FileDescriptor(int fd) : fd_(fd) {}
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  ~FileDescriptor() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  [[nodiscard]] int get() const { return fd_; }
-  /// Closes now and reports close(2)'s errno (0 on success): on some file systems a failed write only
-  /// shows up here.
-  int close() {
-    const int fd = fd_;
-    fd_ = -1;
-    return ::close(fd) == 0 ? 0 : errno;
-  }
-
- private:
-  int fd_;
-};
-
-/// `path` with an empty file name ("dir/") reduced to the directory itself ("dir").
-[[nodiscard]] inline std::filesystem::path without_trailing_separator(const std::filesystem::path& path) {
-  return path.has_filename() ? path : path.parent_path();
-}
-
-/// The directory holding `path` ("." for a bare name).
-[[nodiscard]] inline std::filesystem::path parent_or_dot(const std::filesystem::path& path) {
-  auto parent = without_trailing_separator(path).parent_path();
-  return parent.empty() ? std::filesystem::path(".") : parent;
-}
-
-/// fsync(2) on a file or directory, so that its contents (for a directory: the names in it, which is
-/// what makes a rename durable) reach the disk.
-inline void fsync_path(const std::filesystem::path& path, bool directory) {
-  FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | (directory ? O_DIRECTORY : 0)));
-  if (fd.get() < 0) throw error("cannot open {} to sync it: {}", path.string(), errno_message(errno));
-  // EINVAL: the file system cannot sync this kind of file (some do not sync directories); there is
-  // nothing more to do for it.
-  if (::fsync(fd.get()) != 0 && errno != EINVAL)
-    throw error("cannot sync {} to disk: {}", path.string(), errno_message(errno));
-}
-
-inline void rename_or_throw(const std::filesystem::path& from, const std::filesystem::path& to) {
-  if (std::rename(from.c_str(), to.c_str()) != 0)
-    throw error("cannot rename {} to {}: {}", from.string(), to.string(), errno_message(errno));
-}
-
-}  // namespace detail
-
-/// Writes `bytes` to `path` atomically: a crash at any moment leaves either the previous file or the
-/// complete new one. The bytes go to "<path>.tmp-<pid>-<random>" in the same directory, which is synced,
-/// renamed over `path`, and the directory synced. The directory must exist. Throws trainpp::Error naming
-/// the path and the system's reason; the temporary file is removed on failure.
-inline void write_file_atomic(const std::filesystem::path& path, std::string_view bytes) {
-  const auto tmp = std::filesystem::path(
-      fmt::format("{}.tmp-{}-{}", detail::without_trailing_separator(path).string(), ::getpid(),
-                  detail::random_suffix()));
-  detail::FileDescriptor fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666));
-  if (fd.get() < 0) throw error("cannot write {}: cannot create {}: {}", path.string(), tmp.string(),
-                                detail::errno_message(errno));
-  auto fail = [&](std::string_view what, int code) {
-    std::error_code ignored;
-    std::filesystem::remove(tmp, ignored);
-    return error("cannot write {}: {} failed: {}", path.string(), what, detail::errno_message(code));
-  };
-  std::size_t done = 0;
-  while (done < bytes.size()) {
-    const ::ssize_t n = ::write(fd.get(), bytes.data() + done, bytes.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw fail("write", errno);
-    }
-    done += static_cast<std::size_t>(n);
-  }
-  if (::fsync(fd.get()) != 0) throw fail("fsync", errno);
-  if (const int code = fd.close(); code != 0) throw fail("close", code);
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw fail("rename", errno);
-  detail::fsync_path(detail::parent_or_dot(path), /*directory=*/true);
-}
-
-/// Creates and returns an empty staging directory for `final_dir`, "<parent>/.tmp-<name>-<pid>-<random>"
-/// (creating the parent if needed). The leading ".tmp-" keeps it from matching what readers look for
-/// (such as "checkpoint-*"), so an abandoned one is never mistaken for a result. Fill it, then call
-/// commit_dir.
-[[nodiscard]] inline std::filesystem::path make_staging_dir(const std::filesystem::path& final_dir) {
-  const auto final_path = detail::without_trailing_separator(final_dir);
-  const auto parent = detail::parent_or_dot(final_path);
-  std::error_code ec;
-  std::filesystem::create_directories(parent, ec);
-  if (ec) throw error("cannot create directory {}: {}", parent.string(), ec.message());
-  const auto staging = parent / fmt::format(".tmp-{}-{}-{}", final_path.filename().string(), ::getpid(),
-                                            detail::random_suffix());
-  if (::mkdir(staging.c_str(), 0777) != 0)
-    throw error("cannot create staging directory {}: {}", staging.string(), detail::errno_message(errno));
-  return staging;
-}
-
-/// Publishes the filled `staging` directory as `final_dir`: syncs every file and directory in it,
-/// renames it to `final_dir`, and syncs the parent. An existing `final_dir` is replaced: swapped in one
-/// atomic step where the system offers it (Linux renameat2 RENAME_EXCHANGE), otherwise renamed aside,
-/// the new one renamed in, and the old one removed. Both must be on the same file system (as
-/// make_staging_dir arranges). Throws trainpp::Error naming the paths and the reason.
-inline void commit_dir(const std::filesystem::path& staging, const std::filesystem::path& final_dir) {
-  namespace fs = std::filesystem;
-  const auto final_path = detail::without_trailing_separator(final_dir);
-  std::error_code ec;
-  if (!fs::is_directory(staging, ec)) throw error("cannot commit {}: it is not a directory", staging.string());
-
-  // Contents first, then the directories that name them: after the rename, everything it publishes
-  // is already on disk.
-  for (auto it = fs::recursive_directory_iterator(staging, ec); !ec && it != fs::recursive_directory_iterator();
-       it.increment(ec)) {
-    const auto status = it->symlink_status(ec);
-    if (ec) break;
-    if (fs::is_regular_file(status)) detail::fsync_path(it->path(), false);
-    if (fs::is_directory(status)) detail::fsync_path(it->path(), true);
-  }
-  if (ec) throw error("cannot commit {}: listing it failed: {}", staging.string(), ec.message());
-  detail::fsync_path(staging, true);
-
-  const auto parent = detail::parent_or_dot(final_path);
-  if (!fs::exists(fs::symlink_status(final_path, ec))) {
-    detail::rename_or_throw(staging, final_path);
-  } else {
-    bool swapped = false;
-#if defined(__linux__) && defined(RENAME_EXCHANGE)
-    // One atomic swap: readers see the old directory or the new one, even across a crash.
-    if (::renameat2(AT_FDCWD, staging.c_str(), AT_FDCWD, final_path.c_str(), RENAME_EXCHANGE) == 0) {
-      swapped = true;
-      fs::remove_all(staging, ec);  // now the old directory; a leftover ".tmp-" name is harmless
-    } else if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP) {
-      throw error("cannot replace {} with {}: {}", final_path.string(), staging.string(),
-                  detail::errno_message(errno));
-    }
-#endif
-    if (!swapped) {
-      // No atomic swap here: a crash between the two renames leaves the old version under the
-      // ".tmp-" name beside it, recoverable by hand and never mistaken for a result.
-      const auto aside = parent / fmt::format(".tmp-{}-old-{}-{}", final_path.filename().string(), ::getpid(),
-                                              detail::random_suffix());
-      detail::rename_or_throw(final_path, aside);
-      if (std::rename(staging.c_str(), final_path.c_str()) != 0) {
-        const int code = errno;
-        std::rename(aside.c_str(), final_path.c_str());  // best effort: put the old one back
-        throw error("cannot rename {} to {}: {}", staging.string(), final_path.string(),
-                    detail::errno_message(code));
-      }
-      fs::remove_all(aside, ec);
-    }
-  }
-  detail::fsync_path(parent, true);
-}
-
-/// The whole contents of the file at `path`. Throws trainpp::Error naming the path and the reason if it
-/// is missing or unreadable.
-[[nodiscard]] inline std::string read_file(const std::filesystem::path& path) {
-  detail::FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) throw error("cannot read {}: {}", path.string(), detail::errno_message(errno));
-  struct ::stat info {};
-  if (::fstat(fd.get(), &info) != 0) throw error("cannot read {}: {}", path.string(), detail::errno_message(errno));
-  std::string out;
-  if (S_ISREG(info.st_mode)) out.reserve(static_cast<std::size_t>(info.st_size));
-  char buffer[1 << 16];
-  for (;;) {
-    const ::ssize_t n = ::read(fd.get(), buffer, sizeof buffer);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw error("cannot read {}: {}", path.string(), detail::errno_message(errno));
-    }
-    if (n == 0) break;
-    out.append(buffer, static_cast<std::size_t>(n));
-  }
-  return out;
-}
-
-}  // namespace trainpp
-
-// ---- trainpp/io/checkpoint.hpp ----
-// Checkpoint files: what {output_dir}/checkpoint-{step}/ holds besides the model, how checkpoints are
-// found, ordered and rotated, and the strict readers that resume relies on.
-//
-// A checkpoint directory (HF's names where HF defines the content; our own, pickle-free formats for
-// what HF pickles):
-//   model.safetensors          the weights (io/model_io.hpp)
-//   trainer_state.json         TrainerState, HF's schema
-//   training_args.json         the arguments in force, one key per TrainingArguments field
-//   optimizer.safetensors      optimizer state: "state.<i>.<key>" tensors for parameter i of the
-//                              optimizer's flat parameter list, and the parameter groups as JSON in the
-//                              metadata key "trainpp.optimizer"                     (HF: optimizer.pt)
-//   scheduler.json             the learning-rate schedule's state                   (HF: scheduler.pt)
-//   scaler.json                the loss scaler's state, when the precision policy has one (HF: scaler.pt)
-//   process_state.safetensors  per process (process_state_<rank>.safetensors when world_size > 1):
-//                              the random generators ("rng.cpu", "rng.cuda:<i>") and the loop's
-//                              running sums ("loop.*"), so a resumed run continues exactly
-//                                                                                    (HF: rng_state.pth)
-// Every file is written into a staging directory that is renamed into place when complete
-// (io/atomic_write.hpp): a directory named checkpoint-N is always whole.
-
-
-// ---- trainpp/io/safetensors.hpp ----
-// safetensors: Hugging Face's file format for named tensors, read and written byte-compatibly with the
-// reference implementation (the Rust crate behind Python's `safetensors` package).
-//
-// Layout: an 8-byte little-endian header size N, N bytes of UTF-8 JSON, then one byte buffer.
-//   {"__metadata__": {"format": "pt"},
-//    "<name>": {"dtype": "F32", "shape": [2, 3], "data_offsets": [begin, end]}, ...}
-// Offsets are relative to the buffer; tensors are row-major, little-endian and tile the buffer exactly.
-
-
-#include <nlohmann/json.hpp>
-
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <algorithm>
-#include <array>
-#include <bit>
-#include <cstdint>
-#include <cstring>
-#include <filesystem>
-#include <functional>
-#include <limits>
-#include <map>
-#include <optional>
-#include <set>
-#include <string>
-#include <string_view>
-#include <utility>
-#include <vector>
-
-namespace trainpp {
-
-static_assert(std::endian::native == std::endian::little,
-              "trainpp's safetensors I/O copies tensor bytes as they are in memory, and the format is little-endian");
-
-namespace detail {
-
-/// One safetensors dtype. `rank` is its position in the reference implementation's dtype list: the
-/// writer orders tensors by descending rank (which groups them by descending alignment), then by name.
-/// `type` is Undefined for formats LibTorch has no tensor type for (sub-byte floats).
-struct SafetensorsDtype {
-  std::string_view name;
-  int rank;
-  c10::ScalarType type;
-  std::size_t item_size;
-};
-
-inline constexpr std::array<SafetensorsDtype, 22> safetensors_dtypes{{
-    {"BOOL", 0, c10::ScalarType::Bool, 1},
-    {"F4", 1, c10::ScalarType::Undefined, 0},
-    {"F6_E2M3", 2, c10::ScalarType::Undefined, 0},
-    {"F6_E3M2", 3, c10::ScalarType::Undefined, 0},
-    {"U8", 4, c10::ScalarType::Byte, 1},
-    {"I8", 5, c10::ScalarType::Char, 1},
-    {"F8_E5M2", 6, c10::ScalarType::Float8_e5m2, 1},
-    {"F8_E4M3", 7, c10::ScalarType::Float8_e4m3fn, 1},
-    {"F8_E8M0", 8, c10::ScalarType::Float8_e8m0fnu, 1},
-    {"F8_E4M3FNUZ", 9, c10::ScalarType::Float8_e4m3fnuz, 1},
-    {"F8_E5M2FNUZ", 10, c10::ScalarType::Float8_e5m2fnuz, 1},
-    {"I16", 11, c10::ScalarType::Short, 2},
-    {"U16", 12, c10::ScalarType::UInt16, 2},
-    {"F16", 13, c10::ScalarType::Half, 2},
-    {"BF16", 14, c10::ScalarType::BFloat16, 2},
-    {"I32", 15, c10::ScalarType::Int, 4},
-    {"U32", 16, c10::ScalarType::UInt32, 4},
-    {"F32", 17, c10::ScalarType::Float, 4},
-    {"C64", 18, c10::ScalarType::ComplexFloat, 8},
-    {"F64", 19, c10::ScalarType::Double, 8},
-    {"I64", 20, c10::ScalarType::Long, 8},
-    {"U64", 21, c10::ScalarType::UInt64, 8},
-}};
-
-[[nodiscard]] inline const SafetensorsDtype* safetensors_dtype(std::string_view name) {
-  for (const auto& d : safetensors_dtypes)
-    if (d.name == name) return &d;
-  return nullptr;
-}
-
-[[nodiscard]] inline const SafetensorsDtype* safetensors_dtype(c10::ScalarType type) {
-  for (const auto& d : safetensors_dtypes)
-    if (d.type == type && d.type != c10::ScalarType::Undefined) return &d;
-  return nullptr;
-}
-
-/// The header-size limit of the reference implementation: a larger N is treated as corrupt rather than
-/// allocated.
-inline constexpr std::uint64_t safetensors_max_header_size = 100'000'000;
-
-/// The header is {name: {key: value or [numbers]}}; anything nested deeper, or an array longer than any
-/// real shape, is rejected while parsing, before it can grow a large document.
-inline constexpr std::size_t safetensors_max_depth = 3;
-inline constexpr std::size_t safetensors_max_array = 1024;
-
-/// Parses the JSON header, rejecting duplicate keys (the JSON library would silently keep one of them)
-/// and absurd nesting. Keeps the key order of the file.
-[[nodiscard]] inline nlohmann::ordered_json parse_safetensors_header(std::string_view text, std::string_view source) {
-  using json = nlohmann::ordered_json;
-  struct Container {
-    bool is_object;
-    std::size_t count = 0;
-    std::set<std::string> keys{};
-  };
-  std::vector<Container> open;
-  // Counts a new element of the innermost container; arrays are capped.
-  auto add_element = [&] {
-    if (!open.empty() && !open.back().is_object && ++open.back().count > safetensors_max_array)
-      throw error("{}: invalid safetensors header: an array has more than {} elements", source,
-                  safetensors_max_array);
-  };
-  auto check = [&](int /*depth*/, json::parse_event_t event, json& parsed) -> bool {
-    switch (event) {
-      case json::parse_event_t::object_start:
-      case json::parse_event_t::array_start:
-        add_element();
-        if (open.size() >= safetensors_max_depth)
-          throw error("{}: invalid safetensors header: JSON nested deeper than {} levels", source,
-                      safetensors_max_depth);
-        open.push_back({event == json::parse_event_t::object_start});
-        break;
-      case json::parse_event_t::object_end:
-      case json::parse_event_t::array_end:
-        open.pop_back();
-        break;
-      case json::parse_event_t::key:
-        if (!open.back().keys.insert(parsed.get<std::string>()).second)
-          throw error("{}: invalid safetensors header: duplicate key \"{}\"", source, parsed.get<std::string>());
-        break;
-      case json::parse_event_t::value:
-        add_element();
-        break;
-    }
-    return true;
-  };
-  // The JSON library stops at a NUL byte as at the end of the input, which would hide whatever follows
-  // it; NUL is never valid JSON, so refuse it up front.
-  if (text.find('\0') != std::string_view::npos)
-    throw error("{}: safetensors header is not valid UTF-8 JSON: it contains a NUL byte at offset {}", source,
-                text.find('\0'));
-  try {
-    return json::parse(text.begin(), text.end(), check);
-  } catch (const json::exception& e) {
-    throw error("{}: safetensors header is not valid UTF-8 JSON: {}", source, e.what());
-  }
-}
-
-/// a * b, or nullopt when it does not fit in `limit`.
-[[nodiscard]] inline std::optional<std::uint64_t> checked_mul(std::uint64_t a, std::uint64_t b, std::uint64_t limit) {
-  std::uint64_t out = 0;
-  if (__builtin_mul_overflow(a, b, &out) || out > limit) return std::nullopt;
-  return out;
-}
-
-/// One tensor entry of a header, validated.
-struct SafetensorsEntry {
-  std::string name;
-  const SafetensorsDtype* dtype;
-  std::vector<std::int64_t> shape;
-  std::uint64_t begin, end;
-};
-
-[[nodiscard]] inline SafetensorsEntry parse_safetensors_entry(const std::string& name, const nlohmann::ordered_json& entry,
-                                                             std::string_view source) {
-  auto fail = [&](std::string_view problem) {
-    return error("{}: invalid safetensors header: tensor \"{}\": {}", source, name, problem);
-  };
-  if (!entry.is_object()) throw fail(fmt::format("expected an object, got {}", entry.type_name()));
-  for (const char* key : {"dtype", "shape", "data_offsets"})
-    if (!entry.contains(key)) throw fail(fmt::format("missing key \"{}\"", key));
-  for (const auto& [key, value] : entry.items())
-    if (key != "dtype" && key != "shape" && key != "data_offsets") throw fail(fmt::format("unexpected key \"{}\"", key));
-
-  const auto& dtype_json = entry.at("dtype");
-  if (!dtype_json.is_string()) throw fail(fmt::format("\"dtype\" must be a string, got {}", dtype_json.type_name()));
-  const auto& dtype_name = dtype_json.get_ref<const std::string&>();
-  const SafetensorsDtype* dtype = safetensors_dtype(dtype_name);
-  if (dtype == nullptr) throw fail(fmt::format("unknown dtype \"{}\"", dtype_name));
-  if (dtype->type == c10::ScalarType::Undefined)
-    throw fail(fmt::format("unsupported dtype {} (LibTorch has no tensor type for it)", dtype_name));
-
-  // Every non-negative JSON integer that fits in 64 bits parses as number_unsigned; negative ones,
-  // fractions and larger ones do not.
-  auto non_negative = [](const nlohmann::ordered_json& v) { return v.is_number_unsigned(); };
-  const auto& shape_json = entry.at("shape");
-  if (!shape_json.is_array() || !std::ranges::all_of(shape_json, non_negative))
-    throw fail(fmt::format("\"shape\" must be an array of non-negative integers, got {}", shape_json.dump()));
-  const auto& offsets_json = entry.at("data_offsets");
-  if (!offsets_json.is_array() || offsets_json.size() != 2 || !std::ranges::all_of(offsets_json, non_negative))
-    throw fail(fmt::format("\"data_offsets\" must be two non-negative integers, got {}", offsets_json.dump()));
-
-  SafetensorsEntry out{name, dtype, {}, offsets_json[0].get<std::uint64_t>(), offsets_json[1].get<std::uint64_t>()};
-  if (out.begin > out.end)
-    throw fail(fmt::format("data_offsets [{}, {}] begin after end", out.begin, out.end));
-
-  // Checked at every step: a hostile shape can overflow the product even when it ends at zero.
-  constexpr auto max_int64 = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
-  std::uint64_t numel = 1;
-  for (const auto& dim : shape_json) {
-    const auto d = dim.get<std::uint64_t>();
-    const auto product = checked_mul(numel, d, max_int64);
-    if (!product) throw fail(fmt::format("shape {} has too many elements", shape_json.dump()));
-    numel = *product;
-    out.shape.push_back(static_cast<std::int64_t>(d));
-  }
-  const auto bytes = checked_mul(numel, dtype->item_size, max_int64);
-  if (!bytes) throw fail(fmt::format("shape {} of {} is too large", shape_json.dump(), dtype_name));
-  if (*bytes != out.end - out.begin)
-    throw fail(fmt::format("shape {} of {} needs {} bytes but data_offsets [{}, {}] span {}", shape_json.dump(),
-                           dtype_name, *bytes, out.begin, out.end, out.end - out.begin));
-  return out;
-}
-
-/// A read-only memory map of a whole file, unmapped on scope exit.
-class MappedFile {
- public:
-  explicit MappedFile(const std::filesystem::path& path) {
-    FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (fd.get() < 0) throw error("cannot read {}: {}", path.string(), errno_message(errno));
-    struct ::stat info {};
-    if (::fstat(fd.get(), &info) != 0) throw error("cannot read {}: {}", path.string(), errno_message(errno));
-    if (!S_ISREG(info.st_mode)) throw error("cannot read {}: not a regular file", path.string());
-    size_ = static_cast<std::size_t>(info.st_size);
-    if (size_ == 0) return;  // mmap rejects empty ranges; the reader reports the file as too short
-    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd.get(), 0);
-    if (p == MAP_FAILED) throw error("cannot read {}: mmap failed: {}", path.string(), errno_message(errno));
-    data_ = static_cast<const char*>(p);
-  }
-  MappedFile(const MappedFile&) = delete;
-  MappedFile& operator=(const MappedFile&) = delete;
-  ~MappedFile() {
-    if (data_ != nullptr) ::munmap(const_cast<char*>(data_), size_);
-  }
-  [[nodiscard]] std::string_view bytes() const { return {data_ == nullptr ? "" : data_, size_}; }
-
-  /// Drops the pages wholly inside bytes [begin, end) from this process's memory: they were copied
-  /// out, and the page cache still has them should anything read them again. Without this a large
-  /// file counts twice in the resident size while it is read (mapped pages plus the tensors).
-  void release(std::size_t begin, std::size_t end) const {
-    static const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
-    const std::size_t first = (begin + page - 1) / page * page, last = std::min(end, size_) / page * page;
-    if (data_ != nullptr && first < last)
-      ::madvise(const_cast<char*>(data_) + first, last - first, MADV_DONTNEED);
-  }
-
- private:
-  const char* data_ = nullptr;
-  std::size_t size_ = 0;
-};
-
-}  // namespace detail
-
-/// The tensors and metadata of one safetensors file.
-struct SafetensorsFile {
-  std::map<std::string, std::string> metadata;                 ///< "__metadata__"; empty if absent
-  std::vector<std::pair<std::string, torch::Tensor>> tensors;  ///< in header order; CPU, each owning its memory
-};
-
-/// Encodes `tensors` as a safetensors file, byte for byte as the reference writer does: tensors ordered
-/// by descending dtype (grouping by alignment), then by name; offsets contiguous from 0; the header
-/// padded with spaces to a multiple of 8; data row-major little-endian. Tensors may live on any device
-/// and have any strides (they are copied to contiguous CPU memory). `metadata` is written as
-/// "__metadata__" (omitted when empty). Throws trainpp::Error for duplicate names, the reserved name
-/// "__metadata__", names that are not UTF-8, undefined or non-strided tensors, and dtypes the format
-/// has no code for (e.g. complex128, quantized).
-[[nodiscard]] inline std::string safetensors_serialize(
-    const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
-    const std::map<std::string, std::string>& metadata = {{"format", "pt"}}) {
-  struct Item {
-    const std::string* name;
-    torch::Tensor data;
-    const detail::SafetensorsDtype* dtype;
-  };
-  std::vector<Item> items;
-  items.reserve(tensors.size());
-  std::set<std::string_view> names;
-  for (const auto& [name, tensor] : tensors) {
-    if (name == "__metadata__") throw error("cannot save a tensor named \"__metadata__\": the name is reserved");
-    if (!names.insert(name).second) throw error("cannot save two tensors named \"{}\"", name);
-    if (!tensor.defined()) throw error("cannot save tensor \"{}\": it is undefined", name);
-    if (tensor.layout() != torch::kStrided)
-      throw error("cannot save tensor \"{}\": layout {} is not dense", name, c10::str(tensor.layout()));
-    const auto* dtype = detail::safetensors_dtype(tensor.scalar_type());
-    if (dtype == nullptr)
-      throw error("cannot save tensor \"{}\": dtype {} has no safetensors equivalent", name,
-                  c10::toString(tensor.scalar_type()));
-    // resolve_conj/resolve_neg: a lazily conjugated or negated view must be written with its visible
-    // values, which contiguous() alone would not materialize.
-    items.push_back({&name, tensor.detach().to(torch::kCPU).resolve_conj().resolve_neg().contiguous(), dtype});
-  }
-  std::ranges::stable_sort(items, [](const Item& a, const Item& b) {
-    return a.dtype->rank != b.dtype->rank ? a.dtype->rank > b.dtype->rank : *a.name < *b.name;
-  });
-
-  nlohmann::ordered_json header = nlohmann::ordered_json::object();
-  if (!metadata.empty()) header["__metadata__"] = metadata;
-  std::uint64_t offset = 0;
-  for (const auto& item : items) {
-    const auto nbytes = static_cast<std::uint64_t>(item.data.nbytes());
-    header[*item.name] = {{"dtype", item.dtype->name},
-                          {"shape", item.data.sizes().vec()},
-                          {"data_offsets", {offset, offset + nbytes}}};
-    offset += nbytes;
-  }
-  std::string text;
-  try {
-    text = header.dump();
-  } catch (const nlohmann::json::exception& e) {
-    throw error("cannot save safetensors: a tensor name or metadata string is not valid UTF-8 ({})", e.what());
-  }
-  text.append((8 - text.size() % 8) % 8, ' ');  // so the buffer starts 8-byte aligned in the file
-
-  std::string out;
-  out.reserve(8 + text.size() + offset);
-  const auto header_size = static_cast<std::uint64_t>(text.size());
-  out.append(reinterpret_cast<const char*>(&header_size), 8);
-  out += text;
-  for (const auto& item : items)
-    if (item.data.nbytes() > 0) out.append(static_cast<const char*>(item.data.const_data_ptr()), item.data.nbytes());
-  return out;
-}
-
-/// Writes `tensors` to `path` as safetensors (see safetensors_serialize), atomically (see
-/// write_file_atomic). Throws trainpp::Error naming the path on failure.
-inline void save_safetensors(const std::filesystem::path& path,
-                             const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
-                             const std::map<std::string, std::string>& metadata = {{"format", "pt"}}) {
-  write_file_atomic(path, safetensors_serialize(tensors, metadata));
-}
-
-/// Decodes a safetensors file held in `bytes`. Validates everything before reading any tensor data:
-/// sizes, the header's JSON and structure, dtypes, shapes against offsets (with overflow checks), and
-/// that the tensors tile the buffer exactly (no gaps, no overlaps, from 0 to its end). Beyond the
-/// format's own rules, headers nesting deeper than {name: {key: [..]}} or holding arrays of more than
-/// 1024 elements are refused, so that a hostile header cannot make the parser build a huge document. Throws
-/// trainpp::Error with a message starting with `source_name` (the file, for the user) and saying what
-/// is wrong. The returned tensors are copies; `bytes` may be released afterwards.
-[[nodiscard]] inline SafetensorsFile safetensors_deserialize(
-    std::string_view bytes, std::string_view source_name,
-    const std::function<void(std::size_t begin, std::size_t end)>& copied = {}) {
-  const std::string_view source = source_name;
-  if (bytes.size() < 8)
-    throw error("{}: not a safetensors file: {} bytes, fewer than the 8-byte header size", source, bytes.size());
-  std::uint64_t header_size = 0;
-  std::memcpy(&header_size, bytes.data(), 8);
-  if (header_size > detail::safetensors_max_header_size)
-    throw error("{}: safetensors header size {} exceeds the limit of {} bytes", source, header_size,
-                detail::safetensors_max_header_size);
-  if (header_size > bytes.size() - 8)
-    throw error("{}: safetensors header size {} runs past the end of the file ({} bytes)", source, header_size,
-                bytes.size());
-  const auto header = detail::parse_safetensors_header(bytes.substr(8, header_size), source);
-  if (!header.is_object())
-    throw error("{}: invalid safetensors header: expected a JSON object, got {}", source, header.type_name());
-
-  SafetensorsFile out;
-  std::vector<detail::SafetensorsEntry> entries;
-  for (const auto& [name, value] : header.items()) {
-    if (name != "__metadata__") {
-      entries.push_back(detail::parse_safetensors_entry(name, value, source));
-      continue;
-    }
-    if (!value.is_object())
-      throw error("{}: invalid safetensors header: \"__metadata__\" must be an object of strings, got {}", source,
-                  value.type_name());
-    for (const auto& [key, text] : value.items()) {
-      if (!text.is_string())
-        throw error("{}: invalid safetensors header: \"__metadata__\" value of \"{}\" must be a string, got {}",
-                    source, key, text.type_name());
-      out.metadata.emplace(key, text.get<std::string>());
-    }
-  }
-
-  // The tensors must tile the buffer: sorted by position, each starts where the previous one ended.
-  const std::uint64_t buffer_size = bytes.size() - 8 - header_size;
-  std::vector<const detail::SafetensorsEntry*> by_offset;
-  for (const auto& e : entries) by_offset.push_back(&e);
-  std::ranges::sort(by_offset, [](const auto* a, const auto* b) {
-    return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
-  });
-  std::uint64_t expected = 0;
-  const detail::SafetensorsEntry* previous = nullptr;
-  for (const auto* e : by_offset) {
-    if (e->begin < expected)
-      throw error("{}: invalid safetensors header: tensor \"{}\" (bytes [{}, {})) overlaps tensor \"{}\"", source,
-                  e->name, e->begin, e->end, previous->name);
-    if (e->begin > expected)
-      throw error("{}: invalid safetensors header: tensor \"{}\" starts at byte {}, leaving a gap after byte {}",
-                  source, e->name, e->begin, expected);
-    if (e->end > buffer_size)
-      throw error("{}: invalid safetensors header: tensor \"{}\" ends at byte {}, past the data buffer ({} bytes)",
-                  source, e->name, e->end, buffer_size);
-    expected = e->end;
-    previous = e;
-  }
-  if (expected != buffer_size)
-    throw error("{}: invalid safetensors file: the tensors cover {} bytes but the data buffer holds {}", source,
-                expected, buffer_size);
-
-  const char* buffer = bytes.data() + 8 + header_size;
-  out.tensors.reserve(entries.size());
-  for (const auto& e : entries) {
-    auto tensor = torch::empty(e.shape, torch::TensorOptions().dtype(e.dtype->type));
-    if (e.end > e.begin) std::memcpy(tensor.mutable_data_ptr(), buffer + e.begin, e.end - e.begin);
-    if (copied) copied(static_cast<std::size_t>(8 + header_size + e.begin), static_cast<std::size_t>(8 + header_size + e.end));
-    out.tensors.emplace_back(e.name, std::move(tensor));
-  }
-  return out;
-}
-
-/// Reads the safetensors file at `path` (see safetensors_deserialize; errors name the path).
-[[nodiscard]] inline SafetensorsFile load_safetensors(const std::filesystem::path& path) {
-  const detail::MappedFile file(path);
-  return safetensors_deserialize(file.bytes(), path.string(),
-                                 [&](std::size_t begin, std::size_t end) { file.release(begin, end); });
-}
-
-}  // namespace trainpp
-
-// ---- trainpp/optim/param_groups.hpp ----
-// Optimizer parameter groups, and HF Trainer's split of a model's parameters into a weight-decay
-// group and a no-decay group.
-
-
-#include <algorithm>
-#include <cctype>
-#include <cstddef>
-#include <map>
-#include <regex>
-#include <string>
-#include <string_view>
-#include <unordered_set>
-#include <utility>
-#include <vector>
-
-namespace trainpp {
-
-/// One optimizer parameter group, like an entry of torch.optim.Optimizer.param_groups.
-struct ParamGroup {
-  std::vector<torch::Tensor> params;
-  std::vector<std::string> names;  ///< parameter names, same order as `params` (may be empty)
-  double lr = 0.0;                 ///< current learning rate; the scheduler writes it
-  double initial_lr = 0.0;         ///< the base rate the scheduler multiplies
-  double weight_decay = 0.0;
-};
-
-/// HF Trainer.create_optimizer's grouping of `model`'s trainable parameters.
-///
-/// Guarantees: exactly two groups, both with `lr = initial_lr = lr`; group 0 has `weight_decay`, group 1
-/// has 0. Only parameters with requires_grad are listed, each once (a shared parameter under its first
-/// name), in named_parameters() order. A parameter goes to group 1 when it lives inside a
-/// torch::nn::LayerNorm (or a subclass) below the root, or when its full lower-cased name matches one of
-/// `bias`, `layernorm`, `rmsnorm`, `(^|.)norm($|.)`, `_norm($|.)` (transformers'
-/// get_decay_parameter_names). Other norm modules (RMSNorm, GroupNorm, ...) are recognised by name only,
-/// exactly as HF does. An empty group is kept, as HF keeps it, so group indices stay stable for
-/// checkpoints.
-[[nodiscard]] std::vector<ParamGroup> decay_param_groups(const torch::nn::Module& model, double lr,
-                                                         double weight_decay);
-
-/// Per-parameter optimizer state as checkpoints see it: one map per parameter, in parameters() order
-/// (all groups, in group order); an empty map for a parameter that has not been updated yet (torch's
-/// optimizer.state has no entry for it either).
-using OptimizerState = std::vector<std::map<std::string, torch::Tensor>>;
-
-namespace detail {
-
-/// True when HF's name patterns keep the parameter `full_name` out of weight decay.
-[[nodiscard]] inline bool hf_no_decay_name(const std::string& full_name) {
-  static const std::regex pattern(R"(bias|layernorm|rmsnorm|(?:^|\.)norm(?:$|\.)|_norm(?:$|\.))",
-                                  std::regex::ECMAScript | std::regex::optimize);
-  std::string lower = full_name;
-  std::ranges::transform(lower, lower.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return std::regex_search(lower, pattern);
-}
-
-// Pre-order walk (own parameters, then children), the order of named_parameters(); the LayerNorm flag
-// is inherited by everything below a LayerNorm, as HF's recursive search drops whole subtrees.
-inline void split_for_decay(const torch::nn::Module& module, const std::string& prefix, bool under_layer_norm,
-                            std::unordered_set<const void*>& seen, ParamGroup& decay, ParamGroup& no_decay) {
-  for (const auto& item : module.named_parameters(/*recurse=*/false)) {
-    const torch::Tensor& p = item.value();
-    if (!seen.insert(p.unsafeGetTensorImpl()).second) continue;  // shared: keep the first name only
-    if (!p.requires_grad()) continue;
-    std::string name = prefix + item.key();
-    ParamGroup& group = (under_layer_norm || hf_no_decay_name(name)) ? no_decay : decay;
-    group.params.push_back(p);
-    group.names.push_back(std::move(name));
-  }
-  for (const auto& child : module.named_children()) {
-    const bool is_layer_norm = dynamic_cast<const torch::nn::LayerNormImpl*>(child.value().get()) != nullptr;
-    split_for_decay(*child.value(), prefix + child.key() + ".", under_layer_norm || is_layer_norm, seen, decay,
-                    no_decay);
-  }
-}
-
-/// Tensors bucketed by (device, dtype) in first-seen order, as torch's
-/// _group_tensors_by_device_and_dtype does, so foreach/fused kernels get one launch per bucket.
-struct Bucket {
-  torch::Device device;
-  torch::ScalarType dtype;
-  std::vector<std::size_t> indices;  ///< positions in the bucketed sequence
-};
-[[nodiscard]] inline std::vector<Bucket> bucket_by_device_dtype(const std::vector<torch::Tensor>& tensors) {
-  std::vector<Bucket> buckets;
-  for (std::size_t i = 0; i < tensors.size(); ++i) {
-    const auto device = tensors[i].device();
-    const auto dtype = tensors[i].scalar_type();
-    auto it = std::ranges::find_if(buckets, [&](const Bucket& b) { return b.device == device && b.dtype == dtype; });
-    if (it == buckets.end()) buckets.push_back(Bucket{device, dtype, {i}});
-    else it->indices.push_back(i);
-  }
-  return buckets;
-}
-
-/// `values[i]` for every i in `indices`.
-template <typename T>
-[[nodiscard]] std::vector<T> pick(const std::vector<T>& values, const std::vector<std::size_t>& indices) {
-  std::vector<T> out;
-  out.reserve(indices.size());
-  for (auto i : indices) out.push_back(values[i]);
-  return out;
-}
-
-/// Checks an optimizer's groups the way torch.optim does on construction; `who` names the optimizer.
-inline void validate_groups(const std::vector<ParamGroup>& groups, std::string_view who) {
-  std::unordered_set<const void*> seen;
-  for (std::size_t g = 0; g < groups.size(); ++g) {
-    const auto& group = groups[g];
-    if (!(group.lr >= 0)) throw error("{}: invalid learning rate {} in param group {}", who, group.lr, g);
-    if (!(group.weight_decay >= 0))
-      throw error("{}: invalid weight_decay {} in param group {}", who, group.weight_decay, g);
-    if (!group.names.empty() && group.names.size() != group.params.size())
-      throw error("{}: param group {} has {} names for {} params", who, g, group.names.size(), group.params.size());
-    for (std::size_t i = 0; i < group.params.size(); ++i) {
-      const auto& p = group.params[i];
-      const auto label = group.names.empty() ? fmt::format("#{}", i) : group.names[i];
-      if (!p.defined()) throw error("{}: parameter {} of group {} is an undefined tensor", who, label, g);
-      if (!p.is_floating_point())
-        throw error("{}: parameter {} of group {} has dtype {}; only floating-point parameters can be optimized",
-                    who, label, g, c10::toString(p.scalar_type()));
-      if (!seen.insert(p.unsafeGetTensorImpl()).second)
-        throw error("{}: parameter {} appears more than once across the param groups", who, label);
-    }
-  }
-}
-
-/// torch.optim.Optimizer.zero_grad: drop the gradients, or zero them in place (one foreach launch per
-/// (device, dtype)) after cutting them from any autograd graph.
-inline void zero_grads(const std::vector<ParamGroup>& groups, bool set_to_none) {
-  std::vector<torch::Tensor> grads;
-  for (const auto& group : groups) {
-    for (const auto& p : group.params) {
-      auto& grad = p.mutable_grad();  // a reference into the parameter's grad slot
-      if (!grad.defined()) continue;
-      if (set_to_none) {
-        grad.reset();
-        continue;
-      }
-      if (grad.grad_fn()) grad = grad.detach();
-      else grad.requires_grad_(false);
-      grads.push_back(grad);
-    }
-  }
-  for (const auto& bucket : bucket_by_device_dtype(grads)) at::_foreach_zero_(pick(grads, bucket.indices));
-}
-
-/// Every parameter of every group, in group order.
-[[nodiscard]] inline std::vector<torch::Tensor> all_params(const std::vector<ParamGroup>& groups) {
-  std::vector<torch::Tensor> out;
-  for (const auto& group : groups) out.insert(out.end(), group.params.begin(), group.params.end());
-  return out;
-}
-
-/// Copies a saved state tensor onto the parameter's device and dtype, checking its shape, as
-/// torch.optim.Optimizer.load_state_dict casts state to its parameter.
-[[nodiscard]] inline torch::Tensor load_like(const torch::Tensor& saved, const torch::Tensor& param,
-                                             std::string_view who, std::string_view key, std::size_t index) {
-  if (!saved.defined()) throw error("{}: state entry '{}' of parameter #{} is undefined", who, key, index);
-  if (saved.sizes() != param.sizes())
-    throw error("{}: state entry '{}' of parameter #{} has shape {}, the parameter has {}", who, key, index,
-                saved.sizes().vec(), param.sizes().vec());
-  return saved.detach().to(param.device(), param.scalar_type(), /*non_blocking=*/false, /*copy=*/true);
-}
-
-}  // namespace detail
-
-inline std::vector<ParamGroup> decay_param_groups(const torch::nn::Module& model, double lr, double weight_decay) {
-  std::vector<ParamGroup> groups(2);
-  groups[0].lr = groups[0].initial_lr = lr;
-  groups[0].weight_decay = weight_decay;
-  groups[1].lr = groups[1].initial_lr = lr;
-  groups[1].weight_decay = 0.0;
-  std::unordered_set<const void*> seen;
-  detail::split_for_decay(model, "", false, seen, groups[0], groups[1]);
-  return groups;
-}
-
-}  // namespace trainpp
-
-// ---- trainpp/state.hpp ----
-// TrainerState and TrainerControl: what the loop knows, and how callbacks steer it (HF's fields).
-
-
-#include <nlohmann/json.hpp>
-
-#include <cmath>
-#include <cstdint>
-#include <map>
-#include <optional>
-#include <string>
-
-namespace trainpp {
-
-/// Named scalar results: evaluate(), predict() and train() return these (HF's metrics dicts).
-/// Ordered by key, which is also the order log_metrics prints them in.
-using Metrics = std::map<std::string, double>;
-
-/// The state of training, with transformers 5.x's TrainerState fields and meanings. It is what
-/// trainer_state.json holds; callbacks read it.
-struct TrainerState {
-  std::optional<double> epoch;          ///< fractional epoch: e + (micro-batches done)/(batches per epoch)
-  std::int64_t global_step = 0;         ///< optimizer updates done
-  std::int64_t max_steps = 0;
-  std::int64_t logging_steps = 500;     ///< ratio-valued arguments already resolved to steps
-  std::int64_t eval_steps = 500;
-  std::int64_t save_steps = 500;
-  std::int64_t train_batch_size = 0;
-  std::int64_t num_train_epochs = 0;
-  std::int64_t num_input_tokens_seen = 0;
-  double total_flos = 0;
-  nlohmann::json log_history = nlohmann::json::array();
-  std::optional<double> best_metric;
-  std::optional<std::int64_t> best_global_step;
-  std::optional<std::string> best_model_checkpoint;
-  bool is_local_process_zero = true;
-  bool is_world_process_zero = true;
-  bool is_hyper_param_search = false;
-  std::optional<std::string> trial_name;
-  nlohmann::json trial_params = nullptr;
-  nlohmann::json stateful_callbacks = nlohmann::json::object();
-
-  /// HF's TrainerState.compute_steps: a value below 1 is a ratio of max_steps (rounded up).
-  void compute_steps(const TrainingArguments& args, std::int64_t max_steps_) {
-    max_steps = max_steps_;
-    auto resolve = [&](double v) {
-      return v < 1 ? static_cast<std::int64_t>(std::ceil(static_cast<double>(max_steps) * v))
-                   : static_cast<std::int64_t>(v);
-    };
-    logging_steps = resolve(args.logging_steps);
-    eval_steps = args.eval_steps ? resolve(*args.eval_steps) : logging_steps;
-    save_steps = resolve(args.save_steps);
-  }
-
-  /// The JSON object HF writes as trainer_state.json (same keys, same meanings).
-  [[nodiscard]] nlohmann::json to_json() const {
-    auto opt = [](const auto& o) -> nlohmann::json { return o ? nlohmann::json(*o) : nlohmann::json(nullptr); };
-    return {{"best_global_step", opt(best_global_step)},
-            {"best_metric", opt(best_metric)},
-            {"best_model_checkpoint", opt(best_model_checkpoint)},
-            {"epoch", opt(epoch)},
-            {"eval_steps", eval_steps},
-            {"global_step", global_step},
-            {"is_hyper_param_search", is_hyper_param_search},
-            {"is_local_process_zero", is_local_process_zero},
-            {"is_world_process_zero", is_world_process_zero},
-            {"log_history", log_history},
-            {"logging_steps", logging_steps},
-            {"max_steps", max_steps},
-            {"num_input_tokens_seen", num_input_tokens_seen},
-            {"num_train_epochs", num_train_epochs},
-            {"save_steps", save_steps},
-            {"stateful_callbacks", stateful_callbacks},
-            {"total_flos", total_flos},
-            {"train_batch_size", train_batch_size},
-            {"trial_name", opt(trial_name)},
-            {"trial_params", trial_params}};
-  }
-};
-
-/// The flags through which callbacks steer the loop (HF's TrainerControl). The loop resets each flag
-/// at the event HF resets it: should_training_stop at on_train_begin, should_epoch_stop at
-/// on_epoch_begin, should_log / should_evaluate / should_save at on_step_begin, and each of those
-/// three again once its action ran.
-struct TrainerControl {
-  bool should_training_stop = false;
-  bool should_epoch_stop = false;
-  bool should_save = false;
-  bool should_evaluate = false;
-  bool should_log = false;
-
-  [[nodiscard]] nlohmann::json to_json() const {
-    return {{"args",
-             {{"should_epoch_stop", should_epoch_stop},
-              {"should_evaluate", should_evaluate},
-              {"should_log", should_log},
-              {"should_save", should_save},
-              {"should_training_stop", should_training_stop}}},
-            {"attributes", nlohmann::json::object()}};
-  }
-};
-
-/// What train() returns (HF's TrainOutput).
-struct TrainOutput {
-  std::int64_t global_step = 0;
-  double training_loss = 0;
-  Metrics metrics;
-};
-
-/// What evaluate()'s inner loop and predict() return (HF's EvalLoopOutput / PredictionOutput):
-/// predictions and label ids on the CPU, concatenated over batches (undefined when not collected).
-struct PredictionOutput {
-  torch::Tensor predictions;
-  torch::Tensor label_ids;
-  Metrics metrics;
-};
-
-/// What compute_metrics receives (HF's EvalPrediction), on the CPU.
-struct EvalPrediction {
-  torch::Tensor predictions;
-  torch::Tensor label_ids;
-};
-
-}  // namespace trainpp
-
-#include <nlohmann/json.hpp>
-
-#include <algorithm>
-#include <charconv>
-#include <cmath>
-#include <cstdint>
-#include <filesystem>
-#include <map>
-#include <optional>
-#include <set>
-#include <string>
-#include <string_view>
-#include <system_error>
-#include <utility>
-#include <vector>
-
-namespace trainpp {
-
-inline constexpr std::string_view checkpoint_prefix = "checkpoint";  ///< HF's PREFIX_CHECKPOINT_DIR
-inline constexpr std::string_view trainer_state_name = "trainer_state.json";
-inline constexpr std::string_view training_args_name = "training_args.json";
-inline constexpr std::string_view optimizer_state_name = "optimizer.safetensors";
-inline constexpr std::string_view scheduler_state_name = "scheduler.json";
-inline constexpr std::string_view scaler_state_name = "scaler.json";
-/// The index of a model saved in pieces by a sharded policy (SHARDED_STATE_DICT; io/sharded_model.hpp).
-inline constexpr std::string_view model_shards_index_name = "model_shards.json";
-
-/// "process_state.safetensors" for a single process, "process_state_<rank>.safetensors" otherwise
-/// (HF's rng_state.pth / rng_state_<rank>.pth).
-[[nodiscard]] inline std::string process_state_name(std::int64_t rank, std::int64_t world_size) {
-  return world_size <= 1 ? std::string("process_state.safetensors")
-                         : fmt::format("process_state_{}.safetensors", rank);
-}
-
-/// "checkpoint-<step>".
-[[nodiscard]] inline std::string checkpoint_dir_name(std::int64_t global_step) {
-  return fmt::format("{}-{}", checkpoint_prefix, global_step);
-}
-
-/// The step of a directory named exactly "checkpoint-<digits>" (HF's _re_checkpoint), else nullopt.
-[[nodiscard]] inline std::optional<std::int64_t> checkpoint_step(std::string_view name) {
-  const std::string prefix = fmt::format("{}-", checkpoint_prefix);
-  if (!name.starts_with(prefix) || name.size() == prefix.size()) return std::nullopt;
-  const auto digits = name.substr(prefix.size());
-  if (!std::ranges::all_of(digits, [](char c) { return c >= '0' && c <= '9'; })) return std::nullopt;
-  std::int64_t step = 0;
-  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), step);
-  if (ec != std::errc{} || end != digits.data() + digits.size()) return std::nullopt;
-  return step;
-}
-
-/// True when `dir` is a checkpoint a run can resume from or load: a directory holding trainer_state.json
-/// and the model (model.safetensors, or a sharded model's index). (Directories are published whole;
-/// this guards against ones assembled by hand.)
-[[nodiscard]] inline bool is_complete_checkpoint(const std::filesystem::path& dir) {
-  std::error_code ec;
-  return std::filesystem::is_directory(dir, ec) && std::filesystem::is_regular_file(dir / trainer_state_name, ec) &&
-         (std::filesystem::is_regular_file(dir / "model.safetensors", ec) ||
-          std::filesystem::is_regular_file(dir / model_shards_index_name, ec));
-}
-
-/// The checkpoint directories in `output_dir`, oldest first by step number. When `best` names one of
-/// them and it is not the newest, it moves to the second-to-last place, so that rotation, which deletes
-/// from the front, keeps it (HF's sort_checkpoints). HF orders by modification time when it can; the
-/// step number in the name is the order that cannot be fooled by a file system or a copy, so we use it.
-[[nodiscard]] inline std::vector<std::filesystem::path> sorted_checkpoints(
-    const std::filesystem::path& output_dir, const std::optional<std::string>& best = std::nullopt) {
-  namespace fs = std::filesystem;
-  std::vector<std::pair<std::int64_t, fs::path>> found;
-  std::error_code ec;
-  if (!fs::is_directory(output_dir, ec)) return {};
-  for (auto it = fs::directory_iterator(output_dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
-    const auto step = checkpoint_step(it->path().filename().string());
-    if (step && it->is_directory(ec)) found.emplace_back(*step, it->path());
-  }
-  if (ec) throw error("cannot list {}: {}", output_dir.string(), ec.message());
-  std::ranges::sort(found);
-  std::vector<fs::path> out;
-  for (auto& [step, path] : found) out.push_back(std::move(path));
-  if (best && !out.empty()) {
-    const fs::path best_path = fs::path(*best).lexically_normal();
-    const auto it = std::ranges::find_if(out, [&](const fs::path& p) { return p.lexically_normal() == best_path; });
-    if (it != out.end() && it != out.end() - 1) {
-      fs::path kept = *it;
-      out.erase(it);
-      out.insert(out.end() - 1, std::move(kept));
-    }
-  }
-  return out;
-}
-
-/// The newest complete checkpoint in `output_dir` (HF's get_last_checkpoint), or nullopt. Incomplete
-/// directories are skipped with a warning.
-[[nodiscard]] inline std::optional<std::filesystem::path> last_checkpoint(const std::filesystem::path& output_dir) {
-  auto all = sorted_checkpoints(output_dir);
-  for (auto it = all.rbegin(); it != all.rend(); ++it) {
-    if (is_complete_checkpoint(*it)) return *it;
-    warn("{} is not a complete checkpoint (it lacks {} or model.safetensors); skipping it", it->string(),
-         trainer_state_name);
-  }
-  return std::nullopt;
-}
-
-/// Removes a directory so that it never appears half-deleted under its name: it is first renamed to a
-/// ".tmp-" name (which no reader looks at), then removed. A crash in between leaves only the ".tmp-"
-/// directory, which remove_stale_staging cleans up later.
-inline void remove_dir_atomic(const std::filesystem::path& dir) {
-  namespace fs = std::filesystem;
-  const auto path = detail::without_trailing_separator(dir);
-  const auto aside = detail::parent_or_dot(path) / fmt::format(".tmp-{}-deleted-{}-{}", path.filename().string(),
-                                                                 ::getpid(), detail::random_suffix());
-  detail::rename_or_throw(path, aside);
-  std::error_code ec;
-  fs::remove_all(aside, ec);
-  if (ec) warn("cannot remove {} (the renamed {}): {}", aside.string(), path.string(), ec.message());
-}
-
-/// Deletes the ".tmp-checkpoint-*" directories an interrupted save or deletion left in `output_dir`.
-/// Returns how many it removed. Call it only when no other process is saving into `output_dir`.
-inline std::size_t remove_stale_staging(const std::filesystem::path& output_dir) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  if (!fs::is_directory(output_dir, ec)) return 0;
-  const std::string prefix = fmt::format(".tmp-{}-", checkpoint_prefix);
-  std::vector<fs::path> stale;
-  for (auto it = fs::directory_iterator(output_dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec))
-    if (it->path().filename().string().starts_with(prefix) && it->is_directory(ec)) stale.push_back(it->path());
-  for (const auto& path : stale) {
-    fs::remove_all(path, ec);
-    if (ec) warn("cannot remove {}, left by an interrupted save: {}", path.string(), ec.message());
-    else note("removed {}, left by an interrupted save", path.string());
-  }
-  return stale.size();
-}
-
-/// HF's rotate_checkpoints: with a positive `save_total_limit`, deletes the oldest checkpoints until
-/// that many remain, never the newest (needed to resume) nor `best` (so with a limit of 1 the best and
-/// the newest both stay). Returns the deleted directories.
-inline std::vector<std::filesystem::path> rotate_checkpoints(const std::filesystem::path& output_dir,
-                                                             std::optional<std::int64_t> save_total_limit,
-                                                             const std::optional<std::string>& best) {
-  if (!save_total_limit || *save_total_limit <= 0) return {};
-  const auto checkpoints = sorted_checkpoints(output_dir);
-  const auto limit = static_cast<std::size_t>(*save_total_limit);
-  if (checkpoints.size() <= limit) return {};
-  std::vector<std::filesystem::path> protect{checkpoints.back()};
-  if (best) {
-    const auto best_path = std::filesystem::path(*best).lexically_normal();
-    if (best_path != checkpoints.back().lexically_normal()) protect.push_back(best_path);
-  }
-  const auto keep = std::max(limit, protect.size());
-  std::size_t remaining = checkpoints.size();
-  std::vector<std::filesystem::path> deleted;
-  for (const auto& path : checkpoints) {
-    if (remaining <= keep) break;
-    if (std::ranges::find(protect, path.lexically_normal()) != protect.end() || path == checkpoints.back()) continue;
-    note("deleting older checkpoint {} (save_total_limit {})", path.string(), *save_total_limit);
-    remove_dir_atomic(path);
-    deleted.push_back(path);
-    --remaining;
-  }
-  return deleted;
-}
-
-// ---- strict JSON -------------------------------------------------------------------------------------
-
-namespace detail {
-
-/// Deeper nesting than any state file has is refused while parsing, before it can exhaust the stack
-/// of code that walks the document.
-inline constexpr int json_max_depth = 64;
-
-/// Parses `text` as JSON, refusing NUL bytes, duplicate keys (the library would silently keep one) and
-/// nesting deeper than json_max_depth. Errors start with `source`.
-[[nodiscard]] inline nlohmann::json parse_json_strict(std::string_view text, std::string_view source) {
-  using json = nlohmann::json;
-  if (const auto nul = text.find('\0'); nul != std::string_view::npos)
-    throw error("{}: not valid JSON: a NUL byte at offset {}", source, nul);
-  std::vector<std::set<std::string>> keys;  // the keys seen in each open object
-  auto check = [&](int depth, json::parse_event_t event, json& parsed) -> bool {
-    switch (event) {
-      case json::parse_event_t::object_start:
-      case json::parse_event_t::array_start:
-        if (depth >= json_max_depth) throw error("{}: not valid JSON here: nested deeper than {} levels", source, json_max_depth);
-        if (event == json::parse_event_t::object_start) keys.emplace_back();
-        break;
-      case json::parse_event_t::object_end:
-        keys.pop_back();
-        break;
-      case json::parse_event_t::key: {
-        auto name = parsed.get<std::string>();
-        if (!keys.back().insert(name).second)
-          throw error("{}: not valid JSON here: duplicate key \"{}\"", source, name);
-        break;
-      }
-      default:
-        break;
-    }
-    return true;
-  };
-  try {
-    return json::parse(text.begin(), text.end(), check);
-  } catch (const json::exception& e) {
-    throw error("{}: not valid JSON: {}", source, e.what());
-  }
-}
-
-/// A typed view of one JSON object read from a file: each accessor names the file and the key when
-/// the value is missing or of the wrong type.
-class JsonFields {
- public:
-  JsonFields(const nlohmann::json& object, std::string source, std::string what)
-      : object_(object), source_(std::move(source)), what_(std::move(what)) {
-    if (!object_.is_object()) throw error("{}: {} must be a JSON object, got {}", source_, what_, object_.type_name());
-  }
-  [[nodiscard]] bool has(const char* key) const { return object_.contains(key); }
-  [[nodiscard]] bool is_null(const char* key) const { return !has(key) || object_.at(key).is_null(); }
-  [[nodiscard]] const nlohmann::json& at(const char* key) const {
-    if (!has(key)) throw error("{}: {} lacks the key \"{}\"", source_, what_, key);
-    return object_.at(key);
-  }
-
-  [[nodiscard]] std::int64_t integer(const char* key, std::int64_t min = 0) const {
-    const auto& v = at(key);
-    if (v.is_number_unsigned()) {
-      const auto u = v.get<std::uint64_t>();
-      if (u <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) &&
-          static_cast<std::int64_t>(u) >= min)
-        return static_cast<std::int64_t>(u);
-    } else if (v.is_number_integer() && v.get<std::int64_t>() >= min) {
-      return v.get<std::int64_t>();
-    }
-    throw fail(key, fmt::format("an integer of at least {}", min), v);
-  }
-  [[nodiscard]] double number(const char* key) const {
-    const auto& v = at(key);
-    if (!v.is_number()) throw fail(key, "a number", v);
-    return v.get<double>();
-  }
-  [[nodiscard]] bool boolean(const char* key) const {
-    const auto& v = at(key);
-    if (!v.is_boolean()) throw fail(key, "true or false", v);
-    return v.get<bool>();
-  }
-  [[nodiscard]] std::string string(const char* key) const {
-    const auto& v = at(key);
-    if (!v.is_string()) throw fail(key, "a string", v);
-    return v.get<std::string>();
-  }
-  template <class F>
-  [[nodiscard]] auto optional(const char* key, F get) const -> std::optional<decltype((this->*get)(key))> {
-    if (is_null(key)) return std::nullopt;
-    return (this->*get)(key);
-  }
-
-  [[nodiscard]] Error fail(const char* key, std::string_view expected, const nlohmann::json& got) const {
-    auto shown = got.dump();
-    if (shown.size() > 80) shown = shown.substr(0, 77) + "...";
-    return error("{}: {} \"{}\" must be {}, got {}", source_, what_, key, expected, shown);
-  }
-
- private:
-  const nlohmann::json& object_;
-  std::string source_;
-  std::string what_;
-};
-
-}  // namespace detail
-
-/// Reads a JSON file strictly (see detail::parse_json_strict); errors name the file.
-[[nodiscard]] inline nlohmann::json read_json_file(const std::filesystem::path& path) {
-  return detail::parse_json_strict(read_file(path), path.string());
-}
-
-/// A TrainerState from trainer_state.json's object. Keys HF's schema does not have are ignored (a
-/// newer writer may add some); a missing key keeps its default, as HF's dataclass does; a key with
-/// the wrong type is an Error naming `source` and the key.
-[[nodiscard]] inline TrainerState trainer_state_from_json(const nlohmann::json& j, std::string_view source) {
-  const detail::JsonFields f(j, std::string(source), "trainer state");
-  TrainerState s;
-  using F = detail::JsonFields;
-  auto integer = [&](const char* key, std::int64_t fallback, std::int64_t min = 0) {
-    return f.is_null(key) ? fallback : f.integer(key, min);
-  };
-  s.epoch = f.optional("epoch", &F::number);
-  s.global_step = integer("global_step", 0);
-  s.max_steps = integer("max_steps", 0);
-  s.logging_steps = integer("logging_steps", 500);
-  s.eval_steps = integer("eval_steps", 500);
-  s.save_steps = integer("save_steps", 500);
-  s.train_batch_size = integer("train_batch_size", 0);
-  s.num_train_epochs = integer("num_train_epochs", 0);
-  s.num_input_tokens_seen = integer("num_input_tokens_seen", 0);
-  s.total_flos = f.is_null("total_flos") ? 0.0 : f.number("total_flos");
-  if (f.has("log_history")) {
-    const auto& history = f.at("log_history");
-    if (!history.is_array()) throw f.fail("log_history", "an array of objects", history);
-    for (std::size_t i = 0; i < history.size(); ++i) {
-      const auto& entry = history[i];
-      const detail::JsonFields e(entry, std::string(source), fmt::format("log_history[{}]", i));
-      for (const auto& [key, value] : entry.items())
-        if (!value.is_number() && !value.is_string() && !value.is_null() && !value.is_boolean())
-          throw e.fail(key.c_str(), "a number, string, boolean or null", value);
-      if (e.has("step")) (void)e.integer("step");
-    }
-    s.log_history = history;
-  }
-  s.best_metric = f.optional("best_metric", &F::number);
-  s.best_global_step = f.is_null("best_global_step") ? std::nullopt : std::optional(f.integer("best_global_step"));
-  s.best_model_checkpoint = f.optional("best_model_checkpoint", &F::string);
-  s.is_local_process_zero = f.has("is_local_process_zero") ? f.boolean("is_local_process_zero") : true;
-  s.is_world_process_zero = f.has("is_world_process_zero") ? f.boolean("is_world_process_zero") : true;
-  s.is_hyper_param_search = f.has("is_hyper_param_search") ? f.boolean("is_hyper_param_search") : false;
-  s.trial_name = f.optional("trial_name", &F::string);
-  if (f.has("trial_params")) {
-    const auto& tp = f.at("trial_params");
-    if (!tp.is_null() && !tp.is_object()) throw f.fail("trial_params", "an object or null", tp);
-    s.trial_params = tp;
-  }
-  if (f.has("stateful_callbacks")) {
-    const auto& sc = f.at("stateful_callbacks");
-    if (!sc.is_object()) throw f.fail("stateful_callbacks", "an object", sc);
-    s.stateful_callbacks = sc;
-  }
-  return s;
-}
-
-/// Reads trainer_state.json (see trainer_state_from_json).
-[[nodiscard]] inline TrainerState read_trainer_state(const std::filesystem::path& path) {
-  return trainer_state_from_json(read_json_file(path), path.string());
-}
-
-/// The TrainerControl flags stored in trainer_state.json's stateful_callbacks, if any.
-[[nodiscard]] inline std::optional<TrainerControl> control_from_state(const TrainerState& state, std::string_view source) {
-  if (!state.stateful_callbacks.contains("TrainerControl")) return std::nullopt;
-  const auto& stored = state.stateful_callbacks.at("TrainerControl");
-  const detail::JsonFields entry(stored, std::string(source), "stateful_callbacks.TrainerControl");
-  if (!entry.has("args")) return TrainerControl{};
-  const detail::JsonFields f(entry.at("args"), std::string(source), "stateful_callbacks.TrainerControl.args");
-  TrainerControl c;
-  auto flag = [&](const char* key) { return f.has(key) ? f.boolean(key) : false; };
-  c.should_training_stop = flag("should_training_stop");
-  c.should_epoch_stop = flag("should_epoch_stop");
-  c.should_save = flag("should_save");
-  c.should_evaluate = flag("should_evaluate");
-  c.should_log = flag("should_log");
-  return c;
-}
-
-// ---- optimizer state -----------------------------------------------------------------------------------
-
-/// What optimizer.safetensors holds: per-parameter state and the groups' hyperparameters.
-struct SavedOptimizer {
-  OptimizerState state;            ///< one map per parameter of the flat list, as the optimizer's state()
-  std::vector<ParamGroup> groups;  ///< lr, initial_lr, weight_decay and names (params left empty)
-  std::vector<std::size_t> group_sizes;
-};
-
-/// Writes an optimizer's state and its groups' hyperparameters (and parameter names, which the loader
-/// checks) to `path`, atomically.
-inline void save_optimizer_state(const std::filesystem::path& path, const OptimizerState& state,
-                                 const std::vector<ParamGroup>& groups) {
-  std::vector<std::pair<std::string, torch::Tensor>> tensors;
-  for (std::size_t i = 0; i < state.size(); ++i)
-    for (const auto& [key, value] : state[i]) tensors.emplace_back(fmt::format("state.{}.{}", i, key), value);
-  nlohmann::json meta = {{"version", 1}, {"num_parameters", state.size()}, {"param_groups", nlohmann::json::array()}};
-  for (const auto& g : groups)
-    meta["param_groups"].push_back({{"lr", g.lr},
-                                    {"initial_lr", g.initial_lr},
-                                    {"weight_decay", g.weight_decay},
-                                    {"num_parameters", g.params.size()},
-                                    {"names", g.names}});
-  save_safetensors(path, tensors, {{"format", "pt"}, {"trainpp.optimizer", meta.dump()}});
-}
-
-/// Reads optimizer.safetensors back. Every tensor name must be "state.<i>.<key>" with i below the
-/// recorded parameter count, and the groups must add up to that count; errors name the file.
-[[nodiscard]] inline SavedOptimizer load_optimizer_state(const std::filesystem::path& path) {
-  const auto source = path.string();
-  auto file = load_safetensors(path);
-  const auto meta_it = file.metadata.find("trainpp.optimizer");
-  if (meta_it == file.metadata.end())
-    throw error("{}: not a trainpp optimizer state: the metadata lacks \"trainpp.optimizer\"", source);
-  const auto meta = detail::parse_json_strict(meta_it->second, source + " (metadata trainpp.optimizer)");
-  const detail::JsonFields f(meta, source, "the optimizer metadata");
-  if (f.integer("version") != 1) throw error("{}: unsupported optimizer state version {}", source, f.integer("version"));
-  const auto count = static_cast<std::size_t>(f.integer("num_parameters"));
-  // The state holds an entry per parameter, tensors or not: a count no model has would exhaust memory.
-  if (constexpr std::size_t max_parameters = std::size_t{1} << 20; count > max_parameters)
-    throw error("{}: num_parameters {} is more than any model has (at most {})", source, count, max_parameters);
-  const auto& groups = f.at("param_groups");
-  if (!groups.is_array()) throw f.fail("param_groups", "an array", groups);
-
-  SavedOptimizer out;
-  std::size_t total = 0;
-  for (std::size_t i = 0; i < groups.size(); ++i) {
-    const detail::JsonFields g(groups[i], source, fmt::format("param_groups[{}]", i));
-    ParamGroup group;
-    // The loop applies these rates as they are: a negative or non-finite one is corruption.
-    auto rate = [&](const char* key) {
-      const double v = g.number(key);
-      if (!std::isfinite(v) || v < 0) throw g.fail(key, "a finite non-negative number", g.at(key));
-      return v;
-    };
-    group.lr = rate("lr");
-    group.initial_lr = rate("initial_lr");
-    group.weight_decay = rate("weight_decay");
-    const auto n = static_cast<std::size_t>(g.integer("num_parameters"));
-    const auto& names = g.at("names");
-    if (!names.is_array() || !std::ranges::all_of(names, [](const auto& v) { return v.is_string(); }))
-      throw g.fail("names", "an array of strings", names);
-    if (!names.empty() && names.size() != n)
-      throw error("{}: param_groups[{}] has {} parameters but {} names", source, i, n, names.size());
-    for (const auto& name : names) group.names.push_back(name.template get<std::string>());
-    if (n > count || total > count - n)
-      throw error("{}: the parameter groups hold more parameters than num_parameters ({})", source, count);
-    total += n;
-    out.group_sizes.push_back(n);
-    out.groups.push_back(std::move(group));
-  }
-  if (total != count)
-    throw error("{}: the parameter groups hold {} parameters, num_parameters says {}", source, total, count);
-
-  out.state.resize(count);
-  for (auto& [name, tensor] : file.tensors) {
-    // "state.<index>.<key>", the index in plain decimal (no leading zero: "state.01.x" would alias "state.1.x")
-    const std::string_view n = name;
-    const auto dot = n.find('.', 6);
-    std::size_t index = 0;
-    const bool shaped = n.starts_with("state.") && dot != std::string_view::npos && dot > 6 && dot + 1 < n.size();
-    const auto digits = shaped ? n.substr(6, dot - 6) : std::string_view{};
-    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), index);
-    if (!shaped || ec != std::errc{} || end != digits.data() + digits.size() || (digits.size() > 1 && digits[0] == '0'))
-      throw error("{}: unexpected tensor \"{}\" (optimizer state tensors are named state.<index>.<key>)", source, name);
-    if (index >= count)
-      throw error("{}: tensor \"{}\" is for parameter #{}, but the optimizer state has {} parameters", source, name,
-                  index, count);
-    out.state[index][std::string(n.substr(dot + 1))] = std::move(tensor);
-  }
-  return out;
-}
-
-// ---- per-process state ---------------------------------------------------------------------------------
-
-/// The state of one process that a resumed run needs to continue exactly: its random generators and
-/// the training loop's running sums.
-struct ProcessState {
-  torch::Tensor cpu_rng;                ///< the default CPU generator's state
-  std::vector<torch::Tensor> cuda_rng;  ///< each CUDA device's default generator state, by index
-  torch::Tensor tr_loss;                ///< the loss summed since the last log (float32 scalar, CPU)
-  double total_loss_scalar = 0;         ///< the loss summed over the logged steps
-  std::int64_t globalstep_last_logged = 0;
-  std::int64_t scheduler_steps = 0;     ///< scheduler advances (fewer than global_step when steps were skipped)
-  std::int64_t rank = 0;
-  std::int64_t world_size = 1;
-};
-
-/// The generator states of this process (CPU and every visible CUDA device).
-[[nodiscard]] inline ProcessState capture_rng_state() {
-  ProcessState s;
-  {
-    auto gen = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    s.cpu_rng = gen.get_state();
-  }
-  if (torch::cuda::is_available()) {
-    for (std::size_t i = 0; i < static_cast<std::size_t>(torch::cuda::device_count()); ++i) {
-      auto gen = at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(i)));
-      std::lock_guard<std::mutex> lock(gen.mutex());
-      s.cuda_rng.push_back(gen.get_state());
-    }
-  }
-  return s;
-}
-
-/// Sets this process's generators from `s`. A generator state of the wrong size, or one the generator
-/// refuses, is an Error; CUDA
-/// states for devices this machine lacks (or a checkpoint without them) get a warning, since the run
-/// then continues, but not bit for bit.
-inline void restore_rng_state(const ProcessState& s, std::string_view source) {
-  {
-    auto gen = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    if (s.cpu_rng.numel() != gen.get_state().numel())
-      throw error("{}: rng.cpu holds {} bytes, a CPU generator state has {}", source, s.cpu_rng.numel(),
-                  gen.get_state().numel());
-    try {
-      gen.set_state(s.cpu_rng);
-    } catch (const c10::Error& e) {  // the right size, but not a state the generator accepts
-      throw error("{}: rng.cpu is not a valid CPU generator state: {}", source, e.what_without_backtrace());
-    }
-  }
-  const std::size_t devices = torch::cuda::is_available() ? torch::cuda::device_count() : 0;
-  if (s.cuda_rng.size() != devices)
-    warn("{} holds the generator states of {} CUDA device(s), this machine has {}: the resumed run will not "
-         "repeat the interrupted one's random numbers on the GPU", source, s.cuda_rng.size(), devices);
-  for (std::size_t i = 0; i < std::min(devices, s.cuda_rng.size()); ++i) {
-    auto gen = at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(i)));
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    if (s.cuda_rng[i].numel() != gen.get_state().numel())
-      throw error("{}: rng.cuda:{} holds {} bytes, a CUDA generator state has {}", source, i, s.cuda_rng[i].numel(),
-                  gen.get_state().numel());
-    try {
-      gen.set_state(s.cuda_rng[i]);
-    } catch (const c10::Error& e) {
-      throw error("{}: rng.cuda:{} is not a valid CUDA generator state: {}", source, i, e.what_without_backtrace());
-    }
-  }
-}
-
-inline void save_process_state(const std::filesystem::path& path, const ProcessState& s) {
-  std::vector<std::pair<std::string, torch::Tensor>> tensors{
-      {"rng.cpu", s.cpu_rng},
-      {"loop.tr_loss", s.tr_loss.defined() ? s.tr_loss.detach().to(torch::kCPU, torch::kFloat32).reshape({})
-                                           : torch::zeros({}, torch::kFloat32)},
-      {"loop.total_loss_scalar", torch::tensor(s.total_loss_scalar, torch::kFloat64)},
-      {"loop.globalstep_last_logged", torch::tensor(s.globalstep_last_logged, torch::kInt64)},
-      {"loop.scheduler_steps", torch::tensor(s.scheduler_steps, torch::kInt64)},
-  };
-  for (std::size_t i = 0; i < s.cuda_rng.size(); ++i) tensors.emplace_back(fmt::format("rng.cuda:{}", i), s.cuda_rng[i]);
-  save_safetensors(path, tensors,
-                   {{"format", "pt"},
-                    {"trainpp.process_state", "1"},
-                    {"rank", std::to_string(s.rank)},
-                    {"world_size", std::to_string(s.world_size)}});
-}
-
-/// Reads a process_state file; every expected tensor must be present with its dtype and shape, and
-/// nothing else may be; errors name the file.
-[[nodiscard]] inline ProcessState load_process_state(const std::filesystem::path& path) {
-  const auto source = path.string();
-  auto file = load_safetensors(path);
-  auto meta = [&](const char* key) -> std::int64_t {
-    const auto it = file.metadata.find(key);
-    std::int64_t value = 0;
-    if (it == file.metadata.end()) throw error("{}: not a trainpp process state: the metadata lacks \"{}\"", source, key);
-    const auto& text = it->second;
-    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec != std::errc{} || end != text.data() + text.size() || value < 0)
-      throw error("{}: metadata \"{}\" must be a non-negative integer, got \"{}\"", source, key, text);
-    return value;
-  };
-  if (meta("trainpp.process_state") != 1) throw error("{}: unsupported process state version", source);
-  ProcessState s;
-  s.rank = meta("rank");
-  s.world_size = meta("world_size");
-  if (s.world_size < 1 || s.rank >= s.world_size)
-    throw error("{}: rank {} is not below world_size {}", source, s.rank, s.world_size);
-
-  std::map<std::string, torch::Tensor> by_name;
-  for (auto& [name, tensor] : file.tensors) by_name.emplace(name, std::move(tensor));
-  auto take = [&](const std::string& name, c10::ScalarType dtype, std::int64_t dim) {
-    const auto it = by_name.find(name);
-    if (it == by_name.end()) throw error("{}: the process state lacks the tensor \"{}\"", source, name);
-    auto t = std::move(it->second);
-    by_name.erase(it);
-    if (t.scalar_type() != dtype || t.dim() != dim)
-      throw error("{}: tensor \"{}\" must be a {}-dimensional {}, got {} {}", source, name, dim, c10::toString(dtype),
-                  t.dim(), c10::toString(t.scalar_type()));
-    return t;
-  };
-  s.cpu_rng = take("rng.cpu", torch::kUInt8, 1);
-  s.tr_loss = take("loop.tr_loss", torch::kFloat32, 0);
-  s.total_loss_scalar = take("loop.total_loss_scalar", torch::kFloat64, 0).item<double>();
-  s.globalstep_last_logged = take("loop.globalstep_last_logged", torch::kInt64, 0).item<std::int64_t>();
-  s.scheduler_steps = take("loop.scheduler_steps", torch::kInt64, 0).item<std::int64_t>();
-  if (s.globalstep_last_logged < 0 || s.scheduler_steps < 0)
-    throw error("{}: loop counters must not be negative", source);
-  for (std::size_t i = 0; by_name.contains(fmt::format("rng.cuda:{}", i)); ++i)
-    s.cuda_rng.push_back(take(fmt::format("rng.cuda:{}", i), torch::kUInt8, 1));
-  if (!by_name.empty()) throw error("{}: unexpected tensor \"{}\" in a process state", source, by_name.begin()->first);
-  return s;
-}
-
-}  // namespace trainpp
 
 #include <nlohmann/json.hpp>
 
@@ -2733,7 +1482,7 @@ void visit_fields(TrainingArguments& a, V&& v) {
   v(FieldInfo{"logging_steps", "Log every N steps (a ratio of max_steps below 1).", "logging"}, a.logging_steps);
   v(FieldInfo{"logging_nan_inf_filter", "Replace nan/inf step losses in the logged loss.", "logging"}, a.logging_nan_inf_filter);
   v(FieldInfo{"disable_tqdm", "Plain log lines instead of the live progress bar.", "logging"}, a.disable_tqdm);
-  v(FieldInfo{"report_to", "Integrations to report to (none, all, tensorboard, jsonl).", "logging"}, a.report_to);
+  v(FieldInfo{"report_to", "Integrations to report to (none, all, tensorboard, jsonl, curves).", "logging"}, a.report_to);
   v(FieldInfo{"eval_strategy", "When to evaluate.", "evaluation"}, a.eval_strategy);
   v(FieldInfo{"eval_steps", "Evaluate every N steps (default logging_steps; a ratio below 1).", "evaluation"}, a.eval_steps);
   v(FieldInfo{"eval_delay", "Steps or epochs to wait before the first evaluation.", "evaluation"}, a.eval_delay);
@@ -3961,6 +2710,131 @@ class ProcessGroup {
 
 }  // namespace trainpp
 
+// ---- trainpp/state.hpp ----
+// TrainerState and TrainerControl: what the loop knows, and how callbacks steer it (HF's fields).
+
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+
+namespace trainpp {
+
+/// Named scalar results: evaluate(), predict() and train() return these (HF's metrics dicts).
+/// Ordered by key, which is also the order log_metrics prints them in.
+using Metrics = std::map<std::string, double>;
+
+/// The state of training, with transformers 5.x's TrainerState fields and meanings. It is what
+/// trainer_state.json holds; callbacks read it.
+struct TrainerState {
+  std::optional<double> epoch;          ///< fractional epoch: e + (micro-batches done)/(batches per epoch)
+  std::int64_t global_step = 0;         ///< optimizer updates done
+  std::int64_t max_steps = 0;
+  std::int64_t logging_steps = 500;     ///< ratio-valued arguments already resolved to steps
+  std::int64_t eval_steps = 500;
+  std::int64_t save_steps = 500;
+  std::int64_t train_batch_size = 0;
+  std::int64_t num_train_epochs = 0;
+  std::int64_t num_input_tokens_seen = 0;
+  double total_flos = 0;
+  nlohmann::json log_history = nlohmann::json::array();
+  std::optional<double> best_metric;
+  std::optional<std::int64_t> best_global_step;
+  std::optional<std::string> best_model_checkpoint;
+  bool is_local_process_zero = true;
+  bool is_world_process_zero = true;
+  bool is_hyper_param_search = false;
+  std::optional<std::string> trial_name;
+  nlohmann::json trial_params = nullptr;
+  nlohmann::json stateful_callbacks = nlohmann::json::object();
+
+  /// HF's TrainerState.compute_steps: a value below 1 is a ratio of max_steps (rounded up).
+  void compute_steps(const TrainingArguments& args, std::int64_t max_steps_) {
+    max_steps = max_steps_;
+    auto resolve = [&](double v) {
+      return v < 1 ? static_cast<std::int64_t>(std::ceil(static_cast<double>(max_steps) * v))
+                   : static_cast<std::int64_t>(v);
+    };
+    logging_steps = resolve(args.logging_steps);
+    eval_steps = args.eval_steps ? resolve(*args.eval_steps) : logging_steps;
+    save_steps = resolve(args.save_steps);
+  }
+
+  /// The JSON object HF writes as trainer_state.json (same keys, same meanings).
+  [[nodiscard]] nlohmann::json to_json() const {
+    auto opt = [](const auto& o) -> nlohmann::json { return o ? nlohmann::json(*o) : nlohmann::json(nullptr); };
+    return {{"best_global_step", opt(best_global_step)},
+            {"best_metric", opt(best_metric)},
+            {"best_model_checkpoint", opt(best_model_checkpoint)},
+            {"epoch", opt(epoch)},
+            {"eval_steps", eval_steps},
+            {"global_step", global_step},
+            {"is_hyper_param_search", is_hyper_param_search},
+            {"is_local_process_zero", is_local_process_zero},
+            {"is_world_process_zero", is_world_process_zero},
+            {"log_history", log_history},
+            {"logging_steps", logging_steps},
+            {"max_steps", max_steps},
+            {"num_input_tokens_seen", num_input_tokens_seen},
+            {"num_train_epochs", num_train_epochs},
+            {"save_steps", save_steps},
+            {"stateful_callbacks", stateful_callbacks},
+            {"total_flos", total_flos},
+            {"train_batch_size", train_batch_size},
+            {"trial_name", opt(trial_name)},
+            {"trial_params", trial_params}};
+  }
+};
+
+/// The flags through which callbacks steer the loop (HF's TrainerControl). The loop resets each flag
+/// at the event HF resets it: should_training_stop at on_train_begin, should_epoch_stop at
+/// on_epoch_begin, should_log / should_evaluate / should_save at on_step_begin, and each of those
+/// three again once its action ran.
+struct TrainerControl {
+  bool should_training_stop = false;
+  bool should_epoch_stop = false;
+  bool should_save = false;
+  bool should_evaluate = false;
+  bool should_log = false;
+
+  [[nodiscard]] nlohmann::json to_json() const {
+    return {{"args",
+             {{"should_epoch_stop", should_epoch_stop},
+              {"should_evaluate", should_evaluate},
+              {"should_log", should_log},
+              {"should_save", should_save},
+              {"should_training_stop", should_training_stop}}},
+            {"attributes", nlohmann::json::object()}};
+  }
+};
+
+/// What train() returns (HF's TrainOutput).
+struct TrainOutput {
+  std::int64_t global_step = 0;
+  double training_loss = 0;
+  Metrics metrics;
+};
+
+/// What evaluate()'s inner loop and predict() return (HF's EvalLoopOutput / PredictionOutput):
+/// predictions and label ids on the CPU, concatenated over batches (undefined when not collected).
+struct PredictionOutput {
+  torch::Tensor predictions;
+  torch::Tensor label_ids;
+  Metrics metrics;
+};
+
+/// What compute_metrics receives (HF's EvalPrediction), on the CPU.
+struct EvalPrediction {
+  torch::Tensor predictions;
+  torch::Tensor label_ids;
+};
+
+}  // namespace trainpp
+
 
 // ---- trainpp/data/batch.hpp ----
 // Batch: HF's "inputs" dictionary — named tensors, one of them (or several, see label_names) the labels.
@@ -5014,6 +3888,1117 @@ class FashionMnist {
 }  // namespace trainpp
 
 
+// ---- trainpp/io/checkpoint.hpp ----
+// Checkpoint files: what {output_dir}/checkpoint-{step}/ holds besides the model, how checkpoints are
+// found, ordered and rotated, and the strict readers that resume relies on.
+//
+// A checkpoint directory (HF's names where HF defines the content; our own, pickle-free formats for
+// what HF pickles):
+//   model.safetensors          the weights (io/model_io.hpp)
+//   trainer_state.json         TrainerState, HF's schema
+//   training_args.json         the arguments in force, one key per TrainingArguments field
+//   optimizer.safetensors      optimizer state: "state.<i>.<key>" tensors for parameter i of the
+//                              optimizer's flat parameter list, and the parameter groups as JSON in the
+//                              metadata key "trainpp.optimizer"                     (HF: optimizer.pt)
+//   scheduler.json             the learning-rate schedule's state                   (HF: scheduler.pt)
+//   scaler.json                the loss scaler's state, when the precision policy has one (HF: scaler.pt)
+//   process_state.safetensors  per process (process_state_<rank>.safetensors when world_size > 1):
+//                              the random generators ("rng.cpu", "rng.cuda:<i>") and the loop's
+//                              running sums ("loop.*"), so a resumed run continues exactly
+//                                                                                    (HF: rng_state.pth)
+// Every file is written into a staging directory that is renamed into place when complete
+// (io/atomic_write.hpp): a directory named checkpoint-N is always whole.
+
+
+// ---- trainpp/io/safetensors.hpp ----
+// safetensors: Hugging Face's file format for named tensors, read and written byte-compatibly with the
+// reference implementation (the Rust crate behind Python's `safetensors` package).
+//
+// Layout: an 8-byte little-endian header size N, N bytes of UTF-8 JSON, then one byte buffer.
+//   {"__metadata__": {"format": "pt"},
+//    "<name>": {"dtype": "F32", "shape": [2, 3], "data_offsets": [begin, end]}, ...}
+// Offsets are relative to the buffer; tensors are row-major, little-endian and tile the buffer exactly.
+
+
+#include <nlohmann/json.hpp>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <limits>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace trainpp {
+
+static_assert(std::endian::native == std::endian::little,
+              "trainpp's safetensors I/O copies tensor bytes as they are in memory, and the format is little-endian");
+
+namespace detail {
+
+/// One safetensors dtype. `rank` is its position in the reference implementation's dtype list: the
+/// writer orders tensors by descending rank (which groups them by descending alignment), then by name.
+/// `type` is Undefined for formats LibTorch has no tensor type for (sub-byte floats).
+struct SafetensorsDtype {
+  std::string_view name;
+  int rank;
+  c10::ScalarType type;
+  std::size_t item_size;
+};
+
+inline constexpr std::array<SafetensorsDtype, 22> safetensors_dtypes{{
+    {"BOOL", 0, c10::ScalarType::Bool, 1},
+    {"F4", 1, c10::ScalarType::Undefined, 0},
+    {"F6_E2M3", 2, c10::ScalarType::Undefined, 0},
+    {"F6_E3M2", 3, c10::ScalarType::Undefined, 0},
+    {"U8", 4, c10::ScalarType::Byte, 1},
+    {"I8", 5, c10::ScalarType::Char, 1},
+    {"F8_E5M2", 6, c10::ScalarType::Float8_e5m2, 1},
+    {"F8_E4M3", 7, c10::ScalarType::Float8_e4m3fn, 1},
+    {"F8_E8M0", 8, c10::ScalarType::Float8_e8m0fnu, 1},
+    {"F8_E4M3FNUZ", 9, c10::ScalarType::Float8_e4m3fnuz, 1},
+    {"F8_E5M2FNUZ", 10, c10::ScalarType::Float8_e5m2fnuz, 1},
+    {"I16", 11, c10::ScalarType::Short, 2},
+    {"U16", 12, c10::ScalarType::UInt16, 2},
+    {"F16", 13, c10::ScalarType::Half, 2},
+    {"BF16", 14, c10::ScalarType::BFloat16, 2},
+    {"I32", 15, c10::ScalarType::Int, 4},
+    {"U32", 16, c10::ScalarType::UInt32, 4},
+    {"F32", 17, c10::ScalarType::Float, 4},
+    {"C64", 18, c10::ScalarType::ComplexFloat, 8},
+    {"F64", 19, c10::ScalarType::Double, 8},
+    {"I64", 20, c10::ScalarType::Long, 8},
+    {"U64", 21, c10::ScalarType::UInt64, 8},
+}};
+
+[[nodiscard]] inline const SafetensorsDtype* safetensors_dtype(std::string_view name) {
+  for (const auto& d : safetensors_dtypes)
+    if (d.name == name) return &d;
+  return nullptr;
+}
+
+[[nodiscard]] inline const SafetensorsDtype* safetensors_dtype(c10::ScalarType type) {
+  for (const auto& d : safetensors_dtypes)
+    if (d.type == type && d.type != c10::ScalarType::Undefined) return &d;
+  return nullptr;
+}
+
+/// The header-size limit of the reference implementation: a larger N is treated as corrupt rather than
+/// allocated.
+inline constexpr std::uint64_t safetensors_max_header_size = 100'000'000;
+
+/// The header is {name: {key: value or [numbers]}}; anything nested deeper, or an array longer than any
+/// real shape, is rejected while parsing, before it can grow a large document.
+inline constexpr std::size_t safetensors_max_depth = 3;
+inline constexpr std::size_t safetensors_max_array = 1024;
+
+/// Parses the JSON header, rejecting duplicate keys (the JSON library would silently keep one of them)
+/// and absurd nesting. Keeps the key order of the file.
+[[nodiscard]] inline nlohmann::ordered_json parse_safetensors_header(std::string_view text, std::string_view source) {
+  return parse_json_strict<nlohmann::ordered_json>(
+      text, source,
+      {.max_depth = static_cast<int>(safetensors_max_depth), .max_array = safetensors_max_array,
+       .invalid = "safetensors header is not valid UTF-8 JSON"});
+}
+
+/// a * b, or nullopt when it does not fit in `limit`.
+[[nodiscard]] inline std::optional<std::uint64_t> checked_mul(std::uint64_t a, std::uint64_t b, std::uint64_t limit) {
+  std::uint64_t out = 0;
+  if (__builtin_mul_overflow(a, b, &out) || out > limit) return std::nullopt;
+  return out;
+}
+
+/// One tensor entry of a header, validated.
+struct SafetensorsEntry {
+  std::string name;
+  const SafetensorsDtype* dtype;
+  std::vector<std::int64_t> shape;
+  std::uint64_t begin, end;
+};
+
+[[nodiscard]] inline SafetensorsEntry parse_safetensors_entry(const std::string& name, const nlohmann::ordered_json& entry,
+                                                             std::string_view source) {
+  auto fail = [&](std::string_view problem) {
+    return error("{}: invalid safetensors header: tensor \"{}\": {}", source, name, problem);
+  };
+  if (!entry.is_object()) throw fail(fmt::format("expected an object, got {}", entry.type_name()));
+  for (const char* key : {"dtype", "shape", "data_offsets"})
+    if (!entry.contains(key)) throw fail(fmt::format("missing key \"{}\"", key));
+  for (const auto& [key, value] : entry.items())
+    if (key != "dtype" && key != "shape" && key != "data_offsets") throw fail(fmt::format("unexpected key \"{}\"", key));
+
+  const auto& dtype_json = entry.at("dtype");
+  if (!dtype_json.is_string()) throw fail(fmt::format("\"dtype\" must be a string, got {}", dtype_json.type_name()));
+  const auto& dtype_name = dtype_json.get_ref<const std::string&>();
+  const SafetensorsDtype* dtype = safetensors_dtype(dtype_name);
+  if (dtype == nullptr) throw fail(fmt::format("unknown dtype \"{}\"", dtype_name));
+  if (dtype->type == c10::ScalarType::Undefined)
+    throw fail(fmt::format("unsupported dtype {} (LibTorch has no tensor type for it)", dtype_name));
+
+  // Every non-negative JSON integer that fits in 64 bits parses as number_unsigned; negative ones,
+  // fractions and larger ones do not.
+  auto non_negative = [](const nlohmann::ordered_json& v) { return v.is_number_unsigned(); };
+  const auto& shape_json = entry.at("shape");
+  if (!shape_json.is_array() || !std::ranges::all_of(shape_json, non_negative))
+    throw fail(fmt::format("\"shape\" must be an array of non-negative integers, got {}", shape_json.dump()));
+  const auto& offsets_json = entry.at("data_offsets");
+  if (!offsets_json.is_array() || offsets_json.size() != 2 || !std::ranges::all_of(offsets_json, non_negative))
+    throw fail(fmt::format("\"data_offsets\" must be two non-negative integers, got {}", offsets_json.dump()));
+
+  SafetensorsEntry out{name, dtype, {}, offsets_json[0].get<std::uint64_t>(), offsets_json[1].get<std::uint64_t>()};
+  if (out.begin > out.end)
+    throw fail(fmt::format("data_offsets [{}, {}] begin after end", out.begin, out.end));
+
+  // Checked at every step: a hostile shape can overflow the product even when it ends at zero.
+  constexpr auto max_int64 = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+  std::uint64_t numel = 1;
+  for (const auto& dim : shape_json) {
+    const auto d = dim.get<std::uint64_t>();
+    const auto product = checked_mul(numel, d, max_int64);
+    if (!product) throw fail(fmt::format("shape {} has too many elements", shape_json.dump()));
+    numel = *product;
+    out.shape.push_back(static_cast<std::int64_t>(d));
+  }
+  const auto bytes = checked_mul(numel, dtype->item_size, max_int64);
+  if (!bytes) throw fail(fmt::format("shape {} of {} is too large", shape_json.dump(), dtype_name));
+  if (*bytes != out.end - out.begin)
+    throw fail(fmt::format("shape {} of {} needs {} bytes but data_offsets [{}, {}] span {}", shape_json.dump(),
+                           dtype_name, *bytes, out.begin, out.end, out.end - out.begin));
+  return out;
+}
+
+/// A read-only memory map of a whole file, unmapped on scope exit.
+class MappedFile {
+ public:
+  explicit MappedFile(const std::filesystem::path& path) {
+    FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd.get() < 0) throw error("cannot read {}: {}", path.string(), errno_message(errno));
+    struct ::stat info {};
+    if (::fstat(fd.get(), &info) != 0) throw error("cannot read {}: {}", path.string(), errno_message(errno));
+    if (!S_ISREG(info.st_mode)) throw error("cannot read {}: not a regular file", path.string());
+    size_ = static_cast<std::size_t>(info.st_size);
+    if (size_ == 0) return;  // mmap rejects empty ranges; the reader reports the file as too short
+    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd.get(), 0);
+    if (p == MAP_FAILED) throw error("cannot read {}: mmap failed: {}", path.string(), errno_message(errno));
+    data_ = static_cast<const char*>(p);
+  }
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  ~MappedFile() {
+    if (data_ != nullptr) ::munmap(const_cast<char*>(data_), size_);
+  }
+  [[nodiscard]] std::string_view bytes() const { return {data_ == nullptr ? "" : data_, size_}; }
+
+  /// Drops the pages wholly inside bytes [begin, end) from this process's memory: they were copied
+  /// out, and the page cache still has them should anything read them again. Without this a large
+  /// file counts twice in the resident size while it is read (mapped pages plus the tensors).
+  void release(std::size_t begin, std::size_t end) const {
+    static const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    const std::size_t first = (begin + page - 1) / page * page, last = std::min(end, size_) / page * page;
+    if (data_ != nullptr && first < last)
+      ::madvise(const_cast<char*>(data_) + first, last - first, MADV_DONTNEED);
+  }
+
+ private:
+  const char* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+}  // namespace detail
+
+/// The tensors and metadata of one safetensors file.
+struct SafetensorsFile {
+  std::map<std::string, std::string> metadata;                 ///< "__metadata__"; empty if absent
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;  ///< in header order; CPU, each owning its memory
+};
+
+/// Encodes `tensors` as a safetensors file, byte for byte as the reference writer does: tensors ordered
+/// by descending dtype (grouping by alignment), then by name; offsets contiguous from 0; the header
+/// padded with spaces to a multiple of 8; data row-major little-endian. Tensors may live on any device
+/// and have any strides (they are copied to contiguous CPU memory). `metadata` is written as
+/// "__metadata__" (omitted when empty). Throws trainpp::Error for duplicate names, the reserved name
+/// "__metadata__", names that are not UTF-8, undefined or non-strided tensors, and dtypes the format
+/// has no code for (e.g. complex128, quantized).
+[[nodiscard]] inline std::string safetensors_serialize(
+    const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
+    const std::map<std::string, std::string>& metadata = {{"format", "pt"}}) {
+  struct Item {
+    const std::string* name;
+    torch::Tensor data;
+    const detail::SafetensorsDtype* dtype;
+  };
+  std::vector<Item> items;
+  items.reserve(tensors.size());
+  std::set<std::string_view> names;
+  for (const auto& [name, tensor] : tensors) {
+    if (name == "__metadata__") throw error("cannot save a tensor named \"__metadata__\": the name is reserved");
+    if (!names.insert(name).second) throw error("cannot save two tensors named \"{}\"", name);
+    if (!tensor.defined()) throw error("cannot save tensor \"{}\": it is undefined", name);
+    if (tensor.layout() != torch::kStrided)
+      throw error("cannot save tensor \"{}\": layout {} is not dense", name, c10::str(tensor.layout()));
+    const auto* dtype = detail::safetensors_dtype(tensor.scalar_type());
+    if (dtype == nullptr)
+      throw error("cannot save tensor \"{}\": dtype {} has no safetensors equivalent", name,
+                  c10::toString(tensor.scalar_type()));
+    // resolve_conj/resolve_neg: a lazily conjugated or negated view must be written with its visible
+    // values, which contiguous() alone would not materialize.
+    items.push_back({&name, tensor.detach().to(torch::kCPU).resolve_conj().resolve_neg().contiguous(), dtype});
+  }
+  std::ranges::stable_sort(items, [](const Item& a, const Item& b) {
+    return a.dtype->rank != b.dtype->rank ? a.dtype->rank > b.dtype->rank : *a.name < *b.name;
+  });
+
+  nlohmann::ordered_json header = nlohmann::ordered_json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  std::uint64_t offset = 0;
+  for (const auto& item : items) {
+    const auto nbytes = static_cast<std::uint64_t>(item.data.nbytes());
+    header[*item.name] = {{"dtype", item.dtype->name},
+                          {"shape", item.data.sizes().vec()},
+                          {"data_offsets", {offset, offset + nbytes}}};
+    offset += nbytes;
+  }
+  std::string text;
+  try {
+    text = header.dump();
+  } catch (const nlohmann::json::exception& e) {
+    throw error("cannot save safetensors: a tensor name or metadata string is not valid UTF-8 ({})", e.what());
+  }
+  text.append((8 - text.size() % 8) % 8, ' ');  // so the buffer starts 8-byte aligned in the file
+
+  std::string out;
+  out.reserve(8 + text.size() + offset);
+  const auto header_size = static_cast<std::uint64_t>(text.size());
+  out.append(reinterpret_cast<const char*>(&header_size), 8);
+  out += text;
+  for (const auto& item : items)
+    if (item.data.nbytes() > 0) out.append(static_cast<const char*>(item.data.const_data_ptr()), item.data.nbytes());
+  return out;
+}
+
+/// Writes `tensors` to `path` as safetensors (see safetensors_serialize), atomically (see
+/// write_file_atomic). Throws trainpp::Error naming the path on failure.
+inline void save_safetensors(const std::filesystem::path& path,
+                             const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
+                             const std::map<std::string, std::string>& metadata = {{"format", "pt"}}) {
+  write_file_atomic(path, safetensors_serialize(tensors, metadata));
+}
+
+/// Decodes a safetensors file held in `bytes`. Validates everything before reading any tensor data:
+/// sizes, the header's JSON and structure, dtypes, shapes against offsets (with overflow checks), and
+/// that the tensors tile the buffer exactly (no gaps, no overlaps, from 0 to its end). Beyond the
+/// format's own rules, headers nesting deeper than {name: {key: [..]}} or holding arrays of more than
+/// 1024 elements are refused, so that a hostile header cannot make the parser build a huge document. Throws
+/// trainpp::Error with a message starting with `source_name` (the file, for the user) and saying what
+/// is wrong. The returned tensors are copies; `bytes` may be released afterwards.
+[[nodiscard]] inline SafetensorsFile safetensors_deserialize(
+    std::string_view bytes, std::string_view source_name,
+    const std::function<void(std::size_t begin, std::size_t end)>& copied = {}) {
+  const std::string_view source = source_name;
+  if (bytes.size() < 8)
+    throw error("{}: not a safetensors file: {} bytes, fewer than the 8-byte header size", source, bytes.size());
+  std::uint64_t header_size = 0;
+  std::memcpy(&header_size, bytes.data(), 8);
+  if (header_size > detail::safetensors_max_header_size)
+    throw error("{}: safetensors header size {} exceeds the limit of {} bytes", source, header_size,
+                detail::safetensors_max_header_size);
+  if (header_size > bytes.size() - 8)
+    throw error("{}: safetensors header size {} runs past the end of the file ({} bytes)", source, header_size,
+                bytes.size());
+  const auto header = detail::parse_safetensors_header(bytes.substr(8, header_size), source);
+  if (!header.is_object())
+    throw error("{}: invalid safetensors header: expected a JSON object, got {}", source, header.type_name());
+
+  SafetensorsFile out;
+  std::vector<detail::SafetensorsEntry> entries;
+  for (const auto& [name, value] : header.items()) {
+    if (name != "__metadata__") {
+      entries.push_back(detail::parse_safetensors_entry(name, value, source));
+      continue;
+    }
+    if (!value.is_object())
+      throw error("{}: invalid safetensors header: \"__metadata__\" must be an object of strings, got {}", source,
+                  value.type_name());
+    for (const auto& [key, text] : value.items()) {
+      if (!text.is_string())
+        throw error("{}: invalid safetensors header: \"__metadata__\" value of \"{}\" must be a string, got {}",
+                    source, key, text.type_name());
+      out.metadata.emplace(key, text.get<std::string>());
+    }
+  }
+
+  // The tensors must tile the buffer: sorted by position, each starts where the previous one ended.
+  const std::uint64_t buffer_size = bytes.size() - 8 - header_size;
+  std::vector<const detail::SafetensorsEntry*> by_offset;
+  for (const auto& e : entries) by_offset.push_back(&e);
+  std::ranges::sort(by_offset, [](const auto* a, const auto* b) {
+    return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
+  });
+  std::uint64_t expected = 0;
+  const detail::SafetensorsEntry* previous = nullptr;
+  for (const auto* e : by_offset) {
+    if (e->begin < expected)
+      throw error("{}: invalid safetensors header: tensor \"{}\" (bytes [{}, {})) overlaps tensor \"{}\"", source,
+                  e->name, e->begin, e->end, previous->name);
+    if (e->begin > expected)
+      throw error("{}: invalid safetensors header: tensor \"{}\" starts at byte {}, leaving a gap after byte {}",
+                  source, e->name, e->begin, expected);
+    if (e->end > buffer_size)
+      throw error("{}: invalid safetensors header: tensor \"{}\" ends at byte {}, past the data buffer ({} bytes)",
+                  source, e->name, e->end, buffer_size);
+    expected = e->end;
+    previous = e;
+  }
+  if (expected != buffer_size)
+    throw error("{}: invalid safetensors file: the tensors cover {} bytes but the data buffer holds {}", source,
+                expected, buffer_size);
+
+  const char* buffer = bytes.data() + 8 + header_size;
+  out.tensors.reserve(entries.size());
+  for (const auto& e : entries) {
+    auto tensor = torch::empty(e.shape, torch::TensorOptions().dtype(e.dtype->type));
+    if (e.end > e.begin) std::memcpy(tensor.mutable_data_ptr(), buffer + e.begin, e.end - e.begin);
+    if (copied) copied(static_cast<std::size_t>(8 + header_size + e.begin), static_cast<std::size_t>(8 + header_size + e.end));
+    out.tensors.emplace_back(e.name, std::move(tensor));
+  }
+  return out;
+}
+
+/// Reads the safetensors file at `path` (see safetensors_deserialize; errors name the path).
+[[nodiscard]] inline SafetensorsFile load_safetensors(const std::filesystem::path& path) {
+  const detail::MappedFile file(path);
+  return safetensors_deserialize(file.bytes(), path.string(),
+                                 [&](std::size_t begin, std::size_t end) { file.release(begin, end); });
+}
+
+}  // namespace trainpp
+
+// ---- trainpp/optim/param_groups.hpp ----
+// Optimizer parameter groups, and HF Trainer's split of a model's parameters into a weight-decay
+// group and a no-decay group.
+
+
+#include <algorithm>
+#include <cctype>
+#include <cstddef>
+#include <map>
+#include <regex>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+namespace trainpp {
+
+/// One optimizer parameter group, like an entry of torch.optim.Optimizer.param_groups.
+struct ParamGroup {
+  std::vector<torch::Tensor> params;
+  std::vector<std::string> names;  ///< parameter names, same order as `params` (may be empty)
+  double lr = 0.0;                 ///< current learning rate; the scheduler writes it
+  double initial_lr = 0.0;         ///< the base rate the scheduler multiplies
+  double weight_decay = 0.0;
+};
+
+/// HF Trainer.create_optimizer's grouping of `model`'s trainable parameters.
+///
+/// Guarantees: exactly two groups, both with `lr = initial_lr = lr`; group 0 has `weight_decay`, group 1
+/// has 0. Only parameters with requires_grad are listed, each once (a shared parameter under its first
+/// name), in named_parameters() order. A parameter goes to group 1 when it lives inside a
+/// torch::nn::LayerNorm (or a subclass) below the root, or when its full lower-cased name matches one of
+/// `bias`, `layernorm`, `rmsnorm`, `(^|.)norm($|.)`, `_norm($|.)` (transformers'
+/// get_decay_parameter_names). Other norm modules (RMSNorm, GroupNorm, ...) are recognised by name only,
+/// exactly as HF does. An empty group is kept, as HF keeps it, so group indices stay stable for
+/// checkpoints.
+[[nodiscard]] std::vector<ParamGroup> decay_param_groups(const torch::nn::Module& model, double lr,
+                                                         double weight_decay);
+
+/// Per-parameter optimizer state as checkpoints see it: one map per parameter, in parameters() order
+/// (all groups, in group order); an empty map for a parameter that has not been updated yet (torch's
+/// optimizer.state has no entry for it either).
+using OptimizerState = std::vector<std::map<std::string, torch::Tensor>>;
+
+namespace detail {
+
+/// True when HF's name patterns keep the parameter `full_name` out of weight decay.
+[[nodiscard]] inline bool hf_no_decay_name(const std::string& full_name) {
+  static const std::regex pattern(R"(bias|layernorm|rmsnorm|(?:^|\.)norm(?:$|\.)|_norm(?:$|\.))",
+                                  std::regex::ECMAScript | std::regex::optimize);
+  std::string lower = full_name;
+  std::ranges::transform(lower, lower.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return std::regex_search(lower, pattern);
+}
+
+// Pre-order walk (own parameters, then children), the order of named_parameters(); the LayerNorm flag
+// is inherited by everything below a LayerNorm, as HF's recursive search drops whole subtrees.
+inline void split_for_decay(const torch::nn::Module& module, const std::string& prefix, bool under_layer_norm,
+                            std::unordered_set<const void*>& seen, ParamGroup& decay, ParamGroup& no_decay) {
+  for (const auto& item : module.named_parameters(/*recurse=*/false)) {
+    const torch::Tensor& p = item.value();
+    if (!seen.insert(p.unsafeGetTensorImpl()).second) continue;  // shared: keep the first name only
+    if (!p.requires_grad()) continue;
+    std::string name = prefix + item.key();
+    ParamGroup& group = (under_layer_norm || hf_no_decay_name(name)) ? no_decay : decay;
+    group.params.push_back(p);
+    group.names.push_back(std::move(name));
+  }
+  for (const auto& child : module.named_children()) {
+    const bool is_layer_norm = dynamic_cast<const torch::nn::LayerNormImpl*>(child.value().get()) != nullptr;
+    split_for_decay(*child.value(), prefix + child.key() + ".", under_layer_norm || is_layer_norm, seen, decay,
+                    no_decay);
+  }
+}
+
+/// Tensors bucketed by (device, dtype) in first-seen order, as torch's
+/// _group_tensors_by_device_and_dtype does, so foreach/fused kernels get one launch per bucket.
+struct Bucket {
+  torch::Device device;
+  torch::ScalarType dtype;
+  std::vector<std::size_t> indices;  ///< positions in the bucketed sequence
+};
+[[nodiscard]] inline std::vector<Bucket> bucket_by_device_dtype(const std::vector<torch::Tensor>& tensors) {
+  std::vector<Bucket> buckets;
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    const auto device = tensors[i].device();
+    const auto dtype = tensors[i].scalar_type();
+    auto it = std::ranges::find_if(buckets, [&](const Bucket& b) { return b.device == device && b.dtype == dtype; });
+    if (it == buckets.end()) buckets.push_back(Bucket{device, dtype, {i}});
+    else it->indices.push_back(i);
+  }
+  return buckets;
+}
+
+/// `values[i]` for every i in `indices`.
+template <typename T>
+[[nodiscard]] std::vector<T> pick(const std::vector<T>& values, const std::vector<std::size_t>& indices) {
+  std::vector<T> out;
+  out.reserve(indices.size());
+  for (auto i : indices) out.push_back(values[i]);
+  return out;
+}
+
+/// Checks an optimizer's groups the way torch.optim does on construction; `who` names the optimizer.
+inline void validate_groups(const std::vector<ParamGroup>& groups, std::string_view who) {
+  std::unordered_set<const void*> seen;
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    const auto& group = groups[g];
+    if (!(group.lr >= 0)) throw error("{}: invalid learning rate {} in param group {}", who, group.lr, g);
+    if (!(group.weight_decay >= 0))
+      throw error("{}: invalid weight_decay {} in param group {}", who, group.weight_decay, g);
+    if (!group.names.empty() && group.names.size() != group.params.size())
+      throw error("{}: param group {} has {} names for {} params", who, g, group.names.size(), group.params.size());
+    for (std::size_t i = 0; i < group.params.size(); ++i) {
+      const auto& p = group.params[i];
+      const auto label = group.names.empty() ? fmt::format("#{}", i) : group.names[i];
+      if (!p.defined()) throw error("{}: parameter {} of group {} is an undefined tensor", who, label, g);
+      if (!p.is_floating_point())
+        throw error("{}: parameter {} of group {} has dtype {}; only floating-point parameters can be optimized",
+                    who, label, g, c10::toString(p.scalar_type()));
+      if (!seen.insert(p.unsafeGetTensorImpl()).second)
+        throw error("{}: parameter {} appears more than once across the param groups", who, label);
+    }
+  }
+}
+
+/// torch.optim.Optimizer.zero_grad: drop the gradients, or zero them in place (one foreach launch per
+/// (device, dtype)) after cutting them from any autograd graph.
+inline void zero_grads(const std::vector<ParamGroup>& groups, bool set_to_none) {
+  std::vector<torch::Tensor> grads;
+  for (const auto& group : groups) {
+    for (const auto& p : group.params) {
+      auto& grad = p.mutable_grad();  // a reference into the parameter's grad slot
+      if (!grad.defined()) continue;
+      if (set_to_none) {
+        grad.reset();
+        continue;
+      }
+      if (grad.grad_fn()) grad = grad.detach();
+      else grad.requires_grad_(false);
+      grads.push_back(grad);
+    }
+  }
+  for (const auto& bucket : bucket_by_device_dtype(grads)) at::_foreach_zero_(pick(grads, bucket.indices));
+}
+
+/// Every parameter of every group, in group order.
+[[nodiscard]] inline std::vector<torch::Tensor> all_params(const std::vector<ParamGroup>& groups) {
+  std::vector<torch::Tensor> out;
+  for (const auto& group : groups) out.insert(out.end(), group.params.begin(), group.params.end());
+  return out;
+}
+
+/// Copies a saved state tensor onto the parameter's device and dtype, checking its shape, as
+/// torch.optim.Optimizer.load_state_dict casts state to its parameter.
+[[nodiscard]] inline torch::Tensor load_like(const torch::Tensor& saved, const torch::Tensor& param,
+                                             std::string_view who, std::string_view key, std::size_t index) {
+  if (!saved.defined()) throw error("{}: state entry '{}' of parameter #{} is undefined", who, key, index);
+  if (saved.sizes() != param.sizes())
+    throw error("{}: state entry '{}' of parameter #{} has shape {}, the parameter has {}", who, key, index,
+                saved.sizes().vec(), param.sizes().vec());
+  return saved.detach().to(param.device(), param.scalar_type(), /*non_blocking=*/false, /*copy=*/true);
+}
+
+}  // namespace detail
+
+inline std::vector<ParamGroup> decay_param_groups(const torch::nn::Module& model, double lr, double weight_decay) {
+  std::vector<ParamGroup> groups(2);
+  groups[0].lr = groups[0].initial_lr = lr;
+  groups[0].weight_decay = weight_decay;
+  groups[1].lr = groups[1].initial_lr = lr;
+  groups[1].weight_decay = 0.0;
+  std::unordered_set<const void*> seen;
+  detail::split_for_decay(model, "", false, seen, groups[0], groups[1]);
+  return groups;
+}
+
+}  // namespace trainpp
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+namespace trainpp {
+
+inline constexpr std::string_view checkpoint_prefix = "checkpoint";  ///< HF's PREFIX_CHECKPOINT_DIR
+inline constexpr std::string_view trainer_state_name = "trainer_state.json";
+inline constexpr std::string_view training_args_name = "training_args.json";
+inline constexpr std::string_view optimizer_state_name = "optimizer.safetensors";
+inline constexpr std::string_view scheduler_state_name = "scheduler.json";
+inline constexpr std::string_view scaler_state_name = "scaler.json";
+/// The index of a model saved in pieces by a sharded policy (SHARDED_STATE_DICT; io/sharded_model.hpp).
+inline constexpr std::string_view model_shards_index_name = "model_shards.json";
+
+/// "process_state.safetensors" for a single process, "process_state_<rank>.safetensors" otherwise
+/// (HF's rng_state.pth / rng_state_<rank>.pth).
+[[nodiscard]] inline std::string process_state_name(std::int64_t rank, std::int64_t world_size) {
+  return world_size <= 1 ? std::string("process_state.safetensors")
+                         : fmt::format("process_state_{}.safetensors", rank);
+}
+
+/// "checkpoint-<step>".
+[[nodiscard]] inline std::string checkpoint_dir_name(std::int64_t global_step) {
+  return fmt::format("{}-{}", checkpoint_prefix, global_step);
+}
+
+/// The step of a directory named exactly "checkpoint-<digits>" (HF's _re_checkpoint), else nullopt.
+[[nodiscard]] inline std::optional<std::int64_t> checkpoint_step(std::string_view name) {
+  const std::string prefix = fmt::format("{}-", checkpoint_prefix);
+  if (!name.starts_with(prefix) || name.size() == prefix.size()) return std::nullopt;
+  const auto digits = name.substr(prefix.size());
+  if (!std::ranges::all_of(digits, [](char c) { return c >= '0' && c <= '9'; })) return std::nullopt;
+  std::int64_t step = 0;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), step);
+  if (ec != std::errc{} || end != digits.data() + digits.size()) return std::nullopt;
+  return step;
+}
+
+/// True when `dir` is a checkpoint a run can resume from or load: a directory holding trainer_state.json
+/// and the model (model.safetensors, or a sharded model's index). (Directories are published whole;
+/// this guards against ones assembled by hand.)
+[[nodiscard]] inline bool is_complete_checkpoint(const std::filesystem::path& dir) {
+  std::error_code ec;
+  return std::filesystem::is_directory(dir, ec) && std::filesystem::is_regular_file(dir / trainer_state_name, ec) &&
+         (std::filesystem::is_regular_file(dir / "model.safetensors", ec) ||
+          std::filesystem::is_regular_file(dir / model_shards_index_name, ec));
+}
+
+/// The checkpoint directories in `output_dir`, oldest first by step number. When `best` names one of
+/// them and it is not the newest, it moves to the second-to-last place, so that rotation, which deletes
+/// from the front, keeps it (HF's sort_checkpoints). HF orders by modification time when it can; the
+/// step number in the name is the order that cannot be fooled by a file system or a copy, so we use it.
+[[nodiscard]] inline std::vector<std::filesystem::path> sorted_checkpoints(
+    const std::filesystem::path& output_dir, const std::optional<std::string>& best = std::nullopt) {
+  namespace fs = std::filesystem;
+  std::vector<std::pair<std::int64_t, fs::path>> found;
+  std::error_code ec;
+  if (!fs::is_directory(output_dir, ec)) return {};
+  for (auto it = fs::directory_iterator(output_dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    const auto step = checkpoint_step(it->path().filename().string());
+    if (step && it->is_directory(ec)) found.emplace_back(*step, it->path());
+  }
+  if (ec) throw error("cannot list {}: {}", output_dir.string(), ec.message());
+  std::ranges::sort(found);
+  std::vector<fs::path> out;
+  for (auto& [step, path] : found) out.push_back(std::move(path));
+  if (best && !out.empty()) {
+    const fs::path best_path = fs::path(*best).lexically_normal();
+    const auto it = std::ranges::find_if(out, [&](const fs::path& p) { return p.lexically_normal() == best_path; });
+    if (it != out.end() && it != out.end() - 1) {
+      fs::path kept = *it;
+      out.erase(it);
+      out.insert(out.end() - 1, std::move(kept));
+    }
+  }
+  return out;
+}
+
+/// The newest complete checkpoint in `output_dir` (HF's get_last_checkpoint), or nullopt. Incomplete
+/// directories are skipped with a warning.
+[[nodiscard]] inline std::optional<std::filesystem::path> last_checkpoint(const std::filesystem::path& output_dir) {
+  auto all = sorted_checkpoints(output_dir);
+  for (auto it = all.rbegin(); it != all.rend(); ++it) {
+    if (is_complete_checkpoint(*it)) return *it;
+    warn("{} is not a complete checkpoint (it lacks {} or model.safetensors); skipping it", it->string(),
+         trainer_state_name);
+  }
+  return std::nullopt;
+}
+
+/// Removes a directory so that it never appears half-deleted under its name: it is first renamed to a
+/// ".tmp-" name (which no reader looks at), then removed. A crash in between leaves only the ".tmp-"
+/// directory, which remove_stale_staging cleans up later.
+inline void remove_dir_atomic(const std::filesystem::path& dir) {
+  namespace fs = std::filesystem;
+  const auto path = detail::without_trailing_separator(dir);
+  const auto aside = detail::parent_or_dot(path) / fmt::format(".tmp-{}-deleted-{}-{}", path.filename().string(),
+                                                                 ::getpid(), detail::random_suffix());
+  detail::rename_or_throw(path, aside);
+  std::error_code ec;
+  fs::remove_all(aside, ec);
+  if (ec) warn("cannot remove {} (the renamed {}): {}", aside.string(), path.string(), ec.message());
+}
+
+/// Deletes the ".tmp-checkpoint-*" directories an interrupted save or deletion left in `output_dir`.
+/// Returns how many it removed. Call it only when no other process is saving into `output_dir`.
+inline std::size_t remove_stale_staging(const std::filesystem::path& output_dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(output_dir, ec)) return 0;
+  const std::string prefix = fmt::format(".tmp-{}-", checkpoint_prefix);
+  std::vector<fs::path> stale;
+  for (auto it = fs::directory_iterator(output_dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec))
+    if (it->path().filename().string().starts_with(prefix) && it->is_directory(ec)) stale.push_back(it->path());
+  for (const auto& path : stale) {
+    fs::remove_all(path, ec);
+    if (ec) warn("cannot remove {}, left by an interrupted save: {}", path.string(), ec.message());
+    else note("removed {}, left by an interrupted save", path.string());
+  }
+  return stale.size();
+}
+
+/// HF's rotate_checkpoints: with a positive `save_total_limit`, deletes the oldest checkpoints until
+/// that many remain, never the newest (needed to resume) nor `best` (so with a limit of 1 the best and
+/// the newest both stay). Returns the deleted directories.
+inline std::vector<std::filesystem::path> rotate_checkpoints(const std::filesystem::path& output_dir,
+                                                             std::optional<std::int64_t> save_total_limit,
+                                                             const std::optional<std::string>& best) {
+  if (!save_total_limit || *save_total_limit <= 0) return {};
+  const auto checkpoints = sorted_checkpoints(output_dir);
+  const auto limit = static_cast<std::size_t>(*save_total_limit);
+  if (checkpoints.size() <= limit) return {};
+  std::vector<std::filesystem::path> protect{checkpoints.back()};
+  if (best) {
+    const auto best_path = std::filesystem::path(*best).lexically_normal();
+    if (best_path != checkpoints.back().lexically_normal()) protect.push_back(best_path);
+  }
+  const auto keep = std::max(limit, protect.size());
+  std::size_t remaining = checkpoints.size();
+  std::vector<std::filesystem::path> deleted;
+  for (const auto& path : checkpoints) {
+    if (remaining <= keep) break;
+    if (std::ranges::find(protect, path.lexically_normal()) != protect.end() || path == checkpoints.back()) continue;
+    note("deleting older checkpoint {} (save_total_limit {})", path.string(), *save_total_limit);
+    remove_dir_atomic(path);
+    deleted.push_back(path);
+    --remaining;
+  }
+  return deleted;
+}
+
+// ---- typed JSON fields ------------------------------------------------------------------------------
+
+namespace detail {
+
+/// A typed view of one JSON object read from a file: each accessor names the file and the key when
+/// the value is missing or of the wrong type.
+class JsonFields {
+ public:
+  JsonFields(const nlohmann::json& object, std::string source, std::string what)
+      : object_(object), source_(std::move(source)), what_(std::move(what)) {
+    if (!object_.is_object()) throw error("{}: {} must be a JSON object, got {}", source_, what_, object_.type_name());
+  }
+  [[nodiscard]] bool has(const char* key) const { return object_.contains(key); }
+  [[nodiscard]] bool is_null(const char* key) const { return !has(key) || object_.at(key).is_null(); }
+  [[nodiscard]] const nlohmann::json& at(const char* key) const {
+    if (!has(key)) throw error("{}: {} lacks the key \"{}\"", source_, what_, key);
+    return object_.at(key);
+  }
+
+  [[nodiscard]] std::int64_t integer(const char* key, std::int64_t min = 0) const {
+    const auto& v = at(key);
+    if (v.is_number_unsigned()) {
+      const auto u = v.get<std::uint64_t>();
+      if (u <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) &&
+          static_cast<std::int64_t>(u) >= min)
+        return static_cast<std::int64_t>(u);
+    } else if (v.is_number_integer() && v.get<std::int64_t>() >= min) {
+      return v.get<std::int64_t>();
+    }
+    throw fail(key, fmt::format("an integer of at least {}", min), v);
+  }
+  [[nodiscard]] double number(const char* key) const {
+    const auto& v = at(key);
+    if (!v.is_number()) throw fail(key, "a number", v);
+    return v.get<double>();
+  }
+  [[nodiscard]] bool boolean(const char* key) const {
+    const auto& v = at(key);
+    if (!v.is_boolean()) throw fail(key, "true or false", v);
+    return v.get<bool>();
+  }
+  [[nodiscard]] std::string string(const char* key) const {
+    const auto& v = at(key);
+    if (!v.is_string()) throw fail(key, "a string", v);
+    return v.get<std::string>();
+  }
+  template <class F>
+  [[nodiscard]] auto optional(const char* key, F get) const -> std::optional<decltype((this->*get)(key))> {
+    if (is_null(key)) return std::nullopt;
+    return (this->*get)(key);
+  }
+
+  [[nodiscard]] Error fail(const char* key, std::string_view expected, const nlohmann::json& got) const {
+    auto shown = got.dump();
+    if (shown.size() > 80) shown = shown.substr(0, 77) + "...";
+    return error("{}: {} \"{}\" must be {}, got {}", source_, what_, key, expected, shown);
+  }
+
+ private:
+  const nlohmann::json& object_;
+  std::string source_;
+  std::string what_;
+};
+
+}  // namespace detail
+
+/// A TrainerState from trainer_state.json's object. Keys HF's schema does not have are ignored (a
+/// newer writer may add some); a missing key keeps its default, as HF's dataclass does; a key with
+/// the wrong type is an Error naming `source` and the key.
+[[nodiscard]] inline TrainerState trainer_state_from_json(const nlohmann::json& j, std::string_view source) {
+  const detail::JsonFields f(j, std::string(source), "trainer state");
+  TrainerState s;
+  using F = detail::JsonFields;
+  auto integer = [&](const char* key, std::int64_t fallback, std::int64_t min = 0) {
+    return f.is_null(key) ? fallback : f.integer(key, min);
+  };
+  s.epoch = f.optional("epoch", &F::number);
+  s.global_step = integer("global_step", 0);
+  s.max_steps = integer("max_steps", 0);
+  s.logging_steps = integer("logging_steps", 500);
+  s.eval_steps = integer("eval_steps", 500);
+  s.save_steps = integer("save_steps", 500);
+  s.train_batch_size = integer("train_batch_size", 0);
+  s.num_train_epochs = integer("num_train_epochs", 0);
+  s.num_input_tokens_seen = integer("num_input_tokens_seen", 0);
+  s.total_flos = f.is_null("total_flos") ? 0.0 : f.number("total_flos");
+  if (f.has("log_history")) {
+    const auto& history = f.at("log_history");
+    if (!history.is_array()) throw f.fail("log_history", "an array of objects", history);
+    for (std::size_t i = 0; i < history.size(); ++i) {
+      const auto& entry = history[i];
+      const detail::JsonFields e(entry, std::string(source), fmt::format("log_history[{}]", i));
+      for (const auto& [key, value] : entry.items())
+        if (!value.is_number() && !value.is_string() && !value.is_null() && !value.is_boolean())
+          throw e.fail(key.c_str(), "a number, string, boolean or null", value);
+      if (e.has("step")) (void)e.integer("step");
+    }
+    s.log_history = history;
+  }
+  s.best_metric = f.optional("best_metric", &F::number);
+  s.best_global_step = f.is_null("best_global_step") ? std::nullopt : std::optional(f.integer("best_global_step"));
+  s.best_model_checkpoint = f.optional("best_model_checkpoint", &F::string);
+  s.is_local_process_zero = f.has("is_local_process_zero") ? f.boolean("is_local_process_zero") : true;
+  s.is_world_process_zero = f.has("is_world_process_zero") ? f.boolean("is_world_process_zero") : true;
+  s.is_hyper_param_search = f.has("is_hyper_param_search") ? f.boolean("is_hyper_param_search") : false;
+  s.trial_name = f.optional("trial_name", &F::string);
+  if (f.has("trial_params")) {
+    const auto& tp = f.at("trial_params");
+    if (!tp.is_null() && !tp.is_object()) throw f.fail("trial_params", "an object or null", tp);
+    s.trial_params = tp;
+  }
+  if (f.has("stateful_callbacks")) {
+    const auto& sc = f.at("stateful_callbacks");
+    if (!sc.is_object()) throw f.fail("stateful_callbacks", "an object", sc);
+    s.stateful_callbacks = sc;
+  }
+  return s;
+}
+
+/// Reads trainer_state.json (see trainer_state_from_json).
+[[nodiscard]] inline TrainerState read_trainer_state(const std::filesystem::path& path) {
+  return trainer_state_from_json(read_json_file(path), path.string());
+}
+
+/// The TrainerControl flags stored in trainer_state.json's stateful_callbacks, if any.
+[[nodiscard]] inline std::optional<TrainerControl> control_from_state(const TrainerState& state, std::string_view source) {
+  if (!state.stateful_callbacks.contains("TrainerControl")) return std::nullopt;
+  const auto& stored = state.stateful_callbacks.at("TrainerControl");
+  const detail::JsonFields entry(stored, std::string(source), "stateful_callbacks.TrainerControl");
+  if (!entry.has("args")) return TrainerControl{};
+  const detail::JsonFields f(entry.at("args"), std::string(source), "stateful_callbacks.TrainerControl.args");
+  TrainerControl c;
+  auto flag = [&](const char* key) { return f.has(key) ? f.boolean(key) : false; };
+  c.should_training_stop = flag("should_training_stop");
+  c.should_epoch_stop = flag("should_epoch_stop");
+  c.should_save = flag("should_save");
+  c.should_evaluate = flag("should_evaluate");
+  c.should_log = flag("should_log");
+  return c;
+}
+
+// ---- optimizer state -----------------------------------------------------------------------------------
+
+/// What optimizer.safetensors holds: per-parameter state and the groups' hyperparameters.
+struct SavedOptimizer {
+  OptimizerState state;            ///< one map per parameter of the flat list, as the optimizer's state()
+  std::vector<ParamGroup> groups;  ///< lr, initial_lr, weight_decay and names (params left empty)
+  std::vector<std::size_t> group_sizes;
+};
+
+/// Writes an optimizer's state and its groups' hyperparameters (and parameter names, which the loader
+/// checks) to `path`, atomically.
+inline void save_optimizer_state(const std::filesystem::path& path, const OptimizerState& state,
+                                 const std::vector<ParamGroup>& groups) {
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  for (std::size_t i = 0; i < state.size(); ++i)
+    for (const auto& [key, value] : state[i]) tensors.emplace_back(fmt::format("state.{}.{}", i, key), value);
+  nlohmann::json meta = {{"version", 1}, {"num_parameters", state.size()}, {"param_groups", nlohmann::json::array()}};
+  for (const auto& g : groups)
+    meta["param_groups"].push_back({{"lr", g.lr},
+                                    {"initial_lr", g.initial_lr},
+                                    {"weight_decay", g.weight_decay},
+                                    {"num_parameters", g.params.size()},
+                                    {"names", g.names}});
+  save_safetensors(path, tensors, {{"format", "pt"}, {"trainpp.optimizer", meta.dump()}});
+}
+
+/// Reads optimizer.safetensors back. Every tensor name must be "state.<i>.<key>" with i below the
+/// recorded parameter count, and the groups must add up to that count; errors name the file.
+[[nodiscard]] inline SavedOptimizer load_optimizer_state(const std::filesystem::path& path) {
+  const auto source = path.string();
+  auto file = load_safetensors(path);
+  const auto meta_it = file.metadata.find("trainpp.optimizer");
+  if (meta_it == file.metadata.end())
+    throw error("{}: not a trainpp optimizer state: the metadata lacks \"trainpp.optimizer\"", source);
+  const auto meta = detail::parse_json_strict(meta_it->second, source + " (metadata trainpp.optimizer)");
+  const detail::JsonFields f(meta, source, "the optimizer metadata");
+  if (f.integer("version") != 1) throw error("{}: unsupported optimizer state version {}", source, f.integer("version"));
+  const auto count = static_cast<std::size_t>(f.integer("num_parameters"));
+  // The state holds an entry per parameter, tensors or not: a count no model has would exhaust memory.
+  if (constexpr std::size_t max_parameters = std::size_t{1} << 20; count > max_parameters)
+    throw error("{}: num_parameters {} is more than any model has (at most {})", source, count, max_parameters);
+  const auto& groups = f.at("param_groups");
+  if (!groups.is_array()) throw f.fail("param_groups", "an array", groups);
+
+  SavedOptimizer out;
+  std::size_t total = 0;
+  for (std::size_t i = 0; i < groups.size(); ++i) {
+    const detail::JsonFields g(groups[i], source, fmt::format("param_groups[{}]", i));
+    ParamGroup group;
+    // The loop applies these rates as they are: a negative or non-finite one is corruption.
+    auto rate = [&](const char* key) {
+      const double v = g.number(key);
+      if (!std::isfinite(v) || v < 0) throw g.fail(key, "a finite non-negative number", g.at(key));
+      return v;
+    };
+    group.lr = rate("lr");
+    group.initial_lr = rate("initial_lr");
+    group.weight_decay = rate("weight_decay");
+    const auto n = static_cast<std::size_t>(g.integer("num_parameters"));
+    const auto& names = g.at("names");
+    if (!names.is_array() || !std::ranges::all_of(names, [](const auto& v) { return v.is_string(); }))
+      throw g.fail("names", "an array of strings", names);
+    if (!names.empty() && names.size() != n)
+      throw error("{}: param_groups[{}] has {} parameters but {} names", source, i, n, names.size());
+    for (const auto& name : names) group.names.push_back(name.template get<std::string>());
+    if (n > count || total > count - n)
+      throw error("{}: the parameter groups hold more parameters than num_parameters ({})", source, count);
+    total += n;
+    out.group_sizes.push_back(n);
+    out.groups.push_back(std::move(group));
+  }
+  if (total != count)
+    throw error("{}: the parameter groups hold {} parameters, num_parameters says {}", source, total, count);
+
+  out.state.resize(count);
+  for (auto& [name, tensor] : file.tensors) {
+    // "state.<index>.<key>", the index in plain decimal (no leading zero: "state.01.x" would alias "state.1.x")
+    const std::string_view n = name;
+    const auto dot = n.find('.', 6);
+    std::size_t index = 0;
+    const bool shaped = n.starts_with("state.") && dot != std::string_view::npos && dot > 6 && dot + 1 < n.size();
+    const auto digits = shaped ? n.substr(6, dot - 6) : std::string_view{};
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), index);
+    if (!shaped || ec != std::errc{} || end != digits.data() + digits.size() || (digits.size() > 1 && digits[0] == '0'))
+      throw error("{}: unexpected tensor \"{}\" (optimizer state tensors are named state.<index>.<key>)", source, name);
+    if (index >= count)
+      throw error("{}: tensor \"{}\" is for parameter #{}, but the optimizer state has {} parameters", source, name,
+                  index, count);
+    out.state[index][std::string(n.substr(dot + 1))] = std::move(tensor);
+  }
+  return out;
+}
+
+// ---- per-process state ---------------------------------------------------------------------------------
+
+/// The state of one process that a resumed run needs to continue exactly: its random generators and
+/// the training loop's running sums.
+struct ProcessState {
+  torch::Tensor cpu_rng;                ///< the default CPU generator's state
+  std::vector<torch::Tensor> cuda_rng;  ///< each CUDA device's default generator state, by index
+  torch::Tensor tr_loss;                ///< the loss summed since the last log (float32 scalar, CPU)
+  double total_loss_scalar = 0;         ///< the loss summed over the logged steps
+  std::int64_t globalstep_last_logged = 0;
+  std::int64_t scheduler_steps = 0;     ///< scheduler advances (fewer than global_step when steps were skipped)
+  std::int64_t rank = 0;
+  std::int64_t world_size = 1;
+};
+
+/// The generator states of this process (CPU and every visible CUDA device).
+[[nodiscard]] inline ProcessState capture_rng_state() {
+  ProcessState s;
+  {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    s.cpu_rng = gen.get_state();
+  }
+  if (torch::cuda::is_available()) {
+    for (std::size_t i = 0; i < static_cast<std::size_t>(torch::cuda::device_count()); ++i) {
+      auto gen = at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(i)));
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      s.cuda_rng.push_back(gen.get_state());
+    }
+  }
+  return s;
+}
+
+/// Sets this process's generators from `s`. A generator state of the wrong size, or one the generator
+/// refuses, is an Error; CUDA
+/// states for devices this machine lacks (or a checkpoint without them) get a warning, since the run
+/// then continues, but not bit for bit.
+inline void restore_rng_state(const ProcessState& s, std::string_view source) {
+  {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    if (s.cpu_rng.numel() != gen.get_state().numel())
+      throw error("{}: rng.cpu holds {} bytes, a CPU generator state has {}", source, s.cpu_rng.numel(),
+                  gen.get_state().numel());
+    try {
+      gen.set_state(s.cpu_rng);
+    } catch (const c10::Error& e) {  // the right size, but not a state the generator accepts
+      throw error("{}: rng.cpu is not a valid CPU generator state: {}", source, e.what_without_backtrace());
+    }
+  }
+  const std::size_t devices = torch::cuda::is_available() ? torch::cuda::device_count() : 0;
+  if (s.cuda_rng.size() != devices)
+    warn("{} holds the generator states of {} CUDA device(s), this machine has {}: the resumed run will not "
+         "repeat the interrupted one's random numbers on the GPU", source, s.cuda_rng.size(), devices);
+  for (std::size_t i = 0; i < std::min(devices, s.cuda_rng.size()); ++i) {
+    auto gen = at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(i)));
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    if (s.cuda_rng[i].numel() != gen.get_state().numel())
+      throw error("{}: rng.cuda:{} holds {} bytes, a CUDA generator state has {}", source, i, s.cuda_rng[i].numel(),
+                  gen.get_state().numel());
+    try {
+      gen.set_state(s.cuda_rng[i]);
+    } catch (const c10::Error& e) {
+      throw error("{}: rng.cuda:{} is not a valid CUDA generator state: {}", source, i, e.what_without_backtrace());
+    }
+  }
+}
+
+inline void save_process_state(const std::filesystem::path& path, const ProcessState& s) {
+  std::vector<std::pair<std::string, torch::Tensor>> tensors{
+      {"rng.cpu", s.cpu_rng},
+      {"loop.tr_loss", s.tr_loss.defined() ? s.tr_loss.detach().to(torch::kCPU, torch::kFloat32).reshape({})
+                                           : torch::zeros({}, torch::kFloat32)},
+      {"loop.total_loss_scalar", torch::tensor(s.total_loss_scalar, torch::kFloat64)},
+      {"loop.globalstep_last_logged", torch::tensor(s.globalstep_last_logged, torch::kInt64)},
+      {"loop.scheduler_steps", torch::tensor(s.scheduler_steps, torch::kInt64)},
+  };
+  for (std::size_t i = 0; i < s.cuda_rng.size(); ++i) tensors.emplace_back(fmt::format("rng.cuda:{}", i), s.cuda_rng[i]);
+  save_safetensors(path, tensors,
+                   {{"format", "pt"},
+                    {"trainpp.process_state", "1"},
+                    {"rank", std::to_string(s.rank)},
+                    {"world_size", std::to_string(s.world_size)}});
+}
+
+/// Reads a process_state file; every expected tensor must be present with its dtype and shape, and
+/// nothing else may be; errors name the file.
+[[nodiscard]] inline ProcessState load_process_state(const std::filesystem::path& path) {
+  const auto source = path.string();
+  auto file = load_safetensors(path);
+  auto meta = [&](const char* key) -> std::int64_t {
+    const auto it = file.metadata.find(key);
+    std::int64_t value = 0;
+    if (it == file.metadata.end()) throw error("{}: not a trainpp process state: the metadata lacks \"{}\"", source, key);
+    const auto& text = it->second;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc{} || end != text.data() + text.size() || value < 0)
+      throw error("{}: metadata \"{}\" must be a non-negative integer, got \"{}\"", source, key, text);
+    return value;
+  };
+  if (meta("trainpp.process_state") != 1) throw error("{}: unsupported process state version", source);
+  ProcessState s;
+  s.rank = meta("rank");
+  s.world_size = meta("world_size");
+  if (s.world_size < 1 || s.rank >= s.world_size)
+    throw error("{}: rank {} is not below world_size {}", source, s.rank, s.world_size);
+
+  std::map<std::string, torch::Tensor> by_name;
+  for (auto& [name, tensor] : file.tensors) by_name.emplace(name, std::move(tensor));
+  auto take = [&](const std::string& name, c10::ScalarType dtype, std::int64_t dim) {
+    const auto it = by_name.find(name);
+    if (it == by_name.end()) throw error("{}: the process state lacks the tensor \"{}\"", source, name);
+    auto t = std::move(it->second);
+    by_name.erase(it);
+    if (t.scalar_type() != dtype || t.dim() != dim)
+      throw error("{}: tensor \"{}\" must be a {}-dimensional {}, got {} {}", source, name, dim, c10::toString(dtype),
+                  t.dim(), c10::toString(t.scalar_type()));
+    return t;
+  };
+  s.cpu_rng = take("rng.cpu", torch::kUInt8, 1);
+  s.tr_loss = take("loop.tr_loss", torch::kFloat32, 0);
+  s.total_loss_scalar = take("loop.total_loss_scalar", torch::kFloat64, 0).item<double>();
+  s.globalstep_last_logged = take("loop.globalstep_last_logged", torch::kInt64, 0).item<std::int64_t>();
+  s.scheduler_steps = take("loop.scheduler_steps", torch::kInt64, 0).item<std::int64_t>();
+  if (s.globalstep_last_logged < 0 || s.scheduler_steps < 0)
+    throw error("{}: loop counters must not be negative", source);
+  for (std::size_t i = 0; by_name.contains(fmt::format("rng.cuda:{}", i)); ++i)
+    s.cuda_rng.push_back(take(fmt::format("rng.cuda:{}", i), torch::kUInt8, 1));
+  if (!by_name.empty()) throw error("{}: unexpected tensor \"{}\" in a process state", source, by_name.begin()->first);
+  return s;
+}
+
+}  // namespace trainpp
+
 // ---- trainpp/io/eval_metrics.hpp ----
 // Ready-made compute_metrics functions.
 
@@ -5041,21 +5026,28 @@ namespace trainpp {
 // Metrics as HF prints and saves them: log_metrics, save_metrics, speed_metrics.
 
 
-// ---- trainpp/callbacks/console.hpp ----
-// Console output on the main process: a live progress bar on a terminal (HF's ProgressCallback), or
-// plain lines (HF's PrinterCallback, chosen by disable_tqdm or when stderr is not a terminal).
+// ---- trainpp/detail/format.hpp ----
+// Numbers as HF's Python prints them, for the log lines, the console and the metrics files: kept apart
+// from those users so that each can include it without including the others.
 
+#include <fmt/format.h>
 
-#include <nlohmann/json.hpp>
-
-#include <chrono>
 #include <cmath>
-#include <cstdio>
 #include <string>
-#include <unistd.h>
 
-namespace trainpp {
-namespace detail {
+namespace trainpp::detail {
+
+/// 60000 as "60,000" (Python's f"{n:,}", which HF's log lines use).
+inline std::string thousands(long long n) {
+  const std::string digits = fmt::format("{}", n < 0 ? -n : n);
+  std::string out = n < 0 ? "-" : "";
+  // Appending, not inserting: GCC 12 warns falsely about string::insert here (-Wstringop-overflow).
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out.push_back(',');
+    out.push_back(digits[i]);
+  }
+  return out;
+}
 
 /// A float as Python's str() prints it: shortest round-trip form, "1.0" rather than "1".
 inline std::string python_float(double v) {
@@ -5066,142 +5058,7 @@ inline std::string python_float(double v) {
   return s;
 }
 
-/// A log dict as HF prints it: {'loss': 0.1234, 'epoch': 1.0}, floats in `.4g` like ProgressCallback.
-inline std::string format_logs(const nlohmann::json& logs) {
-  std::string out = "{";
-  bool first = true;
-  for (const auto& [key, value] : logs.items()) {
-    if (key == "total_flos") continue;
-    if (!first) out += ", ";
-    first = false;
-    out += fmt::format("'{}': ", key);
-    if (value.is_number_float()) out += fmt::format("{:.4g}", value.get<double>());
-    else if (value.is_string()) out += fmt::format("'{}'", value.get<std::string>());
-    else out += value.dump();
-  }
-  return out + "}";
-}
-
-inline std::string format_duration(double seconds) {
-  if (!std::isfinite(seconds) || seconds < 0) return "?";
-  const auto s = static_cast<long long>(seconds);
-  return s >= 3600 ? fmt::format("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
-                   : fmt::format("{:02}:{:02}", s / 60, s % 60);
-}
-
-}  // namespace detail
-
-/// Progress on the main process. On a terminal: one live line — step/total, a bar, it/s, elapsed,
-/// ETA and the latest loss — and a nested line during evaluation. Elsewhere (a pipe, CI, or
-/// disable_tqdm): a plain line per log event and at most one progress line every `plain_interval`.
-class ConsoleProgress {
- public:
-  /// `live`: nullopt decides from isatty(stderr) and args.disable_tqdm.
-  explicit ConsoleProgress(std::optional<bool> live = std::nullopt, double plain_interval_s = 10.0)
-      : forced_live_(live), plain_interval_s_(plain_interval_s) {}
-
-  void on_train_begin(const TrainingArguments& args, const TrainerState& state, TrainerControl&) {
-    enabled_ = state.is_world_process_zero;
-    // disable_tqdm: no progress display at all, only the log lines (HF's PrinterCallback).
-    progress_ = !args.disable_tqdm.value_or(false);
-    live_ = forced_live_.value_or(progress_ && ::isatty(STDERR_FILENO) != 0);
-    start_ = last_plain_ = clock::now();
-    first_step_ = state.global_step;
-  }
-  void on_step_end(const TrainingArguments&, const TrainerState& state, TrainerControl&) {
-    if (!enabled_ || (!progress_ && !live_)) return;
-    const auto now = clock::now();
-    if (live_) {
-      draw(state, now);
-    } else if (seconds(now - last_plain_) >= plain_interval_s_ || state.global_step == state.max_steps) {
-      last_plain_ = now;
-      std::fprintf(stderr, "%s\n", line(state, now).c_str());
-    }
-  }
-  void on_log(const TrainingArguments&, const TrainerState& state, TrainerControl&, const nlohmann::json& logs) {
-    if (!enabled_ && !state.is_world_process_zero) return;
-    if (logs.contains("loss")) last_loss_ = logs["loss"].get<double>();
-    if (live_) std::fprintf(stderr, "\r\033[2K");
-    std::fprintf(stdout, "%s\n", detail::format_logs(logs).c_str());
-    std::fflush(stdout);
-    if (live_ && enabled_ && state.max_steps > 0) draw(state, clock::now());
-  }
-  void on_prediction_step(const TrainingArguments&, const TrainerState& state, TrainerControl&, auto& trainer) {
-    if (!live_ || !state.is_world_process_zero) return;
-    const auto total = trainer.current_eval_batches();
-    ++eval_done_;
-    std::fprintf(stderr, "\r\033[2K  eval %zu/%zu", eval_done_, total);
-    std::fflush(stderr);
-  }
-  void on_evaluate(const TrainingArguments&, const TrainerState&, TrainerControl&, const Metrics&) {
-    eval_done_ = 0;
-    if (live_) std::fprintf(stderr, "\r\033[2K");
-  }
-  void on_predict(const TrainingArguments& a, const TrainerState& s, TrainerControl& c, const Metrics& m) {
-    on_evaluate(a, s, c, m);
-  }
-  void on_train_end(const TrainingArguments&, const TrainerState&, TrainerControl&) {
-    if (enabled_ && live_) std::fprintf(stderr, "\n");
-  }
-
- private:
-  using clock = std::chrono::steady_clock;
-  static double seconds(clock::duration d) { return std::chrono::duration<double>(d).count(); }
-
-  std::string line(const TrainerState& state, clock::time_point now) const {
-    const double elapsed = seconds(now - start_);
-    const auto done = state.global_step - first_step_;
-    const double rate = elapsed > 0 ? static_cast<double>(done) / elapsed : 0.0;
-    const double eta = rate > 0 ? static_cast<double>(state.max_steps - state.global_step) / rate : NAN;
-    std::string s = fmt::format("{}/{} [{}<{}, {:.2f}it/s", state.global_step, state.max_steps,
-                                detail::format_duration(elapsed), detail::format_duration(eta), rate);
-    if (last_loss_) s += fmt::format(", loss={:.4g}", *last_loss_);
-    return s + "]";
-  }
-  void draw(const TrainerState& state, clock::time_point now) {
-    // Redrawing costs a write syscall; a few per second is plenty for a person to read.
-    if (seconds(now - last_draw_) < 0.1 && state.global_step != state.max_steps) return;
-    last_draw_ = now;
-    constexpr int width = 24;
-    const double frac = state.max_steps > 0 ? static_cast<double>(state.global_step) / state.max_steps : 0.0;
-    const int filled = static_cast<int>(frac * width);
-    std::string bar(static_cast<std::size_t>(filled), '#');
-    bar.resize(width, '.');
-    std::fprintf(stderr, "\r\033[2K%3d%%|%s| %s", static_cast<int>(frac * 100), bar.c_str(),
-                 line(state, now).c_str());
-    std::fflush(stderr);
-  }
-
-  std::optional<bool> forced_live_;
-  double plain_interval_s_;
-  bool enabled_ = true, live_ = false, progress_ = true;
-  clock::time_point start_{}, last_plain_{}, last_draw_{};
-  std::int64_t first_step_ = 0;
-  std::optional<double> last_loss_;
-  std::size_t eval_done_ = 0;
-};
-
-/// HF's PrinterCallback: each log on the local main process as one line, floats as '.4g' strings
-/// ({'loss': '0.1234', 'epoch': 1}), total_flos left out. A bare alternative to ConsoleProgress for
-/// user callback lists.
-struct Printer {
-  void on_log(const TrainingArguments&, const TrainerState& state, TrainerControl&, const nlohmann::json& logs) const {
-    if (!state.is_local_process_zero) return;
-    std::string out = "{";
-    for (const auto& [key, value] : logs.items()) {
-      if (key == "total_flos") continue;
-      if (out.size() > 1) out += ", ";
-      out += fmt::format("'{}': ", key);
-      if (value.is_number_float()) out += fmt::format("'{:.4g}'", value.get<double>());
-      else if (value.is_string()) out += fmt::format("'{}'", value.get<std::string>());
-      else out += value.dump();
-    }
-    std::fprintf(stdout, "%s}\n", out.c_str());
-    std::fflush(stdout);
-  }
-};
-
-}  // namespace trainpp
+}  // namespace trainpp::detail
 
 #include <algorithm>
 #include <chrono>
@@ -5272,9 +5129,9 @@ inline void save_metrics(const std::filesystem::path& output_dir, std::string_vi
     nlohmann::json merged = nlohmann::json::object();
     if (std::filesystem::exists(all)) {
       try {
-        merged = nlohmann::json::parse(read_file(all));
-      } catch (const nlohmann::json::exception& e) {
-        throw error("{} is not valid JSON ({}); remove it or fix it", all.string(), e.what());
+        merged = read_json_file(all);
+      } catch (const Error& e) {
+        throw error("{}; remove it or fix it", e.what());
       }
       if (!merged.is_object()) throw error("{} does not hold a JSON object", all.string());
     }
@@ -9387,14 +9244,32 @@ class AutoSharding {
 
 }  // namespace trainpp
 
+// ---- trainpp/sharding/fsdp_options.hpp ----
+// FsdpOptions and its readers live with the arguments that hold them (args/fsdp_options.hpp); this
+// header stays for code that includes it from here.
+
+
 // ---- trainpp/sharding/single_device.hpp ----
-// SingleDevice: the default sharding slot — one process, one device, nothing to synchronise.
+// SingleDevice: a sharding slot for one process on one device, with nothing to synchronise.
 
 
 namespace trainpp {
 
-/// The whole model, its gradients and optimizer state on one device.
+/// The whole model, its gradients and optimizer state on one device, in one process. Named in the
+/// slot on purpose; the default slot (AutoSharding) follows the launcher instead.
 struct SingleDevice {
+  /// A launcher that started several processes would have each train its own copy into the same
+  /// output_dir: refused, with what to do instead.
+  void configure(const TrainingArguments&, torch::Device) const {
+    const LaunchEnvironment env = detect_launch_environment();
+    if (env.world_size > 1)
+      throw error("the sharding slot holds trainpp::SingleDevice, but the launch environment ({}) makes this process "
+                  "rank {} of {}: every "
+                  "process would train its own copy of the model into the same output_dir. Leave the sharding slot "
+                  "out (the default, trainpp::AutoSharding, trains data-parallel under a launcher and follows --fsdp), "
+                  "or put trainpp::DataParallel, ShardGradOp or FullShard in it",
+                  to_string(env.launcher), env.rank, env.world_size);
+  }
   void prepare(torch::nn::Module& model, torch::Device device) const { model.to(device); }
   void before_forward(torch::nn::Module&) const {}
   void after_backward(torch::nn::Module&, bool /*sync*/) const {}
@@ -9473,9 +9348,9 @@ struct DefaultStep {
   /// Forward under the precision policy's context, the loss divided by the number of micro-batches
   /// in this accumulation window (smaller for the last window of an epoch, as in HF), backward.
   /// Returns the detached, divided loss: the loop sums these into the logged training loss.
+  /// Nothing here talks to the sharding policy: the loop gathers before this call and reduces after it.
   template <class Trainer, class B>
   torch::Tensor training_step(Trainer& trainer, const B& batch, std::int64_t window_size) {
-    trainer.sharding().before_forward(trainer.module());
     torch::Tensor loss;
     {
       [[maybe_unused]] auto autocast = trainer.precision().forward_context(trainer.device());
@@ -9494,16 +9369,12 @@ struct DefaultStep {
     [[maybe_unused]] auto autocast = trainer.precision().eval_context(trainer.device());
     PredictionStep out;
     const bool has_labels = trainer.has_labels(batch);
-    trainer.sharding().before_forward(trainer.module());
     auto outputs = trainer.forward(batch);
     if (has_labels) {
       out.loss = trainer.compute_loss(outputs, batch).detach();
       out.labels = trainer.labels_of(batch);
     }
     if (!prediction_loss_only) out.logits = trainer.logits_of(outputs, has_labels);
-    // A forward without backward: FullShard frees what it gathered for it.
-    if constexpr (requires { trainer.sharding().after_forward(trainer.module()); })
-      trainer.sharding().after_forward(trainer.module());
     return out;
   }
 };
@@ -10292,6 +10163,10 @@ class CallbackList {
   /// The callback of type C (the first one, if several).
   template <class C>
   [[nodiscard]] C& get() {
+    // Checked here, where the list's types are known: a missing callback is a compile error, not a
+    // null reference at run time.
+    static_assert((std::is_same_v<C, Callbacks> || ...),
+                  "trainpp: CallbackList::get<C>(): this callback list holds no callback of type C");
     C* found = nullptr;
     boost::hana::for_each(items_, [&](auto& cb) {
       if constexpr (std::is_same_v<std::remove_cvref_t<decltype(cb)>, C>)
@@ -10372,6 +10247,159 @@ template <class... Callbacks>
 
 template <class T> struct is_callback_list : std::false_type {};
 template <class... C> struct is_callback_list<CallbackList<C...>> : std::true_type {};
+
+}  // namespace trainpp
+
+// ---- trainpp/callbacks/console.hpp ----
+// Console output on the main process: a live progress bar on a terminal (HF's ProgressCallback), or
+// plain lines (HF's PrinterCallback, chosen by disable_tqdm or when stderr is not a terminal).
+
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <unistd.h>
+
+namespace trainpp {
+namespace detail {
+
+/// A log dict as HF prints it: {'loss': 0.1234, 'epoch': 1.0}, floats in `.4g` like ProgressCallback.
+inline std::string format_logs(const nlohmann::json& logs) {
+  std::string out = "{";
+  bool first = true;
+  for (const auto& [key, value] : logs.items()) {
+    if (key == "total_flos") continue;
+    if (!first) out += ", ";
+    first = false;
+    out += fmt::format("'{}': ", key);
+    if (value.is_number_float()) out += fmt::format("{:.4g}", value.get<double>());
+    else if (value.is_string()) out += fmt::format("'{}'", value.get<std::string>());
+    else out += value.dump();
+  }
+  return out + "}";
+}
+
+inline std::string format_duration(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) return "?";
+  const auto s = static_cast<long long>(seconds);
+  return s >= 3600 ? fmt::format("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+                   : fmt::format("{:02}:{:02}", s / 60, s % 60);
+}
+
+}  // namespace detail
+
+/// Progress on the main process. On a terminal: one live line — step/total, a bar, it/s, elapsed,
+/// ETA and the latest loss — and a nested line during evaluation. Elsewhere (a pipe, CI, or
+/// disable_tqdm): a plain line per log event and at most one progress line every `plain_interval`.
+class ConsoleProgress {
+ public:
+  /// `live`: nullopt decides from isatty(stderr) and args.disable_tqdm.
+  explicit ConsoleProgress(std::optional<bool> live = std::nullopt, double plain_interval_s = 10.0)
+      : forced_live_(live), plain_interval_s_(plain_interval_s) {}
+
+  void on_train_begin(const TrainingArguments& args, const TrainerState& state, TrainerControl&) {
+    enabled_ = state.is_world_process_zero;
+    // disable_tqdm: no progress display at all, only the log lines (HF's PrinterCallback).
+    progress_ = !args.disable_tqdm.value_or(false);
+    live_ = forced_live_.value_or(progress_ && ::isatty(STDERR_FILENO) != 0);
+    start_ = last_plain_ = clock::now();
+    first_step_ = state.global_step;
+  }
+  void on_step_end(const TrainingArguments&, const TrainerState& state, TrainerControl&) {
+    if (!enabled_ || (!progress_ && !live_)) return;
+    const auto now = clock::now();
+    if (live_) {
+      draw(state, now);
+    } else if (seconds(now - last_plain_) >= plain_interval_s_ || state.global_step == state.max_steps) {
+      last_plain_ = now;
+      std::fprintf(stderr, "%s\n", line(state, now).c_str());
+    }
+  }
+  void on_log(const TrainingArguments&, const TrainerState& state, TrainerControl&, const nlohmann::json& logs) {
+    if (!enabled_ && !state.is_world_process_zero) return;
+    if (logs.contains("loss")) last_loss_ = logs["loss"].get<double>();
+    if (live_) std::fprintf(stderr, "\r\033[2K");
+    std::fprintf(stdout, "%s\n", detail::format_logs(logs).c_str());
+    std::fflush(stdout);
+    if (live_ && enabled_ && state.max_steps > 0) draw(state, clock::now());
+  }
+  void on_prediction_step(const TrainingArguments&, const TrainerState& state, TrainerControl&, auto& trainer) {
+    if (!live_ || !state.is_world_process_zero) return;
+    const auto total = trainer.current_eval_batches();
+    ++eval_done_;
+    std::fprintf(stderr, "\r\033[2K  eval %zu/%zu", eval_done_, total);
+    std::fflush(stderr);
+  }
+  void on_evaluate(const TrainingArguments&, const TrainerState&, TrainerControl&, const Metrics&) {
+    eval_done_ = 0;
+    if (live_) std::fprintf(stderr, "\r\033[2K");
+  }
+  void on_predict(const TrainingArguments& a, const TrainerState& s, TrainerControl& c, const Metrics& m) {
+    on_evaluate(a, s, c, m);
+  }
+  void on_train_end(const TrainingArguments&, const TrainerState&, TrainerControl&) {
+    if (enabled_ && live_) std::fprintf(stderr, "\n");
+  }
+
+ private:
+  using clock = std::chrono::steady_clock;
+  static double seconds(clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+  std::string line(const TrainerState& state, clock::time_point now) const {
+    const double elapsed = seconds(now - start_);
+    const auto done = state.global_step - first_step_;
+    const double rate = elapsed > 0 ? static_cast<double>(done) / elapsed : 0.0;
+    const double eta = rate > 0 ? static_cast<double>(state.max_steps - state.global_step) / rate : NAN;
+    std::string s = fmt::format("{}/{} [{}<{}, {:.2f}it/s", state.global_step, state.max_steps,
+                                detail::format_duration(elapsed), detail::format_duration(eta), rate);
+    if (last_loss_) s += fmt::format(", loss={:.4g}", *last_loss_);
+    return s + "]";
+  }
+  void draw(const TrainerState& state, clock::time_point now) {
+    // Redrawing costs a write syscall; a few per second is plenty for a person to read.
+    if (seconds(now - last_draw_) < 0.1 && state.global_step != state.max_steps) return;
+    last_draw_ = now;
+    constexpr int width = 24;
+    const double frac = state.max_steps > 0 ? static_cast<double>(state.global_step) / state.max_steps : 0.0;
+    const int filled = static_cast<int>(frac * width);
+    std::string bar(static_cast<std::size_t>(filled), '#');
+    bar.resize(width, '.');
+    std::fprintf(stderr, "\r\033[2K%3d%%|%s| %s", static_cast<int>(frac * 100), bar.c_str(),
+                 line(state, now).c_str());
+    std::fflush(stderr);
+  }
+
+  std::optional<bool> forced_live_;
+  double plain_interval_s_;
+  bool enabled_ = true, live_ = false, progress_ = true;
+  clock::time_point start_{}, last_plain_{}, last_draw_{};
+  std::int64_t first_step_ = 0;
+  std::optional<double> last_loss_;
+  std::size_t eval_done_ = 0;
+};
+
+/// HF's PrinterCallback: each log on the local main process as one line, floats as '.4g' strings
+/// ({'loss': '0.1234', 'epoch': 1}), total_flos left out. A bare alternative to ConsoleProgress for
+/// user callback lists.
+struct Printer {
+  void on_log(const TrainingArguments&, const TrainerState& state, TrainerControl&, const nlohmann::json& logs) const {
+    if (!state.is_local_process_zero) return;
+    std::string out = "{";
+    for (const auto& [key, value] : logs.items()) {
+      if (key == "total_flos") continue;
+      if (out.size() > 1) out += ", ";
+      out += fmt::format("'{}': ", key);
+      if (value.is_number_float()) out += fmt::format("'{:.4g}'", value.get<double>());
+      else if (value.is_string()) out += fmt::format("'{}'", value.get<std::string>());
+      else out += value.dump();
+    }
+    std::fprintf(stdout, "%s}\n", out.c_str());
+    std::fflush(stdout);
+  }
+};
 
 }  // namespace trainpp
 
@@ -10918,9 +10946,9 @@ namespace trainpp {
 
 /// A built-in callback (the Trainer puts it after the default flow and the progress display) running
 /// the integrations report_to names: "tensorboard" (TensorBoard event files), "jsonl" (MetricsLog,
-/// output_dir/metrics.jsonl), "all" for both, "none" for neither. Whatever report_to says, the end of
-/// training writes output_dir/training_curves.svg (TrainingCurves). The choice is made at
-/// on_init_end, from the arguments; a run without integrations pays one branch per log.
+/// output_dir/metrics.jsonl), "curves" (TrainingCurves: output_dir/training_curves.svg at the end of
+/// training), "all" for every one, "none" for none. The choice is made at on_init_end, from the
+/// arguments; a run without integrations pays one branch per log.
 class ReportTo {
  public:
   void on_init_end(const TrainingArguments& args, const TrainerState&, TrainerControl&) {
@@ -10930,6 +10958,7 @@ class ReportTo {
     };
     if (wants("tensorboard")) tensorboard_.emplace();
     if (wants("jsonl")) metrics_log_.emplace();
+    if (wants("curves")) curves_.emplace();
   }
   void on_train_begin(const TrainingArguments& args, const TrainerState& state, TrainerControl& control) {
     if (tensorboard_) tensorboard_->on_train_begin(args, state, control);
@@ -10942,7 +10971,7 @@ class ReportTo {
   void on_train_end(const TrainingArguments& args, const TrainerState& state, TrainerControl& control) {
     if (tensorboard_) tensorboard_->on_train_end(args, state, control);
     if (metrics_log_) metrics_log_->on_train_end(args, state, control);
-    curves_.on_train_end(args, state, control);
+    if (curves_) curves_->on_train_end(args, state, control);
   }
 
   /// The TensorBoard callback, when report_to asked for it (its log_dir() and event_file()).
@@ -10953,7 +10982,7 @@ class ReportTo {
  private:
   std::optional<TensorBoard> tensorboard_;
   std::optional<MetricsLog> metrics_log_;
-  TrainingCurves curves_;
+  std::optional<TrainingCurves> curves_;
 };
 
 }  // namespace trainpp
@@ -11202,7 +11231,7 @@ struct loss_t {};             ///< LossPolicy — default trainpp::ModelLoss
 struct optimizer_t {};        ///< OptimizerPolicy — default trainpp::HFOptimizer
 struct scheduler_t {};        ///< SchedulerPolicy — default trainpp::HFScheduler
 struct precision_t {};        ///< PrecisionPolicy — default trainpp::MixedPrecision (fp32 unless --bf16/--fp16)
-struct sharding_t {};         ///< ShardingPolicy — default trainpp::SingleDevice
+struct sharding_t {};         ///< ShardingPolicy — default trainpp::AutoSharding (follows the launcher and --fsdp)
 struct callbacks_t {};        ///< CallbackList — default: none besides the built-ins
 struct step_t {};             ///< StepPolicy — default trainpp::DefaultStep
 struct train_dataset_t {};    ///< a Dataset (HF's train_dataset)
@@ -11339,7 +11368,7 @@ using resolve_slots_t = Policies<
     detail::slot_type_t<slot::optimizer_t, HFOptimizer, Args...>,
     detail::slot_type_t<slot::scheduler_t, HFScheduler, Args...>,
     detail::slot_type_t<slot::precision_t, MixedPrecision, Args...>,
-    detail::slot_type_t<slot::sharding_t, SingleDevice, Args...>,
+    detail::slot_type_t<slot::sharding_t, AutoSharding, Args...>,
     detail::slot_type_t<slot::callbacks_t, CallbackList<>, Args...>,
     detail::slot_type_t<slot::step_t, DefaultStep, Args...>,
     detail::slot_type_t<slot::train_dataset_t, no_dataset, Args...>,
@@ -11564,17 +11593,19 @@ class Trainer {
   Trainer(Model model, TrainingArguments args, Named... named)
       : model_(std::move(model)),
         args_(std::move(args)),
-        data_loader_(detail::take_slot<slot::data_loader_t, DefaultDataLoader>(named...)),
-        loss_(detail::take_slot<slot::loss_t, ModelLoss>(named...)),
-        optimizer_policy_(detail::take_slot<slot::optimizer_t, HFOptimizer>(named...)),
-        scheduler_policy_(detail::take_slot<slot::scheduler_t, HFScheduler>(named...)),
-        precision_(detail::take_slot<slot::precision_t, MixedPrecision>(named...)),
-        sharding_(detail::take_slot<slot::sharding_t, SingleDevice>(named...)),
-        callbacks_(make_callbacks(detail::take_slot<slot::callbacks_t, CallbackList<>>(named...))),
-        step_(detail::take_slot<slot::step_t, DefaultStep>(named...)),
-        train_dataset_(detail::take_slot<slot::train_dataset_t, no_dataset>(named...)),
-        eval_dataset_(detail::take_slot<slot::eval_dataset_t, no_dataset>(named...)),
-        compute_metrics_(detail::take_slot<slot::compute_metrics_t, no_metrics>(named...)) {
+        // Each slot's value, or its default: P already holds the resolved types (slots.hpp), so the
+        // defaults are named in one place only.
+        data_loader_(detail::take_slot<slot::data_loader_t, data_loader_policy_type>(named...)),
+        loss_(detail::take_slot<slot::loss_t, loss_type>(named...)),
+        optimizer_policy_(detail::take_slot<slot::optimizer_t, optimizer_policy_type>(named...)),
+        scheduler_policy_(detail::take_slot<slot::scheduler_t, scheduler_policy_type>(named...)),
+        precision_(detail::take_slot<slot::precision_t, precision_type>(named...)),
+        sharding_(detail::take_slot<slot::sharding_t, sharding_type>(named...)),
+        callbacks_(make_callbacks(detail::take_slot<slot::callbacks_t, user_callbacks_type>(named...))),
+        step_(detail::take_slot<slot::step_t, step_type>(named...)),
+        train_dataset_(detail::take_slot<slot::train_dataset_t, train_dataset_type>(named...)),
+        eval_dataset_(detail::take_slot<slot::eval_dataset_t, eval_dataset_type>(named...)),
+        compute_metrics_(detail::take_slot<slot::compute_metrics_t, compute_metrics_type>(named...)) {
     static_assert(slots_ok<Named...>(), "trainpp: see the first error above");
     args_.finalize();
     saved_arguments_ = args_json(args_);
@@ -11601,8 +11632,7 @@ class Trainer {
         warn("`--fsdp_config` is useful only with a sharding policy (--fsdp, or a sharded slot type); ignoring it.");
     }
     sharding_.prepare(module(), device_);
-    state_.is_world_process_zero = sharding_.rank() == 0;
-    state_.is_local_process_zero = sharding_.rank() == 0;
+    set_process_flags();
     fire(hooks::on_init_end);
   }
 
@@ -11642,6 +11672,7 @@ class Trainer {
     const double batch = static_cast<double>(args_.per_device_eval_batch_size * sharding_.world_size());
     out.metrics.merge(speed_metrics(prefix, start, n, std::ceil(n / batch)));
     log(out.metrics);  // adds "epoch" to the returned metrics too, as HF's evaluate does
+    control_.should_evaluate = false;  // the request is served (HF resets it as on_evaluate fires)
     fire(hooks::on_evaluate, std::as_const(out.metrics));
     return out.metrics;
   }
@@ -11677,6 +11708,7 @@ class Trainer {
     entry["step"] = state_.global_step;
     state_.log_history.push_back(entry);
     nlohmann::json shown(logs);
+    control_.should_log = false;  // the request is served (HF resets it as on_log fires)
     fire(hooks::on_log, std::as_const(shown));
   }
   void log(Metrics&& logs) { log(logs); }
@@ -11887,19 +11919,24 @@ class Trainer {
     logger().info("  Batch size = {}", args_.per_device_eval_batch_size);
   }
 
+  /// Calls every callback's hook for this event. Resetting the control flags that an event consumes
+  /// (HF's CallbackHandler does it inside the call) is left to the call site, where it can be read.
   template <class Hook, class... A>
   void fire(Hook hook, A&&... a) {
-    // HF's CallbackHandler resets flags at these events before calling the callbacks.
-    if constexpr (std::is_same_v<Hook, hooks::on_train_begin_t>) control_.should_training_stop = false;
-    if constexpr (std::is_same_v<Hook, hooks::on_epoch_begin_t>) control_.should_epoch_stop = false;
-    if constexpr (std::is_same_v<Hook, hooks::on_step_begin_t>)
-      control_.should_log = control_.should_evaluate = control_.should_save = false;
-    if constexpr (std::is_same_v<Hook, hooks::on_log_t>) control_.should_log = false;
-    if constexpr (std::is_same_v<Hook, hooks::on_evaluate_t>) control_.should_evaluate = false;
-    if constexpr (std::is_same_v<Hook, hooks::on_save_t>) control_.should_save = false;
     const TrainingArguments& args = args_;
     callbacks_.fire(hook, *this, args, state_, control_, a...);
   }
+
+  /// HF's is_world_process_zero (rank 0 of the job: the one that writes output_dir) and
+  /// is_local_process_zero (local rank 0 of each node, as the launcher numbers them).
+  void set_process_flags() {
+    state_.is_world_process_zero = sharding_.rank() == 0;
+    state_.is_local_process_zero = sharding_.world_size() == 1 || local_process_index() == 0;
+  }
+
+  /// One batch of evaluation, with the sharding policy's forward-side calls around it (evaluation.hpp).
+  template <class B>
+  PredictionStep prediction_step(const B& batch, bool prediction_loss_only);
 
   /// HF's evaluation_loop: prediction steps over a loader; the mean loss weighted by batch size;
   /// predictions and labels concatenated on the CPU (padded with -100 when their lengths differ).
@@ -11909,7 +11946,7 @@ class Trainer {
   void maybe_log_save_evaluate(torch::Tensor& tr_loss, const torch::Tensor& grad_norm, double learning_rate);
   Metrics evaluate_during_training();
 
-  // Checkpoints and resume (loop.hpp).
+  // Checkpoints and resume (checkpointing.hpp).
   std::optional<std::filesystem::path> resolve_checkpoint(const std::optional<std::string>& value) const;
   void prepare_output_dir(bool resuming);
   TrainerState resumed_state(const std::filesystem::path& checkpoint);
@@ -11991,6 +12028,30 @@ inline torch::Tensor concat_padded(std::vector<torch::Tensor>& parts, double pad
 }
 }  // namespace detail
 
+}  // namespace trainpp
+
+// The member definitions, each family of them in its own file.
+
+// ---- trainpp/evaluation.hpp ----
+// The Trainer's evaluation loop (HF's evaluation_loop), behind evaluate() and predict(): batches
+// through the step policy's prediction_step, the loss summed on the device, predictions and labels
+// gathered in the data set's order across processes, then compute_metrics.
+
+
+namespace trainpp {
+
+/// One batch of evaluation: the sharding policy's forward-side calls around the step policy's
+/// prediction_step, here and not in the step, so that a step of the user's own cannot leave them out
+/// (FullShard gathers the root unit's parameters before the forward and frees them after it).
+template <class Model, class P>
+template <class B>
+PredictionStep Trainer<Model, P>::prediction_step(const B& batch, bool prediction_loss_only) {
+  sharding_.before_forward(module());
+  PredictionStep out = step_.prediction_step(*this, batch, prediction_loss_only);
+  if constexpr (requires { sharding_.after_forward(module()); }) sharding_.after_forward(module());
+  return out;
+}
+
 template <class Model, class P>
 template <class L>
 PredictionOutput Trainer<Model, P>::evaluation_loop(L& loader, bool prediction_loss_only, std::string_view prefix) {
@@ -12028,7 +12089,7 @@ PredictionOutput Trainer<Model, P>::evaluation_loop(L& loader, bool prediction_l
   std::optional<std::remove_cvref_t<decltype(*loader.next())>> last_batch;
   while (auto batch = loader.next()) {
     if (collective_forward) last_batch = *batch;
-    PredictionStep out = step_.prediction_step(*this, *batch, prediction_loss_only);
+    PredictionStep out = prediction_step(*batch, prediction_loss_only);
     std::int64_t n = batch->batch_size();
     // A shard's last batch may repeat examples from the start so that every process has as many
     // batches; only the examples it really holds count (as gather_for_metrics drops the repeats).
@@ -12058,7 +12119,7 @@ PredictionOutput Trainer<Model, P>::evaluation_loop(L& loader, bool prediction_l
         throw error("evaluation under full_shard: process {} got no batch of the {} examples, and cannot take part in "
                     "the other processes' forwards; use fewer processes or a smaller per_device_eval_batch_size",
                     sharding_.rank(), loader.num_samples());
-      (void)step_.prediction_step(*this, *last_batch, /*prediction_loss_only=*/true);
+      (void)prediction_step(*last_batch, /*prediction_loss_only=*/true);
     }
   }
   to_host();
@@ -12108,10 +12169,11 @@ PredictionOutput Trainer<Model, P>::evaluation_loop(L& loader, bool prediction_l
 
 }  // namespace trainpp
 
-
-// ---- trainpp/loop.hpp ----
-// The training loop: the one place that orders a step and an epoch. Every hook call site is here.
-// Semantics follow transformers 5.x's Trainer._inner_training_loop / _run_epoch.
+// ---- trainpp/checkpointing.hpp ----
+// The Trainer's checkpoints: where a run resumes from, what a resumed run reads back (weights,
+// trainer_state.json, optimizer, schedule, loss scaler, random states, the loop's running sums), and
+// the atomic writing and rotation of checkpoint-N directories. loop.hpp decides when; this file how.
+// The files themselves are read and written by io/checkpoint.hpp.
 
 
 // ---- trainpp/detail/crash_point.hpp ----
@@ -12182,296 +12244,7 @@ inline void crash_point(std::string_view point, std::int64_t global_step) {
 
 }  // namespace trainpp::detail
 
-#include <chrono>
-#include <cmath>
-#include <cstdio>
-
 namespace trainpp {
-
-template <class Model, class P>
-TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_from_checkpoint) {
-  static_assert(has_train_dataset, "trainpp: train() needs the train_dataset slot (trainpp::train_dataset = ...)");
-  (void)detail::crash_plan();  // a malformed TRAINPP_CRASH_AT fails here, before any work
-  // HF's train(): the model switches its blocks to checkpointing itself (it knows which to wrap).
-  // Before anything is written, so an unsupported model fails without side effects.
-  if (args_.gradient_checkpointing) {
-    if constexpr (requires(Model& m) { m->gradient_checkpointing_enable(); })
-      model_->gradient_checkpointing_enable();
-    else
-      throw error("the model does not support --gradient_checkpointing (it has no gradient_checkpointing_enable())");
-  }
-  const std::optional<std::filesystem::path> resume = resolve_checkpoint(resume_from_checkpoint);
-  prepare_output_dir(resume.has_value());
-
-  const auto& dataset = detail::unwrap(train_dataset_);
-  auto loader = train_loader_for(dataset);
-  in_train_ = true;
-  current_train_loader_ = &loader;
-  struct LeaveTrain {
-    bool& flag;
-    train_loader_type*& loader;
-    ~LeaveTrain() {
-      flag = false;
-      loader = nullptr;
-    }
-  } leave_train{in_train_, current_train_loader_};
-
-  // ---- sizes, as HF's set_initial_training_values -----------------------------------------------
-  const auto len_dataloader = static_cast<std::int64_t>(loader.num_batches());
-  if (len_dataloader == 0)
-    throw error("the training data yields no batch: {} examples, per_device_train_batch_size {}, "
-                "dataloader_drop_last {}", loader.num_samples(), args_.per_device_train_batch_size,
-                args_.dataloader_drop_last);
-  const std::int64_t ga = args_.gradient_accumulation_steps;
-  const std::int64_t total_train_batch_size = args_.per_device_train_batch_size * ga * sharding_.world_size();
-  const std::int64_t updates_per_epoch = std::max<std::int64_t>(len_dataloader / ga + (len_dataloader % ga > 0), 1);
-  const bool epoch_based = args_.max_steps < 0;
-  const std::int64_t max_steps =
-      epoch_based ? static_cast<std::int64_t>(std::ceil(args_.num_train_epochs * static_cast<double>(updates_per_epoch)))
-                  : args_.max_steps;
-  const std::int64_t num_train_epochs =
-      epoch_based ? static_cast<std::int64_t>(std::ceil(args_.num_train_epochs))
-                  : max_steps / updates_per_epoch + (max_steps % updates_per_epoch > 0);
-  const double num_train_samples = epoch_based
-      ? static_cast<double>(loader.num_samples()) * args_.num_train_epochs
-      : static_cast<double>(max_steps * total_train_batch_size);
-  const std::int64_t steps_in_epoch = len_dataloader;
-
-  state_ = TrainerState{};
-  state_.compute_steps(args_, max_steps);
-  state_.train_batch_size = args_.per_device_train_batch_size;
-  state_.epoch = 0.0;
-  control_ = TrainerControl{};
-  // Where a resumed run picks up (HF's _init_training_state): whole epochs from global_step, then the
-  // micro-batches of the current epoch, which the loader skips without reading them.
-  std::int64_t epochs_trained = 0;
-  std::int64_t batches_to_skip = 0;
-  if (resume) {
-    // The weights first, before the optimizer holds references to the parameters.
-    load_checkpoint_weights(*resume);
-    state_ = resumed_state(*resume);
-    epochs_trained = state_.global_step / updates_per_epoch;
-    if (!args_.ignore_data_skip) batches_to_skip = (state_.global_step % updates_per_epoch) * ga;
-  }
-  // HF's init_training_references: this run's totals, whatever the checkpoint said.
-  state_.max_steps = max_steps;
-  state_.num_train_epochs = num_train_epochs;
-  state_.is_world_process_zero = state_.is_local_process_zero = sharding_.rank() == 0;
-  const std::int64_t initial_global_step = state_.global_step;
-
-  // ---- optimizer and schedule (HF rebuilds them on each train()) ---------------------------------
-  optimizer_.reset();
-  scheduler_.reset();
-  optimizer_.emplace(optimizer_policy_.create(module(), args_));
-  // ZeRO: the optimizer keeps only this process's pieces of the parameters.
-  if constexpr (requires { sharding_.shard_optimizer(*optimizer_); }) sharding_.shard_optimizer(*optimizer_);
-  scheduler_.emplace(scheduler_policy_.create(args_, max_steps));
-  auto& optimizer = *optimizer_;
-  auto& scheduler = *scheduler_;
-  scheduler_steps_ = 0;  // advances with each optimizer step that was not skipped
-  scheduler.apply(optimizer.param_groups(), scheduler_steps_);
-  const auto parameters = optimizer.parameters();
-
-  module().train();
-  optimizer.zero_grad();
-  // The running training loss lives on the device; it reaches the host only on logging steps.
-  auto tr_loss = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device_));
-  torch::Tensor grad_norm;
-  total_loss_scalar_ = 0;
-  globalstep_last_logged_ = state_.global_step;
-  bool loss_sums_restored = false;
-  if (resume) loss_sums_restored = load_training_state(*resume, tr_loss);
-  double learning_rate = optimizer.param_groups().begin()->lr;
-  const auto start_time = std::chrono::steady_clock::now();
-
-  if (logger().enabled_for(LogLevel::info)) {
-    std::int64_t trainable = 0;
-    for (const auto& p : module().parameters())
-      if (p.requires_grad()) trainable += p.numel();
-    // HF's summary, with its wording, so that logs of both read alike.
-    logger().info("***** Running training *****");
-    logger().info("  Num examples = {}", detail::thousands(static_cast<std::int64_t>(loader.num_samples())));
-    logger().info("  Num Epochs = {}", detail::thousands(num_train_epochs));
-    logger().info("  Num update steps per epoch = {}", detail::thousands(updates_per_epoch));
-    logger().info("  Instantaneous batch size per device = {}", detail::thousands(args_.per_device_train_batch_size));
-    logger().info("  Total train batch size (w. parallel, distributed & accumulation) = {}", detail::thousands(total_train_batch_size));
-    logger().info("  Gradient Accumulation steps = {}", ga);
-    logger().info("  Total optimization steps = {}", detail::thousands(max_steps));
-    logger().info("  Number of trainable parameters = {}", detail::thousands(trainable));
-  }
-
-  fire(hooks::on_train_begin);
-  if (args_.eval_on_start) evaluate_during_training();
-
-  // A run resumed from its final checkpoint has nothing left to train (HF would train one step more).
-  const bool already_done = state_.global_step >= max_steps;
-  for (std::int64_t epoch = epochs_trained; epoch < num_train_epochs && !already_done; ++epoch) {
-    loader.set_epoch(epoch);
-    fire(hooks::on_epoch_begin);
-
-    // Windows of gradient_accumulation_steps micro-batches; the last window of an epoch holds the
-    // remainder, and each of its losses is divided by that smaller count (HF's rule).
-    std::int64_t remainder = steps_in_epoch % ga;
-    if (remainder == 0) remainder = ga;
-    std::int64_t step = -1;
-    std::int64_t first_update = 0;
-    if (epoch == epochs_trained && batches_to_skip > 0) {
-      skip_batches(loader, batches_to_skip);
-      step = batches_to_skip - 1;
-      first_update = batches_to_skip / ga;
-    }
-    std::vector<typename std::remove_cvref_t<decltype(*loader.next())>> window;
-    window.reserve(static_cast<std::size_t>(ga));
-
-    for (std::int64_t update = first_update; update < updates_per_epoch; ++update) {
-      const std::int64_t wanted = update != updates_per_epoch - 1 ? ga : remainder;
-      window.clear();
-      for (std::int64_t i = 0; i < wanted; ++i) {
-        auto batch = loader.next();
-        if (!batch) break;
-        window.push_back(std::move(*batch));
-      }
-      const auto window_size = static_cast<std::int64_t>(window.size());
-
-      for (std::int64_t i = 0; i < window_size; ++i) {
-        ++step;
-        const bool sync_step = (step + 1) % ga == 0 || step + 1 == steps_in_epoch;
-        if (step % ga == 0) fire(hooks::on_step_begin);
-
-        // Data parallelism communicates gradients in the last micro-batch's backward only (DDP's no_sync).
-        if constexpr (requires { sharding_.set_gradient_sync(true); }) sharding_.set_gradient_sync(i == window_size - 1);
-        torch::Tensor tr_loss_step = step_.training_step(*this, window[static_cast<std::size_t>(i)], window_size);
-        // Gradient communication happens only at the end of the window (DDP no_sync elsewhere).
-        sharding_.after_backward(module(), i == window_size - 1);
-
-        if (args_.logging_nan_inf_filter) {
-          // HF replaces a nan/inf step loss by the mean of the losses since the last log; done with a
-          // device-side select, so no step pays a host sync to look at its loss.
-          const double since_log = static_cast<double>(1 + state_.global_step - globalstep_last_logged_);
-          tr_loss = torch::where(torch::isfinite(tr_loss_step), tr_loss + tr_loss_step, tr_loss + tr_loss / since_log);
-        } else {
-          tr_loss += tr_loss_step;
-        }
-
-        if (sync_step) {
-          precision_.unscale_(optimizer);
-          grad_norm = args_.max_grad_norm > 0 ? sharding_.clip_grad_norm(parameters, args_.max_grad_norm)
-                                              : sharding_.clip_grad_norm(parameters, INFINITY);
-          fire(hooks::on_pre_optimizer_step);
-          const bool stepped = precision_.step(optimizer);
-          sharding_.after_step(module());
-          fire(hooks::on_optimizer_step);
-
-          learning_rate = optimizer.param_groups().begin()->lr;  // the rate this update used
-          if ((!precision_type::can_skip_steps || stepped) && !scheduler.steps_on_metric())
-            scheduler.apply(optimizer.param_groups(), ++scheduler_steps_);
-
-          optimizer.zero_grad();
-          state_.global_step += 1;
-          state_.epoch = static_cast<double>(epoch) + static_cast<double>(step + 1) / static_cast<double>(steps_in_epoch);
-          detail::crash_point("step", state_.global_step);
-          fire(hooks::on_step_end);
-          maybe_log_save_evaluate(tr_loss, grad_norm, learning_rate);
-        } else {
-          fire(hooks::on_substep_end);
-          detail::crash_point("substep", state_.global_step);
-        }
-        if (control_.should_epoch_stop || control_.should_training_stop) break;
-      }
-      if (control_.should_epoch_stop || control_.should_training_stop) break;
-    }
-
-    if (step < 0) {
-      warn("the epoch yielded no batch; stopping training at step {}", state_.global_step);
-      control_.should_training_stop = true;
-    }
-    fire(hooks::on_epoch_end);
-    maybe_log_save_evaluate(tr_loss, grad_norm, learning_rate);
-    if (control_.should_training_stop) break;
-  }
-
-  // ---- the end, as HF's _finalize_training ---------------------------------------------------------
-  total_loss_scalar_ += mean_across_processes(tr_loss);
-  const auto steps_trained = state_.global_step - initial_global_step;
-  // With the loss sums restored from the checkpoint, train_loss covers the whole run, as it would
-  // have without the interruption (HF averages over the steps since the resume only).
-  const auto steps_in_loss = loss_sums_restored ? state_.global_step : steps_trained;
-  const double train_loss = total_loss_scalar_ / std::max<double>(static_cast<double>(steps_in_loss), 0.001);
-  Metrics metrics = speed_metrics("train", start_time,
-                                  num_train_samples * static_cast<double>(steps_trained) /
-                                      static_cast<double>(std::max<std::int64_t>(state_.max_steps, 1)),
-                                  static_cast<double>(steps_trained));
-  metrics["total_flos"] = state_.total_flos;
-  metrics["train_loss"] = train_loss;
-  log(metrics);
-  finish_checkpoints();
-  fire(hooks::on_train_end);
-  return TrainOutput{state_.global_step, train_loss, metrics};
-}
-
-template <class Model, class P>
-void Trainer<Model, P>::maybe_log_save_evaluate(torch::Tensor& tr_loss, const torch::Tensor& grad_norm,
-                                                double learning_rate) {
-  if (control_.should_log && state_.global_step > globalstep_last_logged_) {
-    // The host syncs of a logging step: the user asked for these numbers.
-    const double tr_loss_scalar = mean_across_processes(tr_loss);
-    tr_loss.zero_();
-    Metrics logs;
-    logs["loss"] = tr_loss_scalar / static_cast<double>(state_.global_step - globalstep_last_logged_);
-    if (grad_norm.defined()) logs["grad_norm"] = grad_norm.item<double>();
-    logs["learning_rate"] = learning_rate;
-    total_loss_scalar_ += tr_loss_scalar;
-    globalstep_last_logged_ = state_.global_step;
-    log(logs);
-  }
-  if (control_.should_evaluate) {
-    const Metrics metrics = evaluate_during_training();
-    bool is_new_best = false;
-    if (args_.metric_for_best_model) {
-      auto name = *args_.metric_for_best_model;
-      if (!name.starts_with("eval_")) name = "eval_" + name;
-      const auto it = metrics.find(name);
-      if (it == metrics.end())
-        throw error("The metric_for_best_model '{}' is not among the evaluation metrics ({}); set "
-                    "--metric_for_best_model to one of them", name, fmt::join(std::views::keys(metrics), ", "));
-      const double value = it->second;
-      const bool greater = args_.greater_is_better.value_or(true);
-      if (!state_.best_metric || (greater ? value > *state_.best_metric : value < *state_.best_metric)) {
-        state_.best_metric = value;
-        // HF records the step only when checkpoints are saved: it names the best checkpoint.
-        if (args_.save_strategy != SaveStrategy::no) state_.best_global_step = state_.global_step;
-        is_new_best = true;
-      }
-    }
-    if (args_.save_strategy == SaveStrategy::best) control_.should_save = is_new_best;
-  }
-  if (control_.should_save) {
-    save_checkpoint(tr_loss);
-    fire(hooks::on_save);
-  }
-}
-
-template <class Model, class P>
-Metrics Trainer<Model, P>::evaluate_during_training() {
-  if constexpr (!has_eval_dataset) {
-    // The constructor refuses an eval strategy without an eval dataset; a callback forcing
-    // should_evaluate can still get here.
-    throw error("evaluation was requested during training, but the Trainer has no eval_dataset");
-  } else {
-  Metrics metrics = evaluate();
-  if (scheduler_ && scheduler_->steps_on_metric()) {
-    auto name = args_.metric_for_best_model.value_or("loss");
-    if (!name.starts_with("eval_")) name = "eval_" + name;
-    const auto it = metrics.find(name);
-    if (it == metrics.end())
-      throw error("reduce_lr_on_plateau steps on '{}', which evaluation did not return", name);
-    scheduler_->step_on_metric(it->second, optimizer_->param_groups());
-  }
-  return metrics;
-  }
-}
-
-// ---- checkpoints --------------------------------------------------------------------------------
 
 /// The checkpoint directory train() resumes from: nullopt for none ("false", or nothing given), the
 /// newest complete checkpoint in output_dir for "true", else the path given, which must hold a
@@ -12800,6 +12573,339 @@ void Trainer<Model, P>::finish_checkpoints() {
 
 }  // namespace trainpp
 
+// ---- trainpp/loop.hpp ----
+// The training loop: the one place that orders a step and an epoch. Semantics follow transformers
+// 5.x's Trainer._inner_training_loop / _run_epoch. Read top to bottom, train() does:
+//
+//   resume? weights, trainer_state.json           (checkpointing.hpp: how; here: when)
+//   optimizer slot .create, sharding .shard_optimizer, scheduler slot .create
+//   on_train_begin
+//   per epoch:  loader.set_epoch, on_epoch_begin, skip the batches a resumed epoch already trained
+//     per window of gradient_accumulation_steps micro-batches (the last window of an epoch: the rest):
+//       on_step_begin (flags log/evaluate/save cleared first)
+//       per micro-batch:
+//         sharding .set_gradient_sync(last of window)   data parallelism: communicate in the last only
+//         sharding .before_forward                      FullShard: gather the root unit
+//         step slot .training_step                      forward + loss under the precision policy's
+//                                                       context, / window size, backward
+//         sharding .after_backward(last of window)      allreduce / reduce-scatter
+//         running loss += step loss (nan/inf filter on the device)
+//         not last: on_substep_end
+//       last micro-batch of the window:
+//         precision .unscale_, sharding .clip_grad_norm, on_pre_optimizer_step,
+//         precision .step (may skip on overflow), sharding .after_step, on_optimizer_step,
+//         scheduler step unless skipped, zero_grad, global_step += 1, on_step_end,
+//         log (on_log) / evaluate (on_evaluate) / save checkpoint (on_save) as the flags say
+//     on_epoch_end, log / evaluate / save as the flags say
+//   train metrics logged, best model loaded and checkpoints rotated, on_train_end
+//
+// Evaluation batches go through Trainer::prediction_step (evaluation.hpp): sharding .before_forward,
+// step slot .prediction_step, sharding .after_forward. No policy calls another: every call above is
+// made from this file or from that one.
+
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+
+namespace trainpp {
+
+template <class Model, class P>
+TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_from_checkpoint) {
+  static_assert(has_train_dataset, "trainpp: train() needs the train_dataset slot (trainpp::train_dataset = ...)");
+  (void)detail::crash_plan();  // a malformed TRAINPP_CRASH_AT fails here, before any work
+  // HF's train(): the model switches its blocks to checkpointing itself (it knows which to wrap).
+  // Before anything is written, so an unsupported model fails without side effects.
+  if (args_.gradient_checkpointing) {
+    if constexpr (requires(Model& m) { m->gradient_checkpointing_enable(); })
+      model_->gradient_checkpointing_enable();
+    else
+      throw error("the model does not support --gradient_checkpointing (it has no gradient_checkpointing_enable())");
+  }
+  const std::optional<std::filesystem::path> resume = resolve_checkpoint(resume_from_checkpoint);
+  prepare_output_dir(resume.has_value());
+
+  const auto& dataset = detail::unwrap(train_dataset_);
+  auto loader = train_loader_for(dataset);
+  in_train_ = true;
+  current_train_loader_ = &loader;
+  struct LeaveTrain {
+    bool& flag;
+    train_loader_type*& loader;
+    ~LeaveTrain() {
+      flag = false;
+      loader = nullptr;
+    }
+  } leave_train{in_train_, current_train_loader_};
+
+  // ---- sizes, as HF's set_initial_training_values -----------------------------------------------
+  const auto len_dataloader = static_cast<std::int64_t>(loader.num_batches());
+  if (len_dataloader == 0)
+    throw error("the training data yields no batch: {} examples, per_device_train_batch_size {}, "
+                "dataloader_drop_last {}", loader.num_samples(), args_.per_device_train_batch_size,
+                args_.dataloader_drop_last);
+  const std::int64_t ga = args_.gradient_accumulation_steps;
+  const std::int64_t total_train_batch_size = args_.per_device_train_batch_size * ga * sharding_.world_size();
+  const std::int64_t updates_per_epoch = std::max<std::int64_t>(len_dataloader / ga + (len_dataloader % ga > 0), 1);
+  const bool epoch_based = args_.max_steps < 0;
+  const std::int64_t max_steps =
+      epoch_based ? static_cast<std::int64_t>(std::ceil(args_.num_train_epochs * static_cast<double>(updates_per_epoch)))
+                  : args_.max_steps;
+  const std::int64_t num_train_epochs =
+      epoch_based ? static_cast<std::int64_t>(std::ceil(args_.num_train_epochs))
+                  : max_steps / updates_per_epoch + (max_steps % updates_per_epoch > 0);
+  const double num_train_samples = epoch_based
+      ? static_cast<double>(loader.num_samples()) * args_.num_train_epochs
+      : static_cast<double>(max_steps * total_train_batch_size);
+  const std::int64_t steps_in_epoch = len_dataloader;
+
+  state_ = TrainerState{};
+  state_.compute_steps(args_, max_steps);
+  state_.train_batch_size = args_.per_device_train_batch_size;
+  state_.epoch = 0.0;
+  control_ = TrainerControl{};
+  // Where a resumed run picks up (HF's _init_training_state): whole epochs from global_step, then the
+  // micro-batches of the current epoch, which the loader skips without reading them.
+  std::int64_t epochs_trained = 0;
+  std::int64_t batches_to_skip = 0;
+  if (resume) {
+    // The weights first, before the optimizer holds references to the parameters.
+    load_checkpoint_weights(*resume);
+    state_ = resumed_state(*resume);
+    epochs_trained = state_.global_step / updates_per_epoch;
+    if (!args_.ignore_data_skip) batches_to_skip = (state_.global_step % updates_per_epoch) * ga;
+  }
+  // HF's init_training_references: this run's totals, whatever the checkpoint said.
+  state_.max_steps = max_steps;
+  state_.num_train_epochs = num_train_epochs;
+  set_process_flags();
+  const std::int64_t initial_global_step = state_.global_step;
+
+  // ---- optimizer and schedule (HF rebuilds them on each train()) ---------------------------------
+  optimizer_.reset();
+  scheduler_.reset();
+  optimizer_.emplace(optimizer_policy_.create(module(), args_));
+  // ZeRO: the optimizer keeps only this process's pieces of the parameters.
+  if constexpr (requires { sharding_.shard_optimizer(*optimizer_); }) sharding_.shard_optimizer(*optimizer_);
+  scheduler_.emplace(scheduler_policy_.create(args_, max_steps));
+  auto& optimizer = *optimizer_;
+  auto& scheduler = *scheduler_;
+  scheduler_steps_ = 0;  // advances with each optimizer step that was not skipped
+  scheduler.apply(optimizer.param_groups(), scheduler_steps_);
+  const auto parameters = optimizer.parameters();
+
+  module().train();
+  optimizer.zero_grad();
+  // The running training loss lives on the device; it reaches the host only on logging steps.
+  auto tr_loss = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device_));
+  torch::Tensor grad_norm;
+  total_loss_scalar_ = 0;
+  globalstep_last_logged_ = state_.global_step;
+  bool loss_sums_restored = false;
+  if (resume) loss_sums_restored = load_training_state(*resume, tr_loss);
+  double learning_rate = optimizer.param_groups().begin()->lr;
+  const auto start_time = std::chrono::steady_clock::now();
+
+  if (logger().enabled_for(LogLevel::info)) {
+    std::int64_t trainable = 0;
+    for (const auto& p : module().parameters())
+      if (p.requires_grad()) trainable += p.numel();
+    // HF's summary, with its wording, so that logs of both read alike.
+    logger().info("***** Running training *****");
+    logger().info("  Num examples = {}", detail::thousands(static_cast<std::int64_t>(loader.num_samples())));
+    logger().info("  Num Epochs = {}", detail::thousands(num_train_epochs));
+    logger().info("  Num update steps per epoch = {}", detail::thousands(updates_per_epoch));
+    logger().info("  Instantaneous batch size per device = {}", detail::thousands(args_.per_device_train_batch_size));
+    logger().info("  Total train batch size (w. parallel, distributed & accumulation) = {}", detail::thousands(total_train_batch_size));
+    logger().info("  Gradient Accumulation steps = {}", ga);
+    logger().info("  Total optimization steps = {}", detail::thousands(max_steps));
+    logger().info("  Number of trainable parameters = {}", detail::thousands(trainable));
+  }
+
+  control_.should_training_stop = false;
+  fire(hooks::on_train_begin);
+  if (args_.eval_on_start) evaluate_during_training();
+
+  // A run resumed from its final checkpoint has nothing left to train (HF would train one step more).
+  const bool already_done = state_.global_step >= max_steps;
+  for (std::int64_t epoch = epochs_trained; epoch < num_train_epochs && !already_done; ++epoch) {
+    loader.set_epoch(epoch);
+    control_.should_epoch_stop = false;
+    fire(hooks::on_epoch_begin);
+
+    // Windows of gradient_accumulation_steps micro-batches; the last window of an epoch holds the
+    // remainder, and each of its losses is divided by that smaller count (HF's rule).
+    std::int64_t remainder = steps_in_epoch % ga;
+    if (remainder == 0) remainder = ga;
+    std::int64_t step = -1;
+    std::int64_t first_update = 0;
+    if (epoch == epochs_trained && batches_to_skip > 0) {
+      skip_batches(loader, batches_to_skip);
+      step = batches_to_skip - 1;
+      first_update = batches_to_skip / ga;
+    }
+    std::vector<typename std::remove_cvref_t<decltype(*loader.next())>> window;
+    window.reserve(static_cast<std::size_t>(ga));
+
+    for (std::int64_t update = first_update; update < updates_per_epoch; ++update) {
+      const std::int64_t wanted = update != updates_per_epoch - 1 ? ga : remainder;
+      window.clear();
+      for (std::int64_t i = 0; i < wanted; ++i) {
+        auto batch = loader.next();
+        if (!batch) break;
+        window.push_back(std::move(*batch));
+      }
+      const auto window_size = static_cast<std::int64_t>(window.size());
+
+      for (std::int64_t i = 0; i < window_size; ++i) {
+        ++step;
+        const bool sync_step = (step + 1) % ga == 0 || step + 1 == steps_in_epoch;
+        if (step % ga == 0) {
+          // A new optimizer step: what the last one asked for (log, evaluate, save) is forgotten.
+          control_.should_log = control_.should_evaluate = control_.should_save = false;
+          fire(hooks::on_step_begin);
+        }
+
+        // Data parallelism communicates gradients in the last micro-batch's backward only (DDP's no_sync).
+        if constexpr (requires { sharding_.set_gradient_sync(true); }) sharding_.set_gradient_sync(i == window_size - 1);
+        // The sharding policy's calls around the step policy's forward and backward are made here, not
+        // by the step, so that a step of the user's own cannot leave them out: gather (FullShard), then
+        // forward + loss + backward (the step policy), then reduce. Gradients are communicated only at
+        // the end of the window (DDP's no_sync elsewhere); ZeRO reduce-scatters every micro-batch.
+        sharding_.before_forward(module());
+        torch::Tensor tr_loss_step = step_.training_step(*this, window[static_cast<std::size_t>(i)], window_size);
+        sharding_.after_backward(module(), i == window_size - 1);
+
+        if (args_.logging_nan_inf_filter) {
+          // HF replaces a nan/inf step loss by the mean of the losses since the last log; done with a
+          // device-side select, so no step pays a host sync to look at its loss.
+          const double since_log = static_cast<double>(1 + state_.global_step - globalstep_last_logged_);
+          tr_loss = torch::where(torch::isfinite(tr_loss_step), tr_loss + tr_loss_step, tr_loss + tr_loss / since_log);
+        } else {
+          tr_loss += tr_loss_step;
+        }
+
+        if (sync_step) {
+          precision_.unscale_(optimizer);
+          grad_norm = args_.max_grad_norm > 0 ? sharding_.clip_grad_norm(parameters, args_.max_grad_norm)
+                                              : sharding_.clip_grad_norm(parameters, INFINITY);
+          fire(hooks::on_pre_optimizer_step);
+          const bool stepped = precision_.step(optimizer);
+          sharding_.after_step(module());
+          fire(hooks::on_optimizer_step);
+
+          learning_rate = optimizer.param_groups().begin()->lr;  // the rate this update used
+          if ((!precision_type::can_skip_steps || stepped) && !scheduler.steps_on_metric())
+            scheduler.apply(optimizer.param_groups(), ++scheduler_steps_);
+
+          optimizer.zero_grad();
+          state_.global_step += 1;
+          state_.epoch = static_cast<double>(epoch) + static_cast<double>(step + 1) / static_cast<double>(steps_in_epoch);
+          detail::crash_point("step", state_.global_step);
+          fire(hooks::on_step_end);
+          maybe_log_save_evaluate(tr_loss, grad_norm, learning_rate);
+        } else {
+          fire(hooks::on_substep_end);
+          detail::crash_point("substep", state_.global_step);
+        }
+        if (control_.should_epoch_stop || control_.should_training_stop) break;
+      }
+      if (control_.should_epoch_stop || control_.should_training_stop) break;
+    }
+
+    if (step < 0) {
+      warn("the epoch yielded no batch; stopping training at step {}", state_.global_step);
+      control_.should_training_stop = true;
+    }
+    fire(hooks::on_epoch_end);
+    maybe_log_save_evaluate(tr_loss, grad_norm, learning_rate);
+    if (control_.should_training_stop) break;
+  }
+
+  // ---- the end, as HF's _finalize_training ---------------------------------------------------------
+  total_loss_scalar_ += mean_across_processes(tr_loss);
+  const auto steps_trained = state_.global_step - initial_global_step;
+  // With the loss sums restored from the checkpoint, train_loss covers the whole run, as it would
+  // have without the interruption (HF averages over the steps since the resume only).
+  const auto steps_in_loss = loss_sums_restored ? state_.global_step : steps_trained;
+  const double train_loss = total_loss_scalar_ / std::max<double>(static_cast<double>(steps_in_loss), 0.001);
+  Metrics metrics = speed_metrics("train", start_time,
+                                  num_train_samples * static_cast<double>(steps_trained) /
+                                      static_cast<double>(std::max<std::int64_t>(state_.max_steps, 1)),
+                                  static_cast<double>(steps_trained));
+  metrics["total_flos"] = state_.total_flos;
+  metrics["train_loss"] = train_loss;
+  log(metrics);
+  finish_checkpoints();
+  fire(hooks::on_train_end);
+  return TrainOutput{state_.global_step, train_loss, metrics};
+}
+
+template <class Model, class P>
+void Trainer<Model, P>::maybe_log_save_evaluate(torch::Tensor& tr_loss, const torch::Tensor& grad_norm,
+                                                double learning_rate) {
+  if (control_.should_log && state_.global_step > globalstep_last_logged_) {
+    // The host syncs of a logging step: the user asked for these numbers.
+    const double tr_loss_scalar = mean_across_processes(tr_loss);
+    tr_loss.zero_();
+    Metrics logs;
+    logs["loss"] = tr_loss_scalar / static_cast<double>(state_.global_step - globalstep_last_logged_);
+    if (grad_norm.defined()) logs["grad_norm"] = grad_norm.item<double>();
+    logs["learning_rate"] = learning_rate;
+    total_loss_scalar_ += tr_loss_scalar;
+    globalstep_last_logged_ = state_.global_step;
+    log(logs);
+  }
+  if (control_.should_evaluate) {
+    const Metrics metrics = evaluate_during_training();
+    bool is_new_best = false;
+    if (args_.metric_for_best_model) {
+      auto name = *args_.metric_for_best_model;
+      if (!name.starts_with("eval_")) name = "eval_" + name;
+      const auto it = metrics.find(name);
+      if (it == metrics.end())
+        throw error("The metric_for_best_model '{}' is not among the evaluation metrics ({}); set "
+                    "--metric_for_best_model to one of them", name, fmt::join(std::views::keys(metrics), ", "));
+      const double value = it->second;
+      const bool greater = args_.greater_is_better.value_or(true);
+      if (!state_.best_metric || (greater ? value > *state_.best_metric : value < *state_.best_metric)) {
+        state_.best_metric = value;
+        // HF records the step only when checkpoints are saved: it names the best checkpoint.
+        if (args_.save_strategy != SaveStrategy::no) state_.best_global_step = state_.global_step;
+        is_new_best = true;
+      }
+    }
+    if (args_.save_strategy == SaveStrategy::best) control_.should_save = is_new_best;
+  }
+  if (control_.should_save) {
+    save_checkpoint(tr_loss);
+    control_.should_save = false;
+    fire(hooks::on_save);
+  }
+}
+
+template <class Model, class P>
+Metrics Trainer<Model, P>::evaluate_during_training() {
+  if constexpr (!has_eval_dataset) {
+    // The constructor refuses an eval strategy without an eval dataset; a callback forcing
+    // should_evaluate can still get here.
+    throw error("evaluation was requested during training, but the Trainer has no eval_dataset");
+  } else {
+  Metrics metrics = evaluate();
+  if (scheduler_ && scheduler_->steps_on_metric()) {
+    auto name = args_.metric_for_best_model.value_or("loss");
+    if (!name.starts_with("eval_")) name = "eval_" + name;
+    const auto it = metrics.find(name);
+    if (it == metrics.end())
+      throw error("reduce_lr_on_plateau steps on '{}', which evaluation did not return", name);
+    scheduler_->step_on_metric(it->second, optimizer_->param_groups());
+  }
+  return metrics;
+  }
+}
+
+}  // namespace trainpp
+
 // ---- trainpp/seq2seq.hpp ----
 // Seq2SeqTrainer: HF's Seq2SeqTrainer — a Trainer whose evaluation and prediction can generate
 // sequences (predict_with_generate) for compute_metrics, with Seq2SeqTrainingArguments.
@@ -12873,7 +12979,6 @@ struct Seq2SeqStep : DefaultStep {
       return DefaultStep::prediction_step(trainer, batch, prediction_loss_only);
     torch::NoGradGuard no_grad;
     const bool has_labels = trainer.has_labels(batch);
-    trainer.sharding().before_forward(trainer.module());
     // As in HF, generate() runs outside the loss's autocast context, in the model's own dtype.
     const torch::Tensor attention_mask = batch.contains("attention_mask") ? batch.at("attention_mask") : torch::Tensor();
     const auto generated = pad_to_generation_length(
@@ -12883,8 +12988,6 @@ struct Seq2SeqStep : DefaultStep {
       [[maybe_unused]] auto autocast = trainer.precision().eval_context(trainer.device());
       out.loss = trainer.compute_loss(trainer.forward(batch), batch).detach();
     }
-    if constexpr (requires { trainer.sharding().after_forward(trainer.module()); })
-      trainer.sharding().after_forward(trainer.module());
     if (trainer.args().prediction_loss_only) return out;
     out.logits = generated;
     if (has_labels) out.labels = pad_to_generation_length(trainer.labels_of(batch));

@@ -2,6 +2,7 @@
 // Console output on the main process: a live progress bar on a terminal (HF's ProgressCallback), or
 // plain lines (HF's PrinterCallback, chosen by disable_tqdm or when stderr is not a terminal).
 
+#include <trainpp/detail/format.hpp>
 #include <trainpp/state.hpp>
 
 #include <nlohmann/json.hpp>
@@ -14,15 +15,6 @@
 
 namespace trainpp {
 namespace detail {
-
-/// A float as Python's str() prints it: shortest round-trip form, "1.0" rather than "1".
-inline std::string python_float(double v) {
-  if (std::isnan(v)) return "nan";
-  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
-  std::string s = fmt::format("{}", v);
-  if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
-  return s;
-}
 
 /// A log dict as HF prints it: {'loss': 0.1234, 'epoch': 1.0}, floats in `.4g` like ProgressCallback.
 inline std::string format_logs(const nlohmann::json& logs) {

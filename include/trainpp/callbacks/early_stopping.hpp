@@ -2,6 +2,7 @@
 // EarlyStopping: stop training when the metric that defines the best model stops improving —
 // transformers 5.x's EarlyStoppingCallback, with its state saved in checkpoints.
 
+#include <trainpp/logging.hpp>
 #include <trainpp/state.hpp>
 
 #include <nlohmann/json.hpp>

@@ -4,6 +4,7 @@
 
 #include <trainpp/cli.hpp>
 #include <trainpp/io/tfevents.hpp>
+#include <trainpp/logging.hpp>
 #include <trainpp/state.hpp>
 
 #include <nlohmann/json.hpp>

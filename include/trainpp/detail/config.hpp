@@ -1,5 +1,6 @@
 #pragma once
 // Everything every trainpp header needs first: LibTorch, fmt (exactly one version), and the error type.
+// Not the logger: warn() and note() are in logging.hpp, which sits above the launch environment.
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -15,7 +16,6 @@
 #include <torch/torch.h>
 
 #include <trainpp/detail/error.hpp>
-#include <trainpp/logging.hpp>
 
 #include <stdexcept>
 #include <string>
@@ -26,20 +26,5 @@ namespace detail {
 /// False, but only once instantiated: the condition of a static_assert in a discarded branch.
 template <class...> inline constexpr bool always_false = false;
 }  // namespace detail
-
-/// A warning through the logger ("trainpp: warning: <message>" on stderr by default): for problems
-/// training survives (a mismatch on resume, a file it could not clean up).
-template <typename... Args>
-void warn(fmt::format_string<Args...> format, Args&&... args) {
-  logger().warning(format, std::forward<Args>(args)...);
-}
-
-/// An info message through the logger: what the library did on the user's behalf (resumed from a
-/// checkpoint, loaded the best model, deleted an old checkpoint). Shown at log level info or below,
-/// as HF's logger.info.
-template <typename... Args>
-void note(fmt::format_string<Args...> format, Args&&... args) {
-  logger().info(format, std::forward<Args>(args)...);
-}
 
 }  // namespace trainpp

@@ -2,7 +2,8 @@
 // GenerationConfig: the settings of trainpp::generate, with the names, defaults and JSON keys of
 // Hugging Face's GenerationConfig (generation_config.json), for greedy and beam search.
 
-#include <trainpp/io/checkpoint.hpp>
+#include <trainpp/detail/config.hpp>
+#include <trainpp/io/json.hpp>
 
 #include <nlohmann/json.hpp>
 

@@ -21,7 +21,9 @@
 
 #include <trainpp/detail/config.hpp>
 #include <trainpp/io/atomic_write.hpp>
+#include <trainpp/io/json.hpp>
 #include <trainpp/io/safetensors.hpp>
+#include <trainpp/logging.hpp>
 #include <trainpp/optim/param_groups.hpp>
 #include <trainpp/state.hpp>
 
@@ -189,48 +191,9 @@ inline std::vector<std::filesystem::path> rotate_checkpoints(const std::filesyst
   return deleted;
 }
 
-// ---- strict JSON -------------------------------------------------------------------------------------
+// ---- typed JSON fields ------------------------------------------------------------------------------
 
 namespace detail {
-
-/// Deeper nesting than any state file has is refused while parsing, before it can exhaust the stack
-/// of code that walks the document.
-inline constexpr int json_max_depth = 64;
-
-/// Parses `text` as JSON, refusing NUL bytes, duplicate keys (the library would silently keep one) and
-/// nesting deeper than json_max_depth. Errors start with `source`.
-[[nodiscard]] inline nlohmann::json parse_json_strict(std::string_view text, std::string_view source) {
-  using json = nlohmann::json;
-  if (const auto nul = text.find('\0'); nul != std::string_view::npos)
-    throw error("{}: not valid JSON: a NUL byte at offset {}", source, nul);
-  std::vector<std::set<std::string>> keys;  // the keys seen in each open object
-  auto check = [&](int depth, json::parse_event_t event, json& parsed) -> bool {
-    switch (event) {
-      case json::parse_event_t::object_start:
-      case json::parse_event_t::array_start:
-        if (depth >= json_max_depth) throw error("{}: not valid JSON here: nested deeper than {} levels", source, json_max_depth);
-        if (event == json::parse_event_t::object_start) keys.emplace_back();
-        break;
-      case json::parse_event_t::object_end:
-        keys.pop_back();
-        break;
-      case json::parse_event_t::key: {
-        auto name = parsed.get<std::string>();
-        if (!keys.back().insert(name).second)
-          throw error("{}: not valid JSON here: duplicate key \"{}\"", source, name);
-        break;
-      }
-      default:
-        break;
-    }
-    return true;
-  };
-  try {
-    return json::parse(text.begin(), text.end(), check);
-  } catch (const json::exception& e) {
-    throw error("{}: not valid JSON: {}", source, e.what());
-  }
-}
 
 /// A typed view of one JSON object read from a file: each accessor names the file and the key when
 /// the value is missing or of the wrong type.
@@ -293,11 +256,6 @@ class JsonFields {
 };
 
 }  // namespace detail
-
-/// Reads a JSON file strictly (see detail::parse_json_strict); errors name the file.
-[[nodiscard]] inline nlohmann::json read_json_file(const std::filesystem::path& path) {
-  return detail::parse_json_strict(read_file(path), path.string());
-}
 
 /// A TrainerState from trainer_state.json's object. Keys HF's schema does not have are ignored (a
 /// newer writer may add some); a missing key keeps its default, as HF's dataclass does; a key with

@@ -1,8 +1,9 @@
 #pragma once
 // Metrics as HF prints and saves them: log_metrics, save_metrics, speed_metrics.
 
-#include <trainpp/callbacks/console.hpp>
+#include <trainpp/detail/format.hpp>
 #include <trainpp/io/atomic_write.hpp>
+#include <trainpp/io/json.hpp>
 #include <trainpp/state.hpp>
 
 #include <algorithm>
@@ -74,9 +75,9 @@ inline void save_metrics(const std::filesystem::path& output_dir, std::string_vi
     nlohmann::json merged = nlohmann::json::object();
     if (std::filesystem::exists(all)) {
       try {
-        merged = nlohmann::json::parse(read_file(all));
-      } catch (const nlohmann::json::exception& e) {
-        throw error("{} is not valid JSON ({}); remove it or fix it", all.string(), e.what());
+        merged = read_json_file(all);
+      } catch (const Error& e) {
+        throw error("{}; remove it or fix it", e.what());
       }
       if (!merged.is_object()) throw error("{} does not hold a JSON object", all.string());
     }

@@ -9,6 +9,7 @@
 
 #include <trainpp/detail/config.hpp>
 #include <trainpp/io/atomic_write.hpp>
+#include <trainpp/io/json.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -99,53 +100,10 @@ inline constexpr std::size_t safetensors_max_array = 1024;
 /// Parses the JSON header, rejecting duplicate keys (the JSON library would silently keep one of them)
 /// and absurd nesting. Keeps the key order of the file.
 [[nodiscard]] inline nlohmann::ordered_json parse_safetensors_header(std::string_view text, std::string_view source) {
-  using json = nlohmann::ordered_json;
-  struct Container {
-    bool is_object;
-    std::size_t count = 0;
-    std::set<std::string> keys{};
-  };
-  std::vector<Container> open;
-  // Counts a new element of the innermost container; arrays are capped.
-  auto add_element = [&] {
-    if (!open.empty() && !open.back().is_object && ++open.back().count > safetensors_max_array)
-      throw error("{}: invalid safetensors header: an array has more than {} elements", source,
-                  safetensors_max_array);
-  };
-  auto check = [&](int /*depth*/, json::parse_event_t event, json& parsed) -> bool {
-    switch (event) {
-      case json::parse_event_t::object_start:
-      case json::parse_event_t::array_start:
-        add_element();
-        if (open.size() >= safetensors_max_depth)
-          throw error("{}: invalid safetensors header: JSON nested deeper than {} levels", source,
-                      safetensors_max_depth);
-        open.push_back({event == json::parse_event_t::object_start});
-        break;
-      case json::parse_event_t::object_end:
-      case json::parse_event_t::array_end:
-        open.pop_back();
-        break;
-      case json::parse_event_t::key:
-        if (!open.back().keys.insert(parsed.get<std::string>()).second)
-          throw error("{}: invalid safetensors header: duplicate key \"{}\"", source, parsed.get<std::string>());
-        break;
-      case json::parse_event_t::value:
-        add_element();
-        break;
-    }
-    return true;
-  };
-  // The JSON library stops at a NUL byte as at the end of the input, which would hide whatever follows
-  // it; NUL is never valid JSON, so refuse it up front.
-  if (text.find('\0') != std::string_view::npos)
-    throw error("{}: safetensors header is not valid UTF-8 JSON: it contains a NUL byte at offset {}", source,
-                text.find('\0'));
-  try {
-    return json::parse(text.begin(), text.end(), check);
-  } catch (const json::exception& e) {
-    throw error("{}: safetensors header is not valid UTF-8 JSON: {}", source, e.what());
-  }
+  return parse_json_strict<nlohmann::ordered_json>(
+      text, source,
+      {.max_depth = static_cast<int>(safetensors_max_depth), .max_array = safetensors_max_array,
+       .invalid = "safetensors header is not valid UTF-8 JSON"});
 }
 
 /// a * b, or nullopt when it does not fit in `limit`.

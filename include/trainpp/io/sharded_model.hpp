@@ -9,6 +9,7 @@
 
 #include <trainpp/io/atomic_write.hpp>
 #include <trainpp/io/checkpoint.hpp>
+#include <trainpp/io/json.hpp>
 #include <trainpp/io/model_io.hpp>
 #include <trainpp/io/safetensors.hpp>
 

@@ -20,6 +20,7 @@
 
 #include <trainpp/detail/config.hpp>
 #include <trainpp/io/atomic_write.hpp>
+#include <trainpp/logging.hpp>
 
 #include <fcntl.h>
 #include <unistd.h>

@@ -2,6 +2,7 @@
 // MixedPrecision: the default precision slot — fp32, bf16 or fp16 as the arguments say (--bf16, --fp16).
 
 #include <trainpp/args.hpp>
+#include <trainpp/logging.hpp>
 #include <trainpp/precision/bf16.hpp>
 #include <trainpp/precision/fp16.hpp>
 #include <trainpp/precision/fp32.hpp>
