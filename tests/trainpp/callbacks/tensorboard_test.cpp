@@ -7,6 +7,8 @@
 
 #include <doctest/doctest.h>
 
+#include "skip.hpp"
+
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -81,7 +83,7 @@ std::optional<std::string> python() {
 #ifdef TRAINPP_PYTHON
   return std::string(TRAINPP_PYTHON);
 #else
-  MESSAGE("SKIPPED (TensorBoard interop): TRAINPP_PYTHON is not defined, so there is no interpreter to run "
+  TRAINPP_SKIPPED("TensorBoard interop: TRAINPP_PYTHON is not defined, so there is no interpreter to run "
           "tests/trainpp/callbacks/check_tensorboard.py (which needs the pip package tensorboard) with");
   return std::nullopt;
 #endif
