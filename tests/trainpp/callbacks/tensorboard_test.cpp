@@ -304,7 +304,8 @@ TEST_CASE("TensorBoard writes on the main process only, and its copies share one
   CHECK(copy.event_file()->parent_path() == dir.path / "tb");
 }
 
-TEST_CASE("TensorBoard event files of a training run read back in TensorBoard with the log_history values") {
+TEST_CASE("TensorBoard event files of a training run read back in TensorBoard with the log_history values" *
+          doctest::test_suite("integration")) {
   const WithoutLoggingDirEnv without_env;
   TempDir dir;
   trainpp::TrainingArguments args;

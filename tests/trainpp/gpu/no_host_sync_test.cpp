@@ -44,7 +44,8 @@ struct ForbidSyncInsideSteps {
 };
 #endif
 
-TEST_CASE("training steps between logging steps never synchronise with the host (CUDA)") {
+TEST_CASE("training steps between logging steps never synchronise with the host (CUDA)" *
+          doctest::test_suite("integration")) {
 #ifndef TRAINPP_TEST_CUDA
   TRAINPP_SKIPPED("needs a CUDA build (tools/gpu_check.sh runs it on a GPU machine)");
 #else

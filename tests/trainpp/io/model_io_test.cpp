@@ -174,7 +174,8 @@ TEST_CASE("load_model lenient: loads what matches and reports the rest") {
                        trainpp::Error);
 }
 
-TEST_CASE("load_model and save_model interoperate with PyTorch's load_state_dict / state_dict") {
+TEST_CASE("load_model and save_model interoperate with PyTorch's load_state_dict / state_dict" *
+          doctest::test_suite("integration")) {
   const auto interpreter = python();
   if (!interpreter) return;
   TempDir dir;

@@ -339,7 +339,8 @@ TEST_CASE("safetensors: random corruptions of a valid file are rejected cleanly 
   CHECK(rejected > 2000);
 }
 
-TEST_CASE("safetensors: Python's safetensors reads what we write and we read what it writes") {
+TEST_CASE("safetensors: Python's safetensors reads what we write and we read what it writes" *
+          doctest::test_suite("integration")) {
   const auto interpreter = python();
   if (!interpreter) return;
   TempDir dir;
