@@ -5,6 +5,8 @@
 
 #include <doctest/doctest.h>
 
+#include "skip.hpp"
+
 #include <sys/wait.h>
 
 #include <cstdlib>
@@ -71,7 +73,7 @@ TEST_CASE("GPT-2 small with a tied head has 124,439,808 parameters, initialised 
 
 TEST_CASE("GPT's logits and loss equal transformers' GPT2LMHeadModel given the same weights") {
 #ifndef TRAINPP_PYTHON
-  MESSAGE("SKIPPED: TRAINPP_PYTHON is not defined, so transformers cannot produce the reference");
+  TRAINPP_SKIPPED("TRAINPP_PYTHON is not defined, so transformers cannot produce the reference");
 #else
   const GPTConfig config = tiny_config();
   const auto dir = std::filesystem::path(TRAINPP_BINARY_DIR) / "causal_lm_hf_reference";
@@ -80,8 +82,7 @@ TEST_CASE("GPT's logits and loss equal transformers' GPT2LMHeadModel given the s
                                           config.n_positions, config.n_embd, config.n_layer, config.n_head);
   const int status = std::system(command.c_str());
   if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
-    MESSAGE("SKIPPED: transformers or safetensors is not installed for " TRAINPP_PYTHON);
-    return;
+    TRAINPP_SKIP_TEST("transformers or safetensors is not installed for " TRAINPP_PYTHON);
   }
   REQUIRE(status == 0);
 

@@ -213,7 +213,8 @@ TEST_CASE("checkpoint content and the save strategies: steps (int and ratio), ep
   }
 }
 
-TEST_CASE("resume in-process is exact: weights, log_history and the following checkpoints") {
+TEST_CASE("resume in-process is exact: weights, log_history and the following checkpoints" *
+          doctest::test_suite("integration")) {
   TempDir dir;
   auto args = args_in(dir.path / "full");
   args.gradient_accumulation_steps = 2;
@@ -342,7 +343,8 @@ TEST_CASE("save_strategy best saves only on a new best metric") {
   CHECK(trainer.state().best_metric == 1);
 }
 
-TEST_CASE("resume refuses what it cannot continue, with messages naming the problem") {
+TEST_CASE("resume refuses what it cannot continue, with messages naming the problem" *
+          doctest::test_suite("integration")) {
   TempDir dir;
   auto args = args_in(dir.path / "run");
   trainpp::Trainer first(Net{}, args, trainpp::train_dataset = data(32));

@@ -176,7 +176,8 @@ void run_case(const json& c) {
   }
 }
 
-TEST_CASE("the loop reproduces transformers' Trainer step by step") {
+TEST_CASE("the loop reproduces transformers' Trainer step by step" *
+          doctest::test_suite("integration")) {
   const auto ref = load_reference();
   for (const auto& c : ref["cases"]) run_case(c);
 }

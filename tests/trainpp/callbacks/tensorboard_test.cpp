@@ -7,6 +7,8 @@
 
 #include <doctest/doctest.h>
 
+#include "skip.hpp"
+
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -81,7 +83,7 @@ std::optional<std::string> python() {
 #ifdef TRAINPP_PYTHON
   return std::string(TRAINPP_PYTHON);
 #else
-  MESSAGE("SKIPPED (TensorBoard interop): TRAINPP_PYTHON is not defined, so there is no interpreter to run "
+  TRAINPP_SKIPPED("TensorBoard interop: TRAINPP_PYTHON is not defined, so there is no interpreter to run "
           "tests/trainpp/callbacks/check_tensorboard.py (which needs the pip package tensorboard) with");
   return std::nullopt;
 #endif
@@ -302,7 +304,8 @@ TEST_CASE("TensorBoard writes on the main process only, and its copies share one
   CHECK(copy.event_file()->parent_path() == dir.path / "tb");
 }
 
-TEST_CASE("TensorBoard event files of a training run read back in TensorBoard with the log_history values") {
+TEST_CASE("TensorBoard event files of a training run read back in TensorBoard with the log_history values" *
+          doctest::test_suite("integration")) {
   const WithoutLoggingDirEnv without_env;
   TempDir dir;
   trainpp::TrainingArguments args;

@@ -217,7 +217,8 @@ void check_rank_environment(const ScratchDir& dir, int rank, int local_rank, int
 
 using namespace launch_test;
 
-TEST_CASE("trainpp-launch gives two ranks torchrun's environment, with its default master") {
+TEST_CASE("trainpp-launch gives two ranks torchrun's environment, with its default master" *
+          doctest::test_suite("integration")) {
   ScratchDir dir;
   auto finished = launch(dir, ranks_running(dir, {"--nproc_per_node", "2"}, write_environment));
   CHECK(finished.exited);
@@ -226,7 +227,8 @@ TEST_CASE("trainpp-launch gives two ranks torchrun's environment, with its defau
   CHECK_FALSE(fs::exists(dir / "env.2"));
 }
 
-TEST_CASE("trainpp-launch gives four ranks their environment, with --flag=value and hyphenated names") {
+TEST_CASE("trainpp-launch gives four ranks their environment, with --flag=value and hyphenated names" *
+          doctest::test_suite("integration")) {
   ScratchDir dir;
   auto finished = launch(dir, ranks_running(dir, {"--nproc-per-node=4", "--master_addr=10.1.2.3", "--master-port", "1234"},
                                             write_environment));
@@ -234,7 +236,8 @@ TEST_CASE("trainpp-launch gives four ranks their environment, with --flag=value 
   for (int rank : {0, 1, 2, 3}) check_rank_environment(dir, rank, rank, 4, 4, 0, 1, "10.1.2.3", "1234");
 }
 
-TEST_CASE("trainpp-launch numbers the ranks of the second node after the first node's") {
+TEST_CASE("trainpp-launch numbers the ranks of the second node after the first node's" *
+          doctest::test_suite("integration")) {
   ScratchDir dir;
   auto finished = launch(dir, ranks_running(dir, {"--nnodes", "2", "--node_rank", "1", "--nproc_per_node", "2",
                                                   "--master_addr", "node0", "--master_port", "29400"},
@@ -245,7 +248,8 @@ TEST_CASE("trainpp-launch numbers the ranks of the second node after the first n
   for (int rank : {2, 3}) check_rank_environment(dir, rank, rank - 2, 4, 2, 1, 2, "node0", "29400");
 }
 
-TEST_CASE("trainpp-launch sets OMP_NUM_THREADS=1 only for several ranks and only when it is unset") {
+TEST_CASE("trainpp-launch sets OMP_NUM_THREADS=1 only for several ranks and only when it is unset" *
+          doctest::test_suite("integration")) {
   const std::string notice = "setting OMP_NUM_THREADS=1";
   SUBCASE("several ranks, unset: set to 1, with one notice") {
     ScratchDir dir;
@@ -272,7 +276,8 @@ TEST_CASE("trainpp-launch sets OMP_NUM_THREADS=1 only for several ranks and only
   }
 }
 
-TEST_CASE("a rank that exits with 3 stops the others at once, and the launcher exits with 3") {
+TEST_CASE("a rank that exits with 3 stops the others at once, and the launcher exits with 3" *
+          doctest::test_suite("integration")) {
   ScratchDir dir;
   // Ranks 0 and 2 record their pid and become a long sleep; rank 1 fails once they have.
   const std::string script =
@@ -292,7 +297,8 @@ TEST_CASE("a rank that exits with 3 stops the others at once, and the launcher e
   }
 }
 
-TEST_CASE("a rank killed by SIGKILL makes the launcher exit with 137") {
+TEST_CASE("a rank killed by SIGKILL makes the launcher exit with 137" *
+          doctest::test_suite("integration")) {
   ScratchDir dir;
   auto finished = launch(dir, ranks_running(dir, {"--nproc_per_node", "2"},
                                             "if [ \"$RANK\" = 0 ]; then kill -KILL $$; fi; exec sleep 30"));
@@ -303,7 +309,8 @@ TEST_CASE("a rank killed by SIGKILL makes the launcher exit with 137") {
   CHECK(finished.err.find(") was killed by SIGKILL") != std::string::npos);
 }
 
-TEST_CASE("ranks that ignore SIGTERM after a failure are killed when --stop_timeout runs out") {
+TEST_CASE("ranks that ignore SIGTERM after a failure are killed when --stop_timeout runs out" *
+          doctest::test_suite("integration")) {
   ScratchDir dir;
   const std::string script =
       "if [ \"$RANK\" = 1 ]; then while [ ! -e \"$D/pid.0\" ]; do sleep 0.01; done; exit 5; fi; "
@@ -317,7 +324,8 @@ TEST_CASE("ranks that ignore SIGTERM after a failure are killed when --stop_time
   CHECK_FALSE(is_running(read_pid(dir / "pid.0")));
 }
 
-TEST_CASE("SIGTERM sent to the launcher reaches every rank, and the launcher ends by it") {
+TEST_CASE("SIGTERM sent to the launcher reaches every rank, and the launcher ends by it" *
+          doctest::test_suite("integration")) {
   ScratchDir dir;
   // A rank notes the SIGTERM it gets in a file. It waits in short foreground sleeps, between which
   // its trap runs: the quicker `sleep 30 & wait`, with the sleep killed and waited for in the trap,
@@ -339,7 +347,8 @@ TEST_CASE("SIGTERM sent to the launcher reaches every rank, and the launcher end
   }
 }
 
-TEST_CASE("SIGUSR1 sent to the launcher reaches every rank without stopping the job") {
+TEST_CASE("SIGUSR1 sent to the launcher reaches every rank without stopping the job" *
+          doctest::test_suite("integration")) {
   ScratchDir dir;
   // A rank waits for its SIGUSR1, then ends normally.
   const std::string script =
@@ -356,7 +365,8 @@ TEST_CASE("SIGUSR1 sent to the launcher reaches every rank without stopping the 
 }
 
 #if defined(__linux__)
-TEST_CASE("ranks do not outlive a launcher killed by SIGKILL") {
+TEST_CASE("ranks do not outlive a launcher killed by SIGKILL" *
+          doctest::test_suite("integration")) {
   // Orphaned ranks are adopted by this process rather than by init, so that the test can see how
   // they ended and reap them.
   REQUIRE(::prctl(PR_SET_CHILD_SUBREAPER, 1) == 0);
@@ -387,7 +397,8 @@ TEST_CASE("ranks do not outlive a launcher killed by SIGKILL") {
 }
 #endif
 
-TEST_CASE("trainpp-launch rejects bad command lines with exit status 2 and one clear line") {
+TEST_CASE("trainpp-launch rejects bad command lines with exit status 2 and one clear line" *
+          doctest::test_suite("integration")) {
   ScratchDir dir;
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
       {{"--nproc_per_node", "abc", "true"}, "argument --nproc_per_node: invalid int value: 'abc'"},
@@ -418,7 +429,8 @@ TEST_CASE("trainpp-launch rejects bad command lines with exit status 2 and one c
   }
 }
 
-TEST_CASE("trainpp-launch reports a program it cannot run and exits non-zero") {
+TEST_CASE("trainpp-launch reports a program it cannot run and exits non-zero" *
+          doctest::test_suite("integration")) {
   ScratchDir dir;
   auto finished = launch(dir, {"--nproc_per_node", "2", "trainpp-no-such-program", "--flag"});
   CHECK(finished.exited);
@@ -427,7 +439,8 @@ TEST_CASE("trainpp-launch reports a program it cannot run and exits non-zero") {
         std::string::npos);
 }
 
-TEST_CASE("trainpp-launch --help describes its options and exits 0") {
+TEST_CASE("trainpp-launch --help describes its options and exits 0" *
+          doctest::test_suite("integration")) {
   ScratchDir dir;
   auto finished = launch(dir, {"--help"});
   CHECK(finished.exit_code == 0);

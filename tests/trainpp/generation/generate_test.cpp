@@ -177,7 +177,8 @@ TEST_CASE("greedy search with the KV cache equals re-decoding the whole prefix e
   }
 }
 
-TEST_CASE("beam search with the KV cache equals re-decoding for every beam count, length penalty and stopping mode") {
+TEST_CASE("beam search with the KV cache equals re-decoding for every beam count, length penalty and stopping mode" *
+          doctest::test_suite("integration")) {
   int compared = 0, reordered_differently = 0;
   for (std::int64_t beams : {2, 3, 4}) {
     for (double length_penalty : {1.0, 0.0, 2.0, -0.5}) {

@@ -9,6 +9,8 @@
 
 #include <doctest/doctest.h>
 
+#include "skip.hpp"
+
 #ifdef TRAINPP_TEST_CUDA
 #include <c10/cuda/CUDAFunctions.h>
 #endif
@@ -42,9 +44,10 @@ struct ForbidSyncInsideSteps {
 };
 #endif
 
-TEST_CASE("training steps between logging steps never synchronise with the host (CUDA)") {
+TEST_CASE("training steps between logging steps never synchronise with the host (CUDA)" *
+          doctest::test_suite("integration")) {
 #ifndef TRAINPP_TEST_CUDA
-  MESSAGE("not run: needs a CUDA build (tools/gpu_check.sh runs it on a GPU machine)");
+  TRAINPP_SKIPPED("needs a CUDA build (tools/gpu_check.sh runs it on a GPU machine)");
 #else
   REQUIRE(torch::cuda::is_available());
   auto gen = at::make_generator<at::CPUGeneratorImpl>(1);

@@ -5,6 +5,8 @@
 
 #include <doctest/doctest.h>
 
+#include "skip.hpp"
+
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -66,9 +68,9 @@ std::optional<std::string> python() {
   const std::string interpreter = TRAINPP_PYTHON;
   if (std::system((shell_quote(interpreter) + " -c 'import numpy, safetensors.torch' >/dev/null 2>&1").c_str()) == 0)
     return interpreter;
-  MESSAGE("SKIPPED (Python interop): " << interpreter << " cannot import safetensors.torch and numpy");
+  TRAINPP_SKIPPED("Python interop: " << interpreter << " cannot import safetensors.torch and numpy");
 #else
-  MESSAGE("SKIPPED (Python interop): TRAINPP_PYTHON is not defined, so there is no interpreter to run "
+  TRAINPP_SKIPPED("Python interop: TRAINPP_PYTHON is not defined, so there is no interpreter to run "
           "tools/reference/check_safetensors.py with");
 #endif
   return std::nullopt;
@@ -172,7 +174,8 @@ TEST_CASE("load_model lenient: loads what matches and reports the rest") {
                        trainpp::Error);
 }
 
-TEST_CASE("load_model and save_model interoperate with PyTorch's load_state_dict / state_dict") {
+TEST_CASE("load_model and save_model interoperate with PyTorch's load_state_dict / state_dict" *
+          doctest::test_suite("integration")) {
   const auto interpreter = python();
   if (!interpreter) return;
   TempDir dir;

@@ -8,6 +8,8 @@
 #include <trainpp/io/safetensors.hpp>
 
 #include <doctest/doctest.h>
+
+#include "skip.hpp"
 #include <nlohmann/json.hpp>
 
 #include <cstdlib>
@@ -139,9 +141,9 @@ std::optional<std::string> python() {
   const std::string interpreter = TRAINPP_PYTHON;
   if (std::system((shell_quote(interpreter) + " -c 'import numpy, safetensors.torch' >/dev/null 2>&1").c_str()) == 0)
     return interpreter;
-  MESSAGE("SKIPPED (Python interop): " << interpreter << " cannot import safetensors.torch and numpy");
+  TRAINPP_SKIPPED("Python interop: " << interpreter << " cannot import safetensors.torch and numpy");
 #else
-  MESSAGE("SKIPPED (Python interop): TRAINPP_PYTHON is not defined, so there is no interpreter to run "
+  TRAINPP_SKIPPED("Python interop: TRAINPP_PYTHON is not defined, so there is no interpreter to run "
           "tools/reference/check_safetensors.py with");
 #endif
   return std::nullopt;
@@ -337,7 +339,8 @@ TEST_CASE("safetensors: random corruptions of a valid file are rejected cleanly 
   CHECK(rejected > 2000);
 }
 
-TEST_CASE("safetensors: Python's safetensors reads what we write and we read what it writes") {
+TEST_CASE("safetensors: Python's safetensors reads what we write and we read what it writes" *
+          doctest::test_suite("integration")) {
   const auto interpreter = python();
   if (!interpreter) return;
   TempDir dir;

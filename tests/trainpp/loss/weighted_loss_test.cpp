@@ -48,7 +48,8 @@ TEST_CASE("the Trainer evaluates with the loss slot's loss, not the model's own"
   CHECK(std::abs(w - p) > 1e-4);
 }
 
-TEST_CASE("training with the weights raises recall on the rare class") {
+TEST_CASE("training with the weights raises recall on the rare class" *
+          doctest::test_suite("integration")) {
   auto recall_of_rare = [](bool use_weights) {
     trainpp::TrainingArguments args;
     args.disable_tqdm = true;

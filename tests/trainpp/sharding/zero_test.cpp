@@ -213,7 +213,8 @@ TEST_CASE("FullShard frees its units between calls and gathers them around train
   CHECK(net->in->weight.storage().nbytes() == 0);
 }
 
-TEST_CASE("one process under ShardGradOp or FullShard trains as the single-device slot does") {
+TEST_CASE("one process under ShardGradOp or FullShard trains as the single-device slot does" *
+          doctest::test_suite("integration")) {
   const auto [losses, weights] = train(trainpp::SingleDevice{}, args(temp_dir("single")));
   auto a = args(temp_dir("fsdp"));
   a.gradient_accumulation_steps = 2;
