@@ -237,7 +237,12 @@ TEST_CASE("the Trainer sets the level from log_level and reports through the log
     auto a = tiny_args();
     a.log_level = LogLevel::debug;
     a.log_level_replica = LogLevel::critical;
-    trainpp::Trainer trainer(Tiny{}, a, trainpp::train_dataset = tiny_data());
+    // The default sharding slot would join the other 7 processes of this pretended launch: a slot that
+    // joins nothing keeps the test to the logger.
+    struct JoinsNothing : trainpp::SingleDevice {
+      void configure(const trainpp::TrainingArguments&, torch::Device) const {}
+    };
+    trainpp::Trainer trainer(Tiny{}, a, trainpp::sharding = JoinsNothing{}, trainpp::train_dataset = tiny_data());
     CHECK(trainpp::logger().level() == LogLevel::critical);
   }
   std::error_code ec;

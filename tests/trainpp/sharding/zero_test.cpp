@@ -359,9 +359,12 @@ TEST_CASE("SingleDevice named in the slot under a launcher of several processes 
       ::setenv("WORLD_SIZE", "2", 1);
       ::setenv("LOCAL_RANK", "1", 1);
       ::setenv("LOCAL_WORLD_SIZE", "2", 1);
+      ::setenv("MASTER_ADDR", "127.0.0.1", 1);
+      ::setenv("MASTER_PORT", "29500", 1);
     }
     ~Environment() {
-      for (const char* name : {"RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"}) ::unsetenv(name);
+      for (const char* name : {"RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"})
+        ::unsetenv(name);
     }
   } environment;
   Net net;
