@@ -191,7 +191,7 @@ class Trainer {
     apply_tf32(args_, device_);
     if constexpr (requires { precision_.configure(args_, device_); }) precision_.configure(args_, device_);
     if constexpr (requires { sharding_.configure(args_, device_); }) sharding_.configure(args_, device_);
-    if constexpr (!requires { sharding_.load_model_files(module(), std::filesystem::path()); }) {
+    if constexpr (!detail::sharding_shards_model<sharding_type>()) {
       // HF's flags asked for sharding that this slot cannot do: say so instead of training unsharded.
       const auto fsdp = args_.fsdp_options();
       if (fsdp.strategy && *fsdp.strategy != ShardingStrategy::no_shard)
@@ -393,7 +393,7 @@ class Trainer {
     else if constexpr (!detail::check_optimizer<optimizer_policy_type>()) return false;
     else if constexpr (!detail::check_scheduler<scheduler_policy_type, decltype(std::declval<optimizer_type&>().param_groups())>()) return false;
     else if constexpr (!detail::check_precision<precision_type, optimizer_type>()) return false;
-    else if constexpr (!detail::check_sharding<sharding_type>()) return false;
+    else if constexpr (!detail::check_sharding<sharding_type, optimizer_type, precision_type>()) return false;
     else if constexpr (!detail::check_dataset<train_dataset_type>("train_dataset") ||
                        !detail::check_dataset<eval_dataset_type>("eval_dataset")) return false;
     else if constexpr (!detail::check_metrics_fn<compute_metrics_type>()) return false;

@@ -7056,15 +7056,98 @@ class Optimizer {
 // OptimizerPolicy: parameter groups and the update rule (HF's create_optimizer).
 
 
+// ---- trainpp/detail/declares.hpp ----
+// "Does C declare anything named NAME?" — the one test behind every optional member of every slot
+// and every callback hook. A plain "is it callable?" test cannot tell a member that is absent from
+// one declared with the wrong signature, and so skips the latter silently; this test answers for
+// the name alone, and the slot checks (concepts/*.hpp, callbacks/hooks.hpp) then require a declared
+// member to be callable as the library calls it.
+
+#include <type_traits>
+
+namespace trainpp::detail {
+
+// Derive from C and from a probe that also has NAME: the name becomes ambiguous exactly when C (or a
+// base of C) has it, whatever it is (function, template, overload set, data member). A final class
+// cannot be derived from; for it, the test is whether &C::NAME names a single member.
+#define TRAINPP_DETAIL_DECLARES(NAME)                                                         \
+  struct probe_##NAME {                                                                        \
+    int NAME;                                                                                  \
+  };                                                                                           \
+  template <class C>                                                                           \
+  struct both_##NAME : C, probe_##NAME {};                                                    \
+  template <class C>                                                                           \
+  concept declares_##NAME = std::is_class_v<C> &&                                              \
+      (std::is_final_v<C> ? requires { &C::NAME; } : !requires { &both_##NAME<C>::NAME; });
+
+// Callback hooks (callbacks/hooks.hpp) and stateful callbacks (callbacks/stateful.hpp).
+TRAINPP_DETAIL_DECLARES(on_init_end)
+TRAINPP_DETAIL_DECLARES(on_train_begin)
+TRAINPP_DETAIL_DECLARES(on_train_end)
+TRAINPP_DETAIL_DECLARES(on_epoch_begin)
+TRAINPP_DETAIL_DECLARES(on_epoch_end)
+TRAINPP_DETAIL_DECLARES(on_step_begin)
+TRAINPP_DETAIL_DECLARES(on_substep_end)
+TRAINPP_DETAIL_DECLARES(on_pre_optimizer_step)
+TRAINPP_DETAIL_DECLARES(on_optimizer_step)
+TRAINPP_DETAIL_DECLARES(on_step_end)
+TRAINPP_DETAIL_DECLARES(on_save)
+TRAINPP_DETAIL_DECLARES(on_prediction_step)
+TRAINPP_DETAIL_DECLARES(on_log)
+TRAINPP_DETAIL_DECLARES(on_evaluate)
+TRAINPP_DETAIL_DECLARES(on_predict)
+TRAINPP_DETAIL_DECLARES(state_name)
+
+// Members of several slots: state / load_state (precision, the optimizer and the scheduler the
+// policies create, stateful callbacks), configure (precision, sharding).
+TRAINPP_DETAIL_DECLARES(state)
+TRAINPP_DETAIL_DECLARES(load_state)
+TRAINPP_DETAIL_DECLARES(configure)
+
+// The sharding slot.
+TRAINPP_DETAIL_DECLARES(set_gradient_sync)
+TRAINPP_DETAIL_DECLARES(shard_optimizer)
+TRAINPP_DETAIL_DECLARES(after_forward)
+TRAINPP_DETAIL_DECLARES(forward_is_collective)
+TRAINPP_DETAIL_DECLARES(barrier)
+TRAINPP_DETAIL_DECLARES(all_reduce_sum)
+TRAINPP_DETAIL_DECLARES(gather_in_order)
+TRAINPP_DETAIL_DECLARES(full_parameters)
+TRAINPP_DETAIL_DECLARES(optimizer_state_file)
+TRAINPP_DETAIL_DECLARES(save_model_files)
+TRAINPP_DETAIL_DECLARES(load_model_files)
+TRAINPP_DETAIL_DECLARES(accepts_precision)
+TRAINPP_DETAIL_DECLARES(shards_model)
+
+// The data_loader slot and its loaders.
+TRAINPP_DETAIL_DECLARES(test_loader)
+TRAINPP_DETAIL_DECLARES(real_samples)
+
+// The step slot (required members: declared but not callable gets its own message).
+TRAINPP_DETAIL_DECLARES(training_step)
+TRAINPP_DETAIL_DECLARES(prediction_step)
+
+#undef TRAINPP_DETAIL_DECLARES
+
+}  // namespace trainpp::detail
+
 #include <concepts>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace trainpp {
 
 /// An optimizer the loop can drive.
 ///
-/// Required: `step()`; `zero_grad()`; `param_groups()` -> a range of groups with `lr` and
-/// `initial_lr` (the scheduler writes lr); `parameters()` -> std::vector<torch::Tensor> (clipping).
+/// Required: `step()` (once per optimizer step, unless the precision slot skips it); `zero_grad()`
+/// (after each step); `param_groups()` -> a range of groups with `lr` and `initial_lr` (the scheduler
+/// writes lr); `parameters()` -> std::vector<torch::Tensor> (clipping).
+/// Optional (a member declared under one of these names must be callable as shown, or the Trainer
+/// does not compile):
+/// - `OptimizerState state() const`: per-parameter state, saved in each checkpoint (with the groups'
+///   learning rates); default: a warning, and the checkpoint cannot resume exactly;
+/// - `void load_state(const OptimizerState&)`: called on resume; default: resuming is an error.
 /// Models: trainpp::Optimizer, trainpp::AdamW, trainpp::SGD.
 template <class O>
 concept OptimizerLike = requires(O& o) {
@@ -7086,6 +7169,20 @@ concept OptimizerPolicy = requires(const P& p, torch::nn::Module& m, const Train
 };
 
 namespace detail {
+/// The optional members of the optimizer O that the optimizer slot creates: each one O declares
+/// must be callable as the loop calls it.
+template <class O>
+constexpr bool check_optimizer_optional() {
+  constexpr bool state = !declares_state<O> ||
+      requires(const O& o) { { o.state() } -> std::convertible_to<OptimizerState>; };
+  constexpr bool load_state = !declares_load_state<O> || requires(O& o, const OptimizerState& st) { o.load_state(st); };
+  static_assert(state, "trainpp: the optimizer slot's optimizer declares 'state' but it cannot be called as "
+                       "OptimizerState state() const");
+  static_assert(load_state, "trainpp: the optimizer slot's optimizer declares 'load_state' but it cannot be called as "
+                            "void load_state(const OptimizerState&)");
+  return state && load_state;
+}
+
 template <class P>
 constexpr bool check_optimizer() {
   constexpr bool create = requires(const P& p, torch::nn::Module& m, const TrainingArguments& a) { p.create(m, a); };
@@ -7094,7 +7191,9 @@ constexpr bool check_optimizer() {
   if constexpr (create) {
     static_assert(OptimizerPolicy<P>, "trainpp: the optimizer slot's create() must return an optimizer with "
                                       "step(), zero_grad(), parameters() and param_groups() (groups with lr, initial_lr)");
-    return OptimizerPolicy<P>;
+    if constexpr (!OptimizerPolicy<P>) return false;
+    else return check_optimizer_optional<std::remove_cvref_t<decltype(std::declval<const P&>().create(
+        std::declval<torch::nn::Module&>(), std::declval<const TrainingArguments&>()))>>();
   }
   return false;
 }
@@ -7516,8 +7615,12 @@ class MixedPrecision {
 // SchedulerPolicy: the learning rate as a function of the optimizer step (HF's create_scheduler).
 
 
+#include <nlohmann/json.hpp>
+
 #include <concepts>
 #include <cstdint>
+#include <type_traits>
+#include <utility>
 
 namespace trainpp {
 
@@ -7526,6 +7629,11 @@ namespace trainpp {
 /// Required: `apply(groups, step)` sets each group's lr for optimizer step `step`;
 /// `steps_on_metric()` -> bool (true: stepped after evaluation with the metric, like
 /// ReduceLROnPlateau); `step_on_metric(double metric, groups)`.
+/// Optional (a member declared under one of these names must be callable as shown, or the Trainer
+/// does not compile):
+/// - `nlohmann::json state() const`: saved in each checkpoint as scheduler.json; default: nothing;
+/// - `void load_state(const nlohmann::json&)`: called on resume with scheduler.json; default: the
+///   schedule is a function of the step alone.
 /// Models: trainpp::LRScheduler.
 template <class S, class Groups>
 concept SchedulerLike = requires(S& s, Groups& g, std::int64_t step, double metric) {
@@ -7545,6 +7653,20 @@ concept SchedulerPolicy = requires(const P& p, const TrainingArguments& a, std::
 };
 
 namespace detail {
+/// The optional members of the schedule S that the scheduler slot creates: each one S declares must
+/// be callable as the loop calls it.
+template <class S>
+constexpr bool check_scheduler_optional() {
+  constexpr bool state = !declares_state<S> ||
+      requires(const S& s) { { s.state() } -> std::convertible_to<nlohmann::json>; };
+  constexpr bool load_state = !declares_load_state<S> || requires(S& s, const nlohmann::json& j) { s.load_state(j); };
+  static_assert(state, "trainpp: the scheduler slot's schedule declares 'state' but it cannot be called as "
+                       "nlohmann::json state() const");
+  static_assert(load_state, "trainpp: the scheduler slot's schedule declares 'load_state' but it cannot be called as "
+                            "void load_state(const nlohmann::json&)");
+  return state && load_state;
+}
+
 template <class P, class Groups>
 constexpr bool check_scheduler() {
   constexpr bool create = requires(const P& p, const TrainingArguments& a, std::int64_t n) { p.create(a, n); };
@@ -7554,7 +7676,9 @@ constexpr bool check_scheduler() {
     static_assert(SchedulerPolicy<P, Groups>,
                   "trainpp: the scheduler slot's create() must return a schedule with apply(groups, step), "
                   "steps_on_metric() and step_on_metric(metric, groups)");
-    return SchedulerPolicy<P, Groups>;
+    if constexpr (!SchedulerPolicy<P, Groups>) return false;
+    else return check_scheduler_optional<std::remove_cvref_t<decltype(std::declval<const P&>().create(
+        std::declval<const TrainingArguments&>(), std::declval<std::int64_t>()))>>();
   }
   return false;
 }
@@ -8450,6 +8574,8 @@ class ZeroSharding : public detail::JoinedProcesses {
   ZeroSharding& operator=(ZeroSharding&&) = delete;
   ~ZeroSharding() { release(); }
 
+  /// Shards: the Trainer lets --fsdp / --deepspeed choose this policy's strategy.
+  static constexpr bool shards_model = true;
   /// FP16's loss scaling would need the overflow check of every shard: not supported (use bf16).
   template <class P>
   static constexpr bool accepts_precision = !std::is_same_v<P, FP16>;
@@ -9173,6 +9299,9 @@ namespace trainpp {
 /// knows its strategy puts DataParallel, ShardGradOp or FullShard in the slot instead.
 class AutoSharding {
  public:
+  /// Shards as --fsdp / --deepspeed say: the Trainer accepts those flags with this policy.
+  static constexpr bool shards_model = true;
+
   void configure(const TrainingArguments& args, torch::Device device) {
     const FsdpOptions options = args.fsdp_options();
     if (options.strategy && *options.strategy != ShardingStrategy::no_shard) {
@@ -9307,10 +9436,15 @@ struct PredictionStep {
 /// overriding Trainer.training_step / prediction_step. Derive from trainpp::DefaultStep and hide the
 /// member you change; the Trainer calls it statically.
 ///
-/// Required:
+/// Required (a member declared under one of these names but not callable as shown is reported as
+/// such, not as missing):
 /// - `training_step(Trainer& trainer, const Batch& batch, std::int64_t window_size)` -> torch::Tensor:
-///   forward, loss / window_size, backward; returns the detached, *unscaled* loss;
-/// - `prediction_step(Trainer& trainer, const Batch& batch, bool prediction_loss_only)` -> PredictionStep.
+///   called for each micro-batch of an accumulation window by train(); forward, loss / window_size,
+///   backward; returns the detached, *unscaled* loss;
+/// - `prediction_step(Trainer& trainer, const Batch& batch, bool prediction_loss_only)` -> PredictionStep:
+///   called for each batch by evaluate() and predict(), and during training's evaluations.
+/// Optional: none. (The members the loop may call around a step belong to the sharding and precision
+/// slots.)
 /// Models: trainpp::DefaultStep.
 template <class S, class Trainer, class B>
 concept StepPolicy = requires(S& s, Trainer& t, const B& b, std::int64_t window, bool loss_only) {
@@ -9327,9 +9461,16 @@ constexpr bool check_step() {
   constexpr bool predict = requires(S& s, Trainer& t, const B& b, bool lo) {
     { s.prediction_step(t, b, lo) } -> std::convertible_to<PredictionStep>;
   };
-  static_assert(train, "trainpp: the step slot needs a member "
+  // A member of that name that does not fit is a wrong signature, not a missing member.
+  static_assert(train || !declares_training_step<S>,
+                "trainpp: the step slot declares 'training_step' but it cannot be called as "
+                "torch::Tensor training_step(auto& trainer, const Batch& batch, std::int64_t window_size)");
+  static_assert(predict || !declares_prediction_step<S>,
+                "trainpp: the step slot declares 'prediction_step' but it cannot be called as "
+                "PredictionStep prediction_step(auto& trainer, const Batch& batch, bool prediction_loss_only)");
+  static_assert(train || declares_training_step<S>, "trainpp: the step slot needs a member "
                        "torch::Tensor training_step(auto& trainer, const Batch& batch, std::int64_t window_size)");
-  static_assert(predict, "trainpp: the step slot needs a member "
+  static_assert(predict || declares_prediction_step<S>, "trainpp: the step slot needs a member "
                          "PredictionStep prediction_step(auto& trainer, const Batch& batch, bool prediction_loss_only)");
   return train && predict;
 }
@@ -9973,7 +10114,8 @@ torch::Tensor generate(Model& model, const torch::Tensor& input_ids, const torch
 // ---- trainpp/callbacks/hooks.hpp ----
 // The callback events, detected statically. A callback defines only the hooks it needs; a member
 // that carries a hook's name but cannot be called with the hook's arguments is a compile error
-// (never silently skipped, which is what a plain "is it callable?" test would do).
+// (never silently skipped, which is what a plain "is it callable?" test would do): the name is
+// detected by detail/declares.hpp, as every optional member of every slot is.
 
 
 #include <string_view>
@@ -9981,21 +10123,6 @@ torch::Tensor generate(Model& model, const torch::Tensor& input_ids, const torch
 #include <utility>
 
 namespace trainpp {
-namespace detail {
-
-// "Does C declare *anything* named NAME?" — derive from C and from a probe that also has NAME;
-// the name becomes ambiguous exactly when C has it, whatever it is (function, template, overload set).
-#define TRAINPP_DETAIL_DECLARES(NAME)                                                          \
-  struct probe_##NAME {                                                                         \
-    int NAME;                                                                                   \
-  };                                                                                            \
-  template <class C>                                                                            \
-  struct both_##NAME : C, probe_##NAME {};                                                     \
-  template <class C>                                                                            \
-  concept declares_##NAME = std::is_class_v<C> &&                                               \
-      (std::is_final_v<C> ? requires { &C::NAME; } : !requires { &both_##NAME<C>::NAME; });
-
-}  // namespace detail
 
 /// One event of the loop. `invoke(callback, args, state, control, extra..., trainer)` calls the
 /// callback's hook if it declares one. A hook takes (const TrainingArguments&, const TrainerState&,
@@ -10003,9 +10130,6 @@ namespace detail {
 /// on_predict: the metrics), then optionally the trainer (`auto& trainer`) for access to the model,
 /// optimizer, scheduler and data loaders.
 #define TRAINPP_DETAIL_HOOK(NAME, SIGNATURE)                                                   \
-  namespace detail {                                                                            \
-  TRAINPP_DETAIL_DECLARES(NAME)                                                                 \
-  }                                                                                             \
   namespace hooks {                                                                             \
   struct NAME##_t {                                                                             \
     static constexpr std::string_view name = #NAME;                                             \
@@ -10047,6 +10171,7 @@ TRAINPP_DETAIL_HOOK(on_evaluate, "(const TrainingArguments&, const TrainerState&
 TRAINPP_DETAIL_HOOK(on_predict, "(const TrainingArguments&, const TrainerState&, TrainerControl&, const Metrics& metrics[, auto& trainer])")
 
 #undef TRAINPP_DETAIL_PLAIN
+#undef TRAINPP_DETAIL_HOOK
 
 }  // namespace trainpp
 
@@ -10061,12 +10186,6 @@ TRAINPP_DETAIL_HOOK(on_predict, "(const TrainingArguments&, const TrainerState&,
 #include <string_view>
 
 namespace trainpp {
-namespace detail {
-TRAINPP_DETAIL_DECLARES(state)
-TRAINPP_DETAIL_DECLARES(load_state)
-TRAINPP_DETAIL_DECLARES(state_name)
-}  // namespace detail
-
 /// A callback that saves and restores its state through checkpoints.
 ///
 /// Requires: `static constexpr std::string_view state_name` (the key in stateful_callbacks; HF uses
@@ -10993,7 +11112,11 @@ class ReportTo {
 
 
 #include <concepts>
+#include <cstddef>
+#include <cstdint>
 #include <optional>
+#include <type_traits>
+#include <utility>
 
 namespace trainpp {
 
@@ -11003,6 +11126,11 @@ namespace trainpp {
 /// len(dataloader)); `num_samples()`; `set_epoch(std::int64_t)` (the order of that epoch);
 /// `skip_to(std::size_t)` (the next batch is that index of the epoch, without touching the ones
 /// before: resume in O(1)).
+/// Optional (a member declared under this name must be callable as shown, or the Trainer does not
+/// compile): `std::int64_t real_samples(std::size_t batch_index)`: how many examples of that batch
+/// of the epoch are this process's own (a shard's last batch may repeat examples to even out the
+/// processes); called by evaluation after each batch, to weight the loss and drop the repeats;
+/// default: the whole batch.
 /// Models: trainpp::DataLoader.
 template <class L>
 concept Loader = requires(L& l, std::int64_t epoch, std::size_t index) {
@@ -11016,9 +11144,15 @@ concept Loader = requires(L& l, std::int64_t epoch, std::size_t index) {
 
 /// The data_loader slot.
 ///
-/// Required: `train_loader(const Dataset&, const TrainingArguments&, torch::Device)` and
-/// `eval_loader(...)` with the same arguments, each returning a Loader.
-/// Optional: `test_loader(...)`, used by predict(); eval_loader otherwise.
+/// Required: `train_loader(const Dataset&, const TrainingArguments&, torch::Device) const` (called
+/// by train() for the train_dataset) and `eval_loader(...) const` with the same arguments (called by
+/// evaluate()), each returning a Loader. Each may take a trailing `trainpp::DataShard` (the part of
+/// the data set this process reads); the Trainer passes one when it is taken, and refuses to run
+/// several processes otherwise.
+/// Optional (a member declared under this name must be callable as shown, or the Trainer does not
+/// compile): `test_loader(const Dataset&, const TrainingArguments&, torch::Device[, DataShard]) const`
+/// returning a Loader, called by predict(); default: eval_loader. It is checked with the type of the
+/// train (else eval) dataset.
 /// Models: trainpp::DefaultDataLoader.
 template <class P, class D>
 concept DataLoaderPolicy = requires(const P& p, const D& d, const TrainingArguments& a, torch::Device dev) {
@@ -11027,6 +11161,36 @@ concept DataLoaderPolicy = requires(const P& p, const D& d, const TrainingArgume
 };
 
 namespace detail {
+/// A loader L without real_samples, or with one the evaluation loop can call.
+template <class L>
+concept loader_real_samples_ok = !declares_real_samples<L> ||
+    requires(L& l, std::size_t i) { { l.real_samples(i) } -> std::convertible_to<std::int64_t>; };
+
+/// The optional members of a data loader policy P and of its loaders: each one declared must be
+/// callable as the Trainer calls it.
+template <class P, class D>
+constexpr bool check_data_loader_optional() {
+  constexpr bool test = !declares_test_loader<P> ||
+      requires(const P& p, const D& d, const TrainingArguments& a, torch::Device dev) {
+        { p.test_loader(d, a, dev) } -> Loader;
+      } ||
+      requires(const P& p, const D& d, const TrainingArguments& a, torch::Device dev, DataShard s) {
+        { p.test_loader(d, a, dev, s) } -> Loader;
+      };
+  static_assert(test, "trainpp: the data_loader slot declares 'test_loader' but it cannot be called as "
+                      "test_loader(const Dataset&, const TrainingArguments&, torch::Device[, trainpp::DataShard]) const "
+                      "returning a loader");
+  using train_t = decltype(std::declval<const P&>().train_loader(
+      std::declval<const D&>(), std::declval<const TrainingArguments&>(), std::declval<torch::Device>()));
+  using eval_t = decltype(std::declval<const P&>().eval_loader(
+      std::declval<const D&>(), std::declval<const TrainingArguments&>(), std::declval<torch::Device>()));
+  constexpr bool real_samples = loader_real_samples_ok<std::remove_cvref_t<train_t>> &&
+                                loader_real_samples_ok<std::remove_cvref_t<eval_t>>;
+  static_assert(real_samples, "trainpp: the data_loader slot's loader declares 'real_samples' but it cannot be called as "
+                              "std::int64_t real_samples(std::size_t batch_index)");
+  return test && real_samples;
+}
+
 template <class P, class D>
 constexpr bool check_data_loader() {
   constexpr bool train = requires(const P& p, const D& d, const TrainingArguments& a, torch::Device dev) {
@@ -11043,7 +11207,8 @@ constexpr bool check_data_loader() {
     constexpr bool loaders = DataLoaderPolicy<P, D>;
     static_assert(loaders, "trainpp: the data_loader slot's loaders need next() -> std::optional<batch>, "
                            "num_batches(), num_samples(), set_epoch(std::int64_t) and skip_to(std::size_t)");
-    return loaders;
+    if constexpr (!loaders) return false;
+    else return check_data_loader_optional<P, D>();
   }
   return false;
 }
@@ -11077,7 +11242,9 @@ concept LossFromModel = requires(const L& l, Model& model, const B& batch) {
 /// Required, one of: `torch::Tensor operator()(const Output& outputs, const Batch& batch) const`
 /// (outputs = what model->forward(batch) returns), or `torch::Tensor operator()(Model& model,
 /// const Batch& batch) const`. The result is the mean loss of the micro-batch; the Trainer divides
-/// it by the number of micro-batches in the accumulation window.
+/// it by the number of micro-batches in the accumulation window. Called by the step slot
+/// (trainer.compute_loss) for each micro-batch, and for each evaluation batch that has labels.
+/// Optional: none.
 /// Models: trainpp::ModelLoss (the default: the model's own loss, its first output), the weighted
 /// cross entropy of examples/weighted_loss.
 template <class L, class Model, class Output, class B>
@@ -11100,6 +11267,8 @@ constexpr bool check_loss() {
 // PrecisionPolicy: the numeric format of forward and backward (HF's --bf16 / --fp16 / native AMP).
 
 
+#include <nlohmann/json.hpp>
+
 #include <concepts>
 
 namespace trainpp {
@@ -11115,11 +11284,15 @@ namespace trainpp {
 /// - `unscale_(Optimizer&)`: gradients in true units before clipping (a no-op without scaling);
 /// - `step(Optimizer&)` -> bool: false when the step was skipped (overflow); the scheduler then
 ///   does not advance. `static constexpr bool can_skip_steps`: false lets the loop drop the check.
-/// Optional:
-/// - `configure(const TrainingArguments&, torch::Device)`: called once by the Trainer's constructor
-///   (to check the flags against the policy, or to choose from them);
-/// - `nlohmann::json state() const` / `load_state(const nlohmann::json&)`: saved in checkpoints as
-///   scaler.json (a null state is not saved).
+/// Optional (a member declared under one of these names must be callable as shown, or the Trainer
+/// does not compile):
+/// - `void configure(const TrainingArguments&, torch::Device)`: called once by the Trainer's
+///   constructor (to check the flags against the policy, or to choose from them); default: nothing;
+/// - `nlohmann::json state() const`: called when a checkpoint is saved; a non-null state is written
+///   as scaler.json; default: nothing is written;
+/// - `void load_state(const nlohmann::json&)`: called on resume with scaler.json when the checkpoint
+///   has one (it needs state() as well: without the file, a non-null state() means a warning that
+///   the scale restarts); default: the policy starts afresh.
 /// Models: trainpp::MixedPrecision (the default: fp32, or bf16 / fp16 as --bf16 / --fp16 say),
 /// trainpp::FP32, trainpp::BF16, trainpp::FP16.
 template <class P, class Opt>
@@ -11133,6 +11306,27 @@ concept PrecisionPolicy = requires(P& p, const torch::Tensor& loss, Opt& opt, to
 };
 
 namespace detail {
+/// The optional members of a precision policy P: each one P declares must be callable as the
+/// Trainer calls it.
+template <class P>
+constexpr bool check_precision_optional() {
+  constexpr bool configure = !declares_configure<P> ||
+      requires(P& p, const TrainingArguments& a, torch::Device d) { p.configure(a, d); };
+  constexpr bool state = !declares_state<P> ||
+      requires(const P& p) { { p.state() } -> std::convertible_to<nlohmann::json>; };
+  constexpr bool load_state = !declares_load_state<P> || requires(P& p, const nlohmann::json& j) { p.load_state(j); };
+  static_assert(configure, "trainpp: the precision slot declares 'configure' but it cannot be called as "
+                           "void configure(const TrainingArguments&, torch::Device)");
+  static_assert(state, "trainpp: the precision slot declares 'state' but it cannot be called as "
+                       "nlohmann::json state() const");
+  static_assert(load_state, "trainpp: the precision slot declares 'load_state' but it cannot be called as "
+                            "void load_state(const nlohmann::json&)");
+  constexpr bool both = !declares_load_state<P> || declares_state<P>;
+  static_assert(both, "trainpp: the precision slot declares 'load_state' but not 'state': give it "
+                      "nlohmann::json state() const as well");
+  return configure && state && load_state && both;
+}
+
 template <class P, class Opt>
 constexpr bool check_precision() {
   constexpr bool ctx = requires(P& p, torch::Device d) { p.forward_context(d); p.eval_context(d); };
@@ -11145,7 +11339,8 @@ constexpr bool check_precision() {
   static_assert(opt, "trainpp: the precision slot needs members unscale_(Optimizer&) and "
                      "bool step(Optimizer&)");
   static_assert(skip, "trainpp: the precision slot needs a member static constexpr bool can_skip_steps");
-  return ctx && bwd && opt && skip;
+  if constexpr (!(ctx && bwd && opt && skip)) return false;
+  else return check_precision_optional<P>();
 }
 }  // namespace detail
 
@@ -11157,6 +11352,11 @@ constexpr bool check_precision() {
 
 
 #include <concepts>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <type_traits>
 #include <vector>
 
 namespace trainpp {
@@ -11168,13 +11368,44 @@ namespace trainpp {
 /// the step, `after_step` (ZeRO-2 all-gathers the updated shards).
 ///
 /// Required:
-/// - `prepare(torch::nn::Module& model, torch::Device)`: place / broadcast / shard the model;
-/// - `before_forward(torch::nn::Module&)`, `after_backward(torch::nn::Module&, bool sync)`;
+/// - `prepare(torch::nn::Module& model, torch::Device)`: place / broadcast / shard the model; called
+///   once by the Trainer's constructor;
+/// - `before_forward(torch::nn::Module&)`, `after_backward(torch::nn::Module&, bool sync)`,
+///   `after_step(torch::nn::Module&)`: as above;
 /// - `clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm)` -> torch::Tensor
 ///   (the pre-clip norm, on the device: no host sync);
-/// - `after_step(torch::Optimizer-like&)` via `after_step(torch::nn::Module&)`;
-/// - `rank()`, `world_size()`.
-/// Models: trainpp::SingleDevice (the default).
+/// - `rank()`, `world_size()` -> int.
+///
+/// Optional (a member declared under one of these names must be callable as shown, or the Trainer
+/// does not compile; absent, the loop does what is said after "default"):
+/// - `static constexpr bool shards_model`: true when the policy can shard (follows --fsdp /
+///   --deepspeed); default false: the Trainer's constructor then refuses a sharding strategy in the
+///   flags instead of training unsharded;
+/// - `template <class Precision> static constexpr bool accepts_precision`: false for a precision
+///   policy it cannot train under (checked when the Trainer is built); default: every one;
+/// - `void configure(const TrainingArguments&, torch::Device)`: called once by the Trainer's
+///   constructor, before prepare (to join the job, to read --fsdp_config); default: nothing;
+/// - `void set_gradient_sync(bool sync)`: before each micro-batch's training step, true on the last
+///   of the window (DDP's no_sync); default: nothing;
+/// - `void shard_optimizer(Optimizer&)`: once per train(), right after the optimizer is created
+///   (ZeRO keeps only this process's pieces); default: nothing;
+/// - `void after_forward(torch::nn::Module&)`: after a forward that has no backward (prediction);
+///   default: nothing;
+/// - `bool forward_is_collective()`: whether every forward takes every process (evaluation then
+///   evens out the number of forwards); default: false;
+/// - `void barrier()`: waits for every process (around checkpoints); default: nothing;
+/// - `void all_reduce_sum(torch::Tensor&)` and `torch::Tensor gather_in_order(const torch::Tensor&
+///   local, std::int64_t batch_size, std::int64_t num_samples, double pad)`: evaluation with
+///   several processes sums the losses and gathers predictions; default: one process only;
+/// - `full_parameters()` -> an RAII object under which the module holds its full parameters
+///   (save_model); default: they are always full;
+/// - `std::optional<std::string> optimizer_state_file(int rank) const`: the per-process optimizer
+///   state file of a checkpoint; default (or nullopt): optimizer.safetensors from the main process;
+/// - `void save_model_files(torch::nn::Module&, const std::filesystem::path& dir, bool main_process)`
+///   and `void load_model_files(torch::nn::Module&, const std::filesystem::path& dir)`: the model's
+///   files of a checkpoint (collective); default: model.safetensors written by the main process.
+/// Models: trainpp::SingleDevice (nothing optional), trainpp::DataParallel, trainpp::ShardGradOp,
+/// trainpp::FullShard, trainpp::AutoSharding.
 template <class P>
 concept ShardingPolicy = requires(P& p, torch::nn::Module& m, torch::Device d, bool sync,
                                   const std::vector<torch::Tensor>& params, double max_norm) {
@@ -11188,7 +11419,74 @@ concept ShardingPolicy = requires(P& p, torch::nn::Module& m, torch::Device d, b
 };
 
 namespace detail {
+/// Whether the sharding policy says it shards (its shards_model), false when it does not say.
 template <class P>
+constexpr bool sharding_shards_model() {
+  if constexpr (requires { typename std::bool_constant<P::shards_model>; }) return P::shards_model;
+  else return false;
+}
+
+/// The optional members of a sharding policy P: each one P declares must be callable as the loop
+/// calls it, with the Trainer's optimizer and precision types.
+template <class P, class Optimizer, class Precision>
+constexpr bool check_sharding_optional() {
+  using std::filesystem::path;
+  constexpr bool shards = !declares_shards_model<P> || requires { typename std::bool_constant<P::shards_model>; };
+  constexpr bool accepts = !declares_accepts_precision<P> ||
+      requires { typename std::bool_constant<P::template accepts_precision<Precision>>; };
+  constexpr bool configure = !declares_configure<P> ||
+      requires(P& p, const TrainingArguments& a, torch::Device d) { p.configure(a, d); };
+  constexpr bool gradient_sync = !declares_set_gradient_sync<P> || requires(P& p, bool sync) { p.set_gradient_sync(sync); };
+  constexpr bool shard_optimizer = !declares_shard_optimizer<P> || requires(P& p, Optimizer& o) { p.shard_optimizer(o); };
+  constexpr bool after_forward = !declares_after_forward<P> || requires(P& p, torch::nn::Module& m) { p.after_forward(m); };
+  constexpr bool collective = !declares_forward_is_collective<P> ||
+      requires(P& p) { { p.forward_is_collective() } -> std::convertible_to<bool>; };
+  constexpr bool barrier = !declares_barrier<P> || requires(P& p) { p.barrier(); };
+  constexpr bool reduce = !declares_all_reduce_sum<P> || requires(P& p, torch::Tensor& t) { p.all_reduce_sum(t); };
+  constexpr bool gather = !declares_gather_in_order<P> ||
+      requires(P& p, const torch::Tensor& t, std::int64_t n, double pad) {
+        { p.gather_in_order(t, n, n, pad) } -> std::convertible_to<torch::Tensor>;
+      };
+  constexpr bool full = !declares_full_parameters<P> ||
+      requires(P& p) { requires !std::is_void_v<decltype(p.full_parameters())>; };
+  constexpr bool optimizer_file = !declares_optimizer_state_file<P> ||
+      requires(const P& p, int rank) { { p.optimizer_state_file(rank) } -> std::convertible_to<std::optional<std::string>>; };
+  constexpr bool save = !declares_save_model_files<P> ||
+      requires(P& p, torch::nn::Module& m, const path& dir, bool main) { p.save_model_files(m, dir, main); };
+  constexpr bool load = !declares_load_model_files<P> ||
+      requires(P& p, torch::nn::Module& m, const path& dir) { p.load_model_files(m, dir); };
+  static_assert(shards, "trainpp: the sharding slot declares 'shards_model' but it is not static constexpr bool shards_model");
+  static_assert(accepts, "trainpp: the sharding slot declares 'accepts_precision' but it is not "
+                         "template <class Precision> static constexpr bool accepts_precision (for this precision slot)");
+  static_assert(configure, "trainpp: the sharding slot declares 'configure' but it cannot be called as "
+                           "void configure(const TrainingArguments&, torch::Device)");
+  static_assert(gradient_sync, "trainpp: the sharding slot declares 'set_gradient_sync' but it cannot be called as "
+                               "void set_gradient_sync(bool sync)");
+  static_assert(shard_optimizer, "trainpp: the sharding slot declares 'shard_optimizer' but it cannot be called as "
+                                 "void shard_optimizer(Optimizer&)");
+  static_assert(after_forward, "trainpp: the sharding slot declares 'after_forward' but it cannot be called as "
+                               "void after_forward(torch::nn::Module&)");
+  static_assert(collective, "trainpp: the sharding slot declares 'forward_is_collective' but it cannot be called as "
+                            "bool forward_is_collective()");
+  static_assert(barrier, "trainpp: the sharding slot declares 'barrier' but it cannot be called as void barrier()");
+  static_assert(reduce, "trainpp: the sharding slot declares 'all_reduce_sum' but it cannot be called as "
+                        "void all_reduce_sum(torch::Tensor&)");
+  static_assert(gather, "trainpp: the sharding slot declares 'gather_in_order' but it cannot be called as "
+                        "torch::Tensor gather_in_order(const torch::Tensor& local, std::int64_t batch_size, "
+                        "std::int64_t num_samples, double pad)");
+  static_assert(full, "trainpp: the sharding slot declares 'full_parameters' but it cannot be called as "
+                      "auto full_parameters() returning a guard");
+  static_assert(optimizer_file, "trainpp: the sharding slot declares 'optimizer_state_file' but it cannot be called as "
+                                "std::optional<std::string> optimizer_state_file(int rank) const");
+  static_assert(save, "trainpp: the sharding slot declares 'save_model_files' but it cannot be called as "
+                      "void save_model_files(torch::nn::Module&, const std::filesystem::path& dir, bool main_process)");
+  static_assert(load, "trainpp: the sharding slot declares 'load_model_files' but it cannot be called as "
+                      "void load_model_files(torch::nn::Module&, const std::filesystem::path& dir)");
+  return shards && accepts && configure && gradient_sync && shard_optimizer && after_forward && collective && barrier &&
+         reduce && gather && full && optimizer_file && save && load;
+}
+
+template <class P, class Optimizer, class Precision>
 constexpr bool check_sharding() {
   constexpr bool prep = requires(P& p, torch::nn::Module& m, torch::Device d) { p.prepare(m, d); };
   constexpr bool hooks = requires(P& p, torch::nn::Module& m, bool s) {
@@ -11204,7 +11502,8 @@ constexpr bool check_sharding() {
   static_assert(clip, "trainpp: the sharding slot needs a member "
                       "torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>&, double max_norm)");
   static_assert(ranks, "trainpp: the sharding slot needs members rank() and world_size()");
-  return prep && hooks && clip && ranks;
+  if constexpr (!(prep && hooks && clip && ranks)) return false;
+  else return check_sharding_optional<P, Optimizer, Precision>();
 }
 }  // namespace detail
 
@@ -11621,7 +11920,7 @@ class Trainer {
     apply_tf32(args_, device_);
     if constexpr (requires { precision_.configure(args_, device_); }) precision_.configure(args_, device_);
     if constexpr (requires { sharding_.configure(args_, device_); }) sharding_.configure(args_, device_);
-    if constexpr (!requires { sharding_.load_model_files(module(), std::filesystem::path()); }) {
+    if constexpr (!detail::sharding_shards_model<sharding_type>()) {
       // HF's flags asked for sharding that this slot cannot do: say so instead of training unsharded.
       const auto fsdp = args_.fsdp_options();
       if (fsdp.strategy && *fsdp.strategy != ShardingStrategy::no_shard)
@@ -11823,7 +12122,7 @@ class Trainer {
     else if constexpr (!detail::check_optimizer<optimizer_policy_type>()) return false;
     else if constexpr (!detail::check_scheduler<scheduler_policy_type, decltype(std::declval<optimizer_type&>().param_groups())>()) return false;
     else if constexpr (!detail::check_precision<precision_type, optimizer_type>()) return false;
-    else if constexpr (!detail::check_sharding<sharding_type>()) return false;
+    else if constexpr (!detail::check_sharding<sharding_type, optimizer_type, precision_type>()) return false;
     else if constexpr (!detail::check_dataset<train_dataset_type>("train_dataset") ||
                        !detail::check_dataset<eval_dataset_type>("eval_dataset")) return false;
     else if constexpr (!detail::check_metrics_fn<compute_metrics_type>()) return false;

@@ -1,8 +1,10 @@
 #pragma once
 // The callback events, detected statically. A callback defines only the hooks it needs; a member
 // that carries a hook's name but cannot be called with the hook's arguments is a compile error
-// (never silently skipped, which is what a plain "is it callable?" test would do).
+// (never silently skipped, which is what a plain "is it callable?" test would do): the name is
+// detected by detail/declares.hpp, as every optional member of every slot is.
 
+#include <trainpp/detail/declares.hpp>
 #include <trainpp/state.hpp>
 
 #include <string_view>
@@ -10,21 +12,6 @@
 #include <utility>
 
 namespace trainpp {
-namespace detail {
-
-// "Does C declare *anything* named NAME?" — derive from C and from a probe that also has NAME;
-// the name becomes ambiguous exactly when C has it, whatever it is (function, template, overload set).
-#define TRAINPP_DETAIL_DECLARES(NAME)                                                          \
-  struct probe_##NAME {                                                                         \
-    int NAME;                                                                                   \
-  };                                                                                            \
-  template <class C>                                                                            \
-  struct both_##NAME : C, probe_##NAME {};                                                     \
-  template <class C>                                                                            \
-  concept declares_##NAME = std::is_class_v<C> &&                                               \
-      (std::is_final_v<C> ? requires { &C::NAME; } : !requires { &both_##NAME<C>::NAME; });
-
-}  // namespace detail
 
 /// One event of the loop. `invoke(callback, args, state, control, extra..., trainer)` calls the
 /// callback's hook if it declares one. A hook takes (const TrainingArguments&, const TrainerState&,
@@ -32,9 +19,6 @@ namespace detail {
 /// on_predict: the metrics), then optionally the trainer (`auto& trainer`) for access to the model,
 /// optimizer, scheduler and data loaders.
 #define TRAINPP_DETAIL_HOOK(NAME, SIGNATURE)                                                   \
-  namespace detail {                                                                            \
-  TRAINPP_DETAIL_DECLARES(NAME)                                                                 \
-  }                                                                                             \
   namespace hooks {                                                                             \
   struct NAME##_t {                                                                             \
     static constexpr std::string_view name = #NAME;                                             \
@@ -76,5 +60,6 @@ TRAINPP_DETAIL_HOOK(on_evaluate, "(const TrainingArguments&, const TrainerState&
 TRAINPP_DETAIL_HOOK(on_predict, "(const TrainingArguments&, const TrainerState&, TrainerControl&, const Metrics& metrics[, auto& trainer])")
 
 #undef TRAINPP_DETAIL_PLAIN
+#undef TRAINPP_DETAIL_HOOK
 
 }  // namespace trainpp

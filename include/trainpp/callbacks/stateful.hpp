@@ -4,18 +4,13 @@
 // restore_callback_states_from_checkpoint hands it back through load_state().
 
 #include <trainpp/callbacks/hooks.hpp>
+#include <trainpp/detail/declares.hpp>
 
 #include <nlohmann/json.hpp>
 
 #include <string_view>
 
 namespace trainpp {
-namespace detail {
-TRAINPP_DETAIL_DECLARES(state)
-TRAINPP_DETAIL_DECLARES(load_state)
-TRAINPP_DETAIL_DECLARES(state_name)
-}  // namespace detail
-
 /// A callback that saves and restores its state through checkpoints.
 ///
 /// Requires: `static constexpr std::string_view state_name` (the key in stateful_callbacks; HF uses

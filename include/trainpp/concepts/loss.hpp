@@ -25,7 +25,9 @@ concept LossFromModel = requires(const L& l, Model& model, const B& batch) {
 /// Required, one of: `torch::Tensor operator()(const Output& outputs, const Batch& batch) const`
 /// (outputs = what model->forward(batch) returns), or `torch::Tensor operator()(Model& model,
 /// const Batch& batch) const`. The result is the mean loss of the micro-batch; the Trainer divides
-/// it by the number of micro-batches in the accumulation window.
+/// it by the number of micro-batches in the accumulation window. Called by the step slot
+/// (trainer.compute_loss) for each micro-batch, and for each evaluation batch that has labels.
+/// Optional: none.
 /// Models: trainpp::ModelLoss (the default: the model's own loss, its first output), the weighted
 /// cross entropy of examples/weighted_loss.
 template <class L, class Model, class Output, class B>

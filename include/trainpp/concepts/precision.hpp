@@ -1,7 +1,11 @@
 #pragma once
 // PrecisionPolicy: the numeric format of forward and backward (HF's --bf16 / --fp16 / native AMP).
 
+#include <trainpp/args.hpp>
 #include <trainpp/detail/config.hpp>
+#include <trainpp/detail/declares.hpp>
+
+#include <nlohmann/json.hpp>
 
 #include <concepts>
 
@@ -18,11 +22,15 @@ namespace trainpp {
 /// - `unscale_(Optimizer&)`: gradients in true units before clipping (a no-op without scaling);
 /// - `step(Optimizer&)` -> bool: false when the step was skipped (overflow); the scheduler then
 ///   does not advance. `static constexpr bool can_skip_steps`: false lets the loop drop the check.
-/// Optional:
-/// - `configure(const TrainingArguments&, torch::Device)`: called once by the Trainer's constructor
-///   (to check the flags against the policy, or to choose from them);
-/// - `nlohmann::json state() const` / `load_state(const nlohmann::json&)`: saved in checkpoints as
-///   scaler.json (a null state is not saved).
+/// Optional (a member declared under one of these names must be callable as shown, or the Trainer
+/// does not compile):
+/// - `void configure(const TrainingArguments&, torch::Device)`: called once by the Trainer's
+///   constructor (to check the flags against the policy, or to choose from them); default: nothing;
+/// - `nlohmann::json state() const`: called when a checkpoint is saved; a non-null state is written
+///   as scaler.json; default: nothing is written;
+/// - `void load_state(const nlohmann::json&)`: called on resume with scaler.json when the checkpoint
+///   has one (it needs state() as well: without the file, a non-null state() means a warning that
+///   the scale restarts); default: the policy starts afresh.
 /// Models: trainpp::MixedPrecision (the default: fp32, or bf16 / fp16 as --bf16 / --fp16 say),
 /// trainpp::FP32, trainpp::BF16, trainpp::FP16.
 template <class P, class Opt>
@@ -36,6 +44,27 @@ concept PrecisionPolicy = requires(P& p, const torch::Tensor& loss, Opt& opt, to
 };
 
 namespace detail {
+/// The optional members of a precision policy P: each one P declares must be callable as the
+/// Trainer calls it.
+template <class P>
+constexpr bool check_precision_optional() {
+  constexpr bool configure = !declares_configure<P> ||
+      requires(P& p, const TrainingArguments& a, torch::Device d) { p.configure(a, d); };
+  constexpr bool state = !declares_state<P> ||
+      requires(const P& p) { { p.state() } -> std::convertible_to<nlohmann::json>; };
+  constexpr bool load_state = !declares_load_state<P> || requires(P& p, const nlohmann::json& j) { p.load_state(j); };
+  static_assert(configure, "trainpp: the precision slot declares 'configure' but it cannot be called as "
+                           "void configure(const TrainingArguments&, torch::Device)");
+  static_assert(state, "trainpp: the precision slot declares 'state' but it cannot be called as "
+                       "nlohmann::json state() const");
+  static_assert(load_state, "trainpp: the precision slot declares 'load_state' but it cannot be called as "
+                            "void load_state(const nlohmann::json&)");
+  constexpr bool both = !declares_load_state<P> || declares_state<P>;
+  static_assert(both, "trainpp: the precision slot declares 'load_state' but not 'state': give it "
+                      "nlohmann::json state() const as well");
+  return configure && state && load_state && both;
+}
+
 template <class P, class Opt>
 constexpr bool check_precision() {
   constexpr bool ctx = requires(P& p, torch::Device d) { p.forward_context(d); p.eval_context(d); };
@@ -48,7 +77,8 @@ constexpr bool check_precision() {
   static_assert(opt, "trainpp: the precision slot needs members unscale_(Optimizer&) and "
                      "bool step(Optimizer&)");
   static_assert(skip, "trainpp: the precision slot needs a member static constexpr bool can_skip_steps");
-  return ctx && bwd && opt && skip;
+  if constexpr (!(ctx && bwd && opt && skip)) return false;
+  else return check_precision_optional<P>();
 }
 }  // namespace detail
 

@@ -2,9 +2,14 @@
 // SchedulerPolicy: the learning rate as a function of the optimizer step (HF's create_scheduler).
 
 #include <trainpp/args.hpp>
+#include <trainpp/detail/declares.hpp>
+
+#include <nlohmann/json.hpp>
 
 #include <concepts>
 #include <cstdint>
+#include <type_traits>
+#include <utility>
 
 namespace trainpp {
 
@@ -13,6 +18,11 @@ namespace trainpp {
 /// Required: `apply(groups, step)` sets each group's lr for optimizer step `step`;
 /// `steps_on_metric()` -> bool (true: stepped after evaluation with the metric, like
 /// ReduceLROnPlateau); `step_on_metric(double metric, groups)`.
+/// Optional (a member declared under one of these names must be callable as shown, or the Trainer
+/// does not compile):
+/// - `nlohmann::json state() const`: saved in each checkpoint as scheduler.json; default: nothing;
+/// - `void load_state(const nlohmann::json&)`: called on resume with scheduler.json; default: the
+///   schedule is a function of the step alone.
 /// Models: trainpp::LRScheduler.
 template <class S, class Groups>
 concept SchedulerLike = requires(S& s, Groups& g, std::int64_t step, double metric) {
@@ -32,6 +42,20 @@ concept SchedulerPolicy = requires(const P& p, const TrainingArguments& a, std::
 };
 
 namespace detail {
+/// The optional members of the schedule S that the scheduler slot creates: each one S declares must
+/// be callable as the loop calls it.
+template <class S>
+constexpr bool check_scheduler_optional() {
+  constexpr bool state = !declares_state<S> ||
+      requires(const S& s) { { s.state() } -> std::convertible_to<nlohmann::json>; };
+  constexpr bool load_state = !declares_load_state<S> || requires(S& s, const nlohmann::json& j) { s.load_state(j); };
+  static_assert(state, "trainpp: the scheduler slot's schedule declares 'state' but it cannot be called as "
+                       "nlohmann::json state() const");
+  static_assert(load_state, "trainpp: the scheduler slot's schedule declares 'load_state' but it cannot be called as "
+                            "void load_state(const nlohmann::json&)");
+  return state && load_state;
+}
+
 template <class P, class Groups>
 constexpr bool check_scheduler() {
   constexpr bool create = requires(const P& p, const TrainingArguments& a, std::int64_t n) { p.create(a, n); };
@@ -41,7 +65,9 @@ constexpr bool check_scheduler() {
     static_assert(SchedulerPolicy<P, Groups>,
                   "trainpp: the scheduler slot's create() must return a schedule with apply(groups, step), "
                   "steps_on_metric() and step_on_metric(metric, groups)");
-    return SchedulerPolicy<P, Groups>;
+    if constexpr (!SchedulerPolicy<P, Groups>) return false;
+    else return check_scheduler_optional<std::remove_cvref_t<decltype(std::declval<const P&>().create(
+        std::declval<const TrainingArguments&>(), std::declval<std::int64_t>()))>>();
   }
   return false;
 }

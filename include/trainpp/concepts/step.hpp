@@ -2,6 +2,7 @@
 // StepPolicy: one training micro-step and one prediction step (HF's training_step / prediction_step).
 
 #include <trainpp/detail/config.hpp>
+#include <trainpp/detail/declares.hpp>
 
 #include <concepts>
 #include <cstdint>
@@ -19,10 +20,15 @@ struct PredictionStep {
 /// overriding Trainer.training_step / prediction_step. Derive from trainpp::DefaultStep and hide the
 /// member you change; the Trainer calls it statically.
 ///
-/// Required:
+/// Required (a member declared under one of these names but not callable as shown is reported as
+/// such, not as missing):
 /// - `training_step(Trainer& trainer, const Batch& batch, std::int64_t window_size)` -> torch::Tensor:
-///   forward, loss / window_size, backward; returns the detached, *unscaled* loss;
-/// - `prediction_step(Trainer& trainer, const Batch& batch, bool prediction_loss_only)` -> PredictionStep.
+///   called for each micro-batch of an accumulation window by train(); forward, loss / window_size,
+///   backward; returns the detached, *unscaled* loss;
+/// - `prediction_step(Trainer& trainer, const Batch& batch, bool prediction_loss_only)` -> PredictionStep:
+///   called for each batch by evaluate() and predict(), and during training's evaluations.
+/// Optional: none. (The members the loop may call around a step belong to the sharding and precision
+/// slots.)
 /// Models: trainpp::DefaultStep.
 template <class S, class Trainer, class B>
 concept StepPolicy = requires(S& s, Trainer& t, const B& b, std::int64_t window, bool loss_only) {
@@ -39,9 +45,16 @@ constexpr bool check_step() {
   constexpr bool predict = requires(S& s, Trainer& t, const B& b, bool lo) {
     { s.prediction_step(t, b, lo) } -> std::convertible_to<PredictionStep>;
   };
-  static_assert(train, "trainpp: the step slot needs a member "
+  // A member of that name that does not fit is a wrong signature, not a missing member.
+  static_assert(train || !declares_training_step<S>,
+                "trainpp: the step slot declares 'training_step' but it cannot be called as "
+                "torch::Tensor training_step(auto& trainer, const Batch& batch, std::int64_t window_size)");
+  static_assert(predict || !declares_prediction_step<S>,
+                "trainpp: the step slot declares 'prediction_step' but it cannot be called as "
+                "PredictionStep prediction_step(auto& trainer, const Batch& batch, bool prediction_loss_only)");
+  static_assert(train || declares_training_step<S>, "trainpp: the step slot needs a member "
                        "torch::Tensor training_step(auto& trainer, const Batch& batch, std::int64_t window_size)");
-  static_assert(predict, "trainpp: the step slot needs a member "
+  static_assert(predict || declares_prediction_step<S>, "trainpp: the step slot needs a member "
                          "PredictionStep prediction_step(auto& trainer, const Batch& batch, bool prediction_loss_only)");
   return train && predict;
 }

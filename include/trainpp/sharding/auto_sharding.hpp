@@ -15,6 +15,9 @@ namespace trainpp {
 /// knows its strategy puts DataParallel, ShardGradOp or FullShard in the slot instead.
 class AutoSharding {
  public:
+  /// Shards as --fsdp / --deepspeed say: the Trainer accepts those flags with this policy.
+  static constexpr bool shards_model = true;
+
   void configure(const TrainingArguments& args, torch::Device device) {
     const FsdpOptions options = args.fsdp_options();
     if (options.strategy && *options.strategy != ShardingStrategy::no_shard) {

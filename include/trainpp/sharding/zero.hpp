@@ -71,6 +71,8 @@ class ZeroSharding : public detail::JoinedProcesses {
   ZeroSharding& operator=(ZeroSharding&&) = delete;
   ~ZeroSharding() { release(); }
 
+  /// Shards: the Trainer lets --fsdp / --deepspeed choose this policy's strategy.
+  static constexpr bool shards_model = true;
   /// FP16's loss scaling would need the overflow check of every shard: not supported (use bf16).
   template <class P>
   static constexpr bool accepts_precision = !std::is_same_v<P, FP16>;

@@ -6,6 +6,11 @@
 
 #include <trainpp/trainpp.hpp>
 
+// The macros that generate the hooks and the member-name probes stay inside their headers.
+#if defined(TRAINPP_DETAIL_HOOK) || defined(TRAINPP_DETAIL_DECLARES) || defined(TRAINPP_DETAIL_PLAIN)
+#error "trainpp's helper macros leak into user code"
+#endif
+
 #include <doctest/doctest.h>
 
 #include <algorithm>
