@@ -7052,155 +7052,6 @@ class Optimizer {
 // HFOptimizer: the default optimizer slot — HF's create_optimizer from TrainingArguments.
 
 
-// ---- trainpp/concepts/optimizer.hpp ----
-// OptimizerPolicy: parameter groups and the update rule (HF's create_optimizer).
-
-
-// ---- trainpp/detail/declares.hpp ----
-// "Does C declare anything named NAME?" — the one test behind every optional member of every slot
-// and every callback hook. A plain "is it callable?" test cannot tell a member that is absent from
-// one declared with the wrong signature, and so skips the latter silently; this test answers for
-// the name alone, and the slot checks (concepts/*.hpp, callbacks/hooks.hpp) then require a declared
-// member to be callable as the library calls it.
-
-#include <type_traits>
-
-namespace trainpp::detail {
-
-// Derive from C and from a probe that also has NAME: the name becomes ambiguous exactly when C (or a
-// base of C) has it, whatever it is (function, template, overload set, data member). A final class
-// cannot be derived from; for it, the test is whether &C::NAME names a single member.
-#define TRAINPP_DETAIL_DECLARES(NAME)                                                         \
-  struct probe_##NAME {                                                                        \
-    int NAME;                                                                                  \
-  };                                                                                           \
-  template <class C>                                                                           \
-  struct both_##NAME : C, probe_##NAME {};                                                    \
-  template <class C>                                                                           \
-  concept declares_##NAME = std::is_class_v<C> &&                                              \
-      (std::is_final_v<C> ? requires { &C::NAME; } : !requires { &both_##NAME<C>::NAME; });
-
-// Callback hooks (callbacks/hooks.hpp) and stateful callbacks (callbacks/stateful.hpp).
-TRAINPP_DETAIL_DECLARES(on_init_end)
-TRAINPP_DETAIL_DECLARES(on_train_begin)
-TRAINPP_DETAIL_DECLARES(on_train_end)
-TRAINPP_DETAIL_DECLARES(on_epoch_begin)
-TRAINPP_DETAIL_DECLARES(on_epoch_end)
-TRAINPP_DETAIL_DECLARES(on_step_begin)
-TRAINPP_DETAIL_DECLARES(on_substep_end)
-TRAINPP_DETAIL_DECLARES(on_pre_optimizer_step)
-TRAINPP_DETAIL_DECLARES(on_optimizer_step)
-TRAINPP_DETAIL_DECLARES(on_step_end)
-TRAINPP_DETAIL_DECLARES(on_save)
-TRAINPP_DETAIL_DECLARES(on_prediction_step)
-TRAINPP_DETAIL_DECLARES(on_log)
-TRAINPP_DETAIL_DECLARES(on_evaluate)
-TRAINPP_DETAIL_DECLARES(on_predict)
-TRAINPP_DETAIL_DECLARES(state_name)
-
-// Members of several slots: state / load_state (precision, the optimizer and the scheduler the
-// policies create, stateful callbacks), configure (precision, sharding).
-TRAINPP_DETAIL_DECLARES(state)
-TRAINPP_DETAIL_DECLARES(load_state)
-TRAINPP_DETAIL_DECLARES(configure)
-
-// The sharding slot.
-TRAINPP_DETAIL_DECLARES(set_gradient_sync)
-TRAINPP_DETAIL_DECLARES(shard_optimizer)
-TRAINPP_DETAIL_DECLARES(after_forward)
-TRAINPP_DETAIL_DECLARES(forward_is_collective)
-TRAINPP_DETAIL_DECLARES(barrier)
-TRAINPP_DETAIL_DECLARES(all_reduce_sum)
-TRAINPP_DETAIL_DECLARES(gather_in_order)
-TRAINPP_DETAIL_DECLARES(full_parameters)
-TRAINPP_DETAIL_DECLARES(optimizer_state_file)
-TRAINPP_DETAIL_DECLARES(save_model_files)
-TRAINPP_DETAIL_DECLARES(load_model_files)
-TRAINPP_DETAIL_DECLARES(accepts_precision)
-TRAINPP_DETAIL_DECLARES(shards_model)
-
-// The data_loader slot and its loaders.
-TRAINPP_DETAIL_DECLARES(test_loader)
-TRAINPP_DETAIL_DECLARES(real_samples)
-
-// The step slot (required members: declared but not callable gets its own message).
-TRAINPP_DETAIL_DECLARES(training_step)
-TRAINPP_DETAIL_DECLARES(prediction_step)
-
-#undef TRAINPP_DETAIL_DECLARES
-
-}  // namespace trainpp::detail
-
-#include <concepts>
-#include <type_traits>
-#include <utility>
-#include <vector>
-
-namespace trainpp {
-
-/// An optimizer the loop can drive.
-///
-/// Required: `step()` (once per optimizer step, unless the precision slot skips it); `zero_grad()`
-/// (after each step); `param_groups()` -> a range of groups with `lr` and `initial_lr` (the scheduler
-/// writes lr); `parameters()` -> std::vector<torch::Tensor> (clipping).
-/// Optional (a member declared under one of these names must be callable as shown, or the Trainer
-/// does not compile):
-/// - `OptimizerState state() const`: per-parameter state, saved in each checkpoint (with the groups'
-///   learning rates); default: a warning, and the checkpoint cannot resume exactly;
-/// - `void load_state(const OptimizerState&)`: called on resume; default: resuming is an error.
-/// Models: trainpp::Optimizer, trainpp::AdamW, trainpp::SGD.
-template <class O>
-concept OptimizerLike = requires(O& o) {
-  o.step();
-  o.zero_grad();
-  { o.parameters() } -> std::convertible_to<std::vector<torch::Tensor>>;
-  o.param_groups().begin()->lr;
-  o.param_groups().begin()->initial_lr;
-};
-
-/// The optimizer slot.
-///
-/// Required: `create(torch::nn::Module& model, const TrainingArguments& args) const` returning an
-/// OptimizerLike.
-/// Models: trainpp::HFOptimizer (the default: `optim`, no decay on biases and norms).
-template <class P>
-concept OptimizerPolicy = requires(const P& p, torch::nn::Module& m, const TrainingArguments& a) {
-  { p.create(m, a) } -> OptimizerLike;
-};
-
-namespace detail {
-/// The optional members of the optimizer O that the optimizer slot creates: each one O declares
-/// must be callable as the loop calls it.
-template <class O>
-constexpr bool check_optimizer_optional() {
-  constexpr bool state = !declares_state<O> ||
-      requires(const O& o) { { o.state() } -> std::convertible_to<OptimizerState>; };
-  constexpr bool load_state = !declares_load_state<O> || requires(O& o, const OptimizerState& st) { o.load_state(st); };
-  static_assert(state, "trainpp: the optimizer slot's optimizer declares 'state' but it cannot be called as "
-                       "OptimizerState state() const");
-  static_assert(load_state, "trainpp: the optimizer slot's optimizer declares 'load_state' but it cannot be called as "
-                            "void load_state(const OptimizerState&)");
-  return state && load_state;
-}
-
-template <class P>
-constexpr bool check_optimizer() {
-  constexpr bool create = requires(const P& p, torch::nn::Module& m, const TrainingArguments& a) { p.create(m, a); };
-  static_assert(create, "trainpp: the optimizer slot needs a member "
-                        "create(torch::nn::Module& model, const TrainingArguments& args) const");
-  if constexpr (create) {
-    static_assert(OptimizerPolicy<P>, "trainpp: the optimizer slot's create() must return an optimizer with "
-                                      "step(), zero_grad(), parameters() and param_groups() (groups with lr, initial_lr)");
-    if constexpr (!OptimizerPolicy<P>) return false;
-    else return check_optimizer_optional<std::remove_cvref_t<decltype(std::declval<const P&>().create(
-        std::declval<torch::nn::Module&>(), std::declval<const TrainingArguments&>()))>>();
-  }
-  return false;
-}
-}  // namespace detail
-
-}  // namespace trainpp
-
 namespace trainpp {
 
 /// `optim` (adamw_torch, adamw_torch_fused, sgd) over two parameter groups: weight_decay for weights,
@@ -7610,81 +7461,6 @@ class MixedPrecision {
 // ---- trainpp/schedule/policy.hpp ----
 // HFScheduler: the default scheduler slot — HF's create_scheduler from TrainingArguments.
 
-
-// ---- trainpp/concepts/scheduler.hpp ----
-// SchedulerPolicy: the learning rate as a function of the optimizer step (HF's create_scheduler).
-
-
-#include <nlohmann/json.hpp>
-
-#include <concepts>
-#include <cstdint>
-#include <type_traits>
-#include <utility>
-
-namespace trainpp {
-
-/// A learning-rate schedule the loop can drive.
-///
-/// Required: `apply(groups, step)` sets each group's lr for optimizer step `step`;
-/// `steps_on_metric()` -> bool (true: stepped after evaluation with the metric, like
-/// ReduceLROnPlateau); `step_on_metric(double metric, groups)`.
-/// Optional (a member declared under one of these names must be callable as shown, or the Trainer
-/// does not compile):
-/// - `nlohmann::json state() const`: saved in each checkpoint as scheduler.json; default: nothing;
-/// - `void load_state(const nlohmann::json&)`: called on resume with scheduler.json; default: the
-///   schedule is a function of the step alone.
-/// Models: trainpp::LRScheduler.
-template <class S, class Groups>
-concept SchedulerLike = requires(S& s, Groups& g, std::int64_t step, double metric) {
-  s.apply(g, step);
-  { s.steps_on_metric() } -> std::convertible_to<bool>;
-  s.step_on_metric(metric, g);
-};
-
-/// The scheduler slot.
-///
-/// Required: `create(const TrainingArguments& args, std::int64_t num_training_steps) const`
-/// returning a SchedulerLike.
-/// Models: trainpp::HFScheduler (the default: lr_scheduler_type, lr_scheduler_kwargs, warmup_steps).
-template <class P, class Groups>
-concept SchedulerPolicy = requires(const P& p, const TrainingArguments& a, std::int64_t n) {
-  { p.create(a, n) } -> SchedulerLike<Groups>;
-};
-
-namespace detail {
-/// The optional members of the schedule S that the scheduler slot creates: each one S declares must
-/// be callable as the loop calls it.
-template <class S>
-constexpr bool check_scheduler_optional() {
-  constexpr bool state = !declares_state<S> ||
-      requires(const S& s) { { s.state() } -> std::convertible_to<nlohmann::json>; };
-  constexpr bool load_state = !declares_load_state<S> || requires(S& s, const nlohmann::json& j) { s.load_state(j); };
-  static_assert(state, "trainpp: the scheduler slot's schedule declares 'state' but it cannot be called as "
-                       "nlohmann::json state() const");
-  static_assert(load_state, "trainpp: the scheduler slot's schedule declares 'load_state' but it cannot be called as "
-                            "void load_state(const nlohmann::json&)");
-  return state && load_state;
-}
-
-template <class P, class Groups>
-constexpr bool check_scheduler() {
-  constexpr bool create = requires(const P& p, const TrainingArguments& a, std::int64_t n) { p.create(a, n); };
-  static_assert(create, "trainpp: the scheduler slot needs a member "
-                        "create(const TrainingArguments& args, std::int64_t num_training_steps) const");
-  if constexpr (create) {
-    static_assert(SchedulerPolicy<P, Groups>,
-                  "trainpp: the scheduler slot's create() must return a schedule with apply(groups, step), "
-                  "steps_on_metric() and step_on_metric(metric, groups)");
-    if constexpr (!SchedulerPolicy<P, Groups>) return false;
-    else return check_scheduler_optional<std::remove_cvref_t<decltype(std::declval<const P&>().create(
-        std::declval<const TrainingArguments&>(), std::declval<std::int64_t>()))>>();
-  }
-  return false;
-}
-}  // namespace detail
-
-}  // namespace trainpp
 
 // ---- trainpp/schedule/schedulers.hpp ----
 // Learning-rate schedules of transformers.get_scheduler, as pure functions of the optimizer step.
@@ -9419,6 +9195,81 @@ struct SingleDevice {
 // ---- trainpp/concepts/step.hpp ----
 // StepPolicy: one training micro-step and one prediction step (HF's training_step / prediction_step).
 
+
+// ---- trainpp/detail/declares.hpp ----
+// "Does C declare anything named NAME?" — the one test behind every optional member of every slot
+// and every callback hook. A plain "is it callable?" test cannot tell a member that is absent from
+// one declared with the wrong signature, and so skips the latter silently; this test answers for
+// the name alone, and the slot checks (concepts/*.hpp, callbacks/hooks.hpp) then require a declared
+// member to be callable as the library calls it.
+
+#include <type_traits>
+
+namespace trainpp::detail {
+
+// Derive from C and from a probe that also has NAME: the name becomes ambiguous exactly when C (or a
+// base of C) has it, whatever it is (function, template, overload set, data member). A final class
+// cannot be derived from; for it, the test is whether &C::NAME names a single member.
+#define TRAINPP_DETAIL_DECLARES(NAME)                                                         \
+  struct probe_##NAME {                                                                        \
+    int NAME;                                                                                  \
+  };                                                                                           \
+  template <class C>                                                                           \
+  struct both_##NAME : C, probe_##NAME {};                                                    \
+  template <class C>                                                                           \
+  concept declares_##NAME = std::is_class_v<C> &&                                              \
+      (std::is_final_v<C> ? requires { &C::NAME; } : !requires { &both_##NAME<C>::NAME; });
+
+// Callback hooks (callbacks/hooks.hpp) and stateful callbacks (callbacks/stateful.hpp).
+TRAINPP_DETAIL_DECLARES(on_init_end)
+TRAINPP_DETAIL_DECLARES(on_train_begin)
+TRAINPP_DETAIL_DECLARES(on_train_end)
+TRAINPP_DETAIL_DECLARES(on_epoch_begin)
+TRAINPP_DETAIL_DECLARES(on_epoch_end)
+TRAINPP_DETAIL_DECLARES(on_step_begin)
+TRAINPP_DETAIL_DECLARES(on_substep_end)
+TRAINPP_DETAIL_DECLARES(on_pre_optimizer_step)
+TRAINPP_DETAIL_DECLARES(on_optimizer_step)
+TRAINPP_DETAIL_DECLARES(on_step_end)
+TRAINPP_DETAIL_DECLARES(on_save)
+TRAINPP_DETAIL_DECLARES(on_prediction_step)
+TRAINPP_DETAIL_DECLARES(on_log)
+TRAINPP_DETAIL_DECLARES(on_evaluate)
+TRAINPP_DETAIL_DECLARES(on_predict)
+TRAINPP_DETAIL_DECLARES(state_name)
+
+// Members of several slots: state / load_state (precision, the optimizer and the scheduler the
+// policies create, stateful callbacks), configure (precision, sharding).
+TRAINPP_DETAIL_DECLARES(state)
+TRAINPP_DETAIL_DECLARES(load_state)
+TRAINPP_DETAIL_DECLARES(configure)
+
+// The sharding slot.
+TRAINPP_DETAIL_DECLARES(set_gradient_sync)
+TRAINPP_DETAIL_DECLARES(shard_optimizer)
+TRAINPP_DETAIL_DECLARES(after_forward)
+TRAINPP_DETAIL_DECLARES(forward_is_collective)
+TRAINPP_DETAIL_DECLARES(barrier)
+TRAINPP_DETAIL_DECLARES(all_reduce_sum)
+TRAINPP_DETAIL_DECLARES(gather_in_order)
+TRAINPP_DETAIL_DECLARES(full_parameters)
+TRAINPP_DETAIL_DECLARES(optimizer_state_file)
+TRAINPP_DETAIL_DECLARES(save_model_files)
+TRAINPP_DETAIL_DECLARES(load_model_files)
+TRAINPP_DETAIL_DECLARES(accepts_precision)
+TRAINPP_DETAIL_DECLARES(shards_model)
+
+// The data_loader slot and its loaders.
+TRAINPP_DETAIL_DECLARES(test_loader)
+TRAINPP_DETAIL_DECLARES(real_samples)
+
+// The step slot (required members: declared but not callable gets its own message).
+TRAINPP_DETAIL_DECLARES(training_step)
+TRAINPP_DETAIL_DECLARES(prediction_step)
+
+#undef TRAINPP_DETAIL_DECLARES
+
+}  // namespace trainpp::detail
 
 #include <concepts>
 #include <cstdint>
@@ -11263,6 +11114,80 @@ constexpr bool check_loss() {
 
 }  // namespace trainpp
 
+// ---- trainpp/concepts/optimizer.hpp ----
+// OptimizerPolicy: parameter groups and the update rule (HF's create_optimizer).
+
+
+#include <concepts>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace trainpp {
+
+/// An optimizer the loop can drive.
+///
+/// Required: `step()` (once per optimizer step, unless the precision slot skips it); `zero_grad()`
+/// (after each step); `param_groups()` -> a range of groups with `lr` and `initial_lr` (the scheduler
+/// writes lr); `parameters()` -> std::vector<torch::Tensor> (clipping).
+/// Optional (a member declared under one of these names must be callable as shown, or the Trainer
+/// does not compile):
+/// - `OptimizerState state() const`: per-parameter state, saved in each checkpoint (with the groups'
+///   learning rates); default: a warning, and the checkpoint cannot resume exactly;
+/// - `void load_state(const OptimizerState&)`: called on resume; default: resuming is an error.
+/// Models: trainpp::Optimizer, trainpp::AdamW, trainpp::SGD.
+template <class O>
+concept OptimizerLike = requires(O& o) {
+  o.step();
+  o.zero_grad();
+  { o.parameters() } -> std::convertible_to<std::vector<torch::Tensor>>;
+  o.param_groups().begin()->lr;
+  o.param_groups().begin()->initial_lr;
+};
+
+/// The optimizer slot.
+///
+/// Required: `create(torch::nn::Module& model, const TrainingArguments& args) const` returning an
+/// OptimizerLike.
+/// Models: trainpp::HFOptimizer (the default: `optim`, no decay on biases and norms).
+template <class P>
+concept OptimizerPolicy = requires(const P& p, torch::nn::Module& m, const TrainingArguments& a) {
+  { p.create(m, a) } -> OptimizerLike;
+};
+
+namespace detail {
+/// The optional members of the optimizer O that the optimizer slot creates: each one O declares
+/// must be callable as the loop calls it.
+template <class O>
+constexpr bool check_optimizer_optional() {
+  constexpr bool state = !declares_state<O> ||
+      requires(const O& o) { { o.state() } -> std::convertible_to<OptimizerState>; };
+  constexpr bool load_state = !declares_load_state<O> || requires(O& o, const OptimizerState& st) { o.load_state(st); };
+  static_assert(state, "trainpp: the optimizer slot's optimizer declares 'state' but it cannot be called as "
+                       "OptimizerState state() const");
+  static_assert(load_state, "trainpp: the optimizer slot's optimizer declares 'load_state' but it cannot be called as "
+                            "void load_state(const OptimizerState&)");
+  return state && load_state;
+}
+
+template <class P>
+constexpr bool check_optimizer() {
+  constexpr bool create = requires(const P& p, torch::nn::Module& m, const TrainingArguments& a) { p.create(m, a); };
+  static_assert(create, "trainpp: the optimizer slot needs a member "
+                        "create(torch::nn::Module& model, const TrainingArguments& args) const");
+  if constexpr (create) {
+    static_assert(OptimizerPolicy<P>, "trainpp: the optimizer slot's create() must return an optimizer with "
+                                      "step(), zero_grad(), parameters() and param_groups() (groups with lr, initial_lr)");
+    if constexpr (!OptimizerPolicy<P>) return false;
+    else return check_optimizer_optional<std::remove_cvref_t<decltype(std::declval<const P&>().create(
+        std::declval<torch::nn::Module&>(), std::declval<const TrainingArguments&>()))>>();
+  }
+  return false;
+}
+}  // namespace detail
+
+}  // namespace trainpp
+
 // ---- trainpp/concepts/precision.hpp ----
 // PrecisionPolicy: the numeric format of forward and backward (HF's --bf16 / --fp16 / native AMP).
 
@@ -11341,6 +11266,81 @@ constexpr bool check_precision() {
   static_assert(skip, "trainpp: the precision slot needs a member static constexpr bool can_skip_steps");
   if constexpr (!(ctx && bwd && opt && skip)) return false;
   else return check_precision_optional<P>();
+}
+}  // namespace detail
+
+}  // namespace trainpp
+
+// ---- trainpp/concepts/scheduler.hpp ----
+// SchedulerPolicy: the learning rate as a function of the optimizer step (HF's create_scheduler).
+
+
+#include <nlohmann/json.hpp>
+
+#include <concepts>
+#include <cstdint>
+#include <type_traits>
+#include <utility>
+
+namespace trainpp {
+
+/// A learning-rate schedule the loop can drive.
+///
+/// Required: `apply(groups, step)` sets each group's lr for optimizer step `step`;
+/// `steps_on_metric()` -> bool (true: stepped after evaluation with the metric, like
+/// ReduceLROnPlateau); `step_on_metric(double metric, groups)`.
+/// Optional (a member declared under one of these names must be callable as shown, or the Trainer
+/// does not compile):
+/// - `nlohmann::json state() const`: saved in each checkpoint as scheduler.json; default: nothing;
+/// - `void load_state(const nlohmann::json&)`: called on resume with scheduler.json; default: the
+///   schedule is a function of the step alone.
+/// Models: trainpp::LRScheduler.
+template <class S, class Groups>
+concept SchedulerLike = requires(S& s, Groups& g, std::int64_t step, double metric) {
+  s.apply(g, step);
+  { s.steps_on_metric() } -> std::convertible_to<bool>;
+  s.step_on_metric(metric, g);
+};
+
+/// The scheduler slot.
+///
+/// Required: `create(const TrainingArguments& args, std::int64_t num_training_steps) const`
+/// returning a SchedulerLike.
+/// Models: trainpp::HFScheduler (the default: lr_scheduler_type, lr_scheduler_kwargs, warmup_steps).
+template <class P, class Groups>
+concept SchedulerPolicy = requires(const P& p, const TrainingArguments& a, std::int64_t n) {
+  { p.create(a, n) } -> SchedulerLike<Groups>;
+};
+
+namespace detail {
+/// The optional members of the schedule S that the scheduler slot creates: each one S declares must
+/// be callable as the loop calls it.
+template <class S>
+constexpr bool check_scheduler_optional() {
+  constexpr bool state = !declares_state<S> ||
+      requires(const S& s) { { s.state() } -> std::convertible_to<nlohmann::json>; };
+  constexpr bool load_state = !declares_load_state<S> || requires(S& s, const nlohmann::json& j) { s.load_state(j); };
+  static_assert(state, "trainpp: the scheduler slot's schedule declares 'state' but it cannot be called as "
+                       "nlohmann::json state() const");
+  static_assert(load_state, "trainpp: the scheduler slot's schedule declares 'load_state' but it cannot be called as "
+                            "void load_state(const nlohmann::json&)");
+  return state && load_state;
+}
+
+template <class P, class Groups>
+constexpr bool check_scheduler() {
+  constexpr bool create = requires(const P& p, const TrainingArguments& a, std::int64_t n) { p.create(a, n); };
+  static_assert(create, "trainpp: the scheduler slot needs a member "
+                        "create(const TrainingArguments& args, std::int64_t num_training_steps) const");
+  if constexpr (create) {
+    static_assert(SchedulerPolicy<P, Groups>,
+                  "trainpp: the scheduler slot's create() must return a schedule with apply(groups, step), "
+                  "steps_on_metric() and step_on_metric(metric, groups)");
+    if constexpr (!SchedulerPolicy<P, Groups>) return false;
+    else return check_scheduler_optional<std::remove_cvref_t<decltype(std::declval<const P&>().create(
+        std::declval<const TrainingArguments&>(), std::declval<std::int64_t>()))>>();
+  }
+  return false;
 }
 }  // namespace detail
 

@@ -1,7 +1,6 @@
 #pragma once
 // HFOptimizer: the default optimizer slot — HF's create_optimizer from TrainingArguments.
 
-#include <trainpp/concepts/optimizer.hpp>
 #include <trainpp/optim/optimizer.hpp>
 
 namespace trainpp {

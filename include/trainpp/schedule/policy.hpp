@@ -1,7 +1,6 @@
 #pragma once
 // HFScheduler: the default scheduler slot — HF's create_scheduler from TrainingArguments.
 
-#include <trainpp/concepts/scheduler.hpp>
 #include <trainpp/schedule/schedulers.hpp>
 
 namespace trainpp {
