@@ -11,10 +11,9 @@ struct WeightedLoss {
   torch::Tensor weight = torch::tensor({1.0f, 2.0f, 3.0f});
 
   torch::Tensor operator()(const trainpp::ModelOutput& outputs, const trainpp::Batch& batch) const {
-    const auto& logits = outputs.logits;
     return torch::nn::functional::cross_entropy(
-        logits.view({-1, weight.size(0)}), batch.at("labels").view(-1),
-        torch::nn::functional::CrossEntropyFuncOptions().weight(weight.to(logits.device())));
+        outputs.logits.view({-1, weight.size(0)}), batch.at("labels").view(-1),
+        torch::nn::functional::CrossEntropyFuncOptions().weight(weight.to(outputs.logits.device())));
   }
 };
 
@@ -24,8 +23,7 @@ struct ClassifierImpl : torch::nn::Module {
   ClassifierImpl() { register_module("layers", layers); }
   trainpp::ModelOutput forward(const trainpp::Batch& batch) {
     trainpp::ModelOutput out{.logits = layers->forward(batch.at("features"))};
-    if (batch.contains("labels"))
-      out.loss = torch::nn::functional::cross_entropy(out.logits, batch.at("labels"));
+    if (batch.contains("labels")) out.loss = torch::nn::functional::cross_entropy(out.logits, batch.at("labels"));
     return out;
   }
 };

@@ -106,12 +106,30 @@ PredictionOutput Trainer<Model, P>::evaluation_loop(L& loader, bool prediction_l
       const auto batch_size = args_.per_device_eval_batch_size;
       const auto total = static_cast<std::int64_t>(loader.num_samples());
       auto gather = [&](torch::Tensor& t) {
-        // Every process takes part, including one with nothing to contribute; the shape travels first.
-        bool present = t.defined();
-        auto flag = torch::full({}, present ? 1.0 : 0.0, torch::TensorOptions().dtype(torch::kFloat64).device(device_));
-        sharding_.all_reduce_sum(flag);
-        if (flag.item<double>() == 0) return;
-        if (!present) throw error("evaluation: some processes produced predictions and this one did not");
+        // Every process takes part, including one that got no batch (evaluation hands out the last,
+        // incomplete round of batches as it is: fewer examples than processes × batch size leave some
+        // without one). The processes that have predictions agree on their kind — dtype, number of
+        // dimensions, sizes past the second — and one without them takes part with no rows of that kind.
+        constexpr std::int64_t max_dims = 8;
+        const bool present = t.defined();
+        auto kind = torch::zeros({3 + max_dims}, torch::TensorOptions().dtype(torch::kFloat64).device(device_));
+        if (present) {
+          if (t.dim() > max_dims) throw error("evaluation: predictions of {} dimensions (at most {})", t.dim(), max_dims);
+          std::vector<double> host{1.0, static_cast<double>(t.dim()), static_cast<double>(static_cast<int>(t.scalar_type()))};
+          for (std::int64_t d = 0; d < max_dims; ++d) host.push_back(d >= 2 && d < t.dim() ? static_cast<double>(t.size(d)) : 0.0);
+          kind.copy_(torch::tensor(host, torch::kFloat64));
+        }
+        sharding_.all_reduce_sum(kind);
+        const auto agreed = kind.cpu();
+        const double with = agreed[0].item<double>();
+        if (with == 0) return;
+        if (!present) {
+          // Sums of identical small integers over `with` processes: exact in float64.
+          auto value = [&](std::int64_t i) { return static_cast<std::int64_t>(agreed[i].item<double>() / with); };
+          std::vector<std::int64_t> sizes{0};
+          for (std::int64_t d = 1; d < value(1); ++d) sizes.push_back(d >= 2 ? value(3 + d) : 0);
+          t = torch::empty(sizes, torch::TensorOptions().dtype(static_cast<c10::ScalarType>(value(2))));
+        }
         t = sharding_.gather_in_order(t.to(device_), batch_size, total, -100).cpu();
       };
       gather(result.predictions);

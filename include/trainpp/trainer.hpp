@@ -121,6 +121,22 @@ constexpr bool check_callbacks() {
   return ok;
 }
 
+/// A model the Trainer can hold: a module holder (TORCH_MODULE) or a shared_ptr to a module.
+template <class T>
+concept model_handle = requires(T& m) { { *m.operator->() } -> std::convertible_to<torch::nn::Module&>; };
+/// A function that builds the model (HF's model_init). Checked after model_handle, so that a module
+/// holder is never asked whether it is callable without arguments (LibTorch's answer is a hard error).
+template <class F>
+concept model_factory = !model_handle<F> && std::is_invocable_v<F&>;
+
+/// Seeds as the Trainer does (set_seed, or enable_full_determinism), then builds the model.
+template <class Model, class Factory>
+Model seeded_model(Factory& factory, const TrainingArguments& args) {
+  if (args.full_determinism) enable_full_determinism(args.seed);
+  else set_seed(args.seed);
+  return factory();
+}
+
 }  // namespace detail
 
 /// A Trainer composed from policies. Construct it from a model (a torch::nn::ModuleHolder such as
@@ -158,6 +174,14 @@ class Trainer {
   static constexpr bool has_train_dataset = !std::is_same_v<train_dataset_type, no_dataset>;
   static constexpr bool has_eval_dataset = !std::is_same_v<eval_dataset_type, no_dataset>;
   static constexpr bool has_compute_metrics = !std::is_same_v<compute_metrics_type, no_metrics>;
+
+  /// HF's model_init: `factory()` builds the model after the arguments' seed is set (with
+  /// --full_determinism, as enable_full_determinism), so its initial weights are the same on every run
+  /// of the program: `trainpp::Trainer trainer([] { return Net{}; }, args, ...)`.
+  template <detail::model_factory Factory, class... Named>
+    requires std::is_convertible_v<std::invoke_result_t<Factory&>, Model>
+  Trainer(Factory factory, TrainingArguments args, Named... named)
+      : Trainer(detail::seeded_model<Model>(factory, args), TrainingArguments(args), std::move(named)...) {}
 
   template <class... Named>
   Trainer(Model model, TrainingArguments args, Named... named)
@@ -267,6 +291,30 @@ class Trainer {
     out.metrics.merge(speed_metrics(prefix, start, n, std::ceil(n / batch)));
     fire(hooks::on_predict, std::as_const(out.metrics));
     return out;
+  }
+
+  /// The tail of HF's example scripts (run_glue, run_clm) in one call: with a train_dataset, train
+  /// (resuming as --resume_from_checkpoint says), save the model, log and save the train metrics and
+  /// trainer_state.json; with an eval_dataset, evaluate and log and save the eval metrics. Returns
+  /// every metric, as output_dir/all_results.json holds them. A program that wants another order
+  /// calls the same methods itself.
+  Metrics run() {
+    Metrics all;
+    if constexpr (has_train_dataset) {
+      const TrainOutput result = train();
+      save_model();
+      log_metrics("train", result.metrics);
+      save_metrics("train", result.metrics);
+      save_state();
+      all.insert(result.metrics.begin(), result.metrics.end());
+    }
+    if constexpr (has_eval_dataset) {
+      const Metrics metrics = evaluate();
+      log_metrics("eval", metrics);
+      save_metrics("eval", metrics);
+      all.insert(metrics.begin(), metrics.end());
+    }
+    return all;
   }
 
   // ---- logging ---------------------------------------------------------------------------------
@@ -570,7 +618,11 @@ class Trainer {
 };
 
 template <class Model, class... Named>
+  requires(!detail::model_factory<Model>)
 Trainer(Model, TrainingArguments, Named...) -> Trainer<Model, resolve_slots_t<Named...>>;
+/// A model factory (HF's model_init) in the model's place: the Trainer holds what it returns.
+template <detail::model_factory Factory, class... Named>
+Trainer(Factory, TrainingArguments, Named...) -> Trainer<std::invoke_result_t<Factory&>, resolve_slots_t<Named...>>;
 
 // ---- evaluation ---------------------------------------------------------------------------------
 

@@ -11850,6 +11850,22 @@ constexpr bool check_callbacks() {
   return ok;
 }
 
+/// A model the Trainer can hold: a module holder (TORCH_MODULE) or a shared_ptr to a module.
+template <class T>
+concept model_handle = requires(T& m) { { *m.operator->() } -> std::convertible_to<torch::nn::Module&>; };
+/// A function that builds the model (HF's model_init). Checked after model_handle, so that a module
+/// holder is never asked whether it is callable without arguments (LibTorch's answer is a hard error).
+template <class F>
+concept model_factory = !model_handle<F> && std::is_invocable_v<F&>;
+
+/// Seeds as the Trainer does (set_seed, or enable_full_determinism), then builds the model.
+template <class Model, class Factory>
+Model seeded_model(Factory& factory, const TrainingArguments& args) {
+  if (args.full_determinism) enable_full_determinism(args.seed);
+  else set_seed(args.seed);
+  return factory();
+}
+
 }  // namespace detail
 
 /// A Trainer composed from policies. Construct it from a model (a torch::nn::ModuleHolder such as
@@ -11887,6 +11903,14 @@ class Trainer {
   static constexpr bool has_train_dataset = !std::is_same_v<train_dataset_type, no_dataset>;
   static constexpr bool has_eval_dataset = !std::is_same_v<eval_dataset_type, no_dataset>;
   static constexpr bool has_compute_metrics = !std::is_same_v<compute_metrics_type, no_metrics>;
+
+  /// HF's model_init: `factory()` builds the model after the arguments' seed is set (with
+  /// --full_determinism, as enable_full_determinism), so its initial weights are the same on every run
+  /// of the program: `trainpp::Trainer trainer([] { return Net{}; }, args, ...)`.
+  template <detail::model_factory Factory, class... Named>
+    requires std::is_convertible_v<std::invoke_result_t<Factory&>, Model>
+  Trainer(Factory factory, TrainingArguments args, Named... named)
+      : Trainer(detail::seeded_model<Model>(factory, args), TrainingArguments(args), std::move(named)...) {}
 
   template <class... Named>
   Trainer(Model model, TrainingArguments args, Named... named)
@@ -11996,6 +12020,30 @@ class Trainer {
     out.metrics.merge(speed_metrics(prefix, start, n, std::ceil(n / batch)));
     fire(hooks::on_predict, std::as_const(out.metrics));
     return out;
+  }
+
+  /// The tail of HF's example scripts (run_glue, run_clm) in one call: with a train_dataset, train
+  /// (resuming as --resume_from_checkpoint says), save the model, log and save the train metrics and
+  /// trainer_state.json; with an eval_dataset, evaluate and log and save the eval metrics. Returns
+  /// every metric, as output_dir/all_results.json holds them. A program that wants another order
+  /// calls the same methods itself.
+  Metrics run() {
+    Metrics all;
+    if constexpr (has_train_dataset) {
+      const TrainOutput result = train();
+      save_model();
+      log_metrics("train", result.metrics);
+      save_metrics("train", result.metrics);
+      save_state();
+      all.insert(result.metrics.begin(), result.metrics.end());
+    }
+    if constexpr (has_eval_dataset) {
+      const Metrics metrics = evaluate();
+      log_metrics("eval", metrics);
+      save_metrics("eval", metrics);
+      all.insert(metrics.begin(), metrics.end());
+    }
+    return all;
   }
 
   // ---- logging ---------------------------------------------------------------------------------
@@ -12299,7 +12347,11 @@ class Trainer {
 };
 
 template <class Model, class... Named>
+  requires(!detail::model_factory<Model>)
 Trainer(Model, TrainingArguments, Named...) -> Trainer<Model, resolve_slots_t<Named...>>;
+/// A model factory (HF's model_init) in the model's place: the Trainer holds what it returns.
+template <detail::model_factory Factory, class... Named>
+Trainer(Factory, TrainingArguments, Named...) -> Trainer<std::invoke_result_t<Factory&>, resolve_slots_t<Named...>>;
 
 // ---- evaluation ---------------------------------------------------------------------------------
 
@@ -12438,12 +12490,30 @@ PredictionOutput Trainer<Model, P>::evaluation_loop(L& loader, bool prediction_l
       const auto batch_size = args_.per_device_eval_batch_size;
       const auto total = static_cast<std::int64_t>(loader.num_samples());
       auto gather = [&](torch::Tensor& t) {
-        // Every process takes part, including one with nothing to contribute; the shape travels first.
-        bool present = t.defined();
-        auto flag = torch::full({}, present ? 1.0 : 0.0, torch::TensorOptions().dtype(torch::kFloat64).device(device_));
-        sharding_.all_reduce_sum(flag);
-        if (flag.item<double>() == 0) return;
-        if (!present) throw error("evaluation: some processes produced predictions and this one did not");
+        // Every process takes part, including one that got no batch (evaluation hands out the last,
+        // incomplete round of batches as it is: fewer examples than processes × batch size leave some
+        // without one). The processes that have predictions agree on their kind — dtype, number of
+        // dimensions, sizes past the second — and one without them takes part with no rows of that kind.
+        constexpr std::int64_t max_dims = 8;
+        const bool present = t.defined();
+        auto kind = torch::zeros({3 + max_dims}, torch::TensorOptions().dtype(torch::kFloat64).device(device_));
+        if (present) {
+          if (t.dim() > max_dims) throw error("evaluation: predictions of {} dimensions (at most {})", t.dim(), max_dims);
+          std::vector<double> host{1.0, static_cast<double>(t.dim()), static_cast<double>(static_cast<int>(t.scalar_type()))};
+          for (std::int64_t d = 0; d < max_dims; ++d) host.push_back(d >= 2 && d < t.dim() ? static_cast<double>(t.size(d)) : 0.0);
+          kind.copy_(torch::tensor(host, torch::kFloat64));
+        }
+        sharding_.all_reduce_sum(kind);
+        const auto agreed = kind.cpu();
+        const double with = agreed[0].item<double>();
+        if (with == 0) return;
+        if (!present) {
+          // Sums of identical small integers over `with` processes: exact in float64.
+          auto value = [&](std::int64_t i) { return static_cast<std::int64_t>(agreed[i].item<double>() / with); };
+          std::vector<std::int64_t> sizes{0};
+          for (std::int64_t d = 1; d < value(1); ++d) sizes.push_back(d >= 2 ? value(3 + d) : 0);
+          t = torch::empty(sizes, torch::TensorOptions().dtype(static_cast<c10::ScalarType>(value(2))));
+        }
         t = sharding_.gather_in_order(t.to(device_), batch_size, total, -100).cpu();
       };
       gather(result.predictions);

@@ -2,8 +2,9 @@
 default (AutoSharding) trains data-parallel when a launcher starts several processes, as HF's Trainer
 does, instead of training one independent copy per process into the same output_dir.
 
-For trainpp-launch and torchrun (`python -m torch.distributed.run --no-python`, from this Python's
-torch), 2 processes with per-device batch B against 1 process with batch 2B, the same steps:
+For trainpp-launch, torchrun (`python -m torch.distributed.run --no-python`, from this Python's
+torch), `accelerate launch --no_python` (a MULTI_CPU config file) and Open MPI's `mpirun`, 2 processes
+with per-device batch B against 1 process with batch 2B, the same steps:
 - the job exits 0; the main process alone logs (each `'loss'` line and the metrics blocks once) and
   alone writes output_dir (no staging or rank directories left);
 - trainer_state.json counts the steps of one run, and its eval_loss equals the single process's
@@ -13,6 +14,8 @@ torch), 2 processes with per-device batch B against 1 process with batch 2B, the
   the learning rate; hence a small one, 1e-4, which still moves eval_loss by 2% in these 6 steps (the
   reference must move at least 1%, so that agreement means something).
 - `--fsdp full_shard` under torchrun shards the same program (no "does not shard" error) and agrees too.
+The 500 evaluation examples make one batch of 512: the second process gets no evaluation batch at all,
+and must still take part in gathering the predictions.
 
   fashion_mnist_launched.py <fashion_mnist> <trainpp-launch> <scratch dir>
 """
@@ -30,8 +33,16 @@ LAUNCHER = pathlib.Path(sys.argv[2])
 SCRATCH = pathlib.Path(sys.argv[3])
 STEPS = 6
 COMMON = ["--max_steps", str(STEPS), "--logging_steps", "2", "--max_train_samples", "4096",
-          "--max_eval_samples", "1000", "--eval_strategy", "no", "--dataloader_num_workers", "0",
-          "--learning_rate", "1e-4", "--report_to", "none", "--disable_tqdm", "true"]
+          "--max_eval_samples", "500", "--eval_strategy", "no", "--dataloader_num_workers", "0",
+          "--report_to", "none", "--disable_tqdm", "true"]
+ACCELERATE_CONFIG = """compute_environment: LOCAL_MACHINE
+distributed_type: MULTI_CPU
+num_processes: 2
+num_machines: 1
+machine_rank: 0
+mixed_precision: 'no'
+use_cpu: true
+"""
 failures = []
 
 
@@ -52,12 +63,12 @@ def clean_env():
     return dict({k: v for k, v in os.environ.items() if k not in names}, OMP_NUM_THREADS="1")
 
 
-def run(name, prefix, batch, extra=()):
+def run(name, prefix, batch, extra=(), learning_rate="1e-4", env=None):
     out = SCRATCH / name
     shutil.rmtree(out, ignore_errors=True)
     command = [*prefix, str(EXAMPLE), "--output_dir", str(out), "--per_device_train_batch_size", str(batch),
-               *COMMON, *extra]
-    r = subprocess.run(command, env=clean_env(), capture_output=True, text=True, timeout=600)
+               "--learning_rate", learning_rate, *COMMON, *extra]
+    r = subprocess.run(command, env=dict(clean_env(), **(env or {})), capture_output=True, text=True, timeout=600)
     text = r.stdout + r.stderr
     check(r.returncode == 0, f"{name}: exits 0 (got {r.returncode})" + ("" if r.returncode == 0 else "\n" + text[-3000:]))
     return out, text
@@ -94,8 +105,9 @@ def main():
     if not (single / "eval_results.json").exists():
         sys.exit("the single-process reference run failed")
     reference = eval_loss(single)
-    untrained = 2.3119  # eval_loss of the initial weights (seed 42) on these 1000 examples
-    check(reference < 0.99 * untrained, f"the single process trained: eval_loss {reference:.4f} from {untrained}")
+    untrained, _ = run("untrained", [], 512, learning_rate="0")
+    untrained = eval_loss(untrained)
+    check(reference < 0.99 * untrained, f"the single process trained: eval_loss {reference:.4f} from {untrained:.4f}")
 
     launch = [str(LAUNCHER), "--nproc_per_node", "2", "--master_port", str(free_port())]
     out, text = run("trainpp_launch", launch, 256)
@@ -110,6 +122,21 @@ def main():
     out, text = run("torchrun_full_shard", torchrun, 256, ["--fsdp", "full_shard"])
     check("does not shard" not in text, "torchrun --fsdp full_shard: the default slot shards")
     check_job("torchrun --fsdp full_shard, 2 processes", out, text, reference)
+
+    config = SCRATCH / "accelerate_config.yaml"
+    config.write_text(ACCELERATE_CONFIG)
+    accelerate = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config), "--no_python",
+                  "--main_process_port", str(free_port())]
+    out, text = run("accelerate_launch", accelerate, 256)
+    check_job("accelerate launch, 2 processes", out, text, reference)
+
+    mpirun = shutil.which("mpirun")
+    check(mpirun is not None, "mpirun is installed (Debian's openmpi-bin; tools/run test installs it)")
+    if mpirun:
+        # As root (CI), Open MPI wants to be told; --oversubscribe: more processes than it counts slots.
+        launch = [mpirun, "--allow-run-as-root", "--oversubscribe", "-n", "2", "-x", "MASTER_PORT", "-x", "OMP_NUM_THREADS"]
+        out, text = run("mpirun", launch, 256, env={"MASTER_PORT": str(free_port())})
+        check_job("mpirun, 2 processes", out, text, reference)
 
     print(f"{len(failures)} failed" if failures else "all checks passed")
     sys.exit(1 if failures else 0)

@@ -139,6 +139,55 @@ struct CountingStep : trainpp::DefaultStep {
   }
 };
 
+TEST_CASE("a model factory is called after seeding: the same initial weights whatever came before") {
+  auto a = quiet_args();
+  a.seed = 7;
+  torch::manual_seed(1);
+  trainpp::Trainer first([] { return Net{}; }, a, trainpp::train_dataset = data(8));
+  static_assert(std::is_same_v<decltype(first)::model_type, Net>);
+  (void)torch::randn({1000});  // whatever the program drew in between
+  trainpp::Trainer second([] { return Net{}; }, a, trainpp::train_dataset = data(8));
+  CHECK(torch::equal(first.model()->fc->weight, second.model()->fc->weight));
+  a.seed = 8;
+  trainpp::Trainer other([] { return Net{}; }, a, trainpp::train_dataset = data(8));
+  CHECK_FALSE(torch::equal(first.model()->fc->weight, other.model()->fc->weight));
+}
+
+TEST_CASE("run() trains, saves the model and state, evaluates, and logs and saves both splits' metrics") {
+  auto a = quiet_args();
+  a.output_dir = (std::filesystem::temp_directory_path() / fmt::format("trainpp_trainer_run_{}", ::getpid())).string();
+  std::filesystem::remove_all(a.output_dir);
+  a.max_steps = 3;
+  trainpp::Trainer trainer([] { return Net{}; }, a, trainpp::train_dataset = data(16), trainpp::eval_dataset = data(8));
+  std::string printed;
+  trainpp::Metrics metrics;
+  {
+    // log_metrics prints to stdout.
+    std::fflush(stdout);
+    const int saved = ::dup(1);
+    std::FILE* f = std::tmpfile();
+    ::dup2(::fileno(f), 1);
+    metrics = trainer.run();
+    std::fflush(stdout);
+    ::dup2(saved, 1);
+    ::close(saved);
+    std::rewind(f);
+    char buf[512];
+    while (std::size_t n = std::fread(buf, 1, sizeof buf, f)) printed.append(buf, n);
+    std::fclose(f);
+  }
+  CHECK(trainer.state().global_step == 3);
+  CHECK(metrics.count("train_loss") == 1);
+  CHECK(metrics.count("eval_loss") == 1);
+  CHECK(printed.find("***** train metrics *****") < printed.find("***** eval metrics *****"));
+  CHECK(printed.find("***** eval metrics *****") != std::string::npos);
+  const std::filesystem::path out = a.output_dir;
+  for (const char* file : {"model.safetensors", "trainer_state.json", "train_results.json", "eval_results.json",
+                           "all_results.json"})
+    CHECK_MESSAGE(std::filesystem::exists(out / file), file);
+  std::filesystem::remove_all(out);
+}
+
 TEST_CASE("a replaced step policy runs for every micro-batch") {
   auto args = quiet_args();
   args.per_device_train_batch_size = 4;
