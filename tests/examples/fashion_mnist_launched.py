@@ -119,7 +119,8 @@ def main():
     check_job("torchrun, 2 processes", out, text, reference)
 
     torchrun[-1] = str(free_port())
-    out, text = run("torchrun_full_shard", torchrun, 256, ["--fsdp", "full_shard"])
+    # Under full_shard every evaluation forward is collective, so each process needs a batch: 2 of 256.
+    out, text = run("torchrun_full_shard", torchrun, 256, ["--fsdp", "full_shard", "--per_device_eval_batch_size", "256"])
     check("does not shard" not in text, "torchrun --fsdp full_shard: the default slot shards")
     check_job("torchrun --fsdp full_shard, 2 processes", out, text, reference)
 
