@@ -8,7 +8,7 @@
 // rank's part of the flat buffer; pieces are listed in the parameter's element order.
 
 #include <trainpp/io/atomic_write.hpp>
-#include <trainpp/io/checkpoint.hpp>
+#include <trainpp/io/checkpoint_dir.hpp>
 #include <trainpp/io/json.hpp>
 #include <trainpp/io/model_io.hpp>
 #include <trainpp/io/safetensors.hpp>
