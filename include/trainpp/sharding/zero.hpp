@@ -36,18 +36,20 @@ struct FP16;
 
 /// The ZeRO engine behind ShardGradOp and FullShard.
 ///
-/// Layout (sharding/zero_layout.hpp): the trainable parameters are grouped in units — the modules auto-wrap picks
-/// (fsdp_transformer_layer_cls_to_wrap, or min_num_params as torch's size_based_auto_wrap_policy),
-/// plus a root unit for every parameter outside them — and each unit's parameters of one dtype are
-/// laid end to end in one flat buffer, padded to a multiple of the number of processes N. Process r
-/// owns elements [r·S, (r+1)·S) of every flat buffer (S = padded size / N).
+/// Layout (sharding/zero_layout.hpp): the trainable parameters are grouped in units — the
+/// modules auto-wrap picks (fsdp_transformer_layer_cls_to_wrap, or min_num_params as torch's
+/// size_based_auto_wrap_policy), plus a root unit for every parameter outside them — and each
+/// unit's parameters of one dtype are laid end to end in one flat buffer, padded to a multiple
+/// of the number of processes N. Process r owns elements [r·S, (r+1)·S) of every flat buffer
+/// (S = padded size / N).
 ///
-/// A step (the collectives: sharding/zero_collectives.hpp): backward fills the full gradients of a unit; when its last gradient is ready (a hook on
-/// the gradient accumulators), they are copied into one flat buffer, freed, and reduce-scattered, so
-/// each process receives the sum of its part, added to its gradient shard (every micro-batch: the
-/// accumulation happens on the shards, as DeepSpeed's ZeRO does). At the window's end the shards are
-/// divided by N; the global gradient norm is the square root of the summed squared shard norms; the
-/// optimizer updates only this process's pieces of each parameter (shard_optimizer replaced its
+/// A step (the collectives: sharding/zero_collectives.hpp): backward fills the full gradients
+/// of a unit; when its last gradient is ready (a hook on the gradient accumulators), they are
+/// copied into one flat buffer, freed, and reduce-scattered, so each process receives the sum
+/// of its part, added to its gradient shard (every micro-batch: the accumulation happens on the
+/// shards, as DeepSpeed's ZeRO does). At the window's end the shards are divided by N; the
+/// global gradient norm is the square root of the summed squared shard norms; the optimizer
+/// updates only this process's pieces of each parameter (shard_optimizer replaced its
 /// parameters by them: same groups, same weight decay, same arithmetic per element).
 /// - ShardGradOp keeps the whole parameters: after the step they are all-gathered from the shards.
 /// - FullShard keeps only the shards: a unit's parameters are gathered before its forward (the root
