@@ -99,6 +99,7 @@ TrainerState Trainer<Model, P>::resumed_state(const std::filesystem::path& check
 /// Optimizer, schedule, loss scaler, random generators and the loop's running sums from a checkpoint.
 /// Returns whether the loss sums were restored (checkpoints hold them; a run resumed from a
 /// model-only checkpoint is refused before this point).
+// Long on purpose: the resume reads each file of a checkpoint in turn; the order (optimizer before scheduler before RNG) matters.
 template <class Model, class P>
 bool Trainer<Model, P>::load_training_state(const std::filesystem::path& checkpoint, torch::Tensor& tr_loss) {
   const auto process_file = checkpoint / process_state_name(sharding_.rank(), sharding_.world_size());
@@ -216,6 +217,7 @@ void Trainer<Model, P>::skip_batches(L& loader, std::int64_t count) {
 /// {output_dir}/checkpoint-{global_step}/ (see io/checkpoint.hpp for its files), written into a
 /// staging directory and published by one rename; then HF's rotation. A crash at any moment leaves
 /// every earlier checkpoint intact and never a partial checkpoint-N.
+// Long on purpose: the save's ordering across processes (writes, barriers, rename, rotation) must read as one sequence.
 template <class Model, class P>
 void Trainer<Model, P>::save_checkpoint(const torch::Tensor& tr_loss) {
   const std::filesystem::path out = args_.output_dir;
