@@ -228,7 +228,8 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
 
 /// HF's set_initial_training_values: the sizes of the run, from the loader and the arguments.
 template <class Model, class P>
-typename Trainer<Model, P>::TrainingPlan Trainer<Model, P>::training_plan(train_loader_type& loader) const {
+template <class L>
+typename Trainer<Model, P>::TrainingPlan Trainer<Model, P>::training_plan(L& loader) const {
   const auto len_dataloader = static_cast<std::int64_t>(loader.num_batches());
   if (len_dataloader == 0)
     throw error("the training data yields no batch: {} examples, per_device_train_batch_size {}, "

@@ -525,7 +525,8 @@ class Trainer {
     double num_train_samples = 0;
     std::int64_t steps_in_epoch = 0;  ///< micro-batches per epoch
   };
-  TrainingPlan training_plan(train_loader_type& loader) const;
+  template <class L>
+  TrainingPlan training_plan(L& loader) const;
   void log_training_summary(const TrainingPlan& plan);
   template <class Params>
   double optimizer_step(const Params& parameters, torch::Tensor& grad_norm);

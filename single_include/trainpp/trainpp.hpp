@@ -12437,7 +12437,8 @@ class Trainer {
     double num_train_samples = 0;
     std::int64_t steps_in_epoch = 0;  ///< micro-batches per epoch
   };
-  TrainingPlan training_plan(train_loader_type& loader) const;
+  template <class L>
+  TrainingPlan training_plan(L& loader) const;
   void log_training_summary(const TrainingPlan& plan);
   template <class Params>
   double optimizer_step(const Params& parameters, torch::Tensor& grad_norm);
@@ -13302,7 +13303,8 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
 
 /// HF's set_initial_training_values: the sizes of the run, from the loader and the arguments.
 template <class Model, class P>
-typename Trainer<Model, P>::TrainingPlan Trainer<Model, P>::training_plan(train_loader_type& loader) const {
+template <class L>
+typename Trainer<Model, P>::TrainingPlan Trainer<Model, P>::training_plan(L& loader) const {
   const auto len_dataloader = static_cast<std::int64_t>(loader.num_batches());
   if (len_dataloader == 0)
     throw error("the training data yields no batch: {} examples, per_device_train_batch_size {}, "
