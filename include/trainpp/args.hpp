@@ -262,6 +262,7 @@ struct TrainingArguments {
   void finalize();
 };
 
+// Long on purpose: every combination of arguments is checked here, in one place, in HF's order.
 inline void TrainingArguments::finalize() {
   auto positive = [](std::string_view name, auto value) {
     if (value <= 0) throw error("{} must be a positive number, got {}", name, value);

@@ -2,7 +2,7 @@
 // The Trainer's checkpoints: where a run resumes from, what a resumed run reads back (weights,
 // trainer_state.json, optimizer, schedule, loss scaler, random states, the loop's running sums), and
 // the atomic writing and rotation of checkpoint-N directories. loop.hpp decides when; this file how.
-// The files themselves are read and written by io/checkpoint.hpp.
+// The files themselves are read and written by the headers io/checkpoint.hpp includes.
 
 #include <trainpp/detail/crash_point.hpp>
 #include <trainpp/detail/format.hpp>
@@ -99,6 +99,7 @@ TrainerState Trainer<Model, P>::resumed_state(const std::filesystem::path& check
 /// Optimizer, schedule, loss scaler, random generators and the loop's running sums from a checkpoint.
 /// Returns whether the loss sums were restored (checkpoints hold them; a run resumed from a
 /// model-only checkpoint is refused before this point).
+// Long on purpose: the resume reads each file of a checkpoint in turn; the order (optimizer before scheduler before RNG) matters.
 template <class Model, class P>
 bool Trainer<Model, P>::load_training_state(const std::filesystem::path& checkpoint, torch::Tensor& tr_loss) {
   const auto process_file = checkpoint / process_state_name(sharding_.rank(), sharding_.world_size());
@@ -170,7 +171,7 @@ bool Trainer<Model, P>::load_training_state(const std::filesystem::path& checkpo
   if constexpr (requires(scheduler_type& s, const nlohmann::json& j) { s.load_state(j); }) {
     const auto path = checkpoint / scheduler_state_name;
     try {
-      scheduler_->load_state(read_json_file(path));
+      scheduler_->load_state(load_component_state(path));
     } catch (const Error& e) {
       throw error("{}: {}", path.string(), e.what());
     }
@@ -179,7 +180,7 @@ bool Trainer<Model, P>::load_training_state(const std::filesystem::path& checkpo
     const auto path = checkpoint / scaler_state_name;
     if (std::filesystem::exists(path)) {
       try {
-        precision_.load_state(read_json_file(path));
+        precision_.load_state(load_component_state(path));
       } catch (const Error& e) {
         throw error("{}: {}", path.string(), e.what());
       }
@@ -216,6 +217,7 @@ void Trainer<Model, P>::skip_batches(L& loader, std::int64_t count) {
 /// {output_dir}/checkpoint-{global_step}/ (see io/checkpoint.hpp for its files), written into a
 /// staging directory and published by one rename; then HF's rotation. A crash at any moment leaves
 /// every earlier checkpoint intact and never a partial checkpoint-N.
+// Long on purpose: the save's ordering across processes (writes, barriers, rename, rotation) must read as one sequence.
 template <class Model, class P>
 void Trainer<Model, P>::save_checkpoint(const torch::Tensor& tr_loss) {
   const std::filesystem::path out = args_.output_dir;
@@ -288,11 +290,11 @@ void Trainer<Model, P>::save_checkpoint(const torch::Tensor& tr_loss) {
              final_dir.string());
       }
       if constexpr (requires(const scheduler_type& s) { { s.state() } -> std::convertible_to<nlohmann::json>; })
-        write_file_atomic(staging / scheduler_state_name, scheduler_->state().dump(2) + "\n");
+        save_component_state(staging / scheduler_state_name, scheduler_->state());
       detail::crash_point("checkpoint", state_.global_step);
       if constexpr (requires(const precision_type& p) { { p.state() } -> std::convertible_to<nlohmann::json>; }) {
         const nlohmann::json scaler = precision_.state();
-        if (!scaler.is_null()) write_file_atomic(staging / scaler_state_name, scaler.dump(2) + "\n");
+        if (!scaler.is_null()) save_component_state(staging / scaler_state_name, scaler);
       }
     }
     write_file_atomic(staging / trainer_state_name, state_json().dump(2) + "\n");

@@ -469,6 +469,7 @@ struct HelpRequested {};
 /// finalize() on each struct that has it. Flags are shared: each goes to the struct that declares it.
 /// Errors (unknown flag — with the nearest valid one —, missing value, bad value, bad JSON file)
 /// throw trainpp::Error; `--help` prints help_text() and throws HelpRequested.
+// Long on purpose: one pass over argv with each flag form (--k v, --k=v, bare bool, JSON file) handled in place.
 template <class... Structs>
 [[nodiscard]] std::tuple<Structs...> parse_args_into(const std::vector<std::string>& argv, std::string_view program = "program",
                                                      std::tuple<Structs...> out = {}) {

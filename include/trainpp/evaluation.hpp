@@ -19,6 +19,7 @@ PredictionStep Trainer<Model, P>::prediction_step(const B& batch, bool predictio
   return out;
 }
 
+// Long on purpose: HF's evaluation_loop, with every hook and collective of an evaluation visible in order.
 template <class Model, class P>
 template <class L>
 PredictionOutput Trainer<Model, P>::evaluation_loop(L& loader, bool prediction_loss_only, std::string_view prefix) {

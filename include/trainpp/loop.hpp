@@ -17,12 +17,16 @@
 //         running loss += step loss (nan/inf filter on the device)
 //         not last: on_substep_end
 //       last micro-batch of the window:
-//         precision .unscale_, sharding .clip_grad_norm, on_pre_optimizer_step,
-//         precision .step (may skip on overflow), sharding .after_step, on_optimizer_step,
-//         scheduler step unless skipped, zero_grad, global_step += 1, on_step_end,
+//         optimizer_step: precision .unscale_, sharding .clip_grad_norm, on_pre_optimizer_step,
+//           precision .step (may skip on overflow), sharding .after_step, on_optimizer_step,
+//           scheduler step unless skipped, zero_grad;
+//         global_step += 1, on_step_end,
 //         log (on_log) / evaluate (on_evaluate) / save checkpoint (on_save) as the flags say
 //     on_epoch_end, log / evaluate / save as the flags say
-//   train metrics logged, best model loaded and checkpoints rotated, on_train_end
+//   train metrics (train_metrics) logged, best model loaded and checkpoints rotated, on_train_end
+//
+// The sizes of the run (training_plan), the summary log (log_training_summary) and the end of a
+// window (optimizer_step) are named steps below train(); every other call is in train() itself.
 //
 // Evaluation batches go through Trainer::prediction_step (evaluation.hpp): sharding .before_forward,
 // step slot .prediction_step, sharding .after_forward. No policy calls another: every call above is
@@ -39,6 +43,7 @@
 
 namespace trainpp {
 
+// Long on purpose: the loop's event order (the comment at the top of this file) reads top to bottom here.
 template <class Model, class P>
 TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_from_checkpoint) {
   static_assert(has_train_dataset, "trainpp: train() needs the train_dataset slot (trainpp::train_dataset = ...)");
@@ -68,25 +73,12 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
   } leave_train{in_train_, current_train_loader_};
 
   // ---- sizes, as HF's set_initial_training_values -----------------------------------------------
-  const auto len_dataloader = static_cast<std::int64_t>(loader.num_batches());
-  if (len_dataloader == 0)
-    throw error("the training data yields no batch: {} examples, per_device_train_batch_size {}, "
-                "dataloader_drop_last {}", loader.num_samples(), args_.per_device_train_batch_size,
-                args_.dataloader_drop_last);
-  const std::int64_t ga = args_.gradient_accumulation_steps;
-  const std::int64_t total_train_batch_size = args_.per_device_train_batch_size * ga * sharding_.world_size();
-  const std::int64_t updates_per_epoch = std::max<std::int64_t>(len_dataloader / ga + (len_dataloader % ga > 0), 1);
-  const bool epoch_based = args_.max_steps < 0;
-  const std::int64_t max_steps =
-      epoch_based ? static_cast<std::int64_t>(std::ceil(args_.num_train_epochs * static_cast<double>(updates_per_epoch)))
-                  : args_.max_steps;
-  const std::int64_t num_train_epochs =
-      epoch_based ? static_cast<std::int64_t>(std::ceil(args_.num_train_epochs))
-                  : max_steps / updates_per_epoch + (max_steps % updates_per_epoch > 0);
-  const double num_train_samples = epoch_based
-      ? static_cast<double>(loader.num_samples()) * args_.num_train_epochs
-      : static_cast<double>(max_steps * total_train_batch_size);
-  const std::int64_t steps_in_epoch = len_dataloader;
+  const TrainingPlan plan = training_plan(loader);
+  const std::int64_t ga = plan.ga;
+  const std::int64_t updates_per_epoch = plan.updates_per_epoch;
+  const std::int64_t max_steps = plan.max_steps;
+  const std::int64_t num_train_epochs = plan.num_train_epochs;
+  const std::int64_t steps_in_epoch = plan.steps_in_epoch;
 
   state_ = TrainerState{};
   state_.compute_steps(args_, max_steps);
@@ -135,21 +127,7 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
   double learning_rate = optimizer.param_groups().begin()->lr;
   const auto start_time = std::chrono::steady_clock::now();
 
-  if (logger().enabled_for(LogLevel::info)) {
-    std::int64_t trainable = 0;
-    for (const auto& p : module().parameters())
-      if (p.requires_grad()) trainable += p.numel();
-    // HF's summary, with its wording, so that logs of both read alike.
-    logger().info("***** Running training *****");
-    logger().info("  Num examples = {}", detail::thousands(static_cast<std::int64_t>(loader.num_samples())));
-    logger().info("  Num Epochs = {}", detail::thousands(num_train_epochs));
-    logger().info("  Num update steps per epoch = {}", detail::thousands(updates_per_epoch));
-    logger().info("  Instantaneous batch size per device = {}", detail::thousands(args_.per_device_train_batch_size));
-    logger().info("  Total train batch size (w. parallel, distributed & accumulation) = {}", detail::thousands(total_train_batch_size));
-    logger().info("  Gradient Accumulation steps = {}", ga);
-    logger().info("  Total optimization steps = {}", detail::thousands(max_steps));
-    logger().info("  Number of trainable parameters = {}", detail::thousands(trainable));
-  }
+  log_training_summary(plan);
 
   control_.should_training_stop = false;
   fire(hooks::on_train_begin);
@@ -215,19 +193,8 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
         }
 
         if (sync_step) {
-          precision_.unscale_(optimizer);
-          grad_norm = args_.max_grad_norm > 0 ? sharding_.clip_grad_norm(parameters, args_.max_grad_norm)
-                                              : sharding_.clip_grad_norm(parameters, INFINITY);
-          fire(hooks::on_pre_optimizer_step);
-          const bool stepped = precision_.step(optimizer);
-          sharding_.after_step(module());
-          fire(hooks::on_optimizer_step);
-
-          learning_rate = optimizer.param_groups().begin()->lr;  // the rate this update used
-          if ((!precision_type::can_skip_steps || stepped) && !scheduler.steps_on_metric())
-            scheduler.apply(optimizer.param_groups(), ++scheduler_steps_);
-
-          optimizer.zero_grad();
+          // unscale, clip, on_pre_optimizer_step, step, after_step, on_optimizer_step, schedule, zero_grad
+          learning_rate = optimizer_step(parameters, grad_norm);
           state_.global_step += 1;
           state_.epoch = static_cast<double>(epoch) + static_cast<double>(step + 1) / static_cast<double>(steps_in_epoch);
           detail::crash_point("step", state_.global_step);
@@ -252,6 +219,90 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
   }
 
   // ---- the end, as HF's _finalize_training ---------------------------------------------------------
+  TrainOutput output = train_metrics(plan, tr_loss, initial_global_step, loss_sums_restored, start_time);
+  log(output.metrics);
+  finish_checkpoints();
+  fire(hooks::on_train_end);
+  return output;
+}
+
+/// HF's set_initial_training_values: the sizes of the run, from the loader and the arguments.
+template <class Model, class P>
+template <class L>
+typename Trainer<Model, P>::TrainingPlan Trainer<Model, P>::training_plan(L& loader) const {
+  const auto len_dataloader = static_cast<std::int64_t>(loader.num_batches());
+  if (len_dataloader == 0)
+    throw error("the training data yields no batch: {} examples, per_device_train_batch_size {}, "
+                "dataloader_drop_last {}", loader.num_samples(), args_.per_device_train_batch_size,
+                args_.dataloader_drop_last);
+  TrainingPlan plan;
+  const std::int64_t ga = args_.gradient_accumulation_steps;
+  plan.ga = ga;
+  plan.num_examples = static_cast<std::int64_t>(loader.num_samples());
+  plan.total_train_batch_size = args_.per_device_train_batch_size * ga * sharding_.world_size();
+  plan.updates_per_epoch = std::max<std::int64_t>(len_dataloader / ga + (len_dataloader % ga > 0), 1);
+  const bool epoch_based = args_.max_steps < 0;
+  plan.max_steps = epoch_based ? static_cast<std::int64_t>(
+                                     std::ceil(args_.num_train_epochs * static_cast<double>(plan.updates_per_epoch)))
+                               : args_.max_steps;
+  plan.num_train_epochs = epoch_based ? static_cast<std::int64_t>(std::ceil(args_.num_train_epochs))
+                                      : plan.max_steps / plan.updates_per_epoch +
+                                            (plan.max_steps % plan.updates_per_epoch > 0);
+  plan.num_train_samples = epoch_based ? static_cast<double>(loader.num_samples()) * args_.num_train_epochs
+                                       : static_cast<double>(plan.max_steps * plan.total_train_batch_size);
+  plan.steps_in_epoch = len_dataloader;
+  return plan;
+}
+
+/// HF's "***** Running training *****" summary, with its wording, so that logs of both read alike.
+template <class Model, class P>
+void Trainer<Model, P>::log_training_summary(const TrainingPlan& plan) {
+  if (!logger().enabled_for(LogLevel::info)) return;
+  std::int64_t trainable = 0;
+  for (const auto& p : module().parameters())
+    if (p.requires_grad()) trainable += p.numel();
+  logger().info("***** Running training *****");
+  logger().info("  Num examples = {}", detail::thousands(plan.num_examples));
+  logger().info("  Num Epochs = {}", detail::thousands(plan.num_train_epochs));
+  logger().info("  Num update steps per epoch = {}", detail::thousands(plan.updates_per_epoch));
+  logger().info("  Instantaneous batch size per device = {}", detail::thousands(args_.per_device_train_batch_size));
+  logger().info("  Total train batch size (w. parallel, distributed & accumulation) = {}",
+                detail::thousands(plan.total_train_batch_size));
+  logger().info("  Gradient Accumulation steps = {}", plan.ga);
+  logger().info("  Total optimization steps = {}", detail::thousands(plan.max_steps));
+  logger().info("  Number of trainable parameters = {}", detail::thousands(trainable));
+}
+
+/// The end of a window, in Lightning's fixed order: unscale, clip (the norm into `grad_norm`),
+/// on_pre_optimizer_step, step (the precision policy may skip it), the sharding policy's after_step,
+/// on_optimizer_step, the schedule's advance unless the step was skipped, zero_grad. Returns the
+/// learning rate this update used.
+template <class Model, class P>
+template <class Params>
+double Trainer<Model, P>::optimizer_step(const Params& parameters, torch::Tensor& grad_norm) {
+  auto& optimizer = *optimizer_;
+  auto& scheduler = *scheduler_;
+  precision_.unscale_(optimizer);
+  grad_norm = args_.max_grad_norm > 0 ? sharding_.clip_grad_norm(parameters, args_.max_grad_norm)
+                                      : sharding_.clip_grad_norm(parameters, INFINITY);
+  fire(hooks::on_pre_optimizer_step);
+  const bool stepped = precision_.step(optimizer);
+  sharding_.after_step(module());
+  fire(hooks::on_optimizer_step);
+
+  const double learning_rate = optimizer.param_groups().begin()->lr;  // the rate this update used
+  if ((!precision_type::can_skip_steps || stepped) && !scheduler.steps_on_metric())
+    scheduler.apply(optimizer.param_groups(), ++scheduler_steps_);
+
+  optimizer.zero_grad();
+  return learning_rate;
+}
+
+/// HF's _finalize_training: the last loss sums, train_loss and the speed metrics.
+template <class Model, class P>
+TrainOutput Trainer<Model, P>::train_metrics(const TrainingPlan& plan, const torch::Tensor& tr_loss,
+                                             std::int64_t initial_global_step, bool loss_sums_restored,
+                                             std::chrono::steady_clock::time_point start_time) {
   total_loss_scalar_ += mean_across_processes(tr_loss);
   const auto steps_trained = state_.global_step - initial_global_step;
   // With the loss sums restored from the checkpoint, train_loss covers the whole run, as it would
@@ -259,14 +310,11 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
   const auto steps_in_loss = loss_sums_restored ? state_.global_step : steps_trained;
   const double train_loss = total_loss_scalar_ / std::max<double>(static_cast<double>(steps_in_loss), 0.001);
   Metrics metrics = speed_metrics("train", start_time,
-                                  num_train_samples * static_cast<double>(steps_trained) /
+                                  plan.num_train_samples * static_cast<double>(steps_trained) /
                                       static_cast<double>(std::max<std::int64_t>(state_.max_steps, 1)),
                                   static_cast<double>(steps_trained));
   metrics["total_flos"] = state_.total_flos;
   metrics["train_loss"] = train_loss;
-  log(metrics);
-  finish_checkpoints();
-  fire(hooks::on_train_end);
   return TrainOutput{state_.global_step, train_loss, metrics};
 }
 

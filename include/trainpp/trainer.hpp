@@ -561,6 +561,25 @@ class Trainer {
   template <class L>
   PredictionOutput evaluation_loop(L& loader, bool prediction_loss_only, std::string_view prefix);
 
+  // The named steps of train() (loop.hpp).
+  /// The sizes of a run, as HF's set_initial_training_values computes them.
+  struct TrainingPlan {
+    std::int64_t ga = 1;  ///< gradient_accumulation_steps
+    std::int64_t num_examples = 0;
+    std::int64_t total_train_batch_size = 0;  ///< per device x accumulation x processes
+    std::int64_t updates_per_epoch = 1;
+    std::int64_t max_steps = 0;
+    std::int64_t num_train_epochs = 0;
+    double num_train_samples = 0;
+    std::int64_t steps_in_epoch = 0;  ///< micro-batches per epoch
+  };
+  template <class L>
+  TrainingPlan training_plan(L& loader) const;
+  void log_training_summary(const TrainingPlan& plan);
+  template <class Params>
+  double optimizer_step(const Params& parameters, torch::Tensor& grad_norm);
+  TrainOutput train_metrics(const TrainingPlan& plan, const torch::Tensor& tr_loss, std::int64_t initial_global_step,
+                            bool loss_sums_restored, std::chrono::steady_clock::time_point start_time);
   void maybe_log_save_evaluate(torch::Tensor& tr_loss, const torch::Tensor& grad_norm, double learning_rate);
   Metrics evaluate_during_training();
 

@@ -469,6 +469,7 @@ inline nlohmann::json read_json_option(std::string_view flag, const std::string&
 /// a leading `fsdp_` of a config key is dropped; min_num_params and transformer_layer_cls_to_wrap
 /// exclude each other; activation_checkpointing excludes --gradient_checkpointing. Unlike HF, an
 /// unknown key or option is an error (HF ignores it, and a typo silently trains without sharding).
+// Long on purpose: one rule of HF's --fsdp / --fsdp_config checks after another, each with its message.
 [[nodiscard]] inline FsdpOptions parse_fsdp_options(const std::string& fsdp, const std::optional<std::string>& fsdp_config,
                                                     bool gradient_checkpointing) {
   FsdpOptions o;
@@ -587,6 +588,7 @@ struct DeepSpeedArguments {
 /// HF requires. DeepSpeed's tuning keys (bucket sizes, overlap_comm, stage3_* thresholds, logging) are
 /// accepted and have no effect; anything else, a scheduler block, another optimizer or NVMe offload is
 /// an error naming it.
+// Long on purpose: one check per DeepSpeed config key, in the config's own order, each with its message.
 [[nodiscard]] inline FsdpOptions parse_deepspeed_config(const std::string& deepspeed, const DeepSpeedArguments& a) {
   std::string source;
   const nlohmann::json config = detail::read_json_option("--deepspeed", deepspeed, source);
@@ -1306,6 +1308,7 @@ struct TrainingArguments {
   void finalize();
 };
 
+// Long on purpose: every combination of arguments is checked here, in one place, in HF's order.
 inline void TrainingArguments::finalize() {
   auto positive = [](std::string_view name, auto value) {
     if (value <= 0) throw error("{} must be a positive number, got {}", name, value);
@@ -1877,6 +1880,7 @@ struct HelpRequested {};
 /// finalize() on each struct that has it. Flags are shared: each goes to the struct that declares it.
 /// Errors (unknown flag — with the nearest valid one —, missing value, bad value, bad JSON file)
 /// throw trainpp::Error; `--help` prints help_text() and throws HelpRequested.
+// Long on purpose: one pass over argv with each flag form (--k v, --k=v, bare bool, JSON file) handled in place.
 template <class... Structs>
 [[nodiscard]] std::tuple<Structs...> parse_args_into(const std::vector<std::string>& argv, std::string_view program = "program",
                                                      std::tuple<Structs...> out = {}) {
@@ -3889,8 +3893,21 @@ class FashionMnist {
 
 
 // ---- trainpp/io/checkpoint.hpp ----
-// Checkpoint files: what {output_dir}/checkpoint-{step}/ holds besides the model, how checkpoints are
-// found, ordered and rotated, and the strict readers that resume relies on.
+// Checkpoint files: one header per file format of {output_dir}/checkpoint-{step}/, and the directory's
+// layout, naming and rotation (io/checkpoint_dir.hpp). Include this header for all of them.
+//   io/checkpoint_dir.hpp    the file names, checkpoint-N directories: finding, ordering, rotation
+//   io/trainer_state.hpp     trainer_state.json
+//   io/optimizer_state.hpp   optimizer.safetensors
+//   io/component_state.hpp   scheduler.json, scaler.json
+//   io/process_state.hpp     process_state[_<rank>].safetensors
+//   io/sharded_model.hpp     model_shard_<rank>.safetensors and model_shards.json
+// The model's own model.safetensors is io/model_io.hpp's.
+
+
+// ---- trainpp/io/checkpoint_dir.hpp ----
+// Checkpoint directories: what {output_dir}/checkpoint-{step}/ holds and under which names, how
+// checkpoints are found, ordered and rotated, and how interrupted saves are cleaned up. Each file's
+// format has its own header (io/checkpoint.hpp includes them all).
 //
 // A checkpoint directory (HF's names where HF defines the content; our own, pickle-free formats for
 // what HF pickles):
@@ -3909,6 +3926,278 @@ class FashionMnist {
 // Every file is written into a staging directory that is renamed into place when complete
 // (io/atomic_write.hpp): a directory named checkpoint-N is always whole.
 
+
+#include <algorithm>
+#include <charconv>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+namespace trainpp {
+
+inline constexpr std::string_view checkpoint_prefix = "checkpoint";  ///< HF's PREFIX_CHECKPOINT_DIR
+inline constexpr std::string_view trainer_state_name = "trainer_state.json";
+inline constexpr std::string_view training_args_name = "training_args.json";
+inline constexpr std::string_view optimizer_state_name = "optimizer.safetensors";
+inline constexpr std::string_view scheduler_state_name = "scheduler.json";
+inline constexpr std::string_view scaler_state_name = "scaler.json";
+/// The index of a model saved in pieces by a sharded policy (SHARDED_STATE_DICT; io/sharded_model.hpp).
+inline constexpr std::string_view model_shards_index_name = "model_shards.json";
+
+/// "process_state.safetensors" for a single process, "process_state_<rank>.safetensors" otherwise
+/// (HF's rng_state.pth / rng_state_<rank>.pth).
+[[nodiscard]] inline std::string process_state_name(std::int64_t rank, std::int64_t world_size) {
+  return world_size <= 1 ? std::string("process_state.safetensors")
+                         : fmt::format("process_state_{}.safetensors", rank);
+}
+
+/// "checkpoint-<step>".
+[[nodiscard]] inline std::string checkpoint_dir_name(std::int64_t global_step) {
+  return fmt::format("{}-{}", checkpoint_prefix, global_step);
+}
+
+/// The step of a directory named exactly "checkpoint-<digits>" (HF's _re_checkpoint), else nullopt.
+[[nodiscard]] inline std::optional<std::int64_t> checkpoint_step(std::string_view name) {
+  const std::string prefix = fmt::format("{}-", checkpoint_prefix);
+  if (!name.starts_with(prefix) || name.size() == prefix.size()) return std::nullopt;
+  const auto digits = name.substr(prefix.size());
+  if (!std::ranges::all_of(digits, [](char c) { return c >= '0' && c <= '9'; })) return std::nullopt;
+  std::int64_t step = 0;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), step);
+  if (ec != std::errc{} || end != digits.data() + digits.size()) return std::nullopt;
+  return step;
+}
+
+/// True when `dir` is a checkpoint a run can resume from or load: a directory holding trainer_state.json
+/// and the model (model.safetensors, or a sharded model's index). (Directories are published whole;
+/// this guards against ones assembled by hand.)
+[[nodiscard]] inline bool is_complete_checkpoint(const std::filesystem::path& dir) {
+  std::error_code ec;
+  return std::filesystem::is_directory(dir, ec) && std::filesystem::is_regular_file(dir / trainer_state_name, ec) &&
+         (std::filesystem::is_regular_file(dir / "model.safetensors", ec) ||
+          std::filesystem::is_regular_file(dir / model_shards_index_name, ec));
+}
+
+/// The checkpoint directories in `output_dir`, oldest first by step number. When `best` names one of
+/// them and it is not the newest, it moves to the second-to-last place, so that rotation, which deletes
+/// from the front, keeps it (HF's sort_checkpoints). HF orders by modification time when it can; the
+/// step number in the name is the order that cannot be fooled by a file system or a copy, so we use it.
+[[nodiscard]] inline std::vector<std::filesystem::path> sorted_checkpoints(
+    const std::filesystem::path& output_dir, const std::optional<std::string>& best = std::nullopt) {
+  namespace fs = std::filesystem;
+  std::vector<std::pair<std::int64_t, fs::path>> found;
+  std::error_code ec;
+  if (!fs::is_directory(output_dir, ec)) return {};
+  for (auto it = fs::directory_iterator(output_dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    const auto step = checkpoint_step(it->path().filename().string());
+    if (step && it->is_directory(ec)) found.emplace_back(*step, it->path());
+  }
+  if (ec) throw error("cannot list {}: {}", output_dir.string(), ec.message());
+  std::ranges::sort(found);
+  std::vector<fs::path> out;
+  for (auto& [step, path] : found) out.push_back(std::move(path));
+  if (best && !out.empty()) {
+    const fs::path best_path = fs::path(*best).lexically_normal();
+    const auto it = std::ranges::find_if(out, [&](const fs::path& p) { return p.lexically_normal() == best_path; });
+    if (it != out.end() && it != out.end() - 1) {
+      fs::path kept = *it;
+      out.erase(it);
+      out.insert(out.end() - 1, std::move(kept));
+    }
+  }
+  return out;
+}
+
+/// The newest complete checkpoint in `output_dir` (HF's get_last_checkpoint), or nullopt. Incomplete
+/// directories are skipped with a warning.
+[[nodiscard]] inline std::optional<std::filesystem::path> last_checkpoint(const std::filesystem::path& output_dir) {
+  auto all = sorted_checkpoints(output_dir);
+  for (auto it = all.rbegin(); it != all.rend(); ++it) {
+    if (is_complete_checkpoint(*it)) return *it;
+    warn("{} is not a complete checkpoint (it lacks {} or model.safetensors); skipping it", it->string(),
+         trainer_state_name);
+  }
+  return std::nullopt;
+}
+
+/// Removes a directory so that it never appears half-deleted under its name: it is first renamed to a
+/// ".tmp-" name (which no reader looks at), then removed. A crash in between leaves only the ".tmp-"
+/// directory, which remove_stale_staging cleans up later.
+inline void remove_dir_atomic(const std::filesystem::path& dir) {
+  namespace fs = std::filesystem;
+  const auto path = detail::without_trailing_separator(dir);
+  const auto aside = detail::parent_or_dot(path) / fmt::format(".tmp-{}-deleted-{}-{}", path.filename().string(),
+                                                                 ::getpid(), detail::random_suffix());
+  detail::rename_or_throw(path, aside);
+  std::error_code ec;
+  fs::remove_all(aside, ec);
+  if (ec) warn("cannot remove {} (the renamed {}): {}", aside.string(), path.string(), ec.message());
+}
+
+/// Deletes the ".tmp-checkpoint-*" directories an interrupted save or deletion left in `output_dir`.
+/// Returns how many it removed. Call it only when no other process is saving into `output_dir`.
+inline std::size_t remove_stale_staging(const std::filesystem::path& output_dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(output_dir, ec)) return 0;
+  const std::string prefix = fmt::format(".tmp-{}-", checkpoint_prefix);
+  std::vector<fs::path> stale;
+  for (auto it = fs::directory_iterator(output_dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec))
+    if (it->path().filename().string().starts_with(prefix) && it->is_directory(ec)) stale.push_back(it->path());
+  for (const auto& path : stale) {
+    fs::remove_all(path, ec);
+    if (ec) warn("cannot remove {}, left by an interrupted save: {}", path.string(), ec.message());
+    else note("removed {}, left by an interrupted save", path.string());
+  }
+  return stale.size();
+}
+
+/// HF's rotate_checkpoints: with a positive `save_total_limit`, deletes the oldest checkpoints until
+/// that many remain, never the newest (needed to resume) nor `best` (so with a limit of 1 the best and
+/// the newest both stay). Returns the deleted directories.
+inline std::vector<std::filesystem::path> rotate_checkpoints(const std::filesystem::path& output_dir,
+                                                             std::optional<std::int64_t> save_total_limit,
+                                                             const std::optional<std::string>& best) {
+  if (!save_total_limit || *save_total_limit <= 0) return {};
+  const auto checkpoints = sorted_checkpoints(output_dir);
+  const auto limit = static_cast<std::size_t>(*save_total_limit);
+  if (checkpoints.size() <= limit) return {};
+  std::vector<std::filesystem::path> protect{checkpoints.back()};
+  if (best) {
+    const auto best_path = std::filesystem::path(*best).lexically_normal();
+    if (best_path != checkpoints.back().lexically_normal()) protect.push_back(best_path);
+  }
+  const auto keep = std::max(limit, protect.size());
+  std::size_t remaining = checkpoints.size();
+  std::vector<std::filesystem::path> deleted;
+  for (const auto& path : checkpoints) {
+    if (remaining <= keep) break;
+    if (std::ranges::find(protect, path.lexically_normal()) != protect.end() || path == checkpoints.back()) continue;
+    note("deleting older checkpoint {} (save_total_limit {})", path.string(), *save_total_limit);
+    remove_dir_atomic(path);
+    deleted.push_back(path);
+    --remaining;
+  }
+  return deleted;
+}
+
+}  // namespace trainpp
+
+// ---- trainpp/io/component_state.hpp ----
+// scheduler.json and scaler.json (HF: scheduler.pt, scaler.pt): the state() of the learning-rate
+// schedule and of the loss scaler, as JSON documents.
+
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+
+namespace trainpp {
+
+/// Writes a component's state() to `path`, atomically, as indented JSON.
+inline void save_component_state(const std::filesystem::path& path, const nlohmann::json& state) {
+  write_file_atomic(path, state.dump(2) + "\n");
+}
+
+/// Reads a component's state back for its load_state() (strict JSON; errors name the file).
+[[nodiscard]] inline nlohmann::json load_component_state(const std::filesystem::path& path) {
+  return read_json_file(path);
+}
+
+}  // namespace trainpp
+
+// ---- trainpp/io/optimizer_state.hpp ----
+// optimizer.safetensors (HF: optimizer.pt): an optimizer's per-parameter state as "state.<i>.<key>"
+// tensors for parameter i of its flat parameter list, and its parameter groups as JSON in the
+// metadata key "trainpp.optimizer". A sharded policy writes one per process in the same format.
+
+
+// ---- trainpp/io/json_fields.hpp ----
+// Typed access to the JSON objects of checkpoint files: every reader of trainer_state.json and of
+// the optimizer state's metadata goes through it, so that every error names the file and the key.
+
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace trainpp {
+
+namespace detail {
+
+/// A typed view of one JSON object read from a file: each accessor names the file and the key when
+/// the value is missing or of the wrong type.
+class JsonFields {
+ public:
+  JsonFields(const nlohmann::json& object, std::string source, std::string what)
+      : object_(object), source_(std::move(source)), what_(std::move(what)) {
+    if (!object_.is_object()) throw error("{}: {} must be a JSON object, got {}", source_, what_, object_.type_name());
+  }
+  [[nodiscard]] bool has(const char* key) const { return object_.contains(key); }
+  [[nodiscard]] bool is_null(const char* key) const { return !has(key) || object_.at(key).is_null(); }
+  [[nodiscard]] const nlohmann::json& at(const char* key) const {
+    if (!has(key)) throw error("{}: {} lacks the key \"{}\"", source_, what_, key);
+    return object_.at(key);
+  }
+
+  [[nodiscard]] std::int64_t integer(const char* key, std::int64_t min = 0) const {
+    const auto& v = at(key);
+    if (v.is_number_unsigned()) {
+      const auto u = v.get<std::uint64_t>();
+      if (u <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) &&
+          static_cast<std::int64_t>(u) >= min)
+        return static_cast<std::int64_t>(u);
+    } else if (v.is_number_integer() && v.get<std::int64_t>() >= min) {
+      return v.get<std::int64_t>();
+    }
+    throw fail(key, fmt::format("an integer of at least {}", min), v);
+  }
+  [[nodiscard]] double number(const char* key) const {
+    const auto& v = at(key);
+    if (!v.is_number()) throw fail(key, "a number", v);
+    return v.get<double>();
+  }
+  [[nodiscard]] bool boolean(const char* key) const {
+    const auto& v = at(key);
+    if (!v.is_boolean()) throw fail(key, "true or false", v);
+    return v.get<bool>();
+  }
+  [[nodiscard]] std::string string(const char* key) const {
+    const auto& v = at(key);
+    if (!v.is_string()) throw fail(key, "a string", v);
+    return v.get<std::string>();
+  }
+  template <class F>
+  [[nodiscard]] auto optional(const char* key, F get) const -> std::optional<decltype((this->*get)(key))> {
+    if (is_null(key)) return std::nullopt;
+    return (this->*get)(key);
+  }
+
+  [[nodiscard]] Error fail(const char* key, std::string_view expected, const nlohmann::json& got) const {
+    auto shown = got.dump();
+    if (shown.size() > 80) shown = shown.substr(0, 77) + "...";
+    return error("{}: {} \"{}\" must be {}, got {}", source_, what_, key, expected, shown);
+  }
+
+ private:
+  const nlohmann::json& object_;
+  std::string source_;
+  std::string what_;
+};
+
+}  // namespace detail
+
+}  // namespace trainpp
 
 // ---- trainpp/io/safetensors.hpp ----
 // safetensors: Hugging Face's file format for named tensors, read and written byte-compatibly with the
@@ -4472,11 +4761,8 @@ inline std::vector<ParamGroup> decay_param_groups(const torch::nn::Module& model
 #include <algorithm>
 #include <charconv>
 #include <cmath>
-#include <cstdint>
+#include <cstddef>
 #include <filesystem>
-#include <map>
-#include <optional>
-#include <set>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -4484,295 +4770,6 @@ inline std::vector<ParamGroup> decay_param_groups(const torch::nn::Module& model
 #include <vector>
 
 namespace trainpp {
-
-inline constexpr std::string_view checkpoint_prefix = "checkpoint";  ///< HF's PREFIX_CHECKPOINT_DIR
-inline constexpr std::string_view trainer_state_name = "trainer_state.json";
-inline constexpr std::string_view training_args_name = "training_args.json";
-inline constexpr std::string_view optimizer_state_name = "optimizer.safetensors";
-inline constexpr std::string_view scheduler_state_name = "scheduler.json";
-inline constexpr std::string_view scaler_state_name = "scaler.json";
-/// The index of a model saved in pieces by a sharded policy (SHARDED_STATE_DICT; io/sharded_model.hpp).
-inline constexpr std::string_view model_shards_index_name = "model_shards.json";
-
-/// "process_state.safetensors" for a single process, "process_state_<rank>.safetensors" otherwise
-/// (HF's rng_state.pth / rng_state_<rank>.pth).
-[[nodiscard]] inline std::string process_state_name(std::int64_t rank, std::int64_t world_size) {
-  return world_size <= 1 ? std::string("process_state.safetensors")
-                         : fmt::format("process_state_{}.safetensors", rank);
-}
-
-/// "checkpoint-<step>".
-[[nodiscard]] inline std::string checkpoint_dir_name(std::int64_t global_step) {
-  return fmt::format("{}-{}", checkpoint_prefix, global_step);
-}
-
-/// The step of a directory named exactly "checkpoint-<digits>" (HF's _re_checkpoint), else nullopt.
-[[nodiscard]] inline std::optional<std::int64_t> checkpoint_step(std::string_view name) {
-  const std::string prefix = fmt::format("{}-", checkpoint_prefix);
-  if (!name.starts_with(prefix) || name.size() == prefix.size()) return std::nullopt;
-  const auto digits = name.substr(prefix.size());
-  if (!std::ranges::all_of(digits, [](char c) { return c >= '0' && c <= '9'; })) return std::nullopt;
-  std::int64_t step = 0;
-  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), step);
-  if (ec != std::errc{} || end != digits.data() + digits.size()) return std::nullopt;
-  return step;
-}
-
-/// True when `dir` is a checkpoint a run can resume from or load: a directory holding trainer_state.json
-/// and the model (model.safetensors, or a sharded model's index). (Directories are published whole;
-/// this guards against ones assembled by hand.)
-[[nodiscard]] inline bool is_complete_checkpoint(const std::filesystem::path& dir) {
-  std::error_code ec;
-  return std::filesystem::is_directory(dir, ec) && std::filesystem::is_regular_file(dir / trainer_state_name, ec) &&
-         (std::filesystem::is_regular_file(dir / "model.safetensors", ec) ||
-          std::filesystem::is_regular_file(dir / model_shards_index_name, ec));
-}
-
-/// The checkpoint directories in `output_dir`, oldest first by step number. When `best` names one of
-/// them and it is not the newest, it moves to the second-to-last place, so that rotation, which deletes
-/// from the front, keeps it (HF's sort_checkpoints). HF orders by modification time when it can; the
-/// step number in the name is the order that cannot be fooled by a file system or a copy, so we use it.
-[[nodiscard]] inline std::vector<std::filesystem::path> sorted_checkpoints(
-    const std::filesystem::path& output_dir, const std::optional<std::string>& best = std::nullopt) {
-  namespace fs = std::filesystem;
-  std::vector<std::pair<std::int64_t, fs::path>> found;
-  std::error_code ec;
-  if (!fs::is_directory(output_dir, ec)) return {};
-  for (auto it = fs::directory_iterator(output_dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
-    const auto step = checkpoint_step(it->path().filename().string());
-    if (step && it->is_directory(ec)) found.emplace_back(*step, it->path());
-  }
-  if (ec) throw error("cannot list {}: {}", output_dir.string(), ec.message());
-  std::ranges::sort(found);
-  std::vector<fs::path> out;
-  for (auto& [step, path] : found) out.push_back(std::move(path));
-  if (best && !out.empty()) {
-    const fs::path best_path = fs::path(*best).lexically_normal();
-    const auto it = std::ranges::find_if(out, [&](const fs::path& p) { return p.lexically_normal() == best_path; });
-    if (it != out.end() && it != out.end() - 1) {
-      fs::path kept = *it;
-      out.erase(it);
-      out.insert(out.end() - 1, std::move(kept));
-    }
-  }
-  return out;
-}
-
-/// The newest complete checkpoint in `output_dir` (HF's get_last_checkpoint), or nullopt. Incomplete
-/// directories are skipped with a warning.
-[[nodiscard]] inline std::optional<std::filesystem::path> last_checkpoint(const std::filesystem::path& output_dir) {
-  auto all = sorted_checkpoints(output_dir);
-  for (auto it = all.rbegin(); it != all.rend(); ++it) {
-    if (is_complete_checkpoint(*it)) return *it;
-    warn("{} is not a complete checkpoint (it lacks {} or model.safetensors); skipping it", it->string(),
-         trainer_state_name);
-  }
-  return std::nullopt;
-}
-
-/// Removes a directory so that it never appears half-deleted under its name: it is first renamed to a
-/// ".tmp-" name (which no reader looks at), then removed. A crash in between leaves only the ".tmp-"
-/// directory, which remove_stale_staging cleans up later.
-inline void remove_dir_atomic(const std::filesystem::path& dir) {
-  namespace fs = std::filesystem;
-  const auto path = detail::without_trailing_separator(dir);
-  const auto aside = detail::parent_or_dot(path) / fmt::format(".tmp-{}-deleted-{}-{}", path.filename().string(),
-                                                                 ::getpid(), detail::random_suffix());
-  detail::rename_or_throw(path, aside);
-  std::error_code ec;
-  fs::remove_all(aside, ec);
-  if (ec) warn("cannot remove {} (the renamed {}): {}", aside.string(), path.string(), ec.message());
-}
-
-/// Deletes the ".tmp-checkpoint-*" directories an interrupted save or deletion left in `output_dir`.
-/// Returns how many it removed. Call it only when no other process is saving into `output_dir`.
-inline std::size_t remove_stale_staging(const std::filesystem::path& output_dir) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  if (!fs::is_directory(output_dir, ec)) return 0;
-  const std::string prefix = fmt::format(".tmp-{}-", checkpoint_prefix);
-  std::vector<fs::path> stale;
-  for (auto it = fs::directory_iterator(output_dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec))
-    if (it->path().filename().string().starts_with(prefix) && it->is_directory(ec)) stale.push_back(it->path());
-  for (const auto& path : stale) {
-    fs::remove_all(path, ec);
-    if (ec) warn("cannot remove {}, left by an interrupted save: {}", path.string(), ec.message());
-    else note("removed {}, left by an interrupted save", path.string());
-  }
-  return stale.size();
-}
-
-/// HF's rotate_checkpoints: with a positive `save_total_limit`, deletes the oldest checkpoints until
-/// that many remain, never the newest (needed to resume) nor `best` (so with a limit of 1 the best and
-/// the newest both stay). Returns the deleted directories.
-inline std::vector<std::filesystem::path> rotate_checkpoints(const std::filesystem::path& output_dir,
-                                                             std::optional<std::int64_t> save_total_limit,
-                                                             const std::optional<std::string>& best) {
-  if (!save_total_limit || *save_total_limit <= 0) return {};
-  const auto checkpoints = sorted_checkpoints(output_dir);
-  const auto limit = static_cast<std::size_t>(*save_total_limit);
-  if (checkpoints.size() <= limit) return {};
-  std::vector<std::filesystem::path> protect{checkpoints.back()};
-  if (best) {
-    const auto best_path = std::filesystem::path(*best).lexically_normal();
-    if (best_path != checkpoints.back().lexically_normal()) protect.push_back(best_path);
-  }
-  const auto keep = std::max(limit, protect.size());
-  std::size_t remaining = checkpoints.size();
-  std::vector<std::filesystem::path> deleted;
-  for (const auto& path : checkpoints) {
-    if (remaining <= keep) break;
-    if (std::ranges::find(protect, path.lexically_normal()) != protect.end() || path == checkpoints.back()) continue;
-    note("deleting older checkpoint {} (save_total_limit {})", path.string(), *save_total_limit);
-    remove_dir_atomic(path);
-    deleted.push_back(path);
-    --remaining;
-  }
-  return deleted;
-}
-
-// ---- typed JSON fields ------------------------------------------------------------------------------
-
-namespace detail {
-
-/// A typed view of one JSON object read from a file: each accessor names the file and the key when
-/// the value is missing or of the wrong type.
-class JsonFields {
- public:
-  JsonFields(const nlohmann::json& object, std::string source, std::string what)
-      : object_(object), source_(std::move(source)), what_(std::move(what)) {
-    if (!object_.is_object()) throw error("{}: {} must be a JSON object, got {}", source_, what_, object_.type_name());
-  }
-  [[nodiscard]] bool has(const char* key) const { return object_.contains(key); }
-  [[nodiscard]] bool is_null(const char* key) const { return !has(key) || object_.at(key).is_null(); }
-  [[nodiscard]] const nlohmann::json& at(const char* key) const {
-    if (!has(key)) throw error("{}: {} lacks the key \"{}\"", source_, what_, key);
-    return object_.at(key);
-  }
-
-  [[nodiscard]] std::int64_t integer(const char* key, std::int64_t min = 0) const {
-    const auto& v = at(key);
-    if (v.is_number_unsigned()) {
-      const auto u = v.get<std::uint64_t>();
-      if (u <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) &&
-          static_cast<std::int64_t>(u) >= min)
-        return static_cast<std::int64_t>(u);
-    } else if (v.is_number_integer() && v.get<std::int64_t>() >= min) {
-      return v.get<std::int64_t>();
-    }
-    throw fail(key, fmt::format("an integer of at least {}", min), v);
-  }
-  [[nodiscard]] double number(const char* key) const {
-    const auto& v = at(key);
-    if (!v.is_number()) throw fail(key, "a number", v);
-    return v.get<double>();
-  }
-  [[nodiscard]] bool boolean(const char* key) const {
-    const auto& v = at(key);
-    if (!v.is_boolean()) throw fail(key, "true or false", v);
-    return v.get<bool>();
-  }
-  [[nodiscard]] std::string string(const char* key) const {
-    const auto& v = at(key);
-    if (!v.is_string()) throw fail(key, "a string", v);
-    return v.get<std::string>();
-  }
-  template <class F>
-  [[nodiscard]] auto optional(const char* key, F get) const -> std::optional<decltype((this->*get)(key))> {
-    if (is_null(key)) return std::nullopt;
-    return (this->*get)(key);
-  }
-
-  [[nodiscard]] Error fail(const char* key, std::string_view expected, const nlohmann::json& got) const {
-    auto shown = got.dump();
-    if (shown.size() > 80) shown = shown.substr(0, 77) + "...";
-    return error("{}: {} \"{}\" must be {}, got {}", source_, what_, key, expected, shown);
-  }
-
- private:
-  const nlohmann::json& object_;
-  std::string source_;
-  std::string what_;
-};
-
-}  // namespace detail
-
-/// A TrainerState from trainer_state.json's object. Keys HF's schema does not have are ignored (a
-/// newer writer may add some); a missing key keeps its default, as HF's dataclass does; a key with
-/// the wrong type is an Error naming `source` and the key.
-[[nodiscard]] inline TrainerState trainer_state_from_json(const nlohmann::json& j, std::string_view source) {
-  const detail::JsonFields f(j, std::string(source), "trainer state");
-  TrainerState s;
-  using F = detail::JsonFields;
-  auto integer = [&](const char* key, std::int64_t fallback, std::int64_t min = 0) {
-    return f.is_null(key) ? fallback : f.integer(key, min);
-  };
-  s.epoch = f.optional("epoch", &F::number);
-  s.global_step = integer("global_step", 0);
-  s.max_steps = integer("max_steps", 0);
-  s.logging_steps = integer("logging_steps", 500);
-  s.eval_steps = integer("eval_steps", 500);
-  s.save_steps = integer("save_steps", 500);
-  s.train_batch_size = integer("train_batch_size", 0);
-  s.num_train_epochs = integer("num_train_epochs", 0);
-  s.num_input_tokens_seen = integer("num_input_tokens_seen", 0);
-  s.total_flos = f.is_null("total_flos") ? 0.0 : f.number("total_flos");
-  if (f.has("log_history")) {
-    const auto& history = f.at("log_history");
-    if (!history.is_array()) throw f.fail("log_history", "an array of objects", history);
-    for (std::size_t i = 0; i < history.size(); ++i) {
-      const auto& entry = history[i];
-      const detail::JsonFields e(entry, std::string(source), fmt::format("log_history[{}]", i));
-      for (const auto& [key, value] : entry.items())
-        if (!value.is_number() && !value.is_string() && !value.is_null() && !value.is_boolean())
-          throw e.fail(key.c_str(), "a number, string, boolean or null", value);
-      if (e.has("step")) (void)e.integer("step");
-    }
-    s.log_history = history;
-  }
-  s.best_metric = f.optional("best_metric", &F::number);
-  s.best_global_step = f.is_null("best_global_step") ? std::nullopt : std::optional(f.integer("best_global_step"));
-  s.best_model_checkpoint = f.optional("best_model_checkpoint", &F::string);
-  s.is_local_process_zero = f.has("is_local_process_zero") ? f.boolean("is_local_process_zero") : true;
-  s.is_world_process_zero = f.has("is_world_process_zero") ? f.boolean("is_world_process_zero") : true;
-  s.is_hyper_param_search = f.has("is_hyper_param_search") ? f.boolean("is_hyper_param_search") : false;
-  s.trial_name = f.optional("trial_name", &F::string);
-  if (f.has("trial_params")) {
-    const auto& tp = f.at("trial_params");
-    if (!tp.is_null() && !tp.is_object()) throw f.fail("trial_params", "an object or null", tp);
-    s.trial_params = tp;
-  }
-  if (f.has("stateful_callbacks")) {
-    const auto& sc = f.at("stateful_callbacks");
-    if (!sc.is_object()) throw f.fail("stateful_callbacks", "an object", sc);
-    s.stateful_callbacks = sc;
-  }
-  return s;
-}
-
-/// Reads trainer_state.json (see trainer_state_from_json).
-[[nodiscard]] inline TrainerState read_trainer_state(const std::filesystem::path& path) {
-  return trainer_state_from_json(read_json_file(path), path.string());
-}
-
-/// The TrainerControl flags stored in trainer_state.json's stateful_callbacks, if any.
-[[nodiscard]] inline std::optional<TrainerControl> control_from_state(const TrainerState& state, std::string_view source) {
-  if (!state.stateful_callbacks.contains("TrainerControl")) return std::nullopt;
-  const auto& stored = state.stateful_callbacks.at("TrainerControl");
-  const detail::JsonFields entry(stored, std::string(source), "stateful_callbacks.TrainerControl");
-  if (!entry.has("args")) return TrainerControl{};
-  const detail::JsonFields f(entry.at("args"), std::string(source), "stateful_callbacks.TrainerControl.args");
-  TrainerControl c;
-  auto flag = [&](const char* key) { return f.has(key) ? f.boolean(key) : false; };
-  c.should_training_stop = flag("should_training_stop");
-  c.should_epoch_stop = flag("should_epoch_stop");
-  c.should_save = flag("should_save");
-  c.should_evaluate = flag("should_evaluate");
-  c.should_log = flag("should_log");
-  return c;
-}
-
-// ---- optimizer state -----------------------------------------------------------------------------------
 
 /// What optimizer.safetensors holds: per-parameter state and the groups' hyperparameters.
 struct SavedOptimizer {
@@ -4865,7 +4862,27 @@ inline void save_optimizer_state(const std::filesystem::path& path, const Optimi
   return out;
 }
 
-// ---- per-process state ---------------------------------------------------------------------------------
+}  // namespace trainpp
+
+// ---- trainpp/io/process_state.hpp ----
+// process_state.safetensors (HF: rng_state.pth): one process's random generators ("rng.cpu",
+// "rng.cuda:<i>") and the loop's running sums ("loop.*"), so that a resumed run continues exactly;
+// capturing and restoring the generators.
+
+
+#include <algorithm>
+#include <charconv>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+namespace trainpp {
 
 /// The state of one process that a resumed run needs to continue exactly: its random generators and
 /// the training loop's running sums.
@@ -4995,6 +5012,345 @@ inline void save_process_state(const std::filesystem::path& path, const ProcessS
     s.cuda_rng.push_back(take(fmt::format("rng.cuda:{}", i), torch::kUInt8, 1));
   if (!by_name.empty()) throw error("{}: unexpected tensor \"{}\" in a process state", source, by_name.begin()->first);
   return s;
+}
+
+}  // namespace trainpp
+
+// ---- trainpp/io/sharded_model.hpp ----
+// A model saved in pieces by ShardGradOp / FullShard with SHARDED_STATE_DICT: every process writes
+// model_shard_<rank>.safetensors (its pieces of each parameter, flattened, under the parameter's
+// name; rank 0 also the buffers), and rank 0 writes model_shards.json, the index:
+//   {"format": "trainpp.sharded_model", "world_size": N, "buffers": [names],
+//    "parameters": {name: {"shape": [...], "dtype": "Float", "pieces": [[rank, begin, length], ...]}}}
+// where a piece is `length` elements of the flattened parameter, starting at element `begin` of that
+// rank's part of the flat buffer; pieces are listed in the parameter's element order. Written by
+// save_sharded_model (every process), read by consolidate_sharded_model and by the policy that wrote it.
+
+
+// ---- trainpp/io/model_io.hpp ----
+// Model weights as Hugging Face saves a plain nn.Module: every parameter and buffer under its dotted
+// name, in <dir>/model.safetensors with metadata {"format": "pt"}. Python's
+// `model.load_state_dict(safetensors.torch.load_file(...))` reads what save_model writes, and
+// load_model reads what Python saves, as long as the module trees name their members alike.
+
+
+#include <filesystem>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace trainpp {
+
+/// The file name save_model writes and load_model looks for in a directory (HF's SAFE_WEIGHTS_NAME).
+inline constexpr std::string_view model_weights_name = "model.safetensors";
+
+namespace detail {
+
+/// Every defined parameter, then every defined buffer, of `model` and its submodules, under dotted names.
+[[nodiscard]] inline std::vector<std::pair<std::string, torch::Tensor>> named_state(const torch::nn::Module& model) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& item : model.named_parameters(/*recurse=*/true))
+    if (item.value().defined()) out.emplace_back(item.key(), item.value());
+  for (const auto& item : model.named_buffers(/*recurse=*/true))
+    if (item.value().defined()) out.emplace_back(item.key(), item.value());
+  return out;
+}
+
+[[nodiscard]] inline std::string describe_tensor(const torch::Tensor& t) {
+  return fmt::format("[{}] {}", fmt::join(t.sizes(), ", "), c10::toString(t.scalar_type()));
+}
+
+}  // namespace detail
+
+/// Every parameter and buffer of `model` (recursively, under named_parameters()/named_buffers() names),
+/// detached and on the CPU: what save_model writes. Tensors already on the CPU are shared, not copied.
+[[nodiscard]] inline std::vector<std::pair<std::string, torch::Tensor>> state_dict(const torch::nn::Module& model) {
+  auto out = detail::named_state(model);
+  for (auto& [name, tensor] : out) tensor = tensor.detach().to(torch::kCPU);
+  return out;
+}
+
+/// Writes state_dict(model) to `dir`/model.safetensors with metadata {"format": "pt"}, creating `dir`
+/// if needed; the file is replaced atomically. Throws trainpp::Error on failure.
+inline void save_model(const torch::nn::Module& model, const std::filesystem::path& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw error("cannot create directory {}: {}", dir.string(), ec.message());
+  save_safetensors(dir / model_weights_name, state_dict(model));
+}
+
+/// What load_model found besides the tensors it loaded.
+struct LoadReport {
+  std::vector<std::string> missing;     ///< in the model, not in the file (model order)
+  std::vector<std::string> unexpected;  ///< in the file, not in the model (file order)
+  std::vector<std::string> mismatched;  ///< "name: shape [..] (model) vs [..] (file)" or the same for dtype
+  [[nodiscard]] bool clean() const { return missing.empty() && unexpected.empty() && mismatched.empty(); }
+};
+
+/// Copies the tensors of a safetensors file into `model`'s parameters and buffers of the same name, on
+/// their current devices and without recording gradients. `file_or_dir` is the file or a directory
+/// holding model.safetensors. strict: any missing, unexpected or mismatched (shape or dtype) tensor is
+/// an Error that lists them all, with shapes and dtypes, and names the file; nothing is copied then.
+/// Not strict: the tensors that match are copied and the report lists the rest.
+inline LoadReport load_model(torch::nn::Module& model, const std::filesystem::path& file_or_dir, bool strict = true) {
+  const auto path = std::filesystem::is_directory(file_or_dir) ? file_or_dir / model_weights_name : file_or_dir;
+  const SafetensorsFile file = load_safetensors(path);
+  std::unordered_map<std::string_view, const torch::Tensor*> in_file;
+  for (const auto& [name, tensor] : file.tensors) in_file.emplace(name, &tensor);
+
+  const auto targets = detail::named_state(model);
+  LoadReport report;
+  std::vector<std::string> missing_detail, unexpected_detail;
+  std::vector<std::pair<torch::Tensor, const torch::Tensor*>> copies;
+  std::unordered_map<std::string_view, bool> in_model;
+  for (const auto& [name, target] : targets) {
+    in_model.emplace(name, true);
+    const auto found = in_file.find(name);
+    if (found == in_file.end()) {
+      report.missing.push_back(name);
+      missing_detail.push_back(fmt::format("{} {}", name, detail::describe_tensor(target)));
+      continue;
+    }
+    const torch::Tensor& source = *found->second;
+    if (target.sizes() != source.sizes()) {
+      report.mismatched.push_back(
+          fmt::format("{}: shape [{}] (model) vs [{}] (file)", name, fmt::join(target.sizes(), ", "),
+                      fmt::join(source.sizes(), ", ")));
+    } else if (target.scalar_type() != source.scalar_type()) {
+      report.mismatched.push_back(fmt::format("{}: dtype {} (model) vs {} (file)", name,
+                                              c10::toString(target.scalar_type()),
+                                              c10::toString(source.scalar_type())));
+    } else {
+      copies.emplace_back(target, &source);
+    }
+  }
+  for (const auto& [name, tensor] : file.tensors) {
+    if (in_model.contains(name)) continue;
+    report.unexpected.push_back(name);
+    unexpected_detail.push_back(fmt::format("{} {}", name, detail::describe_tensor(tensor)));
+  }
+
+  if (strict && !report.clean()) {
+    std::vector<std::string> parts;
+    if (!report.missing.empty())
+      parts.push_back(fmt::format("{} missing from the file: {}", report.missing.size(), fmt::join(missing_detail, ", ")));
+    if (!report.unexpected.empty())
+      parts.push_back(fmt::format("{} unexpected in the file: {}", report.unexpected.size(),
+                                  fmt::join(unexpected_detail, ", ")));
+    if (!report.mismatched.empty())
+      parts.push_back(fmt::format("{} mismatched: {}", report.mismatched.size(), fmt::join(report.mismatched, "; ")));
+    throw error("cannot load {} into the model (strict): {}", path.string(), fmt::join(parts, "; "));
+  }
+
+  torch::NoGradGuard no_grad;
+  for (auto& [target, source] : copies) target.copy_(*source);
+  return report;
+}
+
+}  // namespace trainpp
+
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace trainpp {
+
+/// The per-process files of a sharded checkpoint.
+[[nodiscard]] inline std::string model_shard_name(int rank) { return fmt::format("model_shard_{}.safetensors", rank); }
+[[nodiscard]] inline std::string optimizer_shard_name(int rank) {
+  return fmt::format("optimizer_shard_{}.safetensors", rank);
+}
+
+/// One trainable parameter of a sharded model: what the index says of it, and this process's piece.
+struct ShardedParameter {
+  std::string name;
+  std::vector<std::int64_t> shape;
+  c10::ScalarType dtype = c10::ScalarType::Float;
+  torch::Tensor piece;  ///< this process's elements of it, flattened (none: empty)
+  /// [rank, begin, length] of each rank's piece, in element order (needed on the main process only).
+  std::vector<std::array<std::int64_t, 3>> pieces;
+};
+
+/// Writes this process's model_shard_<rank>.safetensors into `dir`: its pieces of `parameters`; the
+/// main process also `whole` (buffers and frozen parameters, saved whole, listed as "buffers") and
+/// the index model_shards.json. Every process calls it.
+inline void save_sharded_model(const std::filesystem::path& dir, int rank, int world_size,
+                               const std::vector<ShardedParameter>& parameters,
+                               const std::vector<std::pair<std::string, torch::Tensor>>& whole, bool main_process) {
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  for (const auto& p : parameters)
+    if (p.piece.numel() > 0) tensors.emplace_back(p.name, p.piece.detach().to(torch::kCPU));
+  nlohmann::json index = {{"format", "trainpp.sharded_model"}, {"world_size", world_size}};
+  if (main_process) {
+    index["buffers"] = nlohmann::json::array();
+    for (const auto& [name, tensor] : whole) {
+      tensors.emplace_back(name, tensor.detach().to(torch::kCPU));
+      index["buffers"].push_back(name);
+    }
+    index["parameters"] = nlohmann::json::object();
+    for (const auto& p : parameters)
+      index["parameters"][p.name] = {{"shape", p.shape}, {"dtype", std::string(c10::toString(p.dtype))}, {"pieces", p.pieces}};
+  }
+  save_safetensors(dir / model_shard_name(rank), tensors, {{"format", "pt"}, {"trainpp.rank", std::to_string(rank)}});
+  if (main_process) write_file_atomic(dir / model_shards_index_name, index.dump(1) + "\n");
+}
+
+/// Joins the pieces of a sharded model in `checkpoint` into one model.safetensors at `output` (a file,
+/// or a directory to hold model.safetensors): the file a single-process run writes, which
+/// trainpp::load_model and Python's safetensors read. Throws trainpp::Error naming what is missing or
+/// inconsistent (a shard file, a piece, a size that does not add up).
+inline std::filesystem::path consolidate_sharded_model(const std::filesystem::path& checkpoint,
+                                                       const std::filesystem::path& output) {
+  const auto index_path = checkpoint / model_shards_index_name;
+  if (!std::filesystem::exists(index_path))
+    throw error("{} is not a sharded checkpoint: it has no {}", checkpoint.string(), model_shards_index_name);
+  const auto index = read_json_file(index_path);
+  if (index.value("format", "") != "trainpp.sharded_model" || !index.contains("world_size") ||
+      !index["world_size"].is_number_integer() || !index.contains("parameters") || !index["parameters"].is_object())
+    throw error("{}: not a trainpp sharded-model index", index_path.string());
+  const int world = index["world_size"].get<int>();
+  if (world < 1) throw error("{}: world_size must be positive", index_path.string());
+  std::vector<std::map<std::string, torch::Tensor>> shards(static_cast<std::size_t>(world));
+  for (int r = 0; r < world; ++r) {
+    const auto path = checkpoint / model_shard_name(r);
+    if (!std::filesystem::exists(path)) throw error("{}: the shard of rank {} is missing ({})", checkpoint.string(), r, path.string());
+    auto file = load_safetensors(path);
+    for (auto& [name, tensor] : file.tensors) shards[static_cast<std::size_t>(r)].emplace(name, std::move(tensor));
+  }
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& [name, entry] : index["parameters"].items()) {
+    std::vector<std::int64_t> shape;
+    std::vector<torch::Tensor> parts;
+    try {
+      shape = entry.at("shape").get<std::vector<std::int64_t>>();
+      for (const auto& piece : entry.at("pieces")) {
+        const auto rank = piece.at(0).get<int>();
+        const auto length = piece.at(2).get<std::int64_t>();
+        if (rank < 0 || rank >= world) throw error("rank {} out of range", rank);
+        const auto& shard = shards[static_cast<std::size_t>(rank)];
+        const auto it = shard.find(name);
+        if (it == shard.end()) throw error("rank {}'s shard lacks it", rank);
+        if (it->second.numel() != length) throw error("rank {} holds {} elements, the index says {}", rank, it->second.numel(), length);
+        parts.push_back(it->second.reshape(-1));
+      }
+    } catch (const nlohmann::json::exception& e) {
+      throw error("{}: parameter {}: malformed entry: {}", index_path.string(), name, e.what());
+    } catch (const Error& e) {
+      throw error("{}: parameter {}: {}", index_path.string(), name, e.what());
+    }
+    std::int64_t numel = 1;
+    for (auto d : shape) numel *= d;
+    auto whole = parts.empty() ? torch::empty({0}) : torch::cat(parts);
+    if (whole.numel() != numel)
+      throw error("{}: parameter {}: its pieces hold {} elements, its shape [{}] needs {}", index_path.string(), name,
+                  whole.numel(), fmt::join(shape, ", "), numel);
+    out.emplace_back(name, whole.view(shape));
+  }
+  for (const auto& name : index.value("buffers", std::vector<std::string>{})) {
+    const auto it = shards[0].find(name);
+    if (it == shards[0].end()) throw error("{}: buffer {} is not in rank 0's shard", index_path.string(), name);
+    out.emplace_back(name, it->second);
+  }
+  const auto file = std::filesystem::is_directory(output) ? output / model_weights_name : output;
+  save_safetensors(file, out);
+  return file;
+}
+
+}  // namespace trainpp
+
+// ---- trainpp/io/trainer_state.hpp ----
+// trainer_state.json (HF's schema): the strict reader of a TrainerState and of the TrainerControl
+// flags stored with it. The Trainer writes it (Trainer::state_json).
+
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace trainpp {
+
+/// A TrainerState from trainer_state.json's object. Keys HF's schema does not have are ignored (a
+/// newer writer may add some); a missing key keeps its default, as HF's dataclass does; a key with
+/// the wrong type is an Error naming `source` and the key.
+[[nodiscard]] inline TrainerState trainer_state_from_json(const nlohmann::json& j, std::string_view source) {
+  const detail::JsonFields f(j, std::string(source), "trainer state");
+  TrainerState s;
+  using F = detail::JsonFields;
+  auto integer = [&](const char* key, std::int64_t fallback, std::int64_t min = 0) {
+    return f.is_null(key) ? fallback : f.integer(key, min);
+  };
+  s.epoch = f.optional("epoch", &F::number);
+  s.global_step = integer("global_step", 0);
+  s.max_steps = integer("max_steps", 0);
+  s.logging_steps = integer("logging_steps", 500);
+  s.eval_steps = integer("eval_steps", 500);
+  s.save_steps = integer("save_steps", 500);
+  s.train_batch_size = integer("train_batch_size", 0);
+  s.num_train_epochs = integer("num_train_epochs", 0);
+  s.num_input_tokens_seen = integer("num_input_tokens_seen", 0);
+  s.total_flos = f.is_null("total_flos") ? 0.0 : f.number("total_flos");
+  if (f.has("log_history")) {
+    const auto& history = f.at("log_history");
+    if (!history.is_array()) throw f.fail("log_history", "an array of objects", history);
+    for (std::size_t i = 0; i < history.size(); ++i) {
+      const auto& entry = history[i];
+      const detail::JsonFields e(entry, std::string(source), fmt::format("log_history[{}]", i));
+      for (const auto& [key, value] : entry.items())
+        if (!value.is_number() && !value.is_string() && !value.is_null() && !value.is_boolean())
+          throw e.fail(key.c_str(), "a number, string, boolean or null", value);
+      if (e.has("step")) (void)e.integer("step");
+    }
+    s.log_history = history;
+  }
+  s.best_metric = f.optional("best_metric", &F::number);
+  s.best_global_step = f.is_null("best_global_step") ? std::nullopt : std::optional(f.integer("best_global_step"));
+  s.best_model_checkpoint = f.optional("best_model_checkpoint", &F::string);
+  s.is_local_process_zero = f.has("is_local_process_zero") ? f.boolean("is_local_process_zero") : true;
+  s.is_world_process_zero = f.has("is_world_process_zero") ? f.boolean("is_world_process_zero") : true;
+  s.is_hyper_param_search = f.has("is_hyper_param_search") ? f.boolean("is_hyper_param_search") : false;
+  s.trial_name = f.optional("trial_name", &F::string);
+  if (f.has("trial_params")) {
+    const auto& tp = f.at("trial_params");
+    if (!tp.is_null() && !tp.is_object()) throw f.fail("trial_params", "an object or null", tp);
+    s.trial_params = tp;
+  }
+  if (f.has("stateful_callbacks")) {
+    const auto& sc = f.at("stateful_callbacks");
+    if (!sc.is_object()) throw f.fail("stateful_callbacks", "an object", sc);
+    s.stateful_callbacks = sc;
+  }
+  return s;
+}
+
+/// Reads trainer_state.json (see trainer_state_from_json).
+[[nodiscard]] inline TrainerState read_trainer_state(const std::filesystem::path& path) {
+  return trainer_state_from_json(read_json_file(path), path.string());
+}
+
+/// The TrainerControl flags stored in trainer_state.json's stateful_callbacks, if any.
+[[nodiscard]] inline std::optional<TrainerControl> control_from_state(const TrainerState& state, std::string_view source) {
+  if (!state.stateful_callbacks.contains("TrainerControl")) return std::nullopt;
+  const auto& stored = state.stateful_callbacks.at("TrainerControl");
+  const detail::JsonFields entry(stored, std::string(source), "stateful_callbacks.TrainerControl");
+  if (!entry.has("args")) return TrainerControl{};
+  const detail::JsonFields f(entry.at("args"), std::string(source), "stateful_callbacks.TrainerControl.args");
+  TrainerControl c;
+  auto flag = [&](const char* key) { return f.has(key) ? f.boolean(key) : false; };
+  c.should_training_stop = flag("should_training_stop");
+  c.should_epoch_stop = flag("should_epoch_stop");
+  c.should_save = flag("should_save");
+  c.should_evaluate = flag("should_evaluate");
+  c.should_log = flag("should_log");
+  return c;
 }
 
 }  // namespace trainpp
@@ -5138,216 +5494,6 @@ inline void save_metrics(const std::filesystem::path& output_dir, std::string_vi
     merged.update(j);
     write_file_atomic(all, merged.dump(4) + "\n");
   }
-}
-
-}  // namespace trainpp
-
-// ---- trainpp/io/model_io.hpp ----
-// Model weights as Hugging Face saves a plain nn.Module: every parameter and buffer under its dotted
-// name, in <dir>/model.safetensors with metadata {"format": "pt"}. Python's
-// `model.load_state_dict(safetensors.torch.load_file(...))` reads what save_model writes, and
-// load_model reads what Python saves, as long as the module trees name their members alike.
-
-
-#include <filesystem>
-#include <string>
-#include <unordered_map>
-#include <utility>
-#include <vector>
-
-namespace trainpp {
-
-/// The file name save_model writes and load_model looks for in a directory (HF's SAFE_WEIGHTS_NAME).
-inline constexpr std::string_view model_weights_name = "model.safetensors";
-
-namespace detail {
-
-/// Every defined parameter, then every defined buffer, of `model` and its submodules, under dotted names.
-[[nodiscard]] inline std::vector<std::pair<std::string, torch::Tensor>> named_state(const torch::nn::Module& model) {
-  std::vector<std::pair<std::string, torch::Tensor>> out;
-  for (const auto& item : model.named_parameters(/*recurse=*/true))
-    if (item.value().defined()) out.emplace_back(item.key(), item.value());
-  for (const auto& item : model.named_buffers(/*recurse=*/true))
-    if (item.value().defined()) out.emplace_back(item.key(), item.value());
-  return out;
-}
-
-[[nodiscard]] inline std::string describe_tensor(const torch::Tensor& t) {
-  return fmt::format("[{}] {}", fmt::join(t.sizes(), ", "), c10::toString(t.scalar_type()));
-}
-
-}  // namespace detail
-
-/// Every parameter and buffer of `model` (recursively, under named_parameters()/named_buffers() names),
-/// detached and on the CPU: what save_model writes. Tensors already on the CPU are shared, not copied.
-[[nodiscard]] inline std::vector<std::pair<std::string, torch::Tensor>> state_dict(const torch::nn::Module& model) {
-  auto out = detail::named_state(model);
-  for (auto& [name, tensor] : out) tensor = tensor.detach().to(torch::kCPU);
-  return out;
-}
-
-/// Writes state_dict(model) to `dir`/model.safetensors with metadata {"format": "pt"}, creating `dir`
-/// if needed; the file is replaced atomically. Throws trainpp::Error on failure.
-inline void save_model(const torch::nn::Module& model, const std::filesystem::path& dir) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) throw error("cannot create directory {}: {}", dir.string(), ec.message());
-  save_safetensors(dir / model_weights_name, state_dict(model));
-}
-
-/// What load_model found besides the tensors it loaded.
-struct LoadReport {
-  std::vector<std::string> missing;     ///< in the model, not in the file (model order)
-  std::vector<std::string> unexpected;  ///< in the file, not in the model (file order)
-  std::vector<std::string> mismatched;  ///< "name: shape [..] (model) vs [..] (file)" or the same for dtype
-  [[nodiscard]] bool clean() const { return missing.empty() && unexpected.empty() && mismatched.empty(); }
-};
-
-/// Copies the tensors of a safetensors file into `model`'s parameters and buffers of the same name, on
-/// their current devices and without recording gradients. `file_or_dir` is the file or a directory
-/// holding model.safetensors. strict: any missing, unexpected or mismatched (shape or dtype) tensor is
-/// an Error that lists them all, with shapes and dtypes, and names the file; nothing is copied then.
-/// Not strict: the tensors that match are copied and the report lists the rest.
-inline LoadReport load_model(torch::nn::Module& model, const std::filesystem::path& file_or_dir, bool strict = true) {
-  const auto path = std::filesystem::is_directory(file_or_dir) ? file_or_dir / model_weights_name : file_or_dir;
-  const SafetensorsFile file = load_safetensors(path);
-  std::unordered_map<std::string_view, const torch::Tensor*> in_file;
-  for (const auto& [name, tensor] : file.tensors) in_file.emplace(name, &tensor);
-
-  const auto targets = detail::named_state(model);
-  LoadReport report;
-  std::vector<std::string> missing_detail, unexpected_detail;
-  std::vector<std::pair<torch::Tensor, const torch::Tensor*>> copies;
-  std::unordered_map<std::string_view, bool> in_model;
-  for (const auto& [name, target] : targets) {
-    in_model.emplace(name, true);
-    const auto found = in_file.find(name);
-    if (found == in_file.end()) {
-      report.missing.push_back(name);
-      missing_detail.push_back(fmt::format("{} {}", name, detail::describe_tensor(target)));
-      continue;
-    }
-    const torch::Tensor& source = *found->second;
-    if (target.sizes() != source.sizes()) {
-      report.mismatched.push_back(
-          fmt::format("{}: shape [{}] (model) vs [{}] (file)", name, fmt::join(target.sizes(), ", "),
-                      fmt::join(source.sizes(), ", ")));
-    } else if (target.scalar_type() != source.scalar_type()) {
-      report.mismatched.push_back(fmt::format("{}: dtype {} (model) vs {} (file)", name,
-                                              c10::toString(target.scalar_type()),
-                                              c10::toString(source.scalar_type())));
-    } else {
-      copies.emplace_back(target, &source);
-    }
-  }
-  for (const auto& [name, tensor] : file.tensors) {
-    if (in_model.contains(name)) continue;
-    report.unexpected.push_back(name);
-    unexpected_detail.push_back(fmt::format("{} {}", name, detail::describe_tensor(tensor)));
-  }
-
-  if (strict && !report.clean()) {
-    std::vector<std::string> parts;
-    if (!report.missing.empty())
-      parts.push_back(fmt::format("{} missing from the file: {}", report.missing.size(), fmt::join(missing_detail, ", ")));
-    if (!report.unexpected.empty())
-      parts.push_back(fmt::format("{} unexpected in the file: {}", report.unexpected.size(),
-                                  fmt::join(unexpected_detail, ", ")));
-    if (!report.mismatched.empty())
-      parts.push_back(fmt::format("{} mismatched: {}", report.mismatched.size(), fmt::join(report.mismatched, "; ")));
-    throw error("cannot load {} into the model (strict): {}", path.string(), fmt::join(parts, "; "));
-  }
-
-  torch::NoGradGuard no_grad;
-  for (auto& [target, source] : copies) target.copy_(*source);
-  return report;
-}
-
-}  // namespace trainpp
-
-// ---- trainpp/io/sharded_model.hpp ----
-// A model saved in pieces by ShardGradOp / FullShard with SHARDED_STATE_DICT: every process writes
-// model_shard_<rank>.safetensors (its pieces of each parameter, flattened, under the parameter's
-// name; rank 0 also the buffers), and rank 0 writes model_shards.json, the index:
-//   {"format": "trainpp.sharded_model", "world_size": N, "buffers": [names],
-//    "parameters": {name: {"shape": [...], "dtype": "Float", "pieces": [[rank, begin, length], ...]}}}
-// where a piece is `length` elements of the flattened parameter, starting at element `begin` of that
-// rank's part of the flat buffer; pieces are listed in the parameter's element order.
-
-
-#include <filesystem>
-#include <map>
-#include <string>
-#include <utility>
-#include <vector>
-
-namespace trainpp {
-
-/// The per-process files of a sharded checkpoint.
-[[nodiscard]] inline std::string model_shard_name(int rank) { return fmt::format("model_shard_{}.safetensors", rank); }
-[[nodiscard]] inline std::string optimizer_shard_name(int rank) {
-  return fmt::format("optimizer_shard_{}.safetensors", rank);
-}
-
-/// Joins the pieces of a sharded model in `checkpoint` into one model.safetensors at `output` (a file,
-/// or a directory to hold model.safetensors): the file a single-process run writes, which
-/// trainpp::load_model and Python's safetensors read. Throws trainpp::Error naming what is missing or
-/// inconsistent (a shard file, a piece, a size that does not add up).
-inline std::filesystem::path consolidate_sharded_model(const std::filesystem::path& checkpoint,
-                                                       const std::filesystem::path& output) {
-  const auto index_path = checkpoint / model_shards_index_name;
-  if (!std::filesystem::exists(index_path))
-    throw error("{} is not a sharded checkpoint: it has no {}", checkpoint.string(), model_shards_index_name);
-  const auto index = read_json_file(index_path);
-  if (index.value("format", "") != "trainpp.sharded_model" || !index.contains("world_size") ||
-      !index["world_size"].is_number_integer() || !index.contains("parameters") || !index["parameters"].is_object())
-    throw error("{}: not a trainpp sharded-model index", index_path.string());
-  const int world = index["world_size"].get<int>();
-  if (world < 1) throw error("{}: world_size must be positive", index_path.string());
-  std::vector<std::map<std::string, torch::Tensor>> shards(static_cast<std::size_t>(world));
-  for (int r = 0; r < world; ++r) {
-    const auto path = checkpoint / model_shard_name(r);
-    if (!std::filesystem::exists(path)) throw error("{}: the shard of rank {} is missing ({})", checkpoint.string(), r, path.string());
-    auto file = load_safetensors(path);
-    for (auto& [name, tensor] : file.tensors) shards[static_cast<std::size_t>(r)].emplace(name, std::move(tensor));
-  }
-  std::vector<std::pair<std::string, torch::Tensor>> out;
-  for (const auto& [name, entry] : index["parameters"].items()) {
-    std::vector<std::int64_t> shape;
-    std::vector<torch::Tensor> parts;
-    try {
-      shape = entry.at("shape").get<std::vector<std::int64_t>>();
-      for (const auto& piece : entry.at("pieces")) {
-        const auto rank = piece.at(0).get<int>();
-        const auto length = piece.at(2).get<std::int64_t>();
-        if (rank < 0 || rank >= world) throw error("rank {} out of range", rank);
-        const auto& shard = shards[static_cast<std::size_t>(rank)];
-        const auto it = shard.find(name);
-        if (it == shard.end()) throw error("rank {}'s shard lacks it", rank);
-        if (it->second.numel() != length) throw error("rank {} holds {} elements, the index says {}", rank, it->second.numel(), length);
-        parts.push_back(it->second.reshape(-1));
-      }
-    } catch (const nlohmann::json::exception& e) {
-      throw error("{}: parameter {}: malformed entry: {}", index_path.string(), name, e.what());
-    } catch (const Error& e) {
-      throw error("{}: parameter {}: {}", index_path.string(), name, e.what());
-    }
-    std::int64_t numel = 1;
-    for (auto d : shape) numel *= d;
-    auto whole = parts.empty() ? torch::empty({0}) : torch::cat(parts);
-    if (whole.numel() != numel)
-      throw error("{}: parameter {}: its pieces hold {} elements, its shape [{}] needs {}", index_path.string(), name,
-                  whole.numel(), fmt::join(shape, ", "), numel);
-    out.emplace_back(name, whole.view(shape));
-  }
-  for (const auto& name : index.value("buffers", std::vector<std::string>{})) {
-    const auto it = shards[0].find(name);
-    if (it == shards[0].end()) throw error("{}: buffer {} is not in rank 0's shard", index_path.string(), name);
-    out.emplace_back(name, it->second);
-  }
-  const auto file = std::filesystem::is_directory(output) ? output / model_weights_name : output;
-  save_safetensors(file, out);
-  return file;
 }
 
 }  // namespace trainpp
@@ -7659,6 +7805,7 @@ class KwargsReader {
 
 }  // namespace detail
 
+// Long on purpose: one validation block per scheduler type, next to each other so the kwargs of all types compare at a glance.
 inline LRScheduler::LRScheduler(SchedulerType type, const nlohmann::json& kwargs, std::int64_t num_warmup_steps,
                                 std::int64_t num_training_steps, double base_lr)
     : type_(type),
@@ -8291,7 +8438,337 @@ class DataParallel : public detail::JoinedProcesses {
 // and the processes exchange what the step needs with reduce-scatters and all-gathers.
 
 
+// ---- trainpp/sharding/zero_collectives.hpp ----
+// The collectives of ZeroSharding (sharding/zero.hpp) over its layout (sharding/zero_layout.hpp):
+// gathering a unit's flat buffers from every process's shard and freeing them again, prefetching the
+// next unit, and reduce-scattering a unit's gradients once backward has produced them all.
+
+
+// ---- trainpp/sharding/zero_layout.hpp ----
+// The parameter layout of ZeroSharding (sharding/zero.hpp): the units auto-wrap picks, each unit's
+// parameters of one dtype laid end to end in one flat buffer padded to a multiple of the number of
+// processes N, and which piece of every parameter each process owns. No communication here: the
+// collectives that move these buffers are sharding/zero_collectives.hpp's.
+
+
+#include <algorithm>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace trainpp::detail {
+
+/// ZeroSharding's state and layout: process r owns elements [r·S, (r+1)·S) of every flat buffer
+/// (S = padded size / N).
+struct ZeroLayout {
+  struct Flat {  ///< one unit's parameters of one dtype, end to end
+    std::size_t unit = 0;
+    std::vector<std::size_t> params;     ///< indices into State::params
+    std::vector<std::int64_t> offsets;   ///< where each starts in the flat buffer
+    std::int64_t numel = 0, padded = 0, shard_numel = 0;
+    torch::Tensor full;        ///< padded; its storage is released while a FullShard unit is freed
+    torch::Tensor shard;       ///< this process's part: a view of `full`, or its own (FullShard, offload)
+    bool shard_is_view = false;
+    torch::Tensor grad_shard;  ///< summed reduced gradients of this process's part
+    bool gathered = true;
+    CollectiveHandle gathering;
+    torch::Tensor reducing_flat, reducing_part;
+    CollectiveHandle reducing;
+  };
+  struct Unit {
+    std::string name, type;
+    const torch::nn::Module* module = nullptr;  ///< null for the root unit
+    std::vector<std::size_t> params, flats;
+    std::int64_t pending = 0;
+    bool launched = false;
+    bool entered = false;  ///< called through trainpp::call during the first forward
+  };
+  struct Piece {
+    torch::Tensor data;  ///< the optimizer's parameter
+    std::size_t flat = 0;
+    std::int64_t begin = 0;  ///< where it starts in the flat buffer's shard
+  };
+  struct State {
+    ShardingStrategy strategy{};
+    FsdpOptions options;
+    std::shared_ptr<ProcessGroup> group;
+    int rank = 0, world = 1;
+    torch::Device device{torch::kCPU}, offload{torch::kCPU};
+    std::vector<torch::Tensor> params;
+    std::vector<std::string> names;
+    std::unordered_map<std::string, std::size_t> index_of_name;
+    std::vector<std::size_t> unit_of;
+    std::vector<Unit> units;
+    std::size_t root = 0;
+    std::vector<Flat> flats;
+    std::vector<Piece> pieces;
+    bool validated = false, probing = false;
+    std::vector<std::size_t> forward_order;  ///< units in the order the first forward called them
+  };
+
+
+  /// A module's class name as users write it: no namespaces, no TORCH_MODULE "Impl" suffix.
+  static std::string short_type(const std::string& full) {
+    const auto at = full.rfind("::");
+    std::string name = at == std::string::npos ? full : full.substr(at + 2);
+    if (name.size() > 4 && name.ends_with("Impl")) name.resize(name.size() - 4);
+    return name;
+  }
+
+  /// Auto-wrap: modules whose class is listed, or (size-based) the deepest modules that still hold at
+  /// least min_num_params parameters not wrapped below them, as torch's size_based_auto_wrap_policy.
+  static void build_units(State& s, torch::nn::Module& model) {
+    std::unordered_map<const void*, std::size_t> seen;
+    for (const auto& item : model.named_parameters(true)) {
+      const auto& p = item.value();
+      if (!p.requires_grad() || seen.contains(p.unsafeGetTensorImpl())) continue;
+      seen.emplace(p.unsafeGetTensorImpl(), s.params.size());
+      s.index_of_name.emplace(item.key(), s.params.size());
+      s.params.push_back(p);
+      s.names.push_back(item.key());
+    }
+    s.unit_of.assign(s.params.size(), static_cast<std::size_t>(-1));
+    std::vector<Unit> wrapped;
+    auto params_of = [&](const torch::nn::Module& m) {
+      std::vector<std::size_t> out;
+      for (const auto& p : m.parameters(true)) {
+        const auto it = seen.find(p.unsafeGetTensorImpl());
+        if (it != seen.end() && s.unit_of[it->second] == static_cast<std::size_t>(-1)) out.push_back(it->second);
+      }
+      std::ranges::sort(out);
+      out.erase(std::unique(out.begin(), out.end()), out.end());
+      return out;
+    };
+    auto claim = [&](const std::string& name, const torch::nn::Module& m) {
+      Unit unit;
+      unit.name = name;
+      unit.type = short_type(m.name());
+      unit.module = &m;
+      unit.params = params_of(m);
+      if (unit.params.empty()) return;
+      for (auto k : unit.params) s.unit_of[k] = wrapped.size();
+      wrapped.push_back(std::move(unit));
+    };
+    const auto& classes = s.options.transformer_layer_cls_to_wrap;
+    if (!classes.empty()) {
+      std::set<std::string> found;
+      for (const auto& item : model.named_modules("", /*include_self=*/false)) {
+        const std::string type = item.value()->name();
+        const bool listed = std::ranges::any_of(classes, [&](const std::string& c) { return c == type || c == short_type(type); });
+        if (!listed) continue;
+        found.insert(type);
+        claim(item.key(), *item.value());
+      }
+      if (found.empty())
+        throw error("fsdp_transformer_layer_cls_to_wrap: no module of class {} in the model (its module classes: {})",
+                    fmt::join(classes, ", "), [&] {
+                      std::set<std::string> types;
+                      for (const auto& item : model.named_modules("", false)) types.insert(short_type(item.value()->name()));
+                      return fmt::format("{}", fmt::join(types, ", "));
+                    }());
+    } else if (s.options.min_num_params > 0) {
+      // Post-order: children decide first; a module is wrapped when what is left unwrapped below it
+      // reaches the threshold (the root never: it is the root unit).
+      std::function<void(const std::string&, const torch::nn::Module&, bool)> visit =
+          [&](const std::string& name, const torch::nn::Module& m, bool is_root) {
+            for (const auto& child : m.named_children())
+              visit(name.empty() ? child.key() : name + "." + child.key(), *child.value(), false);
+            if (is_root) return;
+            std::int64_t n = 0;
+            for (auto k : params_of(m)) n += s.params[k].numel();
+            if (n >= s.options.min_num_params) claim(name, m);
+          };
+      visit("", model, true);
+    }
+    // Launch order does not matter for correctness; units stay in module order, the root last.
+    s.units = std::move(wrapped);
+    Unit root;
+    root.type = short_type(model.name());
+    for (std::size_t k = 0; k < s.params.size(); ++k)
+      if (s.unit_of[k] == static_cast<std::size_t>(-1)) {
+        s.unit_of[k] = s.units.size();
+        root.params.push_back(k);
+      }
+    s.root = s.units.size();
+    s.units.push_back(std::move(root));
+    for (auto& unit : s.units) unit.pending = static_cast<std::int64_t>(unit.params.size());
+  }
+
+  /// Lays each unit's parameters of one dtype end to end in a flat buffer padded to a multiple of the
+  /// number of processes, and makes the parameters views of it; this process's part becomes its shard.
+  static void build_flats(State& s) {
+    for (std::size_t u = 0; u < s.units.size(); ++u) {
+      std::map<c10::ScalarType, std::size_t> by_dtype;
+      for (auto k : s.units[u].params) {
+        const auto dtype = s.params[k].scalar_type();
+        if (!by_dtype.contains(dtype)) {
+          by_dtype[dtype] = s.flats.size();
+          s.units[u].flats.push_back(s.flats.size());
+          s.flats.emplace_back().unit = u;
+        }
+        Flat& f = s.flats[by_dtype[dtype]];
+        f.params.push_back(k);
+        f.offsets.push_back(f.numel);
+        f.numel += s.params[k].numel();
+      }
+    }
+    for (auto& f : s.flats) {
+      f.padded = (f.numel + s.world - 1) / s.world * s.world;
+      f.shard_numel = f.padded / s.world;
+      const auto options = s.params[f.params.front()].options().requires_grad(false);
+      f.full = torch::zeros({f.padded}, options);
+      for (std::size_t i = 0; i < f.params.size(); ++i) {
+        auto& p = s.params[f.params[i]];
+        auto view = f.full.narrow(0, f.offsets[i], p.numel());
+        view.copy_(p.detach().reshape(-1));
+        p.set_data(view.view(p.sizes()));
+      }
+      f.shard_is_view = s.strategy == ShardingStrategy::shard_grad_op && !s.options.offload;
+      auto mine = f.full.narrow(0, s.rank * f.shard_numel, f.shard_numel);
+      f.shard = f.shard_is_view ? mine : mine.to(s.offload, /*non_blocking=*/false, /*copy=*/true);
+      f.grad_shard = torch::zeros({f.shard_numel}, options.device(s.offload));
+      f.gathered = true;
+    }
+  }
+
+  /// Parameter k's elements in rank r's part of its flat buffer: (start within the shard, length).
+  static std::pair<std::int64_t, std::int64_t> piece_range(const State& s, std::size_t k, int r) {
+    const auto& unit = s.units[s.unit_of[k]];
+    for (auto fi : unit.flats) {
+      const Flat& f = s.flats[fi];
+      for (std::size_t i = 0; i < f.params.size(); ++i)
+        if (f.params[i] == k) {
+          const auto lo = std::max(f.offsets[i], r * f.shard_numel);
+          const auto hi = std::min(f.offsets[i] + s.params[k].numel(), (r + 1) * f.shard_numel);
+          if (hi <= lo) return {0, 0};  // wholly in other processes' parts
+          return {lo - r * f.shard_numel, hi - lo};
+        }
+    }
+    return {0, 0};
+  }
+  /// Parameter k's piece in this process's shard, as the optimizer holds it.
+  static Piece piece_of(State& s, std::size_t k) {
+    const auto& unit = s.units[s.unit_of[k]];
+    Piece piece;
+    for (auto fi : unit.flats)
+      if (std::ranges::find(s.flats[fi].params, k) != s.flats[fi].params.end()) piece.flat = fi;
+    const auto [begin, length] = piece_range(s, k, s.rank);
+    piece.begin = begin;
+    piece.data = s.flats[piece.flat].shard.narrow(0, begin, length).detach().requires_grad_(true);
+    return piece;
+  }
+};
+
+}  // namespace trainpp::detail
+
 #include <c10/core/StorageImpl.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+
+namespace trainpp::detail {
+
+struct ZeroCollectives : ZeroLayout {
+  static void wait(State& s, CollectiveHandle& handle, const char* what) {
+    if (s.group && handle.valid()) s.group->wait(handle, what);
+    handle = CollectiveHandle();
+  }
+
+  /// Allocates the unit's flat buffer again and starts filling it from every process's shard.
+  /// `again`: gather even though the buffer holds parameters (ShardGradOp after a step).
+  static void start_gather(State& s, std::size_t fi, bool again = false) {
+    Flat& f = s.flats[fi];
+    if (f.gathered && !again) return;
+    torch::NoGradGuard no_grad;
+    auto* storage = f.full.storage().unsafeGetStorageImpl();
+    const auto bytes = static_cast<std::size_t>(f.padded * f.full.element_size());
+    if (storage->nbytes() != bytes) {
+      storage->set_data_ptr_noswap(storage->allocator()->allocate(bytes));
+      storage->set_nbytes(bytes);
+    }
+    auto mine = f.full.narrow(0, s.rank * f.shard_numel, f.shard_numel);
+    if (!f.shard_is_view) mine.copy_(f.shard);
+    if (s.group) f.gathering = s.group->all_gather_into_async(f.full, mine);
+    f.gathered = true;
+  }
+  static void finish_gather(State& s, Flat& f) { wait(s, f.gathering, "parameter all-gather"); }
+
+  static void gather(State& s, std::size_t u, bool wait_for_it) {
+    for (auto fi : s.units[u].flats) start_gather(s, fi);
+    if (wait_for_it)
+      for (auto fi : s.units[u].flats) finish_gather(s, s.flats[fi]);
+  }
+  static std::size_t gathered_units(const State& s) {
+    std::size_t n = 0;
+    for (std::size_t u = 0; u < s.units.size(); ++u)
+      if (u != s.root && !s.units[u].flats.empty() && s.flats[s.units[u].flats.front()].gathered) ++n;
+    return n;
+  }
+  /// Starts gathering unit u ahead of its use, unless limit_all_gathers says two are gathered already.
+  static void prefetch(State& s, std::size_t u) {
+    if (s.strategy != ShardingStrategy::full_shard || s.probing) return;
+    if (s.options.limit_all_gathers && gathered_units(s) >= 2) return;
+    gather(s, u, false);
+  }
+  static void free_unit(State& s, std::size_t u) {
+    if (s.strategy != ShardingStrategy::full_shard || s.probing) return;
+    for (auto fi : s.units[u].flats) {
+      Flat& f = s.flats[fi];
+      if (!f.gathered) continue;
+      finish_gather(s, f);
+      auto* storage = f.full.storage().unsafeGetStorageImpl();
+      storage->set_data_ptr_noswap(at::DataPtr(nullptr, f.full.device()));
+      storage->set_nbytes(0);
+      f.gathered = false;
+    }
+  }
+  /// The unit that runs after (+1) or before (-1) `u` in the forward, if the first forward saw one.
+  static std::optional<std::size_t> neighbour(const State& s, std::size_t u, int direction) {
+    const auto it = std::ranges::find(s.forward_order, u);
+    if (it == s.forward_order.end()) return std::nullopt;
+    const auto at = (it - s.forward_order.begin()) + direction;
+    if (at < 0 || at >= static_cast<std::ptrdiff_t>(s.forward_order.size())) return std::nullopt;
+    return s.forward_order[static_cast<std::size_t>(at)];
+  }
+
+  // ---- backward ---------------------------------------------------------------------------------
+
+  /// Copies the unit's gradients into one padded buffer, frees them, and starts its reduce-scatter.
+  static void launch_reduce(State& s, std::size_t u) {
+    Unit& unit = s.units[u];
+    if (unit.launched) return;
+    unit.launched = true;
+    torch::NoGradGuard no_grad;
+    for (auto fi : unit.flats) {
+      Flat& f = s.flats[fi];
+      auto flat = torch::zeros({f.padded}, f.full.options());
+      for (std::size_t i = 0; i < f.params.size(); ++i) {
+        auto& p = s.params[f.params[i]];
+        if (!p.grad().defined()) continue;
+        flat.narrow(0, f.offsets[i], p.numel()).copy_(p.grad().reshape(-1));
+        p.mutable_grad().reset();
+      }
+      f.reducing_flat = flat;
+      f.reducing_part = torch::empty({f.shard_numel}, flat.options());
+      if (s.group) f.reducing = s.group->reduce_scatter_sum_async(f.reducing_part, flat);
+      else f.reducing_part.copy_(flat);
+    }
+    if (s.options.backward_prefetch == BackwardPrefetch::backward_post)
+      if (auto next = neighbour(s, u, -1)) prefetch(s, *next);
+    if (u != s.root) free_unit(s, u);
+  }
+};
+
+}  // namespace trainpp::detail
+
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/utils/lambda_post_hook.h>
 #include <torch/csrc/autograd/variable.h>
@@ -8299,11 +8776,9 @@ class DataParallel : public detail::JoinedProcesses {
 #include <algorithm>
 #include <cstdint>
 #include <filesystem>
-#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
-#include <set>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -8316,18 +8791,20 @@ struct FP16;
 
 /// The ZeRO engine behind ShardGradOp and FullShard.
 ///
-/// Layout: the trainable parameters are grouped in units — the modules auto-wrap picks
-/// (fsdp_transformer_layer_cls_to_wrap, or min_num_params as torch's size_based_auto_wrap_policy),
-/// plus a root unit for every parameter outside them — and each unit's parameters of one dtype are
-/// laid end to end in one flat buffer, padded to a multiple of the number of processes N. Process r
-/// owns elements [r·S, (r+1)·S) of every flat buffer (S = padded size / N).
+/// Layout (sharding/zero_layout.hpp): the trainable parameters are grouped in units — the
+/// modules auto-wrap picks (fsdp_transformer_layer_cls_to_wrap, or min_num_params as torch's
+/// size_based_auto_wrap_policy), plus a root unit for every parameter outside them — and each
+/// unit's parameters of one dtype are laid end to end in one flat buffer, padded to a multiple
+/// of the number of processes N. Process r owns elements [r·S, (r+1)·S) of every flat buffer
+/// (S = padded size / N).
 ///
-/// A step: backward fills the full gradients of a unit; when its last gradient is ready (a hook on
-/// the gradient accumulators), they are copied into one flat buffer, freed, and reduce-scattered, so
-/// each process receives the sum of its part, added to its gradient shard (every micro-batch: the
-/// accumulation happens on the shards, as DeepSpeed's ZeRO does). At the window's end the shards are
-/// divided by N; the global gradient norm is the square root of the summed squared shard norms; the
-/// optimizer updates only this process's pieces of each parameter (shard_optimizer replaced its
+/// A step (the collectives: sharding/zero_collectives.hpp): backward fills the full gradients
+/// of a unit; when its last gradient is ready (a hook on the gradient accumulators), they are
+/// copied into one flat buffer, freed, and reduce-scattered, so each process receives the sum
+/// of its part, added to its gradient shard (every micro-batch: the accumulation happens on the
+/// shards, as DeepSpeed's ZeRO does). At the window's end the shards are divided by N; the
+/// global gradient norm is the square root of the summed squared shard norms; the optimizer
+/// updates only this process's pieces of each parameter (shard_optimizer replaced its
 /// parameters by them: same groups, same weight decay, same arithmetic per element).
 /// - ShardGradOp keeps the whole parameters: after the step they are all-gathered from the shards.
 /// - FullShard keeps only the shards: a unit's parameters are gathered before its forward (the root
@@ -8338,7 +8815,7 @@ struct FP16;
 /// - offload keeps the shards, gradient shards and optimizer state on the CPU; the step runs there.
 /// The first forward runs with everything gathered and checks that every wrapped unit was called
 /// through trainpp::call (FullShard could not gather it otherwise): an error names any that was not.
-class ZeroSharding : public detail::JoinedProcesses {
+class ZeroSharding : public detail::JoinedProcesses, private detail::ZeroCollectives {
  public:
   explicit ZeroSharding(ShardingStrategy strategy, FsdpOptions options = {}) : strategy_(strategy), options_(std::move(options)) {
     if (strategy_ == ShardingStrategy::no_shard)
@@ -8402,6 +8879,8 @@ class ZeroSharding : public detail::JoinedProcesses {
     }
     build_units(*s, model);
     build_flats(*s);
+    if (s->strategy == ShardingStrategy::full_shard)  // a unit is gathered only around its use
+      for (std::size_t u = 0; u < s->units.size(); ++u) free_unit(*s, u);
     state_ = s;
     register_backward_hooks();
     register_unit_calls();
@@ -8545,39 +9024,28 @@ class ZeroSharding : public detail::JoinedProcesses {
       if (main_process) trainpp::save_model(model, dir);
       return;
     }
-    State& s = *state_;
-    std::vector<std::pair<std::string, torch::Tensor>> tensors;
+    const State& s = *state_;
+    std::vector<ShardedParameter> parameters;
     for (std::size_t k = 0; k < s.params.size(); ++k) {
-      const Piece piece = piece_of(s, k);
-      if (piece.data.numel() > 0) tensors.emplace_back(s.names[k], piece.data.detach().to(torch::kCPU));
-    }
-    nlohmann::json index = {{"format", "trainpp.sharded_model"}, {"world_size", s.world}};
-    if (main_process) {
-      for (const auto& item : model.named_buffers(true))
-        if (item.value().defined()) {
-          tensors.emplace_back(item.key(), item.value().detach().to(torch::kCPU));
-          index["buffers"].push_back(item.key());
-        }
-      if (!index.contains("buffers")) index["buffers"] = nlohmann::json::array();
-      index["parameters"] = nlohmann::json::object();
-      for (std::size_t k = 0; k < s.params.size(); ++k) {
-        nlohmann::json pieces = nlohmann::json::array();
+      ShardedParameter parameter{.name = s.names[k],
+                                 .shape = s.params[k].sizes().vec(),
+                                 .dtype = s.params[k].scalar_type(),
+                                 .piece = piece_of(*state_, k).data};
+      if (main_process)
         for (int r = 0; r < s.world; ++r) {
           const auto [begin, length] = piece_range(s, k, r);
-          if (length > 0) pieces.push_back({r, begin, length});
+          if (length > 0) parameter.pieces.push_back({r, begin, length});
         }
-        index["parameters"][s.names[k]] = {{"shape", s.params[k].sizes().vec()},
-                                           {"dtype", std::string(c10::toString(s.params[k].scalar_type()))},
-                                           {"pieces", pieces}};
-      }
-      for (const auto& item : model.named_parameters(true))
-        if (!s.index_of_name.contains(item.key())) {  // frozen: whole, like a buffer
-          tensors.emplace_back(item.key(), item.value().detach().to(torch::kCPU));
-          index["buffers"].push_back(item.key());
-        }
+      parameters.push_back(std::move(parameter));
     }
-    save_safetensors(dir / model_shard_name(s.rank), tensors, {{"format", "pt"}, {"trainpp.rank", std::to_string(s.rank)}});
-    if (main_process) write_file_atomic(dir / model_shards_index_name, index.dump(1) + "\n");
+    std::vector<std::pair<std::string, torch::Tensor>> whole;
+    if (main_process) {
+      for (const auto& item : model.named_buffers(true))
+        if (item.value().defined()) whole.emplace_back(item.key(), item.value());
+      for (const auto& item : model.named_parameters(true))
+        if (!s.index_of_name.contains(item.key())) whole.emplace_back(item.key(), item.value());  // frozen: whole, like a buffer
+    }
+    save_sharded_model(dir, s.rank, s.world, parameters, whole, main_process);
   }
 
   /// Loads the model a checkpoint holds (either kind) into the shards; every process calls it.
@@ -8671,267 +9139,6 @@ class ZeroSharding : public detail::JoinedProcesses {
   }
 
  private:
-  struct Flat {  ///< one unit's parameters of one dtype, end to end
-    std::size_t unit = 0;
-    std::vector<std::size_t> params;     ///< indices into State::params
-    std::vector<std::int64_t> offsets;   ///< where each starts in the flat buffer
-    std::int64_t numel = 0, padded = 0, shard_numel = 0;
-    torch::Tensor full;        ///< padded; its storage is released while a FullShard unit is freed
-    torch::Tensor shard;       ///< this process's part: a view of `full`, or its own (FullShard, offload)
-    bool shard_is_view = false;
-    torch::Tensor grad_shard;  ///< summed reduced gradients of this process's part
-    bool gathered = true;
-    CollectiveHandle gathering;
-    torch::Tensor reducing_flat, reducing_part;
-    CollectiveHandle reducing;
-  };
-  struct Unit {
-    std::string name, type;
-    const torch::nn::Module* module = nullptr;  ///< null for the root unit
-    std::vector<std::size_t> params, flats;
-    std::int64_t pending = 0;
-    bool launched = false;
-    bool entered = false;  ///< called through trainpp::call during the first forward
-  };
-  struct Piece {
-    torch::Tensor data;  ///< the optimizer's parameter
-    std::size_t flat = 0;
-    std::int64_t begin = 0;  ///< where it starts in the flat buffer's shard
-  };
-  struct State {
-    ShardingStrategy strategy{};
-    FsdpOptions options;
-    std::shared_ptr<ProcessGroup> group;
-    int rank = 0, world = 1;
-    torch::Device device{torch::kCPU}, offload{torch::kCPU};
-    std::vector<torch::Tensor> params;
-    std::vector<std::string> names;
-    std::unordered_map<std::string, std::size_t> index_of_name;
-    std::vector<std::size_t> unit_of;
-    std::vector<Unit> units;
-    std::size_t root = 0;
-    std::vector<Flat> flats;
-    std::vector<Piece> pieces;
-    bool validated = false, probing = false;
-    std::vector<std::size_t> forward_order;  ///< units in the order the first forward called them
-  };
-
-  // ---- layout ---------------------------------------------------------------------------------
-
-  /// A module's class name as users write it: no namespaces, no TORCH_MODULE "Impl" suffix.
-  static std::string short_type(const std::string& full) {
-    const auto at = full.rfind("::");
-    std::string name = at == std::string::npos ? full : full.substr(at + 2);
-    if (name.size() > 4 && name.ends_with("Impl")) name.resize(name.size() - 4);
-    return name;
-  }
-
-  /// Auto-wrap: modules whose class is listed, or (size-based) the deepest modules that still hold at
-  /// least min_num_params parameters not wrapped below them, as torch's size_based_auto_wrap_policy.
-  void build_units(State& s, torch::nn::Module& model) {
-    std::unordered_map<const void*, std::size_t> seen;
-    for (const auto& item : model.named_parameters(true)) {
-      const auto& p = item.value();
-      if (!p.requires_grad() || seen.contains(p.unsafeGetTensorImpl())) continue;
-      seen.emplace(p.unsafeGetTensorImpl(), s.params.size());
-      s.index_of_name.emplace(item.key(), s.params.size());
-      s.params.push_back(p);
-      s.names.push_back(item.key());
-    }
-    s.unit_of.assign(s.params.size(), static_cast<std::size_t>(-1));
-    std::vector<Unit> wrapped;
-    auto params_of = [&](const torch::nn::Module& m) {
-      std::vector<std::size_t> out;
-      for (const auto& p : m.parameters(true)) {
-        const auto it = seen.find(p.unsafeGetTensorImpl());
-        if (it != seen.end() && s.unit_of[it->second] == static_cast<std::size_t>(-1)) out.push_back(it->second);
-      }
-      std::ranges::sort(out);
-      out.erase(std::unique(out.begin(), out.end()), out.end());
-      return out;
-    };
-    auto claim = [&](const std::string& name, const torch::nn::Module& m) {
-      Unit unit;
-      unit.name = name;
-      unit.type = short_type(m.name());
-      unit.module = &m;
-      unit.params = params_of(m);
-      if (unit.params.empty()) return;
-      for (auto k : unit.params) s.unit_of[k] = wrapped.size();
-      wrapped.push_back(std::move(unit));
-    };
-    const auto& classes = s.options.transformer_layer_cls_to_wrap;
-    if (!classes.empty()) {
-      std::set<std::string> found;
-      for (const auto& item : model.named_modules("", /*include_self=*/false)) {
-        const std::string type = item.value()->name();
-        const bool listed = std::ranges::any_of(classes, [&](const std::string& c) { return c == type || c == short_type(type); });
-        if (!listed) continue;
-        found.insert(type);
-        claim(item.key(), *item.value());
-      }
-      if (found.empty())
-        throw error("fsdp_transformer_layer_cls_to_wrap: no module of class {} in the model (its module classes: {})",
-                    fmt::join(classes, ", "), [&] {
-                      std::set<std::string> types;
-                      for (const auto& item : model.named_modules("", false)) types.insert(short_type(item.value()->name()));
-                      return fmt::format("{}", fmt::join(types, ", "));
-                    }());
-    } else if (s.options.min_num_params > 0) {
-      // Post-order: children decide first; a module is wrapped when what is left unwrapped below it
-      // reaches the threshold (the root never: it is the root unit).
-      std::function<void(const std::string&, const torch::nn::Module&, bool)> visit =
-          [&](const std::string& name, const torch::nn::Module& m, bool is_root) {
-            for (const auto& child : m.named_children())
-              visit(name.empty() ? child.key() : name + "." + child.key(), *child.value(), false);
-            if (is_root) return;
-            std::int64_t n = 0;
-            for (auto k : params_of(m)) n += s.params[k].numel();
-            if (n >= s.options.min_num_params) claim(name, m);
-          };
-      visit("", model, true);
-    }
-    // Launch order does not matter for correctness; units stay in module order, the root last.
-    s.units = std::move(wrapped);
-    Unit root;
-    root.type = short_type(model.name());
-    for (std::size_t k = 0; k < s.params.size(); ++k)
-      if (s.unit_of[k] == static_cast<std::size_t>(-1)) {
-        s.unit_of[k] = s.units.size();
-        root.params.push_back(k);
-      }
-    s.root = s.units.size();
-    s.units.push_back(std::move(root));
-    for (auto& unit : s.units) unit.pending = static_cast<std::int64_t>(unit.params.size());
-  }
-
-  void build_flats(State& s) {
-    for (std::size_t u = 0; u < s.units.size(); ++u) {
-      std::map<c10::ScalarType, std::size_t> by_dtype;
-      for (auto k : s.units[u].params) {
-        const auto dtype = s.params[k].scalar_type();
-        if (!by_dtype.contains(dtype)) {
-          by_dtype[dtype] = s.flats.size();
-          s.units[u].flats.push_back(s.flats.size());
-          s.flats.emplace_back().unit = u;
-        }
-        Flat& f = s.flats[by_dtype[dtype]];
-        f.params.push_back(k);
-        f.offsets.push_back(f.numel);
-        f.numel += s.params[k].numel();
-      }
-    }
-    for (auto& f : s.flats) {
-      f.padded = (f.numel + s.world - 1) / s.world * s.world;
-      f.shard_numel = f.padded / s.world;
-      const auto options = s.params[f.params.front()].options().requires_grad(false);
-      f.full = torch::zeros({f.padded}, options);
-      for (std::size_t i = 0; i < f.params.size(); ++i) {
-        auto& p = s.params[f.params[i]];
-        auto view = f.full.narrow(0, f.offsets[i], p.numel());
-        view.copy_(p.detach().reshape(-1));
-        p.set_data(view.view(p.sizes()));
-      }
-      f.shard_is_view = s.strategy == ShardingStrategy::shard_grad_op && !s.options.offload;
-      auto mine = f.full.narrow(0, s.rank * f.shard_numel, f.shard_numel);
-      f.shard = f.shard_is_view ? mine : mine.to(s.offload, /*non_blocking=*/false, /*copy=*/true);
-      f.grad_shard = torch::zeros({f.shard_numel}, options.device(s.offload));
-      f.gathered = true;
-    }
-    if (s.strategy == ShardingStrategy::full_shard)
-      for (std::size_t u = 0; u < s.units.size(); ++u) free_unit(s, u);
-  }
-
-  /// Parameter k's elements in rank r's part of its flat buffer: (start within the shard, length).
-  static std::pair<std::int64_t, std::int64_t> piece_range(const State& s, std::size_t k, int r) {
-    const auto& unit = s.units[s.unit_of[k]];
-    for (auto fi : unit.flats) {
-      const Flat& f = s.flats[fi];
-      for (std::size_t i = 0; i < f.params.size(); ++i)
-        if (f.params[i] == k) {
-          const auto lo = std::max(f.offsets[i], r * f.shard_numel);
-          const auto hi = std::min(f.offsets[i] + s.params[k].numel(), (r + 1) * f.shard_numel);
-          if (hi <= lo) return {0, 0};  // wholly in other processes' parts
-          return {lo - r * f.shard_numel, hi - lo};
-        }
-    }
-    return {0, 0};
-  }
-  static Piece piece_of(State& s, std::size_t k) {
-    const auto& unit = s.units[s.unit_of[k]];
-    Piece piece;
-    for (auto fi : unit.flats)
-      if (std::ranges::find(s.flats[fi].params, k) != s.flats[fi].params.end()) piece.flat = fi;
-    const auto [begin, length] = piece_range(s, k, s.rank);
-    piece.begin = begin;
-    piece.data = s.flats[piece.flat].shard.narrow(0, begin, length).detach().requires_grad_(true);
-    return piece;
-  }
-
-  // ---- gather and free --------------------------------------------------------------------------
-
-  static void wait(State& s, CollectiveHandle& handle, const char* what) {
-    if (s.group && handle.valid()) s.group->wait(handle, what);
-    handle = CollectiveHandle();
-  }
-
-  /// Allocates the unit's flat buffer again and starts filling it from every process's shard.
-  /// `again`: gather even though the buffer holds parameters (ShardGradOp after a step).
-  static void start_gather(State& s, std::size_t fi, bool again = false) {
-    Flat& f = s.flats[fi];
-    if (f.gathered && !again) return;
-    torch::NoGradGuard no_grad;
-    auto* storage = f.full.storage().unsafeGetStorageImpl();
-    const auto bytes = static_cast<std::size_t>(f.padded * f.full.element_size());
-    if (storage->nbytes() != bytes) {
-      storage->set_data_ptr_noswap(storage->allocator()->allocate(bytes));
-      storage->set_nbytes(bytes);
-    }
-    auto mine = f.full.narrow(0, s.rank * f.shard_numel, f.shard_numel);
-    if (!f.shard_is_view) mine.copy_(f.shard);
-    if (s.group) f.gathering = s.group->all_gather_into_async(f.full, mine);
-    f.gathered = true;
-  }
-  static void finish_gather(State& s, Flat& f) { wait(s, f.gathering, "parameter all-gather"); }
-
-  static void gather(State& s, std::size_t u, bool wait_for_it) {
-    for (auto fi : s.units[u].flats) start_gather(s, fi);
-    if (wait_for_it)
-      for (auto fi : s.units[u].flats) finish_gather(s, s.flats[fi]);
-  }
-  static std::size_t gathered_units(const State& s) {
-    std::size_t n = 0;
-    for (std::size_t u = 0; u < s.units.size(); ++u)
-      if (u != s.root && !s.units[u].flats.empty() && s.flats[s.units[u].flats.front()].gathered) ++n;
-    return n;
-  }
-  /// Starts gathering unit u ahead of its use, unless limit_all_gathers says two are gathered already.
-  static void prefetch(State& s, std::size_t u) {
-    if (s.strategy != ShardingStrategy::full_shard || s.probing) return;
-    if (s.options.limit_all_gathers && gathered_units(s) >= 2) return;
-    gather(s, u, false);
-  }
-  static void free_unit(State& s, std::size_t u) {
-    if (s.strategy != ShardingStrategy::full_shard || s.probing) return;
-    for (auto fi : s.units[u].flats) {
-      Flat& f = s.flats[fi];
-      if (!f.gathered) continue;
-      finish_gather(s, f);
-      auto* storage = f.full.storage().unsafeGetStorageImpl();
-      storage->set_data_ptr_noswap(at::DataPtr(nullptr, f.full.device()));
-      storage->set_nbytes(0);
-      f.gathered = false;
-    }
-  }
-  /// The unit that runs after (+1) or before (-1) `u` in the forward, if the first forward saw one.
-  static std::optional<std::size_t> neighbour(const State& s, std::size_t u, int direction) {
-    const auto it = std::ranges::find(s.forward_order, u);
-    if (it == s.forward_order.end()) return std::nullopt;
-    const auto at = (it - s.forward_order.begin()) + direction;
-    if (at < 0 || at >= static_cast<std::ptrdiff_t>(s.forward_order.size())) return std::nullopt;
-    return s.forward_order[static_cast<std::size_t>(at)];
-  }
-
   void finish_probe(State& s) {
     s.probing = false;
     if (s.validated) return;
@@ -8948,32 +9155,7 @@ class ZeroSharding : public detail::JoinedProcesses {
                   missed.size() > 1 ? "them" : "it");
   }
 
-  // ---- backward ---------------------------------------------------------------------------------
-
-  /// Copies the unit's gradients into one padded buffer, frees them, and starts its reduce-scatter.
-  static void launch_reduce(State& s, std::size_t u) {
-    Unit& unit = s.units[u];
-    if (unit.launched) return;
-    unit.launched = true;
-    torch::NoGradGuard no_grad;
-    for (auto fi : unit.flats) {
-      Flat& f = s.flats[fi];
-      auto flat = torch::zeros({f.padded}, f.full.options());
-      for (std::size_t i = 0; i < f.params.size(); ++i) {
-        auto& p = s.params[f.params[i]];
-        if (!p.grad().defined()) continue;
-        flat.narrow(0, f.offsets[i], p.numel()).copy_(p.grad().reshape(-1));
-        p.mutable_grad().reset();
-      }
-      f.reducing_flat = flat;
-      f.reducing_part = torch::empty({f.shard_numel}, flat.options());
-      if (s.group) f.reducing = s.group->reduce_scatter_sum_async(f.reducing_part, flat);
-      else f.reducing_part.copy_(flat);
-    }
-    if (s.options.backward_prefetch == BackwardPrefetch::backward_post)
-      if (auto next = neighbour(s, u, -1)) prefetch(s, *next);
-    if (u != s.root) free_unit(s, u);
-  }
+  // ---- hooks: gradient accumulators, trainpp::call ---------------------------------------------
 
   void register_backward_hooks() {
     std::weak_ptr<State> weak = state_;
@@ -9829,6 +10011,7 @@ torch::Tensor greedy_search(Model& model, const torch::Tensor& input_ids, const 
 /// padded with pad_token_id (eos_token_id when unset) to the longest of them. One difference from HF:
 /// transformers fills with eos when pad_token_id is 0 (`pad or eos` in Python); trainpp fills with the
 /// pad token. No gradients, eval mode (restored afterwards).
+// Long on purpose: HF's beam search step by step, so that it can be checked line by line against transformers.
 template <class Model>
 torch::Tensor beam_search(Model& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                           const GenerationConfig& config) {
@@ -12290,6 +12473,25 @@ class Trainer {
   template <class L>
   PredictionOutput evaluation_loop(L& loader, bool prediction_loss_only, std::string_view prefix);
 
+  // The named steps of train() (loop.hpp).
+  /// The sizes of a run, as HF's set_initial_training_values computes them.
+  struct TrainingPlan {
+    std::int64_t ga = 1;  ///< gradient_accumulation_steps
+    std::int64_t num_examples = 0;
+    std::int64_t total_train_batch_size = 0;  ///< per device x accumulation x processes
+    std::int64_t updates_per_epoch = 1;
+    std::int64_t max_steps = 0;
+    std::int64_t num_train_epochs = 0;
+    double num_train_samples = 0;
+    std::int64_t steps_in_epoch = 0;  ///< micro-batches per epoch
+  };
+  template <class L>
+  TrainingPlan training_plan(L& loader) const;
+  void log_training_summary(const TrainingPlan& plan);
+  template <class Params>
+  double optimizer_step(const Params& parameters, torch::Tensor& grad_norm);
+  TrainOutput train_metrics(const TrainingPlan& plan, const torch::Tensor& tr_loss, std::int64_t initial_global_step,
+                            bool loss_sums_restored, std::chrono::steady_clock::time_point start_time);
   void maybe_log_save_evaluate(torch::Tensor& tr_loss, const torch::Tensor& grad_norm, double learning_rate);
   Metrics evaluate_during_training();
 
@@ -12403,6 +12605,7 @@ PredictionStep Trainer<Model, P>::prediction_step(const B& batch, bool predictio
   return out;
 }
 
+// Long on purpose: HF's evaluation_loop, with every hook and collective of an evaluation visible in order.
 template <class Model, class P>
 template <class L>
 PredictionOutput Trainer<Model, P>::evaluation_loop(L& loader, bool prediction_loss_only, std::string_view prefix) {
@@ -12542,7 +12745,7 @@ PredictionOutput Trainer<Model, P>::evaluation_loop(L& loader, bool prediction_l
 // The Trainer's checkpoints: where a run resumes from, what a resumed run reads back (weights,
 // trainer_state.json, optimizer, schedule, loss scaler, random states, the loop's running sums), and
 // the atomic writing and rotation of checkpoint-N directories. loop.hpp decides when; this file how.
-// The files themselves are read and written by io/checkpoint.hpp.
+// The files themselves are read and written by the headers io/checkpoint.hpp includes.
 
 
 // ---- trainpp/detail/crash_point.hpp ----
@@ -12702,6 +12905,7 @@ TrainerState Trainer<Model, P>::resumed_state(const std::filesystem::path& check
 /// Optimizer, schedule, loss scaler, random generators and the loop's running sums from a checkpoint.
 /// Returns whether the loss sums were restored (checkpoints hold them; a run resumed from a
 /// model-only checkpoint is refused before this point).
+// Long on purpose: the resume reads each file of a checkpoint in turn; the order (optimizer before scheduler before RNG) matters.
 template <class Model, class P>
 bool Trainer<Model, P>::load_training_state(const std::filesystem::path& checkpoint, torch::Tensor& tr_loss) {
   const auto process_file = checkpoint / process_state_name(sharding_.rank(), sharding_.world_size());
@@ -12773,7 +12977,7 @@ bool Trainer<Model, P>::load_training_state(const std::filesystem::path& checkpo
   if constexpr (requires(scheduler_type& s, const nlohmann::json& j) { s.load_state(j); }) {
     const auto path = checkpoint / scheduler_state_name;
     try {
-      scheduler_->load_state(read_json_file(path));
+      scheduler_->load_state(load_component_state(path));
     } catch (const Error& e) {
       throw error("{}: {}", path.string(), e.what());
     }
@@ -12782,7 +12986,7 @@ bool Trainer<Model, P>::load_training_state(const std::filesystem::path& checkpo
     const auto path = checkpoint / scaler_state_name;
     if (std::filesystem::exists(path)) {
       try {
-        precision_.load_state(read_json_file(path));
+        precision_.load_state(load_component_state(path));
       } catch (const Error& e) {
         throw error("{}: {}", path.string(), e.what());
       }
@@ -12819,6 +13023,7 @@ void Trainer<Model, P>::skip_batches(L& loader, std::int64_t count) {
 /// {output_dir}/checkpoint-{global_step}/ (see io/checkpoint.hpp for its files), written into a
 /// staging directory and published by one rename; then HF's rotation. A crash at any moment leaves
 /// every earlier checkpoint intact and never a partial checkpoint-N.
+// Long on purpose: the save's ordering across processes (writes, barriers, rename, rotation) must read as one sequence.
 template <class Model, class P>
 void Trainer<Model, P>::save_checkpoint(const torch::Tensor& tr_loss) {
   const std::filesystem::path out = args_.output_dir;
@@ -12891,11 +13096,11 @@ void Trainer<Model, P>::save_checkpoint(const torch::Tensor& tr_loss) {
              final_dir.string());
       }
       if constexpr (requires(const scheduler_type& s) { { s.state() } -> std::convertible_to<nlohmann::json>; })
-        write_file_atomic(staging / scheduler_state_name, scheduler_->state().dump(2) + "\n");
+        save_component_state(staging / scheduler_state_name, scheduler_->state());
       detail::crash_point("checkpoint", state_.global_step);
       if constexpr (requires(const precision_type& p) { { p.state() } -> std::convertible_to<nlohmann::json>; }) {
         const nlohmann::json scaler = precision_.state();
-        if (!scaler.is_null()) write_file_atomic(staging / scaler_state_name, scaler.dump(2) + "\n");
+        if (!scaler.is_null()) save_component_state(staging / scaler_state_name, scaler);
       }
     }
     write_file_atomic(staging / trainer_state_name, state_json().dump(2) + "\n");
@@ -12961,12 +13166,16 @@ void Trainer<Model, P>::finish_checkpoints() {
 //         running loss += step loss (nan/inf filter on the device)
 //         not last: on_substep_end
 //       last micro-batch of the window:
-//         precision .unscale_, sharding .clip_grad_norm, on_pre_optimizer_step,
-//         precision .step (may skip on overflow), sharding .after_step, on_optimizer_step,
-//         scheduler step unless skipped, zero_grad, global_step += 1, on_step_end,
+//         optimizer_step: precision .unscale_, sharding .clip_grad_norm, on_pre_optimizer_step,
+//           precision .step (may skip on overflow), sharding .after_step, on_optimizer_step,
+//           scheduler step unless skipped, zero_grad;
+//         global_step += 1, on_step_end,
 //         log (on_log) / evaluate (on_evaluate) / save checkpoint (on_save) as the flags say
 //     on_epoch_end, log / evaluate / save as the flags say
-//   train metrics logged, best model loaded and checkpoints rotated, on_train_end
+//   train metrics (train_metrics) logged, best model loaded and checkpoints rotated, on_train_end
+//
+// The sizes of the run (training_plan), the summary log (log_training_summary) and the end of a
+// window (optimizer_step) are named steps below train(); every other call is in train() itself.
 //
 // Evaluation batches go through Trainer::prediction_step (evaluation.hpp): sharding .before_forward,
 // step slot .prediction_step, sharding .after_forward. No policy calls another: every call above is
@@ -12979,6 +13188,7 @@ void Trainer<Model, P>::finish_checkpoints() {
 
 namespace trainpp {
 
+// Long on purpose: the loop's event order (the comment at the top of this file) reads top to bottom here.
 template <class Model, class P>
 TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_from_checkpoint) {
   static_assert(has_train_dataset, "trainpp: train() needs the train_dataset slot (trainpp::train_dataset = ...)");
@@ -13008,25 +13218,12 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
   } leave_train{in_train_, current_train_loader_};
 
   // ---- sizes, as HF's set_initial_training_values -----------------------------------------------
-  const auto len_dataloader = static_cast<std::int64_t>(loader.num_batches());
-  if (len_dataloader == 0)
-    throw error("the training data yields no batch: {} examples, per_device_train_batch_size {}, "
-                "dataloader_drop_last {}", loader.num_samples(), args_.per_device_train_batch_size,
-                args_.dataloader_drop_last);
-  const std::int64_t ga = args_.gradient_accumulation_steps;
-  const std::int64_t total_train_batch_size = args_.per_device_train_batch_size * ga * sharding_.world_size();
-  const std::int64_t updates_per_epoch = std::max<std::int64_t>(len_dataloader / ga + (len_dataloader % ga > 0), 1);
-  const bool epoch_based = args_.max_steps < 0;
-  const std::int64_t max_steps =
-      epoch_based ? static_cast<std::int64_t>(std::ceil(args_.num_train_epochs * static_cast<double>(updates_per_epoch)))
-                  : args_.max_steps;
-  const std::int64_t num_train_epochs =
-      epoch_based ? static_cast<std::int64_t>(std::ceil(args_.num_train_epochs))
-                  : max_steps / updates_per_epoch + (max_steps % updates_per_epoch > 0);
-  const double num_train_samples = epoch_based
-      ? static_cast<double>(loader.num_samples()) * args_.num_train_epochs
-      : static_cast<double>(max_steps * total_train_batch_size);
-  const std::int64_t steps_in_epoch = len_dataloader;
+  const TrainingPlan plan = training_plan(loader);
+  const std::int64_t ga = plan.ga;
+  const std::int64_t updates_per_epoch = plan.updates_per_epoch;
+  const std::int64_t max_steps = plan.max_steps;
+  const std::int64_t num_train_epochs = plan.num_train_epochs;
+  const std::int64_t steps_in_epoch = plan.steps_in_epoch;
 
   state_ = TrainerState{};
   state_.compute_steps(args_, max_steps);
@@ -13075,21 +13272,7 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
   double learning_rate = optimizer.param_groups().begin()->lr;
   const auto start_time = std::chrono::steady_clock::now();
 
-  if (logger().enabled_for(LogLevel::info)) {
-    std::int64_t trainable = 0;
-    for (const auto& p : module().parameters())
-      if (p.requires_grad()) trainable += p.numel();
-    // HF's summary, with its wording, so that logs of both read alike.
-    logger().info("***** Running training *****");
-    logger().info("  Num examples = {}", detail::thousands(static_cast<std::int64_t>(loader.num_samples())));
-    logger().info("  Num Epochs = {}", detail::thousands(num_train_epochs));
-    logger().info("  Num update steps per epoch = {}", detail::thousands(updates_per_epoch));
-    logger().info("  Instantaneous batch size per device = {}", detail::thousands(args_.per_device_train_batch_size));
-    logger().info("  Total train batch size (w. parallel, distributed & accumulation) = {}", detail::thousands(total_train_batch_size));
-    logger().info("  Gradient Accumulation steps = {}", ga);
-    logger().info("  Total optimization steps = {}", detail::thousands(max_steps));
-    logger().info("  Number of trainable parameters = {}", detail::thousands(trainable));
-  }
+  log_training_summary(plan);
 
   control_.should_training_stop = false;
   fire(hooks::on_train_begin);
@@ -13155,19 +13338,8 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
         }
 
         if (sync_step) {
-          precision_.unscale_(optimizer);
-          grad_norm = args_.max_grad_norm > 0 ? sharding_.clip_grad_norm(parameters, args_.max_grad_norm)
-                                              : sharding_.clip_grad_norm(parameters, INFINITY);
-          fire(hooks::on_pre_optimizer_step);
-          const bool stepped = precision_.step(optimizer);
-          sharding_.after_step(module());
-          fire(hooks::on_optimizer_step);
-
-          learning_rate = optimizer.param_groups().begin()->lr;  // the rate this update used
-          if ((!precision_type::can_skip_steps || stepped) && !scheduler.steps_on_metric())
-            scheduler.apply(optimizer.param_groups(), ++scheduler_steps_);
-
-          optimizer.zero_grad();
+          // unscale, clip, on_pre_optimizer_step, step, after_step, on_optimizer_step, schedule, zero_grad
+          learning_rate = optimizer_step(parameters, grad_norm);
           state_.global_step += 1;
           state_.epoch = static_cast<double>(epoch) + static_cast<double>(step + 1) / static_cast<double>(steps_in_epoch);
           detail::crash_point("step", state_.global_step);
@@ -13192,6 +13364,90 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
   }
 
   // ---- the end, as HF's _finalize_training ---------------------------------------------------------
+  TrainOutput output = train_metrics(plan, tr_loss, initial_global_step, loss_sums_restored, start_time);
+  log(output.metrics);
+  finish_checkpoints();
+  fire(hooks::on_train_end);
+  return output;
+}
+
+/// HF's set_initial_training_values: the sizes of the run, from the loader and the arguments.
+template <class Model, class P>
+template <class L>
+typename Trainer<Model, P>::TrainingPlan Trainer<Model, P>::training_plan(L& loader) const {
+  const auto len_dataloader = static_cast<std::int64_t>(loader.num_batches());
+  if (len_dataloader == 0)
+    throw error("the training data yields no batch: {} examples, per_device_train_batch_size {}, "
+                "dataloader_drop_last {}", loader.num_samples(), args_.per_device_train_batch_size,
+                args_.dataloader_drop_last);
+  TrainingPlan plan;
+  const std::int64_t ga = args_.gradient_accumulation_steps;
+  plan.ga = ga;
+  plan.num_examples = static_cast<std::int64_t>(loader.num_samples());
+  plan.total_train_batch_size = args_.per_device_train_batch_size * ga * sharding_.world_size();
+  plan.updates_per_epoch = std::max<std::int64_t>(len_dataloader / ga + (len_dataloader % ga > 0), 1);
+  const bool epoch_based = args_.max_steps < 0;
+  plan.max_steps = epoch_based ? static_cast<std::int64_t>(
+                                     std::ceil(args_.num_train_epochs * static_cast<double>(plan.updates_per_epoch)))
+                               : args_.max_steps;
+  plan.num_train_epochs = epoch_based ? static_cast<std::int64_t>(std::ceil(args_.num_train_epochs))
+                                      : plan.max_steps / plan.updates_per_epoch +
+                                            (plan.max_steps % plan.updates_per_epoch > 0);
+  plan.num_train_samples = epoch_based ? static_cast<double>(loader.num_samples()) * args_.num_train_epochs
+                                       : static_cast<double>(plan.max_steps * plan.total_train_batch_size);
+  plan.steps_in_epoch = len_dataloader;
+  return plan;
+}
+
+/// HF's "***** Running training *****" summary, with its wording, so that logs of both read alike.
+template <class Model, class P>
+void Trainer<Model, P>::log_training_summary(const TrainingPlan& plan) {
+  if (!logger().enabled_for(LogLevel::info)) return;
+  std::int64_t trainable = 0;
+  for (const auto& p : module().parameters())
+    if (p.requires_grad()) trainable += p.numel();
+  logger().info("***** Running training *****");
+  logger().info("  Num examples = {}", detail::thousands(plan.num_examples));
+  logger().info("  Num Epochs = {}", detail::thousands(plan.num_train_epochs));
+  logger().info("  Num update steps per epoch = {}", detail::thousands(plan.updates_per_epoch));
+  logger().info("  Instantaneous batch size per device = {}", detail::thousands(args_.per_device_train_batch_size));
+  logger().info("  Total train batch size (w. parallel, distributed & accumulation) = {}",
+                detail::thousands(plan.total_train_batch_size));
+  logger().info("  Gradient Accumulation steps = {}", plan.ga);
+  logger().info("  Total optimization steps = {}", detail::thousands(plan.max_steps));
+  logger().info("  Number of trainable parameters = {}", detail::thousands(trainable));
+}
+
+/// The end of a window, in Lightning's fixed order: unscale, clip (the norm into `grad_norm`),
+/// on_pre_optimizer_step, step (the precision policy may skip it), the sharding policy's after_step,
+/// on_optimizer_step, the schedule's advance unless the step was skipped, zero_grad. Returns the
+/// learning rate this update used.
+template <class Model, class P>
+template <class Params>
+double Trainer<Model, P>::optimizer_step(const Params& parameters, torch::Tensor& grad_norm) {
+  auto& optimizer = *optimizer_;
+  auto& scheduler = *scheduler_;
+  precision_.unscale_(optimizer);
+  grad_norm = args_.max_grad_norm > 0 ? sharding_.clip_grad_norm(parameters, args_.max_grad_norm)
+                                      : sharding_.clip_grad_norm(parameters, INFINITY);
+  fire(hooks::on_pre_optimizer_step);
+  const bool stepped = precision_.step(optimizer);
+  sharding_.after_step(module());
+  fire(hooks::on_optimizer_step);
+
+  const double learning_rate = optimizer.param_groups().begin()->lr;  // the rate this update used
+  if ((!precision_type::can_skip_steps || stepped) && !scheduler.steps_on_metric())
+    scheduler.apply(optimizer.param_groups(), ++scheduler_steps_);
+
+  optimizer.zero_grad();
+  return learning_rate;
+}
+
+/// HF's _finalize_training: the last loss sums, train_loss and the speed metrics.
+template <class Model, class P>
+TrainOutput Trainer<Model, P>::train_metrics(const TrainingPlan& plan, const torch::Tensor& tr_loss,
+                                             std::int64_t initial_global_step, bool loss_sums_restored,
+                                             std::chrono::steady_clock::time_point start_time) {
   total_loss_scalar_ += mean_across_processes(tr_loss);
   const auto steps_trained = state_.global_step - initial_global_step;
   // With the loss sums restored from the checkpoint, train_loss covers the whole run, as it would
@@ -13199,14 +13455,11 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
   const auto steps_in_loss = loss_sums_restored ? state_.global_step : steps_trained;
   const double train_loss = total_loss_scalar_ / std::max<double>(static_cast<double>(steps_in_loss), 0.001);
   Metrics metrics = speed_metrics("train", start_time,
-                                  num_train_samples * static_cast<double>(steps_trained) /
+                                  plan.num_train_samples * static_cast<double>(steps_trained) /
                                       static_cast<double>(std::max<std::int64_t>(state_.max_steps, 1)),
                                   static_cast<double>(steps_trained));
   metrics["total_flos"] = state_.total_flos;
   metrics["train_loss"] = train_loss;
-  log(metrics);
-  finish_checkpoints();
-  fire(hooks::on_train_end);
   return TrainOutput{state_.global_step, train_loss, metrics};
 }
 

@@ -89,6 +89,7 @@ inline nlohmann::json read_json_option(std::string_view flag, const std::string&
 /// a leading `fsdp_` of a config key is dropped; min_num_params and transformer_layer_cls_to_wrap
 /// exclude each other; activation_checkpointing excludes --gradient_checkpointing. Unlike HF, an
 /// unknown key or option is an error (HF ignores it, and a typo silently trains without sharding).
+// Long on purpose: one rule of HF's --fsdp / --fsdp_config checks after another, each with its message.
 [[nodiscard]] inline FsdpOptions parse_fsdp_options(const std::string& fsdp, const std::optional<std::string>& fsdp_config,
                                                     bool gradient_checkpointing) {
   FsdpOptions o;
@@ -207,6 +208,7 @@ struct DeepSpeedArguments {
 /// HF requires. DeepSpeed's tuning keys (bucket sizes, overlap_comm, stage3_* thresholds, logging) are
 /// accepted and have no effect; anything else, a scheduler block, another optimizer or NVMe offload is
 /// an error naming it.
+// Long on purpose: one check per DeepSpeed config key, in the config's own order, each with its message.
 [[nodiscard]] inline FsdpOptions parse_deepspeed_config(const std::string& deepspeed, const DeepSpeedArguments& a) {
   std::string source;
   const nlohmann::json config = detail::read_json_option("--deepspeed", deepspeed, source);

@@ -181,6 +181,7 @@ torch::Tensor greedy_search(Model& model, const torch::Tensor& input_ids, const 
 /// padded with pad_token_id (eos_token_id when unset) to the longest of them. One difference from HF:
 /// transformers fills with eos when pad_token_id is 0 (`pad or eos` in Python); trainpp fills with the
 /// pad token. No gradients, eval mode (restored afterwards).
+// Long on purpose: HF's beam search step by step, so that it can be checked line by line against transformers.
 template <class Model>
 torch::Tensor beam_search(Model& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                           const GenerationConfig& config) {

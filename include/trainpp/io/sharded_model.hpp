@@ -5,14 +5,17 @@
 //   {"format": "trainpp.sharded_model", "world_size": N, "buffers": [names],
 //    "parameters": {name: {"shape": [...], "dtype": "Float", "pieces": [[rank, begin, length], ...]}}}
 // where a piece is `length` elements of the flattened parameter, starting at element `begin` of that
-// rank's part of the flat buffer; pieces are listed in the parameter's element order.
+// rank's part of the flat buffer; pieces are listed in the parameter's element order. Written by
+// save_sharded_model (every process), read by consolidate_sharded_model and by the policy that wrote it.
 
 #include <trainpp/io/atomic_write.hpp>
-#include <trainpp/io/checkpoint.hpp>
+#include <trainpp/io/checkpoint_dir.hpp>
 #include <trainpp/io/json.hpp>
 #include <trainpp/io/model_io.hpp>
 #include <trainpp/io/safetensors.hpp>
 
+#include <array>
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <string>
@@ -25,6 +28,40 @@ namespace trainpp {
 [[nodiscard]] inline std::string model_shard_name(int rank) { return fmt::format("model_shard_{}.safetensors", rank); }
 [[nodiscard]] inline std::string optimizer_shard_name(int rank) {
   return fmt::format("optimizer_shard_{}.safetensors", rank);
+}
+
+/// One trainable parameter of a sharded model: what the index says of it, and this process's piece.
+struct ShardedParameter {
+  std::string name;
+  std::vector<std::int64_t> shape;
+  c10::ScalarType dtype = c10::ScalarType::Float;
+  torch::Tensor piece;  ///< this process's elements of it, flattened (none: empty)
+  /// [rank, begin, length] of each rank's piece, in element order (needed on the main process only).
+  std::vector<std::array<std::int64_t, 3>> pieces;
+};
+
+/// Writes this process's model_shard_<rank>.safetensors into `dir`: its pieces of `parameters`; the
+/// main process also `whole` (buffers and frozen parameters, saved whole, listed as "buffers") and
+/// the index model_shards.json. Every process calls it.
+inline void save_sharded_model(const std::filesystem::path& dir, int rank, int world_size,
+                               const std::vector<ShardedParameter>& parameters,
+                               const std::vector<std::pair<std::string, torch::Tensor>>& whole, bool main_process) {
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  for (const auto& p : parameters)
+    if (p.piece.numel() > 0) tensors.emplace_back(p.name, p.piece.detach().to(torch::kCPU));
+  nlohmann::json index = {{"format", "trainpp.sharded_model"}, {"world_size", world_size}};
+  if (main_process) {
+    index["buffers"] = nlohmann::json::array();
+    for (const auto& [name, tensor] : whole) {
+      tensors.emplace_back(name, tensor.detach().to(torch::kCPU));
+      index["buffers"].push_back(name);
+    }
+    index["parameters"] = nlohmann::json::object();
+    for (const auto& p : parameters)
+      index["parameters"][p.name] = {{"shape", p.shape}, {"dtype", std::string(c10::toString(p.dtype))}, {"pieces", p.pieces}};
+  }
+  save_safetensors(dir / model_shard_name(rank), tensors, {{"format", "pt"}, {"trainpp.rank", std::to_string(rank)}});
+  if (main_process) write_file_atomic(dir / model_shards_index_name, index.dump(1) + "\n");
 }
 
 /// Joins the pieces of a sharded model in `checkpoint` into one model.safetensors at `output` (a file,

@@ -198,6 +198,7 @@ class KwargsReader {
 
 }  // namespace detail
 
+// Long on purpose: one validation block per scheduler type, next to each other so the kwargs of all types compare at a glance.
 inline LRScheduler::LRScheduler(SchedulerType type, const nlohmann::json& kwargs, std::int64_t num_warmup_steps,
                                 std::int64_t num_training_steps, double base_lr)
     : type_(type),

@@ -11,8 +11,9 @@
 #include <trainpp/nn/module_call.hpp>
 #include <trainpp/optim/param_groups.hpp>
 #include <trainpp/sharding/joined_processes.hpp>
+#include <trainpp/sharding/zero_collectives.hpp>
+#include <trainpp/sharding/zero_layout.hpp>
 
-#include <c10/core/StorageImpl.h>
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/utils/lambda_post_hook.h>
 #include <torch/csrc/autograd/variable.h>
@@ -20,11 +21,9 @@
 #include <algorithm>
 #include <cstdint>
 #include <filesystem>
-#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
-#include <set>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -37,18 +36,20 @@ struct FP16;
 
 /// The ZeRO engine behind ShardGradOp and FullShard.
 ///
-/// Layout: the trainable parameters are grouped in units — the modules auto-wrap picks
-/// (fsdp_transformer_layer_cls_to_wrap, or min_num_params as torch's size_based_auto_wrap_policy),
-/// plus a root unit for every parameter outside them — and each unit's parameters of one dtype are
-/// laid end to end in one flat buffer, padded to a multiple of the number of processes N. Process r
-/// owns elements [r·S, (r+1)·S) of every flat buffer (S = padded size / N).
+/// Layout (sharding/zero_layout.hpp): the trainable parameters are grouped in units — the
+/// modules auto-wrap picks (fsdp_transformer_layer_cls_to_wrap, or min_num_params as torch's
+/// size_based_auto_wrap_policy), plus a root unit for every parameter outside them — and each
+/// unit's parameters of one dtype are laid end to end in one flat buffer, padded to a multiple
+/// of the number of processes N. Process r owns elements [r·S, (r+1)·S) of every flat buffer
+/// (S = padded size / N).
 ///
-/// A step: backward fills the full gradients of a unit; when its last gradient is ready (a hook on
-/// the gradient accumulators), they are copied into one flat buffer, freed, and reduce-scattered, so
-/// each process receives the sum of its part, added to its gradient shard (every micro-batch: the
-/// accumulation happens on the shards, as DeepSpeed's ZeRO does). At the window's end the shards are
-/// divided by N; the global gradient norm is the square root of the summed squared shard norms; the
-/// optimizer updates only this process's pieces of each parameter (shard_optimizer replaced its
+/// A step (the collectives: sharding/zero_collectives.hpp): backward fills the full gradients
+/// of a unit; when its last gradient is ready (a hook on the gradient accumulators), they are
+/// copied into one flat buffer, freed, and reduce-scattered, so each process receives the sum
+/// of its part, added to its gradient shard (every micro-batch: the accumulation happens on the
+/// shards, as DeepSpeed's ZeRO does). At the window's end the shards are divided by N; the
+/// global gradient norm is the square root of the summed squared shard norms; the optimizer
+/// updates only this process's pieces of each parameter (shard_optimizer replaced its
 /// parameters by them: same groups, same weight decay, same arithmetic per element).
 /// - ShardGradOp keeps the whole parameters: after the step they are all-gathered from the shards.
 /// - FullShard keeps only the shards: a unit's parameters are gathered before its forward (the root
@@ -59,7 +60,7 @@ struct FP16;
 /// - offload keeps the shards, gradient shards and optimizer state on the CPU; the step runs there.
 /// The first forward runs with everything gathered and checks that every wrapped unit was called
 /// through trainpp::call (FullShard could not gather it otherwise): an error names any that was not.
-class ZeroSharding : public detail::JoinedProcesses {
+class ZeroSharding : public detail::JoinedProcesses, private detail::ZeroCollectives {
  public:
   explicit ZeroSharding(ShardingStrategy strategy, FsdpOptions options = {}) : strategy_(strategy), options_(std::move(options)) {
     if (strategy_ == ShardingStrategy::no_shard)
@@ -123,6 +124,8 @@ class ZeroSharding : public detail::JoinedProcesses {
     }
     build_units(*s, model);
     build_flats(*s);
+    if (s->strategy == ShardingStrategy::full_shard)  // a unit is gathered only around its use
+      for (std::size_t u = 0; u < s->units.size(); ++u) free_unit(*s, u);
     state_ = s;
     register_backward_hooks();
     register_unit_calls();
@@ -266,39 +269,28 @@ class ZeroSharding : public detail::JoinedProcesses {
       if (main_process) trainpp::save_model(model, dir);
       return;
     }
-    State& s = *state_;
-    std::vector<std::pair<std::string, torch::Tensor>> tensors;
+    const State& s = *state_;
+    std::vector<ShardedParameter> parameters;
     for (std::size_t k = 0; k < s.params.size(); ++k) {
-      const Piece piece = piece_of(s, k);
-      if (piece.data.numel() > 0) tensors.emplace_back(s.names[k], piece.data.detach().to(torch::kCPU));
-    }
-    nlohmann::json index = {{"format", "trainpp.sharded_model"}, {"world_size", s.world}};
-    if (main_process) {
-      for (const auto& item : model.named_buffers(true))
-        if (item.value().defined()) {
-          tensors.emplace_back(item.key(), item.value().detach().to(torch::kCPU));
-          index["buffers"].push_back(item.key());
-        }
-      if (!index.contains("buffers")) index["buffers"] = nlohmann::json::array();
-      index["parameters"] = nlohmann::json::object();
-      for (std::size_t k = 0; k < s.params.size(); ++k) {
-        nlohmann::json pieces = nlohmann::json::array();
+      ShardedParameter parameter{.name = s.names[k],
+                                 .shape = s.params[k].sizes().vec(),
+                                 .dtype = s.params[k].scalar_type(),
+                                 .piece = piece_of(*state_, k).data};
+      if (main_process)
         for (int r = 0; r < s.world; ++r) {
           const auto [begin, length] = piece_range(s, k, r);
-          if (length > 0) pieces.push_back({r, begin, length});
+          if (length > 0) parameter.pieces.push_back({r, begin, length});
         }
-        index["parameters"][s.names[k]] = {{"shape", s.params[k].sizes().vec()},
-                                           {"dtype", std::string(c10::toString(s.params[k].scalar_type()))},
-                                           {"pieces", pieces}};
-      }
-      for (const auto& item : model.named_parameters(true))
-        if (!s.index_of_name.contains(item.key())) {  // frozen: whole, like a buffer
-          tensors.emplace_back(item.key(), item.value().detach().to(torch::kCPU));
-          index["buffers"].push_back(item.key());
-        }
+      parameters.push_back(std::move(parameter));
     }
-    save_safetensors(dir / model_shard_name(s.rank), tensors, {{"format", "pt"}, {"trainpp.rank", std::to_string(s.rank)}});
-    if (main_process) write_file_atomic(dir / model_shards_index_name, index.dump(1) + "\n");
+    std::vector<std::pair<std::string, torch::Tensor>> whole;
+    if (main_process) {
+      for (const auto& item : model.named_buffers(true))
+        if (item.value().defined()) whole.emplace_back(item.key(), item.value());
+      for (const auto& item : model.named_parameters(true))
+        if (!s.index_of_name.contains(item.key())) whole.emplace_back(item.key(), item.value());  // frozen: whole, like a buffer
+    }
+    save_sharded_model(dir, s.rank, s.world, parameters, whole, main_process);
   }
 
   /// Loads the model a checkpoint holds (either kind) into the shards; every process calls it.
@@ -392,267 +384,6 @@ class ZeroSharding : public detail::JoinedProcesses {
   }
 
  private:
-  struct Flat {  ///< one unit's parameters of one dtype, end to end
-    std::size_t unit = 0;
-    std::vector<std::size_t> params;     ///< indices into State::params
-    std::vector<std::int64_t> offsets;   ///< where each starts in the flat buffer
-    std::int64_t numel = 0, padded = 0, shard_numel = 0;
-    torch::Tensor full;        ///< padded; its storage is released while a FullShard unit is freed
-    torch::Tensor shard;       ///< this process's part: a view of `full`, or its own (FullShard, offload)
-    bool shard_is_view = false;
-    torch::Tensor grad_shard;  ///< summed reduced gradients of this process's part
-    bool gathered = true;
-    CollectiveHandle gathering;
-    torch::Tensor reducing_flat, reducing_part;
-    CollectiveHandle reducing;
-  };
-  struct Unit {
-    std::string name, type;
-    const torch::nn::Module* module = nullptr;  ///< null for the root unit
-    std::vector<std::size_t> params, flats;
-    std::int64_t pending = 0;
-    bool launched = false;
-    bool entered = false;  ///< called through trainpp::call during the first forward
-  };
-  struct Piece {
-    torch::Tensor data;  ///< the optimizer's parameter
-    std::size_t flat = 0;
-    std::int64_t begin = 0;  ///< where it starts in the flat buffer's shard
-  };
-  struct State {
-    ShardingStrategy strategy{};
-    FsdpOptions options;
-    std::shared_ptr<ProcessGroup> group;
-    int rank = 0, world = 1;
-    torch::Device device{torch::kCPU}, offload{torch::kCPU};
-    std::vector<torch::Tensor> params;
-    std::vector<std::string> names;
-    std::unordered_map<std::string, std::size_t> index_of_name;
-    std::vector<std::size_t> unit_of;
-    std::vector<Unit> units;
-    std::size_t root = 0;
-    std::vector<Flat> flats;
-    std::vector<Piece> pieces;
-    bool validated = false, probing = false;
-    std::vector<std::size_t> forward_order;  ///< units in the order the first forward called them
-  };
-
-  // ---- layout ---------------------------------------------------------------------------------
-
-  /// A module's class name as users write it: no namespaces, no TORCH_MODULE "Impl" suffix.
-  static std::string short_type(const std::string& full) {
-    const auto at = full.rfind("::");
-    std::string name = at == std::string::npos ? full : full.substr(at + 2);
-    if (name.size() > 4 && name.ends_with("Impl")) name.resize(name.size() - 4);
-    return name;
-  }
-
-  /// Auto-wrap: modules whose class is listed, or (size-based) the deepest modules that still hold at
-  /// least min_num_params parameters not wrapped below them, as torch's size_based_auto_wrap_policy.
-  void build_units(State& s, torch::nn::Module& model) {
-    std::unordered_map<const void*, std::size_t> seen;
-    for (const auto& item : model.named_parameters(true)) {
-      const auto& p = item.value();
-      if (!p.requires_grad() || seen.contains(p.unsafeGetTensorImpl())) continue;
-      seen.emplace(p.unsafeGetTensorImpl(), s.params.size());
-      s.index_of_name.emplace(item.key(), s.params.size());
-      s.params.push_back(p);
-      s.names.push_back(item.key());
-    }
-    s.unit_of.assign(s.params.size(), static_cast<std::size_t>(-1));
-    std::vector<Unit> wrapped;
-    auto params_of = [&](const torch::nn::Module& m) {
-      std::vector<std::size_t> out;
-      for (const auto& p : m.parameters(true)) {
-        const auto it = seen.find(p.unsafeGetTensorImpl());
-        if (it != seen.end() && s.unit_of[it->second] == static_cast<std::size_t>(-1)) out.push_back(it->second);
-      }
-      std::ranges::sort(out);
-      out.erase(std::unique(out.begin(), out.end()), out.end());
-      return out;
-    };
-    auto claim = [&](const std::string& name, const torch::nn::Module& m) {
-      Unit unit;
-      unit.name = name;
-      unit.type = short_type(m.name());
-      unit.module = &m;
-      unit.params = params_of(m);
-      if (unit.params.empty()) return;
-      for (auto k : unit.params) s.unit_of[k] = wrapped.size();
-      wrapped.push_back(std::move(unit));
-    };
-    const auto& classes = s.options.transformer_layer_cls_to_wrap;
-    if (!classes.empty()) {
-      std::set<std::string> found;
-      for (const auto& item : model.named_modules("", /*include_self=*/false)) {
-        const std::string type = item.value()->name();
-        const bool listed = std::ranges::any_of(classes, [&](const std::string& c) { return c == type || c == short_type(type); });
-        if (!listed) continue;
-        found.insert(type);
-        claim(item.key(), *item.value());
-      }
-      if (found.empty())
-        throw error("fsdp_transformer_layer_cls_to_wrap: no module of class {} in the model (its module classes: {})",
-                    fmt::join(classes, ", "), [&] {
-                      std::set<std::string> types;
-                      for (const auto& item : model.named_modules("", false)) types.insert(short_type(item.value()->name()));
-                      return fmt::format("{}", fmt::join(types, ", "));
-                    }());
-    } else if (s.options.min_num_params > 0) {
-      // Post-order: children decide first; a module is wrapped when what is left unwrapped below it
-      // reaches the threshold (the root never: it is the root unit).
-      std::function<void(const std::string&, const torch::nn::Module&, bool)> visit =
-          [&](const std::string& name, const torch::nn::Module& m, bool is_root) {
-            for (const auto& child : m.named_children())
-              visit(name.empty() ? child.key() : name + "." + child.key(), *child.value(), false);
-            if (is_root) return;
-            std::int64_t n = 0;
-            for (auto k : params_of(m)) n += s.params[k].numel();
-            if (n >= s.options.min_num_params) claim(name, m);
-          };
-      visit("", model, true);
-    }
-    // Launch order does not matter for correctness; units stay in module order, the root last.
-    s.units = std::move(wrapped);
-    Unit root;
-    root.type = short_type(model.name());
-    for (std::size_t k = 0; k < s.params.size(); ++k)
-      if (s.unit_of[k] == static_cast<std::size_t>(-1)) {
-        s.unit_of[k] = s.units.size();
-        root.params.push_back(k);
-      }
-    s.root = s.units.size();
-    s.units.push_back(std::move(root));
-    for (auto& unit : s.units) unit.pending = static_cast<std::int64_t>(unit.params.size());
-  }
-
-  void build_flats(State& s) {
-    for (std::size_t u = 0; u < s.units.size(); ++u) {
-      std::map<c10::ScalarType, std::size_t> by_dtype;
-      for (auto k : s.units[u].params) {
-        const auto dtype = s.params[k].scalar_type();
-        if (!by_dtype.contains(dtype)) {
-          by_dtype[dtype] = s.flats.size();
-          s.units[u].flats.push_back(s.flats.size());
-          s.flats.emplace_back().unit = u;
-        }
-        Flat& f = s.flats[by_dtype[dtype]];
-        f.params.push_back(k);
-        f.offsets.push_back(f.numel);
-        f.numel += s.params[k].numel();
-      }
-    }
-    for (auto& f : s.flats) {
-      f.padded = (f.numel + s.world - 1) / s.world * s.world;
-      f.shard_numel = f.padded / s.world;
-      const auto options = s.params[f.params.front()].options().requires_grad(false);
-      f.full = torch::zeros({f.padded}, options);
-      for (std::size_t i = 0; i < f.params.size(); ++i) {
-        auto& p = s.params[f.params[i]];
-        auto view = f.full.narrow(0, f.offsets[i], p.numel());
-        view.copy_(p.detach().reshape(-1));
-        p.set_data(view.view(p.sizes()));
-      }
-      f.shard_is_view = s.strategy == ShardingStrategy::shard_grad_op && !s.options.offload;
-      auto mine = f.full.narrow(0, s.rank * f.shard_numel, f.shard_numel);
-      f.shard = f.shard_is_view ? mine : mine.to(s.offload, /*non_blocking=*/false, /*copy=*/true);
-      f.grad_shard = torch::zeros({f.shard_numel}, options.device(s.offload));
-      f.gathered = true;
-    }
-    if (s.strategy == ShardingStrategy::full_shard)
-      for (std::size_t u = 0; u < s.units.size(); ++u) free_unit(s, u);
-  }
-
-  /// Parameter k's elements in rank r's part of its flat buffer: (start within the shard, length).
-  static std::pair<std::int64_t, std::int64_t> piece_range(const State& s, std::size_t k, int r) {
-    const auto& unit = s.units[s.unit_of[k]];
-    for (auto fi : unit.flats) {
-      const Flat& f = s.flats[fi];
-      for (std::size_t i = 0; i < f.params.size(); ++i)
-        if (f.params[i] == k) {
-          const auto lo = std::max(f.offsets[i], r * f.shard_numel);
-          const auto hi = std::min(f.offsets[i] + s.params[k].numel(), (r + 1) * f.shard_numel);
-          if (hi <= lo) return {0, 0};  // wholly in other processes' parts
-          return {lo - r * f.shard_numel, hi - lo};
-        }
-    }
-    return {0, 0};
-  }
-  static Piece piece_of(State& s, std::size_t k) {
-    const auto& unit = s.units[s.unit_of[k]];
-    Piece piece;
-    for (auto fi : unit.flats)
-      if (std::ranges::find(s.flats[fi].params, k) != s.flats[fi].params.end()) piece.flat = fi;
-    const auto [begin, length] = piece_range(s, k, s.rank);
-    piece.begin = begin;
-    piece.data = s.flats[piece.flat].shard.narrow(0, begin, length).detach().requires_grad_(true);
-    return piece;
-  }
-
-  // ---- gather and free --------------------------------------------------------------------------
-
-  static void wait(State& s, CollectiveHandle& handle, const char* what) {
-    if (s.group && handle.valid()) s.group->wait(handle, what);
-    handle = CollectiveHandle();
-  }
-
-  /// Allocates the unit's flat buffer again and starts filling it from every process's shard.
-  /// `again`: gather even though the buffer holds parameters (ShardGradOp after a step).
-  static void start_gather(State& s, std::size_t fi, bool again = false) {
-    Flat& f = s.flats[fi];
-    if (f.gathered && !again) return;
-    torch::NoGradGuard no_grad;
-    auto* storage = f.full.storage().unsafeGetStorageImpl();
-    const auto bytes = static_cast<std::size_t>(f.padded * f.full.element_size());
-    if (storage->nbytes() != bytes) {
-      storage->set_data_ptr_noswap(storage->allocator()->allocate(bytes));
-      storage->set_nbytes(bytes);
-    }
-    auto mine = f.full.narrow(0, s.rank * f.shard_numel, f.shard_numel);
-    if (!f.shard_is_view) mine.copy_(f.shard);
-    if (s.group) f.gathering = s.group->all_gather_into_async(f.full, mine);
-    f.gathered = true;
-  }
-  static void finish_gather(State& s, Flat& f) { wait(s, f.gathering, "parameter all-gather"); }
-
-  static void gather(State& s, std::size_t u, bool wait_for_it) {
-    for (auto fi : s.units[u].flats) start_gather(s, fi);
-    if (wait_for_it)
-      for (auto fi : s.units[u].flats) finish_gather(s, s.flats[fi]);
-  }
-  static std::size_t gathered_units(const State& s) {
-    std::size_t n = 0;
-    for (std::size_t u = 0; u < s.units.size(); ++u)
-      if (u != s.root && !s.units[u].flats.empty() && s.flats[s.units[u].flats.front()].gathered) ++n;
-    return n;
-  }
-  /// Starts gathering unit u ahead of its use, unless limit_all_gathers says two are gathered already.
-  static void prefetch(State& s, std::size_t u) {
-    if (s.strategy != ShardingStrategy::full_shard || s.probing) return;
-    if (s.options.limit_all_gathers && gathered_units(s) >= 2) return;
-    gather(s, u, false);
-  }
-  static void free_unit(State& s, std::size_t u) {
-    if (s.strategy != ShardingStrategy::full_shard || s.probing) return;
-    for (auto fi : s.units[u].flats) {
-      Flat& f = s.flats[fi];
-      if (!f.gathered) continue;
-      finish_gather(s, f);
-      auto* storage = f.full.storage().unsafeGetStorageImpl();
-      storage->set_data_ptr_noswap(at::DataPtr(nullptr, f.full.device()));
-      storage->set_nbytes(0);
-      f.gathered = false;
-    }
-  }
-  /// The unit that runs after (+1) or before (-1) `u` in the forward, if the first forward saw one.
-  static std::optional<std::size_t> neighbour(const State& s, std::size_t u, int direction) {
-    const auto it = std::ranges::find(s.forward_order, u);
-    if (it == s.forward_order.end()) return std::nullopt;
-    const auto at = (it - s.forward_order.begin()) + direction;
-    if (at < 0 || at >= static_cast<std::ptrdiff_t>(s.forward_order.size())) return std::nullopt;
-    return s.forward_order[static_cast<std::size_t>(at)];
-  }
-
   void finish_probe(State& s) {
     s.probing = false;
     if (s.validated) return;
@@ -669,32 +400,7 @@ class ZeroSharding : public detail::JoinedProcesses {
                   missed.size() > 1 ? "them" : "it");
   }
 
-  // ---- backward ---------------------------------------------------------------------------------
-
-  /// Copies the unit's gradients into one padded buffer, frees them, and starts its reduce-scatter.
-  static void launch_reduce(State& s, std::size_t u) {
-    Unit& unit = s.units[u];
-    if (unit.launched) return;
-    unit.launched = true;
-    torch::NoGradGuard no_grad;
-    for (auto fi : unit.flats) {
-      Flat& f = s.flats[fi];
-      auto flat = torch::zeros({f.padded}, f.full.options());
-      for (std::size_t i = 0; i < f.params.size(); ++i) {
-        auto& p = s.params[f.params[i]];
-        if (!p.grad().defined()) continue;
-        flat.narrow(0, f.offsets[i], p.numel()).copy_(p.grad().reshape(-1));
-        p.mutable_grad().reset();
-      }
-      f.reducing_flat = flat;
-      f.reducing_part = torch::empty({f.shard_numel}, flat.options());
-      if (s.group) f.reducing = s.group->reduce_scatter_sum_async(f.reducing_part, flat);
-      else f.reducing_part.copy_(flat);
-    }
-    if (s.options.backward_prefetch == BackwardPrefetch::backward_post)
-      if (auto next = neighbour(s, u, -1)) prefetch(s, *next);
-    if (u != s.root) free_unit(s, u);
-  }
+  // ---- hooks: gradient accumulators, trainpp::call ---------------------------------------------
 
   void register_backward_hooks() {
     std::weak_ptr<State> weak = state_;
