@@ -3,7 +3,8 @@ default (AutoSharding) trains data-parallel when a launcher starts several proce
 does, instead of training one independent copy per process into the same output_dir.
 
 For trainpp-launch, torchrun (`python -m torch.distributed.run --no-python`, from this Python's
-torch), `accelerate launch --no_python` (a MULTI_CPU config file) and Open MPI's `mpirun`, 2 processes
+torch), `accelerate launch --no_python` (a MULTI_CPU config file; on CPUs accelerate starts the
+processes through mpirun) and Open MPI's `mpirun`, 2 processes
 with per-device batch B against 1 process with batch 2B, the same steps:
 - the job exits 0; the main process alone logs (each `'loss'` line and the metrics blocks once) and
   alone writes output_dir (no staging or rank directories left);
@@ -124,17 +125,22 @@ def main():
     check("does not shard" not in text, "torchrun --fsdp full_shard: the default slot shards")
     check_job("torchrun --fsdp full_shard, 2 processes", out, text, reference)
 
-    config = SCRATCH / "accelerate_config.yaml"
-    config.write_text(ACCELERATE_CONFIG)
-    accelerate = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config), "--no_python",
-                  "--main_process_port", str(free_port())]
-    out, text = run("accelerate_launch", accelerate, 256)
-    check_job("accelerate launch, 2 processes", out, text, reference)
-
     mpirun = shutil.which("mpirun")
     check(mpirun is not None, "mpirun is installed (Debian's openmpi-bin; tools/run test installs it)")
     if mpirun:
-        # As root (CI), Open MPI wants to be told; --oversubscribe: more processes than it counts slots.
+        # On CPUs accelerate starts the processes of a MULTI_CPU config through mpirun and a host file;
+        # without one it would start a single process. As root (CI), Open MPI wants to be told.
+        config = SCRATCH / "accelerate_config.yaml"
+        config.write_text(ACCELERATE_CONFIG)
+        hostfile = SCRATCH / "hostfile"
+        hostfile.write_text("localhost slots=2\n")
+        accelerate = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config),
+                      "--mpirun_hostfile", str(hostfile), "--no_python", "--main_process_port", str(free_port())]
+        out, text = run("accelerate_launch", accelerate, 256,
+                        env={"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"})
+        check_job("accelerate launch, 2 processes", out, text, reference)
+
+        # --oversubscribe: more processes than Open MPI counts slots.
         launch = [mpirun, "--allow-run-as-root", "--oversubscribe", "-n", "2", "-x", "MASTER_PORT", "-x", "OMP_NUM_THREADS"]
         out, text = run("mpirun", launch, 256, env={"MASTER_PORT": str(free_port())})
         check_job("mpirun, 2 processes", out, text, reference)
