@@ -1,8 +1,9 @@
 # trainpp's dependencies, found the same way in trainpp's own build and by the installed package config.
 #
 #   trainpp_find_dependencies()
-#       Finds LibTorch, fmt, Boost (Hana), nlohmann_json, ZLIB and Threads in the calling directory scope.
-#       Sets TRAINPP_TORCH_LIBRARIES, TRAINPP_FMT_INCLUDE_DIR and TRAINPP_FMT_VERSION there.
+#       Finds LibTorch, fmt, Boost (Hana), nlohmann_json, ZLIB, Threads and Gloo's headers in the
+#       calling directory scope. Sets TRAINPP_TORCH_LIBRARIES, TRAINPP_FMT_INCLUDE_DIR,
+#       TRAINPP_FMT_VERSION and TRAINPP_GLOO_INCLUDE_DIR there.
 #   trainpp_attach_dependencies(<target> <shim-parent-dir>)
 #       Gives an INTERFACE target (trainpp's own, or the imported trainpp::trainpp) the usage
 #       requirements of those dependencies, and creates the fmt shim under <shim-parent-dir>.
@@ -123,6 +124,19 @@ macro(trainpp_find_dependencies)
   find_package(nlohmann_json 3 REQUIRED)
   find_package(ZLIB REQUIRED)                # gzip-compressed data sets (Fashion-MNIST)
   find_package(Threads REQUIRED)
+
+  # c10d's Gloo backend (ProcessGroupGloo, trainpp's collectives on CPUs) is compiled into
+  # libtorch_cpu, but its header includes Gloo's own headers, which the pip wheel does not ship.
+  # Only the headers are needed: the code is LibTorch's.
+  find_path(TRAINPP_GLOO_INCLUDE_DIR gloo/algorithm.h
+            DOC "The directory holding gloo/algorithm.h (Debian: libgloo-dev)")
+  if(NOT TRAINPP_GLOO_INCLUDE_DIR)
+    message(FATAL_ERROR
+      "trainpp needs Gloo's headers (gloo/algorithm.h) for c10d's Gloo backend, its collectives on CPUs, "
+      "and could not find them; LibTorch's pip wheel does not ship them.\n"
+      "On Debian or Ubuntu: apt-get install libgloo-dev (tools/run does).\n"
+      "Elsewhere: -DTRAINPP_GLOO_INCLUDE_DIR=<the directory that holds gloo/algorithm.h>.")
+  endif()
 endmacro()
 
 function(trainpp_attach_dependencies target shim_parent)
@@ -143,7 +157,10 @@ function(trainpp_attach_dependencies target shim_parent)
   set(libraries
       ${TRAINPP_TORCH_LIBRARIES} fmt::fmt Boost::headers nlohmann_json::nlohmann_json ZLIB::ZLIB
       Threads::Threads)
-  set(definition "TRAINPP_FMT_VERSION=${TRAINPP_FMT_VERSION}")
+  # USE_C10D_GLOO (and USE_DISTRIBUTED, which c10d's headers assume with it) unlock
+  # ProcessGroupGloo.hpp, as they do in LibTorch's own build.
+  set(definitions "TRAINPP_FMT_VERSION=${TRAINPP_FMT_VERSION}" USE_DISTRIBUTED USE_C10D_GLOO)
+  set(gloo_include "${TRAINPP_GLOO_INCLUDE_DIR}")
   get_target_property(imported ${target} IMPORTED)
   if(NOT imported)
     # trainpp's own target: the installed package re-finds the dependencies on the consumer's machine
@@ -151,9 +168,14 @@ function(trainpp_attach_dependencies target shim_parent)
     list(TRANSFORM libraries PREPEND "$<BUILD_INTERFACE:")
     list(TRANSFORM libraries APPEND ">")
     set(shim "$<BUILD_INTERFACE:${shim}>")
-    set(definition "$<BUILD_INTERFACE:${definition}>")
+    set(gloo_include "$<BUILD_INTERFACE:${gloo_include}>")
+    list(TRANSFORM definitions PREPEND "$<BUILD_INTERFACE:")
+    list(TRANSFORM definitions APPEND ">")
   endif()
   target_include_directories(${target} SYSTEM BEFORE INTERFACE "${shim}")
-  target_compile_definitions(${target} INTERFACE "${definition}")
+  # After LibTorch's directories: Gloo's headers are the only ones wanted from there (usually
+  # /usr/include, which CMake leaves to the compiler's own search order).
+  target_include_directories(${target} SYSTEM INTERFACE "${gloo_include}")
+  target_compile_definitions(${target} INTERFACE ${definitions})
   target_link_libraries(${target} INTERFACE ${libraries})
 endfunction()

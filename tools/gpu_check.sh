@@ -33,9 +33,14 @@ nvidia-smi -L
 cuda_include=$(dirname "$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)")/../include
 [ -f "$cuda_include/cuda_runtime.h" ] || cuda_include=$(python3 -c "import nvidia, os; print(os.path.dirname(nvidia.__path__[0]))")/nvidia/cu13/include
 fmt_version=$(grep -m1 '#define FMT_VERSION' "$deps/include/fmt/core.h" | awk '{print $3}')
+# c10d's Gloo backend needs Gloo's headers (a CUDA wheel may carry them, else libgloo-dev); without
+# them the build leaves USE_C10D_GLOO undefined and trains on NCCL only.
+gloo=()
+if [ -f "$torch_dir/include/gloo/algorithm.h" ] || [ -f /usr/include/gloo/algorithm.h ]; then gloo=(-DUSE_C10D_GLOO); fi
+echo "gloo headers: ${gloo[*]:-absent (NCCL only)}"
 flags=(-std=c++20 -O1 -isystem "$deps/include" -Iinclude -Itests -isystem "$torch_dir/include"
        -isystem "$torch_dir/include/torch/csrc/api/include" -isystem "$cuda_include" -DFMT_HEADER_ONLY "-DTRAINPP_FMT_VERSION=$fmt_version"
-       "-DTRAINPP_TEST_DATA_DIR=\"$PWD/tests/data\"" -DTRAINPP_TEST_CUDA -DUSE_C10D_GLOO -DUSE_DISTRIBUTED)
+       "-DTRAINPP_TEST_DATA_DIR=\"$PWD/tests/data\"" -DTRAINPP_TEST_CUDA "${gloo[@]}" -DUSE_DISTRIBUTED)
 libs=(-Wl,--no-as-needed -L"$torch_dir/lib" -ltorch -ltorch_cpu -ltorch_cuda -lc10 -lc10_cuda
       -Wl,-rpath,"$torch_dir/lib" -l:libz.so.1 -pthread)
 

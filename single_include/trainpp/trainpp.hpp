@@ -2086,414 +2086,18 @@ inline void apply_tf32(const TrainingArguments& args, torch::Device device) {
 
 // ---- trainpp/distributed/process_group.hpp ----
 // The processes of a job, joined: a rendezvous through c10d's TCPStore and a collective backend:
-// NCCL on CUDA devices (c10d's ProcessGroupNCCL); on CPUs c10d's Gloo where its headers are at hand,
-// else trainpp's TcpRing (tcp_ring.hpp: the pip wheel of LibTorch ships no Gloo headers).
+// NCCL on CUDA devices (c10d's ProcessGroupNCCL), c10d's Gloo (ProcessGroupGloo) on CPUs. Both are
+// LibTorch's own engines, the ones torch.distributed runs, so trainpp's collectives sum in the order
+// torch's DDP does.
 
 
 #include <torch/csrc/distributed/c10d/Backend.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
-
-// ---- trainpp/distributed/tcp_ring.hpp ----
-// TcpRing: collectives for CPU tensors over plain TCP sockets arranged in a ring, with c10d's
-// TCPStore as the rendezvous. Why our own: LibTorch's Gloo backend is compiled into libtorch, but the
-// pip wheel and several LibTorch distributions ship no Gloo headers, so a C++ program cannot create
-// one. The ring allreduce moves 2(N-1)/N of a tensor per process, as Gloo's ring does.
-
-
-#include <torch/csrc/distributed/c10d/Store.hpp>
-#include <torch/torch.h>
-
-#include <arpa/inet.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <chrono>
-#include <condition_variable>
-#include <cstdint>
-#include <cstring>
-#include <deque>
-#include <fcntl.h>
-#include <functional>
-#include <future>
-#include <mutex>
-#include <string>
-#include <thread>
-#include <vector>
-
-namespace trainpp {
-
-namespace detail {
-
-/// A socket file descriptor, closed with its owner.
-class Socket {
- public:
-  Socket() = default;
-  explicit Socket(int fd) : fd_(fd) {}
-  Socket(Socket&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  Socket& operator=(Socket&& o) noexcept {
-    if (this != &o) {
-      reset();
-      fd_ = std::exchange(o.fd_, -1);
-    }
-    return *this;
-  }
-  Socket(const Socket&) = delete;
-  Socket& operator=(const Socket&) = delete;
-  ~Socket() { reset(); }
-  void reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-  [[nodiscard]] int get() const { return fd_; }
-
- private:
-  int fd_ = -1;
-};
-
-inline std::string errno_text() { return std::strerror(errno); }
-
-}  // namespace detail
-
-/// The ring: process r sends to r + 1 and receives from r - 1 (mod N). Collectives run one at a time,
-/// in the order they were started, on a communication thread of their own, so that a caller can start
-/// one and go on computing (DataParallel's gradient buckets during backward).
-class TcpRing {
- public:
-  /// Connects the ring. Every process publishes its listening address in `store` and connects to its
-  /// successor; fails with a trainpp::Error after `timeout`.
-  TcpRing(c10::intrusive_ptr<c10d::Store> store, int rank, int size, const std::string& master_addr,
-          std::chrono::milliseconds timeout)
-      : rank_(rank), size_(size), timeout_(timeout) {
-    if (size_ > 1) connect(std::move(store), master_addr);
-    worker_ = std::thread([this] { run(); });
-  }
-  TcpRing(const TcpRing&) = delete;
-  TcpRing& operator=(const TcpRing&) = delete;
-  ~TcpRing() {
-    {
-      std::lock_guard lock(mutex_);
-      stopping_ = true;
-    }
-    wake_.notify_all();
-    if (worker_.joinable()) worker_.join();
-  }
-
-  [[nodiscard]] int rank() const { return rank_; }
-  [[nodiscard]] int size() const { return size_; }
-
-  /// Sums `tensor` across the ring in place, after the collectives started before it.
-  [[nodiscard]] std::shared_future<void> all_reduce_sum(torch::Tensor tensor) {
-    return enqueue([this, tensor]() mutable { on_host(tensor, [&](torch::Tensor& t) { ring_all_reduce(t); }); });
-  }
-  /// Copies rank `root`'s `tensor` into everyone's, in place.
-  [[nodiscard]] std::shared_future<void> broadcast(torch::Tensor tensor, int root) {
-    return enqueue([this, tensor, root]() mutable { on_host(tensor, [&](torch::Tensor& t) { ring_broadcast(t, root); }); });
-  }
-  /// Sums `input` (size × output.numel() elements) across the ring and leaves part r of the sum in
-  /// process r's `output` (ZeRO's gradient reduce-scatter).
-  [[nodiscard]] std::shared_future<void> reduce_scatter_sum(torch::Tensor output, torch::Tensor input) {
-    return enqueue([this, output, input]() mutable {
-      auto work = input.to(torch::kCPU).contiguous().clone();  // reduced in place: never the caller's
-      ring_reduce_scatter(work);
-      torch::NoGradGuard no_grad;
-      output.view(-1).copy_(work.view(-1).narrow(0, rank_ * output.numel(), output.numel()));
-    });
-  }
-  /// Fills `outputs[r]` (each shaped as `input`) with rank r's `input`.
-  [[nodiscard]] std::shared_future<void> all_gather(std::vector<torch::Tensor> outputs, torch::Tensor input) {
-    return enqueue([this, outputs, input]() mutable { ring_all_gather(outputs, input); });
-  }
-
- private:
-  using Task = std::packaged_task<void()>;
-
-  std::shared_future<void> enqueue(std::function<void()> body) {
-    Task task(std::move(body));
-    auto future = task.get_future().share();
-    {
-      std::lock_guard lock(mutex_);
-      tasks_.push_back(std::move(task));
-    }
-    wake_.notify_one();
-    return future;
-  }
-
-  void run() {
-    for (;;) {
-      Task task;
-      {
-        std::unique_lock lock(mutex_);
-        wake_.wait(lock, [&] { return stopping_ || !tasks_.empty(); });
-        if (tasks_.empty()) return;
-        task = std::move(tasks_.front());
-        tasks_.pop_front();
-      }
-      task();  // an exception lands in the task's future
-    }
-  }
-
-  /// Runs `op` on a contiguous CPU copy of `tensor` when it is not one, and writes the result back.
-  template <class Op>
-  void on_host(torch::Tensor& tensor, Op&& op) {
-    if (broken_) throw error("rank {}: the process ring is broken by an earlier failure", rank_);
-    torch::NoGradGuard no_grad;
-    if (tensor.is_cpu() && tensor.is_contiguous()) {
-      op(tensor);
-      return;
-    }
-    auto host = tensor.to(torch::kCPU).contiguous();
-    op(host);
-    tensor.copy_(host);
-  }
-
-  // ---- connecting ---------------------------------------------------------------------------------
-
-  void connect(c10::intrusive_ptr<c10d::Store> store, const std::string& master_addr) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout_;
-    detail::Socket listener(::socket(AF_INET, SOCK_STREAM, 0));
-    if (listener.get() < 0) fail("cannot create a socket: {}", detail::errno_text());
-    const int one = 1;
-    ::setsockopt(listener.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_ANY);
-    address.sin_port = 0;  // any free port: published through the store
-    if (::bind(listener.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
-        ::listen(listener.get(), 4) != 0)
-      fail("cannot listen for the ring: {}", detail::errno_text());
-    socklen_t length = sizeof address;
-    ::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&address), &length);
-    const std::string me = local_address_towards(master_addr) + ":" + std::to_string(ntohs(address.sin_port));
-    const std::string prefix = "trainpp/ring/";
-    store->set(prefix + std::to_string(rank_), std::vector<uint8_t>(me.begin(), me.end()));
-    const int next = (rank_ + 1) % size_;
-    std::vector<uint8_t> raw;
-    try {
-      raw = store->get(prefix + std::to_string(next));
-    } catch (const std::exception& e) {
-      fail("rank {} did not publish its ring address in time: {}", next, detail::first_line(e.what()));
-    }
-    const std::string peer(raw.begin(), raw.end());
-    const auto colon = peer.rfind(':');
-    if (colon == std::string::npos) fail("rank {} published a malformed ring address '{}'", next, peer);
-
-    // Connect to the successor (retrying while it starts listening) and accept the predecessor.
-    sockaddr_in to{};
-    to.sin_family = AF_INET;
-    to.sin_port = htons(static_cast<std::uint16_t>(std::stoi(peer.substr(colon + 1))));
-    if (::inet_pton(AF_INET, peer.substr(0, colon).c_str(), &to.sin_addr) != 1)
-      fail("rank {} published an address that is not IPv4: '{}'", next, peer);
-    for (;;) {
-      detail::Socket s(::socket(AF_INET, SOCK_STREAM, 0));
-      if (::connect(s.get(), reinterpret_cast<sockaddr*>(&to), sizeof to) == 0) {
-        send_ = std::move(s);
-        break;
-      }
-      if (std::chrono::steady_clock::now() > deadline) fail("cannot connect to rank {} at {}: {}", next, peer, detail::errno_text());
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    const std::int32_t hello = rank_;
-    write_all(send_.get(), &hello, sizeof hello, next);
-    pollfd waiting{listener.get(), POLLIN, 0};
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (::poll(&waiting, 1, static_cast<int>(std::max<std::int64_t>(left.count(), 1))) != 1)
-      fail("rank {} did not connect within ddp_timeout", (rank_ + size_ - 1) % size_);
-    recv_ = detail::Socket(::accept(listener.get(), nullptr, nullptr));
-    if (recv_.get() < 0) fail("cannot accept rank {}: {}", (rank_ + size_ - 1) % size_, detail::errno_text());
-    std::int32_t who = -1;
-    read_all(recv_.get(), &who, sizeof who, (rank_ + size_ - 1) % size_);
-    if (who != (rank_ + size_ - 1) % size_) fail("expected rank {} to connect, got rank {}", (rank_ + size_ - 1) % size_, who);
-    for (int fd : {send_.get(), recv_.get()}) {
-      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-    }
-  }
-
-  /// The address of this machine on the route to `master` (the loopback address for a local master).
-  static std::string local_address_towards(const std::string& master) {
-    addrinfo hints{};
-    hints.ai_family = AF_INET;
-    hints.ai_socktype = SOCK_DGRAM;
-    addrinfo* found = nullptr;
-    if (::getaddrinfo(master.c_str(), "9", &hints, &found) != 0 || found == nullptr) return "127.0.0.1";
-    detail::Socket probe(::socket(AF_INET, SOCK_DGRAM, 0));
-    std::string out = "127.0.0.1";
-    if (::connect(probe.get(), found->ai_addr, found->ai_addrlen) == 0) {
-      sockaddr_in self{};
-      socklen_t length = sizeof self;
-      char text[INET_ADDRSTRLEN] = {};
-      if (::getsockname(probe.get(), reinterpret_cast<sockaddr*>(&self), &length) == 0 &&
-          ::inet_ntop(AF_INET, &self.sin_addr, text, sizeof text) != nullptr)
-        out = text;
-    }
-    ::freeaddrinfo(found);
-    return out;
-  }
-
-  // ---- moving bytes -------------------------------------------------------------------------------
-
-  /// Sends `out` to the successor while receiving `in` from the predecessor: both at once, so that
-  /// neither side's socket buffer filling up can deadlock the ring.
-  void exchange(const void* out, std::size_t out_bytes, void* in, std::size_t in_bytes) {
-    auto* o = static_cast<const char*>(out);
-    auto* i = static_cast<char*>(in);
-    std::size_t sent = 0, received = 0;
-    const auto deadline = std::chrono::steady_clock::now() + timeout_;
-    while (sent < out_bytes || received < in_bytes) {
-      pollfd fds[2] = {{send_.get(), static_cast<short>(sent < out_bytes ? POLLOUT : 0), 0},
-                       {recv_.get(), static_cast<short>(received < in_bytes ? POLLIN : 0), 0}};
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) fail("no progress within ddp_timeout ({} s): another process is stuck or gone",
-                                  std::chrono::duration_cast<std::chrono::seconds>(timeout_).count());
-      const int ready = ::poll(fds, 2, static_cast<int>(std::min<std::int64_t>(left.count(), 1000)));
-      if (ready < 0 && errno != EINTR) fail("poll failed: {}", detail::errno_text());
-      if (ready <= 0) continue;
-      if (sent < out_bytes && (fds[0].revents & (POLLOUT | POLLERR | POLLHUP))) {
-        const auto n = ::send(send_.get(), o + sent, out_bytes - sent, MSG_NOSIGNAL);
-        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-          fail("the connection to rank {} failed (it probably exited): {}", (rank_ + 1) % size_, detail::errno_text());
-        if (n > 0) sent += static_cast<std::size_t>(n);
-      }
-      if (received < in_bytes && (fds[1].revents & (POLLIN | POLLERR | POLLHUP))) {
-        const auto n = ::recv(recv_.get(), i + received, in_bytes - received, 0);
-        if (n == 0) fail("rank {} closed the connection (it probably exited)", (rank_ + size_ - 1) % size_);
-        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-          fail("the connection from rank {} failed: {}", (rank_ + size_ - 1) % size_, detail::errno_text());
-        if (n > 0) received += static_cast<std::size_t>(n);
-      }
-    }
-  }
-  void write_all(int fd, const void* data, std::size_t bytes, int peer) {
-    auto* p = static_cast<const char*>(data);
-    while (bytes > 0) {
-      const auto n = ::send(fd, p, bytes, MSG_NOSIGNAL);
-      if (n <= 0) fail("cannot write to rank {}: {}", peer, detail::errno_text());
-      p += n;
-      bytes -= static_cast<std::size_t>(n);
-    }
-  }
-  void read_all(int fd, void* data, std::size_t bytes, int peer) {
-    auto* p = static_cast<char*>(data);
-    while (bytes > 0) {
-      const auto n = ::recv(fd, p, bytes, 0);
-      if (n <= 0) fail("cannot read from rank {}: {}", peer, n == 0 ? std::string("closed") : detail::errno_text());
-      p += n;
-      bytes -= static_cast<std::size_t>(n);
-    }
-  }
-
-  // ---- the collectives ----------------------------------------------------------------------------
-
-  /// Chunk c of n elements split in size_ parts: [begin, end).
-  [[nodiscard]] std::pair<std::int64_t, std::int64_t> chunk(std::int64_t n, int c) const {
-    const std::int64_t base = n / size_, extra = n % size_;
-    const std::int64_t begin = c * base + std::min<std::int64_t>(c, extra);
-    return {begin, begin + base + (c < extra ? 1 : 0)};
-  }
-
-  /// Reduce-scatter then all-gather around the ring: after step s of the first phase, chunk
-  /// (rank - s - 1) holds the sum of s + 2 processes' values; after N - 1 steps each process owns one
-  /// complete chunk, which the second phase passes around.
-  void ring_all_reduce(torch::Tensor& t) {
-    if (size_ == 1 || t.numel() == 0) return;
-    auto flat = t.view(-1);
-    const auto n = flat.numel();
-    const auto item = static_cast<std::size_t>(flat.element_size());
-    // One receive buffer, kept between calls: a step's buckets would otherwise allocate one each.
-    if (!scratch_.defined() || scratch_.scalar_type() != flat.scalar_type() || scratch_.numel() < n / size_ + 1)
-      scratch_ = torch::empty({n / size_ + 1}, flat.options());
-    auto& scratch = scratch_;
-    auto* base = static_cast<char*>(flat.data_ptr());
-    for (int s = 0; s < size_ - 1; ++s) {
-      const auto [sb, se] = chunk(n, ((rank_ - s) % size_ + size_) % size_);
-      const auto [rb, re] = chunk(n, ((rank_ - s - 1) % size_ + size_) % size_);
-      exchange(base + sb * item, static_cast<std::size_t>(se - sb) * item, scratch.data_ptr(),
-               static_cast<std::size_t>(re - rb) * item);
-      flat.narrow(0, rb, re - rb).add_(scratch.narrow(0, 0, re - rb));
-    }
-    for (int s = 0; s < size_ - 1; ++s) {
-      const auto [sb, se] = chunk(n, ((rank_ - s + 1) % size_ + size_) % size_);
-      const auto [rb, re] = chunk(n, ((rank_ - s) % size_ + size_) % size_);
-      exchange(base + sb * item, static_cast<std::size_t>(se - sb) * item, base + rb * item,
-               static_cast<std::size_t>(re - rb) * item);
-    }
-  }
-
-  /// The first phase of ring_all_reduce on equal parts, shifted by one so that process r ends up
-  /// with the complete sum of part r.
-  void ring_reduce_scatter(torch::Tensor& t) {
-    if (broken_) throw error("rank {}: the process ring is broken by an earlier failure", rank_);
-    if (size_ == 1 || t.numel() == 0) return;
-    auto flat = t.view(-1);
-    const auto part = flat.numel() / size_;
-    const auto item = static_cast<std::size_t>(flat.element_size());
-    if (!scratch_.defined() || scratch_.scalar_type() != flat.scalar_type() || scratch_.numel() < part + 1)
-      scratch_ = torch::empty({part + 1}, flat.options());
-    auto* base = static_cast<char*>(flat.data_ptr());
-    const auto bytes = static_cast<std::size_t>(part) * item;
-    for (int s = 0; s < size_ - 1; ++s) {
-      const int send = ((rank_ - s - 1) % size_ + size_) % size_;
-      const int receive = ((rank_ - s - 2) % size_ + size_) % size_;
-      exchange(base + send * part * static_cast<std::int64_t>(item), bytes, scratch_.data_ptr(), bytes);
-      flat.narrow(0, receive * part, part).add_(scratch_.narrow(0, 0, part));
-    }
-  }
-
-  /// The root's bytes travel the ring: each process receives from its predecessor and forwards,
-  /// except the one before the root.
-  void ring_broadcast(torch::Tensor& t, int root) {
-    if (size_ == 1 || t.numel() == 0) return;
-    const auto bytes = static_cast<std::size_t>(t.numel() * t.element_size());
-    const int distance = ((rank_ - root) % size_ + size_) % size_;  // hops from the root
-    if (distance != 0) exchange(nullptr, 0, t.data_ptr(), bytes);
-    if (distance != size_ - 1) exchange(t.data_ptr(), bytes, nullptr, 0);
-  }
-
-  void ring_all_gather(std::vector<torch::Tensor>& outputs, const torch::Tensor& input) {
-    torch::NoGradGuard no_grad;
-    if (broken_) throw error("rank {}: the process ring is broken by an earlier failure", rank_);
-    std::vector<torch::Tensor> host(static_cast<std::size_t>(size_));
-    for (int r = 0; r < size_; ++r) host[static_cast<std::size_t>(r)] = torch::empty(input.sizes(), input.options().device(torch::kCPU));
-    host[static_cast<std::size_t>(rank_)].copy_(input);
-    const auto bytes = static_cast<std::size_t>(input.numel() * input.element_size());
-    for (int s = 0; s < size_ - 1; ++s) {
-      const int send_from = ((rank_ - s) % size_ + size_) % size_;
-      const int recv_into = ((rank_ - s - 1) % size_ + size_) % size_;
-      exchange(host[static_cast<std::size_t>(send_from)].data_ptr(), bytes,
-               host[static_cast<std::size_t>(recv_into)].data_ptr(), bytes);
-    }
-    for (int r = 0; r < size_; ++r) outputs[static_cast<std::size_t>(r)].copy_(host[static_cast<std::size_t>(r)]);
-  }
-
-  template <class... A>
-  [[noreturn]] void fail(fmt::format_string<A...> format, A&&... args) {
-    broken_ = true;
-    throw error("rank {}: {}", rank_, fmt::format(format, std::forward<A>(args)...));
-  }
-
-  int rank_ = 0;
-  int size_ = 1;
-  std::chrono::milliseconds timeout_;
-  detail::Socket send_, recv_;
-  bool broken_ = false;
-  torch::Tensor scratch_;  ///< ring_all_reduce's receive buffer (communication thread only)
-
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  std::deque<Task> tasks_;
-  bool stopping_ = false;
-  std::thread worker_;
-};
-
-}  // namespace trainpp
-#if defined(USE_C10D_GLOO) && __has_include(<gloo/algorithm.h>)
-#define TRAINPP_HAS_GLOO 1
+// Gloo: trainpp's CMake package defines USE_C10D_GLOO (as LibTorch's own build does) and finds Gloo's
+// headers, which the pip wheel lacks (Debian: libgloo-dev). A build by hand without them (a CUDA
+// machine that only needs NCCL) leaves it undefined and loses the gloo backend alone.
+#ifdef USE_C10D_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #endif
 // NCCL: LibTorch's CMake config does not say whether it was built with NCCL; a CUDA build defines
@@ -2505,7 +2109,6 @@ class TcpRing {
 
 #include <chrono>
 #include <cstdlib>
-#include <future>
 #include <memory>
 #include <string>
 #include <utility>
@@ -2518,16 +2121,13 @@ class CollectiveHandle {
  public:
   CollectiveHandle() = default;
   explicit CollectiveHandle(c10::intrusive_ptr<c10d::Work> work) : work_(std::move(work)) {}
-  explicit CollectiveHandle(std::shared_future<void> done) : done_(std::move(done)) {}
-  [[nodiscard]] bool valid() const { return static_cast<bool>(work_) || done_.valid(); }
+  [[nodiscard]] bool valid() const { return static_cast<bool>(work_); }
   void wait(std::chrono::milliseconds timeout) const {
     if (work_) work_->wait(timeout);
-    else if (done_.valid()) done_.get();
   }
 
  private:
   c10::intrusive_ptr<c10d::Work> work_;
-  std::shared_future<void> done_;
 };
 
 /// One process's handle on the job: its rank, the world size and the collectives data parallelism
@@ -2562,7 +2162,7 @@ class ProcessGroup {
     auto store = c10::make_intrusive<c10d::PrefixStore>("trainpp/" + backend, group.store_);
     try {
       if (backend == "gloo") {
-#ifdef TRAINPP_HAS_GLOO
+#ifdef USE_C10D_GLOO
         auto gloo = c10d::ProcessGroupGloo::Options::create(timeout);
         const char* interface = std::getenv("GLOO_SOCKET_IFNAME");
         gloo->devices.push_back(interface != nullptr && *interface != '\0'
@@ -2570,7 +2170,8 @@ class ProcessGroup {
                                     : c10d::ProcessGroupGloo::createDefaultDevice());
         group.backend_ = c10::make_intrusive<c10d::ProcessGroupGloo>(store, env.rank, env.world_size, gloo);
 #else
-        group.ring_ = std::make_shared<TcpRing>(store, env.rank, env.world_size, env.master_addr, timeout);
+        throw error("ddp_backend gloo: trainpp was compiled without Gloo (define USE_C10D_GLOO with Gloo's "
+                    "headers on the include path, as trainpp's CMake package does); use nccl");
 #endif
       } else if (backend == "nccl") {
 #ifdef TRAINPP_HAS_NCCL
@@ -2596,14 +2197,10 @@ class ProcessGroup {
   [[nodiscard]] int rank() const { return rank_; }
   [[nodiscard]] int size() const { return size_; }
   [[nodiscard]] const std::string& backend_name() const { return backend_name_; }
-  [[nodiscard]] bool valid() const { return static_cast<bool>(backend_) || static_cast<bool>(ring_); }
+  [[nodiscard]] bool valid() const { return static_cast<bool>(backend_); }
 
   /// Sums `tensors` across processes in place, asynchronously: wait on the result (see wait()).
   [[nodiscard]] CollectiveHandle all_reduce_sum_async(std::vector<torch::Tensor>& tensors) {
-    if (ring_) {
-      if (tensors.size() != 1) throw error("the TCP ring reduces one tensor at a time, got {}", tensors.size());
-      return CollectiveHandle(ring_->all_reduce_sum(tensors.front()));
-    }
     c10d::AllreduceOptions options;
     options.reduceOp = c10d::ReduceOp::SUM;  // Gloo has no AVG: callers divide
     return CollectiveHandle(guarded("allreduce", [&] { return backend_->allreduce(tensors, options); }));
@@ -2617,10 +2214,6 @@ class ProcessGroup {
   /// Copies rank `root`'s `tensors` into everyone's, in place.
   void broadcast(std::vector<torch::Tensor>& tensors, int root = 0) {
     if (tensors.empty()) return;
-    if (ring_) {
-      for (auto& t : tensors) wait(CollectiveHandle(ring_->broadcast(t, root)), "broadcast");
-      return;
-    }
     c10d::BroadcastOptions options;
     options.rootRank = root;
     wait(CollectiveHandle(guarded("broadcast", [&] { return backend_->broadcast(tensors, options); })), "broadcast");
@@ -2629,10 +2222,6 @@ class ProcessGroup {
   [[nodiscard]] std::vector<torch::Tensor> all_gather(const torch::Tensor& tensor) {
     std::vector<std::vector<torch::Tensor>> outputs(1);
     for (int r = 0; r < size_; ++r) outputs[0].push_back(torch::empty_like(tensor));
-    if (ring_) {
-      wait(CollectiveHandle(ring_->all_gather(outputs[0], tensor.contiguous())), "allgather");
-      return outputs[0];
-    }
     std::vector<torch::Tensor> inputs{tensor.contiguous()};
     wait(CollectiveHandle(guarded("allgather", [&] { return backend_->allgather(outputs, inputs); })), "allgather");
     return outputs[0];
@@ -2642,14 +2231,6 @@ class ProcessGroup {
   [[nodiscard]] CollectiveHandle reduce_scatter_sum_async(torch::Tensor output, torch::Tensor input) {
     if (input.numel() != output.numel() * size_)
       throw error("reduce-scatter: {} elements do not split into {} parts of {}", input.numel(), size_, output.numel());
-    if (ring_) return CollectiveHandle(ring_->reduce_scatter_sum(output, input));
-    if (backend_name_ == "gloo") {
-      // Gloo lacks a reduce-scatter of one flat tensor: an allreduce of a copy, then this rank's part.
-      std::vector<torch::Tensor> whole{input.clone()};
-      all_reduce_sum(whole);
-      output.view(-1).copy_(whole[0].view(-1).narrow(0, rank_ * output.numel(), output.numel()));
-      return CollectiveHandle();
-    }
     c10d::ReduceScatterOptions options;
     options.reduceOp = c10d::ReduceOp::SUM;
     auto out = output.view(-1), in = input.view(-1);
@@ -2661,16 +2242,6 @@ class ProcessGroup {
     if (output.numel() != input.numel() * size_)
       throw error("all-gather: {} elements are not {} parts of {}", output.numel(), size_, input.numel());
     auto flat = output.view(-1);
-    if (ring_) {
-      std::vector<torch::Tensor> parts;
-      for (int r = 0; r < size_; ++r) parts.push_back(flat.narrow(0, r * input.numel(), input.numel()));
-      return CollectiveHandle(ring_->all_gather(std::move(parts), input.view(-1)));
-    }
-    if (backend_name_ == "gloo") {
-      const auto gathered = all_gather(input.view(-1));
-      for (int r = 0; r < size_; ++r) flat.narrow(0, r * input.numel(), input.numel()).copy_(gathered[static_cast<std::size_t>(r)]);
-      return CollectiveHandle();
-    }
     auto in = input.view(-1);
     return CollectiveHandle(guarded("allgather", [&] { return backend_->_allgather_base(flat, in); }));
   }
@@ -2708,8 +2279,7 @@ class ProcessGroup {
   std::chrono::milliseconds timeout_{0};
   std::string backend_name_;
   c10::intrusive_ptr<c10d::Store> store_;
-  c10::intrusive_ptr<c10d::Backend> backend_;  ///< NCCL, or Gloo where its headers exist
-  std::shared_ptr<TcpRing> ring_;               ///< the CPU backend otherwise
+  c10::intrusive_ptr<c10d::Backend> backend_;  ///< ProcessGroupNCCL or ProcessGroupGloo
 };
 
 }  // namespace trainpp
@@ -8243,10 +7813,10 @@ namespace trainpp {
 /// - at prepare(): the model moves to this process's device, and rank 0's parameters and buffers are
 ///   broadcast, so every process starts from the same weights;
 /// - gradients are summed across processes and divided by their number: parameters are grouped in
-///   buckets of ddp_bucket_cap_mb (25 MiB) in reverse registration order, roughly the order backward
-///   produces their gradients, and each bucket's allreduce starts from a hook on the parameters'
-///   gradient accumulators as soon as its last gradient is ready, overlapping the rest of backward.
-///   Buckets start in the same order on every process, as the collectives require;
+///   buckets laid out as DDP lays them out (see build_buckets), reduced last layers first, roughly the
+///   order backward produces their gradients, and each bucket's allreduce starts from a hook on the
+///   parameters' gradient accumulators as soon as its last gradient is ready, overlapping the rest of
+///   backward. Buckets start in the same order on every process, as the collectives require;
 /// - no communication on the micro-batches of an accumulation window before the last (DDP's no_sync):
 ///   the loop says which one is last through set_gradient_sync;
 /// - with ddp_broadcast_buffers (default), rank 0's buffers (batch-norm statistics) are broadcast
@@ -8266,6 +7836,8 @@ class DataParallel : public detail::JoinedProcesses {
   /// Reads ddp_backend, ddp_timeout, ddp_bucket_cap_mb, ddp_broadcast_buffers and joins the job.
   void configure(const TrainingArguments& args, torch::Device device) {
     bucket_cap_bytes_ = args.ddp_bucket_cap_mb.value_or(25) * 1024 * 1024;
+    // DDP's first bucket is 1 MiB unless the cap was given (BucketCapacityConfig).
+    first_bucket_cap_bytes_ = args.ddp_bucket_cap_mb ? bucket_cap_bytes_ : std::int64_t{1024 * 1024};
     broadcast_buffers_ = args.ddp_broadcast_buffers.value_or(true);
     join(args, device);
   }
@@ -8349,36 +7921,49 @@ class DataParallel : public detail::JoinedProcesses {
     std::shared_ptr<ProcessGroup> group;
   };
 
+  /// DDP's bucket assignment (with find_unused_parameters, as HF asks for a plain module, and so never
+  /// rebuilt): parameters in registration order fill one open bucket per (dtype, device), which
+  /// closes once it holds at least its cap (the first of each kind first_bucket_cap_bytes_, later ones
+  /// bucket_cap_bytes_); buckets are ordered by their first parameter, then reversed. The layout
+  /// decides which chunk of Gloo's ring allreduce each element falls in, and so the order in which
+  /// its N addends are summed: with DDP's layout the sums are DDP's, bit for bit.
   void build_buckets(State& s) {
-    s.bucket_of.assign(s.params.size(), 0);
-    Bucket current;
-    std::int64_t bytes = 0;
-    auto close = [&] {
-      if (current.params.empty()) return;
-      std::int64_t numel = 0;
-      for (const auto i : current.params) numel += s.params[i].numel();
-      const auto& first = s.params[current.params.front()];
-      current.flat = torch::zeros({numel}, first.options().requires_grad(false));
-      current.pending = static_cast<std::int64_t>(current.params.size());
-      for (const auto i : current.params) s.bucket_of[i] = s.buckets.size();
-      s.buckets.push_back(std::move(current));
-      current = Bucket{};
-      bytes = 0;
+    struct Open {
+      std::vector<std::size_t> params;
+      std::int64_t bytes = 0;
+      std::int64_t cap = 0;
     };
-    for (std::size_t k = s.params.size(); k-- > 0;) {
+    std::map<std::pair<int, std::string>, Open> open;
+    std::vector<std::vector<std::size_t>> assigned;
+    for (std::size_t k = 0; k < s.params.size(); ++k) {
       const auto& p = s.params[k];
-      const auto size = p.numel() * static_cast<std::int64_t>(p.element_size());
-      if (!current.params.empty() && (bytes + size > bucket_cap_bytes_ ||
-                                      s.params[current.params.front()].scalar_type() != p.scalar_type() ||
-                                      s.params[current.params.front()].device() != p.device()))
-        close();
-      current.params.push_back(k);
-      bytes += size;
+      auto& bucket = open.try_emplace({static_cast<int>(p.scalar_type()), p.device().str()},
+                                      Open{{}, 0, first_bucket_cap_bytes_}).first->second;
+      bucket.params.push_back(k);
+      bucket.bytes += p.numel() * static_cast<std::int64_t>(p.element_size());
+      if (bucket.bytes >= bucket.cap) {
+        assigned.push_back(std::move(bucket.params));
+        bucket = Open{{}, 0, bucket_cap_bytes_};
+      }
     }
-    close();
+    for (auto& [kind, bucket] : open)
+      if (!bucket.params.empty()) assigned.push_back(std::move(bucket.params));
+    std::ranges::sort(assigned, {}, [](const auto& params) { return params.front(); });
+    std::ranges::reverse(assigned);
+
+    s.bucket_of.assign(s.params.size(), 0);
+    for (auto& params : assigned) {
+      Bucket bucket;
+      std::int64_t numel = 0;
+      for (const auto i : params) numel += s.params[i].numel();
+      bucket.flat = torch::zeros({numel}, s.params[params.front()].options().requires_grad(false));
+      bucket.pending = static_cast<std::int64_t>(params.size());
+      for (const auto i : params) s.bucket_of[i] = s.buckets.size();
+      bucket.params = std::move(params);
+      s.buckets.push_back(std::move(bucket));
+    }
     s.group = group_;
   }
-
   static void launch(State& s, std::size_t b) {
     auto& bucket = s.buckets[b];
     if (bucket.launched) return;
@@ -8425,6 +8010,7 @@ class DataParallel : public detail::JoinedProcesses {
   }
 
   std::int64_t bucket_cap_bytes_ = 25 * 1024 * 1024;
+  std::int64_t first_bucket_cap_bytes_ = 1024 * 1024;
   bool broadcast_buffers_ = true;
   std::shared_ptr<State> state_;
   std::vector<std::pair<decltype(torch::autograd::impl::grad_accumulator(std::declval<const torch::Tensor&>())), std::uintptr_t>> hooks_;

@@ -2,10 +2,11 @@
 // a small residual MLP on a fixed synthetic classification set, trained by trainpp::Trainer with the
 // AutoSharding slot (DataParallel, or ShardGradOp / FullShard as --fsdp says) or, with
 // --slot full_shard, the FullShard type itself; then evaluated, saved, and its per-process memory
-// reported. Run alone it is the single-process reference.
+// reported. Run alone it is the single-process reference. --save_initial_weights writes the model's
+// weights before training, for check_torch_ddp.py's torch run to start from.
 //
 //   ddp_worker --output_dir D [HF's training flags] [--rows N] [--fail_at_step S --fail_rank R]
-//              [--slot auto|full_shard]
+//              [--slot auto|full_shard] [--save_initial_weights FILE]
 
 #include <trainpp/trainpp.hpp>
 
@@ -23,6 +24,7 @@ struct WorkerArgs {
   std::int64_t fail_at_step = -1;  ///< this rank exits with status 3 at that step (fault tests)
   std::int64_t fail_rank = 1;
   std::string slot = "auto";
+  std::string save_initial_weights;  ///< empty: none written
   void finalize() {
     if (rows < 1) throw trainpp::error("--rows must be positive, got {}", rows);
     if (slot != "auto" && slot != "full_shard") throw trainpp::error("--slot must be auto or full_shard, got {}", slot);
@@ -35,6 +37,8 @@ void visit_fields(WorkerArgs& a, V&& v) {
   v(trainpp::FieldInfo{"fail_at_step", "Exit with status 3 at this step on --fail_rank.", "worker"}, a.fail_at_step);
   v(trainpp::FieldInfo{"fail_rank", "The rank that fails.", "worker"}, a.fail_rank);
   v(trainpp::FieldInfo{"slot", "The sharding slot: auto (AutoSharding) or full_shard (FullShard).", "worker"}, a.slot);
+  v(trainpp::FieldInfo{"save_initial_weights", "Write the weights before training to this safetensors file (rank 0).", "worker"},
+    a.save_initial_weights);
 }
 
 /// A residual block: the unit FullShard wraps (fsdp_transformer_layer_cls_to_wrap "Block", or
@@ -132,6 +136,8 @@ int run(const trainpp::TrainingArguments& args, const WorkerArgs& worker, Shardi
   const auto eval_copy = eval;                    // shares the tensors
   torch::manual_seed(0);
   MLP model;
+  if (!worker.save_initial_weights.empty() && trainpp::process_index() == 0)
+    trainpp::save_safetensors(worker.save_initial_weights, trainpp::state_dict(*model));
   std::int64_t trainable = 0;
   for (const auto& p : model->parameters()) trainable += p.numel();
   MemoryProbe memory;

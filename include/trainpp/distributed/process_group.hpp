@@ -1,7 +1,8 @@
 #pragma once
 // The processes of a job, joined: a rendezvous through c10d's TCPStore and a collective backend:
-// NCCL on CUDA devices (c10d's ProcessGroupNCCL); on CPUs c10d's Gloo where its headers are at hand,
-// else trainpp's TcpRing (tcp_ring.hpp: the pip wheel of LibTorch ships no Gloo headers).
+// NCCL on CUDA devices (c10d's ProcessGroupNCCL), c10d's Gloo (ProcessGroupGloo) on CPUs. Both are
+// LibTorch's own engines, the ones torch.distributed runs, so trainpp's collectives sum in the order
+// torch's DDP does.
 
 #include <trainpp/detail/config.hpp>
 #include <trainpp/distributed/launch_environment.hpp>
@@ -9,9 +10,10 @@
 #include <torch/csrc/distributed/c10d/Backend.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
-#include <trainpp/distributed/tcp_ring.hpp>
-#if defined(USE_C10D_GLOO) && __has_include(<gloo/algorithm.h>)
-#define TRAINPP_HAS_GLOO 1
+// Gloo: trainpp's CMake package defines USE_C10D_GLOO (as LibTorch's own build does) and finds Gloo's
+// headers, which the pip wheel lacks (Debian: libgloo-dev). A build by hand without them (a CUDA
+// machine that only needs NCCL) leaves it undefined and loses the gloo backend alone.
+#ifdef USE_C10D_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #endif
 // NCCL: LibTorch's CMake config does not say whether it was built with NCCL; a CUDA build defines
@@ -23,7 +25,6 @@
 
 #include <chrono>
 #include <cstdlib>
-#include <future>
 #include <memory>
 #include <string>
 #include <utility>
@@ -36,16 +37,13 @@ class CollectiveHandle {
  public:
   CollectiveHandle() = default;
   explicit CollectiveHandle(c10::intrusive_ptr<c10d::Work> work) : work_(std::move(work)) {}
-  explicit CollectiveHandle(std::shared_future<void> done) : done_(std::move(done)) {}
-  [[nodiscard]] bool valid() const { return static_cast<bool>(work_) || done_.valid(); }
+  [[nodiscard]] bool valid() const { return static_cast<bool>(work_); }
   void wait(std::chrono::milliseconds timeout) const {
     if (work_) work_->wait(timeout);
-    else if (done_.valid()) done_.get();
   }
 
  private:
   c10::intrusive_ptr<c10d::Work> work_;
-  std::shared_future<void> done_;
 };
 
 /// One process's handle on the job: its rank, the world size and the collectives data parallelism
@@ -80,7 +78,7 @@ class ProcessGroup {
     auto store = c10::make_intrusive<c10d::PrefixStore>("trainpp/" + backend, group.store_);
     try {
       if (backend == "gloo") {
-#ifdef TRAINPP_HAS_GLOO
+#ifdef USE_C10D_GLOO
         auto gloo = c10d::ProcessGroupGloo::Options::create(timeout);
         const char* interface = std::getenv("GLOO_SOCKET_IFNAME");
         gloo->devices.push_back(interface != nullptr && *interface != '\0'
@@ -88,7 +86,8 @@ class ProcessGroup {
                                     : c10d::ProcessGroupGloo::createDefaultDevice());
         group.backend_ = c10::make_intrusive<c10d::ProcessGroupGloo>(store, env.rank, env.world_size, gloo);
 #else
-        group.ring_ = std::make_shared<TcpRing>(store, env.rank, env.world_size, env.master_addr, timeout);
+        throw error("ddp_backend gloo: trainpp was compiled without Gloo (define USE_C10D_GLOO with Gloo's "
+                    "headers on the include path, as trainpp's CMake package does); use nccl");
 #endif
       } else if (backend == "nccl") {
 #ifdef TRAINPP_HAS_NCCL
@@ -114,14 +113,10 @@ class ProcessGroup {
   [[nodiscard]] int rank() const { return rank_; }
   [[nodiscard]] int size() const { return size_; }
   [[nodiscard]] const std::string& backend_name() const { return backend_name_; }
-  [[nodiscard]] bool valid() const { return static_cast<bool>(backend_) || static_cast<bool>(ring_); }
+  [[nodiscard]] bool valid() const { return static_cast<bool>(backend_); }
 
   /// Sums `tensors` across processes in place, asynchronously: wait on the result (see wait()).
   [[nodiscard]] CollectiveHandle all_reduce_sum_async(std::vector<torch::Tensor>& tensors) {
-    if (ring_) {
-      if (tensors.size() != 1) throw error("the TCP ring reduces one tensor at a time, got {}", tensors.size());
-      return CollectiveHandle(ring_->all_reduce_sum(tensors.front()));
-    }
     c10d::AllreduceOptions options;
     options.reduceOp = c10d::ReduceOp::SUM;  // Gloo has no AVG: callers divide
     return CollectiveHandle(guarded("allreduce", [&] { return backend_->allreduce(tensors, options); }));
@@ -135,10 +130,6 @@ class ProcessGroup {
   /// Copies rank `root`'s `tensors` into everyone's, in place.
   void broadcast(std::vector<torch::Tensor>& tensors, int root = 0) {
     if (tensors.empty()) return;
-    if (ring_) {
-      for (auto& t : tensors) wait(CollectiveHandle(ring_->broadcast(t, root)), "broadcast");
-      return;
-    }
     c10d::BroadcastOptions options;
     options.rootRank = root;
     wait(CollectiveHandle(guarded("broadcast", [&] { return backend_->broadcast(tensors, options); })), "broadcast");
@@ -147,10 +138,6 @@ class ProcessGroup {
   [[nodiscard]] std::vector<torch::Tensor> all_gather(const torch::Tensor& tensor) {
     std::vector<std::vector<torch::Tensor>> outputs(1);
     for (int r = 0; r < size_; ++r) outputs[0].push_back(torch::empty_like(tensor));
-    if (ring_) {
-      wait(CollectiveHandle(ring_->all_gather(outputs[0], tensor.contiguous())), "allgather");
-      return outputs[0];
-    }
     std::vector<torch::Tensor> inputs{tensor.contiguous()};
     wait(CollectiveHandle(guarded("allgather", [&] { return backend_->allgather(outputs, inputs); })), "allgather");
     return outputs[0];
@@ -160,14 +147,6 @@ class ProcessGroup {
   [[nodiscard]] CollectiveHandle reduce_scatter_sum_async(torch::Tensor output, torch::Tensor input) {
     if (input.numel() != output.numel() * size_)
       throw error("reduce-scatter: {} elements do not split into {} parts of {}", input.numel(), size_, output.numel());
-    if (ring_) return CollectiveHandle(ring_->reduce_scatter_sum(output, input));
-    if (backend_name_ == "gloo") {
-      // Gloo lacks a reduce-scatter of one flat tensor: an allreduce of a copy, then this rank's part.
-      std::vector<torch::Tensor> whole{input.clone()};
-      all_reduce_sum(whole);
-      output.view(-1).copy_(whole[0].view(-1).narrow(0, rank_ * output.numel(), output.numel()));
-      return CollectiveHandle();
-    }
     c10d::ReduceScatterOptions options;
     options.reduceOp = c10d::ReduceOp::SUM;
     auto out = output.view(-1), in = input.view(-1);
@@ -179,16 +158,6 @@ class ProcessGroup {
     if (output.numel() != input.numel() * size_)
       throw error("all-gather: {} elements are not {} parts of {}", output.numel(), size_, input.numel());
     auto flat = output.view(-1);
-    if (ring_) {
-      std::vector<torch::Tensor> parts;
-      for (int r = 0; r < size_; ++r) parts.push_back(flat.narrow(0, r * input.numel(), input.numel()));
-      return CollectiveHandle(ring_->all_gather(std::move(parts), input.view(-1)));
-    }
-    if (backend_name_ == "gloo") {
-      const auto gathered = all_gather(input.view(-1));
-      for (int r = 0; r < size_; ++r) flat.narrow(0, r * input.numel(), input.numel()).copy_(gathered[static_cast<std::size_t>(r)]);
-      return CollectiveHandle();
-    }
     auto in = input.view(-1);
     return CollectiveHandle(guarded("allgather", [&] { return backend_->_allgather_base(flat, in); }));
   }
@@ -226,8 +195,7 @@ class ProcessGroup {
   std::chrono::milliseconds timeout_{0};
   std::string backend_name_;
   c10::intrusive_ptr<c10d::Store> store_;
-  c10::intrusive_ptr<c10d::Backend> backend_;  ///< NCCL, or Gloo where its headers exist
-  std::shared_ptr<TcpRing> ring_;               ///< the CPU backend otherwise
+  c10::intrusive_ptr<c10d::Backend> backend_;  ///< ProcessGroupNCCL or ProcessGroupGloo
 };
 
 }  // namespace trainpp

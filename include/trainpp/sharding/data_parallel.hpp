@@ -28,10 +28,10 @@ namespace trainpp {
 /// - at prepare(): the model moves to this process's device, and rank 0's parameters and buffers are
 ///   broadcast, so every process starts from the same weights;
 /// - gradients are summed across processes and divided by their number: parameters are grouped in
-///   buckets of ddp_bucket_cap_mb (25 MiB) in reverse registration order, roughly the order backward
-///   produces their gradients, and each bucket's allreduce starts from a hook on the parameters'
-///   gradient accumulators as soon as its last gradient is ready, overlapping the rest of backward.
-///   Buckets start in the same order on every process, as the collectives require;
+///   buckets laid out as DDP lays them out (see build_buckets), reduced last layers first, roughly the
+///   order backward produces their gradients, and each bucket's allreduce starts from a hook on the
+///   parameters' gradient accumulators as soon as its last gradient is ready, overlapping the rest of
+///   backward. Buckets start in the same order on every process, as the collectives require;
 /// - no communication on the micro-batches of an accumulation window before the last (DDP's no_sync):
 ///   the loop says which one is last through set_gradient_sync;
 /// - with ddp_broadcast_buffers (default), rank 0's buffers (batch-norm statistics) are broadcast
@@ -51,6 +51,8 @@ class DataParallel : public detail::JoinedProcesses {
   /// Reads ddp_backend, ddp_timeout, ddp_bucket_cap_mb, ddp_broadcast_buffers and joins the job.
   void configure(const TrainingArguments& args, torch::Device device) {
     bucket_cap_bytes_ = args.ddp_bucket_cap_mb.value_or(25) * 1024 * 1024;
+    // DDP's first bucket is 1 MiB unless the cap was given (BucketCapacityConfig).
+    first_bucket_cap_bytes_ = args.ddp_bucket_cap_mb ? bucket_cap_bytes_ : std::int64_t{1024 * 1024};
     broadcast_buffers_ = args.ddp_broadcast_buffers.value_or(true);
     join(args, device);
   }
@@ -134,36 +136,49 @@ class DataParallel : public detail::JoinedProcesses {
     std::shared_ptr<ProcessGroup> group;
   };
 
+  /// DDP's bucket assignment (with find_unused_parameters, as HF asks for a plain module, and so never
+  /// rebuilt): parameters in registration order fill one open bucket per (dtype, device), which
+  /// closes once it holds at least its cap (the first of each kind first_bucket_cap_bytes_, later ones
+  /// bucket_cap_bytes_); buckets are ordered by their first parameter, then reversed. The layout
+  /// decides which chunk of Gloo's ring allreduce each element falls in, and so the order in which
+  /// its N addends are summed: with DDP's layout the sums are DDP's, bit for bit.
   void build_buckets(State& s) {
-    s.bucket_of.assign(s.params.size(), 0);
-    Bucket current;
-    std::int64_t bytes = 0;
-    auto close = [&] {
-      if (current.params.empty()) return;
-      std::int64_t numel = 0;
-      for (const auto i : current.params) numel += s.params[i].numel();
-      const auto& first = s.params[current.params.front()];
-      current.flat = torch::zeros({numel}, first.options().requires_grad(false));
-      current.pending = static_cast<std::int64_t>(current.params.size());
-      for (const auto i : current.params) s.bucket_of[i] = s.buckets.size();
-      s.buckets.push_back(std::move(current));
-      current = Bucket{};
-      bytes = 0;
+    struct Open {
+      std::vector<std::size_t> params;
+      std::int64_t bytes = 0;
+      std::int64_t cap = 0;
     };
-    for (std::size_t k = s.params.size(); k-- > 0;) {
+    std::map<std::pair<int, std::string>, Open> open;
+    std::vector<std::vector<std::size_t>> assigned;
+    for (std::size_t k = 0; k < s.params.size(); ++k) {
       const auto& p = s.params[k];
-      const auto size = p.numel() * static_cast<std::int64_t>(p.element_size());
-      if (!current.params.empty() && (bytes + size > bucket_cap_bytes_ ||
-                                      s.params[current.params.front()].scalar_type() != p.scalar_type() ||
-                                      s.params[current.params.front()].device() != p.device()))
-        close();
-      current.params.push_back(k);
-      bytes += size;
+      auto& bucket = open.try_emplace({static_cast<int>(p.scalar_type()), p.device().str()},
+                                      Open{{}, 0, first_bucket_cap_bytes_}).first->second;
+      bucket.params.push_back(k);
+      bucket.bytes += p.numel() * static_cast<std::int64_t>(p.element_size());
+      if (bucket.bytes >= bucket.cap) {
+        assigned.push_back(std::move(bucket.params));
+        bucket = Open{{}, 0, bucket_cap_bytes_};
+      }
     }
-    close();
+    for (auto& [kind, bucket] : open)
+      if (!bucket.params.empty()) assigned.push_back(std::move(bucket.params));
+    std::ranges::sort(assigned, {}, [](const auto& params) { return params.front(); });
+    std::ranges::reverse(assigned);
+
+    s.bucket_of.assign(s.params.size(), 0);
+    for (auto& params : assigned) {
+      Bucket bucket;
+      std::int64_t numel = 0;
+      for (const auto i : params) numel += s.params[i].numel();
+      bucket.flat = torch::zeros({numel}, s.params[params.front()].options().requires_grad(false));
+      bucket.pending = static_cast<std::int64_t>(params.size());
+      for (const auto i : params) s.bucket_of[i] = s.buckets.size();
+      bucket.params = std::move(params);
+      s.buckets.push_back(std::move(bucket));
+    }
     s.group = group_;
   }
-
   static void launch(State& s, std::size_t b) {
     auto& bucket = s.buckets[b];
     if (bucket.launched) return;
@@ -210,6 +225,7 @@ class DataParallel : public detail::JoinedProcesses {
   }
 
   std::int64_t bucket_cap_bytes_ = 25 * 1024 * 1024;
+  std::int64_t first_bucket_cap_bytes_ = 1024 * 1024;
   bool broadcast_buffers_ = true;
   std::shared_ptr<State> state_;
   std::vector<std::pair<decltype(torch::autograd::impl::grad_accumulator(std::declval<const torch::Tensor&>())), std::uintptr_t>> hooks_;
