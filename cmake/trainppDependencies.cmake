@@ -1,9 +1,11 @@
 # trainpp's dependencies, found the same way in trainpp's own build and by the installed package config.
 #
 #   trainpp_find_dependencies()
-#       Finds LibTorch, fmt, Boost (Hana), nlohmann_json, ZLIB, Threads and Gloo's headers in the
-#       calling directory scope. Sets TRAINPP_TORCH_LIBRARIES, TRAINPP_FMT_INCLUDE_DIR,
-#       TRAINPP_FMT_VERSION and TRAINPP_GLOO_INCLUDE_DIR there.
+#       Finds LibTorch, fmt, Boost (Hana), nlohmann_json, Threads, Gloo's headers, ZLIB (optional:
+#       trainpp::datasets, the data sets that read gzip, needs it) and, when
+#       LibTorch is a CUDA build, NCCL's header, in the calling directory scope. Sets
+#       TRAINPP_TORCH_LIBRARIES, TRAINPP_FMT_INCLUDE_DIR, TRAINPP_FMT_VERSION,
+#       TRAINPP_GLOO_INCLUDE_DIR and TRAINPP_NCCL_INCLUDE_DIR there.
 #   trainpp_attach_dependencies(<target> <shim-parent-dir>)
 #       Gives an INTERFACE target (trainpp's own, or the imported trainpp::trainpp) the usage
 #       requirements of those dependencies, and creates the fmt shim under <shim-parent-dir>.
@@ -122,7 +124,8 @@ macro(trainpp_find_dependencies)
 
   find_package(Boost 1.70 REQUIRED CONFIG)  # header-only use: Hana
   find_package(nlohmann_json 3 REQUIRED)
-  find_package(ZLIB REQUIRED)                # gzip-compressed data sets (Fashion-MNIST)
+  # gzip-compressed data sets (Fashion-MNIST): only the target trainpp::datasets links it.
+  find_package(ZLIB QUIET)
   find_package(Threads REQUIRED)
 
   # c10d's Gloo backend (ProcessGroupGloo, trainpp's collectives on CPUs) is compiled into
@@ -136,6 +139,43 @@ macro(trainpp_find_dependencies)
       "and could not find them; LibTorch's pip wheel does not ship them.\n"
       "On Debian or Ubuntu: apt-get install libgloo-dev (tools/run does).\n"
       "Elsewhere: -DTRAINPP_GLOO_INCLUDE_DIR=<the directory that holds gloo/algorithm.h>.")
+  endif()
+
+  _trainpp_find_nccl()
+endmacro()
+
+# c10d's NCCL backend (ProcessGroupNCCL, collectives between CUDA devices) is compiled into a CUDA
+# build's libtorch_cuda, but LibTorch's CMake config neither says whether it was built with NCCL nor
+# ships nccl.h. A CUDA build of LibTorch is recognised by its libc10_cuda; nccl.h comes from the CUDA
+# toolkit or from the nvidia-nccl wheel that a CUDA torch wheel depends on (site-packages/nvidia/...).
+# Sets TRAINPP_NCCL_INCLUDE_DIR (empty on CPU builds of LibTorch).
+macro(_trainpp_find_nccl)
+  set(TRAINPP_TORCH_IS_CUDA OFF)
+  if(TORCH_INSTALL_PREFIX AND (EXISTS "${TORCH_INSTALL_PREFIX}/lib/libc10_cuda.so"
+                               OR EXISTS "${TORCH_INSTALL_PREFIX}/lib/c10_cuda.lib"))
+    set(TRAINPP_TORCH_IS_CUDA ON)
+  endif()
+  if(TRAINPP_TORCH_IS_CUDA)
+    set(_trainpp_nccl_hints "")
+    if(CUDAToolkit_INCLUDE_DIRS)
+      list(APPEND _trainpp_nccl_hints ${CUDAToolkit_INCLUDE_DIRS})
+    endif()
+    # The pip wheels: nvidia/nccl/include (CUDA 12) or nvidia/cu13/include (CUDA 13), beside torch.
+    file(GLOB _trainpp_nccl_wheel_dirs LIST_DIRECTORIES true "${TORCH_INSTALL_PREFIX}/../nvidia/*/include")
+    list(APPEND _trainpp_nccl_hints ${_trainpp_nccl_wheel_dirs})
+    find_path(TRAINPP_NCCL_INCLUDE_DIR nccl.h HINTS ${_trainpp_nccl_hints}
+              DOC "The directory holding nccl.h, for c10d's NCCL backend on CUDA builds of LibTorch")
+    if(NOT TRAINPP_NCCL_INCLUDE_DIR)
+      message(FATAL_ERROR
+        "trainpp: LibTorch is a CUDA build (${TORCH_INSTALL_PREFIX}), so trainpp compiles c10d's NCCL "
+        "backend for data parallelism between GPUs, and that needs nccl.h, which was not found "
+        "(looked in: ${_trainpp_nccl_hints} and the system include directories).\n"
+        "Install it with the CUDA toolkit's NCCL (libnccl-dev) or `pip install nvidia-nccl-cu12` "
+        "(or -cu13, matching torch), or pass -DTRAINPP_NCCL_INCLUDE_DIR=<the directory that holds nccl.h>.")
+    endif()
+    message(STATUS "trainpp: CUDA LibTorch, c10d's NCCL backend with ${TRAINPP_NCCL_INCLUDE_DIR}/nccl.h")
+  else()
+    set(TRAINPP_NCCL_INCLUDE_DIR "")
   endif()
 endmacro()
 
@@ -155,12 +195,24 @@ function(trainpp_attach_dependencies target shim_parent)
   endif()
 
   set(libraries
-      ${TRAINPP_TORCH_LIBRARIES} fmt::fmt Boost::headers nlohmann_json::nlohmann_json ZLIB::ZLIB
-      Threads::Threads)
+      ${TRAINPP_TORCH_LIBRARIES} fmt::fmt Boost::headers nlohmann_json::nlohmann_json Threads::Threads)
+  if(CMAKE_SYSTEM_NAME STREQUAL "Linux")
+    # Some LibTorch builds export copies of libstdc++ functions (std::filesystem among them). With a
+    # linker that drops unneeded libraries (Ubuntu's default --as-needed), the program then names no
+    # libstdc++ of its own, its std::filesystem calls bind to LibTorch's copies, and on CUDA wheels
+    # (seen with torch 2.11+cu130) those jump to a null address. Naming libstdc++ first, kept even
+    # where it seems unneeded, binds the standard library's symbols to the standard library.
+    list(PREPEND libraries "-Wl,--push-state,--no-as-needed" "-lstdc++" "-Wl,--pop-state")
+  endif()
   # USE_C10D_GLOO (and USE_DISTRIBUTED, which c10d's headers assume with it) unlock
   # ProcessGroupGloo.hpp, as they do in LibTorch's own build.
   set(definitions "TRAINPP_FMT_VERSION=${TRAINPP_FMT_VERSION}" USE_DISTRIBUTED USE_C10D_GLOO)
-  set(gloo_include "${TRAINPP_GLOO_INCLUDE_DIR}")
+  set(collective_includes "${TRAINPP_GLOO_INCLUDE_DIR}")
+  if(TRAINPP_NCCL_INCLUDE_DIR)
+    # USE_C10D_NCCL unlocks ProcessGroupNCCL.hpp, as in LibTorch's own CUDA build.
+    list(APPEND definitions USE_C10D_NCCL)
+    list(APPEND collective_includes "${TRAINPP_NCCL_INCLUDE_DIR}")
+  endif()
   get_target_property(imported ${target} IMPORTED)
   if(NOT imported)
     # trainpp's own target: the installed package re-finds the dependencies on the consumer's machine
@@ -168,14 +220,15 @@ function(trainpp_attach_dependencies target shim_parent)
     list(TRANSFORM libraries PREPEND "$<BUILD_INTERFACE:")
     list(TRANSFORM libraries APPEND ">")
     set(shim "$<BUILD_INTERFACE:${shim}>")
-    set(gloo_include "$<BUILD_INTERFACE:${gloo_include}>")
+    list(TRANSFORM collective_includes PREPEND "$<BUILD_INTERFACE:")
+    list(TRANSFORM collective_includes APPEND ">")
     list(TRANSFORM definitions PREPEND "$<BUILD_INTERFACE:")
     list(TRANSFORM definitions APPEND ">")
   endif()
   target_include_directories(${target} SYSTEM BEFORE INTERFACE "${shim}")
-  # After LibTorch's directories: Gloo's headers are the only ones wanted from there (usually
-  # /usr/include, which CMake leaves to the compiler's own search order).
-  target_include_directories(${target} SYSTEM INTERFACE "${gloo_include}")
+  # After LibTorch's directories: Gloo's and NCCL's headers are the only ones wanted from there
+  # (usually /usr/include, which CMake leaves to the compiler's own search order).
+  target_include_directories(${target} SYSTEM INTERFACE ${collective_includes})
   target_compile_definitions(${target} INTERFACE ${definitions})
   target_link_libraries(${target} INTERFACE ${libraries})
 endfunction()

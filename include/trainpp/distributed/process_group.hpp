@@ -16,8 +16,9 @@
 #ifdef USE_C10D_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #endif
-// NCCL: LibTorch's CMake config does not say whether it was built with NCCL; a CUDA build defines
-// USE_C10D_NCCL itself (bench/gpu and tools/gpu_check.sh do), with nccl.h on the include path.
+// NCCL: LibTorch's CMake config does not say whether it was built with NCCL; trainpp's CMake package
+// defines USE_C10D_NCCL and puts nccl.h on the include path when LibTorch is a CUDA build
+// (cmake/trainppDependencies.cmake). A build by hand defines both itself.
 #if defined(USE_C10D_NCCL) && __has_include(<nccl.h>)
 #define TRAINPP_HAS_NCCL 1
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
