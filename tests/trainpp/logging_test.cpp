@@ -237,6 +237,7 @@ TEST_CASE("the Trainer sets the level from log_level and reports through the log
     auto a = tiny_args();
     a.log_level = LogLevel::debug;
     a.log_level_replica = LogLevel::critical;
+    a.use_cpu = true;  // local rank 1 would ask for a second GPU on a machine with one
     // The default sharding slot would join the other 7 processes of this pretended launch: a slot that
     // joins nothing keeps the test to the logger.
     struct JoinsNothing : trainpp::SingleDevice {

@@ -144,7 +144,8 @@ nlohmann::json history_without_timing(nlohmann::json history) {
 
 std::vector<torch::Tensor> weights_of(Net& net) {
   std::vector<torch::Tensor> out;
-  for (const auto& p : net->parameters()) out.push_back(p.detach().clone());
+  // On the CPU: the Trainer's model sits on a GPU when there is one, a fresh Net on the CPU.
+  for (const auto& p : net->parameters()) out.push_back(p.detach().to(torch::kCPU, /*non_blocking=*/false, /*copy=*/true));
   return out;
 }
 bool same_weights(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {

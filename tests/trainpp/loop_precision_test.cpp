@@ -265,7 +265,8 @@ TEST_CASE("precision flags that contradict the slot, or the device, are errors t
   CHECK(message([&] { trainpp::Trainer t(Net{}, args); }).find("At most one of fp16 and bf16") != std::string::npos);
   args.bf16 = args.fp16 = false;
   args.tf32 = true;
-  CHECK(message([&] { trainpp::Trainer t(Net{}, args); }).find("--tf32 requires a CUDA GPU") != std::string::npos);
+  if (!torch::cuda::is_available())  // on a GPU machine --tf32 is simply honoured
+    CHECK(message([&] { trainpp::Trainer t(Net{}, args); }).find("--tf32 requires a CUDA GPU") != std::string::npos);
   args.tf32 = false;  // turning it off where it does not exist is fine
   CHECK(message([&] { trainpp::Trainer t(Net{}, args); }) == "<no error>");
 }

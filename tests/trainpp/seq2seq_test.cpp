@@ -39,11 +39,12 @@ struct CopyModelImpl : torch::nn::Module {
     const auto past = layer.self_k.defined() ? layer.self_k.size(1) : 0;
     layer.self_k = layer.self_k.defined() ? torch::cat({layer.self_k, decoder_input_ids}, 1) : decoder_input_ids.clone();
     const auto n = decoder_input_ids.size(0);
-    const auto end = torch::one_hot(torch::full({n}, eos, torch::kInt64), vocab).to(torch::kFloat64);
+    // On the inputs' device: the Trainer places the model and batches on a GPU when there is one.
+    const auto end = torch::one_hot(torch::full({n}, eos, decoder_input_ids.options()), vocab).to(torch::kFloat64);
     std::vector<torch::Tensor> steps;
     for (std::int64_t t = 0; t < decoder_input_ids.size(1); ++t) {
       const auto p = past + t;
-      auto target = p < encoder_states.size(1) ? encoder_states.select(1, p) : torch::zeros({n, vocab}, torch::kFloat64);
+      auto target = p < encoder_states.size(1) ? encoder_states.select(1, p) : torch::zeros({n, vocab}, encoder_states.options());
       target = target + end * target.sum(-1, /*keepdim=*/true).eq(0).to(torch::kFloat64);
       steps.push_back(target * scale);
     }
