@@ -116,13 +116,13 @@ bool Trainer<Model, P>::load_training_state(const std::filesystem::path& checkpo
                 checkpoint.string());
   }
 
-  // This process's state first: a checkpoint of another number of processes is refused before any
+  // This process's state first: a checkpoint of another number of processes is checked before any
   // optimizer piece is read (a sharded optimizer's pieces would not fit).
-  if (!std::filesystem::exists(process_file))
-    throw error("{} lacks {}: it was saved by a run with a different number of processes than this one ({})",
-                checkpoint.string(), process_file.filename().string(), sharding_.world_size());
-  const ProcessState process = load_process_state(process_file);
-  if (process.world_size != sharding_.world_size() || process.rank != sharding_.rank())
+  const ProcessState process = std::filesystem::exists(process_file)
+                                   ? load_process_state(process_file)
+                                   : process_state_of_other_world_size(checkpoint, optimizer_path);
+  if (std::filesystem::exists(process_file) &&
+      (process.world_size != sharding_.world_size() || process.rank != sharding_.rank()))
     throw error("{} is rank {} of {} processes; this process is rank {} of {}", process_file.string(), process.rank,
                 process.world_size, sharding_.rank(), sharding_.world_size());
 
@@ -190,7 +190,7 @@ bool Trainer<Model, P>::load_training_state(const std::filesystem::path& checkpo
     }
   }
 
-  restore_rng_state(process, process_file.string());
+  if (process.cpu_rng.defined()) restore_rng_state(process, process_file.string());
   tr_loss.copy_(process.tr_loss);
   total_loss_scalar_ = process.total_loss_scalar;
   globalstep_last_logged_ = process.globalstep_last_logged;
@@ -199,6 +199,56 @@ bool Trainer<Model, P>::load_training_state(const std::filesystem::path& checkpo
     throw error("{}: its loop counters (last logged step {}, scheduler steps {}) are past the checkpoint's global "
                 "step {}", process_file.string(), globalstep_last_logged_, scheduler_steps_, state_.global_step);
   return true;
+}
+
+/// A data-parallel checkpoint resumed by another number of processes (HF allows it, with a warning
+/// about random states): every process holds the whole model and optimizer, so those resume exactly.
+/// Process r takes the random generators of the saved process r (none when the checkpoint had fewer),
+/// and every process the mean of the saved loss sums, so the next logged loss, a mean over processes,
+/// is the one an uninterrupted run logs. A sharded optimizer (one file per process) is refused: its
+/// pieces are laid out for the saved number of processes.
+template <class Model, class P>
+ProcessState Trainer<Model, P>::process_state_of_other_world_size(const std::filesystem::path& checkpoint,
+                                                                  const std::filesystem::path& optimizer_path) {
+  const int world = sharding_.world_size(), rank = sharding_.rank();
+  const auto own_name = process_state_name(rank, world);
+  std::int64_t saved_world = 0;
+  if (std::filesystem::exists(checkpoint / process_state_name(0, 1))) {
+    saved_world = 1;
+  } else {
+    while (std::filesystem::exists(checkpoint / process_state_name(saved_world, 2))) ++saved_world;
+  }
+  if (saved_world == 0 || saved_world == world || optimizer_path.filename() != optimizer_state_name ||
+      !std::filesystem::exists(optimizer_path))
+    throw error("{} lacks {}: it was saved by a run with a different number of processes than this one ({}), and "
+                "its optimizer is sharded per process (or missing), so it cannot be resumed by {} processes",
+                checkpoint.string(), own_name, world, world);
+  std::vector<ProcessState> saved;
+  for (std::int64_t r = 0; r < saved_world; ++r) {
+    const auto path = checkpoint / process_state_name(r, saved_world);
+    saved.push_back(load_process_state(path));
+    if (saved.back().world_size != saved_world || saved.back().rank != r)
+      throw error("{} is rank {} of {} processes, but the checkpoint holds the states of {} processes", path.string(),
+                  saved.back().rank, saved.back().world_size, saved_world);
+  }
+  ProcessState merged;
+  if (rank < saved_world) {
+    merged.cpu_rng = saved[static_cast<std::size_t>(rank)].cpu_rng;
+    merged.cuda_rng = saved[static_cast<std::size_t>(rank)].cuda_rng;
+  }
+  auto sum = torch::zeros({}, torch::kFloat32);
+  for (const auto& s : saved) sum += s.tr_loss.to(torch::kCPU, torch::kFloat32);
+  merged.tr_loss = sum / static_cast<double>(saved_world);
+  merged.total_loss_scalar = saved[0].total_loss_scalar;
+  merged.globalstep_last_logged = saved[0].globalstep_last_logged;
+  merged.scheduler_steps = saved[0].scheduler_steps;
+  merged.rank = rank;
+  merged.world_size = world;
+  if (state_.is_world_process_zero)
+    warn("{} was saved by {} process(es) and is resumed by {}: the model, optimizer and schedule continue exactly, "
+         "but the random generators{} and the batches each process draws may differ from an uninterrupted run's",
+         checkpoint.string(), saved_world, world, world > saved_world ? " (fresh on the added processes)" : "");
+  return merged;
 }
 
 /// Moves the loader past the batches a resumed epoch already trained on: in O(1) when the loader can

@@ -588,6 +588,8 @@ class Trainer {
   void prepare_output_dir(bool resuming);
   TrainerState resumed_state(const std::filesystem::path& checkpoint);
   bool load_training_state(const std::filesystem::path& checkpoint, torch::Tensor& tr_loss);
+  ProcessState process_state_of_other_world_size(const std::filesystem::path& checkpoint,
+                                                 const std::filesystem::path& optimizer_path);
   template <class L>
   void skip_batches(L& loader, std::int64_t count);
   void save_checkpoint(const torch::Tensor& tr_loss);
