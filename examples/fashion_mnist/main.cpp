@@ -5,6 +5,7 @@
 //   fashion_mnist --output_dir out --save_strategy steps --save_steps 500      # checkpoints
 //   fashion_mnist --output_dir out --save_strategy steps --resume_from_checkpoint true
 
+#include <trainpp/data/fashion_mnist.hpp>  // not in trainpp.hpp: it needs zlib (CMake: trainpp::datasets)
 #include <trainpp/trainpp.hpp>
 
 namespace F = torch::nn::functional;

@@ -1,6 +1,9 @@
 #pragma once
 // trainpp: a header-only C++20 training framework on LibTorch whose Trainer does what Hugging Face's
 // Trainer does, composed at compile time from policies. Include this one header.
+//
+// Not included here, for what they add to every program's link: <trainpp/data/fashion_mnist.hpp>
+// (the Fashion-MNIST idx files, gzipped: zlib; CMake target trainpp::datasets).
 
 #include <trainpp/detail/config.hpp>
 
@@ -16,7 +19,6 @@
 #include <trainpp/data/collate.hpp>
 #include <trainpp/data/data_loader.hpp>
 #include <trainpp/data/dataset.hpp>
-#include <trainpp/data/fashion_mnist.hpp>
 #include <trainpp/data/sampler.hpp>
 #include <trainpp/data/shard.hpp>
 #include <trainpp/data/tensor_dataset.hpp>

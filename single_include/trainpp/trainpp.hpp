@@ -6,6 +6,9 @@
 // ---- trainpp/trainpp.hpp ----
 // trainpp: a header-only C++20 training framework on LibTorch whose Trainer does what Hugging Face's
 // Trainer does, composed at compile time from policies. Include this one header.
+//
+// Not included here, for what they add to every program's link: <trainpp/data/fashion_mnist.hpp>
+// (the Fashion-MNIST idx files, gzipped: zlib; CMake target trainpp::datasets).
 
 
 // ---- trainpp/detail/config.hpp ----
@@ -2100,8 +2103,9 @@ inline void apply_tf32(const TrainingArguments& args, torch::Device device) {
 #ifdef USE_C10D_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #endif
-// NCCL: LibTorch's CMake config does not say whether it was built with NCCL; a CUDA build defines
-// USE_C10D_NCCL itself (bench/gpu and tools/gpu_check.sh do), with nccl.h on the include path.
+// NCCL: LibTorch's CMake config does not say whether it was built with NCCL; trainpp's CMake package
+// defines USE_C10D_NCCL and puts nccl.h on the include path when LibTorch is a CUDA build
+// (cmake/trainppDependencies.cmake). A build by hand defines both itself.
 #if defined(USE_C10D_NCCL) && __has_include(<nccl.h>)
 #define TRAINPP_HAS_NCCL 1
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
@@ -3200,11 +3204,6 @@ struct DefaultDataLoader {
 
 }  // namespace trainpp
 
-// ---- trainpp/data/fashion_mnist.hpp ----
-// FashionMnist: the Fashion-MNIST idx files (Debian's dataset-fashion-mnist) as a Dataset.
-// Needs zlib (link with -lz / ZLIB::ZLIB).
-
-
 // ---- trainpp/data/tensor_dataset.hpp ----
 // TensorDataset: a dataset over whole tensors whose first dimension indexes the examples.
 
@@ -3284,179 +3283,6 @@ class TensorDataset {
  private:
   Batch tensors_;
   std::int64_t size_ = 0;
-};
-
-}  // namespace trainpp
-
-#include <zlib.h>
-
-#include <array>
-#include <cstddef>
-#include <cstdint>
-#include <filesystem>
-#include <limits>
-#include <memory>
-#include <string>
-#include <string_view>
-#include <utility>
-#include <vector>
-
-namespace trainpp {
-
-namespace detail {
-
-/// One idx file (the MNIST family's format): a big-endian header — magic 0x00000800 | type << 8 | ndims,
-/// then ndims uint32 sizes — followed by exactly prod(sizes) unsigned bytes. Gzipped or plain (zlib reads
-/// a plain file unchanged).
-struct IdxFile {
-  std::vector<std::int64_t> dims;
-  torch::Tensor data;  ///< uint8, shape `dims`
-};
-
-/// Reads and validates an unsigned-byte idx file with `ndims` dimensions. Throws trainpp::Error naming
-/// `path` and the problem: unreadable, bad gzip data, wrong magic, truncated, or trailing bytes.
-[[nodiscard]] inline IdxFile read_idx_ubyte(const std::filesystem::path& path, int ndims) {
-  const std::string name = path.string();
-  std::error_code ec;
-  const auto file_size = std::filesystem::file_size(path, ec);
-  if (ec) throw error("cannot read {}: {}", name, ec.message());
-
-  const std::unique_ptr<gzFile_s, int (*)(gzFile)> file(gzopen(name.c_str(), "rb"), &gzclose);
-  if (!file) throw error("cannot open {}", name);
-  gzbuffer(file.get(), 1 << 17);
-
-  // Reads up to `size` bytes; returns how many. Stops on gzip errors with a message saying so.
-  auto read = [&](void* out, std::size_t size) -> std::size_t {
-    std::size_t done = 0;
-    while (done < size) {
-      const auto chunk = static_cast<unsigned>(std::min<std::size_t>(size - done, 1u << 30));
-      const int got = gzread(file.get(), static_cast<char*>(out) + done, chunk);
-      int status = Z_OK;
-      std::string_view message = gzerror(file.get(), &status);
-      if (got < 0 || (status != Z_OK && status != Z_STREAM_END)) {
-        // zlib prefixes its message with the path, which ours already names.
-        if (message.starts_with(name + ": ")) message.remove_prefix(name.size() + 2);
-        throw error("{} is not a valid gzip file: {}", name,
-                    status == Z_BUF_ERROR ? "the compressed stream is cut short" : message);
-      }
-      if (got == 0) break;
-      done += static_cast<std::size_t>(got);
-    }
-    return done;
-  };
-
-  std::array<unsigned char, 4> word{};
-  auto be32 = [&] { return (std::uint32_t{word[0]} << 24) | (std::uint32_t{word[1]} << 16) |
-                           (std::uint32_t{word[2]} << 8) | std::uint32_t{word[3]}; };
-  const std::uint32_t expected_magic = 0x0800u | static_cast<std::uint32_t>(ndims);
-  if (read(word.data(), 4) != 4) throw error("{} is too short to be an idx file", name);
-  if (name.ends_with(".gz") && gzdirect(file.get()))
-    throw error("{} is named .gz but is not gzip-compressed", name);
-  if (be32() != expected_magic)
-    throw error("{} has magic number {} but an idx file of unsigned bytes with {} dimension(s) has {}", name,
-                be32(), ndims, expected_magic);
-
-  IdxFile idx;
-  // Deflate expands at most ~1032:1, so no valid file holds more than this: a header promising more is
-  // corrupt, and is reported before anything that size is allocated.
-  const auto capacity = static_cast<double>(file_size) * (gzdirect(file.get()) ? 1.0 : 1100.0);
-  double payload = 1;
-  for (int d = 0; d < ndims; ++d) {
-    if (read(word.data(), 4) != 4) throw error("{} is truncated inside its header", name);
-    if (be32() == 0 && d > 0) throw error("{}: dimension {} is 0", name, d);
-    idx.dims.push_back(be32());
-    payload *= be32();
-  }
-  if (payload > capacity)
-    throw error("{}: its header declares sizes [{}] ({} bytes of data), more than the file can hold; it is "
-                "truncated or corrupt", name, fmt::join(idx.dims, ", "), payload);
-
-  idx.data = torch::empty(idx.dims, torch::kUInt8);
-  const auto bytes = static_cast<std::size_t>(idx.data.numel());
-  if (const auto got = read(idx.data.data_ptr<std::uint8_t>(), bytes); got != bytes)
-    throw error("{} is truncated: its header declares sizes [{}] ({} bytes of data) but only {} bytes follow",
-                name, fmt::join(idx.dims, ", "), bytes, got);
-  // Reading past the end also makes zlib verify the gzip trailer (CRC and length).
-  unsigned char extra = 0;
-  if (read(&extra, 1) != 0)
-    throw error("{} has bytes after the {} bytes of data its header [{}] declares", name, bytes,
-                fmt::join(idx.dims, ", "));
-  return idx;
-}
-
-}  // namespace detail
-
-/// Fashion-MNIST (Zalando's 28x28 grey-scale clothing images, 10 classes) as a Dataset of Batch
-/// examples: "pixel_values" float [1,28,28], normalized as torchvision's ToTensor + Normalize((0.2860,),
-/// (0.3530,)) do, i.e. (x/255 - 0.2860)/0.3530; "labels" int64, 0-dim. The whole split is decoded once
-/// at load, so `get`/`gather` are plain indexing.
-class FashionMnist {
- public:
-  enum class Split { train, test };
-
-  /// Where Debian's dataset-fashion-mnist package installs the files.
-  static constexpr const char* default_dir = "/usr/share/datasets/fashion-mnist";
-  /// The label names, by class index.
-  static constexpr std::array<const char*, 10> class_names{
-      "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
-  /// The normalization torchvision examples use for Fashion-MNIST.
-  static constexpr float pixel_mean = 0.2860f;
-  static constexpr float pixel_std = 0.3530f;
-
-  /// Reads `{train,t10k}-images-idx3-ubyte[.gz]` and `{train,t10k}-labels-idx1-ubyte[.gz]` from `dir`.
-  /// Throws trainpp::Error naming the file and the problem: missing, not gzip or corrupt, wrong magic,
-  /// truncated or with trailing bytes, image and label counts that differ, a label outside 0..9.
-  [[nodiscard]] static FashionMnist load(const std::string& dir, Split split) {
-    const std::string prefix = split == Split::train ? "train" : "t10k";
-    const auto images_path = find_file(dir, prefix + "-images-idx3-ubyte");
-    const auto labels_path = find_file(dir, prefix + "-labels-idx1-ubyte");
-    const detail::IdxFile images = detail::read_idx_ubyte(images_path, 3);
-    const detail::IdxFile labels = detail::read_idx_ubyte(labels_path, 1);
-    if (images.dims[0] != labels.dims[0])
-      throw error("{} holds {} images but {} holds {} labels", images_path.string(), images.dims[0],
-                  labels_path.string(), labels.dims[0]);
-    const auto* label = labels.data.data_ptr<std::uint8_t>();
-    for (std::int64_t i = 0; i < labels.dims[0]; ++i)
-      if (label[i] >= class_names.size())
-        throw error("{}: label {} of example {} is not a class index (0..9)", labels_path.string(),
-                    int{label[i]}, i);
-    torch::Tensor pixels = images.data.to(torch::kFloat).div_(255).sub_(pixel_mean).div_(pixel_std).unsqueeze(1);
-    return FashionMnist(TensorDataset{{"pixel_values", pixels.contiguous()}, {"labels", labels.data.to(torch::kLong)}});
-  }
-
-  [[nodiscard]] std::size_t size() const { return data_.size(); }
-  /// The first `count` examples (all of them when `count` is larger): HF scripts' max_*_samples.
-  [[nodiscard]] FashionMnist head(std::size_t count) const {
-    const auto n = static_cast<std::int64_t>(std::min(count, size()));
-    return FashionMnist(TensorDataset{{"pixel_values", images().narrow(0, 0, n)}, {"labels", labels().narrow(0, 0, n)}});
-  }
-  /// Example i: {"pixel_values": float [1,28,28], "labels": int64 0-dim}.
-  [[nodiscard]] Batch get(std::size_t i) const { return data_.get(i); }
-  /// Examples `indices`, collated: {"pixel_values": [N,1,28,28], "labels": [N]}; in page-locked memory
-  /// with `pin_memory` (see TensorDataset::gather).
-  [[nodiscard]] Batch gather(const std::vector<std::int64_t>& indices, bool pin_memory = false) const {
-    return data_.gather(indices, pin_memory);
-  }
-  /// All images, normalized: float [N,1,28,28].
-  [[nodiscard]] const torch::Tensor& images() const { return data_.tensors().at("pixel_values"); }
-  /// All labels: int64 [N].
-  [[nodiscard]] const torch::Tensor& labels() const { return data_.tensors().at("labels"); }
-
- private:
-  explicit FashionMnist(TensorDataset data) : data_(std::move(data)) {}
-
-  static std::filesystem::path find_file(const std::string& dir, const std::string& base) {
-    const std::filesystem::path gz = std::filesystem::path(dir) / (base + ".gz");
-    const std::filesystem::path plain = std::filesystem::path(dir) / base;
-    std::error_code ec;
-    if (std::filesystem::is_regular_file(gz, ec)) return gz;
-    if (std::filesystem::is_regular_file(plain, ec)) return plain;
-    throw error("Fashion-MNIST file not found: {} (nor {}). The Debian package dataset-fashion-mnist provides it "
-                "in {}; install it, or pass the directory that holds the idx files",
-                gz.string(), plain.string(), default_dir);
-  }
-
-  TensorDataset data_;
 };
 
 }  // namespace trainpp
@@ -12086,6 +11912,8 @@ class Trainer {
   void prepare_output_dir(bool resuming);
   TrainerState resumed_state(const std::filesystem::path& checkpoint);
   bool load_training_state(const std::filesystem::path& checkpoint, torch::Tensor& tr_loss);
+  ProcessState process_state_of_other_world_size(const std::filesystem::path& checkpoint,
+                                                 const std::filesystem::path& optimizer_path);
   template <class L>
   void skip_batches(L& loader, std::int64_t count);
   void save_checkpoint(const torch::Tensor& tr_loss);
@@ -12508,13 +12336,13 @@ bool Trainer<Model, P>::load_training_state(const std::filesystem::path& checkpo
                 checkpoint.string());
   }
 
-  // This process's state first: a checkpoint of another number of processes is refused before any
+  // This process's state first: a checkpoint of another number of processes is checked before any
   // optimizer piece is read (a sharded optimizer's pieces would not fit).
-  if (!std::filesystem::exists(process_file))
-    throw error("{} lacks {}: it was saved by a run with a different number of processes than this one ({})",
-                checkpoint.string(), process_file.filename().string(), sharding_.world_size());
-  const ProcessState process = load_process_state(process_file);
-  if (process.world_size != sharding_.world_size() || process.rank != sharding_.rank())
+  const ProcessState process = std::filesystem::exists(process_file)
+                                   ? load_process_state(process_file)
+                                   : process_state_of_other_world_size(checkpoint, optimizer_path);
+  if (std::filesystem::exists(process_file) &&
+      (process.world_size != sharding_.world_size() || process.rank != sharding_.rank()))
     throw error("{} is rank {} of {} processes; this process is rank {} of {}", process_file.string(), process.rank,
                 process.world_size, sharding_.rank(), sharding_.world_size());
 
@@ -12582,7 +12410,7 @@ bool Trainer<Model, P>::load_training_state(const std::filesystem::path& checkpo
     }
   }
 
-  restore_rng_state(process, process_file.string());
+  if (process.cpu_rng.defined()) restore_rng_state(process, process_file.string());
   tr_loss.copy_(process.tr_loss);
   total_loss_scalar_ = process.total_loss_scalar;
   globalstep_last_logged_ = process.globalstep_last_logged;
@@ -12591,6 +12419,56 @@ bool Trainer<Model, P>::load_training_state(const std::filesystem::path& checkpo
     throw error("{}: its loop counters (last logged step {}, scheduler steps {}) are past the checkpoint's global "
                 "step {}", process_file.string(), globalstep_last_logged_, scheduler_steps_, state_.global_step);
   return true;
+}
+
+/// A data-parallel checkpoint resumed by another number of processes (HF allows it, with a warning
+/// about random states): every process holds the whole model and optimizer, so those resume exactly.
+/// Process r takes the random generators of the saved process r (none when the checkpoint had fewer),
+/// and every process the mean of the saved loss sums, so the next logged loss, a mean over processes,
+/// is the one an uninterrupted run logs. A sharded optimizer (one file per process) is refused: its
+/// pieces are laid out for the saved number of processes.
+template <class Model, class P>
+ProcessState Trainer<Model, P>::process_state_of_other_world_size(const std::filesystem::path& checkpoint,
+                                                                  const std::filesystem::path& optimizer_path) {
+  const int world = sharding_.world_size(), rank = sharding_.rank();
+  const auto own_name = process_state_name(rank, world);
+  std::int64_t saved_world = 0;
+  if (std::filesystem::exists(checkpoint / process_state_name(0, 1))) {
+    saved_world = 1;
+  } else {
+    while (std::filesystem::exists(checkpoint / process_state_name(saved_world, 2))) ++saved_world;
+  }
+  if (saved_world == 0 || saved_world == world || optimizer_path.filename() != optimizer_state_name ||
+      !std::filesystem::exists(optimizer_path))
+    throw error("{} lacks {}: it was saved by a run with a different number of processes than this one ({}), and "
+                "its optimizer is sharded per process (or missing), so it cannot be resumed by {} processes",
+                checkpoint.string(), own_name, world, world);
+  std::vector<ProcessState> saved;
+  for (std::int64_t r = 0; r < saved_world; ++r) {
+    const auto path = checkpoint / process_state_name(r, saved_world);
+    saved.push_back(load_process_state(path));
+    if (saved.back().world_size != saved_world || saved.back().rank != r)
+      throw error("{} is rank {} of {} processes, but the checkpoint holds the states of {} processes", path.string(),
+                  saved.back().rank, saved.back().world_size, saved_world);
+  }
+  ProcessState merged;
+  if (rank < saved_world) {
+    merged.cpu_rng = saved[static_cast<std::size_t>(rank)].cpu_rng;
+    merged.cuda_rng = saved[static_cast<std::size_t>(rank)].cuda_rng;
+  }
+  auto sum = torch::zeros({}, torch::kFloat32);
+  for (const auto& s : saved) sum += s.tr_loss.to(torch::kCPU, torch::kFloat32);
+  merged.tr_loss = sum / static_cast<double>(saved_world);
+  merged.total_loss_scalar = saved[0].total_loss_scalar;
+  merged.globalstep_last_logged = saved[0].globalstep_last_logged;
+  merged.scheduler_steps = saved[0].scheduler_steps;
+  merged.rank = rank;
+  merged.world_size = world;
+  if (state_.is_world_process_zero)
+    warn("{} was saved by {} process(es) and is resumed by {}: the model, optimizer and schedule continue exactly, "
+         "but the random generators{} and the batches each process draws may differ from an uninterrupted run's",
+         checkpoint.string(), saved_world, world, world > saved_world ? " (fresh on the added processes)" : "");
+  return merged;
 }
 
 /// Moves the loader past the batches a resumed epoch already trained on: in O(1) when the loader can

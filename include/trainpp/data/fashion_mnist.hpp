@@ -1,6 +1,7 @@
 #pragma once
 // FashionMnist: the Fashion-MNIST idx files (Debian's dataset-fashion-mnist) as a Dataset.
-// Needs zlib (link with -lz / ZLIB::ZLIB).
+// Needs zlib: link the CMake target trainpp::datasets (or -lz). Not part of <trainpp/trainpp.hpp>, so
+// that programs without it do not link zlib.
 
 #include <trainpp/detail/config.hpp>
 #include <trainpp/data/batch.hpp>
