@@ -118,11 +118,13 @@ bool Trainer<Model, P>::load_training_state(const std::filesystem::path& checkpo
 
   // This process's state first: a checkpoint of another number of processes is checked before any
   // optimizer piece is read (a sharded optimizer's pieces would not fit).
-  const ProcessState process = std::filesystem::exists(process_file)
-                                   ? load_process_state(process_file)
-                                   : process_state_of_other_world_size(checkpoint, optimizer_path);
-  if (std::filesystem::exists(process_file) &&
-      (process.world_size != sharding_.world_size() || process.rank != sharding_.rank()))
+  // (process_state_<r> names a rank of any number of processes above one: its world_size says which.)
+  ProcessState process = std::filesystem::exists(process_file)
+                             ? load_process_state(process_file)
+                             : process_state_of_other_world_size(checkpoint, optimizer_path);
+  if (process.world_size != sharding_.world_size())
+    process = process_state_of_other_world_size(checkpoint, optimizer_path);
+  if (process.world_size != sharding_.world_size() || process.rank != sharding_.rank())
     throw error("{} is rank {} of {} processes; this process is rank {} of {}", process_file.string(), process.rank,
                 process.world_size, sharding_.rank(), sharding_.world_size());
 
@@ -217,6 +219,8 @@ ProcessState Trainer<Model, P>::process_state_of_other_world_size(const std::fil
     saved_world = 1;
   } else {
     while (std::filesystem::exists(checkpoint / process_state_name(saved_world, 2))) ++saved_world;
+    // A file of rank r < N does not say N: the states themselves do.
+    if (saved_world > 0) saved_world = load_process_state(checkpoint / process_state_name(0, 2)).world_size;
   }
   if (saved_world == 0 || saved_world == world || optimizer_path.filename() != optimizer_state_name ||
       !std::filesystem::exists(optimizer_path))

@@ -231,7 +231,9 @@ def main():
         worst_loss = max((abs(x["loss"] - y["loss"]) / abs(x["loss"]) for x, y in zip(la, lb)), default=1.0)
         if processes == 1:
             check(worst == 0, f"resumed by 1 process: weights equal the uninterrupted run's bit for bit ({worst:.2e})")
-            check(worst_loss == 0, f"resumed by 1 process: losses of steps 9-12 equal bit for bit ({worst_loss:.2e})")
+            # The logged loss is formed in another order (a mean of two processes' means against the
+            # sum of two halves accumulated in one process), so a few ulps, not bits.
+            check(worst_loss < 1e-6, f"resumed by 1 process: losses of steps 9-12 agree ({worst_loss:.2e})")
         else:
             check(worst < 2e-5, f"resumed by {processes}: weights agree with the uninterrupted run's ({worst:.2e})")
             check(worst_loss < 1e-5, f"resumed by {processes}: losses of steps 9-12 agree ({worst_loss:.2e})")
