@@ -283,9 +283,12 @@ struct TrainingArguments {
     return chosen == LogLevel::passive ? logger().level() : chosen;
   }
 
-  /// HF's __post_init__: validate(*this), then the derived defaults. Throws trainpp::Error naming the
-  /// problem; calling it again on its result changes nothing.
+  /// HF's __post_init__: validate(*this), then apply_derived_defaults(). Throws trainpp::Error naming
+  /// the problem; calling it again on its result changes nothing.
   void finalize();
+  /// The defaults HF's __post_init__ derives from other fields (eval_steps from logging_steps, the
+  /// best-model metric, logging_dir, ...), on arguments validate() accepted.
+  void apply_derived_defaults();
 };
 
 /// The fields of TrainingArguments, for the parser, --help and training_args.json. A user's own
@@ -426,8 +429,10 @@ inline void validate(const TrainingArguments& a) {
 
 inline void TrainingArguments::finalize() {
   validate(*this);
+  apply_derived_defaults();
+}
 
-  // The derived defaults of HF's __post_init__.
+inline void TrainingArguments::apply_derived_defaults() {
   if (eval_strategy != IntervalStrategy::no) do_eval = true;
   if (eval_strategy == IntervalStrategy::steps && !eval_steps) eval_steps = logging_steps;
   if ((load_best_model_at_end || save_strategy == SaveStrategy::best ||
