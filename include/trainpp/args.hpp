@@ -101,117 +101,138 @@ template <NamedEnum E>
   return out;
 }
 
-/// The settings of a run. Names, types and defaults are transformers 5.x's TrainingArguments; a
-/// float-valued `*_steps` below 1 is a ratio of max_steps, as in HF. Call `finalize()` (the
-/// parser and the Trainer do) to apply HF's derived defaults and validation.
+/// Describes one field of an argument struct to a visitor: its flag name, help line and group.
+struct FieldInfo {
+  std::string_view name;
+  std::string_view help;
+  std::string_view group = "";
+};
+
+// Every field of TrainingArguments, declared once as FIELD(type, name, default, group, help): the
+// struct's members (in this order, which designated initializers follow), the command line, --help
+// and training_args.json all come from this list, so that none of them can miss a field. Names,
+// types and defaults are transformers 5.x's; a float-valued `*_steps` below 1 is a ratio of the
+// training steps, as in HF. A default holding a comma goes in parentheses.
+#define TRAINPP_TRAINING_ARGUMENTS_FIELDS(FIELD)                                                                          \
+  FIELD(std::string, output_dir, "trainer_output", "output", "Where checkpoints, metrics and the final model are written.") \
+  FIELD(bool, overwrite_output_dir, false, "output", "Start fresh in an output_dir that already holds checkpoints.")       \
+  FIELD(bool, do_train, false, "output", "Run training (read by the examples).")                                          \
+  FIELD(bool, do_eval, false, "output", "Run evaluation on the eval set (read by the examples).")                         \
+  FIELD(bool, do_predict, false, "output", "Run prediction on the test set (read by the examples).")                      \
+  FIELD(std::optional<std::string>, resume_from_checkpoint, std::nullopt, "output",                                       \
+        "Checkpoint folder to resume from, or 'true' for the newest.")                                                    \
+  FIELD(std::optional<std::string>, run_name, std::nullopt, "output", "A name for this run in logs.")                     \
+                                                                                                                          \
+  FIELD(std::int64_t, per_device_train_batch_size, 8, "batches", "Batch size per device for training.")                   \
+  FIELD(std::int64_t, per_device_eval_batch_size, 8, "batches", "Batch size per device for evaluation.")                  \
+  FIELD(std::int64_t, gradient_accumulation_steps, 1, "batches", "Micro-batches accumulated per optimizer step.")         \
+  FIELD(std::optional<std::int64_t>, eval_accumulation_steps, std::nullopt, "batches",                                    \
+        "Move gathered predictions to the CPU every N eval steps.")                                                       \
+  FIELD(double, num_train_epochs, 3.0, "batches", "Epochs to train (fractions allowed).")                                 \
+  FIELD(std::int64_t, max_steps, -1, "batches", "Optimizer steps to train; overrides num_train_epochs when > 0.")         \
+                                                                                                                          \
+  FIELD(OptimizerName, optim, OptimizerName::adamw_torch_fused, "optimizer", "The optimizer.")                            \
+  FIELD(double, learning_rate, 5e-5, "optimizer", "Initial learning rate.")                                               \
+  FIELD(double, weight_decay, 0.0, "optimizer", "Weight decay for weights (not biases or norms).")                        \
+  FIELD(double, adam_beta1, 0.9, "optimizer", "AdamW beta1.")                                                             \
+  FIELD(double, adam_beta2, 0.999, "optimizer", "AdamW beta2.")                                                           \
+  FIELD(double, adam_epsilon, 1e-8, "optimizer", "AdamW epsilon.")                                                        \
+  FIELD(double, max_grad_norm, 1.0, "optimizer", "Gradient clipping norm (0 disables).")                                  \
+                                                                                                                          \
+  FIELD(SchedulerType, lr_scheduler_type, SchedulerType::linear, "schedule", "The learning-rate schedule.")               \
+  FIELD(nlohmann::json, lr_scheduler_kwargs, nlohmann::json::object(), "schedule",                                        \
+        "Extra schedule arguments as a JSON object, e.g. '{\"num_cycles\": 2}'.")                                         \
+  FIELD(double, warmup_steps, 0, "schedule", "Warm-up steps (an int), or a ratio of the training steps (below 1).")       \
+  /* transformers 4's spelling of a warm-up ratio, which 5.0 deprecated and 5.2 removed; still */                        \
+  /* accepted so that older command lines and argument files keep working (see finalize()). */                           \
+  FIELD(std::optional<double>, warmup_ratio, std::nullopt, "schedule",                                                    \
+        "Deprecated: warm up over ceil(R * training steps); --warmup_steps R (below 1) says the same.")                   \
+                                                                                                                          \
+  FIELD(LogLevel, log_level, LogLevel::passive, "logging", "Log level of the main process.")                              \
+  FIELD(LogLevel, log_level_replica, LogLevel::warning, "logging", "Log level of the other processes.")                   \
+  FIELD(bool, log_on_each_node, true, "logging", "Log on the main process of each node, not only the first.")             \
+  FIELD(std::optional<std::string>, logging_dir, std::nullopt, "logging",                                                 \
+        "TensorBoard log directory (default output_dir/runs).")                                                           \
+  FIELD(IntervalStrategy, logging_strategy, IntervalStrategy::steps, "logging", "When to log.")                           \
+  FIELD(bool, logging_first_step, false, "logging", "Log the first optimizer step too.")                                  \
+  FIELD(double, logging_steps, 500, "logging", "Log every N steps (a ratio of max_steps below 1).")                       \
+  FIELD(bool, logging_nan_inf_filter, true, "logging", "Replace nan/inf step losses in the logged loss.")                 \
+  FIELD(std::optional<bool>, disable_tqdm, std::nullopt, "logging", "Plain log lines instead of the live progress bar.")  \
+  FIELD(std::vector<std::string>, report_to, std::vector<std::string>{"none"}, "logging",                                 \
+        "Integrations to report to (none, all, tensorboard, jsonl, curves).")                                             \
+                                                                                                                          \
+  FIELD(IntervalStrategy, eval_strategy, IntervalStrategy::no, "evaluation", "When to evaluate.")                         \
+  FIELD(std::optional<double>, eval_steps, std::nullopt, "evaluation",                                                    \
+        "Evaluate every N steps (default logging_steps; a ratio below 1).")                                               \
+  FIELD(double, eval_delay, 0, "evaluation", "Steps or epochs to wait before the first evaluation.")                      \
+  FIELD(bool, eval_on_start, false, "evaluation", "Evaluate once before training.")                                       \
+  FIELD(bool, prediction_loss_only, false, "evaluation", "Return only the loss when evaluating and predicting.")          \
+  FIELD(std::vector<std::string>, label_names, std::vector<std::string>{}, "evaluation",                                  \
+        "Batch keys holding the labels (default: labels).")                                                               \
+                                                                                                                          \
+  FIELD(SaveStrategy, save_strategy, SaveStrategy::steps, "saving", "When to save checkpoints.")                          \
+  FIELD(double, save_steps, 500, "saving", "Save every N steps (a ratio of max_steps below 1).")                          \
+  FIELD(std::optional<std::int64_t>, save_total_limit, std::nullopt, "saving", "Keep at most N checkpoints.")             \
+  FIELD(bool, save_only_model, false, "saving", "Checkpoints hold the model only.")                                       \
+  FIELD(bool, load_best_model_at_end, false, "saving", "Load the best checkpoint when training ends.")                    \
+  FIELD(std::optional<std::string>, metric_for_best_model, std::nullopt, "saving",                                        \
+        "Metric that defines the best model (default loss).")                                                             \
+  FIELD(std::optional<bool>, greater_is_better, std::nullopt, "saving",                                                   \
+        "Whether a larger metric_for_best_model is better.")                                                              \
+  FIELD(bool, ignore_data_skip, false, "saving", "On resume, do not skip the batches already seen.")                      \
+  FIELD(bool, restore_callback_states_from_checkpoint, false, "saving",                                                   \
+        "On resume, restore the control flags and stateful callbacks saved in the checkpoint.")                           \
+                                                                                                                          \
+  FIELD(std::int64_t, seed, 42, "reproducibility", "Random seed set at the start.")                                       \
+  FIELD(std::optional<std::int64_t>, data_seed, std::nullopt, "reproducibility", "Seed of the data order (default: seed).") \
+  FIELD(bool, full_determinism, false, "reproducibility", "Deterministic algorithms everywhere (slower).")                 \
+                                                                                                                          \
+  FIELD(bool, use_cpu, false, "device", "Train on the CPU even when a GPU is present.")                                   \
+  FIELD(bool, bf16, false, "device", "bfloat16 mixed precision.")                                                         \
+  FIELD(bool, fp16, false, "device", "float16 mixed precision with loss scaling.")                                        \
+  FIELD(bool, bf16_full_eval, false, "device", "Evaluate in bfloat16.")                                                   \
+  FIELD(bool, fp16_full_eval, false, "device", "Evaluate in float16.")                                                    \
+  FIELD(std::optional<bool>, tf32, std::nullopt, "device", "TF32 matmuls on CUDA.")                                       \
+                                                                                                                          \
+  FIELD(bool, dataloader_drop_last, false, "data", "Drop the last incomplete batch.")                                     \
+  FIELD(std::int64_t, dataloader_num_workers, 0, "data", "Background threads preparing batches (0: on demand).")          \
+  FIELD(std::optional<std::int64_t>, dataloader_prefetch_factor, std::nullopt, "data", "Batches in flight per worker.")   \
+  FIELD(bool, dataloader_pin_memory, true, "data", "Pin host memory for faster copies to the GPU.")                       \
+  FIELD(bool, dataloader_persistent_workers, false, "data", "Keep workers alive between epochs.")                         \
+  FIELD(SamplingStrategy, train_sampling_strategy, SamplingStrategy::random, "data", "Order of training samples.")        \
+                                                                                                                          \
+  /* train() calls the model's gradient_checkpointing_enable(). */                                                        \
+  FIELD(bool, gradient_checkpointing, false, "memory",                                                                    \
+        "Enable activation checkpointing to trade compute for memory. Reduces memory at the cost of ~20% slower "         \
+        "training.")                                                                                                      \
+                                                                                                                          \
+  /* Read by the data-parallel sharding policies. */                                                                      \
+  FIELD(std::optional<std::string>, ddp_backend, std::nullopt, "distributed",                                             \
+        "Collective backend: nccl or gloo (default: nccl on CUDA, else gloo).")                                           \
+  FIELD(std::int64_t, ddp_timeout, 1800, "distributed",                                                                   \
+        "Seconds the rendezvous and each collective may wait for the other processes.")                                   \
+  FIELD(std::optional<std::int64_t>, ddp_bucket_cap_mb, std::nullopt, "distributed",                                      \
+        "Gradient bucket size in MiB for the allreduce (default 25).")                                                    \
+  FIELD(std::optional<bool>, ddp_broadcast_buffers, std::nullopt, "distributed",                                          \
+        "Broadcast buffers from rank 0 before each forward (default true).")                                              \
+  /* Read by the sharding slots AutoSharding, ShardGradOp and FullShard (see fsdp_options()). */                         \
+  FIELD(std::string, fsdp, "", "distributed",                                                                             \
+        "Sharding: full_shard, shard_grad_op or no_shard, plus offload and auto_wrap (space-separated).")                 \
+  FIELD(std::optional<std::string>, deepspeed, std::nullopt, "distributed",                                               \
+        "A DeepSpeed JSON config (file or inline object) mapped onto the sharding policies (ZeRO stage, offload).")       \
+  FIELD(std::optional<std::string>, fsdp_config, std::nullopt, "distributed",                                             \
+        "FSDP options: a JSON file, or an inline JSON object (HF's fsdp_config keys).")                                   \
+  /* What `python -m torch.distributed.launch` and the deepspeed launcher pass to each process; the */                   \
+  /* launcher's environment stays the source of the rank (see finalize()). */                                            \
+  FIELD(std::int64_t, local_rank, -1, "distributed",                                                                      \
+        "The local rank a launcher passes (-1: none); must agree with LOCAL_RANK when that is set.")
+
+/// The settings of a run: one member per TRAINPP_TRAINING_ARGUMENTS_FIELDS entry. Call `finalize()`
+/// (the parser and the Trainer do) to apply HF's validation and derived defaults.
 struct TrainingArguments {
-  // --- where and what
-  std::string output_dir = "trainer_output";
-  bool overwrite_output_dir = false;
-  bool do_train = false;
-  bool do_eval = false;
-  bool do_predict = false;
-  std::optional<std::string> resume_from_checkpoint;
-  std::optional<std::string> run_name;
-
-  // --- batches and steps
-  std::int64_t per_device_train_batch_size = 8;
-  std::int64_t per_device_eval_batch_size = 8;
-  std::int64_t gradient_accumulation_steps = 1;
-  std::optional<std::int64_t> eval_accumulation_steps;
-  double num_train_epochs = 3.0;
-  std::int64_t max_steps = -1;
-
-  // --- optimizer
-  OptimizerName optim = OptimizerName::adamw_torch_fused;
-  double learning_rate = 5e-5;
-  double weight_decay = 0.0;
-  double adam_beta1 = 0.9;
-  double adam_beta2 = 0.999;
-  double adam_epsilon = 1e-8;
-  double max_grad_norm = 1.0;
-
-  // --- schedule
-  SchedulerType lr_scheduler_type = SchedulerType::linear;
-  nlohmann::json lr_scheduler_kwargs = nlohmann::json::object();
-  double warmup_steps = 0;  ///< an int, or a ratio of the training steps when below 1
-
-  // --- logging
-  LogLevel log_level = LogLevel::passive;
-  LogLevel log_level_replica = LogLevel::warning;
-  bool log_on_each_node = true;
-  std::optional<std::string> logging_dir;
-  IntervalStrategy logging_strategy = IntervalStrategy::steps;
-  bool logging_first_step = false;
-  double logging_steps = 500;
-  bool logging_nan_inf_filter = true;
-  std::optional<bool> disable_tqdm;
-  std::vector<std::string> report_to{"none"};
-
-  // --- evaluation
-  IntervalStrategy eval_strategy = IntervalStrategy::no;
-  std::optional<double> eval_steps;
-  double eval_delay = 0;
-  bool eval_on_start = false;
-  bool prediction_loss_only = false;
-  std::vector<std::string> label_names;  ///< empty: {"labels"}
-
-  // --- saving
-  SaveStrategy save_strategy = SaveStrategy::steps;
-  double save_steps = 500;
-  std::optional<std::int64_t> save_total_limit;
-  bool save_only_model = false;
-  bool load_best_model_at_end = false;
-  std::optional<std::string> metric_for_best_model;
-  std::optional<bool> greater_is_better;
-  bool ignore_data_skip = false;
-  bool restore_callback_states_from_checkpoint = false;
-
-  // --- reproducibility
-  std::int64_t seed = 42;
-  std::optional<std::int64_t> data_seed;
-  bool full_determinism = false;
-
-  // --- precision and device
-  bool use_cpu = false;
-  bool bf16 = false;
-  bool fp16 = false;
-  bool bf16_full_eval = false;
-  bool fp16_full_eval = false;
-  std::optional<bool> tf32;
-
-  // --- data loading
-  bool dataloader_drop_last = false;
-  std::int64_t dataloader_num_workers = 0;
-  std::optional<std::int64_t> dataloader_prefetch_factor;
-  bool dataloader_pin_memory = true;
-  bool dataloader_persistent_workers = false;
-  SamplingStrategy train_sampling_strategy = SamplingStrategy::random;
-
-  // --- memory
-  /// Recompute activations in backward instead of keeping them: train() calls the model's
-  /// gradient_checkpointing_enable().
-  bool gradient_checkpointing = false;
-
-  // --- distributed (read by the data-parallel sharding policies)
-  /// nccl or gloo; unset: nccl for CUDA devices, gloo otherwise (as torch picks).
-  std::optional<std::string> ddp_backend;
-  /// Seconds a collective or the rendezvous may wait for the other processes before failing.
-  std::int64_t ddp_timeout = 1800;
-  /// Gradient bucket size in MiB for the allreduce; unset: 25, as torch's DDP.
-  std::optional<std::int64_t> ddp_bucket_cap_mb;
-  /// Broadcast buffers (batch-norm statistics) from rank 0 before every forward; unset: true.
-  std::optional<bool> ddp_broadcast_buffers;
-  /// HF's --fsdp: "full_shard", "shard_grad_op" or "no_shard", with "offload" and "auto_wrap"; read
-  /// by the sharding slots trainpp::AutoSharding, ShardGradOp and FullShard.
-  std::string fsdp;
-  /// HF's --fsdp_config: a JSON file (or an inline JSON object) of FSDP options, keys with or without
-  /// their `fsdp_` prefix (see parse_fsdp_options).
-  std::optional<std::string> fsdp_config;
-
-  /// HF's --deepspeed: a DeepSpeed JSON config (file or inline object), mapped onto the same sharding
-  /// policies as --fsdp (see parse_deepspeed_config); exclusive with --fsdp.
-  std::optional<std::string> deepspeed;
+#define TRAINPP_DECLARE_ARGUMENT(type, name, default_value, group, help) type name = default_value;
+  TRAINPP_TRAINING_ARGUMENTS_FIELDS(TRAINPP_DECLARE_ARGUMENT)
+#undef TRAINPP_DECLARE_ARGUMENT
 
   /// --fsdp and --fsdp_config, or --deepspeed, read and checked.
   [[nodiscard]] FsdpOptions fsdp_options() const {
@@ -236,8 +257,12 @@ struct TrainingArguments {
   [[nodiscard]] std::vector<std::string> effective_label_names() const {
     return label_names.empty() ? std::vector<std::string>{"labels"} : label_names;
   }
-  /// HF's get_warmup_steps: an int, or ceil(ratio * num_training_steps) when below 1.
+  /// HF's get_warmup_steps: an int, or ceil(ratio * num_training_steps) when below 1. A
+  /// warmup_ratio still set after finalize() (1: warm up over every step, which warmup_steps cannot
+  /// say) counts when warmup_steps is 0, as in transformers 4.
   [[nodiscard]] std::int64_t get_warmup_steps(std::int64_t num_training_steps) const {
+    if (warmup_steps == 0 && warmup_ratio)
+      return static_cast<std::int64_t>(std::ceil(num_training_steps * *warmup_ratio));
     return warmup_steps >= 1 ? static_cast<std::int64_t>(warmup_steps)
                              : static_cast<std::int64_t>(std::ceil(num_training_steps * warmup_steps));
   }
@@ -258,87 +283,133 @@ struct TrainingArguments {
     return chosen == LogLevel::passive ? logger().level() : chosen;
   }
 
-  /// HF's __post_init__: derived defaults, then validation. Throws trainpp::Error naming the problem.
+  /// HF's __post_init__: validate(*this), then apply_derived_defaults(). Throws trainpp::Error naming
+  /// the problem; calling it again on its result changes nothing.
   void finalize();
+  /// The defaults HF's __post_init__ derives from other fields (eval_steps from logging_steps, the
+  /// best-model metric, logging_dir, ...), on arguments validate() accepted.
+  void apply_derived_defaults();
 };
 
+/// The fields of TrainingArguments, for the parser, --help and training_args.json. A user's own
+/// argument struct takes part by providing the same function (found by ADL):
+///   template <class V> void visit_fields(MyArgs& a, V&& v) { v(FieldInfo{"epochs", "..."}, a.epochs); }
+template <class V>
+void visit_fields(TrainingArguments& a, V&& v) {
+#define TRAINPP_VISIT_ARGUMENT(type, name, default_value, group, help) v(FieldInfo{#name, help, group}, a.name);
+  TRAINPP_TRAINING_ARGUMENTS_FIELDS(TRAINPP_VISIT_ARGUMENT)
+#undef TRAINPP_VISIT_ARGUMENT
+}
+
+namespace detail {
+
+/// The launch environment as `args` and the process environment say together: a --local_rank fills
+/// in LOCAL_RANK where the launcher did not set it (torch.distributed.launch without --use-env).
+[[nodiscard]] inline EnvironmentReader environment_with_local_rank(std::int64_t local_rank) {
+  return [local_rank](const std::string& name) -> std::optional<std::string> {
+    auto value = process_environment(name);
+    if (!value && name == "LOCAL_RANK" && local_rank >= 0) return std::to_string(local_rank);
+    return value;
+  };
+}
+
+}  // namespace detail
+
+/// Every check of TrainingArguments' values, alone and in combination; throws trainpp::Error naming
+/// the problem. Reads the fields as given (before finalize()'s derived defaults), so that a message
+/// speaks of what was passed.
 // Long on purpose: every combination of arguments is checked here, in one place, in HF's order.
-inline void TrainingArguments::finalize() {
+inline void validate(const TrainingArguments& a) {
   auto positive = [](std::string_view name, auto value) {
     if (value <= 0) throw error("{} must be a positive number, got {}", name, value);
   };
-  if (output_dir.empty()) throw error("output_dir must not be empty");
-  positive("per_device_train_batch_size", per_device_train_batch_size);
-  positive("per_device_eval_batch_size", per_device_eval_batch_size);
-  positive("gradient_accumulation_steps", gradient_accumulation_steps);
-  if (eval_accumulation_steps) positive("eval_accumulation_steps", *eval_accumulation_steps);
-  if (max_steps == 0 || max_steps < -1)
-    throw error("max_steps must be a positive number, or -1 to train for num_train_epochs, got {}", max_steps);
-  if (max_steps < 0 && !(num_train_epochs > 0))
-    throw error("num_train_epochs must be positive when max_steps is not set, got {}", num_train_epochs);
+  if (a.output_dir.empty()) throw error("output_dir must not be empty");
+  positive("per_device_train_batch_size", a.per_device_train_batch_size);
+  positive("per_device_eval_batch_size", a.per_device_eval_batch_size);
+  positive("gradient_accumulation_steps", a.gradient_accumulation_steps);
+  if (a.eval_accumulation_steps) positive("eval_accumulation_steps", *a.eval_accumulation_steps);
+  if (a.max_steps == 0 || a.max_steps < -1)
+    throw error("max_steps must be a positive number, or -1 to train for num_train_epochs, got {}", a.max_steps);
+  if (a.max_steps < 0 && !(a.num_train_epochs > 0))
+    throw error("num_train_epochs must be positive when max_steps is not set, got {}", a.num_train_epochs);
   // The launcher's environment: a malformed or inconsistent one must not silently count as rank 0 of 1.
-  (void)detect_launch_environment();
-  if (ddp_backend && *ddp_backend != "nccl" && *ddp_backend != "gloo")
-    throw error("ddp_backend must be nccl or gloo, got '{}'", *ddp_backend);
-  if (ddp_timeout < 1) throw error("ddp_timeout must be at least 1 second, got {}", ddp_timeout);
+  if (a.local_rank < -1) throw error("local_rank must be -1 (not given) or a process's local rank, got {}", a.local_rank);
+  const LaunchEnvironment launch = detect_launch_environment(detail::environment_with_local_rank(a.local_rank));
+  if (a.local_rank >= 0) {
+    if (const auto text = process_environment("LOCAL_RANK")) {
+      if (const int from_environment = detail::parse_launch_int("LOCAL_RANK", *text); from_environment != a.local_rank)
+        throw error("--local_rank {} disagrees with LOCAL_RANK={} in the environment: pass the launcher's value, "
+                    "or leave --local_rank out", a.local_rank, from_environment);
+    }
+    if (a.local_rank != launch.local_rank) {
+      if (launch.launcher == Launcher::none)
+        throw error("--local_rank {} but no launcher started this process (RANK and WORLD_SIZE are not set): "
+                    "its local rank is 0", a.local_rank);
+      throw error("--local_rank {} disagrees with this process's local rank {} from the {} environment",
+                  a.local_rank, launch.local_rank, to_string(launch.launcher));
+    }
+  }
+  if (a.ddp_backend && *a.ddp_backend != "nccl" && *a.ddp_backend != "gloo")
+    throw error("ddp_backend must be nccl or gloo, got '{}'", *a.ddp_backend);
+  if (a.ddp_timeout < 1) throw error("ddp_timeout must be at least 1 second, got {}", a.ddp_timeout);
   {
-    const auto options = fsdp_options();  // a bad --fsdp or --fsdp_config fails here, before any work
-    if (options.strategy && options.strategy != ShardingStrategy::no_shard && save_only_model &&
+    const auto options = a.fsdp_options();  // a bad --fsdp or --fsdp_config fails here, before any work
+    if (options.strategy && options.strategy != ShardingStrategy::no_shard && a.save_only_model &&
         options.state_dict_type == StateDictType::sharded_state_dict)
       throw error("save_only_model is not compatible with FSDP state dict type 'SHARDED_STATE_DICT'");
   }
-  if (ddp_bucket_cap_mb && *ddp_bucket_cap_mb < 1) throw error("ddp_bucket_cap_mb must be at least 1, got {}", *ddp_bucket_cap_mb);
-  if (!(learning_rate >= 0)) throw error("learning_rate must be >= 0, got {}", learning_rate);
-  if (!(weight_decay >= 0)) throw error("weight_decay must be >= 0, got {}", weight_decay);
-  if (!(adam_beta1 >= 0 && adam_beta1 < 1)) throw error("adam_beta1 must be in [0, 1), got {}", adam_beta1);
-  if (!(adam_beta2 >= 0 && adam_beta2 < 1)) throw error("adam_beta2 must be in [0, 1), got {}", adam_beta2);
-  if (!(adam_epsilon >= 0)) throw error("adam_epsilon must be >= 0, got {}", adam_epsilon);
-  if (!(max_grad_norm >= 0)) throw error("max_grad_norm must be >= 0 (0 disables clipping), got {}", max_grad_norm);
-  if (!(warmup_steps >= 0)) throw error("warmup_steps must be >= 0 (an int, or a ratio below 1), got {}", warmup_steps);
-  if (warmup_steps > 1 && warmup_steps != std::floor(warmup_steps))
-    throw error("warmup_steps must be an integer when >= 1 (a ratio only below 1), got {}", warmup_steps);
-  if (!lr_scheduler_kwargs.is_object())
-    throw error("lr_scheduler_kwargs must be a JSON object, got {}", lr_scheduler_kwargs.dump());
-  if (dataloader_num_workers < 0)
-    throw error("dataloader_num_workers must be >= 0, got {}", dataloader_num_workers);
-  if (dataloader_prefetch_factor && dataloader_num_workers == 0)
+  if (a.ddp_bucket_cap_mb && *a.ddp_bucket_cap_mb < 1)
+    throw error("ddp_bucket_cap_mb must be at least 1, got {}", *a.ddp_bucket_cap_mb);
+  if (!(a.learning_rate >= 0)) throw error("learning_rate must be >= 0, got {}", a.learning_rate);
+  if (!(a.weight_decay >= 0)) throw error("weight_decay must be >= 0, got {}", a.weight_decay);
+  if (!(a.adam_beta1 >= 0 && a.adam_beta1 < 1)) throw error("adam_beta1 must be in [0, 1), got {}", a.adam_beta1);
+  if (!(a.adam_beta2 >= 0 && a.adam_beta2 < 1)) throw error("adam_beta2 must be in [0, 1), got {}", a.adam_beta2);
+  if (!(a.adam_epsilon >= 0)) throw error("adam_epsilon must be >= 0, got {}", a.adam_epsilon);
+  if (!(a.max_grad_norm >= 0)) throw error("max_grad_norm must be >= 0 (0 disables clipping), got {}", a.max_grad_norm);
+  if (!(a.warmup_steps >= 0)) throw error("warmup_steps must be >= 0 (an int, or a ratio below 1), got {}", a.warmup_steps);
+  if (a.warmup_steps > 1 && a.warmup_steps != std::floor(a.warmup_steps))
+    throw error("warmup_steps must be an integer when >= 1 (a ratio only below 1), got {}", a.warmup_steps);
+  if (a.warmup_ratio && !(*a.warmup_ratio >= 0 && *a.warmup_ratio <= 1))  // transformers 4's range
+    throw error("warmup_ratio must lie in range [0, 1], got {}", *a.warmup_ratio);
+  if (!a.lr_scheduler_kwargs.is_object())
+    throw error("lr_scheduler_kwargs must be a JSON object, got {}", a.lr_scheduler_kwargs.dump());
+  if (a.dataloader_num_workers < 0)
+    throw error("dataloader_num_workers must be >= 0, got {}", a.dataloader_num_workers);
+  if (a.dataloader_prefetch_factor && a.dataloader_num_workers == 0)
     throw error("--dataloader_prefetch_factor can only be set when data is loaded in a different process, "
                 "i.e. when --dataloader_num_workers > 1.");
-  if (dataloader_prefetch_factor) positive("dataloader_prefetch_factor", *dataloader_prefetch_factor);
-  if (dataloader_persistent_workers && dataloader_num_workers == 0)
+  if (a.dataloader_prefetch_factor) positive("dataloader_prefetch_factor", *a.dataloader_prefetch_factor);
+  if (a.dataloader_persistent_workers && a.dataloader_num_workers == 0)
     throw error("--dataloader_persistent_workers needs --dataloader_num_workers > 0 (torch's DataLoader refuses it too)");
-  if (logging_dir && logging_dir->empty()) throw error("logging_dir must not be empty");
-  if (bf16 && fp16) throw error("At most one of fp16 and bf16 can be True, but not both");
-  if (bf16_full_eval && fp16_full_eval) throw error("At most one of fp16_full_eval and bf16_full_eval can be True");
+  if (a.logging_dir && a.logging_dir->empty()) throw error("logging_dir must not be empty");
+  if (a.bf16 && a.fp16) throw error("At most one of fp16 and bf16 can be True, but not both");
+  if (a.bf16_full_eval && a.fp16_full_eval) throw error("At most one of fp16_full_eval and bf16_full_eval can be True");
 
-  if (eval_strategy != IntervalStrategy::no) do_eval = true;  // HF's __post_init__
-
-  // Ratio-valued steps and HF's fallbacks.
+  // Ratio-valued steps, with HF's fallback of eval_steps to logging_steps.
   auto check_steps = [](std::string_view name, double value) {
     if (!(value > 0)) throw error("{} must be positive (an int, or a ratio below 1), got {}", name, value);
     if (value > 1 && value != std::floor(value))
       throw error("{} must be an integer when > 1 (a ratio only below 1), got {}", name, value);
   };
-  if (logging_strategy == IntervalStrategy::steps) check_steps("logging_steps", logging_steps);
-  if (eval_strategy == IntervalStrategy::steps) {
-    if (!eval_steps) {
-      if (logging_steps > 0) eval_steps = logging_steps;
-      else throw error("eval_strategy steps requires either a non-zero --eval_steps or --logging_steps");
-    }
-    check_steps("eval_steps", *eval_steps);
+  if (a.logging_strategy == IntervalStrategy::steps) check_steps("logging_steps", a.logging_steps);
+  const double eval_steps = a.eval_steps.value_or(a.logging_steps);
+  if (a.eval_strategy == IntervalStrategy::steps) {
+    if (!a.eval_steps && !(a.logging_steps > 0))
+      throw error("eval_strategy steps requires either a non-zero --eval_steps or --logging_steps");
+    check_steps("eval_steps", eval_steps);
   }
-  if (save_strategy == SaveStrategy::steps) check_steps("save_steps", save_steps);
-  if (!(eval_delay >= 0)) throw error("eval_delay must be >= 0, got {}", eval_delay);
+  if (a.save_strategy == SaveStrategy::steps) check_steps("save_steps", a.save_steps);
+  if (!(a.eval_delay >= 0)) throw error("eval_delay must be >= 0, got {}", a.eval_delay);
 
-  if (load_best_model_at_end && save_strategy != SaveStrategy::best) {
-    if (eval_strategy == IntervalStrategy::no)
+  if (a.load_best_model_at_end && a.save_strategy != SaveStrategy::best) {
+    if (a.eval_strategy == IntervalStrategy::no)
       throw error("--load_best_model_at_end requires an evaluation strategy (eval_strategy is 'no')");
-    if (static_cast<int>(eval_strategy) != static_cast<int>(save_strategy))
+    if (static_cast<int>(a.eval_strategy) != static_cast<int>(a.save_strategy))
       throw error("--load_best_model_at_end requires the save and eval strategy to match, but found\n- "
                   "Evaluation strategy: {}\n- Save strategy: {}",
-                  to_string(eval_strategy), to_string(save_strategy));
-    if (eval_strategy == IntervalStrategy::steps) {
-      const double e = *eval_steps, s = save_steps;
+                  to_string(a.eval_strategy), to_string(a.save_strategy));
+    if (a.eval_strategy == IntervalStrategy::steps) {
+      const double e = eval_steps, s = a.save_steps;
       const bool both_ratio = e < 1 && s < 1, both_int = e >= 1 && s >= 1;
       const bool multiple = both_int ? std::fmod(s, e) == 0
                                      : both_ratio && std::fabs(std::remainder(s, e)) < 1e-12;
@@ -347,6 +418,23 @@ inline void TrainingArguments::finalize() {
                     "evaluation steps, but found {}, which is not a round multiple of {}.", s, e);
     }
   }
+  if (a.lr_scheduler_type == SchedulerType::reduce_lr_on_plateau && a.eval_strategy == IntervalStrategy::no)
+    throw error("lr_scheduler_type reduce_lr_on_plateau requires an eval strategy (it steps on evaluation)");
+  if (std::ranges::find(a.report_to, "none") != a.report_to.end() && a.report_to.size() > 1)
+    throw error("report_to 'none' cannot be combined with other integrations");
+  for (const auto& name : a.report_to)
+    if (name != "none" && name != "all" && name != "tensorboard" && name != "jsonl" && name != "curves")
+      throw error("report_to '{}' is not an integration trainpp has; choose among tensorboard, jsonl, curves, all, none", name);
+}
+
+inline void TrainingArguments::finalize() {
+  validate(*this);
+  apply_derived_defaults();
+}
+
+inline void TrainingArguments::apply_derived_defaults() {
+  if (eval_strategy != IntervalStrategy::no) do_eval = true;
+  if (eval_strategy == IntervalStrategy::steps && !eval_steps) eval_steps = logging_steps;
   if ((load_best_model_at_end || save_strategy == SaveStrategy::best ||
        lr_scheduler_type == SchedulerType::reduce_lr_on_plateau) && !metric_for_best_model)
     metric_for_best_model = "loss";
@@ -354,14 +442,34 @@ inline void TrainingArguments::finalize() {
     const auto& m = *metric_for_best_model;
     greater_is_better = !(m.size() >= 4 && m.compare(m.size() - 4, 4, "loss") == 0);
   }
-  if (lr_scheduler_type == SchedulerType::reduce_lr_on_plateau && eval_strategy == IntervalStrategy::no)
-    throw error("lr_scheduler_type reduce_lr_on_plateau requires an eval strategy (it steps on evaluation)");
-  if (std::ranges::find(report_to, "none") != report_to.end() && report_to.size() > 1)
-    throw error("report_to 'none' cannot be combined with other integrations");
-  for (const auto& name : report_to)
-    if (name != "none" && name != "all" && name != "tensorboard" && name != "jsonl" && name != "curves")
-      throw error("report_to '{}' is not an integration trainpp has; choose among tensorboard, jsonl, curves, all, none", name);
   if (!logging_dir) logging_dir = output_dir + "/runs";
+
+  // transformers 5.0 read warmup_ratio as warmup_steps, as here: a ratio below 1 becomes the
+  // warmup_steps that says the same, so that training_args.json holds the 5.x spelling and a second
+  // finalize() has nothing left to note. Transformers 4 let a positive warmup_steps win.
+  if (warmup_ratio) {
+    if (warmup_steps > 0) {
+      logger().warning("--warmup_ratio is deprecated (removed in transformers 5.2) and --warmup_steps {} is given too: "
+                       "warmup_steps wins, as in transformers 4", warmup_steps);
+      warmup_ratio.reset();
+    } else if (*warmup_ratio < 1) {
+      logger().warning("--warmup_ratio is deprecated (removed in transformers 5.2): use --warmup_steps {} instead, "
+                       "which says the same", *warmup_ratio);
+      warmup_steps = *warmup_ratio;
+      warmup_ratio.reset();
+    } else {
+      logger().warning("--warmup_ratio is deprecated (removed in transformers 5.2): warming up over every training "
+                       "step, which --warmup_steps cannot say");
+    }
+  }
+
+  // Where the launcher passed --local_rank without setting LOCAL_RANK, every later reader of the
+  // rank (the device, logging, the process group) must see it: they all read the environment.
+  // Only torchrun's contract reads LOCAL_RANK; under the other launchers validate() has checked that
+  // the flag agrees with what they set.
+  if (local_rank >= 0 && !process_environment("LOCAL_RANK") &&
+      detect_launch_environment(detail::environment_with_local_rank(local_rank)).launcher == Launcher::torchrun)
+    ::setenv("LOCAL_RANK", std::to_string(local_rank).c_str(), /*overwrite=*/0);
 }
 
 }  // namespace trainpp

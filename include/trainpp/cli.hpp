@@ -6,6 +6,7 @@
 #include <trainpp/args.hpp>
 #include <trainpp/io/atomic_write.hpp>
 #include <trainpp/io/json.hpp>
+#include <trainpp/io/yaml.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -29,91 +30,6 @@
 #include <vector>
 
 namespace trainpp {
-
-/// Describes one field of an argument struct to a visitor: its flag name, help line and group.
-struct FieldInfo {
-  std::string_view name;
-  std::string_view help;
-  std::string_view group = "";
-};
-
-/// The fields of TrainingArguments, for the parser, --help and training_args.json. A user's own
-/// argument struct takes part by providing the same function (found by ADL):
-///   template <class V> void visit_fields(MyArgs& a, V&& v) { v(FieldInfo{"epochs", "..."}, a.epochs); }
-template <class V>
-void visit_fields(TrainingArguments& a, V&& v) {
-  v(FieldInfo{"output_dir", "Where checkpoints, metrics and the final model are written.", "output"}, a.output_dir);
-  v(FieldInfo{"overwrite_output_dir", "Start fresh in an output_dir that already holds checkpoints.", "output"}, a.overwrite_output_dir);
-  v(FieldInfo{"do_train", "Run training (read by the examples).", "output"}, a.do_train);
-  v(FieldInfo{"do_eval", "Run evaluation on the eval set (read by the examples).", "output"}, a.do_eval);
-  v(FieldInfo{"do_predict", "Run prediction on the test set (read by the examples).", "output"}, a.do_predict);
-  v(FieldInfo{"resume_from_checkpoint", "Checkpoint folder to resume from, or 'true' for the newest.", "output"}, a.resume_from_checkpoint);
-  v(FieldInfo{"run_name", "A name for this run in logs.", "output"}, a.run_name);
-  v(FieldInfo{"per_device_train_batch_size", "Batch size per device for training.", "batches"}, a.per_device_train_batch_size);
-  v(FieldInfo{"per_device_eval_batch_size", "Batch size per device for evaluation.", "batches"}, a.per_device_eval_batch_size);
-  v(FieldInfo{"gradient_accumulation_steps", "Micro-batches accumulated per optimizer step.", "batches"}, a.gradient_accumulation_steps);
-  v(FieldInfo{"eval_accumulation_steps", "Move gathered predictions to the CPU every N eval steps.", "batches"}, a.eval_accumulation_steps);
-  v(FieldInfo{"num_train_epochs", "Epochs to train (fractions allowed).", "batches"}, a.num_train_epochs);
-  v(FieldInfo{"max_steps", "Optimizer steps to train; overrides num_train_epochs when > 0.", "batches"}, a.max_steps);
-  v(FieldInfo{"optim", "The optimizer.", "optimizer"}, a.optim);
-  v(FieldInfo{"learning_rate", "Initial learning rate.", "optimizer"}, a.learning_rate);
-  v(FieldInfo{"weight_decay", "Weight decay for weights (not biases or norms).", "optimizer"}, a.weight_decay);
-  v(FieldInfo{"adam_beta1", "AdamW beta1.", "optimizer"}, a.adam_beta1);
-  v(FieldInfo{"adam_beta2", "AdamW beta2.", "optimizer"}, a.adam_beta2);
-  v(FieldInfo{"adam_epsilon", "AdamW epsilon.", "optimizer"}, a.adam_epsilon);
-  v(FieldInfo{"max_grad_norm", "Gradient clipping norm (0 disables).", "optimizer"}, a.max_grad_norm);
-  v(FieldInfo{"lr_scheduler_type", "The learning-rate schedule.", "schedule"}, a.lr_scheduler_type);
-  v(FieldInfo{"lr_scheduler_kwargs", "Extra schedule arguments as a JSON object, e.g. '{\"num_cycles\": 2}'.", "schedule"}, a.lr_scheduler_kwargs);
-  v(FieldInfo{"warmup_steps", "Warm-up steps (an int), or a ratio of the training steps (below 1).", "schedule"}, a.warmup_steps);
-  v(FieldInfo{"log_level", "Log level of the main process.", "logging"}, a.log_level);
-  v(FieldInfo{"log_level_replica", "Log level of the other processes.", "logging"}, a.log_level_replica);
-  v(FieldInfo{"log_on_each_node", "Log on the main process of each node, not only the first.", "logging"}, a.log_on_each_node);
-  v(FieldInfo{"logging_dir", "TensorBoard log directory (default output_dir/runs).", "logging"}, a.logging_dir);
-  v(FieldInfo{"logging_strategy", "When to log.", "logging"}, a.logging_strategy);
-  v(FieldInfo{"logging_first_step", "Log the first optimizer step too.", "logging"}, a.logging_first_step);
-  v(FieldInfo{"logging_steps", "Log every N steps (a ratio of max_steps below 1).", "logging"}, a.logging_steps);
-  v(FieldInfo{"logging_nan_inf_filter", "Replace nan/inf step losses in the logged loss.", "logging"}, a.logging_nan_inf_filter);
-  v(FieldInfo{"disable_tqdm", "Plain log lines instead of the live progress bar.", "logging"}, a.disable_tqdm);
-  v(FieldInfo{"report_to", "Integrations to report to (none, all, tensorboard, jsonl, curves).", "logging"}, a.report_to);
-  v(FieldInfo{"eval_strategy", "When to evaluate.", "evaluation"}, a.eval_strategy);
-  v(FieldInfo{"eval_steps", "Evaluate every N steps (default logging_steps; a ratio below 1).", "evaluation"}, a.eval_steps);
-  v(FieldInfo{"eval_delay", "Steps or epochs to wait before the first evaluation.", "evaluation"}, a.eval_delay);
-  v(FieldInfo{"eval_on_start", "Evaluate once before training.", "evaluation"}, a.eval_on_start);
-  v(FieldInfo{"prediction_loss_only", "Return only the loss when evaluating and predicting.", "evaluation"}, a.prediction_loss_only);
-  v(FieldInfo{"label_names", "Batch keys holding the labels (default: labels).", "evaluation"}, a.label_names);
-  v(FieldInfo{"save_strategy", "When to save checkpoints.", "saving"}, a.save_strategy);
-  v(FieldInfo{"save_steps", "Save every N steps (a ratio of max_steps below 1).", "saving"}, a.save_steps);
-  v(FieldInfo{"save_total_limit", "Keep at most N checkpoints.", "saving"}, a.save_total_limit);
-  v(FieldInfo{"save_only_model", "Checkpoints hold the model only.", "saving"}, a.save_only_model);
-  v(FieldInfo{"load_best_model_at_end", "Load the best checkpoint when training ends.", "saving"}, a.load_best_model_at_end);
-  v(FieldInfo{"metric_for_best_model", "Metric that defines the best model (default loss).", "saving"}, a.metric_for_best_model);
-  v(FieldInfo{"greater_is_better", "Whether a larger metric_for_best_model is better.", "saving"}, a.greater_is_better);
-  v(FieldInfo{"ignore_data_skip", "On resume, do not skip the batches already seen.", "saving"}, a.ignore_data_skip);
-  v(FieldInfo{"restore_callback_states_from_checkpoint", "On resume, restore the control flags and stateful callbacks saved in the checkpoint.", "saving"}, a.restore_callback_states_from_checkpoint);
-  v(FieldInfo{"seed", "Random seed set at the start.", "reproducibility"}, a.seed);
-  v(FieldInfo{"data_seed", "Seed of the data order (default: seed).", "reproducibility"}, a.data_seed);
-  v(FieldInfo{"full_determinism", "Deterministic algorithms everywhere (slower).", "reproducibility"}, a.full_determinism);
-  v(FieldInfo{"use_cpu", "Train on the CPU even when a GPU is present.", "device"}, a.use_cpu);
-  v(FieldInfo{"bf16", "bfloat16 mixed precision.", "device"}, a.bf16);
-  v(FieldInfo{"fp16", "float16 mixed precision with loss scaling.", "device"}, a.fp16);
-  v(FieldInfo{"bf16_full_eval", "Evaluate in bfloat16.", "device"}, a.bf16_full_eval);
-  v(FieldInfo{"fp16_full_eval", "Evaluate in float16.", "device"}, a.fp16_full_eval);
-  v(FieldInfo{"tf32", "TF32 matmuls on CUDA.", "device"}, a.tf32);
-  v(FieldInfo{"dataloader_drop_last", "Drop the last incomplete batch.", "data"}, a.dataloader_drop_last);
-  v(FieldInfo{"dataloader_num_workers", "Background threads preparing batches (0: on demand).", "data"}, a.dataloader_num_workers);
-  v(FieldInfo{"dataloader_prefetch_factor", "Batches in flight per worker.", "data"}, a.dataloader_prefetch_factor);
-  v(FieldInfo{"dataloader_pin_memory", "Pin host memory for faster copies to the GPU.", "data"}, a.dataloader_pin_memory);
-  v(FieldInfo{"dataloader_persistent_workers", "Keep workers alive between epochs.", "data"}, a.dataloader_persistent_workers);
-  v(FieldInfo{"train_sampling_strategy", "Order of training samples.", "data"}, a.train_sampling_strategy);
-  v(FieldInfo{"gradient_checkpointing", "Enable activation checkpointing to trade compute for memory. Reduces memory at the cost of ~20% slower training.", "memory"}, a.gradient_checkpointing);
-  v(FieldInfo{"ddp_backend", "Collective backend: nccl or gloo (default: nccl on CUDA, else gloo).", "distributed"}, a.ddp_backend);
-  v(FieldInfo{"ddp_timeout", "Seconds the rendezvous and each collective may wait for the other processes.", "distributed"}, a.ddp_timeout);
-  v(FieldInfo{"ddp_bucket_cap_mb", "Gradient bucket size in MiB for the allreduce (default 25).", "distributed"}, a.ddp_bucket_cap_mb);
-  v(FieldInfo{"ddp_broadcast_buffers", "Broadcast buffers from rank 0 before each forward (default true).", "distributed"}, a.ddp_broadcast_buffers);
-  v(FieldInfo{"fsdp", "Sharding: full_shard, shard_grad_op or no_shard, plus offload and auto_wrap (space-separated).", "distributed"}, a.fsdp);
-  v(FieldInfo{"deepspeed", "A DeepSpeed JSON config (file or inline object) mapped onto the sharding policies (ZeRO stage, offload).", "distributed"}, a.deepspeed);
-  v(FieldInfo{"fsdp_config", "FSDP options: a JSON file, or an inline JSON object (HF's fsdp_config keys).", "distributed"}, a.fsdp_config);
-}
 
 /// The largest JSON arguments file parse_args reads.
 inline constexpr std::uintmax_t arguments_file_max_bytes = 16u << 20;
@@ -427,6 +343,33 @@ template <class... Structs>
   return std::nullopt;
 }
 
+/// Whether a leading argument names an arguments file: HfArgumentParser's parse_json_file and
+/// parse_yaml_file inputs.
+[[nodiscard]] inline bool is_arguments_file(std::string_view token) {
+  return token.ends_with(".json") || token.ends_with(".yaml") || token.ends_with(".yml");
+}
+
+/// Gives a value from a YAML arguments file to its field. A plain scalar is read as the same text on
+/// the command line would be (`eval_strategy: no` is the choice "no", `do_train: yes` true,
+/// `learning_rate: 5e-5` a number); a quoted one is a string, as in a JSON file; a list or mapping
+/// is its JSON.
+inline void assign_yaml(CliField& field, const YamlNode& node) {
+  if (node.kind != YamlNode::Kind::scalar || node.is_null()) {
+    nlohmann::json value = yaml_to_json(node);
+    if (field.is_list && value.is_array()) {  // list items are names whatever they look like: `[1, yes]`
+      for (std::size_t k = 0; k < node.items.size(); ++k)
+        if (node.items[k].kind == YamlNode::Kind::scalar && !node.items[k].is_null()) value[k] = node.items[k].text;
+    }
+    field.set_json(value);
+  } else if (!node.plain) {
+    field.set_json(node.text);
+  } else if (field.is_list) {
+    field.set_json(nlohmann::json::array({node.text}));
+  } else {
+    field.set(node.text);
+  }
+}
+
 }  // namespace detail
 
 /// The fields of an argument struct as a JSON object (training_args.json).
@@ -449,7 +392,8 @@ template <class... Structs>
     if (std::ranges::find(groups, f.group) == groups.end()) groups.push_back(f.group);
   std::string out = fmt::format(
       "usage: {} [args.json] [--name value ...]\n"
-      "Arguments come from an optional JSON file (first) and the command line, which wins.\n",
+      "Arguments come from an optional JSON or YAML file (first) and the command line, which wins.\n"
+      "Each --name_with_underscores may also be written --name-with-hyphens.\n",
       program);
   for (const auto& group : groups) {
     out += fmt::format("\n{}:\n", group.empty() ? "arguments" : group);
@@ -481,7 +425,9 @@ template <class... Structs>
     return nullptr;
   };
   auto unknown = [&](std::string_view flag) {
-    if (auto near = detail::nearest_field(fields, flag))
+    std::string underscored(flag);
+    std::ranges::replace(underscored, '-', '_');
+    if (auto near = detail::nearest_field(fields, underscored))
       return error("unrecognized argument: --{} (did you mean --{}?)", detail::shown_text(flag), *near);
     return error("unrecognized argument: --{} (see --help)", detail::shown_text(flag));
   };
@@ -497,7 +443,7 @@ template <class... Structs>
   }
 
   std::size_t i = 0;
-  if (!argv.empty() && !argv[0].starts_with("-") && argv[0].ends_with(".json")) {
+  if (!argv.empty() && !argv[0].starts_with("-") && detail::is_arguments_file(argv[0])) {
     const std::string& file = argv[0];
     const auto source = fmt::format("the arguments file {}", detail::shown_text(file));
     // A FIFO or a device would block or never end: only a regular file of sensible size is read.
@@ -507,20 +453,34 @@ template <class... Structs>
       throw error("{} is not a regular file", source);
     if (const auto size = std::filesystem::file_size(file, ec); !ec && size > arguments_file_max_bytes)
       throw error("{} is {} bytes long, more than an arguments file may be ({})", source, size, arguments_file_max_bytes);
-    // Strictly: a duplicate key (which the JSON library would silently resolve) is refused.
-    const nlohmann::json j = detail::parse_json_strict(read_file(file), source);
-    if (!j.is_object()) throw error("{} must hold a JSON object, got {}", source, j.type_name());
-    for (const auto& [key, value] : j.items()) {
-      detail::CliField* f = find(key);
-      if (!f) {
-        if (auto near = detail::nearest_field(fields, key))
-          throw error("{}: unrecognized key \"{}\" (did you mean \"{}\"?)", source, detail::shown_text(key), *near);
-        throw error("{}: unrecognized key \"{}\" (see --help)", source, detail::shown_text(key));
+    // Unknown keys are refused, as HfArgumentParser.parse_dict does without allow_extra_keys.
+    auto field_for = [&](const std::string& key) -> detail::CliField& {
+      if (detail::CliField* f = find(key)) return *f;
+      if (auto near = detail::nearest_field(fields, key))
+        throw error("{}: unrecognized key \"{}\" (did you mean \"{}\"?)", source, detail::shown_text(key), *near);
+      throw error("{}: unrecognized key \"{}\" (see --help)", source, detail::shown_text(key));
+    };
+    if (file.ends_with(".json")) {
+      // Strictly: a duplicate key (which the JSON library would silently resolve) is refused.
+      const nlohmann::json j = detail::parse_json_strict(read_file(file), source);
+      if (!j.is_object()) throw error("{} must hold a JSON object, got {}", source, j.type_name());
+      for (const auto& [key, value] : j.items()) {
+        detail::CliField& f = field_for(key);
+        try {
+          f.set_json(value);
+        } catch (const Error& e) {
+          throw error("{}: {}", source, e.what());
+        }
       }
-      try {
-        f->set_json(value);
-      } catch (const Error& e) {
-        throw error("{}: {}", source, e.what());
+    } else {
+      const detail::YamlNode root = detail::YamlArgumentsReader(read_file(file), source).document();
+      for (std::size_t k = 0; k < root.keys.size(); ++k) {
+        detail::CliField& f = field_for(root.keys[k]);
+        try {
+          detail::assign_yaml(f, root.items[k]);
+        } catch (const Error& e) {
+          throw error("{}: line {}: {}", source, root.items[k].line, e.what());
+        }
       }
     }
     i = 1;
@@ -528,7 +488,7 @@ template <class... Structs>
   for (; i < argv.size(); ++i) {
     const std::string& token = argv[i];
     if (!is_flag(token)) {
-      if (token.ends_with(".json"))
+      if (detail::is_arguments_file(token))
         throw error("unexpected argument '{}': an arguments file must come first", detail::shown_text(token));
       throw error("unexpected argument '{}': arguments are given as --name value (see --help)", detail::shown_text(token));
     }
@@ -540,6 +500,9 @@ template <class... Structs>
     }
     if (name.empty())
       throw error("unexpected argument '{}': arguments are given as --name value (see --help)", detail::shown_text(token));
+    // HfArgumentParser's second spelling of each flag: --per-device-train-batch-size, --no-log-on-each-node.
+    const std::string spelled = name;
+    if (name.find('-') != std::string::npos && name.find('_') == std::string::npos) std::ranges::replace(name, '-', '_');
     detail::CliField* f = find(name);
     if (!f && name.starts_with("no_")) {
       detail::CliField* negated = find(std::string_view(name).substr(3));
@@ -550,7 +513,7 @@ template <class... Structs>
         continue;
       }
     }
-    if (!f) throw unknown(name);
+    if (!f) throw unknown(spelled);
     const bool next_is_value = i + 1 < argv.size() && !is_flag(argv[i + 1]);
     if (f->is_bool && !inline_value && !(next_is_value && detail::parse_bool(argv[i + 1]))) {
       f->set("true");

@@ -18,40 +18,56 @@
 
 namespace trainpp {
 
+// The fields Seq2SeqTrainingArguments adds to TrainingArguments', declared once as
+// TRAINPP_TRAINING_ARGUMENTS_FIELDS declares those: FIELD(type, name, default, group, help).
+#define TRAINPP_SEQ2SEQ_TRAINING_ARGUMENTS_FIELDS(FIELD)                                                                  \
+  /* transformers 5.x ignores it too, with a warning. */                                                                 \
+  FIELD(bool, sortish_sampler, false, "seq2seq", "Ignored, as in transformers 5.x (accepted for compatibility).")         \
+  FIELD(bool, predict_with_generate, false, "seq2seq",                                                                    \
+        "Evaluate and predict with generate(): compute_metrics gets generated token ids.")                                \
+  /* Unless evaluate/predict are given max_length or max_new_tokens. */                                                  \
+  FIELD(std::optional<std::int64_t>, generation_max_length, std::nullopt, "seq2seq",                                      \
+        "max_length of generation during evaluation (default: the generation config's).")                                 \
+  /* Unless evaluate/predict are given num_beams. */                                                                     \
+  FIELD(std::optional<std::int64_t>, generation_num_beams, std::nullopt, "seq2seq",                                       \
+        "num_beams of generation during evaluation (default: the generation config's).")                                  \
+  FIELD(std::optional<std::string>, generation_config, std::nullopt, "seq2seq",                                           \
+        "A generation_config.json (or its directory) replacing the model's generation config.")
+
 /// HF's Seq2SeqTrainingArguments: TrainingArguments and the settings of generation during evaluation.
 struct Seq2SeqTrainingArguments : TrainingArguments {
-  /// Accepted for command lines written for HF and ignored, as transformers 5.x ignores it (a warning says so).
-  bool sortish_sampler = false;
-  /// Evaluate and predict by generating sequences (the "logits" compute_metrics receives are token ids).
-  bool predict_with_generate = false;
-  /// max_length of generation during evaluation, unless evaluate/predict are given max_length or max_new_tokens.
-  std::optional<std::int64_t> generation_max_length;
-  /// num_beams of generation during evaluation, unless evaluate/predict are given num_beams.
-  std::optional<std::int64_t> generation_num_beams;
-  /// A generation_config.json file (or a directory holding one) that replaces the model's generation config.
-  std::optional<std::string> generation_config;
+#define TRAINPP_DECLARE_ARGUMENT(type, name, default_value, group, help) type name = default_value;
+  TRAINPP_SEQ2SEQ_TRAINING_ARGUMENTS_FIELDS(TRAINPP_DECLARE_ARGUMENT)
+#undef TRAINPP_DECLARE_ARGUMENT
 
-  /// TrainingArguments::finalize, and the checks of the generation settings.
-  void finalize() {
-    TrainingArguments::finalize();
-    if (generation_max_length && *generation_max_length <= 1)
-      throw error("generation_max_length must be at least 2 (the decoder start token and one generated token), got {}",
-                  *generation_max_length);
-    if (generation_num_beams && *generation_num_beams < 1)
-      throw error("generation_num_beams must be at least 1 (1 is greedy search), got {}", *generation_num_beams);
-    if (generation_config && generation_config->empty()) throw error("generation_config must not be empty");
-  }
+  /// validate(*this) (TrainingArguments' checks and the generation settings'), then
+  /// TrainingArguments' derived defaults.
+  void finalize();
 };
+
+/// The checks of the generation settings (TrainingArguments' own are validate(const TrainingArguments&)).
+inline void validate(const Seq2SeqTrainingArguments& a) {
+  validate(static_cast<const TrainingArguments&>(a));
+  if (a.generation_max_length && *a.generation_max_length <= 1)
+    throw error("generation_max_length must be at least 2 (the decoder start token and one generated token), got {}",
+                *a.generation_max_length);
+  if (a.generation_num_beams && *a.generation_num_beams < 1)
+    throw error("generation_num_beams must be at least 1 (1 is greedy search), got {}", *a.generation_num_beams);
+  if (a.generation_config && a.generation_config->empty()) throw error("generation_config must not be empty");
+}
+
+inline void Seq2SeqTrainingArguments::finalize() {
+  validate(*this);
+  apply_derived_defaults();
+}
 
 /// The fields of Seq2SeqTrainingArguments: TrainingArguments' and the generation ones.
 template <class V>
 void visit_fields(Seq2SeqTrainingArguments& a, V&& v) {
   visit_fields(static_cast<TrainingArguments&>(a), v);
-  v(FieldInfo{"sortish_sampler", "Ignored, as in transformers 5.x (accepted for compatibility).", "seq2seq"}, a.sortish_sampler);
-  v(FieldInfo{"predict_with_generate", "Evaluate and predict with generate(): compute_metrics gets generated token ids.", "seq2seq"}, a.predict_with_generate);
-  v(FieldInfo{"generation_max_length", "max_length of generation during evaluation (default: the generation config's).", "seq2seq"}, a.generation_max_length);
-  v(FieldInfo{"generation_num_beams", "num_beams of generation during evaluation (default: the generation config's).", "seq2seq"}, a.generation_num_beams);
-  v(FieldInfo{"generation_config", "A generation_config.json (or its directory) replacing the model's generation config.", "seq2seq"}, a.generation_config);
+#define TRAINPP_VISIT_ARGUMENT(type, name, default_value, group, help) v(FieldInfo{#name, help, group}, a.name);
+  TRAINPP_SEQ2SEQ_TRAINING_ARGUMENTS_FIELDS(TRAINPP_VISIT_ARGUMENT)
+#undef TRAINPP_VISIT_ARGUMENT
 }
 
 /// HF's **gen_kwargs of Seq2SeqTrainer.evaluate / predict: what one call overrides.

@@ -5,9 +5,9 @@ files read ours:
 - trainer_state.json: transformers' TrainerState.load_from_json loads it, its keys are exactly the
   fields of TrainerState, and log_history holds HF's training entries (loss, grad_norm, learning_rate,
   epoch, step) and eval entries (eval_loss, eval_<metric>, ...);
-- training_args.json: every key is a field of transformers' TrainingArguments — except the two trainpp
-  keeps that transformers 5 dropped (overwrite_output_dir, logging_dir) — and TrainingArguments built
-  from it agrees with it value for value after HF's own normalisation;
+- training_args.json: every key is a field of transformers' TrainingArguments — except the three trainpp
+  keeps that transformers 5 dropped (overwrite_output_dir, logging_dir, warmup_ratio) — and
+  TrainingArguments built from it agrees with it value for value after HF's own normalisation;
 - the tensor files (model, optimizer state, process state) load with the safetensors package.
 
 usage: check_checkpoint_with_hf.py <output_dir of a finished run with checkpoints>
@@ -27,7 +27,7 @@ except ImportError as e:  # pragma: no cover - depends on the environment
     print(f"SKIPPED: {e}")
     sys.exit(77)
 
-TRAINPP_ONLY_ARGS = {"overwrite_output_dir", "logging_dir"}
+TRAINPP_ONLY_ARGS = {"overwrite_output_dir", "logging_dir", "warmup_ratio"}
 
 
 def fail(message):

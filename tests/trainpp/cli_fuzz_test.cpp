@@ -380,7 +380,8 @@ class CommandLineFuzzer {
             {"extra", "unexpected argument 'extra'"}, {"train", "unexpected argument 'train'"}, {"-x", "unexpected argument '-x'"},
             {"-", "unexpected argument '-'"}, {"--", "unexpected argument '--'"}, {"---", "unrecognized argument: ---"},
             {"-lr", "unexpected argument '-lr'"}, {"--=1", "unexpected argument '--=1'"}, {"--=", "unexpected argument '--='"},
-            {"config.yaml", "unexpected argument 'config.yaml'"}, {"out/dir", "unexpected argument 'out/dir'"},
+            {"config.toml", "unexpected argument 'config.toml'"}, {"out/dir", "unexpected argument 'out/dir'"},
+            {"later.yaml", "an arguments file must come first"},
             {"=", "unexpected argument '='"}, {"-help", "unexpected argument '-help'"},
             {"\xff\xfe", "unexpected argument '\\xff\\xfe'"}, {"2e-5", "unexpected argument '2e-5'"},
             {"args.json.bak", "unexpected argument 'args.json.bak'"}, {"later.json", "an arguments file must come first"}};
@@ -393,8 +394,8 @@ class CommandLineFuzzer {
             after_scalar.push_back(k + 1);
         at = gen_.pick(after_scalar);
         line.insert(line.begin() + static_cast<std::ptrdiff_t>(at), Group{word});
-        // A leading *.json word is read as an arguments file, which does not exist.
-        c = {{}, at == 0 && word.ends_with(".json") ? "No such file" : needle, "positional"};
+        // A leading *.json or *.yaml word is read as an arguments file, which does not exist.
+        c = {{}, at == 0 && (word.ends_with(".json") || word.ends_with(".yaml")) ? "No such file" : needle, "positional"};
         break;
       }
       case 5: {  // a contradiction or an out-of-range setting

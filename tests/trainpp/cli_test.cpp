@@ -327,4 +327,114 @@ TEST_CASE("training_args.json round-trips through the parser") {
   std::filesystem::remove(path);
 }
 
+TEST_CASE("hyphenated flags are HfArgumentParser's second spelling") {
+  const auto underscored = parse({"--per_device_train_batch_size", "16", "--learning_rate=0.1", "--no_log_on_each_node",
+                                  "--label_names", "a", "b", "--do_train"});
+  const auto hyphenated = parse({"--per-device-train-batch-size", "16", "--learning-rate=0.1", "--no-log-on-each-node",
+                                 "--label-names", "a", "b", "--do-train"});
+  CHECK(hyphenated.per_device_train_batch_size == 16);
+  CHECK_FALSE(hyphenated.log_on_each_node);
+  CHECK(trainpp::args_json(hyphenated) == trainpp::args_json(underscored));
+  // A name mixing both is neither spelling, as with argparse; the message names the flag as given.
+  CHECK_THROWS_WITH_AS(parse({"--per-device_train_batch_size", "16"}),
+                       doctest::Contains("unrecognized argument: --per-device_train_batch_size (did you mean --per_device_train_batch_size?)"),
+                       trainpp::Error);
+  CHECK_THROWS_WITH_AS(parse({"--learning-rat", "1"}), doctest::Contains("unrecognized argument: --learning-rat (did you mean --learning_rate?)"),
+                       trainpp::Error);
+  CHECK_THROWS_WITH_AS(parse({"--seed-", "1"}), doctest::Contains("unrecognized argument: --seed-"), trainpp::Error);
+  // Values are untouched: a hyphen in a value stays.
+  CHECK(parse({"--run-name", "a-b_c"}).run_name == "a-b_c");
+}
+
+/// Writes `text` to a file of that name in a fresh temporary folder; removes the folder at the end.
+struct ArgumentsFile {
+  std::filesystem::path dir;
+  std::string path;
+  ArgumentsFile(std::string_view name, std::string_view text)
+      : dir(std::filesystem::temp_directory_path() / fmt::format("trainpp_cli_test_yaml_{}", ::getpid())) {
+    std::filesystem::create_directories(dir);
+    path = (dir / name).string();
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
+  }
+  ~ArgumentsFile() { std::filesystem::remove_all(dir); }
+};
+
+TEST_CASE("a YAML arguments file, as HfArgumentParser.parse_yaml_file reads it") {
+  const ArgumentsFile file("args.yaml", R"(# a comment line
+---
+output_dir: out/yaml   # a trailing comment
+learning_rate: 5e-5
+num_train_epochs: 2
+do_train: yes
+eval_strategy: no            # the choice "no", not false
+save_strategy: 'epoch'
+label_names:
+  - start
+  - end
+report_to: [tensorboard, "jsonl"]
+lr_scheduler_kwargs:
+  num_cycles: 2
+  note: "a # b"
+run_name: "caf\u00e9 # not a comment"
+data_seed: ~
+seed: 7
+)");
+  const auto a = parse({file.path, "--seed", "9"});
+  CHECK(a.output_dir == "out/yaml");
+  CHECK(a.learning_rate == 5e-5);
+  CHECK(a.num_train_epochs == 2);
+  CHECK(a.do_train);
+  CHECK(a.eval_strategy == trainpp::IntervalStrategy::no);
+  CHECK(a.save_strategy == trainpp::SaveStrategy::epoch);
+  CHECK(a.label_names == std::vector<std::string>{"start", "end"});
+  CHECK(a.report_to == std::vector<std::string>{"tensorboard", "jsonl"});
+  CHECK(a.lr_scheduler_kwargs == nlohmann::json{{"num_cycles", 2}, {"note", "a # b"}});
+  CHECK(a.run_name == "caf\xc3\xa9 # not a comment");
+  CHECK_FALSE(a.data_seed.has_value());
+  CHECK(a.seed == 9);  // the command line wins
+  // .yml too, and flow mappings, and a block list at the key's own indentation.
+  const ArgumentsFile yml("args.yml", "{learning_rate: 0.5, label_names: [y]}\n");
+  CHECK(parse({yml.path}).learning_rate == 0.5);
+  const ArgumentsFile same_indent("same.yaml", "report_to:\n- jsonl\n- curves\nseed: 3\n");
+  CHECK(parse({same_indent.path}).report_to == std::vector<std::string>{"jsonl", "curves"});
+  CHECK(parse({same_indent.path}).seed == 3);
+}
+
+TEST_CASE("a YAML arguments file is read strictly, each refusal naming the line") {
+  auto refused = [](std::string_view text, std::string_view message) {
+    CAPTURE(text);
+    const ArgumentsFile file("args.yaml", text);
+    CHECK_THROWS_WITH_AS(parse({file.path}), doctest::Contains(doctest::String(message.data(), static_cast<unsigned>(message.size()))),
+                         trainpp::Error);
+  };
+  refused("lerning_rate: 0.1\n", "unrecognized key \"lerning_rate\" (did you mean \"learning_rate\"?)");
+  refused("seed: 1\nzzzzzzzzzzzzzzzzzzzz: 2\n", "unrecognized key \"zzzzzzzzzzzzzzzzzzzz\" (see --help)");
+  refused("seed: 1\nlearning_rate: fast\n", "args.yaml: line 2: argument --learning_rate: invalid float value: 'fast'");
+  refused("seed: 1\nseed: 2\n", "line 2: duplicate key \"seed\"");
+  refused("seed: '1'\n", "line 1: argument 'seed': expected an integer, got \"1\"");  // quoted: a string, as in JSON
+  refused("label_names:\n  - a\n  - [b]\n", "argument 'label_names': expected a list of strings");
+  refused("eval_strategy: sometimes\n", "invalid choice: 'sometimes' (choose from no, steps, epoch)");
+  refused("output_dir:\n\tout\n", "line 2: a tab in the indentation");
+  refused("output_dir: &dir out\n", "line 1: anchors and aliases are not read");
+  refused("output_dir: !!str out\n", "line 1: tags are not read");
+  refused("run_name: |\n  text\n", "line 1: block scalars (| and >) are not read");
+  refused("- seed\n- 1\n", "must hold a mapping of argument names to values, got a list");
+  refused("just text\n", "must hold a mapping of argument names to values, got 'just text'");
+  refused("", "holds no arguments");
+  refused("# only a comment\n", "holds no arguments");
+  refused("seed: 1\n---\nseed: 2\n", "line 2: a second document");
+  refused("run_name: \"open\n", "line 1: a quoted value that does not close on its line");
+  refused("report_to: [jsonl,\n", "line 1: a '[' that is not closed");
+  refused("seed: 1\n  learning_rate: 2\n", "line 2: unexpected indentation");
+  refused("run_name: a: b\n", "line 1: a value holding ': ' must be quoted");
+  refused("run_name: \"\\q\"\n", "unknown escape '\\q'");
+  refused("seed: 1\nrun_name: \"a\\u0000b\"\n", "line 2: argument --run_name: invalid str value: 'a\\x00b' holds a NUL byte");
+  refused("output_dir: out\x00x\n"s, "a NUL byte at offset 15");
+  refused("max_steps: 0\n", "max_steps must be a positive number");  // validation as for any other source
+  refused(std::string(100, '[') + std::string(100, ']'), "got a list");
+  refused("report_to: " + std::string(100, '[') + std::string(100, ']') + "\n", "nested deeper than 64 levels");
+  // A YAML file anywhere but first is a stray word, as a JSON one.
+  CHECK_THROWS_WITH_AS(parse({"--seed", "1", "args.yaml"}), doctest::Contains("an arguments file must come first"), trainpp::Error);
+}
+
 }  // namespace cli_test
