@@ -9,8 +9,9 @@ torchrun as 2 nodes of 2 processes on this machine, and by `accelerate launch` w
   trainer_state.json says is_world_process_zero, every rank's state is in the checkpoint, no rank
   directory or staging is left); losses, grad norms, weights and evaluation follow one process with 4x
   the batch (check_ddp.compare: 1e-5 relative for losses and eval_loss, 2e-5 absolute for weights).
-- Hybrid sharding on that 2x2 layout: hybrid_shard (Block units, prefetch) and hybrid_shard_zero2
-  (with gradient accumulation) shard within a node and replicate across the two; the same comparison
+- Hybrid sharding on that 2x2 layout: hybrid_shard (Block units, prefetch; under torchrun) and
+  hybrid_shard_zero2 (with gradient accumulation; the 4 processes started with torchrun's variables,
+  as are the checkpoint runs below) shard within a node and replicate across the two; the same comparison
   with one process. The tolerance is data parallelism's, for the same reason: one process sums the
   16 examples' gradients in one mean; the job takes each process's mean over 4, sums the node's two in
   the reduce-scatter, the two nodes' in the all-reduce and divides by 4, an order of additions that
@@ -67,21 +68,29 @@ def reports(report_dir, processes):
     return [json.loads((report_dir / f"process_{rank}.json").read_text()) for rank in range(processes)]
 
 
-def two_nodes(name, out, batch, accumulation, extra=(), fresh=True):
-    """One job of 2 nodes x 2 processes: torchrun started once per node, each with its --node_rank."""
+def two_nodes(name, out, batch, accumulation, extra=(), fresh=True, torchrun=True):
+    """One job of 2 nodes x 2 processes: torchrun started once per node, each with its --node_rank; or,
+    where torchrun itself is not the point (it costs seconds to start), the 4 processes started with
+    the variables torchrun gives them."""
     if fresh:
         shutil.rmtree(out, ignore_errors=True)
     report = SCRATCH / f"{out.name}_report"
     shutil.rmtree(report, ignore_errors=True)
     port = free_port()
+    worker = [str(WORKER), "--output_dir", str(out), "--per_device_train_batch_size", str(batch),
+              "--gradient_accumulation_steps", str(accumulation), "--process_report", str(report), *COMMON, *extra]
     procs = []
-    for node in range(2):
-        torchrun = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node_rank", str(node),
-                    "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(port), "--no-python"]
-        procs.append(subprocess.Popen(
-            [*torchrun, str(WORKER), "--output_dir", str(out), "--per_device_train_batch_size", str(batch),
-             "--gradient_accumulation_steps", str(accumulation), "--process_report", str(report), *COMMON, *extra],
-            env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    if torchrun:
+        for node in range(2):
+            launcher = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node_rank", str(node),
+                        "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(port), "--no-python"]
+            procs.append(subprocess.Popen([*launcher, *worker], env=clean_env(), stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, text=True))
+    else:
+        for rank in range(4):
+            env = clean_env(RANK=str(rank), WORLD_SIZE="4", LOCAL_RANK=str(rank % 2), LOCAL_WORLD_SIZE="2",
+                            GROUP_RANK=str(rank // 2), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+            procs.append(subprocess.Popen(worker, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     return exits_zero(name, finish(procs)), report
 
 
@@ -119,15 +128,15 @@ def two_nodes_data_parallel():
 
 
 def hybrid():
-    for strategy, batch, accumulation, extra in [
-        ("hybrid_shard", 4, 1, ["--fsdp", "hybrid_shard auto_wrap", "--fsdp_config", BLOCKS]),
-        ("hybrid_shard_zero2", 2, 2, ["--fsdp", "hybrid_shard_zero2"]),
+    for strategy, batch, accumulation, extra, torchrun in [
+        ("hybrid_shard", 4, 1, ["--fsdp", "hybrid_shard auto_wrap", "--fsdp_config", BLOCKS], True),
+        ("hybrid_shard_zero2", 2, 2, ["--fsdp", "hybrid_shard_zero2"], False),
     ]:
         single = SCRATCH / f"single_{4 * batch}_{accumulation}"
         run_single(single, 4 * batch, accumulation)
         out = SCRATCH / strategy
         name = f"{strategy}, 2 nodes x 2, batch {batch}, accumulation {accumulation}"
-        ok, report = two_nodes(name, out, batch, accumulation, extra)
+        ok, report = two_nodes(name, out, batch, accumulation, extra, torchrun=torchrun)
         if not ok:
             continue
         places = reports(report, 4)
@@ -140,7 +149,7 @@ def hybrid():
     save = ["--fsdp", "hybrid_shard", "--fsdp_config", json.dumps({"state_dict_type": "SHARDED_STATE_DICT"}),
             "--save_strategy", "steps", "--save_steps", "4"]
     whole, resumed = SCRATCH / "hybrid_checkpoints", SCRATCH / "hybrid_resumed"
-    ok, _ = two_nodes("hybrid_shard with SHARDED_STATE_DICT checkpoints", whole, 4, 1, save)
+    ok, _ = two_nodes("hybrid_shard with SHARDED_STATE_DICT checkpoints", whole, 4, 1, save, torchrun=False)
     if not ok:
         return
     files = sorted(p.name for p in (whole / "checkpoint-8").iterdir())
@@ -161,7 +170,7 @@ def hybrid():
     resumed.mkdir(parents=True)
     shutil.copytree(whole / "checkpoint-8", resumed / "checkpoint-8")
     ok, _ = two_nodes("hybrid_shard resumed from checkpoint-8", resumed, 4, 1,
-                      [*save, "--resume_from_checkpoint", "true"], fresh=False)
+                      [*save, "--resume_from_checkpoint", "true"], fresh=False, torchrun=False)
     if ok:
         check(same_weights(whole / "model.safetensors", resumed / "model.safetensors"),
               "hybrid_shard resumed from checkpoint-8 ends with the uninterrupted run's weights, bit for bit")

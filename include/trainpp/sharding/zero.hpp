@@ -193,8 +193,8 @@ class ZeroSharding : public detail::JoinedProcesses, private detail::ZeroCollect
       free_unit(s, s.root);
   }
 
-  /// Every micro-batch: reduce-scatters what backward did not (units with unused parameters), waits,
-  /// and adds the reduced parts to the gradient shards; at the window's end divides them by N and
+  /// Every micro-batch: reduce-scatters what backward did not (units with unused parameters), waits
+  /// (hybrid: all-reduces the parts across nodes), and adds the reduced parts to the gradient shards; at the window's end divides them by N and
   /// hands them to the optimizer's pieces.
   void after_backward(torch::nn::Module&, bool sync) {
     if (!state_) return;
@@ -205,7 +205,17 @@ class ZeroSharding : public detail::JoinedProcesses, private detail::ZeroCollect
       if (!f.reducing_part.defined()) continue;
       wait(s, f.reducing, "gradient reduce-scatter");
       f.reducing = CollectiveHandle();
-      if (s.replicas) s.replicas->all_reduce_sum(f.reducing_part);  // hybrid: the same shard on every node
+      // Hybrid: the node's sum, summed with the same shard's on the other nodes. Every flat's exchange
+      // starts before the first is waited for, so they overlap.
+      if (s.replicas) {
+        std::vector<torch::Tensor> part{f.reducing_part};
+        f.reducing = s.replicas->all_reduce_sum_async(part);
+      }
+    }
+    for (auto& f : s.flats) {
+      if (!f.reducing_part.defined()) continue;
+      if (s.replicas) s.replicas->wait(f.reducing, "gradient all-reduce across nodes");
+      f.reducing = CollectiveHandle();
       f.grad_shard.add_(f.reducing_part.to(s.offload));
       f.reducing_part = torch::Tensor();
       f.reducing_flat = torch::Tensor();
