@@ -289,6 +289,32 @@ struct TrainingArguments {
   /// The defaults HF's __post_init__ derives from other fields (eval_steps from logging_steps, the
   /// best-model metric, logging_dir, ...), on arguments validate() accepted.
   void apply_derived_defaults();
+
+  /// What `accelerate launch` exports from its config file, as HF's Trainer takes it: the mixed
+  /// precision (ACCELERATE_MIXED_PRECISION: no, bf16, fp16) unless bf16 or fp16 is already true or
+  /// `given` (the arguments the command line or the arguments file set) names either; the FSDP
+  /// settings (ACCELERATE_USE_FSDP, FSDP_*: see accelerate_fsdp_environment) unless --fsdp,
+  /// --fsdp_config or --deepspeed is set or given. So an explicit `--bf16 false` or `--fsdp ...` wins.
+  /// parse_args calls it before finalize().
+  template <class Names>
+  void apply_launcher_environment(const Names& given, const EnvironmentReader& env = process_environment) {
+    if (!given.contains("bf16") && !given.contains("fp16") && !bf16 && !fp16) {
+      if (const auto precision = env("ACCELERATE_MIXED_PRECISION")) {
+        const auto value = detail::lower(*precision);
+        if (value == "bf16") bf16 = true;
+        else if (value == "fp16") fp16 = true;
+        else if (value != "no")
+          throw error("the environment variable ACCELERATE_MIXED_PRECISION (accelerate's mixed_precision) must be no, "
+                      "bf16 or fp16, got '{}'", *precision);
+      }
+    }
+    const bool sharding_set = !fsdp.empty() || (fsdp_config && !fsdp_config->empty()) || (deepspeed && !deepspeed->empty());
+    if (sharding_set || given.contains("fsdp") || given.contains("fsdp_config") || given.contains("deepspeed")) return;
+    if (auto accelerate = accelerate_fsdp_environment(env)) {
+      fsdp = std::move(accelerate->fsdp);
+      if (!accelerate->config.empty()) fsdp_config = accelerate->config.dump();
+    }
+  }
 };
 
 /// The fields of TrainingArguments, for the parser, --help and training_args.json. A user's own

@@ -359,8 +359,14 @@ void Trainer<Model, P>::save_checkpoint(const torch::Tensor& tr_loss) {
       if (!std::filesystem::is_directory(from) ||
           (!args_.save_only_model && !std::filesystem::exists(from / process_state_name(rank, world))))
         throw error("checkpoint {}: rank {} did not write its state into {}", final_dir.string(), rank, from.string());
-      for (const auto& entry : std::filesystem::directory_iterator(from))
+      for (const auto& entry : std::filesystem::directory_iterator(from)) {
+        // Each file has one writer (per-rank names, or the one process that writes a shared file):
+        // a second one means two processes claimed the same part of the checkpoint.
+        if (std::filesystem::exists(staging / entry.path().filename()))
+          throw error("checkpoint {}: rank {} wrote {}, which another process wrote too", final_dir.string(), rank,
+                      entry.path().filename().string());
         std::filesystem::rename(entry.path(), staging / entry.path().filename());
+      }
       std::filesystem::remove(from);
     }
     commit_dir(staging, final_dir);

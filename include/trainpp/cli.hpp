@@ -21,6 +21,7 @@
 #include <functional>
 #include <limits>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -410,7 +411,8 @@ template <class... Structs>
 struct HelpRequested {};
 
 /// Parses argument structs from the command line (and an optional leading JSON file), then calls
-/// finalize() on each struct that has it. Flags are shared: each goes to the struct that declares it.
+/// apply_launcher_environment(names given) (TrainingArguments: what `accelerate launch` exports, where
+/// no flag says otherwise) and finalize() on each struct that has them. Flags are shared: each goes to the struct that declares it.
 /// Errors (unknown flag — with the nearest valid one —, missing value, bad value, bad JSON file)
 /// throw trainpp::Error; `--help` prints help_text() and throws HelpRequested.
 // Long on purpose: one pass over argv with each flag form (--k v, --k=v, bare bool, JSON file) handled in place.
@@ -432,6 +434,7 @@ template <class... Structs>
     return error("unrecognized argument: --{} (see --help)", detail::shown_text(flag));
   };
   auto is_flag = [](const std::string& token) { return token.starts_with("--") && token.size() > 2; };
+  std::set<std::string> given;  // what the file and the command line set: the launcher's environment yields to them
 
   // --help wins over every error, as with argparse, wherever it stands.
   for (const auto& token : argv) {
@@ -466,6 +469,7 @@ template <class... Structs>
       if (!j.is_object()) throw error("{} must hold a JSON object, got {}", source, j.type_name());
       for (const auto& [key, value] : j.items()) {
         detail::CliField& f = field_for(key);
+        given.insert(f.name);
         try {
           f.set_json(value);
         } catch (const Error& e) {
@@ -476,6 +480,7 @@ template <class... Structs>
       const detail::YamlNode root = detail::YamlArgumentsReader(read_file(file), source).document();
       for (std::size_t k = 0; k < root.keys.size(); ++k) {
         detail::CliField& f = field_for(root.keys[k]);
+        given.insert(f.name);
         try {
           detail::assign_yaml(f, root.items[k]);
         } catch (const Error& e) {
@@ -510,10 +515,12 @@ template <class... Structs>
         if (inline_value)
           throw error("argument --{}: ignored explicit argument '{}'", name, detail::shown_text(*inline_value));
         negated->set("false");
+        given.insert(negated->name);
         continue;
       }
     }
     if (!f) throw unknown(spelled);
+    given.insert(f->name);
     const bool next_is_value = i + 1 < argv.size() && !is_flag(argv[i + 1]);
     if (f->is_bool && !inline_value && !(next_is_value && detail::parse_bool(argv[i + 1]))) {
       f->set("true");
@@ -531,7 +538,8 @@ template <class... Structs>
     if (!next_is_value) throw error("argument --{}: expected a value ({})", name, f->type);
     f->set(argv[++i]);
   }
-  std::apply([](auto&... s) {
+  std::apply([&](auto&... s) {
+    ([&] { if constexpr (requires { s.apply_launcher_environment(given); }) s.apply_launcher_environment(given); }(), ...);
     ([&] { if constexpr (requires { s.finalize(); }) s.finalize(); }(), ...);
   }, out);
   return out;

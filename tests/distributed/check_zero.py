@@ -228,7 +228,7 @@ def main():
          "can't be set to True simultaneously"),
         (["--fsdp", "full_shard", "--fsdp_config", str(SCRATCH / "missing.json")], "cannot open"),
         (["--fsdp", "full_shard", "--fp16"], "--bf16"),
-        (["--fsdp", "hybrid_shard"], "not implemented"),
+        (["--fsdp", "hybrid_shard full_shard"], "more than one sharding strategy"),
         (["--fsdp", "full_shard", "--bf16_full_eval", "true"], "keeps sharded"),
         # fc1 and fc2 are Linear modules the model calls directly: FullShard cannot gather them.
         (["--fsdp", "full_shard", "--fsdp_config", '{"transformer_layer_cls_to_wrap": "Linear"}'],

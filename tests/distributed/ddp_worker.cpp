@@ -25,6 +25,7 @@ struct WorkerArgs {
   std::int64_t fail_rank = 1;
   std::string slot = "auto";
   std::string save_initial_weights;  ///< empty: none written
+  std::string process_report;  ///< empty: none; else a directory for each process's process_<rank>.json
   void finalize() {
     if (rows < 1) throw trainpp::error("--rows must be positive, got {}", rows);
     if (slot != "auto" && slot != "full_shard") throw trainpp::error("--slot must be auto or full_shard, got {}", slot);
@@ -39,6 +40,9 @@ void visit_fields(WorkerArgs& a, V&& v) {
   v(trainpp::FieldInfo{"slot", "The sharding slot: auto (AutoSharding) or full_shard (FullShard).", "worker"}, a.slot);
   v(trainpp::FieldInfo{"save_initial_weights", "Write the weights before training to this safetensors file (rank 0).", "worker"},
     a.save_initial_weights);
+  v(trainpp::FieldInfo{"process_report", "Each process writes process_<rank>.json here: its place in the job, as the "
+                                         "Trainer sees it, and the precision and sharding it trained with.", "worker"},
+    a.process_report);
 }
 
 /// A residual block: the unit FullShard wraps (fsdp_transformer_layer_cls_to_wrap "Block", or
@@ -129,6 +133,37 @@ struct MemoryProbe {
   }
 };
 
+/// What this process was in the job and how it trained: check_launchers.py compares these with what
+/// each launcher was asked for.
+template <class Trainer>
+void write_process_report(Trainer& trainer, const std::filesystem::path& dir) {
+  const auto environment = trainpp::detect_launch_environment();
+  const auto& state = trainer.state();
+  nlohmann::json report = {{"rank", trainer.sharding().rank()},
+                           {"world_size", trainer.sharding().world_size()},
+                           {"local_rank", trainer.args().local_process_index()},
+                           {"local_world_size", environment.local_world_size},
+                           {"node_rank", environment.node_rank},
+                           {"is_local_process_zero", state.is_local_process_zero},
+                           {"is_world_process_zero", state.is_world_process_zero},
+                           {"bf16", trainer.args().bf16},
+                           {"fsdp", trainer.args().fsdp}};
+  {  // the dtype a matrix product gets inside the training forward's autocast context
+    auto context = trainer.precision().forward_context(trainer.device());
+    report["autocast_dtype"] = c10::toString(torch::mm(torch::ones({2, 2}), torch::ones({2, 2})).scalar_type());
+  }
+  report["sharding"] = "data_parallel";
+  if constexpr (requires { trainer.sharding().zero(); })
+    if (auto* zero = trainer.sharding().zero()) {
+      report["sharding"] = zero->label();
+      report["shard_group_size"] = zero->shard_group_size();
+      report["state_dict_type"] = zero->options().state_dict_type == trainpp::StateDictType::sharded_state_dict
+                                      ? "SHARDED_STATE_DICT" : "FULL_STATE_DICT";
+    }
+  std::filesystem::create_directories(dir);
+  trainpp::write_file_atomic(dir / fmt::format("process_{}.json", report["rank"].get<int>()), report.dump(2));
+}
+
 template <class Sharding>
 int run(const trainpp::TrainingArguments& args, const WorkerArgs& worker, Sharding sharding) {
   auto train = make_data(worker.rows, 1);
@@ -146,6 +181,7 @@ int run(const trainpp::TrainingArguments& args, const WorkerArgs& worker, Shardi
                            trainpp::compute_metrics = trainpp::accuracy,
                            trainpp::callbacks = trainpp::callback_list(FailAt{worker.fail_at_step, worker.fail_rank}, memory));
   trainer.train();
+  if (!worker.process_report.empty()) write_process_report(trainer, worker.process_report);
   auto metrics = trainer.evaluate();
   auto predictions = trainer.predict(eval_copy);
   trainer.save_model();  // every process: a sharded model is gathered for it

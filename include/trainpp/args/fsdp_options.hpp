@@ -3,12 +3,14 @@
 // take. Part of the arguments (TrainingArguments::fsdp_options), so below them and below sharding/.
 
 #include <trainpp/detail/config.hpp>
+#include <trainpp/distributed/launch_environment.hpp>
 #include <trainpp/io/atomic_write.hpp>
 #include <trainpp/io/json.hpp>
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cstdint>
 #include <filesystem>
@@ -16,6 +18,7 @@
 #include <sstream>
 #include <string_view>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace trainpp {
@@ -31,6 +34,10 @@ enum class StateDictType { full_state_dict, sharded_state_dict };
 /// Everything --fsdp and --fsdp_config say, with HF's defaults.
 struct FsdpOptions {
   std::optional<ShardingStrategy> strategy;  ///< nullopt: --fsdp not given
+  /// FSDP's HYBRID_SHARD (with full_shard) and HYBRID_SHARD_ZERO2 (with shard_grad_op): the strategy
+  /// applies among the processes of one node (those sharing LOCAL_WORLD_SIZE), and the nodes hold
+  /// replicas of each other, their gradient shards averaged by an all-reduce across nodes.
+  bool hybrid = false;
   bool offload = false;                      ///< parameters, gradients, optimizer state and step on the CPU
   bool auto_wrap = false;  ///< set by --fsdp auto_wrap, or by the config naming what to wrap
   /// Module class names whose instances become units (fsdp_transformer_layer_cls_to_wrap); matched
@@ -94,7 +101,7 @@ inline nlohmann::json read_json_option(std::string_view flag, const std::string&
                                                     bool gradient_checkpointing) {
   FsdpOptions o;
   std::istringstream words(fsdp);
-  bool full = false, grad_op = false, none = false;
+  bool full = false, grad_op = false, none = false, hybrid_full = false, hybrid_grad_op = false;
   for (std::string word; words >> word;) {
     const auto w = detail::lower(word);
     if (w == "full_shard") full = true;
@@ -102,14 +109,21 @@ inline nlohmann::json read_json_option(std::string_view flag, const std::string&
     else if (w == "no_shard") none = true;
     else if (w == "offload") o.offload = true;
     else if (w == "auto_wrap") o.auto_wrap = true;
-    else if (w == "hybrid_shard" || w == "hybrid_shard_zero2")
-      throw error("--fsdp {}: hybrid sharding (full sharding inside a node, replication across nodes) is not "
-                  "implemented; use full_shard or shard_grad_op", w);
+    else if (w == "hybrid_shard") hybrid_full = true;
+    else if (w == "hybrid_shard_zero2") hybrid_grad_op = true;
     else
-      throw error("--fsdp: unknown option '{}' (expected full_shard, shard_grad_op, no_shard, offload, auto_wrap)", word);
+      throw error("--fsdp: unknown option '{}' (expected full_shard, shard_grad_op, hybrid_shard, hybrid_shard_zero2, "
+                  "no_shard, offload, auto_wrap)", word);
   }
   if (full && grad_op) throw error("`--fsdp full_shard` is not compatible with `--fsdp shard_grad_op`.");
   if ((full || grad_op) && none) throw error("`--fsdp no_shard` is not compatible with `--fsdp {}`.", full ? "full_shard" : "shard_grad_op");
+  // Each names one strategy of FSDP's ShardingStrategy: two of them cannot both hold.
+  if (static_cast<int>(full) + grad_op + hybrid_full + hybrid_grad_op + none > 1)
+    throw error("--fsdp '{}' names more than one sharding strategy: choose one of full_shard, shard_grad_op, "
+                "hybrid_shard, hybrid_shard_zero2, no_shard", fsdp);
+  o.hybrid = hybrid_full || hybrid_grad_op;
+  full = full || hybrid_full;
+  grad_op = grad_op || hybrid_grad_op;
   if (full) o.strategy = ShardingStrategy::full_shard;
   else if (grad_op) o.strategy = ShardingStrategy::shard_grad_op;
   else if (none) o.strategy = ShardingStrategy::no_shard;
@@ -185,6 +199,90 @@ inline nlohmann::json read_json_option(std::string_view flag, const std::string&
     throw error("`--fsdp auto_wrap` needs the units to wrap: give fsdp_transformer_layer_cls_to_wrap (module class "
                 "names) or fsdp_min_num_params in --fsdp_config");
   return o;
+}
+
+/// What `accelerate launch` says about FSDP, as --fsdp and --fsdp_config would say it.
+struct AccelerateFsdp {
+  std::string fsdp;  ///< the strategy (and offload) in --fsdp's words
+  nlohmann::json config = nlohmann::json::object();  ///< fsdp_config keys, without the fsdp_ prefix
+};
+
+/// Reads the FSDP settings `accelerate launch` exports from a config file whose distributed_type is
+/// FSDP (ACCELERATE_USE_FSDP=true, then FSDP_SHARDING_STRATEGY, FSDP_AUTO_WRAP_POLICY, ...); nullopt
+/// when it does not say FSDP. The strategy is a name (FULL_SHARD, SHARD_GRAD_OP, NO_SHARD,
+/// HYBRID_SHARD, HYBRID_SHARD_ZERO2) or its number 1..5, as accelerate's configs write either; FSDP
+/// version 2 configs say FSDP_RESHARD_AFTER_FORWARD instead (true: full_shard, false: shard_grad_op).
+/// Settings without a counterpart here (use_orig_params, cpu_ram_efficient_loading) are ignored;
+/// a value trainpp cannot honour is an error naming the variable.
+// Long on purpose: one accelerate variable after another, each mapped and checked in place.
+[[nodiscard]] inline std::optional<AccelerateFsdp> accelerate_fsdp_environment(const EnvironmentReader& env = process_environment) {
+  auto flag = [&](const std::string& name) -> std::optional<bool> {
+    const auto text = env(name);
+    if (!text) return std::nullopt;
+    const auto v = detail::lower(*text);
+    if (v == "1" || v == "true" || v == "yes" || v == "y" || v == "on" || v == "t") return true;
+    if (v == "0" || v == "false" || v == "no" || v == "n" || v == "off" || v == "f") return false;
+    throw error("the environment variable {} must be true or false, got '{}'", name, *text);
+  };
+  if (!flag("ACCELERATE_USE_FSDP").value_or(false)) return std::nullopt;
+  AccelerateFsdp out;
+  static constexpr std::array<const char*, 5> strategies = {"full_shard", "shard_grad_op", "no_shard", "hybrid_shard",
+                                                            "hybrid_shard_zero2"};
+  if (const auto text = env("FSDP_SHARDING_STRATEGY")) {
+    const auto v = detail::lower(*text);
+    for (std::size_t i = 0; i < strategies.size(); ++i)
+      if (v == strategies[i] || v == std::to_string(i + 1)) out.fsdp = strategies[i];
+    if (out.fsdp.empty())
+      throw error("the environment variable FSDP_SHARDING_STRATEGY (accelerate's fsdp_sharding_strategy) must be "
+                  "FULL_SHARD, SHARD_GRAD_OP, NO_SHARD, HYBRID_SHARD, HYBRID_SHARD_ZERO2 or 1..5, got '{}'", *text);
+  } else {
+    const bool version2 = env("FSDP_VERSION").value_or("1") == "2";
+    out.fsdp = version2 && !flag("FSDP_RESHARD_AFTER_FORWARD").value_or(true) ? "shard_grad_op" : "full_shard";
+  }
+  if (flag("FSDP_OFFLOAD_PARAMS").value_or(false)) {
+    if (out.fsdp == "no_shard")
+      throw error("FSDP_OFFLOAD_PARAMS=true with FSDP_SHARDING_STRATEGY NO_SHARD: trainpp offloads sharded state only");
+    out.fsdp += " offload";
+  }
+  const auto policy = detail::lower(env("FSDP_AUTO_WRAP_POLICY").value_or("no_wrap"));
+  if (policy == "transformer_based_wrap") {
+    const auto classes = env("FSDP_TRANSFORMER_CLS_TO_WRAP").value_or("");
+    std::vector<std::string> names;
+    std::istringstream list(classes);
+    for (std::string name; std::getline(list, name, ',');)
+      if (const auto first = name.find_first_not_of(' '); first != std::string::npos)
+        names.push_back(name.substr(first, name.find_last_not_of(' ') - first + 1));
+    if (names.empty())
+      throw error("FSDP_AUTO_WRAP_POLICY is TRANSFORMER_BASED_WRAP but FSDP_TRANSFORMER_CLS_TO_WRAP names no class "
+                  "(accelerate's fsdp_transformer_layer_cls_to_wrap): trainpp models have no _no_split_modules to "
+                  "fall back on");
+    out.config["transformer_layer_cls_to_wrap"] = names;
+  } else if (policy == "size_based_wrap") {
+    const auto text = env("FSDP_MIN_NUM_PARAMS").value_or("");
+    out.config["min_num_params"] = detail::parse_launch_int("FSDP_MIN_NUM_PARAMS", text);
+  } else if (policy != "no_wrap") {
+    throw error("the environment variable FSDP_AUTO_WRAP_POLICY must be TRANSFORMER_BASED_WRAP, SIZE_BASED_WRAP or "
+                "NO_WRAP, got '{}'", *env("FSDP_AUTO_WRAP_POLICY"));
+  }
+  if (const auto text = env("FSDP_BACKWARD_PREFETCH")) {
+    const auto v = detail::lower(*text);
+    if (v != "backward_pre" && v != "backward_post" && v != "no_prefetch")
+      throw error("the environment variable FSDP_BACKWARD_PREFETCH must be BACKWARD_PRE, BACKWARD_POST or "
+                  "NO_PREFETCH, got '{}'", *text);
+    out.config["backward_prefetch"] = v;
+  }
+  if (const auto text = env("FSDP_STATE_DICT_TYPE")) {
+    const auto v = detail::lower(*text);
+    if (v != "full_state_dict" && v != "sharded_state_dict")
+      throw error("the environment variable FSDP_STATE_DICT_TYPE must be FULL_STATE_DICT or SHARDED_STATE_DICT, "
+                  "got '{}'", *text);
+    out.config["state_dict_type"] = v;
+  }
+  for (const auto& [variable, key] : {std::pair{"FSDP_FORWARD_PREFETCH", "forward_prefetch"},
+                                      std::pair{"FSDP_SYNC_MODULE_STATES", "sync_module_states"},
+                                      std::pair{"FSDP_ACTIVATION_CHECKPOINTING", "activation_checkpointing"}})
+    if (const auto value = flag(variable)) out.config[key] = *value;
+  return out;
 }
 
 /// What a DeepSpeed config must agree on with the training arguments (HF fills "auto" values from

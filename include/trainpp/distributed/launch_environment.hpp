@@ -158,7 +158,10 @@ inline int slurm_tasks_on_node(const std::string& counts, int node) {
     e.rank = required("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE is set: mpirun sets both");
     e.local_rank = int_var("OMPI_COMM_WORLD_LOCAL_RANK").value_or(0);
     e.local_world_size = int_var("OMPI_COMM_WORLD_LOCAL_SIZE").value_or(e.world_size);
-    e.node_rank = int_var("OMPI_COMM_WORLD_NODE_RANK").value_or(e.local_world_size > 0 ? e.rank / e.local_world_size : 0);
+    // Not OMPI_COMM_WORLD_NODE_RANK: despite its name that is the process's rank among every job's
+    // processes on its node (0 and 1 for two processes on one node), not the node's index. mpirun's
+    // default mapping fills a node's slots before the next node's.
+    e.node_rank = e.local_world_size > 0 ? e.rank / e.local_world_size : 0;
     if (e.local_world_size < e.world_size && !env("MASTER_ADDR"))
       throw error("mpirun started {} processes across nodes but MASTER_ADDR is not set: pass the first node's "
                   "address, e.g. mpirun -x MASTER_ADDR=<host> -x MASTER_PORT=29500 ...", e.world_size);

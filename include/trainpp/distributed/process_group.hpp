@@ -24,6 +24,7 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <memory>
@@ -76,38 +77,27 @@ class ProcessGroup {
                   std::chrono::duration_cast<std::chrono::seconds>(timeout).count(), detail::first_line(e.what()));
     }
     // A prefix per backend, as torch does, so that a second group on the same store does not collide.
-    auto store = c10::make_intrusive<c10d::PrefixStore>("trainpp/" + backend, group.store_);
-    try {
-      if (backend == "gloo") {
-#ifdef USE_C10D_GLOO
-        auto gloo = c10d::ProcessGroupGloo::Options::create(timeout);
-        const char* interface = std::getenv("GLOO_SOCKET_IFNAME");
-        gloo->devices.push_back(interface != nullptr && *interface != '\0'
-                                    ? c10d::ProcessGroupGloo::createDeviceForInterface(interface)
-                                    : c10d::ProcessGroupGloo::createDefaultDevice());
-        group.backend_ = c10::make_intrusive<c10d::ProcessGroupGloo>(store, env.rank, env.world_size, gloo);
-#else
-        throw error("ddp_backend gloo: trainpp was compiled without Gloo (define USE_C10D_GLOO with Gloo's "
-                    "headers on the include path, as trainpp's CMake package does); use nccl");
-#endif
-      } else if (backend == "nccl") {
-#ifdef TRAINPP_HAS_NCCL
-        auto nccl = c10d::ProcessGroupNCCL::Options::create();
-        nccl->timeout = timeout;
-        group.backend_ = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, env.rank, env.world_size, nccl);
-#else
-        throw error("ddp_backend nccl: trainpp was compiled without NCCL (define USE_C10D_NCCL with nccl.h on the "
-                    "include path, for a CUDA build of LibTorch); use gloo");
-#endif
-      } else {
-        throw error("ddp_backend must be nccl or gloo, got '{}'", backend);
-      }
-    } catch (const Error&) {
-      throw;
-    } catch (const std::exception& e) {
-      throw error("rank {}: cannot create the {} backend: {}", env.rank, backend, detail::first_line(e.what()));
-    }
+    group.backend_ = make_backend("trainpp/" + backend, backend, env.rank, env.world_size, group.store_, timeout);
     group.backend_name_ = backend;
+    return group;
+  }
+
+  /// A group of some of the job's processes (`ranks`, global ranks in the order that gives the new
+  /// ranks), on the same rendezvous store under a prefix of its own (`name`, unique in the job), as
+  /// torch.distributed.new_group does. Only its members call it, and each of them must: creating the
+  /// backend connects them. This process's rank in it is its position in `ranks`.
+  [[nodiscard]] ProcessGroup subgroup(const std::string& name, const std::vector<int>& ranks) const {
+    if (!backend_) throw error("the process group is not joined");
+    const auto me = std::ranges::find(ranks, rank_);
+    if (me == ranks.end()) throw error("rank {} is not a member of the process group {}", rank_, name);
+    ProcessGroup group;
+    group.rank_ = static_cast<int>(me - ranks.begin());
+    group.size_ = static_cast<int>(ranks.size());
+    group.timeout_ = timeout_;
+    group.store_ = store_;
+    group.backend_name_ = backend_name_;
+    group.backend_ = make_backend(fmt::format("trainpp/{}/{}", backend_name_, name), backend_name_, group.rank_,
+                                  group.size_, store_, timeout_);
     return group;
   }
 
@@ -188,6 +178,42 @@ class ProcessGroup {
     } catch (const std::exception& e) {
       throw error("rank {}: the {} across {} processes failed (another process probably exited, or "
                   "ddp_timeout passed): {}", rank_, what, size_, detail::first_line(e.what()));
+    }
+  }
+
+  /// The collective engine for `rank` of `size` processes, meeting under `prefix` on `store`.
+  static c10::intrusive_ptr<c10d::Backend> make_backend(const std::string& prefix, const std::string& backend, int rank,
+                                                        int size, const c10::intrusive_ptr<c10d::Store>& shared_store,
+                                                        std::chrono::milliseconds timeout) {
+    auto store = c10::make_intrusive<c10d::PrefixStore>(prefix, shared_store);
+    try {
+      if (backend == "gloo") {
+#ifdef USE_C10D_GLOO
+        auto gloo = c10d::ProcessGroupGloo::Options::create(timeout);
+        const char* interface = std::getenv("GLOO_SOCKET_IFNAME");
+        gloo->devices.push_back(interface != nullptr && *interface != '\0'
+                                    ? c10d::ProcessGroupGloo::createDeviceForInterface(interface)
+                                    : c10d::ProcessGroupGloo::createDefaultDevice());
+        return c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, size, gloo);
+#else
+        throw error("ddp_backend gloo: trainpp was compiled without Gloo (define USE_C10D_GLOO with Gloo's "
+                    "headers on the include path, as trainpp's CMake package does); use nccl");
+#endif
+      } else if (backend == "nccl") {
+#ifdef TRAINPP_HAS_NCCL
+        auto nccl = c10d::ProcessGroupNCCL::Options::create();
+        nccl->timeout = timeout;
+        return c10::make_intrusive<c10d::ProcessGroupNCCL>(store, rank, size, nccl);
+#else
+        throw error("ddp_backend nccl: trainpp was compiled without NCCL (define USE_C10D_NCCL with nccl.h on the "
+                    "include path, for a CUDA build of LibTorch); use gloo");
+#endif
+      }
+      throw error("ddp_backend must be nccl or gloo, got '{}'", backend);
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw error("rank {}: cannot create the {} backend ({}): {}", rank, backend, prefix, detail::first_line(e.what()));
     }
   }
 

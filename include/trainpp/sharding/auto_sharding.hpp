@@ -26,6 +26,13 @@ class AutoSharding {
     } else {
       data_parallel_.configure(args, device);
     }
+    if (world_size() > 1) {
+      if (!zero_) note("data parallelism across {} processes", world_size());
+      else if (options.hybrid)
+        note("{}: sharded within each node's {} processes, replicated across {} nodes", zero_->label(),
+             zero_->shard_group_size(), world_size() / zero_->shard_group_size());
+      else note("{} across {} processes", zero_->label(), world_size());
+    }
   }
   /// The policy chosen: nullptr for data parallelism.
   [[nodiscard]] ZeroSharding* zero() { return zero_ ? &*zero_ : nullptr; }

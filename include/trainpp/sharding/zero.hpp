@@ -58,6 +58,11 @@ struct FP16;
 ///   are out. forward_prefetch / backward_prefetch start the next unit's gather early; with
 ///   limit_all_gathers at most two units are gathered at a time.
 /// - offload keeps the shards, gradient shards and optimizer state on the CPU; the step runs there.
+/// - hybrid (FSDP's HYBRID_SHARD with full_shard, HYBRID_SHARD_ZERO2 with shard_grad_op): the layout
+///   above applies among the processes of one node (N = LOCAL_WORLD_SIZE); every node holds a whole
+///   replica. A unit's gradients are reduce-scattered within the node, then each shard is all-reduced
+///   with the same shard on the other nodes (c10d sub-groups: one per node, one per local rank), and
+///   divided by the whole job's size. Gathers stay within the node; the grad norm sums the node's shards.
 /// The first forward runs with everything gathered and checks that every wrapped unit was called
 /// through trainpp::call (FullShard could not gather it otherwise): an error names any that was not.
 class ZeroSharding : public detail::JoinedProcesses, private detail::ZeroCollectives {
@@ -98,21 +103,32 @@ class ZeroSharding : public detail::JoinedProcesses, private detail::ZeroCollect
     }
     if (args.fp16)
       throw error("--fp16 with {}: its loss scaling needs every shard's overflow check, which trainpp does not "
-                  "implement for sharded gradients; use --bf16", strategy_label(strategy_));
+                  "implement for sharded gradients; use --bf16", label());
     if (strategy_ == ShardingStrategy::full_shard && (args.bf16_full_eval || args.fp16_full_eval))
       throw error("--{}_full_eval with full_shard: casting the whole model needs its parameters, which full_shard "
                   "keeps sharded; evaluate under --bf16 autocast instead", args.bf16_full_eval ? "bf16" : "fp16");
     join(args, device);
+    if (options_.hybrid && joined()) join_hybrid_groups();
   }
+
+  /// The strategy as --fsdp names it: full_shard, shard_grad_op, hybrid_shard or hybrid_shard_zero2.
+  [[nodiscard]] const char* label() const {
+    if (!options_.hybrid) return strategy_label(strategy_);
+    return strategy_ == ShardingStrategy::full_shard ? "hybrid_shard" : "hybrid_shard_zero2";
+  }
+  /// How many processes share the flat buffers: the job's, or under hybrid sharding a node's.
+  [[nodiscard]] int shard_group_size() const { return options_.hybrid && joined() ? shard_size_ : world_size(); }
 
   void prepare(torch::nn::Module& model, torch::Device device) {
     release();
     model.to(device);
     auto s = std::make_shared<State>();
     s->strategy = strategy_;
-    s->group = group_;
-    s->rank = rank();
-    s->world = world_size();
+    s->group = options_.hybrid ? shard_group_ : group_;
+    s->replicas = replica_group_;
+    s->rank = options_.hybrid && joined() ? shard_rank_ : rank();
+    s->world = shard_group_size();
+    s->data_parallel_world = world_size();
     s->device = device;
     s->offload = options_.offload ? torch::Device(torch::kCPU) : device;
     s->options = options_;
@@ -177,8 +193,8 @@ class ZeroSharding : public detail::JoinedProcesses, private detail::ZeroCollect
       free_unit(s, s.root);
   }
 
-  /// Every micro-batch: reduce-scatters what backward did not (units with unused parameters), waits,
-  /// and adds the reduced parts to the gradient shards; at the window's end divides them by N and
+  /// Every micro-batch: reduce-scatters what backward did not (units with unused parameters), waits
+  /// (hybrid: all-reduces the parts across nodes), and adds the reduced parts to the gradient shards; at the window's end divides them by N and
   /// hands them to the optimizer's pieces.
   void after_backward(torch::nn::Module&, bool sync) {
     if (!state_) return;
@@ -188,6 +204,17 @@ class ZeroSharding : public detail::JoinedProcesses, private detail::ZeroCollect
     for (auto& f : s.flats) {
       if (!f.reducing_part.defined()) continue;
       wait(s, f.reducing, "gradient reduce-scatter");
+      f.reducing = CollectiveHandle();
+      // Hybrid: the node's sum, summed with the same shard's on the other nodes. Every flat's exchange
+      // starts before the first is waited for, so they overlap.
+      if (s.replicas) {
+        std::vector<torch::Tensor> part{f.reducing_part};
+        f.reducing = s.replicas->all_reduce_sum_async(part);
+      }
+    }
+    for (auto& f : s.flats) {
+      if (!f.reducing_part.defined()) continue;
+      if (s.replicas) s.replicas->wait(f.reducing, "gradient all-reduce across nodes");
       f.reducing = CollectiveHandle();
       f.grad_shard.add_(f.reducing_part.to(s.offload));
       f.reducing_part = torch::Tensor();
@@ -201,12 +228,13 @@ class ZeroSharding : public detail::JoinedProcesses, private detail::ZeroCollect
     if (s.strategy == ShardingStrategy::full_shard)
       for (std::size_t u = 0; u < s.units.size(); ++u) free_unit(s, u);
     if (!sync) return;
-    for (auto& f : s.flats) f.grad_shard.div_(static_cast<double>(s.world));
+    for (auto& f : s.flats) f.grad_shard.div_(static_cast<double>(s.data_parallel_world));
     for (auto& piece : s.pieces)
       if (piece.data.numel() > 0) piece.data.mutable_grad() = s.flats[piece.flat].grad_shard.narrow(0, piece.begin, piece.data.numel());
   }
 
-  /// The global norm: each process's squared shard norm, summed across processes.
+  /// The global norm: each process's squared shard norm, summed across the processes sharing the
+  /// buffers (under hybrid sharding a node's: the other nodes hold the same shards again).
   [[nodiscard]] torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>&, double max_norm) {
     State& s = *state_;
     torch::NoGradGuard no_grad;
@@ -262,13 +290,16 @@ class ZeroSharding : public detail::JoinedProcesses, private detail::ZeroCollect
   /// Writes this process's share of the model into `dir`: FULL_STATE_DICT — the main process writes
   /// model.safetensors, as a single process would (every process takes part in the gather);
   /// SHARDED_STATE_DICT — every process its pieces (model_shard_<rank>.safetensors), the main process
-  /// also the buffers and the index.
+  /// also the buffers and the index. Under hybrid sharding only the first node's processes write
+  /// (model_shard_<local rank>): the other nodes hold the same pieces, and torch's distributed
+  /// checkpoint likewise writes each replicated shard of a SHARDED_STATE_DICT once.
   void save_model_files(torch::nn::Module& model, const std::filesystem::path& dir, bool main_process) {
     if (options_.state_dict_type == StateDictType::full_state_dict) {
       auto scope = full_parameters();
       if (main_process) trainpp::save_model(model, dir);
       return;
     }
+    if (options_.hybrid && joined() && environment_.rank >= shard_size_) return;  // a replica on another node
     const State& s = *state_;
     std::vector<ShardedParameter> parameters;
     for (std::size_t k = 0; k < s.params.size(); ++k) {
@@ -469,8 +500,34 @@ class ZeroSharding : public detail::JoinedProcesses, private detail::ZeroCollect
     registered_.clear();
   }
 
+  /// Hybrid sharding's sub-groups: this node's processes (null when it has one process), and this local
+  /// rank's process on every node (null with one node). Node k holds ranks [k·L, (k+1)·L).
+  void join_hybrid_groups() {
+    const int per_node = environment_.local_world_size, world = world_size();
+    if (world % per_node != 0 || environment_.rank % per_node != environment_.local_rank)
+      throw error("{}: shards within a node, so every node must run as many processes (LOCAL_WORLD_SIZE {}) with "
+                  "consecutive ranks; rank {} has local rank {} in a job of {}", label(), per_node,
+                  environment_.rank, environment_.local_rank, world);
+    const int node = environment_.rank / per_node, nodes = world / per_node;
+    shard_rank_ = environment_.local_rank;
+    shard_size_ = per_node;
+    if (per_node == world) {
+      shard_group_ = group_;  // one node: plain sharding
+      return;
+    }
+    std::vector<int> node_ranks, replica_ranks;
+    for (int i = 0; i < per_node; ++i) node_ranks.push_back(node * per_node + i);
+    for (int n = 0; n < nodes; ++n) replica_ranks.push_back(n * per_node + shard_rank_);
+    // Every process creates its node's group first, then its replica group: no two wait on each other.
+    if (per_node > 1)
+      shard_group_ = std::make_shared<ProcessGroup>(group_->subgroup(fmt::format("hybrid/node{}", node), node_ranks));
+    replica_group_ = std::make_shared<ProcessGroup>(group_->subgroup(fmt::format("hybrid/replica{}", shard_rank_), replica_ranks));
+  }
+
   ShardingStrategy strategy_;
   FsdpOptions options_;
+  std::shared_ptr<ProcessGroup> shard_group_, replica_group_;
+  int shard_rank_ = 0, shard_size_ = 1;
   std::shared_ptr<State> state_;
   std::vector<std::pair<decltype(torch::autograd::impl::grad_accumulator(std::declval<const torch::Tensor&>())), std::uintptr_t>> hooks_;
   std::vector<const torch::nn::Module*> registered_;

@@ -53,8 +53,11 @@ struct ZeroLayout {
   struct State {
     ShardingStrategy strategy{};
     FsdpOptions options;
-    std::shared_ptr<ProcessGroup> group;
-    int rank = 0, world = 1;
+    std::shared_ptr<ProcessGroup> group;  ///< the processes that share the flat buffers (a node's, when hybrid)
+    /// Hybrid sharding: the processes holding the same shard on the other nodes (null otherwise).
+    std::shared_ptr<ProcessGroup> replicas;
+    int rank = 0, world = 1;  ///< within `group`: the shard this process owns, and how many there are
+    int data_parallel_world = 1;  ///< every process of the job: the gradients are averaged over them
     torch::Device device{torch::kCPU}, offload{torch::kCPU};
     std::vector<torch::Tensor> params;
     std::vector<std::string> names;

@@ -90,6 +90,15 @@ TEST_CASE("mpirun's environment") {
   CHECK(e.world_size == 4);
   CHECK(e.local_rank == 3);
   CHECK(e.master_addr == "127.0.0.1");  // one node: the loopback address serves
+  CHECK(e.node_rank == 0);
+  // OMPI_COMM_WORLD_NODE_RANK counts the processes of every job on a node (mpirun gives 1 to the second
+  // process of one node): the node is the rank over the processes per node instead.
+  const auto second = detect({{"OMPI_COMM_WORLD_RANK", "1"}, {"OMPI_COMM_WORLD_SIZE", "2"}, {"OMPI_COMM_WORLD_LOCAL_RANK", "1"},
+                              {"OMPI_COMM_WORLD_LOCAL_SIZE", "2"}, {"OMPI_COMM_WORLD_NODE_RANK", "1"}});
+  CHECK(second.node_rank == 0);
+  const auto other_node = detect({{"OMPI_COMM_WORLD_RANK", "5"}, {"OMPI_COMM_WORLD_SIZE", "8"}, {"OMPI_COMM_WORLD_LOCAL_RANK", "1"},
+                                  {"OMPI_COMM_WORLD_LOCAL_SIZE", "4"}, {"MASTER_ADDR", "node0"}});
+  CHECK(other_node.node_rank == 1);
   check_refused({{"OMPI_COMM_WORLD_RANK", "3"}, {"OMPI_COMM_WORLD_SIZE", "8"}, {"OMPI_COMM_WORLD_LOCAL_SIZE", "4"}},
                 "MASTER_ADDR is not set: pass the first node's address, e.g. mpirun -x MASTER_ADDR=");
 }
