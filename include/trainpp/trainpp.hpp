@@ -61,6 +61,9 @@
 #include <trainpp/generation/config.hpp>
 #include <trainpp/generation/generate.hpp>
 #include <trainpp/generation/kv_cache.hpp>
+#include <trainpp/models/config.hpp>
+#include <trainpp/models/gpt2.hpp>
+#include <trainpp/models/pretrained.hpp>
 
 #include <trainpp/callbacks/callback_list.hpp>
 #include <trainpp/callbacks/console.hpp>

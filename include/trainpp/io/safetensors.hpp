@@ -289,16 +289,22 @@ inline void save_safetensors(const std::filesystem::path& path,
   write_file_atomic(path, safetensors_serialize(tensors, metadata));
 }
 
-/// Decodes a safetensors file held in `bytes`. Validates everything before reading any tensor data:
-/// sizes, the header's JSON and structure, dtypes, shapes against offsets (with overflow checks), and
-/// that the tensors tile the buffer exactly (no gaps, no overlaps, from 0 to its end). Beyond the
-/// format's own rules, headers nesting deeper than {name: {key: [..]}} or holding arrays of more than
-/// 1024 elements are refused, so that a hostile header cannot make the parser build a huge document. Throws
-/// trainpp::Error with a message starting with `source_name` (the file, for the user) and saying what
-/// is wrong. The returned tensors are copies; `bytes` may be released afterwards.
-[[nodiscard]] inline SafetensorsFile safetensors_deserialize(
-    std::string_view bytes, std::string_view source_name,
-    const std::function<void(std::size_t begin, std::size_t end)>& copied = {}) {
+/// The validated layout of a safetensors file held in memory: its metadata, its tensor entries (in
+/// header order) and where its data buffer starts. Nothing is copied: `buffer` points into the bytes.
+struct SafetensorsLayout {
+  std::map<std::string, std::string> metadata;
+  std::vector<detail::SafetensorsEntry> entries;
+  const char* buffer = nullptr;
+  std::size_t buffer_offset = 0;  ///< of `buffer` in the file: 8 + the header size
+};
+
+/// Validates a safetensors file held in `bytes` without reading any tensor data: sizes, the header's
+/// JSON and structure, dtypes, shapes against offsets (with overflow checks), and that the tensors tile
+/// the buffer exactly (no gaps, no overlaps, from 0 to its end). Beyond the format's own rules, headers
+/// nesting deeper than {name: {key: [..]}} or holding arrays of more than 1024 elements are refused, so
+/// that a hostile header cannot make the parser build a huge document. Throws trainpp::Error with a
+/// message starting with `source_name` (the file, for the user) and saying what is wrong.
+[[nodiscard]] inline SafetensorsLayout safetensors_layout(std::string_view bytes, std::string_view source_name) {
   const std::string_view source = source_name;
   if (bytes.size() < 8)
     throw error("{}: not a safetensors file: {} bytes, fewer than the 8-byte header size", source, bytes.size());
@@ -314,8 +320,8 @@ inline void save_safetensors(const std::filesystem::path& path,
   if (!header.is_object())
     throw error("{}: invalid safetensors header: expected a JSON object, got {}", source, header.type_name());
 
-  SafetensorsFile out;
-  std::vector<detail::SafetensorsEntry> entries;
+  SafetensorsLayout out;
+  auto& entries = out.entries;
   for (const auto& [name, value] : header.items()) {
     if (name != "__metadata__") {
       entries.push_back(detail::parse_safetensors_entry(name, value, source));
@@ -357,13 +363,25 @@ inline void save_safetensors(const std::filesystem::path& path,
   if (expected != buffer_size)
     throw error("{}: invalid safetensors file: the tensors cover {} bytes but the data buffer holds {}", source,
                 expected, buffer_size);
+  out.buffer_offset = static_cast<std::size_t>(8 + header_size);
+  out.buffer = bytes.data() + out.buffer_offset;
+  return out;
+}
 
-  const char* buffer = bytes.data() + 8 + header_size;
-  out.tensors.reserve(entries.size());
-  for (const auto& e : entries) {
+/// Decodes a safetensors file held in `bytes`, validated first as safetensors_layout says. The
+/// returned tensors are copies; `bytes` may be released afterwards (`copied` is told each byte range
+/// once its tensor has been copied out).
+[[nodiscard]] inline SafetensorsFile safetensors_deserialize(
+    std::string_view bytes, std::string_view source_name,
+    const std::function<void(std::size_t begin, std::size_t end)>& copied = {}) {
+  auto layout = safetensors_layout(bytes, source_name);
+  SafetensorsFile out;
+  out.metadata = std::move(layout.metadata);
+  out.tensors.reserve(layout.entries.size());
+  for (const auto& e : layout.entries) {
     auto tensor = torch::empty(e.shape, torch::TensorOptions().dtype(e.dtype->type));
-    if (e.end > e.begin) std::memcpy(tensor.mutable_data_ptr(), buffer + e.begin, e.end - e.begin);
-    if (copied) copied(static_cast<std::size_t>(8 + header_size + e.begin), static_cast<std::size_t>(8 + header_size + e.end));
+    if (e.end > e.begin) std::memcpy(tensor.mutable_data_ptr(), layout.buffer + e.begin, e.end - e.begin);
+    if (copied) copied(layout.buffer_offset + static_cast<std::size_t>(e.begin), layout.buffer_offset + static_cast<std::size_t>(e.end));
     out.tensors.emplace_back(e.name, std::move(tensor));
   }
   return out;
