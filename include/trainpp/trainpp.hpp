@@ -59,6 +59,9 @@
 #include <trainpp/generation/config.hpp>
 #include <trainpp/generation/generate.hpp>
 #include <trainpp/generation/kv_cache.hpp>
+#include <trainpp/models/activation.hpp>
+#include <trainpp/models/bert.hpp>
+#include <trainpp/models/llama.hpp>
 
 #include <trainpp/callbacks/callback_list.hpp>
 #include <trainpp/callbacks/console.hpp>
