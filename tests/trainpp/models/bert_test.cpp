@@ -79,7 +79,17 @@ TEST_CASE("BERT's parameters carry HF's names, and the masked-LM decoder is the 
         "bert.pooler.dense.weight", "classifier.weight", "classifier.bias"})
     CHECK_MESSAGE(present.contains(name), name);
   CHECK(names.size() == 5 + 2 * 16 + 2 + 2);
-  CHECK(classifier->bert->blocks[0]->name().ends_with("BertLayerImpl"));
+  {
+    // The encoder layers are FullShard units by HF's class name.
+    trainpp::FsdpOptions options;
+    options.transformer_layer_cls_to_wrap = {"BertLayer"};
+    trainpp::FullShard sharding(options);
+    sharding.prepare(*classifier, torch::kCPU);
+    const auto units = sharding.describe_units();
+    REQUIRE(units.size() == 3);
+    CHECK(units[0].starts_with("bert.encoder.layer.0 (BertLayer)"));
+    CHECK(units[1].starts_with("bert.encoder.layer.1 (BertLayer)"));
+  }
 
   trainpp::BertForMaskedLM masked(bert_test::tiny_config());
   const auto mlm = masked->named_parameters();
