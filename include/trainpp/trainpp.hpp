@@ -61,8 +61,11 @@
 #include <trainpp/generation/config.hpp>
 #include <trainpp/generation/generate.hpp>
 #include <trainpp/generation/kv_cache.hpp>
+#include <trainpp/models/activation.hpp>
+#include <trainpp/models/bert.hpp>
 #include <trainpp/models/config.hpp>
 #include <trainpp/models/gpt2.hpp>
+#include <trainpp/models/llama.hpp>
 #include <trainpp/models/pretrained.hpp>
 
 #include <trainpp/callbacks/callback_list.hpp>
