@@ -17,7 +17,8 @@
 //         running loss += step loss (nan/inf filter on the device)
 //         not last: on_substep_end
 //       last micro-batch of the window:
-//         optimizer_step: precision .unscale_, sharding .clip_grad_norm, on_pre_optimizer_step,
+//         optimizer_step: precision .unscale_, sharding .agree_on_overflow (through precision
+//           .share_found_inf: ZeRO's processes agree on an overflow), sharding .clip_grad_norm, on_pre_optimizer_step,
 //           precision .step (may skip on overflow), sharding .after_step, on_optimizer_step,
 //           scheduler step unless skipped, zero_grad;
 //         global_step += 1, on_step_end,
@@ -273,7 +274,8 @@ void Trainer<Model, P>::log_training_summary(const TrainingPlan& plan) {
   logger().info("  Number of trainable parameters = {}", detail::thousands(trainable));
 }
 
-/// The end of a window, in Lightning's fixed order: unscale, clip (the norm into `grad_norm`),
+/// The end of a window, in Lightning's fixed order: unscale (and the processes' agreement on an
+/// overflow, where the sharding slot has one), clip (the norm into `grad_norm`),
 /// on_pre_optimizer_step, step (the precision policy may skip it), the sharding policy's after_step,
 /// on_optimizer_step, the schedule's advance unless the step was skipped, zero_grad. Returns the
 /// learning rate this update used.
@@ -283,6 +285,13 @@ double Trainer<Model, P>::optimizer_step(const Params& parameters, torch::Tensor
   auto& optimizer = *optimizer_;
   auto& scheduler = *scheduler_;
   precision_.unscale_(optimizer);
+  // Sharded gradients: each process checked only its shard for overflow; every process must make the
+  // same skip decision (and scale update), so the flag is agreed on before clipping and the step.
+  if constexpr (requires(torch::Tensor& flag) {
+                  sharding_.agree_on_overflow(flag);
+                  precision_.share_found_inf([](torch::Tensor&) {});
+                })
+    precision_.share_found_inf([this](torch::Tensor& found_inf) { sharding_.agree_on_overflow(found_inf); });
   grad_norm = args_.max_grad_norm > 0 ? sharding_.clip_grad_norm(parameters, args_.max_grad_norm)
                                       : sharding_.clip_grad_norm(parameters, INFINITY);
   fire(hooks::on_pre_optimizer_step);

@@ -19,6 +19,8 @@ Checked, for N = 2 and 4, with and without gradient accumulation:
   at step 10 and resumed from checkpoint-8 ends bit for bit where the uninterrupted run ends; so does a
   ShardGradOp run with FULL_STATE_DICT checkpoints; 4 processes refuse the 2-process checkpoint.
 - bf16 autocast under both policies; a DeepSpeed config (stage 3) as FullShard.
+- fp16 with forced overflows under both policies (offload too): the scales and skipped steps agree
+  across the processes and with one process (check_fp16 says against which one, and why).
 - Flags: HF's errors for impossible --fsdp combinations, and trainpp's for what it cannot do.
 
   check_zero.py <ddp_worker> <scratch dir> <trainpp-consolidate>
@@ -42,6 +44,7 @@ import check_ddp  # noqa: E402  (the shared helpers; reads the worker and scratc
 from check_ddp import COMMON, SCRATCH, WORKER, check, compare, failures, finish, history, run_single, start_job  # noqa: E402
 
 SLACK = 1024
+FP16_INIT_SCALE, FP16_GROWTH = 2**20, 2  # fp16: a first scale that overflows; clean steps before it grows
 BLOCKS = json.dumps({"transformer_layer_cls_to_wrap": "Block", "forward_prefetch": True,
                      "backward_prefetch": "backward_pre"})
 POLICIES = {
@@ -130,6 +133,69 @@ def resume_exactly(name, flags, sharded):
     return whole, checkpoint
 
 
+def scales(out, rank=0):
+    return json.loads((out / f"fp16_scales_{rank}.json").read_text())
+
+
+def check_fp16():
+    """fp16 under ZeRO. Each process unscales and checks only its gradient shard; the overflow flag is
+    summed across the processes, so every process skips the same steps and backs the scale off alike.
+
+    The reference is one process accumulating the same two micro-batches of 8 (the examples each of
+    the 2 processes trains on) with twice the first scale: each micro-batch's loss is divided by the
+    window (HF's rule), so with the doubled scale its scaled loss, and every float16 intermediate of
+    its backward, is the one the process holding that micro-batch computes: an overflow happens in
+    both runs or in neither. (Against one process with batch 16 and the same scale this would not
+    hold: a process's loss is a mean over 8 examples, so its per-example gradients are twice as large
+    and overflow at half the scale, in torch's DDP and FSDP as here.) Its scale is then twice theirs at
+    every step and its skipped steps are theirs. A first scale far too large forces overflows: the
+    scale halves on each overflowing step until the gradients fit float16, then doubles after
+    FP16_GROWTH clean steps and overflows again. At the edge an overflow lies in some gradients only,
+    in one process's micro-batch or one process's shard: with the agreement left out, the processes
+    part ways at the third step (one skips, the other steps) and never meet again.
+    Tolerances: those of data parallelism against one process (check_ddp.py); with the scales powers
+    of two, unscaling is exact and each shard holds the reference's gradient bit for bit (two
+    processes' sum commutes); only the global norm's summation order differs."""
+    def fp16(init_scale):
+        return ["--fp16", "true", "--init_scale", str(init_scale), "--growth_interval", str(FP16_GROWTH)]
+
+    single = SCRATCH / "fp16_single"
+    r = run_alone(single, "--per_device_train_batch_size", "8", "--gradient_accumulation_steps", "2",
+                  *fp16(2 * FP16_INIT_SCALE))
+    check(r.returncode == 0, f"fp16 one process exits 0 {r.stderr[-300:]}")
+    if r.returncode != 0:
+        return
+    reference = [{**step, "scale": step["scale"] / 2, "scale_after": step["scale_after"] / 2} for step in scales(single)]
+    skipped = [i + 1 for i, step in enumerate(reference) if step["skipped"]]
+    print(f"      fp16 one process (scales halved): {[step['scale'] for step in reference]}, skipped steps {skipped}")
+    check(len(reference) == 12 and 3 <= len(skipped) <= 9 and any(skipped[i + 1] - skipped[i] > 1 for i in range(len(skipped) - 1)),
+          "fp16 one process: overflows skip some steps, the scale recovers and overflows again")
+    for name in ["shard_grad_op", "full_shard (Block units, prefetch)", "full_shard (min_num_params, offload)"]:
+        out = SCRATCH / f"fp16_{re.sub(r'[^A-Za-z0-9]+', '_', name).strip('_')}"
+        got = finish(start_job(out, 2, 8, 1, extra=[*POLICIES[name], *fp16(FP16_INIT_SCALE), "--save_strategy", "steps",
+                                                    "--save_steps", "12"]))
+        check(all(code == 0 for code, _ in got), f"fp16 {name}: every process exits 0 {[e[-300:] for c, e in got if c]}")
+        if any(code for code, _ in got):
+            continue
+        check(scales(out, 0) == scales(out, 1), f"fp16 {name}: both processes skip the same steps with the same scales")
+        check(scales(out, 0) == reference,
+              f"fp16 {name}: the scales and skipped steps of one process "
+              f"(got {[step['scale'] for step in scales(out, 0)]}, skipped "
+              f"{[i + 1 for i, step in enumerate(scales(out, 0)) if step['skipped']]})")
+        scaler_file = json.loads((out / "checkpoint-12" / "scaler.json").read_text())
+        check(scaler_file["scale"] == reference[-1]["scale_after"],
+              f"fp16 {name}: checkpoint-12/scaler.json holds the agreed scale ({scaler_file['scale']})")
+        a, b = history(single), history(out)
+        worst_loss = max(abs(x["loss"] - y["loss"]) / abs(x["loss"]) for x, y in zip(a, b))
+        stepped = [(x["grad_norm"], y["grad_norm"]) for x, y, step in zip(a, b, reference) if not step["skipped"]]
+        worst_norm = max(abs(x - y) / abs(x) for x, y in stepped)
+        wa, wb = load_file(single / "model.safetensors"), load_file(out / "model.safetensors")
+        worst = max(float(np.abs(wa[k] - wb[k]).max()) for k in wa)
+        check(len(a) == len(b) == 12 and worst_loss < 1e-5 and worst_norm < 1e-4 and worst < 2e-5,
+              f"fp16 {name}: losses ({worst_loss:.1e} relative), grad norms of the steps taken ({worst_norm:.1e}) and "
+              f"final weights ({worst:.1e}) as one process's")
+
+
 def main():
     SCRATCH.mkdir(parents=True, exist_ok=True)
     for processes, batch, accumulation in [(2, 8, 1), (2, 4, 3), (4, 4, 2)]:
@@ -179,6 +245,8 @@ def main():
                   f"bf16 {name} against {reference.name}: losses within {loss_tolerance:g} relative ({worst_loss:.1e}), "
                   f"weights within {weight_tolerance:g} ({worst:.1e})")
 
+    check_fp16()
+
     # A DeepSpeed config maps onto the same policies.
     single, out = SCRATCH / "single_2_8_1", SCRATCH / "deepspeed_zero3"
     ds = json.dumps({"zero_optimization": {"stage": 3, "overlap_comm": True}, "train_micro_batch_size_per_gpu": "auto",
@@ -227,7 +295,6 @@ def main():
         (["--fsdp", "full_shard", "--fsdp_config", '{"activation_checkpointing": true}', "--gradient_checkpointing"],
          "can't be set to True simultaneously"),
         (["--fsdp", "full_shard", "--fsdp_config", str(SCRATCH / "missing.json")], "cannot open"),
-        (["--fsdp", "full_shard", "--fp16"], "--bf16"),
         (["--fsdp", "hybrid_shard full_shard"], "more than one sharding strategy"),
         (["--fsdp", "full_shard", "--bf16_full_eval", "true"], "keeps sharded"),
         # fc1 and fc2 are Linear modules the model calls directly: FullShard cannot gather them.

@@ -5,8 +5,12 @@
 // reported. Run alone it is the single-process reference. --save_initial_weights writes the model's
 // weights before training, for check_torch_ddp.py's torch run to start from.
 //
+// Under --fp16 each process writes the loss scale of every optimizer step and whether the step was
+// skipped to fp16_scales_<rank>.json; --init_scale and --growth_interval set the loss scaler's
+// (GradScalerOptions, which HF has no flags for), to force overflows.
+//
 //   ddp_worker --output_dir D [HF's training flags] [--rows N] [--fail_at_step S --fail_rank R]
-//              [--slot auto|full_shard] [--save_initial_weights FILE]
+//              [--slot auto|full_shard] [--save_initial_weights FILE] [--init_scale S] [--growth_interval N]
 
 #include <trainpp/trainpp.hpp>
 
@@ -26,6 +30,7 @@ struct WorkerArgs {
   std::string slot = "auto";
   std::string save_initial_weights;  ///< empty: none written
   std::string process_report;  ///< empty: none; else a directory for each process's process_<rank>.json
+  trainpp::GradScalerOptions scaler{};  ///< under --fp16
   void finalize() {
     if (rows < 1) throw trainpp::error("--rows must be positive, got {}", rows);
     if (slot != "auto" && slot != "full_shard") throw trainpp::error("--slot must be auto or full_shard, got {}", slot);
@@ -43,6 +48,9 @@ void visit_fields(WorkerArgs& a, V&& v) {
   v(trainpp::FieldInfo{"process_report", "Each process writes process_<rank>.json here: its place in the job, as the "
                                          "Trainer sees it, and the precision and sharding it trained with.", "worker"},
     a.process_report);
+  v(trainpp::FieldInfo{"init_scale", "The loss scaler's first scale under --fp16.", "worker"}, a.scaler.init_scale);
+  v(trainpp::FieldInfo{"growth_interval", "Clean steps before the loss scale grows, under --fp16.", "worker"},
+    a.scaler.growth_interval);
 }
 
 /// A residual block: the unit FullShard wraps (fsdp_transformer_layer_cls_to_wrap "Block", or
@@ -163,6 +171,24 @@ void write_process_report(Trainer& trainer, const std::filesystem::path& dir) {
   std::filesystem::create_directories(dir);
   trainpp::write_file_atomic(dir / fmt::format("process_{}.json", report["rank"].get<int>()), report.dump(2));
 }
+/// Under fp16: the scale each optimizer step's loss was multiplied by, and whether the step was
+/// skipped (the scale then backs off; it never shrinks otherwise).
+struct ScaleRecorder {
+  std::shared_ptr<nlohmann::json> steps = std::make_shared<nlohmann::json>(nlohmann::json::array());
+  std::shared_ptr<double> before = std::make_shared<double>(0.0);
+  static const trainpp::FP16* fp16(auto& trainer) { return std::get_if<trainpp::FP16>(&trainer.precision().policy()); }
+  void on_pre_optimizer_step(const trainpp::TrainingArguments&, const trainpp::TrainerState&, trainpp::TrainerControl&,
+                             auto& trainer) {
+    if (const auto* p = fp16(trainer)) *before = p->scaler.get_scale();
+  }
+  void on_optimizer_step(const trainpp::TrainingArguments&, const trainpp::TrainerState&, trainpp::TrainerControl&,
+                         auto& trainer) {
+    if (const auto* p = fp16(trainer)) {
+      const double after = p->scaler.get_scale();
+      steps->push_back({{"scale", *before}, {"skipped", after < *before}, {"scale_after", after}});
+    }
+  }
+};
 
 template <class Sharding>
 int run(const trainpp::TrainingArguments& args, const WorkerArgs& worker, Sharding sharding) {
@@ -176,12 +202,18 @@ int run(const trainpp::TrainingArguments& args, const WorkerArgs& worker, Shardi
   std::int64_t trainable = 0;
   for (const auto& p : model->parameters()) trainable += p.numel();
   MemoryProbe memory;
+  ScaleRecorder scales;
   trainpp::Trainer trainer(model, args, trainpp::sharding = std::move(sharding),
+                           trainpp::precision = trainpp::MixedPrecision(worker.scaler),
                            trainpp::train_dataset = std::move(train), trainpp::eval_dataset = std::move(eval),
                            trainpp::compute_metrics = trainpp::accuracy,
-                           trainpp::callbacks = trainpp::callback_list(FailAt{worker.fail_at_step, worker.fail_rank}, memory));
+                           trainpp::callbacks = trainpp::callback_list(FailAt{worker.fail_at_step, worker.fail_rank}, memory, scales));
   trainer.train();
   if (!worker.process_report.empty()) write_process_report(trainer, worker.process_report);
+  if (args.fp16)
+    trainpp::write_file_atomic(std::filesystem::path(args.output_dir) /
+                                   fmt::format("fp16_scales_{}.json", trainer.sharding().rank()),
+                               scales.steps->dump(1));
   auto metrics = trainer.evaluate();
   auto predictions = trainer.predict(eval_copy);
   trainer.save_model();  // every process: a sharded model is gathered for it

@@ -30,7 +30,12 @@ namespace trainpp {
 ///   as scaler.json; default: nothing is written;
 /// - `void load_state(const nlohmann::json&)`: called on resume with scaler.json when the checkpoint
 ///   has one (it needs state() as well: without the file, a non-null state() means a warning that
-///   the scale restarts); default: the policy starts afresh.
+///   the scale restarts); default: the policy starts afresh;
+/// - `template <class Agree> void share_found_inf(Agree&& agree)`: called right after unscale_ with
+///   a callable that takes `torch::Tensor&`: the policy hands it this step's overflow flag (a float32
+///   scalar, non-zero on overflow), which the sharding slot may change in place (its
+///   agree_on_overflow), and then decides the step from what the flag holds; default: nothing (a
+///   policy without loss scaling has no overflow to agree on).
 /// Models: trainpp::MixedPrecision (the default: fp32, or bf16 / fp16 as --bf16 / --fp16 say),
 /// trainpp::FP32, trainpp::BF16, trainpp::FP16.
 template <class P, class Opt>
@@ -53,6 +58,11 @@ constexpr bool check_precision_optional() {
   constexpr bool state = !declares_state<P> ||
       requires(const P& p) { { p.state() } -> std::convertible_to<nlohmann::json>; };
   constexpr bool load_state = !declares_load_state<P> || requires(P& p, const nlohmann::json& j) { p.load_state(j); };
+  constexpr bool share_found_inf = !declares_share_found_inf<P> ||
+      requires(P& p, void (*agree)(torch::Tensor&)) { p.share_found_inf(agree); };
+  static_assert(share_found_inf, "trainpp: the precision slot declares 'share_found_inf' but it cannot be called as "
+                                 "template <class Agree> void share_found_inf(Agree&& agree) with a callable "
+                                 "void(torch::Tensor& found_inf)");
   static_assert(configure, "trainpp: the precision slot declares 'configure' but it cannot be called as "
                            "void configure(const TrainingArguments&, torch::Device)");
   static_assert(state, "trainpp: the precision slot declares 'state' but it cannot be called as "
@@ -62,7 +72,7 @@ constexpr bool check_precision_optional() {
   constexpr bool both = !declares_load_state<P> || declares_state<P>;
   static_assert(both, "trainpp: the precision slot declares 'load_state' but not 'state': give it "
                       "nlohmann::json state() const as well");
-  return configure && state && load_state && both;
+  return share_found_inf && configure && state && load_state && both;
 }
 
 template <class P, class Opt>

@@ -58,7 +58,12 @@ namespace trainpp {
 ///   state file of a checkpoint; default (or nullopt): optimizer.safetensors from the main process;
 /// - `void save_model_files(torch::nn::Module&, const std::filesystem::path& dir, bool main_process)`
 ///   and `void load_model_files(torch::nn::Module&, const std::filesystem::path& dir)`: the model's
-///   files of a checkpoint (collective); default: model.safetensors written by the main process.
+///   files of a checkpoint (collective); default: model.safetensors written by the main process;
+/// - `void agree_on_overflow(torch::Tensor& found_inf)`: after unscale_, the precision policy's
+///   found_inf (a float32 scalar on the device, non-zero when a gradient this process holds is inf or
+///   NaN) is handed here to be made the same on every process, before the step is decided: ZeRO sums
+///   it, since each process checked only its shard of the gradients (torch's ShardedGradScaler);
+///   default: nothing (every process holds the whole reduced gradients, so their checks agree).
 /// Models: trainpp::SingleDevice (nothing optional), trainpp::DataParallel, trainpp::ShardGradOp,
 /// trainpp::FullShard, trainpp::AutoSharding.
 template <class P>
@@ -110,6 +115,8 @@ constexpr bool check_sharding_optional() {
       requires(P& p, torch::nn::Module& m, const path& dir, bool main) { p.save_model_files(m, dir, main); };
   constexpr bool load = !declares_load_model_files<P> ||
       requires(P& p, torch::nn::Module& m, const path& dir) { p.load_model_files(m, dir); };
+  constexpr bool overflow = !declares_agree_on_overflow<P> ||
+      requires(P& p, torch::Tensor& found_inf) { p.agree_on_overflow(found_inf); };
   static_assert(shards, "trainpp: the sharding slot declares 'shards_model' but it is not static constexpr bool shards_model");
   static_assert(accepts, "trainpp: the sharding slot declares 'accepts_precision' but it is not "
                          "template <class Precision> static constexpr bool accepts_precision (for this precision slot)");
@@ -137,7 +144,9 @@ constexpr bool check_sharding_optional() {
                       "void save_model_files(torch::nn::Module&, const std::filesystem::path& dir, bool main_process)");
   static_assert(load, "trainpp: the sharding slot declares 'load_model_files' but it cannot be called as "
                       "void load_model_files(torch::nn::Module&, const std::filesystem::path& dir)");
-  return shards && accepts && configure && gradient_sync && shard_optimizer && after_forward && collective && barrier &&
+  static_assert(overflow, "trainpp: the sharding slot declares 'agree_on_overflow' but it cannot be called as "
+                          "void agree_on_overflow(torch::Tensor& found_inf)");
+  return overflow && shards && accepts && configure && gradient_sync && shard_optimizer && after_forward && collective && barrier &&
          reduce && gather && full && optimizer_file && save && load;
 }
 

@@ -46,6 +46,9 @@ TRAINPP_DETAIL_DECLARES(state)
 TRAINPP_DETAIL_DECLARES(load_state)
 TRAINPP_DETAIL_DECLARES(configure)
 
+// The precision slot.
+TRAINPP_DETAIL_DECLARES(share_found_inf)
+
 // The sharding slot.
 TRAINPP_DETAIL_DECLARES(set_gradient_sync)
 TRAINPP_DETAIL_DECLARES(shard_optimizer)
@@ -58,6 +61,7 @@ TRAINPP_DETAIL_DECLARES(full_parameters)
 TRAINPP_DETAIL_DECLARES(optimizer_state_file)
 TRAINPP_DETAIL_DECLARES(save_model_files)
 TRAINPP_DETAIL_DECLARES(load_model_files)
+TRAINPP_DETAIL_DECLARES(agree_on_overflow)
 TRAINPP_DETAIL_DECLARES(accepts_precision)
 TRAINPP_DETAIL_DECLARES(shards_model)
 

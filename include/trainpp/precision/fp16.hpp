@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <utility>
+
 namespace trainpp {
 
 /// Forward (and evaluation) under autocast to float16; weights, gradients and optimizer state stay
@@ -34,6 +36,8 @@ struct FP16 {
   [[nodiscard]] AutocastGuard eval_context(torch::Device device) const { return AutocastGuard(device.type(), dtype); }
   void backward(const torch::Tensor& loss) { scaler.scale(loss).backward(); }
   template <class Optimizer> void unscale_(Optimizer& optimizer) { scaler.unscale_(optimizer.parameters()); }
+  /// After unscale_: the overflow flag goes through `agree` (ZeRO: summed across processes).
+  template <class Agree> void share_found_inf(Agree&& agree) { scaler.share_found_inf(std::forward<Agree>(agree)); }
   /// Steps unless the gradients overflowed, then updates the scale. Reads found_inf on the host once
   /// per optimizer step, to tell the loop whether the schedule advances.
   template <class Optimizer> bool step(Optimizer& optimizer) {

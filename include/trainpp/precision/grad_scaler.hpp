@@ -80,6 +80,24 @@ class GradScaler {
     stage_ = Stage::unscaled;
   }
 
+  /// Between unscale_ and step: hands this step's overflow flag (the per-device flags summed, a
+  /// float32 scalar on the scale's device; zero when this process has no gradient) to `agree`, which
+  /// may change it in place; step() and update() then decide from it. Sharded gradients need this:
+  /// each process checked only its shard, and an overflow in any shard must skip the step and back
+  /// off the scale on every process (torch's ShardedGradScaler all-reduces found_inf the same way).
+  /// No host sync: the flag stays on the device.
+  template <class Agree>
+  void share_found_inf(Agree&& agree) {
+    if (stage_ != Stage::unscaled) throw error("GradScaler: share_found_inf() needs unscale_() first, once per step");
+    torch::Tensor found = combined_found_inf();
+    // Every process must take part in the agreement, gradients or not.
+    if (!found.defined()) found = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(scale_.device()));
+    std::forward<Agree>(agree)(found);
+    found_inf_.clear();
+    // Back to torch's 0 or 1: a fused optimizer skips on exactly 1 and takes the flag off its step counts.
+    found_inf_[found.device().str()] = found.gt(0).to(torch::kFloat32);
+  }
+
   /// Steps `optimizer` unless unscale_ found an inf or NaN (calling unscale_ first if it was not).
   /// A fused AdamW receives found_inf and skips inside its kernel; any other optimizer is stepped
   /// only after reading found_inf on the host (torch does the same). Returns whether the step ran,

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include <optional>
+#include <utility>
 #include <variant>
 
 namespace trainpp {
@@ -46,6 +47,10 @@ class MixedPrecision {
   }
   template <class Optimizer> void unscale_(Optimizer& optimizer) {
     std::visit([&](auto& p) { p.unscale_(optimizer); }, impl_);
+  }
+  /// Under fp16 only: fp32 and bf16 have no overflow flag, and then nothing is communicated.
+  template <class Agree> void share_found_inf(Agree&& agree) {
+    if (auto* fp16 = std::get_if<FP16>(&impl_)) fp16->share_found_inf(std::forward<Agree>(agree));
   }
   template <class Optimizer> bool step(Optimizer& optimizer) {
     return std::visit([&](auto& p) { return p.step(optimizer); }, impl_);

@@ -60,6 +60,10 @@ class AutoSharding {
   void after_step(torch::nn::Module& m) {
     if (zero_) zero_->after_step(m);
   }
+  /// Data parallelism's processes all checked the same reduced gradients: nothing to agree on.
+  void agree_on_overflow(torch::Tensor& found_inf) {
+    if (zero_) zero_->agree_on_overflow(found_inf);
+  }
 
   [[nodiscard]] bool forward_is_collective() const { return zero_ && zero_->forward_is_collective(); }
   [[nodiscard]] int rank() const { return zero_ ? zero_->rank() : data_parallel_.rank(); }

@@ -31,9 +31,6 @@
 
 namespace trainpp {
 
-struct FP16;
-
-
 /// The ZeRO engine behind ShardGradOp and FullShard.
 ///
 /// Layout (sharding/zero_layout.hpp): the trainable parameters are grouped in units — the
@@ -79,9 +76,6 @@ class ZeroSharding : public detail::JoinedProcesses, private detail::ZeroCollect
 
   /// Shards: the Trainer lets --fsdp / --deepspeed choose this policy's strategy.
   static constexpr bool shards_model = true;
-  /// FP16's loss scaling would need the overflow check of every shard: not supported (use bf16).
-  template <class P>
-  static constexpr bool accepts_precision = !std::is_same_v<P, FP16>;
 
   [[nodiscard]] ShardingStrategy strategy() const { return strategy_; }
   /// Whether every forward runs collectives (FullShard's gathers across several processes): then
@@ -101,9 +95,6 @@ class ZeroSharding : public detail::JoinedProcesses, private detail::ZeroCollect
     } else if (!args.fsdp_config.value_or("").empty()) {
       options_ = given;
     }
-    if (args.fp16)
-      throw error("--fp16 with {}: its loss scaling needs every shard's overflow check, which trainpp does not "
-                  "implement for sharded gradients; use --bf16", label());
     if (strategy_ == ShardingStrategy::full_shard && (args.bf16_full_eval || args.fp16_full_eval))
       throw error("--{}_full_eval with full_shard: casting the whole model needs its parameters, which full_shard "
                   "keeps sharded; evaluate under --bf16 autocast instead", args.bf16_full_eval ? "bf16" : "fp16");
@@ -249,6 +240,12 @@ class ZeroSharding : public detail::JoinedProcesses, private detail::ZeroCollect
     const auto coef = at::clamp_max(at::reciprocal(total + 1e-6) * max_norm, 1.0);
     for (auto& f : s.flats) f.grad_shard.mul_(coef.to(f.grad_shard.scalar_type()));
     return total;
+  }
+
+  /// fp16: each process checked only its gradient shard for inf / NaN; the sum across processes makes
+  /// an overflow in any shard skip the step, and back off the scale, on every process.
+  void agree_on_overflow(torch::Tensor& found_inf) {
+    all_reduce_sum(found_inf);
   }
 
   /// ShardGradOp: the updated shards all-gathered into the whole parameters. Both: gradient shards zeroed.

@@ -88,4 +88,45 @@ TEST_CASE("GradScaler state round-trips, and misuse is refused as torch refuses 
   CHECK_THROWS_AS(trainpp::GradScaler(trainpp::GradScalerOptions{.init_scale = 0}), trainpp::Error);
 }
 
+TEST_CASE("GradScaler::share_found_inf: an overflow another process found skips this process's step too") {
+  // Two processes of a sharded run, modelled in one: this one's gradients are finite, the flag comes
+  // back summed with the other's 1. The fused AdamW must then skip in its kernel and keep its step
+  // count, and the scale must back off exactly as if the overflow had been local.
+  auto w = torch::ones({3}).requires_grad_();
+  std::vector<trainpp::ParamGroup> groups(1);
+  groups[0].params = {w};
+  groups[0].lr = groups[0].initial_lr = 0.1;
+  trainpp::Optimizer optimizer(trainpp::AdamW(groups, trainpp::AdamWOptions{.fused = true}));
+  trainpp::GradScaler scaler(trainpp::GradScalerOptions{.init_scale = 1024});
+  const auto before = w.detach().clone();
+
+  scaler.scale(w.sum()).backward();
+  CHECK_THROWS_WITH_AS(scaler.share_found_inf([](torch::Tensor&) {}), doctest::Contains("unscale_() first"),
+                       trainpp::Error);
+  scaler.unscale_(optimizer.parameters());
+  float seen = -1;
+  scaler.share_found_inf([&](torch::Tensor& found_inf) {
+    seen = found_inf.item<float>();
+    found_inf += 1;  // the other process's overflow, as the sum across processes brings it
+  });
+  CHECK(seen == 0.0f);
+  CHECK_FALSE(scaler.step(optimizer));
+  scaler.update();
+  CHECK(w.detach().equal(before));
+  CHECK(scaler.get_scale() == 512.0);
+
+  // The next step: every process clean, the flag agreed at 0: the step runs.
+  optimizer.zero_grad();
+  scaler.scale(w.sum()).backward();
+  scaler.unscale_(optimizer.parameters());
+  scaler.share_found_inf([](torch::Tensor& found_inf) { found_inf.mul_(2); });
+  CHECK(scaler.step(optimizer));
+  scaler.update();
+  CHECK_FALSE(w.detach().equal(before));
+  // The skipped step did not count: Adam's bias correction sees this as its first step, which moves
+  // each weight by lr (up to eps) against the gradient.
+  CHECK(torch::allclose(w.detach(), before - 0.1, 1e-5, 1e-6));
+  CHECK(scaler.get_scale() == 512.0);
+}
+
 }  // namespace grad_scaler_test

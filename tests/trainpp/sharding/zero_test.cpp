@@ -70,12 +70,16 @@ std::string temp_dir(const char* name) {
   return dir.string();
 }
 
-template <class Sharding>
-std::pair<std::vector<double>, std::vector<torch::Tensor>> train(Sharding sharding, trainpp::TrainingArguments a) {
+template <class Sharding, class Precision = trainpp::MixedPrecision>
+std::pair<std::vector<double>, std::vector<torch::Tensor>> train(Sharding sharding, trainpp::TrainingArguments a,
+                                                                 Precision precision = {}, double* final_scale = nullptr) {
   torch::manual_seed(1);
   Net net;
-  trainpp::Trainer trainer(net, a, trainpp::sharding = std::move(sharding), trainpp::train_dataset = data());
+  trainpp::Trainer trainer(net, a, trainpp::sharding = std::move(sharding), trainpp::precision = std::move(precision),
+                           trainpp::train_dataset = data());
   trainer.train();
+  if constexpr (std::is_same_v<Precision, trainpp::FP16>)
+    if (final_scale) *final_scale = trainer.precision().scaler.get_scale();
   std::vector<double> losses;
   for (const auto& entry : trainer.state().log_history)
     if (entry.contains("loss") && !entry.contains("train_runtime")) losses.push_back(entry["loss"].template get<double>());
@@ -235,6 +239,29 @@ TEST_CASE("one process under ShardGradOp or FullShard trains as the single-devic
     for (std::size_t i = 0; i < w.size(); ++i) CHECK(torch::allclose(w[i], ref_weights[i], 1e-6, 1e-6));
   }
   CHECK(losses.size() == 6);
+}
+
+TEST_CASE("FP16 in the slot under ShardGradOp and FullShard: one process trains as the single-device slot does") {
+  // The combination compiles (the ZeRO policies accept every precision policy) and the overflow
+  // agreement sits in the step; a first scale that overflows makes the scaler skip and back off.
+  auto a = args(temp_dir("fp16"));
+  a.fp16 = true;
+  const trainpp::GradScalerOptions scaler{.init_scale = 1 << 24, .growth_interval = 2};
+  double reference_scale = 0;
+  const auto [ref_losses, ref_weights] = train(trainpp::SingleDevice{}, a, trainpp::FP16(scaler), &reference_scale);
+  CHECK(reference_scale < 1 << 24);  // some steps overflowed
+  trainpp::FsdpOptions options;
+  options.transformer_layer_cls_to_wrap = {"Block"};
+  for (const bool full : {false, true}) {
+    CAPTURE(full);
+    double scale = 0;
+    const auto [l, w] = full ? train(trainpp::FullShard(options), a, trainpp::FP16(scaler), &scale)
+                             : train(trainpp::ShardGradOp(options), a, trainpp::FP16(scaler), &scale);
+    CHECK(scale == reference_scale);
+    REQUIRE(l.size() == ref_losses.size());
+    for (std::size_t i = 0; i < l.size(); ++i) CHECK(l[i] == doctest::Approx(ref_losses[i]).epsilon(1e-6));
+    for (std::size_t i = 0; i < w.size(); ++i) CHECK(torch::allclose(w[i], ref_weights[i], 1e-6, 1e-6));
+  }
 }
 
 TEST_CASE("a sharded model's files consolidate into the whole model") {
