@@ -87,6 +87,203 @@ template <class...> inline constexpr bool always_false = false;
 // take. Part of the arguments (TrainingArguments::fsdp_options), so below them and below sharding/.
 
 
+// ---- trainpp/distributed/launch_environment.hpp ----
+// Which process this is among how many, and where they meet: read from the environment that the
+// launchers people use leave behind (torchrun and trainpp-launch, Slurm's srun, Open MPI's mpirun).
+
+
+#include <charconv>
+#include <cstdlib>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+namespace trainpp {
+
+/// The launcher a process was started by, as far as its environment tells.
+enum class Launcher {
+  none,      ///< a plain process: rank 0 of 1
+  torchrun,  ///< RANK / WORLD_SIZE / LOCAL_RANK / LOCAL_WORLD_SIZE / MASTER_*: torchrun, trainpp-launch
+  slurm,     ///< SLURM_PROCID / SLURM_STEP_NUM_TASKS / SLURM_LOCALID ...: a task of an srun step
+  mpi,       ///< OMPI_COMM_WORLD_*: Open MPI's mpirun
+};
+
+[[nodiscard]] inline std::string_view to_string(Launcher l) {
+  switch (l) {
+    case Launcher::none: return "none";
+    case Launcher::torchrun: return "torchrun";
+    case Launcher::slurm: return "slurm";
+    case Launcher::mpi: return "mpi";
+  }
+  return "?";
+}
+
+/// This process's place in the job and the rendezvous address (c10d's TCPStore on master_addr:port,
+/// hosted by rank 0 unless the launcher's agent hosts it: use_agent_store).
+struct LaunchEnvironment {
+  Launcher launcher = Launcher::none;
+  int rank = 0;
+  int world_size = 1;
+  int local_rank = 0;
+  int local_world_size = 1;
+  int node_rank = 0;
+  std::string master_addr = "127.0.0.1";
+  int master_port = 29500;
+  /// torchrun's TORCHELASTIC_USE_AGENT_STORE=True: the agent runs the store, so every rank is a client.
+  bool use_agent_store = false;
+
+  [[nodiscard]] bool is_distributed() const { return world_size > 1; }
+};
+
+/// Reads one environment variable: nullopt when unset. Tests pass their own.
+using EnvironmentReader = std::function<std::optional<std::string>(const std::string&)>;
+
+[[nodiscard]] inline std::optional<std::string> process_environment(const std::string& name) {
+  const char* value = std::getenv(name.c_str());
+  if (value == nullptr) return std::nullopt;
+  return std::string(value);
+}
+
+namespace detail {
+
+/// A whole non-negative decimal integer that fits an int, else an Error naming the variable.
+inline int parse_launch_int(const std::string& name, const std::string& text) {
+  int value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || value < 0)
+    throw error("the environment variable {} must be a non-negative integer, got '{}'", name, text);
+  return value;
+}
+
+/// The first host of a Slurm host list: "gpu[07-09,12],cpu01" → "gpu07", "node3,node4" → "node3".
+inline std::string first_slurm_host(const std::string& list) {
+  const auto open = list.find('[');
+  const auto comma = list.find(',');
+  if (open == std::string::npos || (comma != std::string::npos && comma < open))
+    return list.substr(0, comma);
+  const auto close = list.find(']', open);
+  if (close == std::string::npos) throw error("cannot read the Slurm host list '{}'", list);
+  const std::string first_range = list.substr(open + 1, list.find_first_of(",]", open + 1) - open - 1);
+  return list.substr(0, open) + first_range.substr(0, first_range.find('-'));
+}
+
+/// Tasks on node `node` from Slurm's per-node counts: "4(x2),3" → node 0: 4, node 1: 4, node 2: 3.
+inline int slurm_tasks_on_node(const std::string& counts, int node) {
+  int index = 0;
+  std::size_t pos = 0;
+  while (pos <= counts.size()) {
+    auto end = counts.find(',', pos);
+    if (end == std::string::npos) end = counts.size();
+    const std::string item = counts.substr(pos, end - pos);
+    const auto paren = item.find("(x");
+    const int tasks = parse_launch_int("SLURM_STEP_TASKS_PER_NODE", item.substr(0, paren));
+    int repeat = 1;
+    if (paren != std::string::npos) {
+      if (item.back() != ')') throw error("cannot read Slurm's tasks per node '{}'", counts);
+      repeat = parse_launch_int("SLURM_STEP_TASKS_PER_NODE", item.substr(paren + 2, item.size() - paren - 3));
+    }
+    if (node < index + repeat) return tasks;
+    index += repeat;
+    pos = end + 1;
+  }
+  throw error("Slurm's tasks per node '{}' lists no node {}", counts, node);
+}
+
+}  // namespace detail
+
+/// Reads the launcher's environment, first match wins:
+///   1. WORLD_SIZE or RANK set: torchrun's contract (also trainpp-launch's, and what users export by
+///      hand for mpirun or srun wrappers). RANK and WORLD_SIZE are then both required; LOCAL_RANK and
+///      LOCAL_WORLD_SIZE default to RANK and WORLD_SIZE (one node); MASTER_ADDR and MASTER_PORT are
+///      required with more than one process, as c10d's env:// rendezvous requires them.
+///   2. SLURM_STEP_NUM_TASKS and SLURM_PROCID: a task of an srun step. (A batch script's own shell has
+///      SLURM_PROCID=0 and SLURM_NTASKS but no step: taken as a plain process, not rank 0 of a job
+///      whose other ranks would never come.) MASTER_ADDR defaults to the step's first node.
+///   3. OMPI_COMM_WORLD_SIZE: Open MPI's mpirun. MASTER_ADDR is required when the job spans nodes
+///      (`mpirun -x MASTER_ADDR=<host> ...`).
+///   4. otherwise a plain process: rank 0 of 1.
+/// Every value is checked: a malformed number, WORLD_SIZE 0, RANK ≥ WORLD_SIZE, a port outside
+/// 1..65535 are trainpp::Errors naming the variable.
+[[nodiscard]] inline LaunchEnvironment detect_launch_environment(const EnvironmentReader& env = process_environment) {
+  auto int_var = [&](const std::string& name) -> std::optional<int> {
+    const auto text = env(name);
+    if (!text) return std::nullopt;
+    return detail::parse_launch_int(name, *text);
+  };
+  auto required = [&](const std::string& name, std::string_view why) {
+    const auto value = int_var(name);
+    if (!value) throw error("the environment variable {} is not set ({})", name, why);
+    return *value;
+  };
+
+  LaunchEnvironment e;
+  if (env("WORLD_SIZE") || env("RANK")) {
+    e.launcher = Launcher::torchrun;
+    e.world_size = required("WORLD_SIZE", "RANK is set: a launcher sets both");
+    e.rank = required("RANK", "WORLD_SIZE is set: a launcher sets both");
+    e.local_rank = int_var("LOCAL_RANK").value_or(e.rank);
+    e.local_world_size = int_var("LOCAL_WORLD_SIZE").value_or(e.world_size);
+    e.node_rank = int_var("GROUP_RANK").value_or(e.local_world_size > 0 ? e.rank / e.local_world_size : 0);
+    e.use_agent_store = env("TORCHELASTIC_USE_AGENT_STORE").value_or("") == "True";
+  } else if (env("SLURM_STEP_NUM_TASKS") && env("SLURM_PROCID")) {
+    e.launcher = Launcher::slurm;
+    e.world_size = required("SLURM_STEP_NUM_TASKS", "");
+    e.rank = required("SLURM_PROCID", "");
+    e.local_rank = int_var("SLURM_LOCALID").value_or(0);
+    e.node_rank = int_var("SLURM_NODEID").value_or(0);
+    if (const auto counts = env("SLURM_STEP_TASKS_PER_NODE"))
+      e.local_world_size = detail::slurm_tasks_on_node(*counts, e.node_rank);
+    else
+      e.local_world_size = e.world_size;
+    if (const auto nodes = env("SLURM_STEP_NODELIST").has_value() ? env("SLURM_STEP_NODELIST") : env("SLURM_JOB_NODELIST"))
+      e.master_addr = detail::first_slurm_host(*nodes);
+  } else if (env("OMPI_COMM_WORLD_SIZE")) {
+    e.launcher = Launcher::mpi;
+    e.world_size = required("OMPI_COMM_WORLD_SIZE", "");
+    e.rank = required("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE is set: mpirun sets both");
+    e.local_rank = int_var("OMPI_COMM_WORLD_LOCAL_RANK").value_or(0);
+    e.local_world_size = int_var("OMPI_COMM_WORLD_LOCAL_SIZE").value_or(e.world_size);
+    // Not OMPI_COMM_WORLD_NODE_RANK: despite its name that is the process's rank among every job's
+    // processes on its node (0 and 1 for two processes on one node), not the node's index. mpirun's
+    // default mapping fills a node's slots before the next node's.
+    e.node_rank = e.local_world_size > 0 ? e.rank / e.local_world_size : 0;
+    if (e.local_world_size < e.world_size && !env("MASTER_ADDR"))
+      throw error("mpirun started {} processes across nodes but MASTER_ADDR is not set: pass the first node's "
+                  "address, e.g. mpirun -x MASTER_ADDR=<host> -x MASTER_PORT=29500 ...", e.world_size);
+  } else {
+    return e;
+  }
+
+  if (e.world_size < 1) throw error("the world size must be at least 1, got {} (from the {} environment)", e.world_size, to_string(e.launcher));
+  if (e.rank >= e.world_size)
+    throw error("the rank ({}) must be less than the world size ({}) (from the {} environment)", e.rank, e.world_size, to_string(e.launcher));
+  if (e.local_world_size < 1 || e.local_world_size > e.world_size)
+    throw error("the local world size ({}) must be between 1 and the world size ({})", e.local_world_size, e.world_size);
+  if (e.local_rank >= e.local_world_size)
+    throw error("the local rank ({}) must be less than the local world size ({})", e.local_rank, e.local_world_size);
+
+  if (const auto addr = env("MASTER_ADDR")) {
+    if (addr->empty()) throw error("the environment variable MASTER_ADDR is empty");
+    e.master_addr = *addr;
+  } else if (e.launcher == Launcher::torchrun && e.is_distributed()) {
+    throw error("the environment variable MASTER_ADDR is not set (WORLD_SIZE is {}: the processes need an address "
+                "to meet at; torchrun and trainpp-launch set it)", e.world_size);
+  }
+  if (const auto port = int_var("MASTER_PORT")) {
+    if (*port < 1 || *port > 65535) throw error("the environment variable MASTER_PORT must be a port in 1..65535, got {}", *port);
+    e.master_port = *port;
+  } else if (e.launcher == Launcher::torchrun && e.is_distributed()) {
+    throw error("the environment variable MASTER_PORT is not set (WORLD_SIZE is {}; torchrun and trainpp-launch set it)",
+                e.world_size);
+  }
+  return e;
+}
+
+}  // namespace trainpp
+
 // ---- trainpp/io/atomic_write.hpp ----
 // Crash-safe publication of files and directories: write under a temporary name in the same directory,
 // flush to disk, then rename into place. rename(2) within one file system is atomic, so a reader (or a
@@ -392,6 +589,7 @@ template <class Json = nlohmann::json>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cstdint>
 #include <filesystem>
@@ -399,6 +597,7 @@ template <class Json = nlohmann::json>
 #include <sstream>
 #include <string_view>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace trainpp {
@@ -414,6 +613,10 @@ enum class StateDictType { full_state_dict, sharded_state_dict };
 /// Everything --fsdp and --fsdp_config say, with HF's defaults.
 struct FsdpOptions {
   std::optional<ShardingStrategy> strategy;  ///< nullopt: --fsdp not given
+  /// FSDP's HYBRID_SHARD (with full_shard) and HYBRID_SHARD_ZERO2 (with shard_grad_op): the strategy
+  /// applies among the processes of one node (those sharing LOCAL_WORLD_SIZE), and the nodes hold
+  /// replicas of each other, their gradient shards averaged by an all-reduce across nodes.
+  bool hybrid = false;
   bool offload = false;                      ///< parameters, gradients, optimizer state and step on the CPU
   bool auto_wrap = false;  ///< set by --fsdp auto_wrap, or by the config naming what to wrap
   /// Module class names whose instances become units (fsdp_transformer_layer_cls_to_wrap); matched
@@ -477,7 +680,7 @@ inline nlohmann::json read_json_option(std::string_view flag, const std::string&
                                                     bool gradient_checkpointing) {
   FsdpOptions o;
   std::istringstream words(fsdp);
-  bool full = false, grad_op = false, none = false;
+  bool full = false, grad_op = false, none = false, hybrid_full = false, hybrid_grad_op = false;
   for (std::string word; words >> word;) {
     const auto w = detail::lower(word);
     if (w == "full_shard") full = true;
@@ -485,14 +688,21 @@ inline nlohmann::json read_json_option(std::string_view flag, const std::string&
     else if (w == "no_shard") none = true;
     else if (w == "offload") o.offload = true;
     else if (w == "auto_wrap") o.auto_wrap = true;
-    else if (w == "hybrid_shard" || w == "hybrid_shard_zero2")
-      throw error("--fsdp {}: hybrid sharding (full sharding inside a node, replication across nodes) is not "
-                  "implemented; use full_shard or shard_grad_op", w);
+    else if (w == "hybrid_shard") hybrid_full = true;
+    else if (w == "hybrid_shard_zero2") hybrid_grad_op = true;
     else
-      throw error("--fsdp: unknown option '{}' (expected full_shard, shard_grad_op, no_shard, offload, auto_wrap)", word);
+      throw error("--fsdp: unknown option '{}' (expected full_shard, shard_grad_op, hybrid_shard, hybrid_shard_zero2, "
+                  "no_shard, offload, auto_wrap)", word);
   }
   if (full && grad_op) throw error("`--fsdp full_shard` is not compatible with `--fsdp shard_grad_op`.");
   if ((full || grad_op) && none) throw error("`--fsdp no_shard` is not compatible with `--fsdp {}`.", full ? "full_shard" : "shard_grad_op");
+  // Each names one strategy of FSDP's ShardingStrategy: two of them cannot both hold.
+  if (static_cast<int>(full) + grad_op + hybrid_full + hybrid_grad_op + none > 1)
+    throw error("--fsdp '{}' names more than one sharding strategy: choose one of full_shard, shard_grad_op, "
+                "hybrid_shard, hybrid_shard_zero2, no_shard", fsdp);
+  o.hybrid = hybrid_full || hybrid_grad_op;
+  full = full || hybrid_full;
+  grad_op = grad_op || hybrid_grad_op;
   if (full) o.strategy = ShardingStrategy::full_shard;
   else if (grad_op) o.strategy = ShardingStrategy::shard_grad_op;
   else if (none) o.strategy = ShardingStrategy::no_shard;
@@ -568,6 +778,90 @@ inline nlohmann::json read_json_option(std::string_view flag, const std::string&
     throw error("`--fsdp auto_wrap` needs the units to wrap: give fsdp_transformer_layer_cls_to_wrap (module class "
                 "names) or fsdp_min_num_params in --fsdp_config");
   return o;
+}
+
+/// What `accelerate launch` says about FSDP, as --fsdp and --fsdp_config would say it.
+struct AccelerateFsdp {
+  std::string fsdp;  ///< the strategy (and offload) in --fsdp's words
+  nlohmann::json config = nlohmann::json::object();  ///< fsdp_config keys, without the fsdp_ prefix
+};
+
+/// Reads the FSDP settings `accelerate launch` exports from a config file whose distributed_type is
+/// FSDP (ACCELERATE_USE_FSDP=true, then FSDP_SHARDING_STRATEGY, FSDP_AUTO_WRAP_POLICY, ...); nullopt
+/// when it does not say FSDP. The strategy is a name (FULL_SHARD, SHARD_GRAD_OP, NO_SHARD,
+/// HYBRID_SHARD, HYBRID_SHARD_ZERO2) or its number 1..5, as accelerate's configs write either; FSDP
+/// version 2 configs say FSDP_RESHARD_AFTER_FORWARD instead (true: full_shard, false: shard_grad_op).
+/// Settings without a counterpart here (use_orig_params, cpu_ram_efficient_loading) are ignored;
+/// a value trainpp cannot honour is an error naming the variable.
+// Long on purpose: one accelerate variable after another, each mapped and checked in place.
+[[nodiscard]] inline std::optional<AccelerateFsdp> accelerate_fsdp_environment(const EnvironmentReader& env = process_environment) {
+  auto flag = [&](const std::string& name) -> std::optional<bool> {
+    const auto text = env(name);
+    if (!text) return std::nullopt;
+    const auto v = detail::lower(*text);
+    if (v == "1" || v == "true" || v == "yes" || v == "y" || v == "on" || v == "t") return true;
+    if (v == "0" || v == "false" || v == "no" || v == "n" || v == "off" || v == "f") return false;
+    throw error("the environment variable {} must be true or false, got '{}'", name, *text);
+  };
+  if (!flag("ACCELERATE_USE_FSDP").value_or(false)) return std::nullopt;
+  AccelerateFsdp out;
+  static constexpr std::array<const char*, 5> strategies = {"full_shard", "shard_grad_op", "no_shard", "hybrid_shard",
+                                                            "hybrid_shard_zero2"};
+  if (const auto text = env("FSDP_SHARDING_STRATEGY")) {
+    const auto v = detail::lower(*text);
+    for (std::size_t i = 0; i < strategies.size(); ++i)
+      if (v == strategies[i] || v == std::to_string(i + 1)) out.fsdp = strategies[i];
+    if (out.fsdp.empty())
+      throw error("the environment variable FSDP_SHARDING_STRATEGY (accelerate's fsdp_sharding_strategy) must be "
+                  "FULL_SHARD, SHARD_GRAD_OP, NO_SHARD, HYBRID_SHARD, HYBRID_SHARD_ZERO2 or 1..5, got '{}'", *text);
+  } else {
+    const bool version2 = env("FSDP_VERSION").value_or("1") == "2";
+    out.fsdp = version2 && !flag("FSDP_RESHARD_AFTER_FORWARD").value_or(true) ? "shard_grad_op" : "full_shard";
+  }
+  if (flag("FSDP_OFFLOAD_PARAMS").value_or(false)) {
+    if (out.fsdp == "no_shard")
+      throw error("FSDP_OFFLOAD_PARAMS=true with FSDP_SHARDING_STRATEGY NO_SHARD: trainpp offloads sharded state only");
+    out.fsdp += " offload";
+  }
+  const auto policy = detail::lower(env("FSDP_AUTO_WRAP_POLICY").value_or("no_wrap"));
+  if (policy == "transformer_based_wrap") {
+    const auto classes = env("FSDP_TRANSFORMER_CLS_TO_WRAP").value_or("");
+    std::vector<std::string> names;
+    std::istringstream list(classes);
+    for (std::string name; std::getline(list, name, ',');)
+      if (const auto first = name.find_first_not_of(' '); first != std::string::npos)
+        names.push_back(name.substr(first, name.find_last_not_of(' ') - first + 1));
+    if (names.empty())
+      throw error("FSDP_AUTO_WRAP_POLICY is TRANSFORMER_BASED_WRAP but FSDP_TRANSFORMER_CLS_TO_WRAP names no class "
+                  "(accelerate's fsdp_transformer_layer_cls_to_wrap): trainpp models have no _no_split_modules to "
+                  "fall back on");
+    out.config["transformer_layer_cls_to_wrap"] = names;
+  } else if (policy == "size_based_wrap") {
+    const auto text = env("FSDP_MIN_NUM_PARAMS").value_or("");
+    out.config["min_num_params"] = detail::parse_launch_int("FSDP_MIN_NUM_PARAMS", text);
+  } else if (policy != "no_wrap") {
+    throw error("the environment variable FSDP_AUTO_WRAP_POLICY must be TRANSFORMER_BASED_WRAP, SIZE_BASED_WRAP or "
+                "NO_WRAP, got '{}'", *env("FSDP_AUTO_WRAP_POLICY"));
+  }
+  if (const auto text = env("FSDP_BACKWARD_PREFETCH")) {
+    const auto v = detail::lower(*text);
+    if (v != "backward_pre" && v != "backward_post" && v != "no_prefetch")
+      throw error("the environment variable FSDP_BACKWARD_PREFETCH must be BACKWARD_PRE, BACKWARD_POST or "
+                  "NO_PREFETCH, got '{}'", *text);
+    out.config["backward_prefetch"] = v;
+  }
+  if (const auto text = env("FSDP_STATE_DICT_TYPE")) {
+    const auto v = detail::lower(*text);
+    if (v != "full_state_dict" && v != "sharded_state_dict")
+      throw error("the environment variable FSDP_STATE_DICT_TYPE must be FULL_STATE_DICT or SHARDED_STATE_DICT, "
+                  "got '{}'", *text);
+    out.config["state_dict_type"] = v;
+  }
+  for (const auto& [variable, key] : {std::pair{"FSDP_FORWARD_PREFETCH", "forward_prefetch"},
+                                      std::pair{"FSDP_SYNC_MODULE_STATES", "sync_module_states"},
+                                      std::pair{"FSDP_ACTIVATION_CHECKPOINTING", "activation_checkpointing"}})
+    if (const auto value = flag(variable)) out.config[key] = *value;
+  return out;
 }
 
 /// What a DeepSpeed config must agree on with the training arguments (HF fills "auto" values from
@@ -695,200 +989,6 @@ struct DeepSpeedArguments {
 // a process-wide level, a sink a program can replace (to redirect into its own logging, or to capture
 // in a test), and a rank prefix on the processes other than the first.
 
-
-// ---- trainpp/distributed/launch_environment.hpp ----
-// Which process this is among how many, and where they meet: read from the environment that the
-// launchers people use leave behind (torchrun and trainpp-launch, Slurm's srun, Open MPI's mpirun).
-
-
-#include <charconv>
-#include <cstdlib>
-#include <functional>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <system_error>
-#include <vector>
-
-namespace trainpp {
-
-/// The launcher a process was started by, as far as its environment tells.
-enum class Launcher {
-  none,      ///< a plain process: rank 0 of 1
-  torchrun,  ///< RANK / WORLD_SIZE / LOCAL_RANK / LOCAL_WORLD_SIZE / MASTER_*: torchrun, trainpp-launch
-  slurm,     ///< SLURM_PROCID / SLURM_STEP_NUM_TASKS / SLURM_LOCALID ...: a task of an srun step
-  mpi,       ///< OMPI_COMM_WORLD_*: Open MPI's mpirun
-};
-
-[[nodiscard]] inline std::string_view to_string(Launcher l) {
-  switch (l) {
-    case Launcher::none: return "none";
-    case Launcher::torchrun: return "torchrun";
-    case Launcher::slurm: return "slurm";
-    case Launcher::mpi: return "mpi";
-  }
-  return "?";
-}
-
-/// This process's place in the job and the rendezvous address (c10d's TCPStore on master_addr:port,
-/// hosted by rank 0 unless the launcher's agent hosts it: use_agent_store).
-struct LaunchEnvironment {
-  Launcher launcher = Launcher::none;
-  int rank = 0;
-  int world_size = 1;
-  int local_rank = 0;
-  int local_world_size = 1;
-  int node_rank = 0;
-  std::string master_addr = "127.0.0.1";
-  int master_port = 29500;
-  /// torchrun's TORCHELASTIC_USE_AGENT_STORE=True: the agent runs the store, so every rank is a client.
-  bool use_agent_store = false;
-
-  [[nodiscard]] bool is_distributed() const { return world_size > 1; }
-};
-
-/// Reads one environment variable: nullopt when unset. Tests pass their own.
-using EnvironmentReader = std::function<std::optional<std::string>(const std::string&)>;
-
-[[nodiscard]] inline std::optional<std::string> process_environment(const std::string& name) {
-  const char* value = std::getenv(name.c_str());
-  if (value == nullptr) return std::nullopt;
-  return std::string(value);
-}
-
-namespace detail {
-
-/// A whole non-negative decimal integer that fits an int, else an Error naming the variable.
-inline int parse_launch_int(const std::string& name, const std::string& text) {
-  int value = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || value < 0)
-    throw error("the environment variable {} must be a non-negative integer, got '{}'", name, text);
-  return value;
-}
-
-/// The first host of a Slurm host list: "gpu[07-09,12],cpu01" → "gpu07", "node3,node4" → "node3".
-inline std::string first_slurm_host(const std::string& list) {
-  const auto open = list.find('[');
-  const auto comma = list.find(',');
-  if (open == std::string::npos || (comma != std::string::npos && comma < open))
-    return list.substr(0, comma);
-  const auto close = list.find(']', open);
-  if (close == std::string::npos) throw error("cannot read the Slurm host list '{}'", list);
-  const std::string first_range = list.substr(open + 1, list.find_first_of(",]", open + 1) - open - 1);
-  return list.substr(0, open) + first_range.substr(0, first_range.find('-'));
-}
-
-/// Tasks on node `node` from Slurm's per-node counts: "4(x2),3" → node 0: 4, node 1: 4, node 2: 3.
-inline int slurm_tasks_on_node(const std::string& counts, int node) {
-  int index = 0;
-  std::size_t pos = 0;
-  while (pos <= counts.size()) {
-    auto end = counts.find(',', pos);
-    if (end == std::string::npos) end = counts.size();
-    const std::string item = counts.substr(pos, end - pos);
-    const auto paren = item.find("(x");
-    const int tasks = parse_launch_int("SLURM_STEP_TASKS_PER_NODE", item.substr(0, paren));
-    int repeat = 1;
-    if (paren != std::string::npos) {
-      if (item.back() != ')') throw error("cannot read Slurm's tasks per node '{}'", counts);
-      repeat = parse_launch_int("SLURM_STEP_TASKS_PER_NODE", item.substr(paren + 2, item.size() - paren - 3));
-    }
-    if (node < index + repeat) return tasks;
-    index += repeat;
-    pos = end + 1;
-  }
-  throw error("Slurm's tasks per node '{}' lists no node {}", counts, node);
-}
-
-}  // namespace detail
-
-/// Reads the launcher's environment, first match wins:
-///   1. WORLD_SIZE or RANK set: torchrun's contract (also trainpp-launch's, and what users export by
-///      hand for mpirun or srun wrappers). RANK and WORLD_SIZE are then both required; LOCAL_RANK and
-///      LOCAL_WORLD_SIZE default to RANK and WORLD_SIZE (one node); MASTER_ADDR and MASTER_PORT are
-///      required with more than one process, as c10d's env:// rendezvous requires them.
-///   2. SLURM_STEP_NUM_TASKS and SLURM_PROCID: a task of an srun step. (A batch script's own shell has
-///      SLURM_PROCID=0 and SLURM_NTASKS but no step: taken as a plain process, not rank 0 of a job
-///      whose other ranks would never come.) MASTER_ADDR defaults to the step's first node.
-///   3. OMPI_COMM_WORLD_SIZE: Open MPI's mpirun. MASTER_ADDR is required when the job spans nodes
-///      (`mpirun -x MASTER_ADDR=<host> ...`).
-///   4. otherwise a plain process: rank 0 of 1.
-/// Every value is checked: a malformed number, WORLD_SIZE 0, RANK ≥ WORLD_SIZE, a port outside
-/// 1..65535 are trainpp::Errors naming the variable.
-[[nodiscard]] inline LaunchEnvironment detect_launch_environment(const EnvironmentReader& env = process_environment) {
-  auto int_var = [&](const std::string& name) -> std::optional<int> {
-    const auto text = env(name);
-    if (!text) return std::nullopt;
-    return detail::parse_launch_int(name, *text);
-  };
-  auto required = [&](const std::string& name, std::string_view why) {
-    const auto value = int_var(name);
-    if (!value) throw error("the environment variable {} is not set ({})", name, why);
-    return *value;
-  };
-
-  LaunchEnvironment e;
-  if (env("WORLD_SIZE") || env("RANK")) {
-    e.launcher = Launcher::torchrun;
-    e.world_size = required("WORLD_SIZE", "RANK is set: a launcher sets both");
-    e.rank = required("RANK", "WORLD_SIZE is set: a launcher sets both");
-    e.local_rank = int_var("LOCAL_RANK").value_or(e.rank);
-    e.local_world_size = int_var("LOCAL_WORLD_SIZE").value_or(e.world_size);
-    e.node_rank = int_var("GROUP_RANK").value_or(e.local_world_size > 0 ? e.rank / e.local_world_size : 0);
-    e.use_agent_store = env("TORCHELASTIC_USE_AGENT_STORE").value_or("") == "True";
-  } else if (env("SLURM_STEP_NUM_TASKS") && env("SLURM_PROCID")) {
-    e.launcher = Launcher::slurm;
-    e.world_size = required("SLURM_STEP_NUM_TASKS", "");
-    e.rank = required("SLURM_PROCID", "");
-    e.local_rank = int_var("SLURM_LOCALID").value_or(0);
-    e.node_rank = int_var("SLURM_NODEID").value_or(0);
-    if (const auto counts = env("SLURM_STEP_TASKS_PER_NODE"))
-      e.local_world_size = detail::slurm_tasks_on_node(*counts, e.node_rank);
-    else
-      e.local_world_size = e.world_size;
-    if (const auto nodes = env("SLURM_STEP_NODELIST").has_value() ? env("SLURM_STEP_NODELIST") : env("SLURM_JOB_NODELIST"))
-      e.master_addr = detail::first_slurm_host(*nodes);
-  } else if (env("OMPI_COMM_WORLD_SIZE")) {
-    e.launcher = Launcher::mpi;
-    e.world_size = required("OMPI_COMM_WORLD_SIZE", "");
-    e.rank = required("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE is set: mpirun sets both");
-    e.local_rank = int_var("OMPI_COMM_WORLD_LOCAL_RANK").value_or(0);
-    e.local_world_size = int_var("OMPI_COMM_WORLD_LOCAL_SIZE").value_or(e.world_size);
-    e.node_rank = int_var("OMPI_COMM_WORLD_NODE_RANK").value_or(e.local_world_size > 0 ? e.rank / e.local_world_size : 0);
-    if (e.local_world_size < e.world_size && !env("MASTER_ADDR"))
-      throw error("mpirun started {} processes across nodes but MASTER_ADDR is not set: pass the first node's "
-                  "address, e.g. mpirun -x MASTER_ADDR=<host> -x MASTER_PORT=29500 ...", e.world_size);
-  } else {
-    return e;
-  }
-
-  if (e.world_size < 1) throw error("the world size must be at least 1, got {} (from the {} environment)", e.world_size, to_string(e.launcher));
-  if (e.rank >= e.world_size)
-    throw error("the rank ({}) must be less than the world size ({}) (from the {} environment)", e.rank, e.world_size, to_string(e.launcher));
-  if (e.local_world_size < 1 || e.local_world_size > e.world_size)
-    throw error("the local world size ({}) must be between 1 and the world size ({})", e.local_world_size, e.world_size);
-  if (e.local_rank >= e.local_world_size)
-    throw error("the local rank ({}) must be less than the local world size ({})", e.local_rank, e.local_world_size);
-
-  if (const auto addr = env("MASTER_ADDR")) {
-    if (addr->empty()) throw error("the environment variable MASTER_ADDR is empty");
-    e.master_addr = *addr;
-  } else if (e.launcher == Launcher::torchrun && e.is_distributed()) {
-    throw error("the environment variable MASTER_ADDR is not set (WORLD_SIZE is {}: the processes need an address "
-                "to meet at; torchrun and trainpp-launch set it)", e.world_size);
-  }
-  if (const auto port = int_var("MASTER_PORT")) {
-    if (*port < 1 || *port > 65535) throw error("the environment variable MASTER_PORT must be a port in 1..65535, got {}", *port);
-    e.master_port = *port;
-  } else if (e.launcher == Launcher::torchrun && e.is_distributed()) {
-    throw error("the environment variable MASTER_PORT is not set (WORLD_SIZE is {}; torchrun and trainpp-launch set it)",
-                e.world_size);
-  }
-  return e;
-}
-
-}  // namespace trainpp
 
 #include <fmt/format.h>
 
@@ -1150,117 +1250,138 @@ template <NamedEnum E>
   return out;
 }
 
-/// The settings of a run. Names, types and defaults are transformers 5.x's TrainingArguments; a
-/// float-valued `*_steps` below 1 is a ratio of max_steps, as in HF. Call `finalize()` (the
-/// parser and the Trainer do) to apply HF's derived defaults and validation.
+/// Describes one field of an argument struct to a visitor: its flag name, help line and group.
+struct FieldInfo {
+  std::string_view name;
+  std::string_view help;
+  std::string_view group = "";
+};
+
+// Every field of TrainingArguments, declared once as FIELD(type, name, default, group, help): the
+// struct's members (in this order, which designated initializers follow), the command line, --help
+// and training_args.json all come from this list, so that none of them can miss a field. Names,
+// types and defaults are transformers 5.x's; a float-valued `*_steps` below 1 is a ratio of the
+// training steps, as in HF. A default holding a comma goes in parentheses.
+#define TRAINPP_TRAINING_ARGUMENTS_FIELDS(FIELD)                                                                          \
+  FIELD(std::string, output_dir, "trainer_output", "output", "Where checkpoints, metrics and the final model are written.") \
+  FIELD(bool, overwrite_output_dir, false, "output", "Start fresh in an output_dir that already holds checkpoints.")       \
+  FIELD(bool, do_train, false, "output", "Run training (read by the examples).")                                          \
+  FIELD(bool, do_eval, false, "output", "Run evaluation on the eval set (read by the examples).")                         \
+  FIELD(bool, do_predict, false, "output", "Run prediction on the test set (read by the examples).")                      \
+  FIELD(std::optional<std::string>, resume_from_checkpoint, std::nullopt, "output",                                       \
+        "Checkpoint folder to resume from, or 'true' for the newest.")                                                    \
+  FIELD(std::optional<std::string>, run_name, std::nullopt, "output", "A name for this run in logs.")                     \
+                                                                                                                          \
+  FIELD(std::int64_t, per_device_train_batch_size, 8, "batches", "Batch size per device for training.")                   \
+  FIELD(std::int64_t, per_device_eval_batch_size, 8, "batches", "Batch size per device for evaluation.")                  \
+  FIELD(std::int64_t, gradient_accumulation_steps, 1, "batches", "Micro-batches accumulated per optimizer step.")         \
+  FIELD(std::optional<std::int64_t>, eval_accumulation_steps, std::nullopt, "batches",                                    \
+        "Move gathered predictions to the CPU every N eval steps.")                                                       \
+  FIELD(double, num_train_epochs, 3.0, "batches", "Epochs to train (fractions allowed).")                                 \
+  FIELD(std::int64_t, max_steps, -1, "batches", "Optimizer steps to train; overrides num_train_epochs when > 0.")         \
+                                                                                                                          \
+  FIELD(OptimizerName, optim, OptimizerName::adamw_torch_fused, "optimizer", "The optimizer.")                            \
+  FIELD(double, learning_rate, 5e-5, "optimizer", "Initial learning rate.")                                               \
+  FIELD(double, weight_decay, 0.0, "optimizer", "Weight decay for weights (not biases or norms).")                        \
+  FIELD(double, adam_beta1, 0.9, "optimizer", "AdamW beta1.")                                                             \
+  FIELD(double, adam_beta2, 0.999, "optimizer", "AdamW beta2.")                                                           \
+  FIELD(double, adam_epsilon, 1e-8, "optimizer", "AdamW epsilon.")                                                        \
+  FIELD(double, max_grad_norm, 1.0, "optimizer", "Gradient clipping norm (0 disables).")                                  \
+                                                                                                                          \
+  FIELD(SchedulerType, lr_scheduler_type, SchedulerType::linear, "schedule", "The learning-rate schedule.")               \
+  FIELD(nlohmann::json, lr_scheduler_kwargs, nlohmann::json::object(), "schedule",                                        \
+        "Extra schedule arguments as a JSON object, e.g. '{\"num_cycles\": 2}'.")                                         \
+  FIELD(double, warmup_steps, 0, "schedule", "Warm-up steps (an int), or a ratio of the training steps (below 1).")       \
+  /* transformers 4's spelling of a warm-up ratio, which 5.0 deprecated and 5.2 removed; still */                        \
+  /* accepted so that older command lines and argument files keep working (see finalize()). */                           \
+  FIELD(std::optional<double>, warmup_ratio, std::nullopt, "schedule",                                                    \
+        "Deprecated: warm up over ceil(R * training steps); --warmup_steps R (below 1) says the same.")                   \
+                                                                                                                          \
+  FIELD(LogLevel, log_level, LogLevel::passive, "logging", "Log level of the main process.")                              \
+  FIELD(LogLevel, log_level_replica, LogLevel::warning, "logging", "Log level of the other processes.")                   \
+  FIELD(bool, log_on_each_node, true, "logging", "Log on the main process of each node, not only the first.")             \
+  FIELD(std::optional<std::string>, logging_dir, std::nullopt, "logging",                                                 \
+        "TensorBoard log directory (default output_dir/runs).")                                                           \
+  FIELD(IntervalStrategy, logging_strategy, IntervalStrategy::steps, "logging", "When to log.")                           \
+  FIELD(bool, logging_first_step, false, "logging", "Log the first optimizer step too.")                                  \
+  FIELD(double, logging_steps, 500, "logging", "Log every N steps (a ratio of max_steps below 1).")                       \
+  FIELD(bool, logging_nan_inf_filter, true, "logging", "Replace nan/inf step losses in the logged loss.")                 \
+  FIELD(std::optional<bool>, disable_tqdm, std::nullopt, "logging", "Plain log lines instead of the live progress bar.")  \
+  FIELD(std::vector<std::string>, report_to, std::vector<std::string>{"none"}, "logging",                                 \
+        "Integrations to report to (none, all, tensorboard, jsonl, curves).")                                             \
+                                                                                                                          \
+  FIELD(IntervalStrategy, eval_strategy, IntervalStrategy::no, "evaluation", "When to evaluate.")                         \
+  FIELD(std::optional<double>, eval_steps, std::nullopt, "evaluation",                                                    \
+        "Evaluate every N steps (default logging_steps; a ratio below 1).")                                               \
+  FIELD(double, eval_delay, 0, "evaluation", "Steps or epochs to wait before the first evaluation.")                      \
+  FIELD(bool, eval_on_start, false, "evaluation", "Evaluate once before training.")                                       \
+  FIELD(bool, prediction_loss_only, false, "evaluation", "Return only the loss when evaluating and predicting.")          \
+  FIELD(std::vector<std::string>, label_names, std::vector<std::string>{}, "evaluation",                                  \
+        "Batch keys holding the labels (default: labels).")                                                               \
+                                                                                                                          \
+  FIELD(SaveStrategy, save_strategy, SaveStrategy::steps, "saving", "When to save checkpoints.")                          \
+  FIELD(double, save_steps, 500, "saving", "Save every N steps (a ratio of max_steps below 1).")                          \
+  FIELD(std::optional<std::int64_t>, save_total_limit, std::nullopt, "saving", "Keep at most N checkpoints.")             \
+  FIELD(bool, save_only_model, false, "saving", "Checkpoints hold the model only.")                                       \
+  FIELD(bool, load_best_model_at_end, false, "saving", "Load the best checkpoint when training ends.")                    \
+  FIELD(std::optional<std::string>, metric_for_best_model, std::nullopt, "saving",                                        \
+        "Metric that defines the best model (default loss).")                                                             \
+  FIELD(std::optional<bool>, greater_is_better, std::nullopt, "saving",                                                   \
+        "Whether a larger metric_for_best_model is better.")                                                              \
+  FIELD(bool, ignore_data_skip, false, "saving", "On resume, do not skip the batches already seen.")                      \
+  FIELD(bool, restore_callback_states_from_checkpoint, false, "saving",                                                   \
+        "On resume, restore the control flags and stateful callbacks saved in the checkpoint.")                           \
+                                                                                                                          \
+  FIELD(std::int64_t, seed, 42, "reproducibility", "Random seed set at the start.")                                       \
+  FIELD(std::optional<std::int64_t>, data_seed, std::nullopt, "reproducibility", "Seed of the data order (default: seed).") \
+  FIELD(bool, full_determinism, false, "reproducibility", "Deterministic algorithms everywhere (slower).")                 \
+                                                                                                                          \
+  FIELD(bool, use_cpu, false, "device", "Train on the CPU even when a GPU is present.")                                   \
+  FIELD(bool, bf16, false, "device", "bfloat16 mixed precision.")                                                         \
+  FIELD(bool, fp16, false, "device", "float16 mixed precision with loss scaling.")                                        \
+  FIELD(bool, bf16_full_eval, false, "device", "Evaluate in bfloat16.")                                                   \
+  FIELD(bool, fp16_full_eval, false, "device", "Evaluate in float16.")                                                    \
+  FIELD(std::optional<bool>, tf32, std::nullopt, "device", "TF32 matmuls on CUDA.")                                       \
+                                                                                                                          \
+  FIELD(bool, dataloader_drop_last, false, "data", "Drop the last incomplete batch.")                                     \
+  FIELD(std::int64_t, dataloader_num_workers, 0, "data", "Background threads preparing batches (0: on demand).")          \
+  FIELD(std::optional<std::int64_t>, dataloader_prefetch_factor, std::nullopt, "data", "Batches in flight per worker.")   \
+  FIELD(bool, dataloader_pin_memory, true, "data", "Pin host memory for faster copies to the GPU.")                       \
+  FIELD(bool, dataloader_persistent_workers, false, "data", "Keep workers alive between epochs.")                         \
+  FIELD(SamplingStrategy, train_sampling_strategy, SamplingStrategy::random, "data", "Order of training samples.")        \
+                                                                                                                          \
+  /* train() calls the model's gradient_checkpointing_enable(). */                                                        \
+  FIELD(bool, gradient_checkpointing, false, "memory",                                                                    \
+        "Enable activation checkpointing to trade compute for memory. Reduces memory at the cost of ~20% slower "         \
+        "training.")                                                                                                      \
+                                                                                                                          \
+  /* Read by the data-parallel sharding policies. */                                                                      \
+  FIELD(std::optional<std::string>, ddp_backend, std::nullopt, "distributed",                                             \
+        "Collective backend: nccl or gloo (default: nccl on CUDA, else gloo).")                                           \
+  FIELD(std::int64_t, ddp_timeout, 1800, "distributed",                                                                   \
+        "Seconds the rendezvous and each collective may wait for the other processes.")                                   \
+  FIELD(std::optional<std::int64_t>, ddp_bucket_cap_mb, std::nullopt, "distributed",                                      \
+        "Gradient bucket size in MiB for the allreduce (default 25).")                                                    \
+  FIELD(std::optional<bool>, ddp_broadcast_buffers, std::nullopt, "distributed",                                          \
+        "Broadcast buffers from rank 0 before each forward (default true).")                                              \
+  /* Read by the sharding slots AutoSharding, ShardGradOp and FullShard (see fsdp_options()). */                         \
+  FIELD(std::string, fsdp, "", "distributed",                                                                             \
+        "Sharding: full_shard, shard_grad_op or no_shard, plus offload and auto_wrap (space-separated).")                 \
+  FIELD(std::optional<std::string>, deepspeed, std::nullopt, "distributed",                                               \
+        "A DeepSpeed JSON config (file or inline object) mapped onto the sharding policies (ZeRO stage, offload).")       \
+  FIELD(std::optional<std::string>, fsdp_config, std::nullopt, "distributed",                                             \
+        "FSDP options: a JSON file, or an inline JSON object (HF's fsdp_config keys).")                                   \
+  /* What `python -m torch.distributed.launch` and the deepspeed launcher pass to each process; the */                   \
+  /* launcher's environment stays the source of the rank (see finalize()). */                                            \
+  FIELD(std::int64_t, local_rank, -1, "distributed",                                                                      \
+        "The local rank a launcher passes (-1: none); must agree with LOCAL_RANK when that is set.")
+
+/// The settings of a run: one member per TRAINPP_TRAINING_ARGUMENTS_FIELDS entry. Call `finalize()`
+/// (the parser and the Trainer do) to apply HF's validation and derived defaults.
 struct TrainingArguments {
-  // --- where and what
-  std::string output_dir = "trainer_output";
-  bool overwrite_output_dir = false;
-  bool do_train = false;
-  bool do_eval = false;
-  bool do_predict = false;
-  std::optional<std::string> resume_from_checkpoint;
-  std::optional<std::string> run_name;
-
-  // --- batches and steps
-  std::int64_t per_device_train_batch_size = 8;
-  std::int64_t per_device_eval_batch_size = 8;
-  std::int64_t gradient_accumulation_steps = 1;
-  std::optional<std::int64_t> eval_accumulation_steps;
-  double num_train_epochs = 3.0;
-  std::int64_t max_steps = -1;
-
-  // --- optimizer
-  OptimizerName optim = OptimizerName::adamw_torch_fused;
-  double learning_rate = 5e-5;
-  double weight_decay = 0.0;
-  double adam_beta1 = 0.9;
-  double adam_beta2 = 0.999;
-  double adam_epsilon = 1e-8;
-  double max_grad_norm = 1.0;
-
-  // --- schedule
-  SchedulerType lr_scheduler_type = SchedulerType::linear;
-  nlohmann::json lr_scheduler_kwargs = nlohmann::json::object();
-  double warmup_steps = 0;  ///< an int, or a ratio of the training steps when below 1
-
-  // --- logging
-  LogLevel log_level = LogLevel::passive;
-  LogLevel log_level_replica = LogLevel::warning;
-  bool log_on_each_node = true;
-  std::optional<std::string> logging_dir;
-  IntervalStrategy logging_strategy = IntervalStrategy::steps;
-  bool logging_first_step = false;
-  double logging_steps = 500;
-  bool logging_nan_inf_filter = true;
-  std::optional<bool> disable_tqdm;
-  std::vector<std::string> report_to{"none"};
-
-  // --- evaluation
-  IntervalStrategy eval_strategy = IntervalStrategy::no;
-  std::optional<double> eval_steps;
-  double eval_delay = 0;
-  bool eval_on_start = false;
-  bool prediction_loss_only = false;
-  std::vector<std::string> label_names;  ///< empty: {"labels"}
-
-  // --- saving
-  SaveStrategy save_strategy = SaveStrategy::steps;
-  double save_steps = 500;
-  std::optional<std::int64_t> save_total_limit;
-  bool save_only_model = false;
-  bool load_best_model_at_end = false;
-  std::optional<std::string> metric_for_best_model;
-  std::optional<bool> greater_is_better;
-  bool ignore_data_skip = false;
-  bool restore_callback_states_from_checkpoint = false;
-
-  // --- reproducibility
-  std::int64_t seed = 42;
-  std::optional<std::int64_t> data_seed;
-  bool full_determinism = false;
-
-  // --- precision and device
-  bool use_cpu = false;
-  bool bf16 = false;
-  bool fp16 = false;
-  bool bf16_full_eval = false;
-  bool fp16_full_eval = false;
-  std::optional<bool> tf32;
-
-  // --- data loading
-  bool dataloader_drop_last = false;
-  std::int64_t dataloader_num_workers = 0;
-  std::optional<std::int64_t> dataloader_prefetch_factor;
-  bool dataloader_pin_memory = true;
-  bool dataloader_persistent_workers = false;
-  SamplingStrategy train_sampling_strategy = SamplingStrategy::random;
-
-  // --- memory
-  /// Recompute activations in backward instead of keeping them: train() calls the model's
-  /// gradient_checkpointing_enable().
-  bool gradient_checkpointing = false;
-
-  // --- distributed (read by the data-parallel sharding policies)
-  /// nccl or gloo; unset: nccl for CUDA devices, gloo otherwise (as torch picks).
-  std::optional<std::string> ddp_backend;
-  /// Seconds a collective or the rendezvous may wait for the other processes before failing.
-  std::int64_t ddp_timeout = 1800;
-  /// Gradient bucket size in MiB for the allreduce; unset: 25, as torch's DDP.
-  std::optional<std::int64_t> ddp_bucket_cap_mb;
-  /// Broadcast buffers (batch-norm statistics) from rank 0 before every forward; unset: true.
-  std::optional<bool> ddp_broadcast_buffers;
-  /// HF's --fsdp: "full_shard", "shard_grad_op" or "no_shard", with "offload" and "auto_wrap"; read
-  /// by the sharding slots trainpp::AutoSharding, ShardGradOp and FullShard.
-  std::string fsdp;
-  /// HF's --fsdp_config: a JSON file (or an inline JSON object) of FSDP options, keys with or without
-  /// their `fsdp_` prefix (see parse_fsdp_options).
-  std::optional<std::string> fsdp_config;
-
-  /// HF's --deepspeed: a DeepSpeed JSON config (file or inline object), mapped onto the same sharding
-  /// policies as --fsdp (see parse_deepspeed_config); exclusive with --fsdp.
-  std::optional<std::string> deepspeed;
+#define TRAINPP_DECLARE_ARGUMENT(type, name, default_value, group, help) type name = default_value;
+  TRAINPP_TRAINING_ARGUMENTS_FIELDS(TRAINPP_DECLARE_ARGUMENT)
+#undef TRAINPP_DECLARE_ARGUMENT
 
   /// --fsdp and --fsdp_config, or --deepspeed, read and checked.
   [[nodiscard]] FsdpOptions fsdp_options() const {
@@ -1285,8 +1406,12 @@ struct TrainingArguments {
   [[nodiscard]] std::vector<std::string> effective_label_names() const {
     return label_names.empty() ? std::vector<std::string>{"labels"} : label_names;
   }
-  /// HF's get_warmup_steps: an int, or ceil(ratio * num_training_steps) when below 1.
+  /// HF's get_warmup_steps: an int, or ceil(ratio * num_training_steps) when below 1. A
+  /// warmup_ratio still set after finalize() (1: warm up over every step, which warmup_steps cannot
+  /// say) counts when warmup_steps is 0, as in transformers 4.
   [[nodiscard]] std::int64_t get_warmup_steps(std::int64_t num_training_steps) const {
+    if (warmup_steps == 0 && warmup_ratio)
+      return static_cast<std::int64_t>(std::ceil(num_training_steps * *warmup_ratio));
     return warmup_steps >= 1 ? static_cast<std::int64_t>(warmup_steps)
                              : static_cast<std::int64_t>(std::ceil(num_training_steps * warmup_steps));
   }
@@ -1307,87 +1432,159 @@ struct TrainingArguments {
     return chosen == LogLevel::passive ? logger().level() : chosen;
   }
 
-  /// HF's __post_init__: derived defaults, then validation. Throws trainpp::Error naming the problem.
+  /// HF's __post_init__: validate(*this), then apply_derived_defaults(). Throws trainpp::Error naming
+  /// the problem; calling it again on its result changes nothing.
   void finalize();
+  /// The defaults HF's __post_init__ derives from other fields (eval_steps from logging_steps, the
+  /// best-model metric, logging_dir, ...), on arguments validate() accepted.
+  void apply_derived_defaults();
+
+  /// What `accelerate launch` exports from its config file, as HF's Trainer takes it: the mixed
+  /// precision (ACCELERATE_MIXED_PRECISION: no, bf16, fp16) unless bf16 or fp16 is already true or
+  /// `given` (the arguments the command line or the arguments file set) names either; the FSDP
+  /// settings (ACCELERATE_USE_FSDP, FSDP_*: see accelerate_fsdp_environment) unless --fsdp,
+  /// --fsdp_config or --deepspeed is set or given. So an explicit `--bf16 false` or `--fsdp ...` wins.
+  /// parse_args calls it before finalize().
+  template <class Names>
+  void apply_launcher_environment(const Names& given, const EnvironmentReader& env = process_environment) {
+    if (!given.contains("bf16") && !given.contains("fp16") && !bf16 && !fp16) {
+      if (const auto precision = env("ACCELERATE_MIXED_PRECISION")) {
+        const auto value = detail::lower(*precision);
+        if (value == "bf16") bf16 = true;
+        else if (value == "fp16") fp16 = true;
+        else if (value != "no")
+          throw error("the environment variable ACCELERATE_MIXED_PRECISION (accelerate's mixed_precision) must be no, "
+                      "bf16 or fp16, got '{}'", *precision);
+      }
+    }
+    const bool sharding_set = !fsdp.empty() || (fsdp_config && !fsdp_config->empty()) || (deepspeed && !deepspeed->empty());
+    if (sharding_set || given.contains("fsdp") || given.contains("fsdp_config") || given.contains("deepspeed")) return;
+    if (auto accelerate = accelerate_fsdp_environment(env)) {
+      fsdp = std::move(accelerate->fsdp);
+      if (!accelerate->config.empty()) fsdp_config = accelerate->config.dump();
+    }
+  }
 };
 
+/// The fields of TrainingArguments, for the parser, --help and training_args.json. A user's own
+/// argument struct takes part by providing the same function (found by ADL):
+///   template <class V> void visit_fields(MyArgs& a, V&& v) { v(FieldInfo{"epochs", "..."}, a.epochs); }
+template <class V>
+void visit_fields(TrainingArguments& a, V&& v) {
+#define TRAINPP_VISIT_ARGUMENT(type, name, default_value, group, help) v(FieldInfo{#name, help, group}, a.name);
+  TRAINPP_TRAINING_ARGUMENTS_FIELDS(TRAINPP_VISIT_ARGUMENT)
+#undef TRAINPP_VISIT_ARGUMENT
+}
+
+namespace detail {
+
+/// The launch environment as `args` and the process environment say together: a --local_rank fills
+/// in LOCAL_RANK where the launcher did not set it (torch.distributed.launch without --use-env).
+[[nodiscard]] inline EnvironmentReader environment_with_local_rank(std::int64_t local_rank) {
+  return [local_rank](const std::string& name) -> std::optional<std::string> {
+    auto value = process_environment(name);
+    if (!value && name == "LOCAL_RANK" && local_rank >= 0) return std::to_string(local_rank);
+    return value;
+  };
+}
+
+}  // namespace detail
+
+/// Every check of TrainingArguments' values, alone and in combination; throws trainpp::Error naming
+/// the problem. Reads the fields as given (before finalize()'s derived defaults), so that a message
+/// speaks of what was passed.
 // Long on purpose: every combination of arguments is checked here, in one place, in HF's order.
-inline void TrainingArguments::finalize() {
+inline void validate(const TrainingArguments& a) {
   auto positive = [](std::string_view name, auto value) {
     if (value <= 0) throw error("{} must be a positive number, got {}", name, value);
   };
-  if (output_dir.empty()) throw error("output_dir must not be empty");
-  positive("per_device_train_batch_size", per_device_train_batch_size);
-  positive("per_device_eval_batch_size", per_device_eval_batch_size);
-  positive("gradient_accumulation_steps", gradient_accumulation_steps);
-  if (eval_accumulation_steps) positive("eval_accumulation_steps", *eval_accumulation_steps);
-  if (max_steps == 0 || max_steps < -1)
-    throw error("max_steps must be a positive number, or -1 to train for num_train_epochs, got {}", max_steps);
-  if (max_steps < 0 && !(num_train_epochs > 0))
-    throw error("num_train_epochs must be positive when max_steps is not set, got {}", num_train_epochs);
+  if (a.output_dir.empty()) throw error("output_dir must not be empty");
+  positive("per_device_train_batch_size", a.per_device_train_batch_size);
+  positive("per_device_eval_batch_size", a.per_device_eval_batch_size);
+  positive("gradient_accumulation_steps", a.gradient_accumulation_steps);
+  if (a.eval_accumulation_steps) positive("eval_accumulation_steps", *a.eval_accumulation_steps);
+  if (a.max_steps == 0 || a.max_steps < -1)
+    throw error("max_steps must be a positive number, or -1 to train for num_train_epochs, got {}", a.max_steps);
+  if (a.max_steps < 0 && !(a.num_train_epochs > 0))
+    throw error("num_train_epochs must be positive when max_steps is not set, got {}", a.num_train_epochs);
   // The launcher's environment: a malformed or inconsistent one must not silently count as rank 0 of 1.
-  (void)detect_launch_environment();
-  if (ddp_backend && *ddp_backend != "nccl" && *ddp_backend != "gloo")
-    throw error("ddp_backend must be nccl or gloo, got '{}'", *ddp_backend);
-  if (ddp_timeout < 1) throw error("ddp_timeout must be at least 1 second, got {}", ddp_timeout);
+  if (a.local_rank < -1) throw error("local_rank must be -1 (not given) or a process's local rank, got {}", a.local_rank);
+  const LaunchEnvironment launch = detect_launch_environment(detail::environment_with_local_rank(a.local_rank));
+  if (a.local_rank >= 0) {
+    if (const auto text = process_environment("LOCAL_RANK")) {
+      if (const int from_environment = detail::parse_launch_int("LOCAL_RANK", *text); from_environment != a.local_rank)
+        throw error("--local_rank {} disagrees with LOCAL_RANK={} in the environment: pass the launcher's value, "
+                    "or leave --local_rank out", a.local_rank, from_environment);
+    }
+    if (a.local_rank != launch.local_rank) {
+      if (launch.launcher == Launcher::none)
+        throw error("--local_rank {} but no launcher started this process (RANK and WORLD_SIZE are not set): "
+                    "its local rank is 0", a.local_rank);
+      throw error("--local_rank {} disagrees with this process's local rank {} from the {} environment",
+                  a.local_rank, launch.local_rank, to_string(launch.launcher));
+    }
+  }
+  if (a.ddp_backend && *a.ddp_backend != "nccl" && *a.ddp_backend != "gloo")
+    throw error("ddp_backend must be nccl or gloo, got '{}'", *a.ddp_backend);
+  if (a.ddp_timeout < 1) throw error("ddp_timeout must be at least 1 second, got {}", a.ddp_timeout);
   {
-    const auto options = fsdp_options();  // a bad --fsdp or --fsdp_config fails here, before any work
-    if (options.strategy && options.strategy != ShardingStrategy::no_shard && save_only_model &&
+    const auto options = a.fsdp_options();  // a bad --fsdp or --fsdp_config fails here, before any work
+    if (options.strategy && options.strategy != ShardingStrategy::no_shard && a.save_only_model &&
         options.state_dict_type == StateDictType::sharded_state_dict)
       throw error("save_only_model is not compatible with FSDP state dict type 'SHARDED_STATE_DICT'");
   }
-  if (ddp_bucket_cap_mb && *ddp_bucket_cap_mb < 1) throw error("ddp_bucket_cap_mb must be at least 1, got {}", *ddp_bucket_cap_mb);
-  if (!(learning_rate >= 0)) throw error("learning_rate must be >= 0, got {}", learning_rate);
-  if (!(weight_decay >= 0)) throw error("weight_decay must be >= 0, got {}", weight_decay);
-  if (!(adam_beta1 >= 0 && adam_beta1 < 1)) throw error("adam_beta1 must be in [0, 1), got {}", adam_beta1);
-  if (!(adam_beta2 >= 0 && adam_beta2 < 1)) throw error("adam_beta2 must be in [0, 1), got {}", adam_beta2);
-  if (!(adam_epsilon >= 0)) throw error("adam_epsilon must be >= 0, got {}", adam_epsilon);
-  if (!(max_grad_norm >= 0)) throw error("max_grad_norm must be >= 0 (0 disables clipping), got {}", max_grad_norm);
-  if (!(warmup_steps >= 0)) throw error("warmup_steps must be >= 0 (an int, or a ratio below 1), got {}", warmup_steps);
-  if (warmup_steps > 1 && warmup_steps != std::floor(warmup_steps))
-    throw error("warmup_steps must be an integer when >= 1 (a ratio only below 1), got {}", warmup_steps);
-  if (!lr_scheduler_kwargs.is_object())
-    throw error("lr_scheduler_kwargs must be a JSON object, got {}", lr_scheduler_kwargs.dump());
-  if (dataloader_num_workers < 0)
-    throw error("dataloader_num_workers must be >= 0, got {}", dataloader_num_workers);
-  if (dataloader_prefetch_factor && dataloader_num_workers == 0)
+  if (a.ddp_bucket_cap_mb && *a.ddp_bucket_cap_mb < 1)
+    throw error("ddp_bucket_cap_mb must be at least 1, got {}", *a.ddp_bucket_cap_mb);
+  if (!(a.learning_rate >= 0)) throw error("learning_rate must be >= 0, got {}", a.learning_rate);
+  if (!(a.weight_decay >= 0)) throw error("weight_decay must be >= 0, got {}", a.weight_decay);
+  if (!(a.adam_beta1 >= 0 && a.adam_beta1 < 1)) throw error("adam_beta1 must be in [0, 1), got {}", a.adam_beta1);
+  if (!(a.adam_beta2 >= 0 && a.adam_beta2 < 1)) throw error("adam_beta2 must be in [0, 1), got {}", a.adam_beta2);
+  if (!(a.adam_epsilon >= 0)) throw error("adam_epsilon must be >= 0, got {}", a.adam_epsilon);
+  if (!(a.max_grad_norm >= 0)) throw error("max_grad_norm must be >= 0 (0 disables clipping), got {}", a.max_grad_norm);
+  if (!(a.warmup_steps >= 0)) throw error("warmup_steps must be >= 0 (an int, or a ratio below 1), got {}", a.warmup_steps);
+  if (a.warmup_steps > 1 && a.warmup_steps != std::floor(a.warmup_steps))
+    throw error("warmup_steps must be an integer when >= 1 (a ratio only below 1), got {}", a.warmup_steps);
+  if (a.warmup_ratio && !(*a.warmup_ratio >= 0 && *a.warmup_ratio <= 1))  // transformers 4's range
+    throw error("warmup_ratio must lie in range [0, 1], got {}", *a.warmup_ratio);
+  if (!a.lr_scheduler_kwargs.is_object())
+    throw error("lr_scheduler_kwargs must be a JSON object, got {}", a.lr_scheduler_kwargs.dump());
+  if (a.dataloader_num_workers < 0)
+    throw error("dataloader_num_workers must be >= 0, got {}", a.dataloader_num_workers);
+  if (a.dataloader_prefetch_factor && a.dataloader_num_workers == 0)
     throw error("--dataloader_prefetch_factor can only be set when data is loaded in a different process, "
                 "i.e. when --dataloader_num_workers > 1.");
-  if (dataloader_prefetch_factor) positive("dataloader_prefetch_factor", *dataloader_prefetch_factor);
-  if (dataloader_persistent_workers && dataloader_num_workers == 0)
+  if (a.dataloader_prefetch_factor) positive("dataloader_prefetch_factor", *a.dataloader_prefetch_factor);
+  if (a.dataloader_persistent_workers && a.dataloader_num_workers == 0)
     throw error("--dataloader_persistent_workers needs --dataloader_num_workers > 0 (torch's DataLoader refuses it too)");
-  if (logging_dir && logging_dir->empty()) throw error("logging_dir must not be empty");
-  if (bf16 && fp16) throw error("At most one of fp16 and bf16 can be True, but not both");
-  if (bf16_full_eval && fp16_full_eval) throw error("At most one of fp16_full_eval and bf16_full_eval can be True");
+  if (a.logging_dir && a.logging_dir->empty()) throw error("logging_dir must not be empty");
+  if (a.bf16 && a.fp16) throw error("At most one of fp16 and bf16 can be True, but not both");
+  if (a.bf16_full_eval && a.fp16_full_eval) throw error("At most one of fp16_full_eval and bf16_full_eval can be True");
 
-  if (eval_strategy != IntervalStrategy::no) do_eval = true;  // HF's __post_init__
-
-  // Ratio-valued steps and HF's fallbacks.
+  // Ratio-valued steps, with HF's fallback of eval_steps to logging_steps.
   auto check_steps = [](std::string_view name, double value) {
     if (!(value > 0)) throw error("{} must be positive (an int, or a ratio below 1), got {}", name, value);
     if (value > 1 && value != std::floor(value))
       throw error("{} must be an integer when > 1 (a ratio only below 1), got {}", name, value);
   };
-  if (logging_strategy == IntervalStrategy::steps) check_steps("logging_steps", logging_steps);
-  if (eval_strategy == IntervalStrategy::steps) {
-    if (!eval_steps) {
-      if (logging_steps > 0) eval_steps = logging_steps;
-      else throw error("eval_strategy steps requires either a non-zero --eval_steps or --logging_steps");
-    }
-    check_steps("eval_steps", *eval_steps);
+  if (a.logging_strategy == IntervalStrategy::steps) check_steps("logging_steps", a.logging_steps);
+  const double eval_steps = a.eval_steps.value_or(a.logging_steps);
+  if (a.eval_strategy == IntervalStrategy::steps) {
+    if (!a.eval_steps && !(a.logging_steps > 0))
+      throw error("eval_strategy steps requires either a non-zero --eval_steps or --logging_steps");
+    check_steps("eval_steps", eval_steps);
   }
-  if (save_strategy == SaveStrategy::steps) check_steps("save_steps", save_steps);
-  if (!(eval_delay >= 0)) throw error("eval_delay must be >= 0, got {}", eval_delay);
+  if (a.save_strategy == SaveStrategy::steps) check_steps("save_steps", a.save_steps);
+  if (!(a.eval_delay >= 0)) throw error("eval_delay must be >= 0, got {}", a.eval_delay);
 
-  if (load_best_model_at_end && save_strategy != SaveStrategy::best) {
-    if (eval_strategy == IntervalStrategy::no)
+  if (a.load_best_model_at_end && a.save_strategy != SaveStrategy::best) {
+    if (a.eval_strategy == IntervalStrategy::no)
       throw error("--load_best_model_at_end requires an evaluation strategy (eval_strategy is 'no')");
-    if (static_cast<int>(eval_strategy) != static_cast<int>(save_strategy))
+    if (static_cast<int>(a.eval_strategy) != static_cast<int>(a.save_strategy))
       throw error("--load_best_model_at_end requires the save and eval strategy to match, but found\n- "
                   "Evaluation strategy: {}\n- Save strategy: {}",
-                  to_string(eval_strategy), to_string(save_strategy));
-    if (eval_strategy == IntervalStrategy::steps) {
-      const double e = *eval_steps, s = save_steps;
+                  to_string(a.eval_strategy), to_string(a.save_strategy));
+    if (a.eval_strategy == IntervalStrategy::steps) {
+      const double e = eval_steps, s = a.save_steps;
       const bool both_ratio = e < 1 && s < 1, both_int = e >= 1 && s >= 1;
       const bool multiple = both_int ? std::fmod(s, e) == 0
                                      : both_ratio && std::fabs(std::remainder(s, e)) < 1e-12;
@@ -1396,6 +1593,23 @@ inline void TrainingArguments::finalize() {
                     "evaluation steps, but found {}, which is not a round multiple of {}.", s, e);
     }
   }
+  if (a.lr_scheduler_type == SchedulerType::reduce_lr_on_plateau && a.eval_strategy == IntervalStrategy::no)
+    throw error("lr_scheduler_type reduce_lr_on_plateau requires an eval strategy (it steps on evaluation)");
+  if (std::ranges::find(a.report_to, "none") != a.report_to.end() && a.report_to.size() > 1)
+    throw error("report_to 'none' cannot be combined with other integrations");
+  for (const auto& name : a.report_to)
+    if (name != "none" && name != "all" && name != "tensorboard" && name != "jsonl" && name != "curves")
+      throw error("report_to '{}' is not an integration trainpp has; choose among tensorboard, jsonl, curves, all, none", name);
+}
+
+inline void TrainingArguments::finalize() {
+  validate(*this);
+  apply_derived_defaults();
+}
+
+inline void TrainingArguments::apply_derived_defaults() {
+  if (eval_strategy != IntervalStrategy::no) do_eval = true;
+  if (eval_strategy == IntervalStrategy::steps && !eval_steps) eval_steps = logging_steps;
   if ((load_best_model_at_end || save_strategy == SaveStrategy::best ||
        lr_scheduler_type == SchedulerType::reduce_lr_on_plateau) && !metric_for_best_model)
     metric_for_best_model = "loss";
@@ -1403,14 +1617,34 @@ inline void TrainingArguments::finalize() {
     const auto& m = *metric_for_best_model;
     greater_is_better = !(m.size() >= 4 && m.compare(m.size() - 4, 4, "loss") == 0);
   }
-  if (lr_scheduler_type == SchedulerType::reduce_lr_on_plateau && eval_strategy == IntervalStrategy::no)
-    throw error("lr_scheduler_type reduce_lr_on_plateau requires an eval strategy (it steps on evaluation)");
-  if (std::ranges::find(report_to, "none") != report_to.end() && report_to.size() > 1)
-    throw error("report_to 'none' cannot be combined with other integrations");
-  for (const auto& name : report_to)
-    if (name != "none" && name != "all" && name != "tensorboard" && name != "jsonl" && name != "curves")
-      throw error("report_to '{}' is not an integration trainpp has; choose among tensorboard, jsonl, curves, all, none", name);
   if (!logging_dir) logging_dir = output_dir + "/runs";
+
+  // transformers 5.0 read warmup_ratio as warmup_steps, as here: a ratio below 1 becomes the
+  // warmup_steps that says the same, so that training_args.json holds the 5.x spelling and a second
+  // finalize() has nothing left to note. Transformers 4 let a positive warmup_steps win.
+  if (warmup_ratio) {
+    if (warmup_steps > 0) {
+      logger().warning("--warmup_ratio is deprecated (removed in transformers 5.2) and --warmup_steps {} is given too: "
+                       "warmup_steps wins, as in transformers 4", warmup_steps);
+      warmup_ratio.reset();
+    } else if (*warmup_ratio < 1) {
+      logger().warning("--warmup_ratio is deprecated (removed in transformers 5.2): use --warmup_steps {} instead, "
+                       "which says the same", *warmup_ratio);
+      warmup_steps = *warmup_ratio;
+      warmup_ratio.reset();
+    } else {
+      logger().warning("--warmup_ratio is deprecated (removed in transformers 5.2): warming up over every training "
+                       "step, which --warmup_steps cannot say");
+    }
+  }
+
+  // Where the launcher passed --local_rank without setting LOCAL_RANK, every later reader of the
+  // rank (the device, logging, the process group) must see it: they all read the environment.
+  // Only torchrun's contract reads LOCAL_RANK; under the other launchers validate() has checked that
+  // the flag agrees with what they set.
+  if (local_rank >= 0 && !process_environment("LOCAL_RANK") &&
+      detect_launch_environment(detail::environment_with_local_rank(local_rank)).launcher == Launcher::torchrun)
+    ::setenv("LOCAL_RANK", std::to_string(local_rank).c_str(), /*overwrite=*/0);
 }
 
 }  // namespace trainpp
@@ -1420,6 +1654,475 @@ inline void TrainingArguments::finalize() {
 // HfArgumentParser does: `--learning_rate 2e-5 --do_train --no_log_on_each_node --label_names a b`,
 // or a JSON file (`prog args.json`), or both with the command line winning.
 
+
+// ---- trainpp/io/yaml.hpp ----
+// The YAML an arguments file holds (HfArgumentParser.parse_yaml_file's input), read without a YAML
+// library: a mapping of names to values, each value a scalar (plain, 'single' or "double" quoted), a
+// list (`[a, b]` or `- a` lines) or a mapping (`{k: v}` or indented `k: v` lines). What such a file
+// has no use for — anchors, aliases, tags, block scalars, several documents, keys that are not
+// strings — is refused with the line it is on, rather than read as something else.
+
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+namespace trainpp {
+namespace detail {
+
+/// One node of a YAML document. A plain scalar keeps its text: what it means (a number, a bool, a
+/// name) depends on the setting it is given to, as on the command line.
+struct YamlNode {
+  enum class Kind { scalar, sequence, mapping };
+  Kind kind = Kind::scalar;
+  std::string text;                 ///< a scalar's value, quotes and escapes resolved
+  bool plain = false;               ///< a scalar written without quotes
+  int line = 0;                     ///< where the node starts, for messages
+  std::vector<YamlNode> items;      ///< a sequence's items; a mapping's values
+  std::vector<std::string> keys;    ///< a mapping's keys, in order, items[i] the value of keys[i]
+
+  [[nodiscard]] bool is_null() const {
+    return kind == Kind::scalar && plain && (text.empty() || text == "~" || text == "null" || text == "Null" || text == "NULL");
+  }
+};
+
+/// YAML 1.1's resolution of a plain scalar, as PyYAML's safe_load (which HF uses) does it, except that
+/// `1e-5` is a number here, as in YAML 1.2 (PyYAML reads it as a string, which no setting wants).
+[[nodiscard]] inline nlohmann::json resolve_plain_scalar(const std::string& text) {
+  for (const char* t : {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON"})
+    if (text == t) return true;
+  for (const char* f : {"false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF"})
+    if (text == f) return false;
+  if (text.empty() || text == "~" || text == "null" || text == "Null" || text == "NULL") return nullptr;
+  std::string digits;  // without the digit separators YAML 1.1 allows
+  for (const char c : text)
+    if (c != '_') digits += c;
+  const char* const end = digits.data() + digits.size();
+  const char* begin = digits.data();
+  if (!digits.empty() && digits.front() == '+') ++begin;
+  if (begin != end && (std::isdigit(static_cast<unsigned char>(*begin)) || *begin == '-' || *begin == '.')) {
+    std::int64_t integer = 0;
+    if (const auto r = std::from_chars(begin, end, integer); r.ec == std::errc{} && r.ptr == end) return integer;
+    double real = 0;
+    if (const auto r = std::from_chars(begin, end, real, std::chars_format::general);
+        r.ec == std::errc{} && r.ptr == end && std::isfinite(real))
+      return real;
+  }
+  return text;
+}
+
+/// A node as JSON: plain scalars resolved as resolve_plain_scalar does, quoted ones strings.
+[[nodiscard]] inline nlohmann::json yaml_to_json(const YamlNode& node) {
+  switch (node.kind) {
+    case YamlNode::Kind::scalar: return node.plain ? resolve_plain_scalar(node.text) : nlohmann::json(node.text);
+    case YamlNode::Kind::sequence: {
+      nlohmann::json out = nlohmann::json::array();
+      for (const auto& item : node.items) out.push_back(yaml_to_json(item));
+      return out;
+    }
+    case YamlNode::Kind::mapping: {
+      nlohmann::json out = nlohmann::json::object();
+      for (std::size_t i = 0; i < node.keys.size(); ++i) out[node.keys[i]] = yaml_to_json(node.items[i]);
+      return out;
+    }
+  }
+  return nullptr;
+}
+
+/// Reads the YAML of an arguments file into a mapping node. Errors read "<source>: line N: <why>".
+class YamlArgumentsReader {
+ public:
+  YamlArgumentsReader(std::string_view text, std::string source) : source_(std::move(source)) { split(text); }
+
+  [[nodiscard]] YamlNode document() {
+    if (lines_.empty()) throw error("{}: holds no arguments (an empty mapping is written {{}})", source_);
+    const Line& first = lines_.front();
+    YamlNode root;
+    if (first.text.starts_with("{")) {
+      root = inline_node(first.text, first.indent);
+      if (root.kind != YamlNode::Kind::mapping) throw fail(first.number, "expected a mapping");
+    } else if (is_sequence_entry(first.text) || first.text.starts_with("[")) {
+      throw error("{}: must hold a mapping of argument names to values, got a list", source_);
+    } else if (split_key(first).second == npos_key) {
+      throw error("{}: must hold a mapping of argument names to values, got '{}'", source_, first.text);
+    } else {
+      root = block_mapping(first.indent);
+    }
+    if (at_ < lines_.size()) throw fail(lines_[at_].number, "unexpected indentation");
+    return root;
+  }
+
+ private:
+  struct Line {
+    int number;
+    int indent;
+    std::string text;  ///< without indentation, comment or trailing blanks
+  };
+  static constexpr std::size_t npos_key = std::string::npos;
+
+  [[nodiscard]] Error fail(int line, std::string_view why) const {
+    return error("{}: line {}: {}", source_, line, why);
+  }
+
+  /// Whether a quote at `i` opens a quoted scalar: only where a scalar may start.
+  static bool scalar_starts_at(std::string_view s, std::size_t i) {
+    std::size_t k = i;
+    while (k > 0 && s[k - 1] == ' ') --k;
+    return k == 0 || std::string_view(":-[{,?").find(s[k - 1]) != std::string_view::npos;
+  }
+
+  /// The line without its comment: from a '#' at its start or after a blank, outside quotes.
+  static std::string_view strip_comment(std::string_view s) {
+    char quote = 0;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+      const char c = s[i];
+      if (quote == '"') {
+        if (c == '\\') ++i;
+        else if (c == '"') quote = 0;
+      } else if (quote == '\'') {
+        if (c == '\'' && i + 1 < s.size() && s[i + 1] == '\'') ++i;
+        else if (c == '\'') quote = 0;
+      } else if ((c == '"' || c == '\'') && scalar_starts_at(s, i)) {
+        quote = c;
+      } else if (c == '#' && (i == 0 || s[i - 1] == ' ' || s[i - 1] == '\t')) {
+        return s.substr(0, i);
+      }
+    }
+    return s;
+  }
+
+  void split(std::string_view text) {
+    if (const auto nul = text.find('\0'); nul != std::string_view::npos)
+      throw error("{}: a NUL byte at offset {}", source_, nul);
+    if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);  // a byte order mark
+    int number = 0;
+    bool started = false;
+    while (!text.empty() || number == 0) {
+      const auto newline = text.find('\n');
+      std::string_view raw = text.substr(0, newline);
+      text = newline == std::string_view::npos ? std::string_view{} : text.substr(newline + 1);
+      ++number;
+      if (raw.ends_with('\r')) raw.remove_suffix(1);
+      std::size_t indent = 0;
+      while (indent < raw.size() && raw[indent] == ' ') ++indent;
+      std::string_view content = strip_comment(raw.substr(indent));
+      while (!content.empty() && (content.back() == ' ' || content.back() == '\t')) content.remove_suffix(1);
+      if (content.empty()) continue;
+      if (content.front() == '\t') throw fail(number, "a tab in the indentation (YAML indents with spaces)");
+      if (indent == 0 && (content == "---" || content.starts_with("--- "))) {
+        if (started) throw fail(number, "a second document: an arguments file holds one");
+        started = true;
+        content.remove_prefix(3);
+        while (!content.empty() && content.front() == ' ') content.remove_prefix(1);
+        if (content.empty()) continue;
+      }
+      if (indent == 0 && content == "...") break;
+      if (indent == 0 && content.starts_with("%")) throw fail(number, "YAML directives are not read in an arguments file");
+      started = true;
+      lines_.push_back({number, static_cast<int>(indent), std::string(content)});
+      if (newline == std::string_view::npos) break;
+    }
+  }
+
+  static bool is_sequence_entry(std::string_view text) { return text == "-" || text.starts_with("- "); }
+
+  /// The key of a `key: value` line and where its value starts, or npos_key when it is no such line.
+  std::pair<std::string, std::size_t> split_key(const Line& line) const {
+    const std::string& t = line.text;
+    if (t.starts_with("\"") || t.starts_with("'")) {
+      std::size_t pos = 0;
+      std::string key = quoted(t, pos, line.number);
+      if (pos < t.size() && t[pos] == ':' && (pos + 1 == t.size() || t[pos + 1] == ' ')) return {key, pos + 1};
+      return {"", npos_key};
+    }
+    for (std::size_t i = 0; i < t.size(); ++i)
+      if (t[i] == ':' && (i + 1 == t.size() || t[i + 1] == ' ')) {
+        std::string key = t.substr(0, i);
+        while (!key.empty() && key.back() == ' ') key.pop_back();
+        if (key.empty()) return {"", npos_key};
+        return {key, i + 1};
+      }
+    return {"", npos_key};
+  }
+
+  YamlNode block_mapping(int indent) {
+    YamlNode node;
+    node.kind = YamlNode::Kind::mapping;
+    node.line = lines_[at_].number;
+    while (at_ < lines_.size() && lines_[at_].indent == indent) {
+      const Line& line = lines_[at_];
+      if (is_sequence_entry(line.text)) throw fail(line.number, "a list entry where a `name: value` line belongs");
+      if (line.text.starts_with("? ") || line.text == "?") throw fail(line.number, "complex keys are not read in an arguments file");
+      auto [key, value_at] = split_key(line);
+      if (value_at == npos_key) throw fail(line.number, fmt::format("expected `name: value`, got '{}'", line.text));
+      for (const auto& seen : node.keys)
+        if (seen == key) throw fail(line.number, fmt::format("duplicate key \"{}\"", key));
+      ++at_;
+      std::string_view rest = std::string_view(line.text).substr(value_at);
+      while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+      node.keys.push_back(std::move(key));
+      node.items.push_back(rest.empty() ? nested(indent, line.number) : inline_node(std::string(rest), indent, line.number));
+    }
+    if (at_ < lines_.size() && lines_[at_].indent > indent) throw fail(lines_[at_].number, "unexpected indentation");
+    return node;
+  }
+
+  /// The value of a `key:` or `-` with nothing after it: the more indented lines below (a list may sit
+  /// at the key's own indentation), or null.
+  YamlNode nested(int indent, int line_number) {
+    if (at_ < lines_.size()) {
+      const Line& next = lines_[at_];
+      if (is_sequence_entry(next.text) && next.indent >= indent) return block_sequence(next.indent);
+      if (next.indent > indent) {
+        if (split_key(next).second == npos_key)
+          throw fail(next.number, "a value continued on another line: write it on the key's line, or quote it");
+        return block_mapping(next.indent);
+      }
+    }
+    YamlNode null;
+    null.plain = true;
+    null.line = line_number;
+    return null;
+  }
+
+  YamlNode block_sequence(int indent) {
+    YamlNode node;
+    node.kind = YamlNode::Kind::sequence;
+    node.line = lines_[at_].number;
+    while (at_ < lines_.size() && lines_[at_].indent == indent && is_sequence_entry(lines_[at_].text)) {
+      const Line& line = lines_[at_];
+      ++at_;
+      std::string_view rest = std::string_view(line.text).substr(1);
+      while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+      if (rest.empty()) {
+        node.items.push_back(nested(indent, line.number));
+        continue;
+      }
+      if (is_sequence_entry(rest)) throw fail(line.number, "a list inside a list: write the inner one as [a, b]");
+      if (split_key({line.number, 0, std::string(rest)}).second != npos_key && rest.front() != '"' && rest.front() != '\'' &&
+          rest.front() != '{' && rest.front() != '[')
+        throw fail(line.number, "a mapping inside a list: write it as {name: value}");
+      node.items.push_back(inline_node(std::string(rest), indent, line.number));
+    }
+    if (at_ < lines_.size() && lines_[at_].indent > indent) throw fail(lines_[at_].number, "unexpected indentation");
+    return node;
+  }
+
+  /// A value written after `key:` or `-`: a flow collection (continued on the following lines until it
+  /// closes), a quoted scalar or a plain one.
+  YamlNode inline_node(std::string text, int indent, int line_number = 0) {
+    if (line_number == 0) line_number = lines_[at_].number, ++at_;
+    const char c = text.front();
+    if (c == '|' || c == '>') throw fail(line_number, "block scalars (| and >) are not read in an arguments file: quote the value");
+    if (c == '&' || c == '*') throw fail(line_number, "anchors and aliases are not read in an arguments file");
+    if (c == '!') throw fail(line_number, "tags are not read in an arguments file");
+    if (c == '[' || c == '{') {
+      // A flow collection may run over several lines: join them until its brackets close.
+      while (!brackets_closed(text, line_number)) {
+        if (at_ >= lines_.size() || lines_[at_].indent <= indent)
+          throw fail(line_number, fmt::format("a '{}' that is not closed", c));
+        text += ' ';
+        text += lines_[at_++].text;
+      }
+      std::size_t pos = 0;
+      YamlNode node = flow_node(text, pos, line_number);
+      skip_blanks(text, pos);
+      if (pos != text.size()) throw fail(line_number, fmt::format("unexpected text after the closing '{}'", c == '[' ? ']' : '}'));
+      return node;
+    }
+    if (c == '"' || c == '\'') {
+      std::size_t pos = 0;
+      YamlNode node;
+      node.line = line_number;
+      node.text = quoted(text, pos, line_number);
+      skip_blanks(text, pos);
+      if (pos != text.size()) throw fail(line_number, "unexpected text after a quoted value");
+      return node;
+    }
+    if (text.find(": ") != std::string::npos || text.ends_with(":"))
+      throw fail(line_number, "a value holding ': ' must be quoted");
+    YamlNode node;
+    node.plain = true;
+    node.line = line_number;
+    node.text = std::move(text);
+    return node;
+  }
+
+  static void skip_blanks(std::string_view text, std::size_t& pos) {
+    while (pos < text.size() && text[pos] == ' ') ++pos;
+  }
+
+  bool brackets_closed(std::string_view text, int line_number) const {
+    int depth = 0;
+    char quote = 0;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+      const char c = text[i];
+      if (quote == '"') {
+        if (c == '\\') ++i;
+        else if (c == '"') quote = 0;
+      } else if (quote == '\'') {
+        if (c == '\'' && i + 1 < text.size() && text[i + 1] == '\'') ++i;
+        else if (c == '\'') quote = 0;
+      } else if ((c == '"' || c == '\'') && scalar_starts_at(text, i)) {
+        quote = c;
+      } else if (c == '[' || c == '{') {
+        if (++depth > max_depth) throw fail(line_number, fmt::format("nested deeper than {} levels", max_depth));
+      } else if (c == ']' || c == '}') {
+        --depth;
+      }
+    }
+    return depth <= 0;
+  }
+
+  YamlNode flow_node(std::string_view text, std::size_t& pos, int line_number) {
+    skip_blanks(text, pos);
+    if (pos >= text.size()) throw fail(line_number, "a value is missing");
+    const char c = text[pos];
+    YamlNode node;
+    node.line = line_number;
+    if (c == '[' || c == '{') {
+      const bool mapping = c == '{';
+      const char close = mapping ? '}' : ']';
+      node.kind = mapping ? YamlNode::Kind::mapping : YamlNode::Kind::sequence;
+      ++pos;
+      while (true) {
+        skip_blanks(text, pos);
+        if (pos < text.size() && text[pos] == close) {
+          ++pos;
+          return node;
+        }
+        if (mapping) {
+          std::string key;
+          if (pos < text.size() && (text[pos] == '"' || text[pos] == '\'')) {
+            key = quoted(text, pos, line_number);
+          } else {
+            const auto colon = text.find(':', pos);
+            if (colon == std::string_view::npos) throw fail(line_number, "expected `name: value` in a {} mapping");
+            key = std::string(text.substr(pos, colon - pos));
+            while (!key.empty() && key.back() == ' ') key.pop_back();
+            pos = colon;
+          }
+          skip_blanks(text, pos);
+          if (pos >= text.size() || text[pos] != ':') throw fail(line_number, "expected ':' after a key in a {} mapping");
+          ++pos;
+          for (const auto& seen : node.keys)
+            if (seen == key) throw fail(line_number, fmt::format("duplicate key \"{}\"", key));
+          node.keys.push_back(std::move(key));
+        }
+        node.items.push_back(flow_node(text, pos, line_number));
+        skip_blanks(text, pos);
+        if (pos < text.size() && text[pos] == ',') {
+          ++pos;
+          continue;
+        }
+        if (pos < text.size() && text[pos] == close) continue;
+        throw fail(line_number, fmt::format("expected ',' or '{}'", close));
+      }
+    }
+    if (c == '"' || c == '\'') {
+      node.text = quoted(text, pos, line_number);
+      return node;
+    }
+    if (c == '&' || c == '*' || c == '!') throw fail(line_number, "anchors, aliases and tags are not read in an arguments file");
+    const auto end = text.find_first_of(",]}", pos);
+    std::string plain(text.substr(pos, end == std::string_view::npos ? std::string_view::npos : end - pos));
+    while (!plain.empty() && plain.back() == ' ') plain.pop_back();
+    if (plain.find(": ") != std::string::npos) throw fail(line_number, "a value holding ': ' must be quoted");
+    pos = end == std::string_view::npos ? text.size() : end;
+    node.plain = true;
+    node.text = std::move(plain);
+    return node;
+  }
+
+  /// A 'single' or "double" quoted scalar starting at `pos`; `pos` ends after its closing quote.
+  std::string quoted(std::string_view text, std::size_t& pos, int line_number) const {
+    const char quote = text[pos++];
+    std::string out;
+    while (true) {
+      if (pos >= text.size())
+        throw fail(line_number, "a quoted value that does not close on its line");
+      const char c = text[pos++];
+      if (c == quote) {
+        if (quote == '\'' && pos < text.size() && text[pos] == '\'') {
+          out += '\'';
+          ++pos;
+          continue;
+        }
+        return out;
+      }
+      if (quote == '\'' || c != '\\') {
+        out += c;
+        continue;
+      }
+      if (pos >= text.size()) throw fail(line_number, "a quoted value that does not close on its line");
+      const char escape = text[pos++];
+      switch (escape) {
+        case '0': out += '\0'; break;
+        case 'a': out += '\a'; break;
+        case 'b': out += '\b'; break;
+        case 't': case '\t': out += '\t'; break;
+        case 'n': out += '\n'; break;
+        case 'v': out += '\v'; break;
+        case 'f': out += '\f'; break;
+        case 'r': out += '\r'; break;
+        case 'e': out += '\x1b'; break;
+        case ' ': case '"': case '/': case '\\': out += escape; break;
+        case 'x': append_code_point(out, hex(text, pos, 2, line_number), line_number); break;
+        case 'u': append_code_point(out, hex(text, pos, 4, line_number), line_number); break;
+        case 'U': append_code_point(out, hex(text, pos, 8, line_number), line_number); break;
+        default: throw fail(line_number, fmt::format("unknown escape '\\{}' in a quoted value", escape));
+      }
+    }
+  }
+
+  std::uint32_t hex(std::string_view text, std::size_t& pos, std::size_t digits, int line_number) const {
+    std::uint32_t value = 0;
+    const auto r = std::from_chars(text.data() + pos, text.data() + std::min(text.size(), pos + digits), value, 16);
+    if (r.ec != std::errc{} || r.ptr != text.data() + pos + digits)
+      throw fail(line_number, fmt::format("an escape needs {} hex digits", digits));
+    pos += digits;
+    return value;
+  }
+
+  void append_code_point(std::string& out, std::uint32_t code, int line_number) const {
+    if (code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF))
+      throw fail(line_number, fmt::format("the escape U+{:X} is not a character", code));
+    if (code < 0x80) {
+      out += static_cast<char>(code);
+    } else if (code < 0x800) {
+      out += static_cast<char>(0xC0 | (code >> 6));
+      out += static_cast<char>(0x80 | (code & 0x3F));
+    } else if (code < 0x10000) {
+      out += static_cast<char>(0xE0 | (code >> 12));
+      out += static_cast<char>(0x80 | ((code >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (code & 0x3F));
+    } else {
+      out += static_cast<char>(0xF0 | (code >> 18));
+      out += static_cast<char>(0x80 | ((code >> 12) & 0x3F));
+      out += static_cast<char>(0x80 | ((code >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (code & 0x3F));
+    }
+  }
+
+  static constexpr int max_depth = 64;  ///< as parse_json_strict's limit
+  std::string source_;
+  std::vector<Line> lines_;
+  std::size_t at_ = 0;
+};
+
+}  // namespace detail
+}  // namespace trainpp
 
 #include <nlohmann/json.hpp>
 
@@ -1434,6 +2137,7 @@ inline void TrainingArguments::finalize() {
 #include <functional>
 #include <limits>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -1443,91 +2147,6 @@ inline void TrainingArguments::finalize() {
 #include <vector>
 
 namespace trainpp {
-
-/// Describes one field of an argument struct to a visitor: its flag name, help line and group.
-struct FieldInfo {
-  std::string_view name;
-  std::string_view help;
-  std::string_view group = "";
-};
-
-/// The fields of TrainingArguments, for the parser, --help and training_args.json. A user's own
-/// argument struct takes part by providing the same function (found by ADL):
-///   template <class V> void visit_fields(MyArgs& a, V&& v) { v(FieldInfo{"epochs", "..."}, a.epochs); }
-template <class V>
-void visit_fields(TrainingArguments& a, V&& v) {
-  v(FieldInfo{"output_dir", "Where checkpoints, metrics and the final model are written.", "output"}, a.output_dir);
-  v(FieldInfo{"overwrite_output_dir", "Start fresh in an output_dir that already holds checkpoints.", "output"}, a.overwrite_output_dir);
-  v(FieldInfo{"do_train", "Run training (read by the examples).", "output"}, a.do_train);
-  v(FieldInfo{"do_eval", "Run evaluation on the eval set (read by the examples).", "output"}, a.do_eval);
-  v(FieldInfo{"do_predict", "Run prediction on the test set (read by the examples).", "output"}, a.do_predict);
-  v(FieldInfo{"resume_from_checkpoint", "Checkpoint folder to resume from, or 'true' for the newest.", "output"}, a.resume_from_checkpoint);
-  v(FieldInfo{"run_name", "A name for this run in logs.", "output"}, a.run_name);
-  v(FieldInfo{"per_device_train_batch_size", "Batch size per device for training.", "batches"}, a.per_device_train_batch_size);
-  v(FieldInfo{"per_device_eval_batch_size", "Batch size per device for evaluation.", "batches"}, a.per_device_eval_batch_size);
-  v(FieldInfo{"gradient_accumulation_steps", "Micro-batches accumulated per optimizer step.", "batches"}, a.gradient_accumulation_steps);
-  v(FieldInfo{"eval_accumulation_steps", "Move gathered predictions to the CPU every N eval steps.", "batches"}, a.eval_accumulation_steps);
-  v(FieldInfo{"num_train_epochs", "Epochs to train (fractions allowed).", "batches"}, a.num_train_epochs);
-  v(FieldInfo{"max_steps", "Optimizer steps to train; overrides num_train_epochs when > 0.", "batches"}, a.max_steps);
-  v(FieldInfo{"optim", "The optimizer.", "optimizer"}, a.optim);
-  v(FieldInfo{"learning_rate", "Initial learning rate.", "optimizer"}, a.learning_rate);
-  v(FieldInfo{"weight_decay", "Weight decay for weights (not biases or norms).", "optimizer"}, a.weight_decay);
-  v(FieldInfo{"adam_beta1", "AdamW beta1.", "optimizer"}, a.adam_beta1);
-  v(FieldInfo{"adam_beta2", "AdamW beta2.", "optimizer"}, a.adam_beta2);
-  v(FieldInfo{"adam_epsilon", "AdamW epsilon.", "optimizer"}, a.adam_epsilon);
-  v(FieldInfo{"max_grad_norm", "Gradient clipping norm (0 disables).", "optimizer"}, a.max_grad_norm);
-  v(FieldInfo{"lr_scheduler_type", "The learning-rate schedule.", "schedule"}, a.lr_scheduler_type);
-  v(FieldInfo{"lr_scheduler_kwargs", "Extra schedule arguments as a JSON object, e.g. '{\"num_cycles\": 2}'.", "schedule"}, a.lr_scheduler_kwargs);
-  v(FieldInfo{"warmup_steps", "Warm-up steps (an int), or a ratio of the training steps (below 1).", "schedule"}, a.warmup_steps);
-  v(FieldInfo{"log_level", "Log level of the main process.", "logging"}, a.log_level);
-  v(FieldInfo{"log_level_replica", "Log level of the other processes.", "logging"}, a.log_level_replica);
-  v(FieldInfo{"log_on_each_node", "Log on the main process of each node, not only the first.", "logging"}, a.log_on_each_node);
-  v(FieldInfo{"logging_dir", "TensorBoard log directory (default output_dir/runs).", "logging"}, a.logging_dir);
-  v(FieldInfo{"logging_strategy", "When to log.", "logging"}, a.logging_strategy);
-  v(FieldInfo{"logging_first_step", "Log the first optimizer step too.", "logging"}, a.logging_first_step);
-  v(FieldInfo{"logging_steps", "Log every N steps (a ratio of max_steps below 1).", "logging"}, a.logging_steps);
-  v(FieldInfo{"logging_nan_inf_filter", "Replace nan/inf step losses in the logged loss.", "logging"}, a.logging_nan_inf_filter);
-  v(FieldInfo{"disable_tqdm", "Plain log lines instead of the live progress bar.", "logging"}, a.disable_tqdm);
-  v(FieldInfo{"report_to", "Integrations to report to (none, all, tensorboard, jsonl, curves).", "logging"}, a.report_to);
-  v(FieldInfo{"eval_strategy", "When to evaluate.", "evaluation"}, a.eval_strategy);
-  v(FieldInfo{"eval_steps", "Evaluate every N steps (default logging_steps; a ratio below 1).", "evaluation"}, a.eval_steps);
-  v(FieldInfo{"eval_delay", "Steps or epochs to wait before the first evaluation.", "evaluation"}, a.eval_delay);
-  v(FieldInfo{"eval_on_start", "Evaluate once before training.", "evaluation"}, a.eval_on_start);
-  v(FieldInfo{"prediction_loss_only", "Return only the loss when evaluating and predicting.", "evaluation"}, a.prediction_loss_only);
-  v(FieldInfo{"label_names", "Batch keys holding the labels (default: labels).", "evaluation"}, a.label_names);
-  v(FieldInfo{"save_strategy", "When to save checkpoints.", "saving"}, a.save_strategy);
-  v(FieldInfo{"save_steps", "Save every N steps (a ratio of max_steps below 1).", "saving"}, a.save_steps);
-  v(FieldInfo{"save_total_limit", "Keep at most N checkpoints.", "saving"}, a.save_total_limit);
-  v(FieldInfo{"save_only_model", "Checkpoints hold the model only.", "saving"}, a.save_only_model);
-  v(FieldInfo{"load_best_model_at_end", "Load the best checkpoint when training ends.", "saving"}, a.load_best_model_at_end);
-  v(FieldInfo{"metric_for_best_model", "Metric that defines the best model (default loss).", "saving"}, a.metric_for_best_model);
-  v(FieldInfo{"greater_is_better", "Whether a larger metric_for_best_model is better.", "saving"}, a.greater_is_better);
-  v(FieldInfo{"ignore_data_skip", "On resume, do not skip the batches already seen.", "saving"}, a.ignore_data_skip);
-  v(FieldInfo{"restore_callback_states_from_checkpoint", "On resume, restore the control flags and stateful callbacks saved in the checkpoint.", "saving"}, a.restore_callback_states_from_checkpoint);
-  v(FieldInfo{"seed", "Random seed set at the start.", "reproducibility"}, a.seed);
-  v(FieldInfo{"data_seed", "Seed of the data order (default: seed).", "reproducibility"}, a.data_seed);
-  v(FieldInfo{"full_determinism", "Deterministic algorithms everywhere (slower).", "reproducibility"}, a.full_determinism);
-  v(FieldInfo{"use_cpu", "Train on the CPU even when a GPU is present.", "device"}, a.use_cpu);
-  v(FieldInfo{"bf16", "bfloat16 mixed precision.", "device"}, a.bf16);
-  v(FieldInfo{"fp16", "float16 mixed precision with loss scaling.", "device"}, a.fp16);
-  v(FieldInfo{"bf16_full_eval", "Evaluate in bfloat16.", "device"}, a.bf16_full_eval);
-  v(FieldInfo{"fp16_full_eval", "Evaluate in float16.", "device"}, a.fp16_full_eval);
-  v(FieldInfo{"tf32", "TF32 matmuls on CUDA.", "device"}, a.tf32);
-  v(FieldInfo{"dataloader_drop_last", "Drop the last incomplete batch.", "data"}, a.dataloader_drop_last);
-  v(FieldInfo{"dataloader_num_workers", "Background threads preparing batches (0: on demand).", "data"}, a.dataloader_num_workers);
-  v(FieldInfo{"dataloader_prefetch_factor", "Batches in flight per worker.", "data"}, a.dataloader_prefetch_factor);
-  v(FieldInfo{"dataloader_pin_memory", "Pin host memory for faster copies to the GPU.", "data"}, a.dataloader_pin_memory);
-  v(FieldInfo{"dataloader_persistent_workers", "Keep workers alive between epochs.", "data"}, a.dataloader_persistent_workers);
-  v(FieldInfo{"train_sampling_strategy", "Order of training samples.", "data"}, a.train_sampling_strategy);
-  v(FieldInfo{"gradient_checkpointing", "Enable activation checkpointing to trade compute for memory. Reduces memory at the cost of ~20% slower training.", "memory"}, a.gradient_checkpointing);
-  v(FieldInfo{"ddp_backend", "Collective backend: nccl or gloo (default: nccl on CUDA, else gloo).", "distributed"}, a.ddp_backend);
-  v(FieldInfo{"ddp_timeout", "Seconds the rendezvous and each collective may wait for the other processes.", "distributed"}, a.ddp_timeout);
-  v(FieldInfo{"ddp_bucket_cap_mb", "Gradient bucket size in MiB for the allreduce (default 25).", "distributed"}, a.ddp_bucket_cap_mb);
-  v(FieldInfo{"ddp_broadcast_buffers", "Broadcast buffers from rank 0 before each forward (default true).", "distributed"}, a.ddp_broadcast_buffers);
-  v(FieldInfo{"fsdp", "Sharding: full_shard, shard_grad_op or no_shard, plus offload and auto_wrap (space-separated).", "distributed"}, a.fsdp);
-  v(FieldInfo{"deepspeed", "A DeepSpeed JSON config (file or inline object) mapped onto the sharding policies (ZeRO stage, offload).", "distributed"}, a.deepspeed);
-  v(FieldInfo{"fsdp_config", "FSDP options: a JSON file, or an inline JSON object (HF's fsdp_config keys).", "distributed"}, a.fsdp_config);
-}
 
 /// The largest JSON arguments file parse_args reads.
 inline constexpr std::uintmax_t arguments_file_max_bytes = 16u << 20;
@@ -1841,6 +2460,33 @@ template <class... Structs>
   return std::nullopt;
 }
 
+/// Whether a leading argument names an arguments file: HfArgumentParser's parse_json_file and
+/// parse_yaml_file inputs.
+[[nodiscard]] inline bool is_arguments_file(std::string_view token) {
+  return token.ends_with(".json") || token.ends_with(".yaml") || token.ends_with(".yml");
+}
+
+/// Gives a value from a YAML arguments file to its field. A plain scalar is read as the same text on
+/// the command line would be (`eval_strategy: no` is the choice "no", `do_train: yes` true,
+/// `learning_rate: 5e-5` a number); a quoted one is a string, as in a JSON file; a list or mapping
+/// is its JSON.
+inline void assign_yaml(CliField& field, const YamlNode& node) {
+  if (node.kind != YamlNode::Kind::scalar || node.is_null()) {
+    nlohmann::json value = yaml_to_json(node);
+    if (field.is_list && value.is_array()) {  // list items are names whatever they look like: `[1, yes]`
+      for (std::size_t k = 0; k < node.items.size(); ++k)
+        if (node.items[k].kind == YamlNode::Kind::scalar && !node.items[k].is_null()) value[k] = node.items[k].text;
+    }
+    field.set_json(value);
+  } else if (!node.plain) {
+    field.set_json(node.text);
+  } else if (field.is_list) {
+    field.set_json(nlohmann::json::array({node.text}));
+  } else {
+    field.set(node.text);
+  }
+}
+
 }  // namespace detail
 
 /// The fields of an argument struct as a JSON object (training_args.json).
@@ -1863,7 +2509,8 @@ template <class... Structs>
     if (std::ranges::find(groups, f.group) == groups.end()) groups.push_back(f.group);
   std::string out = fmt::format(
       "usage: {} [args.json] [--name value ...]\n"
-      "Arguments come from an optional JSON file (first) and the command line, which wins.\n",
+      "Arguments come from an optional JSON or YAML file (first) and the command line, which wins.\n"
+      "Each --name_with_underscores may also be written --name-with-hyphens.\n",
       program);
   for (const auto& group : groups) {
     out += fmt::format("\n{}:\n", group.empty() ? "arguments" : group);
@@ -1880,7 +2527,8 @@ template <class... Structs>
 struct HelpRequested {};
 
 /// Parses argument structs from the command line (and an optional leading JSON file), then calls
-/// finalize() on each struct that has it. Flags are shared: each goes to the struct that declares it.
+/// apply_launcher_environment(names given) (TrainingArguments: what `accelerate launch` exports, where
+/// no flag says otherwise) and finalize() on each struct that has them. Flags are shared: each goes to the struct that declares it.
 /// Errors (unknown flag — with the nearest valid one —, missing value, bad value, bad JSON file)
 /// throw trainpp::Error; `--help` prints help_text() and throws HelpRequested.
 // Long on purpose: one pass over argv with each flag form (--k v, --k=v, bare bool, JSON file) handled in place.
@@ -1895,11 +2543,14 @@ template <class... Structs>
     return nullptr;
   };
   auto unknown = [&](std::string_view flag) {
-    if (auto near = detail::nearest_field(fields, flag))
+    std::string underscored(flag);
+    std::ranges::replace(underscored, '-', '_');
+    if (auto near = detail::nearest_field(fields, underscored))
       return error("unrecognized argument: --{} (did you mean --{}?)", detail::shown_text(flag), *near);
     return error("unrecognized argument: --{} (see --help)", detail::shown_text(flag));
   };
   auto is_flag = [](const std::string& token) { return token.starts_with("--") && token.size() > 2; };
+  std::set<std::string> given;  // what the file and the command line set: the launcher's environment yields to them
 
   // --help wins over every error, as with argparse, wherever it stands.
   for (const auto& token : argv) {
@@ -1911,7 +2562,7 @@ template <class... Structs>
   }
 
   std::size_t i = 0;
-  if (!argv.empty() && !argv[0].starts_with("-") && argv[0].ends_with(".json")) {
+  if (!argv.empty() && !argv[0].starts_with("-") && detail::is_arguments_file(argv[0])) {
     const std::string& file = argv[0];
     const auto source = fmt::format("the arguments file {}", detail::shown_text(file));
     // A FIFO or a device would block or never end: only a regular file of sensible size is read.
@@ -1921,20 +2572,36 @@ template <class... Structs>
       throw error("{} is not a regular file", source);
     if (const auto size = std::filesystem::file_size(file, ec); !ec && size > arguments_file_max_bytes)
       throw error("{} is {} bytes long, more than an arguments file may be ({})", source, size, arguments_file_max_bytes);
-    // Strictly: a duplicate key (which the JSON library would silently resolve) is refused.
-    const nlohmann::json j = detail::parse_json_strict(read_file(file), source);
-    if (!j.is_object()) throw error("{} must hold a JSON object, got {}", source, j.type_name());
-    for (const auto& [key, value] : j.items()) {
-      detail::CliField* f = find(key);
-      if (!f) {
-        if (auto near = detail::nearest_field(fields, key))
-          throw error("{}: unrecognized key \"{}\" (did you mean \"{}\"?)", source, detail::shown_text(key), *near);
-        throw error("{}: unrecognized key \"{}\" (see --help)", source, detail::shown_text(key));
+    // Unknown keys are refused, as HfArgumentParser.parse_dict does without allow_extra_keys.
+    auto field_for = [&](const std::string& key) -> detail::CliField& {
+      if (detail::CliField* f = find(key)) return *f;
+      if (auto near = detail::nearest_field(fields, key))
+        throw error("{}: unrecognized key \"{}\" (did you mean \"{}\"?)", source, detail::shown_text(key), *near);
+      throw error("{}: unrecognized key \"{}\" (see --help)", source, detail::shown_text(key));
+    };
+    if (file.ends_with(".json")) {
+      // Strictly: a duplicate key (which the JSON library would silently resolve) is refused.
+      const nlohmann::json j = detail::parse_json_strict(read_file(file), source);
+      if (!j.is_object()) throw error("{} must hold a JSON object, got {}", source, j.type_name());
+      for (const auto& [key, value] : j.items()) {
+        detail::CliField& f = field_for(key);
+        given.insert(f.name);
+        try {
+          f.set_json(value);
+        } catch (const Error& e) {
+          throw error("{}: {}", source, e.what());
+        }
       }
-      try {
-        f->set_json(value);
-      } catch (const Error& e) {
-        throw error("{}: {}", source, e.what());
+    } else {
+      const detail::YamlNode root = detail::YamlArgumentsReader(read_file(file), source).document();
+      for (std::size_t k = 0; k < root.keys.size(); ++k) {
+        detail::CliField& f = field_for(root.keys[k]);
+        given.insert(f.name);
+        try {
+          detail::assign_yaml(f, root.items[k]);
+        } catch (const Error& e) {
+          throw error("{}: line {}: {}", source, root.items[k].line, e.what());
+        }
       }
     }
     i = 1;
@@ -1942,7 +2609,7 @@ template <class... Structs>
   for (; i < argv.size(); ++i) {
     const std::string& token = argv[i];
     if (!is_flag(token)) {
-      if (token.ends_with(".json"))
+      if (detail::is_arguments_file(token))
         throw error("unexpected argument '{}': an arguments file must come first", detail::shown_text(token));
       throw error("unexpected argument '{}': arguments are given as --name value (see --help)", detail::shown_text(token));
     }
@@ -1954,6 +2621,9 @@ template <class... Structs>
     }
     if (name.empty())
       throw error("unexpected argument '{}': arguments are given as --name value (see --help)", detail::shown_text(token));
+    // HfArgumentParser's second spelling of each flag: --per-device-train-batch-size, --no-log-on-each-node.
+    const std::string spelled = name;
+    if (name.find('-') != std::string::npos && name.find('_') == std::string::npos) std::ranges::replace(name, '-', '_');
     detail::CliField* f = find(name);
     if (!f && name.starts_with("no_")) {
       detail::CliField* negated = find(std::string_view(name).substr(3));
@@ -1961,10 +2631,12 @@ template <class... Structs>
         if (inline_value)
           throw error("argument --{}: ignored explicit argument '{}'", name, detail::shown_text(*inline_value));
         negated->set("false");
+        given.insert(negated->name);
         continue;
       }
     }
-    if (!f) throw unknown(name);
+    if (!f) throw unknown(spelled);
+    given.insert(f->name);
     const bool next_is_value = i + 1 < argv.size() && !is_flag(argv[i + 1]);
     if (f->is_bool && !inline_value && !(next_is_value && detail::parse_bool(argv[i + 1]))) {
       f->set("true");
@@ -1982,7 +2654,8 @@ template <class... Structs>
     if (!next_is_value) throw error("argument --{}: expected a value ({})", name, f->type);
     f->set(argv[++i]);
   }
-  std::apply([](auto&... s) {
+  std::apply([&](auto&... s) {
+    ([&] { if constexpr (requires { s.apply_launcher_environment(given); }) s.apply_launcher_environment(given); }(), ...);
     ([&] { if constexpr (requires { s.finalize(); }) s.finalize(); }(), ...);
   }, out);
   return out;
@@ -2111,6 +2784,7 @@ inline void apply_tf32(const TrainingArguments& args, torch::Device device) {
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <memory>
@@ -2163,38 +2837,27 @@ class ProcessGroup {
                   std::chrono::duration_cast<std::chrono::seconds>(timeout).count(), detail::first_line(e.what()));
     }
     // A prefix per backend, as torch does, so that a second group on the same store does not collide.
-    auto store = c10::make_intrusive<c10d::PrefixStore>("trainpp/" + backend, group.store_);
-    try {
-      if (backend == "gloo") {
-#ifdef USE_C10D_GLOO
-        auto gloo = c10d::ProcessGroupGloo::Options::create(timeout);
-        const char* interface = std::getenv("GLOO_SOCKET_IFNAME");
-        gloo->devices.push_back(interface != nullptr && *interface != '\0'
-                                    ? c10d::ProcessGroupGloo::createDeviceForInterface(interface)
-                                    : c10d::ProcessGroupGloo::createDefaultDevice());
-        group.backend_ = c10::make_intrusive<c10d::ProcessGroupGloo>(store, env.rank, env.world_size, gloo);
-#else
-        throw error("ddp_backend gloo: trainpp was compiled without Gloo (define USE_C10D_GLOO with Gloo's "
-                    "headers on the include path, as trainpp's CMake package does); use nccl");
-#endif
-      } else if (backend == "nccl") {
-#ifdef TRAINPP_HAS_NCCL
-        auto nccl = c10d::ProcessGroupNCCL::Options::create();
-        nccl->timeout = timeout;
-        group.backend_ = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, env.rank, env.world_size, nccl);
-#else
-        throw error("ddp_backend nccl: trainpp was compiled without NCCL (define USE_C10D_NCCL with nccl.h on the "
-                    "include path, for a CUDA build of LibTorch); use gloo");
-#endif
-      } else {
-        throw error("ddp_backend must be nccl or gloo, got '{}'", backend);
-      }
-    } catch (const Error&) {
-      throw;
-    } catch (const std::exception& e) {
-      throw error("rank {}: cannot create the {} backend: {}", env.rank, backend, detail::first_line(e.what()));
-    }
+    group.backend_ = make_backend("trainpp/" + backend, backend, env.rank, env.world_size, group.store_, timeout);
     group.backend_name_ = backend;
+    return group;
+  }
+
+  /// A group of some of the job's processes (`ranks`, global ranks in the order that gives the new
+  /// ranks), on the same rendezvous store under a prefix of its own (`name`, unique in the job), as
+  /// torch.distributed.new_group does. Only its members call it, and each of them must: creating the
+  /// backend connects them. This process's rank in it is its position in `ranks`.
+  [[nodiscard]] ProcessGroup subgroup(const std::string& name, const std::vector<int>& ranks) const {
+    if (!backend_) throw error("the process group is not joined");
+    const auto me = std::ranges::find(ranks, rank_);
+    if (me == ranks.end()) throw error("rank {} is not a member of the process group {}", rank_, name);
+    ProcessGroup group;
+    group.rank_ = static_cast<int>(me - ranks.begin());
+    group.size_ = static_cast<int>(ranks.size());
+    group.timeout_ = timeout_;
+    group.store_ = store_;
+    group.backend_name_ = backend_name_;
+    group.backend_ = make_backend(fmt::format("trainpp/{}/{}", backend_name_, name), backend_name_, group.rank_,
+                                  group.size_, store_, timeout_);
     return group;
   }
 
@@ -2275,6 +2938,42 @@ class ProcessGroup {
     } catch (const std::exception& e) {
       throw error("rank {}: the {} across {} processes failed (another process probably exited, or "
                   "ddp_timeout passed): {}", rank_, what, size_, detail::first_line(e.what()));
+    }
+  }
+
+  /// The collective engine for `rank` of `size` processes, meeting under `prefix` on `store`.
+  static c10::intrusive_ptr<c10d::Backend> make_backend(const std::string& prefix, const std::string& backend, int rank,
+                                                        int size, const c10::intrusive_ptr<c10d::Store>& shared_store,
+                                                        std::chrono::milliseconds timeout) {
+    auto store = c10::make_intrusive<c10d::PrefixStore>(prefix, shared_store);
+    try {
+      if (backend == "gloo") {
+#ifdef USE_C10D_GLOO
+        auto gloo = c10d::ProcessGroupGloo::Options::create(timeout);
+        const char* interface = std::getenv("GLOO_SOCKET_IFNAME");
+        gloo->devices.push_back(interface != nullptr && *interface != '\0'
+                                    ? c10d::ProcessGroupGloo::createDeviceForInterface(interface)
+                                    : c10d::ProcessGroupGloo::createDefaultDevice());
+        return c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, size, gloo);
+#else
+        throw error("ddp_backend gloo: trainpp was compiled without Gloo (define USE_C10D_GLOO with Gloo's "
+                    "headers on the include path, as trainpp's CMake package does); use nccl");
+#endif
+      } else if (backend == "nccl") {
+#ifdef TRAINPP_HAS_NCCL
+        auto nccl = c10d::ProcessGroupNCCL::Options::create();
+        nccl->timeout = timeout;
+        return c10::make_intrusive<c10d::ProcessGroupNCCL>(store, rank, size, nccl);
+#else
+        throw error("ddp_backend nccl: trainpp was compiled without NCCL (define USE_C10D_NCCL with nccl.h on the "
+                    "include path, for a CUDA build of LibTorch); use gloo");
+#endif
+      }
+      throw error("ddp_backend must be nccl or gloo, got '{}'", backend);
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw error("rank {}: cannot create the {} backend ({}): {}", rank, backend, prefix, detail::first_line(e.what()));
     }
   }
 
@@ -3883,16 +4582,22 @@ inline void save_safetensors(const std::filesystem::path& path,
   write_file_atomic(path, safetensors_serialize(tensors, metadata));
 }
 
-/// Decodes a safetensors file held in `bytes`. Validates everything before reading any tensor data:
-/// sizes, the header's JSON and structure, dtypes, shapes against offsets (with overflow checks), and
-/// that the tensors tile the buffer exactly (no gaps, no overlaps, from 0 to its end). Beyond the
-/// format's own rules, headers nesting deeper than {name: {key: [..]}} or holding arrays of more than
-/// 1024 elements are refused, so that a hostile header cannot make the parser build a huge document. Throws
-/// trainpp::Error with a message starting with `source_name` (the file, for the user) and saying what
-/// is wrong. The returned tensors are copies; `bytes` may be released afterwards.
-[[nodiscard]] inline SafetensorsFile safetensors_deserialize(
-    std::string_view bytes, std::string_view source_name,
-    const std::function<void(std::size_t begin, std::size_t end)>& copied = {}) {
+/// The validated layout of a safetensors file held in memory: its metadata, its tensor entries (in
+/// header order) and where its data buffer starts. Nothing is copied: `buffer` points into the bytes.
+struct SafetensorsLayout {
+  std::map<std::string, std::string> metadata;
+  std::vector<detail::SafetensorsEntry> entries;
+  const char* buffer = nullptr;
+  std::size_t buffer_offset = 0;  ///< of `buffer` in the file: 8 + the header size
+};
+
+/// Validates a safetensors file held in `bytes` without reading any tensor data: sizes, the header's
+/// JSON and structure, dtypes, shapes against offsets (with overflow checks), and that the tensors tile
+/// the buffer exactly (no gaps, no overlaps, from 0 to its end). Beyond the format's own rules, headers
+/// nesting deeper than {name: {key: [..]}} or holding arrays of more than 1024 elements are refused, so
+/// that a hostile header cannot make the parser build a huge document. Throws trainpp::Error with a
+/// message starting with `source_name` (the file, for the user) and saying what is wrong.
+[[nodiscard]] inline SafetensorsLayout safetensors_layout(std::string_view bytes, std::string_view source_name) {
   const std::string_view source = source_name;
   if (bytes.size() < 8)
     throw error("{}: not a safetensors file: {} bytes, fewer than the 8-byte header size", source, bytes.size());
@@ -3908,8 +4613,8 @@ inline void save_safetensors(const std::filesystem::path& path,
   if (!header.is_object())
     throw error("{}: invalid safetensors header: expected a JSON object, got {}", source, header.type_name());
 
-  SafetensorsFile out;
-  std::vector<detail::SafetensorsEntry> entries;
+  SafetensorsLayout out;
+  auto& entries = out.entries;
   for (const auto& [name, value] : header.items()) {
     if (name != "__metadata__") {
       entries.push_back(detail::parse_safetensors_entry(name, value, source));
@@ -3951,13 +4656,25 @@ inline void save_safetensors(const std::filesystem::path& path,
   if (expected != buffer_size)
     throw error("{}: invalid safetensors file: the tensors cover {} bytes but the data buffer holds {}", source,
                 expected, buffer_size);
+  out.buffer_offset = static_cast<std::size_t>(8 + header_size);
+  out.buffer = bytes.data() + out.buffer_offset;
+  return out;
+}
 
-  const char* buffer = bytes.data() + 8 + header_size;
-  out.tensors.reserve(entries.size());
-  for (const auto& e : entries) {
+/// Decodes a safetensors file held in `bytes`, validated first as safetensors_layout says. The
+/// returned tensors are copies; `bytes` may be released afterwards (`copied` is told each byte range
+/// once its tensor has been copied out).
+[[nodiscard]] inline SafetensorsFile safetensors_deserialize(
+    std::string_view bytes, std::string_view source_name,
+    const std::function<void(std::size_t begin, std::size_t end)>& copied = {}) {
+  auto layout = safetensors_layout(bytes, source_name);
+  SafetensorsFile out;
+  out.metadata = std::move(layout.metadata);
+  out.tensors.reserve(layout.entries.size());
+  for (const auto& e : layout.entries) {
     auto tensor = torch::empty(e.shape, torch::TensorOptions().dtype(e.dtype->type));
-    if (e.end > e.begin) std::memcpy(tensor.mutable_data_ptr(), buffer + e.begin, e.end - e.begin);
-    if (copied) copied(static_cast<std::size_t>(8 + header_size + e.begin), static_cast<std::size_t>(8 + header_size + e.end));
+    if (e.end > e.begin) std::memcpy(tensor.mutable_data_ptr(), layout.buffer + e.begin, e.end - e.begin);
+    if (copied) copied(layout.buffer_offset + static_cast<std::size_t>(e.begin), layout.buffer_offset + static_cast<std::size_t>(e.end));
     out.tensors.emplace_back(e.name, std::move(tensor));
   }
   return out;
@@ -6721,6 +7438,24 @@ class GradScaler {
     stage_ = Stage::unscaled;
   }
 
+  /// Between unscale_ and step: hands this step's overflow flag (the per-device flags summed, a
+  /// float32 scalar on the scale's device; zero when this process has no gradient) to `agree`, which
+  /// may change it in place; step() and update() then decide from it. Sharded gradients need this:
+  /// each process checked only its shard, and an overflow in any shard must skip the step and back
+  /// off the scale on every process (torch's ShardedGradScaler all-reduces found_inf the same way).
+  /// No host sync: the flag stays on the device.
+  template <class Agree>
+  void share_found_inf(Agree&& agree) {
+    if (stage_ != Stage::unscaled) throw error("GradScaler: share_found_inf() needs unscale_() first, once per step");
+    torch::Tensor found = combined_found_inf();
+    // Every process must take part in the agreement, gradients or not.
+    if (!found.defined()) found = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(scale_.device()));
+    std::forward<Agree>(agree)(found);
+    found_inf_.clear();
+    // Back to torch's 0 or 1: a fused optimizer skips on exactly 1 and takes the flag off its step counts.
+    found_inf_[found.device().str()] = found.gt(0).to(torch::kFloat32);
+  }
+
   /// Steps `optimizer` unless unscale_ found an inf or NaN (calling unscale_ first if it was not).
   /// A fused AdamW receives found_inf and skips inside its kernel; any other optimizer is stepped
   /// only after reading found_inf on the host (torch does the same). Returns whether the step ran,
@@ -6846,6 +7581,8 @@ class GradScaler {
 
 #include <nlohmann/json.hpp>
 
+#include <utility>
+
 namespace trainpp {
 
 /// Forward (and evaluation) under autocast to float16; weights, gradients and optimizer state stay
@@ -6873,6 +7610,8 @@ struct FP16 {
   [[nodiscard]] AutocastGuard eval_context(torch::Device device) const { return AutocastGuard(device.type(), dtype); }
   void backward(const torch::Tensor& loss) { scaler.scale(loss).backward(); }
   template <class Optimizer> void unscale_(Optimizer& optimizer) { scaler.unscale_(optimizer.parameters()); }
+  /// After unscale_: the overflow flag goes through `agree` (ZeRO: summed across processes).
+  template <class Agree> void share_found_inf(Agree&& agree) { scaler.share_found_inf(std::forward<Agree>(agree)); }
   /// Steps unless the gradients overflowed, then updates the scale. Reads found_inf on the host once
   /// per optimizer step, to tell the loop whether the schedule advances.
   template <class Optimizer> bool step(Optimizer& optimizer) {
@@ -6925,6 +7664,7 @@ struct FP32 {
 #include <nlohmann/json.hpp>
 
 #include <optional>
+#include <utility>
 #include <variant>
 
 namespace trainpp {
@@ -6961,6 +7701,10 @@ class MixedPrecision {
   }
   template <class Optimizer> void unscale_(Optimizer& optimizer) {
     std::visit([&](auto& p) { p.unscale_(optimizer); }, impl_);
+  }
+  /// Under fp16 only: fp32 and bf16 have no overflow flag, and then nothing is communicated.
+  template <class Agree> void share_found_inf(Agree&& agree) {
+    if (auto* fp16 = std::get_if<FP16>(&impl_)) fp16->share_found_inf(std::forward<Agree>(agree));
   }
   template <class Optimizer> bool step(Optimizer& optimizer) {
     return std::visit([&](auto& p) { return p.step(optimizer); }, impl_);
@@ -7909,8 +8653,11 @@ struct ZeroLayout {
   struct State {
     ShardingStrategy strategy{};
     FsdpOptions options;
-    std::shared_ptr<ProcessGroup> group;
-    int rank = 0, world = 1;
+    std::shared_ptr<ProcessGroup> group;  ///< the processes that share the flat buffers (a node's, when hybrid)
+    /// Hybrid sharding: the processes holding the same shard on the other nodes (null otherwise).
+    std::shared_ptr<ProcessGroup> replicas;
+    int rank = 0, world = 1;  ///< within `group`: the shard this process owns, and how many there are
+    int data_parallel_world = 1;  ///< every process of the job: the gradients are averaged over them
     torch::Device device{torch::kCPU}, offload{torch::kCPU};
     std::vector<torch::Tensor> params;
     std::vector<std::string> names;
@@ -8198,9 +8945,6 @@ struct ZeroCollectives : ZeroLayout {
 
 namespace trainpp {
 
-struct FP16;
-
-
 /// The ZeRO engine behind ShardGradOp and FullShard.
 ///
 /// Layout (sharding/zero_layout.hpp): the trainable parameters are grouped in units — the
@@ -8225,6 +8969,11 @@ struct FP16;
 ///   are out. forward_prefetch / backward_prefetch start the next unit's gather early; with
 ///   limit_all_gathers at most two units are gathered at a time.
 /// - offload keeps the shards, gradient shards and optimizer state on the CPU; the step runs there.
+/// - hybrid (FSDP's HYBRID_SHARD with full_shard, HYBRID_SHARD_ZERO2 with shard_grad_op): the layout
+///   above applies among the processes of one node (N = LOCAL_WORLD_SIZE); every node holds a whole
+///   replica. A unit's gradients are reduce-scattered within the node, then each shard is all-reduced
+///   with the same shard on the other nodes (c10d sub-groups: one per node, one per local rank), and
+///   divided by the whole job's size. Gathers stay within the node; the grad norm sums the node's shards.
 /// The first forward runs with everything gathered and checks that every wrapped unit was called
 /// through trainpp::call (FullShard could not gather it otherwise): an error names any that was not.
 class ZeroSharding : public detail::JoinedProcesses, private detail::ZeroCollectives {
@@ -8241,9 +8990,6 @@ class ZeroSharding : public detail::JoinedProcesses, private detail::ZeroCollect
 
   /// Shards: the Trainer lets --fsdp / --deepspeed choose this policy's strategy.
   static constexpr bool shards_model = true;
-  /// FP16's loss scaling would need the overflow check of every shard: not supported (use bf16).
-  template <class P>
-  static constexpr bool accepts_precision = !std::is_same_v<P, FP16>;
 
   [[nodiscard]] ShardingStrategy strategy() const { return strategy_; }
   /// Whether every forward runs collectives (FullShard's gathers across several processes): then
@@ -8263,23 +9009,31 @@ class ZeroSharding : public detail::JoinedProcesses, private detail::ZeroCollect
     } else if (!args.fsdp_config.value_or("").empty()) {
       options_ = given;
     }
-    if (args.fp16)
-      throw error("--fp16 with {}: its loss scaling needs every shard's overflow check, which trainpp does not "
-                  "implement for sharded gradients; use --bf16", strategy_label(strategy_));
     if (strategy_ == ShardingStrategy::full_shard && (args.bf16_full_eval || args.fp16_full_eval))
       throw error("--{}_full_eval with full_shard: casting the whole model needs its parameters, which full_shard "
                   "keeps sharded; evaluate under --bf16 autocast instead", args.bf16_full_eval ? "bf16" : "fp16");
     join(args, device);
+    if (options_.hybrid && joined()) join_hybrid_groups();
   }
+
+  /// The strategy as --fsdp names it: full_shard, shard_grad_op, hybrid_shard or hybrid_shard_zero2.
+  [[nodiscard]] const char* label() const {
+    if (!options_.hybrid) return strategy_label(strategy_);
+    return strategy_ == ShardingStrategy::full_shard ? "hybrid_shard" : "hybrid_shard_zero2";
+  }
+  /// How many processes share the flat buffers: the job's, or under hybrid sharding a node's.
+  [[nodiscard]] int shard_group_size() const { return options_.hybrid && joined() ? shard_size_ : world_size(); }
 
   void prepare(torch::nn::Module& model, torch::Device device) {
     release();
     model.to(device);
     auto s = std::make_shared<State>();
     s->strategy = strategy_;
-    s->group = group_;
-    s->rank = rank();
-    s->world = world_size();
+    s->group = options_.hybrid ? shard_group_ : group_;
+    s->replicas = replica_group_;
+    s->rank = options_.hybrid && joined() ? shard_rank_ : rank();
+    s->world = shard_group_size();
+    s->data_parallel_world = world_size();
     s->device = device;
     s->offload = options_.offload ? torch::Device(torch::kCPU) : device;
     s->options = options_;
@@ -8344,8 +9098,8 @@ class ZeroSharding : public detail::JoinedProcesses, private detail::ZeroCollect
       free_unit(s, s.root);
   }
 
-  /// Every micro-batch: reduce-scatters what backward did not (units with unused parameters), waits,
-  /// and adds the reduced parts to the gradient shards; at the window's end divides them by N and
+  /// Every micro-batch: reduce-scatters what backward did not (units with unused parameters), waits
+  /// (hybrid: all-reduces the parts across nodes), and adds the reduced parts to the gradient shards; at the window's end divides them by N and
   /// hands them to the optimizer's pieces.
   void after_backward(torch::nn::Module&, bool sync) {
     if (!state_) return;
@@ -8355,6 +9109,17 @@ class ZeroSharding : public detail::JoinedProcesses, private detail::ZeroCollect
     for (auto& f : s.flats) {
       if (!f.reducing_part.defined()) continue;
       wait(s, f.reducing, "gradient reduce-scatter");
+      f.reducing = CollectiveHandle();
+      // Hybrid: the node's sum, summed with the same shard's on the other nodes. Every flat's exchange
+      // starts before the first is waited for, so they overlap.
+      if (s.replicas) {
+        std::vector<torch::Tensor> part{f.reducing_part};
+        f.reducing = s.replicas->all_reduce_sum_async(part);
+      }
+    }
+    for (auto& f : s.flats) {
+      if (!f.reducing_part.defined()) continue;
+      if (s.replicas) s.replicas->wait(f.reducing, "gradient all-reduce across nodes");
       f.reducing = CollectiveHandle();
       f.grad_shard.add_(f.reducing_part.to(s.offload));
       f.reducing_part = torch::Tensor();
@@ -8368,12 +9133,13 @@ class ZeroSharding : public detail::JoinedProcesses, private detail::ZeroCollect
     if (s.strategy == ShardingStrategy::full_shard)
       for (std::size_t u = 0; u < s.units.size(); ++u) free_unit(s, u);
     if (!sync) return;
-    for (auto& f : s.flats) f.grad_shard.div_(static_cast<double>(s.world));
+    for (auto& f : s.flats) f.grad_shard.div_(static_cast<double>(s.data_parallel_world));
     for (auto& piece : s.pieces)
       if (piece.data.numel() > 0) piece.data.mutable_grad() = s.flats[piece.flat].grad_shard.narrow(0, piece.begin, piece.data.numel());
   }
 
-  /// The global norm: each process's squared shard norm, summed across processes.
+  /// The global norm: each process's squared shard norm, summed across the processes sharing the
+  /// buffers (under hybrid sharding a node's: the other nodes hold the same shards again).
   [[nodiscard]] torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>&, double max_norm) {
     State& s = *state_;
     torch::NoGradGuard no_grad;
@@ -8388,6 +9154,12 @@ class ZeroSharding : public detail::JoinedProcesses, private detail::ZeroCollect
     const auto coef = at::clamp_max(at::reciprocal(total + 1e-6) * max_norm, 1.0);
     for (auto& f : s.flats) f.grad_shard.mul_(coef.to(f.grad_shard.scalar_type()));
     return total;
+  }
+
+  /// fp16: each process checked only its gradient shard for inf / NaN; the sum across processes makes
+  /// an overflow in any shard skip the step, and back off the scale, on every process.
+  void agree_on_overflow(torch::Tensor& found_inf) {
+    all_reduce_sum(found_inf);
   }
 
   /// ShardGradOp: the updated shards all-gathered into the whole parameters. Both: gradient shards zeroed.
@@ -8429,13 +9201,16 @@ class ZeroSharding : public detail::JoinedProcesses, private detail::ZeroCollect
   /// Writes this process's share of the model into `dir`: FULL_STATE_DICT — the main process writes
   /// model.safetensors, as a single process would (every process takes part in the gather);
   /// SHARDED_STATE_DICT — every process its pieces (model_shard_<rank>.safetensors), the main process
-  /// also the buffers and the index.
+  /// also the buffers and the index. Under hybrid sharding only the first node's processes write
+  /// (model_shard_<local rank>): the other nodes hold the same pieces, and torch's distributed
+  /// checkpoint likewise writes each replicated shard of a SHARDED_STATE_DICT once.
   void save_model_files(torch::nn::Module& model, const std::filesystem::path& dir, bool main_process) {
     if (options_.state_dict_type == StateDictType::full_state_dict) {
       auto scope = full_parameters();
       if (main_process) trainpp::save_model(model, dir);
       return;
     }
+    if (options_.hybrid && joined() && environment_.rank >= shard_size_) return;  // a replica on another node
     const State& s = *state_;
     std::vector<ShardedParameter> parameters;
     for (std::size_t k = 0; k < s.params.size(); ++k) {
@@ -8636,8 +9411,34 @@ class ZeroSharding : public detail::JoinedProcesses, private detail::ZeroCollect
     registered_.clear();
   }
 
+  /// Hybrid sharding's sub-groups: this node's processes (null when it has one process), and this local
+  /// rank's process on every node (null with one node). Node k holds ranks [k·L, (k+1)·L).
+  void join_hybrid_groups() {
+    const int per_node = environment_.local_world_size, world = world_size();
+    if (world % per_node != 0 || environment_.rank % per_node != environment_.local_rank)
+      throw error("{}: shards within a node, so every node must run as many processes (LOCAL_WORLD_SIZE {}) with "
+                  "consecutive ranks; rank {} has local rank {} in a job of {}", label(), per_node,
+                  environment_.rank, environment_.local_rank, world);
+    const int node = environment_.rank / per_node, nodes = world / per_node;
+    shard_rank_ = environment_.local_rank;
+    shard_size_ = per_node;
+    if (per_node == world) {
+      shard_group_ = group_;  // one node: plain sharding
+      return;
+    }
+    std::vector<int> node_ranks, replica_ranks;
+    for (int i = 0; i < per_node; ++i) node_ranks.push_back(node * per_node + i);
+    for (int n = 0; n < nodes; ++n) replica_ranks.push_back(n * per_node + shard_rank_);
+    // Every process creates its node's group first, then its replica group: no two wait on each other.
+    if (per_node > 1)
+      shard_group_ = std::make_shared<ProcessGroup>(group_->subgroup(fmt::format("hybrid/node{}", node), node_ranks));
+    replica_group_ = std::make_shared<ProcessGroup>(group_->subgroup(fmt::format("hybrid/replica{}", shard_rank_), replica_ranks));
+  }
+
   ShardingStrategy strategy_;
   FsdpOptions options_;
+  std::shared_ptr<ProcessGroup> shard_group_, replica_group_;
+  int shard_rank_ = 0, shard_size_ = 1;
   std::shared_ptr<State> state_;
   std::vector<std::pair<decltype(torch::autograd::impl::grad_accumulator(std::declval<const torch::Tensor&>())), std::uintptr_t>> hooks_;
   std::vector<const torch::nn::Module*> registered_;
@@ -8680,6 +9481,13 @@ class AutoSharding {
     } else {
       data_parallel_.configure(args, device);
     }
+    if (world_size() > 1) {
+      if (!zero_) note("data parallelism across {} processes", world_size());
+      else if (options.hybrid)
+        note("{}: sharded within each node's {} processes, replicated across {} nodes", zero_->label(),
+             zero_->shard_group_size(), world_size() / zero_->shard_group_size());
+      else note("{} across {} processes", zero_->label(), world_size());
+    }
   }
   /// The policy chosen: nullptr for data parallelism.
   [[nodiscard]] ZeroSharding* zero() { return zero_ ? &*zero_ : nullptr; }
@@ -8706,6 +9514,10 @@ class AutoSharding {
   }
   void after_step(torch::nn::Module& m) {
     if (zero_) zero_->after_step(m);
+  }
+  /// Data parallelism's processes all checked the same reduced gradients: nothing to agree on.
+  void agree_on_overflow(torch::Tensor& found_inf) {
+    if (zero_) zero_->agree_on_overflow(found_inf);
   }
 
   [[nodiscard]] bool forward_is_collective() const { return zero_ && zero_->forward_is_collective(); }
@@ -8838,6 +9650,9 @@ TRAINPP_DETAIL_DECLARES(state)
 TRAINPP_DETAIL_DECLARES(load_state)
 TRAINPP_DETAIL_DECLARES(configure)
 
+// The precision slot.
+TRAINPP_DETAIL_DECLARES(share_found_inf)
+
 // The sharding slot.
 TRAINPP_DETAIL_DECLARES(set_gradient_sync)
 TRAINPP_DETAIL_DECLARES(shard_optimizer)
@@ -8850,6 +9665,7 @@ TRAINPP_DETAIL_DECLARES(full_parameters)
 TRAINPP_DETAIL_DECLARES(optimizer_state_file)
 TRAINPP_DETAIL_DECLARES(save_model_files)
 TRAINPP_DETAIL_DECLARES(load_model_files)
+TRAINPP_DETAIL_DECLARES(agree_on_overflow)
 TRAINPP_DETAIL_DECLARES(accepts_precision)
 TRAINPP_DETAIL_DECLARES(shards_model)
 
@@ -9547,6 +10363,2092 @@ torch::Tensor generate(Model& model, const torch::Tensor& input_ids, const torch
   if constexpr (!detail::check_encoder_decoder_model<Model>()) return {};
   else if (config.num_beams == 1) return greedy_search(model, input_ids, attention_mask, config);
   else return beam_search(model, input_ids, attention_mask, config);
+}
+
+}  // namespace trainpp
+
+// ---- trainpp/models/activation.hpp ----
+// The activation functions HF's configs name in `hidden_act` (transformers' ACT2FN), the ones the
+// model families here use: parsed once when the model is built, so a forward does no string compare.
+
+
+#include <string>
+#include <string_view>
+
+namespace trainpp {
+
+/// One of ACT2FN's entries.
+enum class Activation { gelu, gelu_tanh, relu, silu };
+
+/// The activation `hidden_act` names; an Error naming `owner` and the supported names otherwise.
+[[nodiscard]] inline Activation parse_activation(std::string_view name, std::string_view owner) {
+  if (name == "gelu") return Activation::gelu;  // exact, erf-based
+  // gelu_new, gelu_fast and gelu_pytorch_tanh differ only in how they evaluate the tanh form; within
+  // float rounding they are one function, torch's gelu(approximate="tanh").
+  if (name == "gelu_new" || name == "gelu_pytorch_tanh" || name == "gelu_fast") return Activation::gelu_tanh;
+  if (name == "relu") return Activation::relu;
+  if (name == "silu" || name == "swish") return Activation::silu;
+  throw error("{}: hidden_act \"{}\" is not supported (supported: gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, relu, "
+              "silu, swish)",
+              owner, name);
+}
+
+[[nodiscard]] inline torch::Tensor apply_activation(Activation activation, const torch::Tensor& x) {
+  switch (activation) {
+    case Activation::gelu: return torch::gelu(x);
+    case Activation::gelu_tanh: return torch::gelu(x, "tanh");
+    case Activation::relu: return torch::relu(x);
+    case Activation::silu: return torch::silu(x);
+  }
+  return x;
+}
+
+}  // namespace trainpp
+
+// ---- trainpp/models/bert.hpp ----
+// BERT (HF's BertForSequenceClassification and BertForMaskedLM) as LibTorch modules: word, position
+// and token-type embeddings, post-LayerNorm encoder layers with bidirectional attention over the real
+// tokens, and either a pooler with a classifier or a masked-LM head tied to the word embeddings.
+// named_parameters() are HF's state-dict names (bert.embeddings.word_embeddings.weight,
+// bert.encoder.layer.0.attention.self.query.weight, ..., classifier.weight, cls.predictions.bias),
+// so a checkpoint's model.safetensors loads by name with load_model.
+
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace trainpp {
+
+/// BERT's configuration, with HF's key names and defaults (BertConfig in transformers 5), including
+/// the classification head's (num_labels / id2label, problem_type, classifier_dropout).
+struct BertConfig {
+  static constexpr const char* model_type = "bert";
+
+  std::int64_t vocab_size = 30522;
+  std::int64_t hidden_size = 768;
+  std::int64_t num_hidden_layers = 12;
+  std::int64_t num_attention_heads = 12;
+  std::int64_t intermediate_size = 3072;
+  std::string hidden_act = "gelu";
+  double hidden_dropout_prob = 0.1;
+  double attention_probs_dropout_prob = 0.1;
+  std::int64_t max_position_embeddings = 512;
+  std::int64_t type_vocab_size = 2;
+  double initializer_range = 0.02;
+  double layer_norm_eps = 1e-12;
+  std::optional<std::int64_t> pad_token_id = 0;  ///< the word embedding row that gets no gradient
+  std::optional<double> classifier_dropout;      ///< unset: hidden_dropout_prob
+  std::int64_t num_labels = 2;
+  std::vector<std::string> id2label;  ///< empty, or num_labels names (label i's name at i)
+  /// "regression", "single_label_classification", "multi_label_classification", or unset: chosen
+  /// per batch as HF does (one label: regression; integer labels: single-label; else multi-label).
+  std::optional<std::string> problem_type;
+
+  /// Reads a config.json as transformers 5 does. vocab_size, hidden_size, num_hidden_layers,
+  /// num_attention_heads and intermediate_size are required (an error names a missing one); the rest
+  /// take HF's defaults. num_labels is id2label's size when the file has id2label (its keys must be
+  /// 0 .. n-1), else the key num_labels, else 2. A `model_type` other than "bert" is refused.
+  [[nodiscard]] static BertConfig from_json(const nlohmann::json& json, const std::string& source = "config.json") {
+    const detail::JsonFields fields(json, source, "the BERT config");
+    if (fields.has("model_type") && fields.string("model_type") != model_type)
+      throw error("{}: model_type is \"{}\", but this is a \"bert\" model", source, fields.string("model_type"));
+    BertConfig c;
+    c.vocab_size = fields.integer("vocab_size", 1);
+    c.hidden_size = fields.integer("hidden_size", 1);
+    c.num_hidden_layers = fields.integer("num_hidden_layers", 1);
+    c.num_attention_heads = fields.integer("num_attention_heads", 1);
+    c.intermediate_size = fields.integer("intermediate_size", 1);
+    if (fields.has("hidden_act")) c.hidden_act = fields.string("hidden_act");
+    if (fields.has("hidden_dropout_prob")) c.hidden_dropout_prob = fields.number("hidden_dropout_prob");
+    if (fields.has("attention_probs_dropout_prob")) c.attention_probs_dropout_prob = fields.number("attention_probs_dropout_prob");
+    if (fields.has("max_position_embeddings")) c.max_position_embeddings = fields.integer("max_position_embeddings", 1);
+    if (fields.has("type_vocab_size")) c.type_vocab_size = fields.integer("type_vocab_size", 1);
+    if (fields.has("initializer_range")) c.initializer_range = fields.number("initializer_range");
+    if (fields.has("layer_norm_eps")) c.layer_norm_eps = fields.number("layer_norm_eps");
+    if (fields.has("pad_token_id"))
+      c.pad_token_id = fields.is_null("pad_token_id") ? std::nullopt : std::optional(fields.integer("pad_token_id"));
+    if (!fields.is_null("classifier_dropout")) c.classifier_dropout = fields.number("classifier_dropout");
+    if (!fields.is_null("problem_type")) c.problem_type = fields.string("problem_type");
+    if (fields.has("position_embedding_type") && !fields.is_null("position_embedding_type") &&
+        fields.string("position_embedding_type") != "absolute")
+      throw error("{}: position_embedding_type \"{}\" is not supported (only \"absolute\")", source,
+                  fields.string("position_embedding_type"));
+    if (!fields.is_null("id2label")) {
+      const auto& labels = fields.at("id2label");
+      if (!labels.is_object()) throw fields.fail("id2label", "an object {\"0\": name, ...}", labels);
+      c.id2label.assign(labels.size(), std::string());
+      std::vector<bool> seen(labels.size(), false);
+      for (const auto& [key, name] : labels.items()) {
+        std::size_t index = 0, used = 0;
+        try {
+          index = std::stoul(key, &used);
+        } catch (const std::exception&) {
+          used = 0;
+        }
+        if (used != key.size() || index >= labels.size() || seen[index] || !name.is_string())
+          throw error("{}: id2label must map the ids 0 .. {} to names, got the entry \"{}\": {}", source,
+                      labels.size() - 1, key, name.dump());
+        seen[index] = true;
+        c.id2label[index] = name.get<std::string>();
+      }
+      c.num_labels = static_cast<std::int64_t>(labels.size());
+      if (!fields.is_null("num_labels") && fields.integer("num_labels") != c.num_labels)
+        throw error("{}: num_labels is {} but id2label has {} entries", source, fields.integer("num_labels"), c.num_labels);
+    } else if (!fields.is_null("num_labels")) {
+      c.num_labels = fields.integer("num_labels", 1);
+    }
+    c.validate();
+    return c;
+  }
+
+  /// Throws trainpp::Error naming the first setting that cannot build a model.
+  void validate() const {
+    for (auto [value, name] : {std::pair{vocab_size, "vocab_size"}, {hidden_size, "hidden_size"},
+                               {num_hidden_layers, "num_hidden_layers"}, {num_attention_heads, "num_attention_heads"},
+                               {intermediate_size, "intermediate_size"}, {max_position_embeddings, "max_position_embeddings"},
+                               {type_vocab_size, "type_vocab_size"}, {num_labels, "num_labels"}})
+      if (value <= 0) throw error("BertConfig: {} must be positive, got {}", name, value);
+    if (hidden_size % num_attention_heads != 0)
+      throw error("BertConfig: hidden_size ({}) must be a multiple of num_attention_heads ({})", hidden_size,
+                  num_attention_heads);
+    for (auto [p, name] : {std::pair{hidden_dropout_prob, "hidden_dropout_prob"},
+                           {attention_probs_dropout_prob, "attention_probs_dropout_prob"},
+                           {classifier_dropout.value_or(0.0), "classifier_dropout"}})
+      if (!(p >= 0 && p < 1)) throw error("BertConfig: {} must be in [0, 1), got {}", name, p);
+    if (!(layer_norm_eps > 0)) throw error("BertConfig: layer_norm_eps must be positive, got {}", layer_norm_eps);
+    if (pad_token_id && (*pad_token_id < 0 || *pad_token_id >= vocab_size))
+      throw error("BertConfig: pad_token_id {} is outside the vocabulary [0, {})", *pad_token_id, vocab_size);
+    if (!id2label.empty() && static_cast<std::int64_t>(id2label.size()) != num_labels)
+      throw error("BertConfig: id2label has {} names but num_labels is {}", id2label.size(), num_labels);
+    if (problem_type && *problem_type != "regression" && *problem_type != "single_label_classification" &&
+        *problem_type != "multi_label_classification")
+      throw error("BertConfig: problem_type \"{}\" is not one of regression, single_label_classification, "
+                  "multi_label_classification",
+                  *problem_type);
+    if (problem_type == "single_label_classification" && num_labels == 1)
+      throw error("BertConfig: problem_type \"single_label_classification\" needs num_labels > 1 (use 2 for binary "
+                  "classification, or \"regression\" for one output)");
+    (void)parse_activation(hidden_act, "BertConfig");
+  }
+};
+
+namespace detail {
+inline torch::nn::LayerNorm bert_layer_norm(const BertConfig& c) {
+  return torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.hidden_size}).eps(c.layer_norm_eps));
+}
+}  // namespace detail
+
+/// Word + position + token-type embeddings, LayerNorm, dropout.
+class BertEmbeddingsImpl : public torch::nn::Module {
+ public:
+  explicit BertEmbeddingsImpl(const BertConfig& c)
+      : max_positions_(c.max_position_embeddings),
+        word_embeddings(register_module("word_embeddings", torch::nn::Embedding(word_options(c)))),
+        position_embeddings(register_module("position_embeddings", torch::nn::Embedding(c.max_position_embeddings, c.hidden_size))),
+        token_type_embeddings(register_module("token_type_embeddings", torch::nn::Embedding(c.type_vocab_size, c.hidden_size))),
+        LayerNorm(register_module("LayerNorm", detail::bert_layer_norm(c))),
+        dropout(register_module("dropout", torch::nn::Dropout(c.hidden_dropout_prob))) {}
+
+  /// input_ids [B, T]; token_type_ids [B, T] or undefined (all type 0).
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids) {
+    const auto length = input_ids.size(1);
+    if (length > max_positions_)
+      throw error("BERT: {} positions exceed max_position_embeddings = {}", length, max_positions_);
+    torch::Tensor token_types;
+    if (token_type_ids.defined()) {
+      if (token_type_ids.sizes() != input_ids.sizes())
+        throw error("BERT: token_type_ids [{}] do not match input_ids [{}]", fmt::join(token_type_ids.sizes(), ", "),
+                    fmt::join(input_ids.sizes(), ", "));
+      token_types = token_type_embeddings(token_type_ids);
+    } else {
+      token_types = token_type_embeddings->weight[0];  // every token of type 0
+    }
+    // HF's order of the sums (word + type, then position), so that the rounding is the same.
+    const auto x = word_embeddings(input_ids) + token_types + position_embeddings(torch::arange(length, input_ids.options()));
+    return dropout(LayerNorm(x));
+  }
+
+ private:
+  static torch::nn::EmbeddingOptions word_options(const BertConfig& c) {
+    auto options = torch::nn::EmbeddingOptions(c.vocab_size, c.hidden_size);
+    if (c.pad_token_id) options.padding_idx(*c.pad_token_id);
+    return options;
+  }
+  std::int64_t max_positions_;
+
+ public:
+  torch::nn::Embedding word_embeddings, position_embeddings, token_type_embeddings;
+  torch::nn::LayerNorm LayerNorm;
+  torch::nn::Dropout dropout;
+};
+TORCH_MODULE(BertEmbeddings);
+
+/// Multi-head self-attention over the unmasked keys (HF's BertSelfAttention).
+class BertSelfAttentionImpl : public torch::nn::Module {
+ public:
+  explicit BertSelfAttentionImpl(const BertConfig& c)
+      : heads_(c.num_attention_heads), head_dim_(c.hidden_size / c.num_attention_heads), dropout_(c.attention_probs_dropout_prob),
+        query(register_module("query", torch::nn::Linear(c.hidden_size, c.hidden_size))),
+        key(register_module("key", torch::nn::Linear(c.hidden_size, c.hidden_size))),
+        value(register_module("value", torch::nn::Linear(c.hidden_size, c.hidden_size))) {}
+
+  /// x [B, T, hidden]; keep [B, 1, 1, T] bool (true: a real token), or undefined (attend to all).
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& keep) {
+    const auto batch = x.size(0), length = x.size(1);
+    auto heads = [&](const torch::Tensor& t) { return t.view({batch, length, heads_, head_dim_}).transpose(1, 2); };
+    const auto attended = at::scaled_dot_product_attention(heads(query(x)), heads(key(x)), heads(value(x)),
+                                                           keep.defined() ? std::optional<torch::Tensor>(keep) : std::nullopt,
+                                                           is_training() ? dropout_ : 0.0);
+    return attended.transpose(1, 2).reshape({batch, length, heads_ * head_dim_});
+  }
+
+ private:
+  std::int64_t heads_, head_dim_;
+  double dropout_;
+
+ public:
+  torch::nn::Linear query, key, value;
+};
+TORCH_MODULE(BertSelfAttention);
+
+/// LayerNorm(dropout(dense(x)) + residual): BertSelfOutput and BertOutput, which differ in dense's input size.
+class BertResidualOutputImpl : public torch::nn::Module {
+ public:
+  BertResidualOutputImpl(const BertConfig& c, std::int64_t in)
+      : dense(register_module("dense", torch::nn::Linear(in, c.hidden_size))),
+        LayerNorm(register_module("LayerNorm", detail::bert_layer_norm(c))),
+        dropout(register_module("dropout", torch::nn::Dropout(c.hidden_dropout_prob))) {}
+
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& residual) { return LayerNorm(dropout(dense(x)) + residual); }
+
+  torch::nn::Linear dense;
+  torch::nn::LayerNorm LayerNorm;
+  torch::nn::Dropout dropout;
+};
+TORCH_MODULE(BertResidualOutput);
+
+/// One encoder layer (HF's BertLayer, the class fsdp_transformer_layer_cls_to_wrap names):
+/// attention.self, attention.output, intermediate, output.
+class BertLayerImpl : public torch::nn::Module {
+ public:
+  explicit BertLayerImpl(const BertConfig& c)
+      : activation_(parse_activation(c.hidden_act, "BertConfig")),
+        attention(register_module("attention", std::make_shared<torch::nn::Module>("BertAttention"))),
+        self_attention(attention->register_module("self", BertSelfAttention(c))),
+        attention_output(attention->register_module("output", BertResidualOutput(c, c.hidden_size))),
+        intermediate(register_module("intermediate", std::make_shared<torch::nn::Module>("BertIntermediate"))),
+        intermediate_dense(intermediate->register_module("dense", torch::nn::Linear(c.hidden_size, c.intermediate_size))),
+        output(register_module("output", BertResidualOutput(c, c.intermediate_size))) {}
+
+  /// Tensors only, so that trainpp::call can checkpoint it and a sharding policy can gather around it.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& keep) {
+    const auto h = attention_output(self_attention(x, keep), x);
+    return output(apply_activation(activation_, intermediate_dense(h)), h);
+  }
+
+ private:
+  Activation activation_;
+
+ public:
+  std::shared_ptr<torch::nn::Module> attention;  ///< holds "self" and "output", as HF's BertAttention
+  BertSelfAttention self_attention;
+  BertResidualOutput attention_output;
+  std::shared_ptr<torch::nn::Module> intermediate;  ///< holds "dense", as HF's BertIntermediate
+  torch::nn::Linear intermediate_dense;
+  BertResidualOutput output;
+};
+TORCH_MODULE(BertLayer);
+
+/// HF's BertModel: embeddings, encoder.layer.*, and (for classification) the pooler, dense + tanh on
+/// the first token.
+class BertModelImpl : public torch::nn::Module {
+ public:
+  BertModelImpl(const BertConfig& c, bool add_pooling_layer) {
+    embeddings = register_module("embeddings", BertEmbeddings(c));
+    encoder = register_module("encoder", std::make_shared<torch::nn::Module>("BertEncoder"));
+    layer = encoder->register_module("layer", torch::nn::ModuleList());
+    for (std::int64_t i = 0; i < c.num_hidden_layers; ++i) {
+      blocks.emplace_back(c);
+      layer->push_back(blocks.back());
+    }
+    if (add_pooling_layer) {
+      pooler = register_module("pooler", std::make_shared<torch::nn::Module>("BertPooler"));
+      pooler_dense = pooler->register_module("dense", torch::nn::Linear(c.hidden_size, c.hidden_size));
+    }
+  }
+
+  /// The last layer's hidden states [B, T, hidden]. attention_mask [B, T] (1: a token, 0: padding)
+  /// or undefined; token_type_ids [B, T] or undefined.
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                        const torch::Tensor& token_type_ids, bool checkpointing) {
+    if (input_ids.dim() != 2 || input_ids.scalar_type() != torch::kLong)
+      throw error("BERT: input_ids must be a [batch, length] int64 tensor, got [{}] {}", fmt::join(input_ids.sizes(), ", "),
+                  c10::toString(input_ids.scalar_type()));
+    torch::Tensor keep;
+    if (attention_mask.defined()) {
+      if (attention_mask.sizes() != input_ids.sizes())
+        throw error("BERT: attention_mask [{}] does not match input_ids [{}]", fmt::join(attention_mask.sizes(), ", "),
+                    fmt::join(input_ids.sizes(), ", "));
+      keep = attention_mask.to(torch::kBool).view({input_ids.size(0), 1, 1, input_ids.size(1)});
+    }
+    auto x = embeddings(input_ids, token_type_ids);
+    for (auto& block : blocks) {
+      if (checkpointing && is_training())
+        // The layer is captured by pointer: its recomputation runs in backward, after this returns.
+        x = gradient_checkpoint([layer = block](const torch::Tensor& h, const torch::Tensor& k) mutable { return trainpp::call(layer, h, k); },
+                                x, keep);
+      else
+        x = trainpp::call(block, x, keep);
+    }
+    return x;
+  }
+
+  /// tanh(dense(first token's hidden state)).
+  torch::Tensor pool(const torch::Tensor& hidden) { return torch::tanh(pooler_dense(hidden.select(1, 0))); }
+
+  BertEmbeddings embeddings{nullptr};
+  std::shared_ptr<torch::nn::Module> encoder;  ///< holds "layer", as HF's BertEncoder
+  torch::nn::ModuleList layer{nullptr};
+  std::vector<BertLayer> blocks;  // layer's elements, typed
+  std::shared_ptr<torch::nn::Module> pooler;  ///< holds "dense"; null without a pooling layer
+  torch::nn::Linear pooler_dense{nullptr};
+};
+TORCH_MODULE(BertModel);
+
+namespace detail {
+/// HF's BertPreTrainedModel._init_weights: N(0, initializer_range) for projections and embeddings,
+/// zero biases and padding row, LayerNorms at identity.
+inline void bert_init_weights(torch::nn::Module& root, const BertConfig& c) {
+  torch::NoGradGuard no_grad;
+  for (auto& module : root.modules(/*include_self=*/false)) {
+    if (auto* l = module->as<torch::nn::Linear>()) {
+      l->weight.normal_(0, c.initializer_range);
+      if (l->bias.defined()) l->bias.zero_();
+    } else if (auto* e = module->as<torch::nn::Embedding>()) {
+      e->weight.normal_(0, c.initializer_range);
+      if (e->options.padding_idx()) e->weight[*e->options.padding_idx()].zero_();
+    } else if (auto* n = module->as<torch::nn::LayerNorm>()) {
+      n->weight.fill_(1);
+      n->bias.zero_();
+    }
+  }
+}
+}  // namespace detail
+
+/// HF's BertForSequenceClassification: the pooled first token, dropout, a linear classifier. Given
+/// "labels", the loss is HF's for config.problem_type (see BertConfig::problem_type): mean squared
+/// error for regression, cross-entropy for single-label, binary cross-entropy with logits for
+/// multi-label.
+class BertForSequenceClassificationImpl : public torch::nn::Module {
+ public:
+  explicit BertForSequenceClassificationImpl(const BertConfig& config) : config_(validated(config)) {
+    bert = register_module("bert", BertModel(config_, /*add_pooling_layer=*/true));
+    dropout = register_module("dropout", torch::nn::Dropout(config_.classifier_dropout.value_or(config_.hidden_dropout_prob)));
+    classifier = register_module("classifier", torch::nn::Linear(config_.hidden_size, config_.num_labels));
+    detail::bert_init_weights(*this, config_);
+  }
+
+  /// Batch keys: "input_ids" [B, T] int64; optional "attention_mask", "token_type_ids" [B, T], and
+  /// "labels": [B] int64 (single-label), [B] or [B, 1] float (regression), [B, num_labels] float
+  /// (multi-label). Returns the loss (when labels are given) and the logits [B, num_labels].
+  ModelOutput forward(const Batch& batch) {
+    auto optional = [&](const char* key) { return batch.contains(key) ? batch.at(key) : torch::Tensor(); };
+    const auto hidden = bert->forward(batch.at("input_ids"), optional("attention_mask"), optional("token_type_ids"),
+                                      gradient_checkpointing_);
+    ModelOutput out{.logits = classifier(dropout(bert->pool(hidden)))};
+    if (batch.contains("labels")) out.loss = loss(out.logits, batch.at("labels"));
+    return out;
+  }
+
+  /// HF's loss for these logits and labels (the problem type chosen as HF chooses it).
+  [[nodiscard]] torch::Tensor loss(const torch::Tensor& logits, const torch::Tensor& labels) const {
+    namespace F = torch::nn::functional;
+    const bool integer_labels = labels.scalar_type() == torch::kLong || labels.scalar_type() == torch::kInt;
+    const std::string problem = config_.problem_type ? *config_.problem_type
+                                : config_.num_labels == 1 ? "regression"
+                                : integer_labels ? "single_label_classification"
+                                                 : "multi_label_classification";
+    if (problem == "regression") {
+      if (config_.num_labels == 1) return F::mse_loss(logits.squeeze(), labels.squeeze().to(logits.scalar_type()));
+      return F::mse_loss(logits, labels.to(logits.scalar_type()));
+    }
+    if (problem == "single_label_classification") {
+      if (!integer_labels)
+        throw error("BertForSequenceClassification: single-label classification needs int64 labels, got {}",
+                    c10::toString(labels.scalar_type()));
+      return F::cross_entropy(logits.view({-1, config_.num_labels}), labels.view({-1}));
+    }
+    if (labels.sizes() != logits.sizes())
+      throw error("BertForSequenceClassification: multi-label classification needs labels shaped as the logits [{}], got [{}]",
+                  fmt::join(logits.sizes(), ", "), fmt::join(labels.sizes(), ", "));
+    return F::binary_cross_entropy_with_logits(logits, labels.to(logits.scalar_type()));
+  }
+
+  /// From now on each encoder layer is recomputed in backward (training mode), as HF's
+  /// gradient_checkpointing_enable; the Trainer calls it for --gradient_checkpointing.
+  void gradient_checkpointing_enable() { gradient_checkpointing_ = true; }
+  [[nodiscard]] bool is_gradient_checkpointing() const { return gradient_checkpointing_; }
+  [[nodiscard]] const BertConfig& config() const { return config_; }
+
+  BertModel bert{nullptr};
+  torch::nn::Dropout dropout{nullptr};
+  torch::nn::Linear classifier{nullptr};
+
+ private:
+  static const BertConfig& validated(const BertConfig& config) {
+    config.validate();
+    return config;
+  }
+  BertConfig config_;
+  bool gradient_checkpointing_ = false;
+};
+TORCH_MODULE(BertForSequenceClassification);
+
+/// HF's BertForMaskedLM: the encoder (no pooler) and cls.predictions — dense, activation, LayerNorm,
+/// then a decoder whose weight is the word embedding (tied, as HF's) plus cls.predictions.bias.
+class BertForMaskedLMImpl : public torch::nn::Module {
+ public:
+  explicit BertForMaskedLMImpl(const BertConfig& config)
+      : config_(validated(config)), activation_(parse_activation(config_.hidden_act, "BertConfig")) {
+    bert = register_module("bert", BertModel(config_, /*add_pooling_layer=*/false));
+    cls = register_module("cls", std::make_shared<torch::nn::Module>("BertOnlyMLMHead"));
+    predictions = cls->register_module("predictions", std::make_shared<torch::nn::Module>("BertLMPredictionHead"));
+    transform = predictions->register_module("transform", std::make_shared<torch::nn::Module>("BertPredictionHeadTransform"));
+    transform_dense = transform->register_module("dense", torch::nn::Linear(config_.hidden_size, config_.hidden_size));
+    transform_norm = transform->register_module("LayerNorm", detail::bert_layer_norm(config_));
+    bias = predictions->register_parameter("bias", torch::zeros({config_.vocab_size}));
+    detail::bert_init_weights(*this, config_);
+  }
+
+  /// Batch keys: "input_ids" [B, T] int64; optional "attention_mask", "token_type_ids" [B, T], and
+  /// "labels" [B, T] (-100: not scored). Returns the mean cross-entropy over the scored tokens (when
+  /// labels are given) and the logits [B, T, vocab_size].
+  ModelOutput forward(const Batch& batch) {
+    auto optional = [&](const char* key) { return batch.contains(key) ? batch.at(key) : torch::Tensor(); };
+    const auto hidden = bert->forward(batch.at("input_ids"), optional("attention_mask"), optional("token_type_ids"),
+                                      gradient_checkpointing_);
+    ModelOutput out{.logits = logits(hidden)};
+    if (batch.contains("labels")) {
+      const auto& labels = batch.at("labels");
+      if (labels.sizes() != out.logits.sizes().slice(0, 2))
+        throw error("BertForMaskedLM: labels have shape [{}] but input_ids have [{}]", fmt::join(labels.sizes(), ", "),
+                    fmt::join(out.logits.sizes().slice(0, 2), ", "));
+      out.loss = torch::nn::functional::cross_entropy(out.logits.reshape({-1, config_.vocab_size}), labels.reshape({-1}),
+                                                      torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100));
+    }
+    return out;
+  }
+
+  /// The prediction head on the encoder's hidden states: [B, T, vocab_size].
+  torch::Tensor logits(const torch::Tensor& hidden) {
+    const auto h = transform_norm(apply_activation(activation_, transform_dense(hidden)));
+    return torch::nn::functional::linear(h, bert->embeddings->word_embeddings->weight, bias);
+  }
+
+  void gradient_checkpointing_enable() { gradient_checkpointing_ = true; }
+  [[nodiscard]] bool is_gradient_checkpointing() const { return gradient_checkpointing_; }
+  [[nodiscard]] const BertConfig& config() const { return config_; }
+
+  BertModel bert{nullptr};
+  std::shared_ptr<torch::nn::Module> cls, predictions, transform;  ///< HF's module path cls.predictions.transform
+  torch::nn::Linear transform_dense{nullptr};
+  torch::nn::LayerNorm transform_norm{nullptr};
+  torch::Tensor bias;  ///< cls.predictions.bias: the decoder's bias
+
+ private:
+  static const BertConfig& validated(const BertConfig& config) {
+    config.validate();
+    return config;
+  }
+  BertConfig config_;
+  Activation activation_;
+  bool gradient_checkpointing_ = false;
+};
+TORCH_MODULE(BertForMaskedLM);
+
+}  // namespace trainpp
+
+// ---- trainpp/models/config.hpp ----
+// PretrainedConfig: a model's config.json as Hugging Face's PretrainedConfig writes it — typed access
+// to the keys a model knows, every other key kept as read and written back unchanged, so that a
+// directory loaded and saved again carries what transformers (or another tool) put there.
+
+
+#include <nlohmann/json.hpp>
+
+#include <concepts>
+#include <cstdint>
+#include <filesystem>
+#include <limits>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+namespace trainpp {
+
+/// The file names of a Hugging Face model directory (transformers' CONFIG_NAME, GENERATION_CONFIG_NAME).
+inline constexpr std::string_view config_name = "config.json";
+inline constexpr std::string_view generation_config_name = "generation_config.json";
+
+/// The contents of a config.json: a JSON object whose keys are read typed (`get<std::int64_t>("n_embd")`)
+/// and written back with the keys nobody asked for untouched. Errors name the file and the key.
+///
+/// - `get<T>(key)`: a required key; absent, null or of another JSON type is an Error.
+/// - `get<T>(key, fallback)`: an optional key; absent or null gives `fallback` (transformers' class
+///   defaults), another JSON type is an Error.
+/// - T is bool, an integer type, a floating-point type or std::string; an integer is accepted where a
+///   float is asked for (JSON writes 1.0 as 1 in some tools), never the other way round.
+class PretrainedConfig {
+ public:
+  /// An empty config (no keys), as a model built in code starts from before it names its own.
+  PretrainedConfig() = default;
+
+  /// `values` must be a JSON object; `source` is what errors name (the file it came from).
+  explicit PretrainedConfig(nlohmann::json values, std::string source = std::string(config_name))
+      : values_(std::move(values)), source_(std::move(source)) {
+    if (!values_.is_object()) throw error("{}: a model config must be a JSON object, got {}", source_, values_.type_name());
+  }
+
+  /// Reads `file` strictly (io/json.hpp: no duplicate keys, no NUL bytes, no trailing garbage).
+  [[nodiscard]] static PretrainedConfig read(const std::filesystem::path& file) {
+    if (!std::filesystem::is_regular_file(file)) throw error("{}: no such file (a model directory needs its {})", file.string(), config_name);
+    return PretrainedConfig(read_json_file(file), file.string());
+  }
+
+  /// The generation_config.json that came with the config (null when none did): a model that
+  /// generates saves it back unchanged.
+  nlohmann::json generation = nullptr;
+
+  [[nodiscard]] const std::string& source() const { return source_; }
+  [[nodiscard]] const nlohmann::json& json() const { return values_; }
+
+  /// Present with a value other than null.
+  [[nodiscard]] bool has(std::string_view key) const {
+    const auto it = values_.find(key);
+    return it != values_.end() && !it->is_null();
+  }
+
+  template <class T>
+  [[nodiscard]] T get(std::string_view key) const {
+    if (!has(key)) throw error("{}: missing required key \"{}\"", source_, key);
+    return convert<T>(key, values_.at(std::string(key)));
+  }
+
+  template <class T>
+  [[nodiscard]] T get(std::string_view key, T fallback) const {
+    return has(key) ? convert<T>(key, values_.at(std::string(key))) : std::move(fallback);
+  }
+
+  template <class T>
+  [[nodiscard]] std::optional<T> get_optional(std::string_view key) const {
+    if (!has(key)) return std::nullopt;
+    return convert<T>(key, values_.at(std::string(key)));
+  }
+
+  /// Sets `key` (replacing any value); std::nullopt writes null, as transformers writes None.
+  template <class T>
+  void set(std::string_view key, const T& value) {
+    if constexpr (requires { value.has_value(); }) {
+      if (value.has_value()) values_[std::string(key)] = *value;
+      else values_[std::string(key)] = nullptr;
+    } else {
+      values_[std::string(key)] = value;
+    }
+  }
+
+  /// Sets `key` only when the config does not have it yet (for defaults a model adds).
+  template <class T>
+  void set_default(std::string_view key, const T& value) {
+    if (!values_.contains(key)) set(key, value);
+  }
+
+  /// Throws naming the first of `keys` the config lacks.
+  void require(std::span<const std::string_view> keys) const {
+    for (const auto key : keys)
+      if (!has(key)) throw error("{}: missing required key \"{}\"", source_, key);
+  }
+
+  /// Throws unless "model_type" is `expected` (a config written for another architecture).
+  void expect_model_type(std::string_view expected, std::string_view model_class) const {
+    const auto it = values_.find("model_type");
+    if (it == values_.end() || it->is_null())
+      throw error("{}: missing required key \"model_type\" ({} expects \"{}\")", source_, model_class, expected);
+    if (!it->is_string() || it->get_ref<const std::string&>() != expected)
+      throw error("{}: key \"model_type\" is {}, but {} expects \"{}\"", source_, it->dump(), model_class, expected);
+  }
+
+  /// The text transformers writes (PretrainedConfig.to_json_string): keys sorted, two-space indent,
+  /// a final newline.
+  [[nodiscard]] std::string to_json_string() const { return values_.dump(2) + "\n"; }
+
+  /// Writes to_json_string() to `file` atomically (io/atomic_write.hpp).
+  void save(const std::filesystem::path& file) const { write_file_atomic(file, to_json_string()); }
+
+ private:
+  template <class T>
+  [[nodiscard]] T convert(std::string_view key, const nlohmann::json& value) const {
+    auto wrong = [&](std::string_view expected) {
+      return error("{}: key \"{}\" must be {}, got {} ({})", source_, key, expected, value.type_name(), value.dump());
+    };
+    if constexpr (std::is_same_v<T, bool>) {
+      if (!value.is_boolean()) throw wrong("true or false");
+      return value.get<bool>();
+    } else if constexpr (std::is_integral_v<T>) {
+      if (!value.is_number_integer()) throw wrong("an integer");
+      if (value.is_number_unsigned() ? value.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<T>::max())
+                                     : (value.get<std::int64_t>() < static_cast<std::int64_t>(std::numeric_limits<T>::min())))
+        throw wrong("an integer in range");
+      return value.get<T>();
+    } else if constexpr (std::is_floating_point_v<T>) {
+      if (!value.is_number()) throw wrong("a number");
+      return value.get<T>();
+    } else if constexpr (std::is_same_v<T, std::string>) {
+      if (!value.is_string()) throw wrong("a string");
+      return value.get<std::string>();
+    } else {
+      static_assert(std::is_same_v<T, bool>, "PretrainedConfig::get: T must be bool, an integer, a float or std::string");
+    }
+  }
+
+  nlohmann::json values_ = nlohmann::json::object();
+  std::string source_ = std::string(config_name);
+};
+
+}  // namespace trainpp
+
+// ---- trainpp/models/gpt2.hpp ----
+// GPT2LMHeadModel: Hugging Face's GPT-2 with its language-modelling head, as a LibTorch module whose
+// parameters carry transformers' state-dict names (transformer.wte.weight,
+// transformer.h.0.attn.c_attn.weight, ..., lm_head.weight tied to the token embedding), so that
+// from_pretrained / save_pretrained (models/pretrained.hpp) read and write transformers' directories.
+// The projections are HF's Conv1D: a weight laid out [in, out], the transpose of torch's Linear.
+
+
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace trainpp {
+
+/// transformers' GPT2Config: the keys GPT2LMHeadModel reads, their defaults, and the JSON it writes.
+struct GPT2Config {
+  std::int64_t vocab_size = 50257;
+  std::int64_t n_positions = 1024;
+  std::int64_t n_embd = 768;
+  std::int64_t n_layer = 12;
+  std::int64_t n_head = 12;
+  std::optional<std::int64_t> n_inner;         ///< the MLP's width; unset: 4 * n_embd
+  std::string activation_function = "gelu_new";  ///< gelu_new (tanh approximation), gelu, relu, silu, ...
+  double resid_pdrop = 0.1;
+  double embd_pdrop = 0.1;
+  double attn_pdrop = 0.1;
+  double layer_norm_epsilon = 1e-5;
+  double initializer_range = 0.02;
+  bool scale_attn_weights = true;
+  bool scale_attn_by_inverse_layer_idx = false;
+  bool tie_word_embeddings = true;
+  std::optional<std::int64_t> bos_token_id = 50256;
+  std::optional<std::int64_t> eos_token_id = 50256;
+  std::optional<std::int64_t> pad_token_id;
+
+  /// The typed view of a config.json; absent keys take transformers' defaults. Errors name the file.
+  [[nodiscard]] static GPT2Config from(const PretrainedConfig& c) {
+    GPT2Config d;
+    GPT2Config out{
+        .vocab_size = c.get("vocab_size", d.vocab_size),
+        .n_positions = c.get("n_positions", d.n_positions),
+        .n_embd = c.get("n_embd", d.n_embd),
+        .n_layer = c.get("n_layer", d.n_layer),
+        .n_head = c.get("n_head", d.n_head),
+        .n_inner = c.get_optional<std::int64_t>("n_inner"),
+        .activation_function = c.get("activation_function", d.activation_function),
+        .resid_pdrop = c.get("resid_pdrop", d.resid_pdrop),
+        .embd_pdrop = c.get("embd_pdrop", d.embd_pdrop),
+        .attn_pdrop = c.get("attn_pdrop", d.attn_pdrop),
+        .layer_norm_epsilon = c.get("layer_norm_epsilon", d.layer_norm_epsilon),
+        .initializer_range = c.get("initializer_range", d.initializer_range),
+        .scale_attn_weights = c.get("scale_attn_weights", d.scale_attn_weights),
+        .scale_attn_by_inverse_layer_idx = c.get("scale_attn_by_inverse_layer_idx", d.scale_attn_by_inverse_layer_idx),
+        .tie_word_embeddings = c.get("tie_word_embeddings", d.tie_word_embeddings),
+        .bos_token_id = c.get_optional<std::int64_t>("bos_token_id"),
+        .eos_token_id = c.get_optional<std::int64_t>("eos_token_id"),
+        .pad_token_id = c.get_optional<std::int64_t>("pad_token_id"),
+    };
+    if (c.get("add_cross_attention", false))
+      throw error("{}: \"add_cross_attention\": true is not supported by trainpp's GPT2LMHeadModel", c.source());
+    out.validate(c.source());
+    return out;
+  }
+
+  /// The config.json transformers writes for this config (every GPT2Config key).
+  [[nodiscard]] PretrainedConfig to_pretrained() const {
+    PretrainedConfig c;
+    c.set("model_type", std::string("gpt2"));
+    c.set("vocab_size", vocab_size);
+    c.set("n_positions", n_positions);
+    c.set("n_embd", n_embd);
+    c.set("n_layer", n_layer);
+    c.set("n_head", n_head);
+    c.set("n_inner", n_inner);
+    c.set("activation_function", activation_function);
+    c.set("resid_pdrop", resid_pdrop);
+    c.set("embd_pdrop", embd_pdrop);
+    c.set("attn_pdrop", attn_pdrop);
+    c.set("layer_norm_epsilon", layer_norm_epsilon);
+    c.set("initializer_range", initializer_range);
+    c.set("scale_attn_weights", scale_attn_weights);
+    c.set("scale_attn_by_inverse_layer_idx", scale_attn_by_inverse_layer_idx);
+    c.set("reorder_and_upcast_attn", false);
+    c.set("add_cross_attention", false);
+    c.set("tie_word_embeddings", tie_word_embeddings);
+    c.set("bos_token_id", bos_token_id);
+    c.set("eos_token_id", eos_token_id);
+    c.set("pad_token_id", pad_token_id);
+    c.set("use_cache", true);
+    c.set("summary_type", std::string("cls_index"));
+    c.set("summary_use_proj", true);
+    c.set("summary_activation", std::optional<std::string>());
+    c.set("summary_proj_to_labels", true);
+    c.set("summary_first_dropout", 0.1);
+    return c;
+  }
+
+  /// Throws naming the first value that cannot build a model; `source` starts the message.
+  void validate(std::string_view source = "GPT2Config") const {
+    for (auto [value, name] : {std::pair{vocab_size, "vocab_size"}, {n_positions, "n_positions"}, {n_embd, "n_embd"},
+                               {n_layer, "n_layer"}, {n_head, "n_head"}})
+      if (value <= 0) throw error("{}: \"{}\" must be positive, got {}", source, name, value);
+    if (n_embd % n_head != 0)
+      throw error("{}: \"n_embd\" ({}) must be a multiple of \"n_head\" ({})", source, n_embd, n_head);
+    if (n_inner && *n_inner <= 0) throw error("{}: \"n_inner\" must be positive, got {}", source, *n_inner);
+    for (auto [value, name] : {std::pair{resid_pdrop, "resid_pdrop"}, {embd_pdrop, "embd_pdrop"}, {attn_pdrop, "attn_pdrop"}})
+      if (!(value >= 0 && value < 1)) throw error("{}: \"{}\" must be in [0, 1), got {}", source, name, value);
+    if (!(layer_norm_epsilon > 0)) throw error("{}: \"layer_norm_epsilon\" must be positive, got {}", source, layer_norm_epsilon);
+    (void)activation(activation_function, source);
+  }
+
+  /// transformers' ACT2FN for the activations GPT-2 configs name.
+  enum class Activation { gelu_tanh, gelu, relu, silu };
+  [[nodiscard]] static Activation activation(std::string_view name, std::string_view source) {
+    if (name == "gelu_new" || name == "gelu_pytorch_tanh") return Activation::gelu_tanh;
+    if (name == "gelu") return Activation::gelu;
+    if (name == "relu") return Activation::relu;
+    if (name == "silu" || name == "swish") return Activation::silu;
+    throw error("{}: \"activation_function\" \"{}\" is not supported (gelu_new, gelu_pytorch_tanh, gelu, relu, silu)",
+                source, name);
+  }
+};
+
+/// transformers' Conv1D: y = x W + b with W laid out [in, out].
+class GPT2Conv1DImpl : public torch::nn::Module {
+ public:
+  GPT2Conv1DImpl(std::int64_t out_features, std::int64_t in_features)
+      : weight(register_parameter("weight", torch::empty({in_features, out_features}))),
+        bias(register_parameter("bias", torch::zeros({out_features}))) {}
+
+  torch::Tensor forward(const torch::Tensor& x) {
+    auto sizes = x.sizes().vec();
+    sizes.back() = weight.size(1);
+    return torch::addmm(bias, x.reshape({-1, x.size(-1)}), weight).view(sizes);
+  }
+
+  torch::Tensor weight, bias;
+};
+TORCH_MODULE(GPT2Conv1D);
+
+class GPT2AttentionImpl : public torch::nn::Module {
+ public:
+  GPT2AttentionImpl(const GPT2Config& config, std::int64_t layer_idx)
+      : n_head_(config.n_head), n_embd_(config.n_embd), dropout_(config.attn_pdrop),
+        c_attn(register_module("c_attn", GPT2Conv1D(3 * config.n_embd, config.n_embd))),
+        c_proj(register_module("c_proj", GPT2Conv1D(config.n_embd, config.n_embd))),
+        attn_dropout(register_module("attn_dropout", torch::nn::Dropout(config.attn_pdrop))),
+        resid_dropout(register_module("resid_dropout", torch::nn::Dropout(config.resid_pdrop))) {
+    const auto head_dim = static_cast<double>(config.n_embd / config.n_head);
+    if (config.scale_attn_weights) scaling_ = 1.0 / std::sqrt(head_dim);
+    if (config.scale_attn_by_inverse_layer_idx) scaling_ /= static_cast<double>(layer_idx + 1);
+  }
+
+  /// x [B, T, n_embd]; mask [B, 1, T, T] bool (true: attend), or undefined for causal attention alone.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask) {
+    const std::int64_t batch = x.size(0), length = x.size(1), head_dim = n_embd_ / n_head_;
+    auto heads = [&](const torch::Tensor& t) { return t.view({batch, length, n_head_, head_dim}).transpose(1, 2); };
+    const auto qkv = c_attn(x).split(n_embd_, /*dim=*/2);
+    const double dropout_p = is_training() ? dropout_ : 0.0;
+    // As transformers' sdpa path: is_causal without a mask, the combined causal-and-padding mask with one.
+    const auto y = mask.defined()
+                       ? at::scaled_dot_product_attention(heads(qkv[0]), heads(qkv[1]), heads(qkv[2]), mask, dropout_p,
+                                                          /*is_causal=*/false, scaling_)
+                       : at::scaled_dot_product_attention(heads(qkv[0]), heads(qkv[1]), heads(qkv[2]), {}, dropout_p,
+                                                          /*is_causal=*/true, scaling_);
+    return resid_dropout(c_proj(y.transpose(1, 2).reshape({batch, length, n_embd_})));
+  }
+
+ private:
+  std::int64_t n_head_, n_embd_;
+  double dropout_;
+  double scaling_ = 1.0;
+
+ public:
+  GPT2Conv1D c_attn, c_proj;
+  torch::nn::Dropout attn_dropout, resid_dropout;
+};
+TORCH_MODULE(GPT2Attention);
+
+class GPT2MLPImpl : public torch::nn::Module {
+ public:
+  explicit GPT2MLPImpl(const GPT2Config& config)
+      : activation_(GPT2Config::activation(config.activation_function, "GPT2Config")),
+        c_fc(register_module("c_fc", GPT2Conv1D(config.n_inner.value_or(4 * config.n_embd), config.n_embd))),
+        c_proj(register_module("c_proj", GPT2Conv1D(config.n_embd, config.n_inner.value_or(4 * config.n_embd)))),
+        dropout(register_module("dropout", torch::nn::Dropout(config.resid_pdrop))) {}
+
+  torch::Tensor forward(const torch::Tensor& x) {
+    auto h = c_fc(x);
+    switch (activation_) {
+      case GPT2Config::Activation::gelu_tanh: h = torch::gelu(h, "tanh"); break;
+      case GPT2Config::Activation::gelu: h = torch::gelu(h); break;
+      case GPT2Config::Activation::relu: h = torch::relu(h); break;
+      case GPT2Config::Activation::silu: h = torch::silu(h); break;
+    }
+    return dropout(c_proj(h));
+  }
+
+ private:
+  GPT2Config::Activation activation_;
+
+ public:
+  GPT2Conv1D c_fc, c_proj;
+  torch::nn::Dropout dropout;
+};
+TORCH_MODULE(GPT2MLP);
+
+/// One transformer layer: the unit sharding wraps (fsdp_transformer_layer_cls_to_wrap "GPT2Block",
+/// transformers' _no_split_modules) and gradient checkpointing recomputes.
+class GPT2BlockImpl : public torch::nn::Module {
+ public:
+  GPT2BlockImpl(const GPT2Config& config, std::int64_t layer_idx)
+      : ln_1(register_module("ln_1", layer_norm(config))),
+        attn(register_module("attn", GPT2Attention(config, layer_idx))),
+        ln_2(register_module("ln_2", layer_norm(config))),
+        mlp(register_module("mlp", GPT2MLP(config))) {}
+
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask) {
+    auto h = x + attn(ln_1(x), mask);
+    return h + mlp(ln_2(h));
+  }
+
+  static torch::nn::LayerNorm layer_norm(const GPT2Config& config) {
+    return torch::nn::LayerNorm(torch::nn::LayerNormOptions({config.n_embd}).eps(config.layer_norm_epsilon));
+  }
+
+  torch::nn::LayerNorm ln_1;
+  GPT2Attention attn;
+  torch::nn::LayerNorm ln_2;
+  GPT2MLP mlp;
+};
+TORCH_MODULE(GPT2Block);
+
+/// transformers' GPT2Model: the decoder without a head ("transformer" inside GPT2LMHeadModel).
+class GPT2ModelImpl : public torch::nn::Module {
+ public:
+  explicit GPT2ModelImpl(const GPT2Config& config)
+      : wte(register_module("wte", torch::nn::Embedding(config.vocab_size, config.n_embd))),
+        wpe(register_module("wpe", torch::nn::Embedding(config.n_positions, config.n_embd))),
+        drop(register_module("drop", torch::nn::Dropout(config.embd_pdrop))),
+        h(register_module("h", torch::nn::ModuleList())),
+        n_positions_(config.n_positions) {
+    for (std::int64_t i = 0; i < config.n_layer; ++i) {
+      blocks.emplace_back(config, i);
+      h->push_back(blocks.back());
+    }
+    ln_f = register_module("ln_f", GPT2BlockImpl::layer_norm(config));
+  }
+
+  /// The last hidden states [B, T, n_embd]. attention_mask [B, T] (1: a token, 0: padding) may be
+  /// undefined; position_ids [B or 1, T] default to 0..T-1 (as transformers' forward: padding does not
+  /// move them; pass position_ids_from_attention_mask(mask) for generation's left-padding positions).
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {},
+                        const torch::Tensor& position_ids = {}, const torch::Tensor& token_type_ids = {}) {
+    if (input_ids.dim() != 2 || input_ids.scalar_type() != torch::kLong)
+      throw error("GPT2Model: input_ids must be a [batch, length] int64 tensor, got [{}] {}",
+                  fmt::join(input_ids.sizes(), ", "), c10::toString(input_ids.scalar_type()));
+    const std::int64_t batch = input_ids.size(0), length = input_ids.size(1);
+    if (length > n_positions_) throw error("GPT2Model: {} positions exceed n_positions = {}", length, n_positions_);
+    const auto positions =
+        position_ids.defined() ? position_ids : torch::arange(length, input_ids.options()).unsqueeze(0);
+    auto x = wte(input_ids) + wpe(positions);
+    if (token_type_ids.defined()) x = x + wte(token_type_ids);
+    x = drop(x);
+
+    torch::Tensor mask;  // undefined: causal attention alone (is_causal), as transformers with no mask
+    if (attention_mask.defined()) {
+      if (attention_mask.sizes() != input_ids.sizes())
+        throw error("GPT2Model: attention_mask has shape [{}] but input_ids have [{}]",
+                    fmt::join(attention_mask.sizes(), ", "), fmt::join(input_ids.sizes(), ", "));
+      const auto causal = torch::ones({length, length}, input_ids.options().dtype(torch::kBool)).tril();
+      mask = causal.view({1, 1, length, length}).logical_and(attention_mask.to(torch::kBool).view({batch, 1, 1, length}));
+    }
+    for (auto& block : blocks) {
+      if (gradient_checkpointing && is_training() && torch::GradMode::is_enabled()) {
+        // Captured by pointer: the recomputation runs in backward, after this returns.
+        x = gradient_checkpoint(
+            [block = block.ptr()](const torch::Tensor& input, const torch::Tensor& m) { return call(block, input, m); },
+            x, mask);
+      } else {
+        x = call(block, x, mask);
+      }
+    }
+    return ln_f(x);
+  }
+
+  torch::nn::Embedding wte{nullptr}, wpe{nullptr};
+  torch::nn::Dropout drop{nullptr};
+  torch::nn::ModuleList h{nullptr};
+  torch::nn::LayerNorm ln_f{nullptr};
+  std::vector<GPT2Block> blocks;  ///< h's elements, typed
+  bool gradient_checkpointing = false;
+
+ private:
+  std::int64_t n_positions_;
+};
+TORCH_MODULE(GPT2Model);
+
+/// The output head: a bias-free projection to the vocabulary whose weight is the token embedding's
+/// when tied (one tensor under two names, as in transformers).
+class GPT2LMHeadImpl : public torch::nn::Module {
+ public:
+  explicit GPT2LMHeadImpl(torch::Tensor tied_or_new) : weight(register_parameter("weight", std::move(tied_or_new))) {}
+  torch::Tensor forward(const torch::Tensor& x) { return torch::nn::functional::linear(x, weight); }
+  torch::Tensor weight;
+};
+TORCH_MODULE(GPT2LMHead);
+
+/// Positions for a padded batch as transformers' generate computes them: cumsum(mask) - 1, and 0 on
+/// padding, so that a left-padded row's first token sits at position 0.
+[[nodiscard]] inline torch::Tensor position_ids_from_attention_mask(const torch::Tensor& attention_mask) {
+  auto mask = attention_mask.to(torch::kLong);
+  return (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0);
+}
+
+/// transformers' GPT2LMHeadModel. forward follows trainpp's model contract (loss/model_output.hpp):
+/// it takes the batch's "input_ids", and "attention_mask", "position_ids", "token_type_ids" and
+/// "labels" when present, and returns {loss, logits}, the loss defined when labels were given.
+class GPT2LMHeadModelImpl : public torch::nn::Module {
+ public:
+  // What models/pretrained.hpp needs to read and write this model's directories.
+  static constexpr std::string_view model_type = "gpt2";
+  static constexpr std::string_view architecture = "GPT2LMHeadModel";
+  /// The sizes: a config.json without them describes no particular GPT-2.
+  static constexpr std::array<std::string_view, 5> required_config_keys{"vocab_size", "n_positions", "n_embd", "n_layer",
+                                                                        "n_head"};
+  static constexpr bool can_generate = true;
+  /// Old checkpoints carry the causal mask as a buffer "attn.bias" (transformers' list).
+  static constexpr std::array<std::string_view, 2> keys_to_ignore_on_load_unexpected{"attn.bias", "crossattention.bias"};
+
+  explicit GPT2LMHeadModelImpl(const GPT2Config& config) : GPT2LMHeadModelImpl(config.to_pretrained(), config) {}
+  /// From a config.json's contents: its unknown keys are kept for save_pretrained.
+  explicit GPT2LMHeadModelImpl(PretrainedConfig config) : GPT2LMHeadModelImpl(std::move(config), std::nullopt) {}
+
+  ModelOutput forward(const Batch& batch) {
+    auto optional = [&](std::string_view key) { return batch.contains(key) ? batch.at(key) : torch::Tensor(); };
+    ModelOutput out{.logits = logits(batch.at("input_ids"), optional("attention_mask"), optional("position_ids"),
+                                     optional("token_type_ids"))};
+    if (batch.contains("labels")) out.loss = causal_lm_loss(out.logits, batch.at("labels"));
+    return out;
+  }
+
+  /// [B, T, vocab_size] (see GPT2Model::forward for the arguments).
+  torch::Tensor logits(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {},
+                       const torch::Tensor& position_ids = {}, const torch::Tensor& token_type_ids = {}) {
+    return lm_head(transformer(input_ids, attention_mask, position_ids, token_type_ids));
+  }
+
+  /// transformers' ForCausalLMLoss: position t is scored against labels[t + 1], -100 ignored, the
+  /// mean over the scored tokens, in float32 whatever the logits' dtype. The labels move left rather
+  /// than the logits right: the logits, the largest tensor of the step, are not sliced and copied.
+  [[nodiscard]] static torch::Tensor causal_lm_loss(const torch::Tensor& logits, const torch::Tensor& labels) {
+    if (labels.sizes() != logits.sizes().slice(0, 2))
+      throw error("GPT2LMHeadModel: labels have shape [{}] but input_ids have [{}]", fmt::join(labels.sizes(), ", "),
+                  fmt::join(logits.sizes().slice(0, 2), ", "));
+    const auto next = torch::constant_pad_nd(labels.slice(1, 1), {0, 1}, -100);
+    return torch::nn::functional::cross_entropy(logits.to(torch::kFloat32).reshape({-1, logits.size(-1)}),
+                                                next.reshape({-1}),
+                                                torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100));
+  }
+
+  /// Each block's activations are dropped after the forward and recomputed in backward (training mode
+  /// only), as transformers' gradient_checkpointing_enable. Idempotent: the Trainer calls it at every train().
+  void gradient_checkpointing_enable() { transformer->gradient_checkpointing = true; }
+  [[nodiscard]] bool is_gradient_checkpointing() const { return transformer->gradient_checkpointing; }
+
+  [[nodiscard]] const GPT2Config& config() const { return config_; }
+  [[nodiscard]] const PretrainedConfig& pretrained_config() const { return pretrained_; }
+
+  /// {target, source}: lm_head.weight is transformer.wte.weight while tie_word_embeddings holds.
+  [[nodiscard]] std::vector<std::pair<std::string, std::string>> tied_weights() const {
+    if (!config_.tie_word_embeddings) return {};
+    return {{"lm_head.weight", "transformer.wte.weight"}};
+  }
+
+  GPT2Model transformer{nullptr};
+  GPT2LMHead lm_head{nullptr};
+
+ private:
+  GPT2LMHeadModelImpl(PretrainedConfig pretrained, std::optional<GPT2Config> typed)
+      : config_(typed ? *typed : GPT2Config::from(pretrained)), pretrained_(std::move(pretrained)) {
+    config_.validate();
+    transformer = register_module("transformer", GPT2Model(config_));
+    lm_head = register_module("lm_head", GPT2LMHead(config_.tie_word_embeddings
+                                                         ? transformer->wte->weight
+                                                         : torch::empty({config_.vocab_size, config_.n_embd})));
+    init_weights();
+  }
+
+  /// transformers' GPT2PreTrainedModel._init_weights: N(0, initializer_range) for embeddings and
+  /// projections, zero biases, LayerNorm at identity, and the two projections that write into the
+  /// residual stream (c_proj) scaled down by sqrt(2 * n_layer).
+  void init_weights() {
+    torch::NoGradGuard no_grad;
+    const double std = config_.initializer_range;
+    transformer->wte->weight.normal_(0, std);
+    transformer->wpe->weight.normal_(0, std);
+    if (!config_.tie_word_embeddings) lm_head->weight.normal_(0, std);
+    const double residual_std = std / std::sqrt(2.0 * static_cast<double>(config_.n_layer));
+    for (auto& block : transformer->blocks) {
+      for (auto* conv : {&block->attn->c_attn, &block->attn->c_proj, &block->mlp->c_fc, &block->mlp->c_proj}) {
+        (*conv)->weight.normal_(0, std);
+        (*conv)->bias.zero_();
+      }
+      block->attn->c_proj->weight.normal_(0, residual_std);
+      block->mlp->c_proj->weight.normal_(0, residual_std);
+      for (auto* norm : {&block->ln_1, &block->ln_2}) {
+        (*norm)->weight.fill_(1);
+        (*norm)->bias.zero_();
+      }
+    }
+    transformer->ln_f->weight.fill_(1);
+    transformer->ln_f->bias.zero_();
+  }
+
+  GPT2Config config_;
+  PretrainedConfig pretrained_;
+};
+TORCH_MODULE(GPT2LMHeadModel);
+
+}  // namespace trainpp
+
+// ---- trainpp/models/llama.hpp ----
+// Llama (HF's LlamaForCausalLM) as a LibTorch module: token embedding, pre-RMSNorm decoder layers with
+// rotary position embeddings, grouped-query attention and a SwiGLU MLP, a final RMSNorm and a
+// language-modelling head (tied to the embedding or not). named_parameters() are HF's state-dict names
+// (model.embed_tokens.weight, model.layers.0.self_attn.q_proj.weight, ..., lm_head.weight), so a
+// checkpoint's model.safetensors loads by name with load_model. attention_bias gives q/k/v/o biases as
+// HF's Llama does (the Qwen2 checkpoints' q/k/v biases load into it once o_proj's bias is zero).
+
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <numbers>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace trainpp {
+
+/// How the rotary frequencies are scaled: transformers' `rope_parameters` (formerly `rope_scaling`).
+/// rope_type "default" leaves them, "linear" divides every frequency by `factor`, "llama3" (Llama 3.1)
+/// divides the low frequencies by `factor`, keeps the high ones and interpolates in between.
+struct LlamaRopeScaling {
+  std::string rope_type = "default";
+  double factor = 1.0;            ///< linear, llama3
+  double low_freq_factor = 1.0;   ///< llama3
+  double high_freq_factor = 4.0;  ///< llama3
+  /// llama3: the context length of pretraining; unset, max_position_embeddings (as HF).
+  std::optional<std::int64_t> original_max_position_embeddings;
+};
+
+/// LlamaForCausalLM's configuration, with HF's key names and defaults (LlamaConfig in transformers 5).
+struct LlamaConfig {
+  static constexpr const char* model_type = "llama";
+
+  std::int64_t vocab_size = 32000;
+  std::int64_t hidden_size = 4096;
+  std::int64_t intermediate_size = 11008;
+  std::int64_t num_hidden_layers = 32;
+  std::int64_t num_attention_heads = 32;
+  std::optional<std::int64_t> num_key_value_heads;  ///< unset: num_attention_heads (no grouping)
+  std::optional<std::int64_t> head_dim;             ///< unset: hidden_size / num_attention_heads
+  std::string hidden_act = "silu";
+  std::int64_t max_position_embeddings = 2048;
+  double initializer_range = 0.02;
+  double rms_norm_eps = 1e-6;
+  double rope_theta = 10000.0;
+  LlamaRopeScaling rope_scaling;
+  bool tie_word_embeddings = false;
+  bool attention_bias = false;
+  double attention_dropout = 0.0;
+  bool mlp_bias = false;
+  std::optional<std::int64_t> pad_token_id;  ///< the embedding row that gets no gradient (padding_idx)
+
+  [[nodiscard]] std::int64_t kv_heads() const { return num_key_value_heads.value_or(num_attention_heads); }
+  [[nodiscard]] std::int64_t head_size() const {
+    return head_dim.value_or(num_attention_heads > 0 ? hidden_size / num_attention_heads : 0);
+  }
+
+  /// Reads a config.json as transformers 5 does. The sizes that define the architecture (vocab_size,
+  /// hidden_size, intermediate_size, num_hidden_layers, num_attention_heads) are required: a file
+  /// without one is refused with an error naming it, where HF would silently build its 7B default.
+  /// The rotary parameters come from `rope_scaling` (older files) or `rope_parameters`; rope_theta
+  /// from inside them, else the top level, else 10000; their type from `rope_type` or `type`.
+  /// A `model_type` other than "llama" is refused. The result is validated.
+  [[nodiscard]] static LlamaConfig from_json(const nlohmann::json& json, const std::string& source = "config.json") {
+    const detail::JsonFields fields(json, source, "the Llama config");
+    if (fields.has("model_type") && fields.string("model_type") != model_type)
+      throw error("{}: model_type is \"{}\", but this is a \"llama\" model", source, fields.string("model_type"));
+    LlamaConfig c;
+    c.vocab_size = fields.integer("vocab_size", 1);
+    c.hidden_size = fields.integer("hidden_size", 1);
+    c.intermediate_size = fields.integer("intermediate_size", 1);
+    c.num_hidden_layers = fields.integer("num_hidden_layers", 1);
+    c.num_attention_heads = fields.integer("num_attention_heads", 1);
+    if (!fields.is_null("num_key_value_heads")) c.num_key_value_heads = fields.integer("num_key_value_heads", 1);
+    if (!fields.is_null("head_dim")) c.head_dim = fields.integer("head_dim", 1);
+    if (fields.has("hidden_act")) c.hidden_act = fields.string("hidden_act");
+    if (fields.has("max_position_embeddings")) c.max_position_embeddings = fields.integer("max_position_embeddings", 1);
+    if (fields.has("initializer_range")) c.initializer_range = fields.number("initializer_range");
+    if (fields.has("rms_norm_eps")) c.rms_norm_eps = fields.number("rms_norm_eps");
+    if (fields.has("tie_word_embeddings")) c.tie_word_embeddings = fields.boolean("tie_word_embeddings");
+    if (fields.has("attention_bias")) c.attention_bias = fields.boolean("attention_bias");
+    if (fields.has("attention_dropout")) c.attention_dropout = fields.number("attention_dropout");
+    if (fields.has("mlp_bias")) c.mlp_bias = fields.boolean("mlp_bias");
+    if (!fields.is_null("pad_token_id")) c.pad_token_id = fields.integer("pad_token_id");
+    if (!fields.is_null("rope_theta")) c.rope_theta = fields.number("rope_theta");
+    if (fields.has("pretraining_tp") && !fields.is_null("pretraining_tp") && fields.integer("pretraining_tp") > 1)
+      throw error("{}: pretraining_tp > 1 is not supported (transformers 5 ignores it as well; set it to 1)", source);
+
+    // rope_scaling wins over rope_parameters, as transformers' convert_rope_params_to_dict reads them.
+    const char* rope_key = !fields.is_null("rope_scaling") ? "rope_scaling" : "rope_parameters";
+    if (!fields.is_null(rope_key)) {
+      const detail::JsonFields rope(fields.at(rope_key), source, rope_key);
+      if (!rope.is_null("rope_theta")) c.rope_theta = rope.number("rope_theta");
+      if (!rope.is_null("rope_type")) c.rope_scaling.rope_type = rope.string("rope_type");
+      else if (!rope.is_null("type")) c.rope_scaling.rope_type = rope.string("type");
+      if (!rope.is_null("partial_rotary_factor") && rope.number("partial_rotary_factor") != 1.0)
+        throw error("{}: {}.partial_rotary_factor other than 1 is not supported", source, rope_key);
+      auto& s = c.rope_scaling;
+      if (s.rope_type == "linear") {
+        s.factor = rope.number("factor");
+      } else if (s.rope_type == "llama3") {
+        s.factor = rope.number("factor");
+        s.low_freq_factor = rope.number("low_freq_factor");
+        s.high_freq_factor = rope.number("high_freq_factor");
+        if (!rope.is_null("original_max_position_embeddings"))
+          s.original_max_position_embeddings = rope.integer("original_max_position_embeddings", 1);
+      } else if (s.rope_type != "default") {
+        throw error("{}: {}.rope_type \"{}\" is not supported (supported: default, linear, llama3)", source, rope_key,
+                    s.rope_type);
+      }
+    }
+    // HF lets a top-level original_max_position_embeddings take precedence (Phi-3's layout).
+    if (c.rope_scaling.rope_type == "llama3" && !fields.is_null("original_max_position_embeddings"))
+      c.rope_scaling.original_max_position_embeddings = fields.integer("original_max_position_embeddings", 1);
+    c.validate();
+    return c;
+  }
+
+  /// Throws trainpp::Error naming the first setting that cannot build a model.
+  void validate() const {
+    for (auto [value, name] : {std::pair{vocab_size, "vocab_size"}, {hidden_size, "hidden_size"},
+                               {intermediate_size, "intermediate_size"}, {num_hidden_layers, "num_hidden_layers"},
+                               {num_attention_heads, "num_attention_heads"}, {kv_heads(), "num_key_value_heads"},
+                               {head_size(), "head_dim"}, {max_position_embeddings, "max_position_embeddings"}})
+      if (value <= 0) throw error("LlamaConfig: {} must be positive, got {}", name, value);
+    if (!head_dim && hidden_size % num_attention_heads != 0)
+      throw error("LlamaConfig: hidden_size ({}) must be a multiple of num_attention_heads ({})", hidden_size,
+                  num_attention_heads);
+    if (num_attention_heads % kv_heads() != 0)
+      throw error("LlamaConfig: num_attention_heads ({}) must be a multiple of num_key_value_heads ({})",
+                  num_attention_heads, kv_heads());
+    if (head_size() % 2 != 0) throw error("LlamaConfig: head_dim must be even for rotary embeddings, got {}", head_size());
+    if (!(rms_norm_eps > 0)) throw error("LlamaConfig: rms_norm_eps must be positive, got {}", rms_norm_eps);
+    if (!(rope_theta > 0)) throw error("LlamaConfig: rope_theta must be positive, got {}", rope_theta);
+    if (!(attention_dropout >= 0 && attention_dropout < 1))
+      throw error("LlamaConfig: attention_dropout must be in [0, 1), got {}", attention_dropout);
+    if (pad_token_id && (*pad_token_id < 0 || *pad_token_id >= vocab_size))
+      throw error("LlamaConfig: pad_token_id {} is outside the vocabulary [0, {})", *pad_token_id, vocab_size);
+    const auto& s = rope_scaling;
+    if (s.rope_type != "default" && s.rope_type != "linear" && s.rope_type != "llama3")
+      throw error("LlamaConfig: rope_type \"{}\" is not supported (supported: default, linear, llama3)", s.rope_type);
+    if (s.rope_type != "default" && !(s.factor > 0))
+      throw error("LlamaConfig: rope factor must be positive, got {}", s.factor);
+    if (s.rope_type == "llama3" && !(s.high_freq_factor > s.low_freq_factor && s.low_freq_factor > 0))
+      throw error("LlamaConfig: llama3 rope needs 0 < low_freq_factor < high_freq_factor, got {} and {}",
+                  s.low_freq_factor, s.high_freq_factor);
+    (void)parse_activation(hidden_act, "LlamaConfig");
+  }
+
+  /// The rotary inverse frequencies, [head_dim / 2] float32, as transformers' ROPE_INIT_FUNCTIONS
+  /// compute them for this rope_type.
+  [[nodiscard]] torch::Tensor rope_inv_freq() const {
+    const std::int64_t dim = head_size();
+    const auto f32 = torch::TensorOptions().dtype(torch::kFloat32);
+    auto inv_freq = 1.0 / torch::pow(rope_theta, torch::arange(0, dim, 2, torch::kInt64).to(torch::kFloat32) / dim);
+    const auto& s = rope_scaling;
+    if (s.rope_type == "linear") return inv_freq / s.factor;
+    if (s.rope_type != "llama3") return inv_freq;
+    const double old_context = static_cast<double>(s.original_max_position_embeddings.value_or(max_position_embeddings));
+    const double low_freq_wavelen = old_context / s.low_freq_factor;
+    const double high_freq_wavelen = old_context / s.high_freq_factor;
+    const auto wavelen = 2 * std::numbers::pi / inv_freq;
+    auto scaled = torch::where(wavelen > low_freq_wavelen, inv_freq / s.factor, inv_freq);
+    const auto smooth = (old_context / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+    const auto smoothed = (1 - smooth) * scaled / s.factor + smooth * scaled;
+    const auto medium = (wavelen >= high_freq_wavelen).logical_and(wavelen <= low_freq_wavelen);
+    return torch::where(medium, smoothed, scaled).to(f32);
+  }
+};
+
+/// HF's LlamaRMSNorm: x / sqrt(mean(x^2) + eps) computed in float32, scaled by a learned weight.
+class LlamaRMSNormImpl : public torch::nn::Module {
+ public:
+  LlamaRMSNormImpl(std::int64_t size, double eps)
+      : eps_(eps), weight(register_parameter("weight", torch::ones({size}))) {}
+
+  torch::Tensor forward(const torch::Tensor& x) {
+    const auto x32 = x.to(torch::kFloat32);
+    const auto normed = x32 * torch::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps_);
+    return weight * normed.to(x.scalar_type());
+  }
+
+ private:
+  double eps_;
+
+ public:
+  torch::Tensor weight;
+};
+TORCH_MODULE(LlamaRMSNorm);
+
+/// HF's rotate_half: the head dimension's two halves (x1, x2) become (-x2, x1).
+[[nodiscard]] inline torch::Tensor llama_rotate_half(const torch::Tensor& x) {
+  const auto half = x.size(-1) / 2;
+  return torch::cat({-x.slice(-1, half), x.slice(-1, 0, half)}, -1);
+}
+
+/// Self-attention with rotary embeddings and grouped keys and values (num_key_value_heads <=
+/// num_attention_heads: each key/value head serves num_attention_heads / num_key_value_heads query
+/// heads).
+class LlamaAttentionImpl : public torch::nn::Module {
+ public:
+  explicit LlamaAttentionImpl(const LlamaConfig& c)
+      : heads_(c.num_attention_heads), kv_heads_(c.kv_heads()), head_dim_(c.head_size()), dropout_(c.attention_dropout),
+        q_proj(register_module("q_proj", linear(c.hidden_size, heads_ * head_dim_, c.attention_bias))),
+        k_proj(register_module("k_proj", linear(c.hidden_size, kv_heads_ * head_dim_, c.attention_bias))),
+        v_proj(register_module("v_proj", linear(c.hidden_size, kv_heads_ * head_dim_, c.attention_bias))),
+        o_proj(register_module("o_proj", linear(heads_ * head_dim_, c.hidden_size, c.attention_bias))) {}
+
+  /// x [B, T, hidden]; cos/sin [B or 1, T, head_dim]; mask [B, 1, T, past + T] bool (true: may
+  /// attend), or undefined for plain causal attention without a cache. With `cache`, the new keys and
+  /// values are appended to cache->self_k / self_v ([B, kv_heads, length, head_dim], after rotation)
+  /// and the queries attend to everything cached before them too.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask, const torch::Tensor& cos,
+                        const torch::Tensor& sin, LayerCache* cache = nullptr) {
+    const auto batch = x.size(0), length = x.size(1);
+    auto heads = [&](const torch::Tensor& t, std::int64_t n) { return t.view({batch, length, n, head_dim_}).transpose(1, 2); };
+    auto query = heads(q_proj(x), heads_), key = heads(k_proj(x), kv_heads_), value = heads(v_proj(x), kv_heads_);
+    const auto c = cos.unsqueeze(1), s = sin.unsqueeze(1);
+    query = query * c + llama_rotate_half(query) * s;
+    key = key * c + llama_rotate_half(key) * s;
+    if (cache) {
+      if (cache->self_k.defined()) {
+        key = torch::cat({cache->self_k, key}, 2);
+        value = torch::cat({cache->self_v, value}, 2);
+      }
+      cache->self_k = key;
+      cache->self_v = value;
+    }
+    // HF's repeat_kv: each key/value head repeated for the query heads it serves.
+    const auto groups = heads_ / kv_heads_;
+    if (groups > 1) {
+      auto repeat = [&](const torch::Tensor& t) {
+        return t.unsqueeze(2).expand({batch, kv_heads_, groups, t.size(2), head_dim_}).reshape({batch, heads_, t.size(2), head_dim_});
+      };
+      key = repeat(key);
+      value = repeat(value);
+    }
+    const double dropout_p = is_training() ? dropout_ : 0.0;
+    torch::Tensor attended;
+    if (!mask.defined()) {
+      attended = at::scaled_dot_product_attention(query, key, value, {}, dropout_p, /*is_causal=*/true);
+    } else {
+      // A query row that may attend to nothing (a left-padding position) gets zeros, as torch's sdpa
+      // gives HF on the CPU. Whether a backend would give zeros or NaN there, the row attends to every
+      // key first and is zeroed after, so it stays finite and cannot spread a NaN to real positions
+      // through a later layer's values. Its logits still count once: they predict the first token.
+      const auto has_key = mask.any(-1, /*keepdim=*/true);
+      attended = at::scaled_dot_product_attention(query, key, value, mask.logical_or(has_key.logical_not()), dropout_p,
+                                                  /*is_causal=*/false)
+                     .masked_fill(has_key.logical_not(), 0);
+    }
+    return o_proj(attended.transpose(1, 2).reshape({batch, length, heads_ * head_dim_}));
+  }
+
+ private:
+  static torch::nn::Linear linear(std::int64_t in, std::int64_t out, bool bias) {
+    return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));
+  }
+  std::int64_t heads_, kv_heads_, head_dim_;
+  double dropout_;
+
+ public:
+  torch::nn::Linear q_proj, k_proj, v_proj, o_proj;
+};
+TORCH_MODULE(LlamaAttention);
+
+/// SwiGLU: down_proj(act(gate_proj(x)) * up_proj(x)).
+class LlamaMLPImpl : public torch::nn::Module {
+ public:
+  explicit LlamaMLPImpl(const LlamaConfig& c)
+      : activation_(parse_activation(c.hidden_act, "LlamaConfig")),
+        gate_proj(register_module("gate_proj", linear(c.hidden_size, c.intermediate_size, c.mlp_bias))),
+        up_proj(register_module("up_proj", linear(c.hidden_size, c.intermediate_size, c.mlp_bias))),
+        down_proj(register_module("down_proj", linear(c.intermediate_size, c.hidden_size, c.mlp_bias))) {}
+
+  torch::Tensor forward(const torch::Tensor& x) { return down_proj(apply_activation(activation_, gate_proj(x)) * up_proj(x)); }
+
+ private:
+  static torch::nn::Linear linear(std::int64_t in, std::int64_t out, bool bias) {
+    return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));
+  }
+  Activation activation_;
+
+ public:
+  torch::nn::Linear gate_proj, up_proj, down_proj;
+};
+TORCH_MODULE(LlamaMLP);
+
+/// One decoder layer: x + attention(norm(x)), then x + mlp(norm(x)). Its class name is HF's
+/// (LlamaDecoderLayer), the name fsdp_transformer_layer_cls_to_wrap gives it.
+class LlamaDecoderLayerImpl : public torch::nn::Module {
+ public:
+  explicit LlamaDecoderLayerImpl(const LlamaConfig& c)
+      : self_attn(register_module("self_attn", LlamaAttention(c))),
+        mlp(register_module("mlp", LlamaMLP(c))),
+        input_layernorm(register_module("input_layernorm", LlamaRMSNorm(c.hidden_size, c.rms_norm_eps))),
+        post_attention_layernorm(register_module("post_attention_layernorm", LlamaRMSNorm(c.hidden_size, c.rms_norm_eps))) {}
+
+  /// Tensors only (trainpp::call can checkpoint it and a sharding policy can gather around it).
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask, const torch::Tensor& cos, const torch::Tensor& sin) {
+    return forward(x, mask, cos, sin, nullptr);
+  }
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask, const torch::Tensor& cos, const torch::Tensor& sin,
+                        LayerCache* cache) {
+    const auto h = x + self_attn->forward(input_layernorm(x), mask, cos, sin, cache);
+    return h + mlp(post_attention_layernorm(h));
+  }
+
+  LlamaAttention self_attn;
+  LlamaMLP mlp;
+  LlamaRMSNorm input_layernorm, post_attention_layernorm;
+};
+TORCH_MODULE(LlamaDecoderLayer);
+
+/// The decoder without its head (HF's LlamaModel, "model." in LlamaForCausalLM's names).
+class LlamaModelImpl : public torch::nn::Module {
+ public:
+  explicit LlamaModelImpl(const LlamaConfig& c) : inv_freq_(c.rope_inv_freq()) {
+    auto embedding = torch::nn::EmbeddingOptions(c.vocab_size, c.hidden_size);
+    if (c.pad_token_id) embedding.padding_idx(*c.pad_token_id);
+    embed_tokens = register_module("embed_tokens", torch::nn::Embedding(embedding));
+    layers = register_module("layers", torch::nn::ModuleList());
+    for (std::int64_t i = 0; i < c.num_hidden_layers; ++i) {
+      blocks.emplace_back(c);
+      layers->push_back(blocks.back());
+    }
+    norm = register_module("norm", LlamaRMSNorm(c.hidden_size, c.rms_norm_eps));
+  }
+
+  /// The final hidden states [B, T, hidden] (after the last norm). See LlamaForCausalLM::logits for
+  /// the arguments.
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                        const torch::Tensor& position_ids, KVCache* cache, bool checkpointing) {
+    const auto batch = input_ids.size(0), length = input_ids.size(1);
+    const std::int64_t past = cache && !cache->layers.empty() && cache->layers.front().self_k.defined()
+                                  ? cache->layers.front().self_k.size(2)
+                                  : 0;
+    if (cache) cache->layers.resize(blocks.size());
+    auto x = embed_tokens(input_ids);
+
+    // HF's forward counts positions from the cache's length unless position_ids are given.
+    const auto positions = position_ids.defined() ? position_ids.view({-1, length})
+                                                  : torch::arange(past, past + length, input_ids.options()).unsqueeze(0);
+    auto [cos, sin] = rotary(positions, x.scalar_type());
+
+    torch::Tensor mask;  // undefined: causal attention without padding, sdpa's is_causal path
+    if (attention_mask.defined() || past > 0) {
+      const auto opts = input_ids.options().dtype(torch::kBool);
+      mask = torch::ones({length, past + length}, opts).tril(past).view({1, 1, length, past + length});
+      if (attention_mask.defined()) {
+        if (attention_mask.dim() != 2 || attention_mask.size(0) != batch || attention_mask.size(1) != past + length)
+          throw error("Llama: attention_mask must be [batch, past + length] = [{}, {}], got [{}]", batch, past + length,
+                      fmt::join(attention_mask.sizes(), ", "));
+        mask = mask.logical_and(attention_mask.to(torch::kBool).view({batch, 1, 1, past + length}));
+      }
+    }
+
+    for (std::size_t i = 0; i < blocks.size(); ++i) {
+      if (cache) {
+        x = blocks[i]->forward(x, mask, cos, sin, &cache->layers[i]);
+      } else if (checkpointing && is_training()) {
+        // The layer is captured by pointer: its recomputation runs in backward, after this returns.
+        x = gradient_checkpoint(
+            [layer = blocks[i]](const torch::Tensor& h, const torch::Tensor& m, const torch::Tensor& c,
+                                const torch::Tensor& s) mutable { return trainpp::call(layer, h, m, c, s); },
+            x, mask, cos, sin);
+      } else {
+        x = trainpp::call(blocks[i], x, mask, cos, sin);
+      }
+    }
+    return norm(x);
+  }
+
+  torch::nn::Embedding embed_tokens{nullptr};
+  torch::nn::ModuleList layers{nullptr};
+  std::vector<LlamaDecoderLayer> blocks;  // layers' elements, typed
+  LlamaRMSNorm norm{nullptr};
+
+ private:
+  /// cos and sin of the rotary angles, [B or 1, T, head_dim], in float32 and then `dtype` (HF's
+  /// LlamaRotaryEmbedding). The frequencies are no buffer (HF's are not persistent either): they
+  /// follow the input's device here, copied once per device.
+  std::pair<torch::Tensor, torch::Tensor> rotary(const torch::Tensor& positions, c10::ScalarType dtype) {
+    if (inv_freq_.device() != positions.device()) inv_freq_ = inv_freq_.to(positions.device());
+    const auto angles = positions.to(torch::kFloat32).unsqueeze(-1) * inv_freq_;
+    const auto emb = torch::cat({angles, angles}, -1);
+    return {emb.cos().to(dtype), emb.sin().to(dtype)};
+  }
+  torch::Tensor inv_freq_;
+};
+TORCH_MODULE(LlamaModel);
+
+/// The summed token loss of a causal language model and the number of tokens it sums over (device
+/// scalars: float32 and int64). loss_sum / num_tokens is HF's mean; a Trainer that normalises by the
+/// tokens of a whole accumulation window (transformers' num_items_in_batch) divides loss_sum by that.
+struct CausalLMTokenLoss {
+  torch::Tensor loss_sum;
+  torch::Tensor num_tokens;
+};
+
+/// HF's ForCausalLMLoss without its reduction: position t's logits [B, T, V] score labels[:, t + 1],
+/// -100 is skipped, in float32 whatever the logits' dtype. The labels move left rather than the
+/// logits right, so the largest tensor of the step is not sliced and copied.
+[[nodiscard]] inline CausalLMTokenLoss causal_lm_token_loss(const torch::Tensor& logits, const torch::Tensor& labels) {
+  if (labels.dim() != 2 || labels.sizes() != logits.sizes().slice(0, 2))
+    throw error("causal LM: labels have shape [{}] but the logits are [{}]", fmt::join(labels.sizes(), ", "),
+                fmt::join(logits.sizes(), ", "));
+  const auto next_labels = torch::constant_pad_nd(labels.slice(1, 1), {0, 1}, -100).reshape({-1});
+  const auto loss_sum = torch::nn::functional::cross_entropy(
+      logits.to(torch::kFloat32).reshape({-1, logits.size(-1)}), next_labels,
+      torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100).reduction(torch::kSum));
+  return {loss_sum, next_labels.ne(-100).sum()};
+}
+
+/// What LlamaForCausalLM's forward returns. The Trainer reads `loss` (first when labels are given) and
+/// `logits`; loss_sum and num_tokens are the same loss unreduced (see CausalLMTokenLoss).
+struct CausalLMOutput {
+  torch::Tensor loss;        ///< mean over the scored tokens (HF's); undefined without labels
+  torch::Tensor logits;      ///< [B, T, vocab_size]
+  torch::Tensor loss_sum;    ///< summed over the scored tokens, float32; undefined without labels
+  torch::Tensor num_tokens;  ///< how many tokens were scored, int64; undefined without labels
+};
+
+/// HF's LlamaForCausalLM: forward follows the Trainer's model contract.
+class LlamaForCausalLMImpl : public torch::nn::Module {
+ public:
+  explicit LlamaForCausalLMImpl(const LlamaConfig& config) : config_(validated(config)) {
+    model = register_module("model", LlamaModel(config_));
+    if (!config_.tie_word_embeddings)
+      lm_head = register_module("lm_head", torch::nn::Linear(torch::nn::LinearOptions(config_.hidden_size, config_.vocab_size).bias(false)));
+    init_weights();
+  }
+
+  /// Batch keys: "input_ids" [B, T] int64; optional "attention_mask" [B, T] (1: a token, 0: padding),
+  /// "position_ids" [B or 1, T] (default 0..T-1, as HF's forward: left-padded batches give their own),
+  /// and "labels" [B, T] (-100: not scored; shifted inside, as HF's).
+  CausalLMOutput forward(const Batch& batch) {
+    auto optional = [&](const char* key) { return batch.contains(key) ? batch.at(key) : torch::Tensor(); };
+    CausalLMOutput out;
+    out.logits = logits(batch.at("input_ids"), optional("attention_mask"), optional("position_ids"));
+    if (batch.contains("labels")) {
+      auto [loss_sum, num_tokens] = causal_lm_token_loss(out.logits, batch.at("labels"));
+      out.loss = loss_sum / num_tokens;
+      out.loss_sum = std::move(loss_sum);
+      out.num_tokens = std::move(num_tokens);
+    }
+    return out;
+  }
+
+  /// [B, T, vocab_size] for input_ids [B, T]. attention_mask [B, past + T] (undefined: no padding);
+  /// position_ids [B or 1, T] (undefined: past .. past + T - 1). With `cache`, continues the sequences
+  /// whose keys and values it holds and appends the new ones (one LayerCache per layer).
+  torch::Tensor logits(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {},
+                       const torch::Tensor& position_ids = {}, KVCache* cache = nullptr) {
+    if (input_ids.dim() != 2 || input_ids.scalar_type() != torch::kLong)
+      throw error("Llama: input_ids must be a [batch, length] int64 tensor, got [{}] {}", fmt::join(input_ids.sizes(), ", "),
+                  c10::toString(input_ids.scalar_type()));
+    if (position_ids.defined() && position_ids.size(-1) != input_ids.size(1))
+      throw error("Llama: position_ids [{}] do not match input_ids [{}]", fmt::join(position_ids.sizes(), ", "),
+                  fmt::join(input_ids.sizes(), ", "));
+    const auto hidden = model->forward(input_ids, attention_mask, position_ids, cache, gradient_checkpointing_);
+    return config_.tie_word_embeddings ? torch::nn::functional::linear(hidden, model->embed_tokens->weight) : lm_head(hidden);
+  }
+
+  /// From now on each decoder layer is recomputed in backward instead of keeping its activations
+  /// (training mode, no cache), as HF's gradient_checkpointing_enable. The Trainer calls it for
+  /// --gradient_checkpointing.
+  void gradient_checkpointing_enable() { gradient_checkpointing_ = true; }
+  [[nodiscard]] bool is_gradient_checkpointing() const { return gradient_checkpointing_; }
+
+  [[nodiscard]] const LlamaConfig& config() const { return config_; }
+
+  LlamaModel model{nullptr};
+  torch::nn::Linear lm_head{nullptr};  ///< null when tie_word_embeddings: the head is model.embed_tokens
+
+ private:
+  static const LlamaConfig& validated(const LlamaConfig& config) {
+    config.validate();
+    return config;
+  }
+
+  /// HF's _init_weights: N(0, initializer_range) for projections and embeddings, zero biases, the
+  /// padding row zero, norms at one.
+  void init_weights() {
+    torch::NoGradGuard no_grad;
+    for (auto& module : modules(/*include_self=*/false)) {
+      if (auto* l = module->as<torch::nn::Linear>()) {
+        l->weight.normal_(0, config_.initializer_range);
+        if (l->bias.defined()) l->bias.zero_();
+      } else if (auto* e = module->as<torch::nn::Embedding>()) {
+        e->weight.normal_(0, config_.initializer_range);
+        if (config_.pad_token_id) e->weight[*config_.pad_token_id].zero_();
+      }
+    }
+  }
+
+  LlamaConfig config_;
+  bool gradient_checkpointing_ = false;
+};
+TORCH_MODULE(LlamaForCausalLM);
+
+}  // namespace trainpp
+
+// ---- trainpp/models/pretrained.hpp ----
+// from_pretrained / save_pretrained: Hugging Face model directories, read and written as transformers
+// 5 does — config.json (+ generation_config.json for models that generate), and the weights either in
+// model.safetensors or split into model-0000k-of-0000n.safetensors with model.safetensors.index.json.
+// Generic over the model class, which says what it is (see the PretrainedModel concept below).
+
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <concepts>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <ranges>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+namespace trainpp {
+
+/// The index of a sharded model directory (transformers' SAFE_WEIGHTS_INDEX_NAME).
+inline constexpr std::string_view model_weights_index_name = "model.safetensors.index.json";
+
+/// A model class from_pretrained and save_pretrained accept: the module (a TORCH_MODULE's Impl) has
+///   required:
+///     static constexpr std::string_view model_type;        config.json's "model_type" ("gpt2")
+///     static constexpr std::string_view architecture;      the class name written to "architectures"
+///     static constexpr std::array<std::string_view, N> required_config_keys;
+///     explicit Impl(PretrainedConfig);                      builds the model a config describes
+///     const PretrainedConfig& pretrained_config() const;    the config to save (unknown keys kept)
+///     std::vector<std::pair<std::string, std::string>> tied_weights() const;
+///                                                           {target, source} pairs tied now (the
+///                                                           target is not saved, need not be in a file)
+///   optional:
+///     static constexpr bool can_generate;                   true: save generation_config.json too
+///     static constexpr std::array<std::string_view, N> keys_to_ignore_on_load_unexpected;
+///                                                           substrings of checkpoint names to drop silently
+template <class Impl>
+concept PretrainedModule = std::derived_from<Impl, torch::nn::Module> && requires(const Impl& m) {
+  { Impl::model_type } -> std::convertible_to<std::string_view>;
+  { Impl::architecture } -> std::convertible_to<std::string_view>;
+  Impl::required_config_keys;
+  { m.pretrained_config() } -> std::convertible_to<const PretrainedConfig&>;
+  { m.tied_weights() } -> std::convertible_to<std::vector<std::pair<std::string, std::string>>>;
+} && std::constructible_from<Impl, PretrainedConfig>;
+
+namespace detail {
+
+template <class Model>
+struct pretrained_impl {
+  using type = Model;
+};
+template <class Model>
+  requires requires { typename Model::ContainedType; }
+struct pretrained_impl<Model> {
+  using type = typename Model::ContainedType;
+};
+
+template <class Impl>
+consteval bool can_generate() {
+  if constexpr (requires { Impl::can_generate; }) return Impl::can_generate;
+  else return false;
+}
+
+template <class Impl>
+bool ignored_on_load(std::string_view name) {
+  if constexpr (requires { Impl::keys_to_ignore_on_load_unexpected; }) {
+    for (std::string_view key : Impl::keys_to_ignore_on_load_unexpected)
+      if (name.find(key) != std::string_view::npos) return true;
+  }
+  return false;
+}
+
+/// "float32", "bfloat16", ... (transformers' config "dtype" strings) and back.
+[[nodiscard]] inline std::optional<c10::ScalarType> dtype_from_name(std::string_view name) {
+  if (name.starts_with("torch.")) name.remove_prefix(6);
+  if (name == "float32" || name == "float") return c10::ScalarType::Float;
+  if (name == "bfloat16") return c10::ScalarType::BFloat16;
+  if (name == "float16" || name == "half") return c10::ScalarType::Half;
+  if (name == "float64" || name == "double") return c10::ScalarType::Double;
+  return std::nullopt;
+}
+[[nodiscard]] inline std::string dtype_name(c10::ScalarType type) {
+  switch (type) {
+    case c10::ScalarType::Float: return "float32";
+    case c10::ScalarType::BFloat16: return "bfloat16";
+    case c10::ScalarType::Half: return "float16";
+    case c10::ScalarType::Double: return "float64";
+    default: throw error("a model of dtype {} cannot be described in config.json", c10::toString(type));
+  }
+}
+
+/// The model's tensors in the order of PyTorch's state_dict(): module by module (pre-order), each
+/// module's own parameters, then its buffers. HF's shard split walks this order.
+[[nodiscard]] inline std::vector<std::pair<std::string, torch::Tensor>> state_dict_order(const torch::nn::Module& model) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& item : model.named_modules("", /*include_self=*/true)) {
+    const std::string prefix = item.key().empty() ? "" : item.key() + ".";
+    for (const auto& p : item.value()->named_parameters(/*recurse=*/false))
+      if (p.value().defined()) out.emplace_back(prefix + p.key(), p.value());
+    for (const auto& b : item.value()->named_buffers(/*recurse=*/false))
+      if (b.value().defined()) out.emplace_back(prefix + b.key(), b.value());
+  }
+  return out;
+}
+
+[[nodiscard]] inline bool is_shard_file_name(std::string_view name) {
+  // model-00001-of-00005.safetensors: transformers' "(.*?)-\d{5}-of-\d{5}" with our prefix.
+  constexpr std::string_view prefix = "model-", suffix = ".safetensors";
+  if (!name.starts_with(prefix) || !name.ends_with(suffix)) return false;
+  name = name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
+  if (name.size() != 14 || name.substr(5, 4) != "-of-") return false;
+  return std::ranges::all_of(name.substr(0, 5), ::isdigit) && std::ranges::all_of(name.substr(9), ::isdigit);
+}
+
+[[nodiscard]] inline std::string shape_text(c10::IntArrayRef shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
+
+}  // namespace detail
+
+/// save_pretrained's max_shard_size: bytes, or text as transformers takes it ("5GB", "500MB", "10KB";
+/// units are powers of 1000, the number may have a fraction: int(value * unit)).
+class ShardSize {
+ public:
+  template <std::integral T>
+  ShardSize(T bytes) : bytes_(static_cast<std::int64_t>(bytes)) {  // NOLINT: implicit, as transformers' int | str
+    if (bytes_ <= 0) throw error("max_shard_size must be positive, got {}", bytes_);
+  }
+  ShardSize(const char* text) : ShardSize(std::string_view(text)) {}  // NOLINT
+  ShardSize(std::string_view text) : bytes_(parse(text)) {}          // NOLINT
+  [[nodiscard]] std::int64_t bytes() const { return bytes_; }
+
+ private:
+  static std::int64_t parse(std::string_view text) {
+    const auto original = text;
+    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) text.remove_prefix(1);
+    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.remove_suffix(1);
+    if (text.size() < 2) throw error("max_shard_size \"{}\": expected a number and a unit (TB, GB, MB, KB), such as \"5GB\"", original);
+    std::string unit(text.substr(text.size() - 2));
+    for (auto& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    double multiplier = 0;
+    if (unit == "TB") multiplier = 1e12;
+    else if (unit == "GB") multiplier = 1e9;
+    else if (unit == "MB") multiplier = 1e6;
+    else if (unit == "KB") multiplier = 1e3;
+    else throw error("max_shard_size \"{}\": unit \"{}\" not supported; use TB, GB, MB or KB", original, unit);
+    auto number = text.substr(0, text.size() - 2);
+    while (!number.empty() && std::isspace(static_cast<unsigned char>(number.back()))) number.remove_suffix(1);
+    double value = 0;
+    const auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), value);
+    if (ec != std::errc() || end != number.data() + number.size() || !(value > 0))
+      throw error("max_shard_size \"{}\": \"{}\" is not a positive number", original, number);
+    return static_cast<std::int64_t>(value * multiplier);
+  }
+  std::int64_t bytes_;
+};
+
+/// What from_pretrained found besides the tensors it loaded (transformers' loading info).
+struct PretrainedLoadReport {
+  std::vector<std::string> missing;     ///< in the model, in no file: left as initialised
+  std::vector<std::string> unexpected;  ///< in a file, not in the model: ignored
+  std::vector<std::string> mismatched;  ///< "name: [..] in the checkpoint, [..] in the model" (ignore_mismatched_sizes)
+  [[nodiscard]] bool clean() const { return missing.empty() && unexpected.empty() && mismatched.empty(); }
+};
+
+/// How from_pretrained loads.
+struct PretrainedOptions {
+  /// The dtype of the model's floating-point tensors; each tensor of the files is cast to it. Unset:
+  /// the config's "dtype" (or the older "torch_dtype") as transformers 5 does, float32 when absent.
+  std::optional<c10::ScalarType> dtype;
+  /// Missing or unexpected tensors are an error (naming them) instead of a warning.
+  bool strict = false;
+  /// A tensor whose shape differs from the model's is left as initialised, with a warning, instead
+  /// of an error naming it, the file and both shapes (transformers' ignore_mismatched_sizes).
+  bool ignore_mismatched_sizes = false;
+  /// Where the report goes besides the log (may be null).
+  PretrainedLoadReport* report = nullptr;
+};
+
+namespace detail {
+
+/// The weight files of `dir` and, for a sharded one, the tensors the index places in each.
+struct WeightFiles {
+  std::vector<std::filesystem::path> files;
+  std::unordered_map<std::string, std::string> weight_map;  ///< empty for a single file
+  std::filesystem::path index;
+};
+
+[[nodiscard]] inline WeightFiles find_weight_files(const std::filesystem::path& dir) {
+  WeightFiles out;
+  const auto single = dir / model_weights_name;
+  if (std::filesystem::is_regular_file(single)) {
+    out.files.push_back(single);
+    return out;
+  }
+  out.index = dir / model_weights_index_name;
+  if (!std::filesystem::is_regular_file(out.index))
+    throw error("{}: no model weights: neither {} nor {} is there", dir.string(), model_weights_name,
+                model_weights_index_name);
+  const auto index = read_json_file(out.index);
+  if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
+    throw error("{}: a weights index must be a JSON object with an object \"weight_map\"", out.index.string());
+  std::set<std::string> names;
+  for (const auto& [tensor, file] : index["weight_map"].items()) {
+    if (!file.is_string())
+      throw error("{}: weight_map[\"{}\"] must be a file name, got {}", out.index.string(), tensor, file.dump());
+    const auto& name = file.get_ref<const std::string&>();
+    if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..")
+      throw error("{}: weight_map[\"{}\"] = \"{}\" is not a file name in the directory", out.index.string(), tensor, name);
+    out.weight_map.emplace(tensor, name);
+    names.insert(name);
+  }
+  for (const auto& name : names) {
+    const auto shard = dir / name;
+    if (!std::filesystem::is_regular_file(shard))
+      throw error("{}: shard {} named in the index is missing ({})", out.index.string(), name, shard.string());
+    out.files.push_back(shard);
+  }
+  return out;
+}
+
+/// The model's generation_config.json as transformers derives it from a config that came without one
+/// (GenerationConfig.from_model_config: the token ids, keys equal to the defaults left out).
+[[nodiscard]] inline nlohmann::json generation_config_from(const PretrainedConfig& config) {
+  nlohmann::json out = {{"_from_model_config", true}, {"output_attentions", false}, {"output_hidden_states", false},
+                        {"use_cache", true}};
+  for (const char* key : {"bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id"})
+    if (config.has(key)) out[key] = config.json().at(key);
+  if (config.has("transformers_version")) out["transformers_version"] = config.json().at("transformers_version");
+  return out;
+}
+
+}  // namespace detail
+
+/// Builds the model a Hugging Face model directory describes and loads its weights.
+///
+/// Reads `dir`/config.json (its "model_type" must be the class's, its required keys present), builds
+/// the model with it, casts it to the dtype (PretrainedOptions::dtype), and copies in the tensors of
+/// model.safetensors or, when there is none, of every shard model.safetensors.index.json names. Each
+/// file is memory-mapped and its tensors copied (cast) straight into the model's, one file after the
+/// other, its pages dropped once copied: the memory used stays near the model's own size. A tied
+/// weight (tied_weights(): GPT-2's lm_head.weight with tie_word_embeddings) need not be in the files;
+/// if it is, its source wins, as in transformers. Checkpoint tensors matching the class's
+/// keys_to_ignore_on_load_unexpected are dropped silently.
+///
+/// Missing and unexpected tensors are logged as transformers reports them (errors with strict); a
+/// shape mismatch is an error naming the tensor, the file and both shapes (a warning with
+/// ignore_mismatched_sizes). A bad directory — no config.json or weights, JSON that is not strict
+/// JSON, a shard the index names but that is missing, a truncated or corrupt safetensors file, a
+/// tensor the index places in a shard that lacks it — is one trainpp::Error naming the file.
+template <class Model>
+[[nodiscard]] Model from_pretrained(const std::filesystem::path& dir, const PretrainedOptions& options = {}) {
+  using Impl = typename detail::pretrained_impl<Model>::type;
+  static_assert(PretrainedModule<Impl>,
+                "trainpp::from_pretrained<Model>: Model's module must name static model_type, architecture and "
+                "required_config_keys, be constructible from a PretrainedConfig, and have pretrained_config() and "
+                "tied_weights() (see models/pretrained.hpp)");
+  if (!std::filesystem::is_directory(dir)) throw error("{}: not a model directory (no such directory)", dir.string());
+  PretrainedConfig config = PretrainedConfig::read(dir / config_name);
+  config.expect_model_type(Impl::model_type, Impl::architecture);
+  config.require(Impl::required_config_keys);
+  if (const auto generation = dir / generation_config_name; std::filesystem::is_regular_file(generation))
+    config.generation = read_json_file(generation);
+
+  c10::ScalarType dtype = c10::ScalarType::Float;
+  if (options.dtype) {
+    dtype = *options.dtype;
+  } else {
+    for (const char* key : {"dtype", "torch_dtype"}) {
+      if (!config.has(key)) continue;
+      const auto name = config.get<std::string>(key);
+      const auto parsed = detail::dtype_from_name(name);
+      if (!parsed) throw error("{}: key \"{}\" is \"{}\", not one of float32, bfloat16, float16, float64", config.source(), key, name);
+      dtype = *parsed;
+      break;
+    }
+  }
+  // The files are checked before the model is built: a directory without weights costs nothing.
+  const auto weights = detail::find_weight_files(dir);
+
+  Model model(std::move(config));
+  Impl& impl = *model;
+  impl.to(dtype);
+
+  std::unordered_map<std::string, torch::Tensor> targets;
+  std::vector<std::string> target_order;
+  for (auto& [name, tensor] : detail::named_state(impl)) {
+    targets.emplace(name, tensor);
+    target_order.push_back(name);
+  }
+  std::unordered_set<std::string> tied_targets;
+  for (const auto& [target, source] : impl.tied_weights()) tied_targets.insert(target);
+
+  PretrainedLoadReport report;
+  std::vector<std::string> mismatch_errors;
+  std::unordered_set<std::string> loaded;
+  std::unordered_set<std::string> found_where_indexed;
+  {
+    torch::NoGradGuard no_grad;
+    for (const auto& path : weights.files) {
+      const detail::MappedFile file(path);
+      const auto layout = safetensors_layout(file.bytes(), path.string());
+      const auto file_name = path.filename().string();
+      for (const auto& entry : layout.entries) {
+        if (!weights.weight_map.empty()) {
+          const auto placed = weights.weight_map.find(entry.name);
+          if (placed == weights.weight_map.end() || placed->second != file_name) continue;  // the index decides
+          found_where_indexed.insert(entry.name);
+        }
+        if (tied_targets.contains(entry.name)) continue;
+        const auto target = targets.find(entry.name);
+        if (target == targets.end()) {
+          if (!detail::ignored_on_load<Impl>(entry.name)) report.unexpected.push_back(entry.name);
+          continue;
+        }
+        torch::Tensor& into = target->second;
+        if (into.sizes() != c10::IntArrayRef(entry.shape)) {
+          const auto line = fmt::format("{}: {} in the checkpoint, {} in the model", entry.name,
+                                        detail::shape_text(entry.shape), detail::shape_text(into.sizes()));
+          report.mismatched.push_back(line);
+          mismatch_errors.push_back(fmt::format("{} ({})", line, path.string()));
+          continue;
+        }
+        // The mapped bytes are read once, cast on the way into the model's own tensor.
+        if (entry.end > entry.begin) {
+          const auto source = torch::from_blob(const_cast<char*>(layout.buffer + entry.begin), entry.shape,
+                                               torch::TensorOptions().dtype(entry.dtype->type));
+          into.copy_(source);
+        }
+        file.release(layout.buffer_offset + entry.begin, layout.buffer_offset + entry.end);
+        loaded.insert(entry.name);
+      }
+    }
+  }
+  for (const auto& [tensor, file] : weights.weight_map)
+    if (!found_where_indexed.contains(tensor))
+      throw error("{}: the index places tensor \"{}\" in {}, which does not hold it", weights.index.string(), tensor, file);
+  for (const auto& name : target_order)
+    if (!loaded.contains(name) && !tied_targets.contains(name)) report.missing.push_back(name);
+
+  const std::string where = dir.string();
+  if (!mismatch_errors.empty() && !options.ignore_mismatched_sizes)
+    throw error("cannot load {} into {}: shapes differ: {}", where, Impl::architecture, fmt::join(mismatch_errors, "; "));
+  if (options.strict && (!report.missing.empty() || !report.unexpected.empty())) {
+    std::vector<std::string> parts;
+    if (!report.missing.empty()) parts.push_back(fmt::format("missing from the checkpoint: {}", fmt::join(report.missing, ", ")));
+    if (!report.unexpected.empty()) parts.push_back(fmt::format("unexpected in the checkpoint: {}", fmt::join(report.unexpected, ", ")));
+    throw error("cannot load {} into {} (strict): {}", where, Impl::architecture, fmt::join(parts, "; "));
+  }
+  // transformers' wording, so that logs read alike.
+  if (!report.unexpected.empty())
+    warn("Some weights of the model checkpoint at {} were not used when initializing {}: [{}]", where,
+         Impl::architecture, fmt::join(report.unexpected, ", "));
+  if (!report.missing.empty())
+    warn("Some weights of {} were not initialized from the model checkpoint at {} and are newly initialized: [{}]",
+         Impl::architecture, where, fmt::join(report.missing, ", "));
+  if (!report.mismatched.empty())
+    warn("Some weights of {} were not initialized from the model checkpoint at {} and are newly initialized because "
+         "the shapes did not match: {}", Impl::architecture, where, fmt::join(report.mismatched, "; "));
+  if (options.report != nullptr) *options.report = report;
+  return model;
+}
+
+/// Saves `model` as a Hugging Face model directory that transformers' from_pretrained (and ours)
+/// reads: config.json (its "dtype" and "architectures" set from the model, every other key as the
+/// model's config has it), generation_config.json for a model that generates (the one it was loaded
+/// with, or derived from the config as transformers does), and the weights — tied targets left out —
+/// split as transformers splits them: tensors in state_dict order fill a shard until the next would
+/// pass max_shard_size (a tensor larger than that gets a shard of its own); one shard is
+/// model.safetensors, several are model-0000k-of-0000n.safetensors with model.safetensors.index.json
+/// ({"metadata": {"total_parameters", "total_size"}, "weight_map"}).
+///
+/// Atomic, as every checkpoint write: the directory is assembled beside `dir` and swapped in whole
+/// (io/atomic_write.hpp), so a crash leaves the old directory or the new one. Files of an existing
+/// `dir` that this does not write (a tokenizer, a README) are carried over; earlier weight files are not.
+template <class Model>
+void save_pretrained(const Model& model, const std::filesystem::path& dir, ShardSize max_shard_size = "50GB") {
+  using Impl = typename detail::pretrained_impl<Model>::type;
+  static_assert(PretrainedModule<Impl>,
+                "trainpp::save_pretrained: the model's module must satisfy trainpp::PretrainedModule (see models/pretrained.hpp)");
+  const Impl& impl = *model;
+
+  // What to save: state_dict order, tied targets that share their source's storage left out.
+  auto state = detail::state_dict_order(impl);
+  {
+    std::unordered_map<std::string, const torch::Tensor*> by_name;
+    for (const auto& [name, tensor] : state) by_name.emplace(name, &tensor);
+    std::unordered_set<std::string> drop;
+    for (const auto& [target, source] : impl.tied_weights()) {
+      const auto t = by_name.find(target), s = by_name.find(source);
+      if (t != by_name.end() && s != by_name.end() && t->second->is_alias_of(*s->second)) drop.insert(target);
+    }
+    std::erase_if(state, [&](const auto& item) { return drop.contains(item.first); });
+  }
+
+  // huggingface_hub's split_torch_state_dict_into_shards, step for step.
+  const std::int64_t limit = max_shard_size.bytes();
+  std::vector<std::vector<std::size_t>> shards;
+  std::vector<std::size_t> current;
+  std::int64_t current_size = 0, total_size = 0;
+  for (std::size_t i = 0; i < state.size(); ++i) {
+    const auto size = static_cast<std::int64_t>(state[i].second.nbytes());
+    if (size > limit) {
+      total_size += size;
+      shards.push_back({i});
+      continue;
+    }
+    if (current_size + size > limit) {
+      shards.push_back(std::move(current));
+      current = {};
+      current_size = 0;
+    }
+    current.push_back(i);
+    current_size += size;
+    total_size += size;
+  }
+  if (!current.empty()) shards.push_back(std::move(current));
+  if (shards.empty()) shards.emplace_back();
+
+  std::int64_t total_parameters = 0;
+  {
+    std::unordered_set<const void*> seen;
+    for (const auto& p : impl.parameters(/*recurse=*/true))
+      if (seen.insert(p.unsafeGetTensorImpl()).second) total_parameters += p.numel();
+  }
+
+  PretrainedConfig config = impl.pretrained_config();
+  c10::ScalarType model_dtype = c10::ScalarType::Float;
+  for (const auto& p : impl.parameters(true))
+    if (p.is_floating_point()) {
+      model_dtype = p.scalar_type();
+      break;
+    }
+  config.set("dtype", detail::dtype_name(model_dtype));
+  config.set("architectures", std::vector<std::string>{std::string(Impl::architecture)});
+
+  const auto staging = make_staging_dir(dir);
+  try {
+    config.save(staging / config_name);
+    if constexpr (detail::can_generate<Impl>()) {
+      const auto generation = config.generation.is_object() ? config.generation : detail::generation_config_from(config);
+      write_file_atomic(staging / generation_config_name, generation.dump(2) + "\n");
+    }
+    nlohmann::json weight_map = nlohmann::json::object();
+    const auto count = shards.size();
+    for (std::size_t k = 0; k < count; ++k) {
+      const std::string name =
+          count == 1 ? std::string(model_weights_name) : fmt::format("model-{:05d}-of-{:05d}.safetensors", k + 1, count);
+      std::vector<std::pair<std::string, torch::Tensor>> tensors;
+      for (const auto i : shards[k]) {
+        tensors.emplace_back(state[i].first, state[i].second.detach());
+        weight_map[state[i].first] = name;
+      }
+      save_safetensors(staging / name, tensors);
+    }
+    if (count > 1) {
+      const nlohmann::json index = {
+          {"metadata", {{"total_parameters", total_parameters}, {"total_size", total_size}}},
+          {"weight_map", weight_map}};
+      write_file_atomic(staging / model_weights_index_name, index.dump(2) + "\n");
+    }
+
+    // What else the directory held stays (hard links: nothing is copied); our own files do not.
+    std::error_code ec;
+    if (std::filesystem::is_directory(dir, ec)) {
+      for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+        const auto name = entry.path().filename().string();
+        const bool ours = name == config_name || name == generation_config_name || name == model_weights_name ||
+                          name == model_weights_index_name || detail::is_shard_file_name(name);
+        if (ours || std::filesystem::exists(staging / name)) continue;
+        std::filesystem::create_hard_link(entry.path(), staging / name, ec);
+        if (ec) {
+          ec.clear();
+          std::filesystem::copy(entry.path(), staging / name, std::filesystem::copy_options::recursive, ec);
+          if (ec) throw error("cannot carry {} over into the saved model: {}", entry.path().string(), ec.message());
+        }
+      }
+    }
+    commit_dir(staging, dir);
+  } catch (...) {
+    std::error_code ignored;
+    std::filesystem::remove_all(staging, ignored);
+    throw;
+  }
 }
 
 }  // namespace trainpp
@@ -10812,7 +13714,12 @@ namespace trainpp {
 ///   as scaler.json; default: nothing is written;
 /// - `void load_state(const nlohmann::json&)`: called on resume with scaler.json when the checkpoint
 ///   has one (it needs state() as well: without the file, a non-null state() means a warning that
-///   the scale restarts); default: the policy starts afresh.
+///   the scale restarts); default: the policy starts afresh;
+/// - `template <class Agree> void share_found_inf(Agree&& agree)`: called right after unscale_ with
+///   a callable that takes `torch::Tensor&`: the policy hands it this step's overflow flag (a float32
+///   scalar, non-zero on overflow), which the sharding slot may change in place (its
+///   agree_on_overflow), and then decides the step from what the flag holds; default: nothing (a
+///   policy without loss scaling has no overflow to agree on).
 /// Models: trainpp::MixedPrecision (the default: fp32, or bf16 / fp16 as --bf16 / --fp16 say),
 /// trainpp::FP32, trainpp::BF16, trainpp::FP16.
 template <class P, class Opt>
@@ -10835,6 +13742,11 @@ constexpr bool check_precision_optional() {
   constexpr bool state = !declares_state<P> ||
       requires(const P& p) { { p.state() } -> std::convertible_to<nlohmann::json>; };
   constexpr bool load_state = !declares_load_state<P> || requires(P& p, const nlohmann::json& j) { p.load_state(j); };
+  constexpr bool share_found_inf = !declares_share_found_inf<P> ||
+      requires(P& p, void (*agree)(torch::Tensor&)) { p.share_found_inf(agree); };
+  static_assert(share_found_inf, "trainpp: the precision slot declares 'share_found_inf' but it cannot be called as "
+                                 "template <class Agree> void share_found_inf(Agree&& agree) with a callable "
+                                 "void(torch::Tensor& found_inf)");
   static_assert(configure, "trainpp: the precision slot declares 'configure' but it cannot be called as "
                            "void configure(const TrainingArguments&, torch::Device)");
   static_assert(state, "trainpp: the precision slot declares 'state' but it cannot be called as "
@@ -10844,7 +13756,7 @@ constexpr bool check_precision_optional() {
   constexpr bool both = !declares_load_state<P> || declares_state<P>;
   static_assert(both, "trainpp: the precision slot declares 'load_state' but not 'state': give it "
                       "nlohmann::json state() const as well");
-  return configure && state && load_state && both;
+  return share_found_inf && configure && state && load_state && both;
 }
 
 template <class P, class Opt>
@@ -10998,7 +13910,12 @@ namespace trainpp {
 ///   state file of a checkpoint; default (or nullopt): optimizer.safetensors from the main process;
 /// - `void save_model_files(torch::nn::Module&, const std::filesystem::path& dir, bool main_process)`
 ///   and `void load_model_files(torch::nn::Module&, const std::filesystem::path& dir)`: the model's
-///   files of a checkpoint (collective); default: model.safetensors written by the main process.
+///   files of a checkpoint (collective); default: model.safetensors written by the main process;
+/// - `void agree_on_overflow(torch::Tensor& found_inf)`: after unscale_, the precision policy's
+///   found_inf (a float32 scalar on the device, non-zero when a gradient this process holds is inf or
+///   NaN) is handed here to be made the same on every process, before the step is decided: ZeRO sums
+///   it, since each process checked only its shard of the gradients (torch's ShardedGradScaler);
+///   default: nothing (every process holds the whole reduced gradients, so their checks agree).
 /// Models: trainpp::SingleDevice (nothing optional), trainpp::DataParallel, trainpp::ShardGradOp,
 /// trainpp::FullShard, trainpp::AutoSharding.
 template <class P>
@@ -11050,6 +13967,8 @@ constexpr bool check_sharding_optional() {
       requires(P& p, torch::nn::Module& m, const path& dir, bool main) { p.save_model_files(m, dir, main); };
   constexpr bool load = !declares_load_model_files<P> ||
       requires(P& p, torch::nn::Module& m, const path& dir) { p.load_model_files(m, dir); };
+  constexpr bool overflow = !declares_agree_on_overflow<P> ||
+      requires(P& p, torch::Tensor& found_inf) { p.agree_on_overflow(found_inf); };
   static_assert(shards, "trainpp: the sharding slot declares 'shards_model' but it is not static constexpr bool shards_model");
   static_assert(accepts, "trainpp: the sharding slot declares 'accepts_precision' but it is not "
                          "template <class Precision> static constexpr bool accepts_precision (for this precision slot)");
@@ -11077,7 +13996,9 @@ constexpr bool check_sharding_optional() {
                       "void save_model_files(torch::nn::Module&, const std::filesystem::path& dir, bool main_process)");
   static_assert(load, "trainpp: the sharding slot declares 'load_model_files' but it cannot be called as "
                       "void load_model_files(torch::nn::Module&, const std::filesystem::path& dir)");
-  return shards && accepts && configure && gradient_sync && shard_optimizer && after_forward && collective && barrier &&
+  static_assert(overflow, "trainpp: the sharding slot declares 'agree_on_overflow' but it cannot be called as "
+                          "void agree_on_overflow(torch::Tensor& found_inf)");
+  return overflow && shards && accepts && configure && gradient_sync && shard_optimizer && after_forward && collective && barrier &&
          reduce && gather && full && optimizer_file && save && load;
 }
 
@@ -12338,11 +15259,13 @@ bool Trainer<Model, P>::load_training_state(const std::filesystem::path& checkpo
 
   // This process's state first: a checkpoint of another number of processes is checked before any
   // optimizer piece is read (a sharded optimizer's pieces would not fit).
-  const ProcessState process = std::filesystem::exists(process_file)
-                                   ? load_process_state(process_file)
-                                   : process_state_of_other_world_size(checkpoint, optimizer_path);
-  if (std::filesystem::exists(process_file) &&
-      (process.world_size != sharding_.world_size() || process.rank != sharding_.rank()))
+  // (process_state_<r> names a rank of any number of processes above one: its world_size says which.)
+  ProcessState process = std::filesystem::exists(process_file)
+                             ? load_process_state(process_file)
+                             : process_state_of_other_world_size(checkpoint, optimizer_path);
+  if (process.world_size != sharding_.world_size())
+    process = process_state_of_other_world_size(checkpoint, optimizer_path);
+  if (process.world_size != sharding_.world_size() || process.rank != sharding_.rank())
     throw error("{} is rank {} of {} processes; this process is rank {} of {}", process_file.string(), process.rank,
                 process.world_size, sharding_.rank(), sharding_.world_size());
 
@@ -12437,6 +15360,8 @@ ProcessState Trainer<Model, P>::process_state_of_other_world_size(const std::fil
     saved_world = 1;
   } else {
     while (std::filesystem::exists(checkpoint / process_state_name(saved_world, 2))) ++saved_world;
+    // A file of rank r < N does not say N: the states themselves do.
+    if (saved_world > 0) saved_world = load_process_state(checkpoint / process_state_name(0, 2)).world_size;
   }
   if (saved_world == 0 || saved_world == world || optimizer_path.filename() != optimizer_state_name ||
       !std::filesystem::exists(optimizer_path))
@@ -12575,8 +15500,14 @@ void Trainer<Model, P>::save_checkpoint(const torch::Tensor& tr_loss) {
       if (!std::filesystem::is_directory(from) ||
           (!args_.save_only_model && !std::filesystem::exists(from / process_state_name(rank, world))))
         throw error("checkpoint {}: rank {} did not write its state into {}", final_dir.string(), rank, from.string());
-      for (const auto& entry : std::filesystem::directory_iterator(from))
+      for (const auto& entry : std::filesystem::directory_iterator(from)) {
+        // Each file has one writer (per-rank names, or the one process that writes a shared file):
+        // a second one means two processes claimed the same part of the checkpoint.
+        if (std::filesystem::exists(staging / entry.path().filename()))
+          throw error("checkpoint {}: rank {} wrote {}, which another process wrote too", final_dir.string(), rank,
+                      entry.path().filename().string());
         std::filesystem::rename(entry.path(), staging / entry.path().filename());
+      }
       std::filesystem::remove(from);
     }
     commit_dir(staging, final_dir);
@@ -12630,7 +15561,8 @@ void Trainer<Model, P>::finish_checkpoints() {
 //         running loss += step loss (nan/inf filter on the device)
 //         not last: on_substep_end
 //       last micro-batch of the window:
-//         optimizer_step: precision .unscale_, sharding .clip_grad_norm, on_pre_optimizer_step,
+//         optimizer_step: precision .unscale_, sharding .agree_on_overflow (through precision
+//           .share_found_inf: ZeRO's processes agree on an overflow), sharding .clip_grad_norm, on_pre_optimizer_step,
 //           precision .step (may skip on overflow), sharding .after_step, on_optimizer_step,
 //           scheduler step unless skipped, zero_grad;
 //         global_step += 1, on_step_end,
@@ -12882,7 +15814,8 @@ void Trainer<Model, P>::log_training_summary(const TrainingPlan& plan) {
   logger().info("  Number of trainable parameters = {}", detail::thousands(trainable));
 }
 
-/// The end of a window, in Lightning's fixed order: unscale, clip (the norm into `grad_norm`),
+/// The end of a window, in Lightning's fixed order: unscale (and the processes' agreement on an
+/// overflow, where the sharding slot has one), clip (the norm into `grad_norm`),
 /// on_pre_optimizer_step, step (the precision policy may skip it), the sharding policy's after_step,
 /// on_optimizer_step, the schedule's advance unless the step was skipped, zero_grad. Returns the
 /// learning rate this update used.
@@ -12892,6 +15825,13 @@ double Trainer<Model, P>::optimizer_step(const Params& parameters, torch::Tensor
   auto& optimizer = *optimizer_;
   auto& scheduler = *scheduler_;
   precision_.unscale_(optimizer);
+  // Sharded gradients: each process checked only its shard for overflow; every process must make the
+  // same skip decision (and scale update), so the flag is agreed on before clipping and the step.
+  if constexpr (requires(torch::Tensor& flag) {
+                  sharding_.agree_on_overflow(flag);
+                  precision_.share_found_inf([](torch::Tensor&) {});
+                })
+    precision_.share_found_inf([this](torch::Tensor& found_inf) { sharding_.agree_on_overflow(found_inf); });
   grad_norm = args_.max_grad_norm > 0 ? sharding_.clip_grad_norm(parameters, args_.max_grad_norm)
                                       : sharding_.clip_grad_norm(parameters, INFINITY);
   fire(hooks::on_pre_optimizer_step);
@@ -13006,40 +15946,56 @@ Metrics Trainer<Model, P>::evaluate_during_training() {
 
 namespace trainpp {
 
+// The fields Seq2SeqTrainingArguments adds to TrainingArguments', declared once as
+// TRAINPP_TRAINING_ARGUMENTS_FIELDS declares those: FIELD(type, name, default, group, help).
+#define TRAINPP_SEQ2SEQ_TRAINING_ARGUMENTS_FIELDS(FIELD)                                                                  \
+  /* transformers 5.x ignores it too, with a warning. */                                                                 \
+  FIELD(bool, sortish_sampler, false, "seq2seq", "Ignored, as in transformers 5.x (accepted for compatibility).")         \
+  FIELD(bool, predict_with_generate, false, "seq2seq",                                                                    \
+        "Evaluate and predict with generate(): compute_metrics gets generated token ids.")                                \
+  /* Unless evaluate/predict are given max_length or max_new_tokens. */                                                  \
+  FIELD(std::optional<std::int64_t>, generation_max_length, std::nullopt, "seq2seq",                                      \
+        "max_length of generation during evaluation (default: the generation config's).")                                 \
+  /* Unless evaluate/predict are given num_beams. */                                                                     \
+  FIELD(std::optional<std::int64_t>, generation_num_beams, std::nullopt, "seq2seq",                                       \
+        "num_beams of generation during evaluation (default: the generation config's).")                                  \
+  FIELD(std::optional<std::string>, generation_config, std::nullopt, "seq2seq",                                           \
+        "A generation_config.json (or its directory) replacing the model's generation config.")
+
 /// HF's Seq2SeqTrainingArguments: TrainingArguments and the settings of generation during evaluation.
 struct Seq2SeqTrainingArguments : TrainingArguments {
-  /// Accepted for command lines written for HF and ignored, as transformers 5.x ignores it (a warning says so).
-  bool sortish_sampler = false;
-  /// Evaluate and predict by generating sequences (the "logits" compute_metrics receives are token ids).
-  bool predict_with_generate = false;
-  /// max_length of generation during evaluation, unless evaluate/predict are given max_length or max_new_tokens.
-  std::optional<std::int64_t> generation_max_length;
-  /// num_beams of generation during evaluation, unless evaluate/predict are given num_beams.
-  std::optional<std::int64_t> generation_num_beams;
-  /// A generation_config.json file (or a directory holding one) that replaces the model's generation config.
-  std::optional<std::string> generation_config;
+#define TRAINPP_DECLARE_ARGUMENT(type, name, default_value, group, help) type name = default_value;
+  TRAINPP_SEQ2SEQ_TRAINING_ARGUMENTS_FIELDS(TRAINPP_DECLARE_ARGUMENT)
+#undef TRAINPP_DECLARE_ARGUMENT
 
-  /// TrainingArguments::finalize, and the checks of the generation settings.
-  void finalize() {
-    TrainingArguments::finalize();
-    if (generation_max_length && *generation_max_length <= 1)
-      throw error("generation_max_length must be at least 2 (the decoder start token and one generated token), got {}",
-                  *generation_max_length);
-    if (generation_num_beams && *generation_num_beams < 1)
-      throw error("generation_num_beams must be at least 1 (1 is greedy search), got {}", *generation_num_beams);
-    if (generation_config && generation_config->empty()) throw error("generation_config must not be empty");
-  }
+  /// validate(*this) (TrainingArguments' checks and the generation settings'), then
+  /// TrainingArguments' derived defaults.
+  void finalize();
 };
+
+/// The checks of the generation settings (TrainingArguments' own are validate(const TrainingArguments&)).
+inline void validate(const Seq2SeqTrainingArguments& a) {
+  validate(static_cast<const TrainingArguments&>(a));
+  if (a.generation_max_length && *a.generation_max_length <= 1)
+    throw error("generation_max_length must be at least 2 (the decoder start token and one generated token), got {}",
+                *a.generation_max_length);
+  if (a.generation_num_beams && *a.generation_num_beams < 1)
+    throw error("generation_num_beams must be at least 1 (1 is greedy search), got {}", *a.generation_num_beams);
+  if (a.generation_config && a.generation_config->empty()) throw error("generation_config must not be empty");
+}
+
+inline void Seq2SeqTrainingArguments::finalize() {
+  validate(*this);
+  apply_derived_defaults();
+}
 
 /// The fields of Seq2SeqTrainingArguments: TrainingArguments' and the generation ones.
 template <class V>
 void visit_fields(Seq2SeqTrainingArguments& a, V&& v) {
   visit_fields(static_cast<TrainingArguments&>(a), v);
-  v(FieldInfo{"sortish_sampler", "Ignored, as in transformers 5.x (accepted for compatibility).", "seq2seq"}, a.sortish_sampler);
-  v(FieldInfo{"predict_with_generate", "Evaluate and predict with generate(): compute_metrics gets generated token ids.", "seq2seq"}, a.predict_with_generate);
-  v(FieldInfo{"generation_max_length", "max_length of generation during evaluation (default: the generation config's).", "seq2seq"}, a.generation_max_length);
-  v(FieldInfo{"generation_num_beams", "num_beams of generation during evaluation (default: the generation config's).", "seq2seq"}, a.generation_num_beams);
-  v(FieldInfo{"generation_config", "A generation_config.json (or its directory) replacing the model's generation config.", "seq2seq"}, a.generation_config);
+#define TRAINPP_VISIT_ARGUMENT(type, name, default_value, group, help) v(FieldInfo{#name, help, group}, a.name);
+  TRAINPP_SEQ2SEQ_TRAINING_ARGUMENTS_FIELDS(TRAINPP_VISIT_ARGUMENT)
+#undef TRAINPP_VISIT_ARGUMENT
 }
 
 /// HF's **gen_kwargs of Seq2SeqTrainer.evaluate / predict: what one call overrides.
