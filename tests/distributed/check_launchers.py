@@ -27,6 +27,10 @@ torchrun as 2 nodes of 2 processes on this machine, and by `accelerate launch` w
   line wins (fp32's losses exactly). An FSDP config (fsdp_sharding_strategy 2, accelerate's number for
   SHARD_GRAD_OP, and SHARDED_STATE_DICT) trains shard_grad_op and writes sharded checkpoints; one with
   HYBRID_SHARD trains hybrid_shard; `--fsdp full_shard` on the command line wins over it.
+- python -m torch.distributed.launch (deprecated, still used by older scripts): without --use-env it
+  hands each process `--local-rank=N` as a command-line argument (it runs a Python script, so a
+  two-line shim moves that argument behind the program's own flags). Both processes accept it, know
+  their place, and log exactly the losses of the same 2 processes started with torchrun's variables.
 
   check_launchers.py <ddp_worker> <scratch dir> <trainpp-consolidate>
 """
@@ -222,8 +226,33 @@ def two_processes(name, extra):
     return [e["loss"] for e in history(out)] if (out / "trainer_state.json").exists() else None
 
 
+def legacy_launch(reference):
+    out = SCRATCH / "legacy_launch"
+    shutil.rmtree(out, ignore_errors=True)
+    report = SCRATCH / "legacy_launch_report"
+    shutil.rmtree(report, ignore_errors=True)
+    shim = SCRATCH / "local_rank_shim.py"
+    # torch.distributed.launch puts --local-rank=N first, before the script's own arguments.
+    shim.write_text("import os, sys\n"
+                    "local_rank, program, *rest = sys.argv[1:]\n"
+                    "os.execv(program, [program, *rest, local_rank])\n")
+    command = [sys.executable, "-m", "torch.distributed.launch", "--nproc_per_node", "2",
+               "--master_port", str(free_port()), str(shim), str(WORKER), "--output_dir", str(out),
+               "--per_device_train_batch_size", "8", "--process_report", str(report), *COMMON]
+    r = subprocess.run(command, env=clean_env(), capture_output=True, text=True, timeout=300)
+    check(r.returncode == 0, f"torch.distributed.launch: exits 0 ({r.returncode}) {(r.stdout + r.stderr)[-1500:] if r.returncode else ''}")
+    if r.returncode != 0 or not (report / "process_1.json").exists():
+        return
+    places = [{k: p[k] for k in ("rank", "local_rank", "world_size")} for p in reports(report, 2)]
+    check(places == [{"rank": r, "local_rank": r, "world_size": 2} for r in range(2)],
+          f"torch.distributed.launch: each process knows its place {places}")
+    check([e["loss"] for e in history(out)] == reference,
+          "torch.distributed.launch with --local-rank=N: the losses of the same 2 processes, exactly")
+
+
 def accelerate_configs():
     fp32 = two_processes("reference_fp32", [])
+    legacy_launch(fp32)
     bf16 = two_processes("reference_bf16", ["--bf16"])
     check(fp32 is not None and bf16 is not None and fp32 != bf16, "bf16 and fp32 runs log different losses")
 
