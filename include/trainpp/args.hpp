@@ -2,6 +2,7 @@
 // TrainingArguments: every setting of a run, with transformers 5.x's names and defaults.
 
 #include <trainpp/args/fsdp_options.hpp>
+#include <trainpp/args/optim_args.hpp>
 #include <trainpp/detail/config.hpp>
 #include <trainpp/logging.hpp>
 
@@ -23,8 +24,8 @@ namespace trainpp {
 enum class IntervalStrategy { no, steps, epoch };
 /// When checkpoints are written (HF's SaveStrategy; `best` comes with the checkpoint work).
 enum class SaveStrategy { no, steps, epoch, best };
-/// The optimizers `optim` can name.
-enum class OptimizerName { adamw_torch, adamw_torch_fused, sgd };
+/// The optimizers `optim` can name (HF's spellings; lion_32bit is bitsandbytes' Lion in HF).
+enum class OptimizerName { adamw_torch, adamw_torch_fused, sgd, adagrad, rmsprop, adafactor, lion_32bit };
 /// Every learning-rate schedule of `transformers.get_scheduler`.
 enum class SchedulerType {
   linear, cosine, cosine_with_restarts, polynomial, constant, constant_with_warmup,
@@ -45,9 +46,10 @@ template <> struct enum_names<SaveStrategy> {
        {SaveStrategy::best, "best"}}};
 };
 template <> struct enum_names<OptimizerName> {
-  static constexpr std::array<std::pair<OptimizerName, std::string_view>, 3> values{
+  static constexpr std::array<std::pair<OptimizerName, std::string_view>, 7> values{
       {{OptimizerName::adamw_torch, "adamw_torch"}, {OptimizerName::adamw_torch_fused, "adamw_torch_fused"},
-       {OptimizerName::sgd, "sgd"}}};
+       {OptimizerName::sgd, "sgd"}, {OptimizerName::adagrad, "adagrad"}, {OptimizerName::rmsprop, "rmsprop"},
+       {OptimizerName::adafactor, "adafactor"}, {OptimizerName::lion_32bit, "lion_32bit"}}};
 };
 template <> struct enum_names<SchedulerType> {
   static constexpr std::array<std::pair<SchedulerType, std::string_view>, 10> values{
@@ -132,6 +134,8 @@ struct FieldInfo {
   FIELD(std::int64_t, max_steps, -1, "batches", "Optimizer steps to train; overrides num_train_epochs when > 0.")         \
                                                                                                                           \
   FIELD(OptimizerName, optim, OptimizerName::adamw_torch_fused, "optimizer", "The optimizer.")                            \
+  FIELD(std::optional<std::string>, optim_args, std::nullopt, "optimizer",                                                \
+        "Optimizer settings as key=value,key=value (e.g. momentum=0.9,nesterov=true for sgd).")                           \
   FIELD(double, learning_rate, 5e-5, "optimizer", "Initial learning rate.")                                               \
   FIELD(double, weight_decay, 0.0, "optimizer", "Weight decay for weights (not biases or norms).")                        \
   FIELD(double, adam_beta1, 0.9, "optimizer", "AdamW beta1.")                                                             \
@@ -159,7 +163,7 @@ struct FieldInfo {
   FIELD(bool, logging_nan_inf_filter, true, "logging", "Replace nan/inf step losses in the logged loss.")                 \
   FIELD(std::optional<bool>, disable_tqdm, std::nullopt, "logging", "Plain log lines instead of the live progress bar.")  \
   FIELD(std::vector<std::string>, report_to, std::vector<std::string>{"none"}, "logging",                                 \
-        "Integrations to report to (none, all, tensorboard, jsonl, curves).")                                             \
+        "Integrations to report to (none, all, tensorboard, jsonl, csv, curves).")                                        \
                                                                                                                           \
   FIELD(IntervalStrategy, eval_strategy, IntervalStrategy::no, "evaluation", "When to evaluate.")                         \
   FIELD(std::optional<double>, eval_steps, std::nullopt, "evaluation",                                                    \
@@ -341,6 +345,30 @@ namespace detail {
 
 }  // namespace detail
 
+/// Refuses optim_args that `optim` does not read. The keys are HF's handlers' (transformers'
+/// trainer_optimizer.py), except adafactor's: HF reads none for it and fixes scale_parameter and
+/// relative_step to false; trainpp lets optim_args set transformers.Adafactor's own options.
+inline void check_optim_args(OptimizerName optim, const OptimArgs& optim_args) {
+  using namespace std::string_view_literals;
+  static constexpr std::array sgd{"momentum"sv, "dampening"sv, "nesterov"sv};
+  static constexpr std::array adagrad{"lr_decay"sv, "eps"sv};
+  static constexpr std::array rmsprop{"momentum"sv, "alpha"sv, "eps"sv, "centered"sv};
+  static constexpr std::array adafactor{"beta1"sv,           "clip_threshold"sv, "decay_rate"sv,
+                                        "scale_parameter"sv, "relative_step"sv,  "warmup_init"sv};
+  const std::string_view name = to_string(optim);
+  switch (optim) {
+    case OptimizerName::adamw_torch:
+    case OptimizerName::adamw_torch_fused:
+      return optim_args.accept_only(name, {}, "its settings are --adam_beta1, --adam_beta2 and --adam_epsilon");
+    case OptimizerName::lion_32bit:
+      return optim_args.accept_only(name, {}, "its betas are --adam_beta1 and --adam_beta2, as in HF");
+    case OptimizerName::sgd: return optim_args.accept_only(name, sgd);
+    case OptimizerName::adagrad: return optim_args.accept_only(name, adagrad);
+    case OptimizerName::rmsprop: return optim_args.accept_only(name, rmsprop);
+    case OptimizerName::adafactor: return optim_args.accept_only(name, adafactor);
+  }
+}
+
 /// Every check of TrainingArguments' values, alone and in combination; throws trainpp::Error naming
 /// the problem. Reads the fields as given (before finalize()'s derived defaults), so that a message
 /// speaks of what was passed.
@@ -383,6 +411,12 @@ inline void validate(const TrainingArguments& a) {
     if (options.strategy && options.strategy != ShardingStrategy::no_shard && a.save_only_model &&
         options.state_dict_type == StateDictType::sharded_state_dict)
       throw error("save_only_model is not compatible with FSDP state dict type 'SHARDED_STATE_DICT'");
+    // Adafactor's statistics are per matrix (row and column means, the update's RMS): on the flat
+    // pieces a sharded optimizer holds they would be another algorithm, silently.
+    if (options.strategy && options.strategy != ShardingStrategy::no_shard && a.optim == OptimizerName::adafactor)
+      throw error("--optim adafactor cannot run on sharded optimizer state ({}): its factored statistics need whole "
+                  "matrices; use data parallelism (no --fsdp / ZeRO stage 0) or another optimizer",
+                  a.fsdp.empty() ? std::string("a DeepSpeed ZeRO stage or --fsdp_config") : "--fsdp " + a.fsdp);
   }
   if (a.ddp_bucket_cap_mb && *a.ddp_bucket_cap_mb < 1)
     throw error("ddp_bucket_cap_mb must be at least 1, got {}", *a.ddp_bucket_cap_mb);
@@ -392,6 +426,7 @@ inline void validate(const TrainingArguments& a) {
   if (!(a.adam_beta2 >= 0 && a.adam_beta2 < 1)) throw error("adam_beta2 must be in [0, 1), got {}", a.adam_beta2);
   if (!(a.adam_epsilon >= 0)) throw error("adam_epsilon must be >= 0, got {}", a.adam_epsilon);
   if (!(a.max_grad_norm >= 0)) throw error("max_grad_norm must be >= 0 (0 disables clipping), got {}", a.max_grad_norm);
+  if (a.optim_args) check_optim_args(a.optim, OptimArgs::parse(*a.optim_args));
   if (!(a.warmup_steps >= 0)) throw error("warmup_steps must be >= 0 (an int, or a ratio below 1), got {}", a.warmup_steps);
   if (a.warmup_steps > 1 && a.warmup_steps != std::floor(a.warmup_steps))
     throw error("warmup_steps must be an integer when >= 1 (a ratio only below 1), got {}", a.warmup_steps);
@@ -449,8 +484,9 @@ inline void validate(const TrainingArguments& a) {
   if (std::ranges::find(a.report_to, "none") != a.report_to.end() && a.report_to.size() > 1)
     throw error("report_to 'none' cannot be combined with other integrations");
   for (const auto& name : a.report_to)
-    if (name != "none" && name != "all" && name != "tensorboard" && name != "jsonl" && name != "curves")
-      throw error("report_to '{}' is not an integration trainpp has; choose among tensorboard, jsonl, curves, all, none", name);
+    if (name != "none" && name != "all" && name != "tensorboard" && name != "jsonl" && name != "csv" && name != "curves")
+      throw error("report_to '{}' is not an integration trainpp has; choose among tensorboard, jsonl, csv, curves, all, "
+                  "none", name);
 }
 
 inline void TrainingArguments::finalize() {

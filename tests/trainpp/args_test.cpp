@@ -96,6 +96,7 @@ std::map<std::string, NonDefault> non_default_values() {
       {"dataloader_persistent_workers", {{"true"}, true, {"--dataloader_num_workers", "1"}}},
       {"load_best_model_at_end", {{"true"}, true, {"--eval_strategy", "steps"}}},
       {"lr_scheduler_type", {{"cosine"}, "cosine"}},
+      {"optim_args", {{"momentum=0.9"}, "momentum=0.9", {"--optim", "sgd"}}},  // what the optimizer reads
   };
   std::map<std::string, NonDefault> values;
   TrainingArguments defaults;
