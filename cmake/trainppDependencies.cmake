@@ -1,11 +1,11 @@
 # trainpp's dependencies, found the same way in trainpp's own build and by the installed package config.
 #
 #   trainpp_find_dependencies()
-#       Finds LibTorch, fmt, Boost (Hana), nlohmann_json, Threads, Gloo's headers, ZLIB (optional:
+#       Finds LibTorch, fmt, Boost (Hana), nlohmann_json, Threads, Gloo's headers, xxHash's header, ZLIB (optional:
 #       trainpp::datasets, the data sets that read gzip, needs it) and, when
 #       LibTorch is a CUDA build, NCCL's header, in the calling directory scope. Sets
 #       TRAINPP_TORCH_LIBRARIES, TRAINPP_FMT_INCLUDE_DIR, TRAINPP_FMT_VERSION,
-#       TRAINPP_GLOO_INCLUDE_DIR and TRAINPP_NCCL_INCLUDE_DIR there.
+#       TRAINPP_GLOO_INCLUDE_DIR, TRAINPP_XXHASH_INCLUDE_DIR and TRAINPP_NCCL_INCLUDE_DIR there.
 #   trainpp_attach_dependencies(<target> <shim-parent-dir>)
 #       Gives an INTERFACE target (trainpp's own, or the imported trainpp::trainpp) the usage
 #       requirements of those dependencies, and creates the fmt shim under <shim-parent-dir>.
@@ -141,6 +141,16 @@ macro(trainpp_find_dependencies)
       "Elsewhere: -DTRAINPP_GLOO_INCLUDE_DIR=<the directory that holds gloo/algorithm.h>.")
   endif()
 
+  # xxHash checksums every file of a checkpoint (io/manifest.hpp). Used header-only (XXH_INLINE_ALL):
+  # nothing to link.
+  find_path(TRAINPP_XXHASH_INCLUDE_DIR xxhash.h DOC "The directory holding xxhash.h (Debian: libxxhash-dev)")
+  if(NOT TRAINPP_XXHASH_INCLUDE_DIR)
+    message(FATAL_ERROR
+      "trainpp needs xxHash's header (xxhash.h) for the checksums of its checkpoints, and could not find it.\n"
+      "On Debian or Ubuntu: apt-get install libxxhash-dev (tools/run does); conda: xxhash.\n"
+      "Elsewhere: -DTRAINPP_XXHASH_INCLUDE_DIR=<the directory that holds xxhash.h>.")
+  endif()
+
   _trainpp_find_nccl()
 endmacro()
 
@@ -207,7 +217,7 @@ function(trainpp_attach_dependencies target shim_parent)
   # USE_C10D_GLOO (and USE_DISTRIBUTED, which c10d's headers assume with it) unlock
   # ProcessGroupGloo.hpp, as they do in LibTorch's own build.
   set(definitions "TRAINPP_FMT_VERSION=${TRAINPP_FMT_VERSION}" USE_DISTRIBUTED USE_C10D_GLOO)
-  set(collective_includes "${TRAINPP_GLOO_INCLUDE_DIR}")
+  set(collective_includes "${TRAINPP_GLOO_INCLUDE_DIR}" "${TRAINPP_XXHASH_INCLUDE_DIR}")
   if(TRAINPP_NCCL_INCLUDE_DIR)
     # USE_C10D_NCCL unlocks ProcessGroupNCCL.hpp, as in LibTorch's own CUDA build.
     list(APPEND definitions USE_C10D_NCCL)
@@ -226,7 +236,7 @@ function(trainpp_attach_dependencies target shim_parent)
     list(TRANSFORM definitions APPEND ">")
   endif()
   target_include_directories(${target} SYSTEM BEFORE INTERFACE "${shim}")
-  # After LibTorch's directories: Gloo's and NCCL's headers are the only ones wanted from there
+  # After LibTorch's directories: Gloo's, xxHash's and NCCL's headers are the only ones wanted from there
   # (usually /usr/include, which CMake leaves to the compiler's own search order).
   target_include_directories(${target} SYSTEM INTERFACE ${collective_includes})
   target_compile_definitions(${target} INTERFACE ${definitions})

@@ -19,7 +19,7 @@
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 carry=carry
-debs=(libfmt-dev libfmt9 nlohmann-json3-dev libboost1.74-dev doctest-dev zlib1g-dev libgloo-dev)
+debs=(libfmt-dev libfmt9 nlohmann-json3-dev libboost1.74-dev doctest-dev zlib1g-dev libgloo-dev libxxhash-dev)
 
 if [ "${1:-}" = "--prepare" ]; then
   rm -rf "$carry/debs" "$carry/deps" && mkdir -p "$carry/debs" "$carry/deps/include/boost" "$carry/deps/fashion-mnist"

@@ -14,7 +14,8 @@ namespace trainpp {
 
 /// The checkpoint directory train() resumes from: nullopt for none ("false", or nothing given), the
 /// newest complete checkpoint in output_dir for "true", else the path given, which must hold a
-/// complete checkpoint.
+/// complete checkpoint. Either way its files must match the sizes and checksums of its manifest: a
+/// damaged checkpoint is refused, naming the file, before anything is read from it.
 template <class Model, class P>
 std::optional<std::filesystem::path> Trainer<Model, P>::resolve_checkpoint(const std::optional<std::string>& value) const {
   if (!value || value->empty() || *value == "false" || *value == "False") return std::nullopt;
@@ -23,6 +24,7 @@ std::optional<std::filesystem::path> Trainer<Model, P>::resolve_checkpoint(const
     if (!last)
       throw error("No valid checkpoint found in output directory ({}) to resume from (resume_from_checkpoint "
                   "true)", args_.output_dir);
+    verify_checkpoint_manifest(*last);
     return last;
   }
   const std::filesystem::path dir = *value;
@@ -32,6 +34,7 @@ std::optional<std::filesystem::path> Trainer<Model, P>::resolve_checkpoint(const
   if (!is_complete_checkpoint(dir))
     throw error("Can't find a valid checkpoint at {}: it lacks {} or {}", dir.string(), trainer_state_name,
                 model_weights_name);
+  verify_checkpoint_manifest(dir);
   return dir;
 }
 
@@ -369,6 +372,7 @@ void Trainer<Model, P>::save_checkpoint(const torch::Tensor& tr_loss) {
       }
       std::filesystem::remove(from);
     }
+    write_checkpoint_manifest(staging);  // last: it covers every file above
     commit_dir(staging, final_dir);
   } catch (...) {
     std::error_code ec;

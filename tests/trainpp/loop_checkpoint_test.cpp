@@ -174,8 +174,9 @@ TEST_CASE("checkpoint content and the save strategies: steps (int and ratio), ep
     CHECK(checkpoints_in(args.output_dir) ==
           std::set<std::string>{"checkpoint-2", "checkpoint-4", "checkpoint-6", "checkpoint-8"});
     CHECK(names_in(dir.path / "steps" / "checkpoint-8") ==
-          std::set<std::string>{"model.safetensors", "optimizer.safetensors", "process_state.safetensors",
-                                "scheduler.json", "trainer_state.json", "training_args.json"});
+          std::set<std::string>{"checkpoint_manifest.json", "model.safetensors", "optimizer.safetensors",
+                                "process_state.safetensors", "scheduler.json", "trainer_state.json",
+                                "training_args.json"});
     const auto state = trainpp::read_trainer_state(dir.path / "steps" / "checkpoint-4" / "trainer_state.json");
     CHECK(state.global_step == 4);
     CHECK(state.save_steps == 2);
@@ -205,7 +206,8 @@ TEST_CASE("checkpoint content and the save strategies: steps (int and ratio), ep
     trainpp::Trainer trainer(Net{}, args, trainpp::train_dataset = data(32));
     trainer.train();
     CHECK(names_in(dir.path / "model_only" / "checkpoint-9") ==
-          std::set<std::string>{"model.safetensors", "trainer_state.json", "training_args.json"});
+          std::set<std::string>{"checkpoint_manifest.json", "model.safetensors", "trainer_state.json",
+                                "training_args.json"});
     // Such a checkpoint cannot resume training, and says why.
     args.resume_from_checkpoint = "true";
     trainpp::Trainer again(Net{}, args, trainpp::train_dataset = data(32));
@@ -405,6 +407,54 @@ TEST_CASE("resume refuses what it cannot continue, with messages naming the prob
     fresh.train();
     CHECK(checkpoints_in(dir.path / "run") == std::set<std::string>{"checkpoint-3", "checkpoint-4"});
   }
+}
+
+TEST_CASE("a damaged checkpoint is never resumed: a flipped bit anywhere in any file is named") {
+  // safetensors and JSON carry no checksum: without checkpoint_manifest.json most flips in tensor data,
+  // and many in numbers of the JSON files, would resume without a word.
+  TempDir dir;
+  auto args = args_in(dir.path / "run");
+  args.max_steps = 3;
+  {
+    trainpp::Trainer t(Net{}, args, trainpp::train_dataset = data(32));
+    t.train();
+  }
+  const auto checkpoint = dir.path / "run" / "checkpoint-3";
+  args.max_steps = 4;
+  args.save_strategy = trainpp::SaveStrategy::no;  // the trials must not write checkpoints of their own
+  args.resume_from_checkpoint = checkpoint.string();
+  auto resume = [&] {
+    trainpp::Trainer t(Net{}, args, trainpp::train_dataset = data(32));
+    return message_of([&] { t.train(); });
+  };
+  std::mt19937_64 random(5);
+  std::size_t trials = 0;
+  for (const auto& name : names_in(checkpoint)) {
+    const auto path = checkpoint / name;
+    const std::string original = trainpp::read_file(path);
+    REQUIRE(original.size() > 16);
+    // The first bytes (a safetensors header's length, the JSON's opening), the middle, the last byte,
+    // and random places, each with a bit of its own.
+    std::vector<std::size_t> places{0, 1, 8, original.size() / 2, original.size() - 1};
+    for (int k = 0; k < 6; ++k) places.push_back(random() % original.size());
+    for (const auto place : places) {
+      CAPTURE(name);
+      CAPTURE(place);
+      std::string damaged = original;
+      damaged[place] = static_cast<char>(damaged[place] ^ (1 << (random() % 8)));
+      trainpp::write_file_atomic(path, damaged);
+      const auto message = resume();
+      // Named: the damaged file, or (for a flip inside the manifest) the manifest or the entry it changed.
+      CHECK_MESSAGE(message != "<no error>", "resumed from a damaged checkpoint");
+      CHECK_MESSAGE((message.find(path.string()) != std::string::npos ||
+                     message.find("checkpoint_manifest.json") != std::string::npos),
+                    message);
+      ++trials;
+    }
+    trainpp::write_file_atomic(path, original);
+  }
+  CHECK(trials >= 6 * 11);
+  CHECK(resume() == "<no error>");  // restored: it resumes
 }
 
 TEST_CASE("resuming from the final checkpoint trains nothing more") {

@@ -1,6 +1,7 @@
 #pragma once
 // ReportTo: the integrations that args.report_to names, as HF's Trainer adds their callbacks.
 
+#include <trainpp/callbacks/csv_log.hpp>
 #include <trainpp/callbacks/curves.hpp>
 #include <trainpp/callbacks/metrics_log.hpp>
 #include <trainpp/callbacks/tensorboard.hpp>
@@ -13,8 +14,8 @@ namespace trainpp {
 
 /// A built-in callback (the Trainer puts it after the default flow and the progress display) running
 /// the integrations report_to names: "tensorboard" (TensorBoard event files), "jsonl" (MetricsLog,
-/// output_dir/metrics.jsonl), "curves" (TrainingCurves: output_dir/training_curves.svg at the end of
-/// training), "all" for every one, "none" for none. The choice is made at on_init_end, from the
+/// output_dir/metrics.jsonl), "csv" (CsvLog, output_dir/metrics.csv), "curves" (TrainingCurves:
+/// output_dir/training_curves.svg at the end of training), "all" for every one, "none" for none. The choice is made at on_init_end, from the
 /// arguments; a run without integrations pays one branch per log.
 class ReportTo {
  public:
@@ -25,6 +26,7 @@ class ReportTo {
     };
     if (wants("tensorboard")) tensorboard_.emplace();
     if (wants("jsonl")) metrics_log_.emplace();
+    if (wants("csv")) csv_log_.emplace();
     if (wants("curves")) curves_.emplace();
   }
   void on_train_begin(const TrainingArguments& args, const TrainerState& state, TrainerControl& control) {
@@ -34,10 +36,12 @@ class ReportTo {
               const nlohmann::json& logs) {
     if (tensorboard_) tensorboard_->on_log(args, state, control, logs);
     if (metrics_log_) metrics_log_->on_log(args, state, control, logs);
+    if (csv_log_) csv_log_->on_log(args, state, control, logs);
   }
   void on_train_end(const TrainingArguments& args, const TrainerState& state, TrainerControl& control) {
     if (tensorboard_) tensorboard_->on_train_end(args, state, control);
     if (metrics_log_) metrics_log_->on_train_end(args, state, control);
+    if (csv_log_) csv_log_->on_train_end(args, state, control);
     if (curves_) curves_->on_train_end(args, state, control);
   }
 
@@ -45,10 +49,13 @@ class ReportTo {
   [[nodiscard]] const std::optional<TensorBoard>& tensorboard() const { return tensorboard_; }
   /// The JSON-lines log, when report_to asked for it.
   [[nodiscard]] const std::optional<MetricsLog>& metrics_log() const { return metrics_log_; }
+  /// The CSV log, when report_to asked for it.
+  [[nodiscard]] const std::optional<CsvLog>& csv_log() const { return csv_log_; }
 
  private:
   std::optional<TensorBoard> tensorboard_;
   std::optional<MetricsLog> metrics_log_;
+  std::optional<CsvLog> csv_log_;
   std::optional<TrainingCurves> curves_;
 };
 

@@ -7,10 +7,12 @@
 //   io/component_state.hpp   scheduler.json, scaler.json
 //   io/process_state.hpp     process_state[_<rank>].safetensors
 //   io/sharded_model.hpp     model_shard_<rank>.safetensors and model_shards.json
+//   io/manifest.hpp          checkpoint_manifest.json: every file's size and checksum, written last
 // The model's own model.safetensors is io/model_io.hpp's.
 
 #include <trainpp/io/checkpoint_dir.hpp>
 #include <trainpp/io/component_state.hpp>
+#include <trainpp/io/manifest.hpp>
 #include <trainpp/io/optimizer_state.hpp>
 #include <trainpp/io/process_state.hpp>
 #include <trainpp/io/sharded_model.hpp>

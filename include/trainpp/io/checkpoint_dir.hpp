@@ -17,6 +17,8 @@
 //                              the random generators ("rng.cpu", "rng.cuda:<i>") and the loop's
 //                              running sums ("loop.*"), so a resumed run continues exactly
 //                                                                                    (HF: rng_state.pth)
+//   checkpoint_manifest.json   every other file's size and xxHash checksum, written last; resuming
+//                              checks them (io/manifest.hpp)
 // Every file is written into a staging directory that is renamed into place when complete
 // (io/atomic_write.hpp): a directory named checkpoint-N is always whole.
 
