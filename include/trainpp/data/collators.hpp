@@ -6,11 +6,15 @@
 #include <trainpp/detail/config.hpp>
 #include <trainpp/data/batch.hpp>
 #include <trainpp/data/collate.hpp>
+#include <trainpp/logging.hpp>
 
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <algorithm>
+#include <atomic>
+#include <concepts>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -364,6 +368,75 @@ class DataCollatorForLanguageModeling {
 
  private:
   LanguageModelingOptions o_;
+};
+
+/// A model that declares the inputs its forward accepts (HF reads them off forward's signature):
+/// `m.input_names()`, e.g. {"input_ids", "attention_mask", "token_type_ids", "labels"}.
+template <class M>
+concept DeclaresInputNames = requires(const M& m) {
+  { m.input_names() } -> std::convertible_to<std::vector<std::string>>;
+};
+
+/// The keys transformers' remove_unused_columns keeps: the model's inputs, plus `label` and
+/// `label_ids` (which the collators rename to labels) and the label_names.
+[[nodiscard]] inline std::vector<std::string> signature_columns(std::vector<std::string> model_inputs,
+                                                                const std::vector<std::string>& label_names = {}) {
+  for (const std::string_view extra : {"label", "label_ids"})
+    if (std::ranges::find(model_inputs, extra) == model_inputs.end()) model_inputs.emplace_back(extra);
+  for (const auto& name : label_names)
+    if (std::ranges::find(model_inputs, name) == model_inputs.end()) model_inputs.push_back(name);
+  return model_inputs;
+}
+
+/// transformers' RemoveColumnsCollator (remove_unused_columns): drops from every example the keys
+/// that are not in `kept` (see signature_columns) before `collate` sees them, and says once, at info
+/// level and in HF's words, which keys it drops. Copies share the "said once".
+template <class Collate>
+class RemoveUnusedColumns {
+ public:
+  /// `description`: the data set's role as HF names it in the message ("training", "evaluation").
+  RemoveUnusedColumns(Collate collate, std::vector<std::string> kept, std::string model_name,
+                      std::string description = {})
+      : collate_(std::move(collate)), kept_(std::move(kept)), model_name_(std::move(model_name)),
+        description_(std::move(description)), logged_(std::make_shared<std::atomic<bool>>(false)) {}
+
+  [[nodiscard]] Batch operator()(std::vector<Batch>&& examples) const
+    requires CollateFor<Collate, Batch>
+  {
+    return collate_(strip(std::move(examples)));
+  }
+  [[nodiscard]] Batch operator()(std::vector<Batch>&& examples, BatchOrdinal ordinal) const
+    requires OrdinalCollateFor<Collate, Batch>
+  {
+    return collate_(strip(std::move(examples)), ordinal);
+  }
+
+  [[nodiscard]] const std::vector<std::string>& kept() const { return kept_; }
+
+ private:
+  [[nodiscard]] std::vector<Batch> strip(std::vector<Batch>&& examples) const {
+    for (Batch& example : examples) {
+      std::vector<std::string> dropped;
+      for (const auto& [key, t] : example)
+        if (std::ranges::find(kept_, key) == kept_.end()) dropped.push_back(key);
+      if (dropped.empty()) continue;
+      if (!model_name_.empty() && !logged_->exchange(true)) {
+        const std::string names = fmt::format("{}", fmt::join(dropped, ", "));
+        logger().info("The following columns {}don't have a corresponding argument in `{}.forward` and have been "
+                      "ignored: {}. If {} are not expected by `{}.forward`,  you can safely ignore this message.",
+                      description_.empty() ? std::string() : fmt::format("in the {} set ", description_),
+                      model_name_, names, names, model_name_);
+      }
+      example = example.without(dropped);
+    }
+    return std::move(examples);
+  }
+
+  Collate collate_;
+  std::vector<std::string> kept_;
+  std::string model_name_;
+  std::string description_;
+  std::shared_ptr<std::atomic<bool>> logged_;
 };
 
 }  // namespace trainpp

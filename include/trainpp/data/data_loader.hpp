@@ -51,6 +51,8 @@ struct DataLoaderOptions {
   /// `seed`, grouping batches of length_group_batch_size) instead of shuffle's or 0..n-1.
   std::shared_ptr<const std::vector<std::int64_t>> group_lengths;
   std::int64_t length_group_batch_size = 8;
+  /// The length-grouped order is drawn after the loader's base seed (training), or first (evaluation).
+  bool length_group_after_loader_seed = true;
 };
 
 namespace detail {
@@ -272,7 +274,8 @@ class DataLoader {
       return std::nullopt;
     }
     if (c.options.group_lengths && !c.order.defined())
-      c.order = LengthGroupedSampler(*c.options.group_lengths, c.options.length_group_batch_size, c.options.seed)
+      c.order = LengthGroupedSampler(*c.options.group_lengths, c.options.length_group_batch_size, c.options.seed,
+                                     c.options.length_group_after_loader_seed)
                     .epoch_permutation(c.epoch);
     else if (c.options.shuffle && !c.order.defined())
       c.order = RandomSampler(static_cast<std::int64_t>(c.num_samples), c.options.seed).epoch_permutation(c.epoch);
@@ -433,8 +436,8 @@ class DataLoader {
 /// A DataLoaderPolicy: HF's get_train/eval/test_dataloader with `collate` as the data_collator
 /// (e.g. a DataCollatorWithPadding). Under data parallelism the Trainer passes each process's `shard`
 /// (accelerate's BatchSamplerShard, which in transformers 5.x also shards a length-grouped order).
-/// With train_sampling_strategy group_by_length the training order is a LengthGroupedSampler's over
-/// the lengths dataset_lengths() finds (length_column_name, else input_ids).
+/// With train_sampling_strategy group_by_length the training and evaluation orders are a
+/// LengthGroupedSampler's over the lengths dataset_lengths() finds (length_column_name, else input_ids).
 template <class Collate = DefaultCollate>
 struct CollatingDataLoader {
   Collate collate{};
@@ -454,6 +457,14 @@ struct CollatingDataLoader {
                                                    torch::Device device, DataShard shard = {}) const {
     auto options = eval_loader_options(args, device);
     options.shard = shard;
+    if (args.train_sampling_strategy == SamplingStrategy::group_by_length) {
+      // transformers 5.x evaluates in a length-grouped order too, from a generator of its own.
+      options.group_lengths =
+          std::make_shared<const std::vector<std::int64_t>>(dataset_lengths(dataset, args.length_column_name));
+      options.length_group_batch_size = args.per_device_eval_batch_size;
+      options.length_group_after_loader_seed = false;
+      options.seed = args.effective_data_seed();
+    }
     return DataLoader<D, Collate>(dataset, options, collate);
   }
   template <Dataset D>

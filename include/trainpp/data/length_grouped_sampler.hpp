@@ -53,11 +53,14 @@ namespace trainpp {
 /// its LengthGroupedSampler draws from torch's global generator, which the Trainer seeded with `seed`
 /// and from which torch's DataLoader took one int64 (its workers' base seed) just before. Later epochs in transformers continue that global generator after whatever training
 /// drew from it (dropout, masking), which cannot be reproduced; here epoch e draws with seed + e, so
-/// a resumed run sees the same order as an uninterrupted one.
+/// a resumed run sees the same order as an uninterrupted one. With `after_loader_seed` false, nothing
+/// is drawn before the order: transformers' evaluation sampler, which has a generator of its own
+/// (seeded with data_seed, else seed).
 class LengthGroupedSampler {
  public:
-  LengthGroupedSampler(std::vector<std::int64_t> lengths, std::int64_t batch_size, std::int64_t seed)
-      : lengths_(std::move(lengths)), batch_size_(batch_size), seed_(seed) {
+  LengthGroupedSampler(std::vector<std::int64_t> lengths, std::int64_t batch_size, std::int64_t seed,
+                       bool after_loader_seed = true)
+      : lengths_(std::move(lengths)), batch_size_(batch_size), seed_(seed), after_loader_seed_(after_loader_seed) {
     if (batch_size_ < 1) throw error("LengthGroupedSampler: batch_size must be at least 1, got {}", batch_size_);
   }
   [[nodiscard]] std::int64_t size() const { return static_cast<std::int64_t>(lengths_.size()); }
@@ -65,7 +68,7 @@ class LengthGroupedSampler {
   [[nodiscard]] std::vector<std::int64_t> epoch_indices(std::int64_t epoch) const {
     // The seed is reinterpreted as unsigned, as Python's manual_seed does with negative seeds.
     at::Generator generator = at::detail::createCPUGenerator(static_cast<std::uint64_t>(seed_ + epoch));
-    (void)torch::empty({}, torch::kLong).random_(generator);  // the DataLoader's base seed, drawn first
+    if (after_loader_seed_) (void)torch::empty({}, torch::kLong).random_(generator);  // the loader's base seed
     return length_grouped_indices(lengths_, batch_size_, generator);
   }
   /// The order of epoch `epoch` as an int64 CPU tensor.
@@ -78,6 +81,7 @@ class LengthGroupedSampler {
   std::vector<std::int64_t> lengths_;
   std::int64_t batch_size_;
   std::int64_t seed_;
+  bool after_loader_seed_;
 };
 
 /// A Dataset that knows its examples' lengths without reading them: `d.lengths()`, one per example.

@@ -3,6 +3,7 @@
 
 #include <trainpp/data/collators.hpp>
 #include <trainpp/data/data_loader.hpp>
+#include <trainpp/logging.hpp>
 
 #include "collators_reference.hpp"
 #include "../../skip.hpp"
@@ -153,10 +154,7 @@ Rates measure(const trainpp::DataCollatorForLanguageModeling& collator, int batc
 }
 
 /// |value - expected| < tolerance, absolute (doctest's Approx adds a scale of 1 to its epsilon).
-bool near(double value, double expected, double tolerance) {
-  MESSAGE(value << " expected " << expected << " ± " << tolerance);
-  return std::abs(value - expected) < tolerance;
-}
+bool near(double value, double expected, double tolerance) { return std::abs(value - expected) < tolerance; }
 
 trainpp::LanguageModelingOptions mlm_options() {
   trainpp::LanguageModelingOptions o;
@@ -176,10 +174,10 @@ TEST_CASE("The masked LM collator chooses 15% of the tokens and replaces 80/10/1
     if (with_mask_key) options.special_token_ids.clear();  // the special_tokens_mask alone must protect them
     const trainpp::DataCollatorForLanguageModeling collator(options);
     const Rates r = measure(collator, 20, with_mask_key);
-    CHECK(near(r.chosen, 0.15, 0.012));
-    CHECK(near(r.masked, 0.8, 0.03));
-    CHECK(near(r.random, 0.1, 0.02));  // a random word may equal the old one (1% of them)
-    CHECK(near(r.kept, 0.1, 0.02));
+    CHECK_MESSAGE(near(r.chosen, 0.15, 0.012), r.chosen);
+    CHECK_MESSAGE(near(r.masked, 0.8, 0.03), r.masked);
+    CHECK_MESSAGE(near(r.random, 0.1, 0.02), r.random);  // a random word may equal the old one (1% of them)
+    CHECK_MESSAGE(near(r.kept, 0.1, 0.02), r.kept);
     CHECK(r.special_chosen == 0);
     CHECK(r.special_changed == 0);
   }
@@ -213,8 +211,8 @@ TEST_CASE("The masked LM rates break when the collator's replacement split break
   options.random_replace_prob = 0;
   const Rates r = measure(trainpp::DataCollatorForLanguageModeling(options), 5);
   CHECK(r.random < 0.02);
-  CHECK_FALSE(near(r.random, 0.1, 0.02));
-  CHECK_FALSE(near(r.kept, 0.1, 0.02));
+  CHECK_FALSE_MESSAGE(near(r.random, 0.1, 0.02), r.random);
+  CHECK_FALSE_MESSAGE(near(r.kept, 0.1, 0.02), r.kept);
 }
 
 struct VariableLengthDataset {
@@ -285,6 +283,48 @@ TEST_CASE("Collators reject bad input with errors that name the problem") {
                        Catch);
   CHECK_THROWS_WITH_AS(trainpp::DefaultDataCollator{}(word_examples(2, 1)), doctest::Contains("'input_ids' has shape"),
                        Catch);
+}
+
+}  // namespace collators_test
+
+namespace collators_test {
+
+struct ClassifierLike {
+  [[nodiscard]] std::vector<std::string> input_names() const { return {"input_ids", "attention_mask", "labels"}; }
+};
+
+TEST_CASE("Removing unused columns keeps the model's inputs and labels and says once what it drops") {
+  static_assert(trainpp::DeclaresInputNames<ClassifierLike>);
+  const trainpp::ScopedLoggerState restore;
+  std::vector<std::string> messages;
+  trainpp::logger().set_level(trainpp::LogLevel::info);
+  trainpp::logger().set_sink([&](trainpp::LogLevel, std::string_view text) { messages.emplace_back(text); });
+  trainpp::PaddingOptions padding;
+  padding.pad_token_id = 0;
+  const trainpp::RemoveUnusedColumns remove(trainpp::DataCollatorWithPadding{padding},
+                                            trainpp::signature_columns(ClassifierLike{}.input_names(), {"score"}),
+                                            "ClassifierLike", "training");
+  auto examples = [] {
+    std::vector<Batch> out = word_examples(3, 1);
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      out[i]["idx"] = torch::tensor(static_cast<std::int64_t>(i));
+      out[i]["label"] = torch::tensor(static_cast<std::int64_t>(i % 2));
+      out[i]["score"] = torch::tensor(0.5);
+      out[i]["length"] = torch::tensor(out[i].at("input_ids").size(0));
+    }
+    return out;
+  };
+  const Batch batch = remove(examples());
+  CHECK(batch.keys() == std::vector<std::string>{"input_ids", "score", "attention_mask", "labels"});
+  const trainpp::RemoveUnusedColumns copy = remove;
+  (void)copy(examples());
+  REQUIRE(messages.size() == 1);
+  CHECK(messages[0].find("The following columns in the training set don't have a corresponding argument in "
+                         "`ClassifierLike.forward` and have been ignored: idx, length.") != std::string::npos);
+  // Without a model name (HF: without a logger) nothing is said, and nothing to drop says nothing.
+  const trainpp::RemoveUnusedColumns quiet(trainpp::DefaultDataCollator{}, {"input_ids"}, "");
+  (void)quiet(word_examples(1, 1));
+  CHECK(messages.size() == 1);
 }
 
 }  // namespace collators_test

@@ -109,6 +109,25 @@ TEST_CASE("A group_by_length train loader visits the examples in a transformers 
   CHECK(visited(loader) == t["order"].get<std::vector<std::int64_t>>());
 }
 
+TEST_CASE("A group_by_length eval loader visits transformers' evaluation order, seeded with data_seed" *
+          doctest::test_suite("integration")) {
+  const auto ref = collators_reference::load();
+  if (!ref) TRAINPP_SKIP_TEST("transformers or accelerate cannot be imported");
+  // transformers' _get_eval_sampler: LengthGroupedSampler(eval batch size, generator seeded data_seed).
+  for (const auto& c : ref->json["length_grouped"]["cases"]) {
+    const IndexedLengths dataset{c["lengths"].get<std::vector<std::int64_t>>()};
+    trainpp::TrainingArguments args;
+    args.per_device_eval_batch_size = c["batch_size"].get<std::int64_t>();
+    args.per_device_train_batch_size = 5;  // not what evaluation groups by
+    args.seed = 1;
+    args.data_seed = c["seed"].get<std::int64_t>();
+    args.train_sampling_strategy = trainpp::SamplingStrategy::group_by_length;
+    auto loader = trainpp::CollatingDataLoader<trainpp::DataCollatorWithPadding>{{pad_with_zero()}}.eval_loader(
+        dataset, args, torch::kCPU);
+    CHECK(visited(loader) == c["order"].get<std::vector<std::int64_t>>());
+  }
+}
+
 TEST_CASE("Length-grouped batches hold similar lengths, the longest example first, a new order each epoch") {
   std::vector<std::int64_t> lengths(400);
   for (std::size_t i = 0; i < lengths.size(); ++i) lengths[i] = static_cast<std::int64_t>((i * 7919) % 97 + 1);
