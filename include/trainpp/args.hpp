@@ -31,8 +31,9 @@ enum class SchedulerType {
   linear, cosine, cosine_with_restarts, polynomial, constant, constant_with_warmup,
   inverse_sqrt, reduce_lr_on_plateau, cosine_with_min_lr, warmup_stable_decay
 };
-/// Order in which training samples are drawn (HF's train_sampling_strategy).
-enum class SamplingStrategy { random, sequential };
+/// Order in which training samples are drawn (HF's train_sampling_strategy; group_by_length is HF 5.x's
+/// spelling of the former --group_by_length flag).
+enum class SamplingStrategy { random, sequential, group_by_length };
 
 /// The spelling of each enumerator, as HF writes it on the command line and in JSON.
 template <typename E> struct enum_names;
@@ -70,8 +71,9 @@ template <> struct enum_names<LogLevel> {
        {LogLevel::warning, "warning"}, {LogLevel::error, "error"}, {LogLevel::critical, "critical"}}};
 };
 template <> struct enum_names<SamplingStrategy> {
-  static constexpr std::array<std::pair<SamplingStrategy, std::string_view>, 2> values{
-      {{SamplingStrategy::random, "random"}, {SamplingStrategy::sequential, "sequential"}}};
+  static constexpr std::array<std::pair<SamplingStrategy, std::string_view>, 3> values{
+      {{SamplingStrategy::random, "random"}, {SamplingStrategy::sequential, "sequential"},
+       {SamplingStrategy::group_by_length, "group_by_length"}}};
 };
 
 template <typename E>
@@ -204,6 +206,8 @@ struct FieldInfo {
   FIELD(bool, dataloader_pin_memory, true, "data", "Pin host memory for faster copies to the GPU.")                       \
   FIELD(bool, dataloader_persistent_workers, false, "data", "Keep workers alive between epochs.")                         \
   FIELD(SamplingStrategy, train_sampling_strategy, SamplingStrategy::random, "data", "Order of training samples.")        \
+  FIELD(std::string, length_column_name, "length", "data",                                                                \
+        "Example key holding precomputed lengths for train_sampling_strategy group_by_length.")                            \
                                                                                                                           \
   /* train() calls the model's gradient_checkpointing_enable(). */                                                        \
   FIELD(bool, gradient_checkpointing, false, "memory",                                                                    \

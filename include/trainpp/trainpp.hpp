@@ -17,8 +17,10 @@
 
 #include <trainpp/data/batch.hpp>
 #include <trainpp/data/collate.hpp>
+#include <trainpp/data/collators.hpp>
 #include <trainpp/data/data_loader.hpp>
 #include <trainpp/data/dataset.hpp>
+#include <trainpp/data/length_grouped_sampler.hpp>
 #include <trainpp/data/sampler.hpp>
 #include <trainpp/data/shard.hpp>
 #include <trainpp/data/tensor_dataset.hpp>

@@ -5,6 +5,7 @@
 #include <trainpp/data/batch.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -16,6 +17,18 @@ namespace trainpp {
 /// worker threads at once, so it must be const-callable and free of unsynchronized state.
 template <class C, class Example>
 concept CollateFor = std::is_invocable_r_v<Batch, const C&, std::vector<Example>&&>;
+
+/// Which batch of its run a collate is making: epoch × batches per epoch + the batch's index in the
+/// epoch, counted per process. A DataLoader passes it to collates that also take it as a second
+/// argument, so a random collate (masked LM) can seed each batch on its own and give the same batches
+/// whichever worker thread builds them.
+struct BatchOrdinal {
+  std::int64_t value = 0;
+};
+
+/// A collate that also takes the BatchOrdinal of the batch it makes.
+template <class C, class Example>
+concept OrdinalCollateFor = std::is_invocable_r_v<Batch, const C&, std::vector<Example>&&, BatchOrdinal>;
 
 /// The default collation of Batch examples: for each key, `torch::stack` of the examples' tensors, so
 /// a 0-dim tensor per example (a class label) becomes a 1-D tensor and a [C,H,W] image becomes

@@ -7,6 +7,7 @@
 #include <trainpp/data/batch.hpp>
 #include <trainpp/data/collate.hpp>
 #include <trainpp/data/dataset.hpp>
+#include <trainpp/data/length_grouped_sampler.hpp>
 #include <trainpp/data/sampler.hpp>
 #include <trainpp/data/shard.hpp>
 
@@ -46,6 +47,12 @@ struct DataLoaderOptions {
   /// Under a shard: pad the last round so that every process has as many full batches (training, where
   /// every batch ends in a collective); false hands out only real examples (evaluation).
   bool even_batches = true;
+  /// The examples' lengths: when set, each epoch follows a LengthGroupedSampler order (seeded with
+  /// `seed`, grouping batches of length_group_batch_size) instead of shuffle's or 0..n-1.
+  std::shared_ptr<const std::vector<std::int64_t>> group_lengths;
+  std::int64_t length_group_batch_size = 8;
+  /// The length-grouped order is drawn after the loader's base seed (training), or first (evaluation).
+  bool length_group_after_loader_seed = true;
 };
 
 namespace detail {
@@ -74,6 +81,9 @@ struct PrefetchSlot {
 /// while workers hold a pointer to it. Fields above the mutex change only while no worker runs.
 template <class D, class Collate>
 struct LoaderCore {
+  /// Collates need not be default-constructible (a masked-LM collate has no meaningful default).
+  explicit LoaderCore(Collate c) : collate(std::move(c)) {}
+
   const D* dataset;
   DataLoaderOptions options;
   Collate collate;
@@ -131,7 +141,11 @@ struct LoaderCore {
       std::vector<example_t<D>> examples;
       examples.reserve(indices.size());
       for (const std::int64_t i : indices) examples.push_back(dataset->get(static_cast<std::size_t>(i)));
-      batch = collate(std::move(examples));
+      if constexpr (OrdinalCollateFor<Collate, example_t<D>>)
+        batch = collate(std::move(examples), BatchOrdinal{epoch * static_cast<std::int64_t>(num_batches) +
+                                                          static_cast<std::int64_t>(b)});
+      else
+        batch = collate(std::move(examples));
     }
     if (device.is_cpu()) return batch.to(device);
     if (pin)
@@ -167,7 +181,7 @@ class DataLoader {
  public:
   /// Throws trainpp::Error on batch_size < 1, num_workers < 0 or prefetch_factor < 1.
   DataLoader(const D& dataset, DataLoaderOptions options, Collate collate = {})
-      : core_(std::make_unique<Core>()) {
+      : core_(std::make_unique<Core>(std::move(collate))) {
     if (options.batch_size < 1) throw error("DataLoader: batch_size must be at least 1, got {}", options.batch_size);
     if (options.num_workers < 0) throw error("DataLoader: num_workers must be >= 0, got {}", options.num_workers);
     if (options.prefetch_factor < 1)
@@ -175,7 +189,6 @@ class DataLoader {
     Core& c = *core_;
     c.dataset = &dataset;
     c.options = std::move(options);
-    c.collate = std::move(collate);
     c.num_samples = static_cast<std::size_t>(dataset.size());
     const auto bs = static_cast<std::size_t>(c.options.batch_size);
     c.num_batches = c.options.drop_last ? c.num_samples / bs : (c.num_samples + bs - 1) / bs;
@@ -185,6 +198,9 @@ class DataLoader {
       c.num_batches = c.shard_batches.size();
     }
     c.device = c.options.device;
+    if (c.options.group_lengths && c.options.group_lengths->size() != c.num_samples)
+      throw error("DataLoader: group_lengths has {} lengths but the dataset has {} examples",
+                  c.options.group_lengths->size(), c.num_samples);
   }
   /// A loader must not outlive its dataset; a temporary would.
   DataLoader(const D&& dataset, DataLoaderOptions options, Collate collate = {}) = delete;
@@ -257,7 +273,11 @@ class DataLoader {
       c.pass_finished = true;
       return std::nullopt;
     }
-    if (c.options.shuffle && !c.order.defined())
+    if (c.options.group_lengths && !c.order.defined())
+      c.order = LengthGroupedSampler(*c.options.group_lengths, c.options.length_group_batch_size, c.options.seed,
+                                     c.options.length_group_after_loader_seed)
+                    .epoch_permutation(c.epoch);
+    else if (c.options.shuffle && !c.order.defined())
       c.order = RandomSampler(static_cast<std::int64_t>(c.num_samples), c.options.seed).epoch_permutation(c.epoch);
     if (c.options.num_workers == 0) {
       // Advance first: a batch whose building throws is consumed, as it is with workers.
@@ -394,6 +414,10 @@ class DataLoader {
   o.seed = args.effective_data_seed();
   o.pin_memory = args.dataloader_pin_memory && device.is_cuda();
   o.device = device;
+  // group_by_length groups by the batches of one optimizer step, and its order comes from torch's global
+  // generator, which the Trainer seeds with `seed` (data_seed only seeds accelerate's random sampler).
+  o.length_group_batch_size = args.per_device_train_batch_size * args.gradient_accumulation_steps;
+  if (args.train_sampling_strategy == SamplingStrategy::group_by_length) o.seed = args.seed;
   return o;
 }
 
@@ -409,28 +433,48 @@ class DataLoader {
   return o;
 }
 
-/// The default DataLoaderPolicy: HF's get_train/eval/test_dataloader with the default collate. Under
-/// data parallelism the Trainer passes each process's `shard` (accelerate's BatchSamplerShard).
-struct DefaultDataLoader {
+/// A DataLoaderPolicy: HF's get_train/eval/test_dataloader with `collate` as the data_collator
+/// (e.g. a DataCollatorWithPadding). Under data parallelism the Trainer passes each process's `shard`
+/// (accelerate's BatchSamplerShard, which in transformers 5.x also shards a length-grouped order).
+/// With train_sampling_strategy group_by_length the training and evaluation orders are a
+/// LengthGroupedSampler's over the lengths dataset_lengths() finds (length_column_name, else input_ids).
+template <class Collate = DefaultCollate>
+struct CollatingDataLoader {
+  Collate collate{};
+
   template <Dataset D>
-  [[nodiscard]] DataLoader<D> train_loader(const D& dataset, const TrainingArguments& args, torch::Device device,
-                                           DataShard shard = {}) const {
+  [[nodiscard]] DataLoader<D, Collate> train_loader(const D& dataset, const TrainingArguments& args,
+                                                    torch::Device device, DataShard shard = {}) const {
     auto options = train_loader_options(args, device);
     options.shard = shard;
-    return DataLoader<D>(dataset, options);
+    if (args.train_sampling_strategy == SamplingStrategy::group_by_length)
+      options.group_lengths =
+          std::make_shared<const std::vector<std::int64_t>>(dataset_lengths(dataset, args.length_column_name));
+    return DataLoader<D, Collate>(dataset, options, collate);
   }
   template <Dataset D>
-  [[nodiscard]] DataLoader<D> eval_loader(const D& dataset, const TrainingArguments& args, torch::Device device,
-                                          DataShard shard = {}) const {
+  [[nodiscard]] DataLoader<D, Collate> eval_loader(const D& dataset, const TrainingArguments& args,
+                                                   torch::Device device, DataShard shard = {}) const {
     auto options = eval_loader_options(args, device);
     options.shard = shard;
-    return DataLoader<D>(dataset, options);
+    if (args.train_sampling_strategy == SamplingStrategy::group_by_length) {
+      // transformers 5.x evaluates in a length-grouped order too, from a generator of its own.
+      options.group_lengths =
+          std::make_shared<const std::vector<std::int64_t>>(dataset_lengths(dataset, args.length_column_name));
+      options.length_group_batch_size = args.per_device_eval_batch_size;
+      options.length_group_after_loader_seed = false;
+      options.seed = args.effective_data_seed();
+    }
+    return DataLoader<D, Collate>(dataset, options, collate);
   }
   template <Dataset D>
-  [[nodiscard]] DataLoader<D> test_loader(const D& dataset, const TrainingArguments& args, torch::Device device,
-                                          DataShard shard = {}) const {
+  [[nodiscard]] DataLoader<D, Collate> test_loader(const D& dataset, const TrainingArguments& args,
+                                                   torch::Device device, DataShard shard = {}) const {
     return eval_loader(dataset, args, device, shard);
   }
 };
+
+/// The default DataLoaderPolicy: HF's get_train/eval/test_dataloader with the default collate.
+using DefaultDataLoader = CollatingDataLoader<>;
 
 }  // namespace trainpp
