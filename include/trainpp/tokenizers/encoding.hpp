@@ -59,6 +59,29 @@ struct Encoding {
   }
 };
 
+/// Appends `pair` to `self` as the library merges encodings: the overflowing windows become every
+/// combination of a window (or the whole) of one with a window (or the whole) of the other.
+inline void merge_with(Encoding& self, const Encoding& pair) {
+  std::vector<Encoding> overflowing;
+  for (const auto& mine : self.overflowing) {
+    Encoding whole = mine;
+    merge_with(whole, pair);
+    overflowing.push_back(std::move(whole));
+    for (const auto& theirs : pair.overflowing) {
+      Encoding both = mine;
+      merge_with(both, theirs);
+      overflowing.push_back(std::move(both));
+    }
+  }
+  for (const auto& theirs : pair.overflowing) {
+    Encoding both = self;
+    merge_with(both, theirs);
+    overflowing.push_back(std::move(both));
+  }
+  self.append(pair);
+  self.overflowing = std::move(overflowing);
+}
+
 enum class Direction { right, left };
 
 /// Keeps at most `max_length` tokens; what is cut goes, in windows of `max_length` that overlap by

@@ -4,6 +4,7 @@
 
 #include <trainpp/detail/error.hpp>
 #include <trainpp/tokenizers/normalized_string.hpp>
+#include <trainpp/tokenizers/unicode_tables.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -101,6 +102,8 @@ inline void compose(NormalizedString& text, bool compatibility) {
 
 }  // namespace detail
 
+/// BERT's: control characters removed and whitespace made ' ', spaces around CJK ideographs, accents
+/// stripped, lowercase. Its character classes are those of the library (unicode_tables.hpp).
 struct BertNormalizer {
   bool clean_text = true;
   bool handle_chinese_chars = true;
@@ -109,7 +112,7 @@ struct BertNormalizer {
 
   void operator()(NormalizedString& text) const {
     if (clean_text) {
-      text.filter([](char32_t c) { return !(c == 0 || c == 0xFFFD || (c != '\t' && c != '\n' && c != '\r' && unicode::is_other(c))); });
+      text.filter([](char32_t c) { return !(c == 0 || c == 0xFFFD || unicode::tables::contains(unicode::tables::control, c)); });
       text.map_each([](char32_t c) {
         return std::vector<char32_t>{(c == '\t' || c == '\n' || c == '\r' || unicode::is_whitespace(c)) ? U' ' : c};
       });
@@ -129,7 +132,7 @@ struct BertNormalizer {
     }
     if (strip_accents.value_or(lowercase)) {
       detail::decompose(text, false);
-      text.filter([](char32_t c) { return !unicode::is_mark_nonspacing(c); });
+      text.filter([](char32_t c) { return !unicode::tables::contains(unicode::tables::nonspacing_mark, c); });
     }
     if (lowercase) text.map_each(unicode::to_lowercase);
   }

@@ -67,24 +67,19 @@ struct TemplateProcessing {
   void operator()(std::vector<Encoding>& encodings, bool add_special_tokens) const {
     const auto& pieces = encodings.size() == 2 ? pair : single;
     Encoding out;
-    std::vector<Encoding> overflow;
     for (const auto& piece : pieces) {
       if (piece.is_sequence) {
-        Encoding& e = encodings[piece.id == "A" ? 0 : 1];
-        std::fill(e.type_ids.begin(), e.type_ids.end(), piece.type_id);
-        out.append(e);
+        Encoding e = encodings[piece.id == "A" ? 0 : 1];
+        std::fill(e.type_ids.begin(), e.type_ids.end(), piece.type_id);  // not the windows': as the library
+        merge_with(out, e);
       } else if (add_special_tokens) {
         const auto& special = special_tokens.at(piece.id);
+        Encoding e;
         for (std::size_t k = 0; k < special.ids.size(); ++k)
-          out.push(special.ids[k], special.tokens[k], {0, 0}, std::nullopt, piece.type_id, true);
+          e.push(special.ids[k], special.tokens[k], {0, 0}, std::nullopt, piece.type_id, true);
+        merge_with(out, e);
       }
     }
-    if (encodings.size() == 1)
-      for (auto& window : encodings[0].overflowing) {
-        std::vector<Encoding> one{window};
-        (*this)(one, add_special_tokens);
-        out.overflowing.push_back(std::move(one[0]));
-      }
     encodings = {std::move(out)};
   }
   [[nodiscard]] std::size_t added_tokens(bool is_pair) const {
@@ -104,12 +99,9 @@ struct PostProcessor {
   /// One or two encodings in, one out.
   [[nodiscard]] Encoding operator()(std::vector<Encoding> encodings, bool add_special_tokens) const {
     for (const auto& step : steps) std::visit([&](const auto& s) { s(encodings, add_special_tokens); }, step);
-    if (encodings.size() == 2) {
-      Encoding merged = std::move(encodings[0]);
-      merged.append(encodings[1]);
-      return merged;
-    }
-    return std::move(encodings[0]);
+    Encoding merged;
+    for (const auto& e : encodings) merge_with(merged, e);
+    return merged;
   }
 
   [[nodiscard]] std::size_t added_tokens(bool is_pair) const {

@@ -71,7 +71,7 @@ inline const Regex& gpt2_regex() {
 
 inline bool is_bert_punctuation(char32_t c) {
   return (c < 0x80 && ((c >= '!' && c <= '/') || (c >= ':' && c <= '@') || (c >= '[' && c <= '`') || (c >= '{' && c <= '~'))) ||
-         unicode::is_punctuation(c);
+         unicode::tables::contains(unicode::tables::punctuation, c);
 }
 
 inline std::vector<PreTokenizedString::Split> as_splits(std::vector<NormalizedString> pieces) {

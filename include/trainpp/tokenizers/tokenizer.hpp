@@ -382,11 +382,10 @@ class Tokenizer {
     std::vector<Encoding> encodings{std::move(first)};
     if (second) encodings.push_back(std::move(*second));
     if (post_processor.empty()) {
-      if (encodings.size() == 2) {
-        encodings[0].append(encodings[1]);
-        encodings.pop_back();
-      }
-      return std::move(encodings[0]);
+      if (encodings.size() == 1) return std::move(encodings[0]);
+      Encoding merged;
+      for (const auto& e : encodings) merge_with(merged, e);
+      return merged;
     }
     return post_processor(std::move(encodings), add_special_tokens);
   }
