@@ -49,55 +49,98 @@ inline bool is_chinese_char(char32_t c) {
          (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
 }
 
+/// The canonical combining class as the library's Unicode tables have it: characters newer than
+/// them are starters there.
+inline int combining_class(char32_t c) {
+  return unicode::tables::contains(unicode::tables::unknown_combining, c) ? 0 : unicode::combining_class(c);
+}
+
 /// Canonical or compatibility decomposition: each character's first piece replaces it, the others
-/// are inserted after it; then runs of combining marks are put in canonical order.
-inline void decompose(NormalizedString& text, bool compatibility) {
+/// are inserted after it; then each run of combining marks is put in canonical order, the changes
+/// travelling with their characters.
+inline std::vector<Change> decomposed(const std::string& text, bool compatibility) {
   std::vector<Change> dest;
-  for (const char32_t c : unicode::code_points(text.get())) {
+  for (const char32_t c : unicode::code_points(text)) {
     const auto pieces = unicode::decompose(c, compatibility);
     for (std::size_t k = 0; k < pieces.size(); ++k) dest.push_back({pieces[k], k > 0 ? 1 : 0});
   }
   for (std::size_t i = 0; i < dest.size();) {
-    if (unicode::combining_class(dest[i].c) == 0) {
+    if (combining_class(dest[i].c) == 0) {
       ++i;
       continue;
     }
     std::size_t j = i;
-    while (j < dest.size() && unicode::combining_class(dest[j].c) != 0) ++j;
+    while (j < dest.size() && combining_class(dest[j].c) != 0) ++j;
     std::stable_sort(dest.begin() + static_cast<std::ptrdiff_t>(i), dest.begin() + static_cast<std::ptrdiff_t>(j),
-                     [](const Change& a, const Change& b) { return unicode::combining_class(a.c) < unicode::combining_class(b.c); });
+                     [](const Change& a, const Change& b) { return combining_class(a.c) < combining_class(b.c); });
     i = j;
   }
-  text.transform(dest, 0);
+  return dest;
 }
 
-/// Composition, cluster by cluster (a starter and the marks after it): a cluster that shrinks keeps
-/// its first characters and removes the rest at its last; one that grows inserts at its end.
-inline void compose(NormalizedString& text, bool compatibility) {
-  const auto chars = unicode::code_points(text.get());
-  std::vector<Change> dest;
-  const auto options = static_cast<utf8proc_option_t>(UTF8PROC_COMPOSE | UTF8PROC_STABLE | (compatibility ? UTF8PROC_COMPAT : 0));
-  for (std::size_t i = 0; i < chars.size();) {
-    std::size_t j = i + 1;
-    while (j < chars.size() && unicode::combining_class(unicode::decompose(chars[j], compatibility).front()) != 0) ++j;
-    std::string cluster;
-    for (std::size_t k = i; k < j; ++k) unicode::append(cluster, chars[k]);
-    utf8proc_uint8_t* mapped = nullptr;
-    const auto n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(cluster.data()),
-                                static_cast<utf8proc_ssize_t>(cluster.size()), &mapped, options);
-    std::vector<char32_t> out = n >= 0 ? unicode::code_points(std::string_view(reinterpret_cast<char*>(mapped), static_cast<std::size_t>(n)))
-                                       : std::vector<char32_t>(chars.begin() + static_cast<std::ptrdiff_t>(i), chars.begin() + static_cast<std::ptrdiff_t>(j));
-    std::free(mapped);
-    const std::size_t in = j - i;
-    for (std::size_t k = 0; k < out.size(); ++k) {
-      int change = k < in ? 0 : 1;
-      if (k + 1 == out.size() && out.size() < in) change = -static_cast<int>(in - out.size());
-      dest.push_back({out[k], change});
-    }
-    if (out.empty()) throw error("tokenizer.json: a Unicode normalization removed a whole cluster");
-    i = j;
+inline void decompose(NormalizedString& text, bool compatibility) { text.transform(decomposed(text.get(), compatibility), 0); }
+
+/// The primary composite of two characters, if there is one.
+inline std::optional<char32_t> compose_pair(char32_t a, char32_t b) {
+  if (b < 0x300) return std::nullopt;  // every second half of a composition is at U+0300 or above
+  std::string pair;
+  unicode::append(pair, a);
+  unicode::append(pair, b);
+  utf8proc_uint8_t* mapped = nullptr;
+  const auto n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(pair.data()), static_cast<utf8proc_ssize_t>(pair.size()),
+                              &mapped, static_cast<utf8proc_option_t>(UTF8PROC_COMPOSE | UTF8PROC_STABLE));
+  std::optional<char32_t> out;
+  if (n > 0) {
+    const std::string_view result(reinterpret_cast<char*>(mapped), static_cast<std::size_t>(n));
+    if (unicode::count(result) == 1) out = unicode::decode_at(result, 0);
   }
-  text.transform(dest, 0);
+  std::free(mapped);
+  return out;
+}
+
+/// Canonical composition of a decomposed sequence, as the library composes it: a composed character
+/// carries the changes of both halves less one; marks blocked from their starter follow it.
+inline std::vector<Change> recomposed(const std::vector<Change>& input) {
+  std::vector<Change> out;
+  std::vector<Change> blocked;  // marks after the composee that did not compose with it
+  std::optional<Change> composee;
+  int last_class = -1;          // -1: no mark since the composee
+  const auto flush = [&] {
+    if (composee) out.push_back(*composee);
+    out.insert(out.end(), blocked.begin(), blocked.end());
+    blocked.clear();
+  };
+  for (const Change& ch : input) {
+    const int ch_class = combining_class(ch.c);
+    if (!composee) {
+      if (ch_class != 0) {
+        out.push_back(ch);
+        continue;
+      }
+      composee = ch;
+      continue;
+    }
+    if (last_class < 0 || last_class < ch_class) {
+      if (const auto r = compose_pair(composee->c, ch.c)) {
+        composee = Change{*r, composee->change + ch.change - 1};
+        continue;
+      }
+    }
+    if (ch_class == 0) {
+      flush();
+      composee = ch;
+      last_class = -1;
+      continue;
+    }
+    blocked.push_back(ch);
+    last_class = ch_class;
+  }
+  flush();
+  return out;
+}
+
+inline void compose(NormalizedString& text, bool compatibility) {
+  text.transform(recomposed(decomposed(text.get(), compatibility)), 0);
 }
 
 }  // namespace detail

@@ -93,10 +93,17 @@ inline std::string read_text_file(const std::filesystem::path& path) {
   return text.str();
 }
 
-inline bool is_word_char(char32_t c) {  // Rust regex's \w
-  const auto k = unicode::category(c);
-  return unicode::is_alphabetic_or_numeric(c) || c == '_' || k == UTF8PROC_CATEGORY_MN || k == UTF8PROC_CATEGORY_MC ||
-         k == UTF8PROC_CATEGORY_ME || k == UTF8PROC_CATEGORY_PC;
+/// Rust regex's \w, which the library's single_word rule asks: letters, marks, decimal digits,
+/// letter numbers, connector punctuation, the joiners, and the letters drawn in circles or squares.
+inline bool is_word_char(char32_t c) {
+  switch (unicode::category(c)) {
+    case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT: case UTF8PROC_CATEGORY_LM:
+    case UTF8PROC_CATEGORY_LO: case UTF8PROC_CATEGORY_MN: case UTF8PROC_CATEGORY_MC: case UTF8PROC_CATEGORY_ME:
+    case UTF8PROC_CATEGORY_ND: case UTF8PROC_CATEGORY_NL: case UTF8PROC_CATEGORY_PC: return true;
+    default:
+      return c == 0x200C || c == 0x200D || (c >= 0x24B6 && c <= 0x24E9) || (c >= 0x1F130 && c <= 0x1F149) ||
+             (c >= 0x1F150 && c <= 0x1F169) || (c >= 0x1F170 && c <= 0x1F189);
+  }
 }
 
 }  // namespace detail
@@ -120,9 +127,11 @@ class Tokenizer {
     try {
       return from_json(trainpp::detail::parse_json_strict(text, path.string()));
     } catch (const Error& e) {
+      // The parts' messages start "tokenizer.json: "; this one names the file that was read.
       const std::string what = e.what();
-      if (what.rfind(path.string(), 0) == 0) throw;
-      throw error("{}: {}", path.string(), what);
+      static constexpr std::string_view generic = "tokenizer.json: ";
+      if (what.rfind(generic, 0) == 0) throw error("{}: {}", path.string(), what.substr(generic.size()));
+      throw;
     } catch (const nlohmann::json::exception& e) {
       throw error("{}: a value has the wrong type: {}", path.string(), e.what());
     }

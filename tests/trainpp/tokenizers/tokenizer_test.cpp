@@ -182,3 +182,115 @@ TEST_CASE("Tokenizer matches tokenizers: Llama byte-fallback BPE" * doctest::tes
 TEST_CASE("Tokenizer matches tokenizers: Unigram" * doctest::test_suite("integration")) { check_family("unigram", 50000); }
 
 }  // namespace tokenizers_tokenizer_test
+
+namespace tokenizers_tokenizer_unit_test {
+
+namespace fs = std::filesystem;
+using namespace trainpp::tokenizers;
+
+// The expectations are what the `tokenizers` library gives for the same JSON (Tokenizer.from_str).
+nlohmann::json small_spec() {
+  return nlohmann::json::parse(R"({"version": "1.0", "truncation": null, "padding": null,
+    "added_tokens": [
+      {"id": 9, "content": "<MASK>", "single_word": false, "lstrip": true, "rstrip": true, "normalized": false, "special": true},
+      {"id": 10, "content": "cab", "single_word": true, "lstrip": false, "rstrip": false, "normalized": true, "special": false},
+      {"id": 11, "content": "CC", "single_word": false, "lstrip": false, "rstrip": false, "normalized": true, "special": false}],
+    "normalizer": {"type": "Lowercase"}, "pre_tokenizer": {"type": "WhitespaceSplit"}, "post_processor": null, "decoder": null,
+    "model": {"type": "BPE", "dropout": null, "unk_token": "<unk>", "continuing_subword_prefix": null, "end_of_word_suffix": null,
+      "fuse_unk": true, "byte_fallback": true, "ignore_merges": false,
+      "vocab": {"<unk>": 0, "a": 1, "b": 2, "c": 3, "ab": 4, "bc": 5, "abc": 6, "<0xC3>": 7, "<0xA9>": 8},
+      "merges": [["b", "c"], ["a", "b"], ["a", "bc"]]}})");
+}
+
+using Ids = std::vector<std::uint32_t>;
+using OffsetList = std::vector<Offsets>;
+
+TEST_CASE("Added tokens split first: lstrip and rstrip take spaces, single_word needs word boundaries") {
+  const auto tok = Tokenizer::from_json(small_spec());
+  auto e = tok.encode("ab  <MASK>  c");
+  CHECK(e.ids == Ids{4, 9, 3});
+  CHECK(e.offsets == OffsetList{{0, 2}, {2, 12}, {12, 13}});
+  e = tok.encode("cab cabc");
+  CHECK(e.ids == Ids{10, 3, 6});
+  CHECK(e.offsets == OffsetList{{0, 3}, {4, 5}, {5, 8}});
+  CHECK(tok.encode("xcab cab").ids == Ids{0, 3, 4, 10});
+  CHECK(tok.encode("CCab").ids == Ids{11, 4});  // a normalized added token matches the lowercased text
+  CHECK(tok.decode({4, 9, 3}) == "ab c");
+  CHECK(tok.decode({4, 9, 3}, false) == "ab <MASK> c");
+}
+
+TEST_CASE("Truncation windows with a stride, padding on the left to a multiple") {
+  auto tok = Tokenizer::from_json(small_spec());
+  tok.truncation = TruncationParams{.max_length = 5, .stride = 1};
+  tok.padding = PaddingParams{.pad_to_multiple_of = 8, .direction = Direction::left, .pad_token = "<unk>"};
+  const auto e = tok.encode("abc ab a b c a b");
+  CHECK(e.ids == Ids{0, 0, 0, 6, 4, 1, 2, 3});
+  CHECK(e.attention_mask == Ids{0, 0, 0, 1, 1, 1, 1, 1});
+  REQUIRE(e.overflowing.size() == 1);
+  CHECK(e.overflowing[0].ids == Ids{0, 0, 0, 0, 0, 3, 1, 2});
+  tok.truncation->strategy = TruncationStrategy::only_second;
+  CHECK_THROWS_WITH_AS((void)tok.encode("abc ab a b c a b"), doctest::Contains("only_second needs a pair"), trainpp::Error);
+}
+
+TEST_CASE("encode_batch on worker threads gives what encode gives") {
+  const auto tok = Tokenizer::from_json(small_spec());
+  std::vector<std::string> texts;
+  for (int i = 0; i < 200; ++i) texts.push_back(std::string(static_cast<std::size_t>(i % 7), 'a') + " cab bc" + std::string(static_cast<std::size_t>(i % 5), 'c'));
+  const auto batch = tok.encode_batch(texts, true, 4);
+  for (std::size_t i = 0; i < texts.size(); ++i) CHECK(batch[i].ids == tok.encode(texts[i]).ids);
+}
+
+TEST_CASE("Decoders: byte fallback, WordPiece cleanup, Strip") {
+  // decoders.ByteFallback().decode(["<0x61>", "<0xC3>", "x", "<0xE2>", "<0x82>"]) == '��x��'
+  const std::string fffd = "\xEF\xBF\xBD";
+  CHECK(Decoder{{ByteFallbackDecoder{}}}({"<0x61>", "<0xC3>", "x", "<0xE2>", "<0x82>"}) == fffd + fffd + "x" + fffd + fffd);
+  CHECK(Decoder{{ByteFallbackDecoder{}}}({"<0xC3>", "<0xA9>"}) == "\xC3\xA9");
+  CHECK(Decoder{{WordPieceDecoder{}}}({"hel", "##lo", ",", "I", "'", "m", "don", "'", "t"}) == "hello, I ' m don ' t");
+  CHECK(Decoder{{StripDecoder{U' ', 1, 1}}}({" a ", " b"}) == "ab");
+}
+
+struct TempDir {
+  fs::path path = fs::temp_directory_path() / fmt::format("trainpp-tokenizer-test-{}-{}", ::getpid(), std::random_device{}());
+  TempDir() { fs::create_directories(path); }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  void write(const std::string& name, const std::string& text) const { std::ofstream(path / name) << text; }
+};
+
+TEST_CASE("TokenizerConfig reads tokenizer_config.json, then special_tokens_map.json for what it lacks") {
+  TempDir dir;
+  dir.write("tokenizer_config.json", R"({"model_max_length": 1000000000000000019884624838656, "padding_side": "left",
+    "eos_token": {"content": "</s>", "lstrip": false}, "chat_template": "{{ messages }}"})");
+  dir.write("special_tokens_map.json", R"({"eos_token": "<ignored>", "pad_token": "<pad>", "bos_token": "<s>"})");
+  auto c = TokenizerConfig::from_directory(dir.path);
+  CHECK(c.eos_token == "</s>");
+  CHECK(c.pad_token == "<pad>");
+  CHECK(c.bos_token == "<s>");
+  CHECK_FALSE(c.unk_token.has_value());
+  CHECK_FALSE(c.model_max_length.has_value());  // transformers' "no limit" sentinel
+  CHECK(c.padding_side == Direction::left);
+  dir.write("tokenizer_config.json", R"({"model_max_length": 512, "truncation_side": "middle"})");
+  CHECK_THROWS_WITH_AS(TokenizerConfig::from_directory(dir.path), doctest::Contains("\"truncation_side\" must be"), trainpp::Error);
+}
+
+TEST_CASE("A bad tokenizer.json is an error naming the file and the key") {
+  TempDir dir;
+  auto spec = small_spec();
+  spec["model"]["type"] = "WordLevel";
+  dir.write("tokenizer.json", spec.dump());
+  const std::string expected = (dir.path / "tokenizer.json").string() + ": model type \"WordLevel\" is not supported";
+  CHECK_THROWS_WITH_AS(Tokenizer::from_file(dir.path / "tokenizer.json"), doctest::Contains(expected.c_str()), trainpp::Error);
+  spec = small_spec();
+  spec["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"Regex", "("}}}, {"behavior", "Isolated"}};
+  dir.write("tokenizer.json", spec.dump());
+  CHECK_THROWS_WITH_AS(Tokenizer::from_file(dir.path / "tokenizer.json"), doctest::Contains("does not compile"), trainpp::Error);
+  spec = small_spec();
+  spec["model"].erase("vocab");
+  dir.write("tokenizer.json", spec.dump());
+  CHECK_THROWS_WITH_AS(Tokenizer::from_file(dir.path / "tokenizer.json"), doctest::Contains("model (BPE) has no \"vocab\""), trainpp::Error);
+  CHECK_THROWS_WITH_AS(Tokenizer::from_file(dir.path / "missing.json"), doctest::Contains("missing.json: cannot open"), trainpp::Error);
+}
+
+}  // namespace tokenizers_tokenizer_unit_test
