@@ -2,7 +2,7 @@
 """Trains small tokenizers with the `tokenizers` library on a generated corpus and writes, for each,
 its tokenizer.json and what the library makes of a generated test corpus, for tokenizer_test.cpp.
 
-    tokenizers_reference.py <out_dir> [--lines N]
+    tokenizers_reference.py <out_dir> [--lines N] [--only gpt2,bert,llama,unigram]
 
 Nothing is downloaded: both corpora come from a seeded generator. The test lines are bytes, some of
 them not UTF-8; the library sees each as Python's bytes.decode("utf-8", errors="replace") gives it,
