@@ -52,6 +52,7 @@ std::optional<fs::path> reference_dir(const std::string& family) {
 struct Record {
   std::string text;
   std::optional<std::string> pair;
+  bool add_special_tokens = true;
   Encoding expected;
   std::string decoded;
 };
@@ -65,6 +66,7 @@ class Reader {
     r.text = bytes();
     r.pair.reset();
     if (flags & 1u) r.pair = bytes();
+    r.add_special_tokens = (flags & 2u) == 0;
     r.expected = encoding();
     r.decoded = bytes();
     return true;
@@ -141,9 +143,10 @@ std::size_t compare_case(const Tokenizer& tok, const fs::path& path) {
   }
   std::vector<Encoding> got;
   if (any_pair) {
-    for (const auto& r : records) got.push_back(tok.encode(r.text, r.pair ? std::optional<std::string_view>(*r.pair) : std::nullopt));
+    for (const auto& r : records)
+      got.push_back(tok.encode(r.text, r.pair ? std::optional<std::string_view>(*r.pair) : std::nullopt, r.add_special_tokens));
   } else {
-    got = tok.encode_batch(singles, true, 2);
+    got = tok.encode_batch(singles, records.empty() || records[0].add_special_tokens, 2);
   }
   for (std::size_t i = 0; i < records.size(); ++i) {
     const auto& r = records[i];
@@ -168,7 +171,7 @@ void check_family(const std::string& name, std::size_t expected_lines) {
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   MESSAGE(fmt::format("{}: {} lines identical in {:.2f} s", name, n, seconds));
   CHECK(n >= expected_lines);
-  for (const char* extra : {"truncated", "pairs", "pairs_truncated"}) {
+  for (const char* extra : {"truncated", "pairs", "pairs_plain", "pairs_truncated"}) {
     const fs::path bin = family / (std::string(extra) + ".bin");
     if (!fs::exists(bin)) continue;
     const fs::path json = fs::exists(family / extra / "tokenizer.json") ? family / extra / "tokenizer.json" : family / "tokenizer.json";

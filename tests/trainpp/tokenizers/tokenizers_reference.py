@@ -9,7 +9,7 @@ them not UTF-8; the library sees each as Python's bytes.decode("utf-8", errors="
 and so must the C++ side. Exit status 77: the `tokenizers` module is missing.
 
 <out_dir>/<name>/tokenizer.json and <out_dir>/<name>/<case>.bin, a case being records of
-  u32 flags (1: has a pair), the text (u32 length, bytes), the pair (same, when flagged), the encoding,
+  u32 flags (1: has a pair, 2: encoded without special tokens), the text (u32 length, bytes), the pair (same, when flagged), the encoding,
   the decode of its ids (u32 length, bytes)
 where an encoding is u32 n, then n ids, n type ids, n (start, end) offsets, n attention-mask values,
 n special-tokens-mask values (all u32), then u32 k and k encodings (the overflowing windows).
@@ -117,17 +117,19 @@ def encoding_bytes(e) -> bytes:
     return b"".join(out)
 
 
-def write_case(tok: Tokenizer, path: Path, inputs: list[tuple[bytes, bytes | None]]) -> None:
+def write_case(tok: Tokenizer, path: Path, inputs: list[tuple[bytes, bytes | None]], add_special_tokens: bool = True) -> None:
     texts = [a.decode("utf-8", errors="replace") for a, _ in inputs]
     pairs = [None if b is None else b.decode("utf-8", errors="replace") for _, b in inputs]
     if all(p is None for p in pairs):
-        encodings = tok.encode_batch(texts)
+        encodings = tok.encode_batch(texts, add_special_tokens=add_special_tokens)
     else:
-        encodings = tok.encode_batch([t if p is None else (t, p) for t, p in zip(texts, pairs)])
+        encodings = tok.encode_batch([t if p is None else (t, p) for t, p in zip(texts, pairs)],
+                                     add_special_tokens=add_special_tokens)
     decodes = tok.decode_batch([e.ids for e in encodings])
     with open(path, "wb") as f:
         for (a, b), e, d in zip(inputs, encodings, decodes):
-            f.write(u32(0 if b is None else 1) + u32(len(a)) + a)
+            flags = (0 if b is None else 1) | (0 if add_special_tokens else 2)
+            f.write(u32(flags) + u32(len(a)) + a)
             if b is not None:
                 f.write(u32(len(b)) + b)
             f.write(encoding_bytes(e))
@@ -227,6 +229,7 @@ def main() -> None:
             tok.no_padding()
             tok.no_truncation()
             write_case(tok, d / "pairs.bin", pairs)
+            write_case(tok, d / "pairs_plain.bin", pairs, add_special_tokens=False)
             tok.enable_truncation(max_length=20, stride=0, direction="right" if name == "bert" else "left")
             tok.enable_padding(length=24, pad_id=0, pad_token="[PAD]")
             (d / "pairs_truncated").mkdir(exist_ok=True)
