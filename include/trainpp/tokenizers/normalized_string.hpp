@@ -5,7 +5,9 @@
 // `tokenizers` library does. Also: UTF-8 walking, the Unicode properties the pipeline asks about
 // (utf8proc), and regular expressions with Unicode classes (PCRE2).
 
-#define PCRE2_CODE_UNIT_WIDTH 8
+#ifndef PCRE2_CODE_UNIT_WIDTH
+#define PCRE2_CODE_UNIT_WIDTH 8  // the 8-bit (UTF-8) library
+#endif
 #include <pcre2.h>
 #include <utf8proc.h>
 
