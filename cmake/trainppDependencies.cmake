@@ -5,7 +5,10 @@
 #       trainpp::datasets, the data sets that read gzip, needs it) and, when
 #       LibTorch is a CUDA build, NCCL's header, in the calling directory scope. Sets
 #       TRAINPP_TORCH_LIBRARIES, TRAINPP_FMT_INCLUDE_DIR, TRAINPP_FMT_VERSION,
-#       TRAINPP_GLOO_INCLUDE_DIR, TRAINPP_XXHASH_INCLUDE_DIR and TRAINPP_NCCL_INCLUDE_DIR there.
+#       TRAINPP_GLOO_INCLUDE_DIR, TRAINPP_XXHASH_INCLUDE_DIR and TRAINPP_NCCL_INCLUDE_DIR there. PCRE2
+#       and utf8proc (optional: trainpp::tokenizers needs them) through pkg-config:
+#       TRAINPP_TOKENIZER_LIBRARIES_FOUND and the imported targets PkgConfig::TRAINPP_PCRE2 and
+#       PkgConfig::TRAINPP_UTF8PROC.
 #   trainpp_attach_dependencies(<target> <shim-parent-dir>)
 #       Gives an INTERFACE target (trainpp's own, or the imported trainpp::trainpp) the usage
 #       requirements of those dependencies, and creates the fmt shim under <shim-parent-dir>.
@@ -88,6 +91,19 @@ macro(_trainpp_find_torch)
   set(TRAINPP_TORCH_LIBRARIES ${TORCH_LIBRARIES})
 endmacro()
 
+# PCRE2 (8-bit) and utf8proc through pkg-config, quietly: a program that does not tokenize needs neither.
+macro(_trainpp_find_tokenizer_libraries)
+  set(TRAINPP_TOKENIZER_LIBRARIES_FOUND FALSE)
+  find_package(PkgConfig QUIET)
+  if(PkgConfig_FOUND)
+    pkg_check_modules(TRAINPP_PCRE2 QUIET IMPORTED_TARGET libpcre2-8)
+    pkg_check_modules(TRAINPP_UTF8PROC QUIET IMPORTED_TARGET libutf8proc)
+    if(TRAINPP_PCRE2_FOUND AND TRAINPP_UTF8PROC_FOUND)
+      set(TRAINPP_TOKENIZER_LIBRARIES_FOUND TRUE)
+    endif()
+  endif()
+endmacro()
+
 macro(trainpp_find_dependencies)
   _trainpp_find_torch()
 
@@ -126,6 +142,8 @@ macro(trainpp_find_dependencies)
   find_package(nlohmann_json 3 REQUIRED)
   # gzip-compressed data sets (Fashion-MNIST): only the target trainpp::datasets links it.
   find_package(ZLIB QUIET)
+  # PCRE2 and utf8proc, the Unicode libraries of the tokenizers: only trainpp::tokenizers links them.
+  _trainpp_find_tokenizer_libraries()
   find_package(Threads REQUIRED)
 
   # c10d's Gloo backend (ProcessGroupGloo, trainpp's collectives on CPUs) is compiled into
