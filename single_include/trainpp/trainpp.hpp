@@ -984,6 +984,109 @@ struct DeepSpeedArguments {
 
 }  // namespace trainpp
 
+// ---- trainpp/args/optim_args.hpp ----
+// HF's `--optim_args`: extra optimizer settings as "key=value,key=value" (spaces ignored), read per
+// optimizer (transformers' _parse_optim_args and the _get_<optimizer> handlers).
+//
+// Where trainpp differs on purpose: HF ignores keys an optimizer does not read, parses a boolean as
+// "true/1/yes, anything else false", and lets a later duplicate win; here each of those is an error
+// naming the key, so that a misspelt setting never trains silently with the default.
+
+
+#include <charconv>
+#include <cmath>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+namespace trainpp {
+
+class OptimArgs {
+ public:
+  OptimArgs() = default;
+
+  /// Parses `text` as HF does (spaces removed, entries split at ',', each at its one '='). Throws
+  /// trainpp::Error for an entry that is not key=value, an empty key, or a key given twice.
+  [[nodiscard]] static OptimArgs parse(std::string_view text) {
+    std::string compact;
+    for (const char c : text)
+      if (c != ' ') compact += c;
+    OptimArgs out;
+    if (compact.empty()) return out;
+    std::string_view rest = compact;
+    while (true) {
+      const auto comma = rest.find(',');
+      const std::string_view entry = rest.substr(0, comma);
+      const auto equals = entry.find('=');
+      if (equals == std::string_view::npos || equals == 0 || entry.find('=', equals + 1) != std::string_view::npos)
+        throw error("optim_args: '{}' is not key=value (expected e.g. \"momentum=0.9,nesterov=true\")", entry);
+      const std::string key(entry.substr(0, equals));
+      if (out.find(key)) throw error("optim_args: '{}' is given twice", key);
+      out.entries_.emplace_back(key, std::string(entry.substr(equals + 1)));
+      if (comma == std::string_view::npos) break;
+      rest = rest.substr(comma + 1);
+    }
+    return out;
+  }
+
+  [[nodiscard]] bool empty() const { return entries_.empty(); }
+  [[nodiscard]] const std::vector<std::pair<std::string, std::string>>& entries() const { return entries_; }
+
+  /// Refuses every key `optim` does not read from optim_args (`keys`), naming those it does. `note`
+  /// says more where HF's Trainer passes settings another way (e.g. "its betas are adam_beta1/2").
+  void accept_only(std::string_view optim, std::span<const std::string_view> keys, std::string_view note = {}) const {
+    for (const auto& [key, value] : entries_) {
+      bool known = false;
+      for (const auto k : keys) known = known || k == key;
+      if (known) continue;
+      if (key == "weight_decay")
+        throw error("optim_args: weight_decay has no effect in HF's Trainer (its parameter groups set their own); "
+                    "use --weight_decay");
+      if (keys.empty())
+        throw error("optim_args: --optim {} reads no optim_args, got '{}'{}{}", optim, key, note.empty() ? "" : "; ", note);
+      throw error("optim_args: --optim {} does not read '{}' (it reads: {}){}{}", optim, key, fmt::join(keys, ", "),
+                  note.empty() ? "" : "; ", note);
+    }
+  }
+
+  /// The value of `key` as a finite number, if given; throws trainpp::Error if it is not one.
+  [[nodiscard]] std::optional<double> number(std::string_view key) const {
+    const std::string* text = find(key);
+    if (!text) return std::nullopt;
+    double value = 0;
+    const auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
+    if (ec != std::errc{} || end != text->data() + text->size() || !std::isfinite(value))
+      throw error("optim_args: {}={} is not a finite number", key, *text);
+    return value;
+  }
+
+  /// The value of `key` as a boolean (true/1/yes or false/0/no, any case), if given.
+  [[nodiscard]] std::optional<bool> flag(std::string_view key) const {
+    const std::string* text = find(key);
+    if (!text) return std::nullopt;
+    std::string lower;
+    for (const char c : *text) lower += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    if (lower == "true" || lower == "1" || lower == "yes") return true;
+    if (lower == "false" || lower == "0" || lower == "no") return false;
+    throw error("optim_args: {}={} is not a boolean (true/false, 1/0, yes/no)", key, *text);
+  }
+
+ private:
+  [[nodiscard]] const std::string* find(std::string_view key) const {
+    for (const auto& [k, v] : entries_)
+      if (k == key) return &v;
+    return nullptr;
+  }
+
+  std::vector<std::pair<std::string, std::string>> entries_;
+};
+
+}  // namespace trainpp
+
 // ---- trainpp/logging.hpp ----
 // The one logger every trainpp message goes through, with HF's levels (transformers.utils.logging):
 // a process-wide level, a sink a program can replace (to redirect into its own logging, or to capture
@@ -1172,15 +1275,16 @@ namespace trainpp {
 enum class IntervalStrategy { no, steps, epoch };
 /// When checkpoints are written (HF's SaveStrategy; `best` comes with the checkpoint work).
 enum class SaveStrategy { no, steps, epoch, best };
-/// The optimizers `optim` can name.
-enum class OptimizerName { adamw_torch, adamw_torch_fused, sgd };
+/// The optimizers `optim` can name (HF's spellings; lion_32bit is bitsandbytes' Lion in HF).
+enum class OptimizerName { adamw_torch, adamw_torch_fused, sgd, adagrad, rmsprop, adafactor, lion_32bit };
 /// Every learning-rate schedule of `transformers.get_scheduler`.
 enum class SchedulerType {
   linear, cosine, cosine_with_restarts, polynomial, constant, constant_with_warmup,
   inverse_sqrt, reduce_lr_on_plateau, cosine_with_min_lr, warmup_stable_decay
 };
-/// Order in which training samples are drawn (HF's train_sampling_strategy).
-enum class SamplingStrategy { random, sequential };
+/// Order in which training samples are drawn (HF's train_sampling_strategy; group_by_length is HF 5.x's
+/// spelling of the former --group_by_length flag).
+enum class SamplingStrategy { random, sequential, group_by_length };
 
 /// The spelling of each enumerator, as HF writes it on the command line and in JSON.
 template <typename E> struct enum_names;
@@ -1194,9 +1298,10 @@ template <> struct enum_names<SaveStrategy> {
        {SaveStrategy::best, "best"}}};
 };
 template <> struct enum_names<OptimizerName> {
-  static constexpr std::array<std::pair<OptimizerName, std::string_view>, 3> values{
+  static constexpr std::array<std::pair<OptimizerName, std::string_view>, 7> values{
       {{OptimizerName::adamw_torch, "adamw_torch"}, {OptimizerName::adamw_torch_fused, "adamw_torch_fused"},
-       {OptimizerName::sgd, "sgd"}}};
+       {OptimizerName::sgd, "sgd"}, {OptimizerName::adagrad, "adagrad"}, {OptimizerName::rmsprop, "rmsprop"},
+       {OptimizerName::adafactor, "adafactor"}, {OptimizerName::lion_32bit, "lion_32bit"}}};
 };
 template <> struct enum_names<SchedulerType> {
   static constexpr std::array<std::pair<SchedulerType, std::string_view>, 10> values{
@@ -1217,8 +1322,9 @@ template <> struct enum_names<LogLevel> {
        {LogLevel::warning, "warning"}, {LogLevel::error, "error"}, {LogLevel::critical, "critical"}}};
 };
 template <> struct enum_names<SamplingStrategy> {
-  static constexpr std::array<std::pair<SamplingStrategy, std::string_view>, 2> values{
-      {{SamplingStrategy::random, "random"}, {SamplingStrategy::sequential, "sequential"}}};
+  static constexpr std::array<std::pair<SamplingStrategy, std::string_view>, 3> values{
+      {{SamplingStrategy::random, "random"}, {SamplingStrategy::sequential, "sequential"},
+       {SamplingStrategy::group_by_length, "group_by_length"}}};
 };
 
 template <typename E>
@@ -1281,6 +1387,8 @@ struct FieldInfo {
   FIELD(std::int64_t, max_steps, -1, "batches", "Optimizer steps to train; overrides num_train_epochs when > 0.")         \
                                                                                                                           \
   FIELD(OptimizerName, optim, OptimizerName::adamw_torch_fused, "optimizer", "The optimizer.")                            \
+  FIELD(std::optional<std::string>, optim_args, std::nullopt, "optimizer",                                                \
+        "Optimizer settings as key=value,key=value (e.g. momentum=0.9,nesterov=true for sgd).")                           \
   FIELD(double, learning_rate, 5e-5, "optimizer", "Initial learning rate.")                                               \
   FIELD(double, weight_decay, 0.0, "optimizer", "Weight decay for weights (not biases or norms).")                        \
   FIELD(double, adam_beta1, 0.9, "optimizer", "AdamW beta1.")                                                             \
@@ -1308,7 +1416,7 @@ struct FieldInfo {
   FIELD(bool, logging_nan_inf_filter, true, "logging", "Replace nan/inf step losses in the logged loss.")                 \
   FIELD(std::optional<bool>, disable_tqdm, std::nullopt, "logging", "Plain log lines instead of the live progress bar.")  \
   FIELD(std::vector<std::string>, report_to, std::vector<std::string>{"none"}, "logging",                                 \
-        "Integrations to report to (none, all, tensorboard, jsonl, curves).")                                             \
+        "Integrations to report to (none, all, tensorboard, jsonl, csv, curves).")                                        \
                                                                                                                           \
   FIELD(IntervalStrategy, eval_strategy, IntervalStrategy::no, "evaluation", "When to evaluate.")                         \
   FIELD(std::optional<double>, eval_steps, std::nullopt, "evaluation",                                                    \
@@ -1349,6 +1457,8 @@ struct FieldInfo {
   FIELD(bool, dataloader_pin_memory, true, "data", "Pin host memory for faster copies to the GPU.")                       \
   FIELD(bool, dataloader_persistent_workers, false, "data", "Keep workers alive between epochs.")                         \
   FIELD(SamplingStrategy, train_sampling_strategy, SamplingStrategy::random, "data", "Order of training samples.")        \
+  FIELD(std::string, length_column_name, "length", "data",                                                                \
+        "Example key holding precomputed lengths for train_sampling_strategy group_by_length.")                            \
                                                                                                                           \
   /* train() calls the model's gradient_checkpointing_enable(). */                                                        \
   FIELD(bool, gradient_checkpointing, false, "memory",                                                                    \
@@ -1490,6 +1600,30 @@ namespace detail {
 
 }  // namespace detail
 
+/// Refuses optim_args that `optim` does not read. The keys are HF's handlers' (transformers'
+/// trainer_optimizer.py), except adafactor's: HF reads none for it and fixes scale_parameter and
+/// relative_step to false; trainpp lets optim_args set transformers.Adafactor's own options.
+inline void check_optim_args(OptimizerName optim, const OptimArgs& optim_args) {
+  using namespace std::string_view_literals;
+  static constexpr std::array sgd{"momentum"sv, "dampening"sv, "nesterov"sv};
+  static constexpr std::array adagrad{"lr_decay"sv, "eps"sv};
+  static constexpr std::array rmsprop{"momentum"sv, "alpha"sv, "eps"sv, "centered"sv};
+  static constexpr std::array adafactor{"beta1"sv,           "clip_threshold"sv, "decay_rate"sv,
+                                        "scale_parameter"sv, "relative_step"sv,  "warmup_init"sv};
+  const std::string_view name = to_string(optim);
+  switch (optim) {
+    case OptimizerName::adamw_torch:
+    case OptimizerName::adamw_torch_fused:
+      return optim_args.accept_only(name, {}, "its settings are --adam_beta1, --adam_beta2 and --adam_epsilon");
+    case OptimizerName::lion_32bit:
+      return optim_args.accept_only(name, {}, "its betas are --adam_beta1 and --adam_beta2, as in HF");
+    case OptimizerName::sgd: return optim_args.accept_only(name, sgd);
+    case OptimizerName::adagrad: return optim_args.accept_only(name, adagrad);
+    case OptimizerName::rmsprop: return optim_args.accept_only(name, rmsprop);
+    case OptimizerName::adafactor: return optim_args.accept_only(name, adafactor);
+  }
+}
+
 /// Every check of TrainingArguments' values, alone and in combination; throws trainpp::Error naming
 /// the problem. Reads the fields as given (before finalize()'s derived defaults), so that a message
 /// speaks of what was passed.
@@ -1532,6 +1666,12 @@ inline void validate(const TrainingArguments& a) {
     if (options.strategy && options.strategy != ShardingStrategy::no_shard && a.save_only_model &&
         options.state_dict_type == StateDictType::sharded_state_dict)
       throw error("save_only_model is not compatible with FSDP state dict type 'SHARDED_STATE_DICT'");
+    // Adafactor's statistics are per matrix (row and column means, the update's RMS): on the flat
+    // pieces a sharded optimizer holds they would be another algorithm, silently.
+    if (options.strategy && options.strategy != ShardingStrategy::no_shard && a.optim == OptimizerName::adafactor)
+      throw error("--optim adafactor cannot run on sharded optimizer state ({}): its factored statistics need whole "
+                  "matrices; use data parallelism (no --fsdp / ZeRO stage 0) or another optimizer",
+                  a.fsdp.empty() ? std::string("a DeepSpeed ZeRO stage or --fsdp_config") : "--fsdp " + a.fsdp);
   }
   if (a.ddp_bucket_cap_mb && *a.ddp_bucket_cap_mb < 1)
     throw error("ddp_bucket_cap_mb must be at least 1, got {}", *a.ddp_bucket_cap_mb);
@@ -1541,6 +1681,7 @@ inline void validate(const TrainingArguments& a) {
   if (!(a.adam_beta2 >= 0 && a.adam_beta2 < 1)) throw error("adam_beta2 must be in [0, 1), got {}", a.adam_beta2);
   if (!(a.adam_epsilon >= 0)) throw error("adam_epsilon must be >= 0, got {}", a.adam_epsilon);
   if (!(a.max_grad_norm >= 0)) throw error("max_grad_norm must be >= 0 (0 disables clipping), got {}", a.max_grad_norm);
+  if (a.optim_args) check_optim_args(a.optim, OptimArgs::parse(*a.optim_args));
   if (!(a.warmup_steps >= 0)) throw error("warmup_steps must be >= 0 (an int, or a ratio below 1), got {}", a.warmup_steps);
   if (a.warmup_steps > 1 && a.warmup_steps != std::floor(a.warmup_steps))
     throw error("warmup_steps must be an integer when >= 1 (a ratio only below 1), got {}", a.warmup_steps);
@@ -1598,8 +1739,9 @@ inline void validate(const TrainingArguments& a) {
   if (std::ranges::find(a.report_to, "none") != a.report_to.end() && a.report_to.size() > 1)
     throw error("report_to 'none' cannot be combined with other integrations");
   for (const auto& name : a.report_to)
-    if (name != "none" && name != "all" && name != "tensorboard" && name != "jsonl" && name != "curves")
-      throw error("report_to '{}' is not an integration trainpp has; choose among tensorboard, jsonl, curves, all, none", name);
+    if (name != "none" && name != "all" && name != "tensorboard" && name != "jsonl" && name != "csv" && name != "curves")
+      throw error("report_to '{}' is not an integration trainpp has; choose among tensorboard, jsonl, csv, curves, all, "
+                  "none", name);
 }
 
 inline void TrainingArguments::finalize() {
@@ -3207,6 +3349,7 @@ class Batch {
 
 
 #include <cstddef>
+#include <cstdint>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -3218,6 +3361,18 @@ namespace trainpp {
 /// worker threads at once, so it must be const-callable and free of unsynchronized state.
 template <class C, class Example>
 concept CollateFor = std::is_invocable_r_v<Batch, const C&, std::vector<Example>&&>;
+
+/// Which batch of its run a collate is making: epoch × batches per epoch + the batch's index in the
+/// epoch, counted per process. A DataLoader passes it to collates that also take it as a second
+/// argument, so a random collate (masked LM) can seed each batch on its own and give the same batches
+/// whichever worker thread builds them.
+struct BatchOrdinal {
+  std::int64_t value = 0;
+};
+
+/// A collate that also takes the BatchOrdinal of the batch it makes.
+template <class C, class Example>
+concept OrdinalCollateFor = std::is_invocable_r_v<Batch, const C&, std::vector<Example>&&, BatchOrdinal>;
 
 /// The default collation of Batch examples: for each key, `torch::stack` of the examples' tensors, so
 /// a 0-dim tensor per example (a class label) becomes a 1-D tensor and a [C,H,W] image becomes
@@ -3255,6 +3410,445 @@ struct DefaultCollate {
     }
     return out;
   }
+};
+
+}  // namespace trainpp
+
+// ---- trainpp/data/collators.hpp ----
+// Collators of tokenized examples of different lengths: transformers' DataCollatorWithPadding,
+// DataCollatorForLanguageModeling, DataCollatorForSeq2Seq and default_data_collator, with the padding
+// rules of a tokenizer's pad().
+
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <algorithm>
+#include <atomic>
+#include <concepts>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace trainpp {
+
+/// Where padding goes (a tokenizer's padding_side).
+enum class PaddingSide { right, left };
+/// How long a padded batch is: its longest sequence, or a fixed max_length (HF's PaddingStrategy; not
+/// padding at all cannot make a batch tensor of unequal lengths, so it has no counterpart).
+enum class PaddingStrategy { longest, max_length };
+
+/// What a tokenizer's pad() needs to know: its pad ids and side, and the batch length rule.
+struct PaddingOptions {
+  /// The tokenizer's pad_token_id; padding without one is an error, as HF makes it.
+  std::optional<std::int64_t> pad_token_id;
+  std::int64_t pad_token_type_id = 0;
+  PaddingSide padding_side = PaddingSide::right;
+  PaddingStrategy padding = PaddingStrategy::longest;
+  /// The length under PaddingStrategy::max_length (required there); ignored for longest, as in HF.
+  std::optional<std::int64_t> max_length;
+  /// Round the padded length up to a multiple of this (tensor-core friendly shapes).
+  std::optional<std::int64_t> pad_to_multiple_of;
+  /// The tokenizer's model_input_names[0]: the key whose length decides the padding.
+  std::string model_input_name = "input_ids";
+  /// Add an all-ones attention_mask when the examples have none ("attention_mask" in model_input_names).
+  bool return_attention_mask = true;
+};
+
+namespace detail::collators {
+
+/// A tensor as torch.tensor() would rebuild it from Python numbers: integers int64, floats float32.
+[[nodiscard]] inline torch::Tensor as_python_numbers(const torch::Tensor& t) {
+  if (t.scalar_type() == torch::kBool) return t;
+  if (at::isFloatingType(t.scalar_type())) return t.to(torch::kFloat);
+  return t.to(torch::kLong);
+}
+
+[[nodiscard]] inline std::int64_t round_up(std::int64_t length, std::optional<std::int64_t> multiple) {
+  if (!multiple || length % *multiple == 0) return length;
+  return (length / *multiple + 1) * *multiple;
+}
+
+inline void check_options(const PaddingOptions& o, std::string_view who) {
+  if (o.pad_to_multiple_of && *o.pad_to_multiple_of < 1)
+    throw error("{}: pad_to_multiple_of must be at least 1, got {}", who, *o.pad_to_multiple_of);
+  if (o.padding == PaddingStrategy::max_length && !o.max_length)
+    throw error("{}: padding 'max_length' needs max_length (there is no tokenizer to take model_max_length from)",
+                who);
+  if (o.max_length && *o.max_length < 1) throw error("{}: max_length must be at least 1, got {}", who, *o.max_length);
+}
+
+/// The 1-D sequence `key` of example `e`; throws naming both when it is missing or not 1-D.
+[[nodiscard]] inline const torch::Tensor& sequence(const Batch& example, std::size_t e, std::string_view key,
+                                                   std::string_view who) {
+  if (!example.contains(key))
+    throw error("{}: example {} has no '{}' (its keys: {})", who, e, key, fmt::join(example.keys(), ", "));
+  const torch::Tensor& t = example.at(key);
+  if (!t.defined() || t.dim() != 1)
+    throw error("{}: '{}' of example {} must be a 1-D tensor of token ids, got {}", who, key, e,
+                t.defined() ? fmt::format("shape [{}]", fmt::join(t.sizes(), ", ")) : std::string("an undefined tensor"));
+  return t;
+}
+
+/// `rows` padded with `value` to `length` on `side`, stacked into [N, length] (dtype as Python numbers).
+[[nodiscard]] inline torch::Tensor pad_rows(const std::vector<torch::Tensor>& rows, std::int64_t length,
+                                            std::int64_t value, PaddingSide side) {
+  torch::Tensor out = torch::full({static_cast<std::int64_t>(rows.size()), length}, value, torch::kLong);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const std::int64_t n = rows[i].size(0);
+    const std::int64_t begin = side == PaddingSide::right ? 0 : length - n;
+    out[static_cast<std::int64_t>(i)].narrow(0, begin, n).copy_(rows[i]);
+  }
+  return out;
+}
+
+/// The examples' values of `key`, stacked (equal shapes only).
+[[nodiscard]] inline torch::Tensor stack_key(const std::vector<Batch>& examples, std::string_view key,
+                                             std::string_view who) {
+  std::vector<torch::Tensor> parts;
+  parts.reserve(examples.size());
+  for (std::size_t e = 0; e < examples.size(); ++e) {
+    if (!examples[e].contains(key))
+      throw error("{}: example {} has no '{}' but example 0 has (its keys: {})", who, e, key,
+                  fmt::join(examples[e].keys(), ", "));
+    const torch::Tensor& t = examples[e].at(key);
+    if (!t.defined()) throw error("{}: '{}' of example {} is an undefined tensor", who, key, e);
+    if (!parts.empty() && t.sizes() != parts.front().sizes())
+      throw error("{}: '{}' has shape [{}] in example 0 but [{}] in example {}; only the tokenizer's inputs are "
+                  "padded",
+                  who, key, fmt::join(parts.front().sizes(), ", "), fmt::join(t.sizes(), ", "), e);
+    parts.push_back(t);
+  }
+  return torch::stack(parts);
+}
+
+}  // namespace detail::collators
+
+/// A tokenizer's pad() over a list of examples: the model input (input_ids) is padded with the pad
+/// token, attention_mask with 0 (and created, all ones before padding, when absent), token_type_ids
+/// with pad_token_type_id, special_tokens_mask with 1 (padding is special); every other key is
+/// stacked, so it must have one shape in all examples. Integers come out int64, as HF's tensors made
+/// from Python lists do. Throws trainpp::Error on a missing key, a sequence longer than max_length
+/// (pad() does not truncate) or padding without a pad token.
+[[nodiscard]] inline Batch pad_examples(const std::vector<Batch>& examples, const PaddingOptions& options,
+                                        std::string_view who = "pad") {
+  namespace c = detail::collators;
+  c::check_options(options, who);
+  Batch out;
+  if (examples.empty()) return out;
+  const std::string& input = options.model_input_name;
+  std::int64_t longest = 0;
+  for (std::size_t e = 0; e < examples.size(); ++e)
+    longest = std::max(longest, c::sequence(examples[e], e, input, who).size(0));
+  const std::int64_t length = c::round_up(
+      options.padding == PaddingStrategy::longest ? longest : *options.max_length, options.pad_to_multiple_of);
+  if (longest > length)
+    throw error("{}: example of {} tokens exceeds max_length {} (padding does not truncate; truncate when "
+                "tokenizing)", who, longest, length);
+  if (!options.pad_token_id)
+    throw error("{}: asked to pad but there is no pad_token_id (set PaddingOptions::pad_token_id)", who);
+
+  auto padded = [&](std::string_view key, std::int64_t value) {
+    std::vector<torch::Tensor> rows;
+    rows.reserve(examples.size());
+    for (std::size_t e = 0; e < examples.size(); ++e) {
+      const torch::Tensor& row = c::sequence(examples[e], e, key, who);
+      const torch::Tensor& ids = examples[e].at(input);
+      if (row.size(0) != ids.size(0))
+        throw error("{}: '{}' of example {} has {} entries but its '{}' has {}", who, key, e, row.size(0), input,
+                    ids.size(0));
+      rows.push_back(row);
+    }
+    return c::pad_rows(rows, length, value, options.padding_side);
+  };
+  for (const auto& [key, value] : examples.front()) {
+    if (key == input) out[key] = padded(key, *options.pad_token_id);
+    else if (key == "attention_mask") out[key] = padded(key, 0);
+    else if (key == "token_type_ids") out[key] = padded(key, options.pad_token_type_id);
+    else if (key == "special_tokens_mask") out[key] = padded(key, 1);
+    else out[key] = c::as_python_numbers(c::stack_key(examples, key, who));
+  }
+  if (options.return_attention_mask && !out.contains("attention_mask")) {
+    std::vector<torch::Tensor> ones;
+    ones.reserve(examples.size());
+    for (const Batch& example : examples) ones.push_back(torch::ones({example.at(input).size(0)}, torch::kLong));
+    out["attention_mask"] = c::pad_rows(ones, length, 0, options.padding_side);
+  }
+  return out;
+}
+
+/// transformers' DataCollatorWithPadding: pad_examples(), then `label` and `label_ids` renamed `labels`
+/// (placed last, as HF's rename does).
+struct DataCollatorWithPadding {
+  PaddingOptions padding;
+
+  [[nodiscard]] Batch operator()(std::vector<Batch>&& examples) const {
+    Batch padded = pad_examples(examples, padding, "DataCollatorWithPadding");
+    Batch out;
+    torch::Tensor labels;
+    for (auto& [key, t] : padded) {
+      if (key == "label" || key == "label_ids") {
+        if (key == "label_ids" || !labels.defined()) labels = t;  // HF renames label, then label_ids over it
+      } else {
+        out[key] = std::move(t);
+      }
+    }
+    if (labels.defined()) out["labels"] = labels;
+    return out;
+  }
+};
+
+/// transformers' DataCollatorForSeq2Seq: the inputs padded as pad_examples() does; `labels` (or
+/// `label`) padded separately with label_pad_token_id, on the tokenizer's side, to the longest label
+/// (max_length under PaddingStrategy::max_length), rounded up to pad_to_multiple_of, as int64
+/// `labels`. Examples without labels give a batch without them. (HF's optional `model` argument,
+/// which makes decoder_input_ids, is left to the model: trainpp's seq2seq models shift the labels.)
+struct DataCollatorForSeq2Seq {
+  PaddingOptions padding;
+  std::int64_t label_pad_token_id = -100;
+
+  [[nodiscard]] Batch operator()(std::vector<Batch>&& examples) const {
+    constexpr std::string_view who = "DataCollatorForSeq2Seq";
+    namespace c = detail::collators;
+    if (examples.empty()) return {};
+    const std::string label_name = examples.front().contains("label") ? "label" : "labels";
+    const bool has_labels = examples.front().contains(label_name);
+    std::vector<torch::Tensor> labels;
+    std::vector<Batch> inputs;
+    inputs.reserve(examples.size());
+    for (std::size_t e = 0; e < examples.size(); ++e) {
+      if (has_labels) labels.push_back(c::sequence(examples[e], e, label_name, who));
+      inputs.push_back(examples[e].without({label_name}));
+    }
+    Batch out = pad_examples(inputs, padding, who);
+    if (!has_labels) return out;
+    std::int64_t length = 0;
+    if (padding.padding == PaddingStrategy::max_length && padding.max_length) {
+      length = *padding.max_length;
+    } else {
+      for (const auto& l : labels) length = std::max(length, l.size(0));
+    }
+    length = c::round_up(length, padding.pad_to_multiple_of);
+    for (std::size_t e = 0; e < labels.size(); ++e)
+      if (labels[e].size(0) > length)
+        throw error("{}: the labels of example {} have {} tokens, more than max_length {}", who, e, labels[e].size(0),
+                    length);
+    out["labels"] = c::pad_rows(labels, length, label_pad_token_id, padding.padding_side);
+    return out;
+  }
+};
+
+/// transformers' default_data_collator: every key stacked (equal shapes only). A scalar `label`
+/// becomes `labels`, int64 when integral and float32 otherwise; `label_ids` becomes `labels` as it
+/// is. `labels` comes first, as in HF. Undefined tensors are left out, as HF leaves out None.
+struct DefaultDataCollator {
+  [[nodiscard]] Batch operator()(std::vector<Batch>&& examples) const {
+    constexpr std::string_view who = "default_data_collator";
+    namespace c = detail::collators;
+    Batch out;
+    if (examples.empty()) return out;
+    const Batch& first = examples.front();
+    const bool has_label = first.contains("label") && first.at("label").defined();
+    if (has_label) {
+      const torch::Tensor stacked = c::stack_key(examples, "label", who);
+      if (stacked.dim() != 1)
+        throw error("{}: 'label' must be one number per example, got shape [{}] in example 0", who,
+                    fmt::join(first.at("label").sizes(), ", "));
+      out["labels"] = at::isFloatingType(stacked.scalar_type()) ? stacked.to(torch::kFloat) : stacked.to(torch::kLong);
+    } else if (first.contains("label_ids") && first.at("label_ids").defined()) {
+      out["labels"] = c::stack_key(examples, "label_ids", who);
+    }
+    for (const auto& [key, value] : first) {
+      if (key == "label" || key == "label_ids" || !value.defined()) continue;
+      out[key] = c::stack_key(examples, key, who);
+    }
+    return out;
+  }
+};
+
+/// The tokens DataCollatorForLanguageModeling needs beyond padding.
+struct LanguageModelingOptions {
+  PaddingOptions padding;  ///< pad_token_id, side, pad_to_multiple_of (the batch is padded to its longest)
+  bool mlm = true;         ///< false: causal LM, labels are the inputs with padding ignored
+  double mlm_probability = 0.15;
+  double mask_replace_prob = 0.8;    ///< of the chosen tokens, replaced by mask_token_id
+  double random_replace_prob = 0.1;  ///< of the chosen tokens, replaced by a random id below vocab_size
+  std::optional<std::int64_t> mask_token_id;
+  std::int64_t vocab_size = 0;  ///< len(tokenizer): random replacements are drawn from [0, vocab_size)
+  /// The tokenizer's all_special_ids: never masked when an example has no special_tokens_mask.
+  std::vector<std::int64_t> special_token_ids;
+  /// Seeds the masking. Batch k of the loader's run (see BatchOrdinal) draws from a generator seeded
+  /// with seed + k, so the masks do not depend on which worker thread collates which batch; batch 0
+  /// draws what HF's collator seeded with `seed` draws on its first call. Without a seed, torch's
+  /// global generator is used, as HF does.
+  std::optional<std::int64_t> seed;
+};
+
+/// transformers' DataCollatorForLanguageModeling (without whole-word masking). The examples are
+/// padded as pad_examples() does (padding longest, pad_to_multiple_of); a special_tokens_mask key is
+/// taken out of the batch and says which tokens must not be masked (else special_token_ids does).
+/// Masked LM: each other token is chosen with mlm_probability; labels are -100 except at chosen
+/// tokens; of those, mask_replace_prob become mask_token_id, random_replace_prob a random token, the
+/// rest stay — drawn in HF's order from one generator, so the same seed gives HF's masks. Causal LM:
+/// labels are input_ids with pad_token_id positions -100.
+class DataCollatorForLanguageModeling {
+ public:
+  explicit DataCollatorForLanguageModeling(LanguageModelingOptions options) : o_(std::move(options)) {
+    constexpr std::string_view who = "DataCollatorForLanguageModeling";
+    if (o_.mlm) {
+      if (!o_.mask_token_id)
+        throw error("{}: masked language modeling needs mask_token_id (use mlm = false for causal LM)", who);
+      if (!(o_.mlm_probability >= 0 && o_.mlm_probability <= 1))
+        throw error("{}: mlm_probability must be in [0, 1], got {}", who, o_.mlm_probability);
+    }
+    if (!(o_.mask_replace_prob >= 0 && o_.mask_replace_prob <= 1))
+      throw error("{}: mask_replace_prob must be in [0, 1], got {}", who, o_.mask_replace_prob);
+    if (!(o_.random_replace_prob >= 0 && o_.random_replace_prob <= 1))
+      throw error("{}: random_replace_prob must be in [0, 1], got {}", who, o_.random_replace_prob);
+    if (o_.mask_replace_prob + o_.random_replace_prob > 1)
+      throw error("{}: mask_replace_prob + random_replace_prob must not exceed 1, got {} + {}", who,
+                  o_.mask_replace_prob, o_.random_replace_prob);
+    if (o_.mlm && o_.random_replace_prob > 0 && o_.mask_replace_prob < 1 && o_.vocab_size < 1)
+      throw error("{}: random replacements need vocab_size (len(tokenizer)), got {}", who, o_.vocab_size);
+    if (o_.padding.padding != PaddingStrategy::longest)
+      throw error("{}: pads to the longest example (HF's collator does); use pad_to_multiple_of for fixed shapes", who);
+  }
+
+  [[nodiscard]] const LanguageModelingOptions& options() const { return o_; }
+
+  /// The batch as batch 0 of a run (see LanguageModelingOptions::seed).
+  [[nodiscard]] Batch operator()(std::vector<Batch>&& examples) const { return (*this)(std::move(examples), BatchOrdinal{}); }
+
+  [[nodiscard]] Batch operator()(std::vector<Batch>&& examples, BatchOrdinal ordinal) const {
+    constexpr std::string_view who = "DataCollatorForLanguageModeling";
+    Batch padded = pad_examples(examples, o_.padding, who);
+    Batch out;
+    torch::Tensor special;
+    for (auto& [key, t] : padded) {
+      if (key == "special_tokens_mask") special = t;
+      else out[key] = std::move(t);
+    }
+    torch::Tensor& ids = out[o_.padding.model_input_name];
+    if (!o_.mlm) {
+      torch::Tensor labels = ids.clone();
+      if (o_.padding.pad_token_id) labels.masked_fill_(labels == *o_.padding.pad_token_id, -100);
+      out["labels"] = labels;
+      return out;
+    }
+    std::optional<at::Generator> generator;
+    if (o_.seed)
+      generator = at::detail::createCPUGenerator(static_cast<std::uint64_t>(*o_.seed + ordinal.value));
+    auto [inputs, labels] = mask_tokens(ids, special, generator);
+    ids = inputs;
+    out["labels"] = labels;
+    return out;
+  }
+
+  /// HF's torch_mask_tokens on a padded [N, L] batch of ids: the masked inputs and the labels.
+  [[nodiscard]] std::pair<torch::Tensor, torch::Tensor> mask_tokens(torch::Tensor ids, torch::Tensor special_tokens_mask,
+                                                                    const std::optional<at::Generator>& generator) const {
+    ids = ids.clone();
+    torch::Tensor labels = ids.clone();
+    torch::Tensor protect;
+    if (special_tokens_mask.defined()) {
+      protect = special_tokens_mask.to(torch::kBool);
+    } else {
+      protect = torch::zeros_like(ids, torch::kBool);
+      for (const std::int64_t id : o_.special_token_ids) protect.logical_or_(ids == id);
+    }
+    const auto shape = labels.sizes();
+    torch::Tensor probability = torch::full(shape, o_.mlm_probability, torch::kFloat);
+    probability.masked_fill_(protect, 0.0);
+    const torch::Tensor chosen = torch::bernoulli(probability, generator).to(torch::kBool);
+    labels.masked_fill_(chosen.logical_not(), -100);
+    const torch::Tensor replaced =
+        torch::bernoulli(torch::full(shape, o_.mask_replace_prob, torch::kFloat), generator).to(torch::kBool) & chosen;
+    ids.masked_fill_(replaced, *o_.mask_token_id);
+    if (o_.mask_replace_prob == 1 || o_.random_replace_prob == 0) return {ids, labels};
+    // The random share is drawn among the chosen tokens that were not replaced by the mask token.
+    const double scaled = o_.random_replace_prob / (1 - o_.mask_replace_prob);
+    const torch::Tensor random_ones = torch::bernoulli(torch::full(shape, scaled, torch::kFloat), generator)
+                                          .to(torch::kBool) &
+                                      chosen & replaced.logical_not();
+    const torch::Tensor random_words = torch::randint(o_.vocab_size, shape, generator, torch::kLong);
+    ids = torch::where(random_ones, random_words, ids);
+    return {ids, labels};
+  }
+
+ private:
+  LanguageModelingOptions o_;
+};
+
+/// A model that declares the inputs its forward accepts (HF reads them off forward's signature):
+/// `m.input_names()`, e.g. {"input_ids", "attention_mask", "token_type_ids", "labels"}.
+template <class M>
+concept DeclaresInputNames = requires(const M& m) {
+  { m.input_names() } -> std::convertible_to<std::vector<std::string>>;
+};
+
+/// The keys transformers' remove_unused_columns keeps: the model's inputs, plus `label` and
+/// `label_ids` (which the collators rename to labels) and the label_names.
+[[nodiscard]] inline std::vector<std::string> signature_columns(std::vector<std::string> model_inputs,
+                                                                const std::vector<std::string>& label_names = {}) {
+  for (const std::string_view extra : {"label", "label_ids"})
+    if (std::ranges::find(model_inputs, extra) == model_inputs.end()) model_inputs.emplace_back(extra);
+  for (const auto& name : label_names)
+    if (std::ranges::find(model_inputs, name) == model_inputs.end()) model_inputs.push_back(name);
+  return model_inputs;
+}
+
+/// transformers' RemoveColumnsCollator (remove_unused_columns): drops from every example the keys
+/// that are not in `kept` (see signature_columns) before `collate` sees them, and says once, at info
+/// level and in HF's words, which keys it drops. Copies share the "said once".
+template <class Collate>
+class RemoveUnusedColumns {
+ public:
+  /// `description`: the data set's role as HF names it in the message ("training", "evaluation").
+  RemoveUnusedColumns(Collate collate, std::vector<std::string> kept, std::string model_name,
+                      std::string description = {})
+      : collate_(std::move(collate)), kept_(std::move(kept)), model_name_(std::move(model_name)),
+        description_(std::move(description)), logged_(std::make_shared<std::atomic<bool>>(false)) {}
+
+  [[nodiscard]] Batch operator()(std::vector<Batch>&& examples) const
+    requires CollateFor<Collate, Batch>
+  {
+    return collate_(strip(std::move(examples)));
+  }
+  [[nodiscard]] Batch operator()(std::vector<Batch>&& examples, BatchOrdinal ordinal) const
+    requires OrdinalCollateFor<Collate, Batch>
+  {
+    return collate_(strip(std::move(examples)), ordinal);
+  }
+
+  [[nodiscard]] const std::vector<std::string>& kept() const { return kept_; }
+
+ private:
+  [[nodiscard]] std::vector<Batch> strip(std::vector<Batch>&& examples) const {
+    for (Batch& example : examples) {
+      std::vector<std::string> dropped;
+      for (const auto& [key, t] : example)
+        if (std::ranges::find(kept_, key) == kept_.end()) dropped.push_back(key);
+      if (dropped.empty()) continue;
+      if (!model_name_.empty() && !logged_->exchange(true)) {
+        const std::string names = fmt::format("{}", fmt::join(dropped, ", "));
+        logger().info("The following columns {}don't have a corresponding argument in `{}.forward` and have been "
+                      "ignored: {}. If {} are not expected by `{}.forward`,  you can safely ignore this message.",
+                      description_.empty() ? std::string() : fmt::format("in the {} set ", description_),
+                      model_name_, names, names, model_name_);
+      }
+      example = example.without(dropped);
+    }
+    return std::move(examples);
+  }
+
+  Collate collate_;
+  std::vector<std::string> kept_;
+  std::string model_name_;
+  std::string description_;
+  std::shared_ptr<std::atomic<bool>> logged_;
 };
 
 }  // namespace trainpp
@@ -3317,6 +3911,11 @@ concept PinnedGatherDataset = GatherDataset<D> && requires(const D& d, const std
 };
 
 }  // namespace trainpp
+
+// ---- trainpp/data/length_grouped_sampler.hpp ----
+// Length-grouped order: transformers' LengthGroupedSampler (train_sampling_strategy group_by_length),
+// which puts examples of similar length in the same batches, so padding wastes little.
+
 
 // ---- trainpp/data/sampler.hpp ----
 // Samplers: the order in which one epoch visits a dataset's examples.
@@ -3387,6 +3986,133 @@ class RandomSampler {
   std::int64_t n_;
   std::int64_t seed_;
 };
+
+}  // namespace trainpp
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+namespace trainpp {
+
+/// transformers' get_length_grouped_indices: a permutation of 0..n-1 drawn as torch.randperm from
+/// `generator` (a CPU generator), cut into megabatches of mega_batch_mult × batch_size (default: 50, or
+/// fewer so that there are 4 megabatches, at least 1), each sorted by length, longest first (ties keep
+/// their drawn order, as Python's stable sort does); then the longest example of all is swapped to the
+/// very front, so that a batch too large for memory fails on the first step rather than late.
+[[nodiscard]] inline std::vector<std::int64_t> length_grouped_indices(const std::vector<std::int64_t>& lengths,
+                                                                      std::int64_t batch_size, at::Generator generator,
+                                                                      std::optional<std::int64_t> mega_batch_mult = {}) {
+  if (batch_size < 1) throw error("length-grouped order: batch_size must be at least 1, got {}", batch_size);
+  const auto n = static_cast<std::int64_t>(lengths.size());
+  std::int64_t mult = mega_batch_mult.value_or(std::min<std::int64_t>(n / (batch_size * 4), 50));
+  if (mult < 1) mult = 1;
+  const torch::Tensor perm = torch::randperm(n, generator, torch::TensorOptions().dtype(torch::kLong));
+  const auto* p = perm.data_ptr<std::int64_t>();
+  std::vector<std::int64_t> out(p, p + n);
+  if (n == 0) return out;
+  const std::int64_t megabatch = mult * batch_size;
+  const auto longer = [&](std::int64_t a, std::int64_t b) {
+    return lengths[static_cast<std::size_t>(a)] > lengths[static_cast<std::size_t>(b)];
+  };
+  std::size_t longest_front = 0;  // the position of the megabatch whose first example is longest
+  for (std::int64_t begin = 0; begin < n; begin += megabatch) {
+    const auto first = out.begin() + begin, last = out.begin() + std::min(n, begin + megabatch);
+    std::stable_sort(first, last, longer);
+    // argmax picks the first of equal maxima: a later megabatch wins only when strictly longer.
+    if (longer(*first, out[longest_front])) longest_front = static_cast<std::size_t>(begin);
+  }
+  std::swap(out[0], out[longest_front]);
+  return out;
+}
+
+/// A length-grouped order per epoch. Epoch 0 is exactly transformers' first epoch under the Trainer:
+/// its LengthGroupedSampler draws from torch's global generator, which the Trainer seeded with `seed`
+/// and from which torch's DataLoader took one int64 (its workers' base seed) just before. Later epochs in transformers continue that global generator after whatever training
+/// drew from it (dropout, masking), which cannot be reproduced; here epoch e draws with seed + e, so
+/// a resumed run sees the same order as an uninterrupted one. With `after_loader_seed` false, nothing
+/// is drawn before the order: transformers' evaluation sampler, which has a generator of its own
+/// (seeded with data_seed, else seed).
+class LengthGroupedSampler {
+ public:
+  LengthGroupedSampler(std::vector<std::int64_t> lengths, std::int64_t batch_size, std::int64_t seed,
+                       bool after_loader_seed = true)
+      : lengths_(std::move(lengths)), batch_size_(batch_size), seed_(seed), after_loader_seed_(after_loader_seed) {
+    if (batch_size_ < 1) throw error("LengthGroupedSampler: batch_size must be at least 1, got {}", batch_size_);
+  }
+  [[nodiscard]] std::int64_t size() const { return static_cast<std::int64_t>(lengths_.size()); }
+  [[nodiscard]] const std::vector<std::int64_t>& lengths() const { return lengths_; }
+  [[nodiscard]] std::vector<std::int64_t> epoch_indices(std::int64_t epoch) const {
+    // The seed is reinterpreted as unsigned, as Python's manual_seed does with negative seeds.
+    at::Generator generator = at::detail::createCPUGenerator(static_cast<std::uint64_t>(seed_ + epoch));
+    if (after_loader_seed_) (void)torch::empty({}, torch::kLong).random_(generator);  // the loader's base seed
+    return length_grouped_indices(lengths_, batch_size_, generator);
+  }
+  /// The order of epoch `epoch` as an int64 CPU tensor.
+  [[nodiscard]] torch::Tensor epoch_permutation(std::int64_t epoch) const {
+    const std::vector<std::int64_t> order = epoch_indices(epoch);
+    return torch::tensor(order, torch::kLong);
+  }
+
+ private:
+  std::vector<std::int64_t> lengths_;
+  std::int64_t batch_size_;
+  std::int64_t seed_;
+  bool after_loader_seed_;
+};
+
+/// A Dataset that knows its examples' lengths without reading them: `d.lengths()`, one per example.
+template <class D>
+concept LengthsDataset = Dataset<D> && requires(const D& d) {
+  { d.lengths() } -> std::convertible_to<std::vector<std::int64_t>>;
+};
+
+/// The length of every example of `dataset`, as transformers' Trainer finds them for group_by_length:
+/// the dataset's own lengths() when it has one; else, per example, the number in its
+/// `length_column_name` key (HF's precomputed length column), or the length of its `model_input_name`
+/// sequence. Throws trainpp::Error naming the example and both keys when an example has neither.
+template <Dataset D>
+[[nodiscard]] std::vector<std::int64_t> dataset_lengths(const D& dataset, std::string_view length_column_name,
+                                                        std::string_view model_input_name = "input_ids") {
+  const auto n = static_cast<std::size_t>(dataset.size());
+  if constexpr (LengthsDataset<D>) {
+    std::vector<std::int64_t> lengths = dataset.lengths();
+    if (lengths.size() != n)
+      throw error("group_by_length: the dataset's lengths() gave {} lengths for {} examples", lengths.size(), n);
+    return lengths;
+  } else if constexpr (std::is_same_v<example_t<D>, Batch>) {
+    std::vector<std::int64_t> lengths(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      const Batch example = dataset.get(i);
+      if (example.contains(length_column_name)) {
+        const torch::Tensor& t = example.at(length_column_name);
+        if (!t.defined() || t.numel() != 1 || at::isFloatingType(t.scalar_type()))
+          throw error("group_by_length: '{}' (--length_column_name) of example {} must be one integer", length_column_name,
+                      i);
+        lengths[i] = t.item<std::int64_t>();
+      } else if (example.contains(model_input_name)) {
+        const torch::Tensor& t = example.at(model_input_name);
+        if (!t.defined() || t.dim() < 1)
+          throw error("group_by_length: '{}' of example {} must be a sequence", model_input_name, i);
+        lengths[i] = t.size(0);
+      } else {
+        throw error("group_by_length needs each example's length, but example {} has neither '{}' "
+                    "(--length_column_name) nor '{}' (its keys: {}), and the dataset has no lengths()",
+                    i, length_column_name, model_input_name, fmt::join(example.keys(), ", "));
+      }
+    }
+    return lengths;
+  } else {
+    throw error("group_by_length needs the examples' lengths: give the dataset a `std::vector<std::int64_t> "
+                "lengths() const` (its examples are not trainpp::Batch, so no '{}' key can be read)",
+                length_column_name);
+  }
+}
 
 }  // namespace trainpp
 
@@ -3514,6 +4240,12 @@ struct DataLoaderOptions {
   /// Under a shard: pad the last round so that every process has as many full batches (training, where
   /// every batch ends in a collective); false hands out only real examples (evaluation).
   bool even_batches = true;
+  /// The examples' lengths: when set, each epoch follows a LengthGroupedSampler order (seeded with
+  /// `seed`, grouping batches of length_group_batch_size) instead of shuffle's or 0..n-1.
+  std::shared_ptr<const std::vector<std::int64_t>> group_lengths;
+  std::int64_t length_group_batch_size = 8;
+  /// The length-grouped order is drawn after the loader's base seed (training), or first (evaluation).
+  bool length_group_after_loader_seed = true;
 };
 
 namespace detail {
@@ -3542,6 +4274,9 @@ struct PrefetchSlot {
 /// while workers hold a pointer to it. Fields above the mutex change only while no worker runs.
 template <class D, class Collate>
 struct LoaderCore {
+  /// Collates need not be default-constructible (a masked-LM collate has no meaningful default).
+  explicit LoaderCore(Collate c) : collate(std::move(c)) {}
+
   const D* dataset;
   DataLoaderOptions options;
   Collate collate;
@@ -3599,7 +4334,11 @@ struct LoaderCore {
       std::vector<example_t<D>> examples;
       examples.reserve(indices.size());
       for (const std::int64_t i : indices) examples.push_back(dataset->get(static_cast<std::size_t>(i)));
-      batch = collate(std::move(examples));
+      if constexpr (OrdinalCollateFor<Collate, example_t<D>>)
+        batch = collate(std::move(examples), BatchOrdinal{epoch * static_cast<std::int64_t>(num_batches) +
+                                                          static_cast<std::int64_t>(b)});
+      else
+        batch = collate(std::move(examples));
     }
     if (device.is_cpu()) return batch.to(device);
     if (pin)
@@ -3635,7 +4374,7 @@ class DataLoader {
  public:
   /// Throws trainpp::Error on batch_size < 1, num_workers < 0 or prefetch_factor < 1.
   DataLoader(const D& dataset, DataLoaderOptions options, Collate collate = {})
-      : core_(std::make_unique<Core>()) {
+      : core_(std::make_unique<Core>(std::move(collate))) {
     if (options.batch_size < 1) throw error("DataLoader: batch_size must be at least 1, got {}", options.batch_size);
     if (options.num_workers < 0) throw error("DataLoader: num_workers must be >= 0, got {}", options.num_workers);
     if (options.prefetch_factor < 1)
@@ -3643,7 +4382,6 @@ class DataLoader {
     Core& c = *core_;
     c.dataset = &dataset;
     c.options = std::move(options);
-    c.collate = std::move(collate);
     c.num_samples = static_cast<std::size_t>(dataset.size());
     const auto bs = static_cast<std::size_t>(c.options.batch_size);
     c.num_batches = c.options.drop_last ? c.num_samples / bs : (c.num_samples + bs - 1) / bs;
@@ -3653,6 +4391,9 @@ class DataLoader {
       c.num_batches = c.shard_batches.size();
     }
     c.device = c.options.device;
+    if (c.options.group_lengths && c.options.group_lengths->size() != c.num_samples)
+      throw error("DataLoader: group_lengths has {} lengths but the dataset has {} examples",
+                  c.options.group_lengths->size(), c.num_samples);
   }
   /// A loader must not outlive its dataset; a temporary would.
   DataLoader(const D&& dataset, DataLoaderOptions options, Collate collate = {}) = delete;
@@ -3725,7 +4466,11 @@ class DataLoader {
       c.pass_finished = true;
       return std::nullopt;
     }
-    if (c.options.shuffle && !c.order.defined())
+    if (c.options.group_lengths && !c.order.defined())
+      c.order = LengthGroupedSampler(*c.options.group_lengths, c.options.length_group_batch_size, c.options.seed,
+                                     c.options.length_group_after_loader_seed)
+                    .epoch_permutation(c.epoch);
+    else if (c.options.shuffle && !c.order.defined())
       c.order = RandomSampler(static_cast<std::int64_t>(c.num_samples), c.options.seed).epoch_permutation(c.epoch);
     if (c.options.num_workers == 0) {
       // Advance first: a batch whose building throws is consumed, as it is with workers.
@@ -3862,6 +4607,10 @@ class DataLoader {
   o.seed = args.effective_data_seed();
   o.pin_memory = args.dataloader_pin_memory && device.is_cuda();
   o.device = device;
+  // group_by_length groups by the batches of one optimizer step, and its order comes from torch's global
+  // generator, which the Trainer seeds with `seed` (data_seed only seeds accelerate's random sampler).
+  o.length_group_batch_size = args.per_device_train_batch_size * args.gradient_accumulation_steps;
+  if (args.train_sampling_strategy == SamplingStrategy::group_by_length) o.seed = args.seed;
   return o;
 }
 
@@ -3877,29 +4626,49 @@ class DataLoader {
   return o;
 }
 
-/// The default DataLoaderPolicy: HF's get_train/eval/test_dataloader with the default collate. Under
-/// data parallelism the Trainer passes each process's `shard` (accelerate's BatchSamplerShard).
-struct DefaultDataLoader {
+/// A DataLoaderPolicy: HF's get_train/eval/test_dataloader with `collate` as the data_collator
+/// (e.g. a DataCollatorWithPadding). Under data parallelism the Trainer passes each process's `shard`
+/// (accelerate's BatchSamplerShard, which in transformers 5.x also shards a length-grouped order).
+/// With train_sampling_strategy group_by_length the training and evaluation orders are a
+/// LengthGroupedSampler's over the lengths dataset_lengths() finds (length_column_name, else input_ids).
+template <class Collate = DefaultCollate>
+struct CollatingDataLoader {
+  Collate collate{};
+
   template <Dataset D>
-  [[nodiscard]] DataLoader<D> train_loader(const D& dataset, const TrainingArguments& args, torch::Device device,
-                                           DataShard shard = {}) const {
+  [[nodiscard]] DataLoader<D, Collate> train_loader(const D& dataset, const TrainingArguments& args,
+                                                    torch::Device device, DataShard shard = {}) const {
     auto options = train_loader_options(args, device);
     options.shard = shard;
-    return DataLoader<D>(dataset, options);
+    if (args.train_sampling_strategy == SamplingStrategy::group_by_length)
+      options.group_lengths =
+          std::make_shared<const std::vector<std::int64_t>>(dataset_lengths(dataset, args.length_column_name));
+    return DataLoader<D, Collate>(dataset, options, collate);
   }
   template <Dataset D>
-  [[nodiscard]] DataLoader<D> eval_loader(const D& dataset, const TrainingArguments& args, torch::Device device,
-                                          DataShard shard = {}) const {
+  [[nodiscard]] DataLoader<D, Collate> eval_loader(const D& dataset, const TrainingArguments& args,
+                                                   torch::Device device, DataShard shard = {}) const {
     auto options = eval_loader_options(args, device);
     options.shard = shard;
-    return DataLoader<D>(dataset, options);
+    if (args.train_sampling_strategy == SamplingStrategy::group_by_length) {
+      // transformers 5.x evaluates in a length-grouped order too, from a generator of its own.
+      options.group_lengths =
+          std::make_shared<const std::vector<std::int64_t>>(dataset_lengths(dataset, args.length_column_name));
+      options.length_group_batch_size = args.per_device_eval_batch_size;
+      options.length_group_after_loader_seed = false;
+      options.seed = args.effective_data_seed();
+    }
+    return DataLoader<D, Collate>(dataset, options, collate);
   }
   template <Dataset D>
-  [[nodiscard]] DataLoader<D> test_loader(const D& dataset, const TrainingArguments& args, torch::Device device,
-                                          DataShard shard = {}) const {
+  [[nodiscard]] DataLoader<D, Collate> test_loader(const D& dataset, const TrainingArguments& args,
+                                                   torch::Device device, DataShard shard = {}) const {
     return eval_loader(dataset, args, device, shard);
   }
 };
+
+/// The default DataLoaderPolicy: HF's get_train/eval/test_dataloader with the default collate.
+using DefaultDataLoader = CollatingDataLoader<>;
 
 }  // namespace trainpp
 
@@ -3996,6 +4765,7 @@ class TensorDataset {
 //   io/component_state.hpp   scheduler.json, scaler.json
 //   io/process_state.hpp     process_state[_<rank>].safetensors
 //   io/sharded_model.hpp     model_shard_<rank>.safetensors and model_shards.json
+//   io/manifest.hpp          checkpoint_manifest.json: every file's size and checksum, written last
 // The model's own model.safetensors is io/model_io.hpp's.
 
 
@@ -4018,6 +4788,8 @@ class TensorDataset {
 //                              the random generators ("rng.cpu", "rng.cuda:<i>") and the loop's
 //                              running sums ("loop.*"), so a resumed run continues exactly
 //                                                                                    (HF: rng_state.pth)
+//   checkpoint_manifest.json   every other file's size and xxHash checksum, written last; resuming
+//                              checks them (io/manifest.hpp)
 // Every file is written into a staging directory that is renamed into place when complete
 // (io/atomic_write.hpp): a directory named checkpoint-N is always whole.
 
@@ -4202,6 +4974,151 @@ inline void save_component_state(const std::filesystem::path& path, const nlohma
 /// Reads a component's state back for its load_state() (strict JSON; errors name the file).
 [[nodiscard]] inline nlohmann::json load_component_state(const std::filesystem::path& path) {
   return read_json_file(path);
+}
+
+}  // namespace trainpp
+
+// ---- trainpp/io/manifest.hpp ----
+// checkpoint_manifest.json: the size and xxHash (XXH3, 64 bits) of every file of a checkpoint, written
+// last into the staging directory, just before the directory is published. safetensors and JSON carry no
+// checksum of their own, so a bit flipped in a tensor's data, or a digit changed in trainer_state.json
+// that still parses, would otherwise resume without a word; against the manifest, resuming names the
+// damaged file instead.
+//
+//   {"format": "trainpp-checkpoint-manifest", "version": 1, "algorithm": "xxh3_64",
+//    "files": {"model.safetensors": {"size": 1234, "xxh3_64": "0123456789abcdef"}, ...}}
+//
+// XXH3 runs at memory speed (tens of GB/s), so checking costs far less than reading the files to load them.
+
+
+#include <nlohmann/json.hpp>
+
+#define XXH_INLINE_ALL  // header-only: the functions are static to this translation unit, nothing to link
+#include <xxhash.h>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace trainpp {
+
+inline constexpr std::string_view checkpoint_manifest_name = "checkpoint_manifest.json";
+
+/// One file as the manifest records it.
+struct FileDigest {
+  std::uintmax_t size = 0;
+  std::uint64_t xxh3_64 = 0;
+};
+
+/// The size and XXH3-64 of the file at `path`, read in 1 MiB blocks. Throws trainpp::Error naming the
+/// path if it cannot be read.
+[[nodiscard]] inline FileDigest digest_file(const std::filesystem::path& path) {
+  detail::FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) throw error("cannot read {}: {}", path.string(), detail::errno_message(errno));
+  const std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(), &XXH3_freeState);
+  if (!state || XXH3_64bits_reset(state.get()) == XXH_ERROR) throw error("cannot hash {}: out of memory", path.string());
+  std::vector<char> buffer(std::size_t{1} << 20);
+  FileDigest out;
+  for (;;) {
+    const ::ssize_t n = ::read(fd.get(), buffer.data(), buffer.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw error("cannot read {}: {}", path.string(), detail::errno_message(errno));
+    }
+    if (n == 0) break;
+    XXH3_64bits_update(state.get(), buffer.data(), static_cast<std::size_t>(n));
+    out.size += static_cast<std::uintmax_t>(n);
+  }
+  out.xxh3_64 = XXH3_64bits_digest(state.get());
+  return out;
+}
+
+/// Writes checkpoint_manifest.json into `dir` (a checkpoint's staging directory, complete but for it):
+/// every regular file directly in `dir`, by name. A subdirectory is an error: checkpoints are flat, and
+/// a file the manifest cannot cover would escape the check.
+inline void write_checkpoint_manifest(const std::filesystem::path& dir) {
+  namespace fs = std::filesystem;
+  std::map<std::string, FileDigest> files;  // sorted: the manifest reads the same for the same files
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    const auto name = entry.path().filename().string();
+    if (name == checkpoint_manifest_name) continue;
+    if (!entry.is_regular_file())
+      throw error("checkpoint {}: {} is not a regular file; a checkpoint holds files only", dir.string(), name);
+    files.emplace(name, digest_file(entry.path()));
+  }
+  nlohmann::json listed = nlohmann::json::object();
+  for (const auto& [name, digest] : files)
+    listed[name] = {{"size", digest.size}, {"xxh3_64", fmt::format("{:016x}", digest.xxh3_64)}};
+  const nlohmann::json manifest = {
+      {"format", "trainpp-checkpoint-manifest"}, {"version", 1}, {"algorithm", "xxh3_64"}, {"files", listed}};
+  write_file_atomic(dir / checkpoint_manifest_name, manifest.dump(2) + "\n");
+}
+
+/// Checks every file checkpoint_manifest.json lists in `dir`: present, of the recorded size and
+/// checksum. Throws trainpp::Error naming the damaged or missing file (or the manifest, if it is itself
+/// damaged). A checkpoint without a manifest (written before trainpp wrote them, or by hand) cannot be
+/// checked: a warning says so. Files the manifest does not list (added later by hand) get a warning.
+inline void verify_checkpoint_manifest(const std::filesystem::path& dir) {
+  namespace fs = std::filesystem;
+  const fs::path path = dir / checkpoint_manifest_name;
+  std::error_code ec;
+  if (!fs::exists(path, ec)) {
+    warn("{} has no {}: its files cannot be checked for damage before resuming", dir.string(),
+         checkpoint_manifest_name);
+    return;
+  }
+  const auto source = path.string();
+  const nlohmann::json manifest = detail::parse_json_strict(read_file(path), source);
+  auto damaged = [&](std::string_view what) {
+    return error("{}: {}; the checkpoint's list of files and checksums cannot be trusted", source, what);
+  };
+  auto holds = [&](const char* key, const nlohmann::json& value) {
+    return manifest.is_object() && manifest.contains(key) && manifest[key] == value;
+  };
+  if (!holds("format", "trainpp-checkpoint-manifest"))
+    throw damaged("not a trainpp checkpoint manifest (\"format\" is not \"trainpp-checkpoint-manifest\")");
+  if (!holds("version", 1)) throw damaged("unsupported version (this trainpp reads version 1)");
+  if (!holds("algorithm", "xxh3_64")) throw damaged("unsupported algorithm (expected \"xxh3_64\")");
+  if (!manifest.contains("files") || !manifest["files"].is_object()) throw damaged("\"files\" is not an object");
+
+  const auto& files = manifest["files"];
+  for (const auto& [name, recorded] : files.items()) {
+    if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..")
+      throw damaged(fmt::format("\"{}\" is not a file name", name));
+    const auto hex = recorded.is_object() && recorded.contains("xxh3_64") && recorded["xxh3_64"].is_string()
+                         ? recorded["xxh3_64"].get<std::string>()
+                         : std::string();
+    if (!recorded.is_object() || !recorded.contains("size") || !recorded["size"].is_number_unsigned() ||
+        hex.size() != 16 || !std::ranges::all_of(hex, [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }))
+      throw damaged(fmt::format("the entry of \"{}\" is not {{\"size\": <bytes>, \"xxh3_64\": <16 hex digits>}}", name));
+    const fs::path file = dir / name;
+    if (!fs::is_regular_file(file, ec))
+      throw error("{} is missing: {} lists it; the checkpoint is incomplete", file.string(), checkpoint_manifest_name);
+    const auto expected_size = recorded["size"].get<std::uintmax_t>();
+    if (const auto size = fs::file_size(file, ec); !ec && size != expected_size)
+      throw error("{} is damaged: it holds {} bytes, {} recorded {} when the checkpoint was written; resume from "
+                  "an earlier checkpoint by its path", file.string(), size, checkpoint_manifest_name, expected_size);
+    const FileDigest digest = digest_file(file);
+    if (fmt::format("{:016x}", digest.xxh3_64) != hex)
+      throw error("{} is damaged: its checksum (xxh3_64 {:016x}) differs from the one {} recorded when the "
+                  "checkpoint was written ({}); resume from an earlier checkpoint by its path",
+                  file.string(), digest.xxh3_64, checkpoint_manifest_name, hex);
+  }
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const auto name = entry.path().filename().string();
+    if (name != checkpoint_manifest_name && !files.contains(name))
+      warn("{}: {} is not in the checkpoint's manifest (added after it was written?); it is not checked",
+           dir.string(), name);
+  }
 }
 
 }  // namespace trainpp
@@ -7082,6 +7999,659 @@ inline torch::Tensor clip_grad_norm_(const std::vector<torch::Tensor>& params, d
 // The optimizer that TrainingArguments.optim selects: a closed set, dispatched without virtual calls.
 
 
+// ---- trainpp/optim/adafactor.hpp ----
+// Adafactor (Shazeer & Stern 2018) with transformers' Adafactor semantics (HF's `--optim adafactor`):
+// second moments factored into row and column statistics for matrices, update clipping by RMS,
+// optional first moment, and the relative-step, parameter-scaled learning rate that needs no schedule.
+
+
+// ---- trainpp/optim/slot_state.hpp ----
+// Per-parameter optimizer state ("slots") to and from the checkpoint form (OptimizerState): one
+// description of an optimizer's state entries drives both directions, so that what is saved and what
+// is checked on load cannot drift apart.
+
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace trainpp::detail {
+
+/// The shape a saved state entry must have, given its parameter.
+enum class StateShape {
+  like_param,     ///< the parameter's shape, device and dtype (moments, accumulators)
+  host_scalar,    ///< a 0-dim float32 kept in host memory (step counters: read without a device sync)
+  device_scalar,  ///< a 0-dim tensor on the parameter's device, float32 (a norm kept for the next step)
+  without_last,   ///< the parameter's shape without its last dimension (Adafactor's row statistics)
+  without_second_last,  ///< the parameter's shape without its second-to-last dimension (column statistics)
+};
+
+/// One state entry of an optimizer's Slot type: its checkpoint key, where it lives in the slot, its
+/// shape rule, whether this optimizer's options use it at all, and, for an entry only some parameters
+/// have (Adafactor's factored statistics of matrices), which ones. An entry not used must not appear.
+template <class Slot>
+struct StateField {
+  std::string_view key;
+  torch::Tensor Slot::*tensor;
+  StateShape shape;
+  bool used = true;
+  bool (*applies_to)(const torch::Tensor& param) = nullptr;  ///< null: every parameter
+  /// Kept in float32 for a float16/bfloat16 parameter (optimizers that compute in float32 for those).
+  bool float32_for_half = false;
+
+  [[nodiscard]] bool used_for(const torch::Tensor& param) const {
+    return used && (applies_to == nullptr || applies_to(param));
+  }
+};
+
+[[nodiscard]] inline std::vector<std::int64_t> expected_state_shape(StateShape shape, const torch::Tensor& param) {
+  auto sizes = param.sizes().vec();
+  switch (shape) {
+    case StateShape::like_param: return sizes;
+    case StateShape::host_scalar:
+    case StateShape::device_scalar: return {};
+    case StateShape::without_last: sizes.pop_back(); return sizes;
+    case StateShape::without_second_last: sizes.erase(sizes.end() - 2); return sizes;
+  }
+  return sizes;
+}
+
+/// The dtype of a parameter's state: the parameter's, or float32 for a half-precision parameter when the
+/// optimizer computes in float32.
+[[nodiscard]] inline torch::ScalarType state_dtype(const torch::Tensor& param, bool float32_for_half) {
+  const auto dtype = param.scalar_type();
+  const bool half = dtype == torch::kFloat16 || dtype == torch::kBFloat16;
+  return half && float32_for_half ? torch::kFloat32 : dtype;
+}
+
+/// The checkpoint form of `slots` ([group][param]): per parameter in group order, every used field of
+/// a slot whose first field is defined (the first field marks an initialised slot), else an empty map.
+template <class Slot>
+[[nodiscard]] OptimizerState slots_to_state(const std::vector<ParamGroup>& groups,
+                                            const std::vector<std::vector<Slot>>& slots,
+                                            const std::vector<StateField<Slot>>& fields) {
+  OptimizerState out;
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    for (std::size_t i = 0; i < groups[g].params.size(); ++i) {
+      auto& entry = out.emplace_back();
+      if (g >= slots.size() || i >= slots[g].size() || !(slots[g][i].*fields.front().tensor).defined()) continue;
+      for (const auto& field : fields)
+        if (field.used_for(groups[g].params[i])) entry[std::string(field.key)] = slots[g][i].*field.tensor;
+    }
+  }
+  return out;
+}
+
+/// Slots rebuilt from `state` (from a checkpoint, maybe another device): an empty entry leaves its slot
+/// uninitialised; otherwise exactly the used fields must be there, each of the shape its rule gives,
+/// and each is copied to its parameter's device and dtype (host scalars: CPU float32). Throws
+/// trainpp::Error naming the optimizer (`who`), the parameter and the entry.
+template <class Slot>
+[[nodiscard]] std::vector<std::vector<Slot>> slots_from_state(const std::vector<ParamGroup>& groups,
+                                                              const OptimizerState& state,
+                                                              const std::vector<StateField<Slot>>& fields,
+                                                              std::string_view who) {
+  std::size_t count = 0;
+  for (const auto& group : groups) count += group.params.size();
+  if (state.size() != count)
+    throw error("{}: the saved state has {} parameters, the optimizer has {}", who, state.size(), count);
+  torch::NoGradGuard no_grad;
+  std::vector<std::vector<Slot>> loaded(groups.size());
+  std::size_t index = 0;
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    for (const auto& param : groups[g].params) {
+      const auto& entry = state[index];
+      auto& slot = loaded[g].emplace_back();
+      if (!entry.empty()) {
+        for (const auto& [key, value] : entry) {
+          bool known = false;
+          for (const auto& field : fields) known = known || (field.used_for(param) && field.key == key);
+          if (!known) throw error("{}: unexpected state entry '{}' for parameter #{}", who, key, index);
+        }
+        for (const auto& field : fields) {
+          if (!field.used_for(param)) continue;
+          const auto found = entry.find(std::string(field.key));
+          if (found == entry.end()) throw error("{}: state of parameter #{} lacks '{}'", who, index, field.key);
+          const torch::Tensor& saved = found->second;
+          if (!saved.defined()) throw error("{}: state entry '{}' of parameter #{} is undefined", who, field.key, index);
+          const auto expected = expected_state_shape(field.shape, param);
+          if (saved.sizes().vec() != expected)
+            throw error("{}: state entry '{}' of parameter #{} has shape {}, expected {}", who, field.key, index,
+                        saved.sizes().vec(), expected);
+          if (field.shape == StateShape::host_scalar)
+            slot.*field.tensor = saved.detach().to(torch::kCPU, torch::kFloat32, false, /*copy=*/true);
+          else if (field.shape == StateShape::device_scalar)
+            slot.*field.tensor = saved.detach().to(param.device(), torch::kFloat32, false, /*copy=*/true);
+          else
+            slot.*field.tensor = saved.detach().to(param.device(), state_dtype(param, field.float32_for_half), false,
+                                                   /*copy=*/true);
+        }
+      }
+      ++index;
+    }
+  }
+  return loaded;
+}
+
+/// The parameters of `group` that have a gradient, with their slot indices, for one step.
+struct StepTensors {
+  std::vector<torch::Tensor> params, grads;
+  std::vector<std::size_t> slot;  ///< index of each picked parameter in its group
+};
+
+[[nodiscard]] inline StepTensors with_gradients(const ParamGroup& group, std::string_view who) {
+  StepTensors out;
+  for (std::size_t i = 0; i < group.params.size(); ++i) {
+    const auto& grad = group.params[i].grad();
+    if (!grad.defined()) continue;
+    if (grad.is_sparse()) throw error("{}: sparse gradients are not supported", who);
+    out.params.push_back(group.params[i]);
+    out.grads.push_back(grad);
+    out.slot.push_back(i);
+  }
+  return out;
+}
+
+/// Resizes `slots` to the groups' current sizes: groups are exposed mutably (the scheduler writes lr),
+/// and a caller that appends parameters gets fresh state for them.
+template <class Slot>
+void fit_slots(std::vector<std::vector<Slot>>& slots, const std::vector<ParamGroup>& groups) {
+  slots.resize(groups.size());
+  for (std::size_t g = 0; g < groups.size(); ++g) slots[g].resize(groups[g].params.size());
+}
+
+}  // namespace trainpp::detail
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <optional>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace trainpp {
+
+/// The Adafactor hyper-parameters shared by all groups (per-group: lr and weight_decay, in ParamGroup).
+/// Defaults: transformers.Adafactor's. HF's Trainer (`--optim adafactor`) turns scale_parameter and
+/// relative_step off and uses the schedule's learning rate; with relative_step on, the group's lr is
+/// not used: the rate is min(1e-2, 1/sqrt(step)) (warmup_init: min(1e-6 * step, 1/sqrt(step))).
+struct AdafactorOptions {
+  double eps1 = 1e-30;  ///< added to the squared gradient
+  double eps2 = 1e-3;   ///< lower bound of the parameter scale
+  double clip_threshold = 1.0;
+  double decay_rate = -0.8;       ///< beta2 of step t: 1 - t^decay_rate
+  std::optional<double> beta1;    ///< the first moment's decay; none: no first moment
+  bool scale_parameter = true;    ///< multiply the rate by max(eps2, RMS(parameter))
+  bool relative_step = true;
+  bool warmup_init = false;
+};
+
+/// transformers.Adafactor over explicit parameter groups, parameter by parameter as transformers steps
+/// (the factored statistics differ in shape per parameter). float16/bfloat16 parameters and gradients are
+/// computed in float32 and the state kept in float32, as transformers does. A parameter whose grad is
+/// undefined is skipped. Nothing reads device memory: the parameter scale stays a device tensor.
+class Adafactor {
+ public:
+  /// Throws trainpp::Error for warmup_init without relative_step, a beta1 outside [0, 1), a
+  /// non-positive clip_threshold, a decay_rate that is not negative, and for the groups' problems.
+  Adafactor(std::vector<ParamGroup> groups, AdafactorOptions options = {});
+
+  void step();
+  void zero_grad(bool set_to_none = true) { detail::zero_grads(groups_, set_to_none); }
+
+  [[nodiscard]] std::vector<ParamGroup>& param_groups() { return groups_; }
+  [[nodiscard]] const std::vector<ParamGroup>& param_groups() const { return groups_; }
+  [[nodiscard]] std::vector<torch::Tensor> parameters() const { return detail::all_params(groups_); }
+  [[nodiscard]] const AdafactorOptions& options() const { return options_; }
+
+  /// Per parameter, in parameters() order, once updated (transformers' keys): "step", "RMS", "exp_avg"
+  /// with beta1, and "exp_avg_sq_row" + "exp_avg_sq_col" for a parameter of 2 or more dimensions, else
+  /// "exp_avg_sq".
+  [[nodiscard]] OptimizerState state() const { return detail::slots_to_state(groups_, slots_, fields()); }
+  void load_state(const OptimizerState& state) {
+    slots_ = detail::slots_from_state(groups_, state, fields(), "Adafactor");
+  }
+
+ private:
+  struct Slot {
+    torch::Tensor step, rms, exp_avg, exp_avg_sq_row, exp_avg_sq_col, exp_avg_sq;
+  };
+  static bool factored(const torch::Tensor& param) { return param.dim() >= 2; }
+  static bool not_factored(const torch::Tensor& param) { return param.dim() < 2; }
+  [[nodiscard]] std::vector<detail::StateField<Slot>> fields() const {
+    using detail::StateShape;
+    return {{"step", &Slot::step, StateShape::host_scalar},
+            {"RMS", &Slot::rms, StateShape::device_scalar},
+            {"exp_avg", &Slot::exp_avg, StateShape::like_param, options_.beta1.has_value(), nullptr, true},
+            {"exp_avg_sq_row", &Slot::exp_avg_sq_row, StateShape::without_last, true, &factored, true},
+            {"exp_avg_sq_col", &Slot::exp_avg_sq_col, StateShape::without_second_last, true, &factored, true},
+            {"exp_avg_sq", &Slot::exp_avg_sq, StateShape::like_param, true, &not_factored, true}};
+  }
+  static torch::Tensor rms_of(const torch::Tensor& t) {
+    return t.norm(2) / std::sqrt(static_cast<double>(t.numel()));
+  }
+
+  std::vector<ParamGroup> groups_;
+  AdafactorOptions options_;
+  std::vector<std::vector<Slot>> slots_;  // [group][param]
+};
+
+inline Adafactor::Adafactor(std::vector<ParamGroup> groups, AdafactorOptions options)
+    : groups_(std::move(groups)), options_(options) {
+  if (options_.warmup_init && !options_.relative_step)
+    throw error("Adafactor: warmup_init needs relative_step (the warm-up is of the relative step size)");
+  if (options_.beta1 && !(*options_.beta1 >= 0 && *options_.beta1 < 1))
+    throw error("Adafactor: invalid beta1 {} (need 0 <= beta1 < 1)", *options_.beta1);
+  if (!(options_.clip_threshold > 0)) throw error("Adafactor: invalid clip_threshold {}", options_.clip_threshold);
+  if (!(options_.decay_rate < 0))
+    throw error("Adafactor: invalid decay_rate {} (negative: beta2 of step t is 1 - t^decay_rate)", options_.decay_rate);
+  if (!(options_.eps1 >= 0 && options_.eps2 >= 0))
+    throw error("Adafactor: invalid eps ({}, {})", options_.eps1, options_.eps2);
+  detail::validate_groups(groups_, "Adafactor");
+  detail::fit_slots(slots_, groups_);
+}
+
+inline void Adafactor::step() {
+  torch::NoGradGuard no_grad;
+  detail::fit_slots(slots_, groups_);
+  for (std::size_t g = 0; g < groups_.size(); ++g) {
+    const auto& group = groups_[g];
+    auto picked = detail::with_gradients(group, "Adafactor");
+    for (std::size_t j = 0; j < picked.params.size(); ++j) {
+      const auto& p = picked.params[j];
+      const bool half = p.scalar_type() == torch::kFloat16 || p.scalar_type() == torch::kBFloat16;
+      const auto& raw_grad = picked.grads[j];
+      const bool half_grad = raw_grad.scalar_type() == torch::kFloat16 || raw_grad.scalar_type() == torch::kBFloat16;
+      const torch::Tensor grad = half_grad ? raw_grad.to(torch::kFloat32) : raw_grad;
+      auto& slot = slots_[g][picked.slot[j]];
+      const bool is_factored = grad.dim() >= 2;
+      if (!slot.step.defined()) {
+        slot.step = torch::zeros({}, torch::kFloat32);
+        if (options_.beta1) slot.exp_avg = torch::zeros_like(grad);
+        if (is_factored) {
+          auto row = grad.sizes().vec(), col = grad.sizes().vec();
+          row.pop_back();
+          col.erase(col.end() - 2);
+          slot.exp_avg_sq_row = torch::zeros(row, grad.options());
+          slot.exp_avg_sq_col = torch::zeros(col, grad.options());
+        } else {
+          slot.exp_avg_sq = torch::zeros_like(grad);
+        }
+      }
+      torch::Tensor p32 = half ? p.to(torch::kFloat32) : p;
+      slot.step.add_(1);
+      const double t = static_cast<double>(*slot.step.const_data_ptr<float>());  // host memory: no sync
+      slot.rms = rms_of(p32).to(torch::kFloat32);
+      double relative_rate = group.lr;
+      if (options_.relative_step) {
+        const double min_step = options_.warmup_init ? 1e-6 * t : 1e-2;
+        relative_rate = std::min(min_step, 1.0 / std::sqrt(t));
+      }
+      // With scale_parameter the rate is a device tensor (the parameter's RMS): kept there, no sync.
+      std::variant<double, torch::Tensor> lr = relative_rate;
+      if (options_.scale_parameter) lr = slot.rms.clamp_min(options_.eps2).to(p32.scalar_type()) * relative_rate;
+
+      const double beta2t = 1.0 - std::pow(t, options_.decay_rate);
+      torch::Tensor update = grad.pow(2) + options_.eps1;
+      if (is_factored) {
+        slot.exp_avg_sq_row.mul_(beta2t).add_(update.mean(-1), 1.0 - beta2t);
+        slot.exp_avg_sq_col.mul_(beta2t).add_(update.mean(-2), 1.0 - beta2t);
+        auto row_factor =
+            (slot.exp_avg_sq_row / slot.exp_avg_sq_row.mean(-1, /*keepdim=*/true)).rsqrt_().unsqueeze(-1);
+        auto col_factor = slot.exp_avg_sq_col.unsqueeze(-2).rsqrt();
+        update = torch::mul(row_factor, col_factor);
+        update.mul_(grad);
+      } else {
+        slot.exp_avg_sq.mul_(beta2t).add_(update, 1.0 - beta2t);
+        update = slot.exp_avg_sq.rsqrt().mul_(grad);
+      }
+      update.div_((rms_of(update) / options_.clip_threshold).clamp_(1.0));
+      std::visit([&](const auto& rate) { update.mul_(rate); }, lr);
+      if (options_.beta1) {
+        slot.exp_avg.mul_(*options_.beta1).add_(update, 1 - *options_.beta1);
+        update = slot.exp_avg;
+      }
+      if (group.weight_decay != 0) {
+        if (const double* rate = std::get_if<double>(&lr)) p32.add_(p32, -group.weight_decay * *rate);
+        else p32.add_(p32 * (std::get<torch::Tensor>(lr) * -group.weight_decay));
+      }
+      p32.sub_(update);
+      if (half) p.copy_(p32);
+    }
+  }
+}
+
+}  // namespace trainpp
+
+// ---- trainpp/optim/adagrad.hpp ----
+// Adagrad with torch.optim.Adagrad's semantics (HF's `--optim adagrad`): L2 weight decay added to the
+// gradient, a learning rate decayed per step by lr_decay, squared gradients summed per element.
+
+
+#include <cstddef>
+#include <utility>
+#include <vector>
+
+namespace trainpp {
+
+/// The Adagrad hyper-parameters shared by all groups (per-group: lr and weight_decay, in ParamGroup).
+/// Defaults: torch's.
+struct AdagradOptions {
+  double lr_decay = 0.0;
+  double initial_accumulator_value = 0.0;
+  double eps = 1e-10;
+};
+
+/// torch.optim.Adagrad over explicit parameter groups, in the foreach formulation of torch's
+/// _multi_tensor_adagrad (same ops, same scalars). A parameter whose grad is undefined is skipped and
+/// its step does not advance. Step counters live in host memory, as torch keeps them: reading them
+/// for the decayed rate costs no device synchronisation.
+class Adagrad {
+ public:
+  /// Throws trainpp::Error for a negative lr_decay, initial_accumulator_value or eps, and for the
+  /// groups' own problems (see detail::validate_groups).
+  Adagrad(std::vector<ParamGroup> groups, AdagradOptions options = {});
+
+  void step();
+  void zero_grad(bool set_to_none = true) { detail::zero_grads(groups_, set_to_none); }
+
+  [[nodiscard]] std::vector<ParamGroup>& param_groups() { return groups_; }
+  [[nodiscard]] const std::vector<ParamGroup>& param_groups() const { return groups_; }
+  [[nodiscard]] std::vector<torch::Tensor> parameters() const { return detail::all_params(groups_); }
+  [[nodiscard]] const AdagradOptions& options() const { return options_; }
+
+  /// Per parameter, in parameters() order: {"step", "sum"} once it has been updated, else empty.
+  [[nodiscard]] OptimizerState state() const { return detail::slots_to_state(groups_, slots_, fields()); }
+  /// Restores what state() returned; tensors go to each parameter's device and dtype.
+  void load_state(const OptimizerState& state) {
+    slots_ = detail::slots_from_state(groups_, state, fields(), "Adagrad");
+  }
+
+ private:
+  struct Slot {
+    torch::Tensor step, sum;
+  };
+  [[nodiscard]] static std::vector<detail::StateField<Slot>> fields() {
+    return {{"step", &Slot::step, detail::StateShape::host_scalar},
+            {"sum", &Slot::sum, detail::StateShape::like_param}};
+  }
+
+  std::vector<ParamGroup> groups_;
+  AdagradOptions options_;
+  std::vector<std::vector<Slot>> slots_;  // [group][param]
+};
+
+inline Adagrad::Adagrad(std::vector<ParamGroup> groups, AdagradOptions options)
+    : groups_(std::move(groups)), options_(options) {
+  if (!(options_.lr_decay >= 0)) throw error("Adagrad: invalid lr_decay {}", options_.lr_decay);
+  if (!(options_.initial_accumulator_value >= 0))
+    throw error("Adagrad: invalid initial_accumulator_value {}", options_.initial_accumulator_value);
+  if (!(options_.eps >= 0)) throw error("Adagrad: invalid eps {}", options_.eps);
+  detail::validate_groups(groups_, "Adagrad");
+  detail::fit_slots(slots_, groups_);
+}
+
+inline void Adagrad::step() {
+  torch::NoGradGuard no_grad;
+  detail::fit_slots(slots_, groups_);
+  for (std::size_t g = 0; g < groups_.size(); ++g) {
+    const auto& group = groups_[g];
+    auto picked = detail::with_gradients(group, "Adagrad");
+    std::vector<torch::Tensor> steps, sums;
+    for (std::size_t j = 0; j < picked.params.size(); ++j) {
+      auto& slot = slots_[g][picked.slot[j]];
+      if (!slot.step.defined()) {
+        slot.step = torch::zeros({}, torch::kFloat32);
+        slot.sum = torch::full_like(picked.params[j], options_.initial_accumulator_value,
+                                    torch::MemoryFormat::Preserve);
+      }
+      steps.push_back(slot.step);
+      sums.push_back(slot.sum);
+    }
+    for (const auto& bucket : detail::bucket_by_device_dtype(picked.params)) {
+      const auto& ix = bucket.indices;
+      auto b_params = detail::pick(picked.params, ix), b_grads = detail::pick(picked.grads, ix);
+      auto b_sums = detail::pick(sums, ix), b_steps = detail::pick(steps, ix);
+      at::_foreach_add_(b_steps, 1);
+      // L2 decay makes a new gradient list; the stored .grad stays as the backward pass left it.
+      const bool own_grads = group.weight_decay != 0;
+      if (own_grads) b_grads = at::_foreach_add(b_grads, b_params, group.weight_decay);
+      std::vector<at::Scalar> minus_clr;
+      minus_clr.reserve(ix.size());
+      for (const auto& s : b_steps) {
+        const double t = static_cast<double>(*s.const_data_ptr<float>());  // host memory: no sync
+        minus_clr.emplace_back(-group.lr / (1 + (t - 1) * options_.lr_decay));
+      }
+      at::_foreach_addcmul_(b_sums, b_grads, b_grads, 1);
+      auto std_sum = at::_foreach_sqrt(b_sums);
+      at::_foreach_add_(std_sum, options_.eps);
+      std::vector<torch::Tensor> numerator;
+      if (own_grads) {
+        at::_foreach_mul_(b_grads, minus_clr);
+        numerator = std::move(b_grads);
+      } else {
+        numerator = at::_foreach_mul(b_grads, minus_clr);
+      }
+      at::_foreach_addcdiv_(b_params, numerator, std_sum);
+    }
+  }
+}
+
+}  // namespace trainpp
+
+// ---- trainpp/optim/lion.hpp ----
+// Lion (Chen et al. 2023, "Symbolic Discovery of Optimization Algorithms"): the sign of an
+// interpolation of momentum and gradient, with decoupled weight decay. HF's `--optim lion_32bit`
+// (bitsandbytes' Lion, betas from adam_beta1/adam_beta2); the same update as the lion-pytorch package.
+
+
+#include <cstddef>
+#include <utility>
+#include <vector>
+
+namespace trainpp {
+
+/// The Lion hyper-parameters shared by all groups (per-group: lr and weight_decay, in ParamGroup).
+/// Defaults: the paper's and lion-pytorch's (HF's Trainer passes adam_beta1 and adam_beta2 instead).
+struct LionOptions {
+  double beta1 = 0.9;   ///< interpolation of momentum and gradient for the update's sign
+  double beta2 = 0.99;  ///< momentum decay
+};
+
+/// Lion over explicit parameter groups, as foreach ops per (device, dtype). Per parameter with a
+/// gradient: p *= 1 - lr * weight_decay; p -= lr * sign(beta1 * m + (1 - beta1) * g);
+/// m = beta2 * m + (1 - beta2) * g. State: the momentum m ("exp_avg").
+class Lion {
+ public:
+  /// Throws trainpp::Error for a beta outside [0, 1), and for the groups' own problems.
+  Lion(std::vector<ParamGroup> groups, LionOptions options = {});
+
+  void step();
+  void zero_grad(bool set_to_none = true) { detail::zero_grads(groups_, set_to_none); }
+
+  [[nodiscard]] std::vector<ParamGroup>& param_groups() { return groups_; }
+  [[nodiscard]] const std::vector<ParamGroup>& param_groups() const { return groups_; }
+  [[nodiscard]] std::vector<torch::Tensor> parameters() const { return detail::all_params(groups_); }
+  [[nodiscard]] const LionOptions& options() const { return options_; }
+
+  /// Per parameter, in parameters() order: {"exp_avg"} once updated, else empty.
+  [[nodiscard]] OptimizerState state() const { return detail::slots_to_state(groups_, slots_, fields()); }
+  void load_state(const OptimizerState& state) { slots_ = detail::slots_from_state(groups_, state, fields(), "Lion"); }
+
+ private:
+  struct Slot {
+    torch::Tensor exp_avg;
+  };
+  [[nodiscard]] static std::vector<detail::StateField<Slot>> fields() {
+    return {{"exp_avg", &Slot::exp_avg, detail::StateShape::like_param}};
+  }
+
+  std::vector<ParamGroup> groups_;
+  LionOptions options_;
+  std::vector<std::vector<Slot>> slots_;  // [group][param]
+};
+
+inline Lion::Lion(std::vector<ParamGroup> groups, LionOptions options) : groups_(std::move(groups)), options_(options) {
+  if (!(options_.beta1 >= 0 && options_.beta1 < 1)) throw error("Lion: invalid beta1 {} (need 0 <= beta1 < 1)", options_.beta1);
+  if (!(options_.beta2 >= 0 && options_.beta2 < 1)) throw error("Lion: invalid beta2 {} (need 0 <= beta2 < 1)", options_.beta2);
+  detail::validate_groups(groups_, "Lion");
+  detail::fit_slots(slots_, groups_);
+}
+
+inline void Lion::step() {
+  torch::NoGradGuard no_grad;
+  detail::fit_slots(slots_, groups_);
+  const double beta1 = options_.beta1, beta2 = options_.beta2;
+  for (std::size_t g = 0; g < groups_.size(); ++g) {
+    const auto& group = groups_[g];
+    auto picked = detail::with_gradients(group, "Lion");
+    std::vector<torch::Tensor> exp_avgs;
+    for (std::size_t j = 0; j < picked.params.size(); ++j) {
+      auto& slot = slots_[g][picked.slot[j]];
+      if (!slot.exp_avg.defined()) slot.exp_avg = torch::zeros_like(picked.params[j], torch::MemoryFormat::Preserve);
+      exp_avgs.push_back(slot.exp_avg);
+    }
+    for (const auto& bucket : detail::bucket_by_device_dtype(picked.params)) {
+      const auto& ix = bucket.indices;
+      auto b_params = detail::pick(picked.params, ix), b_grads = detail::pick(picked.grads, ix);
+      auto b_exp_avgs = detail::pick(exp_avgs, ix);
+      if (group.weight_decay != 0) at::_foreach_mul_(b_params, 1 - group.lr * group.weight_decay);
+      auto update = at::_foreach_mul(b_exp_avgs, beta1);
+      at::_foreach_add_(update, b_grads, 1 - beta1);
+      at::_foreach_sign_(update);
+      at::_foreach_add_(b_params, update, -group.lr);
+      at::_foreach_mul_(b_exp_avgs, beta2);
+      at::_foreach_add_(b_exp_avgs, b_grads, 1 - beta2);
+    }
+  }
+}
+
+}  // namespace trainpp
+
+// ---- trainpp/optim/rmsprop.hpp ----
+// RMSprop with torch.optim.RMSprop's semantics (HF's `--optim rmsprop`): L2 weight decay added to the
+// gradient, a running mean of squared gradients, optional centering and momentum.
+
+
+#include <cstddef>
+#include <utility>
+#include <vector>
+
+namespace trainpp {
+
+/// The RMSprop hyper-parameters shared by all groups (per-group: lr and weight_decay, in ParamGroup).
+/// Defaults: torch's.
+struct RMSpropOptions {
+  double alpha = 0.99;  ///< smoothing of the squared-gradient average
+  double eps = 1e-8;
+  double momentum = 0.0;
+  bool centered = false;  ///< divide by an estimate of the gradient's variance instead of its second moment
+};
+
+/// torch.optim.RMSprop over explicit parameter groups, in the foreach formulation of torch's
+/// _multi_tensor_rmsprop (same ops, same scalars). A parameter whose grad is undefined is skipped.
+class RMSprop {
+ public:
+  /// Throws trainpp::Error for alpha, eps or momentum out of range, and for the groups' own problems.
+  RMSprop(std::vector<ParamGroup> groups, RMSpropOptions options = {});
+
+  void step();
+  void zero_grad(bool set_to_none = true) { detail::zero_grads(groups_, set_to_none); }
+
+  [[nodiscard]] std::vector<ParamGroup>& param_groups() { return groups_; }
+  [[nodiscard]] const std::vector<ParamGroup>& param_groups() const { return groups_; }
+  [[nodiscard]] std::vector<torch::Tensor> parameters() const { return detail::all_params(groups_); }
+  [[nodiscard]] const RMSpropOptions& options() const { return options_; }
+
+  /// Per parameter, in parameters() order, once updated: {"step", "square_avg"}, with
+  /// "momentum_buffer" when momentum > 0 and "grad_avg" when centered (torch's keys); else empty.
+  [[nodiscard]] OptimizerState state() const { return detail::slots_to_state(groups_, slots_, fields()); }
+  void load_state(const OptimizerState& state) {
+    slots_ = detail::slots_from_state(groups_, state, fields(), "RMSprop");
+  }
+
+ private:
+  struct Slot {
+    torch::Tensor step, square_avg, momentum_buffer, grad_avg;
+  };
+  [[nodiscard]] std::vector<detail::StateField<Slot>> fields() const {
+    return {{"step", &Slot::step, detail::StateShape::host_scalar},
+            {"square_avg", &Slot::square_avg, detail::StateShape::like_param},
+            {"momentum_buffer", &Slot::momentum_buffer, detail::StateShape::like_param, options_.momentum > 0},
+            {"grad_avg", &Slot::grad_avg, detail::StateShape::like_param, options_.centered}};
+  }
+
+  std::vector<ParamGroup> groups_;
+  RMSpropOptions options_;
+  std::vector<std::vector<Slot>> slots_;  // [group][param]
+};
+
+inline RMSprop::RMSprop(std::vector<ParamGroup> groups, RMSpropOptions options)
+    : groups_(std::move(groups)), options_(options) {
+  if (!(options_.alpha >= 0)) throw error("RMSprop: invalid alpha {}", options_.alpha);
+  if (!(options_.eps >= 0)) throw error("RMSprop: invalid eps {}", options_.eps);
+  if (!(options_.momentum >= 0)) throw error("RMSprop: invalid momentum {}", options_.momentum);
+  detail::validate_groups(groups_, "RMSprop");
+  detail::fit_slots(slots_, groups_);
+}
+
+inline void RMSprop::step() {
+  torch::NoGradGuard no_grad;
+  detail::fit_slots(slots_, groups_);
+  const double alpha = options_.alpha, momentum = options_.momentum;
+  for (std::size_t g = 0; g < groups_.size(); ++g) {
+    const auto& group = groups_[g];
+    auto picked = detail::with_gradients(group, "RMSprop");
+    std::vector<torch::Tensor> steps, square_avgs, buffers, grad_avgs;
+    for (std::size_t j = 0; j < picked.params.size(); ++j) {
+      auto& slot = slots_[g][picked.slot[j]];
+      const auto& p = picked.params[j];
+      if (!slot.step.defined()) {
+        slot.step = torch::zeros({}, torch::kFloat32);
+        slot.square_avg = torch::zeros_like(p, torch::MemoryFormat::Preserve);
+        if (momentum > 0) slot.momentum_buffer = torch::zeros_like(p, torch::MemoryFormat::Preserve);
+        if (options_.centered) slot.grad_avg = torch::zeros_like(p, torch::MemoryFormat::Preserve);
+      }
+      steps.push_back(slot.step);
+      square_avgs.push_back(slot.square_avg);
+      buffers.push_back(slot.momentum_buffer);
+      grad_avgs.push_back(slot.grad_avg);
+    }
+    for (const auto& bucket : detail::bucket_by_device_dtype(picked.params)) {
+      const auto& ix = bucket.indices;
+      auto b_params = detail::pick(picked.params, ix), b_grads = detail::pick(picked.grads, ix);
+      auto b_square_avgs = detail::pick(square_avgs, ix);
+      at::_foreach_add_(detail::pick(steps, ix), 1);
+      if (group.weight_decay != 0) b_grads = at::_foreach_add(b_grads, b_params, group.weight_decay);
+      at::_foreach_mul_(b_square_avgs, alpha);
+      at::_foreach_addcmul_(b_square_avgs, b_grads, b_grads, 1 - alpha);
+      std::vector<torch::Tensor> avg;
+      if (options_.centered) {
+        auto b_grad_avgs = detail::pick(grad_avgs, ix);
+        at::_foreach_lerp_(b_grad_avgs, b_grads, 1 - alpha);
+        avg = at::_foreach_addcmul(b_square_avgs, b_grad_avgs, b_grad_avgs, -1);
+        at::_foreach_sqrt_(avg);
+      } else {
+        avg = at::_foreach_sqrt(b_square_avgs);
+      }
+      at::_foreach_add_(avg, options_.eps);
+      if (momentum > 0) {
+        auto b_buffers = detail::pick(buffers, ix);
+        at::_foreach_mul_(b_buffers, momentum);
+        at::_foreach_addcdiv_(b_buffers, b_grads, avg);
+        at::_foreach_add_(b_params, b_buffers, -group.lr);
+      } else {
+        at::_foreach_addcdiv_(b_params, b_grads, avg, -group.lr);
+      }
+    }
+  }
+}
+
+}  // namespace trainpp
+
 // ---- trainpp/optim/sgd.hpp ----
 // SGD with torch.optim.SGD's semantics: L2 weight decay added to the gradient, optional (Nesterov)
 // momentum with dampening.
@@ -7236,18 +8806,22 @@ inline void SGD::load_state(const OptimizerState& state) {
 
 }  // namespace trainpp
 
+#include <type_traits>
 #include <utility>
 #include <variant>
 #include <vector>
 
 namespace trainpp {
 
-/// One of the optimizers `optim` can name. Models: AdamW, SGD. Each call is a std::visit over the
-/// concrete type, so nothing on the step path goes through a virtual function.
+/// One of the optimizers `optim` can name: AdamW, SGD, Adagrad, RMSprop, Adafactor, Lion. Each call
+/// is a std::visit over the concrete type, so nothing on the step path goes through a virtual function.
 class Optimizer {
  public:
-  explicit Optimizer(AdamW optimizer) : impl_(std::move(optimizer)) {}
-  explicit Optimizer(SGD optimizer) : impl_(std::move(optimizer)) {}
+  using Variant = std::variant<AdamW, SGD, Adagrad, RMSprop, Adafactor, Lion>;
+
+  template <class O>
+    requires std::is_constructible_v<Variant, O&&> && (!std::is_same_v<std::remove_cvref_t<O>, Optimizer>)
+  explicit Optimizer(O&& optimizer) : impl_(std::forward<O>(optimizer)) {}
 
   void step() {
     std::visit([](auto& o) { o.step(); }, impl_);
@@ -7264,7 +8838,7 @@ class Optimizer {
   [[nodiscard]] std::vector<torch::Tensor> parameters() const {
     return std::visit([](const auto& o) { return o.parameters(); }, impl_);
   }
-  /// Per-parameter state of the concrete optimizer (see AdamW::state, SGD::state).
+  /// Per-parameter state of the concrete optimizer (see AdamW::state, SGD::state, ...).
   [[nodiscard]] OptimizerState state() const {
     return std::visit([](const auto& o) { return o.state(); }, impl_);
   }
@@ -7272,7 +8846,7 @@ class Optimizer {
     std::visit([&](auto& o) { o.load_state(state); }, impl_);
   }
 
-  /// Calls `f` with the concrete optimizer (AdamW& or SGD&).
+  /// Calls `f` with the concrete optimizer (AdamW&, SGD&, ...).
   template <class F>
   decltype(auto) visit(F&& f) {
     return std::visit(std::forward<F>(f), impl_);
@@ -7283,15 +8857,23 @@ class Optimizer {
   }
 
  private:
-  std::variant<AdamW, SGD> impl_;
+  Variant impl_;
 };
 
 /// HF Trainer.create_optimizer: groups from decay_param_groups(model, learning_rate, weight_decay), then
-/// adamw_torch -> AdamW (foreach), adamw_torch_fused -> AdamW (fused), both with adam_beta1/2 and
-/// adam_epsilon; sgd -> SGD with torch's defaults (HF passes only the learning rate; its optim_args
-/// overrides are not part of TrainingArguments here).
+/// the optimizer `optim` names with HF's settings:
+/// - adamw_torch -> AdamW (foreach), adamw_torch_fused -> AdamW (fused): adam_beta1/2, adam_epsilon;
+/// - sgd, adagrad, rmsprop -> torch's optimizers with torch's defaults, overridden by the optim_args keys
+///   HF reads (sgd: momentum, dampening, nesterov; adagrad: lr_decay, eps; rmsprop: momentum, alpha,
+///   eps, centered);
+/// - adafactor -> Adafactor with scale_parameter and relative_step off and the schedule's rate, as HF;
+///   optim_args may set transformers.Adafactor's options (HF reads none here);
+/// - lion_32bit -> Lion with betas (adam_beta1, adam_beta2), as HF passes them to bitsandbytes.
+/// Throws trainpp::Error for optim_args the optimizer does not read (see check_optim_args).
 [[nodiscard]] inline Optimizer make_optimizer(const torch::nn::Module& model, const TrainingArguments& args) {
   auto groups = decay_param_groups(model, args.learning_rate, args.weight_decay);
+  const OptimArgs extra = args.optim_args ? OptimArgs::parse(*args.optim_args) : OptimArgs{};
+  check_optim_args(args.optim, extra);
   switch (args.optim) {
     case OptimizerName::adamw_torch:
     case OptimizerName::adamw_torch_fused:
@@ -7299,8 +8881,39 @@ class Optimizer {
                                                              .beta2 = args.adam_beta2,
                                                              .eps = args.adam_epsilon,
                                                              .fused = args.optim == OptimizerName::adamw_torch_fused}));
-    case OptimizerName::sgd:
-      return Optimizer(SGD(std::move(groups), SGDOptions{}));
+    case OptimizerName::sgd: {
+      SGDOptions options;
+      options.momentum = extra.number("momentum").value_or(options.momentum);
+      options.dampening = extra.number("dampening").value_or(options.dampening);
+      options.nesterov = extra.flag("nesterov").value_or(options.nesterov);
+      return Optimizer(SGD(std::move(groups), options));
+    }
+    case OptimizerName::adagrad: {
+      AdagradOptions options;
+      options.lr_decay = extra.number("lr_decay").value_or(options.lr_decay);
+      options.eps = extra.number("eps").value_or(options.eps);
+      return Optimizer(Adagrad(std::move(groups), options));
+    }
+    case OptimizerName::rmsprop: {
+      RMSpropOptions options;
+      options.momentum = extra.number("momentum").value_or(options.momentum);
+      options.alpha = extra.number("alpha").value_or(options.alpha);
+      options.eps = extra.number("eps").value_or(options.eps);
+      options.centered = extra.flag("centered").value_or(options.centered);
+      return Optimizer(RMSprop(std::move(groups), options));
+    }
+    case OptimizerName::adafactor: {
+      AdafactorOptions options;
+      options.scale_parameter = extra.flag("scale_parameter").value_or(false);
+      options.relative_step = extra.flag("relative_step").value_or(false);
+      options.warmup_init = extra.flag("warmup_init").value_or(false);
+      if (const auto beta1 = extra.number("beta1")) options.beta1 = *beta1;
+      options.clip_threshold = extra.number("clip_threshold").value_or(options.clip_threshold);
+      options.decay_rate = extra.number("decay_rate").value_or(options.decay_rate);
+      return Optimizer(Adafactor(std::move(groups), options));
+    }
+    case OptimizerName::lion_32bit:
+      return Optimizer(Lion(std::move(groups), LionOptions{.beta1 = args.adam_beta1, .beta2 = args.adam_beta2}));
   }
   throw error("unsupported optim value {}", static_cast<int>(args.optim));
 }
@@ -7313,8 +8926,9 @@ class Optimizer {
 
 namespace trainpp {
 
-/// `optim` (adamw_torch, adamw_torch_fused, sgd) over two parameter groups: weight_decay for weights,
-/// none for biases and normalisation parameters, as HF's create_optimizer builds them.
+/// `optim` (adamw_torch, adamw_torch_fused, sgd, adagrad, rmsprop, adafactor, lion_32bit) over two
+/// parameter groups: weight_decay for weights, none for biases and normalisation parameters, as HF's
+/// create_optimizer builds them.
 struct HFOptimizer {
   [[nodiscard]] Optimizer create(torch::nn::Module& model, const TrainingArguments& args) const {
     return make_optimizer(model, args);
@@ -13260,6 +14874,173 @@ class MetricsLog {
 // ReportTo: the integrations that args.report_to names, as HF's Trainer adds their callbacks.
 
 
+// ---- trainpp/callbacks/csv_log.hpp ----
+// CsvLog: every log as one row of output_dir/metrics.csv — for spreadsheets and plotting tools.
+
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace trainpp {
+
+/// On the main process, one row per on_log: "step", then each logged key in the order it first appeared
+/// (a key a row lacks is an empty field). A row is appended and flushed while the columns stay the same;
+/// a log with a new key (eval metrics at the first evaluation, the summary at the end) rewrites the file
+/// atomically with the wider header, earlier rows getting empty fields, so the file is valid CSV
+/// (RFC 4180: fields with a comma, quote or line break are quoted) whenever it is read. A run resumed in
+/// the same output_dir continues the file, with its columns. Copies share the file.
+class CsvLog {
+ public:
+  static constexpr std::string_view file_name = "metrics.csv";
+
+  void on_log(const TrainingArguments& args, const TrainerState& state, TrainerControl&, const nlohmann::json& logs) {
+    if (!state.is_world_process_zero) return;
+    File& f = *file_;
+    if (f.path.empty()) open(f, args.output_dir);
+    std::size_t added = 0;
+    for (const auto& [key, value] : logs.items())
+      if (key != "step" && std::ranges::find(f.columns, key) == f.columns.end()) {
+        f.columns.push_back(key);
+        ++added;
+      }
+    std::string row;
+    for (std::size_t c = 0; c < f.columns.size(); ++c) {
+      if (c > 0) row += ',';
+      if (c == 0) row += std::to_string(state.global_step);
+      else if (logs.contains(f.columns[c])) row += field(logs.at(f.columns[c]));
+    }
+    row += '\n';
+    if (added > 0) widen(f, added);
+    if (std::fwrite(row.data(), 1, row.size(), f.handle) != row.size() || std::fflush(f.handle) != 0)
+      throw error("cannot append metrics to {}: {}", f.path.string(), std::strerror(errno));
+  }
+  void on_train_end(const TrainingArguments&, const TrainerState&, TrainerControl&) { file_->close(); }
+
+  /// The file written, once the first log came.
+  [[nodiscard]] std::filesystem::path path() const { return file_->path; }
+
+  /// One CSV field: numbers as the shortest text that reads back the same, strings quoted when needed,
+  /// null as nothing, anything else as its JSON.
+  [[nodiscard]] static std::string field(const nlohmann::json& value) {
+    if (value.is_null()) return {};
+    if (value.is_number_float()) return fmt::format("{}", value.get<double>());
+    if (value.is_number() || value.is_boolean()) return value.dump();
+    return quoted(value.is_string() ? value.get<std::string>() : value.dump());
+  }
+
+ private:
+  struct File {
+    std::filesystem::path path;
+    std::vector<std::string> columns;  // "step" first
+    std::FILE* handle = nullptr;
+    void close() {
+      if (handle) std::fclose(handle);
+      handle = nullptr;
+    }
+    ~File() { close(); }
+  };
+
+  [[nodiscard]] static std::string quoted(const std::string& text) {
+    if (text.find_first_of(",\"\r\n") == std::string::npos) return text;
+    std::string out = "\"";
+    for (const char c : text) {
+      if (c == '"') out += '"';
+      out += c;
+    }
+    return out + '"';
+  }
+
+  /// The fields of one CSV line (quotes undone): enough to read back the header this class wrote.
+  [[nodiscard]] static std::vector<std::string> split_line(std::string_view line) {
+    std::vector<std::string> out(1);
+    bool in_quotes = false;
+    for (std::size_t i = 0; i < line.size(); ++i) {
+      const char c = line[i];
+      if (in_quotes) {
+        if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') out.back() += '"', ++i;
+        else if (c == '"') in_quotes = false;
+        else out.back() += c;
+      } else if (c == '"') {
+        in_quotes = true;
+      } else if (c == ',') {
+        out.emplace_back();
+      } else {
+        out.back() += c;
+      }
+    }
+    return out;
+  }
+
+  static void open(File& f, const std::string& output_dir) {
+    const std::filesystem::path dir = output_dir;
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    f.path = dir / file_name;
+    f.columns = {"step"};
+    if (std::filesystem::exists(f.path, ec)) {  // a resumed run: continue with the file's columns
+      const std::string text = read_file(f.path);
+      const auto header = std::string_view(text).substr(0, text.find('\n'));
+      if (!header.empty()) {
+        f.columns = split_line(header);
+        if (f.columns.empty() || f.columns.front() != "step")
+          throw error("{} exists but is not a metrics file trainpp wrote (its first column is not \"step\"); "
+                      "move it away or use another output_dir", f.path.string());
+      }
+      if (!text.empty() && text.back() != '\n')  // cut by a crash mid-row: that row is dropped
+        write_file_atomic(f.path, text.substr(0, text.rfind('\n') + 1));
+    }
+    f.handle = std::fopen(f.path.c_str(), "ae");
+    if (!f.handle) throw error("cannot open {} to append metrics: {}", f.path.string(), std::strerror(errno));
+    if (std::ftell(f.handle) == 0) write_header_only(f);
+  }
+
+  [[nodiscard]] static std::string header(const File& f) {
+    std::string out;
+    for (std::size_t c = 0; c < f.columns.size(); ++c) out += (c > 0 ? "," : "") + quoted(f.columns[c]);
+    return out + '\n';
+  }
+
+  static void write_header_only(File& f) {
+    const auto text = header(f);
+    if (std::fwrite(text.data(), 1, text.size(), f.handle) != text.size() || std::fflush(f.handle) != 0)
+      throw error("cannot write {}: {}", f.path.string(), std::strerror(errno));
+  }
+
+  /// The file again with the current header, every earlier row padded with `added` empty fields.
+  static void widen(File& f, std::size_t added) {
+    f.close();
+    const std::string text = read_file(f.path);
+    std::string out = header(f);
+    const std::string padding(added, ',');
+    std::size_t start = text.find('\n');
+    start = start == std::string::npos ? text.size() : start + 1;  // past the old header
+    while (start < text.size()) {
+      const auto end = text.find('\n', start);
+      if (end == std::string::npos) break;  // open() keeps the file ending in a whole row
+      out.append(text, start, end - start);
+      out += padding;
+      out += '\n';
+      start = end + 1;
+    }
+    write_file_atomic(f.path, out);
+    f.handle = std::fopen(f.path.c_str(), "ae");
+    if (!f.handle) throw error("cannot open {} to append metrics: {}", f.path.string(), std::strerror(errno));
+  }
+
+  std::shared_ptr<File> file_ = std::make_shared<File>();
+};
+
+}  // namespace trainpp
+
 // ---- trainpp/callbacks/tensorboard.hpp ----
 // TensorBoard: the logs as TensorBoard scalars — transformers 5.x's TensorBoardCallback, writing its
 // event files with trainpp's own writer (io/tfevents.hpp) instead of torch.utils.tensorboard.
@@ -13413,8 +15194,8 @@ namespace trainpp {
 
 /// A built-in callback (the Trainer puts it after the default flow and the progress display) running
 /// the integrations report_to names: "tensorboard" (TensorBoard event files), "jsonl" (MetricsLog,
-/// output_dir/metrics.jsonl), "curves" (TrainingCurves: output_dir/training_curves.svg at the end of
-/// training), "all" for every one, "none" for none. The choice is made at on_init_end, from the
+/// output_dir/metrics.jsonl), "csv" (CsvLog, output_dir/metrics.csv), "curves" (TrainingCurves:
+/// output_dir/training_curves.svg at the end of training), "all" for every one, "none" for none. The choice is made at on_init_end, from the
 /// arguments; a run without integrations pays one branch per log.
 class ReportTo {
  public:
@@ -13425,6 +15206,7 @@ class ReportTo {
     };
     if (wants("tensorboard")) tensorboard_.emplace();
     if (wants("jsonl")) metrics_log_.emplace();
+    if (wants("csv")) csv_log_.emplace();
     if (wants("curves")) curves_.emplace();
   }
   void on_train_begin(const TrainingArguments& args, const TrainerState& state, TrainerControl& control) {
@@ -13434,10 +15216,12 @@ class ReportTo {
               const nlohmann::json& logs) {
     if (tensorboard_) tensorboard_->on_log(args, state, control, logs);
     if (metrics_log_) metrics_log_->on_log(args, state, control, logs);
+    if (csv_log_) csv_log_->on_log(args, state, control, logs);
   }
   void on_train_end(const TrainingArguments& args, const TrainerState& state, TrainerControl& control) {
     if (tensorboard_) tensorboard_->on_train_end(args, state, control);
     if (metrics_log_) metrics_log_->on_train_end(args, state, control);
+    if (csv_log_) csv_log_->on_train_end(args, state, control);
     if (curves_) curves_->on_train_end(args, state, control);
   }
 
@@ -13445,10 +15229,13 @@ class ReportTo {
   [[nodiscard]] const std::optional<TensorBoard>& tensorboard() const { return tensorboard_; }
   /// The JSON-lines log, when report_to asked for it.
   [[nodiscard]] const std::optional<MetricsLog>& metrics_log() const { return metrics_log_; }
+  /// The CSV log, when report_to asked for it.
+  [[nodiscard]] const std::optional<CsvLog>& csv_log() const { return csv_log_; }
 
  private:
   std::optional<TensorBoard> tensorboard_;
   std::optional<MetricsLog> metrics_log_;
+  std::optional<CsvLog> csv_log_;
   std::optional<TrainingCurves> curves_;
 };
 
@@ -15155,7 +16942,8 @@ namespace trainpp {
 
 /// The checkpoint directory train() resumes from: nullopt for none ("false", or nothing given), the
 /// newest complete checkpoint in output_dir for "true", else the path given, which must hold a
-/// complete checkpoint.
+/// complete checkpoint. Either way its files must match the sizes and checksums of its manifest: a
+/// damaged checkpoint is refused, naming the file, before anything is read from it.
 template <class Model, class P>
 std::optional<std::filesystem::path> Trainer<Model, P>::resolve_checkpoint(const std::optional<std::string>& value) const {
   if (!value || value->empty() || *value == "false" || *value == "False") return std::nullopt;
@@ -15164,6 +16952,7 @@ std::optional<std::filesystem::path> Trainer<Model, P>::resolve_checkpoint(const
     if (!last)
       throw error("No valid checkpoint found in output directory ({}) to resume from (resume_from_checkpoint "
                   "true)", args_.output_dir);
+    verify_checkpoint_manifest(*last);
     return last;
   }
   const std::filesystem::path dir = *value;
@@ -15173,6 +16962,7 @@ std::optional<std::filesystem::path> Trainer<Model, P>::resolve_checkpoint(const
   if (!is_complete_checkpoint(dir))
     throw error("Can't find a valid checkpoint at {}: it lacks {} or {}", dir.string(), trainer_state_name,
                 model_weights_name);
+  verify_checkpoint_manifest(dir);
   return dir;
 }
 
@@ -15510,6 +17300,7 @@ void Trainer<Model, P>::save_checkpoint(const torch::Tensor& tr_loss) {
       }
       std::filesystem::remove(from);
     }
+    write_checkpoint_manifest(staging);  // last: it covers every file above
     commit_dir(staging, final_dir);
   } catch (...) {
     std::error_code ec;
