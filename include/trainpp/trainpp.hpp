@@ -63,6 +63,7 @@
 #include <trainpp/generation/config.hpp>
 #include <trainpp/generation/generate.hpp>
 #include <trainpp/generation/kv_cache.hpp>
+#include <trainpp/generation/logits_processors.hpp>
 #include <trainpp/models/activation.hpp>
 #include <trainpp/models/bert.hpp>
 #include <trainpp/models/config.hpp>

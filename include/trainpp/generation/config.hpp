@@ -1,6 +1,6 @@
 #pragma once
 // GenerationConfig: the settings of trainpp::generate, with the names, defaults and JSON keys of
-// Hugging Face's GenerationConfig (generation_config.json), for greedy and beam search.
+// Hugging Face's GenerationConfig (generation_config.json), for greedy search, beam search and sampling.
 
 #include <trainpp/detail/config.hpp>
 #include <trainpp/io/json.hpp>
@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace trainpp {
 
@@ -24,12 +25,12 @@ enum class EarlyStoppingMode {
   never,      ///< HF's "never": stop only when no running beam can beat a kept hypothesis (canonical beam search)
 };
 
-/// How sequences are generated: HF's GenerationConfig, for the greedy and beam-search modes.
+/// How sequences are generated: HF's GenerationConfig, for greedy search, beam search and sampling.
 ///
-/// Lengths count the decoder start token, as HF's do for encoder-decoder models: `max_length` 5 gives
-/// at most 4 generated tokens. Unset `max_length` means HF's default of 20 *new* tokens (21 in all:
-/// transformers adds the prompt length when max_length was never set); `max_new_tokens` takes
-/// precedence over `max_length` when both are set.
+/// Lengths count the prompt, as HF's do: the decoder start token of an encoder-decoder model
+/// (`max_length` 5 gives at most 4 generated tokens), the whole (padded) prompt of a decoder-only one.
+/// Unset `max_length` means HF's default of 20 *new* tokens (transformers adds the prompt length when
+/// max_length was never set); `max_new_tokens` takes precedence over `max_length` when both are set.
 struct GenerationConfig {
   std::optional<std::int64_t> max_length;      ///< unset: 20 new tokens (HF's default)
   std::optional<std::int64_t> max_new_tokens;  ///< wins over max_length
@@ -38,9 +39,15 @@ struct GenerationConfig {
   double length_penalty = 1.0;                 ///< a finished hypothesis scores sum_logprobs / length^length_penalty
   EarlyStoppingMode early_stopping = EarlyStoppingMode::heuristic;
   bool use_cache = true;                       ///< false: every step re-decodes the whole prefix with a fresh cache
-  std::int64_t num_return_sequences = 1;       ///< only 1 is supported
+  std::int64_t num_return_sequences = 1;       ///< sequences per prompt: the best beams, or independent samples
+  bool do_sample = false;                      ///< draw each token from the processed distribution (num_beams 1)
+  double temperature = 1.0;                    ///< sampling: the logits are divided by it
+  std::int64_t top_k = 50;                     ///< sampling: only the k likeliest tokens (0: all), HF's default 50
+  double top_p = 1.0;                          ///< sampling: the smallest set of tokens holding this probability
+  double repetition_penalty = 1.0;             ///< tokens already in the sequence: logits / penalty (x penalty if < 0)
   std::optional<std::int64_t> bos_token_id;
-  std::optional<std::int64_t> eos_token_id;
+  std::optional<std::int64_t> eos_token_id;    ///< the end token (HF's first when it lists several)
+  std::vector<std::int64_t> extra_eos_token_ids;  ///< further end tokens (the rest of HF's eos_token_id list)
   std::optional<std::int64_t> pad_token_id;            ///< unset: eos_token_id (as HF)
   std::optional<std::int64_t> decoder_start_token_id;  ///< unset: bos_token_id (as HF)
 
@@ -54,6 +61,14 @@ struct GenerationConfig {
     if (max_new_tokens) return *max_new_tokens + prompt_length;
     if (max_length) return *max_length;
     return default_max_new_tokens + prompt_length;
+  }
+
+  /// Every token that ends a sequence: eos_token_id, then extra_eos_token_ids.
+  [[nodiscard]] std::vector<std::int64_t> eos_token_ids() const {
+    std::vector<std::int64_t> ids;
+    if (eos_token_id) ids.push_back(*eos_token_id);
+    ids.insert(ids.end(), extra_eos_token_ids.begin(), extra_eos_token_ids.end());
+    return ids;
   }
 
   /// The token that fills finished sequences: pad_token_id, else eos_token_id (HF's
@@ -97,14 +112,31 @@ inline void GenerationConfig::validate() const {
                 "or set max_new_tokens", *max_length);
   if (min_length < 0) throw error("min_length must be >= 0, got {}", min_length);
   if (!std::isfinite(length_penalty)) throw error("length_penalty must be a finite number, got {}", length_penalty);
-  if (num_return_sequences != 1)
-    throw error("num_return_sequences {} is not supported: trainpp::generate returns the best sequence only "
-                "(num_return_sequences 1)", num_return_sequences);
+  if (num_return_sequences < 1)
+    throw error("num_return_sequences must be at least 1, got {}", num_return_sequences);
+  // HF's GenerationConfig.validate refuses the same combinations.
+  if (num_return_sequences > 1 && num_beams == 1 && !do_sample)
+    throw error("num_return_sequences {} needs beam search (num_beams > 1) or sampling (do_sample): greedy search "
+                "gives one sequence per prompt", num_return_sequences);
+  if (num_beams > 1 && num_return_sequences > num_beams)
+    throw error("num_return_sequences ({}) must not exceed num_beams ({})", num_return_sequences, num_beams);
+  if (do_sample && num_beams > 1)
+    throw error("do_sample with num_beams {} (beam sampling) is not supported: set num_beams 1 to sample, or "
+                "do_sample false for beam search", num_beams);
+  if (!(temperature > 0.0) || !std::isfinite(temperature))
+    throw error("temperature must be a positive number, got {}", temperature);
+  if (top_k < 0) throw error("top_k must be >= 0 (0: no top-k filtering), got {}", top_k);
+  if (!(top_p >= 0.0 && top_p <= 1.0)) throw error("top_p must be in [0, 1], got {}", top_p);
+  if (!(repetition_penalty > 0.0) || !std::isfinite(repetition_penalty))
+    throw error("repetition_penalty must be a positive number, got {}", repetition_penalty);
   auto non_negative = [](std::string_view name, const std::optional<std::int64_t>& id) {
     if (id && *id < 0) throw error("{} must be a token id (>= 0), got {}", name, *id);
   };
   non_negative("bos_token_id", bos_token_id);
   non_negative("eos_token_id", eos_token_id);
+  for (const auto id : extra_eos_token_ids) non_negative("an entry of extra_eos_token_ids", id);
+  if (!extra_eos_token_ids.empty() && !eos_token_id)
+    throw error("extra_eos_token_ids are set without eos_token_id: the first end token goes in eos_token_id");
   non_negative("pad_token_id", pad_token_id);
   non_negative("decoder_start_token_id", decoder_start_token_id);
 }
@@ -112,16 +144,16 @@ inline void GenerationConfig::validate() const {
 namespace detail {
 
 /// Whether a key of HF's GenerationConfig that trainpp does not implement holds a value with no
-/// effect on greedy or beam search. nullopt: not such a key.
+/// effect on the sequences. nullopt: not such a key.
 [[nodiscard]] inline std::optional<bool> unimplemented_generation_key_is_neutral(std::string_view key,
                                                                                   const nlohmann::json& v) {
   if (v.is_null()) return std::optional<bool>(true);
   auto number_is = [&](double neutral) { return v.is_number() && v.get<double>() == neutral; };
   auto empty = [&] { return (v.is_array() || v.is_object()) && v.empty(); };
-  // Sampling settings act only with do_sample, which is refused below: any value is inert.
-  for (std::string_view k : {"temperature", "top_k", "top_p", "min_p", "top_h", "typical_p", "epsilon_cutoff",
-                             "eta_cutoff"})
-    if (key == k) return std::optional<bool>(true);
+  if (key == "min_p") return number_is(0.0);
+  if (key == "top_h") return std::optional<bool>(false);  // any value but null (above) filters the tokens
+  if (key == "typical_p") return number_is(1.0);
+  if (key == "epsilon_cutoff" || key == "eta_cutoff") return number_is(0.0);
   // Output and runtime settings that do not change the sequences.
   for (std::string_view k : {"output_attentions", "output_hidden_states", "output_scores", "output_logits",
                              "return_dict_in_generate", "cache_implementation", "cache_config", "max_cache_len",
@@ -130,10 +162,10 @@ namespace detail {
                              "prompt_lookup_num_tokens", "max_matching_ngram_size", "assistant_early_exit",
                              "assistant_lookbehind", "target_lookbehind", "low_memory"})
     if (key == k) return std::optional<bool>(true);
-  if (key == "do_sample" || key == "token_healing" || key == "renormalize_logits" || key == "remove_invalid_values" ||
+  if (key == "token_healing" || key == "renormalize_logits" || key == "remove_invalid_values" ||
       key == "use_mtp")
     return v.is_boolean() && !v.get<bool>();
-  if (key == "repetition_penalty" || key == "encoder_repetition_penalty" || key == "guidance_scale")
+  if (key == "encoder_repetition_penalty" || key == "guidance_scale")
     return number_is(1.0);
   if (key == "no_repeat_ngram_size" || key == "encoder_no_repeat_ngram_size" || key == "min_new_tokens" ||
       key == "diversity_penalty" || key == "penalty_alpha")
@@ -184,13 +216,23 @@ inline GenerationConfig GenerationConfig::from_json(const nlohmann::json& j, std
       if (v.is_null()) continue;
       if (!v.is_boolean()) throw bad(key, "a boolean", v);
       c.use_cache = v.get<bool>();
+    } else if (key == "do_sample") {
+      if (v.is_null()) continue;
+      if (!v.is_boolean()) throw bad(key, "a boolean", v);
+      c.do_sample = v.get<bool>();
+    } else if (key == "temperature" || key == "top_p" || key == "repetition_penalty") {
+      if (v.is_null()) continue;  // HF's None: the default
+      if (!v.is_number()) throw bad(key, "a number", v);
+      (key == "temperature" ? c.temperature : key == "top_p" ? c.top_p : c.repetition_penalty) = v.get<double>();
+    } else if (key == "top_k") {
+      if (!v.is_null()) c.top_k = integer(key, v);
     } else if (key == "eos_token_id") {
-      // HF allows a list of end tokens; trainpp generation ends on one.
+      // HF allows a list of end tokens: the first is eos_token_id (the padding fallback), the rest end too.
+      c.extra_eos_token_ids.clear();
       if (v.is_array()) {
-        if (v.size() != 1)
-          throw error("{}: key \"eos_token_id\": {} end tokens given ({}); trainpp generation supports one", source,
-                      v.size(), v.dump());
+        if (v.empty()) throw bad(key, "a token id or a non-empty list of them", v);
         c.eos_token_id = integer(key, v.front());
+        for (std::size_t i = 1; i < v.size(); ++i) c.extra_eos_token_ids.push_back(integer(key, v[i]));
       } else {
         c.eos_token_id = optional_integer(key, v);
       }
@@ -199,8 +241,9 @@ inline GenerationConfig GenerationConfig::from_json(const nlohmann::json& j, std
     else if (key == "decoder_start_token_id") c.decoder_start_token_id = optional_integer(key, v);
     else if (auto neutral = detail::unimplemented_generation_key_is_neutral(key, v)) {
       if (!*neutral)
-        throw error("{}: key \"{}\" is {}, which trainpp generation does not implement (greedy and beam search "
-                    "only); remove the key or set it to its default", source, key, v.dump());
+        throw error("{}: key \"{}\" is {}, which trainpp generation does not implement (greedy search, beam "
+                    "search and sampling with temperature, top_k, top_p and repetition_penalty); remove the key or "
+                    "set it to its default", source, key, v.dump());
     }
     // Anything else (transformers_version, _from_model_config, a custom entry) is ignored, as HF keeps it inert.
   }
@@ -235,8 +278,14 @@ inline nlohmann::json GenerationConfig::to_json() const {
   else j["early_stopping"] = early_stopping == EarlyStoppingMode::enabled;
   j["use_cache"] = use_cache;
   j["num_return_sequences"] = num_return_sequences;
+  j["do_sample"] = do_sample;
+  j["temperature"] = temperature;
+  j["top_k"] = top_k;
+  j["top_p"] = top_p;
+  j["repetition_penalty"] = repetition_penalty;
   put("bos_token_id", bos_token_id);
-  put("eos_token_id", eos_token_id);
+  if (extra_eos_token_ids.empty()) put("eos_token_id", eos_token_id);
+  else j["eos_token_id"] = eos_token_ids();
   put("pad_token_id", pad_token_id);
   put("decoder_start_token_id", decoder_start_token_id);
   return j;

@@ -7,6 +7,7 @@
 
 #include <trainpp/data/batch.hpp>
 #include <trainpp/detail/config.hpp>
+#include <trainpp/generation/kv_cache.hpp>
 #include <trainpp/logging.hpp>
 #include <trainpp/loss/model_output.hpp>
 #include <trainpp/models/config.hpp>
@@ -163,12 +164,17 @@ class GPT2AttentionImpl : public torch::nn::Module {
     if (config.scale_attn_by_inverse_layer_idx) scaling_ /= static_cast<double>(layer_idx + 1);
   }
 
-  /// x [B, T, n_embd]; mask [B, 1, T, T] bool (true: attend), or undefined for causal attention alone.
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask) {
+  /// x [B, T, n_embd]; mask [B, 1, T, past + T] bool (true: attend), or undefined for causal
+  /// attention alone. With `cache`, the new keys and values ([B, n_head, T, head_dim]) are appended to
+  /// cache->self_k / self_v and the queries attend to the `past` tokens cached before them too.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask, LayerCache* cache = nullptr) {
     const std::int64_t batch = x.size(0), length = x.size(1), head_dim = n_embd_ / n_head_;
     auto heads = [&](const torch::Tensor& t) { return t.view({batch, length, n_head_, head_dim}).transpose(1, 2); };
     const auto qkv = c_attn(x).split(n_embd_, /*dim=*/2);
     const double dropout_p = is_training() ? dropout_ : 0.0;
+    if (cache) return resid_dropout(c_proj(attend_cached(heads(qkv[0]), heads(qkv[1]), heads(qkv[2]), mask, *cache)
+                                               .transpose(1, 2)
+                                               .reshape({batch, length, n_embd_})));
     // As transformers' sdpa path: is_causal without a mask, the combined causal-and-padding mask with one.
     const auto y = mask.defined()
                        ? at::scaled_dot_product_attention(heads(qkv[0]), heads(qkv[1]), heads(qkv[2]), mask, dropout_p,
@@ -179,6 +185,27 @@ class GPT2AttentionImpl : public torch::nn::Module {
   }
 
  private:
+  /// Attention over the cached keys and values followed by the new ones (the generation path).
+  torch::Tensor attend_cached(const torch::Tensor& query, torch::Tensor key, torch::Tensor value,
+                              const torch::Tensor& mask, LayerCache& cache) const {
+    if (cache.self_k.defined()) {
+      key = torch::cat({cache.self_k, key}, 2);
+      value = torch::cat({cache.self_v, value}, 2);
+    }
+    cache.self_k = key;
+    cache.self_v = value;
+    const double dropout_p = is_training() ? dropout_ : 0.0;
+    if (!mask.defined())
+      return at::scaled_dot_product_attention(query, key, value, {}, dropout_p, /*is_causal=*/true, scaling_);
+    // A query that may attend to nothing (a left-padding position) attends to every key and is zeroed
+    // after, so that it stays finite whatever the backend does with an empty row: its key and value,
+    // cached for the following steps, cannot carry a NaN into the real tokens.
+    const auto has_key = mask.any(-1, /*keepdim=*/true);
+    return at::scaled_dot_product_attention(query, key, value, mask.logical_or(has_key.logical_not()), dropout_p,
+                                            /*is_causal=*/false, scaling_)
+        .masked_fill(has_key.logical_not(), 0);
+  }
+
   std::int64_t n_head_, n_embd_;
   double dropout_;
   double scaling_ = 1.0;
@@ -227,8 +254,10 @@ class GPT2BlockImpl : public torch::nn::Module {
         ln_2(register_module("ln_2", layer_norm(config))),
         mlp(register_module("mlp", GPT2MLP(config))) {}
 
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask) {
-    auto h = x + attn(ln_1(x), mask);
+  /// Tensors only (trainpp::call can checkpoint it and a sharding policy can gather around it).
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask) { return forward(x, mask, nullptr); }
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask, LayerCache* cache) {
+    auto h = x + attn->forward(ln_1(x), mask, cache);
     return h + mlp(ln_2(h));
   }
 
@@ -296,6 +325,46 @@ class GPT2ModelImpl : public torch::nn::Module {
     return ln_f(x);
   }
 
+  /// The last hidden states [B, T, n_embd] of input_ids [B, T] continuing the sequences whose keys and
+  /// values `cache` holds (none when it is empty), appending theirs (generation's path).
+  /// attention_mask [B, past + T] covers the cached tokens too (undefined: no padding); position_ids
+  /// [B or 1, T] default to past .. past + T - 1.
+  torch::Tensor forward_cached(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                               const torch::Tensor& position_ids, KVCache& cache) {
+    if (input_ids.dim() != 2 || input_ids.scalar_type() != torch::kLong)
+      throw error("GPT2Model: input_ids must be a [batch, length] int64 tensor, got [{}] {}",
+                  fmt::join(input_ids.sizes(), ", "), c10::toString(input_ids.scalar_type()));
+    const std::int64_t batch = input_ids.size(0), length = input_ids.size(1);
+    const std::int64_t past = cache.layers.empty() || !cache.layers.front().self_k.defined()
+                                  ? 0
+                                  : cache.layers.front().self_k.size(2);
+    if (past + length > n_positions_)
+      throw error("GPT2Model: {} cached and {} new positions exceed n_positions = {}", past, length, n_positions_);
+    if (position_ids.defined() && position_ids.size(-1) != length)
+      throw error("GPT2Model: position_ids [{}] do not match input_ids [{}]", fmt::join(position_ids.sizes(), ", "),
+                  fmt::join(input_ids.sizes(), ", "));
+    cache.layers.resize(blocks.size());
+    const auto positions = position_ids.defined()
+                               ? position_ids.view({-1, length})
+                               : torch::arange(past, past + length, input_ids.options()).unsqueeze(0);
+    auto x = drop(wte(input_ids) + wpe(positions));
+
+    torch::Tensor mask;  // undefined: causal attention without padding or a past (is_causal)
+    if (attention_mask.defined() || past > 0) {
+      mask = torch::ones({length, past + length}, input_ids.options().dtype(torch::kBool))
+                 .tril(past)
+                 .view({1, 1, length, past + length});
+      if (attention_mask.defined()) {
+        if (attention_mask.dim() != 2 || attention_mask.size(0) != batch || attention_mask.size(1) != past + length)
+          throw error("GPT2Model: attention_mask must be [batch, past + length] = [{}, {}], got [{}]", batch,
+                      past + length, fmt::join(attention_mask.sizes(), ", "));
+        mask = mask.logical_and(attention_mask.to(torch::kBool).view({batch, 1, 1, past + length}));
+      }
+    }
+    for (std::size_t i = 0; i < blocks.size(); ++i) x = blocks[i]->forward(x, mask, &cache.layers[i]);
+    return ln_f(x);
+  }
+
   torch::nn::Embedding wte{nullptr}, wpe{nullptr};
   torch::nn::Dropout drop{nullptr};
   torch::nn::ModuleList h{nullptr};
@@ -356,6 +425,14 @@ class GPT2LMHeadModelImpl : public torch::nn::Module {
   torch::Tensor logits(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {},
                        const torch::Tensor& position_ids = {}, const torch::Tensor& token_type_ids = {}) {
     return lm_head(transformer(input_ids, attention_mask, position_ids, token_type_ids));
+  }
+
+  /// [B, T, vocab_size] for input_ids [B, T] continuing the sequences `cache` holds, whose keys and
+  /// values it appends (see GPT2Model::forward_cached); trainpp::generate decodes through it.
+  torch::Tensor logits(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                       const torch::Tensor& position_ids, KVCache* cache) {
+    if (!cache) return logits(input_ids, attention_mask, position_ids, torch::Tensor());
+    return lm_head(transformer->forward_cached(input_ids, attention_mask, position_ids, *cache));
   }
 
   /// transformers' ForCausalLMLoss: position t is scored against labels[t + 1], -100 ignored, the

@@ -1,11 +1,20 @@
 // Generation: greedy and beam search with a real KV cache against re-decoding the whole prefix, end
 // tokens and padding, batches of different source lengths, length limits, and beam search against an
-// exhaustive search on a small vocabulary.
+// exhaustive search on a small vocabulary. Decoder-only generation (GPT-2, Llama): greedy and beam
+// search token for token as transformers' generate on left-padded prompts, the cache against full
+// forwards, and reproducible sampling.
 
 #include <trainpp/generation/generate.hpp>
 #include <trainpp/io/checkpoint.hpp>
+#include <trainpp/io/model_io.hpp>
+#include <trainpp/models/gpt2.hpp>
+#include <trainpp/models/llama.hpp>
+#include <trainpp/models/pretrained.hpp>
 
 #include <doctest/doctest.h>
+
+#include "skip.hpp"
+#include "trainpp/generation/causal_reference.hpp"
 
 #include <cmath>
 #include <cstdint>
@@ -504,5 +513,227 @@ TEST_CASE("greedy and beam search give the sequences transformers' generate give
   }
   CHECK(cases == 42);
 }
+
+}  // namespace generate_test
+
+// ---- decoder-only models ---------------------------------------------------------------------------
+
+namespace generate_test {
+namespace causal_generate_test {
+
+static_assert(trainpp::CausalLanguageModel<trainpp::GPT2LMHeadModel>);
+static_assert(trainpp::CausalLanguageModel<trainpp::LlamaForCausalLM>);
+static_assert(!trainpp::EncoderDecoderModel<trainpp::GPT2LMHeadModel>);
+
+trainpp::GPT2LMHeadModel tiny_gpt2(std::uint64_t seed) {
+  torch::manual_seed(seed);
+  return trainpp::GPT2LMHeadModel(trainpp::GPT2Config{.vocab_size = 40, .n_positions = 32, .n_embd = 16, .n_layer = 2,
+                                                      .n_head = 2, .resid_pdrop = 0, .embd_pdrop = 0, .attn_pdrop = 0});
+}
+
+trainpp::LlamaForCausalLM tiny_llama(std::uint64_t seed) {
+  torch::manual_seed(seed);
+  trainpp::LlamaConfig config;
+  config.vocab_size = 40;
+  config.hidden_size = 16;
+  config.intermediate_size = 32;
+  config.num_hidden_layers = 2;
+  config.num_attention_heads = 4;
+  config.num_key_value_heads = 2;
+  return trainpp::LlamaForCausalLM(config);
+}
+
+double max_difference(const torch::Tensor& a, const torch::Tensor& b) { return (a - b).abs().max().item<double>(); }
+
+/// Two prompts, the second two tokens shorter and left-padded with token 1.
+struct Prompts {
+  torch::Tensor input_ids = torch::tensor({{5, 9, 3, 17, 8, 30}, {1, 1, 22, 4, 13, 6}});
+  torch::Tensor attention_mask = torch::tensor({{1, 1, 1, 1, 1, 1}, {0, 0, 1, 1, 1, 1}});
+};
+
+/// The logits of the whole sequences in one forward without a cache, and through the cache: the
+/// prompt first, then one token at a time, as generate feeds them. Compared on the real tokens.
+template <class Model>
+void check_cache_against_full_forward(Model& model) {
+  model->eval();
+  torch::NoGradGuard no_grad;
+  const Prompts p;
+  const auto continuation = torch::tensor({{11, 2, 29}, {7, 7, 35}});
+  const auto ids = torch::cat({p.input_ids, continuation}, 1);
+  const auto mask = torch::cat({p.attention_mask, torch::ones({2, 3}, torch::kLong)}, 1);
+  const auto positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1);
+  const auto full = model->logits(ids, mask, positions);
+
+  trainpp::KVCache cache;
+  std::vector<torch::Tensor> pieces{model->logits(p.input_ids, p.attention_mask, positions.narrow(1, 0, 6), &cache)};
+  for (std::int64_t t = 6; t < 9; ++t)
+    pieces.push_back(model->logits(ids.narrow(1, t, 1), mask.narrow(1, 0, t + 1), positions.narrow(1, t, 1), &cache));
+  const auto cached = torch::cat(pieces, 1);
+  const auto real = mask.to(torch::kBool);
+  const double difference = max_difference(cached.index({real}), full.index({real}));
+  INFO("largest logit difference " << difference);
+  CHECK(difference <= 1e-5);
+  CHECK(cache.layers.size() == 2);
+  CHECK(cache.layers[0].self_k.size(0) == 2);
+  CHECK(cache.layers[0].self_k.size(2) == 9);
+
+  // Beam search moves the cache's rows: continuing from the swapped rows gives the swapped logits.
+  auto swapped = cache;
+  swapped.reorder(torch::tensor({1, 0}));
+  const auto next = torch::tensor({{3}, {3}});
+  const auto next_mask = torch::cat({mask, torch::ones({2, 1}, torch::kLong)}, 1);
+  const auto next_positions = positions.narrow(1, 8, 1) + 1;
+  const auto straight = model->logits(next, next_mask, next_positions, &cache);
+  const auto crossed = model->logits(next, next_mask.flip(0), next_positions.flip(0), &swapped);
+  CHECK(max_difference(crossed.flip(0), straight) <= 1e-5);
+}
+
+TEST_CASE("GPT-2 and Llama: logits through the KV cache equal a full forward on left-padded prompts") {
+  SUBCASE("GPT-2") {
+    auto model = tiny_gpt2(1);
+    check_cache_against_full_forward(model);
+  }
+  SUBCASE("Llama") {
+    auto model = tiny_llama(1);
+    check_cache_against_full_forward(model);
+  }
+}
+
+template <class Model>
+void check_against_transformers(Model& model, const nlohmann::json& reference) {
+  using generation_reference::matrix;
+  const auto input_ids = matrix(reference["input_ids"], torch::kInt64);
+  const auto attention_mask = matrix(reference["attention_mask"], torch::kInt64);
+  model->eval();
+  {
+    // The prompt's last logits through the cache (generate's first step) against HF's full forward.
+    torch::NoGradGuard no_grad;
+    trainpp::KVCache cache;
+    const auto positions = (attention_mask.cumsum(-1) - 1).masked_fill(attention_mask == 0, 1);
+    const auto logits = model->logits(input_ids, attention_mask, positions, &cache).select(1, input_ids.size(1) - 1);
+    CHECK(max_difference(logits, matrix(reference["last_logits"], torch::kFloat32)) <= 1e-5);
+  }
+  int cases = 0;
+  for (const auto& item : reference["cases"]) {
+    auto config = trainpp::GenerationConfig::from_json(item["settings"], "the reference case");
+    const auto want = matrix(item["sequences"], torch::kInt64);
+    for (const bool use_cache : {true, false}) {
+      config.use_cache = use_cache;
+      const auto got = trainpp::generate(model, input_ids, attention_mask, config);
+      CAPTURE(item["settings"].dump());
+      CAPTURE(use_cache);
+      REQUIRE(got.sizes() == want.sizes());
+      CHECK(torch::equal(got, want));
+    }
+    ++cases;
+  }
+  CHECK(cases == 8);
+}
+
+TEST_CASE("GPT-2 and Llama: greedy and beam search give transformers' generate's tokens on left-padded prompts" *
+          doctest::test_suite("integration")) {
+  const auto dir = generation_reference::causal_reference_dir();
+  if (!dir) TRAINPP_SKIP_TEST("transformers cannot be imported here, or there is no interpreter");
+  const auto reference = trainpp::read_json_file(*dir / "reference.json");
+  SUBCASE("GPT-2") {
+    auto model = trainpp::from_pretrained<trainpp::GPT2LMHeadModel>(*dir / "gpt2");
+    check_against_transformers(model, reference["gpt2"]);
+  }
+  SUBCASE("Llama") {
+    trainpp::LlamaForCausalLM model(trainpp::LlamaConfig::from_json(trainpp::read_json_file(*dir / "llama/config.json")));
+    trainpp::load_model(*model, *dir / "llama");
+    check_against_transformers(model, reference["llama"]);
+  }
+}
+
+TEST_CASE("sampling is reproducible from a seed or a generator, and top_k 1 is greedy search") {
+  auto model = tiny_gpt2(2);
+  const Prompts p;
+  GenerationConfig config;
+  config.max_new_tokens = 12;
+  config.pad_token_id = 0;
+  config.do_sample = true;
+  config.top_k = 0;  // the whole (nearly uniform, freshly initialised) distribution: draws differ by seed
+  auto sample = [&](std::uint64_t seed) {
+    torch::manual_seed(seed);
+    return trainpp::generate(model, p.input_ids, p.attention_mask, config);
+  };
+  const auto first = sample(5);
+  CHECK(first.sizes() == torch::IntArrayRef{2, 18});
+  CHECK(torch::equal(first.narrow(1, 0, 6), p.input_ids));
+  CHECK(torch::equal(sample(5), first));
+  CHECK_FALSE(torch::equal(sample(6), first));
+
+  // A generator of its own: the global seed does not matter then.
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(42);
+  torch::manual_seed(1);
+  const auto drawn = trainpp::generate(model, p.input_ids, p.attention_mask, config, generator);
+  generator.set_current_seed(42);
+  torch::manual_seed(2);
+  CHECK(torch::equal(trainpp::generate(model, p.input_ids, p.attention_mask, config, generator), drawn));
+
+  // Several samples per prompt, adjacent, each a draw of its own.
+  config.num_return_sequences = 3;
+  torch::manual_seed(5);
+  const auto several = trainpp::generate(model, p.input_ids, p.attention_mask, config);
+  CHECK(several.sizes() == torch::IntArrayRef{6, 18});
+  CHECK(torch::equal(several.narrow(0, 3, 3).narrow(1, 0, 6), p.input_ids.select(0, 1).expand({3, 6})));
+  CHECK_FALSE(torch::equal(several[0], several[1]));
+
+  config.num_return_sequences = 1;
+  config.top_k = 1;
+  config.temperature = 0.5;
+  config.repetition_penalty = 1.3;
+  auto greedy = config;
+  greedy.do_sample = false;
+  torch::manual_seed(7);
+  CHECK(torch::equal(trainpp::generate(model, p.input_ids, p.attention_mask, config),
+                     trainpp::generate(model, p.input_ids, p.attention_mask, greedy)));
+}
+
+TEST_CASE("decoder-only generate: beams with and without the cache agree, and bad settings are refused") {
+  auto model = tiny_llama(3);
+  const Prompts p;
+  GenerationConfig config;
+  config.max_new_tokens = 6;
+  config.pad_token_id = 0;
+  config.num_beams = 3;
+  config.num_return_sequences = 2;
+  const auto cached = trainpp::generate(model, p.input_ids, p.attention_mask, config);
+  CHECK(cached.size(0) == 4);
+  config.use_cache = false;
+  CHECK(torch::equal(trainpp::generate(model, p.input_ids, p.attention_mask, config), cached));
+
+  auto refused = [&](GenerationConfig c, const char* message) {
+    CAPTURE(message);
+    CHECK_THROWS_WITH_AS((void)trainpp::generate(model, p.input_ids, p.attention_mask, c), doctest::Contains(message),
+                         trainpp::Error);
+  };
+  auto c = config;
+  c.num_return_sequences = 4;
+  refused(c, "must not exceed num_beams");
+  c = config;
+  c.do_sample = true;
+  refused(c, "beam sampling");
+  c = GenerationConfig{};
+  c.num_return_sequences = 2;
+  refused(c, "needs beam search (num_beams > 1) or sampling");
+  c = GenerationConfig{};
+  c.max_length = 6;
+  refused(c, "leaves no room after the prompt of 6 tokens");
+  c = GenerationConfig{};
+  c.do_sample = true;
+  c.top_p = 1.5;
+  refused(c, "top_p must be in [0, 1]");
+  c.top_p = 0.9;
+  c.temperature = 0;
+  refused(c, "temperature must be a positive number");
+  c = GenerationConfig{};
+  c.eos_token_id = 3;
+  c.extra_eos_token_ids = {40};
+  refused(c, "eos_token_id 40 is outside the model's vocabulary of 40 tokens");
+}
+
+}  // namespace causal_generate_test
 
 }  // namespace generate_test
