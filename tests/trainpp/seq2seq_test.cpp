@@ -254,9 +254,9 @@ TEST_CASE("a malformed generation_config.json is refused naming the file and the
   refused("beams_text.json", R"({"num_beams": "four"})", "\"num_beams\": expected an integer");
   refused("beams_zero.json", R"({"num_beams": 0})", "num_beams must be at least 1");
   refused("early.json", R"({"early_stopping": "always"})", "\"early_stopping\": expected true, false or \"never\"");
-  refused("eos_two.json", R"({"eos_token_id": [1, 2]})", "2 end tokens");
-  refused("sample.json", R"({"do_sample": true})", "\"do_sample\" is true, which trainpp generation does not implement");
-  refused("repetition.json", R"({"repetition_penalty": 1.2})", "\"repetition_penalty\"");
+  refused("eos_none.json", R"({"eos_token_id": []})", "expected a token id or a non-empty list of them");
+  refused("sample.json", R"({"do_sample": "yes"})", "key \"do_sample\": expected a boolean");
+  refused("repetition.json", R"({"repetition_penalty": 0})", "repetition_penalty must be a positive number");
   refused("dola.json", R"({"dola_layers": "high"})", "\"dola_layers\"");
   refused("syntax.json", R"({"num_beams": 4,})", "syntax.json");
   refused("array.json", R"([1, 2])", "must hold a JSON object");
