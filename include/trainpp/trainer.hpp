@@ -16,6 +16,7 @@
 #include <trainpp/concepts/scheduler.hpp>
 #include <trainpp/concepts/sharding.hpp>
 #include <trainpp/concepts/step.hpp>
+#include <trainpp/concepts/token_loss.hpp>
 #include <trainpp/data/dataset.hpp>
 #include <trainpp/detail/format.hpp>
 #include <trainpp/detail/host_allocator.hpp>
@@ -384,12 +385,30 @@ class Trainer {
     return trainpp::forward(model_, batch);
   }
   /// The loss slot applied to a batch (forward included) — HF's compute_loss.
+  /// During training, a model with a token-level loss (concepts/token_loss.hpp) gives its summed token
+  /// losses over the label tokens of the whole accumulation window (times the number of processes
+  /// when that count is summed over them, as HF scales it: data parallelism then averages the
+  /// gradients back), already normalised for the window (loss_is_scaled_for_accumulation()).
   template <class B>
   torch::Tensor compute_loss(const B& batch) {
     using Output = decltype(trainpp::forward(model_, batch));
+    if constexpr (loss_is_token_level<B>()) {
+      if (window_items_.defined()) {
+        auto loss = trainpp::forward(model_, batch).loss_sum / window_items_;
+        if (window_items_summed_over_processes_) loss = loss * static_cast<double>(sharding_.world_size());
+        return loss;
+      }
+    }
     if constexpr (LossFromOutputs<loss_type, Output, B>) return loss_(trainpp::forward(model_, batch), batch);
     else return loss_(model_, batch);
   }
+  /// True while the micro-batches of the current window take the token-level loss: their losses are
+  /// normalised for the whole window, and the step must not divide them by the window size (HF's
+  /// loss_is_scaled_for_ga).
+  [[nodiscard]] bool loss_is_scaled_for_accumulation() const { return window_items_.defined(); }
+  /// The label tokens of the current accumulation window (undefined outside a window, or when the
+  /// model's loss is not token-level): transformers' num_items_in_batch.
+  [[nodiscard]] const torch::Tensor& num_items_in_batch() const { return window_items_; }
   /// The loss slot applied to outputs already computed (a second forward only for a loss policy
   /// that drives the model itself).
   template <class Output, class B>
@@ -472,6 +491,8 @@ class Trainer {
       else {
         using output_t = decltype(std::declval<Model&>()->forward(std::declval<const batch_t&>()));
         if constexpr (!detail::check_loss<loss_type, Model, output_t, batch_t>()) return false;
+        else if constexpr (detail::declares_num_items_in_batch<detail::model_impl_t<Model>> &&
+                           !detail::check_token_loss<Model, batch_t, output_t>()) return false;
         else return detail::check_step<step_type, Trainer, batch_t>();
       }
     }
@@ -515,6 +536,39 @@ class Trainer {
   void synchronize_processes() {
     if constexpr (requires { sharding_.barrier(); })
       if (sharding_.world_size() > 1) sharding_.barrier();
+  }
+
+  /// Whether micro-batches of type B take the token-level loss: the model counts its label tokens and
+  /// the loss slot is the model's own (another loss policy returns a mean of its own).
+  template <class B>
+  static constexpr bool loss_is_token_level() {
+    using Output = decltype(std::declval<Model&>()->forward(std::declval<const B&>()));
+    if constexpr (!std::is_same_v<loss_type, ModelLoss>) return false;
+    else return detail::check_token_loss<Model, B, Output>();
+  }
+
+  /// HF's get_batch_samples count: the label tokens of every micro-batch of the window, on the device
+  /// (no host sync). Summed over the processes under --average_tokens_across_devices (the default, as
+  /// in HF), so that every process divides by the same count. Undefined when the batches carry no
+  /// labels (HF counts only then).
+  template <class B>
+  torch::Tensor count_window_items(const std::vector<B>& window) {
+    window_items_summed_over_processes_ = false;
+    if (window.empty() || !has_labels(window.front())) return {};
+    const auto& impl = *model_;
+    torch::Tensor count = impl.num_items_in_batch(window.front());
+    for (std::size_t i = 1; i < window.size(); ++i) count = count + impl.num_items_in_batch(window[i]);
+    if (args_.average_tokens_across_devices && sharding_.world_size() > 1) {
+      if constexpr (requires(torch::Tensor& t) { sharding_.all_reduce_sum(t); }) {
+        count = count.clone();
+        sharding_.all_reduce_sum(count);
+        window_items_summed_over_processes_ = true;
+      } else {
+        throw error("--average_tokens_across_devices needs a sharding slot with all_reduce_sum(torch::Tensor&) "
+                    "under {} processes; set --average_tokens_across_devices false", sharding_.world_size());
+      }
+    }
+    return count;
   }
 
   /// A loss summed on this process, averaged over the processes of the job (HF logs the mean of
@@ -609,6 +663,9 @@ class Trainer {
   }
   void finish_checkpoints();
 
+  // The current window's label tokens (count_window_items); undefined outside a window.
+  torch::Tensor window_items_;
+  bool window_items_summed_over_processes_ = false;
   Model model_;
   TrainingArguments args_;
   data_loader_policy_type data_loader_;

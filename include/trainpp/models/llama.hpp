@@ -11,6 +11,7 @@
 #include <trainpp/generation/kv_cache.hpp>
 #include <trainpp/io/json_fields.hpp>
 #include <trainpp/models/activation.hpp>
+#include <trainpp/models/lm_loss.hpp>
 #include <trainpp/nn/gradient_checkpointing.hpp>
 #include <trainpp/nn/module_call.hpp>
 
@@ -401,37 +402,6 @@ class LlamaModelImpl : public torch::nn::Module {
 };
 TORCH_MODULE(LlamaModel);
 
-/// The summed token loss of a causal language model and the number of tokens it sums over (device
-/// scalars: float32 and int64). loss_sum / num_tokens is HF's mean; a Trainer that normalises by the
-/// tokens of a whole accumulation window (transformers' num_items_in_batch) divides loss_sum by that.
-struct CausalLMTokenLoss {
-  torch::Tensor loss_sum;
-  torch::Tensor num_tokens;
-};
-
-/// HF's ForCausalLMLoss without its reduction: position t's logits [B, T, V] score labels[:, t + 1],
-/// -100 is skipped, in float32 whatever the logits' dtype. The labels move left rather than the
-/// logits right, so the largest tensor of the step is not sliced and copied.
-[[nodiscard]] inline CausalLMTokenLoss causal_lm_token_loss(const torch::Tensor& logits, const torch::Tensor& labels) {
-  if (labels.dim() != 2 || labels.sizes() != logits.sizes().slice(0, 2))
-    throw error("causal LM: labels have shape [{}] but the logits are [{}]", fmt::join(labels.sizes(), ", "),
-                fmt::join(logits.sizes(), ", "));
-  const auto next_labels = torch::constant_pad_nd(labels.slice(1, 1), {0, 1}, -100).reshape({-1});
-  const auto loss_sum = torch::nn::functional::cross_entropy(
-      logits.to(torch::kFloat32).reshape({-1, logits.size(-1)}), next_labels,
-      torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100).reduction(torch::kSum));
-  return {loss_sum, next_labels.ne(-100).sum()};
-}
-
-/// What LlamaForCausalLM's forward returns. The Trainer reads `loss` (first when labels are given) and
-/// `logits`; loss_sum and num_tokens are the same loss unreduced (see CausalLMTokenLoss).
-struct CausalLMOutput {
-  torch::Tensor loss;        ///< mean over the scored tokens (HF's); undefined without labels
-  torch::Tensor logits;      ///< [B, T, vocab_size]
-  torch::Tensor loss_sum;    ///< summed over the scored tokens, float32; undefined without labels
-  torch::Tensor num_tokens;  ///< how many tokens were scored, int64; undefined without labels
-};
-
 /// HF's LlamaForCausalLM: forward follows the Trainer's model contract.
 class LlamaForCausalLMImpl : public torch::nn::Module {
  public:
@@ -457,6 +427,10 @@ class LlamaForCausalLMImpl : public torch::nn::Module {
     }
     return out;
   }
+
+  /// The label tokens forward's loss sums over: labels[:, 1:] that are not -100 (the Trainer's
+  /// token-level normalisation, concepts/token_loss.hpp).
+  [[nodiscard]] torch::Tensor num_items_in_batch(const Batch& batch) const { return causal_lm_num_items(batch, "Llama"); }
 
   /// [B, T, vocab_size] for input_ids [B, T]. attention_mask [B, past + T] (undefined: no padding);
   /// position_ids [B or 1, T] (undefined: past .. past + T - 1). With `cache`, continues the sequences
