@@ -339,14 +339,21 @@ class Trainer {
   void save_metrics(std::string_view split, const Metrics& metrics, bool combined = true) const {
     if (state_.is_world_process_zero) trainpp::save_metrics(args_.output_dir, split, metrics, combined);
   }
-  /// Writes the model alone into `dir` (default: output_dir) as model.safetensors. Under a sharded
-  /// policy every process must call it (the parameters are gathered); only the main process writes.
+  /// Writes the model alone into `dir` (default: output_dir): as HF's save_model, through
+  /// save_pretrained for a model that has it (models/pretrained.hpp: config.json, generation_config.json
+  /// for a model that generates, model.safetensors — a directory transformers' from_pretrained loads),
+  /// else model.safetensors. Under a sharded policy every process must call it (the parameters are
+  /// gathered); only the main process writes.
   void save_model(std::optional<std::filesystem::path> dir = std::nullopt) {
+    auto write = [&](const std::filesystem::path& into) {
+      if constexpr (saves_pretrained) write_pretrained_files(into, /*with_weights=*/true);
+      else trainpp::save_model(module(), into);
+    };
     if constexpr (requires { sharding_.full_parameters(); }) {
       auto gathered = sharding_.full_parameters();
-      if (state_.is_world_process_zero) trainpp::save_model(module(), dir.value_or(args_.output_dir));
+      if (state_.is_world_process_zero) write(dir.value_or(args_.output_dir));
     } else if (state_.is_world_process_zero) {
-      trainpp::save_model(module(), dir.value_or(args_.output_dir));
+      write(dir.value_or(args_.output_dir));
     }
   }
   /// Writes trainer_state.json into `dir` (default: output_dir), as HF's save_state.
@@ -536,6 +543,34 @@ class Trainer {
   void synchronize_processes() {
     if constexpr (requires { sharding_.barrier(); })
       if (sharding_.world_size() > 1) sharding_.barrier();
+  }
+
+  /// Whether the model can be written by save_pretrained (the members models/pretrained.hpp's
+  /// PretrainedModule asks for: GPT2LMHeadModel, LlamaForCausalLM).
+  static constexpr bool saves_pretrained = requires(const detail::model_impl_t<Model>& m) {
+    detail::model_impl_t<Model>::model_type;
+    detail::model_impl_t<Model>::architecture;
+    m.pretrained_config();
+    m.tied_weights();
+  };
+
+  /// save_pretrained's files placed into `dir` itself, next to what it holds (HF's save_model writes
+  /// into output_dir, which also holds the checkpoints: save_pretrained's own swap of the whole
+  /// directory must not reach them). Without with_weights only config.json and generation_config.json
+  /// are kept: the checkpoint's weights are the sharding policy's.
+  void write_pretrained_files(const std::filesystem::path& dir, bool with_weights) {
+    namespace fs = std::filesystem;
+    fs::create_directories(dir);
+    const auto scratch = dir / ".save_pretrained";
+    fs::remove_all(scratch);
+    save_pretrained(model_, scratch);  // trainpp::save_pretrained (models/pretrained.hpp), found by the model's namespace
+    for (const auto& entry : fs::directory_iterator(scratch)) {
+      const auto name = entry.path().filename().string();
+      const bool weights = name.ends_with(".safetensors") || name.ends_with(".safetensors.index.json");
+      if (weights && !with_weights) continue;
+      fs::rename(entry.path(), dir / name);
+    }
+    fs::remove_all(scratch);
   }
 
   /// Whether micro-batches of type B take the token-level loss: the model counts its label tokens and

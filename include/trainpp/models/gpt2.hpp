@@ -11,6 +11,7 @@
 #include <trainpp/loss/model_output.hpp>
 #include <trainpp/models/config.hpp>
 #include <trainpp/models/lm_loss.hpp>
+#include <trainpp/models/pretrained.hpp>
 #include <trainpp/nn/gradient_checkpointing.hpp>
 #include <trainpp/nn/module_call.hpp>
 

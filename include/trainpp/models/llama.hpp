@@ -11,17 +11,21 @@
 #include <trainpp/generation/kv_cache.hpp>
 #include <trainpp/io/json_fields.hpp>
 #include <trainpp/models/activation.hpp>
+#include <trainpp/models/config.hpp>
 #include <trainpp/models/lm_loss.hpp>
+#include <trainpp/models/pretrained.hpp>
 #include <trainpp/nn/gradient_checkpointing.hpp>
 #include <trainpp/nn/module_call.hpp>
 
 #include <nlohmann/json.hpp>
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <numbers>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -126,6 +130,28 @@ struct LlamaConfig {
       c.rope_scaling.original_max_position_embeddings = fields.integer("original_max_position_embeddings", 1);
     c.validate();
     return c;
+  }
+
+  /// The config.json transformers 5 writes for this config (LlamaConfig.to_dict's keys; the rotary
+  /// parameters under rope_parameters), read back equal by from_json.
+  [[nodiscard]] nlohmann::json to_json() const {
+    nlohmann::json rope = {{"rope_type", rope_scaling.rope_type}, {"rope_theta", rope_theta}};
+    if (rope_scaling.rope_type != "default") rope["factor"] = rope_scaling.factor;
+    if (rope_scaling.rope_type == "llama3") {
+      rope["low_freq_factor"] = rope_scaling.low_freq_factor;
+      rope["high_freq_factor"] = rope_scaling.high_freq_factor;
+      if (rope_scaling.original_max_position_embeddings)
+        rope["original_max_position_embeddings"] = *rope_scaling.original_max_position_embeddings;
+    }
+    auto optional = [](const std::optional<std::int64_t>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); };
+    return {{"model_type", model_type}, {"vocab_size", vocab_size}, {"hidden_size", hidden_size},
+            {"intermediate_size", intermediate_size}, {"num_hidden_layers", num_hidden_layers},
+            {"num_attention_heads", num_attention_heads}, {"num_key_value_heads", kv_heads()},
+            {"head_dim", head_size()}, {"hidden_act", hidden_act}, {"max_position_embeddings", max_position_embeddings},
+            {"initializer_range", initializer_range}, {"rms_norm_eps", rms_norm_eps}, {"rope_parameters", rope},
+            {"tie_word_embeddings", tie_word_embeddings}, {"attention_bias", attention_bias},
+            {"attention_dropout", attention_dropout}, {"mlp_bias", mlp_bias}, {"pad_token_id", optional(pad_token_id)},
+            {"pretraining_tp", 1}, {"use_cache", true}};
   }
 
   /// Throws trainpp::Error naming the first setting that cannot build a model.
@@ -405,7 +431,22 @@ TORCH_MODULE(LlamaModel);
 /// HF's LlamaForCausalLM: forward follows the Trainer's model contract.
 class LlamaForCausalLMImpl : public torch::nn::Module {
  public:
-  explicit LlamaForCausalLMImpl(const LlamaConfig& config) : config_(validated(config)) {
+  // What models/pretrained.hpp needs to read and write this model's directories.
+  static constexpr std::string_view model_type = "llama";
+  static constexpr std::string_view architecture = "LlamaForCausalLM";
+  static constexpr std::array<std::string_view, 5> required_config_keys{"vocab_size", "hidden_size", "intermediate_size",
+                                                                        "num_hidden_layers", "num_attention_heads"};
+  static constexpr bool can_generate = true;
+
+  /// From a config.json's contents (from_pretrained): its keys, the ones Llama does not read included,
+  /// are what save_pretrained writes back.
+  explicit LlamaForCausalLMImpl(PretrainedConfig config)
+      : LlamaForCausalLMImpl(LlamaConfig::from_json(config.json(), config.source())) {
+    pretrained_ = std::move(config);
+  }
+
+  explicit LlamaForCausalLMImpl(const LlamaConfig& config)
+      : config_(validated(config)), pretrained_(config_.to_json()) {
     model = register_module("model", LlamaModel(config_));
     if (!config_.tie_word_embeddings)
       lm_head = register_module("lm_head", torch::nn::Linear(torch::nn::LinearOptions(config_.hidden_size, config_.vocab_size).bias(false)));
@@ -454,6 +495,12 @@ class LlamaForCausalLMImpl : public torch::nn::Module {
   [[nodiscard]] bool is_gradient_checkpointing() const { return gradient_checkpointing_; }
 
   [[nodiscard]] const LlamaConfig& config() const { return config_; }
+  [[nodiscard]] const PretrainedConfig& pretrained_config() const { return pretrained_; }
+  /// {target, source}: with tie_word_embeddings the head is the embedding (no lm_head is registered).
+  [[nodiscard]] std::vector<std::pair<std::string, std::string>> tied_weights() const {
+    if (!config_.tie_word_embeddings) return {};
+    return {{"lm_head.weight", "model.embed_tokens.weight"}};
+  }
 
   LlamaModel model{nullptr};
   torch::nn::Linear lm_head{nullptr};  ///< null when tie_word_embeddings: the head is model.embed_tokens
@@ -480,6 +527,7 @@ class LlamaForCausalLMImpl : public torch::nn::Module {
   }
 
   LlamaConfig config_;
+  PretrainedConfig pretrained_;
   bool gradient_checkpointing_ = false;
 };
 TORCH_MODULE(LlamaForCausalLM);

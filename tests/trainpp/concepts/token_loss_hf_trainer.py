@@ -7,7 +7,8 @@
                                        so the last window of each epoch holds one batch)
   token_loss_hf_trainer.py logits DIR INPUTS OUT
                                        loads DIR with AutoModelForCausalLM.from_pretrained and writes the
-                                       logits of INPUTS' input_ids / attention_mask to OUT
+                                       logits of INPUTS' input_ids / attention_mask to OUT (it fails unless
+                                       the directory loads as a LlamaForCausalLM with every weight found)
 
 Exit status 77: transformers or safetensors is missing (the test skips).
 """
@@ -94,13 +95,16 @@ def train(out):
 
 
 def logits(model_dir, inputs, out):
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    model, info = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, output_loading_info=True)
+    if type(model).__name__ != "LlamaForCausalLM":
+        sys.exit(f"{model_dir} loaded as {type(model).__name__}, not LlamaForCausalLM")
+    if info["missing_keys"] or info["mismatched_keys"]:
+        sys.exit(f"{model_dir}: missing {sorted(info['missing_keys'])}, mismatched {info['mismatched_keys']}")
     model.eval()
     data = load_file(inputs)
     with torch.no_grad():
         result = model(input_ids=data["input_ids"], attention_mask=data["attention_mask"]).logits
-    save_file({"logits": result.contiguous(), "model_class": torch.zeros(0)}, out,
-              metadata={"class": type(model).__name__})
+    save_file({"logits": result.contiguous()}, out)
 
 
 if __name__ == "__main__":

@@ -137,6 +137,12 @@ TEST_CASE("fine-tuning a transformers Llama: every logged loss and grad_norm equ
   trainer.train();
   const auto actual = losses_of(trainer.state().log_history);
   REQUIRE(actual.size() == expected.size());
+  double worst_loss = 0, worst_norm = 0;
+  for (std::size_t i = 0; i < actual.size(); ++i) {
+    worst_loss = std::max(worst_loss, std::abs(actual[i].first / expected[i].first - 1));
+    worst_norm = std::max(worst_norm, std::abs(actual[i].second / expected[i].second - 1));
+  }
+  MESSAGE("largest relative difference to HF: loss " << worst_loss << ", grad_norm " << worst_norm);
   for (std::size_t i = 0; i < actual.size(); ++i) {
     INFO("step " << i + 1 << ": loss " << actual[i].first << " vs HF " << expected[i].first << ", grad_norm "
                  << actual[i].second << " vs HF " << expected[i].second);
@@ -166,4 +172,66 @@ TEST_CASE("the per-micro-batch mean divided by the window is not what HF logs fo
   REQUIRE(actual.size() == 1);
   INFO("mean rule " << actual[0].first << " vs HF " << expected[0].first);
   CHECK(std::abs(actual[0].first - expected[0].first) > 1e-3 * expected[0].first);
+}
+
+TEST_CASE("the fine-tuned model's checkpoints and save_model load in transformers with equal logits, and resume" *
+          doctest::test_suite("integration")) {
+  using namespace token_loss_test;
+  const auto dir = reference_dir();
+  if (!dir) TRAINPP_SKIP_TEST("transformers cannot be imported here, or there is no interpreter");
+  const auto reference = trainpp::read_json_file(*dir / "hf_log_history.json");
+  const auto expected = losses_of(reference["log_history"]);
+
+  torch::set_num_threads(1);
+  ScratchDir scratch;
+  const Rows rows(*dir / "data.safetensors");
+  auto model = load_reference_model(*dir);
+  auto args = arguments_of(reference["flags"], scratch.path / "run", {"--save_strategy", "steps", "--save_steps", "4"});
+  trainpp::Trainer trainer(model, args, trainpp::train_dataset = rows);
+  trainer.train();
+  trainer.save_model();
+  for (const auto& name : {"run/checkpoint-4", "run/checkpoint-8", "run"})
+    for (const auto& file : {"config.json", "generation_config.json", "model.safetensors"}) {
+      INFO(name << "/" << file);
+      CHECK(fs::is_regular_file(scratch.path / name / file));
+    }
+  CHECK_FALSE(fs::exists(scratch.path / "run/.save_pretrained"));
+
+  // The trained model's logits, and transformers' of the final checkpoint and of save_model's directory.
+  model->eval();
+  const auto& batch = rows.rows;
+  const auto input_ids = torch::stack({batch[2].at("input_ids"), batch[3].at("input_ids")});
+  const auto attention_mask = torch::stack({batch[2].at("attention_mask"), batch[3].at("attention_mask")});
+  trainpp::save_safetensors(scratch.path / "inputs.safetensors",
+                            {{"input_ids", input_ids}, {"attention_mask", attention_mask}});
+  torch::Tensor ours;
+  {
+    torch::NoGradGuard no_grad;
+    ours = model->forward(trainpp::Batch{{"input_ids", input_ids}, {"attention_mask", attention_mask}}).logits;
+  }
+  const auto real = attention_mask.to(torch::kBool);
+  for (const auto& name : {"run/checkpoint-8", "run"}) {
+    INFO(name);
+    const auto out = scratch.path / "hf_logits.safetensors";
+    REQUIRE(run_script(fmt::format("logits '{}' '{}' '{}'", (scratch.path / name).string(),
+                                   (scratch.path / "inputs.safetensors").string(), out.string())));
+    const auto theirs = trainpp::load_safetensors(out).tensors.at(0).second;
+    REQUIRE(theirs.sizes() == ours.sizes());
+    const double difference = (theirs.index({real}) - ours.index({real})).abs().max().item<double>();
+    INFO("largest logit difference " << difference);
+    CHECK(difference <= 1e-5);
+  }
+
+  // Resuming from the checkpoint that config.json now sits in continues as the uninterrupted run.
+  auto resumed_model = load_reference_model(*dir);
+  auto resumed_args = arguments_of(reference["flags"], scratch.path / "run", {"--save_strategy", "no", "--save_steps", "4"});
+  trainpp::Trainer resumed(resumed_model, resumed_args, trainpp::train_dataset = rows);
+  resumed.train((scratch.path / "run/checkpoint-4").string());
+  const auto after = losses_of(resumed.state().log_history);
+  REQUIRE(after.size() == expected.size());
+  for (std::size_t i = 4; i < after.size(); ++i) {
+    INFO("step " << i + 1 << ": loss " << after[i].first << " vs HF " << expected[i].first);
+    CHECK(after[i].first == doctest::Approx(expected[i].first).epsilon(1e-4));
+    CHECK(after[i].second == doctest::Approx(expected[i].second).epsilon(1e-4));
+  }
 }
