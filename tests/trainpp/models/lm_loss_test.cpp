@@ -56,7 +56,7 @@ void check_window_loss(Model model, const std::vector<trainpp::Batch>& batches) 
   torch::Tensor loss_sum = torch::zeros({});
   torch::Tensor count = torch::zeros({}, torch::kLong);
   for (const auto& batch : batches) {
-    const auto out = model->forward(batch);
+    const trainpp::TokenLossOutput out = model->forward(batch);
     CHECK(out.loss.item<double>() == doctest::Approx((out.loss_sum / out.num_tokens).item<double>()));
     CHECK(model->num_items_in_batch(batch).template item<std::int64_t>() == out.num_tokens.template item<std::int64_t>());
     loss_sum = loss_sum + out.loss_sum;
@@ -91,7 +91,7 @@ void check_window_loss(Model model, const std::vector<trainpp::Batch>& batches) 
   args.use_cpu = true;
   trainpp::Trainer trainer(model, args, trainpp::train_dataset = Rows(batches));
   trainer.train();
-  const auto& logged = trainer.state().log_history.at(0);
+  const nlohmann::json& logged = trainer.state().log_history.at(0);
   INFO("logged " << logged.dump() << ", by hand " << expected.item<double>() << ", mean of means " << mean_of_means);
   CHECK(logged["loss"].get<double>() == doctest::Approx(expected.item<double>()).epsilon(1e-6));
   CHECK(logged["grad_norm"].get<double>() == doctest::Approx(std::sqrt(squares)).epsilon(1e-5));
