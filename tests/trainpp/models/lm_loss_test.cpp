@@ -136,3 +136,64 @@ TEST_CASE("a batch without labels has nothing to count: the model says which key
   CHECK_THROWS_WITH_AS(model->num_items_in_batch(trainpp::Batch{{"input_ids", torch::zeros({1, 4}, torch::kLong)}}),
                        doctest::Contains("GPT2LMHeadModel: the batch has no \"labels\""), trainpp::Error);
 }
+
+namespace lm_loss_test {
+
+/// Process 0 of two whose twin holds the same data: a sum over the processes is twice this one's
+/// value. Gradients are left as they are (the twin's are equal, so their average is this one's).
+struct TwinProcesses : trainpp::SingleDevice {
+  int* reductions = nullptr;
+  [[nodiscard]] int world_size() const { return 2; }
+  void all_reduce_sum(torch::Tensor& t) {
+    ++*reductions;
+    t.mul_(2);
+  }
+};
+
+}  // namespace lm_loss_test
+
+TEST_CASE("under data parallelism the window's tokens are summed over the processes and the loss scaled back, as HF") {
+  trainpp::GPT2Config config{.vocab_size = 50, .n_positions = 16, .n_embd = 16, .n_layer = 1, .n_head = 2,
+                             .resid_pdrop = 0, .embd_pdrop = 0, .attn_pdrop = 0};
+  torch::manual_seed(0);
+  trainpp::GPT2LMHeadModel model(config);
+  // One row, repeated: whichever rows the data shard gives this process, each micro-batch is two copies.
+  const auto batch = lm_loss_test::micro_batches(config.vocab_size, 6)[1];
+  std::vector<trainpp::Batch> rows(8, trainpp::Batch{{"input_ids", batch.at("input_ids")[0]}, {"labels", batch.at("labels")[0]}});
+  const double token_mean =
+      model->forward(trainpp::Batch{{"input_ids", batch.at("input_ids").slice(0, 0, 1)}, {"labels", batch.at("labels").slice(0, 0, 1)}})
+          .loss.item<double>();
+  struct Dataset {
+    std::vector<trainpp::Batch> rows;
+    [[nodiscard]] std::size_t size() const { return rows.size(); }
+    [[nodiscard]] trainpp::Batch get(std::size_t i) const { return rows.at(i); }
+  };
+  for (const bool across : {true, false}) {
+    INFO("average_tokens_across_devices " << across);
+    lm_loss_test::Scratch scratch;
+    trainpp::TrainingArguments args;
+    args.output_dir = scratch.path.string();
+    args.per_device_train_batch_size = 2;
+    args.gradient_accumulation_steps = 2;
+    args.max_steps = 1;
+    args.logging_steps = 1;
+    args.learning_rate = 0;
+    args.optim = trainpp::OptimizerName::sgd;
+    args.save_strategy = trainpp::SaveStrategy::no;
+    args.report_to = {"none"};
+    args.disable_tqdm = true;
+    args.use_cpu = true;
+    args.average_tokens_across_devices = across;
+    int reductions = 0;
+    lm_loss_test::TwinProcesses sharding;
+    sharding.reductions = &reductions;
+    trainpp::Trainer trainer(model, args, trainpp::train_dataset = Dataset{rows}, trainpp::sharding = sharding);
+    trainer.train();
+    const nlohmann::json& logged = trainer.state().log_history.at(0);
+    // The count of both processes divides, the loss is multiplied by 2, the logged loss is averaged
+    // over the processes: the token mean, as with one process (without the scaling: half of it).
+    CHECK(logged["loss"].get<double>() == doctest::Approx(token_mean).epsilon(1e-6));
+    // The logged loss and train_loss take one reduction each; the window's count one more when asked.
+    CHECK(reductions == (across ? 3 : 2));
+  }
+}
