@@ -5,6 +5,11 @@
 //   causal_lm --output_dir out/causal_lm
 //   causal_lm --output_dir out --n_layer 6 --n_embd 256 --block_size 256 --num_train_epochs 10
 //   causal_lm --output_dir out --train_files my_corpus/ --validation_files held_out.txt
+//   causal_lm --output_dir out --model_name_or_path tiny_llama/   # fine-tune a transformers model
+//
+// With --model_name_or_path, a Hugging Face model directory (config.json's model_type "gpt2" or
+// "llama", a vocabulary of at least the 256 byte tokens) is fine-tuned instead of the built-in GPT,
+// and output_dir becomes a directory transformers' AutoModelForCausalLM.from_pretrained loads.
 //
 // A model this small is faster on one thread than on two cores shared with other work: when the
 // machine is busy, run it with OMP_NUM_THREADS=1.
@@ -33,6 +38,7 @@ struct ExampleArgs {
   std::int64_t num_samples = 3, sample_length = 200, top_k = 40;
   double temperature = 0.8;
   std::string prompt = "This License";
+  std::optional<std::string> model_name_or_path;
 
   /// Throws trainpp::Error (exit code 2) naming the first flag out of range.
   void validate() const {
@@ -49,6 +55,8 @@ template <class V>
 void visit_fields(ExampleArgs& a, V&& v) {
   v(trainpp::FieldInfo{"train_files", "Text files (or directories of them) to train on.", "data"}, a.train_files);
   v(trainpp::FieldInfo{"validation_files", "Text files (or directories) to evaluate on; excluded from training.", "data"}, a.validation_files);
+  v(trainpp::FieldInfo{"model_name_or_path", "A transformers model directory (gpt2 or llama) to fine-tune instead of "
+                                             "the built-in GPT.", "model"}, a.model_name_or_path);
   v(trainpp::FieldInfo{"block_size", "Bytes per training example, and the model's context length.", "data"}, a.block_size);
   v(trainpp::FieldInfo{"max_train_samples", "Train on the first N blocks only.", "data"}, a.max_train_samples);
   v(trainpp::FieldInfo{"max_eval_samples", "Evaluate on the first N blocks only.", "data"}, a.max_eval_samples);
@@ -142,24 +150,56 @@ int main(int argc, char** argv) {
     auto train = make_blocks(list_files(ex.train_files, "train_files", held_out), ex.block_size, ex.max_train_samples, "train_files");
     auto eval = make_blocks(validation_files, ex.block_size, ex.max_eval_samples, "validation_files");
 
+    const auto n_train = static_cast<double>(train.size()), n_eval = static_cast<double>(eval.size());
+    trainpp::note("{} training blocks and {} evaluation blocks of {} bytes", train.size(), eval.size(), ex.block_size);
+    // run_clm's tail: train, save, evaluate (perplexity), save the metrics and the state.
+    auto train_and_evaluate = [&](auto& model) {
+      trainpp::Trainer trainer(model, args, trainpp::train_dataset = std::move(train), trainpp::eval_dataset = std::move(eval));
+      auto result = trainer.train();
+      result.metrics["train_samples"] = n_train;
+      trainer.log_metrics("train", result.metrics);
+      trainer.save_metrics("train", result.metrics);
+      trainer.save_model();
+
+      auto metrics = trainer.evaluate();
+      metrics["eval_samples"] = n_eval;
+      metrics["perplexity"] = std::exp(metrics.at("eval_loss"));  // inf on overflow, as run_clm
+      trainer.log_metrics("eval", metrics);
+      trainer.save_metrics("eval", metrics);
+      trainer.save_state();
+    };
+
+    if (ex.model_name_or_path) {
+      const std::filesystem::path dir = *ex.model_name_or_path;
+      const auto config = trainpp::PretrainedConfig::read(dir / trainpp::config_name);
+      const auto model_type = config.get<std::string>("model_type");
+      auto check_sizes = [&](std::int64_t vocab_size, std::int64_t positions, std::string_view positions_key) {
+        if (vocab_size < 256)
+          throw trainpp::error("--model_name_or_path {}: vocab_size {} is smaller than the 256 byte tokens this example "
+                               "feeds it", dir.string(), vocab_size);
+        if (ex.block_size > positions)
+          throw trainpp::error("--block_size {} is longer than the model's {} ({})", ex.block_size, positions_key, positions);
+      };
+      if (model_type == "gpt2") {
+        auto model = trainpp::from_pretrained<trainpp::GPT2LMHeadModel>(dir);
+        check_sizes(model->config().vocab_size, model->config().n_positions, "n_positions");
+        train_and_evaluate(model);
+      } else if (model_type == "llama") {
+        auto model = trainpp::from_pretrained<trainpp::LlamaForCausalLM>(dir);
+        check_sizes(model->config().vocab_size, model->config().max_position_embeddings, "max_position_embeddings");
+        train_and_evaluate(model);
+      } else {
+        throw trainpp::error("--model_name_or_path {}: model_type \"{}\" in {} is not supported (gpt2, llama)", dir.string(),
+                             model_type, config.source());
+      }
+      if (ex.num_samples > 0) trainpp::note("--num_samples: samples are drawn from the built-in GPT only");
+      return 0;
+    }
+
     trainpp::set_seed(args.seed);  // the same initial weights on every run
     GPT model(GPTConfig{.vocab_size = 256, .n_positions = ex.block_size, .n_embd = ex.n_embd,
                         .n_layer = ex.n_layer, .n_head = ex.n_head, .dropout = ex.dropout});
-    trainpp::note("{} training blocks and {} evaluation blocks of {} bytes", train.size(), eval.size(), ex.block_size);
-    const auto n_train = static_cast<double>(train.size()), n_eval = static_cast<double>(eval.size());
-    trainpp::Trainer trainer(model, args, trainpp::train_dataset = std::move(train), trainpp::eval_dataset = std::move(eval));
-    auto result = trainer.train();
-    result.metrics["train_samples"] = n_train;
-    trainer.log_metrics("train", result.metrics);
-    trainer.save_metrics("train", result.metrics);
-    trainer.save_model();
-
-    auto metrics = trainer.evaluate();
-    metrics["eval_samples"] = n_eval;
-    metrics["perplexity"] = std::exp(metrics.at("eval_loss"));  // inf on overflow, as run_clm
-    trainer.log_metrics("eval", metrics);
-    trainer.save_metrics("eval", metrics);
-    trainer.save_state();
+    train_and_evaluate(model);
 
     const auto prompt = encode(ex.prompt).unsqueeze(0);
     for (std::int64_t i = 0; i < ex.num_samples; ++i) {

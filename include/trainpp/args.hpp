@@ -130,6 +130,8 @@ struct FieldInfo {
   FIELD(std::int64_t, per_device_train_batch_size, 8, "batches", "Batch size per device for training.")                   \
   FIELD(std::int64_t, per_device_eval_batch_size, 8, "batches", "Batch size per device for evaluation.")                  \
   FIELD(std::int64_t, gradient_accumulation_steps, 1, "batches", "Micro-batches accumulated per optimizer step.")         \
+  FIELD(bool, average_tokens_across_devices, true, "batches",                                                             \
+        "A token-level loss divides by the label tokens of every process (all-reduced), not of this one.")                \
   FIELD(std::optional<std::int64_t>, eval_accumulation_steps, std::nullopt, "batches",                                    \
         "Move gathered predictions to the CPU every N eval steps.")                                                       \
   FIELD(double, num_train_epochs, 3.0, "batches", "Epochs to train (fractions allowed).")                                 \

@@ -315,6 +315,10 @@ void Trainer<Model, P>::save_checkpoint(const torch::Tensor& tr_loss) {
       sharding_.save_model_files(module(), dir, main_process);
     else if (main_process)
       trainpp::save_model(module(), dir);
+    // A model save_pretrained can write gets its config.json (and generation_config.json) beside the
+    // weights, so that transformers' from_pretrained("checkpoint-N") loads the checkpoint.
+    if constexpr (saves_pretrained)
+      if (main_process) write_pretrained_files(dir, /*with_weights=*/false);
     if (args_.save_only_model) return;
     if (optimizer_per_process) {
       const auto& groups = optimizer_->param_groups();

@@ -7,12 +7,15 @@
 //   on_train_begin
 //   per epoch:  loader.set_epoch, on_epoch_begin, skip the batches a resumed epoch already trained
 //     per window of gradient_accumulation_steps micro-batches (the last window of an epoch: the rest):
+//       a token-level loss (concepts/token_loss.hpp): the window's label tokens counted (HF's
+//         num_items_in_batch), summed over the processes under --average_tokens_across_devices
 //       on_step_begin (flags log/evaluate/save cleared first)
 //       per micro-batch:
 //         sharding .set_gradient_sync(last of window)   data parallelism: communicate in the last only
 //         sharding .before_forward                      FullShard: gather the root unit
 //         step slot .training_step                      forward + loss under the precision policy's
-//                                                       context, / window size, backward
+//                                                       context, / window size (a token-level loss:
+//                                                       / the window's label tokens instead), backward
 //         sharding .after_backward(last of window)      allreduce / reduce-scatter
 //         running loss += step loss (nan/inf filter on the device)
 //         not last: on_substep_end
@@ -164,6 +167,9 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
         window.push_back(std::move(*batch));
       }
       const auto window_size = static_cast<std::int64_t>(window.size());
+      // A token-level loss is normalised by the label tokens of the whole window (HF's num_items_in_batch),
+      // counted before its first forward.
+      if constexpr (loss_is_token_level<typename decltype(window)::value_type>()) window_items_ = count_window_items(window);
 
       for (std::int64_t i = 0; i < window_size; ++i) {
         ++step;
@@ -194,6 +200,7 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
         }
 
         if (sync_step) {
+          window_items_ = torch::Tensor();  // what runs from here on (evaluation, saving) is outside the window
           // unscale, clip, on_pre_optimizer_step, step, after_step, on_optimizer_step, schedule, zero_grad
           learning_rate = optimizer_step(parameters, grad_norm);
           state_.global_step += 1;
@@ -207,6 +214,7 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
         }
         if (control_.should_epoch_stop || control_.should_training_stop) break;
       }
+      window_items_ = torch::Tensor();
       if (control_.should_epoch_stop || control_.should_training_stop) break;
     }
 

@@ -16,6 +16,7 @@
 #include <trainpp/concepts/scheduler.hpp>
 #include <trainpp/concepts/sharding.hpp>
 #include <trainpp/concepts/step.hpp>
+#include <trainpp/concepts/token_loss.hpp>
 #include <trainpp/data/dataset.hpp>
 #include <trainpp/detail/format.hpp>
 #include <trainpp/detail/host_allocator.hpp>
@@ -338,14 +339,21 @@ class Trainer {
   void save_metrics(std::string_view split, const Metrics& metrics, bool combined = true) const {
     if (state_.is_world_process_zero) trainpp::save_metrics(args_.output_dir, split, metrics, combined);
   }
-  /// Writes the model alone into `dir` (default: output_dir) as model.safetensors. Under a sharded
-  /// policy every process must call it (the parameters are gathered); only the main process writes.
+  /// Writes the model alone into `dir` (default: output_dir): as HF's save_model, through
+  /// save_pretrained for a model that has it (models/pretrained.hpp: config.json, generation_config.json
+  /// for a model that generates, model.safetensors — a directory transformers' from_pretrained loads),
+  /// else model.safetensors. Under a sharded policy every process must call it (the parameters are
+  /// gathered); only the main process writes.
   void save_model(std::optional<std::filesystem::path> dir = std::nullopt) {
+    auto write = [&](const std::filesystem::path& into) {
+      if constexpr (saves_pretrained) write_pretrained_files(into, /*with_weights=*/true);
+      else trainpp::save_model(module(), into);
+    };
     if constexpr (requires { sharding_.full_parameters(); }) {
       auto gathered = sharding_.full_parameters();
-      if (state_.is_world_process_zero) trainpp::save_model(module(), dir.value_or(args_.output_dir));
+      if (state_.is_world_process_zero) write(dir.value_or(args_.output_dir));
     } else if (state_.is_world_process_zero) {
-      trainpp::save_model(module(), dir.value_or(args_.output_dir));
+      write(dir.value_or(args_.output_dir));
     }
   }
   /// Writes trainer_state.json into `dir` (default: output_dir), as HF's save_state.
@@ -384,12 +392,30 @@ class Trainer {
     return trainpp::forward(model_, batch);
   }
   /// The loss slot applied to a batch (forward included) — HF's compute_loss.
+  /// During training, a model with a token-level loss (concepts/token_loss.hpp) gives its summed token
+  /// losses over the label tokens of the whole accumulation window (times the number of processes
+  /// when that count is summed over them, as HF scales it: data parallelism then averages the
+  /// gradients back), already normalised for the window (loss_is_scaled_for_accumulation()).
   template <class B>
   torch::Tensor compute_loss(const B& batch) {
     using Output = decltype(trainpp::forward(model_, batch));
+    if constexpr (loss_is_token_level<B>()) {
+      if (window_items_.defined()) {
+        auto loss = trainpp::forward(model_, batch).loss_sum / window_items_;
+        if (window_items_summed_over_processes_) loss = loss * static_cast<double>(sharding_.world_size());
+        return loss;
+      }
+    }
     if constexpr (LossFromOutputs<loss_type, Output, B>) return loss_(trainpp::forward(model_, batch), batch);
     else return loss_(model_, batch);
   }
+  /// True while the micro-batches of the current window take the token-level loss: their losses are
+  /// normalised for the whole window, and the step must not divide them by the window size (HF's
+  /// loss_is_scaled_for_ga).
+  [[nodiscard]] bool loss_is_scaled_for_accumulation() const { return window_items_.defined(); }
+  /// The label tokens of the current accumulation window (undefined outside a window, or when the
+  /// model's loss is not token-level): transformers' num_items_in_batch.
+  [[nodiscard]] const torch::Tensor& num_items_in_batch() const { return window_items_; }
   /// The loss slot applied to outputs already computed (a second forward only for a loss policy
   /// that drives the model itself).
   template <class Output, class B>
@@ -472,6 +498,8 @@ class Trainer {
       else {
         using output_t = decltype(std::declval<Model&>()->forward(std::declval<const batch_t&>()));
         if constexpr (!detail::check_loss<loss_type, Model, output_t, batch_t>()) return false;
+        else if constexpr (detail::declares_num_items_in_batch<detail::model_impl_t<Model>> &&
+                           !detail::check_token_loss<Model, batch_t, output_t>()) return false;
         else return detail::check_step<step_type, Trainer, batch_t>();
       }
     }
@@ -515,6 +543,67 @@ class Trainer {
   void synchronize_processes() {
     if constexpr (requires { sharding_.barrier(); })
       if (sharding_.world_size() > 1) sharding_.barrier();
+  }
+
+  /// Whether the model can be written by save_pretrained (the members models/pretrained.hpp's
+  /// PretrainedModule asks for: GPT2LMHeadModel, LlamaForCausalLM).
+  static constexpr bool saves_pretrained = requires(const detail::model_impl_t<Model>& m) {
+    detail::model_impl_t<Model>::model_type;
+    detail::model_impl_t<Model>::architecture;
+    m.pretrained_config();
+    m.tied_weights();
+  };
+
+  /// save_pretrained's files placed into `dir` itself, next to what it holds (HF's save_model writes
+  /// into output_dir, which also holds the checkpoints: save_pretrained's own swap of the whole
+  /// directory must not reach them). Without with_weights only config.json and generation_config.json
+  /// are kept: the checkpoint's weights are the sharding policy's.
+  void write_pretrained_files(const std::filesystem::path& dir, bool with_weights) {
+    namespace fs = std::filesystem;
+    fs::create_directories(dir);
+    const auto scratch = dir / ".save_pretrained";
+    fs::remove_all(scratch);
+    save_pretrained(model_, scratch);  // trainpp::save_pretrained (models/pretrained.hpp), found by the model's namespace
+    for (const auto& entry : fs::directory_iterator(scratch)) {
+      const auto name = entry.path().filename().string();
+      const bool weights = name.ends_with(".safetensors") || name.ends_with(".safetensors.index.json");
+      if (weights && !with_weights) continue;
+      fs::rename(entry.path(), dir / name);
+    }
+    fs::remove_all(scratch);
+  }
+
+  /// Whether micro-batches of type B take the token-level loss: the model counts its label tokens and
+  /// the loss slot is the model's own (another loss policy returns a mean of its own).
+  template <class B>
+  static constexpr bool loss_is_token_level() {
+    using Output = decltype(std::declval<Model&>()->forward(std::declval<const B&>()));
+    if constexpr (!std::is_same_v<loss_type, ModelLoss>) return false;
+    else return detail::check_token_loss<Model, B, Output>();
+  }
+
+  /// HF's get_batch_samples count: the label tokens of every micro-batch of the window, on the device
+  /// (no host sync). Summed over the processes under --average_tokens_across_devices (the default, as
+  /// in HF), so that every process divides by the same count. Undefined when the batches carry no
+  /// labels (HF counts only then).
+  template <class B>
+  torch::Tensor count_window_items(const std::vector<B>& window) {
+    window_items_summed_over_processes_ = false;
+    if (window.empty() || !has_labels(window.front())) return {};
+    const auto& impl = *model_;
+    torch::Tensor count = impl.num_items_in_batch(window.front());
+    for (std::size_t i = 1; i < window.size(); ++i) count = count + impl.num_items_in_batch(window[i]);
+    if (args_.average_tokens_across_devices && sharding_.world_size() > 1) {
+      if constexpr (requires(torch::Tensor& t) { sharding_.all_reduce_sum(t); }) {
+        count = count.clone();
+        sharding_.all_reduce_sum(count);
+        window_items_summed_over_processes_ = true;
+      } else {
+        throw error("--average_tokens_across_devices needs a sharding slot with all_reduce_sum(torch::Tensor&) "
+                    "under {} processes; set --average_tokens_across_devices false", sharding_.world_size());
+      }
+    }
+    return count;
   }
 
   /// A loss summed on this process, averaged over the processes of the job (HF logs the mean of
@@ -609,6 +698,9 @@ class Trainer {
   }
   void finish_checkpoints();
 
+  // The current window's label tokens (count_window_items); undefined outside a window.
+  torch::Tensor window_items_;
+  bool window_items_summed_over_processes_ = false;
   Model model_;
   TrainingArguments args_;
   data_loader_policy_type data_loader_;

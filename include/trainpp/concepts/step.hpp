@@ -23,8 +23,9 @@ struct PredictionStep {
 /// Required (a member declared under one of these names but not callable as shown is reported as
 /// such, not as missing):
 /// - `training_step(Trainer& trainer, const Batch& batch, std::int64_t window_size)` -> torch::Tensor:
-///   called for each micro-batch of an accumulation window by train(); forward, loss / window_size,
-///   backward; returns the detached, *unscaled* loss;
+///   called for each micro-batch of an accumulation window by train(); forward, loss / window_size
+///   (not when trainer.loss_is_scaled_for_accumulation(): a token-level loss, concepts/token_loss.hpp,
+///   comes normalised over the window), backward; returns the detached, *unscaled* loss;
 /// - `prediction_step(Trainer& trainer, const Batch& batch, bool prediction_loss_only)` -> PredictionStep:
 ///   called for each batch by evaluate() and predict(), and during training's evaluations.
 /// Optional: none. (The members the loop may call around a step belong to the sharding and precision

@@ -10,6 +10,7 @@
 #include <trainpp/data/batch.hpp>
 #include <trainpp/io/json_fields.hpp>
 #include <trainpp/loss/model_output.hpp>
+#include <trainpp/models/lm_loss.hpp>
 #include <trainpp/models/activation.hpp>
 #include <trainpp/nn/gradient_checkpointing.hpp>
 #include <trainpp/nn/module_call.hpp>
@@ -428,20 +429,28 @@ class BertForMaskedLMImpl : public torch::nn::Module {
   /// Batch keys: "input_ids" [B, T] int64; optional "attention_mask", "token_type_ids" [B, T], and
   /// "labels" [B, T] (-100: not scored). Returns the mean cross-entropy over the scored tokens (when
   /// labels are given) and the logits [B, T, vocab_size].
-  ModelOutput forward(const Batch& batch) {
+  MaskedLMOutput forward(const Batch& batch) {
     auto optional = [&](const char* key) { return batch.contains(key) ? batch.at(key) : torch::Tensor(); };
     const auto hidden = bert->forward(batch.at("input_ids"), optional("attention_mask"), optional("token_type_ids"),
                                       gradient_checkpointing_);
-    ModelOutput out{.logits = logits(hidden)};
+    MaskedLMOutput out{.logits = logits(hidden)};
     if (batch.contains("labels")) {
       const auto& labels = batch.at("labels");
       if (labels.sizes() != out.logits.sizes().slice(0, 2))
         throw error("BertForMaskedLM: labels have shape [{}] but input_ids have [{}]", fmt::join(labels.sizes(), ", "),
                     fmt::join(out.logits.sizes().slice(0, 2), ", "));
-      out.loss = torch::nn::functional::cross_entropy(out.logits.reshape({-1, config_.vocab_size}), labels.reshape({-1}),
-                                                      torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100));
+      auto [loss_sum, num_tokens] = masked_lm_token_loss(out.logits, labels);
+      out.loss = loss_sum / num_tokens;
+      out.loss_sum = std::move(loss_sum);
+      out.num_tokens = std::move(num_tokens);
     }
     return out;
+  }
+
+  /// The label tokens forward's loss sums over: labels that are not -100 (the Trainer's token-level
+  /// normalisation, concepts/token_loss.hpp).
+  [[nodiscard]] torch::Tensor num_items_in_batch(const Batch& batch) const {
+    return masked_lm_num_items(batch, "BertForMaskedLM");
   }
 
   /// The prediction head on the encoder's hidden states: [B, T, vocab_size].

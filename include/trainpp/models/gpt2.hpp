@@ -11,6 +11,8 @@
 #include <trainpp/logging.hpp>
 #include <trainpp/loss/model_output.hpp>
 #include <trainpp/models/config.hpp>
+#include <trainpp/models/lm_loss.hpp>
+#include <trainpp/models/pretrained.hpp>
 #include <trainpp/nn/gradient_checkpointing.hpp>
 #include <trainpp/nn/module_call.hpp>
 
@@ -413,12 +415,24 @@ class GPT2LMHeadModelImpl : public torch::nn::Module {
   /// From a config.json's contents: its unknown keys are kept for save_pretrained.
   explicit GPT2LMHeadModelImpl(PretrainedConfig config) : GPT2LMHeadModelImpl(std::move(config), std::nullopt) {}
 
-  ModelOutput forward(const Batch& batch) {
+  CausalLMOutput forward(const Batch& batch) {
     auto optional = [&](std::string_view key) { return batch.contains(key) ? batch.at(key) : torch::Tensor(); };
-    ModelOutput out{.logits = logits(batch.at("input_ids"), optional("attention_mask"), optional("position_ids"),
-                                     optional("token_type_ids"))};
-    if (batch.contains("labels")) out.loss = causal_lm_loss(out.logits, batch.at("labels"));
+    CausalLMOutput out{.logits = logits(batch.at("input_ids"), optional("attention_mask"), optional("position_ids"),
+                                        optional("token_type_ids"))};
+    if (batch.contains("labels")) {
+      check_labels(out.logits, batch.at("labels"));
+      auto [loss_sum, num_tokens] = causal_lm_token_loss(out.logits, batch.at("labels"));
+      out.loss = loss_sum / num_tokens;
+      out.loss_sum = std::move(loss_sum);
+      out.num_tokens = std::move(num_tokens);
+    }
     return out;
+  }
+
+  /// The label tokens forward's loss sums over: labels[:, 1:] that are not -100 (the Trainer's
+  /// token-level normalisation, concepts/token_loss.hpp).
+  [[nodiscard]] torch::Tensor num_items_in_batch(const Batch& batch) const {
+    return causal_lm_num_items(batch, "GPT2LMHeadModel");
   }
 
   /// [B, T, vocab_size] (see GPT2Model::forward for the arguments).
@@ -439,13 +453,17 @@ class GPT2LMHeadModelImpl : public torch::nn::Module {
   /// mean over the scored tokens, in float32 whatever the logits' dtype. The labels move left rather
   /// than the logits right: the logits, the largest tensor of the step, are not sliced and copied.
   [[nodiscard]] static torch::Tensor causal_lm_loss(const torch::Tensor& logits, const torch::Tensor& labels) {
-    if (labels.sizes() != logits.sizes().slice(0, 2))
-      throw error("GPT2LMHeadModel: labels have shape [{}] but input_ids have [{}]", fmt::join(labels.sizes(), ", "),
-                  fmt::join(logits.sizes().slice(0, 2), ", "));
+    check_labels(logits, labels);
     const auto next = torch::constant_pad_nd(labels.slice(1, 1), {0, 1}, -100);
     return torch::nn::functional::cross_entropy(logits.to(torch::kFloat32).reshape({-1, logits.size(-1)}),
                                                 next.reshape({-1}),
                                                 torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100));
+  }
+
+  static void check_labels(const torch::Tensor& logits, const torch::Tensor& labels) {
+    if (labels.sizes() != logits.sizes().slice(0, 2))
+      throw error("GPT2LMHeadModel: labels have shape [{}] but input_ids have [{}]", fmt::join(labels.sizes(), ", "),
+                  fmt::join(logits.sizes().slice(0, 2), ", "));
   }
 
   /// Each block's activations are dropped after the forward and recomputed in backward (training mode

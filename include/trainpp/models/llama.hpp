@@ -11,16 +11,21 @@
 #include <trainpp/generation/kv_cache.hpp>
 #include <trainpp/io/json_fields.hpp>
 #include <trainpp/models/activation.hpp>
+#include <trainpp/models/config.hpp>
+#include <trainpp/models/lm_loss.hpp>
+#include <trainpp/models/pretrained.hpp>
 #include <trainpp/nn/gradient_checkpointing.hpp>
 #include <trainpp/nn/module_call.hpp>
 
 #include <nlohmann/json.hpp>
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <numbers>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -125,6 +130,28 @@ struct LlamaConfig {
       c.rope_scaling.original_max_position_embeddings = fields.integer("original_max_position_embeddings", 1);
     c.validate();
     return c;
+  }
+
+  /// The config.json transformers 5 writes for this config (LlamaConfig.to_dict's keys; the rotary
+  /// parameters under rope_parameters), read back equal by from_json.
+  [[nodiscard]] nlohmann::json to_json() const {
+    nlohmann::json rope = {{"rope_type", rope_scaling.rope_type}, {"rope_theta", rope_theta}};
+    if (rope_scaling.rope_type != "default") rope["factor"] = rope_scaling.factor;
+    if (rope_scaling.rope_type == "llama3") {
+      rope["low_freq_factor"] = rope_scaling.low_freq_factor;
+      rope["high_freq_factor"] = rope_scaling.high_freq_factor;
+      if (rope_scaling.original_max_position_embeddings)
+        rope["original_max_position_embeddings"] = *rope_scaling.original_max_position_embeddings;
+    }
+    auto optional = [](const std::optional<std::int64_t>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); };
+    return {{"model_type", model_type}, {"vocab_size", vocab_size}, {"hidden_size", hidden_size},
+            {"intermediate_size", intermediate_size}, {"num_hidden_layers", num_hidden_layers},
+            {"num_attention_heads", num_attention_heads}, {"num_key_value_heads", kv_heads()},
+            {"head_dim", head_size()}, {"hidden_act", hidden_act}, {"max_position_embeddings", max_position_embeddings},
+            {"initializer_range", initializer_range}, {"rms_norm_eps", rms_norm_eps}, {"rope_parameters", rope},
+            {"tie_word_embeddings", tie_word_embeddings}, {"attention_bias", attention_bias},
+            {"attention_dropout", attention_dropout}, {"mlp_bias", mlp_bias}, {"pad_token_id", optional(pad_token_id)},
+            {"pretraining_tp", 1}, {"use_cache", true}};
   }
 
   /// Throws trainpp::Error naming the first setting that cannot build a model.
@@ -401,41 +428,25 @@ class LlamaModelImpl : public torch::nn::Module {
 };
 TORCH_MODULE(LlamaModel);
 
-/// The summed token loss of a causal language model and the number of tokens it sums over (device
-/// scalars: float32 and int64). loss_sum / num_tokens is HF's mean; a Trainer that normalises by the
-/// tokens of a whole accumulation window (transformers' num_items_in_batch) divides loss_sum by that.
-struct CausalLMTokenLoss {
-  torch::Tensor loss_sum;
-  torch::Tensor num_tokens;
-};
-
-/// HF's ForCausalLMLoss without its reduction: position t's logits [B, T, V] score labels[:, t + 1],
-/// -100 is skipped, in float32 whatever the logits' dtype. The labels move left rather than the
-/// logits right, so the largest tensor of the step is not sliced and copied.
-[[nodiscard]] inline CausalLMTokenLoss causal_lm_token_loss(const torch::Tensor& logits, const torch::Tensor& labels) {
-  if (labels.dim() != 2 || labels.sizes() != logits.sizes().slice(0, 2))
-    throw error("causal LM: labels have shape [{}] but the logits are [{}]", fmt::join(labels.sizes(), ", "),
-                fmt::join(logits.sizes(), ", "));
-  const auto next_labels = torch::constant_pad_nd(labels.slice(1, 1), {0, 1}, -100).reshape({-1});
-  const auto loss_sum = torch::nn::functional::cross_entropy(
-      logits.to(torch::kFloat32).reshape({-1, logits.size(-1)}), next_labels,
-      torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100).reduction(torch::kSum));
-  return {loss_sum, next_labels.ne(-100).sum()};
-}
-
-/// What LlamaForCausalLM's forward returns. The Trainer reads `loss` (first when labels are given) and
-/// `logits`; loss_sum and num_tokens are the same loss unreduced (see CausalLMTokenLoss).
-struct CausalLMOutput {
-  torch::Tensor loss;        ///< mean over the scored tokens (HF's); undefined without labels
-  torch::Tensor logits;      ///< [B, T, vocab_size]
-  torch::Tensor loss_sum;    ///< summed over the scored tokens, float32; undefined without labels
-  torch::Tensor num_tokens;  ///< how many tokens were scored, int64; undefined without labels
-};
-
 /// HF's LlamaForCausalLM: forward follows the Trainer's model contract.
 class LlamaForCausalLMImpl : public torch::nn::Module {
  public:
-  explicit LlamaForCausalLMImpl(const LlamaConfig& config) : config_(validated(config)) {
+  // What models/pretrained.hpp needs to read and write this model's directories.
+  static constexpr std::string_view model_type = "llama";
+  static constexpr std::string_view architecture = "LlamaForCausalLM";
+  static constexpr std::array<std::string_view, 5> required_config_keys{"vocab_size", "hidden_size", "intermediate_size",
+                                                                        "num_hidden_layers", "num_attention_heads"};
+  static constexpr bool can_generate = true;
+
+  /// From a config.json's contents (from_pretrained): its keys, the ones Llama does not read included,
+  /// are what save_pretrained writes back.
+  explicit LlamaForCausalLMImpl(PretrainedConfig config)
+      : LlamaForCausalLMImpl(LlamaConfig::from_json(config.json(), config.source())) {
+    pretrained_ = std::move(config);
+  }
+
+  explicit LlamaForCausalLMImpl(const LlamaConfig& config)
+      : config_(validated(config)), pretrained_(config_.to_json()) {
     model = register_module("model", LlamaModel(config_));
     if (!config_.tie_word_embeddings)
       lm_head = register_module("lm_head", torch::nn::Linear(torch::nn::LinearOptions(config_.hidden_size, config_.vocab_size).bias(false)));
@@ -457,6 +468,10 @@ class LlamaForCausalLMImpl : public torch::nn::Module {
     }
     return out;
   }
+
+  /// The label tokens forward's loss sums over: labels[:, 1:] that are not -100 (the Trainer's
+  /// token-level normalisation, concepts/token_loss.hpp).
+  [[nodiscard]] torch::Tensor num_items_in_batch(const Batch& batch) const { return causal_lm_num_items(batch, "Llama"); }
 
   /// [B, T, vocab_size] for input_ids [B, T]. attention_mask [B, past + T] (undefined: no padding);
   /// position_ids [B or 1, T] (undefined: past .. past + T - 1). With `cache`, continues the sequences
@@ -480,6 +495,12 @@ class LlamaForCausalLMImpl : public torch::nn::Module {
   [[nodiscard]] bool is_gradient_checkpointing() const { return gradient_checkpointing_; }
 
   [[nodiscard]] const LlamaConfig& config() const { return config_; }
+  [[nodiscard]] const PretrainedConfig& pretrained_config() const { return pretrained_; }
+  /// {target, source}: with tie_word_embeddings the head is the embedding (no lm_head is registered).
+  [[nodiscard]] std::vector<std::pair<std::string, std::string>> tied_weights() const {
+    if (!config_.tie_word_embeddings) return {};
+    return {{"lm_head.weight", "model.embed_tokens.weight"}};
+  }
 
   LlamaModel model{nullptr};
   torch::nn::Linear lm_head{nullptr};  ///< null when tie_word_embeddings: the head is model.embed_tokens
@@ -506,6 +527,7 @@ class LlamaForCausalLMImpl : public torch::nn::Module {
   }
 
   LlamaConfig config_;
+  PretrainedConfig pretrained_;
   bool gradient_checkpointing_ = false;
 };
 TORCH_MODULE(LlamaForCausalLM);

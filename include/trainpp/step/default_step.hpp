@@ -12,7 +12,8 @@ namespace trainpp {
 /// slot (`trainpp::step = MyStep{}`): the Trainer calls the most derived one, statically.
 struct DefaultStep {
   /// Forward under the precision policy's context, the loss divided by the number of micro-batches
-  /// in this accumulation window (smaller for the last window of an epoch, as in HF), backward.
+  /// in this accumulation window (smaller for the last window of an epoch, as in HF) unless the
+  /// Trainer says it is normalised over the window already (a token-level loss), backward.
   /// Returns the detached, divided loss: the loop sums these into the logged training loss.
   /// Nothing here talks to the sharding policy: the loop gathers before this call and reduces after it.
   template <class Trainer, class B>
@@ -22,7 +23,11 @@ struct DefaultStep {
       [[maybe_unused]] auto autocast = trainer.precision().forward_context(trainer.device());
       loss = trainer.compute_loss(batch);
     }
-    if (window_size > 1) loss = loss / static_cast<double>(window_size);
+    // A token-level loss comes normalised over the whole window already (HF's loss_is_scaled_for_ga).
+    bool scaled_for_window = false;
+    if constexpr (requires { { trainer.loss_is_scaled_for_accumulation() } -> std::convertible_to<bool>; })
+      scaled_for_window = trainer.loss_is_scaled_for_accumulation();
+    if (window_size > 1 && !scaled_for_window) loss = loss / static_cast<double>(window_size);
     trainer.precision().backward(loss);
     return loss.detach();
   }
