@@ -1381,6 +1381,8 @@ struct FieldInfo {
   FIELD(std::int64_t, per_device_train_batch_size, 8, "batches", "Batch size per device for training.")                   \
   FIELD(std::int64_t, per_device_eval_batch_size, 8, "batches", "Batch size per device for evaluation.")                  \
   FIELD(std::int64_t, gradient_accumulation_steps, 1, "batches", "Micro-batches accumulated per optimizer step.")         \
+  FIELD(bool, average_tokens_across_devices, true, "batches",                                                             \
+        "A token-level loss divides by the label tokens of every process (all-reduced), not of this one.")                \
   FIELD(std::optional<std::int64_t>, eval_accumulation_steps, std::nullopt, "batches",                                    \
         "Move gathered predictions to the CPU every N eval steps.")                                                       \
   FIELD(double, num_train_epochs, 3.0, "batches", "Epochs to train (fractions allowed).")                                 \
@@ -11314,8 +11316,9 @@ struct PredictionStep {
 /// Required (a member declared under one of these names but not callable as shown is reported as
 /// such, not as missing):
 /// - `training_step(Trainer& trainer, const Batch& batch, std::int64_t window_size)` -> torch::Tensor:
-///   called for each micro-batch of an accumulation window by train(); forward, loss / window_size,
-///   backward; returns the detached, *unscaled* loss;
+///   called for each micro-batch of an accumulation window by train(); forward, loss / window_size
+///   (not when trainer.loss_is_scaled_for_accumulation(): a token-level loss, concepts/token_loss.hpp,
+///   comes normalised over the window), backward; returns the detached, *unscaled* loss;
 /// - `prediction_step(Trainer& trainer, const Batch& batch, bool prediction_loss_only)` -> PredictionStep:
 ///   called for each batch by evaluate() and predict(), and during training's evaluations.
 /// Optional: none. (The members the loop may call around a step belong to the sharding and precision
@@ -11362,7 +11365,8 @@ namespace trainpp {
 /// slot (`trainpp::step = MyStep{}`): the Trainer calls the most derived one, statically.
 struct DefaultStep {
   /// Forward under the precision policy's context, the loss divided by the number of micro-batches
-  /// in this accumulation window (smaller for the last window of an epoch, as in HF), backward.
+  /// in this accumulation window (smaller for the last window of an epoch, as in HF) unless the
+  /// Trainer says it is normalised over the window already (a token-level loss), backward.
   /// Returns the detached, divided loss: the loop sums these into the logged training loss.
   /// Nothing here talks to the sharding policy: the loop gathers before this call and reduces after it.
   template <class Trainer, class B>
@@ -11372,7 +11376,11 @@ struct DefaultStep {
       [[maybe_unused]] auto autocast = trainer.precision().forward_context(trainer.device());
       loss = trainer.compute_loss(batch);
     }
-    if (window_size > 1) loss = loss / static_cast<double>(window_size);
+    // A token-level loss comes normalised over the whole window already (HF's loss_is_scaled_for_ga).
+    bool scaled_for_window = false;
+    if constexpr (requires { { trainer.loss_is_scaled_for_accumulation() } -> std::convertible_to<bool>; })
+      scaled_for_window = trainer.loss_is_scaled_for_accumulation();
+    if (window_size > 1 && !scaled_for_window) loss = loss / static_cast<double>(window_size);
     trainer.precision().backward(loss);
     return loss.detach();
   }
@@ -11400,7 +11408,7 @@ struct DefaultStep {
 
 // ---- trainpp/generation/config.hpp ----
 // GenerationConfig: the settings of trainpp::generate, with the names, defaults and JSON keys of
-// Hugging Face's GenerationConfig (generation_config.json), for greedy and beam search.
+// Hugging Face's GenerationConfig (generation_config.json), for greedy search, beam search and sampling.
 
 
 #include <nlohmann/json.hpp>
@@ -11411,6 +11419,7 @@ struct DefaultStep {
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace trainpp {
 
@@ -11422,12 +11431,12 @@ enum class EarlyStoppingMode {
   never,      ///< HF's "never": stop only when no running beam can beat a kept hypothesis (canonical beam search)
 };
 
-/// How sequences are generated: HF's GenerationConfig, for the greedy and beam-search modes.
+/// How sequences are generated: HF's GenerationConfig, for greedy search, beam search and sampling.
 ///
-/// Lengths count the decoder start token, as HF's do for encoder-decoder models: `max_length` 5 gives
-/// at most 4 generated tokens. Unset `max_length` means HF's default of 20 *new* tokens (21 in all:
-/// transformers adds the prompt length when max_length was never set); `max_new_tokens` takes
-/// precedence over `max_length` when both are set.
+/// Lengths count the prompt, as HF's do: the decoder start token of an encoder-decoder model
+/// (`max_length` 5 gives at most 4 generated tokens), the whole (padded) prompt of a decoder-only one.
+/// Unset `max_length` means HF's default of 20 *new* tokens (transformers adds the prompt length when
+/// max_length was never set); `max_new_tokens` takes precedence over `max_length` when both are set.
 struct GenerationConfig {
   std::optional<std::int64_t> max_length;      ///< unset: 20 new tokens (HF's default)
   std::optional<std::int64_t> max_new_tokens;  ///< wins over max_length
@@ -11436,9 +11445,15 @@ struct GenerationConfig {
   double length_penalty = 1.0;                 ///< a finished hypothesis scores sum_logprobs / length^length_penalty
   EarlyStoppingMode early_stopping = EarlyStoppingMode::heuristic;
   bool use_cache = true;                       ///< false: every step re-decodes the whole prefix with a fresh cache
-  std::int64_t num_return_sequences = 1;       ///< only 1 is supported
+  std::int64_t num_return_sequences = 1;       ///< sequences per prompt: the best beams, or independent samples
+  bool do_sample = false;                      ///< draw each token from the processed distribution (num_beams 1)
+  double temperature = 1.0;                    ///< sampling: the logits are divided by it
+  std::int64_t top_k = 50;                     ///< sampling: only the k likeliest tokens (0: all), HF's default 50
+  double top_p = 1.0;                          ///< sampling: the smallest set of tokens holding this probability
+  double repetition_penalty = 1.0;             ///< tokens already in the sequence: logits / penalty (x penalty if < 0)
   std::optional<std::int64_t> bos_token_id;
-  std::optional<std::int64_t> eos_token_id;
+  std::optional<std::int64_t> eos_token_id;    ///< the end token (HF's first when it lists several)
+  std::vector<std::int64_t> extra_eos_token_ids;  ///< further end tokens (the rest of HF's eos_token_id list)
   std::optional<std::int64_t> pad_token_id;            ///< unset: eos_token_id (as HF)
   std::optional<std::int64_t> decoder_start_token_id;  ///< unset: bos_token_id (as HF)
 
@@ -11452,6 +11467,14 @@ struct GenerationConfig {
     if (max_new_tokens) return *max_new_tokens + prompt_length;
     if (max_length) return *max_length;
     return default_max_new_tokens + prompt_length;
+  }
+
+  /// Every token that ends a sequence: eos_token_id, then extra_eos_token_ids.
+  [[nodiscard]] std::vector<std::int64_t> eos_token_ids() const {
+    std::vector<std::int64_t> ids;
+    if (eos_token_id) ids.push_back(*eos_token_id);
+    ids.insert(ids.end(), extra_eos_token_ids.begin(), extra_eos_token_ids.end());
+    return ids;
   }
 
   /// The token that fills finished sequences: pad_token_id, else eos_token_id (HF's
@@ -11495,14 +11518,31 @@ inline void GenerationConfig::validate() const {
                 "or set max_new_tokens", *max_length);
   if (min_length < 0) throw error("min_length must be >= 0, got {}", min_length);
   if (!std::isfinite(length_penalty)) throw error("length_penalty must be a finite number, got {}", length_penalty);
-  if (num_return_sequences != 1)
-    throw error("num_return_sequences {} is not supported: trainpp::generate returns the best sequence only "
-                "(num_return_sequences 1)", num_return_sequences);
+  if (num_return_sequences < 1)
+    throw error("num_return_sequences must be at least 1, got {}", num_return_sequences);
+  // HF's GenerationConfig.validate refuses the same combinations.
+  if (num_return_sequences > 1 && num_beams == 1 && !do_sample)
+    throw error("num_return_sequences {} needs beam search (num_beams > 1) or sampling (do_sample): greedy search "
+                "gives one sequence per prompt", num_return_sequences);
+  if (num_beams > 1 && num_return_sequences > num_beams)
+    throw error("num_return_sequences ({}) must not exceed num_beams ({})", num_return_sequences, num_beams);
+  if (do_sample && num_beams > 1)
+    throw error("do_sample with num_beams {} (beam sampling) is not supported: set num_beams 1 to sample, or "
+                "do_sample false for beam search", num_beams);
+  if (!(temperature > 0.0) || !std::isfinite(temperature))
+    throw error("temperature must be a positive number, got {}", temperature);
+  if (top_k < 0) throw error("top_k must be >= 0 (0: no top-k filtering), got {}", top_k);
+  if (!(top_p >= 0.0 && top_p <= 1.0)) throw error("top_p must be in [0, 1], got {}", top_p);
+  if (!(repetition_penalty > 0.0) || !std::isfinite(repetition_penalty))
+    throw error("repetition_penalty must be a positive number, got {}", repetition_penalty);
   auto non_negative = [](std::string_view name, const std::optional<std::int64_t>& id) {
     if (id && *id < 0) throw error("{} must be a token id (>= 0), got {}", name, *id);
   };
   non_negative("bos_token_id", bos_token_id);
   non_negative("eos_token_id", eos_token_id);
+  for (const auto id : extra_eos_token_ids) non_negative("an entry of extra_eos_token_ids", id);
+  if (!extra_eos_token_ids.empty() && !eos_token_id)
+    throw error("extra_eos_token_ids are set without eos_token_id: the first end token goes in eos_token_id");
   non_negative("pad_token_id", pad_token_id);
   non_negative("decoder_start_token_id", decoder_start_token_id);
 }
@@ -11510,16 +11550,16 @@ inline void GenerationConfig::validate() const {
 namespace detail {
 
 /// Whether a key of HF's GenerationConfig that trainpp does not implement holds a value with no
-/// effect on greedy or beam search. nullopt: not such a key.
+/// effect on the sequences. nullopt: not such a key.
 [[nodiscard]] inline std::optional<bool> unimplemented_generation_key_is_neutral(std::string_view key,
                                                                                   const nlohmann::json& v) {
   if (v.is_null()) return std::optional<bool>(true);
   auto number_is = [&](double neutral) { return v.is_number() && v.get<double>() == neutral; };
   auto empty = [&] { return (v.is_array() || v.is_object()) && v.empty(); };
-  // Sampling settings act only with do_sample, which is refused below: any value is inert.
-  for (std::string_view k : {"temperature", "top_k", "top_p", "min_p", "top_h", "typical_p", "epsilon_cutoff",
-                             "eta_cutoff"})
-    if (key == k) return std::optional<bool>(true);
+  if (key == "min_p") return number_is(0.0);
+  if (key == "top_h") return std::optional<bool>(false);  // any value but null (above) filters the tokens
+  if (key == "typical_p") return number_is(1.0);
+  if (key == "epsilon_cutoff" || key == "eta_cutoff") return number_is(0.0);
   // Output and runtime settings that do not change the sequences.
   for (std::string_view k : {"output_attentions", "output_hidden_states", "output_scores", "output_logits",
                              "return_dict_in_generate", "cache_implementation", "cache_config", "max_cache_len",
@@ -11528,10 +11568,10 @@ namespace detail {
                              "prompt_lookup_num_tokens", "max_matching_ngram_size", "assistant_early_exit",
                              "assistant_lookbehind", "target_lookbehind", "low_memory"})
     if (key == k) return std::optional<bool>(true);
-  if (key == "do_sample" || key == "token_healing" || key == "renormalize_logits" || key == "remove_invalid_values" ||
+  if (key == "token_healing" || key == "renormalize_logits" || key == "remove_invalid_values" ||
       key == "use_mtp")
     return v.is_boolean() && !v.get<bool>();
-  if (key == "repetition_penalty" || key == "encoder_repetition_penalty" || key == "guidance_scale")
+  if (key == "encoder_repetition_penalty" || key == "guidance_scale")
     return number_is(1.0);
   if (key == "no_repeat_ngram_size" || key == "encoder_no_repeat_ngram_size" || key == "min_new_tokens" ||
       key == "diversity_penalty" || key == "penalty_alpha")
@@ -11582,13 +11622,23 @@ inline GenerationConfig GenerationConfig::from_json(const nlohmann::json& j, std
       if (v.is_null()) continue;
       if (!v.is_boolean()) throw bad(key, "a boolean", v);
       c.use_cache = v.get<bool>();
+    } else if (key == "do_sample") {
+      if (v.is_null()) continue;
+      if (!v.is_boolean()) throw bad(key, "a boolean", v);
+      c.do_sample = v.get<bool>();
+    } else if (key == "temperature" || key == "top_p" || key == "repetition_penalty") {
+      if (v.is_null()) continue;  // HF's None: the default
+      if (!v.is_number()) throw bad(key, "a number", v);
+      (key == "temperature" ? c.temperature : key == "top_p" ? c.top_p : c.repetition_penalty) = v.get<double>();
+    } else if (key == "top_k") {
+      if (!v.is_null()) c.top_k = integer(key, v);
     } else if (key == "eos_token_id") {
-      // HF allows a list of end tokens; trainpp generation ends on one.
+      // HF allows a list of end tokens: the first is eos_token_id (the padding fallback), the rest end too.
+      c.extra_eos_token_ids.clear();
       if (v.is_array()) {
-        if (v.size() != 1)
-          throw error("{}: key \"eos_token_id\": {} end tokens given ({}); trainpp generation supports one", source,
-                      v.size(), v.dump());
+        if (v.empty()) throw bad(key, "a token id or a non-empty list of them", v);
         c.eos_token_id = integer(key, v.front());
+        for (std::size_t i = 1; i < v.size(); ++i) c.extra_eos_token_ids.push_back(integer(key, v[i]));
       } else {
         c.eos_token_id = optional_integer(key, v);
       }
@@ -11597,8 +11647,9 @@ inline GenerationConfig GenerationConfig::from_json(const nlohmann::json& j, std
     else if (key == "decoder_start_token_id") c.decoder_start_token_id = optional_integer(key, v);
     else if (auto neutral = detail::unimplemented_generation_key_is_neutral(key, v)) {
       if (!*neutral)
-        throw error("{}: key \"{}\" is {}, which trainpp generation does not implement (greedy and beam search "
-                    "only); remove the key or set it to its default", source, key, v.dump());
+        throw error("{}: key \"{}\" is {}, which trainpp generation does not implement (greedy search, beam "
+                    "search and sampling with temperature, top_k, top_p and repetition_penalty); remove the key or "
+                    "set it to its default", source, key, v.dump());
     }
     // Anything else (transformers_version, _from_model_config, a custom entry) is ignored, as HF keeps it inert.
   }
@@ -11633,8 +11684,14 @@ inline nlohmann::json GenerationConfig::to_json() const {
   else j["early_stopping"] = early_stopping == EarlyStoppingMode::enabled;
   j["use_cache"] = use_cache;
   j["num_return_sequences"] = num_return_sequences;
+  j["do_sample"] = do_sample;
+  j["temperature"] = temperature;
+  j["top_k"] = top_k;
+  j["top_p"] = top_p;
+  j["repetition_penalty"] = repetition_penalty;
   put("bos_token_id", bos_token_id);
-  put("eos_token_id", eos_token_id);
+  if (extra_eos_token_ids.empty()) put("eos_token_id", eos_token_id);
+  else j["eos_token_id"] = eos_token_ids();
   put("pad_token_id", pad_token_id);
   put("decoder_start_token_id", decoder_start_token_id);
   return j;
@@ -11643,8 +11700,8 @@ inline nlohmann::json GenerationConfig::to_json() const {
 }  // namespace trainpp
 
 // ---- trainpp/generation/generate.hpp ----
-// generate(): greedy and beam search for encoder-decoder models, as transformers' GenerationMixin
-// does them (transformers 5.x: _sample without sampling, _beam_search).
+// generate(): greedy search, sampling and beam search for encoder-decoder and decoder-only (causal)
+// models, as transformers' GenerationMixin does them (transformers 5.x: _sample, _beam_search).
 
 
 // ---- trainpp/generation/kv_cache.hpp ----
@@ -11678,12 +11735,83 @@ struct KVCache {
 
 }  // namespace trainpp
 
+// ---- trainpp/generation/logits_processors.hpp ----
+// The logits processors of transformers' generate that trainpp implements, each as HF's class of the
+// same name computes it: scores [N, V] in, processed scores [N, V] out (a new tensor). generate applies
+// them in HF's order: repetition penalty, minimum length, then, when sampling, temperature, top-k, top-p.
+
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+
+namespace trainpp {
+
+/// HF's RepetitionPenaltyLogitsProcessor: every token that occurs in `sequences` [N, L] has its score
+/// divided by `penalty` when positive and multiplied by it when negative (once, however often it
+/// occurs). `ignored_prefix` [N] (optional) is how many leading positions of each row do not count:
+/// generate passes the left padding, as transformers does since 4.5x.
+[[nodiscard]] inline torch::Tensor apply_repetition_penalty(const torch::Tensor& scores, const torch::Tensor& sequences,
+                                                            double penalty, const torch::Tensor& ignored_prefix = {}) {
+  const auto vocabulary = scores.size(1);
+  // Tokens that must not count (ignored prefix, ids beyond the scores) go to a spare column dropped after.
+  auto ids = sequences.clamp_max(vocabulary);
+  if (ignored_prefix.defined()) {
+    const auto positions = torch::arange(sequences.size(1), sequences.options()).unsqueeze(0);
+    ids = ids.masked_fill(positions < ignored_prefix.to(sequences.device()).unsqueeze(1), vocabulary);
+  }
+  auto seen = torch::zeros({scores.size(0), vocabulary + 1}, scores.options().dtype(torch::kBool));
+  seen.scatter_(1, ids, true);
+  const auto penalised = torch::where(scores < 0, scores * penalty, scores / penalty);
+  return torch::where(seen.narrow(1, 0, vocabulary), penalised, scores);
+}
+
+/// HF's MinLengthLogitsProcessor: the end tokens `eos` [E] are forbidden (-inf) while the sequence,
+/// prompt included, is shorter than min_length.
+[[nodiscard]] inline torch::Tensor apply_min_length(const torch::Tensor& scores, const torch::Tensor& eos,
+                                                    std::int64_t length, std::int64_t min_length) {
+  if (!eos.defined() || eos.numel() == 0 || length >= min_length) return scores;
+  return scores.index_fill(1, eos.to(scores.device()), -std::numeric_limits<float>::infinity());
+}
+
+/// HF's TemperatureLogitsWarper: scores / temperature.
+[[nodiscard]] inline torch::Tensor apply_temperature(const torch::Tensor& scores, double temperature) {
+  return scores / temperature;
+}
+
+/// HF's TopKLogitsWarper: scores below the k-th largest of their row become -inf (ties with it stay);
+/// at least min_tokens_to_keep tokens remain. top_k 0 leaves the scores as they are.
+[[nodiscard]] inline torch::Tensor apply_top_k(const torch::Tensor& scores, std::int64_t top_k,
+                                               std::int64_t min_tokens_to_keep = 1) {
+  if (top_k <= 0) return scores;
+  const auto k = std::min(std::max(top_k, min_tokens_to_keep), scores.size(-1));
+  const auto kth = std::get<0>(torch::topk(scores, k)).narrow(-1, k - 1, 1);
+  return scores.masked_fill(scores < kth, -std::numeric_limits<float>::infinity());
+}
+
+/// HF's TopPLogitsWarper (nucleus filtering): with the tokens in ascending order of score, those whose
+/// cumulative probability stays at or below 1 - top_p become -inf; the min_tokens_to_keep likeliest
+/// always remain. top_p 1 leaves the scores as they are.
+[[nodiscard]] inline torch::Tensor apply_top_p(const torch::Tensor& scores, double top_p,
+                                               std::int64_t min_tokens_to_keep = 1) {
+  if (top_p >= 1.0) return scores;
+  const auto [sorted, order] = torch::sort(scores, /*dim=*/-1, /*descending=*/false);
+  auto remove = sorted.softmax(-1).cumsum(-1) <= (1.0 - top_p);
+  remove.narrow(-1, remove.size(-1) - std::min(min_tokens_to_keep, remove.size(-1)),
+                std::min(min_tokens_to_keep, remove.size(-1)))
+      .fill_(false);
+  return scores.masked_fill(remove.scatter(-1, order, remove), -std::numeric_limits<float>::infinity());
+}
+
+}  // namespace trainpp
+
 #include <algorithm>
 #include <cmath>
 #include <concepts>
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <vector>
 
 namespace trainpp {
 
@@ -11747,236 +11875,427 @@ class EvalModeGuard {
   bool was_training_;
 };
 
-/// What every search needs, prepared once: the encoder's output and the resolved settings.
-struct SearchSetup {
-  torch::Tensor encoder_states, attention_mask;
-  std::int64_t start = 0, max_length = 0;
-  std::optional<std::int64_t> eos, pad;
+/// The settings every search resolves once: lengths and the special tokens.
+struct SearchTokens {
+  std::int64_t prompt_length = 1;  ///< tokens every sequence starts with (the start token; a causal prompt)
+  std::int64_t max_length = 0;     ///< the length generation stops at, prompt included
+  torch::Tensor eos;               ///< int64 [E], the end tokens (empty: none)
+  std::optional<std::int64_t> largest_eos;
+  std::optional<std::int64_t> pad;
+  torch::Tensor ignored_prefix;    ///< [N]: leading positions the repetition penalty skips (undefined: none)
 };
 
-template <class Model>
-SearchSetup prepare_search(Model& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
-                           const GenerationConfig& config) {
-  config.validate();
+inline SearchTokens search_tokens(const GenerationConfig& config, std::int64_t prompt_length, torch::Device device) {
+  SearchTokens t;
+  t.prompt_length = prompt_length;
+  t.max_length = config.effective_max_length(prompt_length);
+  const auto eos = config.eos_token_ids();
+  t.eos = torch::tensor(eos, torch::kInt64).to(device);
+  if (!eos.empty()) t.largest_eos = *std::max_element(eos.begin(), eos.end());
+  t.pad = config.effective_pad_token_id();
+  return t;
+}
+
+inline void check_inputs(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {
   if (!input_ids.defined() || input_ids.dim() != 2)
     throw error("generate: input_ids must be a [batch, length] tensor of token ids");
   if (attention_mask.defined() && attention_mask.sizes() != input_ids.sizes())
     throw error("generate: attention_mask has shape [{}], input_ids [{}]; they must match",
                 fmt::join(attention_mask.sizes(), ", "), fmt::join(input_ids.sizes(), ", "));
-  SearchSetup s;
-  s.attention_mask = attention_mask.defined() ? attention_mask : torch::ones_like(input_ids);
-  s.start = config.effective_decoder_start_token_id();
-  s.max_length = config.effective_max_length(1);
-  s.eos = config.eos_token_id;
-  s.pad = config.effective_pad_token_id();
-  s.encoder_states = model->encode(input_ids, s.attention_mask);
-  return s;
 }
 
-/// The logits [N, V] (float32, as HF takes them) of the token after `sequences[:, :length]`. With the
-/// cache in use, only the tokens it lacks are decoded: the whole prefix while it is empty (or when the
-/// model keeps nothing in it), the last token afterwards. Without it, a fresh cache and the whole
-/// prefix every step.
-template <class Model>
-torch::Tensor next_token_logits(Model& model, const torch::Tensor& sequences, std::int64_t length,
-                                const SearchSetup& s, const torch::Tensor& encoder_states,
-                                const torch::Tensor& attention_mask, KVCache& cache, bool use_cache) {
-  if (!use_cache) cache = KVCache{};
-  const bool incremental = use_cache && !cache.layers.empty();
-  const auto input = incremental ? sequences.narrow(1, length - 1, 1) : sequences.narrow(1, 0, length);
-  torch::Tensor logits = model->decode_step(input, encoder_states, attention_mask, cache);
-  if (!logits.defined() || logits.dim() != 3 || logits.size(0) != input.size(0) || logits.size(1) < 1)
-    throw error("generate: decode_step must return logits of shape [{}, tokens, vocabulary], got [{}]", input.size(0),
+/// The last position's logits [N, V] in float32 (as HF takes them), after checking what the model
+/// returned (`member` names it in errors) and that the special tokens fit its vocabulary.
+inline torch::Tensor last_token_logits(const torch::Tensor& logits, std::int64_t rows, const SearchTokens& t,
+                                       std::string_view member) {
+  if (!logits.defined() || logits.dim() != 3 || logits.size(0) != rows || logits.size(1) < 1)
+    throw error("generate: {} must return logits of shape [{}, tokens, vocabulary], got [{}]", member, rows,
                 logits.defined() ? fmt::format("{}", fmt::join(logits.sizes(), ", ")) : std::string("undefined"));
   const auto vocabulary = logits.size(2);
-  for (const auto& [name, id] : {std::pair{"eos_token_id", s.eos}, std::pair{"pad_token_id", s.pad}})
-    if (id && *id >= vocabulary)
-      throw error("generate: {} {} is outside the model's vocabulary of {} tokens", name, *id, vocabulary);
+  if (t.largest_eos && *t.largest_eos >= vocabulary)
+    throw error("generate: eos_token_id {} is outside the model's vocabulary of {} tokens", *t.largest_eos, vocabulary);
+  if (t.pad && *t.pad >= vocabulary)
+    throw error("generate: pad_token_id {} is outside the model's vocabulary of {} tokens", *t.pad, vocabulary);
   return logits.select(1, logits.size(1) - 1).to(torch::kFloat32);
 }
 
-/// HF's MinLengthLogitsProcessor: no end token while the sequence (start token counted) is shorter
-/// than min_length.
-inline void apply_min_length(torch::Tensor& scores, const SearchSetup& s, const GenerationConfig& config,
-                             std::int64_t length) {
-  if (s.eos && length < config.min_length)
-    scores.select(1, *s.eos).fill_(-std::numeric_limits<float>::infinity());
+/// The processors HF applies to every search's scores, in its order: repetition penalty, then
+/// minimum length.
+inline torch::Tensor process_scores(torch::Tensor scores, const torch::Tensor& sequences, std::int64_t length,
+                                    const SearchTokens& t, const GenerationConfig& config) {
+  if (config.repetition_penalty != 1.0)
+    scores = apply_repetition_penalty(scores, sequences.narrow(1, 0, length), config.repetition_penalty,
+                                      t.ignored_prefix);
+  return apply_min_length(scores, t.eos, length, config.min_length);
+}
+
+/// Greedy search and multinomial sampling (HF's _sample). `sequences` [N, max_length] holds the
+/// prompts in their first prompt_length columns; `next_logits(sequences, length)` gives the logits
+/// [N, V] of the token after sequences[:, :length]. Sequences that ended are filled with pad. Returns
+/// [N, L], L the length of the longest sequence.
+template <class NextLogits>
+torch::Tensor sample_loop(NextLogits&& next_logits, torch::Tensor sequences, const SearchTokens& t,
+                          const GenerationConfig& config, const std::optional<at::Generator>& generator) {
+  const auto n = sequences.size(0);
+  const bool has_eos = t.eos.numel() > 0;
+  auto unfinished = torch::ones({n}, sequences.options().dtype(torch::kBool));
+  std::int64_t length = t.prompt_length;
+  while (length < t.max_length) {
+    auto scores = process_scores(next_logits(sequences, length), sequences, length, t, config);
+    torch::Tensor next;
+    if (config.do_sample) {
+      if (config.temperature != 1.0) scores = apply_temperature(scores, config.temperature);
+      scores = apply_top_p(apply_top_k(scores, config.top_k), config.top_p);
+      next = torch::multinomial(scores.softmax(-1), 1, /*replacement=*/false, generator).squeeze(1);
+    } else {
+      next = scores.argmax(-1);
+    }
+    if (has_eos) next = torch::where(unfinished, next, torch::full_like(next, t.pad.value_or(0)));
+    sequences.select(1, length).copy_(next);
+    ++length;
+    if (has_eos) {
+      unfinished = unfinished.logical_and(torch::isin(next, t.eos).logical_not());
+      // The one host synchronisation per token: stop as soon as every sequence has ended.
+      if (!unfinished.any().item<bool>()) break;
+    }
+  }
+  return sequences.narrow(1, 0, length);
+}
+
+/// Beam search as transformers 5.x's _beam_search (without sampling): num_beams running beams per
+/// prompt scored by the sum of their tokens' processed log-softmax; each step the best 2·num_beams
+/// continuations (more with several end tokens) are taken, those ending (an end token, or the maximum
+/// length) among the first num_beams become hypotheses scored sum_logprobs / generated_length^length_penalty
+/// (generated tokens, the end token included), and the num_beams best hypotheses are kept.
+/// early_stopping decides when the search ends (see EarlyStoppingMode). `prompts` [B, P];
+/// `next_logits(sequences [B·beams, max_length], length)` as for sample_loop; `reorder(index)` moves
+/// the model's cache rows (row i takes old row index[i]). Returns the num_return_sequences best
+/// hypotheses of each prompt, [B·num_return_sequences, L], padded with pad to the longest of them.
+// Long on purpose: HF's beam search step by step, so that it can be checked line by line against transformers.
+template <class NextLogits, class Reorder>
+torch::Tensor beam_loop(NextLogits&& next_logits, Reorder&& reorder, const torch::Tensor& prompts, const SearchTokens& t,
+                        const GenerationConfig& config) {
+  const std::int64_t batch = prompts.size(0), beams = config.num_beams, max_length = t.max_length;
+  const std::int64_t prompt_length = t.prompt_length, returned = config.num_return_sequences;
+  const std::int64_t keep = std::max<std::int64_t>(2, 1 + t.eos.numel()) * beams;
+  const double length_penalty = config.length_penalty;
+  const auto device = prompts.device();
+  const auto long_options = torch::TensorOptions().dtype(torch::kInt64).device(device);
+  const auto float_options = torch::TensorOptions().dtype(torch::kFloat32).device(device);
+  const auto bool_options = torch::TensorOptions().dtype(torch::kBool).device(device);
+  constexpr double excluded = -1.0e9;  // HF's score for what must not be chosen
+
+  auto running = torch::full({batch, beams, max_length}, t.pad.value_or(0), long_options);
+  running.narrow(2, 0, prompt_length).copy_(prompts.unsqueeze(1).expand({batch, beams, prompt_length}));
+  auto hypotheses = running.clone();
+  // Only the first beam starts live: the others would repeat its tokens.
+  auto running_scores = torch::zeros({batch, beams}, float_options);
+  running_scores.narrow(1, 1, beams - 1).fill_(excluded);
+  auto hypothesis_scores = torch::full({batch, beams}, excluded, float_options);
+  auto hypothesis_lengths = torch::full({batch, beams}, prompt_length, long_options);
+  auto finished = torch::zeros({batch, beams}, bool_options);
+  auto improvable = torch::ones({batch, 1}, bool_options);
+  const auto among_first_beams =
+      torch::cat({torch::ones({beams}, bool_options), torch::zeros({keep - beams}, bool_options)}).unsqueeze(0);
+  const auto batch_offset = torch::arange(batch, long_options).unsqueeze(1) * beams;
+  auto along_beams = [&](const torch::Tensor& x, const torch::Tensor& index) {
+    return x.gather(1, x.dim() == 3 ? index.unsqueeze(2).expand({index.size(0), index.size(1), x.size(2)}) : index);
+  };
+
+  std::int64_t length = prompt_length;
+  while (true) {
+    const auto flat = running.reshape({batch * beams, max_length});
+    const torch::Tensor log_probs =
+        process_scores(torch::log_softmax(next_logits(flat, length), -1), flat, length, t, config);
+    const std::int64_t vocabulary = log_probs.size(1);
+    if (keep > beams * vocabulary)
+      throw error("beam search keeps {} candidates per step, more than num_beams {} x a vocabulary of {} tokens "
+                  "offers: lower num_beams", keep, beams, vocabulary);
+    const auto totals =
+        (log_probs.view({batch, beams, vocabulary}) + running_scores.unsqueeze(2)).view({batch, beams * vocabulary});
+
+    // The best `keep` continuations over all beams: enough that num_beams remain if some end.
+    auto [top_scores, top_index] = torch::topk(totals, keep);
+    const auto source_beam = top_index.div(vocabulary, "floor");
+    const auto token = top_index.remainder(vocabulary);
+    auto top_sequences = along_beams(running, source_beam);
+    top_sequences.select(2, length).copy_(token);
+    const auto ends = length + 1 >= max_length ? torch::ones({batch, keep}, bool_options)
+                      : t.eos.numel() > 0      ? torch::isin(token, t.eos)
+                                               : torch::zeros({batch, keep}, bool_options);
+
+    // The running beams of the next step: the best continuations that did not end.
+    const auto live_scores = top_scores + ends.to(torch::kFloat32) * excluded;
+    const auto next_live = std::get<1>(torch::topk(live_scores, beams));
+    running = along_beams(top_sequences, next_live);
+    running_scores = along_beams(live_scores, next_live);
+    const auto running_source = along_beams(source_beam, next_live);
+
+    // New hypotheses: continuations among the first num_beams that ended, length-penalised, kept
+    // when better than the worst kept one.
+    const auto just_finished = ends.logical_and(among_first_beams);
+    auto scores = top_scores / std::pow(static_cast<double>(length + 1 - prompt_length), length_penalty);
+    if (config.early_stopping == EarlyStoppingMode::enabled)
+      scores = scores + finished.all(1, /*keepdim=*/true).to(torch::kFloat32) * excluded;
+    scores = scores + improvable.logical_not().to(torch::kFloat32) * excluded;
+    scores = scores + just_finished.logical_not().to(torch::kFloat32) * excluded;
+    const auto merged_scores = torch::cat({hypothesis_scores, scores}, 1);
+    const auto best = std::get<1>(torch::topk(merged_scores, beams));
+    hypotheses = along_beams(torch::cat({hypotheses, top_sequences}, 1), best);
+    hypothesis_scores = along_beams(merged_scores, best);
+    finished = along_beams(torch::cat({finished, just_finished}, 1), best);
+    hypothesis_lengths =
+        along_beams(torch::cat({hypothesis_lengths, torch::full({batch, keep}, length + 1, long_options)}, 1), best);
+
+    // The cache follows the beams that go on.
+    reorder((running_source + batch_offset).view({-1}));
+    ++length;
+
+    // Can a running beam still beat the worst kept hypothesis? The best it can reach is estimated
+    // at the current length, or at the maximum length for "never" with a positive length penalty
+    // (HF's _check_early_stop_heuristic).
+    const double best_length = config.early_stopping == EarlyStoppingMode::never && length_penalty > 0.0
+                                   ? static_cast<double>(max_length - prompt_length)
+                                   : static_cast<double>(length - prompt_length);
+    const auto best_possible = running_scores.narrow(1, 0, 1) / std::pow(best_length, length_penalty);
+    const auto worst_kept = torch::where(finished, std::get<0>(hypothesis_scores.min(1, /*keepdim=*/true)),
+                                         torch::scalar_tensor(excluded, float_options));
+    improvable = improvable.logical_and(best_possible.gt(worst_kept).any(1, /*keepdim=*/true));
+    auto go_on = improvable.any().logical_and(ends.all().logical_not());
+    if (config.early_stopping == EarlyStoppingMode::enabled) go_on = go_on.logical_and(finished.all().logical_not());
+    // The one host synchronisation per token: whether any prompt can still improve.
+    if (length >= max_length || !go_on.item<bool>()) break;
+  }
+  // hypotheses are kept best first.
+  const auto output_length = hypothesis_lengths.narrow(1, 0, returned).max().item<std::int64_t>();
+  return hypotheses.narrow(1, 0, returned).reshape({batch * returned, max_length}).narrow(1, 0, output_length);
+}
+
+// ---- encoder-decoder models ------------------------------------------------------------------------
+
+/// An encoder-decoder model's search: its encoder output, the decoder's next-token logits through
+/// the cache, and the cache's reordering.
+template <class Model>
+struct EncoderDecoderDecoding {
+  Model& model;
+  torch::Tensor encoder_states, attention_mask;  // one row per decoded sequence
+  SearchTokens tokens;
+  bool use_cache;
+  KVCache cache;
+
+  /// With the cache in use, only the tokens it lacks are decoded: the whole prefix while it is empty
+  /// (or when the model keeps nothing in it), the last token afterwards. Without it, a fresh cache
+  /// and the whole prefix every step.
+  torch::Tensor next_logits(const torch::Tensor& sequences, std::int64_t length) {
+    if (!use_cache) cache = KVCache{};
+    const bool incremental = use_cache && !cache.layers.empty();
+    const auto input = incremental ? sequences.narrow(1, length - 1, 1) : sequences.narrow(1, 0, length);
+    return last_token_logits(model->decode_step(input, encoder_states, attention_mask, cache), input.size(0), tokens,
+                             "decode_step");
+  }
+  void reorder(const torch::Tensor& index) {
+    if (use_cache && !cache.layers.empty()) cache.reorder(index);
+  }
+};
+
+template <class Model>
+EncoderDecoderDecoding<Model> prepare_encoder_decoder(Model& model, const torch::Tensor& input_ids,
+                                                      const torch::Tensor& attention_mask, const GenerationConfig& config,
+                                                      std::int64_t rows_per_prompt) {
+  config.validate();
+  check_inputs(input_ids, attention_mask);
+  const auto mask = attention_mask.defined() ? attention_mask : torch::ones_like(input_ids);
+  (void)config.effective_decoder_start_token_id();  // throws early when there is none
+  auto states = model->encode(input_ids, mask);
+  return EncoderDecoderDecoding<Model>{model, states.repeat_interleave(rows_per_prompt, 0),
+                                       mask.repeat_interleave(rows_per_prompt, 0),
+                                       search_tokens(config, 1, input_ids.device()), config.use_cache, KVCache{}};
+}
+
+// ---- decoder-only models ---------------------------------------------------------------------------
+
+/// A decoder-only model's search: logits through the model's KV cache, positions and attention mask
+/// as transformers' generate gives them to a left-padded batch.
+template <class Model>
+struct CausalDecoding {
+  Model& model;
+  torch::Tensor attention_mask;  // [N, max_length]: the prompt's, then 1 for every generated token (as HF)
+  SearchTokens tokens;
+  bool use_cache;
+  KVCache cache;
+
+  /// With the cache in use, the whole prompt at the first step, the last token afterwards; without
+  /// it, the model's plain forward over the whole prefix every step.
+  torch::Tensor next_logits(const torch::Tensor& sequences, std::int64_t length) {
+    const bool incremental = use_cache && !cache.layers.empty() && cache.layers.front().self_k.defined();
+    const auto mask = attention_mask.narrow(1, 0, length);
+    // HF's positions: cumsum(mask) - 1, so that a left-padded row's first token sits at 0.
+    const auto positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1);
+    const std::int64_t from = incremental ? length - 1 : 0;
+    const auto input = sequences.narrow(1, from, length - from);
+    return last_token_logits(model->logits(input, mask, positions.narrow(1, from, length - from),
+                                           use_cache ? &cache : static_cast<KVCache*>(nullptr)),
+                             input.size(0), tokens, "logits");
+  }
+  void reorder(const torch::Tensor& index) {
+    if (use_cache) cache.reorder(index);
+  }
+};
+
+template <class Model>
+CausalDecoding<Model> prepare_causal(Model& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                                     const GenerationConfig& config, std::int64_t rows_per_prompt) {
+  config.validate();
+  check_inputs(input_ids, attention_mask);
+  if (input_ids.size(1) < 1) throw error("generate: a decoder-only model needs a prompt of at least one token");
+  const auto prompt_length = input_ids.size(1);
+  auto tokens = search_tokens(config, prompt_length, input_ids.device());
+  if (tokens.max_length <= prompt_length)
+    throw error("generate: max_length {} leaves no room after the prompt of {} tokens: raise max_length or set "
+                "max_new_tokens", tokens.max_length, prompt_length);
+  const auto prompt_mask =
+      (attention_mask.defined() ? attention_mask : torch::ones_like(input_ids)).to(torch::kInt64).repeat_interleave(rows_per_prompt, 0);
+  // HF's repetition penalty skips the left padding: the positions before each row's first token.
+  tokens.ignored_prefix = prompt_mask.ne(0).to(torch::kInt32).argmax(1);
+  const auto mask = torch::cat(
+      {prompt_mask, torch::ones({prompt_mask.size(0), tokens.max_length - prompt_length}, prompt_mask.options())}, 1);
+  return CausalDecoding<Model>{model, mask, std::move(tokens), config.use_cache, KVCache{}};
 }
 
 }  // namespace detail
 
-/// Greedy search (HF's generate with num_beams 1, no sampling): from the decoder start token, the
-/// most likely next token each step, until every sequence has produced eos or the maximum length is
-/// reached. Sequences that ended are filled with pad_token_id (eos_token_id when unset). Returns
-/// [B, L] int64 token ids, start token first, L the length of the longest sequence. Runs without
-/// gradients, with the model in eval mode (its mode is restored afterwards).
+/// A decoder-only model trainpp::generate can continue prompts with: a torch::nn::ModuleHolder
+/// (TORCH_MODULE) or a std::shared_ptr to a module, called through `->`, with
+/// `torch::Tensor logits(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+/// const torch::Tensor& position_ids, trainpp::KVCache* cache)`: the logits [B, T_new, V] of the T_new
+/// tokens given that the cache does not hold yet, appending their keys and values to it; attention_mask
+/// [B, past + T_new] covers the cached tokens too, position_ids are [B, T_new]. GPT2LMHeadModel and
+/// LlamaForCausalLM are such models.
+/// Guarantees: generate calls logits first with an empty cache and the whole prompt, then with the one
+/// token chosen last; beam search reorders the cache (KVCache::reorder) along dimension 0.
+template <class M>
+concept CausalLanguageModel = requires(M& model, const torch::Tensor& t, KVCache* cache) {
+  { model->logits(t, t, t, cache) } -> std::convertible_to<torch::Tensor>;
+};
+
+namespace detail {
+
+template <class M>
+constexpr bool check_causal_language_model() {
+  constexpr bool holder = requires(M& m) { m.operator->(); };
+  static_assert(holder, "trainpp::generate: the model must be a torch::nn::ModuleHolder (declared with "
+                        "TORCH_MODULE) or a std::shared_ptr to a module");
+  if constexpr (!holder) {
+    return false;
+  } else {
+    static_assert(CausalLanguageModel<M>,
+                  "trainpp::generate: a decoder-only model needs a member torch::Tensor logits(const torch::Tensor& "
+                  "input_ids, const torch::Tensor& attention_mask, const torch::Tensor& position_ids, "
+                  "trainpp::KVCache* cache) (an encoder-decoder model needs encode and decode_step instead)");
+    return CausalLanguageModel<M>;
+  }
+}
+
+/// Whether generate treats the model as an encoder-decoder one: it has an encode member.
+template <class M>
+constexpr bool has_encoder() {
+  return requires(M& m, const torch::Tensor& t) { m->encode(t, t); };
+}
+
+}  // namespace detail
+
+/// Greedy search, or sampling when config.do_sample (HF's generate with num_beams 1): the most likely
+/// next token each step, or one drawn from the processed distribution, until every sequence has
+/// produced an end token or the maximum length is reached. Encoder-decoder models start from the
+/// decoder start token, decoder-only ones continue their prompt. Sequences that ended are filled with
+/// pad_token_id (eos_token_id when unset). Returns [B·n, L] int64 token ids (n: num_return_sequences
+/// samples per prompt, one after the other), prompt first, L the length of the longest sequence.
+/// Sampling draws from `generator`, or from LibTorch's default generator (torch::manual_seed) when
+/// none is given. Runs without gradients, with the model in eval mode (restored afterwards).
 template <class Model>
 torch::Tensor greedy_search(Model& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
-                            const GenerationConfig& config) {
-  if constexpr (!detail::check_encoder_decoder_model<Model>()) {
+                            const GenerationConfig& config, const std::optional<at::Generator>& generator = std::nullopt) {
+  if constexpr (detail::has_encoder<Model>()) {
+    if constexpr (!detail::check_encoder_decoder_model<Model>()) {
+      return {};
+    } else {
+      torch::NoGradGuard no_grad;
+      detail::EvalModeGuard eval_mode(module_of(model));
+      const auto rows = config.do_sample ? config.num_return_sequences : 1;
+      auto decoding = detail::prepare_encoder_decoder(model, input_ids, attention_mask, config, rows);
+      auto sequences = torch::full({input_ids.size(0) * rows, decoding.tokens.max_length},
+                                   decoding.tokens.pad.value_or(0), input_ids.options().dtype(torch::kInt64));
+      sequences.select(1, 0).fill_(config.effective_decoder_start_token_id());
+      return detail::sample_loop([&](const torch::Tensor& s, std::int64_t n) { return decoding.next_logits(s, n); },
+                                 sequences, decoding.tokens, config, generator);
+    }
+  } else if constexpr (!detail::check_causal_language_model<Model>()) {
     return {};
   } else {
     torch::NoGradGuard no_grad;
     detail::EvalModeGuard eval_mode(module_of(model));
-    const detail::SearchSetup s = detail::prepare_search(model, input_ids, attention_mask, config);
-    const auto n = input_ids.size(0);
-    const auto long_options = torch::TensorOptions().dtype(torch::kInt64).device(input_ids.device());
-    auto sequences = torch::full({n, s.max_length}, s.pad.value_or(0), long_options);
-    sequences.select(1, 0).fill_(s.start);
-    auto unfinished = torch::ones({n}, long_options.dtype(torch::kBool));
-    KVCache cache;
-    std::int64_t length = 1;
-    while (length < s.max_length) {
-      torch::Tensor scores = detail::next_token_logits(model, sequences, length, s, s.encoder_states, s.attention_mask, cache,
-                                              config.use_cache);
-      detail::apply_min_length(scores, s, config, length);
-      auto next = scores.argmax(-1);
-      if (s.eos) next = torch::where(unfinished, next, torch::full_like(next, *s.pad));
-      sequences.select(1, length).copy_(next);
-      ++length;
-      if (s.eos) {
-        unfinished = unfinished.logical_and(next.ne(*s.eos));
-        // The one host synchronisation per token: stop as soon as every sequence has ended.
-        if (!unfinished.any().item<bool>()) break;
-      }
-    }
-    return sequences.narrow(1, 0, length);
+    const auto rows = config.do_sample ? config.num_return_sequences : 1;
+    auto decoding = detail::prepare_causal(model, input_ids, attention_mask, config, rows);
+    auto sequences = torch::full({input_ids.size(0) * rows, decoding.tokens.max_length}, decoding.tokens.pad.value_or(0),
+                                 input_ids.options().dtype(torch::kInt64));
+    sequences.narrow(1, 0, input_ids.size(1)).copy_(input_ids.repeat_interleave(rows, 0));
+    return detail::sample_loop([&](const torch::Tensor& s, std::int64_t n) { return decoding.next_logits(s, n); },
+                               sequences, decoding.tokens, config, generator);
   }
 }
 
-/// Beam search as transformers 5.x's _beam_search (without sampling): num_beams running beams per
-/// example scored by the sum of their tokens' log-softmax; each step the best 2·num_beams
-/// continuations (more with an end token) are taken, those ending (eos, or the maximum length) among
-/// the first num_beams become hypotheses scored sum_logprobs / generated_length^length_penalty
-/// (generated tokens, eos included), and the num_beams best hypotheses are kept. early_stopping decides
-/// when the search ends (see EarlyStoppingMode). Returns the best hypothesis of each example, [B, L] int64,
+/// Beam search as transformers 5.x's _beam_search (see detail::beam_loop), for encoder-decoder models
+/// (from the decoder start token) and decoder-only ones (continuing the prompt). Returns the
+/// num_return_sequences best hypotheses of each prompt, best first, [B·num_return_sequences, L] int64,
 /// padded with pad_token_id (eos_token_id when unset) to the longest of them. One difference from HF:
 /// transformers fills with eos when pad_token_id is 0 (`pad or eos` in Python); trainpp fills with the
 /// pad token. No gradients, eval mode (restored afterwards).
-// Long on purpose: HF's beam search step by step, so that it can be checked line by line against transformers.
 template <class Model>
 torch::Tensor beam_search(Model& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                           const GenerationConfig& config) {
-  if constexpr (!detail::check_encoder_decoder_model<Model>()) {
+  if constexpr (detail::has_encoder<Model>()) {
+    if constexpr (!detail::check_encoder_decoder_model<Model>()) {
+      return {};
+    } else {
+      torch::NoGradGuard no_grad;
+      detail::EvalModeGuard eval_mode(module_of(model));
+      auto decoding = detail::prepare_encoder_decoder(model, input_ids, attention_mask, config, config.num_beams);
+      const auto start = torch::full({input_ids.size(0), 1}, config.effective_decoder_start_token_id(),
+                                     input_ids.options().dtype(torch::kInt64));
+      return detail::beam_loop([&](const torch::Tensor& s, std::int64_t n) { return decoding.next_logits(s, n); },
+                               [&](const torch::Tensor& index) { decoding.reorder(index); }, start, decoding.tokens,
+                               config);
+    }
+  } else if constexpr (!detail::check_causal_language_model<Model>()) {
     return {};
   } else {
     torch::NoGradGuard no_grad;
     detail::EvalModeGuard eval_mode(module_of(model));
-    const detail::SearchSetup s = detail::prepare_search(model, input_ids, attention_mask, config);
-    const std::int64_t batch = input_ids.size(0), beams = config.num_beams, max_length = s.max_length;
-    const std::int64_t keep = std::max<std::int64_t>(2, 1 + (s.eos ? 1 : 0)) * beams;
-    const double length_penalty = config.length_penalty;
-    const auto device = input_ids.device();
-    const auto long_options = torch::TensorOptions().dtype(torch::kInt64).device(device);
-    const auto float_options = torch::TensorOptions().dtype(torch::kFloat32).device(device);
-    const auto bool_options = torch::TensorOptions().dtype(torch::kBool).device(device);
-    constexpr double excluded = -1.0e9;  // HF's score for what must not be chosen
-
-    // Every beam sees its example's encoder output.
-    const auto encoder_states = s.encoder_states.repeat_interleave(beams, 0);
-    const auto mask = s.attention_mask.repeat_interleave(beams, 0);
-
-    auto running = torch::full({batch, beams, max_length}, s.pad.value_or(0), long_options);
-    running.select(2, 0).fill_(s.start);
-    auto hypotheses = running.clone();
-    // Only the first beam starts live: the others would repeat its tokens.
-    auto running_scores = torch::zeros({batch, beams}, float_options);
-    running_scores.narrow(1, 1, beams - 1).fill_(excluded);
-    auto hypothesis_scores = torch::full({batch, beams}, excluded, float_options);
-    auto hypothesis_lengths = torch::ones({batch, beams}, long_options);
-    auto finished = torch::zeros({batch, beams}, bool_options);
-    auto improvable = torch::ones({batch, 1}, bool_options);
-    const auto among_first_beams =
-        torch::cat({torch::ones({beams}, bool_options), torch::zeros({keep - beams}, bool_options)}).unsqueeze(0);
-    const auto batch_offset = torch::arange(batch, long_options).unsqueeze(1) * beams;
-    auto along_beams = [&](const torch::Tensor& t, const torch::Tensor& index) {
-      return t.gather(1, t.dim() == 3 ? index.unsqueeze(2).expand({index.size(0), index.size(1), t.size(2)}) : index);
-    };
-
-    KVCache cache;
-    std::int64_t length = 1;
-    while (true) {
-      torch::Tensor log_probs = torch::log_softmax(
-          detail::next_token_logits(model, running.reshape({batch * beams, max_length}), length, s, encoder_states,
-                                    mask, cache, config.use_cache),
-          -1);
-      detail::apply_min_length(log_probs, s, config, length);
-      const std::int64_t vocabulary = log_probs.size(1);
-      if (keep > beams * vocabulary)
-        throw error("beam search keeps {} candidates per step, more than num_beams {} x a vocabulary of {} tokens "
-                    "offers: lower num_beams", keep, beams, vocabulary);
-      const auto totals = (log_probs.view({batch, beams, vocabulary}) + running_scores.unsqueeze(2))
-                              .view({batch, beams * vocabulary});
-
-      // The best `keep` continuations over all beams: enough that num_beams remain if some end.
-      auto [top_scores, top_index] = torch::topk(totals, keep);
-      const auto source_beam = top_index.div(vocabulary, "floor");
-      const auto token = top_index.remainder(vocabulary);
-      auto top_sequences = along_beams(running, source_beam);
-      top_sequences.select(2, length).copy_(token);
-      const auto ends = length + 1 >= max_length ? torch::ones({batch, keep}, bool_options)
-                        : s.eos                  ? token.eq(*s.eos)
-                                                 : torch::zeros({batch, keep}, bool_options);
-
-      // The running beams of the next step: the best continuations that did not end.
-      const auto live_scores = top_scores + ends.to(torch::kFloat32) * excluded;
-      const auto next_live = std::get<1>(torch::topk(live_scores, beams));
-      running = along_beams(top_sequences, next_live);
-      running_scores = along_beams(live_scores, next_live);
-      const auto running_source = along_beams(source_beam, next_live);
-
-      // New hypotheses: continuations among the first num_beams that ended, length-penalised, kept
-      // when better than the worst kept one.
-      const auto just_finished = ends.logical_and(among_first_beams);
-      auto scores = top_scores / std::pow(static_cast<double>(length), length_penalty);
-      if (config.early_stopping == EarlyStoppingMode::enabled)
-        scores = scores + finished.all(1, /*keepdim=*/true).to(torch::kFloat32) * excluded;
-      scores = scores + improvable.logical_not().to(torch::kFloat32) * excluded;
-      scores = scores + just_finished.logical_not().to(torch::kFloat32) * excluded;
-      const auto merged_scores = torch::cat({hypothesis_scores, scores}, 1);
-      const auto best = std::get<1>(torch::topk(merged_scores, beams));
-      hypotheses = along_beams(torch::cat({hypotheses, top_sequences}, 1), best);
-      hypothesis_scores = along_beams(merged_scores, best);
-      finished = along_beams(torch::cat({finished, just_finished}, 1), best);
-      hypothesis_lengths =
-          along_beams(torch::cat({hypothesis_lengths, torch::full({batch, keep}, length + 1, long_options)}, 1), best);
-
-      // The cache follows the beams that go on.
-      if (config.use_cache && !cache.layers.empty()) cache.reorder((running_source + batch_offset).view({-1}));
-      ++length;
-
-      // Can a running beam still beat the worst kept hypothesis? The best it can reach is estimated
-      // at the current length, or at the maximum length for "never" with a positive length penalty
-      // (HF's _check_early_stop_heuristic).
-      const double best_length = config.early_stopping == EarlyStoppingMode::never && length_penalty > 0.0
-                                     ? static_cast<double>(max_length - 1)
-                                     : static_cast<double>(length - 1);
-      const auto best_possible = running_scores.narrow(1, 0, 1) / std::pow(best_length, length_penalty);
-      const auto worst_kept = torch::where(finished, std::get<0>(hypothesis_scores.min(1, /*keepdim=*/true)),
-                                           torch::scalar_tensor(excluded, float_options));
-      improvable = improvable.logical_and(best_possible.gt(worst_kept).any(1, /*keepdim=*/true));
-      auto go_on = improvable.any().logical_and(ends.all().logical_not());
-      if (config.early_stopping == EarlyStoppingMode::enabled) go_on = go_on.logical_and(finished.all().logical_not());
-      // The one host synchronisation per token: whether any example can still improve.
-      if (length >= max_length || !go_on.item<bool>()) break;
-    }
-    const auto output_length = hypothesis_lengths.select(1, 0).max().item<std::int64_t>();
-    return hypotheses.select(1, 0).narrow(1, 0, output_length);
+    auto decoding = detail::prepare_causal(model, input_ids, attention_mask, config, config.num_beams);
+    return detail::beam_loop([&](const torch::Tensor& s, std::int64_t n) { return decoding.next_logits(s, n); },
+                             [&](const torch::Tensor& index) { decoding.reorder(index); }, input_ids.to(torch::kInt64),
+                             decoding.tokens, config);
   }
 }
 
-/// Generates target sequences for source tokens input_ids [B, S] (attention_mask [B, S], 1 on real
-/// tokens; undefined: all ones) as transformers' model.generate(input_ids, attention_mask,
-/// generation_config) does for an encoder-decoder model: greedy search when num_beams is 1, beam
-/// search otherwise. Returns [B, L] int64 token ids starting with the decoder start token; sequences
-/// that ended early are filled with pad_token_id (eos_token_id when unset); L is at most
-/// config.effective_max_length() (max_new_tokens + 1, else max_length, else 21).
+/// Generates as transformers' model.generate(input_ids, attention_mask, generation_config) does: beam
+/// search when num_beams > 1, else sampling when do_sample, else greedy search.
+///
+/// - Encoder-decoder models (EncoderDecoderModel): input_ids [B, S] are the source tokens; returns
+///   [B·n, L] target ids starting with the decoder start token.
+/// - Decoder-only models (CausalLanguageModel, e.g. GPT2LMHeadModel, LlamaForCausalLM): input_ids
+///   [B, P] are the prompts, left-padded when of different lengths (attention_mask 0 on the padding);
+///   returns [B·n, L] ids, the prompt (padding included) followed by the generated tokens, as HF.
+///
+/// attention_mask [B, S] is 1 on real tokens (undefined: all ones). n is num_return_sequences, the rows
+/// of one prompt adjacent. Sequences that ended early are filled with pad_token_id (eos_token_id when
+/// unset); L is at most config.effective_max_length(prompt length). Sampling is reproducible: it draws
+/// from `generator`, else from LibTorch's default generator, seeded by torch::manual_seed.
 template <class Model>
 torch::Tensor generate(Model& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
-                       const GenerationConfig& config) {
-  if constexpr (!detail::check_encoder_decoder_model<Model>()) return {};
-  else if (config.num_beams == 1) return greedy_search(model, input_ids, attention_mask, config);
-  else return beam_search(model, input_ids, attention_mask, config);
+                       const GenerationConfig& config, const std::optional<at::Generator>& generator = std::nullopt) {
+  if (config.num_beams > 1 && !config.do_sample) return beam_search(model, input_ids, attention_mask, config);
+  return greedy_search(model, input_ids, attention_mask, config, generator);
 }
 
 }  // namespace trainpp
@@ -12027,6 +12346,76 @@ enum class Activation { gelu, gelu_tanh, relu, silu };
 // bert.encoder.layer.0.attention.self.query.weight, ..., classifier.weight, cls.predictions.bias),
 // so a checkpoint's model.safetensors loads by name with load_model.
 
+
+// ---- trainpp/models/lm_loss.hpp ----
+// The token-level losses of language models (transformers' ForCausalLMLoss and ForMaskedLMLoss) kept
+// unreduced: summed over the scored tokens, with the count of those tokens, so that a Trainer can
+// normalise by the label tokens of a whole accumulation window (concepts/token_loss.hpp).
+
+
+#include <string_view>
+
+namespace trainpp {
+
+/// The summed token loss of a language model and the number of tokens it sums over (device scalars:
+/// float32 and int64). loss_sum / num_tokens is HF's mean; a Trainer that normalises by the tokens of
+/// a whole accumulation window (transformers' num_items_in_batch) divides loss_sum by that.
+struct CausalLMTokenLoss {
+  torch::Tensor loss_sum;
+  torch::Tensor num_tokens;
+};
+
+/// What a language model's forward returns. The Trainer reads `loss` (first when labels are given)
+/// and `logits`, and for its token-level normalisation `loss_sum`.
+struct TokenLossOutput {
+  torch::Tensor loss;        ///< mean over the scored tokens (HF's); undefined without labels
+  torch::Tensor logits;      ///< [B, T, vocab_size]
+  torch::Tensor loss_sum;    ///< summed over the scored tokens, float32; undefined without labels
+  torch::Tensor num_tokens;  ///< how many tokens were scored, int64; undefined without labels
+};
+using CausalLMOutput = TokenLossOutput;
+using MaskedLMOutput = TokenLossOutput;
+
+/// HF's ForCausalLMLoss without its reduction: position t's logits [B, T, V] score labels[:, t + 1],
+/// -100 is skipped, in float32 whatever the logits' dtype. The labels move left rather than the
+/// logits right, so the largest tensor of the step is not sliced and copied.
+[[nodiscard]] inline CausalLMTokenLoss causal_lm_token_loss(const torch::Tensor& logits, const torch::Tensor& labels) {
+  if (labels.dim() != 2 || labels.sizes() != logits.sizes().slice(0, 2))
+    throw error("causal LM: labels have shape [{}] but the logits are [{}]", fmt::join(labels.sizes(), ", "),
+                fmt::join(logits.sizes(), ", "));
+  const auto next_labels = torch::constant_pad_nd(labels.slice(1, 1), {0, 1}, -100).reshape({-1});
+  const auto loss_sum = torch::nn::functional::cross_entropy(
+      logits.to(torch::kFloat32).reshape({-1, logits.size(-1)}), next_labels,
+      torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100).reduction(torch::kSum));
+  return {loss_sum, next_labels.ne(-100).sum()};
+}
+
+/// HF's ForMaskedLMLoss without its reduction: every position scored against its own label, -100
+/// skipped, in float32.
+[[nodiscard]] inline CausalLMTokenLoss masked_lm_token_loss(const torch::Tensor& logits, const torch::Tensor& labels) {
+  const auto flat = labels.reshape({-1});
+  const auto loss_sum = torch::nn::functional::cross_entropy(
+      logits.to(torch::kFloat32).reshape({-1, logits.size(-1)}), flat,
+      torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100).reduction(torch::kSum));
+  return {loss_sum, flat.ne(-100).sum()};
+}
+
+/// The label tokens a causal LM's loss sums over in `batch` (HF counts labels[..., 1:] != -100, the
+/// first position never being a target); int64 on the labels' device. `model` names the model in errors.
+[[nodiscard]] inline torch::Tensor causal_lm_num_items(const Batch& batch, std::string_view model) {
+  if (!batch.contains("labels")) throw error("{}: the batch has no \"labels\" to count", model);
+  const auto& labels = batch.at("labels");
+  if (labels.dim() < 1) throw error("{}: labels must be [batch, length], got a scalar", model);
+  return labels.slice(-1, 1).ne(-100).sum();
+}
+
+/// The label tokens a masked LM's loss sums over in `batch`: every label that is not -100.
+[[nodiscard]] inline torch::Tensor masked_lm_num_items(const Batch& batch, std::string_view model) {
+  if (!batch.contains("labels")) throw error("{}: the batch has no \"labels\" to count", model);
+  return batch.at("labels").ne(-100).sum();
+}
+
+}  // namespace trainpp
 
 #include <nlohmann/json.hpp>
 
@@ -12442,20 +12831,28 @@ class BertForMaskedLMImpl : public torch::nn::Module {
   /// Batch keys: "input_ids" [B, T] int64; optional "attention_mask", "token_type_ids" [B, T], and
   /// "labels" [B, T] (-100: not scored). Returns the mean cross-entropy over the scored tokens (when
   /// labels are given) and the logits [B, T, vocab_size].
-  ModelOutput forward(const Batch& batch) {
+  MaskedLMOutput forward(const Batch& batch) {
     auto optional = [&](const char* key) { return batch.contains(key) ? batch.at(key) : torch::Tensor(); };
     const auto hidden = bert->forward(batch.at("input_ids"), optional("attention_mask"), optional("token_type_ids"),
                                       gradient_checkpointing_);
-    ModelOutput out{.logits = logits(hidden)};
+    MaskedLMOutput out{.logits = logits(hidden)};
     if (batch.contains("labels")) {
       const auto& labels = batch.at("labels");
       if (labels.sizes() != out.logits.sizes().slice(0, 2))
         throw error("BertForMaskedLM: labels have shape [{}] but input_ids have [{}]", fmt::join(labels.sizes(), ", "),
                     fmt::join(out.logits.sizes().slice(0, 2), ", "));
-      out.loss = torch::nn::functional::cross_entropy(out.logits.reshape({-1, config_.vocab_size}), labels.reshape({-1}),
-                                                      torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100));
+      auto [loss_sum, num_tokens] = masked_lm_token_loss(out.logits, labels);
+      out.loss = loss_sum / num_tokens;
+      out.loss_sum = std::move(loss_sum);
+      out.num_tokens = std::move(num_tokens);
     }
     return out;
+  }
+
+  /// The label tokens forward's loss sums over: labels that are not -100 (the Trainer's token-level
+  /// normalisation, concepts/token_loss.hpp).
+  [[nodiscard]] torch::Tensor num_items_in_batch(const Batch& batch) const {
+    return masked_lm_num_items(batch, "BertForMaskedLM");
   }
 
   /// The prediction head on the encoder's hidden states: [B, T, vocab_size].
@@ -12645,932 +13042,6 @@ class PretrainedConfig {
 // from_pretrained / save_pretrained (models/pretrained.hpp) read and write transformers' directories.
 // The projections are HF's Conv1D: a weight laid out [in, out], the transpose of torch's Linear.
 
-
-#include <array>
-#include <cmath>
-#include <cstdint>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <utility>
-#include <vector>
-
-namespace trainpp {
-
-/// transformers' GPT2Config: the keys GPT2LMHeadModel reads, their defaults, and the JSON it writes.
-struct GPT2Config {
-  std::int64_t vocab_size = 50257;
-  std::int64_t n_positions = 1024;
-  std::int64_t n_embd = 768;
-  std::int64_t n_layer = 12;
-  std::int64_t n_head = 12;
-  std::optional<std::int64_t> n_inner;         ///< the MLP's width; unset: 4 * n_embd
-  std::string activation_function = "gelu_new";  ///< gelu_new (tanh approximation), gelu, relu, silu, ...
-  double resid_pdrop = 0.1;
-  double embd_pdrop = 0.1;
-  double attn_pdrop = 0.1;
-  double layer_norm_epsilon = 1e-5;
-  double initializer_range = 0.02;
-  bool scale_attn_weights = true;
-  bool scale_attn_by_inverse_layer_idx = false;
-  bool tie_word_embeddings = true;
-  std::optional<std::int64_t> bos_token_id = 50256;
-  std::optional<std::int64_t> eos_token_id = 50256;
-  std::optional<std::int64_t> pad_token_id;
-
-  /// The typed view of a config.json; absent keys take transformers' defaults. Errors name the file.
-  [[nodiscard]] static GPT2Config from(const PretrainedConfig& c) {
-    GPT2Config d;
-    GPT2Config out{
-        .vocab_size = c.get("vocab_size", d.vocab_size),
-        .n_positions = c.get("n_positions", d.n_positions),
-        .n_embd = c.get("n_embd", d.n_embd),
-        .n_layer = c.get("n_layer", d.n_layer),
-        .n_head = c.get("n_head", d.n_head),
-        .n_inner = c.get_optional<std::int64_t>("n_inner"),
-        .activation_function = c.get("activation_function", d.activation_function),
-        .resid_pdrop = c.get("resid_pdrop", d.resid_pdrop),
-        .embd_pdrop = c.get("embd_pdrop", d.embd_pdrop),
-        .attn_pdrop = c.get("attn_pdrop", d.attn_pdrop),
-        .layer_norm_epsilon = c.get("layer_norm_epsilon", d.layer_norm_epsilon),
-        .initializer_range = c.get("initializer_range", d.initializer_range),
-        .scale_attn_weights = c.get("scale_attn_weights", d.scale_attn_weights),
-        .scale_attn_by_inverse_layer_idx = c.get("scale_attn_by_inverse_layer_idx", d.scale_attn_by_inverse_layer_idx),
-        .tie_word_embeddings = c.get("tie_word_embeddings", d.tie_word_embeddings),
-        .bos_token_id = c.get_optional<std::int64_t>("bos_token_id"),
-        .eos_token_id = c.get_optional<std::int64_t>("eos_token_id"),
-        .pad_token_id = c.get_optional<std::int64_t>("pad_token_id"),
-    };
-    if (c.get("add_cross_attention", false))
-      throw error("{}: \"add_cross_attention\": true is not supported by trainpp's GPT2LMHeadModel", c.source());
-    out.validate(c.source());
-    return out;
-  }
-
-  /// The config.json transformers writes for this config (every GPT2Config key).
-  [[nodiscard]] PretrainedConfig to_pretrained() const {
-    PretrainedConfig c;
-    c.set("model_type", std::string("gpt2"));
-    c.set("vocab_size", vocab_size);
-    c.set("n_positions", n_positions);
-    c.set("n_embd", n_embd);
-    c.set("n_layer", n_layer);
-    c.set("n_head", n_head);
-    c.set("n_inner", n_inner);
-    c.set("activation_function", activation_function);
-    c.set("resid_pdrop", resid_pdrop);
-    c.set("embd_pdrop", embd_pdrop);
-    c.set("attn_pdrop", attn_pdrop);
-    c.set("layer_norm_epsilon", layer_norm_epsilon);
-    c.set("initializer_range", initializer_range);
-    c.set("scale_attn_weights", scale_attn_weights);
-    c.set("scale_attn_by_inverse_layer_idx", scale_attn_by_inverse_layer_idx);
-    c.set("reorder_and_upcast_attn", false);
-    c.set("add_cross_attention", false);
-    c.set("tie_word_embeddings", tie_word_embeddings);
-    c.set("bos_token_id", bos_token_id);
-    c.set("eos_token_id", eos_token_id);
-    c.set("pad_token_id", pad_token_id);
-    c.set("use_cache", true);
-    c.set("summary_type", std::string("cls_index"));
-    c.set("summary_use_proj", true);
-    c.set("summary_activation", std::optional<std::string>());
-    c.set("summary_proj_to_labels", true);
-    c.set("summary_first_dropout", 0.1);
-    return c;
-  }
-
-  /// Throws naming the first value that cannot build a model; `source` starts the message.
-  void validate(std::string_view source = "GPT2Config") const {
-    for (auto [value, name] : {std::pair{vocab_size, "vocab_size"}, {n_positions, "n_positions"}, {n_embd, "n_embd"},
-                               {n_layer, "n_layer"}, {n_head, "n_head"}})
-      if (value <= 0) throw error("{}: \"{}\" must be positive, got {}", source, name, value);
-    if (n_embd % n_head != 0)
-      throw error("{}: \"n_embd\" ({}) must be a multiple of \"n_head\" ({})", source, n_embd, n_head);
-    if (n_inner && *n_inner <= 0) throw error("{}: \"n_inner\" must be positive, got {}", source, *n_inner);
-    for (auto [value, name] : {std::pair{resid_pdrop, "resid_pdrop"}, {embd_pdrop, "embd_pdrop"}, {attn_pdrop, "attn_pdrop"}})
-      if (!(value >= 0 && value < 1)) throw error("{}: \"{}\" must be in [0, 1), got {}", source, name, value);
-    if (!(layer_norm_epsilon > 0)) throw error("{}: \"layer_norm_epsilon\" must be positive, got {}", source, layer_norm_epsilon);
-    (void)activation(activation_function, source);
-  }
-
-  /// transformers' ACT2FN for the activations GPT-2 configs name.
-  enum class Activation { gelu_tanh, gelu, relu, silu };
-  [[nodiscard]] static Activation activation(std::string_view name, std::string_view source) {
-    if (name == "gelu_new" || name == "gelu_pytorch_tanh") return Activation::gelu_tanh;
-    if (name == "gelu") return Activation::gelu;
-    if (name == "relu") return Activation::relu;
-    if (name == "silu" || name == "swish") return Activation::silu;
-    throw error("{}: \"activation_function\" \"{}\" is not supported (gelu_new, gelu_pytorch_tanh, gelu, relu, silu)",
-                source, name);
-  }
-};
-
-/// transformers' Conv1D: y = x W + b with W laid out [in, out].
-class GPT2Conv1DImpl : public torch::nn::Module {
- public:
-  GPT2Conv1DImpl(std::int64_t out_features, std::int64_t in_features)
-      : weight(register_parameter("weight", torch::empty({in_features, out_features}))),
-        bias(register_parameter("bias", torch::zeros({out_features}))) {}
-
-  torch::Tensor forward(const torch::Tensor& x) {
-    auto sizes = x.sizes().vec();
-    sizes.back() = weight.size(1);
-    return torch::addmm(bias, x.reshape({-1, x.size(-1)}), weight).view(sizes);
-  }
-
-  torch::Tensor weight, bias;
-};
-TORCH_MODULE(GPT2Conv1D);
-
-class GPT2AttentionImpl : public torch::nn::Module {
- public:
-  GPT2AttentionImpl(const GPT2Config& config, std::int64_t layer_idx)
-      : n_head_(config.n_head), n_embd_(config.n_embd), dropout_(config.attn_pdrop),
-        c_attn(register_module("c_attn", GPT2Conv1D(3 * config.n_embd, config.n_embd))),
-        c_proj(register_module("c_proj", GPT2Conv1D(config.n_embd, config.n_embd))),
-        attn_dropout(register_module("attn_dropout", torch::nn::Dropout(config.attn_pdrop))),
-        resid_dropout(register_module("resid_dropout", torch::nn::Dropout(config.resid_pdrop))) {
-    const auto head_dim = static_cast<double>(config.n_embd / config.n_head);
-    if (config.scale_attn_weights) scaling_ = 1.0 / std::sqrt(head_dim);
-    if (config.scale_attn_by_inverse_layer_idx) scaling_ /= static_cast<double>(layer_idx + 1);
-  }
-
-  /// x [B, T, n_embd]; mask [B, 1, T, T] bool (true: attend), or undefined for causal attention alone.
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask) {
-    const std::int64_t batch = x.size(0), length = x.size(1), head_dim = n_embd_ / n_head_;
-    auto heads = [&](const torch::Tensor& t) { return t.view({batch, length, n_head_, head_dim}).transpose(1, 2); };
-    const auto qkv = c_attn(x).split(n_embd_, /*dim=*/2);
-    const double dropout_p = is_training() ? dropout_ : 0.0;
-    // As transformers' sdpa path: is_causal without a mask, the combined causal-and-padding mask with one.
-    const auto y = mask.defined()
-                       ? at::scaled_dot_product_attention(heads(qkv[0]), heads(qkv[1]), heads(qkv[2]), mask, dropout_p,
-                                                          /*is_causal=*/false, scaling_)
-                       : at::scaled_dot_product_attention(heads(qkv[0]), heads(qkv[1]), heads(qkv[2]), {}, dropout_p,
-                                                          /*is_causal=*/true, scaling_);
-    return resid_dropout(c_proj(y.transpose(1, 2).reshape({batch, length, n_embd_})));
-  }
-
- private:
-  std::int64_t n_head_, n_embd_;
-  double dropout_;
-  double scaling_ = 1.0;
-
- public:
-  GPT2Conv1D c_attn, c_proj;
-  torch::nn::Dropout attn_dropout, resid_dropout;
-};
-TORCH_MODULE(GPT2Attention);
-
-class GPT2MLPImpl : public torch::nn::Module {
- public:
-  explicit GPT2MLPImpl(const GPT2Config& config)
-      : activation_(GPT2Config::activation(config.activation_function, "GPT2Config")),
-        c_fc(register_module("c_fc", GPT2Conv1D(config.n_inner.value_or(4 * config.n_embd), config.n_embd))),
-        c_proj(register_module("c_proj", GPT2Conv1D(config.n_embd, config.n_inner.value_or(4 * config.n_embd)))),
-        dropout(register_module("dropout", torch::nn::Dropout(config.resid_pdrop))) {}
-
-  torch::Tensor forward(const torch::Tensor& x) {
-    auto h = c_fc(x);
-    switch (activation_) {
-      case GPT2Config::Activation::gelu_tanh: h = torch::gelu(h, "tanh"); break;
-      case GPT2Config::Activation::gelu: h = torch::gelu(h); break;
-      case GPT2Config::Activation::relu: h = torch::relu(h); break;
-      case GPT2Config::Activation::silu: h = torch::silu(h); break;
-    }
-    return dropout(c_proj(h));
-  }
-
- private:
-  GPT2Config::Activation activation_;
-
- public:
-  GPT2Conv1D c_fc, c_proj;
-  torch::nn::Dropout dropout;
-};
-TORCH_MODULE(GPT2MLP);
-
-/// One transformer layer: the unit sharding wraps (fsdp_transformer_layer_cls_to_wrap "GPT2Block",
-/// transformers' _no_split_modules) and gradient checkpointing recomputes.
-class GPT2BlockImpl : public torch::nn::Module {
- public:
-  GPT2BlockImpl(const GPT2Config& config, std::int64_t layer_idx)
-      : ln_1(register_module("ln_1", layer_norm(config))),
-        attn(register_module("attn", GPT2Attention(config, layer_idx))),
-        ln_2(register_module("ln_2", layer_norm(config))),
-        mlp(register_module("mlp", GPT2MLP(config))) {}
-
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask) {
-    auto h = x + attn(ln_1(x), mask);
-    return h + mlp(ln_2(h));
-  }
-
-  static torch::nn::LayerNorm layer_norm(const GPT2Config& config) {
-    return torch::nn::LayerNorm(torch::nn::LayerNormOptions({config.n_embd}).eps(config.layer_norm_epsilon));
-  }
-
-  torch::nn::LayerNorm ln_1;
-  GPT2Attention attn;
-  torch::nn::LayerNorm ln_2;
-  GPT2MLP mlp;
-};
-TORCH_MODULE(GPT2Block);
-
-/// transformers' GPT2Model: the decoder without a head ("transformer" inside GPT2LMHeadModel).
-class GPT2ModelImpl : public torch::nn::Module {
- public:
-  explicit GPT2ModelImpl(const GPT2Config& config)
-      : wte(register_module("wte", torch::nn::Embedding(config.vocab_size, config.n_embd))),
-        wpe(register_module("wpe", torch::nn::Embedding(config.n_positions, config.n_embd))),
-        drop(register_module("drop", torch::nn::Dropout(config.embd_pdrop))),
-        h(register_module("h", torch::nn::ModuleList())),
-        n_positions_(config.n_positions) {
-    for (std::int64_t i = 0; i < config.n_layer; ++i) {
-      blocks.emplace_back(config, i);
-      h->push_back(blocks.back());
-    }
-    ln_f = register_module("ln_f", GPT2BlockImpl::layer_norm(config));
-  }
-
-  /// The last hidden states [B, T, n_embd]. attention_mask [B, T] (1: a token, 0: padding) may be
-  /// undefined; position_ids [B or 1, T] default to 0..T-1 (as transformers' forward: padding does not
-  /// move them; pass position_ids_from_attention_mask(mask) for generation's left-padding positions).
-  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {},
-                        const torch::Tensor& position_ids = {}, const torch::Tensor& token_type_ids = {}) {
-    if (input_ids.dim() != 2 || input_ids.scalar_type() != torch::kLong)
-      throw error("GPT2Model: input_ids must be a [batch, length] int64 tensor, got [{}] {}",
-                  fmt::join(input_ids.sizes(), ", "), c10::toString(input_ids.scalar_type()));
-    const std::int64_t batch = input_ids.size(0), length = input_ids.size(1);
-    if (length > n_positions_) throw error("GPT2Model: {} positions exceed n_positions = {}", length, n_positions_);
-    const auto positions =
-        position_ids.defined() ? position_ids : torch::arange(length, input_ids.options()).unsqueeze(0);
-    auto x = wte(input_ids) + wpe(positions);
-    if (token_type_ids.defined()) x = x + wte(token_type_ids);
-    x = drop(x);
-
-    torch::Tensor mask;  // undefined: causal attention alone (is_causal), as transformers with no mask
-    if (attention_mask.defined()) {
-      if (attention_mask.sizes() != input_ids.sizes())
-        throw error("GPT2Model: attention_mask has shape [{}] but input_ids have [{}]",
-                    fmt::join(attention_mask.sizes(), ", "), fmt::join(input_ids.sizes(), ", "));
-      const auto causal = torch::ones({length, length}, input_ids.options().dtype(torch::kBool)).tril();
-      mask = causal.view({1, 1, length, length}).logical_and(attention_mask.to(torch::kBool).view({batch, 1, 1, length}));
-    }
-    for (auto& block : blocks) {
-      if (gradient_checkpointing && is_training() && torch::GradMode::is_enabled()) {
-        // Captured by pointer: the recomputation runs in backward, after this returns.
-        x = gradient_checkpoint(
-            [block = block.ptr()](const torch::Tensor& input, const torch::Tensor& m) { return call(block, input, m); },
-            x, mask);
-      } else {
-        x = call(block, x, mask);
-      }
-    }
-    return ln_f(x);
-  }
-
-  torch::nn::Embedding wte{nullptr}, wpe{nullptr};
-  torch::nn::Dropout drop{nullptr};
-  torch::nn::ModuleList h{nullptr};
-  torch::nn::LayerNorm ln_f{nullptr};
-  std::vector<GPT2Block> blocks;  ///< h's elements, typed
-  bool gradient_checkpointing = false;
-
- private:
-  std::int64_t n_positions_;
-};
-TORCH_MODULE(GPT2Model);
-
-/// The output head: a bias-free projection to the vocabulary whose weight is the token embedding's
-/// when tied (one tensor under two names, as in transformers).
-class GPT2LMHeadImpl : public torch::nn::Module {
- public:
-  explicit GPT2LMHeadImpl(torch::Tensor tied_or_new) : weight(register_parameter("weight", std::move(tied_or_new))) {}
-  torch::Tensor forward(const torch::Tensor& x) { return torch::nn::functional::linear(x, weight); }
-  torch::Tensor weight;
-};
-TORCH_MODULE(GPT2LMHead);
-
-/// Positions for a padded batch as transformers' generate computes them: cumsum(mask) - 1, and 0 on
-/// padding, so that a left-padded row's first token sits at position 0.
-[[nodiscard]] inline torch::Tensor position_ids_from_attention_mask(const torch::Tensor& attention_mask) {
-  auto mask = attention_mask.to(torch::kLong);
-  return (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0);
-}
-
-/// transformers' GPT2LMHeadModel. forward follows trainpp's model contract (loss/model_output.hpp):
-/// it takes the batch's "input_ids", and "attention_mask", "position_ids", "token_type_ids" and
-/// "labels" when present, and returns {loss, logits}, the loss defined when labels were given.
-class GPT2LMHeadModelImpl : public torch::nn::Module {
- public:
-  // What models/pretrained.hpp needs to read and write this model's directories.
-  static constexpr std::string_view model_type = "gpt2";
-  static constexpr std::string_view architecture = "GPT2LMHeadModel";
-  /// The sizes: a config.json without them describes no particular GPT-2.
-  static constexpr std::array<std::string_view, 5> required_config_keys{"vocab_size", "n_positions", "n_embd", "n_layer",
-                                                                        "n_head"};
-  static constexpr bool can_generate = true;
-  /// Old checkpoints carry the causal mask as a buffer "attn.bias" (transformers' list).
-  static constexpr std::array<std::string_view, 2> keys_to_ignore_on_load_unexpected{"attn.bias", "crossattention.bias"};
-
-  explicit GPT2LMHeadModelImpl(const GPT2Config& config) : GPT2LMHeadModelImpl(config.to_pretrained(), config) {}
-  /// From a config.json's contents: its unknown keys are kept for save_pretrained.
-  explicit GPT2LMHeadModelImpl(PretrainedConfig config) : GPT2LMHeadModelImpl(std::move(config), std::nullopt) {}
-
-  ModelOutput forward(const Batch& batch) {
-    auto optional = [&](std::string_view key) { return batch.contains(key) ? batch.at(key) : torch::Tensor(); };
-    ModelOutput out{.logits = logits(batch.at("input_ids"), optional("attention_mask"), optional("position_ids"),
-                                     optional("token_type_ids"))};
-    if (batch.contains("labels")) out.loss = causal_lm_loss(out.logits, batch.at("labels"));
-    return out;
-  }
-
-  /// [B, T, vocab_size] (see GPT2Model::forward for the arguments).
-  torch::Tensor logits(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {},
-                       const torch::Tensor& position_ids = {}, const torch::Tensor& token_type_ids = {}) {
-    return lm_head(transformer(input_ids, attention_mask, position_ids, token_type_ids));
-  }
-
-  /// transformers' ForCausalLMLoss: position t is scored against labels[t + 1], -100 ignored, the
-  /// mean over the scored tokens, in float32 whatever the logits' dtype. The labels move left rather
-  /// than the logits right: the logits, the largest tensor of the step, are not sliced and copied.
-  [[nodiscard]] static torch::Tensor causal_lm_loss(const torch::Tensor& logits, const torch::Tensor& labels) {
-    if (labels.sizes() != logits.sizes().slice(0, 2))
-      throw error("GPT2LMHeadModel: labels have shape [{}] but input_ids have [{}]", fmt::join(labels.sizes(), ", "),
-                  fmt::join(logits.sizes().slice(0, 2), ", "));
-    const auto next = torch::constant_pad_nd(labels.slice(1, 1), {0, 1}, -100);
-    return torch::nn::functional::cross_entropy(logits.to(torch::kFloat32).reshape({-1, logits.size(-1)}),
-                                                next.reshape({-1}),
-                                                torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100));
-  }
-
-  /// Each block's activations are dropped after the forward and recomputed in backward (training mode
-  /// only), as transformers' gradient_checkpointing_enable. Idempotent: the Trainer calls it at every train().
-  void gradient_checkpointing_enable() { transformer->gradient_checkpointing = true; }
-  [[nodiscard]] bool is_gradient_checkpointing() const { return transformer->gradient_checkpointing; }
-
-  [[nodiscard]] const GPT2Config& config() const { return config_; }
-  [[nodiscard]] const PretrainedConfig& pretrained_config() const { return pretrained_; }
-
-  /// {target, source}: lm_head.weight is transformer.wte.weight while tie_word_embeddings holds.
-  [[nodiscard]] std::vector<std::pair<std::string, std::string>> tied_weights() const {
-    if (!config_.tie_word_embeddings) return {};
-    return {{"lm_head.weight", "transformer.wte.weight"}};
-  }
-
-  GPT2Model transformer{nullptr};
-  GPT2LMHead lm_head{nullptr};
-
- private:
-  GPT2LMHeadModelImpl(PretrainedConfig pretrained, std::optional<GPT2Config> typed)
-      : config_(typed ? *typed : GPT2Config::from(pretrained)), pretrained_(std::move(pretrained)) {
-    config_.validate();
-    transformer = register_module("transformer", GPT2Model(config_));
-    lm_head = register_module("lm_head", GPT2LMHead(config_.tie_word_embeddings
-                                                         ? transformer->wte->weight
-                                                         : torch::empty({config_.vocab_size, config_.n_embd})));
-    init_weights();
-  }
-
-  /// transformers' GPT2PreTrainedModel._init_weights: N(0, initializer_range) for embeddings and
-  /// projections, zero biases, LayerNorm at identity, and the two projections that write into the
-  /// residual stream (c_proj) scaled down by sqrt(2 * n_layer).
-  void init_weights() {
-    torch::NoGradGuard no_grad;
-    const double std = config_.initializer_range;
-    transformer->wte->weight.normal_(0, std);
-    transformer->wpe->weight.normal_(0, std);
-    if (!config_.tie_word_embeddings) lm_head->weight.normal_(0, std);
-    const double residual_std = std / std::sqrt(2.0 * static_cast<double>(config_.n_layer));
-    for (auto& block : transformer->blocks) {
-      for (auto* conv : {&block->attn->c_attn, &block->attn->c_proj, &block->mlp->c_fc, &block->mlp->c_proj}) {
-        (*conv)->weight.normal_(0, std);
-        (*conv)->bias.zero_();
-      }
-      block->attn->c_proj->weight.normal_(0, residual_std);
-      block->mlp->c_proj->weight.normal_(0, residual_std);
-      for (auto* norm : {&block->ln_1, &block->ln_2}) {
-        (*norm)->weight.fill_(1);
-        (*norm)->bias.zero_();
-      }
-    }
-    transformer->ln_f->weight.fill_(1);
-    transformer->ln_f->bias.zero_();
-  }
-
-  GPT2Config config_;
-  PretrainedConfig pretrained_;
-};
-TORCH_MODULE(GPT2LMHeadModel);
-
-}  // namespace trainpp
-
-// ---- trainpp/models/llama.hpp ----
-// Llama (HF's LlamaForCausalLM) as a LibTorch module: token embedding, pre-RMSNorm decoder layers with
-// rotary position embeddings, grouped-query attention and a SwiGLU MLP, a final RMSNorm and a
-// language-modelling head (tied to the embedding or not). named_parameters() are HF's state-dict names
-// (model.embed_tokens.weight, model.layers.0.self_attn.q_proj.weight, ..., lm_head.weight), so a
-// checkpoint's model.safetensors loads by name with load_model. attention_bias gives q/k/v/o biases as
-// HF's Llama does (the Qwen2 checkpoints' q/k/v biases load into it once o_proj's bias is zero).
-
-
-#include <nlohmann/json.hpp>
-
-#include <cmath>
-#include <cstdint>
-#include <numbers>
-#include <optional>
-#include <string>
-#include <utility>
-#include <vector>
-
-namespace trainpp {
-
-/// How the rotary frequencies are scaled: transformers' `rope_parameters` (formerly `rope_scaling`).
-/// rope_type "default" leaves them, "linear" divides every frequency by `factor`, "llama3" (Llama 3.1)
-/// divides the low frequencies by `factor`, keeps the high ones and interpolates in between.
-struct LlamaRopeScaling {
-  std::string rope_type = "default";
-  double factor = 1.0;            ///< linear, llama3
-  double low_freq_factor = 1.0;   ///< llama3
-  double high_freq_factor = 4.0;  ///< llama3
-  /// llama3: the context length of pretraining; unset, max_position_embeddings (as HF).
-  std::optional<std::int64_t> original_max_position_embeddings;
-};
-
-/// LlamaForCausalLM's configuration, with HF's key names and defaults (LlamaConfig in transformers 5).
-struct LlamaConfig {
-  static constexpr const char* model_type = "llama";
-
-  std::int64_t vocab_size = 32000;
-  std::int64_t hidden_size = 4096;
-  std::int64_t intermediate_size = 11008;
-  std::int64_t num_hidden_layers = 32;
-  std::int64_t num_attention_heads = 32;
-  std::optional<std::int64_t> num_key_value_heads;  ///< unset: num_attention_heads (no grouping)
-  std::optional<std::int64_t> head_dim;             ///< unset: hidden_size / num_attention_heads
-  std::string hidden_act = "silu";
-  std::int64_t max_position_embeddings = 2048;
-  double initializer_range = 0.02;
-  double rms_norm_eps = 1e-6;
-  double rope_theta = 10000.0;
-  LlamaRopeScaling rope_scaling;
-  bool tie_word_embeddings = false;
-  bool attention_bias = false;
-  double attention_dropout = 0.0;
-  bool mlp_bias = false;
-  std::optional<std::int64_t> pad_token_id;  ///< the embedding row that gets no gradient (padding_idx)
-
-  [[nodiscard]] std::int64_t kv_heads() const { return num_key_value_heads.value_or(num_attention_heads); }
-  [[nodiscard]] std::int64_t head_size() const {
-    return head_dim.value_or(num_attention_heads > 0 ? hidden_size / num_attention_heads : 0);
-  }
-
-  /// Reads a config.json as transformers 5 does. The sizes that define the architecture (vocab_size,
-  /// hidden_size, intermediate_size, num_hidden_layers, num_attention_heads) are required: a file
-  /// without one is refused with an error naming it, where HF would silently build its 7B default.
-  /// The rotary parameters come from `rope_scaling` (older files) or `rope_parameters`; rope_theta
-  /// from inside them, else the top level, else 10000; their type from `rope_type` or `type`.
-  /// A `model_type` other than "llama" is refused. The result is validated.
-  [[nodiscard]] static LlamaConfig from_json(const nlohmann::json& json, const std::string& source = "config.json") {
-    const detail::JsonFields fields(json, source, "the Llama config");
-    if (fields.has("model_type") && fields.string("model_type") != model_type)
-      throw error("{}: model_type is \"{}\", but this is a \"llama\" model", source, fields.string("model_type"));
-    LlamaConfig c;
-    c.vocab_size = fields.integer("vocab_size", 1);
-    c.hidden_size = fields.integer("hidden_size", 1);
-    c.intermediate_size = fields.integer("intermediate_size", 1);
-    c.num_hidden_layers = fields.integer("num_hidden_layers", 1);
-    c.num_attention_heads = fields.integer("num_attention_heads", 1);
-    if (!fields.is_null("num_key_value_heads")) c.num_key_value_heads = fields.integer("num_key_value_heads", 1);
-    if (!fields.is_null("head_dim")) c.head_dim = fields.integer("head_dim", 1);
-    if (fields.has("hidden_act")) c.hidden_act = fields.string("hidden_act");
-    if (fields.has("max_position_embeddings")) c.max_position_embeddings = fields.integer("max_position_embeddings", 1);
-    if (fields.has("initializer_range")) c.initializer_range = fields.number("initializer_range");
-    if (fields.has("rms_norm_eps")) c.rms_norm_eps = fields.number("rms_norm_eps");
-    if (fields.has("tie_word_embeddings")) c.tie_word_embeddings = fields.boolean("tie_word_embeddings");
-    if (fields.has("attention_bias")) c.attention_bias = fields.boolean("attention_bias");
-    if (fields.has("attention_dropout")) c.attention_dropout = fields.number("attention_dropout");
-    if (fields.has("mlp_bias")) c.mlp_bias = fields.boolean("mlp_bias");
-    if (!fields.is_null("pad_token_id")) c.pad_token_id = fields.integer("pad_token_id");
-    if (!fields.is_null("rope_theta")) c.rope_theta = fields.number("rope_theta");
-    if (fields.has("pretraining_tp") && !fields.is_null("pretraining_tp") && fields.integer("pretraining_tp") > 1)
-      throw error("{}: pretraining_tp > 1 is not supported (transformers 5 ignores it as well; set it to 1)", source);
-
-    // rope_scaling wins over rope_parameters, as transformers' convert_rope_params_to_dict reads them.
-    const char* rope_key = !fields.is_null("rope_scaling") ? "rope_scaling" : "rope_parameters";
-    if (!fields.is_null(rope_key)) {
-      const detail::JsonFields rope(fields.at(rope_key), source, rope_key);
-      if (!rope.is_null("rope_theta")) c.rope_theta = rope.number("rope_theta");
-      if (!rope.is_null("rope_type")) c.rope_scaling.rope_type = rope.string("rope_type");
-      else if (!rope.is_null("type")) c.rope_scaling.rope_type = rope.string("type");
-      if (!rope.is_null("partial_rotary_factor") && rope.number("partial_rotary_factor") != 1.0)
-        throw error("{}: {}.partial_rotary_factor other than 1 is not supported", source, rope_key);
-      auto& s = c.rope_scaling;
-      if (s.rope_type == "linear") {
-        s.factor = rope.number("factor");
-      } else if (s.rope_type == "llama3") {
-        s.factor = rope.number("factor");
-        s.low_freq_factor = rope.number("low_freq_factor");
-        s.high_freq_factor = rope.number("high_freq_factor");
-        if (!rope.is_null("original_max_position_embeddings"))
-          s.original_max_position_embeddings = rope.integer("original_max_position_embeddings", 1);
-      } else if (s.rope_type != "default") {
-        throw error("{}: {}.rope_type \"{}\" is not supported (supported: default, linear, llama3)", source, rope_key,
-                    s.rope_type);
-      }
-    }
-    // HF lets a top-level original_max_position_embeddings take precedence (Phi-3's layout).
-    if (c.rope_scaling.rope_type == "llama3" && !fields.is_null("original_max_position_embeddings"))
-      c.rope_scaling.original_max_position_embeddings = fields.integer("original_max_position_embeddings", 1);
-    c.validate();
-    return c;
-  }
-
-  /// Throws trainpp::Error naming the first setting that cannot build a model.
-  void validate() const {
-    for (auto [value, name] : {std::pair{vocab_size, "vocab_size"}, {hidden_size, "hidden_size"},
-                               {intermediate_size, "intermediate_size"}, {num_hidden_layers, "num_hidden_layers"},
-                               {num_attention_heads, "num_attention_heads"}, {kv_heads(), "num_key_value_heads"},
-                               {head_size(), "head_dim"}, {max_position_embeddings, "max_position_embeddings"}})
-      if (value <= 0) throw error("LlamaConfig: {} must be positive, got {}", name, value);
-    if (!head_dim && hidden_size % num_attention_heads != 0)
-      throw error("LlamaConfig: hidden_size ({}) must be a multiple of num_attention_heads ({})", hidden_size,
-                  num_attention_heads);
-    if (num_attention_heads % kv_heads() != 0)
-      throw error("LlamaConfig: num_attention_heads ({}) must be a multiple of num_key_value_heads ({})",
-                  num_attention_heads, kv_heads());
-    if (head_size() % 2 != 0) throw error("LlamaConfig: head_dim must be even for rotary embeddings, got {}", head_size());
-    if (!(rms_norm_eps > 0)) throw error("LlamaConfig: rms_norm_eps must be positive, got {}", rms_norm_eps);
-    if (!(rope_theta > 0)) throw error("LlamaConfig: rope_theta must be positive, got {}", rope_theta);
-    if (!(attention_dropout >= 0 && attention_dropout < 1))
-      throw error("LlamaConfig: attention_dropout must be in [0, 1), got {}", attention_dropout);
-    if (pad_token_id && (*pad_token_id < 0 || *pad_token_id >= vocab_size))
-      throw error("LlamaConfig: pad_token_id {} is outside the vocabulary [0, {})", *pad_token_id, vocab_size);
-    const auto& s = rope_scaling;
-    if (s.rope_type != "default" && s.rope_type != "linear" && s.rope_type != "llama3")
-      throw error("LlamaConfig: rope_type \"{}\" is not supported (supported: default, linear, llama3)", s.rope_type);
-    if (s.rope_type != "default" && !(s.factor > 0))
-      throw error("LlamaConfig: rope factor must be positive, got {}", s.factor);
-    if (s.rope_type == "llama3" && !(s.high_freq_factor > s.low_freq_factor && s.low_freq_factor > 0))
-      throw error("LlamaConfig: llama3 rope needs 0 < low_freq_factor < high_freq_factor, got {} and {}",
-                  s.low_freq_factor, s.high_freq_factor);
-    (void)parse_activation(hidden_act, "LlamaConfig");
-  }
-
-  /// The rotary inverse frequencies, [head_dim / 2] float32, as transformers' ROPE_INIT_FUNCTIONS
-  /// compute them for this rope_type.
-  [[nodiscard]] torch::Tensor rope_inv_freq() const {
-    const std::int64_t dim = head_size();
-    const auto f32 = torch::TensorOptions().dtype(torch::kFloat32);
-    auto inv_freq = 1.0 / torch::pow(rope_theta, torch::arange(0, dim, 2, torch::kInt64).to(torch::kFloat32) / dim);
-    const auto& s = rope_scaling;
-    if (s.rope_type == "linear") return inv_freq / s.factor;
-    if (s.rope_type != "llama3") return inv_freq;
-    const double old_context = static_cast<double>(s.original_max_position_embeddings.value_or(max_position_embeddings));
-    const double low_freq_wavelen = old_context / s.low_freq_factor;
-    const double high_freq_wavelen = old_context / s.high_freq_factor;
-    const auto wavelen = 2 * std::numbers::pi / inv_freq;
-    auto scaled = torch::where(wavelen > low_freq_wavelen, inv_freq / s.factor, inv_freq);
-    const auto smooth = (old_context / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
-    const auto smoothed = (1 - smooth) * scaled / s.factor + smooth * scaled;
-    const auto medium = (wavelen >= high_freq_wavelen).logical_and(wavelen <= low_freq_wavelen);
-    return torch::where(medium, smoothed, scaled).to(f32);
-  }
-};
-
-/// HF's LlamaRMSNorm: x / sqrt(mean(x^2) + eps) computed in float32, scaled by a learned weight.
-class LlamaRMSNormImpl : public torch::nn::Module {
- public:
-  LlamaRMSNormImpl(std::int64_t size, double eps)
-      : eps_(eps), weight(register_parameter("weight", torch::ones({size}))) {}
-
-  torch::Tensor forward(const torch::Tensor& x) {
-    const auto x32 = x.to(torch::kFloat32);
-    const auto normed = x32 * torch::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps_);
-    return weight * normed.to(x.scalar_type());
-  }
-
- private:
-  double eps_;
-
- public:
-  torch::Tensor weight;
-};
-TORCH_MODULE(LlamaRMSNorm);
-
-/// HF's rotate_half: the head dimension's two halves (x1, x2) become (-x2, x1).
-[[nodiscard]] inline torch::Tensor llama_rotate_half(const torch::Tensor& x) {
-  const auto half = x.size(-1) / 2;
-  return torch::cat({-x.slice(-1, half), x.slice(-1, 0, half)}, -1);
-}
-
-/// Self-attention with rotary embeddings and grouped keys and values (num_key_value_heads <=
-/// num_attention_heads: each key/value head serves num_attention_heads / num_key_value_heads query
-/// heads).
-class LlamaAttentionImpl : public torch::nn::Module {
- public:
-  explicit LlamaAttentionImpl(const LlamaConfig& c)
-      : heads_(c.num_attention_heads), kv_heads_(c.kv_heads()), head_dim_(c.head_size()), dropout_(c.attention_dropout),
-        q_proj(register_module("q_proj", linear(c.hidden_size, heads_ * head_dim_, c.attention_bias))),
-        k_proj(register_module("k_proj", linear(c.hidden_size, kv_heads_ * head_dim_, c.attention_bias))),
-        v_proj(register_module("v_proj", linear(c.hidden_size, kv_heads_ * head_dim_, c.attention_bias))),
-        o_proj(register_module("o_proj", linear(heads_ * head_dim_, c.hidden_size, c.attention_bias))) {}
-
-  /// x [B, T, hidden]; cos/sin [B or 1, T, head_dim]; mask [B, 1, T, past + T] bool (true: may
-  /// attend), or undefined for plain causal attention without a cache. With `cache`, the new keys and
-  /// values are appended to cache->self_k / self_v ([B, kv_heads, length, head_dim], after rotation)
-  /// and the queries attend to everything cached before them too.
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask, const torch::Tensor& cos,
-                        const torch::Tensor& sin, LayerCache* cache = nullptr) {
-    const auto batch = x.size(0), length = x.size(1);
-    auto heads = [&](const torch::Tensor& t, std::int64_t n) { return t.view({batch, length, n, head_dim_}).transpose(1, 2); };
-    auto query = heads(q_proj(x), heads_), key = heads(k_proj(x), kv_heads_), value = heads(v_proj(x), kv_heads_);
-    const auto c = cos.unsqueeze(1), s = sin.unsqueeze(1);
-    query = query * c + llama_rotate_half(query) * s;
-    key = key * c + llama_rotate_half(key) * s;
-    if (cache) {
-      if (cache->self_k.defined()) {
-        key = torch::cat({cache->self_k, key}, 2);
-        value = torch::cat({cache->self_v, value}, 2);
-      }
-      cache->self_k = key;
-      cache->self_v = value;
-    }
-    // HF's repeat_kv: each key/value head repeated for the query heads it serves.
-    const auto groups = heads_ / kv_heads_;
-    if (groups > 1) {
-      auto repeat = [&](const torch::Tensor& t) {
-        return t.unsqueeze(2).expand({batch, kv_heads_, groups, t.size(2), head_dim_}).reshape({batch, heads_, t.size(2), head_dim_});
-      };
-      key = repeat(key);
-      value = repeat(value);
-    }
-    const double dropout_p = is_training() ? dropout_ : 0.0;
-    torch::Tensor attended;
-    if (!mask.defined()) {
-      attended = at::scaled_dot_product_attention(query, key, value, {}, dropout_p, /*is_causal=*/true);
-    } else {
-      // A query row that may attend to nothing (a left-padding position) gets zeros, as torch's sdpa
-      // gives HF on the CPU. Whether a backend would give zeros or NaN there, the row attends to every
-      // key first and is zeroed after, so it stays finite and cannot spread a NaN to real positions
-      // through a later layer's values. Its logits still count once: they predict the first token.
-      const auto has_key = mask.any(-1, /*keepdim=*/true);
-      attended = at::scaled_dot_product_attention(query, key, value, mask.logical_or(has_key.logical_not()), dropout_p,
-                                                  /*is_causal=*/false)
-                     .masked_fill(has_key.logical_not(), 0);
-    }
-    return o_proj(attended.transpose(1, 2).reshape({batch, length, heads_ * head_dim_}));
-  }
-
- private:
-  static torch::nn::Linear linear(std::int64_t in, std::int64_t out, bool bias) {
-    return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));
-  }
-  std::int64_t heads_, kv_heads_, head_dim_;
-  double dropout_;
-
- public:
-  torch::nn::Linear q_proj, k_proj, v_proj, o_proj;
-};
-TORCH_MODULE(LlamaAttention);
-
-/// SwiGLU: down_proj(act(gate_proj(x)) * up_proj(x)).
-class LlamaMLPImpl : public torch::nn::Module {
- public:
-  explicit LlamaMLPImpl(const LlamaConfig& c)
-      : activation_(parse_activation(c.hidden_act, "LlamaConfig")),
-        gate_proj(register_module("gate_proj", linear(c.hidden_size, c.intermediate_size, c.mlp_bias))),
-        up_proj(register_module("up_proj", linear(c.hidden_size, c.intermediate_size, c.mlp_bias))),
-        down_proj(register_module("down_proj", linear(c.intermediate_size, c.hidden_size, c.mlp_bias))) {}
-
-  torch::Tensor forward(const torch::Tensor& x) { return down_proj(apply_activation(activation_, gate_proj(x)) * up_proj(x)); }
-
- private:
-  static torch::nn::Linear linear(std::int64_t in, std::int64_t out, bool bias) {
-    return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));
-  }
-  Activation activation_;
-
- public:
-  torch::nn::Linear gate_proj, up_proj, down_proj;
-};
-TORCH_MODULE(LlamaMLP);
-
-/// One decoder layer: x + attention(norm(x)), then x + mlp(norm(x)). Its class name is HF's
-/// (LlamaDecoderLayer), the name fsdp_transformer_layer_cls_to_wrap gives it.
-class LlamaDecoderLayerImpl : public torch::nn::Module {
- public:
-  explicit LlamaDecoderLayerImpl(const LlamaConfig& c)
-      : self_attn(register_module("self_attn", LlamaAttention(c))),
-        mlp(register_module("mlp", LlamaMLP(c))),
-        input_layernorm(register_module("input_layernorm", LlamaRMSNorm(c.hidden_size, c.rms_norm_eps))),
-        post_attention_layernorm(register_module("post_attention_layernorm", LlamaRMSNorm(c.hidden_size, c.rms_norm_eps))) {}
-
-  /// Tensors only (trainpp::call can checkpoint it and a sharding policy can gather around it).
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask, const torch::Tensor& cos, const torch::Tensor& sin) {
-    return forward(x, mask, cos, sin, nullptr);
-  }
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask, const torch::Tensor& cos, const torch::Tensor& sin,
-                        LayerCache* cache) {
-    const auto h = x + self_attn->forward(input_layernorm(x), mask, cos, sin, cache);
-    return h + mlp(post_attention_layernorm(h));
-  }
-
-  LlamaAttention self_attn;
-  LlamaMLP mlp;
-  LlamaRMSNorm input_layernorm, post_attention_layernorm;
-};
-TORCH_MODULE(LlamaDecoderLayer);
-
-/// The decoder without its head (HF's LlamaModel, "model." in LlamaForCausalLM's names).
-class LlamaModelImpl : public torch::nn::Module {
- public:
-  explicit LlamaModelImpl(const LlamaConfig& c) : inv_freq_(c.rope_inv_freq()) {
-    auto embedding = torch::nn::EmbeddingOptions(c.vocab_size, c.hidden_size);
-    if (c.pad_token_id) embedding.padding_idx(*c.pad_token_id);
-    embed_tokens = register_module("embed_tokens", torch::nn::Embedding(embedding));
-    layers = register_module("layers", torch::nn::ModuleList());
-    for (std::int64_t i = 0; i < c.num_hidden_layers; ++i) {
-      blocks.emplace_back(c);
-      layers->push_back(blocks.back());
-    }
-    norm = register_module("norm", LlamaRMSNorm(c.hidden_size, c.rms_norm_eps));
-  }
-
-  /// The final hidden states [B, T, hidden] (after the last norm). See LlamaForCausalLM::logits for
-  /// the arguments.
-  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
-                        const torch::Tensor& position_ids, KVCache* cache, bool checkpointing) {
-    const auto batch = input_ids.size(0), length = input_ids.size(1);
-    const std::int64_t past = cache && !cache->layers.empty() && cache->layers.front().self_k.defined()
-                                  ? cache->layers.front().self_k.size(2)
-                                  : 0;
-    if (cache) cache->layers.resize(blocks.size());
-    auto x = embed_tokens(input_ids);
-
-    // HF's forward counts positions from the cache's length unless position_ids are given.
-    const auto positions = position_ids.defined() ? position_ids.view({-1, length})
-                                                  : torch::arange(past, past + length, input_ids.options()).unsqueeze(0);
-    auto [cos, sin] = rotary(positions, x.scalar_type());
-
-    torch::Tensor mask;  // undefined: causal attention without padding, sdpa's is_causal path
-    if (attention_mask.defined() || past > 0) {
-      const auto opts = input_ids.options().dtype(torch::kBool);
-      mask = torch::ones({length, past + length}, opts).tril(past).view({1, 1, length, past + length});
-      if (attention_mask.defined()) {
-        if (attention_mask.dim() != 2 || attention_mask.size(0) != batch || attention_mask.size(1) != past + length)
-          throw error("Llama: attention_mask must be [batch, past + length] = [{}, {}], got [{}]", batch, past + length,
-                      fmt::join(attention_mask.sizes(), ", "));
-        mask = mask.logical_and(attention_mask.to(torch::kBool).view({batch, 1, 1, past + length}));
-      }
-    }
-
-    for (std::size_t i = 0; i < blocks.size(); ++i) {
-      if (cache) {
-        x = blocks[i]->forward(x, mask, cos, sin, &cache->layers[i]);
-      } else if (checkpointing && is_training()) {
-        // The layer is captured by pointer: its recomputation runs in backward, after this returns.
-        x = gradient_checkpoint(
-            [layer = blocks[i]](const torch::Tensor& h, const torch::Tensor& m, const torch::Tensor& c,
-                                const torch::Tensor& s) mutable { return trainpp::call(layer, h, m, c, s); },
-            x, mask, cos, sin);
-      } else {
-        x = trainpp::call(blocks[i], x, mask, cos, sin);
-      }
-    }
-    return norm(x);
-  }
-
-  torch::nn::Embedding embed_tokens{nullptr};
-  torch::nn::ModuleList layers{nullptr};
-  std::vector<LlamaDecoderLayer> blocks;  // layers' elements, typed
-  LlamaRMSNorm norm{nullptr};
-
- private:
-  /// cos and sin of the rotary angles, [B or 1, T, head_dim], in float32 and then `dtype` (HF's
-  /// LlamaRotaryEmbedding). The frequencies are no buffer (HF's are not persistent either): they
-  /// follow the input's device here, copied once per device.
-  std::pair<torch::Tensor, torch::Tensor> rotary(const torch::Tensor& positions, c10::ScalarType dtype) {
-    if (inv_freq_.device() != positions.device()) inv_freq_ = inv_freq_.to(positions.device());
-    const auto angles = positions.to(torch::kFloat32).unsqueeze(-1) * inv_freq_;
-    const auto emb = torch::cat({angles, angles}, -1);
-    return {emb.cos().to(dtype), emb.sin().to(dtype)};
-  }
-  torch::Tensor inv_freq_;
-};
-TORCH_MODULE(LlamaModel);
-
-/// The summed token loss of a causal language model and the number of tokens it sums over (device
-/// scalars: float32 and int64). loss_sum / num_tokens is HF's mean; a Trainer that normalises by the
-/// tokens of a whole accumulation window (transformers' num_items_in_batch) divides loss_sum by that.
-struct CausalLMTokenLoss {
-  torch::Tensor loss_sum;
-  torch::Tensor num_tokens;
-};
-
-/// HF's ForCausalLMLoss without its reduction: position t's logits [B, T, V] score labels[:, t + 1],
-/// -100 is skipped, in float32 whatever the logits' dtype. The labels move left rather than the
-/// logits right, so the largest tensor of the step is not sliced and copied.
-[[nodiscard]] inline CausalLMTokenLoss causal_lm_token_loss(const torch::Tensor& logits, const torch::Tensor& labels) {
-  if (labels.dim() != 2 || labels.sizes() != logits.sizes().slice(0, 2))
-    throw error("causal LM: labels have shape [{}] but the logits are [{}]", fmt::join(labels.sizes(), ", "),
-                fmt::join(logits.sizes(), ", "));
-  const auto next_labels = torch::constant_pad_nd(labels.slice(1, 1), {0, 1}, -100).reshape({-1});
-  const auto loss_sum = torch::nn::functional::cross_entropy(
-      logits.to(torch::kFloat32).reshape({-1, logits.size(-1)}), next_labels,
-      torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100).reduction(torch::kSum));
-  return {loss_sum, next_labels.ne(-100).sum()};
-}
-
-/// What LlamaForCausalLM's forward returns. The Trainer reads `loss` (first when labels are given) and
-/// `logits`; loss_sum and num_tokens are the same loss unreduced (see CausalLMTokenLoss).
-struct CausalLMOutput {
-  torch::Tensor loss;        ///< mean over the scored tokens (HF's); undefined without labels
-  torch::Tensor logits;      ///< [B, T, vocab_size]
-  torch::Tensor loss_sum;    ///< summed over the scored tokens, float32; undefined without labels
-  torch::Tensor num_tokens;  ///< how many tokens were scored, int64; undefined without labels
-};
-
-/// HF's LlamaForCausalLM: forward follows the Trainer's model contract.
-class LlamaForCausalLMImpl : public torch::nn::Module {
- public:
-  explicit LlamaForCausalLMImpl(const LlamaConfig& config) : config_(validated(config)) {
-    model = register_module("model", LlamaModel(config_));
-    if (!config_.tie_word_embeddings)
-      lm_head = register_module("lm_head", torch::nn::Linear(torch::nn::LinearOptions(config_.hidden_size, config_.vocab_size).bias(false)));
-    init_weights();
-  }
-
-  /// Batch keys: "input_ids" [B, T] int64; optional "attention_mask" [B, T] (1: a token, 0: padding),
-  /// "position_ids" [B or 1, T] (default 0..T-1, as HF's forward: left-padded batches give their own),
-  /// and "labels" [B, T] (-100: not scored; shifted inside, as HF's).
-  CausalLMOutput forward(const Batch& batch) {
-    auto optional = [&](const char* key) { return batch.contains(key) ? batch.at(key) : torch::Tensor(); };
-    CausalLMOutput out;
-    out.logits = logits(batch.at("input_ids"), optional("attention_mask"), optional("position_ids"));
-    if (batch.contains("labels")) {
-      auto [loss_sum, num_tokens] = causal_lm_token_loss(out.logits, batch.at("labels"));
-      out.loss = loss_sum / num_tokens;
-      out.loss_sum = std::move(loss_sum);
-      out.num_tokens = std::move(num_tokens);
-    }
-    return out;
-  }
-
-  /// [B, T, vocab_size] for input_ids [B, T]. attention_mask [B, past + T] (undefined: no padding);
-  /// position_ids [B or 1, T] (undefined: past .. past + T - 1). With `cache`, continues the sequences
-  /// whose keys and values it holds and appends the new ones (one LayerCache per layer).
-  torch::Tensor logits(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {},
-                       const torch::Tensor& position_ids = {}, KVCache* cache = nullptr) {
-    if (input_ids.dim() != 2 || input_ids.scalar_type() != torch::kLong)
-      throw error("Llama: input_ids must be a [batch, length] int64 tensor, got [{}] {}", fmt::join(input_ids.sizes(), ", "),
-                  c10::toString(input_ids.scalar_type()));
-    if (position_ids.defined() && position_ids.size(-1) != input_ids.size(1))
-      throw error("Llama: position_ids [{}] do not match input_ids [{}]", fmt::join(position_ids.sizes(), ", "),
-                  fmt::join(input_ids.sizes(), ", "));
-    const auto hidden = model->forward(input_ids, attention_mask, position_ids, cache, gradient_checkpointing_);
-    return config_.tie_word_embeddings ? torch::nn::functional::linear(hidden, model->embed_tokens->weight) : lm_head(hidden);
-  }
-
-  /// From now on each decoder layer is recomputed in backward instead of keeping its activations
-  /// (training mode, no cache), as HF's gradient_checkpointing_enable. The Trainer calls it for
-  /// --gradient_checkpointing.
-  void gradient_checkpointing_enable() { gradient_checkpointing_ = true; }
-  [[nodiscard]] bool is_gradient_checkpointing() const { return gradient_checkpointing_; }
-
-  [[nodiscard]] const LlamaConfig& config() const { return config_; }
-
-  LlamaModel model{nullptr};
-  torch::nn::Linear lm_head{nullptr};  ///< null when tie_word_embeddings: the head is model.embed_tokens
-
- private:
-  static const LlamaConfig& validated(const LlamaConfig& config) {
-    config.validate();
-    return config;
-  }
-
-  /// HF's _init_weights: N(0, initializer_range) for projections and embeddings, zero biases, the
-  /// padding row zero, norms at one.
-  void init_weights() {
-    torch::NoGradGuard no_grad;
-    for (auto& module : modules(/*include_self=*/false)) {
-      if (auto* l = module->as<torch::nn::Linear>()) {
-        l->weight.normal_(0, config_.initializer_range);
-        if (l->bias.defined()) l->bias.zero_();
-      } else if (auto* e = module->as<torch::nn::Embedding>()) {
-        e->weight.normal_(0, config_.initializer_range);
-        if (config_.pad_token_id) e->weight[*config_.pad_token_id].zero_();
-      }
-    }
-  }
-
-  LlamaConfig config_;
-  bool gradient_checkpointing_ = false;
-};
-TORCH_MODULE(LlamaForCausalLM);
-
-}  // namespace trainpp
 
 // ---- trainpp/models/pretrained.hpp ----
 // from_pretrained / save_pretrained: Hugging Face model directories, read and written as transformers
@@ -14064,6 +13535,1043 @@ void save_pretrained(const Model& model, const std::filesystem::path& dir, Shard
     throw;
   }
 }
+
+}  // namespace trainpp
+
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace trainpp {
+
+/// transformers' GPT2Config: the keys GPT2LMHeadModel reads, their defaults, and the JSON it writes.
+struct GPT2Config {
+  std::int64_t vocab_size = 50257;
+  std::int64_t n_positions = 1024;
+  std::int64_t n_embd = 768;
+  std::int64_t n_layer = 12;
+  std::int64_t n_head = 12;
+  std::optional<std::int64_t> n_inner;         ///< the MLP's width; unset: 4 * n_embd
+  std::string activation_function = "gelu_new";  ///< gelu_new (tanh approximation), gelu, relu, silu, ...
+  double resid_pdrop = 0.1;
+  double embd_pdrop = 0.1;
+  double attn_pdrop = 0.1;
+  double layer_norm_epsilon = 1e-5;
+  double initializer_range = 0.02;
+  bool scale_attn_weights = true;
+  bool scale_attn_by_inverse_layer_idx = false;
+  bool tie_word_embeddings = true;
+  std::optional<std::int64_t> bos_token_id = 50256;
+  std::optional<std::int64_t> eos_token_id = 50256;
+  std::optional<std::int64_t> pad_token_id;
+
+  /// The typed view of a config.json; absent keys take transformers' defaults. Errors name the file.
+  [[nodiscard]] static GPT2Config from(const PretrainedConfig& c) {
+    GPT2Config d;
+    GPT2Config out{
+        .vocab_size = c.get("vocab_size", d.vocab_size),
+        .n_positions = c.get("n_positions", d.n_positions),
+        .n_embd = c.get("n_embd", d.n_embd),
+        .n_layer = c.get("n_layer", d.n_layer),
+        .n_head = c.get("n_head", d.n_head),
+        .n_inner = c.get_optional<std::int64_t>("n_inner"),
+        .activation_function = c.get("activation_function", d.activation_function),
+        .resid_pdrop = c.get("resid_pdrop", d.resid_pdrop),
+        .embd_pdrop = c.get("embd_pdrop", d.embd_pdrop),
+        .attn_pdrop = c.get("attn_pdrop", d.attn_pdrop),
+        .layer_norm_epsilon = c.get("layer_norm_epsilon", d.layer_norm_epsilon),
+        .initializer_range = c.get("initializer_range", d.initializer_range),
+        .scale_attn_weights = c.get("scale_attn_weights", d.scale_attn_weights),
+        .scale_attn_by_inverse_layer_idx = c.get("scale_attn_by_inverse_layer_idx", d.scale_attn_by_inverse_layer_idx),
+        .tie_word_embeddings = c.get("tie_word_embeddings", d.tie_word_embeddings),
+        .bos_token_id = c.get_optional<std::int64_t>("bos_token_id"),
+        .eos_token_id = c.get_optional<std::int64_t>("eos_token_id"),
+        .pad_token_id = c.get_optional<std::int64_t>("pad_token_id"),
+    };
+    if (c.get("add_cross_attention", false))
+      throw error("{}: \"add_cross_attention\": true is not supported by trainpp's GPT2LMHeadModel", c.source());
+    out.validate(c.source());
+    return out;
+  }
+
+  /// The config.json transformers writes for this config (every GPT2Config key).
+  [[nodiscard]] PretrainedConfig to_pretrained() const {
+    PretrainedConfig c;
+    c.set("model_type", std::string("gpt2"));
+    c.set("vocab_size", vocab_size);
+    c.set("n_positions", n_positions);
+    c.set("n_embd", n_embd);
+    c.set("n_layer", n_layer);
+    c.set("n_head", n_head);
+    c.set("n_inner", n_inner);
+    c.set("activation_function", activation_function);
+    c.set("resid_pdrop", resid_pdrop);
+    c.set("embd_pdrop", embd_pdrop);
+    c.set("attn_pdrop", attn_pdrop);
+    c.set("layer_norm_epsilon", layer_norm_epsilon);
+    c.set("initializer_range", initializer_range);
+    c.set("scale_attn_weights", scale_attn_weights);
+    c.set("scale_attn_by_inverse_layer_idx", scale_attn_by_inverse_layer_idx);
+    c.set("reorder_and_upcast_attn", false);
+    c.set("add_cross_attention", false);
+    c.set("tie_word_embeddings", tie_word_embeddings);
+    c.set("bos_token_id", bos_token_id);
+    c.set("eos_token_id", eos_token_id);
+    c.set("pad_token_id", pad_token_id);
+    c.set("use_cache", true);
+    c.set("summary_type", std::string("cls_index"));
+    c.set("summary_use_proj", true);
+    c.set("summary_activation", std::optional<std::string>());
+    c.set("summary_proj_to_labels", true);
+    c.set("summary_first_dropout", 0.1);
+    return c;
+  }
+
+  /// Throws naming the first value that cannot build a model; `source` starts the message.
+  void validate(std::string_view source = "GPT2Config") const {
+    for (auto [value, name] : {std::pair{vocab_size, "vocab_size"}, {n_positions, "n_positions"}, {n_embd, "n_embd"},
+                               {n_layer, "n_layer"}, {n_head, "n_head"}})
+      if (value <= 0) throw error("{}: \"{}\" must be positive, got {}", source, name, value);
+    if (n_embd % n_head != 0)
+      throw error("{}: \"n_embd\" ({}) must be a multiple of \"n_head\" ({})", source, n_embd, n_head);
+    if (n_inner && *n_inner <= 0) throw error("{}: \"n_inner\" must be positive, got {}", source, *n_inner);
+    for (auto [value, name] : {std::pair{resid_pdrop, "resid_pdrop"}, {embd_pdrop, "embd_pdrop"}, {attn_pdrop, "attn_pdrop"}})
+      if (!(value >= 0 && value < 1)) throw error("{}: \"{}\" must be in [0, 1), got {}", source, name, value);
+    if (!(layer_norm_epsilon > 0)) throw error("{}: \"layer_norm_epsilon\" must be positive, got {}", source, layer_norm_epsilon);
+    (void)activation(activation_function, source);
+  }
+
+  /// transformers' ACT2FN for the activations GPT-2 configs name.
+  enum class Activation { gelu_tanh, gelu, relu, silu };
+  [[nodiscard]] static Activation activation(std::string_view name, std::string_view source) {
+    if (name == "gelu_new" || name == "gelu_pytorch_tanh") return Activation::gelu_tanh;
+    if (name == "gelu") return Activation::gelu;
+    if (name == "relu") return Activation::relu;
+    if (name == "silu" || name == "swish") return Activation::silu;
+    throw error("{}: \"activation_function\" \"{}\" is not supported (gelu_new, gelu_pytorch_tanh, gelu, relu, silu)",
+                source, name);
+  }
+};
+
+/// transformers' Conv1D: y = x W + b with W laid out [in, out].
+class GPT2Conv1DImpl : public torch::nn::Module {
+ public:
+  GPT2Conv1DImpl(std::int64_t out_features, std::int64_t in_features)
+      : weight(register_parameter("weight", torch::empty({in_features, out_features}))),
+        bias(register_parameter("bias", torch::zeros({out_features}))) {}
+
+  torch::Tensor forward(const torch::Tensor& x) {
+    auto sizes = x.sizes().vec();
+    sizes.back() = weight.size(1);
+    return torch::addmm(bias, x.reshape({-1, x.size(-1)}), weight).view(sizes);
+  }
+
+  torch::Tensor weight, bias;
+};
+TORCH_MODULE(GPT2Conv1D);
+
+class GPT2AttentionImpl : public torch::nn::Module {
+ public:
+  GPT2AttentionImpl(const GPT2Config& config, std::int64_t layer_idx)
+      : n_head_(config.n_head), n_embd_(config.n_embd), dropout_(config.attn_pdrop),
+        c_attn(register_module("c_attn", GPT2Conv1D(3 * config.n_embd, config.n_embd))),
+        c_proj(register_module("c_proj", GPT2Conv1D(config.n_embd, config.n_embd))),
+        attn_dropout(register_module("attn_dropout", torch::nn::Dropout(config.attn_pdrop))),
+        resid_dropout(register_module("resid_dropout", torch::nn::Dropout(config.resid_pdrop))) {
+    const auto head_dim = static_cast<double>(config.n_embd / config.n_head);
+    if (config.scale_attn_weights) scaling_ = 1.0 / std::sqrt(head_dim);
+    if (config.scale_attn_by_inverse_layer_idx) scaling_ /= static_cast<double>(layer_idx + 1);
+  }
+
+  /// x [B, T, n_embd]; mask [B, 1, T, past + T] bool (true: attend), or undefined for causal
+  /// attention alone. With `cache`, the new keys and values ([B, n_head, T, head_dim]) are appended to
+  /// cache->self_k / self_v and the queries attend to the `past` tokens cached before them too.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask, LayerCache* cache = nullptr) {
+    const std::int64_t batch = x.size(0), length = x.size(1), head_dim = n_embd_ / n_head_;
+    auto heads = [&](const torch::Tensor& t) { return t.view({batch, length, n_head_, head_dim}).transpose(1, 2); };
+    const auto qkv = c_attn(x).split(n_embd_, /*dim=*/2);
+    const double dropout_p = is_training() ? dropout_ : 0.0;
+    if (cache) return resid_dropout(c_proj(attend_cached(heads(qkv[0]), heads(qkv[1]), heads(qkv[2]), mask, *cache)
+                                               .transpose(1, 2)
+                                               .reshape({batch, length, n_embd_})));
+    // As transformers' sdpa path: is_causal without a mask, the combined causal-and-padding mask with one.
+    const auto y = mask.defined()
+                       ? at::scaled_dot_product_attention(heads(qkv[0]), heads(qkv[1]), heads(qkv[2]), mask, dropout_p,
+                                                          /*is_causal=*/false, scaling_)
+                       : at::scaled_dot_product_attention(heads(qkv[0]), heads(qkv[1]), heads(qkv[2]), {}, dropout_p,
+                                                          /*is_causal=*/true, scaling_);
+    return resid_dropout(c_proj(y.transpose(1, 2).reshape({batch, length, n_embd_})));
+  }
+
+ private:
+  /// Attention over the cached keys and values followed by the new ones (the generation path).
+  torch::Tensor attend_cached(const torch::Tensor& query, torch::Tensor key, torch::Tensor value,
+                              const torch::Tensor& mask, LayerCache& cache) const {
+    if (cache.self_k.defined()) {
+      key = torch::cat({cache.self_k, key}, 2);
+      value = torch::cat({cache.self_v, value}, 2);
+    }
+    cache.self_k = key;
+    cache.self_v = value;
+    const double dropout_p = is_training() ? dropout_ : 0.0;
+    if (!mask.defined())
+      return at::scaled_dot_product_attention(query, key, value, {}, dropout_p, /*is_causal=*/true, scaling_);
+    // A query that may attend to nothing (a left-padding position) attends to every key and is zeroed
+    // after, so that it stays finite whatever the backend does with an empty row: its key and value,
+    // cached for the following steps, cannot carry a NaN into the real tokens.
+    const auto has_key = mask.any(-1, /*keepdim=*/true);
+    return at::scaled_dot_product_attention(query, key, value, mask.logical_or(has_key.logical_not()), dropout_p,
+                                            /*is_causal=*/false, scaling_)
+        .masked_fill(has_key.logical_not(), 0);
+  }
+
+  std::int64_t n_head_, n_embd_;
+  double dropout_;
+  double scaling_ = 1.0;
+
+ public:
+  GPT2Conv1D c_attn, c_proj;
+  torch::nn::Dropout attn_dropout, resid_dropout;
+};
+TORCH_MODULE(GPT2Attention);
+
+class GPT2MLPImpl : public torch::nn::Module {
+ public:
+  explicit GPT2MLPImpl(const GPT2Config& config)
+      : activation_(GPT2Config::activation(config.activation_function, "GPT2Config")),
+        c_fc(register_module("c_fc", GPT2Conv1D(config.n_inner.value_or(4 * config.n_embd), config.n_embd))),
+        c_proj(register_module("c_proj", GPT2Conv1D(config.n_embd, config.n_inner.value_or(4 * config.n_embd)))),
+        dropout(register_module("dropout", torch::nn::Dropout(config.resid_pdrop))) {}
+
+  torch::Tensor forward(const torch::Tensor& x) {
+    auto h = c_fc(x);
+    switch (activation_) {
+      case GPT2Config::Activation::gelu_tanh: h = torch::gelu(h, "tanh"); break;
+      case GPT2Config::Activation::gelu: h = torch::gelu(h); break;
+      case GPT2Config::Activation::relu: h = torch::relu(h); break;
+      case GPT2Config::Activation::silu: h = torch::silu(h); break;
+    }
+    return dropout(c_proj(h));
+  }
+
+ private:
+  GPT2Config::Activation activation_;
+
+ public:
+  GPT2Conv1D c_fc, c_proj;
+  torch::nn::Dropout dropout;
+};
+TORCH_MODULE(GPT2MLP);
+
+/// One transformer layer: the unit sharding wraps (fsdp_transformer_layer_cls_to_wrap "GPT2Block",
+/// transformers' _no_split_modules) and gradient checkpointing recomputes.
+class GPT2BlockImpl : public torch::nn::Module {
+ public:
+  GPT2BlockImpl(const GPT2Config& config, std::int64_t layer_idx)
+      : ln_1(register_module("ln_1", layer_norm(config))),
+        attn(register_module("attn", GPT2Attention(config, layer_idx))),
+        ln_2(register_module("ln_2", layer_norm(config))),
+        mlp(register_module("mlp", GPT2MLP(config))) {}
+
+  /// Tensors only (trainpp::call can checkpoint it and a sharding policy can gather around it).
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask) { return forward(x, mask, nullptr); }
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask, LayerCache* cache) {
+    auto h = x + attn->forward(ln_1(x), mask, cache);
+    return h + mlp(ln_2(h));
+  }
+
+  static torch::nn::LayerNorm layer_norm(const GPT2Config& config) {
+    return torch::nn::LayerNorm(torch::nn::LayerNormOptions({config.n_embd}).eps(config.layer_norm_epsilon));
+  }
+
+  torch::nn::LayerNorm ln_1;
+  GPT2Attention attn;
+  torch::nn::LayerNorm ln_2;
+  GPT2MLP mlp;
+};
+TORCH_MODULE(GPT2Block);
+
+/// transformers' GPT2Model: the decoder without a head ("transformer" inside GPT2LMHeadModel).
+class GPT2ModelImpl : public torch::nn::Module {
+ public:
+  explicit GPT2ModelImpl(const GPT2Config& config)
+      : wte(register_module("wte", torch::nn::Embedding(config.vocab_size, config.n_embd))),
+        wpe(register_module("wpe", torch::nn::Embedding(config.n_positions, config.n_embd))),
+        drop(register_module("drop", torch::nn::Dropout(config.embd_pdrop))),
+        h(register_module("h", torch::nn::ModuleList())),
+        n_positions_(config.n_positions) {
+    for (std::int64_t i = 0; i < config.n_layer; ++i) {
+      blocks.emplace_back(config, i);
+      h->push_back(blocks.back());
+    }
+    ln_f = register_module("ln_f", GPT2BlockImpl::layer_norm(config));
+  }
+
+  /// The last hidden states [B, T, n_embd]. attention_mask [B, T] (1: a token, 0: padding) may be
+  /// undefined; position_ids [B or 1, T] default to 0..T-1 (as transformers' forward: padding does not
+  /// move them; pass position_ids_from_attention_mask(mask) for generation's left-padding positions).
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {},
+                        const torch::Tensor& position_ids = {}, const torch::Tensor& token_type_ids = {}) {
+    if (input_ids.dim() != 2 || input_ids.scalar_type() != torch::kLong)
+      throw error("GPT2Model: input_ids must be a [batch, length] int64 tensor, got [{}] {}",
+                  fmt::join(input_ids.sizes(), ", "), c10::toString(input_ids.scalar_type()));
+    const std::int64_t batch = input_ids.size(0), length = input_ids.size(1);
+    if (length > n_positions_) throw error("GPT2Model: {} positions exceed n_positions = {}", length, n_positions_);
+    const auto positions =
+        position_ids.defined() ? position_ids : torch::arange(length, input_ids.options()).unsqueeze(0);
+    auto x = wte(input_ids) + wpe(positions);
+    if (token_type_ids.defined()) x = x + wte(token_type_ids);
+    x = drop(x);
+
+    torch::Tensor mask;  // undefined: causal attention alone (is_causal), as transformers with no mask
+    if (attention_mask.defined()) {
+      if (attention_mask.sizes() != input_ids.sizes())
+        throw error("GPT2Model: attention_mask has shape [{}] but input_ids have [{}]",
+                    fmt::join(attention_mask.sizes(), ", "), fmt::join(input_ids.sizes(), ", "));
+      const auto causal = torch::ones({length, length}, input_ids.options().dtype(torch::kBool)).tril();
+      mask = causal.view({1, 1, length, length}).logical_and(attention_mask.to(torch::kBool).view({batch, 1, 1, length}));
+    }
+    for (auto& block : blocks) {
+      if (gradient_checkpointing && is_training() && torch::GradMode::is_enabled()) {
+        // Captured by pointer: the recomputation runs in backward, after this returns.
+        x = gradient_checkpoint(
+            [block = block.ptr()](const torch::Tensor& input, const torch::Tensor& m) { return call(block, input, m); },
+            x, mask);
+      } else {
+        x = call(block, x, mask);
+      }
+    }
+    return ln_f(x);
+  }
+
+  /// The last hidden states [B, T, n_embd] of input_ids [B, T] continuing the sequences whose keys and
+  /// values `cache` holds (none when it is empty), appending theirs (generation's path).
+  /// attention_mask [B, past + T] covers the cached tokens too (undefined: no padding); position_ids
+  /// [B or 1, T] default to past .. past + T - 1.
+  torch::Tensor forward_cached(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                               const torch::Tensor& position_ids, KVCache& cache) {
+    if (input_ids.dim() != 2 || input_ids.scalar_type() != torch::kLong)
+      throw error("GPT2Model: input_ids must be a [batch, length] int64 tensor, got [{}] {}",
+                  fmt::join(input_ids.sizes(), ", "), c10::toString(input_ids.scalar_type()));
+    const std::int64_t batch = input_ids.size(0), length = input_ids.size(1);
+    const std::int64_t past = cache.layers.empty() || !cache.layers.front().self_k.defined()
+                                  ? 0
+                                  : cache.layers.front().self_k.size(2);
+    if (past + length > n_positions_)
+      throw error("GPT2Model: {} cached and {} new positions exceed n_positions = {}", past, length, n_positions_);
+    if (position_ids.defined() && position_ids.size(-1) != length)
+      throw error("GPT2Model: position_ids [{}] do not match input_ids [{}]", fmt::join(position_ids.sizes(), ", "),
+                  fmt::join(input_ids.sizes(), ", "));
+    cache.layers.resize(blocks.size());
+    const auto positions = position_ids.defined()
+                               ? position_ids.view({-1, length})
+                               : torch::arange(past, past + length, input_ids.options()).unsqueeze(0);
+    auto x = drop(wte(input_ids) + wpe(positions));
+
+    torch::Tensor mask;  // undefined: causal attention without padding or a past (is_causal)
+    if (attention_mask.defined() || past > 0) {
+      mask = torch::ones({length, past + length}, input_ids.options().dtype(torch::kBool))
+                 .tril(past)
+                 .view({1, 1, length, past + length});
+      if (attention_mask.defined()) {
+        if (attention_mask.dim() != 2 || attention_mask.size(0) != batch || attention_mask.size(1) != past + length)
+          throw error("GPT2Model: attention_mask must be [batch, past + length] = [{}, {}], got [{}]", batch,
+                      past + length, fmt::join(attention_mask.sizes(), ", "));
+        mask = mask.logical_and(attention_mask.to(torch::kBool).view({batch, 1, 1, past + length}));
+      }
+    }
+    for (std::size_t i = 0; i < blocks.size(); ++i) x = blocks[i]->forward(x, mask, &cache.layers[i]);
+    return ln_f(x);
+  }
+
+  torch::nn::Embedding wte{nullptr}, wpe{nullptr};
+  torch::nn::Dropout drop{nullptr};
+  torch::nn::ModuleList h{nullptr};
+  torch::nn::LayerNorm ln_f{nullptr};
+  std::vector<GPT2Block> blocks;  ///< h's elements, typed
+  bool gradient_checkpointing = false;
+
+ private:
+  std::int64_t n_positions_;
+};
+TORCH_MODULE(GPT2Model);
+
+/// The output head: a bias-free projection to the vocabulary whose weight is the token embedding's
+/// when tied (one tensor under two names, as in transformers).
+class GPT2LMHeadImpl : public torch::nn::Module {
+ public:
+  explicit GPT2LMHeadImpl(torch::Tensor tied_or_new) : weight(register_parameter("weight", std::move(tied_or_new))) {}
+  torch::Tensor forward(const torch::Tensor& x) { return torch::nn::functional::linear(x, weight); }
+  torch::Tensor weight;
+};
+TORCH_MODULE(GPT2LMHead);
+
+/// Positions for a padded batch as transformers' generate computes them: cumsum(mask) - 1, and 0 on
+/// padding, so that a left-padded row's first token sits at position 0.
+[[nodiscard]] inline torch::Tensor position_ids_from_attention_mask(const torch::Tensor& attention_mask) {
+  auto mask = attention_mask.to(torch::kLong);
+  return (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0);
+}
+
+/// transformers' GPT2LMHeadModel. forward follows trainpp's model contract (loss/model_output.hpp):
+/// it takes the batch's "input_ids", and "attention_mask", "position_ids", "token_type_ids" and
+/// "labels" when present, and returns {loss, logits}, the loss defined when labels were given.
+class GPT2LMHeadModelImpl : public torch::nn::Module {
+ public:
+  // What models/pretrained.hpp needs to read and write this model's directories.
+  static constexpr std::string_view model_type = "gpt2";
+  static constexpr std::string_view architecture = "GPT2LMHeadModel";
+  /// The sizes: a config.json without them describes no particular GPT-2.
+  static constexpr std::array<std::string_view, 5> required_config_keys{"vocab_size", "n_positions", "n_embd", "n_layer",
+                                                                        "n_head"};
+  static constexpr bool can_generate = true;
+  /// Old checkpoints carry the causal mask as a buffer "attn.bias" (transformers' list).
+  static constexpr std::array<std::string_view, 2> keys_to_ignore_on_load_unexpected{"attn.bias", "crossattention.bias"};
+
+  explicit GPT2LMHeadModelImpl(const GPT2Config& config) : GPT2LMHeadModelImpl(config.to_pretrained(), config) {}
+  /// From a config.json's contents: its unknown keys are kept for save_pretrained.
+  explicit GPT2LMHeadModelImpl(PretrainedConfig config) : GPT2LMHeadModelImpl(std::move(config), std::nullopt) {}
+
+  CausalLMOutput forward(const Batch& batch) {
+    auto optional = [&](std::string_view key) { return batch.contains(key) ? batch.at(key) : torch::Tensor(); };
+    CausalLMOutput out{.logits = logits(batch.at("input_ids"), optional("attention_mask"), optional("position_ids"),
+                                        optional("token_type_ids"))};
+    if (batch.contains("labels")) {
+      check_labels(out.logits, batch.at("labels"));
+      auto [loss_sum, num_tokens] = causal_lm_token_loss(out.logits, batch.at("labels"));
+      out.loss = loss_sum / num_tokens;
+      out.loss_sum = std::move(loss_sum);
+      out.num_tokens = std::move(num_tokens);
+    }
+    return out;
+  }
+
+  /// The label tokens forward's loss sums over: labels[:, 1:] that are not -100 (the Trainer's
+  /// token-level normalisation, concepts/token_loss.hpp).
+  [[nodiscard]] torch::Tensor num_items_in_batch(const Batch& batch) const {
+    return causal_lm_num_items(batch, "GPT2LMHeadModel");
+  }
+
+  /// [B, T, vocab_size] (see GPT2Model::forward for the arguments).
+  torch::Tensor logits(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {},
+                       const torch::Tensor& position_ids = {}, const torch::Tensor& token_type_ids = {}) {
+    return lm_head(transformer(input_ids, attention_mask, position_ids, token_type_ids));
+  }
+
+  /// [B, T, vocab_size] for input_ids [B, T] continuing the sequences `cache` holds, whose keys and
+  /// values it appends (see GPT2Model::forward_cached); trainpp::generate decodes through it.
+  torch::Tensor logits(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                       const torch::Tensor& position_ids, KVCache* cache) {
+    if (!cache) return logits(input_ids, attention_mask, position_ids, torch::Tensor());
+    return lm_head(transformer->forward_cached(input_ids, attention_mask, position_ids, *cache));
+  }
+
+  /// transformers' ForCausalLMLoss: position t is scored against labels[t + 1], -100 ignored, the
+  /// mean over the scored tokens, in float32 whatever the logits' dtype. The labels move left rather
+  /// than the logits right: the logits, the largest tensor of the step, are not sliced and copied.
+  [[nodiscard]] static torch::Tensor causal_lm_loss(const torch::Tensor& logits, const torch::Tensor& labels) {
+    check_labels(logits, labels);
+    const auto next = torch::constant_pad_nd(labels.slice(1, 1), {0, 1}, -100);
+    return torch::nn::functional::cross_entropy(logits.to(torch::kFloat32).reshape({-1, logits.size(-1)}),
+                                                next.reshape({-1}),
+                                                torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100));
+  }
+
+  static void check_labels(const torch::Tensor& logits, const torch::Tensor& labels) {
+    if (labels.sizes() != logits.sizes().slice(0, 2))
+      throw error("GPT2LMHeadModel: labels have shape [{}] but input_ids have [{}]", fmt::join(labels.sizes(), ", "),
+                  fmt::join(logits.sizes().slice(0, 2), ", "));
+  }
+
+  /// Each block's activations are dropped after the forward and recomputed in backward (training mode
+  /// only), as transformers' gradient_checkpointing_enable. Idempotent: the Trainer calls it at every train().
+  void gradient_checkpointing_enable() { transformer->gradient_checkpointing = true; }
+  [[nodiscard]] bool is_gradient_checkpointing() const { return transformer->gradient_checkpointing; }
+
+  [[nodiscard]] const GPT2Config& config() const { return config_; }
+  [[nodiscard]] const PretrainedConfig& pretrained_config() const { return pretrained_; }
+
+  /// {target, source}: lm_head.weight is transformer.wte.weight while tie_word_embeddings holds.
+  [[nodiscard]] std::vector<std::pair<std::string, std::string>> tied_weights() const {
+    if (!config_.tie_word_embeddings) return {};
+    return {{"lm_head.weight", "transformer.wte.weight"}};
+  }
+
+  GPT2Model transformer{nullptr};
+  GPT2LMHead lm_head{nullptr};
+
+ private:
+  GPT2LMHeadModelImpl(PretrainedConfig pretrained, std::optional<GPT2Config> typed)
+      : config_(typed ? *typed : GPT2Config::from(pretrained)), pretrained_(std::move(pretrained)) {
+    config_.validate();
+    transformer = register_module("transformer", GPT2Model(config_));
+    lm_head = register_module("lm_head", GPT2LMHead(config_.tie_word_embeddings
+                                                         ? transformer->wte->weight
+                                                         : torch::empty({config_.vocab_size, config_.n_embd})));
+    init_weights();
+  }
+
+  /// transformers' GPT2PreTrainedModel._init_weights: N(0, initializer_range) for embeddings and
+  /// projections, zero biases, LayerNorm at identity, and the two projections that write into the
+  /// residual stream (c_proj) scaled down by sqrt(2 * n_layer).
+  void init_weights() {
+    torch::NoGradGuard no_grad;
+    const double std = config_.initializer_range;
+    transformer->wte->weight.normal_(0, std);
+    transformer->wpe->weight.normal_(0, std);
+    if (!config_.tie_word_embeddings) lm_head->weight.normal_(0, std);
+    const double residual_std = std / std::sqrt(2.0 * static_cast<double>(config_.n_layer));
+    for (auto& block : transformer->blocks) {
+      for (auto* conv : {&block->attn->c_attn, &block->attn->c_proj, &block->mlp->c_fc, &block->mlp->c_proj}) {
+        (*conv)->weight.normal_(0, std);
+        (*conv)->bias.zero_();
+      }
+      block->attn->c_proj->weight.normal_(0, residual_std);
+      block->mlp->c_proj->weight.normal_(0, residual_std);
+      for (auto* norm : {&block->ln_1, &block->ln_2}) {
+        (*norm)->weight.fill_(1);
+        (*norm)->bias.zero_();
+      }
+    }
+    transformer->ln_f->weight.fill_(1);
+    transformer->ln_f->bias.zero_();
+  }
+
+  GPT2Config config_;
+  PretrainedConfig pretrained_;
+};
+TORCH_MODULE(GPT2LMHeadModel);
+
+}  // namespace trainpp
+
+// ---- trainpp/models/llama.hpp ----
+// Llama (HF's LlamaForCausalLM) as a LibTorch module: token embedding, pre-RMSNorm decoder layers with
+// rotary position embeddings, grouped-query attention and a SwiGLU MLP, a final RMSNorm and a
+// language-modelling head (tied to the embedding or not). named_parameters() are HF's state-dict names
+// (model.embed_tokens.weight, model.layers.0.self_attn.q_proj.weight, ..., lm_head.weight), so a
+// checkpoint's model.safetensors loads by name with load_model. attention_bias gives q/k/v/o biases as
+// HF's Llama does (the Qwen2 checkpoints' q/k/v biases load into it once o_proj's bias is zero).
+
+
+#include <nlohmann/json.hpp>
+
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <numbers>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace trainpp {
+
+/// How the rotary frequencies are scaled: transformers' `rope_parameters` (formerly `rope_scaling`).
+/// rope_type "default" leaves them, "linear" divides every frequency by `factor`, "llama3" (Llama 3.1)
+/// divides the low frequencies by `factor`, keeps the high ones and interpolates in between.
+struct LlamaRopeScaling {
+  std::string rope_type = "default";
+  double factor = 1.0;            ///< linear, llama3
+  double low_freq_factor = 1.0;   ///< llama3
+  double high_freq_factor = 4.0;  ///< llama3
+  /// llama3: the context length of pretraining; unset, max_position_embeddings (as HF).
+  std::optional<std::int64_t> original_max_position_embeddings;
+};
+
+/// LlamaForCausalLM's configuration, with HF's key names and defaults (LlamaConfig in transformers 5).
+struct LlamaConfig {
+  static constexpr const char* model_type = "llama";
+
+  std::int64_t vocab_size = 32000;
+  std::int64_t hidden_size = 4096;
+  std::int64_t intermediate_size = 11008;
+  std::int64_t num_hidden_layers = 32;
+  std::int64_t num_attention_heads = 32;
+  std::optional<std::int64_t> num_key_value_heads;  ///< unset: num_attention_heads (no grouping)
+  std::optional<std::int64_t> head_dim;             ///< unset: hidden_size / num_attention_heads
+  std::string hidden_act = "silu";
+  std::int64_t max_position_embeddings = 2048;
+  double initializer_range = 0.02;
+  double rms_norm_eps = 1e-6;
+  double rope_theta = 10000.0;
+  LlamaRopeScaling rope_scaling;
+  bool tie_word_embeddings = false;
+  bool attention_bias = false;
+  double attention_dropout = 0.0;
+  bool mlp_bias = false;
+  std::optional<std::int64_t> pad_token_id;  ///< the embedding row that gets no gradient (padding_idx)
+
+  [[nodiscard]] std::int64_t kv_heads() const { return num_key_value_heads.value_or(num_attention_heads); }
+  [[nodiscard]] std::int64_t head_size() const {
+    return head_dim.value_or(num_attention_heads > 0 ? hidden_size / num_attention_heads : 0);
+  }
+
+  /// Reads a config.json as transformers 5 does. The sizes that define the architecture (vocab_size,
+  /// hidden_size, intermediate_size, num_hidden_layers, num_attention_heads) are required: a file
+  /// without one is refused with an error naming it, where HF would silently build its 7B default.
+  /// The rotary parameters come from `rope_scaling` (older files) or `rope_parameters`; rope_theta
+  /// from inside them, else the top level, else 10000; their type from `rope_type` or `type`.
+  /// A `model_type` other than "llama" is refused. The result is validated.
+  [[nodiscard]] static LlamaConfig from_json(const nlohmann::json& json, const std::string& source = "config.json") {
+    const detail::JsonFields fields(json, source, "the Llama config");
+    if (fields.has("model_type") && fields.string("model_type") != model_type)
+      throw error("{}: model_type is \"{}\", but this is a \"llama\" model", source, fields.string("model_type"));
+    LlamaConfig c;
+    c.vocab_size = fields.integer("vocab_size", 1);
+    c.hidden_size = fields.integer("hidden_size", 1);
+    c.intermediate_size = fields.integer("intermediate_size", 1);
+    c.num_hidden_layers = fields.integer("num_hidden_layers", 1);
+    c.num_attention_heads = fields.integer("num_attention_heads", 1);
+    if (!fields.is_null("num_key_value_heads")) c.num_key_value_heads = fields.integer("num_key_value_heads", 1);
+    if (!fields.is_null("head_dim")) c.head_dim = fields.integer("head_dim", 1);
+    if (fields.has("hidden_act")) c.hidden_act = fields.string("hidden_act");
+    if (fields.has("max_position_embeddings")) c.max_position_embeddings = fields.integer("max_position_embeddings", 1);
+    if (fields.has("initializer_range")) c.initializer_range = fields.number("initializer_range");
+    if (fields.has("rms_norm_eps")) c.rms_norm_eps = fields.number("rms_norm_eps");
+    if (fields.has("tie_word_embeddings")) c.tie_word_embeddings = fields.boolean("tie_word_embeddings");
+    if (fields.has("attention_bias")) c.attention_bias = fields.boolean("attention_bias");
+    if (fields.has("attention_dropout")) c.attention_dropout = fields.number("attention_dropout");
+    if (fields.has("mlp_bias")) c.mlp_bias = fields.boolean("mlp_bias");
+    if (!fields.is_null("pad_token_id")) c.pad_token_id = fields.integer("pad_token_id");
+    if (!fields.is_null("rope_theta")) c.rope_theta = fields.number("rope_theta");
+    if (fields.has("pretraining_tp") && !fields.is_null("pretraining_tp") && fields.integer("pretraining_tp") > 1)
+      throw error("{}: pretraining_tp > 1 is not supported (transformers 5 ignores it as well; set it to 1)", source);
+
+    // rope_scaling wins over rope_parameters, as transformers' convert_rope_params_to_dict reads them.
+    const char* rope_key = !fields.is_null("rope_scaling") ? "rope_scaling" : "rope_parameters";
+    if (!fields.is_null(rope_key)) {
+      const detail::JsonFields rope(fields.at(rope_key), source, rope_key);
+      if (!rope.is_null("rope_theta")) c.rope_theta = rope.number("rope_theta");
+      if (!rope.is_null("rope_type")) c.rope_scaling.rope_type = rope.string("rope_type");
+      else if (!rope.is_null("type")) c.rope_scaling.rope_type = rope.string("type");
+      if (!rope.is_null("partial_rotary_factor") && rope.number("partial_rotary_factor") != 1.0)
+        throw error("{}: {}.partial_rotary_factor other than 1 is not supported", source, rope_key);
+      auto& s = c.rope_scaling;
+      if (s.rope_type == "linear") {
+        s.factor = rope.number("factor");
+      } else if (s.rope_type == "llama3") {
+        s.factor = rope.number("factor");
+        s.low_freq_factor = rope.number("low_freq_factor");
+        s.high_freq_factor = rope.number("high_freq_factor");
+        if (!rope.is_null("original_max_position_embeddings"))
+          s.original_max_position_embeddings = rope.integer("original_max_position_embeddings", 1);
+      } else if (s.rope_type != "default") {
+        throw error("{}: {}.rope_type \"{}\" is not supported (supported: default, linear, llama3)", source, rope_key,
+                    s.rope_type);
+      }
+    }
+    // HF lets a top-level original_max_position_embeddings take precedence (Phi-3's layout).
+    if (c.rope_scaling.rope_type == "llama3" && !fields.is_null("original_max_position_embeddings"))
+      c.rope_scaling.original_max_position_embeddings = fields.integer("original_max_position_embeddings", 1);
+    c.validate();
+    return c;
+  }
+
+  /// The config.json transformers 5 writes for this config (LlamaConfig.to_dict's keys; the rotary
+  /// parameters under rope_parameters), read back equal by from_json.
+  [[nodiscard]] nlohmann::json to_json() const {
+    nlohmann::json rope = {{"rope_type", rope_scaling.rope_type}, {"rope_theta", rope_theta}};
+    if (rope_scaling.rope_type != "default") rope["factor"] = rope_scaling.factor;
+    if (rope_scaling.rope_type == "llama3") {
+      rope["low_freq_factor"] = rope_scaling.low_freq_factor;
+      rope["high_freq_factor"] = rope_scaling.high_freq_factor;
+      if (rope_scaling.original_max_position_embeddings)
+        rope["original_max_position_embeddings"] = *rope_scaling.original_max_position_embeddings;
+    }
+    auto optional = [](const std::optional<std::int64_t>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); };
+    return {{"model_type", model_type}, {"vocab_size", vocab_size}, {"hidden_size", hidden_size},
+            {"intermediate_size", intermediate_size}, {"num_hidden_layers", num_hidden_layers},
+            {"num_attention_heads", num_attention_heads}, {"num_key_value_heads", kv_heads()},
+            {"head_dim", head_size()}, {"hidden_act", hidden_act}, {"max_position_embeddings", max_position_embeddings},
+            {"initializer_range", initializer_range}, {"rms_norm_eps", rms_norm_eps}, {"rope_parameters", rope},
+            {"tie_word_embeddings", tie_word_embeddings}, {"attention_bias", attention_bias},
+            {"attention_dropout", attention_dropout}, {"mlp_bias", mlp_bias}, {"pad_token_id", optional(pad_token_id)},
+            {"pretraining_tp", 1}, {"use_cache", true}};
+  }
+
+  /// Throws trainpp::Error naming the first setting that cannot build a model.
+  void validate() const {
+    for (auto [value, name] : {std::pair{vocab_size, "vocab_size"}, {hidden_size, "hidden_size"},
+                               {intermediate_size, "intermediate_size"}, {num_hidden_layers, "num_hidden_layers"},
+                               {num_attention_heads, "num_attention_heads"}, {kv_heads(), "num_key_value_heads"},
+                               {head_size(), "head_dim"}, {max_position_embeddings, "max_position_embeddings"}})
+      if (value <= 0) throw error("LlamaConfig: {} must be positive, got {}", name, value);
+    if (!head_dim && hidden_size % num_attention_heads != 0)
+      throw error("LlamaConfig: hidden_size ({}) must be a multiple of num_attention_heads ({})", hidden_size,
+                  num_attention_heads);
+    if (num_attention_heads % kv_heads() != 0)
+      throw error("LlamaConfig: num_attention_heads ({}) must be a multiple of num_key_value_heads ({})",
+                  num_attention_heads, kv_heads());
+    if (head_size() % 2 != 0) throw error("LlamaConfig: head_dim must be even for rotary embeddings, got {}", head_size());
+    if (!(rms_norm_eps > 0)) throw error("LlamaConfig: rms_norm_eps must be positive, got {}", rms_norm_eps);
+    if (!(rope_theta > 0)) throw error("LlamaConfig: rope_theta must be positive, got {}", rope_theta);
+    if (!(attention_dropout >= 0 && attention_dropout < 1))
+      throw error("LlamaConfig: attention_dropout must be in [0, 1), got {}", attention_dropout);
+    if (pad_token_id && (*pad_token_id < 0 || *pad_token_id >= vocab_size))
+      throw error("LlamaConfig: pad_token_id {} is outside the vocabulary [0, {})", *pad_token_id, vocab_size);
+    const auto& s = rope_scaling;
+    if (s.rope_type != "default" && s.rope_type != "linear" && s.rope_type != "llama3")
+      throw error("LlamaConfig: rope_type \"{}\" is not supported (supported: default, linear, llama3)", s.rope_type);
+    if (s.rope_type != "default" && !(s.factor > 0))
+      throw error("LlamaConfig: rope factor must be positive, got {}", s.factor);
+    if (s.rope_type == "llama3" && !(s.high_freq_factor > s.low_freq_factor && s.low_freq_factor > 0))
+      throw error("LlamaConfig: llama3 rope needs 0 < low_freq_factor < high_freq_factor, got {} and {}",
+                  s.low_freq_factor, s.high_freq_factor);
+    (void)parse_activation(hidden_act, "LlamaConfig");
+  }
+
+  /// The rotary inverse frequencies, [head_dim / 2] float32, as transformers' ROPE_INIT_FUNCTIONS
+  /// compute them for this rope_type.
+  [[nodiscard]] torch::Tensor rope_inv_freq() const {
+    const std::int64_t dim = head_size();
+    const auto f32 = torch::TensorOptions().dtype(torch::kFloat32);
+    auto inv_freq = 1.0 / torch::pow(rope_theta, torch::arange(0, dim, 2, torch::kInt64).to(torch::kFloat32) / dim);
+    const auto& s = rope_scaling;
+    if (s.rope_type == "linear") return inv_freq / s.factor;
+    if (s.rope_type != "llama3") return inv_freq;
+    const double old_context = static_cast<double>(s.original_max_position_embeddings.value_or(max_position_embeddings));
+    const double low_freq_wavelen = old_context / s.low_freq_factor;
+    const double high_freq_wavelen = old_context / s.high_freq_factor;
+    const auto wavelen = 2 * std::numbers::pi / inv_freq;
+    auto scaled = torch::where(wavelen > low_freq_wavelen, inv_freq / s.factor, inv_freq);
+    const auto smooth = (old_context / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+    const auto smoothed = (1 - smooth) * scaled / s.factor + smooth * scaled;
+    const auto medium = (wavelen >= high_freq_wavelen).logical_and(wavelen <= low_freq_wavelen);
+    return torch::where(medium, smoothed, scaled).to(f32);
+  }
+};
+
+/// HF's LlamaRMSNorm: x / sqrt(mean(x^2) + eps) computed in float32, scaled by a learned weight.
+class LlamaRMSNormImpl : public torch::nn::Module {
+ public:
+  LlamaRMSNormImpl(std::int64_t size, double eps)
+      : eps_(eps), weight(register_parameter("weight", torch::ones({size}))) {}
+
+  torch::Tensor forward(const torch::Tensor& x) {
+    const auto x32 = x.to(torch::kFloat32);
+    const auto normed = x32 * torch::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps_);
+    return weight * normed.to(x.scalar_type());
+  }
+
+ private:
+  double eps_;
+
+ public:
+  torch::Tensor weight;
+};
+TORCH_MODULE(LlamaRMSNorm);
+
+/// HF's rotate_half: the head dimension's two halves (x1, x2) become (-x2, x1).
+[[nodiscard]] inline torch::Tensor llama_rotate_half(const torch::Tensor& x) {
+  const auto half = x.size(-1) / 2;
+  return torch::cat({-x.slice(-1, half), x.slice(-1, 0, half)}, -1);
+}
+
+/// Self-attention with rotary embeddings and grouped keys and values (num_key_value_heads <=
+/// num_attention_heads: each key/value head serves num_attention_heads / num_key_value_heads query
+/// heads).
+class LlamaAttentionImpl : public torch::nn::Module {
+ public:
+  explicit LlamaAttentionImpl(const LlamaConfig& c)
+      : heads_(c.num_attention_heads), kv_heads_(c.kv_heads()), head_dim_(c.head_size()), dropout_(c.attention_dropout),
+        q_proj(register_module("q_proj", linear(c.hidden_size, heads_ * head_dim_, c.attention_bias))),
+        k_proj(register_module("k_proj", linear(c.hidden_size, kv_heads_ * head_dim_, c.attention_bias))),
+        v_proj(register_module("v_proj", linear(c.hidden_size, kv_heads_ * head_dim_, c.attention_bias))),
+        o_proj(register_module("o_proj", linear(heads_ * head_dim_, c.hidden_size, c.attention_bias))) {}
+
+  /// x [B, T, hidden]; cos/sin [B or 1, T, head_dim]; mask [B, 1, T, past + T] bool (true: may
+  /// attend), or undefined for plain causal attention without a cache. With `cache`, the new keys and
+  /// values are appended to cache->self_k / self_v ([B, kv_heads, length, head_dim], after rotation)
+  /// and the queries attend to everything cached before them too.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask, const torch::Tensor& cos,
+                        const torch::Tensor& sin, LayerCache* cache = nullptr) {
+    const auto batch = x.size(0), length = x.size(1);
+    auto heads = [&](const torch::Tensor& t, std::int64_t n) { return t.view({batch, length, n, head_dim_}).transpose(1, 2); };
+    auto query = heads(q_proj(x), heads_), key = heads(k_proj(x), kv_heads_), value = heads(v_proj(x), kv_heads_);
+    const auto c = cos.unsqueeze(1), s = sin.unsqueeze(1);
+    query = query * c + llama_rotate_half(query) * s;
+    key = key * c + llama_rotate_half(key) * s;
+    if (cache) {
+      if (cache->self_k.defined()) {
+        key = torch::cat({cache->self_k, key}, 2);
+        value = torch::cat({cache->self_v, value}, 2);
+      }
+      cache->self_k = key;
+      cache->self_v = value;
+    }
+    // HF's repeat_kv: each key/value head repeated for the query heads it serves.
+    const auto groups = heads_ / kv_heads_;
+    if (groups > 1) {
+      auto repeat = [&](const torch::Tensor& t) {
+        return t.unsqueeze(2).expand({batch, kv_heads_, groups, t.size(2), head_dim_}).reshape({batch, heads_, t.size(2), head_dim_});
+      };
+      key = repeat(key);
+      value = repeat(value);
+    }
+    const double dropout_p = is_training() ? dropout_ : 0.0;
+    torch::Tensor attended;
+    if (!mask.defined()) {
+      attended = at::scaled_dot_product_attention(query, key, value, {}, dropout_p, /*is_causal=*/true);
+    } else {
+      // A query row that may attend to nothing (a left-padding position) gets zeros, as torch's sdpa
+      // gives HF on the CPU. Whether a backend would give zeros or NaN there, the row attends to every
+      // key first and is zeroed after, so it stays finite and cannot spread a NaN to real positions
+      // through a later layer's values. Its logits still count once: they predict the first token.
+      const auto has_key = mask.any(-1, /*keepdim=*/true);
+      attended = at::scaled_dot_product_attention(query, key, value, mask.logical_or(has_key.logical_not()), dropout_p,
+                                                  /*is_causal=*/false)
+                     .masked_fill(has_key.logical_not(), 0);
+    }
+    return o_proj(attended.transpose(1, 2).reshape({batch, length, heads_ * head_dim_}));
+  }
+
+ private:
+  static torch::nn::Linear linear(std::int64_t in, std::int64_t out, bool bias) {
+    return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));
+  }
+  std::int64_t heads_, kv_heads_, head_dim_;
+  double dropout_;
+
+ public:
+  torch::nn::Linear q_proj, k_proj, v_proj, o_proj;
+};
+TORCH_MODULE(LlamaAttention);
+
+/// SwiGLU: down_proj(act(gate_proj(x)) * up_proj(x)).
+class LlamaMLPImpl : public torch::nn::Module {
+ public:
+  explicit LlamaMLPImpl(const LlamaConfig& c)
+      : activation_(parse_activation(c.hidden_act, "LlamaConfig")),
+        gate_proj(register_module("gate_proj", linear(c.hidden_size, c.intermediate_size, c.mlp_bias))),
+        up_proj(register_module("up_proj", linear(c.hidden_size, c.intermediate_size, c.mlp_bias))),
+        down_proj(register_module("down_proj", linear(c.intermediate_size, c.hidden_size, c.mlp_bias))) {}
+
+  torch::Tensor forward(const torch::Tensor& x) { return down_proj(apply_activation(activation_, gate_proj(x)) * up_proj(x)); }
+
+ private:
+  static torch::nn::Linear linear(std::int64_t in, std::int64_t out, bool bias) {
+    return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));
+  }
+  Activation activation_;
+
+ public:
+  torch::nn::Linear gate_proj, up_proj, down_proj;
+};
+TORCH_MODULE(LlamaMLP);
+
+/// One decoder layer: x + attention(norm(x)), then x + mlp(norm(x)). Its class name is HF's
+/// (LlamaDecoderLayer), the name fsdp_transformer_layer_cls_to_wrap gives it.
+class LlamaDecoderLayerImpl : public torch::nn::Module {
+ public:
+  explicit LlamaDecoderLayerImpl(const LlamaConfig& c)
+      : self_attn(register_module("self_attn", LlamaAttention(c))),
+        mlp(register_module("mlp", LlamaMLP(c))),
+        input_layernorm(register_module("input_layernorm", LlamaRMSNorm(c.hidden_size, c.rms_norm_eps))),
+        post_attention_layernorm(register_module("post_attention_layernorm", LlamaRMSNorm(c.hidden_size, c.rms_norm_eps))) {}
+
+  /// Tensors only (trainpp::call can checkpoint it and a sharding policy can gather around it).
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask, const torch::Tensor& cos, const torch::Tensor& sin) {
+    return forward(x, mask, cos, sin, nullptr);
+  }
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask, const torch::Tensor& cos, const torch::Tensor& sin,
+                        LayerCache* cache) {
+    const auto h = x + self_attn->forward(input_layernorm(x), mask, cos, sin, cache);
+    return h + mlp(post_attention_layernorm(h));
+  }
+
+  LlamaAttention self_attn;
+  LlamaMLP mlp;
+  LlamaRMSNorm input_layernorm, post_attention_layernorm;
+};
+TORCH_MODULE(LlamaDecoderLayer);
+
+/// The decoder without its head (HF's LlamaModel, "model." in LlamaForCausalLM's names).
+class LlamaModelImpl : public torch::nn::Module {
+ public:
+  explicit LlamaModelImpl(const LlamaConfig& c) : inv_freq_(c.rope_inv_freq()) {
+    auto embedding = torch::nn::EmbeddingOptions(c.vocab_size, c.hidden_size);
+    if (c.pad_token_id) embedding.padding_idx(*c.pad_token_id);
+    embed_tokens = register_module("embed_tokens", torch::nn::Embedding(embedding));
+    layers = register_module("layers", torch::nn::ModuleList());
+    for (std::int64_t i = 0; i < c.num_hidden_layers; ++i) {
+      blocks.emplace_back(c);
+      layers->push_back(blocks.back());
+    }
+    norm = register_module("norm", LlamaRMSNorm(c.hidden_size, c.rms_norm_eps));
+  }
+
+  /// The final hidden states [B, T, hidden] (after the last norm). See LlamaForCausalLM::logits for
+  /// the arguments.
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                        const torch::Tensor& position_ids, KVCache* cache, bool checkpointing) {
+    const auto batch = input_ids.size(0), length = input_ids.size(1);
+    const std::int64_t past = cache && !cache->layers.empty() && cache->layers.front().self_k.defined()
+                                  ? cache->layers.front().self_k.size(2)
+                                  : 0;
+    if (cache) cache->layers.resize(blocks.size());
+    auto x = embed_tokens(input_ids);
+
+    // HF's forward counts positions from the cache's length unless position_ids are given.
+    const auto positions = position_ids.defined() ? position_ids.view({-1, length})
+                                                  : torch::arange(past, past + length, input_ids.options()).unsqueeze(0);
+    auto [cos, sin] = rotary(positions, x.scalar_type());
+
+    torch::Tensor mask;  // undefined: causal attention without padding, sdpa's is_causal path
+    if (attention_mask.defined() || past > 0) {
+      const auto opts = input_ids.options().dtype(torch::kBool);
+      mask = torch::ones({length, past + length}, opts).tril(past).view({1, 1, length, past + length});
+      if (attention_mask.defined()) {
+        if (attention_mask.dim() != 2 || attention_mask.size(0) != batch || attention_mask.size(1) != past + length)
+          throw error("Llama: attention_mask must be [batch, past + length] = [{}, {}], got [{}]", batch, past + length,
+                      fmt::join(attention_mask.sizes(), ", "));
+        mask = mask.logical_and(attention_mask.to(torch::kBool).view({batch, 1, 1, past + length}));
+      }
+    }
+
+    for (std::size_t i = 0; i < blocks.size(); ++i) {
+      if (cache) {
+        x = blocks[i]->forward(x, mask, cos, sin, &cache->layers[i]);
+      } else if (checkpointing && is_training()) {
+        // The layer is captured by pointer: its recomputation runs in backward, after this returns.
+        x = gradient_checkpoint(
+            [layer = blocks[i]](const torch::Tensor& h, const torch::Tensor& m, const torch::Tensor& c,
+                                const torch::Tensor& s) mutable { return trainpp::call(layer, h, m, c, s); },
+            x, mask, cos, sin);
+      } else {
+        x = trainpp::call(blocks[i], x, mask, cos, sin);
+      }
+    }
+    return norm(x);
+  }
+
+  torch::nn::Embedding embed_tokens{nullptr};
+  torch::nn::ModuleList layers{nullptr};
+  std::vector<LlamaDecoderLayer> blocks;  // layers' elements, typed
+  LlamaRMSNorm norm{nullptr};
+
+ private:
+  /// cos and sin of the rotary angles, [B or 1, T, head_dim], in float32 and then `dtype` (HF's
+  /// LlamaRotaryEmbedding). The frequencies are no buffer (HF's are not persistent either): they
+  /// follow the input's device here, copied once per device.
+  std::pair<torch::Tensor, torch::Tensor> rotary(const torch::Tensor& positions, c10::ScalarType dtype) {
+    if (inv_freq_.device() != positions.device()) inv_freq_ = inv_freq_.to(positions.device());
+    const auto angles = positions.to(torch::kFloat32).unsqueeze(-1) * inv_freq_;
+    const auto emb = torch::cat({angles, angles}, -1);
+    return {emb.cos().to(dtype), emb.sin().to(dtype)};
+  }
+  torch::Tensor inv_freq_;
+};
+TORCH_MODULE(LlamaModel);
+
+/// HF's LlamaForCausalLM: forward follows the Trainer's model contract.
+class LlamaForCausalLMImpl : public torch::nn::Module {
+ public:
+  // What models/pretrained.hpp needs to read and write this model's directories.
+  static constexpr std::string_view model_type = "llama";
+  static constexpr std::string_view architecture = "LlamaForCausalLM";
+  static constexpr std::array<std::string_view, 5> required_config_keys{"vocab_size", "hidden_size", "intermediate_size",
+                                                                        "num_hidden_layers", "num_attention_heads"};
+  static constexpr bool can_generate = true;
+
+  /// From a config.json's contents (from_pretrained): its keys, the ones Llama does not read included,
+  /// are what save_pretrained writes back.
+  explicit LlamaForCausalLMImpl(PretrainedConfig config)
+      : LlamaForCausalLMImpl(LlamaConfig::from_json(config.json(), config.source())) {
+    pretrained_ = std::move(config);
+  }
+
+  explicit LlamaForCausalLMImpl(const LlamaConfig& config)
+      : config_(validated(config)), pretrained_(config_.to_json()) {
+    model = register_module("model", LlamaModel(config_));
+    if (!config_.tie_word_embeddings)
+      lm_head = register_module("lm_head", torch::nn::Linear(torch::nn::LinearOptions(config_.hidden_size, config_.vocab_size).bias(false)));
+    init_weights();
+  }
+
+  /// Batch keys: "input_ids" [B, T] int64; optional "attention_mask" [B, T] (1: a token, 0: padding),
+  /// "position_ids" [B or 1, T] (default 0..T-1, as HF's forward: left-padded batches give their own),
+  /// and "labels" [B, T] (-100: not scored; shifted inside, as HF's).
+  CausalLMOutput forward(const Batch& batch) {
+    auto optional = [&](const char* key) { return batch.contains(key) ? batch.at(key) : torch::Tensor(); };
+    CausalLMOutput out;
+    out.logits = logits(batch.at("input_ids"), optional("attention_mask"), optional("position_ids"));
+    if (batch.contains("labels")) {
+      auto [loss_sum, num_tokens] = causal_lm_token_loss(out.logits, batch.at("labels"));
+      out.loss = loss_sum / num_tokens;
+      out.loss_sum = std::move(loss_sum);
+      out.num_tokens = std::move(num_tokens);
+    }
+    return out;
+  }
+
+  /// The label tokens forward's loss sums over: labels[:, 1:] that are not -100 (the Trainer's
+  /// token-level normalisation, concepts/token_loss.hpp).
+  [[nodiscard]] torch::Tensor num_items_in_batch(const Batch& batch) const { return causal_lm_num_items(batch, "Llama"); }
+
+  /// [B, T, vocab_size] for input_ids [B, T]. attention_mask [B, past + T] (undefined: no padding);
+  /// position_ids [B or 1, T] (undefined: past .. past + T - 1). With `cache`, continues the sequences
+  /// whose keys and values it holds and appends the new ones (one LayerCache per layer).
+  torch::Tensor logits(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {},
+                       const torch::Tensor& position_ids = {}, KVCache* cache = nullptr) {
+    if (input_ids.dim() != 2 || input_ids.scalar_type() != torch::kLong)
+      throw error("Llama: input_ids must be a [batch, length] int64 tensor, got [{}] {}", fmt::join(input_ids.sizes(), ", "),
+                  c10::toString(input_ids.scalar_type()));
+    if (position_ids.defined() && position_ids.size(-1) != input_ids.size(1))
+      throw error("Llama: position_ids [{}] do not match input_ids [{}]", fmt::join(position_ids.sizes(), ", "),
+                  fmt::join(input_ids.sizes(), ", "));
+    const auto hidden = model->forward(input_ids, attention_mask, position_ids, cache, gradient_checkpointing_);
+    return config_.tie_word_embeddings ? torch::nn::functional::linear(hidden, model->embed_tokens->weight) : lm_head(hidden);
+  }
+
+  /// From now on each decoder layer is recomputed in backward instead of keeping its activations
+  /// (training mode, no cache), as HF's gradient_checkpointing_enable. The Trainer calls it for
+  /// --gradient_checkpointing.
+  void gradient_checkpointing_enable() { gradient_checkpointing_ = true; }
+  [[nodiscard]] bool is_gradient_checkpointing() const { return gradient_checkpointing_; }
+
+  [[nodiscard]] const LlamaConfig& config() const { return config_; }
+  [[nodiscard]] const PretrainedConfig& pretrained_config() const { return pretrained_; }
+  /// {target, source}: with tie_word_embeddings the head is the embedding (no lm_head is registered).
+  [[nodiscard]] std::vector<std::pair<std::string, std::string>> tied_weights() const {
+    if (!config_.tie_word_embeddings) return {};
+    return {{"lm_head.weight", "model.embed_tokens.weight"}};
+  }
+
+  LlamaModel model{nullptr};
+  torch::nn::Linear lm_head{nullptr};  ///< null when tie_word_embeddings: the head is model.embed_tokens
+
+ private:
+  static const LlamaConfig& validated(const LlamaConfig& config) {
+    config.validate();
+    return config;
+  }
+
+  /// HF's _init_weights: N(0, initializer_range) for projections and embeddings, zero biases, the
+  /// padding row zero, norms at one.
+  void init_weights() {
+    torch::NoGradGuard no_grad;
+    for (auto& module : modules(/*include_self=*/false)) {
+      if (auto* l = module->as<torch::nn::Linear>()) {
+        l->weight.normal_(0, config_.initializer_range);
+        if (l->bias.defined()) l->bias.zero_();
+      } else if (auto* e = module->as<torch::nn::Embedding>()) {
+        e->weight.normal_(0, config_.initializer_range);
+        if (config_.pad_token_id) e->weight[*config_.pad_token_id].zero_();
+      }
+    }
+  }
+
+  LlamaConfig config_;
+  PretrainedConfig pretrained_;
+  bool gradient_checkpointing_ = false;
+};
+TORCH_MODULE(LlamaForCausalLM);
 
 }  // namespace trainpp
 
@@ -15985,6 +16493,78 @@ using resolve_slots_t = Policies<
 // prediction, logging and what policies reach through the trainer.
 
 
+// ---- trainpp/concepts/token_loss.hpp ----
+// A model whose loss is a sum over label tokens (transformers' models that accept num_items_in_batch):
+// under gradient accumulation its loss is normalised by the label tokens of the whole window, not
+// averaged per micro-batch and divided by the number of micro-batches.
+
+
+#include <concepts>
+#include <type_traits>
+
+namespace trainpp {
+
+/// Optional members of a model's module (the TORCH_MODULE's Impl, reached through model->):
+/// - `torch::Tensor num_items_in_batch(const Batch& batch) const`: the number of label tokens this
+///   batch's loss sums over, as an int64 scalar on the batch's device (no host sync) — for a causal LM
+///   the labels after the first position (its loss scores position t against label t + 1), for a
+///   masked LM every label that is not -100. transformers counts the same tokens in
+///   Trainer._get_num_items_in_batch.
+///
+/// A model that declares it must return from forward, given labels, a struct with a `loss_sum` tensor
+/// member: the token losses summed (float32 scalar). The Trainer then counts the tokens of every
+/// micro-batch of an accumulation window before the first forward (summed over the processes under
+/// --average_tokens_across_devices), takes loss_sum / that count as each micro-batch's loss, and does
+/// not divide by the number of micro-batches again. Without the member, each micro-batch's loss is the
+/// model's mean divided by the number of micro-batches (HF's rule for models that take no loss
+/// kwargs). The loss slot must be the default (trainpp::ModelLoss) for the count to be used: another
+/// loss policy returns a mean of its own.
+/// Models: trainpp::GPT2LMHeadModel, trainpp::LlamaForCausalLM, trainpp::BertForMaskedLM.
+template <class Impl, class B>
+concept CountsLossTokens = requires(const Impl& m, const B& batch) {
+  { m.num_items_in_batch(batch) } -> std::convertible_to<torch::Tensor>;
+};
+
+namespace detail {
+
+// "Does Impl declare anything named num_items_in_batch?" (the test of detail/declares.hpp): a member of
+// that name with the wrong signature is an error, not a model without token-level loss.
+struct probe_num_items_in_batch {
+  int num_items_in_batch;
+};
+template <class C>
+struct both_num_items_in_batch : C, probe_num_items_in_batch {};
+template <class C>
+concept declares_num_items_in_batch =
+    std::is_class_v<C> && (std::is_final_v<C> ? requires { &C::num_items_in_batch; }
+                                              : !requires { &both_num_items_in_batch<C>::num_items_in_batch; });
+
+/// The module type behind a model handle (ModuleHolder or shared_ptr).
+template <class Model>
+using model_impl_t = std::remove_cvref_t<decltype(*std::declval<Model&>())>;
+
+/// Whether the model's loss is token-level for this batch and output type; asserts that a declared
+/// num_items_in_batch is callable as the loop calls it and that the output carries loss_sum.
+template <class Model, class B, class Output>
+constexpr bool check_token_loss() {
+  using Impl = model_impl_t<Model>;
+  if constexpr (!declares_num_items_in_batch<Impl>) {
+    return false;
+  } else {
+    constexpr bool counts = CountsLossTokens<Impl, B>;
+    static_assert(counts, "trainpp: the model declares 'num_items_in_batch' but it cannot be called as "
+                          "torch::Tensor num_items_in_batch(const Batch& batch) const");
+    constexpr bool sums = requires(const Output& out) { { out.loss_sum } -> std::convertible_to<torch::Tensor>; };
+    static_assert(sums, "trainpp: the model declares 'num_items_in_batch' (its loss is token-level), so its "
+                        "forward must return a struct with a torch::Tensor member loss_sum (the summed token losses)");
+    return counts && sums;
+  }
+}
+
+}  // namespace detail
+
+}  // namespace trainpp
+
 // ---- trainpp/detail/host_allocator.hpp ----
 // Keeping freed host memory in the process across training steps.
 //
@@ -16370,14 +16950,21 @@ class Trainer {
   void save_metrics(std::string_view split, const Metrics& metrics, bool combined = true) const {
     if (state_.is_world_process_zero) trainpp::save_metrics(args_.output_dir, split, metrics, combined);
   }
-  /// Writes the model alone into `dir` (default: output_dir) as model.safetensors. Under a sharded
-  /// policy every process must call it (the parameters are gathered); only the main process writes.
+  /// Writes the model alone into `dir` (default: output_dir): as HF's save_model, through
+  /// save_pretrained for a model that has it (models/pretrained.hpp: config.json, generation_config.json
+  /// for a model that generates, model.safetensors — a directory transformers' from_pretrained loads),
+  /// else model.safetensors. Under a sharded policy every process must call it (the parameters are
+  /// gathered); only the main process writes.
   void save_model(std::optional<std::filesystem::path> dir = std::nullopt) {
+    auto write = [&](const std::filesystem::path& into) {
+      if constexpr (saves_pretrained) write_pretrained_files(into, /*with_weights=*/true);
+      else trainpp::save_model(module(), into);
+    };
     if constexpr (requires { sharding_.full_parameters(); }) {
       auto gathered = sharding_.full_parameters();
-      if (state_.is_world_process_zero) trainpp::save_model(module(), dir.value_or(args_.output_dir));
+      if (state_.is_world_process_zero) write(dir.value_or(args_.output_dir));
     } else if (state_.is_world_process_zero) {
-      trainpp::save_model(module(), dir.value_or(args_.output_dir));
+      write(dir.value_or(args_.output_dir));
     }
   }
   /// Writes trainer_state.json into `dir` (default: output_dir), as HF's save_state.
@@ -16416,12 +17003,30 @@ class Trainer {
     return trainpp::forward(model_, batch);
   }
   /// The loss slot applied to a batch (forward included) — HF's compute_loss.
+  /// During training, a model with a token-level loss (concepts/token_loss.hpp) gives its summed token
+  /// losses over the label tokens of the whole accumulation window (times the number of processes
+  /// when that count is summed over them, as HF scales it: data parallelism then averages the
+  /// gradients back), already normalised for the window (loss_is_scaled_for_accumulation()).
   template <class B>
   torch::Tensor compute_loss(const B& batch) {
     using Output = decltype(trainpp::forward(model_, batch));
+    if constexpr (loss_is_token_level<B>()) {
+      if (window_items_.defined()) {
+        auto loss = trainpp::forward(model_, batch).loss_sum / window_items_;
+        if (window_items_summed_over_processes_) loss = loss * static_cast<double>(sharding_.world_size());
+        return loss;
+      }
+    }
     if constexpr (LossFromOutputs<loss_type, Output, B>) return loss_(trainpp::forward(model_, batch), batch);
     else return loss_(model_, batch);
   }
+  /// True while the micro-batches of the current window take the token-level loss: their losses are
+  /// normalised for the whole window, and the step must not divide them by the window size (HF's
+  /// loss_is_scaled_for_ga).
+  [[nodiscard]] bool loss_is_scaled_for_accumulation() const { return window_items_.defined(); }
+  /// The label tokens of the current accumulation window (undefined outside a window, or when the
+  /// model's loss is not token-level): transformers' num_items_in_batch.
+  [[nodiscard]] const torch::Tensor& num_items_in_batch() const { return window_items_; }
   /// The loss slot applied to outputs already computed (a second forward only for a loss policy
   /// that drives the model itself).
   template <class Output, class B>
@@ -16504,6 +17109,8 @@ class Trainer {
       else {
         using output_t = decltype(std::declval<Model&>()->forward(std::declval<const batch_t&>()));
         if constexpr (!detail::check_loss<loss_type, Model, output_t, batch_t>()) return false;
+        else if constexpr (detail::declares_num_items_in_batch<detail::model_impl_t<Model>> &&
+                           !detail::check_token_loss<Model, batch_t, output_t>()) return false;
         else return detail::check_step<step_type, Trainer, batch_t>();
       }
     }
@@ -16547,6 +17154,67 @@ class Trainer {
   void synchronize_processes() {
     if constexpr (requires { sharding_.barrier(); })
       if (sharding_.world_size() > 1) sharding_.barrier();
+  }
+
+  /// Whether the model can be written by save_pretrained (the members models/pretrained.hpp's
+  /// PretrainedModule asks for: GPT2LMHeadModel, LlamaForCausalLM).
+  static constexpr bool saves_pretrained = requires(const detail::model_impl_t<Model>& m) {
+    detail::model_impl_t<Model>::model_type;
+    detail::model_impl_t<Model>::architecture;
+    m.pretrained_config();
+    m.tied_weights();
+  };
+
+  /// save_pretrained's files placed into `dir` itself, next to what it holds (HF's save_model writes
+  /// into output_dir, which also holds the checkpoints: save_pretrained's own swap of the whole
+  /// directory must not reach them). Without with_weights only config.json and generation_config.json
+  /// are kept: the checkpoint's weights are the sharding policy's.
+  void write_pretrained_files(const std::filesystem::path& dir, bool with_weights) {
+    namespace fs = std::filesystem;
+    fs::create_directories(dir);
+    const auto scratch = dir / ".save_pretrained";
+    fs::remove_all(scratch);
+    save_pretrained(model_, scratch);  // trainpp::save_pretrained (models/pretrained.hpp), found by the model's namespace
+    for (const auto& entry : fs::directory_iterator(scratch)) {
+      const auto name = entry.path().filename().string();
+      const bool weights = name.ends_with(".safetensors") || name.ends_with(".safetensors.index.json");
+      if (weights && !with_weights) continue;
+      fs::rename(entry.path(), dir / name);
+    }
+    fs::remove_all(scratch);
+  }
+
+  /// Whether micro-batches of type B take the token-level loss: the model counts its label tokens and
+  /// the loss slot is the model's own (another loss policy returns a mean of its own).
+  template <class B>
+  static constexpr bool loss_is_token_level() {
+    using Output = decltype(std::declval<Model&>()->forward(std::declval<const B&>()));
+    if constexpr (!std::is_same_v<loss_type, ModelLoss>) return false;
+    else return detail::check_token_loss<Model, B, Output>();
+  }
+
+  /// HF's get_batch_samples count: the label tokens of every micro-batch of the window, on the device
+  /// (no host sync). Summed over the processes under --average_tokens_across_devices (the default, as
+  /// in HF), so that every process divides by the same count. Undefined when the batches carry no
+  /// labels (HF counts only then).
+  template <class B>
+  torch::Tensor count_window_items(const std::vector<B>& window) {
+    window_items_summed_over_processes_ = false;
+    if (window.empty() || !has_labels(window.front())) return {};
+    const auto& impl = *model_;
+    torch::Tensor count = impl.num_items_in_batch(window.front());
+    for (std::size_t i = 1; i < window.size(); ++i) count = count + impl.num_items_in_batch(window[i]);
+    if (args_.average_tokens_across_devices && sharding_.world_size() > 1) {
+      if constexpr (requires(torch::Tensor& t) { sharding_.all_reduce_sum(t); }) {
+        count = count.clone();
+        sharding_.all_reduce_sum(count);
+        window_items_summed_over_processes_ = true;
+      } else {
+        throw error("--average_tokens_across_devices needs a sharding slot with all_reduce_sum(torch::Tensor&) "
+                    "under {} processes; set --average_tokens_across_devices false", sharding_.world_size());
+      }
+    }
+    return count;
   }
 
   /// A loss summed on this process, averaged over the processes of the job (HF logs the mean of
@@ -16641,6 +17309,9 @@ class Trainer {
   }
   void finish_checkpoints();
 
+  // The current window's label tokens (count_window_items); undefined outside a window.
+  torch::Tensor window_items_;
+  bool window_items_summed_over_processes_ = false;
   Model model_;
   TrainingArguments args_;
   data_loader_policy_type data_loader_;
@@ -17243,6 +17914,10 @@ void Trainer<Model, P>::save_checkpoint(const torch::Tensor& tr_loss) {
       sharding_.save_model_files(module(), dir, main_process);
     else if (main_process)
       trainpp::save_model(module(), dir);
+    // A model save_pretrained can write gets its config.json (and generation_config.json) beside the
+    // weights, so that transformers' from_pretrained("checkpoint-N") loads the checkpoint.
+    if constexpr (saves_pretrained)
+      if (main_process) write_pretrained_files(dir, /*with_weights=*/false);
     if (args_.save_only_model) return;
     if (optimizer_per_process) {
       const auto& groups = optimizer_->param_groups();
@@ -17342,12 +18017,15 @@ void Trainer<Model, P>::finish_checkpoints() {
 //   on_train_begin
 //   per epoch:  loader.set_epoch, on_epoch_begin, skip the batches a resumed epoch already trained
 //     per window of gradient_accumulation_steps micro-batches (the last window of an epoch: the rest):
+//       a token-level loss (concepts/token_loss.hpp): the window's label tokens counted (HF's
+//         num_items_in_batch), summed over the processes under --average_tokens_across_devices
 //       on_step_begin (flags log/evaluate/save cleared first)
 //       per micro-batch:
 //         sharding .set_gradient_sync(last of window)   data parallelism: communicate in the last only
 //         sharding .before_forward                      FullShard: gather the root unit
 //         step slot .training_step                      forward + loss under the precision policy's
-//                                                       context, / window size, backward
+//                                                       context, / window size (a token-level loss:
+//                                                       / the window's label tokens instead), backward
 //         sharding .after_backward(last of window)      allreduce / reduce-scatter
 //         running loss += step loss (nan/inf filter on the device)
 //         not last: on_substep_end
@@ -17495,6 +18173,9 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
         window.push_back(std::move(*batch));
       }
       const auto window_size = static_cast<std::int64_t>(window.size());
+      // A token-level loss is normalised by the label tokens of the whole window (HF's num_items_in_batch),
+      // counted before its first forward.
+      if constexpr (loss_is_token_level<typename decltype(window)::value_type>()) window_items_ = count_window_items(window);
 
       for (std::int64_t i = 0; i < window_size; ++i) {
         ++step;
@@ -17525,6 +18206,7 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
         }
 
         if (sync_step) {
+          window_items_ = torch::Tensor();  // what runs from here on (evaluation, saving) is outside the window
           // unscale, clip, on_pre_optimizer_step, step, after_step, on_optimizer_step, schedule, zero_grad
           learning_rate = optimizer_step(parameters, grad_norm);
           state_.global_step += 1;
@@ -17538,6 +18220,7 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
         }
         if (control_.should_epoch_stop || control_.should_training_stop) break;
       }
+      window_items_ = torch::Tensor();
       if (control_.should_epoch_stop || control_.should_training_stop) break;
     }
 
