@@ -4,6 +4,7 @@
 // or a JSON file (`prog args.json`), or both with the command line winning.
 
 #include <trainpp/args.hpp>
+#include <trainpp/args/unimplemented.hpp>
 #include <trainpp/io/atomic_write.hpp>
 #include <trainpp/io/json.hpp>
 #include <trainpp/io/yaml.hpp>
@@ -290,6 +291,50 @@ struct CliField {
   bool is_bool = false, is_list = false, defaults_true = false;
 };
 
+/// The values `a.accepted` lists.
+[[nodiscard]] inline std::vector<nlohmann::json> accepted_values(const UnimplementedArgument& a) {
+  std::vector<nlohmann::json> out;
+  std::string_view rest = a.accepted;
+  while (!rest.empty()) {
+    const auto bar = rest.find(" | ");
+    out.push_back(nlohmann::json::parse(rest.substr(0, bar)));
+    rest = bar == std::string_view::npos ? std::string_view{} : rest.substr(bar + 3);
+  }
+  return out;
+}
+
+/// A field that takes what an unimplemented argument accepts and refuses anything else with its reason.
+/// Text from the command line or YAML is read as JSON where it is JSON (false, 0, null), else as a string.
+[[nodiscard]] inline CliField unimplemented_field(const UnimplementedArgument& a) {
+  CliField field;
+  field.name = std::string(a.name);
+  field.help = fmt::format("Not implemented: {}. Accepted: {}.", a.reason, a.accepted);
+  field.group = "transformers arguments trainpp does not implement";
+  field.type = a.is_bool ? "bool" : a.is_list ? "list" : "value";
+  field.default_value = accepted_values(a).front().dump();
+  field.is_bool = a.is_bool;
+  field.is_list = a.is_list;
+  field.defaults_true = a.is_bool && field.default_value == "true";
+  field.set_json = [a](const nlohmann::json& value) {
+    for (const auto& accepted : accepted_values(a))
+      if (value == accepted) return;
+    throw error("argument --{}: {} is not supported: {} (accepted: {})", a.name,
+                value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), a.reason, a.accepted);
+  };
+  field.set = [a, set_json = field.set_json](std::string_view text) {
+    if (a.is_list) {  // a list item given: only the empty list is accepted
+      set_json(nlohmann::json::array({std::string(text)}));
+      return;
+    }
+    if (a.is_bool) {
+      if (const auto flag = parse_bool(text)) return set_json(*flag);
+    }
+    nlohmann::json value = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+    set_json(value.is_discarded() ? nlohmann::json(std::string(text)) : value);
+  };
+  return field;
+}
+
 /// The fields of every struct in `structs`, in declaration order, bound to the structs' members.
 /// Two structs declaring the same name would leave one of them unreachable: refused.
 template <class... Structs>
@@ -325,6 +370,15 @@ template <class... Structs>
     for (std::size_t k = 0; k < i; ++k)
       if (fields[i].name == fields[k].name)
         throw error("argument --{} is declared twice by the argument structs; rename one", fields[i].name);
+  // Beside TrainingArguments, transformers' fields trainpp does not implement: a value that says what
+  // trainpp does is accepted, any other refused with the reason (args/unimplemented.hpp). A program's own
+  // struct may declare one of them: then it is the program's.
+  if constexpr ((std::is_same_v<Structs, TrainingArguments> || ...)) {
+    for (const auto& a : unimplemented_arguments) {
+      if (std::ranges::any_of(fields, [&](const CliField& f) { return f.name == a.name; })) continue;
+      fields.push_back(unimplemented_field(a));
+    }
+  }
   return fields;
 }
 
@@ -403,6 +457,42 @@ template <class... Structs>
       const std::string negation = f.defaults_true ? fmt::format(", --no_{} for false", f.name) : "";
       out += fmt::format("  --{:<32} {}{} (default: {})\n      {}\n", f.name, f.type, negation, f.default_value, f.help);
     }
+  }
+  return out;
+}
+
+/// docs/arguments.md: every TrainingArguments field, by group, with its type, default and meaning, then
+/// transformers' fields that trainpp does not implement, with the values accepted and why. Generated
+/// from the code; a test keeps the file in step with it.
+[[nodiscard]] inline std::string arguments_reference_markdown() {
+  std::tuple<TrainingArguments> structs;
+  const auto fields = detail::cli_fields(structs);
+  auto cell = [](std::string text) {
+    std::string out;
+    for (const char c : text) {
+      if (c == '|') out += "\\|";
+      else if (c == '\n') out += ' ';
+      else out += c;
+    }
+    return out;
+  };
+  std::string out =
+      "# TrainingArguments\n\n"
+      "Generated from include/trainpp/args.hpp and include/trainpp/args/unimplemented.hpp (the test\n"
+      "\"docs/arguments.md is generated from the code\" fails when this file is stale; run it with\n"
+      "TRAINPP_WRITE_DOCS=1 to rewrite it). Every field of transformers 5's `TrainingArguments` is here:\n"
+      "implemented with HF's name, default and meaning, or listed at the end as not implemented, with the\n"
+      "values that say what trainpp does anyway (accepted, so HF's own `training_args.json` loads) and the\n"
+      "reason any other value is refused. Flags are written `--name value`, `--name=value` or\n"
+      "`--name-with-hyphens`; booleans also bare (`--name`) or negated (`--no_name`).\n";
+  std::vector<std::string> groups;
+  for (const auto& f : fields)
+    if (std::ranges::find(groups, f.group) == groups.end()) groups.push_back(f.group);
+  for (const auto& group : groups) {
+    out += fmt::format("\n## {}\n\n| argument | type | default | meaning |\n|---|---|---|---|\n", group);
+    for (const auto& f : fields)
+      if (f.group == group)
+        out += fmt::format("| `--{}` | {} | `{}` | {} |\n", f.name, cell(f.type), cell(f.default_value), cell(f.help));
   }
   return out;
 }

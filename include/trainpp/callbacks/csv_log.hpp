@@ -131,7 +131,10 @@ class CsvLog {
 
   [[nodiscard]] static std::string header(const File& f) {
     std::string out;
-    for (std::size_t c = 0; c < f.columns.size(); ++c) out += (c > 0 ? "," : "") + quoted(f.columns[c]);
+    for (std::size_t c = 0; c < f.columns.size(); ++c) {
+      if (c > 0) out += ',';
+      out += quoted(f.columns[c]);
+    }
     return out + '\n';
   }
 

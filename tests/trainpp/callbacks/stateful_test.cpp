@@ -162,6 +162,7 @@ TEST_CASE("entries no callback claims are kept and warned about, malformed ones 
     auto j = trainpp::read_json_file(state_file);
     j["stateful_callbacks"]["StepCounter"][0]["attributes"]["total"] = "three";
     trainpp::write_file_atomic(state_file, j.dump(2));
+    trainpp::write_checkpoint_manifest(state_file.parent_path());  // edited on purpose: the reader is tested
     trainpp::Trainer trainer(Net{}, a, trainpp::train_dataset = data(24), trainpp::callbacks = two_counters(1, 10));
     CHECK_THROWS_WITH_AS(trainer.train(),
                          doctest::Contains("checkpoint-3/trainer_state.json: stateful_callbacks.StepCounter: "
@@ -172,6 +173,7 @@ TEST_CASE("entries no callback claims are kept and warned about, malformed ones 
     auto j = trainpp::read_json_file(state_file);
     j["stateful_callbacks"]["StepCounter"] = 7;
     trainpp::write_file_atomic(state_file, j.dump(2));
+    trainpp::write_checkpoint_manifest(state_file.parent_path());  // edited on purpose: the reader is tested
     trainpp::Trainer trainer(Net{}, a, trainpp::train_dataset = data(24), trainpp::callbacks = two_counters(1, 10));
     CHECK_THROWS_WITH_AS(trainer.train(), doctest::Contains("stateful_callbacks.StepCounter must be an object"),
                          trainpp::Error);
