@@ -1799,6 +1799,113 @@ inline void TrainingArguments::apply_derived_defaults() {
 // or a JSON file (`prog args.json`), or both with the command line winning.
 
 
+// ---- trainpp/args/unimplemented.hpp ----
+// transformers 5's TrainingArguments fields that trainpp does not implement. Each lists the values that
+// describe what trainpp does anyway — accepted, so that HF's own training_args.json (which names every
+// field) and command lines passing defaults run unchanged — and says why any other value is refused and
+// what to use instead. No field is parsed and then ignored: a value trainpp would not honour is an error.
+// The list is kept complete by a test against transformers' dataclass (tests/trainpp/args/).
+
+#include <array>
+#include <string_view>
+
+namespace trainpp {
+
+struct UnimplementedArgument {
+  std::string_view name;
+  /// JSON texts separated by " | ": the values that say what trainpp does (the first is shown as default).
+  std::string_view accepted;
+  bool is_bool = false;  ///< a bare --name means true, and --no_name false, as for trainpp's own booleans
+  bool is_list = false;  ///< given as --name a b c
+  std::string_view reason;
+};
+
+inline constexpr auto unimplemented_arguments = std::to_array<UnimplementedArgument>({
+    {"optim_target_modules", "null", false, false,
+     "only the GaLore and APOLLO optimizers read it, and trainpp has neither"},
+    {"label_smoothing_factor", "0", false, false,
+     "label smoothing is not built in yet: put a loss in the loss slot, e.g. "
+     "torch::nn::functional::cross_entropy with CrossEntropyFuncOptions().label_smoothing(x)"},
+    {"activation_checkpointing", "false | null", true, false,
+     "use --gradient_checkpointing: the model's blocks are recomputed in backward (nn/gradient_checkpointing.hpp)"},
+    {"activation_checkpointing_kwargs", "null | {}", false, false,
+     "trainpp's gradient checkpointing has no variants to choose (no every_n_layers, no use_reentrant)"},
+    {"gradient_checkpointing_kwargs", "null | {}", false, false,
+     "trainpp's gradient checkpointing has no variants to choose (use_reentrant and the like are options of "
+     "torch.utils.checkpoint in Python)"},
+    {"torch_compile", "false", true, false,
+     "LibTorch has no TorchDynamo or TorchInductor; trainpp's step is compiled C++ already, with fused optimizer "
+     "kernels and no interpreter in the loop"},
+    {"torch_compile_backend", "null", false, false, "LibTorch has no torch.compile (see --torch_compile)"},
+    {"torch_compile_mode", "null", false, false, "LibTorch has no torch.compile (see --torch_compile)"},
+    {"use_liger_kernel", "false", true, false,
+     "Liger kernels are Triton kernels patched into Python models; trainpp's models are LibTorch modules"},
+    {"liger_kernel_config", "null", false, false, "Liger kernels are not available (see --use_liger_kernel)"},
+    {"use_cache", "false", true, false,
+     "trainpp's models keep a key/value cache only inside generate(); training never uses one"},
+    {"neftune_noise_alpha", "null", false, false, "NEFTune is not built in yet"},
+    {"torch_empty_cache_steps", "null", false, false, "emptying the device cache every N steps is not built in yet"},
+    {"auto_find_batch_size", "false", true, false,
+     "finding a batch size that fits is not built in yet: set --per_device_train_batch_size"},
+    {"include_num_input_tokens_seen", "\"no\" | false", false, false, "counting input tokens is not built in yet"},
+    {"project", "\"huggingface\"", false, false, "only Trackio reads it, and trainpp does not report to Trackio"},
+    {"trackio_space_id", "null", false, false, "trainpp does not report to Trackio"},
+    {"trackio_bucket_id", "null", false, false, "trainpp does not report to Trackio"},
+    {"trackio_static_space_id", "null", false, false, "trainpp does not report to Trackio"},
+    {"eval_do_concat_batches", "true", true, false,
+     "evaluation always concatenates the batches' predictions and labels, as HF's default"},
+    {"eval_use_gather_object", "false", true, false,
+     "predictions are tensors and are gathered as tensors; there are no Python objects to gather"},
+    {"include_for_metrics", "[]", false, true,
+     "compute_metrics receives predictions and labels; passing inputs or losses is not built in yet"},
+    {"batch_eval_metrics", "false", true, false,
+     "metrics are computed once over the whole evaluation; per-batch metrics are not built in yet"},
+    {"save_on_each_node", "false", true, false,
+     "checkpoints are written by the main process, to a file system every node reads"},
+    {"enable_jit_checkpoint", "false", true, false, "checkpointing on SIGTERM is not built in yet"},
+    {"push_to_hub", "false", true, false,
+     "trainpp does not talk to the Hugging Face Hub; upload output_dir with `hf upload` once it is written"},
+    {"hub_token", "null | \"<HUB_TOKEN>\"", false, false, "trainpp does not talk to the Hub (see --push_to_hub)"},
+    {"hub_private_repo", "null", false, false, "trainpp does not talk to the Hub (see --push_to_hub)"},
+    {"hub_model_id", "null", false, false, "trainpp does not talk to the Hub (see --push_to_hub)"},
+    {"hub_strategy", "\"every_save\"", false, false, "trainpp does not talk to the Hub (see --push_to_hub)"},
+    {"hub_always_push", "false", true, false, "trainpp does not talk to the Hub (see --push_to_hub)"},
+    {"hub_revision", "null", false, false, "trainpp does not talk to the Hub (see --push_to_hub)"},
+    {"accelerator_config",
+     "null | {} | {\"split_batches\": false, \"dispatch_batches\": null, \"even_batches\": true, "
+     "\"use_seedable_sampler\": true, \"non_blocking\": false, \"gradient_accumulation_kwargs\": null}",
+     false, false,
+     "trainpp has no Accelerate layer; its defaults are accelerate's (each process its own batches, seeded "
+     "sampling, uneven last batches evened)"},
+    {"parallelism_config", "null", false, false,
+     "tensor, context and sequence parallelism are not built in; data parallelism and sharding come from "
+     "the launcher, --fsdp and --deepspeed"},
+    {"dataloader_multiprocessing_context", "null", false, false,
+     "trainpp's data loader runs its workers as threads, not processes: there is no start method to choose"},
+    {"dataloader_in_order", "true", true, false,
+     "trainpp's data loader always yields batches in order, which exact resume relies on"},
+    {"remove_unused_columns", "true | false", true, false,
+     "both values hold: a trainpp model reads the keys it needs from the Batch, so columns it does not use "
+     "never reach it, whether or not they are in the batch"},
+    {"ddp_find_unused_parameters", "null", false, false,
+     "trainpp's data parallelism reduces gradients in buckets after backward, not from autograd hooks, so it "
+     "never waits for a parameter that got no gradient"},
+    {"ddp_static_graph", "null", false, false,
+     "trainpp's data parallelism does not depend on the graph's shape, so there is nothing to declare static"},
+    {"debug", "[] | \"\"", false, false,
+     "underflow_overflow and tpu_metrics_debug are hooks into Python models and torch_xla"},
+    {"skip_memory_metrics", "true", true, false, "memory metrics are not built in yet"},
+});
+
+/// The entry named `name`, or nullptr.
+[[nodiscard]] constexpr const UnimplementedArgument* find_unimplemented_argument(std::string_view name) {
+  for (const auto& a : unimplemented_arguments)
+    if (a.name == name) return &a;
+  return nullptr;
+}
+
+}  // namespace trainpp
+
 // ---- trainpp/io/yaml.hpp ----
 // The YAML an arguments file holds (HfArgumentParser.parse_yaml_file's input), read without a YAML
 // library: a mapping of names to values, each value a scalar (plain, 'single' or "double" quoted), a
@@ -2550,6 +2657,50 @@ struct CliField {
   bool is_bool = false, is_list = false, defaults_true = false;
 };
 
+/// The values `a.accepted` lists.
+[[nodiscard]] inline std::vector<nlohmann::json> accepted_values(const UnimplementedArgument& a) {
+  std::vector<nlohmann::json> out;
+  std::string_view rest = a.accepted;
+  while (!rest.empty()) {
+    const auto bar = rest.find(" | ");
+    out.push_back(nlohmann::json::parse(rest.substr(0, bar)));
+    rest = bar == std::string_view::npos ? std::string_view{} : rest.substr(bar + 3);
+  }
+  return out;
+}
+
+/// A field that takes what an unimplemented argument accepts and refuses anything else with its reason.
+/// Text from the command line or YAML is read as JSON where it is JSON (false, 0, null), else as a string.
+[[nodiscard]] inline CliField unimplemented_field(const UnimplementedArgument& a) {
+  CliField field;
+  field.name = std::string(a.name);
+  field.help = fmt::format("Not implemented: {}. Accepted: {}.", a.reason, a.accepted);
+  field.group = "transformers arguments trainpp does not implement";
+  field.type = a.is_bool ? "bool" : a.is_list ? "list" : "value";
+  field.default_value = accepted_values(a).front().dump();
+  field.is_bool = a.is_bool;
+  field.is_list = a.is_list;
+  field.defaults_true = a.is_bool && field.default_value == "true";
+  field.set_json = [a](const nlohmann::json& value) {
+    for (const auto& accepted : accepted_values(a))
+      if (value == accepted) return;
+    throw error("argument --{}: {} is not supported: {} (accepted: {})", a.name,
+                value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), a.reason, a.accepted);
+  };
+  field.set = [a, set_json = field.set_json](std::string_view text) {
+    if (a.is_list) {  // a list item given: only the empty list is accepted
+      set_json(nlohmann::json::array({std::string(text)}));
+      return;
+    }
+    if (a.is_bool) {
+      if (const auto flag = parse_bool(text)) return set_json(*flag);
+    }
+    nlohmann::json value = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+    set_json(value.is_discarded() ? nlohmann::json(std::string(text)) : value);
+  };
+  return field;
+}
+
 /// The fields of every struct in `structs`, in declaration order, bound to the structs' members.
 /// Two structs declaring the same name would leave one of them unreachable: refused.
 template <class... Structs>
@@ -2585,6 +2736,15 @@ template <class... Structs>
     for (std::size_t k = 0; k < i; ++k)
       if (fields[i].name == fields[k].name)
         throw error("argument --{} is declared twice by the argument structs; rename one", fields[i].name);
+  // Beside TrainingArguments, transformers' fields trainpp does not implement: a value that says what
+  // trainpp does is accepted, any other refused with the reason (args/unimplemented.hpp). A program's own
+  // struct may declare one of them: then it is the program's.
+  if constexpr ((std::is_same_v<Structs, TrainingArguments> || ...)) {
+    for (const auto& a : unimplemented_arguments) {
+      if (std::ranges::any_of(fields, [&](const CliField& f) { return f.name == a.name; })) continue;
+      fields.push_back(unimplemented_field(a));
+    }
+  }
   return fields;
 }
 
@@ -2663,6 +2823,42 @@ template <class... Structs>
       const std::string negation = f.defaults_true ? fmt::format(", --no_{} for false", f.name) : "";
       out += fmt::format("  --{:<32} {}{} (default: {})\n      {}\n", f.name, f.type, negation, f.default_value, f.help);
     }
+  }
+  return out;
+}
+
+/// docs/arguments.md: every TrainingArguments field, by group, with its type, default and meaning, then
+/// transformers' fields that trainpp does not implement, with the values accepted and why. Generated
+/// from the code; a test keeps the file in step with it.
+[[nodiscard]] inline std::string arguments_reference_markdown() {
+  std::tuple<TrainingArguments> structs;
+  const auto fields = detail::cli_fields(structs);
+  auto cell = [](std::string text) {
+    std::string out;
+    for (const char c : text) {
+      if (c == '|') out += "\\|";
+      else if (c == '\n') out += ' ';
+      else out += c;
+    }
+    return out;
+  };
+  std::string out =
+      "# TrainingArguments\n\n"
+      "Generated from include/trainpp/args.hpp and include/trainpp/args/unimplemented.hpp (the test\n"
+      "\"docs/arguments.md is generated from the code\" fails when this file is stale; run it with\n"
+      "TRAINPP_WRITE_DOCS=1 to rewrite it). Every field of transformers 5's `TrainingArguments` is here:\n"
+      "implemented with HF's name, default and meaning, or listed at the end as not implemented, with the\n"
+      "values that say what trainpp does anyway (accepted, so HF's own `training_args.json` loads) and the\n"
+      "reason any other value is refused. Flags are written `--name value`, `--name=value` or\n"
+      "`--name-with-hyphens`; booleans also bare (`--name`) or negated (`--no_name`).\n";
+  std::vector<std::string> groups;
+  for (const auto& f : fields)
+    if (std::ranges::find(groups, f.group) == groups.end()) groups.push_back(f.group);
+  for (const auto& group : groups) {
+    out += fmt::format("\n## {}\n\n| argument | type | default | meaning |\n|---|---|---|---|\n", group);
+    for (const auto& f : fields)
+      if (f.group == group)
+        out += fmt::format("| `--{}` | {} | `{}` | {} |\n", f.name, cell(f.type), cell(f.default_value), cell(f.help));
   }
   return out;
 }
@@ -15513,7 +15709,10 @@ class CsvLog {
 
   [[nodiscard]] static std::string header(const File& f) {
     std::string out;
-    for (std::size_t c = 0; c < f.columns.size(); ++c) out += (c > 0 ? "," : "") + quoted(f.columns[c]);
+    for (std::size_t c = 0; c < f.columns.size(); ++c) {
+      if (c > 0) out += ',';
+      out += quoted(f.columns[c]);
+    }
     return out + '\n';
   }
 
