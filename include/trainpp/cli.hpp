@@ -362,7 +362,29 @@ template <class... Structs>
            parse_value(name, text, value);
          }
        };
-       field.set_json = [&value, name](const nlohmann::json& j) { assign_json(name, j, value); };
+       // null in a file is HF's None, "not given": a field that is not optional keeps its default
+       // (HF's training_args.json holds null for fsdp, label_names, lr_scheduler_kwargs, ...).
+       field.set_json = [&value, name](const nlohmann::json& j) {
+         if (j.is_null() && !is_optional<T>::value) return;
+         assign_json(name, j, value);
+       };
+       if constexpr (std::is_same_v<T, std::string>) {
+         if (name == "fsdp") {
+           // HF's fsdp is `list | str | None`; its training_args.json holds the options as a list
+           // (["full_shard", "auto_wrap"]), trainpp's as one space-separated string.
+           field.set_json = [&value, name](const nlohmann::json& j) {
+             if (j.is_null()) return;
+             if (!j.is_array()) return assign_json(name, j, value);
+             std::string joined;
+             for (const auto& option : j) {
+               if (!option.is_string()) throw error("argument 'fsdp': expected a list of option names, got {}", shown_json(j));
+               if (!joined.empty()) joined += ' ';
+               joined += option.get<std::string>();
+             }
+             value = joined;
+           };
+         }
+       }
        fields.push_back(std::move(field));
      }), ...);
   }, structs);

@@ -597,7 +597,7 @@ class JsonFuzzer {
       case 2: {  // a value of the wrong type
         const auto& f = gen_.pick(flags_);
         auto wrongs = wrong_json(f);
-        if (!f.optional && f.kind != Kind::list) wrongs.emplace_back(nullptr);
+        // (null is not among them: in a file it is HF's None, "not given", and keeps the default.)
         j[f.name] = gen_.pick(wrongs);
         const std::string needle = j[f.name].is_string() && (f.kind == Kind::choice || f.kind == Kind::object || f.kind == Kind::text)
                                        ? "argument --" + f.name

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -34,13 +35,24 @@ inline std::optional<Reference> load() {
   const fs::path dir = fs::path(TRAINPP_BINARY_DIR) / "collators_hf_reference";
   const fs::path complete = dir / "complete";
   if (!fs::exists(complete) || fs::last_write_time(complete) < fs::last_write_time(script)) {
-    fs::remove_all(dir);
+    // Several test cases (processes, under ctest -j) may get here at once: each writes a directory of
+    // its own and renames it into place; a reader never sees one half written.
+    const fs::path own = dir.string() + fmt::format(".tmp-{}", ::getpid());
+    fs::remove_all(own);
     const std::string command =
-        fmt::format("'{}' '{}' '{}' > '{}.log' 2>&1", TRAINPP_PYTHON, script.string(), dir.string(), dir.string());
+        fmt::format("'{}' '{}' '{}' > '{}.log' 2>&1", TRAINPP_PYTHON, script.string(), own.string(), own.string());
     const int status = std::system(command.c_str());
     if (WIFEXITED(status) && WEXITSTATUS(status) == 77) return std::nullopt;
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-      throw trainpp::error("{} failed (status {}); see {}.log", command, status, dir.string());
+      throw trainpp::error("{} failed (status {}); see {}.log", command, status, own.string());
+    std::error_code ec;
+    if (fs::exists(complete, ec) && fs::last_write_time(complete) >= fs::last_write_time(script)) {
+      fs::remove_all(own, ec);  // another process finished first: use its reference
+    } else {
+      fs::remove_all(dir, ec);
+      fs::rename(own, dir, ec);
+      if (ec) fs::remove_all(own, ec);  // lost the race to another rename: its reference is complete
+    }
   }
   Reference out;
   std::ifstream in(dir / "reference.json");
