@@ -156,8 +156,9 @@ class Cases:
         if kind == 0:
             return "JSON truncated", [self.write(text[: rng.randrange(len(text))])], "not valid JSON"
         if kind == 1:
+            # null is not a wrong type: as in HF's dataclasses it means "not given", so the default holds.
             key, value = rng.choice([("learning_rate", "high"), ("seed", 1.5), ("do_train", "yes"), ("eval_strategy", 3),
-                                     ("label_names", [1]), ("num_train_epochs", None), ("run_name", 5)])
+                                     ("label_names", [1]), ("num_train_epochs", [1]), ("run_name", 5)])
             return "JSON wrong type", [self.write(json.dumps({**good, key: value}))], key
         if kind == 2:
             return "JSON duplicate key", [self.write('{"seed": 1, "learning_rate": 0.1, "seed": 2}')], 'duplicate key "seed"'
