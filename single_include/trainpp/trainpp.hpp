@@ -68,6 +68,27 @@ inline std::string first_line(const char* what) {
 #include <stdexcept>
 #include <string>
 
+// Two ways to build trainpp's code that does not depend on user types (file formats, argument parsing,
+// the optimizers' arithmetic, logging):
+//  - header-only (the default): each header defines it `inline`, and every translation unit that uses it
+//    compiles it again;
+//  - compiled (link trainpp::compiled, which defines TRAINPP_COMPILED_LIB for its users): the headers only
+//    declare it, and one library (src/compiled.cpp) defines it once, so a user's translation unit neither
+//    parses nor generates that code again.
+// A header marks such a definition `TRAINPP_INLINE` and puts it in an `#if TRAINPP_DEFINITIONS` block after
+// the declarations. Templates and the code that depends on user types stay in the headers in both modes.
+#if defined(TRAINPP_COMPILED_LIB)
+#define TRAINPP_INLINE
+#if defined(TRAINPP_BUILDING_COMPILED_LIB)
+#define TRAINPP_DEFINITIONS 1
+#else
+#define TRAINPP_DEFINITIONS 0
+#endif
+#else
+#define TRAINPP_INLINE inline
+#define TRAINPP_DEFINITIONS 1
+#endif
+
 namespace trainpp {
 
 namespace detail {
@@ -5211,6 +5232,11 @@ inline void save_component_state(const std::filesystem::path& path, const nlohma
 // XXH3 runs at memory speed (tens of GB/s), so checking costs far less than reading the files to load them.
 
 
+#include <cstdint>
+#include <filesystem>
+#include <string_view>
+
+#if TRAINPP_DEFINITIONS
 #include <nlohmann/json.hpp>
 
 #define XXH_INLINE_ALL  // header-only: the functions are static to this translation unit, nothing to link
@@ -5221,13 +5247,11 @@ inline void save_component_state(const std::filesystem::path& path, const nlohma
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdint>
-#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
-#include <string_view>
 #include <vector>
+#endif
 
 namespace trainpp {
 
@@ -5241,7 +5265,22 @@ struct FileDigest {
 
 /// The size and XXH3-64 of the file at `path`, read in 1 MiB blocks. Throws trainpp::Error naming the
 /// path if it cannot be read.
-[[nodiscard]] inline FileDigest digest_file(const std::filesystem::path& path) {
+[[nodiscard]] FileDigest digest_file(const std::filesystem::path& path);
+
+/// Writes checkpoint_manifest.json into `dir` (a checkpoint's staging directory, complete but for it):
+/// every regular file directly in `dir`, by name. A subdirectory is an error: checkpoints are flat, and
+/// a file the manifest cannot cover would escape the check.
+void write_checkpoint_manifest(const std::filesystem::path& dir);
+
+/// Checks every file checkpoint_manifest.json lists in `dir`: present, of the recorded size and
+/// checksum. Throws trainpp::Error naming the damaged or missing file (or the manifest, if it is itself
+/// damaged). A checkpoint without a manifest (written before trainpp wrote them, or by hand) cannot be
+/// checked: a warning says so. Files the manifest does not list (added later by hand) get a warning.
+void verify_checkpoint_manifest(const std::filesystem::path& dir);
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE FileDigest digest_file(const std::filesystem::path& path) {
   detail::FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) throw error("cannot read {}: {}", path.string(), detail::errno_message(errno));
   const std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(), &XXH3_freeState);
@@ -5262,10 +5301,7 @@ struct FileDigest {
   return out;
 }
 
-/// Writes checkpoint_manifest.json into `dir` (a checkpoint's staging directory, complete but for it):
-/// every regular file directly in `dir`, by name. A subdirectory is an error: checkpoints are flat, and
-/// a file the manifest cannot cover would escape the check.
-inline void write_checkpoint_manifest(const std::filesystem::path& dir) {
+TRAINPP_INLINE void write_checkpoint_manifest(const std::filesystem::path& dir) {
   namespace fs = std::filesystem;
   std::map<std::string, FileDigest> files;  // sorted: the manifest reads the same for the same files
   for (const auto& entry : fs::directory_iterator(dir)) {
@@ -5283,11 +5319,7 @@ inline void write_checkpoint_manifest(const std::filesystem::path& dir) {
   write_file_atomic(dir / checkpoint_manifest_name, manifest.dump(2) + "\n");
 }
 
-/// Checks every file checkpoint_manifest.json lists in `dir`: present, of the recorded size and
-/// checksum. Throws trainpp::Error naming the damaged or missing file (or the manifest, if it is itself
-/// damaged). A checkpoint without a manifest (written before trainpp wrote them, or by hand) cannot be
-/// checked: a warning says so. Files the manifest does not list (added later by hand) get a warning.
-inline void verify_checkpoint_manifest(const std::filesystem::path& dir) {
+TRAINPP_INLINE void verify_checkpoint_manifest(const std::filesystem::path& dir) {
   namespace fs = std::filesystem;
   const fs::path path = dir / checkpoint_manifest_name;
   std::error_code ec;
@@ -5340,6 +5372,8 @@ inline void verify_checkpoint_manifest(const std::filesystem::path& dir) {
            dir.string(), name);
   }
 }
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp
 

@@ -20,6 +20,27 @@
 #include <stdexcept>
 #include <string>
 
+// Two ways to build trainpp's code that does not depend on user types (file formats, argument parsing,
+// the optimizers' arithmetic, logging):
+//  - header-only (the default): each header defines it `inline`, and every translation unit that uses it
+//    compiles it again;
+//  - compiled (link trainpp::compiled, which defines TRAINPP_COMPILED_LIB for its users): the headers only
+//    declare it, and one library (src/compiled.cpp) defines it once, so a user's translation unit neither
+//    parses nor generates that code again.
+// A header marks such a definition `TRAINPP_INLINE` and puts it in an `#if TRAINPP_DEFINITIONS` block after
+// the declarations. Templates and the code that depends on user types stay in the headers in both modes.
+#if defined(TRAINPP_COMPILED_LIB)
+#define TRAINPP_INLINE
+#if defined(TRAINPP_BUILDING_COMPILED_LIB)
+#define TRAINPP_DEFINITIONS 1
+#else
+#define TRAINPP_DEFINITIONS 0
+#endif
+#else
+#define TRAINPP_INLINE inline
+#define TRAINPP_DEFINITIONS 1
+#endif
+
 namespace trainpp {
 
 namespace detail {
