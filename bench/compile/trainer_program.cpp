@@ -1,7 +1,11 @@
 // The compile-cost benchmark's Trainer program (bench/compile/run): a small classifier trained and
 // evaluated through trainpp::Trainer with HF's flags, as a user's program would be. torch_loop.cpp is the
 // same program as a hand-written LibTorch loop.
+#if TRAINPP_BENCH_TRAINER_HEADER
+#include <trainpp/trainer.hpp>  // the lighter entry point: no model families, generation, Seq2Seq
+#else
 #include <trainpp/trainpp.hpp>
+#endif
 
 struct ClassifierImpl : torch::nn::Module {
   torch::nn::Sequential layers{torch::nn::Linear(2, 32), torch::nn::ReLU(), torch::nn::Linear(32, 3)};

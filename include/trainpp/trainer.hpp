@@ -18,9 +18,11 @@
 #include <trainpp/concepts/step.hpp>
 #include <trainpp/concepts/token_loss.hpp>
 #include <trainpp/data/dataset.hpp>
+#include <trainpp/data/tensor_dataset.hpp>
 #include <trainpp/detail/format.hpp>
 #include <trainpp/detail/host_allocator.hpp>
 #include <trainpp/device.hpp>
+#include <trainpp/io/eval_metrics.hpp>
 #include <trainpp/io/metrics.hpp>
 #include <trainpp/io/model_io.hpp>
 #include <trainpp/logging.hpp>
