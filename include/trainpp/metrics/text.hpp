@@ -37,60 +37,16 @@ namespace detail::text {
 /// The length of the UTF-8 sequence starting at s[i], and whether the code point there is whitespace
 /// in Python's sense (str.isspace, which str.split and str.rstrip use). A malformed byte counts as one
 /// non-space character.
-inline std::pair<std::size_t, bool> utf8_char(std::string_view s, std::size_t i) {
-  const auto b = static_cast<unsigned char>(s[i]);
-  std::size_t len = b < 0x80 ? 1 : (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xE ? 3 : (b >> 3) == 0x1E ? 4 : 1;
-  if (i + len > s.size()) len = 1;
-  for (std::size_t k = 1; k < len; ++k)
-    if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return {1, false};
-  char32_t cp = len == 1 ? b : len == 2 ? (b & 0x1F) : len == 3 ? (b & 0x0F) : (b & 0x07);
-  for (std::size_t k = 1; k < len; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
-  const bool space = (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20) || cp == 0x85 || cp == 0xA0 ||
-                     cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 ||
-                     cp == 0x202F || cp == 0x205F || cp == 0x3000;
-  return {len, space};
-}
+std::pair<std::size_t, bool> utf8_char(std::string_view s, std::size_t i);
 
 /// Python's str.split(): the runs of non-whitespace.
-inline std::vector<std::string> split_whitespace(std::string_view s) {
-  std::vector<std::string> out;
-  std::string current;
-  for (std::size_t i = 0; i < s.size();) {
-    const auto [len, space] = utf8_char(s, i);
-    if (space) {
-      if (!current.empty()) out.push_back(std::move(current));
-      current.clear();
-    } else {
-      current.append(s.substr(i, len));
-    }
-    i += len;
-  }
-  if (!current.empty()) out.push_back(std::move(current));
-  return out;
-}
+std::vector<std::string> split_whitespace(std::string_view s);
 
 /// Python's str.rstrip().
-inline std::string_view rstrip(std::string_view s) {
-  std::size_t end = 0;
-  for (std::size_t i = 0; i < s.size();) {
-    const auto [len, space] = utf8_char(s, i);
-    i += len;
-    if (!space) end = i;
-  }
-  return s.substr(0, end);
-}
+std::string_view rstrip(std::string_view s);
 
 /// Python's str.replace: every non-overlapping occurrence, left to right, in one pass.
-inline std::string replace_all(std::string_view s, std::string_view from, std::string_view to) {
-  std::string out;
-  std::size_t start = 0;
-  for (std::size_t at; (at = s.find(from, start)) != std::string_view::npos; start = at + from.size()) {
-    out.append(s.substr(start, at - start));
-    out.append(to);
-  }
-  out.append(s.substr(start));
-  return out;
-}
+std::string replace_all(std::string_view s, std::string_view from, std::string_view to);
 
 inline bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
@@ -119,74 +75,13 @@ std::string substitute_pairs(std::string_view s, First first, Second second, Emi
 /// sacrebleu's default tokenizer "13a" (mteval-v13a, as used by WMT): unescapes a few HTML entities,
 /// puts spaces around ASCII punctuation and symbols (not around '.' and ',' between digits, nor
 /// around apostrophes, and '-' only after a digit), and returns the tokens.
-[[nodiscard]] inline std::vector<std::string> tokenize_13a(std::string_view line) {
-  using namespace detail::text;
-  std::string s = replace_all(line, "<skipped>", "");
-  s = replace_all(s, "-\n", "");
-  s = replace_all(s, "\n", " ");
-  s = replace_all(s, "&quot;", "\"");
-  s = replace_all(s, "&amp;", "&");
-  s = replace_all(s, "&lt;", "<");
-  s = replace_all(s, "&gt;", ">");
-
-  // ([\{-\~\[-\` -\&\(-\+\:-\@\/]) -> ' \1 '
-  std::string spaced;
-  spaced.reserve(s.size() * 2 + 2);
-  spaced += ' ';
-  for (char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    const bool symbol = (u >= 0x7B && u <= 0x7E) || (u >= 0x5B && u <= 0x60) || (u >= 0x20 && u <= 0x26) ||
-                        (u >= 0x28 && u <= 0x2B) || (u >= 0x3A && u <= 0x40) || u == 0x2F;
-    if (symbol) {
-      spaced += ' ';
-      spaced += c;
-      spaced += ' ';
-    } else {
-      spaced += c;
-    }
-  }
-  spaced += ' ';
-
-  auto period_or_comma = [](char c) { return c == '.' || c == ','; };
-  auto not_digit = [](char c) { return !is_digit(c); };
-  // ([^0-9])([\.,]) -> '\1 \2 '
-  s = substitute_pairs(spaced, not_digit, period_or_comma, [](std::string& out, char a, char b) {
-    out += a;
-    out += ' ';
-    out += b;
-    out += ' ';
-  });
-  // ([\.,])([^0-9]) -> ' \1 \2'
-  s = substitute_pairs(s, period_or_comma, not_digit, [](std::string& out, char a, char b) {
-    out += ' ';
-    out += a;
-    out += ' ';
-    out += b;
-  });
-  // ([0-9])(-) -> '\1 \2 '
-  s = substitute_pairs(s, is_digit, [](char c) { return c == '-'; }, [](std::string& out, char a, char b) {
-    out += a;
-    out += ' ';
-    out += b;
-    out += ' ';
-  });
-  return split_whitespace(s);
-}
+[[nodiscard]] std::vector<std::string> tokenize_13a(std::string_view line);
 
 namespace detail::text {
 
 /// n-gram counts of orders 1..4, keyed by the tokens joined with spaces (tokens hold none, so the
 /// key also fixes the order).
-inline std::unordered_map<std::string, std::int64_t> ngram_counts(const std::vector<std::string>& tokens) {
-  std::unordered_map<std::string, std::int64_t> counts;
-  for (std::size_t n = 1; n <= 4; ++n)
-    for (std::size_t i = 0; i + n <= tokens.size(); ++i) {
-      std::string key = tokens[i];
-      for (std::size_t k = 1; k < n; ++k) (key += ' ') += tokens[i + k];
-      ++counts[key];
-    }
-  return counts;
-}
+std::unordered_map<std::string, std::int64_t> ngram_counts(const std::vector<std::string>& tokens);
 
 inline std::size_t ngram_order(const std::string& key) {
   return 1 + static_cast<std::size_t>(std::count(key.begin(), key.end(), ' '));
@@ -205,87 +100,18 @@ inline double floored_log(double x) { return x == 0.0 ? -9999999999.0 : std::log
 /// matched against the reference length closest to its own (the shorter on a tie); n-gram matches
 /// are clipped by the largest count in any of its references. Throws trainpp::Error when the two
 /// lists differ in length or a hypothesis has no reference.
-[[nodiscard]] inline BleuScore corpus_bleu(const std::vector<std::string>& hypotheses,
-                                           const std::vector<std::vector<std::string>>& references) {
-  using namespace detail::text;
-  if (hypotheses.size() != references.size())
-    throw error("corpus_bleu: {} hypotheses but {} reference lists (one list per hypothesis)", hypotheses.size(),
-                references.size());
-  BleuScore result;
-  std::array<std::int64_t, 4>& correct = result.counts;
-  std::array<std::int64_t, 4>& total = result.totals;
-  for (std::size_t i = 0; i < hypotheses.size(); ++i) {
-    if (references[i].empty()) throw error("corpus_bleu: hypothesis {} has no reference", i);
-    // The references' n-grams, each at its largest count over the references, and their lengths.
-    std::unordered_map<std::string, std::int64_t> ref_ngrams;
-    std::vector<std::int64_t> ref_lens;
-    for (const auto& ref : references[i]) {
-      const auto tokens = tokenize_13a(rstrip(ref));
-      ref_lens.push_back(static_cast<std::int64_t>(tokens.size()));
-      for (const auto& [ngram, count] : ngram_counts(tokens)) {
-        auto& best = ref_ngrams[ngram];
-        best = std::max(best, count);
-      }
-    }
-    const auto tokens = tokenize_13a(rstrip(hypotheses[i]));
-    const auto hyp_len = static_cast<std::int64_t>(tokens.size());
-    std::int64_t closest = ref_lens.front();
-    for (auto len : ref_lens) {
-      const auto diff = std::abs(hyp_len - len), best = std::abs(hyp_len - closest);
-      if (diff < best || (diff == best && len < closest)) closest = len;
-    }
-    result.sys_len += hyp_len;
-    result.ref_len += closest;
-    for (const auto& [ngram, count] : ngram_counts(tokens)) {
-      const std::size_t n = ngram_order(ngram) - 1;
-      total[n] += count;
-      if (auto it = ref_ngrams.find(ngram); it != ref_ngrams.end()) correct[n] += std::min(count, it->second);
-    }
-  }
-
-  // sacrebleu's compute_bleu, operation for operation (the same rounding, so the same digits).
-  if (result.sys_len < result.ref_len)
-    result.bp = result.sys_len > 0
-                    ? std::exp(1.0 - static_cast<double>(result.ref_len) / static_cast<double>(result.sys_len))
-                    : 0.0;
-  if (std::all_of(correct.begin(), correct.end(), [](std::int64_t c) { return c == 0; })) return result;
-  double smooth = 1.0;
-  for (std::size_t n = 0; n < 4; ++n) {
-    if (total[n] == 0) break;  // no n-grams this long: the precision stays 0 and the score 0
-    if (correct[n] == 0) {
-      smooth *= 2;
-      result.precisions[n] = 100.0 / (smooth * static_cast<double>(total[n]));
-    } else {
-      result.precisions[n] = 100.0 * static_cast<double>(correct[n]) / static_cast<double>(total[n]);
-    }
-  }
-  double log_sum = 0.0;
-  for (double p : result.precisions) log_sum += floored_log(p);
-  result.score = result.bp * std::exp(log_sum / 4);
-  return result;
-}
+[[nodiscard]] BleuScore corpus_bleu(const std::vector<std::string>& hypotheses,
+                                    const std::vector<std::vector<std::string>>& references);
 
 /// One reference per hypothesis.
-[[nodiscard]] inline BleuScore corpus_bleu(const std::vector<std::string>& hypotheses,
-                                           const std::vector<std::string>& references) {
-  std::vector<std::vector<std::string>> lists;
-  lists.reserve(references.size());
-  for (const auto& r : references) lists.push_back({r});
-  return corpus_bleu(hypotheses, lists);
-}
+[[nodiscard]] BleuScore corpus_bleu(const std::vector<std::string>& hypotheses,
+                                    const std::vector<std::string>& references);
 
 /// HF evaluate's exact_match with its defaults: the fraction (0..1) of predictions equal, character
 /// for character, to their reference. 0 for no predictions. Throws trainpp::Error when the lists
 /// differ in length.
-[[nodiscard]] inline double exact_match(const std::vector<std::string>& predictions,
-                                        const std::vector<std::string>& references) {
-  if (predictions.size() != references.size())
-    throw error("exact_match: {} predictions but {} references", predictions.size(), references.size());
-  if (predictions.empty()) return 0.0;
-  std::size_t equal = 0;
-  for (std::size_t i = 0; i < predictions.size(); ++i) equal += predictions[i] == references[i];
-  return static_cast<double>(equal) / static_cast<double>(predictions.size());
-}
+[[nodiscard]] double exact_match(const std::vector<std::string>& predictions,
+                                 const std::vector<std::string>& references);
 
 /// The texts of an EvalPrediction of token ids: each row of predictions and label_ids, without the
 /// entries equal to -100 (HF's ignore index, also the padding between batches of different lengths)
@@ -366,5 +192,208 @@ template <class Decode>
                                                             std::optional<std::int64_t> pad_token_id = std::nullopt) {
   return TextMetrics<std::decay_t<Decode>>(std::forward<Decode>(decode), pad_token_id);
 }
+
+#if TRAINPP_DEFINITIONS
+
+namespace detail::text {
+
+TRAINPP_INLINE std::pair<std::size_t, bool> utf8_char(std::string_view s, std::size_t i) {
+  const auto b = static_cast<unsigned char>(s[i]);
+  std::size_t len = b < 0x80 ? 1 : (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xE ? 3 : (b >> 3) == 0x1E ? 4 : 1;
+  if (i + len > s.size()) len = 1;
+  for (std::size_t k = 1; k < len; ++k)
+    if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return {1, false};
+  char32_t cp = len == 1 ? b : len == 2 ? (b & 0x1F) : len == 3 ? (b & 0x0F) : (b & 0x07);
+  for (std::size_t k = 1; k < len; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+  const bool space = (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20) || cp == 0x85 || cp == 0xA0 ||
+                     cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 ||
+                     cp == 0x202F || cp == 0x205F || cp == 0x3000;
+  return {len, space};
+}
+
+TRAINPP_INLINE std::vector<std::string> split_whitespace(std::string_view s) {
+  std::vector<std::string> out;
+  std::string current;
+  for (std::size_t i = 0; i < s.size();) {
+    const auto [len, space] = utf8_char(s, i);
+    if (space) {
+      if (!current.empty()) out.push_back(std::move(current));
+      current.clear();
+    } else {
+      current.append(s.substr(i, len));
+    }
+    i += len;
+  }
+  if (!current.empty()) out.push_back(std::move(current));
+  return out;
+}
+
+TRAINPP_INLINE std::string_view rstrip(std::string_view s) {
+  std::size_t end = 0;
+  for (std::size_t i = 0; i < s.size();) {
+    const auto [len, space] = utf8_char(s, i);
+    i += len;
+    if (!space) end = i;
+  }
+  return s.substr(0, end);
+}
+
+TRAINPP_INLINE std::string replace_all(std::string_view s, std::string_view from, std::string_view to) {
+  std::string out;
+  std::size_t start = 0;
+  for (std::size_t at; (at = s.find(from, start)) != std::string_view::npos; start = at + from.size()) {
+    out.append(s.substr(start, at - start));
+    out.append(to);
+  }
+  out.append(s.substr(start));
+  return out;
+}
+
+TRAINPP_INLINE std::unordered_map<std::string, std::int64_t> ngram_counts(const std::vector<std::string>& tokens) {
+  std::unordered_map<std::string, std::int64_t> counts;
+  for (std::size_t n = 1; n <= 4; ++n)
+    for (std::size_t i = 0; i + n <= tokens.size(); ++i) {
+      std::string key = tokens[i];
+      for (std::size_t k = 1; k < n; ++k) (key += ' ') += tokens[i + k];
+      ++counts[key];
+    }
+  return counts;
+}
+
+}  // namespace detail::text
+
+TRAINPP_INLINE std::vector<std::string> tokenize_13a(std::string_view line) {
+  using namespace detail::text;
+  std::string s = replace_all(line, "<skipped>", "");
+  s = replace_all(s, "-\n", "");
+  s = replace_all(s, "\n", " ");
+  s = replace_all(s, "&quot;", "\"");
+  s = replace_all(s, "&amp;", "&");
+  s = replace_all(s, "&lt;", "<");
+  s = replace_all(s, "&gt;", ">");
+
+  // ([\{-\~\[-\` -\&\(-\+\:-\@\/]) -> ' \1 '
+  std::string spaced;
+  spaced.reserve(s.size() * 2 + 2);
+  spaced += ' ';
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    const bool symbol = (u >= 0x7B && u <= 0x7E) || (u >= 0x5B && u <= 0x60) || (u >= 0x20 && u <= 0x26) ||
+                        (u >= 0x28 && u <= 0x2B) || (u >= 0x3A && u <= 0x40) || u == 0x2F;
+    if (symbol) {
+      spaced += ' ';
+      spaced += c;
+      spaced += ' ';
+    } else {
+      spaced += c;
+    }
+  }
+  spaced += ' ';
+
+  auto period_or_comma = [](char c) { return c == '.' || c == ','; };
+  auto not_digit = [](char c) { return !is_digit(c); };
+  // ([^0-9])([\.,]) -> '\1 \2 '
+  s = substitute_pairs(spaced, not_digit, period_or_comma, [](std::string& out, char a, char b) {
+    out += a;
+    out += ' ';
+    out += b;
+    out += ' ';
+  });
+  // ([\.,])([^0-9]) -> ' \1 \2'
+  s = substitute_pairs(s, period_or_comma, not_digit, [](std::string& out, char a, char b) {
+    out += ' ';
+    out += a;
+    out += ' ';
+    out += b;
+  });
+  // ([0-9])(-) -> '\1 \2 '
+  s = substitute_pairs(s, is_digit, [](char c) { return c == '-'; }, [](std::string& out, char a, char b) {
+    out += a;
+    out += ' ';
+    out += b;
+    out += ' ';
+  });
+  return split_whitespace(s);
+}
+
+TRAINPP_INLINE BleuScore corpus_bleu(const std::vector<std::string>& hypotheses,
+                                     const std::vector<std::vector<std::string>>& references) {
+  using namespace detail::text;
+  if (hypotheses.size() != references.size())
+    throw error("corpus_bleu: {} hypotheses but {} reference lists (one list per hypothesis)", hypotheses.size(),
+                references.size());
+  BleuScore result;
+  std::array<std::int64_t, 4>& correct = result.counts;
+  std::array<std::int64_t, 4>& total = result.totals;
+  for (std::size_t i = 0; i < hypotheses.size(); ++i) {
+    if (references[i].empty()) throw error("corpus_bleu: hypothesis {} has no reference", i);
+    // The references' n-grams, each at its largest count over the references, and their lengths.
+    std::unordered_map<std::string, std::int64_t> ref_ngrams;
+    std::vector<std::int64_t> ref_lens;
+    for (const auto& ref : references[i]) {
+      const auto tokens = tokenize_13a(rstrip(ref));
+      ref_lens.push_back(static_cast<std::int64_t>(tokens.size()));
+      for (const auto& [ngram, count] : ngram_counts(tokens)) {
+        auto& best = ref_ngrams[ngram];
+        best = std::max(best, count);
+      }
+    }
+    const auto tokens = tokenize_13a(rstrip(hypotheses[i]));
+    const auto hyp_len = static_cast<std::int64_t>(tokens.size());
+    std::int64_t closest = ref_lens.front();
+    for (auto len : ref_lens) {
+      const auto diff = std::abs(hyp_len - len), best = std::abs(hyp_len - closest);
+      if (diff < best || (diff == best && len < closest)) closest = len;
+    }
+    result.sys_len += hyp_len;
+    result.ref_len += closest;
+    for (const auto& [ngram, count] : ngram_counts(tokens)) {
+      const std::size_t n = ngram_order(ngram) - 1;
+      total[n] += count;
+      if (auto it = ref_ngrams.find(ngram); it != ref_ngrams.end()) correct[n] += std::min(count, it->second);
+    }
+  }
+
+  // sacrebleu's compute_bleu, operation for operation (the same rounding, so the same digits).
+  if (result.sys_len < result.ref_len)
+    result.bp = result.sys_len > 0
+                    ? std::exp(1.0 - static_cast<double>(result.ref_len) / static_cast<double>(result.sys_len))
+                    : 0.0;
+  if (std::all_of(correct.begin(), correct.end(), [](std::int64_t c) { return c == 0; })) return result;
+  double smooth = 1.0;
+  for (std::size_t n = 0; n < 4; ++n) {
+    if (total[n] == 0) break;  // no n-grams this long: the precision stays 0 and the score 0
+    if (correct[n] == 0) {
+      smooth *= 2;
+      result.precisions[n] = 100.0 / (smooth * static_cast<double>(total[n]));
+    } else {
+      result.precisions[n] = 100.0 * static_cast<double>(correct[n]) / static_cast<double>(total[n]);
+    }
+  }
+  double log_sum = 0.0;
+  for (double p : result.precisions) log_sum += floored_log(p);
+  result.score = result.bp * std::exp(log_sum / 4);
+  return result;
+}
+
+TRAINPP_INLINE BleuScore corpus_bleu(const std::vector<std::string>& hypotheses,
+                                     const std::vector<std::string>& references) {
+  std::vector<std::vector<std::string>> lists;
+  lists.reserve(references.size());
+  for (const auto& r : references) lists.push_back({r});
+  return corpus_bleu(hypotheses, lists);
+}
+
+TRAINPP_INLINE double exact_match(const std::vector<std::string>& predictions,
+                                  const std::vector<std::string>& references) {
+  if (predictions.size() != references.size())
+    throw error("exact_match: {} predictions but {} references", predictions.size(), references.size());
+  if (predictions.empty()) return 0.0;
+  std::size_t equal = 0;
+  for (std::size_t i = 0; i < predictions.size(); ++i) equal += predictions[i] == references[i];
+  return static_cast<double>(equal) / static_cast<double>(predictions.size());
+}
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp

@@ -53,10 +53,8 @@ class Adafactor {
   /// Per parameter, in parameters() order, once updated (transformers' keys): "step", "RMS", "exp_avg"
   /// with beta1, and "exp_avg_sq_row" + "exp_avg_sq_col" for a parameter of 2 or more dimensions, else
   /// "exp_avg_sq".
-  [[nodiscard]] OptimizerState state() const { return detail::slots_to_state(groups_, slots_, fields()); }
-  void load_state(const OptimizerState& state) {
-    slots_ = detail::slots_from_state(groups_, state, fields(), "Adafactor");
-  }
+  [[nodiscard]] OptimizerState state() const;
+  void load_state(const OptimizerState& state);
 
  private:
   struct Slot {
@@ -64,15 +62,7 @@ class Adafactor {
   };
   static bool factored(const torch::Tensor& param) { return param.dim() >= 2; }
   static bool not_factored(const torch::Tensor& param) { return param.dim() < 2; }
-  [[nodiscard]] std::vector<detail::StateField<Slot>> fields() const {
-    using detail::StateShape;
-    return {{"step", &Slot::step, StateShape::host_scalar},
-            {"RMS", &Slot::rms, StateShape::device_scalar},
-            {"exp_avg", &Slot::exp_avg, StateShape::like_param, options_.beta1.has_value(), nullptr, true},
-            {"exp_avg_sq_row", &Slot::exp_avg_sq_row, StateShape::without_last, true, &factored, true},
-            {"exp_avg_sq_col", &Slot::exp_avg_sq_col, StateShape::without_second_last, true, &factored, true},
-            {"exp_avg_sq", &Slot::exp_avg_sq, StateShape::like_param, true, &not_factored, true}};
-  }
+  [[nodiscard]] std::vector<detail::StateField<Slot>> fields() const;
   static torch::Tensor rms_of(const torch::Tensor& t) {
     return t.norm(2) / std::sqrt(static_cast<double>(t.numel()));
   }
@@ -82,7 +72,25 @@ class Adafactor {
   std::vector<std::vector<Slot>> slots_;  // [group][param]
 };
 
-inline Adafactor::Adafactor(std::vector<ParamGroup> groups, AdafactorOptions options)
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE OptimizerState Adafactor::state() const { return detail::slots_to_state(groups_, slots_, fields()); }
+
+TRAINPP_INLINE void Adafactor::load_state(const OptimizerState& state) {
+  slots_ = detail::slots_from_state(groups_, state, fields(), "Adafactor");
+}
+
+TRAINPP_INLINE std::vector<detail::StateField<Adafactor::Slot>> Adafactor::fields() const {
+  using detail::StateShape;
+  return {{"step", &Slot::step, StateShape::host_scalar},
+          {"RMS", &Slot::rms, StateShape::device_scalar},
+          {"exp_avg", &Slot::exp_avg, StateShape::like_param, options_.beta1.has_value(), nullptr, true},
+          {"exp_avg_sq_row", &Slot::exp_avg_sq_row, StateShape::without_last, true, &factored, true},
+          {"exp_avg_sq_col", &Slot::exp_avg_sq_col, StateShape::without_second_last, true, &factored, true},
+          {"exp_avg_sq", &Slot::exp_avg_sq, StateShape::like_param, true, &not_factored, true}};
+}
+
+TRAINPP_INLINE Adafactor::Adafactor(std::vector<ParamGroup> groups, AdafactorOptions options)
     : groups_(std::move(groups)), options_(options) {
   if (options_.warmup_init && !options_.relative_step)
     throw error("Adafactor: warmup_init needs relative_step (the warm-up is of the relative step size)");
@@ -97,7 +105,7 @@ inline Adafactor::Adafactor(std::vector<ParamGroup> groups, AdafactorOptions opt
   detail::fit_slots(slots_, groups_);
 }
 
-inline void Adafactor::step() {
+TRAINPP_INLINE void Adafactor::step() {
   torch::NoGradGuard no_grad;
   detail::fit_slots(slots_, groups_);
   for (std::size_t g = 0; g < groups_.size(); ++g) {
@@ -166,5 +174,7 @@ inline void Adafactor::step() {
     }
   }
 }
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp

@@ -39,27 +39,35 @@ class Adagrad {
   [[nodiscard]] const AdagradOptions& options() const { return options_; }
 
   /// Per parameter, in parameters() order: {"step", "sum"} once it has been updated, else empty.
-  [[nodiscard]] OptimizerState state() const { return detail::slots_to_state(groups_, slots_, fields()); }
+  [[nodiscard]] OptimizerState state() const;
   /// Restores what state() returned; tensors go to each parameter's device and dtype.
-  void load_state(const OptimizerState& state) {
-    slots_ = detail::slots_from_state(groups_, state, fields(), "Adagrad");
-  }
+  void load_state(const OptimizerState& state);
 
  private:
   struct Slot {
     torch::Tensor step, sum;
   };
-  [[nodiscard]] static std::vector<detail::StateField<Slot>> fields() {
-    return {{"step", &Slot::step, detail::StateShape::host_scalar},
-            {"sum", &Slot::sum, detail::StateShape::like_param}};
-  }
+  [[nodiscard]] static std::vector<detail::StateField<Slot>> fields();
 
   std::vector<ParamGroup> groups_;
   AdagradOptions options_;
   std::vector<std::vector<Slot>> slots_;  // [group][param]
 };
 
-inline Adagrad::Adagrad(std::vector<ParamGroup> groups, AdagradOptions options)
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE OptimizerState Adagrad::state() const { return detail::slots_to_state(groups_, slots_, fields()); }
+
+TRAINPP_INLINE void Adagrad::load_state(const OptimizerState& state) {
+  slots_ = detail::slots_from_state(groups_, state, fields(), "Adagrad");
+}
+
+TRAINPP_INLINE std::vector<detail::StateField<Adagrad::Slot>> Adagrad::fields() {
+  return {{"step", &Slot::step, detail::StateShape::host_scalar},
+          {"sum", &Slot::sum, detail::StateShape::like_param}};
+}
+
+TRAINPP_INLINE Adagrad::Adagrad(std::vector<ParamGroup> groups, AdagradOptions options)
     : groups_(std::move(groups)), options_(options) {
   if (!(options_.lr_decay >= 0)) throw error("Adagrad: invalid lr_decay {}", options_.lr_decay);
   if (!(options_.initial_accumulator_value >= 0))
@@ -69,7 +77,7 @@ inline Adagrad::Adagrad(std::vector<ParamGroup> groups, AdagradOptions options)
   detail::fit_slots(slots_, groups_);
 }
 
-inline void Adagrad::step() {
+TRAINPP_INLINE void Adagrad::step() {
   torch::NoGradGuard no_grad;
   detail::fit_slots(slots_, groups_);
   for (std::size_t g = 0; g < groups_.size(); ++g) {
@@ -114,5 +122,7 @@ inline void Adagrad::step() {
     }
   }
 }
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp

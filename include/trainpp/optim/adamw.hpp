@@ -72,7 +72,9 @@ class AdamW {
   std::vector<std::vector<Slot>> slots_;  // [group][param]
 };
 
-inline AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions options)
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions options)
     : groups_(std::move(groups)), options_(options) {
   if (!(options_.eps >= 0)) throw error("AdamW: invalid eps {}", options_.eps);
   if (!(options_.beta1 >= 0 && options_.beta1 < 1)) throw error("AdamW: invalid beta1 {} (need 0 <= beta1 < 1)", options_.beta1);
@@ -83,19 +85,19 @@ inline AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions options)
 
 // Groups are exposed mutably (the scheduler writes lr); a caller that appends parameters gets fresh
 // state for them.
-inline void AdamW::sync_slots() {
+TRAINPP_INLINE void AdamW::sync_slots() {
   slots_.resize(groups_.size());
   for (std::size_t g = 0; g < groups_.size(); ++g) slots_[g].resize(groups_[g].params.size());
 }
 
 // torch keeps `step` next to the parameter for the fused kernel (it reads it on the device) and in host
 // memory otherwise, where reading it costs no device synchronisation.
-inline torch::Tensor AdamW::new_step_counter(const torch::Tensor& param, float value) const {
+TRAINPP_INLINE torch::Tensor AdamW::new_step_counter(const torch::Tensor& param, float value) const {
   const auto device = options_.fused ? param.device() : torch::Device(torch::kCPU);
   return torch::full({}, value, torch::TensorOptions().dtype(torch::kFloat32).device(device));
 }
 
-inline void AdamW::step(const std::optional<torch::Tensor>& grad_scale, const std::optional<torch::Tensor>& found_inf) {
+TRAINPP_INLINE void AdamW::step(const std::optional<torch::Tensor>& grad_scale, const std::optional<torch::Tensor>& found_inf) {
   if (!options_.fused && (grad_scale || found_inf))
     throw error("AdamW: grad_scale/found_inf are only supported by the fused implementation "
                 "(optim adamw_torch_fused); unscale the gradients before calling step()");
@@ -164,7 +166,7 @@ inline void AdamW::step(const std::optional<torch::Tensor>& grad_scale, const st
   }
 }
 
-inline OptimizerState AdamW::state() const {
+TRAINPP_INLINE OptimizerState AdamW::state() const {
   OptimizerState out;
   for (std::size_t g = 0; g < groups_.size(); ++g) {
     for (std::size_t i = 0; i < groups_[g].params.size(); ++i) {
@@ -177,7 +179,7 @@ inline OptimizerState AdamW::state() const {
   return out;
 }
 
-inline void AdamW::load_state(const OptimizerState& state) {
+TRAINPP_INLINE void AdamW::load_state(const OptimizerState& state) {
   sync_slots();
   std::size_t count = 0;
   for (const auto& group : groups_) count += group.params.size();
@@ -208,5 +210,7 @@ inline void AdamW::load_state(const OptimizerState& state) {
   }
   slots_ = std::move(loaded);
 }
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp

@@ -20,14 +20,23 @@ namespace trainpp {
 torch::Tensor clip_grad_norm_(const std::vector<torch::Tensor>& params, double max_norm);
 
 namespace detail {
-[[nodiscard]] inline std::vector<torch::Tensor> defined_grads(const std::vector<torch::Tensor>& params) {
+[[nodiscard]] std::vector<torch::Tensor> defined_grads(const std::vector<torch::Tensor>& params);
+
+[[nodiscard]] torch::Tensor total_norm(const std::vector<torch::Tensor>& grads);
+}  // namespace detail
+
+#if TRAINPP_DEFINITIONS
+
+namespace detail {
+
+TRAINPP_INLINE std::vector<torch::Tensor> defined_grads(const std::vector<torch::Tensor>& params) {
   std::vector<torch::Tensor> grads;
   for (const auto& p : params)
     if (p.grad().defined()) grads.push_back(p.grad());
   return grads;
 }
 
-[[nodiscard]] inline torch::Tensor total_norm(const std::vector<torch::Tensor>& grads) {
+TRAINPP_INLINE torch::Tensor total_norm(const std::vector<torch::Tensor>& grads) {
   if (grads.empty()) return torch::zeros({}, torch::kFloat32);
   const auto first_device = grads.front().device();
   std::vector<torch::Tensor> norms;
@@ -35,14 +44,15 @@ namespace detail {
     for (auto& n : at::_foreach_norm(pick(grads, bucket.indices), 2)) norms.push_back(n.to(first_device));
   return at::linalg_vector_norm(at::stack(norms), 2);
 }
+
 }  // namespace detail
 
-inline torch::Tensor grad_norm(const std::vector<torch::Tensor>& params) {
+TRAINPP_INLINE torch::Tensor grad_norm(const std::vector<torch::Tensor>& params) {
   torch::NoGradGuard no_grad;
   return detail::total_norm(detail::defined_grads(params));
 }
 
-inline torch::Tensor clip_grad_norm_(const std::vector<torch::Tensor>& params, double max_norm) {
+TRAINPP_INLINE torch::Tensor clip_grad_norm_(const std::vector<torch::Tensor>& params, double max_norm) {
   torch::NoGradGuard no_grad;
   const auto grads = detail::defined_grads(params);
   auto total = detail::total_norm(grads);
@@ -54,5 +64,7 @@ inline torch::Tensor clip_grad_norm_(const std::vector<torch::Tensor>& params, d
     at::_foreach_mul_(detail::pick(grads, bucket.indices), coef.to(bucket.device));
   return total;
 }
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp

@@ -37,8 +37,8 @@ class Lion {
   [[nodiscard]] const LionOptions& options() const { return options_; }
 
   /// Per parameter, in parameters() order: {"exp_avg"} once updated, else empty.
-  [[nodiscard]] OptimizerState state() const { return detail::slots_to_state(groups_, slots_, fields()); }
-  void load_state(const OptimizerState& state) { slots_ = detail::slots_from_state(groups_, state, fields(), "Lion"); }
+  [[nodiscard]] OptimizerState state() const;
+  void load_state(const OptimizerState& state);
 
  private:
   struct Slot {
@@ -53,14 +53,22 @@ class Lion {
   std::vector<std::vector<Slot>> slots_;  // [group][param]
 };
 
-inline Lion::Lion(std::vector<ParamGroup> groups, LionOptions options) : groups_(std::move(groups)), options_(options) {
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE OptimizerState Lion::state() const { return detail::slots_to_state(groups_, slots_, fields()); }
+
+TRAINPP_INLINE void Lion::load_state(const OptimizerState& state) {
+  slots_ = detail::slots_from_state(groups_, state, fields(), "Lion");
+}
+
+TRAINPP_INLINE Lion::Lion(std::vector<ParamGroup> groups, LionOptions options) : groups_(std::move(groups)), options_(options) {
   if (!(options_.beta1 >= 0 && options_.beta1 < 1)) throw error("Lion: invalid beta1 {} (need 0 <= beta1 < 1)", options_.beta1);
   if (!(options_.beta2 >= 0 && options_.beta2 < 1)) throw error("Lion: invalid beta2 {} (need 0 <= beta2 < 1)", options_.beta2);
   detail::validate_groups(groups_, "Lion");
   detail::fit_slots(slots_, groups_);
 }
 
-inline void Lion::step() {
+TRAINPP_INLINE void Lion::step() {
   torch::NoGradGuard no_grad;
   detail::fit_slots(slots_, groups_);
   const double beta1 = options_.beta1, beta2 = options_.beta2;
@@ -87,5 +95,7 @@ inline void Lion::step() {
     }
   }
 }
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp

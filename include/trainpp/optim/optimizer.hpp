@@ -75,7 +75,11 @@ class Optimizer {
 ///   optim_args may set transformers.Adafactor's options (HF reads none here);
 /// - lion_32bit -> Lion with betas (adam_beta1, adam_beta2), as HF passes them to bitsandbytes.
 /// Throws trainpp::Error for optim_args the optimizer does not read (see check_optim_args).
-[[nodiscard]] inline Optimizer make_optimizer(const torch::nn::Module& model, const TrainingArguments& args) {
+[[nodiscard]] Optimizer make_optimizer(const torch::nn::Module& model, const TrainingArguments& args);
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE Optimizer make_optimizer(const torch::nn::Module& model, const TrainingArguments& args) {
   auto groups = decay_param_groups(model, args.learning_rate, args.weight_decay);
   const OptimArgs extra = args.optim_args ? OptimArgs::parse(*args.optim_args) : OptimArgs{};
   check_optim_args(args.optim, extra);
@@ -122,5 +126,7 @@ class Optimizer {
   }
   throw error("unsupported optim value {}", static_cast<int>(args.optim));
 }
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp

@@ -5,15 +5,18 @@
 #include <trainpp/detail/config.hpp>
 
 #include <algorithm>
-#include <cctype>
 #include <cstddef>
 #include <map>
-#include <regex>
 #include <string>
 #include <string_view>
 #include <unordered_set>
 #include <utility>
 #include <vector>
+
+#if TRAINPP_DEFINITIONS
+#include <cctype>
+#include <regex>
+#endif
 
 namespace trainpp {
 
@@ -47,7 +50,57 @@ using OptimizerState = std::vector<std::map<std::string, torch::Tensor>>;
 namespace detail {
 
 /// True when HF's name patterns keep the parameter `full_name` out of weight decay.
-[[nodiscard]] inline bool hf_no_decay_name(const std::string& full_name) {
+[[nodiscard]] bool hf_no_decay_name(const std::string& full_name);
+
+// Pre-order walk (own parameters, then children), the order of named_parameters(); the LayerNorm flag
+// is inherited by everything below a LayerNorm, as HF's recursive search drops whole subtrees.
+void split_for_decay(const torch::nn::Module& module, const std::string& prefix, bool under_layer_norm,
+                     std::unordered_set<const void*>& seen, ParamGroup& decay, ParamGroup& no_decay);
+
+/// Tensors bucketed by (device, dtype) in first-seen order, as torch's
+/// _group_tensors_by_device_and_dtype does, so foreach/fused kernels get one launch per bucket.
+struct Bucket {
+  torch::Device device;
+  torch::ScalarType dtype;
+  std::vector<std::size_t> indices;  ///< positions in the bucketed sequence
+};
+[[nodiscard]] std::vector<Bucket> bucket_by_device_dtype(const std::vector<torch::Tensor>& tensors);
+
+/// `values[i]` for every i in `indices`.
+template <typename T>
+[[nodiscard]] std::vector<T> pick(const std::vector<T>& values, const std::vector<std::size_t>& indices) {
+  std::vector<T> out;
+  out.reserve(indices.size());
+  for (auto i : indices) out.push_back(values[i]);
+  return out;
+}
+
+/// Checks an optimizer's groups the way torch.optim does on construction; `who` names the optimizer.
+void validate_groups(const std::vector<ParamGroup>& groups, std::string_view who);
+
+/// torch.optim.Optimizer.zero_grad: drop the gradients, or zero them in place (one foreach launch per
+/// (device, dtype)) after cutting them from any autograd graph.
+void zero_grads(const std::vector<ParamGroup>& groups, bool set_to_none);
+
+/// Every parameter of every group, in group order.
+[[nodiscard]] inline std::vector<torch::Tensor> all_params(const std::vector<ParamGroup>& groups) {
+  std::vector<torch::Tensor> out;
+  for (const auto& group : groups) out.insert(out.end(), group.params.begin(), group.params.end());
+  return out;
+}
+
+/// Copies a saved state tensor onto the parameter's device and dtype, checking its shape, as
+/// torch.optim.Optimizer.load_state_dict casts state to its parameter.
+[[nodiscard]] torch::Tensor load_like(const torch::Tensor& saved, const torch::Tensor& param, std::string_view who,
+                                      std::string_view key, std::size_t index);
+
+}  // namespace detail
+
+#if TRAINPP_DEFINITIONS
+
+namespace detail {
+
+TRAINPP_INLINE bool hf_no_decay_name(const std::string& full_name) {
   static const std::regex pattern(R"(bias|layernorm|rmsnorm|(?:^|\.)norm(?:$|\.)|_norm(?:$|\.))",
                                   std::regex::ECMAScript | std::regex::optimize);
   std::string lower = full_name;
@@ -55,10 +108,8 @@ namespace detail {
   return std::regex_search(lower, pattern);
 }
 
-// Pre-order walk (own parameters, then children), the order of named_parameters(); the LayerNorm flag
-// is inherited by everything below a LayerNorm, as HF's recursive search drops whole subtrees.
-inline void split_for_decay(const torch::nn::Module& module, const std::string& prefix, bool under_layer_norm,
-                            std::unordered_set<const void*>& seen, ParamGroup& decay, ParamGroup& no_decay) {
+TRAINPP_INLINE void split_for_decay(const torch::nn::Module& module, const std::string& prefix, bool under_layer_norm,
+                                    std::unordered_set<const void*>& seen, ParamGroup& decay, ParamGroup& no_decay) {
   for (const auto& item : module.named_parameters(/*recurse=*/false)) {
     const torch::Tensor& p = item.value();
     if (!seen.insert(p.unsafeGetTensorImpl()).second) continue;  // shared: keep the first name only
@@ -75,14 +126,7 @@ inline void split_for_decay(const torch::nn::Module& module, const std::string& 
   }
 }
 
-/// Tensors bucketed by (device, dtype) in first-seen order, as torch's
-/// _group_tensors_by_device_and_dtype does, so foreach/fused kernels get one launch per bucket.
-struct Bucket {
-  torch::Device device;
-  torch::ScalarType dtype;
-  std::vector<std::size_t> indices;  ///< positions in the bucketed sequence
-};
-[[nodiscard]] inline std::vector<Bucket> bucket_by_device_dtype(const std::vector<torch::Tensor>& tensors) {
+TRAINPP_INLINE std::vector<Bucket> bucket_by_device_dtype(const std::vector<torch::Tensor>& tensors) {
   std::vector<Bucket> buckets;
   for (std::size_t i = 0; i < tensors.size(); ++i) {
     const auto device = tensors[i].device();
@@ -94,17 +138,7 @@ struct Bucket {
   return buckets;
 }
 
-/// `values[i]` for every i in `indices`.
-template <typename T>
-[[nodiscard]] std::vector<T> pick(const std::vector<T>& values, const std::vector<std::size_t>& indices) {
-  std::vector<T> out;
-  out.reserve(indices.size());
-  for (auto i : indices) out.push_back(values[i]);
-  return out;
-}
-
-/// Checks an optimizer's groups the way torch.optim does on construction; `who` names the optimizer.
-inline void validate_groups(const std::vector<ParamGroup>& groups, std::string_view who) {
+TRAINPP_INLINE void validate_groups(const std::vector<ParamGroup>& groups, std::string_view who) {
   std::unordered_set<const void*> seen;
   for (std::size_t g = 0; g < groups.size(); ++g) {
     const auto& group = groups[g];
@@ -126,9 +160,7 @@ inline void validate_groups(const std::vector<ParamGroup>& groups, std::string_v
   }
 }
 
-/// torch.optim.Optimizer.zero_grad: drop the gradients, or zero them in place (one foreach launch per
-/// (device, dtype)) after cutting them from any autograd graph.
-inline void zero_grads(const std::vector<ParamGroup>& groups, bool set_to_none) {
+TRAINPP_INLINE void zero_grads(const std::vector<ParamGroup>& groups, bool set_to_none) {
   std::vector<torch::Tensor> grads;
   for (const auto& group : groups) {
     for (const auto& p : group.params) {
@@ -146,17 +178,8 @@ inline void zero_grads(const std::vector<ParamGroup>& groups, bool set_to_none) 
   for (const auto& bucket : bucket_by_device_dtype(grads)) at::_foreach_zero_(pick(grads, bucket.indices));
 }
 
-/// Every parameter of every group, in group order.
-[[nodiscard]] inline std::vector<torch::Tensor> all_params(const std::vector<ParamGroup>& groups) {
-  std::vector<torch::Tensor> out;
-  for (const auto& group : groups) out.insert(out.end(), group.params.begin(), group.params.end());
-  return out;
-}
-
-/// Copies a saved state tensor onto the parameter's device and dtype, checking its shape, as
-/// torch.optim.Optimizer.load_state_dict casts state to its parameter.
-[[nodiscard]] inline torch::Tensor load_like(const torch::Tensor& saved, const torch::Tensor& param,
-                                             std::string_view who, std::string_view key, std::size_t index) {
+TRAINPP_INLINE torch::Tensor load_like(const torch::Tensor& saved, const torch::Tensor& param,
+                                       std::string_view who, std::string_view key, std::size_t index) {
   if (!saved.defined()) throw error("{}: state entry '{}' of parameter #{} is undefined", who, key, index);
   if (saved.sizes() != param.sizes())
     throw error("{}: state entry '{}' of parameter #{} has shape {}, the parameter has {}", who, key, index,
@@ -166,7 +189,7 @@ inline void zero_grads(const std::vector<ParamGroup>& groups, bool set_to_none) 
 
 }  // namespace detail
 
-inline std::vector<ParamGroup> decay_param_groups(const torch::nn::Module& model, double lr, double weight_decay) {
+TRAINPP_INLINE std::vector<ParamGroup> decay_param_groups(const torch::nn::Module& model, double lr, double weight_decay) {
   std::vector<ParamGroup> groups(2);
   groups[0].lr = groups[0].initial_lr = lr;
   groups[0].weight_decay = weight_decay;
@@ -176,5 +199,7 @@ inline std::vector<ParamGroup> decay_param_groups(const torch::nn::Module& model
   detail::split_for_decay(model, "", false, seen, groups[0], groups[1]);
   return groups;
 }
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp

@@ -38,28 +38,36 @@ class RMSprop {
 
   /// Per parameter, in parameters() order, once updated: {"step", "square_avg"}, with
   /// "momentum_buffer" when momentum > 0 and "grad_avg" when centered (torch's keys); else empty.
-  [[nodiscard]] OptimizerState state() const { return detail::slots_to_state(groups_, slots_, fields()); }
-  void load_state(const OptimizerState& state) {
-    slots_ = detail::slots_from_state(groups_, state, fields(), "RMSprop");
-  }
+  [[nodiscard]] OptimizerState state() const;
+  void load_state(const OptimizerState& state);
 
  private:
   struct Slot {
     torch::Tensor step, square_avg, momentum_buffer, grad_avg;
   };
-  [[nodiscard]] std::vector<detail::StateField<Slot>> fields() const {
-    return {{"step", &Slot::step, detail::StateShape::host_scalar},
-            {"square_avg", &Slot::square_avg, detail::StateShape::like_param},
-            {"momentum_buffer", &Slot::momentum_buffer, detail::StateShape::like_param, options_.momentum > 0},
-            {"grad_avg", &Slot::grad_avg, detail::StateShape::like_param, options_.centered}};
-  }
+  [[nodiscard]] std::vector<detail::StateField<Slot>> fields() const;
 
   std::vector<ParamGroup> groups_;
   RMSpropOptions options_;
   std::vector<std::vector<Slot>> slots_;  // [group][param]
 };
 
-inline RMSprop::RMSprop(std::vector<ParamGroup> groups, RMSpropOptions options)
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE OptimizerState RMSprop::state() const { return detail::slots_to_state(groups_, slots_, fields()); }
+
+TRAINPP_INLINE void RMSprop::load_state(const OptimizerState& state) {
+  slots_ = detail::slots_from_state(groups_, state, fields(), "RMSprop");
+}
+
+TRAINPP_INLINE std::vector<detail::StateField<RMSprop::Slot>> RMSprop::fields() const {
+  return {{"step", &Slot::step, detail::StateShape::host_scalar},
+          {"square_avg", &Slot::square_avg, detail::StateShape::like_param},
+          {"momentum_buffer", &Slot::momentum_buffer, detail::StateShape::like_param, options_.momentum > 0},
+          {"grad_avg", &Slot::grad_avg, detail::StateShape::like_param, options_.centered}};
+}
+
+TRAINPP_INLINE RMSprop::RMSprop(std::vector<ParamGroup> groups, RMSpropOptions options)
     : groups_(std::move(groups)), options_(options) {
   if (!(options_.alpha >= 0)) throw error("RMSprop: invalid alpha {}", options_.alpha);
   if (!(options_.eps >= 0)) throw error("RMSprop: invalid eps {}", options_.eps);
@@ -68,7 +76,7 @@ inline RMSprop::RMSprop(std::vector<ParamGroup> groups, RMSpropOptions options)
   detail::fit_slots(slots_, groups_);
 }
 
-inline void RMSprop::step() {
+TRAINPP_INLINE void RMSprop::step() {
   torch::NoGradGuard no_grad;
   detail::fit_slots(slots_, groups_);
   const double alpha = options_.alpha, momentum = options_.momentum;
@@ -119,5 +127,7 @@ inline void RMSprop::step() {
     }
   }
 }
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp

@@ -49,7 +49,9 @@ class SGD {
   std::vector<std::vector<torch::Tensor>> momentum_buffers_;  // [group][param]; undefined until created
 };
 
-inline SGD::SGD(std::vector<ParamGroup> groups, SGDOptions options) : groups_(std::move(groups)), options_(options) {
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE SGD::SGD(std::vector<ParamGroup> groups, SGDOptions options) : groups_(std::move(groups)), options_(options) {
   if (!(options_.momentum >= 0)) throw error("SGD: invalid momentum {}", options_.momentum);
   if (options_.nesterov && (options_.momentum <= 0 || options_.dampening != 0))
     throw error("SGD: Nesterov momentum requires a momentum and zero dampening (momentum {}, dampening {})",
@@ -58,12 +60,12 @@ inline SGD::SGD(std::vector<ParamGroup> groups, SGDOptions options) : groups_(st
   sync_buffers();
 }
 
-inline void SGD::sync_buffers() {
+TRAINPP_INLINE void SGD::sync_buffers() {
   momentum_buffers_.resize(groups_.size());
   for (std::size_t g = 0; g < groups_.size(); ++g) momentum_buffers_[g].resize(groups_[g].params.size());
 }
 
-inline void SGD::step() {
+TRAINPP_INLINE void SGD::step() {
   torch::NoGradGuard no_grad;
   sync_buffers();
   const double momentum = options_.momentum, dampening = options_.dampening;
@@ -117,7 +119,7 @@ inline void SGD::step() {
   }
 }
 
-inline OptimizerState SGD::state() const {
+TRAINPP_INLINE OptimizerState SGD::state() const {
   OptimizerState out;
   for (std::size_t g = 0; g < groups_.size(); ++g) {
     for (std::size_t i = 0; i < groups_[g].params.size(); ++i) {
@@ -129,7 +131,7 @@ inline OptimizerState SGD::state() const {
   return out;
 }
 
-inline void SGD::load_state(const OptimizerState& state) {
+TRAINPP_INLINE void SGD::load_state(const OptimizerState& state) {
   sync_buffers();
   std::size_t count = 0;
   for (const auto& group : groups_) count += group.params.size();
@@ -151,5 +153,7 @@ inline void SGD::load_state(const OptimizerState& state) {
   }
   momentum_buffers_ = std::move(loaded);
 }
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp

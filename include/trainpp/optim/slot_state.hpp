@@ -41,17 +41,7 @@ struct StateField {
   }
 };
 
-[[nodiscard]] inline std::vector<std::int64_t> expected_state_shape(StateShape shape, const torch::Tensor& param) {
-  auto sizes = param.sizes().vec();
-  switch (shape) {
-    case StateShape::like_param: return sizes;
-    case StateShape::host_scalar:
-    case StateShape::device_scalar: return {};
-    case StateShape::without_last: sizes.pop_back(); return sizes;
-    case StateShape::without_second_last: sizes.erase(sizes.end() - 2); return sizes;
-  }
-  return sizes;
-}
+[[nodiscard]] std::vector<std::int64_t> expected_state_shape(StateShape shape, const torch::Tensor& param);
 
 /// The dtype of a parameter's state: the parameter's, or float32 for a half-precision parameter when the
 /// optimizer computes in float32.
@@ -136,7 +126,31 @@ struct StepTensors {
   std::vector<std::size_t> slot;  ///< index of each picked parameter in its group
 };
 
-[[nodiscard]] inline StepTensors with_gradients(const ParamGroup& group, std::string_view who) {
+[[nodiscard]] StepTensors with_gradients(const ParamGroup& group, std::string_view who);
+
+/// Resizes `slots` to the groups' current sizes: groups are exposed mutably (the scheduler writes lr),
+/// and a caller that appends parameters gets fresh state for them.
+template <class Slot>
+void fit_slots(std::vector<std::vector<Slot>>& slots, const std::vector<ParamGroup>& groups) {
+  slots.resize(groups.size());
+  for (std::size_t g = 0; g < groups.size(); ++g) slots[g].resize(groups[g].params.size());
+}
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE std::vector<std::int64_t> expected_state_shape(StateShape shape, const torch::Tensor& param) {
+  auto sizes = param.sizes().vec();
+  switch (shape) {
+    case StateShape::like_param: return sizes;
+    case StateShape::host_scalar:
+    case StateShape::device_scalar: return {};
+    case StateShape::without_last: sizes.pop_back(); return sizes;
+    case StateShape::without_second_last: sizes.erase(sizes.end() - 2); return sizes;
+  }
+  return sizes;
+}
+
+TRAINPP_INLINE StepTensors with_gradients(const ParamGroup& group, std::string_view who) {
   StepTensors out;
   for (std::size_t i = 0; i < group.params.size(); ++i) {
     const auto& grad = group.params[i].grad();
@@ -149,12 +163,6 @@ struct StepTensors {
   return out;
 }
 
-/// Resizes `slots` to the groups' current sizes: groups are exposed mutably (the scheduler writes lr),
-/// and a caller that appends parameters gets fresh state for them.
-template <class Slot>
-void fit_slots(std::vector<std::vector<Slot>>& slots, const std::vector<ParamGroup>& groups) {
-  slots.resize(groups.size());
-  for (std::size_t g = 0; g < groups.size(); ++g) slots[g].resize(groups[g].params.size());
-}
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp::detail

@@ -16,24 +16,10 @@ namespace trainpp {
 /// old values). Not copyable or movable: it is a scope.
 class AutocastGuard {
  public:
-  AutocastGuard(c10::DeviceType device, c10::ScalarType dtype, bool enabled = true, bool cache_enabled = true)
-      : device_(device),
-        previous_enabled_(at::autocast::is_autocast_enabled(device)),
-        previous_dtype_(at::autocast::get_autocast_dtype(device)),
-        previous_cache_enabled_(at::autocast::is_autocast_cache_enabled()) {
-    at::autocast::set_autocast_enabled(device_, enabled);
-    at::autocast::set_autocast_dtype(device_, dtype);
-    at::autocast::increment_nesting();
-    at::autocast::set_autocast_cache_enabled(cache_enabled);
-  }
+  AutocastGuard(c10::DeviceType device, c10::ScalarType dtype, bool enabled = true, bool cache_enabled = true);
   AutocastGuard(const AutocastGuard&) = delete;
   AutocastGuard& operator=(const AutocastGuard&) = delete;
-  ~AutocastGuard() {
-    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-    at::autocast::set_autocast_enabled(device_, previous_enabled_);
-    at::autocast::set_autocast_dtype(device_, previous_dtype_);
-    at::autocast::set_autocast_cache_enabled(previous_cache_enabled_);
-  }
+  ~AutocastGuard();
 
  private:
   c10::DeviceType device_;
@@ -48,5 +34,28 @@ class AutocastGuard {
   const bool low_precision = dtype == c10::ScalarType::BFloat16 || dtype == c10::ScalarType::Half;
   return low_precision && (device == c10::DeviceType::CPU || device == c10::DeviceType::CUDA);
 }
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE AutocastGuard::AutocastGuard(c10::DeviceType device, c10::ScalarType dtype, bool enabled,
+                                            bool cache_enabled)
+    : device_(device),
+      previous_enabled_(at::autocast::is_autocast_enabled(device)),
+      previous_dtype_(at::autocast::get_autocast_dtype(device)),
+      previous_cache_enabled_(at::autocast::is_autocast_cache_enabled()) {
+  at::autocast::set_autocast_enabled(device_, enabled);
+  at::autocast::set_autocast_dtype(device_, dtype);
+  at::autocast::increment_nesting();
+  at::autocast::set_autocast_cache_enabled(cache_enabled);
+}
+
+TRAINPP_INLINE AutocastGuard::~AutocastGuard() {
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  at::autocast::set_autocast_enabled(device_, previous_enabled_);
+  at::autocast::set_autocast_dtype(device_, previous_dtype_);
+  at::autocast::set_autocast_cache_enabled(previous_cache_enabled_);
+}
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp

@@ -14,12 +14,7 @@ struct BF16 {
   static constexpr c10::ScalarType dtype = c10::ScalarType::BFloat16;
 
   /// The Trainer calls this once: --fp16 contradicts this slot.
-  void configure(const TrainingArguments& args, torch::Device device) const {
-    if (args.fp16) throw error("the precision slot is trainpp::BF16 but --fp16 was given; drop --fp16, or use "
-                               "trainpp::FP16 (or the default, trainpp::MixedPrecision, which follows the flags)");
-    if (!autocast_supports(device.type(), dtype))
-      throw error("bf16 mixed precision needs a CPU or CUDA device; this run's device is {}", device.str());
-  }
+  void configure(const TrainingArguments& args, torch::Device device) const;
   [[nodiscard]] AutocastGuard forward_context(torch::Device device) const { return AutocastGuard(device.type(), dtype); }
   [[nodiscard]] AutocastGuard eval_context(torch::Device device) const { return AutocastGuard(device.type(), dtype); }
   void backward(const torch::Tensor& loss) const { loss.backward(); }
@@ -29,5 +24,16 @@ struct BF16 {
     return true;
   }
 };
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE void BF16::configure(const TrainingArguments& args, torch::Device device) const {
+  if (args.fp16) throw error("the precision slot is trainpp::BF16 but --fp16 was given; drop --fp16, or use "
+                             "trainpp::FP16 (or the default, trainpp::MixedPrecision, which follows the flags)");
+  if (!autocast_supports(device.type(), dtype))
+    throw error("bf16 mixed precision needs a CPU or CUDA device; this run's device is {}", device.str());
+}
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp

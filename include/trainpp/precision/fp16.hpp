@@ -26,12 +26,7 @@ struct FP16 {
   explicit FP16(GradScalerOptions options) : scaler(options) {}
 
   /// The Trainer calls this once: --bf16 contradicts this slot.
-  void configure(const TrainingArguments& args, torch::Device device) const {
-    if (args.bf16) throw error("the precision slot is trainpp::FP16 but --bf16 was given; drop --bf16, or use "
-                               "trainpp::BF16 (or the default, trainpp::MixedPrecision, which follows the flags)");
-    if (!autocast_supports(device.type(), dtype))
-      throw error("fp16 mixed precision needs a CPU or CUDA device; this run's device is {}", device.str());
-  }
+  void configure(const TrainingArguments& args, torch::Device device) const;
   [[nodiscard]] AutocastGuard forward_context(torch::Device device) const { return AutocastGuard(device.type(), dtype); }
   [[nodiscard]] AutocastGuard eval_context(torch::Device device) const { return AutocastGuard(device.type(), dtype); }
   void backward(const torch::Tensor& loss) { scaler.scale(loss).backward(); }
@@ -48,5 +43,16 @@ struct FP16 {
   [[nodiscard]] nlohmann::json state() const { return scaler.state(); }
   void load_state(const nlohmann::json& state) { scaler.load_state(state); }
 };
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE void FP16::configure(const TrainingArguments& args, torch::Device device) const {
+  if (args.bf16) throw error("the precision slot is trainpp::FP16 but --bf16 was given; drop --bf16, or use "
+                             "trainpp::BF16 (or the default, trainpp::MixedPrecision, which follows the flags)");
+  if (!autocast_supports(device.type(), dtype))
+    throw error("fp16 mixed precision needs a CPU or CUDA device; this run's device is {}", device.str());
+}
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp

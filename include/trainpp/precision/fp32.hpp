@@ -12,12 +12,7 @@ struct FP32 {
   static constexpr bool can_skip_steps = false;  ///< never skips: the loop needs no overflow check
 
   /// The Trainer calls this once: --bf16 or --fp16 contradicts this slot.
-  void configure(const TrainingArguments& args, torch::Device) const {
-    if (args.bf16 || args.fp16)
-      throw error("the precision slot is trainpp::FP32 but --{} was given; drop the flag, or use trainpp::{} (or the "
-                  "default, trainpp::MixedPrecision, which follows the flags)", args.bf16 ? "bf16" : "fp16",
-                  args.bf16 ? "BF16" : "FP16");
-  }
+  void configure(const TrainingArguments& args, torch::Device) const;
 
   [[nodiscard]] NoContext forward_context(torch::Device) const { return {}; }
   [[nodiscard]] NoContext eval_context(torch::Device) const { return {}; }
@@ -28,5 +23,16 @@ struct FP32 {
     return true;
   }
 };
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE void FP32::configure(const TrainingArguments& args, torch::Device) const {
+  if (args.bf16 || args.fp16)
+    throw error("the precision slot is trainpp::FP32 but --{} was given; drop the flag, or use trainpp::{} (or the "
+                "default, trainpp::MixedPrecision, which follows the flags)", args.bf16 ? "bf16" : "fp16",
+                args.bf16 ? "BF16" : "FP16");
+}
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp

@@ -13,16 +13,7 @@ namespace trainpp {
 /// its original data — the very storage it had, so no precision is lost in a round trip.
 class ModuleCastGuard {
  public:
-  ModuleCastGuard(torch::nn::Module& module, c10::ScalarType dtype) {
-    torch::NoGradGuard no_grad;
-    auto cast = [&](torch::Tensor& t) {
-      if (!t.defined() || !t.is_floating_point() || t.scalar_type() == dtype) return;
-      saved_.push_back({t, t.data()});
-      t.set_data(t.data().to(dtype));
-    };
-    for (auto& p : module.parameters(/*recurse=*/true)) cast(p);
-    for (auto& b : module.buffers(/*recurse=*/true)) cast(b);
-  }
+  ModuleCastGuard(torch::nn::Module& module, c10::ScalarType dtype);
   ModuleCastGuard(const ModuleCastGuard&) = delete;
   ModuleCastGuard& operator=(const ModuleCastGuard&) = delete;
   ~ModuleCastGuard() {
@@ -35,5 +26,20 @@ class ModuleCastGuard {
   };
   std::vector<Saved> saved_;
 };
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE ModuleCastGuard::ModuleCastGuard(torch::nn::Module& module, c10::ScalarType dtype) {
+  torch::NoGradGuard no_grad;
+  auto cast = [&](torch::Tensor& t) {
+    if (!t.defined() || !t.is_floating_point() || t.scalar_type() == dtype) return;
+    saved_.push_back({t, t.data()});
+    t.set_data(t.data().to(dtype));
+  };
+  for (auto& p : module.parameters(/*recurse=*/true)) cast(p);
+  for (auto& b : module.buffers(/*recurse=*/true)) cast(b);
+}
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp

@@ -28,13 +28,7 @@ class MixedPrecision {
   /// Loss-scaling settings for when --fp16 selects FP16.
   explicit MixedPrecision(GradScalerOptions fp16_options) : fp16_options_(fp16_options) {}
 
-  void configure(const TrainingArguments& args, torch::Device device) {
-    if (args.bf16 && args.fp16) throw error("At most one of fp16 and bf16 can be True, but not both");
-    if (args.fp16) impl_.emplace<FP16>(fp16_options_);
-    else if (args.bf16) impl_.emplace<BF16>();
-    else impl_.emplace<FP32>();
-    std::visit([&](auto& p) { configure_one(p, args, device); }, impl_);
-  }
+  void configure(const TrainingArguments& args, torch::Device device);
 
   /// An autocast guard under bf16 / fp16, nothing under fp32.
   [[nodiscard]] std::optional<AutocastGuard> forward_context(torch::Device device) const {
@@ -87,5 +81,17 @@ class MixedPrecision {
   GradScalerOptions fp16_options_{};
   std::variant<FP32, BF16, FP16> impl_{};
 };
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE void MixedPrecision::configure(const TrainingArguments& args, torch::Device device) {
+  if (args.bf16 && args.fp16) throw error("At most one of fp16 and bf16 can be True, but not both");
+  if (args.fp16) impl_.emplace<FP16>(fp16_options_);
+  else if (args.bf16) impl_.emplace<BF16>();
+  else impl_.emplace<FP32>();
+  std::visit([&](auto& p) { configure_one(p, args, device); }, impl_);
+}
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp

@@ -13,11 +13,14 @@
 #include <cstdint>
 #include <initializer_list>
 #include <limits>
-#include <numbers>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#if TRAINPP_DEFINITIONS
+#include <numbers>
+#endif
 
 namespace trainpp {
 
@@ -127,53 +130,17 @@ namespace detail {
 /// Reads one schedule's lr_scheduler_kwargs, naming the offending key in every error.
 class KwargsReader {
  public:
-  KwargsReader(const nlohmann::json& kwargs, SchedulerType type, std::initializer_list<std::string_view> accepted)
-      : kwargs_(kwargs), type_(type) {
-    if (kwargs_.is_null()) return;
-    if (!kwargs_.is_object())
-      throw error("lr_scheduler_kwargs must be a JSON object, got {}", kwargs_.dump());
-    for (const auto& [key, value] : kwargs_.items()) {
-      if (std::ranges::find(accepted, std::string_view(key)) != accepted.end()) continue;
-      std::string list;
-      for (auto name : accepted) list += (list.empty() ? "" : ", ") + std::string(name);
-      throw error("lr_scheduler_kwargs: unknown key '{}' for lr_scheduler_type {} (accepted: {})", key,
-                  to_string(type_), list.empty() ? "none" : list);
-    }
-  }
+  KwargsReader(const nlohmann::json& kwargs, SchedulerType type, std::initializer_list<std::string_view> accepted);
 
   [[nodiscard]] const nlohmann::json* find(std::string_view key) const {
     if (!kwargs_.is_object()) return nullptr;
     auto it = kwargs_.find(std::string(key));
     return (it == kwargs_.end() || it->is_null()) ? nullptr : &*it;
   }
-  [[nodiscard]] std::optional<double> number(std::string_view key) const {
-    const auto* v = find(key);
-    if (!v) return std::nullopt;
-    if (!v->is_number()) throw error("lr_scheduler_kwargs.{} must be a number, got {}", key, v->dump());
-    return v->get<double>();
-  }
-  [[nodiscard]] std::optional<std::int64_t> integer(std::string_view key) const {
-    const auto* v = find(key);
-    if (!v) return std::nullopt;
-    if (v->is_number_integer()) return v->get<std::int64_t>();
-    if (v->is_number_float()) {
-      const double d = v->get<double>();
-      if (std::isfinite(d) && d == std::floor(d)) return static_cast<std::int64_t>(d);
-    }
-    throw error("lr_scheduler_kwargs.{} must be an integer, got {}", key, v->dump());
-  }
+  [[nodiscard]] std::optional<double> number(std::string_view key) const;
+  [[nodiscard]] std::optional<std::int64_t> integer(std::string_view key) const;
   [[nodiscard]] std::optional<std::string> choice(std::string_view key,
-                                                  std::initializer_list<std::string_view> choices) const {
-    const auto* v = find(key);
-    if (!v) return std::nullopt;
-    std::string list;
-    for (auto c : choices) list += (list.empty() ? "'" : ", '") + std::string(c) + "'";
-    if (!v->is_string()) throw error("lr_scheduler_kwargs.{} must be one of {}, got {}", key, list, v->dump());
-    auto s = v->get<std::string>();
-    if (std::ranges::find(choices, std::string_view(s)) == choices.end())
-      throw error("lr_scheduler_kwargs.{} must be one of {}, got '{}'", key, list, s);
-    return s;
-  }
+                                                  std::initializer_list<std::string_view> choices) const;
 
  private:
   const nlohmann::json& kwargs_;
@@ -185,7 +152,61 @@ class KwargsReader {
   if (std::isfinite(v)) return v;
   return std::isnan(v) ? "nan" : (v > 0 ? "inf" : "-inf");
 }
-[[nodiscard]] inline double decode_double(const nlohmann::json& j, std::string_view what) {
+[[nodiscard]] double decode_double(const nlohmann::json& j, std::string_view what);
+
+}  // namespace detail
+
+#if TRAINPP_DEFINITIONS
+
+namespace detail {
+
+TRAINPP_INLINE KwargsReader::KwargsReader(const nlohmann::json& kwargs, SchedulerType type,
+                                          std::initializer_list<std::string_view> accepted)
+    : kwargs_(kwargs), type_(type) {
+  if (kwargs_.is_null()) return;
+  if (!kwargs_.is_object())
+    throw error("lr_scheduler_kwargs must be a JSON object, got {}", kwargs_.dump());
+  for (const auto& [key, value] : kwargs_.items()) {
+    if (std::ranges::find(accepted, std::string_view(key)) != accepted.end()) continue;
+    std::string list;
+    for (auto name : accepted) list += (list.empty() ? "" : ", ") + std::string(name);
+    throw error("lr_scheduler_kwargs: unknown key '{}' for lr_scheduler_type {} (accepted: {})", key,
+                to_string(type_), list.empty() ? "none" : list);
+  }
+}
+
+TRAINPP_INLINE std::optional<double> KwargsReader::number(std::string_view key) const {
+  const auto* v = find(key);
+  if (!v) return std::nullopt;
+  if (!v->is_number()) throw error("lr_scheduler_kwargs.{} must be a number, got {}", key, v->dump());
+  return v->get<double>();
+}
+
+TRAINPP_INLINE std::optional<std::int64_t> KwargsReader::integer(std::string_view key) const {
+  const auto* v = find(key);
+  if (!v) return std::nullopt;
+  if (v->is_number_integer()) return v->get<std::int64_t>();
+  if (v->is_number_float()) {
+    const double d = v->get<double>();
+    if (std::isfinite(d) && d == std::floor(d)) return static_cast<std::int64_t>(d);
+  }
+  throw error("lr_scheduler_kwargs.{} must be an integer, got {}", key, v->dump());
+}
+
+TRAINPP_INLINE std::optional<std::string> KwargsReader::choice(std::string_view key,
+                                                               std::initializer_list<std::string_view> choices) const {
+  const auto* v = find(key);
+  if (!v) return std::nullopt;
+  std::string list;
+  for (auto c : choices) list += (list.empty() ? "'" : ", '") + std::string(c) + "'";
+  if (!v->is_string()) throw error("lr_scheduler_kwargs.{} must be one of {}, got {}", key, list, v->dump());
+  auto s = v->get<std::string>();
+  if (std::ranges::find(choices, std::string_view(s)) == choices.end())
+    throw error("lr_scheduler_kwargs.{} must be one of {}, got '{}'", key, list, s);
+  return s;
+}
+
+TRAINPP_INLINE double decode_double(const nlohmann::json& j, std::string_view what) {
   if (j.is_number()) return j.get<double>();
   if (j.is_string()) {
     const auto s = j.get<std::string>();
@@ -199,8 +220,9 @@ class KwargsReader {
 }  // namespace detail
 
 // Long on purpose: one validation block per scheduler type, next to each other so the kwargs of all types compare at a glance.
-inline LRScheduler::LRScheduler(SchedulerType type, const nlohmann::json& kwargs, std::int64_t num_warmup_steps,
-                                std::int64_t num_training_steps, double base_lr)
+TRAINPP_INLINE LRScheduler::LRScheduler(SchedulerType type, const nlohmann::json& kwargs,
+                                        std::int64_t num_warmup_steps, std::int64_t num_training_steps,
+                                        double base_lr)
     : type_(type),
       kwargs_(kwargs.is_null() ? nlohmann::json::object() : kwargs),
       warmup_(num_warmup_steps),
@@ -303,7 +325,7 @@ inline LRScheduler::LRScheduler(SchedulerType type, const nlohmann::json& kwargs
   }
 }
 
-inline double LRScheduler::lr_factor(std::int64_t step) const {
+TRAINPP_INLINE double LRScheduler::lr_factor(std::int64_t step) const {
   using T = SchedulerType;
   constexpr double pi = std::numbers::pi;
   const auto s = static_cast<double>(step);
@@ -373,7 +395,7 @@ inline double LRScheduler::lr_factor(std::int64_t step) const {
   return 1.0;
 }
 
-inline void LRScheduler::apply(std::vector<ParamGroup>& groups, std::int64_t step) const {
+TRAINPP_INLINE void LRScheduler::apply(std::vector<ParamGroup>& groups, std::int64_t step) const {
   if (steps_on_metric()) {
     if (plateau_.last_lrs.size() == groups.size())
       for (std::size_t i = 0; i < groups.size(); ++i) groups[i].lr = plateau_.last_lrs[i];
@@ -383,13 +405,13 @@ inline void LRScheduler::apply(std::vector<ParamGroup>& groups, std::int64_t ste
   for (auto& group : groups) group.lr = group.initial_lr * factor;
 }
 
-inline bool LRScheduler::plateau_is_better(double value) const {
+TRAINPP_INLINE bool LRScheduler::plateau_is_better(double value) const {
   const auto& p = plateau_;
   if (!p.maximize) return p.relative ? value < p.best * (1.0 - p.threshold) : value < p.best - p.threshold;
   return p.relative ? value > p.best * (p.threshold + 1.0) : value > p.best + p.threshold;
 }
 
-inline void LRScheduler::step_on_metric(double metric, std::vector<ParamGroup>& groups) {
+TRAINPP_INLINE void LRScheduler::step_on_metric(double metric, std::vector<ParamGroup>& groups) {
   if (!steps_on_metric())
     throw error("step_on_metric: lr_scheduler_type {} is a function of the step, not of a metric", to_string(type_));
   auto& p = plateau_;
@@ -420,7 +442,7 @@ inline void LRScheduler::step_on_metric(double metric, std::vector<ParamGroup>& 
   for (const auto& group : groups) p.last_lrs.push_back(group.lr);
 }
 
-inline nlohmann::json LRScheduler::state() const {
+TRAINPP_INLINE nlohmann::json LRScheduler::state() const {
   nlohmann::json j = {{"lr_scheduler_type", std::string(to_string(type_))},
                       {"num_warmup_steps", warmup_},
                       {"num_training_steps", total_},
@@ -436,7 +458,7 @@ inline nlohmann::json LRScheduler::state() const {
   return j;
 }
 
-inline void LRScheduler::load_state(const nlohmann::json& state) {
+TRAINPP_INLINE void LRScheduler::load_state(const nlohmann::json& state) {
   auto shown = [](const nlohmann::json& j) {
     auto text = j.dump();
     return text.size() > 80 ? text.substr(0, 77) + "..." : text;
@@ -476,9 +498,11 @@ inline void LRScheduler::load_state(const nlohmann::json& state) {
   for (const auto& v : lrs) p.last_lrs.push_back(v.get<double>());
 }
 
-inline LRScheduler make_scheduler(const TrainingArguments& args, std::int64_t num_training_steps) {
+TRAINPP_INLINE LRScheduler make_scheduler(const TrainingArguments& args, std::int64_t num_training_steps) {
   return LRScheduler(args.lr_scheduler_type, args.lr_scheduler_kwargs, args.get_warmup_steps(num_training_steps),
                      num_training_steps, args.learning_rate);
 }
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp
