@@ -26,7 +26,20 @@ struct CrashPlan {
 
 /// TRAINPP_CRASH_AT parsed once; a malformed value is an Error (a test asking for a crash that
 /// silently never happens would pass for the wrong reason).
-[[nodiscard]] inline const CrashPlan& crash_plan() {
+[[nodiscard]] const CrashPlan& crash_plan();
+
+/// Kills the process with SIGKILL if TRAINPP_CRASH_AT names this point and step.
+inline void crash_point(std::string_view point, std::int64_t global_step) {
+  const auto& plan = crash_plan();
+  if (plan.step == global_step && plan.point == point) {
+    std::fflush(nullptr);  // what was printed so far stays visible to the test that reads it
+    std::raise(SIGKILL);
+  }
+}
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE const CrashPlan& crash_plan() {
   static const CrashPlan plan = [] {
     CrashPlan p;
     const char* value = std::getenv("TRAINPP_CRASH_AT");
@@ -56,13 +69,6 @@ struct CrashPlan {
   return plan;
 }
 
-/// Kills the process with SIGKILL if TRAINPP_CRASH_AT names this point and step.
-inline void crash_point(std::string_view point, std::int64_t global_step) {
-  const auto& plan = crash_plan();
-  if (plan.step == global_step && plan.point == point) {
-    std::fflush(nullptr);  // what was printed so far stays visible to the test that reads it
-    std::raise(SIGKILL);
-  }
-}
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp::detail

@@ -2,6 +2,8 @@
 // Numbers as HF's Python prints them, for the log lines, the console and the metrics files: kept apart
 // from those users so that each can include it without including the others.
 
+#include <trainpp/detail/config.hpp>
+
 #include <fmt/format.h>
 
 #include <cmath>
@@ -10,7 +12,14 @@
 namespace trainpp::detail {
 
 /// 60000 as "60,000" (Python's f"{n:,}", which HF's log lines use).
-inline std::string thousands(long long n) {
+std::string thousands(long long n);
+
+/// A float as Python's str() prints it: shortest round-trip form, "1.0" rather than "1".
+std::string python_float(double v);
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE std::string thousands(long long n) {
   const std::string digits = fmt::format("{}", n < 0 ? -n : n);
   std::string out = n < 0 ? "-" : "";
   // Appending, not inserting: GCC 12 warns falsely about string::insert here (-Wstringop-overflow).
@@ -21,13 +30,14 @@ inline std::string thousands(long long n) {
   return out;
 }
 
-/// A float as Python's str() prints it: shortest round-trip form, "1.0" rather than "1".
-inline std::string python_float(double v) {
+TRAINPP_INLINE std::string python_float(double v) {
   if (std::isnan(v)) return "nan";
   if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
   std::string s = fmt::format("{}", v);
   if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
   return s;
 }
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp::detail

@@ -7,6 +7,8 @@
 // 15% of a small transformer's step (bench/README.md). Python processes rarely show it because their
 // heap churn raises glibc's dynamic threshold early. Fixing the thresholds makes freed blocks reusable.
 
+#include <trainpp/detail/config.hpp>
+
 #include <cstdlib>
 
 #if defined(__GLIBC__)
@@ -19,7 +21,11 @@ namespace trainpp::detail {
 /// the environment already sets either (MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_, which glibc
 /// has applied) or TRAINPP_KEEP_MALLOC_SETTINGS is set. Returns whether it changed anything. The
 /// cost: up to 256 MiB of freed memory may stay mapped instead of going back to the kernel.
-inline bool keep_freed_host_memory() {
+bool keep_freed_host_memory();
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE bool keep_freed_host_memory() {
 #if defined(__GLIBC__)
   static const bool changed = [] {
     if (std::getenv("MALLOC_MMAP_THRESHOLD_") != nullptr || std::getenv("MALLOC_TRIM_THRESHOLD_") != nullptr ||
@@ -32,5 +38,7 @@ inline bool keep_freed_host_memory() {
   return false;
 #endif
 }
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp::detail

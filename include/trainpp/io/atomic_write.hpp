@@ -26,11 +26,7 @@ namespace detail {
 
 /// A short random hex suffix: together with the pid it keeps concurrent writers (threads, processes,
 /// ranks sharing a file system) from picking the same temporary name.
-[[nodiscard]] inline std::string random_suffix() {
-  thread_local std::mt19937_64 engine{(static_cast<std::uint64_t>(std::random_device{}()) << 32) ^
-                                      std::random_device{}()};
-  return fmt::format("{:016x}", engine());
-}
+[[nodiscard]] std::string random_suffix();
 
 /// Closes a file descriptor on scope exit.
 class FileDescriptor {
@@ -67,14 +63,7 @@ class FileDescriptor {
 
 /// fsync(2) on a file or directory, so that its contents (for a directory: the names in it, which is
 /// what makes a rename durable) reach the disk.
-inline void fsync_path(const std::filesystem::path& path, bool directory) {
-  FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | (directory ? O_DIRECTORY : 0)));
-  if (fd.get() < 0) throw error("cannot open {} to sync it: {}", path.string(), errno_message(errno));
-  // EINVAL: the file system cannot sync this kind of file (some do not sync directories); there is
-  // nothing more to do for it.
-  if (::fsync(fd.get()) != 0 && errno != EINVAL)
-    throw error("cannot sync {} to disk: {}", path.string(), errno_message(errno));
-}
+void fsync_path(const std::filesystem::path& path, bool directory);
 
 inline void rename_or_throw(const std::filesystem::path& from, const std::filesystem::path& to) {
   if (std::rename(from.c_str(), to.c_str()) != 0)
@@ -87,7 +76,47 @@ inline void rename_or_throw(const std::filesystem::path& from, const std::filesy
 /// complete new one. The bytes go to "<path>.tmp-<pid>-<random>" in the same directory, which is synced,
 /// renamed over `path`, and the directory synced. The directory must exist. Throws trainpp::Error naming
 /// the path and the system's reason; the temporary file is removed on failure.
-inline void write_file_atomic(const std::filesystem::path& path, std::string_view bytes) {
+void write_file_atomic(const std::filesystem::path& path, std::string_view bytes);
+
+/// Creates and returns an empty staging directory for `final_dir`, "<parent>/.tmp-<name>-<pid>-<random>"
+/// (creating the parent if needed). The leading ".tmp-" keeps it from matching what readers look for
+/// (such as "checkpoint-*"), so an abandoned one is never mistaken for a result. Fill it, then call
+/// commit_dir.
+[[nodiscard]] std::filesystem::path make_staging_dir(const std::filesystem::path& final_dir);
+
+/// Publishes the filled `staging` directory as `final_dir`: syncs every file and directory in it,
+/// renames it to `final_dir`, and syncs the parent. An existing `final_dir` is replaced: swapped in one
+/// atomic step where the system offers it (Linux renameat2 RENAME_EXCHANGE), otherwise renamed aside,
+/// the new one renamed in, and the old one removed. Both must be on the same file system (as
+/// make_staging_dir arranges). Throws trainpp::Error naming the paths and the reason.
+void commit_dir(const std::filesystem::path& staging, const std::filesystem::path& final_dir);
+
+/// The whole contents of the file at `path`. Throws trainpp::Error naming the path and the reason if it
+/// is missing or unreadable.
+[[nodiscard]] std::string read_file(const std::filesystem::path& path);
+
+#if TRAINPP_DEFINITIONS
+
+namespace detail {
+
+TRAINPP_INLINE std::string random_suffix() {
+  thread_local std::mt19937_64 engine{(static_cast<std::uint64_t>(std::random_device{}()) << 32) ^
+                                      std::random_device{}()};
+  return fmt::format("{:016x}", engine());
+}
+
+TRAINPP_INLINE void fsync_path(const std::filesystem::path& path, bool directory) {
+  FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | (directory ? O_DIRECTORY : 0)));
+  if (fd.get() < 0) throw error("cannot open {} to sync it: {}", path.string(), errno_message(errno));
+  // EINVAL: the file system cannot sync this kind of file (some do not sync directories); there is
+  // nothing more to do for it.
+  if (::fsync(fd.get()) != 0 && errno != EINVAL)
+    throw error("cannot sync {} to disk: {}", path.string(), errno_message(errno));
+}
+
+}  // namespace detail
+
+TRAINPP_INLINE void write_file_atomic(const std::filesystem::path& path, std::string_view bytes) {
   const auto tmp = std::filesystem::path(
       fmt::format("{}.tmp-{}-{}", detail::without_trailing_separator(path).string(), ::getpid(),
                   detail::random_suffix()));
@@ -114,11 +143,7 @@ inline void write_file_atomic(const std::filesystem::path& path, std::string_vie
   detail::fsync_path(detail::parent_or_dot(path), /*directory=*/true);
 }
 
-/// Creates and returns an empty staging directory for `final_dir`, "<parent>/.tmp-<name>-<pid>-<random>"
-/// (creating the parent if needed). The leading ".tmp-" keeps it from matching what readers look for
-/// (such as "checkpoint-*"), so an abandoned one is never mistaken for a result. Fill it, then call
-/// commit_dir.
-[[nodiscard]] inline std::filesystem::path make_staging_dir(const std::filesystem::path& final_dir) {
+TRAINPP_INLINE std::filesystem::path make_staging_dir(const std::filesystem::path& final_dir) {
   const auto final_path = detail::without_trailing_separator(final_dir);
   const auto parent = detail::parent_or_dot(final_path);
   std::error_code ec;
@@ -131,12 +156,7 @@ inline void write_file_atomic(const std::filesystem::path& path, std::string_vie
   return staging;
 }
 
-/// Publishes the filled `staging` directory as `final_dir`: syncs every file and directory in it,
-/// renames it to `final_dir`, and syncs the parent. An existing `final_dir` is replaced: swapped in one
-/// atomic step where the system offers it (Linux renameat2 RENAME_EXCHANGE), otherwise renamed aside,
-/// the new one renamed in, and the old one removed. Both must be on the same file system (as
-/// make_staging_dir arranges). Throws trainpp::Error naming the paths and the reason.
-inline void commit_dir(const std::filesystem::path& staging, const std::filesystem::path& final_dir) {
+TRAINPP_INLINE void commit_dir(const std::filesystem::path& staging, const std::filesystem::path& final_dir) {
   namespace fs = std::filesystem;
   const auto final_path = detail::without_trailing_separator(final_dir);
   std::error_code ec;
@@ -187,9 +207,7 @@ inline void commit_dir(const std::filesystem::path& staging, const std::filesyst
   detail::fsync_path(parent, true);
 }
 
-/// The whole contents of the file at `path`. Throws trainpp::Error naming the path and the reason if it
-/// is missing or unreadable.
-[[nodiscard]] inline std::string read_file(const std::filesystem::path& path) {
+TRAINPP_INLINE std::string read_file(const std::filesystem::path& path) {
   detail::FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) throw error("cannot read {}: {}", path.string(), detail::errno_message(errno));
   struct ::stat info {};
@@ -208,5 +226,7 @@ inline void commit_dir(const std::filesystem::path& staging, const std::filesyst
   }
   return out;
 }
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp

@@ -61,16 +61,7 @@ inline constexpr std::string_view model_shards_index_name = "model_shards.json";
 }
 
 /// The step of a directory named exactly "checkpoint-<digits>" (HF's _re_checkpoint), else nullopt.
-[[nodiscard]] inline std::optional<std::int64_t> checkpoint_step(std::string_view name) {
-  const std::string prefix = fmt::format("{}-", checkpoint_prefix);
-  if (!name.starts_with(prefix) || name.size() == prefix.size()) return std::nullopt;
-  const auto digits = name.substr(prefix.size());
-  if (!std::ranges::all_of(digits, [](char c) { return c >= '0' && c <= '9'; })) return std::nullopt;
-  std::int64_t step = 0;
-  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), step);
-  if (ec != std::errc{} || end != digits.data() + digits.size()) return std::nullopt;
-  return step;
-}
+[[nodiscard]] std::optional<std::int64_t> checkpoint_step(std::string_view name);
 
 /// True when `dir` is a checkpoint a run can resume from or load: a directory holding trainer_state.json
 /// and the model (model.safetensors, or a sharded model's index). (Directories are published whole;
@@ -86,8 +77,44 @@ inline constexpr std::string_view model_shards_index_name = "model_shards.json";
 /// them and it is not the newest, it moves to the second-to-last place, so that rotation, which deletes
 /// from the front, keeps it (HF's sort_checkpoints). HF orders by modification time when it can; the
 /// step number in the name is the order that cannot be fooled by a file system or a copy, so we use it.
-[[nodiscard]] inline std::vector<std::filesystem::path> sorted_checkpoints(
-    const std::filesystem::path& output_dir, const std::optional<std::string>& best = std::nullopt) {
+[[nodiscard]] std::vector<std::filesystem::path> sorted_checkpoints(
+    const std::filesystem::path& output_dir, const std::optional<std::string>& best = std::nullopt);
+
+/// The newest complete checkpoint in `output_dir` (HF's get_last_checkpoint), or nullopt. Incomplete
+/// directories are skipped with a warning.
+[[nodiscard]] std::optional<std::filesystem::path> last_checkpoint(const std::filesystem::path& output_dir);
+
+/// Removes a directory so that it never appears half-deleted under its name: it is first renamed to a
+/// ".tmp-" name (which no reader looks at), then removed. A crash in between leaves only the ".tmp-"
+/// directory, which remove_stale_staging cleans up later.
+void remove_dir_atomic(const std::filesystem::path& dir);
+
+/// Deletes the ".tmp-checkpoint-*" directories an interrupted save or deletion left in `output_dir`.
+/// Returns how many it removed. Call it only when no other process is saving into `output_dir`.
+std::size_t remove_stale_staging(const std::filesystem::path& output_dir);
+
+/// HF's rotate_checkpoints: with a positive `save_total_limit`, deletes the oldest checkpoints until
+/// that many remain, never the newest (needed to resume) nor `best` (so with a limit of 1 the best and
+/// the newest both stay). Returns the deleted directories.
+std::vector<std::filesystem::path> rotate_checkpoints(const std::filesystem::path& output_dir,
+                                                      std::optional<std::int64_t> save_total_limit,
+                                                      const std::optional<std::string>& best);
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE std::optional<std::int64_t> checkpoint_step(std::string_view name) {
+  const std::string prefix = fmt::format("{}-", checkpoint_prefix);
+  if (!name.starts_with(prefix) || name.size() == prefix.size()) return std::nullopt;
+  const auto digits = name.substr(prefix.size());
+  if (!std::ranges::all_of(digits, [](char c) { return c >= '0' && c <= '9'; })) return std::nullopt;
+  std::int64_t step = 0;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), step);
+  if (ec != std::errc{} || end != digits.data() + digits.size()) return std::nullopt;
+  return step;
+}
+
+TRAINPP_INLINE std::vector<std::filesystem::path> sorted_checkpoints(const std::filesystem::path& output_dir,
+                                                                     const std::optional<std::string>& best) {
   namespace fs = std::filesystem;
   std::vector<std::pair<std::int64_t, fs::path>> found;
   std::error_code ec;
@@ -112,9 +139,7 @@ inline constexpr std::string_view model_shards_index_name = "model_shards.json";
   return out;
 }
 
-/// The newest complete checkpoint in `output_dir` (HF's get_last_checkpoint), or nullopt. Incomplete
-/// directories are skipped with a warning.
-[[nodiscard]] inline std::optional<std::filesystem::path> last_checkpoint(const std::filesystem::path& output_dir) {
+TRAINPP_INLINE std::optional<std::filesystem::path> last_checkpoint(const std::filesystem::path& output_dir) {
   auto all = sorted_checkpoints(output_dir);
   for (auto it = all.rbegin(); it != all.rend(); ++it) {
     if (is_complete_checkpoint(*it)) return *it;
@@ -124,10 +149,7 @@ inline constexpr std::string_view model_shards_index_name = "model_shards.json";
   return std::nullopt;
 }
 
-/// Removes a directory so that it never appears half-deleted under its name: it is first renamed to a
-/// ".tmp-" name (which no reader looks at), then removed. A crash in between leaves only the ".tmp-"
-/// directory, which remove_stale_staging cleans up later.
-inline void remove_dir_atomic(const std::filesystem::path& dir) {
+TRAINPP_INLINE void remove_dir_atomic(const std::filesystem::path& dir) {
   namespace fs = std::filesystem;
   const auto path = detail::without_trailing_separator(dir);
   const auto aside = detail::parent_or_dot(path) / fmt::format(".tmp-{}-deleted-{}-{}", path.filename().string(),
@@ -138,9 +160,7 @@ inline void remove_dir_atomic(const std::filesystem::path& dir) {
   if (ec) warn("cannot remove {} (the renamed {}): {}", aside.string(), path.string(), ec.message());
 }
 
-/// Deletes the ".tmp-checkpoint-*" directories an interrupted save or deletion left in `output_dir`.
-/// Returns how many it removed. Call it only when no other process is saving into `output_dir`.
-inline std::size_t remove_stale_staging(const std::filesystem::path& output_dir) {
+TRAINPP_INLINE std::size_t remove_stale_staging(const std::filesystem::path& output_dir) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::is_directory(output_dir, ec)) return 0;
@@ -156,12 +176,9 @@ inline std::size_t remove_stale_staging(const std::filesystem::path& output_dir)
   return stale.size();
 }
 
-/// HF's rotate_checkpoints: with a positive `save_total_limit`, deletes the oldest checkpoints until
-/// that many remain, never the newest (needed to resume) nor `best` (so with a limit of 1 the best and
-/// the newest both stay). Returns the deleted directories.
-inline std::vector<std::filesystem::path> rotate_checkpoints(const std::filesystem::path& output_dir,
-                                                             std::optional<std::int64_t> save_total_limit,
-                                                             const std::optional<std::string>& best) {
+TRAINPP_INLINE std::vector<std::filesystem::path> rotate_checkpoints(const std::filesystem::path& output_dir,
+                                                                     std::optional<std::int64_t> save_total_limit,
+                                                                     const std::optional<std::string>& best) {
   if (!save_total_limit || *save_total_limit <= 0) return {};
   const auto checkpoints = sorted_checkpoints(output_dir);
   const auto limit = static_cast<std::size_t>(*save_total_limit);
@@ -184,5 +201,7 @@ inline std::vector<std::filesystem::path> rotate_checkpoints(const std::filesyst
   }
   return deleted;
 }
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp

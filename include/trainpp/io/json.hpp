@@ -3,6 +3,7 @@
 // --deepspeed, checkpoint state, generation configs, safetensors headers) goes through
 // parse_json_strict, so that all of them refuse the same things with the same messages.
 
+#include <trainpp/detail/config.hpp>
 #include <trainpp/detail/error.hpp>
 #include <trainpp/io/atomic_write.hpp>
 
@@ -84,8 +85,14 @@ template <class Json = nlohmann::json>
 }  // namespace detail
 
 /// Reads a JSON file strictly (see detail::parse_json_strict); errors name the file.
-[[nodiscard]] inline nlohmann::json read_json_file(const std::filesystem::path& path) {
+[[nodiscard]] nlohmann::json read_json_file(const std::filesystem::path& path);
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE nlohmann::json read_json_file(const std::filesystem::path& path) {
   return detail::parse_json_strict(read_file(path), path.string());
 }
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp

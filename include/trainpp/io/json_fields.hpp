@@ -32,18 +32,7 @@ class JsonFields {
     return object_.at(key);
   }
 
-  [[nodiscard]] std::int64_t integer(const char* key, std::int64_t min = 0) const {
-    const auto& v = at(key);
-    if (v.is_number_unsigned()) {
-      const auto u = v.get<std::uint64_t>();
-      if (u <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) &&
-          static_cast<std::int64_t>(u) >= min)
-        return static_cast<std::int64_t>(u);
-    } else if (v.is_number_integer() && v.get<std::int64_t>() >= min) {
-      return v.get<std::int64_t>();
-    }
-    throw fail(key, fmt::format("an integer of at least {}", min), v);
-  }
+  [[nodiscard]] std::int64_t integer(const char* key, std::int64_t min = 0) const;
   [[nodiscard]] double number(const char* key) const {
     const auto& v = at(key);
     if (!v.is_number()) throw fail(key, "a number", v);
@@ -78,5 +67,26 @@ class JsonFields {
 };
 
 }  // namespace detail
+
+#if TRAINPP_DEFINITIONS
+
+namespace detail {
+
+TRAINPP_INLINE std::int64_t JsonFields::integer(const char* key, std::int64_t min) const {
+  const auto& v = at(key);
+  if (v.is_number_unsigned()) {
+    const auto u = v.get<std::uint64_t>();
+    if (u <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) &&
+        static_cast<std::int64_t>(u) >= min)
+      return static_cast<std::int64_t>(u);
+  } else if (v.is_number_integer() && v.get<std::int64_t>() >= min) {
+    return v.get<std::int64_t>();
+  }
+  throw fail(key, fmt::format("an integer of at least {}", min), v);
+}
+
+}  // namespace detail
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp

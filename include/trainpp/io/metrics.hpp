@@ -1,6 +1,7 @@
 #pragma once
 // Metrics as HF prints and saves them: log_metrics, save_metrics, speed_metrics.
 
+#include <trainpp/detail/config.hpp>
 #include <trainpp/detail/format.hpp>
 #include <trainpp/io/atomic_write.hpp>
 #include <trainpp/io/json.hpp>
@@ -22,9 +23,32 @@ namespace trainpp {
 }
 
 /// HF's speed_metrics: {split}_runtime, _samples_per_second, _steps_per_second.
-[[nodiscard]] inline Metrics speed_metrics(std::string_view split, std::chrono::steady_clock::time_point start,
-                                           std::optional<double> num_samples = std::nullopt,
-                                           std::optional<double> num_steps = std::nullopt) {
+[[nodiscard]] Metrics speed_metrics(std::string_view split, std::chrono::steady_clock::time_point start,
+                                    std::optional<double> num_samples = std::nullopt,
+                                    std::optional<double> num_steps = std::nullopt);
+
+namespace detail {
+/// HF's metrics_format: runtimes as h:mm:ss.cc, total_flos in GF, other floats rounded to 4 places.
+std::string format_metric(const std::string& key, double v);
+}  // namespace detail
+
+/// Prints metrics as HF's Trainer.log_metrics does:
+///   ***** eval metrics *****
+///     eval_accuracy = 0.9123
+/// Keys sorted, aligned. `out` defaults to stdout.
+void log_metrics(std::string_view split, const Metrics& metrics, std::FILE* out = stdout);
+
+/// Writes {output_dir}/{split}_results.json and, with `combined`, merges into all_results.json — as
+/// HF's save_metrics does (indent 4, sorted keys). Atomic writes.
+void save_metrics(const std::filesystem::path& output_dir, std::string_view split, const Metrics& metrics,
+                  bool combined = true);
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE Metrics speed_metrics(std::string_view split,
+                                     std::chrono::steady_clock::time_point start,
+                                     std::optional<double> num_samples,
+                                     std::optional<double> num_steps) {
   const double runtime = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   Metrics m{{fmt::format("{}_runtime", split), round_to(runtime, 4)}};
   if (runtime == 0) return m;
@@ -34,8 +58,8 @@ namespace trainpp {
 }
 
 namespace detail {
-/// HF's metrics_format: runtimes as h:mm:ss.cc, total_flos in GF, other floats rounded to 4 places.
-inline std::string format_metric(const std::string& key, double v) {
+
+TRAINPP_INLINE std::string format_metric(const std::string& key, double v) {
   if (key.find("_runtime") != std::string::npos) {
     const auto secs = static_cast<long long>(v);
     const int centis = static_cast<int>(std::fabs(v - static_cast<double>(secs)) * 100);
@@ -44,13 +68,10 @@ inline std::string format_metric(const std::string& key, double v) {
   if (key == "total_flos") return fmt::format("{}GF", static_cast<long long>(v) >> 30);
   return python_float(round_to(v, 4));
 }
+
 }  // namespace detail
 
-/// Prints metrics as HF's Trainer.log_metrics does:
-///   ***** eval metrics *****
-///     eval_accuracy = 0.9123
-/// Keys sorted, aligned. `out` defaults to stdout.
-inline void log_metrics(std::string_view split, const Metrics& metrics, std::FILE* out = stdout) {
+TRAINPP_INLINE void log_metrics(std::string_view split, const Metrics& metrics, std::FILE* out) {
   std::fprintf(out, "***** %.*s metrics *****\n", static_cast<int>(split.size()), split.data());
   std::size_t key_width = 0, value_width = 0;
   std::vector<std::pair<std::string, std::string>> rows;
@@ -63,10 +84,10 @@ inline void log_metrics(std::string_view split, const Metrics& metrics, std::FIL
   std::fflush(out);
 }
 
-/// Writes {output_dir}/{split}_results.json and, with `combined`, merges into all_results.json — as
-/// HF's save_metrics does (indent 4, sorted keys). Atomic writes.
-inline void save_metrics(const std::filesystem::path& output_dir, std::string_view split, const Metrics& metrics,
-                         bool combined = true) {
+TRAINPP_INLINE void save_metrics(const std::filesystem::path& output_dir,
+                                 std::string_view split,
+                                 const Metrics& metrics,
+                                 bool combined) {
   std::filesystem::create_directories(output_dir);
   nlohmann::json j(metrics);
   write_file_atomic(output_dir / fmt::format("{}_results.json", split), j.dump(4) + "\n");
@@ -85,5 +106,7 @@ inline void save_metrics(const std::filesystem::path& output_dir, std::string_vi
     write_file_atomic(all, merged.dump(4) + "\n");
   }
 }
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp

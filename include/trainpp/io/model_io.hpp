@@ -22,37 +22,19 @@ inline constexpr std::string_view model_weights_name = "model.safetensors";
 namespace detail {
 
 /// Every defined parameter, then every defined buffer, of `model` and its submodules, under dotted names.
-[[nodiscard]] inline std::vector<std::pair<std::string, torch::Tensor>> named_state(const torch::nn::Module& model) {
-  std::vector<std::pair<std::string, torch::Tensor>> out;
-  for (const auto& item : model.named_parameters(/*recurse=*/true))
-    if (item.value().defined()) out.emplace_back(item.key(), item.value());
-  for (const auto& item : model.named_buffers(/*recurse=*/true))
-    if (item.value().defined()) out.emplace_back(item.key(), item.value());
-  return out;
-}
+[[nodiscard]] std::vector<std::pair<std::string, torch::Tensor>> named_state(const torch::nn::Module& model);
 
-[[nodiscard]] inline std::string describe_tensor(const torch::Tensor& t) {
-  return fmt::format("[{}] {}", fmt::join(t.sizes(), ", "), c10::toString(t.scalar_type()));
-}
+[[nodiscard]] std::string describe_tensor(const torch::Tensor& t);
 
 }  // namespace detail
 
 /// Every parameter and buffer of `model` (recursively, under named_parameters()/named_buffers() names),
 /// detached and on the CPU: what save_model writes. Tensors already on the CPU are shared, not copied.
-[[nodiscard]] inline std::vector<std::pair<std::string, torch::Tensor>> state_dict(const torch::nn::Module& model) {
-  auto out = detail::named_state(model);
-  for (auto& [name, tensor] : out) tensor = tensor.detach().to(torch::kCPU);
-  return out;
-}
+[[nodiscard]] std::vector<std::pair<std::string, torch::Tensor>> state_dict(const torch::nn::Module& model);
 
 /// Writes state_dict(model) to `dir`/model.safetensors with metadata {"format": "pt"}, creating `dir`
 /// if needed; the file is replaced atomically. Throws trainpp::Error on failure.
-inline void save_model(const torch::nn::Module& model, const std::filesystem::path& dir) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) throw error("cannot create directory {}: {}", dir.string(), ec.message());
-  save_safetensors(dir / model_weights_name, state_dict(model));
-}
+void save_model(const torch::nn::Module& model, const std::filesystem::path& dir);
 
 /// What load_model found besides the tensors it loaded.
 struct LoadReport {
@@ -67,7 +49,41 @@ struct LoadReport {
 /// holding model.safetensors. strict: any missing, unexpected or mismatched (shape or dtype) tensor is
 /// an Error that lists them all, with shapes and dtypes, and names the file; nothing is copied then.
 /// Not strict: the tensors that match are copied and the report lists the rest.
-inline LoadReport load_model(torch::nn::Module& model, const std::filesystem::path& file_or_dir, bool strict = true) {
+LoadReport load_model(torch::nn::Module& model, const std::filesystem::path& file_or_dir, bool strict = true);
+
+#if TRAINPP_DEFINITIONS
+
+namespace detail {
+
+TRAINPP_INLINE std::vector<std::pair<std::string, torch::Tensor>> named_state(const torch::nn::Module& model) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& item : model.named_parameters(/*recurse=*/true))
+    if (item.value().defined()) out.emplace_back(item.key(), item.value());
+  for (const auto& item : model.named_buffers(/*recurse=*/true))
+    if (item.value().defined()) out.emplace_back(item.key(), item.value());
+  return out;
+}
+
+TRAINPP_INLINE std::string describe_tensor(const torch::Tensor& t) {
+  return fmt::format("[{}] {}", fmt::join(t.sizes(), ", "), c10::toString(t.scalar_type()));
+}
+
+}  // namespace detail
+
+TRAINPP_INLINE std::vector<std::pair<std::string, torch::Tensor>> state_dict(const torch::nn::Module& model) {
+  auto out = detail::named_state(model);
+  for (auto& [name, tensor] : out) tensor = tensor.detach().to(torch::kCPU);
+  return out;
+}
+
+TRAINPP_INLINE void save_model(const torch::nn::Module& model, const std::filesystem::path& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw error("cannot create directory {}: {}", dir.string(), ec.message());
+  save_safetensors(dir / model_weights_name, state_dict(model));
+}
+
+TRAINPP_INLINE LoadReport load_model(torch::nn::Module& model, const std::filesystem::path& file_or_dir, bool strict) {
   const auto path = std::filesystem::is_directory(file_or_dir) ? file_or_dir / model_weights_name : file_or_dir;
   const SafetensorsFile file = load_safetensors(path);
   std::unordered_map<std::string_view, const torch::Tensor*> in_file;
@@ -121,5 +137,7 @@ inline LoadReport load_model(torch::nn::Module& model, const std::filesystem::pa
   for (auto& [target, source] : copies) target.copy_(*source);
   return report;
 }
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp

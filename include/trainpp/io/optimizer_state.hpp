@@ -33,8 +33,18 @@ struct SavedOptimizer {
 
 /// Writes an optimizer's state and its groups' hyperparameters (and parameter names, which the loader
 /// checks) to `path`, atomically.
-inline void save_optimizer_state(const std::filesystem::path& path, const OptimizerState& state,
-                                 const std::vector<ParamGroup>& groups) {
+void save_optimizer_state(const std::filesystem::path& path, const OptimizerState& state,
+                          const std::vector<ParamGroup>& groups);
+
+/// Reads optimizer.safetensors back. Every tensor name must be "state.<i>.<key>" with i below the
+/// recorded parameter count, and the groups must add up to that count; errors name the file.
+[[nodiscard]] SavedOptimizer load_optimizer_state(const std::filesystem::path& path);
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE void save_optimizer_state(const std::filesystem::path& path,
+                                         const OptimizerState& state,
+                                         const std::vector<ParamGroup>& groups) {
   std::vector<std::pair<std::string, torch::Tensor>> tensors;
   for (std::size_t i = 0; i < state.size(); ++i)
     for (const auto& [key, value] : state[i]) tensors.emplace_back(fmt::format("state.{}.{}", i, key), value);
@@ -48,9 +58,7 @@ inline void save_optimizer_state(const std::filesystem::path& path, const Optimi
   save_safetensors(path, tensors, {{"format", "pt"}, {"trainpp.optimizer", meta.dump()}});
 }
 
-/// Reads optimizer.safetensors back. Every tensor name must be "state.<i>.<key>" with i below the
-/// recorded parameter count, and the groups must add up to that count; errors name the file.
-[[nodiscard]] inline SavedOptimizer load_optimizer_state(const std::filesystem::path& path) {
+TRAINPP_INLINE SavedOptimizer load_optimizer_state(const std::filesystem::path& path) {
   const auto source = path.string();
   auto file = load_safetensors(path);
   const auto meta_it = file.metadata.find("trainpp.optimizer");
@@ -114,5 +122,7 @@ inline void save_optimizer_state(const std::filesystem::path& path, const Optimi
   }
   return out;
 }
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp

@@ -35,7 +35,23 @@ struct ProcessState {
 };
 
 /// The generator states of this process (CPU and every visible CUDA device).
-[[nodiscard]] inline ProcessState capture_rng_state() {
+[[nodiscard]] ProcessState capture_rng_state();
+
+/// Sets this process's generators from `s`. A generator state of the wrong size, or one the generator
+/// refuses, is an Error; CUDA
+/// states for devices this machine lacks (or a checkpoint without them) get a warning, since the run
+/// then continues, but not bit for bit.
+void restore_rng_state(const ProcessState& s, std::string_view source);
+
+void save_process_state(const std::filesystem::path& path, const ProcessState& s);
+
+/// Reads a process_state file; every expected tensor must be present with its dtype and shape, and
+/// nothing else may be; errors name the file.
+[[nodiscard]] ProcessState load_process_state(const std::filesystem::path& path);
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE ProcessState capture_rng_state() {
   ProcessState s;
   {
     auto gen = at::detail::getDefaultCPUGenerator();
@@ -52,11 +68,7 @@ struct ProcessState {
   return s;
 }
 
-/// Sets this process's generators from `s`. A generator state of the wrong size, or one the generator
-/// refuses, is an Error; CUDA
-/// states for devices this machine lacks (or a checkpoint without them) get a warning, since the run
-/// then continues, but not bit for bit.
-inline void restore_rng_state(const ProcessState& s, std::string_view source) {
+TRAINPP_INLINE void restore_rng_state(const ProcessState& s, std::string_view source) {
   {
     auto gen = at::detail::getDefaultCPUGenerator();
     std::lock_guard<std::mutex> lock(gen.mutex());
@@ -87,7 +99,7 @@ inline void restore_rng_state(const ProcessState& s, std::string_view source) {
   }
 }
 
-inline void save_process_state(const std::filesystem::path& path, const ProcessState& s) {
+TRAINPP_INLINE void save_process_state(const std::filesystem::path& path, const ProcessState& s) {
   std::vector<std::pair<std::string, torch::Tensor>> tensors{
       {"rng.cpu", s.cpu_rng},
       {"loop.tr_loss", s.tr_loss.defined() ? s.tr_loss.detach().to(torch::kCPU, torch::kFloat32).reshape({})
@@ -104,9 +116,7 @@ inline void save_process_state(const std::filesystem::path& path, const ProcessS
                     {"world_size", std::to_string(s.world_size)}});
 }
 
-/// Reads a process_state file; every expected tensor must be present with its dtype and shape, and
-/// nothing else may be; errors name the file.
-[[nodiscard]] inline ProcessState load_process_state(const std::filesystem::path& path) {
+TRAINPP_INLINE ProcessState load_process_state(const std::filesystem::path& path) {
   const auto source = path.string();
   auto file = load_safetensors(path);
   auto meta = [&](const char* key) -> std::int64_t {
@@ -150,5 +160,7 @@ inline void save_process_state(const std::filesystem::path& path, const ProcessS
   if (!by_name.empty()) throw error("{}: unexpected tensor \"{}\" in a process state", source, by_name.begin()->first);
   return s;
 }
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp

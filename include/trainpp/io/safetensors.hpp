@@ -99,12 +99,7 @@ inline constexpr std::size_t safetensors_max_array = 1024;
 
 /// Parses the JSON header, rejecting duplicate keys (the JSON library would silently keep one of them)
 /// and absurd nesting. Keeps the key order of the file.
-[[nodiscard]] inline nlohmann::ordered_json parse_safetensors_header(std::string_view text, std::string_view source) {
-  return parse_json_strict<nlohmann::ordered_json>(
-      text, source,
-      {.max_depth = static_cast<int>(safetensors_max_depth), .max_array = safetensors_max_array,
-       .invalid = "safetensors header is not valid UTF-8 JSON"});
-}
+[[nodiscard]] nlohmann::ordered_json parse_safetensors_header(std::string_view text, std::string_view source);
 
 /// a * b, or nullopt when it does not fit in `limit`.
 [[nodiscard]] inline std::optional<std::uint64_t> checked_mul(std::uint64_t a, std::uint64_t b, std::uint64_t limit) {
@@ -121,8 +116,98 @@ struct SafetensorsEntry {
   std::uint64_t begin, end;
 };
 
-[[nodiscard]] inline SafetensorsEntry parse_safetensors_entry(const std::string& name, const nlohmann::ordered_json& entry,
-                                                             std::string_view source) {
+[[nodiscard]] SafetensorsEntry parse_safetensors_entry(const std::string& name, const nlohmann::ordered_json& entry,
+                                                      std::string_view source);
+
+/// A read-only memory map of a whole file, unmapped on scope exit.
+class MappedFile {
+ public:
+  explicit MappedFile(const std::filesystem::path& path);
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  ~MappedFile() {
+    if (data_ != nullptr) ::munmap(const_cast<char*>(data_), size_);
+  }
+  [[nodiscard]] std::string_view bytes() const { return {data_ == nullptr ? "" : data_, size_}; }
+
+  /// Drops the pages wholly inside bytes [begin, end) from this process's memory: they were copied
+  /// out, and the page cache still has them should anything read them again. Without this a large
+  /// file counts twice in the resident size while it is read (mapped pages plus the tensors).
+  void release(std::size_t begin, std::size_t end) const;
+
+ private:
+  const char* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+}  // namespace detail
+
+/// The tensors and metadata of one safetensors file.
+struct SafetensorsFile {
+  std::map<std::string, std::string> metadata;                 ///< "__metadata__"; empty if absent
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;  ///< in header order; CPU, each owning its memory
+};
+
+/// Encodes `tensors` as a safetensors file, byte for byte as the reference writer does: tensors ordered
+/// by descending dtype (grouping by alignment), then by name; offsets contiguous from 0; the header
+/// padded with spaces to a multiple of 8; data row-major little-endian. Tensors may live on any device
+/// and have any strides (they are copied to contiguous CPU memory). `metadata` is written as
+/// "__metadata__" (omitted when empty). Throws trainpp::Error for duplicate names, the reserved name
+/// "__metadata__", names that are not UTF-8, undefined or non-strided tensors, and dtypes the format
+/// has no code for (e.g. complex128, quantized).
+[[nodiscard]] std::string safetensors_serialize(
+    const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
+    const std::map<std::string, std::string>& metadata = {{"format", "pt"}});
+
+/// Writes `tensors` to `path` as safetensors (see safetensors_serialize), atomically (see
+/// write_file_atomic). Throws trainpp::Error naming the path on failure.
+inline void save_safetensors(const std::filesystem::path& path,
+                             const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
+                             const std::map<std::string, std::string>& metadata = {{"format", "pt"}}) {
+  write_file_atomic(path, safetensors_serialize(tensors, metadata));
+}
+
+/// The validated layout of a safetensors file held in memory: its metadata, its tensor entries (in
+/// header order) and where its data buffer starts. Nothing is copied: `buffer` points into the bytes.
+struct SafetensorsLayout {
+  std::map<std::string, std::string> metadata;
+  std::vector<detail::SafetensorsEntry> entries;
+  const char* buffer = nullptr;
+  std::size_t buffer_offset = 0;  ///< of `buffer` in the file: 8 + the header size
+};
+
+/// Validates a safetensors file held in `bytes` without reading any tensor data: sizes, the header's
+/// JSON and structure, dtypes, shapes against offsets (with overflow checks), and that the tensors tile
+/// the buffer exactly (no gaps, no overlaps, from 0 to its end). Beyond the format's own rules, headers
+/// nesting deeper than {name: {key: [..]}} or holding arrays of more than 1024 elements are refused, so
+/// that a hostile header cannot make the parser build a huge document. Throws trainpp::Error with a
+/// message starting with `source_name` (the file, for the user) and saying what is wrong.
+[[nodiscard]] SafetensorsLayout safetensors_layout(std::string_view bytes, std::string_view source_name);
+
+/// Decodes a safetensors file held in `bytes`, validated first as safetensors_layout says. The
+/// returned tensors are copies; `bytes` may be released afterwards (`copied` is told each byte range
+/// once its tensor has been copied out).
+[[nodiscard]] SafetensorsFile safetensors_deserialize(
+    std::string_view bytes, std::string_view source_name,
+    const std::function<void(std::size_t begin, std::size_t end)>& copied = {});
+
+/// Reads the safetensors file at `path` (see safetensors_deserialize; errors name the path).
+[[nodiscard]] SafetensorsFile load_safetensors(const std::filesystem::path& path);
+
+#if TRAINPP_DEFINITIONS
+
+namespace detail {
+
+TRAINPP_INLINE nlohmann::ordered_json parse_safetensors_header(std::string_view text, std::string_view source) {
+  return parse_json_strict<nlohmann::ordered_json>(
+      text, source,
+      {.max_depth = static_cast<int>(safetensors_max_depth), .max_array = safetensors_max_array,
+       .invalid = "safetensors header is not valid UTF-8 JSON"});
+}
+
+TRAINPP_INLINE SafetensorsEntry parse_safetensors_entry(const std::string& name,
+                                                        const nlohmann::ordered_json& entry,
+                                                        std::string_view source) {
   auto fail = [&](std::string_view problem) {
     return error("{}: invalid safetensors header: tensor \"{}\": {}", source, name, problem);
   };
@@ -172,61 +257,30 @@ struct SafetensorsEntry {
   return out;
 }
 
-/// A read-only memory map of a whole file, unmapped on scope exit.
-class MappedFile {
- public:
-  explicit MappedFile(const std::filesystem::path& path) {
-    FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (fd.get() < 0) throw error("cannot read {}: {}", path.string(), errno_message(errno));
-    struct ::stat info {};
-    if (::fstat(fd.get(), &info) != 0) throw error("cannot read {}: {}", path.string(), errno_message(errno));
-    if (!S_ISREG(info.st_mode)) throw error("cannot read {}: not a regular file", path.string());
-    size_ = static_cast<std::size_t>(info.st_size);
-    if (size_ == 0) return;  // mmap rejects empty ranges; the reader reports the file as too short
-    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd.get(), 0);
-    if (p == MAP_FAILED) throw error("cannot read {}: mmap failed: {}", path.string(), errno_message(errno));
-    data_ = static_cast<const char*>(p);
-  }
-  MappedFile(const MappedFile&) = delete;
-  MappedFile& operator=(const MappedFile&) = delete;
-  ~MappedFile() {
-    if (data_ != nullptr) ::munmap(const_cast<char*>(data_), size_);
-  }
-  [[nodiscard]] std::string_view bytes() const { return {data_ == nullptr ? "" : data_, size_}; }
+TRAINPP_INLINE MappedFile::MappedFile(const std::filesystem::path& path) {
+  FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) throw error("cannot read {}: {}", path.string(), errno_message(errno));
+  struct ::stat info {};
+  if (::fstat(fd.get(), &info) != 0) throw error("cannot read {}: {}", path.string(), errno_message(errno));
+  if (!S_ISREG(info.st_mode)) throw error("cannot read {}: not a regular file", path.string());
+  size_ = static_cast<std::size_t>(info.st_size);
+  if (size_ == 0) return;  // mmap rejects empty ranges; the reader reports the file as too short
+  void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd.get(), 0);
+  if (p == MAP_FAILED) throw error("cannot read {}: mmap failed: {}", path.string(), errno_message(errno));
+  data_ = static_cast<const char*>(p);
+}
 
-  /// Drops the pages wholly inside bytes [begin, end) from this process's memory: they were copied
-  /// out, and the page cache still has them should anything read them again. Without this a large
-  /// file counts twice in the resident size while it is read (mapped pages plus the tensors).
-  void release(std::size_t begin, std::size_t end) const {
-    static const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
-    const std::size_t first = (begin + page - 1) / page * page, last = std::min(end, size_) / page * page;
-    if (data_ != nullptr && first < last)
-      ::madvise(const_cast<char*>(data_) + first, last - first, MADV_DONTNEED);
-  }
-
- private:
-  const char* data_ = nullptr;
-  std::size_t size_ = 0;
-};
+TRAINPP_INLINE void MappedFile::release(std::size_t begin, std::size_t end) const {
+  static const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  const std::size_t first = (begin + page - 1) / page * page, last = std::min(end, size_) / page * page;
+  if (data_ != nullptr && first < last)
+    ::madvise(const_cast<char*>(data_) + first, last - first, MADV_DONTNEED);
+}
 
 }  // namespace detail
 
-/// The tensors and metadata of one safetensors file.
-struct SafetensorsFile {
-  std::map<std::string, std::string> metadata;                 ///< "__metadata__"; empty if absent
-  std::vector<std::pair<std::string, torch::Tensor>> tensors;  ///< in header order; CPU, each owning its memory
-};
-
-/// Encodes `tensors` as a safetensors file, byte for byte as the reference writer does: tensors ordered
-/// by descending dtype (grouping by alignment), then by name; offsets contiguous from 0; the header
-/// padded with spaces to a multiple of 8; data row-major little-endian. Tensors may live on any device
-/// and have any strides (they are copied to contiguous CPU memory). `metadata` is written as
-/// "__metadata__" (omitted when empty). Throws trainpp::Error for duplicate names, the reserved name
-/// "__metadata__", names that are not UTF-8, undefined or non-strided tensors, and dtypes the format
-/// has no code for (e.g. complex128, quantized).
-[[nodiscard]] inline std::string safetensors_serialize(
-    const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
-    const std::map<std::string, std::string>& metadata = {{"format", "pt"}}) {
+TRAINPP_INLINE std::string safetensors_serialize(const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
+                                                 const std::map<std::string, std::string>& metadata) {
   struct Item {
     const std::string* name;
     torch::Tensor data;
@@ -281,30 +335,7 @@ struct SafetensorsFile {
   return out;
 }
 
-/// Writes `tensors` to `path` as safetensors (see safetensors_serialize), atomically (see
-/// write_file_atomic). Throws trainpp::Error naming the path on failure.
-inline void save_safetensors(const std::filesystem::path& path,
-                             const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
-                             const std::map<std::string, std::string>& metadata = {{"format", "pt"}}) {
-  write_file_atomic(path, safetensors_serialize(tensors, metadata));
-}
-
-/// The validated layout of a safetensors file held in memory: its metadata, its tensor entries (in
-/// header order) and where its data buffer starts. Nothing is copied: `buffer` points into the bytes.
-struct SafetensorsLayout {
-  std::map<std::string, std::string> metadata;
-  std::vector<detail::SafetensorsEntry> entries;
-  const char* buffer = nullptr;
-  std::size_t buffer_offset = 0;  ///< of `buffer` in the file: 8 + the header size
-};
-
-/// Validates a safetensors file held in `bytes` without reading any tensor data: sizes, the header's
-/// JSON and structure, dtypes, shapes against offsets (with overflow checks), and that the tensors tile
-/// the buffer exactly (no gaps, no overlaps, from 0 to its end). Beyond the format's own rules, headers
-/// nesting deeper than {name: {key: [..]}} or holding arrays of more than 1024 elements are refused, so
-/// that a hostile header cannot make the parser build a huge document. Throws trainpp::Error with a
-/// message starting with `source_name` (the file, for the user) and saying what is wrong.
-[[nodiscard]] inline SafetensorsLayout safetensors_layout(std::string_view bytes, std::string_view source_name) {
+TRAINPP_INLINE SafetensorsLayout safetensors_layout(std::string_view bytes, std::string_view source_name) {
   const std::string_view source = source_name;
   if (bytes.size() < 8)
     throw error("{}: not a safetensors file: {} bytes, fewer than the 8-byte header size", source, bytes.size());
@@ -368,12 +399,10 @@ struct SafetensorsLayout {
   return out;
 }
 
-/// Decodes a safetensors file held in `bytes`, validated first as safetensors_layout says. The
-/// returned tensors are copies; `bytes` may be released afterwards (`copied` is told each byte range
-/// once its tensor has been copied out).
-[[nodiscard]] inline SafetensorsFile safetensors_deserialize(
-    std::string_view bytes, std::string_view source_name,
-    const std::function<void(std::size_t begin, std::size_t end)>& copied = {}) {
+TRAINPP_INLINE SafetensorsFile safetensors_deserialize(
+    std::string_view bytes,
+    std::string_view source_name,
+    const std::function<void(std::size_t begin, std::size_t end)>& copied) {
   auto layout = safetensors_layout(bytes, source_name);
   SafetensorsFile out;
   out.metadata = std::move(layout.metadata);
@@ -387,11 +416,12 @@ struct SafetensorsLayout {
   return out;
 }
 
-/// Reads the safetensors file at `path` (see safetensors_deserialize; errors name the path).
-[[nodiscard]] inline SafetensorsFile load_safetensors(const std::filesystem::path& path) {
+TRAINPP_INLINE SafetensorsFile load_safetensors(const std::filesystem::path& path) {
   const detail::MappedFile file(path);
   return safetensors_deserialize(file.bytes(), path.string(),
                                  [&](std::size_t begin, std::size_t end) { file.release(begin, end); });
 }
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp

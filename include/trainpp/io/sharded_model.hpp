@@ -8,6 +8,7 @@
 // rank's part of the flat buffer; pieces are listed in the parameter's element order. Written by
 // save_sharded_model (every process), read by consolidate_sharded_model and by the policy that wrote it.
 
+#include <trainpp/detail/config.hpp>
 #include <trainpp/io/atomic_write.hpp>
 #include <trainpp/io/checkpoint_dir.hpp>
 #include <trainpp/io/json.hpp>
@@ -43,9 +44,25 @@ struct ShardedParameter {
 /// Writes this process's model_shard_<rank>.safetensors into `dir`: its pieces of `parameters`; the
 /// main process also `whole` (buffers and frozen parameters, saved whole, listed as "buffers") and
 /// the index model_shards.json. Every process calls it.
-inline void save_sharded_model(const std::filesystem::path& dir, int rank, int world_size,
-                               const std::vector<ShardedParameter>& parameters,
-                               const std::vector<std::pair<std::string, torch::Tensor>>& whole, bool main_process) {
+void save_sharded_model(const std::filesystem::path& dir, int rank, int world_size,
+                        const std::vector<ShardedParameter>& parameters,
+                        const std::vector<std::pair<std::string, torch::Tensor>>& whole, bool main_process);
+
+/// Joins the pieces of a sharded model in `checkpoint` into one model.safetensors at `output` (a file,
+/// or a directory to hold model.safetensors): the file a single-process run writes, which
+/// trainpp::load_model and Python's safetensors read. Throws trainpp::Error naming what is missing or
+/// inconsistent (a shard file, a piece, a size that does not add up).
+std::filesystem::path consolidate_sharded_model(const std::filesystem::path& checkpoint,
+                                                const std::filesystem::path& output);
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE void save_sharded_model(const std::filesystem::path& dir,
+                                       int rank,
+                                       int world_size,
+                                       const std::vector<ShardedParameter>& parameters,
+                                       const std::vector<std::pair<std::string, torch::Tensor>>& whole,
+                                       bool main_process) {
   std::vector<std::pair<std::string, torch::Tensor>> tensors;
   for (const auto& p : parameters)
     if (p.piece.numel() > 0) tensors.emplace_back(p.name, p.piece.detach().to(torch::kCPU));
@@ -64,12 +81,8 @@ inline void save_sharded_model(const std::filesystem::path& dir, int rank, int w
   if (main_process) write_file_atomic(dir / model_shards_index_name, index.dump(1) + "\n");
 }
 
-/// Joins the pieces of a sharded model in `checkpoint` into one model.safetensors at `output` (a file,
-/// or a directory to hold model.safetensors): the file a single-process run writes, which
-/// trainpp::load_model and Python's safetensors read. Throws trainpp::Error naming what is missing or
-/// inconsistent (a shard file, a piece, a size that does not add up).
-inline std::filesystem::path consolidate_sharded_model(const std::filesystem::path& checkpoint,
-                                                       const std::filesystem::path& output) {
+TRAINPP_INLINE std::filesystem::path consolidate_sharded_model(const std::filesystem::path& checkpoint,
+                                                               const std::filesystem::path& output) {
   const auto index_path = checkpoint / model_shards_index_name;
   if (!std::filesystem::exists(index_path))
     throw error("{} is not a sharded checkpoint: it has no {}", checkpoint.string(), model_shards_index_name);
@@ -124,5 +137,7 @@ inline std::filesystem::path consolidate_sharded_model(const std::filesystem::pa
   save_safetensors(file, out);
   return file;
 }
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp

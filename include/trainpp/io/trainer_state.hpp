@@ -20,7 +20,19 @@ namespace trainpp {
 /// A TrainerState from trainer_state.json's object. Keys HF's schema does not have are ignored (a
 /// newer writer may add some); a missing key keeps its default, as HF's dataclass does; a key with
 /// the wrong type is an Error naming `source` and the key.
-[[nodiscard]] inline TrainerState trainer_state_from_json(const nlohmann::json& j, std::string_view source) {
+[[nodiscard]] TrainerState trainer_state_from_json(const nlohmann::json& j, std::string_view source);
+
+/// Reads trainer_state.json (see trainer_state_from_json).
+[[nodiscard]] inline TrainerState read_trainer_state(const std::filesystem::path& path) {
+  return trainer_state_from_json(read_json_file(path), path.string());
+}
+
+/// The TrainerControl flags stored in trainer_state.json's stateful_callbacks, if any.
+[[nodiscard]] std::optional<TrainerControl> control_from_state(const TrainerState& state, std::string_view source);
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE TrainerState trainer_state_from_json(const nlohmann::json& j, std::string_view source) {
   const detail::JsonFields f(j, std::string(source), "trainer state");
   TrainerState s;
   using F = detail::JsonFields;
@@ -70,13 +82,7 @@ namespace trainpp {
   return s;
 }
 
-/// Reads trainer_state.json (see trainer_state_from_json).
-[[nodiscard]] inline TrainerState read_trainer_state(const std::filesystem::path& path) {
-  return trainer_state_from_json(read_json_file(path), path.string());
-}
-
-/// The TrainerControl flags stored in trainer_state.json's stateful_callbacks, if any.
-[[nodiscard]] inline std::optional<TrainerControl> control_from_state(const TrainerState& state, std::string_view source) {
+TRAINPP_INLINE std::optional<TrainerControl> control_from_state(const TrainerState& state, std::string_view source) {
   if (!state.stateful_callbacks.contains("TrainerControl")) return std::nullopt;
   const auto& stored = state.stateful_callbacks.at("TrainerControl");
   const detail::JsonFields entry(stored, std::string(source), "stateful_callbacks.TrainerControl");
@@ -91,5 +97,7 @@ namespace trainpp {
   c.should_log = flag("should_log");
   return c;
 }
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp
