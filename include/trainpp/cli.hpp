@@ -548,6 +548,20 @@ int run_main(F&& body) {
   }
 }
 
+// TrainingArguments alone is what most programs parse, and what every Trainer saves as
+// training_args.json: these instantiations depend on no user type, so a program linking
+// trainpp::compiled takes them from there instead of compiling them again.
+#if !TRAINPP_DEFINITIONS
+namespace detail {
+extern template std::vector<CliField> cli_fields<TrainingArguments>(std::tuple<TrainingArguments>&);
+}  // namespace detail
+extern template nlohmann::json args_json<TrainingArguments>(const TrainingArguments&);
+extern template std::string help_text<TrainingArguments>(std::string_view, std::tuple<TrainingArguments>);
+extern template std::tuple<TrainingArguments> parse_args_into<TrainingArguments>(const std::vector<std::string>&,
+                                                                                std::string_view,
+                                                                                std::tuple<TrainingArguments>);
+#endif
+
 #if TRAINPP_DEFINITIONS
 
 namespace detail {
@@ -729,6 +743,17 @@ TRAINPP_INLINE std::string arguments_reference_markdown() {
   }
   return out;
 }
+
+#if defined(TRAINPP_COMPILED_LIB)
+namespace detail {
+template std::vector<CliField> cli_fields<TrainingArguments>(std::tuple<TrainingArguments>&);
+}  // namespace detail
+template nlohmann::json args_json<TrainingArguments>(const TrainingArguments&);
+template std::string help_text<TrainingArguments>(std::string_view, std::tuple<TrainingArguments>);
+template std::tuple<TrainingArguments> parse_args_into<TrainingArguments>(const std::vector<std::string>&,
+                                                                         std::string_view,
+                                                                         std::tuple<TrainingArguments>);
+#endif
 
 #endif  // TRAINPP_DEFINITIONS
 
