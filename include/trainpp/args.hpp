@@ -245,23 +245,7 @@ struct TrainingArguments {
 #undef TRAINPP_DECLARE_ARGUMENT
 
   /// --fsdp and --fsdp_config, or --deepspeed, read and checked.
-  [[nodiscard]] FsdpOptions fsdp_options() const {
-    if (deepspeed && !deepspeed->empty()) {
-      if (!fsdp.empty()) throw error("--deepspeed and --fsdp are mutually exclusive: choose one");
-      return parse_deepspeed_config(*deepspeed, {.per_device_train_batch_size = per_device_train_batch_size,
-                                                 .gradient_accumulation_steps = gradient_accumulation_steps,
-                                                 .max_grad_norm = max_grad_norm,
-                                                 .learning_rate = learning_rate,
-                                                 .weight_decay = weight_decay,
-                                                 .adam_beta1 = adam_beta1,
-                                                 .adam_beta2 = adam_beta2,
-                                                 .adam_epsilon = adam_epsilon,
-                                                 .fp16 = fp16,
-                                                 .bf16 = bf16,
-                                                 .world_size = detect_launch_environment().world_size});
-    }
-    return parse_fsdp_options(fsdp, fsdp_config, gradient_checkpointing);
-  }
+  [[nodiscard]] FsdpOptions fsdp_options() const;
 
   /// The label keys of a batch: label_names, or HF's default {"labels"}.
   [[nodiscard]] std::vector<std::string> effective_label_names() const {
@@ -270,12 +254,7 @@ struct TrainingArguments {
   /// HF's get_warmup_steps: an int, or ceil(ratio * num_training_steps) when below 1. A
   /// warmup_ratio still set after finalize() (1: warm up over every step, which warmup_steps cannot
   /// say) counts when warmup_steps is 0, as in transformers 4.
-  [[nodiscard]] std::int64_t get_warmup_steps(std::int64_t num_training_steps) const {
-    if (warmup_steps == 0 && warmup_ratio)
-      return static_cast<std::int64_t>(std::ceil(num_training_steps * *warmup_ratio));
-    return warmup_steps >= 1 ? static_cast<std::int64_t>(warmup_steps)
-                             : static_cast<std::int64_t>(std::ceil(num_training_steps * warmup_steps));
-  }
+  [[nodiscard]] std::int64_t get_warmup_steps(std::int64_t num_training_steps) const;
   /// The seed of the data order: data_seed, else seed.
   [[nodiscard]] std::int64_t effective_data_seed() const { return data_seed.value_or(seed); }
 
@@ -341,7 +320,51 @@ namespace detail {
 
 /// The launch environment as `args` and the process environment say together: a --local_rank fills
 /// in LOCAL_RANK where the launcher did not set it (torch.distributed.launch without --use-env).
-[[nodiscard]] inline EnvironmentReader environment_with_local_rank(std::int64_t local_rank) {
+[[nodiscard]] EnvironmentReader environment_with_local_rank(std::int64_t local_rank);
+
+}  // namespace detail
+
+/// Refuses optim_args that `optim` does not read. The keys are HF's handlers' (transformers'
+/// trainer_optimizer.py), except adafactor's: HF reads none for it and fixes scale_parameter and
+/// relative_step to false; trainpp lets optim_args set transformers.Adafactor's own options.
+void check_optim_args(OptimizerName optim, const OptimArgs& optim_args);
+
+/// Every check of TrainingArguments' values, alone and in combination; throws trainpp::Error naming
+/// the problem. Reads the fields as given (before finalize()'s derived defaults), so that a message
+/// speaks of what was passed.
+// Long on purpose: every combination of arguments is checked here, in one place, in HF's order.
+void validate(const TrainingArguments& a);
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE FsdpOptions TrainingArguments::fsdp_options() const {
+  if (deepspeed && !deepspeed->empty()) {
+    if (!fsdp.empty()) throw error("--deepspeed and --fsdp are mutually exclusive: choose one");
+    return parse_deepspeed_config(*deepspeed, {.per_device_train_batch_size = per_device_train_batch_size,
+                                               .gradient_accumulation_steps = gradient_accumulation_steps,
+                                               .max_grad_norm = max_grad_norm,
+                                               .learning_rate = learning_rate,
+                                               .weight_decay = weight_decay,
+                                               .adam_beta1 = adam_beta1,
+                                               .adam_beta2 = adam_beta2,
+                                               .adam_epsilon = adam_epsilon,
+                                               .fp16 = fp16,
+                                               .bf16 = bf16,
+                                               .world_size = detect_launch_environment().world_size});
+  }
+  return parse_fsdp_options(fsdp, fsdp_config, gradient_checkpointing);
+}
+
+TRAINPP_INLINE std::int64_t TrainingArguments::get_warmup_steps(std::int64_t num_training_steps) const {
+  if (warmup_steps == 0 && warmup_ratio)
+    return static_cast<std::int64_t>(std::ceil(num_training_steps * *warmup_ratio));
+  return warmup_steps >= 1 ? static_cast<std::int64_t>(warmup_steps)
+                           : static_cast<std::int64_t>(std::ceil(num_training_steps * warmup_steps));
+}
+
+namespace detail {
+
+TRAINPP_INLINE EnvironmentReader environment_with_local_rank(std::int64_t local_rank) {
   return [local_rank](const std::string& name) -> std::optional<std::string> {
     auto value = process_environment(name);
     if (!value && name == "LOCAL_RANK" && local_rank >= 0) return std::to_string(local_rank);
@@ -351,10 +374,7 @@ namespace detail {
 
 }  // namespace detail
 
-/// Refuses optim_args that `optim` does not read. The keys are HF's handlers' (transformers'
-/// trainer_optimizer.py), except adafactor's: HF reads none for it and fixes scale_parameter and
-/// relative_step to false; trainpp lets optim_args set transformers.Adafactor's own options.
-inline void check_optim_args(OptimizerName optim, const OptimArgs& optim_args) {
+TRAINPP_INLINE void check_optim_args(OptimizerName optim, const OptimArgs& optim_args) {
   using namespace std::string_view_literals;
   static constexpr std::array sgd{"momentum"sv, "dampening"sv, "nesterov"sv};
   static constexpr std::array adagrad{"lr_decay"sv, "eps"sv};
@@ -375,11 +395,7 @@ inline void check_optim_args(OptimizerName optim, const OptimArgs& optim_args) {
   }
 }
 
-/// Every check of TrainingArguments' values, alone and in combination; throws trainpp::Error naming
-/// the problem. Reads the fields as given (before finalize()'s derived defaults), so that a message
-/// speaks of what was passed.
-// Long on purpose: every combination of arguments is checked here, in one place, in HF's order.
-inline void validate(const TrainingArguments& a) {
+TRAINPP_INLINE void validate(const TrainingArguments& a) {
   auto positive = [](std::string_view name, auto value) {
     if (value <= 0) throw error("{} must be a positive number, got {}", name, value);
   };
@@ -495,12 +511,12 @@ inline void validate(const TrainingArguments& a) {
                   "none", name);
 }
 
-inline void TrainingArguments::finalize() {
+TRAINPP_INLINE void TrainingArguments::finalize() {
   validate(*this);
   apply_derived_defaults();
 }
 
-inline void TrainingArguments::apply_derived_defaults() {
+TRAINPP_INLINE void TrainingArguments::apply_derived_defaults() {
   if (eval_strategy != IntervalStrategy::no) do_eval = true;
   if (eval_strategy == IntervalStrategy::steps && !eval_steps) eval_steps = logging_steps;
   if ((load_best_model_at_end || save_strategy == SaveStrategy::best ||
@@ -539,5 +555,7 @@ inline void TrainingArguments::apply_derived_defaults() {
       detect_launch_environment(detail::environment_with_local_rank(local_rank)).launcher == Launcher::torchrun)
     ::setenv("LOCAL_RANK", std::to_string(local_rank).c_str(), /*overwrite=*/0);
 }
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp

@@ -12,7 +12,6 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -30,6 +29,10 @@
 #include <type_traits>
 #include <utility>
 #include <vector>
+
+#if TRAINPP_DEFINITIONS
+#include <cctype>
+#endif
 
 namespace trainpp {
 
@@ -59,32 +62,7 @@ std::string type_name() {
 
 /// Whether `text` is well-formed UTF-8: no stray continuation bytes, overlong forms, surrogates or
 /// code points beyond U+10FFFF. JSON output (training_args.json) cannot carry anything else.
-[[nodiscard]] inline bool is_valid_utf8(std::string_view text) {
-  std::size_t i = 0;
-  while (i < text.size()) {
-    const auto lead = static_cast<unsigned char>(text[i]);
-    if (lead < 0x80) {
-      ++i;
-      continue;
-    }
-    std::size_t length = 0;
-    char32_t code = 0;
-    if ((lead & 0xE0) == 0xC0) length = 2, code = lead & 0x1Fu;
-    else if ((lead & 0xF0) == 0xE0) length = 3, code = lead & 0x0Fu;
-    else if ((lead & 0xF8) == 0xF0) length = 4, code = lead & 0x07u;
-    else return false;
-    if (text.size() - i < length) return false;
-    for (std::size_t k = 1; k < length; ++k) {
-      const auto next = static_cast<unsigned char>(text[i + k]);
-      if ((next & 0xC0) != 0x80) return false;
-      code = (code << 6) | (next & 0x3Fu);
-    }
-    const char32_t smallest[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (code < smallest[length] || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) return false;
-    i += length;
-  }
-  return true;
-}
+[[nodiscard]] bool is_valid_utf8(std::string_view text);
 
 /// Values shown in error messages are cut to this many bytes, so that a megabyte-long token still
 /// gives a one-line message.
@@ -92,18 +70,7 @@ inline constexpr std::size_t shown_value_max = 80;
 
 /// `text` as an error message shows it: on one line (control bytes, and every byte of text that is
 /// not UTF-8, written as \xNN) and cut to about shown_value_max bytes, between two characters.
-[[nodiscard]] inline std::string shown_text(std::string_view text) {
-  const bool utf8 = is_valid_utf8(text);
-  std::string out;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const auto byte = static_cast<unsigned char>(text[i]);
-    if (out.size() >= shown_value_max && (!utf8 || (byte & 0xC0) != 0x80))
-      return fmt::format("{}... ({} bytes in all)", out, text.size());
-    if (byte < 0x20 || byte == 0x7F || (byte >= 0x80 && !utf8)) out += fmt::format("\\x{:02x}", byte);
-    else out += static_cast<char>(byte);
-  }
-  return out;
-}
+[[nodiscard]] std::string shown_text(std::string_view text);
 
 /// A JSON value as an error message shows it.
 [[nodiscard]] inline std::string shown_json(const nlohmann::json& value) {
@@ -112,20 +79,10 @@ inline constexpr std::size_t shown_value_max = 80;
 
 /// Refuses text that no string setting can hold: NUL bytes (a path would be cut short at the first
 /// one) and bytes that are not UTF-8 (training_args.json could not be written).
-inline void check_text(std::string_view name, std::string_view text) {
-  if (const auto nul = text.find('\0'); nul != std::string_view::npos)
-    throw error("argument --{}: invalid str value: '{}' holds a NUL byte", name, shown_text(text));
-  if (!is_valid_utf8(text)) throw error("argument --{}: invalid str value: '{}' is not valid UTF-8", name, shown_text(text));
-}
+void check_text(std::string_view name, std::string_view text);
 
 /// HF's string_to_bool.
-inline std::optional<bool> parse_bool(std::string_view s) {
-  std::string l(s);
-  std::ranges::transform(l, l.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  if (l == "true" || l == "1" || l == "yes" || l == "y" || l == "t") return true;
-  if (l == "false" || l == "0" || l == "no" || l == "n" || l == "f") return false;
-  return std::nullopt;
-}
+std::optional<bool> parse_bool(std::string_view s);
 
 /// Parses a whole token as a number of type T in decimal (as Python's int() and float() read flag
 /// values, less their whitespace and digit separators): the locale plays no part, hex and trailing
@@ -268,20 +225,7 @@ nlohmann::json to_json_value(const T& v) {
   else return nlohmann::json(v);
 }
 
-inline std::size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t prev = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t cur = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      prev = cur;
-    }
-  }
-  return row[b.size()];
-}
+std::size_t edit_distance(std::string_view a, std::string_view b);
 
 /// One field of the argument structs, type-erased for the parser and --help.
 struct CliField {
@@ -292,48 +236,11 @@ struct CliField {
 };
 
 /// The values `a.accepted` lists.
-[[nodiscard]] inline std::vector<nlohmann::json> accepted_values(const UnimplementedArgument& a) {
-  std::vector<nlohmann::json> out;
-  std::string_view rest = a.accepted;
-  while (!rest.empty()) {
-    const auto bar = rest.find(" | ");
-    out.push_back(nlohmann::json::parse(rest.substr(0, bar)));
-    rest = bar == std::string_view::npos ? std::string_view{} : rest.substr(bar + 3);
-  }
-  return out;
-}
+[[nodiscard]] std::vector<nlohmann::json> accepted_values(const UnimplementedArgument& a);
 
 /// A field that takes what an unimplemented argument accepts and refuses anything else with its reason.
 /// Text from the command line or YAML is read as JSON where it is JSON (false, 0, null), else as a string.
-[[nodiscard]] inline CliField unimplemented_field(const UnimplementedArgument& a) {
-  CliField field;
-  field.name = std::string(a.name);
-  field.help = fmt::format("Not implemented: {}. Accepted: {}.", a.reason, a.accepted);
-  field.group = "transformers arguments trainpp does not implement";
-  field.type = a.is_bool ? "bool" : a.is_list ? "list" : "value";
-  field.default_value = accepted_values(a).front().dump();
-  field.is_bool = a.is_bool;
-  field.is_list = a.is_list;
-  field.defaults_true = a.is_bool && field.default_value == "true";
-  field.set_json = [a](const nlohmann::json& value) {
-    for (const auto& accepted : accepted_values(a))
-      if (value == accepted) return;
-    throw error("argument --{}: {} is not supported: {} (accepted: {})", a.name,
-                value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), a.reason, a.accepted);
-  };
-  field.set = [a, set_json = field.set_json](std::string_view text) {
-    if (a.is_list) {  // a list item given: only the empty list is accepted
-      set_json(nlohmann::json::array({std::string(text)}));
-      return;
-    }
-    if (a.is_bool) {
-      if (const auto flag = parse_bool(text)) return set_json(*flag);
-    }
-    nlohmann::json value = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-    set_json(value.is_discarded() ? nlohmann::json(std::string(text)) : value);
-  };
-  return field;
-}
+[[nodiscard]] CliField unimplemented_field(const UnimplementedArgument& a);
 
 /// The fields of every struct in `structs`, in declaration order, bound to the structs' members.
 /// Two structs declaring the same name would leave one of them unreachable: refused.
@@ -405,20 +312,7 @@ template <class... Structs>
 }
 
 /// The field name nearest to `name` when it is close enough to be a typo of it.
-[[nodiscard]] inline std::optional<std::string> nearest_field(const std::vector<CliField>& fields, std::string_view name) {
-  const std::size_t tolerance = std::max<std::size_t>(3, name.size() / 3);
-  std::optional<std::string> best;
-  std::size_t best_distance = SIZE_MAX;
-  for (const auto& f : fields) {
-    // The distance is at least the difference in length: a long token need not be compared at all.
-    const std::size_t length_gap = name.size() > f.name.size() ? name.size() - f.name.size() : f.name.size() - name.size();
-    if (length_gap > tolerance) continue;
-    const auto distance = edit_distance(name, f.name);
-    if (distance < best_distance) best_distance = distance, best = f.name;
-  }
-  if (best_distance <= tolerance) return best;
-  return std::nullopt;
-}
+[[nodiscard]] std::optional<std::string> nearest_field(const std::vector<CliField>& fields, std::string_view name);
 
 /// Whether a leading argument names an arguments file: HfArgumentParser's parse_json_file and
 /// parse_yaml_file inputs.
@@ -430,22 +324,7 @@ template <class... Structs>
 /// the command line would be (`eval_strategy: no` is the choice "no", `do_train: yes` true,
 /// `learning_rate: 5e-5` a number); a quoted one is a string, as in a JSON file; a list or mapping
 /// is its JSON.
-inline void assign_yaml(CliField& field, const YamlNode& node) {
-  if (node.kind != YamlNode::Kind::scalar || node.is_null()) {
-    nlohmann::json value = yaml_to_json(node);
-    if (field.is_list && value.is_array()) {  // list items are names whatever they look like: `[1, yes]`
-      for (std::size_t k = 0; k < node.items.size(); ++k)
-        if (node.items[k].kind == YamlNode::Kind::scalar && !node.items[k].is_null()) value[k] = node.items[k].text;
-    }
-    field.set_json(value);
-  } else if (!node.plain) {
-    field.set_json(node.text);
-  } else if (field.is_list) {
-    field.set_json(nlohmann::json::array({node.text}));
-  } else {
-    field.set(node.text);
-  }
-}
+void assign_yaml(CliField& field, const YamlNode& node);
 
 }  // namespace detail
 
@@ -486,38 +365,7 @@ template <class... Structs>
 /// docs/arguments.md: every TrainingArguments field, by group, with its type, default and meaning, then
 /// transformers' fields that trainpp does not implement, with the values accepted and why. Generated
 /// from the code; a test keeps the file in step with it.
-[[nodiscard]] inline std::string arguments_reference_markdown() {
-  std::tuple<TrainingArguments> structs;
-  const auto fields = detail::cli_fields(structs);
-  auto cell = [](std::string text) {
-    std::string out;
-    for (const char c : text) {
-      if (c == '|') out += "\\|";
-      else if (c == '\n') out += ' ';
-      else out += c;
-    }
-    return out;
-  };
-  std::string out =
-      "# TrainingArguments\n\n"
-      "Generated from include/trainpp/args.hpp and include/trainpp/args/unimplemented.hpp (the test\n"
-      "\"docs/arguments.md is generated from the code\" fails when this file is stale; run it with\n"
-      "TRAINPP_WRITE_DOCS=1 to rewrite it). Every field of transformers 5's `TrainingArguments` is here:\n"
-      "implemented with HF's name, default and meaning, or listed at the end as not implemented, with the\n"
-      "values that say what trainpp does anyway (accepted, so HF's own `training_args.json` loads) and the\n"
-      "reason any other value is refused. Flags are written `--name value`, `--name=value` or\n"
-      "`--name-with-hyphens`; booleans also bare (`--name`) or negated (`--no_name`).\n";
-  std::vector<std::string> groups;
-  for (const auto& f : fields)
-    if (std::ranges::find(groups, f.group) == groups.end()) groups.push_back(f.group);
-  for (const auto& group : groups) {
-    out += fmt::format("\n## {}\n\n| argument | type | default | meaning |\n|---|---|---|---|\n", group);
-    for (const auto& f : fields)
-      if (f.group == group)
-        out += fmt::format("| `--{}` | {} | `{}` | {} |\n", f.name, cell(f.type), cell(f.default_value), cell(f.help));
-  }
-  return out;
-}
+[[nodiscard]] std::string arguments_reference_markdown();
 
 /// Thrown by parse_args for --help after printing it; examples return 0 on it.
 struct HelpRequested {};
@@ -699,5 +547,214 @@ int run_main(F&& body) {
     return 1;
   }
 }
+
+// TrainingArguments alone is what most programs parse, and what every Trainer saves as
+// training_args.json: these instantiations depend on no user type, so a program linking
+// trainpp::compiled takes them from there instead of compiling them again.
+#if !TRAINPP_DEFINITIONS
+namespace detail {
+extern template std::vector<CliField> cli_fields<TrainingArguments>(std::tuple<TrainingArguments>&);
+}  // namespace detail
+extern template nlohmann::json args_json<TrainingArguments>(const TrainingArguments&);
+extern template std::string help_text<TrainingArguments>(std::string_view, std::tuple<TrainingArguments>);
+extern template std::tuple<TrainingArguments> parse_args_into<TrainingArguments>(const std::vector<std::string>&,
+                                                                                std::string_view,
+                                                                                std::tuple<TrainingArguments>);
+#endif
+
+#if TRAINPP_DEFINITIONS
+
+namespace detail {
+
+TRAINPP_INLINE bool is_valid_utf8(std::string_view text) {
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const auto lead = static_cast<unsigned char>(text[i]);
+    if (lead < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t length = 0;
+    char32_t code = 0;
+    if ((lead & 0xE0) == 0xC0) length = 2, code = lead & 0x1Fu;
+    else if ((lead & 0xF0) == 0xE0) length = 3, code = lead & 0x0Fu;
+    else if ((lead & 0xF8) == 0xF0) length = 4, code = lead & 0x07u;
+    else return false;
+    if (text.size() - i < length) return false;
+    for (std::size_t k = 1; k < length; ++k) {
+      const auto next = static_cast<unsigned char>(text[i + k]);
+      if ((next & 0xC0) != 0x80) return false;
+      code = (code << 6) | (next & 0x3Fu);
+    }
+    const char32_t smallest[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (code < smallest[length] || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) return false;
+    i += length;
+  }
+  return true;
+}
+
+TRAINPP_INLINE std::string shown_text(std::string_view text) {
+  const bool utf8 = is_valid_utf8(text);
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto byte = static_cast<unsigned char>(text[i]);
+    if (out.size() >= shown_value_max && (!utf8 || (byte & 0xC0) != 0x80))
+      return fmt::format("{}... ({} bytes in all)", out, text.size());
+    if (byte < 0x20 || byte == 0x7F || (byte >= 0x80 && !utf8)) out += fmt::format("\\x{:02x}", byte);
+    else out += static_cast<char>(byte);
+  }
+  return out;
+}
+
+TRAINPP_INLINE void check_text(std::string_view name, std::string_view text) {
+  if (const auto nul = text.find('\0'); nul != std::string_view::npos)
+    throw error("argument --{}: invalid str value: '{}' holds a NUL byte", name, shown_text(text));
+  if (!is_valid_utf8(text)) throw error("argument --{}: invalid str value: '{}' is not valid UTF-8", name, shown_text(text));
+}
+
+TRAINPP_INLINE std::optional<bool> parse_bool(std::string_view s) {
+  std::string l(s);
+  std::ranges::transform(l, l.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (l == "true" || l == "1" || l == "yes" || l == "y" || l == "t") return true;
+  if (l == "false" || l == "0" || l == "no" || l == "n" || l == "f") return false;
+  return std::nullopt;
+}
+
+TRAINPP_INLINE std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t prev = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t cur = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      prev = cur;
+    }
+  }
+  return row[b.size()];
+}
+
+TRAINPP_INLINE std::vector<nlohmann::json> accepted_values(const UnimplementedArgument& a) {
+  std::vector<nlohmann::json> out;
+  std::string_view rest = a.accepted;
+  while (!rest.empty()) {
+    const auto bar = rest.find(" | ");
+    out.push_back(nlohmann::json::parse(rest.substr(0, bar)));
+    rest = bar == std::string_view::npos ? std::string_view{} : rest.substr(bar + 3);
+  }
+  return out;
+}
+
+TRAINPP_INLINE CliField unimplemented_field(const UnimplementedArgument& a) {
+  CliField field;
+  field.name = std::string(a.name);
+  field.help = fmt::format("Not implemented: {}. Accepted: {}.", a.reason, a.accepted);
+  field.group = "transformers arguments trainpp does not implement";
+  field.type = a.is_bool ? "bool" : a.is_list ? "list" : "value";
+  field.default_value = accepted_values(a).front().dump();
+  field.is_bool = a.is_bool;
+  field.is_list = a.is_list;
+  field.defaults_true = a.is_bool && field.default_value == "true";
+  field.set_json = [a](const nlohmann::json& value) {
+    for (const auto& accepted : accepted_values(a))
+      if (value == accepted) return;
+    throw error("argument --{}: {} is not supported: {} (accepted: {})", a.name,
+                value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), a.reason, a.accepted);
+  };
+  field.set = [a, set_json = field.set_json](std::string_view text) {
+    if (a.is_list) {  // a list item given: only the empty list is accepted
+      set_json(nlohmann::json::array({std::string(text)}));
+      return;
+    }
+    if (a.is_bool) {
+      if (const auto flag = parse_bool(text)) return set_json(*flag);
+    }
+    nlohmann::json value = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+    set_json(value.is_discarded() ? nlohmann::json(std::string(text)) : value);
+  };
+  return field;
+}
+
+TRAINPP_INLINE std::optional<std::string> nearest_field(const std::vector<CliField>& fields,
+                                                        std::string_view name) {
+  const std::size_t tolerance = std::max<std::size_t>(3, name.size() / 3);
+  std::optional<std::string> best;
+  std::size_t best_distance = SIZE_MAX;
+  for (const auto& f : fields) {
+    // The distance is at least the difference in length: a long token need not be compared at all.
+    const std::size_t length_gap = name.size() > f.name.size() ? name.size() - f.name.size() : f.name.size() - name.size();
+    if (length_gap > tolerance) continue;
+    const auto distance = edit_distance(name, f.name);
+    if (distance < best_distance) best_distance = distance, best = f.name;
+  }
+  if (best_distance <= tolerance) return best;
+  return std::nullopt;
+}
+
+TRAINPP_INLINE void assign_yaml(CliField& field, const YamlNode& node) {
+  if (node.kind != YamlNode::Kind::scalar || node.is_null()) {
+    nlohmann::json value = yaml_to_json(node);
+    if (field.is_list && value.is_array()) {  // list items are names whatever they look like: `[1, yes]`
+      for (std::size_t k = 0; k < node.items.size(); ++k)
+        if (node.items[k].kind == YamlNode::Kind::scalar && !node.items[k].is_null()) value[k] = node.items[k].text;
+    }
+    field.set_json(value);
+  } else if (!node.plain) {
+    field.set_json(node.text);
+  } else if (field.is_list) {
+    field.set_json(nlohmann::json::array({node.text}));
+  } else {
+    field.set(node.text);
+  }
+}
+
+}  // namespace detail
+
+TRAINPP_INLINE std::string arguments_reference_markdown() {
+  std::tuple<TrainingArguments> structs;
+  const auto fields = detail::cli_fields(structs);
+  auto cell = [](std::string text) {
+    std::string out;
+    for (const char c : text) {
+      if (c == '|') out += "\\|";
+      else if (c == '\n') out += ' ';
+      else out += c;
+    }
+    return out;
+  };
+  std::string out =
+      "# TrainingArguments\n\n"
+      "Generated from include/trainpp/args.hpp and include/trainpp/args/unimplemented.hpp (the test\n"
+      "\"docs/arguments.md is generated from the code\" fails when this file is stale; run it with\n"
+      "TRAINPP_WRITE_DOCS=1 to rewrite it). Every field of transformers 5's `TrainingArguments` is here:\n"
+      "implemented with HF's name, default and meaning, or listed at the end as not implemented, with the\n"
+      "values that say what trainpp does anyway (accepted, so HF's own `training_args.json` loads) and the\n"
+      "reason any other value is refused. Flags are written `--name value`, `--name=value` or\n"
+      "`--name-with-hyphens`; booleans also bare (`--name`) or negated (`--no_name`).\n";
+  std::vector<std::string> groups;
+  for (const auto& f : fields)
+    if (std::ranges::find(groups, f.group) == groups.end()) groups.push_back(f.group);
+  for (const auto& group : groups) {
+    out += fmt::format("\n## {}\n\n| argument | type | default | meaning |\n|---|---|---|---|\n", group);
+    for (const auto& f : fields)
+      if (f.group == group)
+        out += fmt::format("| `--{}` | {} | `{}` | {} |\n", f.name, cell(f.type), cell(f.default_value), cell(f.help));
+  }
+  return out;
+}
+
+#if defined(TRAINPP_COMPILED_LIB)
+namespace detail {
+template std::vector<CliField> cli_fields<TrainingArguments>(std::tuple<TrainingArguments>&);
+}  // namespace detail
+template nlohmann::json args_json<TrainingArguments>(const TrainingArguments&);
+template std::string help_text<TrainingArguments>(std::string_view, std::tuple<TrainingArguments>);
+template std::tuple<TrainingArguments> parse_args_into<TrainingArguments>(const std::vector<std::string>&,
+                                                                         std::string_view,
+                                                                         std::tuple<TrainingArguments>);
+#endif
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp

@@ -11,7 +11,25 @@ namespace trainpp {
 
 /// CUDA when available (the index from LOCAL_RANK, within what CUDA_VISIBLE_DEVICES exposes), else
 /// MPS, else the CPU; `use_cpu` forces the CPU.
-[[nodiscard]] inline torch::Device select_device(const TrainingArguments& args) {
+[[nodiscard]] torch::Device select_device(const TrainingArguments& args);
+
+/// HF's set_seed: the CPU generator and every CUDA device's.
+inline void set_seed(std::int64_t seed) {
+  torch::manual_seed(static_cast<std::uint64_t>(seed));
+  if (torch::cuda::is_available()) torch::cuda::manual_seed_all(static_cast<std::uint64_t>(seed));
+}
+
+/// HF's enable_full_determinism: seed, deterministic algorithms, cuDNN/cuBLAS settings.
+void enable_full_determinism(std::int64_t seed);
+
+/// HF's --tf32: true turns on TF32 for float32 matmuls and convolutions on CUDA, false turns it off,
+/// unset leaves torch's defaults. TF32 exists only on NVIDIA GPUs (Ampere and newer): asking for it on
+/// another device is an Error, as in HF.
+void apply_tf32(const TrainingArguments& args, torch::Device device);
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE torch::Device select_device(const TrainingArguments& args) {
   if (args.use_cpu) return torch::kCPU;
   if (torch::cuda::is_available()) {
     const auto local_rank = trainpp::local_process_index();  // a malformed LOCAL_RANK fails in finalize()
@@ -24,14 +42,7 @@ namespace trainpp {
   return torch::kCPU;
 }
 
-/// HF's set_seed: the CPU generator and every CUDA device's.
-inline void set_seed(std::int64_t seed) {
-  torch::manual_seed(static_cast<std::uint64_t>(seed));
-  if (torch::cuda::is_available()) torch::cuda::manual_seed_all(static_cast<std::uint64_t>(seed));
-}
-
-/// HF's enable_full_determinism: seed, deterministic algorithms, cuDNN/cuBLAS settings.
-inline void enable_full_determinism(std::int64_t seed) {
+TRAINPP_INLINE void enable_full_determinism(std::int64_t seed) {
   set_seed(seed);
   ::setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8", 1);
   at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/false);
@@ -39,10 +50,7 @@ inline void enable_full_determinism(std::int64_t seed) {
   at::globalContext().setBenchmarkCuDNN(false);
 }
 
-/// HF's --tf32: true turns on TF32 for float32 matmuls and convolutions on CUDA, false turns it off,
-/// unset leaves torch's defaults. TF32 exists only on NVIDIA GPUs (Ampere and newer): asking for it on
-/// another device is an Error, as in HF.
-inline void apply_tf32(const TrainingArguments& args, torch::Device device) {
+TRAINPP_INLINE void apply_tf32(const TrainingArguments& args, torch::Device device) {
   if (!args.tf32) return;
   if (*args.tf32 && !device.is_cuda())
     throw error("--tf32 requires a CUDA GPU (TF32 matmuls exist on NVIDIA Ampere and newer); this run's device is {}",
@@ -51,5 +59,7 @@ inline void apply_tf32(const TrainingArguments& args, torch::Device device) {
   at::globalContext().setAllowTF32CuBLAS(*args.tf32);
   at::globalContext().setAllowTF32CuDNN(*args.tf32);
 }
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp

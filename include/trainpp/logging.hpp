@@ -3,6 +3,7 @@
 // a process-wide level, a sink a program can replace (to redirect into its own logging, or to capture
 // in a test), and a rank prefix on the processes other than the first.
 
+#include <trainpp/detail/config.hpp>
 #include <trainpp/detail/error.hpp>
 #include <trainpp/distributed/launch_environment.hpp>
 
@@ -27,37 +28,15 @@ namespace trainpp {
 enum class LogLevel { passive, debug, info, warning, error, critical };
 
 namespace detail {
-inline const char* level_label(LogLevel level) {
-  switch (level) {
-    case LogLevel::debug: return "debug: ";
-    case LogLevel::info: return "";
-    case LogLevel::warning: return "warning: ";
-    case LogLevel::error: return "error: ";
-    case LogLevel::critical: return "critical: ";
-    case LogLevel::passive: break;
-  }
-  return "";
-}
+const char* level_label(LogLevel level);
 }  // namespace detail
 
 /// The rank of this process among all processes, from the launcher's environment (torchrun, srun,
 /// mpirun: see detect_launch_environment); 0 without a launcher. A malformed environment reads as
 /// rank 0 here, so that a message can always be written; TrainingArguments::finalize refuses it.
-[[nodiscard]] inline long process_index() {
-  try {
-    return detect_launch_environment().rank;
-  } catch (const Error&) {
-    return 0;
-  }
-}
+[[nodiscard]] long process_index();
 /// The rank of this process on its node (0 without a launcher; see process_index).
-[[nodiscard]] inline long local_process_index() {
-  try {
-    return detect_launch_environment().local_rank;
-  } catch (const Error&) {
-    return 0;
-  }
-}
+[[nodiscard]] long local_process_index();
 
 /// Where messages go and which are kept. One per process: `trainpp::logger()`.
 ///
@@ -109,17 +88,7 @@ class Logger {
   void critical(fmt::format_string<Args...> format, Args&&... args) { log(LogLevel::critical, format, std::forward<Args>(args)...); }
 
  private:
-  void write(LogLevel level, const std::string& message) {
-    const std::lock_guard lock(mutex_);
-    if (sink_) {
-      sink_(level, message);
-      return;
-    }
-    const long rank = process_index();
-    const std::string prefix = rank != 0 ? fmt::format("[rank {}] trainpp: ", rank) : std::string("trainpp: ");
-    fmt::print(stderr, "{}{}{}\n", prefix, detail::level_label(level), message);
-    std::fflush(stderr);
-  }
+  void write(LogLevel level, const std::string& message);
 
   std::atomic<LogLevel> level_{LogLevel::warning};
   std::atomic<bool> silenced_{false};
@@ -167,5 +136,53 @@ class ScopedLoggerState {
   Logger::Sink sink_;
   bool silenced_;
 };
+
+#if TRAINPP_DEFINITIONS
+
+namespace detail {
+
+TRAINPP_INLINE const char* level_label(LogLevel level) {
+  switch (level) {
+    case LogLevel::debug: return "debug: ";
+    case LogLevel::info: return "";
+    case LogLevel::warning: return "warning: ";
+    case LogLevel::error: return "error: ";
+    case LogLevel::critical: return "critical: ";
+    case LogLevel::passive: break;
+  }
+  return "";
+}
+
+}  // namespace detail
+
+TRAINPP_INLINE long process_index() {
+  try {
+    return detect_launch_environment().rank;
+  } catch (const Error&) {
+    return 0;
+  }
+}
+
+TRAINPP_INLINE long local_process_index() {
+  try {
+    return detect_launch_environment().local_rank;
+  } catch (const Error&) {
+    return 0;
+  }
+}
+
+TRAINPP_INLINE void Logger::write(LogLevel level, const std::string& message) {
+  const std::lock_guard lock(mutex_);
+  if (sink_) {
+    sink_(level, message);
+    return;
+  }
+  const long rank = process_index();
+  const std::string prefix = rank != 0 ? fmt::format("[rank {}] trainpp: ", rank) : std::string("trainpp: ");
+  fmt::print(stderr, "{}{}{}\n", prefix, detail::level_label(level), message);
+  std::fflush(stderr);
+}
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp

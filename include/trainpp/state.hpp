@@ -42,41 +42,10 @@ struct TrainerState {
   nlohmann::json stateful_callbacks = nlohmann::json::object();
 
   /// HF's TrainerState.compute_steps: a value below 1 is a ratio of max_steps (rounded up).
-  void compute_steps(const TrainingArguments& args, std::int64_t max_steps_) {
-    max_steps = max_steps_;
-    auto resolve = [&](double v) {
-      return v < 1 ? static_cast<std::int64_t>(std::ceil(static_cast<double>(max_steps) * v))
-                   : static_cast<std::int64_t>(v);
-    };
-    logging_steps = resolve(args.logging_steps);
-    eval_steps = args.eval_steps ? resolve(*args.eval_steps) : logging_steps;
-    save_steps = resolve(args.save_steps);
-  }
+  void compute_steps(const TrainingArguments& args, std::int64_t max_steps_);
 
   /// The JSON object HF writes as trainer_state.json (same keys, same meanings).
-  [[nodiscard]] nlohmann::json to_json() const {
-    auto opt = [](const auto& o) -> nlohmann::json { return o ? nlohmann::json(*o) : nlohmann::json(nullptr); };
-    return {{"best_global_step", opt(best_global_step)},
-            {"best_metric", opt(best_metric)},
-            {"best_model_checkpoint", opt(best_model_checkpoint)},
-            {"epoch", opt(epoch)},
-            {"eval_steps", eval_steps},
-            {"global_step", global_step},
-            {"is_hyper_param_search", is_hyper_param_search},
-            {"is_local_process_zero", is_local_process_zero},
-            {"is_world_process_zero", is_world_process_zero},
-            {"log_history", log_history},
-            {"logging_steps", logging_steps},
-            {"max_steps", max_steps},
-            {"num_input_tokens_seen", num_input_tokens_seen},
-            {"num_train_epochs", num_train_epochs},
-            {"save_steps", save_steps},
-            {"stateful_callbacks", stateful_callbacks},
-            {"total_flos", total_flos},
-            {"train_batch_size", train_batch_size},
-            {"trial_name", opt(trial_name)},
-            {"trial_params", trial_params}};
-  }
+  [[nodiscard]] nlohmann::json to_json() const;
 };
 
 /// The flags through which callbacks steer the loop (HF's TrainerControl). The loop resets each flag
@@ -90,15 +59,7 @@ struct TrainerControl {
   bool should_evaluate = false;
   bool should_log = false;
 
-  [[nodiscard]] nlohmann::json to_json() const {
-    return {{"args",
-             {{"should_epoch_stop", should_epoch_stop},
-              {"should_evaluate", should_evaluate},
-              {"should_log", should_log},
-              {"should_save", should_save},
-              {"should_training_stop", should_training_stop}}},
-            {"attributes", nlohmann::json::object()}};
-  }
+  [[nodiscard]] nlohmann::json to_json() const;
 };
 
 /// What train() returns (HF's TrainOutput).
@@ -121,5 +82,54 @@ struct EvalPrediction {
   torch::Tensor predictions;
   torch::Tensor label_ids;
 };
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE void TrainerState::compute_steps(const TrainingArguments& args, std::int64_t max_steps_) {
+  max_steps = max_steps_;
+  auto resolve = [&](double v) {
+    return v < 1 ? static_cast<std::int64_t>(std::ceil(static_cast<double>(max_steps) * v))
+                 : static_cast<std::int64_t>(v);
+  };
+  logging_steps = resolve(args.logging_steps);
+  eval_steps = args.eval_steps ? resolve(*args.eval_steps) : logging_steps;
+  save_steps = resolve(args.save_steps);
+}
+
+TRAINPP_INLINE nlohmann::json TrainerState::to_json() const {
+  auto opt = [](const auto& o) -> nlohmann::json { return o ? nlohmann::json(*o) : nlohmann::json(nullptr); };
+  return {{"best_global_step", opt(best_global_step)},
+          {"best_metric", opt(best_metric)},
+          {"best_model_checkpoint", opt(best_model_checkpoint)},
+          {"epoch", opt(epoch)},
+          {"eval_steps", eval_steps},
+          {"global_step", global_step},
+          {"is_hyper_param_search", is_hyper_param_search},
+          {"is_local_process_zero", is_local_process_zero},
+          {"is_world_process_zero", is_world_process_zero},
+          {"log_history", log_history},
+          {"logging_steps", logging_steps},
+          {"max_steps", max_steps},
+          {"num_input_tokens_seen", num_input_tokens_seen},
+          {"num_train_epochs", num_train_epochs},
+          {"save_steps", save_steps},
+          {"stateful_callbacks", stateful_callbacks},
+          {"total_flos", total_flos},
+          {"train_batch_size", train_batch_size},
+          {"trial_name", opt(trial_name)},
+          {"trial_params", trial_params}};
+}
+
+TRAINPP_INLINE nlohmann::json TrainerControl::to_json() const {
+  return {{"args",
+           {{"should_epoch_stop", should_epoch_stop},
+            {"should_evaluate", should_evaluate},
+            {"should_log", should_log},
+            {"should_save", should_save},
+            {"should_training_stop", should_training_stop}}},
+          {"attributes", nlohmann::json::object()}};
+}
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp

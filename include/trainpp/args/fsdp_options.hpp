@@ -10,16 +10,19 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <array>
 #include <cctype>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
-#include <sstream>
 #include <string_view>
 #include <string>
-#include <utility>
 #include <vector>
+
+#if TRAINPP_DEFINITIONS
+#include <array>
+#include <sstream>
+#include <utility>
+#endif
 
 namespace trainpp {
 
@@ -60,7 +63,69 @@ inline std::string lower(std::string s) {
 }
 
 /// A config value that must be a boolean: JSON true/false, or the strings accelerate's YAML writes.
-inline bool fsdp_bool(const nlohmann::json& value, const std::string& key, const std::string& source) {
+bool fsdp_bool(const nlohmann::json& value, const std::string& key, const std::string& source);
+
+/// The JSON of an option that holds an inline object ("{...}") or the path of a JSON file, read
+/// strictly (duplicate keys refused, see parse_json_strict). `source` becomes what errors name: the
+/// flag for an inline object, else the file.
+nlohmann::json read_json_option(std::string_view flag, const std::string& value, std::string& source);
+
+}  // namespace detail
+
+/// Reads --fsdp (space-separated options) and --fsdp_config (a JSON file path, or a JSON object
+/// given inline), with HF's rules: `offload` alone and `full_shard` with `shard_grad_op` are errors;
+/// a leading `fsdp_` of a config key is dropped; min_num_params and transformer_layer_cls_to_wrap
+/// exclude each other; activation_checkpointing excludes --gradient_checkpointing. Unlike HF, an
+/// unknown key or option is an error (HF ignores it, and a typo silently trains without sharding).
+// Long on purpose: one rule of HF's --fsdp / --fsdp_config checks after another, each with its message.
+[[nodiscard]] FsdpOptions parse_fsdp_options(const std::string& fsdp, const std::optional<std::string>& fsdp_config,
+                                             bool gradient_checkpointing);
+
+/// What `accelerate launch` says about FSDP, as --fsdp and --fsdp_config would say it.
+struct AccelerateFsdp {
+  std::string fsdp;  ///< the strategy (and offload) in --fsdp's words
+  nlohmann::json config = nlohmann::json::object();  ///< fsdp_config keys, without the fsdp_ prefix
+};
+
+/// Reads the FSDP settings `accelerate launch` exports from a config file whose distributed_type is
+/// FSDP (ACCELERATE_USE_FSDP=true, then FSDP_SHARDING_STRATEGY, FSDP_AUTO_WRAP_POLICY, ...); nullopt
+/// when it does not say FSDP. The strategy is a name (FULL_SHARD, SHARD_GRAD_OP, NO_SHARD,
+/// HYBRID_SHARD, HYBRID_SHARD_ZERO2) or its number 1..5, as accelerate's configs write either; FSDP
+/// version 2 configs say FSDP_RESHARD_AFTER_FORWARD instead (true: full_shard, false: shard_grad_op).
+/// Settings without a counterpart here (use_orig_params, cpu_ram_efficient_loading) are ignored;
+/// a value trainpp cannot honour is an error naming the variable.
+// Long on purpose: one accelerate variable after another, each mapped and checked in place.
+[[nodiscard]] std::optional<AccelerateFsdp> accelerate_fsdp_environment(const EnvironmentReader& env = process_environment);
+
+/// What a DeepSpeed config must agree on with the training arguments (HF fills "auto" values from
+/// them and refuses explicit values that differ).
+struct DeepSpeedArguments {
+  std::int64_t per_device_train_batch_size = 8;
+  std::int64_t gradient_accumulation_steps = 1;
+  double max_grad_norm = 1.0;
+  double learning_rate = 5e-5, weight_decay = 0, adam_beta1 = 0.9, adam_beta2 = 0.999, adam_epsilon = 1e-8;
+  bool fp16 = false, bf16 = false;
+  std::int64_t world_size = 1;
+};
+
+/// A DeepSpeed JSON config (--deepspeed: a file, or an inline object) mapped onto the same policies:
+/// zero_optimization.stage 0 → data parallelism, 1 and 2 → shard_grad_op (trainpp shards gradients with
+/// the optimizer state, which stage 1 would not: less memory, the same numbers), 3 → full_shard (the
+/// whole model one unit: DeepSpeed gathers per module, which needs trainpp::call; use --fsdp_config to
+/// wrap units); offload_optimizer / offload_param to "cpu" → offload. "auto" values are the training
+/// arguments'; explicit train_micro_batch_size_per_gpu, gradient_accumulation_steps, train_batch_size,
+/// gradient_clipping, fp16/bf16.enabled and AdamW's lr, betas, eps, weight_decay must equal them, as
+/// HF requires. DeepSpeed's tuning keys (bucket sizes, overlap_comm, stage3_* thresholds, logging) are
+/// accepted and have no effect; anything else, a scheduler block, another optimizer or NVMe offload is
+/// an error naming it.
+// Long on purpose: one check per DeepSpeed config key, in the config's own order, each with its message.
+[[nodiscard]] FsdpOptions parse_deepspeed_config(const std::string& deepspeed, const DeepSpeedArguments& a);
+
+#if TRAINPP_DEFINITIONS
+
+namespace detail {
+
+TRAINPP_INLINE bool fsdp_bool(const nlohmann::json& value, const std::string& key, const std::string& source) {
   if (value.is_boolean()) return value.get<bool>();
   if (value.is_string()) {
     const auto v = lower(value.get<std::string>());
@@ -70,10 +135,7 @@ inline bool fsdp_bool(const nlohmann::json& value, const std::string& key, const
   throw error("{}: fsdp_config key '{}' must be true or false, got {}", source, key, value.dump());
 }
 
-/// The JSON of an option that holds an inline object ("{...}") or the path of a JSON file, read
-/// strictly (duplicate keys refused, see parse_json_strict). `source` becomes what errors name: the
-/// flag for an inline object, else the file.
-inline nlohmann::json read_json_option(std::string_view flag, const std::string& value, std::string& source) {
+TRAINPP_INLINE nlohmann::json read_json_option(std::string_view flag, const std::string& value, std::string& source) {
   const auto first = value.find_first_not_of(" \t\r\n");
   if (first != std::string::npos && value[first] == '{') {
     source = std::string(flag);
@@ -91,14 +153,8 @@ inline nlohmann::json read_json_option(std::string_view flag, const std::string&
 
 }  // namespace detail
 
-/// Reads --fsdp (space-separated options) and --fsdp_config (a JSON file path, or a JSON object
-/// given inline), with HF's rules: `offload` alone and `full_shard` with `shard_grad_op` are errors;
-/// a leading `fsdp_` of a config key is dropped; min_num_params and transformer_layer_cls_to_wrap
-/// exclude each other; activation_checkpointing excludes --gradient_checkpointing. Unlike HF, an
-/// unknown key or option is an error (HF ignores it, and a typo silently trains without sharding).
-// Long on purpose: one rule of HF's --fsdp / --fsdp_config checks after another, each with its message.
-[[nodiscard]] inline FsdpOptions parse_fsdp_options(const std::string& fsdp, const std::optional<std::string>& fsdp_config,
-                                                    bool gradient_checkpointing) {
+TRAINPP_INLINE FsdpOptions parse_fsdp_options(const std::string& fsdp, const std::optional<std::string>& fsdp_config,
+                                              bool gradient_checkpointing) {
   FsdpOptions o;
   std::istringstream words(fsdp);
   bool full = false, grad_op = false, none = false, hybrid_full = false, hybrid_grad_op = false;
@@ -201,21 +257,7 @@ inline nlohmann::json read_json_option(std::string_view flag, const std::string&
   return o;
 }
 
-/// What `accelerate launch` says about FSDP, as --fsdp and --fsdp_config would say it.
-struct AccelerateFsdp {
-  std::string fsdp;  ///< the strategy (and offload) in --fsdp's words
-  nlohmann::json config = nlohmann::json::object();  ///< fsdp_config keys, without the fsdp_ prefix
-};
-
-/// Reads the FSDP settings `accelerate launch` exports from a config file whose distributed_type is
-/// FSDP (ACCELERATE_USE_FSDP=true, then FSDP_SHARDING_STRATEGY, FSDP_AUTO_WRAP_POLICY, ...); nullopt
-/// when it does not say FSDP. The strategy is a name (FULL_SHARD, SHARD_GRAD_OP, NO_SHARD,
-/// HYBRID_SHARD, HYBRID_SHARD_ZERO2) or its number 1..5, as accelerate's configs write either; FSDP
-/// version 2 configs say FSDP_RESHARD_AFTER_FORWARD instead (true: full_shard, false: shard_grad_op).
-/// Settings without a counterpart here (use_orig_params, cpu_ram_efficient_loading) are ignored;
-/// a value trainpp cannot honour is an error naming the variable.
-// Long on purpose: one accelerate variable after another, each mapped and checked in place.
-[[nodiscard]] inline std::optional<AccelerateFsdp> accelerate_fsdp_environment(const EnvironmentReader& env = process_environment) {
+TRAINPP_INLINE std::optional<AccelerateFsdp> accelerate_fsdp_environment(const EnvironmentReader& env) {
   auto flag = [&](const std::string& name) -> std::optional<bool> {
     const auto text = env(name);
     if (!text) return std::nullopt;
@@ -285,29 +327,7 @@ struct AccelerateFsdp {
   return out;
 }
 
-/// What a DeepSpeed config must agree on with the training arguments (HF fills "auto" values from
-/// them and refuses explicit values that differ).
-struct DeepSpeedArguments {
-  std::int64_t per_device_train_batch_size = 8;
-  std::int64_t gradient_accumulation_steps = 1;
-  double max_grad_norm = 1.0;
-  double learning_rate = 5e-5, weight_decay = 0, adam_beta1 = 0.9, adam_beta2 = 0.999, adam_epsilon = 1e-8;
-  bool fp16 = false, bf16 = false;
-  std::int64_t world_size = 1;
-};
-
-/// A DeepSpeed JSON config (--deepspeed: a file, or an inline object) mapped onto the same policies:
-/// zero_optimization.stage 0 → data parallelism, 1 and 2 → shard_grad_op (trainpp shards gradients with
-/// the optimizer state, which stage 1 would not: less memory, the same numbers), 3 → full_shard (the
-/// whole model one unit: DeepSpeed gathers per module, which needs trainpp::call; use --fsdp_config to
-/// wrap units); offload_optimizer / offload_param to "cpu" → offload. "auto" values are the training
-/// arguments'; explicit train_micro_batch_size_per_gpu, gradient_accumulation_steps, train_batch_size,
-/// gradient_clipping, fp16/bf16.enabled and AdamW's lr, betas, eps, weight_decay must equal them, as
-/// HF requires. DeepSpeed's tuning keys (bucket sizes, overlap_comm, stage3_* thresholds, logging) are
-/// accepted and have no effect; anything else, a scheduler block, another optimizer or NVMe offload is
-/// an error naming it.
-// Long on purpose: one check per DeepSpeed config key, in the config's own order, each with its message.
-[[nodiscard]] inline FsdpOptions parse_deepspeed_config(const std::string& deepspeed, const DeepSpeedArguments& a) {
+TRAINPP_INLINE FsdpOptions parse_deepspeed_config(const std::string& deepspeed, const DeepSpeedArguments& a) {
   std::string source;
   const nlohmann::json config = detail::read_json_option("--deepspeed", deepspeed, source);
   if (!config.is_object()) throw error("{}: a DeepSpeed config must be a JSON object", source);
@@ -402,5 +422,7 @@ struct DeepSpeedArguments {
     throw error("{}: offloading needs zero_optimization.stage 1, 2 or 3", source);
   return o;
 }
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp

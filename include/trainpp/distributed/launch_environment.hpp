@@ -2,16 +2,20 @@
 // Which process this is among how many, and where they meet: read from the environment that the
 // launchers people use leave behind (torchrun and trainpp-launch, Slurm's srun, Open MPI's mpirun).
 
+#include <trainpp/detail/config.hpp>
 #include <trainpp/detail/error.hpp>
 
-#include <charconv>
 #include <cstdlib>
 #include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <system_error>
 #include <vector>
+
+#if TRAINPP_DEFINITIONS
+#include <charconv>
+#include <system_error>
+#endif
 
 namespace trainpp {
 
@@ -23,15 +27,7 @@ enum class Launcher {
   mpi,       ///< OMPI_COMM_WORLD_*: Open MPI's mpirun
 };
 
-[[nodiscard]] inline std::string_view to_string(Launcher l) {
-  switch (l) {
-    case Launcher::none: return "none";
-    case Launcher::torchrun: return "torchrun";
-    case Launcher::slurm: return "slurm";
-    case Launcher::mpi: return "mpi";
-  }
-  return "?";
-}
+[[nodiscard]] std::string_view to_string(Launcher l);
 
 /// This process's place in the job and the rendezvous address (c10d's TCPStore on master_addr:port,
 /// hosted by rank 0 unless the launcher's agent hosts it: use_agent_store).
@@ -62,7 +58,46 @@ using EnvironmentReader = std::function<std::optional<std::string>(const std::st
 namespace detail {
 
 /// A whole non-negative decimal integer that fits an int, else an Error naming the variable.
-inline int parse_launch_int(const std::string& name, const std::string& text) {
+int parse_launch_int(const std::string& name, const std::string& text);
+
+/// The first host of a Slurm host list: "gpu[07-09,12],cpu01" → "gpu07", "node3,node4" → "node3".
+std::string first_slurm_host(const std::string& list);
+
+/// Tasks on node `node` from Slurm's per-node counts: "4(x2),3" → node 0: 4, node 1: 4, node 2: 3.
+int slurm_tasks_on_node(const std::string& counts, int node);
+
+}  // namespace detail
+
+/// Reads the launcher's environment, first match wins:
+///   1. WORLD_SIZE or RANK set: torchrun's contract (also trainpp-launch's, and what users export by
+///      hand for mpirun or srun wrappers). RANK and WORLD_SIZE are then both required; LOCAL_RANK and
+///      LOCAL_WORLD_SIZE default to RANK and WORLD_SIZE (one node); MASTER_ADDR and MASTER_PORT are
+///      required with more than one process, as c10d's env:// rendezvous requires them.
+///   2. SLURM_STEP_NUM_TASKS and SLURM_PROCID: a task of an srun step. (A batch script's own shell has
+///      SLURM_PROCID=0 and SLURM_NTASKS but no step: taken as a plain process, not rank 0 of a job
+///      whose other ranks would never come.) MASTER_ADDR defaults to the step's first node.
+///   3. OMPI_COMM_WORLD_SIZE: Open MPI's mpirun. MASTER_ADDR is required when the job spans nodes
+///      (`mpirun -x MASTER_ADDR=<host> ...`).
+///   4. otherwise a plain process: rank 0 of 1.
+/// Every value is checked: a malformed number, WORLD_SIZE 0, RANK ≥ WORLD_SIZE, a port outside
+/// 1..65535 are trainpp::Errors naming the variable.
+[[nodiscard]] LaunchEnvironment detect_launch_environment(const EnvironmentReader& env = process_environment);
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE std::string_view to_string(Launcher l) {
+  switch (l) {
+    case Launcher::none: return "none";
+    case Launcher::torchrun: return "torchrun";
+    case Launcher::slurm: return "slurm";
+    case Launcher::mpi: return "mpi";
+  }
+  return "?";
+}
+
+namespace detail {
+
+TRAINPP_INLINE int parse_launch_int(const std::string& name, const std::string& text) {
   int value = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || value < 0)
@@ -70,8 +105,7 @@ inline int parse_launch_int(const std::string& name, const std::string& text) {
   return value;
 }
 
-/// The first host of a Slurm host list: "gpu[07-09,12],cpu01" → "gpu07", "node3,node4" → "node3".
-inline std::string first_slurm_host(const std::string& list) {
+TRAINPP_INLINE std::string first_slurm_host(const std::string& list) {
   const auto open = list.find('[');
   const auto comma = list.find(',');
   if (open == std::string::npos || (comma != std::string::npos && comma < open))
@@ -82,8 +116,7 @@ inline std::string first_slurm_host(const std::string& list) {
   return list.substr(0, open) + first_range.substr(0, first_range.find('-'));
 }
 
-/// Tasks on node `node` from Slurm's per-node counts: "4(x2),3" → node 0: 4, node 1: 4, node 2: 3.
-inline int slurm_tasks_on_node(const std::string& counts, int node) {
+TRAINPP_INLINE int slurm_tasks_on_node(const std::string& counts, int node) {
   int index = 0;
   std::size_t pos = 0;
   while (pos <= counts.size()) {
@@ -106,20 +139,7 @@ inline int slurm_tasks_on_node(const std::string& counts, int node) {
 
 }  // namespace detail
 
-/// Reads the launcher's environment, first match wins:
-///   1. WORLD_SIZE or RANK set: torchrun's contract (also trainpp-launch's, and what users export by
-///      hand for mpirun or srun wrappers). RANK and WORLD_SIZE are then both required; LOCAL_RANK and
-///      LOCAL_WORLD_SIZE default to RANK and WORLD_SIZE (one node); MASTER_ADDR and MASTER_PORT are
-///      required with more than one process, as c10d's env:// rendezvous requires them.
-///   2. SLURM_STEP_NUM_TASKS and SLURM_PROCID: a task of an srun step. (A batch script's own shell has
-///      SLURM_PROCID=0 and SLURM_NTASKS but no step: taken as a plain process, not rank 0 of a job
-///      whose other ranks would never come.) MASTER_ADDR defaults to the step's first node.
-///   3. OMPI_COMM_WORLD_SIZE: Open MPI's mpirun. MASTER_ADDR is required when the job spans nodes
-///      (`mpirun -x MASTER_ADDR=<host> ...`).
-///   4. otherwise a plain process: rank 0 of 1.
-/// Every value is checked: a malformed number, WORLD_SIZE 0, RANK ≥ WORLD_SIZE, a port outside
-/// 1..65535 are trainpp::Errors naming the variable.
-[[nodiscard]] inline LaunchEnvironment detect_launch_environment(const EnvironmentReader& env = process_environment) {
+TRAINPP_INLINE LaunchEnvironment detect_launch_environment(const EnvironmentReader& env) {
   auto int_var = [&](const std::string& name) -> std::optional<int> {
     const auto text = env(name);
     if (!text) return std::nullopt;
@@ -193,5 +213,7 @@ inline int slurm_tasks_on_node(const std::string& counts, int node) {
   }
   return e;
 }
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp
