@@ -2,6 +2,7 @@
 // AutoSharding: the sharding slot that HF's flags configure — --fsdp picks data parallelism
 // (nothing, or no_shard), ShardGradOp (shard_grad_op) or FullShard (full_shard) when the run starts.
 
+#include <trainpp/detail/config.hpp>
 #include <trainpp/sharding/data_parallel.hpp>
 #include <trainpp/sharding/zero.hpp>
 

@@ -3,6 +3,7 @@
 // and optimizer, trains on its share of each global batch, and gradients are averaged across
 // processes with bucketed allreduces that start during backward.
 
+#include <trainpp/detail/config.hpp>
 #include <trainpp/args.hpp>
 #include <trainpp/distributed/launch_environment.hpp>
 #include <trainpp/sharding/joined_processes.hpp>

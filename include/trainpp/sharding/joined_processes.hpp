@@ -2,6 +2,7 @@
 // What every multi-process sharding policy shares: joining the job a launcher started, and the
 // collectives the Trainer needs beside training (checkpoint barriers, evaluation sums and gathers).
 
+#include <trainpp/detail/config.hpp>
 #include <trainpp/args.hpp>
 #include <trainpp/distributed/launch_environment.hpp>
 #include <trainpp/distributed/process_group.hpp>
@@ -61,7 +62,7 @@ class JoinedProcesses {
 #if TRAINPP_DEFINITIONS
 
 TRAINPP_INLINE torch::Tensor JoinedProcesses::gather_in_order(const torch::Tensor& local, std::int64_t batch_size,
-                                            std::int64_t num_samples, double pad) {
+                                                              std::int64_t num_samples, double pad) {
   if (world_size() == 1) return local;
   auto t = local.dim() == 0 ? local.unsqueeze(0) : local;
   const auto long_options = torch::TensorOptions().dtype(torch::kLong).device(t.device());

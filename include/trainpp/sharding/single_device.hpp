@@ -1,6 +1,7 @@
 #pragma once
 // SingleDevice: a sharding slot for one process on one device, with nothing to synchronise.
 
+#include <trainpp/detail/config.hpp>
 #include <trainpp/args.hpp>
 #include <trainpp/distributed/launch_environment.hpp>
 #include <trainpp/optim/clip.hpp>

@@ -3,6 +3,7 @@
 // keeps only its part of the gradients and optimizer state (and under FullShard of the parameters),
 // and the processes exchange what the step needs with reduce-scatters and all-gathers.
 
+#include <trainpp/detail/config.hpp>
 #include <trainpp/args.hpp>
 #include <trainpp/io/checkpoint.hpp>
 #include <trainpp/io/model_io.hpp>

@@ -3,6 +3,7 @@
 // gathering a unit's flat buffers from every process's shard and freeing them again, prefetching the
 // next unit, and reduce-scattering a unit's gradients once backward has produced them all.
 
+#include <trainpp/detail/config.hpp>
 #include <trainpp/sharding/zero_layout.hpp>
 
 #include <algorithm>

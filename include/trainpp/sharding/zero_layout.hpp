@@ -4,6 +4,7 @@
 // processes N, and which piece of every parameter each process owns. No communication here: the
 // collectives that move these buffers are sharding/zero_collectives.hpp's.
 
+#include <trainpp/detail/config.hpp>
 #include <trainpp/args.hpp>
 #include <trainpp/distributed/process_group.hpp>
 
@@ -146,9 +147,9 @@ TRAINPP_INLINE void ZeroLayout::build_units(State& s, torch::nn::Module& model) 
     if (found.empty())
       throw error("fsdp_transformer_layer_cls_to_wrap: no module of class {} in the model (its module classes: {})",
                   fmt::join(classes, ", "), [&] {
-                    std::set<std::string> types;
-                    for (const auto& item : model.named_modules("", false)) types.insert(short_type(item.value()->name()));
-                    return fmt::format("{}", fmt::join(types, ", "));
+                  std::set<std::string> types;
+                  for (const auto& item : model.named_modules("", false)) types.insert(short_type(item.value()->name()));
+                  return fmt::format("{}", fmt::join(types, ", "));
                   }());
   } else if (s.options.min_num_params > 0) {
     // Post-order: children decide first; a module is wrapped when what is left unwrapped below it
