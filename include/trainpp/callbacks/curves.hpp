@@ -2,21 +2,25 @@
 // TrainingCurves: at the end of training, output_dir/training_curves.svg — the training and evaluation
 // curves against the step, a picture any browser opens, with no other tool.
 
+#include <trainpp/detail/config.hpp>
 #include <trainpp/io/atomic_write.hpp>
 #include <trainpp/state.hpp>
 
 #include <nlohmann/json.hpp>
 
-#include <algorithm>
-#include <array>
-#include <cmath>
 #include <filesystem>
-#include <limits>
-#include <map>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#if TRAINPP_DEFINITIONS
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <limits>
+#include <map>
+#endif
 
 namespace trainpp {
 
@@ -34,7 +38,38 @@ struct CurvePanel {
   std::vector<CurveSeries> series;
 };
 
-[[nodiscard]] inline std::string xml_escape(std::string_view text) {
+[[nodiscard]] std::string xml_escape(std::string_view text);
+
+/// The panels HF's log_history gives: the losses (training and evaluation), the learning rate, and
+/// every other evaluation metric; speed and runtime entries are left out.
+[[nodiscard]] std::vector<CurvePanel> curve_panels(const nlohmann::json& log_history);
+
+/// Five round-ish tick values spanning [lo, hi].
+[[nodiscard]] inline std::vector<double> ticks(double lo, double hi) {
+  std::vector<double> out;
+  for (int i = 0; i <= 4; ++i) out.push_back(lo + (hi - lo) * i / 4.0);
+  return out;
+}
+
+}  // namespace detail
+
+/// The SVG document for `log_history`: one chart per panel (losses, learning rate, gradient norm,
+/// evaluation metrics), each with axes, tick labels, a legend and one polyline (with point markers)
+/// per series. An empty history gives a picture that says so.
+[[nodiscard]] std::string training_curves_svg(const nlohmann::json& log_history, std::string_view title = "training");
+
+/// A built-in callback: at on_train_end the main process writes output_dir/training_curves.svg from
+/// log_history (atomically, creating output_dir if needed).
+struct TrainingCurves {
+  static constexpr std::string_view file_name = "training_curves.svg";
+  void on_train_end(const TrainingArguments& args, const TrainerState& state, TrainerControl&) const;
+};
+
+#if TRAINPP_DEFINITIONS
+
+namespace detail {
+
+TRAINPP_INLINE std::string xml_escape(std::string_view text) {
   std::string out;
   for (const char c : text) {
     switch (c) {
@@ -48,9 +83,7 @@ struct CurvePanel {
   return out;
 }
 
-/// The panels HF's log_history gives: the losses (training and evaluation), the learning rate, and
-/// every other evaluation metric; speed and runtime entries are left out.
-[[nodiscard]] inline std::vector<CurvePanel> curve_panels(const nlohmann::json& log_history) {
+TRAINPP_INLINE std::vector<CurvePanel> curve_panels(const nlohmann::json& log_history) {
   std::map<std::string, CurveSeries> series;
   auto add = [&](const std::string& name, double step, const nlohmann::json& value) {
     if (!value.is_number()) return;
@@ -85,19 +118,9 @@ struct CurvePanel {
   return panels;
 }
 
-/// Five round-ish tick values spanning [lo, hi].
-[[nodiscard]] inline std::vector<double> ticks(double lo, double hi) {
-  std::vector<double> out;
-  for (int i = 0; i <= 4; ++i) out.push_back(lo + (hi - lo) * i / 4.0);
-  return out;
-}
-
 }  // namespace detail
 
-/// The SVG document for `log_history`: one chart per panel (losses, learning rate, gradient norm,
-/// evaluation metrics), each with axes, tick labels, a legend and one polyline (with point markers)
-/// per series. An empty history gives a picture that says so.
-[[nodiscard]] inline std::string training_curves_svg(const nlohmann::json& log_history, std::string_view title = "training") {
+TRAINPP_INLINE std::string training_curves_svg(const nlohmann::json& log_history, std::string_view title) {
   const auto panels = detail::curve_panels(log_history);
   constexpr double width = 900, panel_height = 250, margin_left = 86, margin_right = 250, margin_top = 34,
                    margin_bottom = 36;
@@ -169,19 +192,16 @@ struct CurvePanel {
   return svg;
 }
 
-/// A built-in callback: at on_train_end the main process writes output_dir/training_curves.svg from
-/// log_history (atomically, creating output_dir if needed).
-struct TrainingCurves {
-  static constexpr std::string_view file_name = "training_curves.svg";
-  void on_train_end(const TrainingArguments& args, const TrainerState& state, TrainerControl&) const {
-    if (!state.is_world_process_zero) return;
-    const std::filesystem::path dir = args.output_dir;
-    std::error_code ec;
-    std::filesystem::create_directories(dir, ec);
-    if (ec) throw error("cannot create directory {}: {}", dir.string(), ec.message());
-    const auto title = fmt::format("{} — {} steps", args.run_name.value_or(args.output_dir), state.global_step);
-    write_file_atomic(dir / file_name, training_curves_svg(state.log_history, title));
-  }
-};
+TRAINPP_INLINE void TrainingCurves::on_train_end(const TrainingArguments& args, const TrainerState& state, TrainerControl&) const {
+  if (!state.is_world_process_zero) return;
+  const std::filesystem::path dir = args.output_dir;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw error("cannot create directory {}: {}", dir.string(), ec.message());
+  const auto title = fmt::format("{} — {} steps", args.run_name.value_or(args.output_dir), state.global_step);
+  write_file_atomic(dir / file_name, training_curves_svg(state.log_history, title));
+}
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp

@@ -1,16 +1,20 @@
 #pragma once
 // MetricsLog: every log as one JSON line in output_dir/metrics.jsonl — for tools that tail a file.
 
+#include <trainpp/detail/config.hpp>
 #include <trainpp/state.hpp>
 
 #include <nlohmann/json.hpp>
 
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <string>
+
+#if TRAINPP_DEFINITIONS
+#include <cerrno>
+#include <cstring>
+#endif
 
 namespace trainpp {
 
@@ -22,22 +26,7 @@ class MetricsLog {
  public:
   static constexpr std::string_view file_name = "metrics.jsonl";
 
-  void on_log(const TrainingArguments& args, const TrainerState& state, TrainerControl&, const nlohmann::json& logs) {
-    if (!state.is_world_process_zero) return;
-    if (!file_->handle) {
-      const std::filesystem::path dir = args.output_dir;
-      std::error_code ec;
-      std::filesystem::create_directories(dir, ec);
-      file_->path = dir / file_name;
-      file_->handle = std::fopen(file_->path.c_str(), "ae");
-      if (!file_->handle) throw error("cannot open {} to append metrics: {}", file_->path.string(), std::strerror(errno));
-    }
-    nlohmann::json line = logs;
-    line["step"] = state.global_step;
-    const auto text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-    if (std::fwrite(text.data(), 1, text.size(), file_->handle) != text.size() || std::fflush(file_->handle) != 0)
-      throw error("cannot append metrics to {}: {}", file_->path.string(), std::strerror(errno));
-  }
+  void on_log(const TrainingArguments& args, const TrainerState& state, TrainerControl&, const nlohmann::json& logs);
   void on_train_end(const TrainingArguments&, const TrainerState&, TrainerControl&) { file_->close(); }
 
   /// The file written, once the first log came.
@@ -55,5 +44,26 @@ class MetricsLog {
   };
   std::shared_ptr<File> file_ = std::make_shared<File>();
 };
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE void MetricsLog::on_log(const TrainingArguments& args, const TrainerState& state, TrainerControl&, const nlohmann::json& logs) {
+  if (!state.is_world_process_zero) return;
+  if (!file_->handle) {
+    const std::filesystem::path dir = args.output_dir;
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    file_->path = dir / file_name;
+    file_->handle = std::fopen(file_->path.c_str(), "ae");
+    if (!file_->handle) throw error("cannot open {} to append metrics: {}", file_->path.string(), std::strerror(errno));
+  }
+  nlohmann::json line = logs;
+  line["step"] = state.global_step;
+  const auto text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  if (std::fwrite(text.data(), 1, text.size(), file_->handle) != text.size() || std::fflush(file_->handle) != 0)
+    throw error("cannot append metrics to {}: {}", file_->path.string(), std::strerror(errno));
+}
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp

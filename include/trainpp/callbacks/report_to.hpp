@@ -1,14 +1,18 @@
 #pragma once
 // ReportTo: the integrations that args.report_to names, as HF's Trainer adds their callbacks.
 
+#include <trainpp/detail/config.hpp>
 #include <trainpp/callbacks/csv_log.hpp>
 #include <trainpp/callbacks/curves.hpp>
 #include <trainpp/callbacks/metrics_log.hpp>
 #include <trainpp/callbacks/tensorboard.hpp>
 
-#include <algorithm>
 #include <optional>
 #include <string>
+
+#if TRAINPP_DEFINITIONS
+#include <algorithm>
+#endif
 
 namespace trainpp {
 
@@ -19,16 +23,7 @@ namespace trainpp {
 /// arguments; a run without integrations pays one branch per log.
 class ReportTo {
  public:
-  void on_init_end(const TrainingArguments& args, const TrainerState&, TrainerControl&) {
-    auto wants = [&](const char* name) {
-      return std::ranges::find(args.report_to, "all") != args.report_to.end() ||
-             std::ranges::find(args.report_to, name) != args.report_to.end();
-    };
-    if (wants("tensorboard")) tensorboard_.emplace();
-    if (wants("jsonl")) metrics_log_.emplace();
-    if (wants("csv")) csv_log_.emplace();
-    if (wants("curves")) curves_.emplace();
-  }
+  void on_init_end(const TrainingArguments& args, const TrainerState&, TrainerControl&);
   void on_train_begin(const TrainingArguments& args, const TrainerState& state, TrainerControl& control) {
     if (tensorboard_) tensorboard_->on_train_begin(args, state, control);
   }
@@ -58,5 +53,20 @@ class ReportTo {
   std::optional<CsvLog> csv_log_;
   std::optional<TrainingCurves> curves_;
 };
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE void ReportTo::on_init_end(const TrainingArguments& args, const TrainerState&, TrainerControl&) {
+  auto wants = [&](const char* name) {
+    return std::ranges::find(args.report_to, "all") != args.report_to.end() ||
+           std::ranges::find(args.report_to, name) != args.report_to.end();
+  };
+  if (wants("tensorboard")) tensorboard_.emplace();
+  if (wants("jsonl")) metrics_log_.emplace();
+  if (wants("csv")) csv_log_.emplace();
+  if (wants("curves")) curves_.emplace();
+}
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp

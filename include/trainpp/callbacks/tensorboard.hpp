@@ -2,6 +2,7 @@
 // TensorBoard: the logs as TensorBoard scalars — transformers 5.x's TensorBoardCallback, writing its
 // event files with trainpp's own writer (io/tfevents.hpp) instead of torch.utils.tensorboard.
 
+#include <trainpp/detail/config.hpp>
 #include <trainpp/cli.hpp>
 #include <trainpp/io/tfevents.hpp>
 #include <trainpp/logging.hpp>
@@ -10,7 +11,6 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdlib>
-#include <ctime>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -18,32 +18,20 @@
 #include <string>
 #include <string_view>
 
+#if TRAINPP_DEFINITIONS
+#include <ctime>
+#endif
+
 namespace trainpp {
 
 /// HF's rewrite_logs: the TensorBoard tag of each log key — "eval_<x>" becomes "eval/<x>",
 /// "test_<x>" becomes "test/<x>", and any other key "train/<key>".
-[[nodiscard]] inline nlohmann::json rewrite_logs(const nlohmann::json& logs) {
-  nlohmann::json out = nlohmann::json::object();
-  for (const auto& [key, value] : logs.items()) {
-    const std::string_view k = key;
-    if (k.starts_with("eval_")) out["eval/" + std::string(k.substr(5))] = value;
-    else if (k.starts_with("test_")) out["test/" + std::string(k.substr(5))] = value;
-    else out["train/" + key] = value;
-  }
-  return out;
-}
+[[nodiscard]] nlohmann::json rewrite_logs(const nlohmann::json& logs);
 
 namespace detail {
 
 /// SummaryWriter's default run directory: "runs/<%b%d_%H-%M-%S local time>_<hostname>".
-[[nodiscard]] inline std::filesystem::path tensorboard_default_run() {
-  const std::time_t now = std::time(nullptr);
-  std::tm local{};
-  ::localtime_r(&now, &local);
-  char stamp[64] = {};
-  std::strftime(stamp, sizeof stamp, "%b%d_%H-%M-%S", &local);
-  return std::filesystem::path("runs") / (std::string(stamp) + "_" + tfevents::hostname());
-}
+[[nodiscard]] std::filesystem::path tensorboard_default_run();
 
 /// A leading "~" replaced by $HOME, as Python's os.path.expanduser.
 [[nodiscard]] inline std::filesystem::path expand_user(std::string_view path) {
@@ -74,35 +62,9 @@ namespace detail {
 /// log_dir() and event_file() after training. Errors writing the file are trainpp::Error naming it.
 class TensorBoard {
  public:
-  void on_train_begin(const TrainingArguments& args, const TrainerState& state, TrainerControl&) {
-    if (!state.is_world_process_zero) return;
-    if (state.is_hyper_param_search && state.trial_name) {
-      // HF: a trial writes to a directory of its own.
-      shared_->log_dir = std::filesystem::path(args.output_dir) / detail::tensorboard_default_run() / *state.trial_name;
-      close_writer();
-    }
-    auto& writer = open(args);
-    writer.add_text("args", args_json(args).dump(2));
-    writer.flush();
-  }
+  void on_train_begin(const TrainingArguments& args, const TrainerState& state, TrainerControl&);
 
-  void on_log(const TrainingArguments& args, const TrainerState& state, TrainerControl&, const nlohmann::json& logs) {
-    if (!state.is_world_process_zero) return;
-    auto& writer = open(args);
-    const nlohmann::json tagged = rewrite_logs(logs);
-    for (const auto& [tag, value] : tagged.items()) {
-      if (value.is_number() || value.is_boolean()) {
-        writer.add_scalar(tag, value.is_boolean() ? (value.get<bool>() ? 1.0 : 0.0) : value.get<double>(),
-                          state.global_step);
-      } else if (value.is_string()) {
-        writer.add_text(tag, value.get_ref<const std::string&>(), state.global_step);
-      } else if (shared_->warned.insert(tag).second) {
-        warn("TensorBoard: the log value {} for \"{}\" is not a number or a string; it is not written "
-             "(nor are later values of \"{}\" that are not)", value.dump(), tag, tag);
-      }
-    }
-    writer.flush();
-  }
+  void on_log(const TrainingArguments& args, const TrainerState& state, TrainerControl&, const nlohmann::json& logs);
 
   void on_train_end(const TrainingArguments&, const TrainerState&, TrainerControl&) { close_writer(); }
 
@@ -115,12 +77,7 @@ class TensorBoard {
   }
 
   /// The directory events go to for `args` when none was chosen yet (see the class comment).
-  [[nodiscard]] static std::filesystem::path resolve_log_dir(const TrainingArguments& args) {
-    if (args.logging_dir && !args.logging_dir->empty() && *args.logging_dir != args.output_dir + "/runs")
-      return detail::expand_user(*args.logging_dir);
-    if (const char* env = std::getenv("TENSORBOARD_LOGGING_DIR"); env && *env) return detail::expand_user(env);
-    return std::filesystem::path(args.output_dir) / detail::tensorboard_default_run();
-  }
+  [[nodiscard]] static std::filesystem::path resolve_log_dir(const TrainingArguments& args);
 
  private:
   struct Shared {
@@ -135,14 +92,81 @@ class TensorBoard {
     return *shared_->writer;
   }
 
-  void close_writer() {
-    if (!shared_->writer) return;
-    EventFileWriter writer = std::move(*shared_->writer);
-    shared_->writer.reset();
-    writer.close();
-  }
+  void close_writer();
 
   std::shared_ptr<Shared> shared_ = std::make_shared<Shared>();
 };
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE nlohmann::json rewrite_logs(const nlohmann::json& logs) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& [key, value] : logs.items()) {
+    const std::string_view k = key;
+    if (k.starts_with("eval_")) out["eval/" + std::string(k.substr(5))] = value;
+    else if (k.starts_with("test_")) out["test/" + std::string(k.substr(5))] = value;
+    else out["train/" + key] = value;
+  }
+  return out;
+}
+
+namespace detail {
+
+TRAINPP_INLINE std::filesystem::path tensorboard_default_run() {
+  const std::time_t now = std::time(nullptr);
+  std::tm local{};
+  ::localtime_r(&now, &local);
+  char stamp[64] = {};
+  std::strftime(stamp, sizeof stamp, "%b%d_%H-%M-%S", &local);
+  return std::filesystem::path("runs") / (std::string(stamp) + "_" + tfevents::hostname());
+}
+
+}  // namespace detail
+
+TRAINPP_INLINE void TensorBoard::on_train_begin(const TrainingArguments& args, const TrainerState& state, TrainerControl&) {
+  if (!state.is_world_process_zero) return;
+  if (state.is_hyper_param_search && state.trial_name) {
+    // HF: a trial writes to a directory of its own.
+    shared_->log_dir = std::filesystem::path(args.output_dir) / detail::tensorboard_default_run() / *state.trial_name;
+    close_writer();
+  }
+  auto& writer = open(args);
+  writer.add_text("args", args_json(args).dump(2));
+  writer.flush();
+}
+
+TRAINPP_INLINE void TensorBoard::on_log(const TrainingArguments& args, const TrainerState& state, TrainerControl&, const nlohmann::json& logs) {
+  if (!state.is_world_process_zero) return;
+  auto& writer = open(args);
+  const nlohmann::json tagged = rewrite_logs(logs);
+  for (const auto& [tag, value] : tagged.items()) {
+    if (value.is_number() || value.is_boolean()) {
+      writer.add_scalar(tag, value.is_boolean() ? (value.get<bool>() ? 1.0 : 0.0) : value.get<double>(),
+                        state.global_step);
+    } else if (value.is_string()) {
+      writer.add_text(tag, value.get_ref<const std::string&>(), state.global_step);
+    } else if (shared_->warned.insert(tag).second) {
+      warn("TensorBoard: the log value {} for \"{}\" is not a number or a string; it is not written "
+           "(nor are later values of \"{}\" that are not)", value.dump(), tag, tag);
+    }
+  }
+  writer.flush();
+}
+
+TRAINPP_INLINE std::filesystem::path TensorBoard::resolve_log_dir(const TrainingArguments& args) {
+  if (args.logging_dir && !args.logging_dir->empty() && *args.logging_dir != args.output_dir + "/runs")
+    return detail::expand_user(*args.logging_dir);
+  if (const char* env = std::getenv("TENSORBOARD_LOGGING_DIR"); env && *env) return detail::expand_user(env);
+  return std::filesystem::path(args.output_dir) / detail::tensorboard_default_run();
+}
+
+TRAINPP_INLINE void TensorBoard::close_writer() {
+  if (!shared_->writer) return;
+  EventFileWriter writer = std::move(*shared_->writer);
+  shared_->writer.reset();
+  writer.close();
+}
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp

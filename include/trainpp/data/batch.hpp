@@ -3,12 +3,15 @@
 
 #include <trainpp/detail/config.hpp>
 
-#include <algorithm>
 #include <initializer_list>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#if TRAINPP_DEFINITIONS
+#include <algorithm>
+#endif
 
 namespace trainpp {
 
@@ -40,12 +43,7 @@ class Batch {
   [[nodiscard]] auto begin() { return items_.begin(); }
   [[nodiscard]] auto end() { return items_.end(); }
 
-  [[nodiscard]] std::vector<std::string> keys() const {
-    std::vector<std::string> out;
-    out.reserve(items_.size());
-    for (const auto& [k, v] : items_) out.push_back(k);
-    return out;
-  }
+  [[nodiscard]] std::vector<std::string> keys() const;
 
   /// Number of examples: the leading dimension of the first tensor (0 when empty).
   [[nodiscard]] std::int64_t batch_size() const {
@@ -55,21 +53,10 @@ class Batch {
   }
 
   /// A copy with every tensor on `device`; tensors already there are shared, not copied.
-  [[nodiscard]] Batch to(const torch::Device& device, bool non_blocking = false) const {
-    Batch out;
-    out.items_.reserve(items_.size());
-    for (const auto& [k, v] : items_)
-      out.items_.emplace_back(k, v.defined() ? v.to(device, non_blocking) : v);
-    return out;
-  }
+  [[nodiscard]] Batch to(const torch::Device& device, bool non_blocking = false) const;
 
   /// A copy without the keys in `names` (e.g. the labels, for a forward without them).
-  [[nodiscard]] Batch without(const std::vector<std::string>& names) const {
-    Batch out;
-    for (const auto& item : items_)
-      if (std::ranges::find(names, item.first) == names.end()) out.items_.push_back(item);
-    return out;
-  }
+  [[nodiscard]] Batch without(const std::vector<std::string>& names) const;
 
  private:
   [[nodiscard]] torch::Tensor* find(std::string_view name) {
@@ -85,5 +72,31 @@ class Batch {
 
   std::vector<value_type> items_;
 };
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE std::vector<std::string> Batch::keys() const {
+  std::vector<std::string> out;
+  out.reserve(items_.size());
+  for (const auto& [k, v] : items_) out.push_back(k);
+  return out;
+}
+
+TRAINPP_INLINE Batch Batch::to(const torch::Device& device, bool non_blocking) const {
+  Batch out;
+  out.items_.reserve(items_.size());
+  for (const auto& [k, v] : items_)
+    out.items_.emplace_back(k, v.defined() ? v.to(device, non_blocking) : v);
+  return out;
+}
+
+TRAINPP_INLINE Batch Batch::without(const std::vector<std::string>& names) const {
+  Batch out;
+  for (const auto& item : items_)
+    if (std::ranges::find(names, item.first) == names.end()) out.items_.push_back(item);
+  return out;
+}
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp

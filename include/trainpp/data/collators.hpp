@@ -8,8 +8,6 @@
 #include <trainpp/data/collate.hpp>
 #include <trainpp/logging.hpp>
 
-#include <ATen/CPUGeneratorImpl.h>
-
 #include <algorithm>
 #include <atomic>
 #include <concepts>
@@ -20,6 +18,10 @@
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#if TRAINPP_DEFINITIONS
+#include <ATen/CPUGeneratorImpl.h>
+#endif
 
 namespace trainpp {
 
@@ -60,58 +62,19 @@ namespace detail::collators {
   return (length / *multiple + 1) * *multiple;
 }
 
-inline void check_options(const PaddingOptions& o, std::string_view who) {
-  if (o.pad_to_multiple_of && *o.pad_to_multiple_of < 1)
-    throw error("{}: pad_to_multiple_of must be at least 1, got {}", who, *o.pad_to_multiple_of);
-  if (o.padding == PaddingStrategy::max_length && !o.max_length)
-    throw error("{}: padding 'max_length' needs max_length (there is no tokenizer to take model_max_length from)",
-                who);
-  if (o.max_length && *o.max_length < 1) throw error("{}: max_length must be at least 1, got {}", who, *o.max_length);
-}
+void check_options(const PaddingOptions& o, std::string_view who);
 
 /// The 1-D sequence `key` of example `e`; throws naming both when it is missing or not 1-D.
-[[nodiscard]] inline const torch::Tensor& sequence(const Batch& example, std::size_t e, std::string_view key,
-                                                   std::string_view who) {
-  if (!example.contains(key))
-    throw error("{}: example {} has no '{}' (its keys: {})", who, e, key, fmt::join(example.keys(), ", "));
-  const torch::Tensor& t = example.at(key);
-  if (!t.defined() || t.dim() != 1)
-    throw error("{}: '{}' of example {} must be a 1-D tensor of token ids, got {}", who, key, e,
-                t.defined() ? fmt::format("shape [{}]", fmt::join(t.sizes(), ", ")) : std::string("an undefined tensor"));
-  return t;
-}
+[[nodiscard]] const torch::Tensor& sequence(const Batch& example, std::size_t e, std::string_view key,
+                                            std::string_view who);
 
 /// `rows` padded with `value` to `length` on `side`, stacked into [N, length] (dtype as Python numbers).
-[[nodiscard]] inline torch::Tensor pad_rows(const std::vector<torch::Tensor>& rows, std::int64_t length,
-                                            std::int64_t value, PaddingSide side) {
-  torch::Tensor out = torch::full({static_cast<std::int64_t>(rows.size()), length}, value, torch::kLong);
-  for (std::size_t i = 0; i < rows.size(); ++i) {
-    const std::int64_t n = rows[i].size(0);
-    const std::int64_t begin = side == PaddingSide::right ? 0 : length - n;
-    out[static_cast<std::int64_t>(i)].narrow(0, begin, n).copy_(rows[i]);
-  }
-  return out;
-}
+[[nodiscard]] torch::Tensor pad_rows(const std::vector<torch::Tensor>& rows, std::int64_t length,
+                                     std::int64_t value, PaddingSide side);
 
 /// The examples' values of `key`, stacked (equal shapes only).
-[[nodiscard]] inline torch::Tensor stack_key(const std::vector<Batch>& examples, std::string_view key,
-                                             std::string_view who) {
-  std::vector<torch::Tensor> parts;
-  parts.reserve(examples.size());
-  for (std::size_t e = 0; e < examples.size(); ++e) {
-    if (!examples[e].contains(key))
-      throw error("{}: example {} has no '{}' but example 0 has (its keys: {})", who, e, key,
-                  fmt::join(examples[e].keys(), ", "));
-    const torch::Tensor& t = examples[e].at(key);
-    if (!t.defined()) throw error("{}: '{}' of example {} is an undefined tensor", who, key, e);
-    if (!parts.empty() && t.sizes() != parts.front().sizes())
-      throw error("{}: '{}' has shape [{}] in example 0 but [{}] in example {}; only the tokenizer's inputs are "
-                  "padded",
-                  who, key, fmt::join(parts.front().sizes(), ", "), fmt::join(t.sizes(), ", "), e);
-    parts.push_back(t);
-  }
-  return torch::stack(parts);
-}
+[[nodiscard]] torch::Tensor stack_key(const std::vector<Batch>& examples, std::string_view key,
+                                      std::string_view who);
 
 }  // namespace detail::collators
 
@@ -121,72 +84,15 @@ inline void check_options(const PaddingOptions& o, std::string_view who) {
 /// stacked, so it must have one shape in all examples. Integers come out int64, as HF's tensors made
 /// from Python lists do. Throws trainpp::Error on a missing key, a sequence longer than max_length
 /// (pad() does not truncate) or padding without a pad token.
-[[nodiscard]] inline Batch pad_examples(const std::vector<Batch>& examples, const PaddingOptions& options,
-                                        std::string_view who = "pad") {
-  namespace c = detail::collators;
-  c::check_options(options, who);
-  Batch out;
-  if (examples.empty()) return out;
-  const std::string& input = options.model_input_name;
-  std::int64_t longest = 0;
-  for (std::size_t e = 0; e < examples.size(); ++e)
-    longest = std::max(longest, c::sequence(examples[e], e, input, who).size(0));
-  const std::int64_t length = c::round_up(
-      options.padding == PaddingStrategy::longest ? longest : *options.max_length, options.pad_to_multiple_of);
-  if (longest > length)
-    throw error("{}: example of {} tokens exceeds max_length {} (padding does not truncate; truncate when "
-                "tokenizing)", who, longest, length);
-  if (!options.pad_token_id)
-    throw error("{}: asked to pad but there is no pad_token_id (set PaddingOptions::pad_token_id)", who);
-
-  auto padded = [&](std::string_view key, std::int64_t value) {
-    std::vector<torch::Tensor> rows;
-    rows.reserve(examples.size());
-    for (std::size_t e = 0; e < examples.size(); ++e) {
-      const torch::Tensor& row = c::sequence(examples[e], e, key, who);
-      const torch::Tensor& ids = examples[e].at(input);
-      if (row.size(0) != ids.size(0))
-        throw error("{}: '{}' of example {} has {} entries but its '{}' has {}", who, key, e, row.size(0), input,
-                    ids.size(0));
-      rows.push_back(row);
-    }
-    return c::pad_rows(rows, length, value, options.padding_side);
-  };
-  for (const auto& [key, value] : examples.front()) {
-    if (key == input) out[key] = padded(key, *options.pad_token_id);
-    else if (key == "attention_mask") out[key] = padded(key, 0);
-    else if (key == "token_type_ids") out[key] = padded(key, options.pad_token_type_id);
-    else if (key == "special_tokens_mask") out[key] = padded(key, 1);
-    else out[key] = c::as_python_numbers(c::stack_key(examples, key, who));
-  }
-  if (options.return_attention_mask && !out.contains("attention_mask")) {
-    std::vector<torch::Tensor> ones;
-    ones.reserve(examples.size());
-    for (const Batch& example : examples) ones.push_back(torch::ones({example.at(input).size(0)}, torch::kLong));
-    out["attention_mask"] = c::pad_rows(ones, length, 0, options.padding_side);
-  }
-  return out;
-}
+[[nodiscard]] Batch pad_examples(const std::vector<Batch>& examples, const PaddingOptions& options,
+                                 std::string_view who = "pad");
 
 /// transformers' DataCollatorWithPadding: pad_examples(), then `label` and `label_ids` renamed `labels`
 /// (placed last, as HF's rename does).
 struct DataCollatorWithPadding {
   PaddingOptions padding;
 
-  [[nodiscard]] Batch operator()(std::vector<Batch>&& examples) const {
-    Batch padded = pad_examples(examples, padding, "DataCollatorWithPadding");
-    Batch out;
-    torch::Tensor labels;
-    for (auto& [key, t] : padded) {
-      if (key == "label" || key == "label_ids") {
-        if (key == "label_ids" || !labels.defined()) labels = t;  // HF renames label, then label_ids over it
-      } else {
-        out[key] = std::move(t);
-      }
-    }
-    if (labels.defined()) out["labels"] = labels;
-    return out;
-  }
+  [[nodiscard]] Batch operator()(std::vector<Batch>&& examples) const;
 };
 
 /// transformers' DataCollatorForSeq2Seq: the inputs padded as pad_examples() does; `labels` (or
@@ -198,63 +104,14 @@ struct DataCollatorForSeq2Seq {
   PaddingOptions padding;
   std::int64_t label_pad_token_id = -100;
 
-  [[nodiscard]] Batch operator()(std::vector<Batch>&& examples) const {
-    constexpr std::string_view who = "DataCollatorForSeq2Seq";
-    namespace c = detail::collators;
-    if (examples.empty()) return {};
-    const std::string label_name = examples.front().contains("label") ? "label" : "labels";
-    const bool has_labels = examples.front().contains(label_name);
-    std::vector<torch::Tensor> labels;
-    std::vector<Batch> inputs;
-    inputs.reserve(examples.size());
-    for (std::size_t e = 0; e < examples.size(); ++e) {
-      if (has_labels) labels.push_back(c::sequence(examples[e], e, label_name, who));
-      inputs.push_back(examples[e].without({label_name}));
-    }
-    Batch out = pad_examples(inputs, padding, who);
-    if (!has_labels) return out;
-    std::int64_t length = 0;
-    if (padding.padding == PaddingStrategy::max_length && padding.max_length) {
-      length = *padding.max_length;
-    } else {
-      for (const auto& l : labels) length = std::max(length, l.size(0));
-    }
-    length = c::round_up(length, padding.pad_to_multiple_of);
-    for (std::size_t e = 0; e < labels.size(); ++e)
-      if (labels[e].size(0) > length)
-        throw error("{}: the labels of example {} have {} tokens, more than max_length {}", who, e, labels[e].size(0),
-                    length);
-    out["labels"] = c::pad_rows(labels, length, label_pad_token_id, padding.padding_side);
-    return out;
-  }
+  [[nodiscard]] Batch operator()(std::vector<Batch>&& examples) const;
 };
 
 /// transformers' default_data_collator: every key stacked (equal shapes only). A scalar `label`
 /// becomes `labels`, int64 when integral and float32 otherwise; `label_ids` becomes `labels` as it
 /// is. `labels` comes first, as in HF. Undefined tensors are left out, as HF leaves out None.
 struct DefaultDataCollator {
-  [[nodiscard]] Batch operator()(std::vector<Batch>&& examples) const {
-    constexpr std::string_view who = "default_data_collator";
-    namespace c = detail::collators;
-    Batch out;
-    if (examples.empty()) return out;
-    const Batch& first = examples.front();
-    const bool has_label = first.contains("label") && first.at("label").defined();
-    if (has_label) {
-      const torch::Tensor stacked = c::stack_key(examples, "label", who);
-      if (stacked.dim() != 1)
-        throw error("{}: 'label' must be one number per example, got shape [{}] in example 0", who,
-                    fmt::join(first.at("label").sizes(), ", "));
-      out["labels"] = at::isFloatingType(stacked.scalar_type()) ? stacked.to(torch::kFloat) : stacked.to(torch::kLong);
-    } else if (first.contains("label_ids") && first.at("label_ids").defined()) {
-      out["labels"] = c::stack_key(examples, "label_ids", who);
-    }
-    for (const auto& [key, value] : first) {
-      if (key == "label" || key == "label_ids" || !value.defined()) continue;
-      out[key] = c::stack_key(examples, key, who);
-    }
-    return out;
-  }
+  [[nodiscard]] Batch operator()(std::vector<Batch>&& examples) const;
 };
 
 /// The tokens DataCollatorForLanguageModeling needs beyond padding.
@@ -284,87 +141,18 @@ struct LanguageModelingOptions {
 /// labels are input_ids with pad_token_id positions -100.
 class DataCollatorForLanguageModeling {
  public:
-  explicit DataCollatorForLanguageModeling(LanguageModelingOptions options) : o_(std::move(options)) {
-    constexpr std::string_view who = "DataCollatorForLanguageModeling";
-    if (o_.mlm) {
-      if (!o_.mask_token_id)
-        throw error("{}: masked language modeling needs mask_token_id (use mlm = false for causal LM)", who);
-      if (!(o_.mlm_probability >= 0 && o_.mlm_probability <= 1))
-        throw error("{}: mlm_probability must be in [0, 1], got {}", who, o_.mlm_probability);
-    }
-    if (!(o_.mask_replace_prob >= 0 && o_.mask_replace_prob <= 1))
-      throw error("{}: mask_replace_prob must be in [0, 1], got {}", who, o_.mask_replace_prob);
-    if (!(o_.random_replace_prob >= 0 && o_.random_replace_prob <= 1))
-      throw error("{}: random_replace_prob must be in [0, 1], got {}", who, o_.random_replace_prob);
-    if (o_.mask_replace_prob + o_.random_replace_prob > 1)
-      throw error("{}: mask_replace_prob + random_replace_prob must not exceed 1, got {} + {}", who,
-                  o_.mask_replace_prob, o_.random_replace_prob);
-    if (o_.mlm && o_.random_replace_prob > 0 && o_.mask_replace_prob < 1 && o_.vocab_size < 1)
-      throw error("{}: random replacements need vocab_size (len(tokenizer)), got {}", who, o_.vocab_size);
-    if (o_.padding.padding != PaddingStrategy::longest)
-      throw error("{}: pads to the longest example (HF's collator does); use pad_to_multiple_of for fixed shapes", who);
-  }
+  explicit DataCollatorForLanguageModeling(LanguageModelingOptions options);
 
   [[nodiscard]] const LanguageModelingOptions& options() const { return o_; }
 
   /// The batch as batch 0 of a run (see LanguageModelingOptions::seed).
   [[nodiscard]] Batch operator()(std::vector<Batch>&& examples) const { return (*this)(std::move(examples), BatchOrdinal{}); }
 
-  [[nodiscard]] Batch operator()(std::vector<Batch>&& examples, BatchOrdinal ordinal) const {
-    constexpr std::string_view who = "DataCollatorForLanguageModeling";
-    Batch padded = pad_examples(examples, o_.padding, who);
-    Batch out;
-    torch::Tensor special;
-    for (auto& [key, t] : padded) {
-      if (key == "special_tokens_mask") special = t;
-      else out[key] = std::move(t);
-    }
-    torch::Tensor& ids = out[o_.padding.model_input_name];
-    if (!o_.mlm) {
-      torch::Tensor labels = ids.clone();
-      if (o_.padding.pad_token_id) labels.masked_fill_(labels == *o_.padding.pad_token_id, -100);
-      out["labels"] = labels;
-      return out;
-    }
-    std::optional<at::Generator> generator;
-    if (o_.seed)
-      generator = at::detail::createCPUGenerator(static_cast<std::uint64_t>(*o_.seed + ordinal.value));
-    auto [inputs, labels] = mask_tokens(ids, special, generator);
-    ids = inputs;
-    out["labels"] = labels;
-    return out;
-  }
+  [[nodiscard]] Batch operator()(std::vector<Batch>&& examples, BatchOrdinal ordinal) const;
 
   /// HF's torch_mask_tokens on a padded [N, L] batch of ids: the masked inputs and the labels.
   [[nodiscard]] std::pair<torch::Tensor, torch::Tensor> mask_tokens(torch::Tensor ids, torch::Tensor special_tokens_mask,
-                                                                    const std::optional<at::Generator>& generator) const {
-    ids = ids.clone();
-    torch::Tensor labels = ids.clone();
-    torch::Tensor protect;
-    if (special_tokens_mask.defined()) {
-      protect = special_tokens_mask.to(torch::kBool);
-    } else {
-      protect = torch::zeros_like(ids, torch::kBool);
-      for (const std::int64_t id : o_.special_token_ids) protect.logical_or_(ids == id);
-    }
-    const auto shape = labels.sizes();
-    torch::Tensor probability = torch::full(shape, o_.mlm_probability, torch::kFloat);
-    probability.masked_fill_(protect, 0.0);
-    const torch::Tensor chosen = torch::bernoulli(probability, generator).to(torch::kBool);
-    labels.masked_fill_(chosen.logical_not(), -100);
-    const torch::Tensor replaced =
-        torch::bernoulli(torch::full(shape, o_.mask_replace_prob, torch::kFloat), generator).to(torch::kBool) & chosen;
-    ids.masked_fill_(replaced, *o_.mask_token_id);
-    if (o_.mask_replace_prob == 1 || o_.random_replace_prob == 0) return {ids, labels};
-    // The random share is drawn among the chosen tokens that were not replaced by the mask token.
-    const double scaled = o_.random_replace_prob / (1 - o_.mask_replace_prob);
-    const torch::Tensor random_ones = torch::bernoulli(torch::full(shape, scaled, torch::kFloat), generator)
-                                          .to(torch::kBool) &
-                                      chosen & replaced.logical_not();
-    const torch::Tensor random_words = torch::randint(o_.vocab_size, shape, generator, torch::kLong);
-    ids = torch::where(random_ones, random_words, ids);
-    return {ids, labels};
-  }
+                                                                    const std::optional<at::Generator>& generator) const;
 
  private:
   LanguageModelingOptions o_;
@@ -379,14 +167,8 @@ concept DeclaresInputNames = requires(const M& m) {
 
 /// The keys transformers' remove_unused_columns keeps: the model's inputs, plus `label` and
 /// `label_ids` (which the collators rename to labels) and the label_names.
-[[nodiscard]] inline std::vector<std::string> signature_columns(std::vector<std::string> model_inputs,
-                                                                const std::vector<std::string>& label_names = {}) {
-  for (const std::string_view extra : {"label", "label_ids"})
-    if (std::ranges::find(model_inputs, extra) == model_inputs.end()) model_inputs.emplace_back(extra);
-  for (const auto& name : label_names)
-    if (std::ranges::find(model_inputs, name) == model_inputs.end()) model_inputs.push_back(name);
-  return model_inputs;
-}
+[[nodiscard]] std::vector<std::string> signature_columns(std::vector<std::string> model_inputs,
+                                                         const std::vector<std::string>& label_names = {});
 
 /// transformers' RemoveColumnsCollator (remove_unused_columns): drops from every example the keys
 /// that are not in `kept` (see signature_columns) before `collate` sees them, and says once, at info
@@ -438,5 +220,263 @@ class RemoveUnusedColumns {
   std::string description_;
   std::shared_ptr<std::atomic<bool>> logged_;
 };
+
+#if TRAINPP_DEFINITIONS
+
+namespace detail::collators {
+
+TRAINPP_INLINE void check_options(const PaddingOptions& o, std::string_view who) {
+  if (o.pad_to_multiple_of && *o.pad_to_multiple_of < 1)
+    throw error("{}: pad_to_multiple_of must be at least 1, got {}", who, *o.pad_to_multiple_of);
+  if (o.padding == PaddingStrategy::max_length && !o.max_length)
+    throw error("{}: padding 'max_length' needs max_length (there is no tokenizer to take model_max_length from)",
+                who);
+  if (o.max_length && *o.max_length < 1) throw error("{}: max_length must be at least 1, got {}", who, *o.max_length);
+}
+
+TRAINPP_INLINE const torch::Tensor& sequence(const Batch& example, std::size_t e, std::string_view key,
+                                             std::string_view who) {
+  if (!example.contains(key))
+    throw error("{}: example {} has no '{}' (its keys: {})", who, e, key, fmt::join(example.keys(), ", "));
+  const torch::Tensor& t = example.at(key);
+  if (!t.defined() || t.dim() != 1)
+    throw error("{}: '{}' of example {} must be a 1-D tensor of token ids, got {}", who, key, e,
+                t.defined() ? fmt::format("shape [{}]", fmt::join(t.sizes(), ", ")) : std::string("an undefined tensor"));
+  return t;
+}
+
+TRAINPP_INLINE torch::Tensor pad_rows(const std::vector<torch::Tensor>& rows, std::int64_t length,
+                                      std::int64_t value, PaddingSide side) {
+  torch::Tensor out = torch::full({static_cast<std::int64_t>(rows.size()), length}, value, torch::kLong);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const std::int64_t n = rows[i].size(0);
+    const std::int64_t begin = side == PaddingSide::right ? 0 : length - n;
+    out[static_cast<std::int64_t>(i)].narrow(0, begin, n).copy_(rows[i]);
+  }
+  return out;
+}
+
+TRAINPP_INLINE torch::Tensor stack_key(const std::vector<Batch>& examples, std::string_view key,
+                                       std::string_view who) {
+  std::vector<torch::Tensor> parts;
+  parts.reserve(examples.size());
+  for (std::size_t e = 0; e < examples.size(); ++e) {
+    if (!examples[e].contains(key))
+      throw error("{}: example {} has no '{}' but example 0 has (its keys: {})", who, e, key,
+                  fmt::join(examples[e].keys(), ", "));
+    const torch::Tensor& t = examples[e].at(key);
+    if (!t.defined()) throw error("{}: '{}' of example {} is an undefined tensor", who, key, e);
+    if (!parts.empty() && t.sizes() != parts.front().sizes())
+      throw error("{}: '{}' has shape [{}] in example 0 but [{}] in example {}; only the tokenizer's inputs are "
+                  "padded",
+                  who, key, fmt::join(parts.front().sizes(), ", "), fmt::join(t.sizes(), ", "), e);
+    parts.push_back(t);
+  }
+  return torch::stack(parts);
+}
+
+}  // namespace detail::collators
+
+TRAINPP_INLINE Batch pad_examples(const std::vector<Batch>& examples, const PaddingOptions& options,
+                                  std::string_view who) {
+  namespace c = detail::collators;
+  c::check_options(options, who);
+  Batch out;
+  if (examples.empty()) return out;
+  const std::string& input = options.model_input_name;
+  std::int64_t longest = 0;
+  for (std::size_t e = 0; e < examples.size(); ++e)
+    longest = std::max(longest, c::sequence(examples[e], e, input, who).size(0));
+  const std::int64_t length = c::round_up(
+      options.padding == PaddingStrategy::longest ? longest : *options.max_length, options.pad_to_multiple_of);
+  if (longest > length)
+    throw error("{}: example of {} tokens exceeds max_length {} (padding does not truncate; truncate when "
+                "tokenizing)", who, longest, length);
+  if (!options.pad_token_id)
+    throw error("{}: asked to pad but there is no pad_token_id (set PaddingOptions::pad_token_id)", who);
+
+  auto padded = [&](std::string_view key, std::int64_t value) {
+    std::vector<torch::Tensor> rows;
+    rows.reserve(examples.size());
+    for (std::size_t e = 0; e < examples.size(); ++e) {
+      const torch::Tensor& row = c::sequence(examples[e], e, key, who);
+      const torch::Tensor& ids = examples[e].at(input);
+      if (row.size(0) != ids.size(0))
+        throw error("{}: '{}' of example {} has {} entries but its '{}' has {}", who, key, e, row.size(0), input,
+                    ids.size(0));
+      rows.push_back(row);
+    }
+    return c::pad_rows(rows, length, value, options.padding_side);
+  };
+  for (const auto& [key, value] : examples.front()) {
+    if (key == input) out[key] = padded(key, *options.pad_token_id);
+    else if (key == "attention_mask") out[key] = padded(key, 0);
+    else if (key == "token_type_ids") out[key] = padded(key, options.pad_token_type_id);
+    else if (key == "special_tokens_mask") out[key] = padded(key, 1);
+    else out[key] = c::as_python_numbers(c::stack_key(examples, key, who));
+  }
+  if (options.return_attention_mask && !out.contains("attention_mask")) {
+    std::vector<torch::Tensor> ones;
+    ones.reserve(examples.size());
+    for (const Batch& example : examples) ones.push_back(torch::ones({example.at(input).size(0)}, torch::kLong));
+    out["attention_mask"] = c::pad_rows(ones, length, 0, options.padding_side);
+  }
+  return out;
+}
+
+TRAINPP_INLINE Batch DataCollatorWithPadding::operator()(std::vector<Batch>&& examples) const {
+  Batch padded = pad_examples(examples, padding, "DataCollatorWithPadding");
+  Batch out;
+  torch::Tensor labels;
+  for (auto& [key, t] : padded) {
+    if (key == "label" || key == "label_ids") {
+      if (key == "label_ids" || !labels.defined()) labels = t;  // HF renames label, then label_ids over it
+    } else {
+      out[key] = std::move(t);
+    }
+  }
+  if (labels.defined()) out["labels"] = labels;
+  return out;
+}
+
+TRAINPP_INLINE Batch DataCollatorForSeq2Seq::operator()(std::vector<Batch>&& examples) const {
+  constexpr std::string_view who = "DataCollatorForSeq2Seq";
+  namespace c = detail::collators;
+  if (examples.empty()) return {};
+  const std::string label_name = examples.front().contains("label") ? "label" : "labels";
+  const bool has_labels = examples.front().contains(label_name);
+  std::vector<torch::Tensor> labels;
+  std::vector<Batch> inputs;
+  inputs.reserve(examples.size());
+  for (std::size_t e = 0; e < examples.size(); ++e) {
+    if (has_labels) labels.push_back(c::sequence(examples[e], e, label_name, who));
+    inputs.push_back(examples[e].without({label_name}));
+  }
+  Batch out = pad_examples(inputs, padding, who);
+  if (!has_labels) return out;
+  std::int64_t length = 0;
+  if (padding.padding == PaddingStrategy::max_length && padding.max_length) {
+    length = *padding.max_length;
+  } else {
+    for (const auto& l : labels) length = std::max(length, l.size(0));
+  }
+  length = c::round_up(length, padding.pad_to_multiple_of);
+  for (std::size_t e = 0; e < labels.size(); ++e)
+    if (labels[e].size(0) > length)
+      throw error("{}: the labels of example {} have {} tokens, more than max_length {}", who, e, labels[e].size(0),
+                  length);
+  out["labels"] = c::pad_rows(labels, length, label_pad_token_id, padding.padding_side);
+  return out;
+}
+
+TRAINPP_INLINE Batch DefaultDataCollator::operator()(std::vector<Batch>&& examples) const {
+  constexpr std::string_view who = "default_data_collator";
+  namespace c = detail::collators;
+  Batch out;
+  if (examples.empty()) return out;
+  const Batch& first = examples.front();
+  const bool has_label = first.contains("label") && first.at("label").defined();
+  if (has_label) {
+    const torch::Tensor stacked = c::stack_key(examples, "label", who);
+    if (stacked.dim() != 1)
+      throw error("{}: 'label' must be one number per example, got shape [{}] in example 0", who,
+                  fmt::join(first.at("label").sizes(), ", "));
+    out["labels"] = at::isFloatingType(stacked.scalar_type()) ? stacked.to(torch::kFloat) : stacked.to(torch::kLong);
+  } else if (first.contains("label_ids") && first.at("label_ids").defined()) {
+    out["labels"] = c::stack_key(examples, "label_ids", who);
+  }
+  for (const auto& [key, value] : first) {
+    if (key == "label" || key == "label_ids" || !value.defined()) continue;
+    out[key] = c::stack_key(examples, key, who);
+  }
+  return out;
+}
+
+TRAINPP_INLINE DataCollatorForLanguageModeling::DataCollatorForLanguageModeling(LanguageModelingOptions options) : o_(std::move(options)) {
+  constexpr std::string_view who = "DataCollatorForLanguageModeling";
+  if (o_.mlm) {
+    if (!o_.mask_token_id)
+      throw error("{}: masked language modeling needs mask_token_id (use mlm = false for causal LM)", who);
+    if (!(o_.mlm_probability >= 0 && o_.mlm_probability <= 1))
+      throw error("{}: mlm_probability must be in [0, 1], got {}", who, o_.mlm_probability);
+  }
+  if (!(o_.mask_replace_prob >= 0 && o_.mask_replace_prob <= 1))
+    throw error("{}: mask_replace_prob must be in [0, 1], got {}", who, o_.mask_replace_prob);
+  if (!(o_.random_replace_prob >= 0 && o_.random_replace_prob <= 1))
+    throw error("{}: random_replace_prob must be in [0, 1], got {}", who, o_.random_replace_prob);
+  if (o_.mask_replace_prob + o_.random_replace_prob > 1)
+    throw error("{}: mask_replace_prob + random_replace_prob must not exceed 1, got {} + {}", who,
+                o_.mask_replace_prob, o_.random_replace_prob);
+  if (o_.mlm && o_.random_replace_prob > 0 && o_.mask_replace_prob < 1 && o_.vocab_size < 1)
+    throw error("{}: random replacements need vocab_size (len(tokenizer)), got {}", who, o_.vocab_size);
+  if (o_.padding.padding != PaddingStrategy::longest)
+    throw error("{}: pads to the longest example (HF's collator does); use pad_to_multiple_of for fixed shapes", who);
+}
+
+TRAINPP_INLINE Batch DataCollatorForLanguageModeling::operator()(std::vector<Batch>&& examples, BatchOrdinal ordinal) const {
+  constexpr std::string_view who = "DataCollatorForLanguageModeling";
+  Batch padded = pad_examples(examples, o_.padding, who);
+  Batch out;
+  torch::Tensor special;
+  for (auto& [key, t] : padded) {
+    if (key == "special_tokens_mask") special = t;
+    else out[key] = std::move(t);
+  }
+  torch::Tensor& ids = out[o_.padding.model_input_name];
+  if (!o_.mlm) {
+    torch::Tensor labels = ids.clone();
+    if (o_.padding.pad_token_id) labels.masked_fill_(labels == *o_.padding.pad_token_id, -100);
+    out["labels"] = labels;
+    return out;
+  }
+  std::optional<at::Generator> generator;
+  if (o_.seed)
+    generator = at::detail::createCPUGenerator(static_cast<std::uint64_t>(*o_.seed + ordinal.value));
+  auto [inputs, labels] = mask_tokens(ids, special, generator);
+  ids = inputs;
+  out["labels"] = labels;
+  return out;
+}
+
+TRAINPP_INLINE std::pair<torch::Tensor, torch::Tensor> DataCollatorForLanguageModeling::mask_tokens(torch::Tensor ids, torch::Tensor special_tokens_mask,
+                                                                                                    const std::optional<at::Generator>& generator) const {
+  ids = ids.clone();
+  torch::Tensor labels = ids.clone();
+  torch::Tensor protect;
+  if (special_tokens_mask.defined()) {
+    protect = special_tokens_mask.to(torch::kBool);
+  } else {
+    protect = torch::zeros_like(ids, torch::kBool);
+    for (const std::int64_t id : o_.special_token_ids) protect.logical_or_(ids == id);
+  }
+  const auto shape = labels.sizes();
+  torch::Tensor probability = torch::full(shape, o_.mlm_probability, torch::kFloat);
+  probability.masked_fill_(protect, 0.0);
+  const torch::Tensor chosen = torch::bernoulli(probability, generator).to(torch::kBool);
+  labels.masked_fill_(chosen.logical_not(), -100);
+  const torch::Tensor replaced =
+      torch::bernoulli(torch::full(shape, o_.mask_replace_prob, torch::kFloat), generator).to(torch::kBool) & chosen;
+  ids.masked_fill_(replaced, *o_.mask_token_id);
+  if (o_.mask_replace_prob == 1 || o_.random_replace_prob == 0) return {ids, labels};
+  // The random share is drawn among the chosen tokens that were not replaced by the mask token.
+  const double scaled = o_.random_replace_prob / (1 - o_.mask_replace_prob);
+  const torch::Tensor random_ones = torch::bernoulli(torch::full(shape, scaled, torch::kFloat), generator)
+                                        .to(torch::kBool) &
+                                    chosen & replaced.logical_not();
+  const torch::Tensor random_words = torch::randint(o_.vocab_size, shape, generator, torch::kLong);
+  ids = torch::where(random_ones, random_words, ids);
+  return {ids, labels};
+}
+
+TRAINPP_INLINE std::vector<std::string> signature_columns(std::vector<std::string> model_inputs,
+                                                          const std::vector<std::string>& label_names) {
+  for (const std::string_view extra : {"label", "label_ids"})
+    if (std::ranges::find(model_inputs, extra) == model_inputs.end()) model_inputs.emplace_back(extra);
+  for (const auto& name : label_names)
+    if (std::ranges::find(model_inputs, name) == model_inputs.end()) model_inputs.push_back(name);
+  return model_inputs;
+}
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp

@@ -14,8 +14,6 @@
 #include <c10/core/StreamGuard.h>
 #include <c10/core/impl/VirtualGuardImpl.h>
 
-#include <dlfcn.h>
-
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -29,6 +27,10 @@
 #include <type_traits>
 #include <utility>
 #include <vector>
+
+#if TRAINPP_DEFINITIONS
+#include <dlfcn.h>
+#endif
 
 namespace trainpp {
 
@@ -65,11 +67,7 @@ namespace detail {
 /// a per-thread setting, which omp_set_num_threads changes for the caller only. (With a full OpenMP
 /// team per worker, two workers made CUDA training steps slower than no worker at all.) The function
 /// is looked up at run time so that nothing has to link OpenMP; where it is absent this does nothing.
-inline void single_threaded_ops_on_this_thread() {
-  (void)at::get_num_threads();  // ATen's lazy per-thread initialization first, or it would undo ours
-  using SetThreads = void (*)(int);
-  if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"))) set(1);
-}
+void single_threaded_ops_on_this_thread();
 
 /// One produced batch, or what went wrong producing it.
 struct PrefetchSlot {
@@ -404,34 +402,11 @@ class DataLoader {
 /// HF's get_train_dataloader choices: random order unless train_sampling_strategy is sequential,
 /// per_device_train_batch_size, dataloader_drop_last / _num_workers / _prefetch_factor (default 2),
 /// data_seed (else seed), and page-locked staging when dataloader_pin_memory and the device is CUDA.
-[[nodiscard]] inline DataLoaderOptions train_loader_options(const TrainingArguments& args, torch::Device device) {
-  DataLoaderOptions o;
-  o.batch_size = args.per_device_train_batch_size;
-  o.shuffle = args.train_sampling_strategy == SamplingStrategy::random;
-  o.drop_last = args.dataloader_drop_last;
-  o.num_workers = args.dataloader_num_workers;
-  o.prefetch_factor = args.dataloader_prefetch_factor.value_or(2);
-  o.seed = args.effective_data_seed();
-  o.pin_memory = args.dataloader_pin_memory && device.is_cuda();
-  o.device = device;
-  // group_by_length groups by the batches of one optimizer step, and its order comes from torch's global
-  // generator, which the Trainer seeds with `seed` (data_seed only seeds accelerate's random sampler).
-  o.length_group_batch_size = args.per_device_train_batch_size * args.gradient_accumulation_steps;
-  if (args.train_sampling_strategy == SamplingStrategy::group_by_length) o.seed = args.seed;
-  return o;
-}
+[[nodiscard]] DataLoaderOptions train_loader_options(const TrainingArguments& args, torch::Device device);
 
 /// HF's get_eval_dataloader / get_test_dataloader choices: sequential order, per_device_eval_batch_size,
 /// and, as HF does for every map-style dataset, dataloader_drop_last.
-[[nodiscard]] inline DataLoaderOptions eval_loader_options(const TrainingArguments& args, torch::Device device) {
-  DataLoaderOptions o = train_loader_options(args, device);
-  o.batch_size = args.per_device_eval_batch_size;
-  o.shuffle = false;
-  // Under data parallelism each process evaluates only real examples: no collective runs per batch,
-  // and a padded batch's mean loss would count repeated examples (HF's eval_loss does; this does not).
-  o.even_batches = false;
-  return o;
-}
+[[nodiscard]] DataLoaderOptions eval_loader_options(const TrainingArguments& args, torch::Device device);
 
 /// A DataLoaderPolicy: HF's get_train/eval/test_dataloader with `collate` as the data_collator
 /// (e.g. a DataCollatorWithPadding). Under data parallelism the Trainer passes each process's `shard`
@@ -476,5 +451,46 @@ struct CollatingDataLoader {
 
 /// The default DataLoaderPolicy: HF's get_train/eval/test_dataloader with the default collate.
 using DefaultDataLoader = CollatingDataLoader<>;
+
+#if TRAINPP_DEFINITIONS
+
+namespace detail {
+
+TRAINPP_INLINE void single_threaded_ops_on_this_thread() {
+  (void)at::get_num_threads();  // ATen's lazy per-thread initialization first, or it would undo ours
+  using SetThreads = void (*)(int);
+  if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"))) set(1);
+}
+
+}  // namespace detail
+
+TRAINPP_INLINE DataLoaderOptions train_loader_options(const TrainingArguments& args, torch::Device device) {
+  DataLoaderOptions o;
+  o.batch_size = args.per_device_train_batch_size;
+  o.shuffle = args.train_sampling_strategy == SamplingStrategy::random;
+  o.drop_last = args.dataloader_drop_last;
+  o.num_workers = args.dataloader_num_workers;
+  o.prefetch_factor = args.dataloader_prefetch_factor.value_or(2);
+  o.seed = args.effective_data_seed();
+  o.pin_memory = args.dataloader_pin_memory && device.is_cuda();
+  o.device = device;
+  // group_by_length groups by the batches of one optimizer step, and its order comes from torch's global
+  // generator, which the Trainer seeds with `seed` (data_seed only seeds accelerate's random sampler).
+  o.length_group_batch_size = args.per_device_train_batch_size * args.gradient_accumulation_steps;
+  if (args.train_sampling_strategy == SamplingStrategy::group_by_length) o.seed = args.seed;
+  return o;
+}
+
+TRAINPP_INLINE DataLoaderOptions eval_loader_options(const TrainingArguments& args, torch::Device device) {
+  DataLoaderOptions o = train_loader_options(args, device);
+  o.batch_size = args.per_device_eval_batch_size;
+  o.shuffle = false;
+  // Under data parallelism each process evaluates only real examples: no collective runs per batch,
+  // and a padded batch's mean loss would count repeated examples (HF's eval_loss does; this does not).
+  o.even_batches = false;
+  return o;
+}
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp

@@ -7,14 +7,16 @@
 #include <trainpp/data/dataset.hpp>
 #include <trainpp/data/sampler.hpp>
 
-#include <ATen/CPUGeneratorImpl.h>
-
 #include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string_view>
 #include <type_traits>
 #include <vector>
+
+#if TRAINPP_DEFINITIONS
+#include <ATen/CPUGeneratorImpl.h>
+#endif
 
 namespace trainpp {
 
@@ -23,31 +25,9 @@ namespace trainpp {
 /// fewer so that there are 4 megabatches, at least 1), each sorted by length, longest first (ties keep
 /// their drawn order, as Python's stable sort does); then the longest example of all is swapped to the
 /// very front, so that a batch too large for memory fails on the first step rather than late.
-[[nodiscard]] inline std::vector<std::int64_t> length_grouped_indices(const std::vector<std::int64_t>& lengths,
-                                                                      std::int64_t batch_size, at::Generator generator,
-                                                                      std::optional<std::int64_t> mega_batch_mult = {}) {
-  if (batch_size < 1) throw error("length-grouped order: batch_size must be at least 1, got {}", batch_size);
-  const auto n = static_cast<std::int64_t>(lengths.size());
-  std::int64_t mult = mega_batch_mult.value_or(std::min<std::int64_t>(n / (batch_size * 4), 50));
-  if (mult < 1) mult = 1;
-  const torch::Tensor perm = torch::randperm(n, generator, torch::TensorOptions().dtype(torch::kLong));
-  const auto* p = perm.data_ptr<std::int64_t>();
-  std::vector<std::int64_t> out(p, p + n);
-  if (n == 0) return out;
-  const std::int64_t megabatch = mult * batch_size;
-  const auto longer = [&](std::int64_t a, std::int64_t b) {
-    return lengths[static_cast<std::size_t>(a)] > lengths[static_cast<std::size_t>(b)];
-  };
-  std::size_t longest_front = 0;  // the position of the megabatch whose first example is longest
-  for (std::int64_t begin = 0; begin < n; begin += megabatch) {
-    const auto first = out.begin() + begin, last = out.begin() + std::min(n, begin + megabatch);
-    std::stable_sort(first, last, longer);
-    // argmax picks the first of equal maxima: a later megabatch wins only when strictly longer.
-    if (longer(*first, out[longest_front])) longest_front = static_cast<std::size_t>(begin);
-  }
-  std::swap(out[0], out[longest_front]);
-  return out;
-}
+[[nodiscard]] std::vector<std::int64_t> length_grouped_indices(const std::vector<std::int64_t>& lengths,
+                                                               std::int64_t batch_size, at::Generator generator,
+                                                               std::optional<std::int64_t> mega_batch_mult = {});
 
 /// A length-grouped order per epoch. Epoch 0 is exactly transformers' first epoch under the Trainer:
 /// its LengthGroupedSampler draws from torch's global generator, which the Trainer seeded with `seed`
@@ -59,18 +39,10 @@ namespace trainpp {
 class LengthGroupedSampler {
  public:
   LengthGroupedSampler(std::vector<std::int64_t> lengths, std::int64_t batch_size, std::int64_t seed,
-                       bool after_loader_seed = true)
-      : lengths_(std::move(lengths)), batch_size_(batch_size), seed_(seed), after_loader_seed_(after_loader_seed) {
-    if (batch_size_ < 1) throw error("LengthGroupedSampler: batch_size must be at least 1, got {}", batch_size_);
-  }
+                       bool after_loader_seed = true);
   [[nodiscard]] std::int64_t size() const { return static_cast<std::int64_t>(lengths_.size()); }
   [[nodiscard]] const std::vector<std::int64_t>& lengths() const { return lengths_; }
-  [[nodiscard]] std::vector<std::int64_t> epoch_indices(std::int64_t epoch) const {
-    // The seed is reinterpreted as unsigned, as Python's manual_seed does with negative seeds.
-    at::Generator generator = at::detail::createCPUGenerator(static_cast<std::uint64_t>(seed_ + epoch));
-    if (after_loader_seed_) (void)torch::empty({}, torch::kLong).random_(generator);  // the loader's base seed
-    return length_grouped_indices(lengths_, batch_size_, generator);
-  }
+  [[nodiscard]] std::vector<std::int64_t> epoch_indices(std::int64_t epoch) const;
   /// The order of epoch `epoch` as an int64 CPU tensor.
   [[nodiscard]] torch::Tensor epoch_permutation(std::int64_t epoch) const {
     const std::vector<std::int64_t> order = epoch_indices(epoch);
@@ -131,5 +103,47 @@ template <Dataset D>
                 length_column_name);
   }
 }
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE std::vector<std::int64_t> length_grouped_indices(const std::vector<std::int64_t>& lengths,
+                                                                std::int64_t batch_size, at::Generator generator,
+                                                                std::optional<std::int64_t> mega_batch_mult) {
+  if (batch_size < 1) throw error("length-grouped order: batch_size must be at least 1, got {}", batch_size);
+  const auto n = static_cast<std::int64_t>(lengths.size());
+  std::int64_t mult = mega_batch_mult.value_or(std::min<std::int64_t>(n / (batch_size * 4), 50));
+  if (mult < 1) mult = 1;
+  const torch::Tensor perm = torch::randperm(n, generator, torch::TensorOptions().dtype(torch::kLong));
+  const auto* p = perm.data_ptr<std::int64_t>();
+  std::vector<std::int64_t> out(p, p + n);
+  if (n == 0) return out;
+  const std::int64_t megabatch = mult * batch_size;
+  const auto longer = [&](std::int64_t a, std::int64_t b) {
+    return lengths[static_cast<std::size_t>(a)] > lengths[static_cast<std::size_t>(b)];
+  };
+  std::size_t longest_front = 0;  // the position of the megabatch whose first example is longest
+  for (std::int64_t begin = 0; begin < n; begin += megabatch) {
+    const auto first = out.begin() + begin, last = out.begin() + std::min(n, begin + megabatch);
+    std::stable_sort(first, last, longer);
+    // argmax picks the first of equal maxima: a later megabatch wins only when strictly longer.
+    if (longer(*first, out[longest_front])) longest_front = static_cast<std::size_t>(begin);
+  }
+  std::swap(out[0], out[longest_front]);
+  return out;
+}
+
+TRAINPP_INLINE LengthGroupedSampler::LengthGroupedSampler(std::vector<std::int64_t> lengths, std::int64_t batch_size, std::int64_t seed,
+                                                          bool after_loader_seed) : lengths_(std::move(lengths)), batch_size_(batch_size), seed_(seed), after_loader_seed_(after_loader_seed) {
+  if (batch_size_ < 1) throw error("LengthGroupedSampler: batch_size must be at least 1, got {}", batch_size_);
+}
+
+TRAINPP_INLINE std::vector<std::int64_t> LengthGroupedSampler::epoch_indices(std::int64_t epoch) const {
+  // The seed is reinterpreted as unsigned, as Python's manual_seed does with negative seeds.
+  at::Generator generator = at::detail::createCPUGenerator(static_cast<std::uint64_t>(seed_ + epoch));
+  if (after_loader_seed_) (void)torch::empty({}, torch::kLong).random_(generator);  // the loader's base seed
+  return length_grouped_indices(lengths_, batch_size_, generator);
+}
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp

@@ -3,11 +3,13 @@
 
 #include <trainpp/detail/config.hpp>
 
-#include <ATen/CPUGeneratorImpl.h>
-
 #include <cstdint>
-#include <numeric>
 #include <vector>
+
+#if TRAINPP_DEFINITIONS
+#include <ATen/CPUGeneratorImpl.h>
+#include <numeric>
+#endif
 
 namespace trainpp {
 
@@ -15,12 +17,7 @@ namespace detail {
 
 /// A permutation of 0..n-1 (int64, CPU) drawn from a fresh CPU generator seeded with `seed`: what
 /// `g = torch.Generator(); g.manual_seed(seed); torch.randperm(n, generator=g)` gives in Python.
-[[nodiscard]] inline torch::Tensor seeded_randperm(std::int64_t n, std::int64_t seed) {
-  if (n < 0) throw error("cannot permute a negative number of examples ({})", n);
-  // The seed is reinterpreted as unsigned, as Python's manual_seed does with negative seeds.
-  at::Generator generator = at::detail::createCPUGenerator(static_cast<std::uint64_t>(seed));
-  return torch::randperm(n, generator, torch::TensorOptions().dtype(torch::kLong));
-}
+[[nodiscard]] torch::Tensor seeded_randperm(std::int64_t n, std::int64_t seed);
 
 }  // namespace detail
 
@@ -32,11 +29,7 @@ class SequentialSampler {
   }
   [[nodiscard]] std::int64_t size() const { return n_; }
   /// 0..n-1, whatever the epoch.
-  [[nodiscard]] std::vector<std::int64_t> epoch_indices(std::int64_t /*epoch*/) const {
-    std::vector<std::int64_t> out(static_cast<std::size_t>(n_));
-    std::iota(out.begin(), out.end(), std::int64_t{0});
-    return out;
-  }
+  [[nodiscard]] std::vector<std::int64_t> epoch_indices(std::int64_t /*epoch*/) const;
 
  private:
   std::int64_t n_;
@@ -58,15 +51,38 @@ class RandomSampler {
     return detail::seeded_randperm(n_, seed_ + epoch);
   }
   /// The order of epoch `epoch`.
-  [[nodiscard]] std::vector<std::int64_t> epoch_indices(std::int64_t epoch) const {
-    const torch::Tensor perm = epoch_permutation(epoch);
-    const auto* p = perm.data_ptr<std::int64_t>();
-    return {p, p + perm.numel()};
-  }
+  [[nodiscard]] std::vector<std::int64_t> epoch_indices(std::int64_t epoch) const;
 
  private:
   std::int64_t n_;
   std::int64_t seed_;
 };
+
+#if TRAINPP_DEFINITIONS
+
+namespace detail {
+
+TRAINPP_INLINE torch::Tensor seeded_randperm(std::int64_t n, std::int64_t seed) {
+  if (n < 0) throw error("cannot permute a negative number of examples ({})", n);
+  // The seed is reinterpreted as unsigned, as Python's manual_seed does with negative seeds.
+  at::Generator generator = at::detail::createCPUGenerator(static_cast<std::uint64_t>(seed));
+  return torch::randperm(n, generator, torch::TensorOptions().dtype(torch::kLong));
+}
+
+}  // namespace detail
+
+TRAINPP_INLINE std::vector<std::int64_t> SequentialSampler::epoch_indices(std::int64_t /*epoch*/) const {
+  std::vector<std::int64_t> out(static_cast<std::size_t>(n_));
+  std::iota(out.begin(), out.end(), std::int64_t{0});
+  return out;
+}
+
+TRAINPP_INLINE std::vector<std::int64_t> RandomSampler::epoch_indices(std::int64_t epoch) const {
+  const torch::Tensor perm = epoch_permutation(epoch);
+  const auto* p = perm.data_ptr<std::int64_t>();
+  return {p, p + perm.numel()};
+}
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp

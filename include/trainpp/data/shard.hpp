@@ -2,11 +2,15 @@
 // Which batches of an epoch each process of a data-parallel job takes: accelerate's BatchSamplerShard
 // (split_batches=False, even_batches=True), which HF's Trainer uses for training and evaluation.
 
+#include <trainpp/detail/config.hpp>
 #include <trainpp/detail/error.hpp>
 
-#include <algorithm>
 #include <cstdint>
 #include <vector>
+
+#if TRAINPP_DEFINITIONS
+#include <algorithm>
+#endif
 
 namespace trainpp {
 
@@ -25,10 +29,17 @@ struct DataShard {
 /// process waits for a collective the others never call. With drop_last the incomplete round is dropped.
 /// Without even_batches (evaluation, where no collective runs per batch) the incomplete round is
 /// handed out as it is: some processes get one batch fewer, and the last may be short.
-[[nodiscard]] inline std::vector<std::vector<std::int64_t>> shard_batch_positions(std::int64_t num_samples,
-                                                                                  std::int64_t batch_size,
-                                                                                  DataShard shard, bool drop_last,
-                                                                                  bool even_batches = true) {
+[[nodiscard]] std::vector<std::vector<std::int64_t>> shard_batch_positions(std::int64_t num_samples,
+                                                                           std::int64_t batch_size,
+                                                                           DataShard shard, bool drop_last,
+                                                                           bool even_batches = true);
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE std::vector<std::vector<std::int64_t>> shard_batch_positions(std::int64_t num_samples,
+                                                                            std::int64_t batch_size,
+                                                                            DataShard shard, bool drop_last,
+                                                                            bool even_batches) {
   if (batch_size < 1) throw error("a data shard needs batch_size >= 1, got {}", batch_size);
   if (shard.count < 1 || shard.index < 0 || shard.index >= shard.count)
     throw error("a data shard needs 0 <= index < count, got index {} of {}", shard.index, shard.count);
@@ -84,5 +95,7 @@ struct DataShard {
   }
   return out;
 }
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp

@@ -2,6 +2,7 @@
 // AutoSharding: the sharding slot that HF's flags configure — --fsdp picks data parallelism
 // (nothing, or no_shard), ShardGradOp (shard_grad_op) or FullShard (full_shard) when the run starts.
 
+#include <trainpp/detail/config.hpp>
 #include <trainpp/sharding/data_parallel.hpp>
 #include <trainpp/sharding/zero.hpp>
 
@@ -18,22 +19,7 @@ class AutoSharding {
   /// Shards as --fsdp / --deepspeed say: the Trainer accepts those flags with this policy.
   static constexpr bool shards_model = true;
 
-  void configure(const TrainingArguments& args, torch::Device device) {
-    const FsdpOptions options = args.fsdp_options();
-    if (options.strategy && *options.strategy != ShardingStrategy::no_shard) {
-      zero_.emplace(*options.strategy, options);
-      zero_->configure(args, device);
-    } else {
-      data_parallel_.configure(args, device);
-    }
-    if (world_size() > 1) {
-      if (!zero_) note("data parallelism across {} processes", world_size());
-      else if (options.hybrid)
-        note("{}: sharded within each node's {} processes, replicated across {} nodes", zero_->label(),
-             zero_->shard_group_size(), world_size() / zero_->shard_group_size());
-      else note("{} across {} processes", zero_->label(), world_size());
-    }
-  }
+  void configure(const TrainingArguments& args, torch::Device device);
   /// The policy chosen: nullptr for data parallelism.
   [[nodiscard]] ZeroSharding* zero() { return zero_ ? &*zero_ : nullptr; }
 
@@ -97,5 +83,26 @@ class AutoSharding {
   DataParallel data_parallel_;
   std::optional<ZeroSharding> zero_;
 };
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE void AutoSharding::configure(const TrainingArguments& args, torch::Device device) {
+  const FsdpOptions options = args.fsdp_options();
+  if (options.strategy && *options.strategy != ShardingStrategy::no_shard) {
+    zero_.emplace(*options.strategy, options);
+    zero_->configure(args, device);
+  } else {
+    data_parallel_.configure(args, device);
+  }
+  if (world_size() > 1) {
+    if (!zero_) note("data parallelism across {} processes", world_size());
+    else if (options.hybrid)
+      note("{}: sharded within each node's {} processes, replicated across {} nodes", zero_->label(),
+           zero_->shard_group_size(), world_size() / zero_->shard_group_size());
+    else note("{} across {} processes", zero_->label(), world_size());
+  }
+}
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp
