@@ -113,14 +113,17 @@ template <class...> inline constexpr bool always_false = false;
 // launchers people use leave behind (torchrun and trainpp-launch, Slurm's srun, Open MPI's mpirun).
 
 
-#include <charconv>
 #include <cstdlib>
 #include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <system_error>
 #include <vector>
+
+#if TRAINPP_DEFINITIONS
+#include <charconv>
+#include <system_error>
+#endif
 
 namespace trainpp {
 
@@ -132,15 +135,7 @@ enum class Launcher {
   mpi,       ///< OMPI_COMM_WORLD_*: Open MPI's mpirun
 };
 
-[[nodiscard]] inline std::string_view to_string(Launcher l) {
-  switch (l) {
-    case Launcher::none: return "none";
-    case Launcher::torchrun: return "torchrun";
-    case Launcher::slurm: return "slurm";
-    case Launcher::mpi: return "mpi";
-  }
-  return "?";
-}
+[[nodiscard]] std::string_view to_string(Launcher l);
 
 /// This process's place in the job and the rendezvous address (c10d's TCPStore on master_addr:port,
 /// hosted by rank 0 unless the launcher's agent hosts it: use_agent_store).
@@ -171,7 +166,46 @@ using EnvironmentReader = std::function<std::optional<std::string>(const std::st
 namespace detail {
 
 /// A whole non-negative decimal integer that fits an int, else an Error naming the variable.
-inline int parse_launch_int(const std::string& name, const std::string& text) {
+int parse_launch_int(const std::string& name, const std::string& text);
+
+/// The first host of a Slurm host list: "gpu[07-09,12],cpu01" → "gpu07", "node3,node4" → "node3".
+std::string first_slurm_host(const std::string& list);
+
+/// Tasks on node `node` from Slurm's per-node counts: "4(x2),3" → node 0: 4, node 1: 4, node 2: 3.
+int slurm_tasks_on_node(const std::string& counts, int node);
+
+}  // namespace detail
+
+/// Reads the launcher's environment, first match wins:
+///   1. WORLD_SIZE or RANK set: torchrun's contract (also trainpp-launch's, and what users export by
+///      hand for mpirun or srun wrappers). RANK and WORLD_SIZE are then both required; LOCAL_RANK and
+///      LOCAL_WORLD_SIZE default to RANK and WORLD_SIZE (one node); MASTER_ADDR and MASTER_PORT are
+///      required with more than one process, as c10d's env:// rendezvous requires them.
+///   2. SLURM_STEP_NUM_TASKS and SLURM_PROCID: a task of an srun step. (A batch script's own shell has
+///      SLURM_PROCID=0 and SLURM_NTASKS but no step: taken as a plain process, not rank 0 of a job
+///      whose other ranks would never come.) MASTER_ADDR defaults to the step's first node.
+///   3. OMPI_COMM_WORLD_SIZE: Open MPI's mpirun. MASTER_ADDR is required when the job spans nodes
+///      (`mpirun -x MASTER_ADDR=<host> ...`).
+///   4. otherwise a plain process: rank 0 of 1.
+/// Every value is checked: a malformed number, WORLD_SIZE 0, RANK ≥ WORLD_SIZE, a port outside
+/// 1..65535 are trainpp::Errors naming the variable.
+[[nodiscard]] LaunchEnvironment detect_launch_environment(const EnvironmentReader& env = process_environment);
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE std::string_view to_string(Launcher l) {
+  switch (l) {
+    case Launcher::none: return "none";
+    case Launcher::torchrun: return "torchrun";
+    case Launcher::slurm: return "slurm";
+    case Launcher::mpi: return "mpi";
+  }
+  return "?";
+}
+
+namespace detail {
+
+TRAINPP_INLINE int parse_launch_int(const std::string& name, const std::string& text) {
   int value = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || value < 0)
@@ -179,8 +213,7 @@ inline int parse_launch_int(const std::string& name, const std::string& text) {
   return value;
 }
 
-/// The first host of a Slurm host list: "gpu[07-09,12],cpu01" → "gpu07", "node3,node4" → "node3".
-inline std::string first_slurm_host(const std::string& list) {
+TRAINPP_INLINE std::string first_slurm_host(const std::string& list) {
   const auto open = list.find('[');
   const auto comma = list.find(',');
   if (open == std::string::npos || (comma != std::string::npos && comma < open))
@@ -191,8 +224,7 @@ inline std::string first_slurm_host(const std::string& list) {
   return list.substr(0, open) + first_range.substr(0, first_range.find('-'));
 }
 
-/// Tasks on node `node` from Slurm's per-node counts: "4(x2),3" → node 0: 4, node 1: 4, node 2: 3.
-inline int slurm_tasks_on_node(const std::string& counts, int node) {
+TRAINPP_INLINE int slurm_tasks_on_node(const std::string& counts, int node) {
   int index = 0;
   std::size_t pos = 0;
   while (pos <= counts.size()) {
@@ -215,20 +247,7 @@ inline int slurm_tasks_on_node(const std::string& counts, int node) {
 
 }  // namespace detail
 
-/// Reads the launcher's environment, first match wins:
-///   1. WORLD_SIZE or RANK set: torchrun's contract (also trainpp-launch's, and what users export by
-///      hand for mpirun or srun wrappers). RANK and WORLD_SIZE are then both required; LOCAL_RANK and
-///      LOCAL_WORLD_SIZE default to RANK and WORLD_SIZE (one node); MASTER_ADDR and MASTER_PORT are
-///      required with more than one process, as c10d's env:// rendezvous requires them.
-///   2. SLURM_STEP_NUM_TASKS and SLURM_PROCID: a task of an srun step. (A batch script's own shell has
-///      SLURM_PROCID=0 and SLURM_NTASKS but no step: taken as a plain process, not rank 0 of a job
-///      whose other ranks would never come.) MASTER_ADDR defaults to the step's first node.
-///   3. OMPI_COMM_WORLD_SIZE: Open MPI's mpirun. MASTER_ADDR is required when the job spans nodes
-///      (`mpirun -x MASTER_ADDR=<host> ...`).
-///   4. otherwise a plain process: rank 0 of 1.
-/// Every value is checked: a malformed number, WORLD_SIZE 0, RANK ≥ WORLD_SIZE, a port outside
-/// 1..65535 are trainpp::Errors naming the variable.
-[[nodiscard]] inline LaunchEnvironment detect_launch_environment(const EnvironmentReader& env = process_environment) {
+TRAINPP_INLINE LaunchEnvironment detect_launch_environment(const EnvironmentReader& env) {
   auto int_var = [&](const std::string& name) -> std::optional<int> {
     const auto text = env(name);
     if (!text) return std::nullopt;
@@ -303,6 +322,8 @@ inline int slurm_tasks_on_node(const std::string& counts, int node) {
   return e;
 }
 
+#endif  // TRAINPP_DEFINITIONS
+
 }  // namespace trainpp
 
 // ---- trainpp/io/atomic_write.hpp ----
@@ -332,11 +353,7 @@ namespace detail {
 
 /// A short random hex suffix: together with the pid it keeps concurrent writers (threads, processes,
 /// ranks sharing a file system) from picking the same temporary name.
-[[nodiscard]] inline std::string random_suffix() {
-  thread_local std::mt19937_64 engine{(static_cast<std::uint64_t>(std::random_device{}()) << 32) ^
-                                      std::random_device{}()};
-  return fmt::format("{:016x}", engine());
-}
+[[nodiscard]] std::string random_suffix();
 
 /// Closes a file descriptor on scope exit.
 class FileDescriptor {
@@ -373,14 +390,7 @@ class FileDescriptor {
 
 /// fsync(2) on a file or directory, so that its contents (for a directory: the names in it, which is
 /// what makes a rename durable) reach the disk.
-inline void fsync_path(const std::filesystem::path& path, bool directory) {
-  FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | (directory ? O_DIRECTORY : 0)));
-  if (fd.get() < 0) throw error("cannot open {} to sync it: {}", path.string(), errno_message(errno));
-  // EINVAL: the file system cannot sync this kind of file (some do not sync directories); there is
-  // nothing more to do for it.
-  if (::fsync(fd.get()) != 0 && errno != EINVAL)
-    throw error("cannot sync {} to disk: {}", path.string(), errno_message(errno));
-}
+void fsync_path(const std::filesystem::path& path, bool directory);
 
 inline void rename_or_throw(const std::filesystem::path& from, const std::filesystem::path& to) {
   if (std::rename(from.c_str(), to.c_str()) != 0)
@@ -393,7 +403,47 @@ inline void rename_or_throw(const std::filesystem::path& from, const std::filesy
 /// complete new one. The bytes go to "<path>.tmp-<pid>-<random>" in the same directory, which is synced,
 /// renamed over `path`, and the directory synced. The directory must exist. Throws trainpp::Error naming
 /// the path and the system's reason; the temporary file is removed on failure.
-inline void write_file_atomic(const std::filesystem::path& path, std::string_view bytes) {
+void write_file_atomic(const std::filesystem::path& path, std::string_view bytes);
+
+/// Creates and returns an empty staging directory for `final_dir`, "<parent>/.tmp-<name>-<pid>-<random>"
+/// (creating the parent if needed). The leading ".tmp-" keeps it from matching what readers look for
+/// (such as "checkpoint-*"), so an abandoned one is never mistaken for a result. Fill it, then call
+/// commit_dir.
+[[nodiscard]] std::filesystem::path make_staging_dir(const std::filesystem::path& final_dir);
+
+/// Publishes the filled `staging` directory as `final_dir`: syncs every file and directory in it,
+/// renames it to `final_dir`, and syncs the parent. An existing `final_dir` is replaced: swapped in one
+/// atomic step where the system offers it (Linux renameat2 RENAME_EXCHANGE), otherwise renamed aside,
+/// the new one renamed in, and the old one removed. Both must be on the same file system (as
+/// make_staging_dir arranges). Throws trainpp::Error naming the paths and the reason.
+void commit_dir(const std::filesystem::path& staging, const std::filesystem::path& final_dir);
+
+/// The whole contents of the file at `path`. Throws trainpp::Error naming the path and the reason if it
+/// is missing or unreadable.
+[[nodiscard]] std::string read_file(const std::filesystem::path& path);
+
+#if TRAINPP_DEFINITIONS
+
+namespace detail {
+
+TRAINPP_INLINE std::string random_suffix() {
+  thread_local std::mt19937_64 engine{(static_cast<std::uint64_t>(std::random_device{}()) << 32) ^
+                                      std::random_device{}()};
+  return fmt::format("{:016x}", engine());
+}
+
+TRAINPP_INLINE void fsync_path(const std::filesystem::path& path, bool directory) {
+  FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | (directory ? O_DIRECTORY : 0)));
+  if (fd.get() < 0) throw error("cannot open {} to sync it: {}", path.string(), errno_message(errno));
+  // EINVAL: the file system cannot sync this kind of file (some do not sync directories); there is
+  // nothing more to do for it.
+  if (::fsync(fd.get()) != 0 && errno != EINVAL)
+    throw error("cannot sync {} to disk: {}", path.string(), errno_message(errno));
+}
+
+}  // namespace detail
+
+TRAINPP_INLINE void write_file_atomic(const std::filesystem::path& path, std::string_view bytes) {
   const auto tmp = std::filesystem::path(
       fmt::format("{}.tmp-{}-{}", detail::without_trailing_separator(path).string(), ::getpid(),
                   detail::random_suffix()));
@@ -420,11 +470,7 @@ inline void write_file_atomic(const std::filesystem::path& path, std::string_vie
   detail::fsync_path(detail::parent_or_dot(path), /*directory=*/true);
 }
 
-/// Creates and returns an empty staging directory for `final_dir`, "<parent>/.tmp-<name>-<pid>-<random>"
-/// (creating the parent if needed). The leading ".tmp-" keeps it from matching what readers look for
-/// (such as "checkpoint-*"), so an abandoned one is never mistaken for a result. Fill it, then call
-/// commit_dir.
-[[nodiscard]] inline std::filesystem::path make_staging_dir(const std::filesystem::path& final_dir) {
+TRAINPP_INLINE std::filesystem::path make_staging_dir(const std::filesystem::path& final_dir) {
   const auto final_path = detail::without_trailing_separator(final_dir);
   const auto parent = detail::parent_or_dot(final_path);
   std::error_code ec;
@@ -437,12 +483,7 @@ inline void write_file_atomic(const std::filesystem::path& path, std::string_vie
   return staging;
 }
 
-/// Publishes the filled `staging` directory as `final_dir`: syncs every file and directory in it,
-/// renames it to `final_dir`, and syncs the parent. An existing `final_dir` is replaced: swapped in one
-/// atomic step where the system offers it (Linux renameat2 RENAME_EXCHANGE), otherwise renamed aside,
-/// the new one renamed in, and the old one removed. Both must be on the same file system (as
-/// make_staging_dir arranges). Throws trainpp::Error naming the paths and the reason.
-inline void commit_dir(const std::filesystem::path& staging, const std::filesystem::path& final_dir) {
+TRAINPP_INLINE void commit_dir(const std::filesystem::path& staging, const std::filesystem::path& final_dir) {
   namespace fs = std::filesystem;
   const auto final_path = detail::without_trailing_separator(final_dir);
   std::error_code ec;
@@ -493,9 +534,7 @@ inline void commit_dir(const std::filesystem::path& staging, const std::filesyst
   detail::fsync_path(parent, true);
 }
 
-/// The whole contents of the file at `path`. Throws trainpp::Error naming the path and the reason if it
-/// is missing or unreadable.
-[[nodiscard]] inline std::string read_file(const std::filesystem::path& path) {
+TRAINPP_INLINE std::string read_file(const std::filesystem::path& path) {
   detail::FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) throw error("cannot read {}: {}", path.string(), detail::errno_message(errno));
   struct ::stat info {};
@@ -514,6 +553,8 @@ inline void commit_dir(const std::filesystem::path& staging, const std::filesyst
   }
   return out;
 }
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp
 
@@ -601,25 +642,34 @@ template <class Json = nlohmann::json>
 }  // namespace detail
 
 /// Reads a JSON file strictly (see detail::parse_json_strict); errors name the file.
-[[nodiscard]] inline nlohmann::json read_json_file(const std::filesystem::path& path) {
+[[nodiscard]] nlohmann::json read_json_file(const std::filesystem::path& path);
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE nlohmann::json read_json_file(const std::filesystem::path& path) {
   return detail::parse_json_strict(read_file(path), path.string());
 }
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <array>
 #include <cctype>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
-#include <sstream>
 #include <string_view>
 #include <string>
-#include <utility>
 #include <vector>
+
+#if TRAINPP_DEFINITIONS
+#include <array>
+#include <sstream>
+#include <utility>
+#endif
 
 namespace trainpp {
 
@@ -660,7 +710,69 @@ inline std::string lower(std::string s) {
 }
 
 /// A config value that must be a boolean: JSON true/false, or the strings accelerate's YAML writes.
-inline bool fsdp_bool(const nlohmann::json& value, const std::string& key, const std::string& source) {
+bool fsdp_bool(const nlohmann::json& value, const std::string& key, const std::string& source);
+
+/// The JSON of an option that holds an inline object ("{...}") or the path of a JSON file, read
+/// strictly (duplicate keys refused, see parse_json_strict). `source` becomes what errors name: the
+/// flag for an inline object, else the file.
+nlohmann::json read_json_option(std::string_view flag, const std::string& value, std::string& source);
+
+}  // namespace detail
+
+/// Reads --fsdp (space-separated options) and --fsdp_config (a JSON file path, or a JSON object
+/// given inline), with HF's rules: `offload` alone and `full_shard` with `shard_grad_op` are errors;
+/// a leading `fsdp_` of a config key is dropped; min_num_params and transformer_layer_cls_to_wrap
+/// exclude each other; activation_checkpointing excludes --gradient_checkpointing. Unlike HF, an
+/// unknown key or option is an error (HF ignores it, and a typo silently trains without sharding).
+// Long on purpose: one rule of HF's --fsdp / --fsdp_config checks after another, each with its message.
+[[nodiscard]] FsdpOptions parse_fsdp_options(const std::string& fsdp, const std::optional<std::string>& fsdp_config,
+                                             bool gradient_checkpointing);
+
+/// What `accelerate launch` says about FSDP, as --fsdp and --fsdp_config would say it.
+struct AccelerateFsdp {
+  std::string fsdp;  ///< the strategy (and offload) in --fsdp's words
+  nlohmann::json config = nlohmann::json::object();  ///< fsdp_config keys, without the fsdp_ prefix
+};
+
+/// Reads the FSDP settings `accelerate launch` exports from a config file whose distributed_type is
+/// FSDP (ACCELERATE_USE_FSDP=true, then FSDP_SHARDING_STRATEGY, FSDP_AUTO_WRAP_POLICY, ...); nullopt
+/// when it does not say FSDP. The strategy is a name (FULL_SHARD, SHARD_GRAD_OP, NO_SHARD,
+/// HYBRID_SHARD, HYBRID_SHARD_ZERO2) or its number 1..5, as accelerate's configs write either; FSDP
+/// version 2 configs say FSDP_RESHARD_AFTER_FORWARD instead (true: full_shard, false: shard_grad_op).
+/// Settings without a counterpart here (use_orig_params, cpu_ram_efficient_loading) are ignored;
+/// a value trainpp cannot honour is an error naming the variable.
+// Long on purpose: one accelerate variable after another, each mapped and checked in place.
+[[nodiscard]] std::optional<AccelerateFsdp> accelerate_fsdp_environment(const EnvironmentReader& env = process_environment);
+
+/// What a DeepSpeed config must agree on with the training arguments (HF fills "auto" values from
+/// them and refuses explicit values that differ).
+struct DeepSpeedArguments {
+  std::int64_t per_device_train_batch_size = 8;
+  std::int64_t gradient_accumulation_steps = 1;
+  double max_grad_norm = 1.0;
+  double learning_rate = 5e-5, weight_decay = 0, adam_beta1 = 0.9, adam_beta2 = 0.999, adam_epsilon = 1e-8;
+  bool fp16 = false, bf16 = false;
+  std::int64_t world_size = 1;
+};
+
+/// A DeepSpeed JSON config (--deepspeed: a file, or an inline object) mapped onto the same policies:
+/// zero_optimization.stage 0 → data parallelism, 1 and 2 → shard_grad_op (trainpp shards gradients with
+/// the optimizer state, which stage 1 would not: less memory, the same numbers), 3 → full_shard (the
+/// whole model one unit: DeepSpeed gathers per module, which needs trainpp::call; use --fsdp_config to
+/// wrap units); offload_optimizer / offload_param to "cpu" → offload. "auto" values are the training
+/// arguments'; explicit train_micro_batch_size_per_gpu, gradient_accumulation_steps, train_batch_size,
+/// gradient_clipping, fp16/bf16.enabled and AdamW's lr, betas, eps, weight_decay must equal them, as
+/// HF requires. DeepSpeed's tuning keys (bucket sizes, overlap_comm, stage3_* thresholds, logging) are
+/// accepted and have no effect; anything else, a scheduler block, another optimizer or NVMe offload is
+/// an error naming it.
+// Long on purpose: one check per DeepSpeed config key, in the config's own order, each with its message.
+[[nodiscard]] FsdpOptions parse_deepspeed_config(const std::string& deepspeed, const DeepSpeedArguments& a);
+
+#if TRAINPP_DEFINITIONS
+
+namespace detail {
+
+TRAINPP_INLINE bool fsdp_bool(const nlohmann::json& value, const std::string& key, const std::string& source) {
   if (value.is_boolean()) return value.get<bool>();
   if (value.is_string()) {
     const auto v = lower(value.get<std::string>());
@@ -670,10 +782,7 @@ inline bool fsdp_bool(const nlohmann::json& value, const std::string& key, const
   throw error("{}: fsdp_config key '{}' must be true or false, got {}", source, key, value.dump());
 }
 
-/// The JSON of an option that holds an inline object ("{...}") or the path of a JSON file, read
-/// strictly (duplicate keys refused, see parse_json_strict). `source` becomes what errors name: the
-/// flag for an inline object, else the file.
-inline nlohmann::json read_json_option(std::string_view flag, const std::string& value, std::string& source) {
+TRAINPP_INLINE nlohmann::json read_json_option(std::string_view flag, const std::string& value, std::string& source) {
   const auto first = value.find_first_not_of(" \t\r\n");
   if (first != std::string::npos && value[first] == '{') {
     source = std::string(flag);
@@ -691,14 +800,8 @@ inline nlohmann::json read_json_option(std::string_view flag, const std::string&
 
 }  // namespace detail
 
-/// Reads --fsdp (space-separated options) and --fsdp_config (a JSON file path, or a JSON object
-/// given inline), with HF's rules: `offload` alone and `full_shard` with `shard_grad_op` are errors;
-/// a leading `fsdp_` of a config key is dropped; min_num_params and transformer_layer_cls_to_wrap
-/// exclude each other; activation_checkpointing excludes --gradient_checkpointing. Unlike HF, an
-/// unknown key or option is an error (HF ignores it, and a typo silently trains without sharding).
-// Long on purpose: one rule of HF's --fsdp / --fsdp_config checks after another, each with its message.
-[[nodiscard]] inline FsdpOptions parse_fsdp_options(const std::string& fsdp, const std::optional<std::string>& fsdp_config,
-                                                    bool gradient_checkpointing) {
+TRAINPP_INLINE FsdpOptions parse_fsdp_options(const std::string& fsdp, const std::optional<std::string>& fsdp_config,
+                                              bool gradient_checkpointing) {
   FsdpOptions o;
   std::istringstream words(fsdp);
   bool full = false, grad_op = false, none = false, hybrid_full = false, hybrid_grad_op = false;
@@ -801,21 +904,7 @@ inline nlohmann::json read_json_option(std::string_view flag, const std::string&
   return o;
 }
 
-/// What `accelerate launch` says about FSDP, as --fsdp and --fsdp_config would say it.
-struct AccelerateFsdp {
-  std::string fsdp;  ///< the strategy (and offload) in --fsdp's words
-  nlohmann::json config = nlohmann::json::object();  ///< fsdp_config keys, without the fsdp_ prefix
-};
-
-/// Reads the FSDP settings `accelerate launch` exports from a config file whose distributed_type is
-/// FSDP (ACCELERATE_USE_FSDP=true, then FSDP_SHARDING_STRATEGY, FSDP_AUTO_WRAP_POLICY, ...); nullopt
-/// when it does not say FSDP. The strategy is a name (FULL_SHARD, SHARD_GRAD_OP, NO_SHARD,
-/// HYBRID_SHARD, HYBRID_SHARD_ZERO2) or its number 1..5, as accelerate's configs write either; FSDP
-/// version 2 configs say FSDP_RESHARD_AFTER_FORWARD instead (true: full_shard, false: shard_grad_op).
-/// Settings without a counterpart here (use_orig_params, cpu_ram_efficient_loading) are ignored;
-/// a value trainpp cannot honour is an error naming the variable.
-// Long on purpose: one accelerate variable after another, each mapped and checked in place.
-[[nodiscard]] inline std::optional<AccelerateFsdp> accelerate_fsdp_environment(const EnvironmentReader& env = process_environment) {
+TRAINPP_INLINE std::optional<AccelerateFsdp> accelerate_fsdp_environment(const EnvironmentReader& env) {
   auto flag = [&](const std::string& name) -> std::optional<bool> {
     const auto text = env(name);
     if (!text) return std::nullopt;
@@ -885,29 +974,7 @@ struct AccelerateFsdp {
   return out;
 }
 
-/// What a DeepSpeed config must agree on with the training arguments (HF fills "auto" values from
-/// them and refuses explicit values that differ).
-struct DeepSpeedArguments {
-  std::int64_t per_device_train_batch_size = 8;
-  std::int64_t gradient_accumulation_steps = 1;
-  double max_grad_norm = 1.0;
-  double learning_rate = 5e-5, weight_decay = 0, adam_beta1 = 0.9, adam_beta2 = 0.999, adam_epsilon = 1e-8;
-  bool fp16 = false, bf16 = false;
-  std::int64_t world_size = 1;
-};
-
-/// A DeepSpeed JSON config (--deepspeed: a file, or an inline object) mapped onto the same policies:
-/// zero_optimization.stage 0 → data parallelism, 1 and 2 → shard_grad_op (trainpp shards gradients with
-/// the optimizer state, which stage 1 would not: less memory, the same numbers), 3 → full_shard (the
-/// whole model one unit: DeepSpeed gathers per module, which needs trainpp::call; use --fsdp_config to
-/// wrap units); offload_optimizer / offload_param to "cpu" → offload. "auto" values are the training
-/// arguments'; explicit train_micro_batch_size_per_gpu, gradient_accumulation_steps, train_batch_size,
-/// gradient_clipping, fp16/bf16.enabled and AdamW's lr, betas, eps, weight_decay must equal them, as
-/// HF requires. DeepSpeed's tuning keys (bucket sizes, overlap_comm, stage3_* thresholds, logging) are
-/// accepted and have no effect; anything else, a scheduler block, another optimizer or NVMe offload is
-/// an error naming it.
-// Long on purpose: one check per DeepSpeed config key, in the config's own order, each with its message.
-[[nodiscard]] inline FsdpOptions parse_deepspeed_config(const std::string& deepspeed, const DeepSpeedArguments& a) {
+TRAINPP_INLINE FsdpOptions parse_deepspeed_config(const std::string& deepspeed, const DeepSpeedArguments& a) {
   std::string source;
   const nlohmann::json config = detail::read_json_option("--deepspeed", deepspeed, source);
   if (!config.is_object()) throw error("{}: a DeepSpeed config must be a JSON object", source);
@@ -1003,6 +1070,8 @@ struct DeepSpeedArguments {
   return o;
 }
 
+#endif  // TRAINPP_DEFINITIONS
+
 }  // namespace trainpp
 
 // ---- trainpp/args/optim_args.hpp ----
@@ -1014,15 +1083,18 @@ struct DeepSpeedArguments {
 // naming the key, so that a misspelt setting never trains silently with the default.
 
 
-#include <charconv>
-#include <cmath>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
-#include <system_error>
 #include <utility>
 #include <vector>
+
+#if TRAINPP_DEFINITIONS
+#include <charconv>
+#include <cmath>
+#include <system_error>
+#endif
 
 namespace trainpp {
 
@@ -1032,69 +1104,20 @@ class OptimArgs {
 
   /// Parses `text` as HF does (spaces removed, entries split at ',', each at its one '='). Throws
   /// trainpp::Error for an entry that is not key=value, an empty key, or a key given twice.
-  [[nodiscard]] static OptimArgs parse(std::string_view text) {
-    std::string compact;
-    for (const char c : text)
-      if (c != ' ') compact += c;
-    OptimArgs out;
-    if (compact.empty()) return out;
-    std::string_view rest = compact;
-    while (true) {
-      const auto comma = rest.find(',');
-      const std::string_view entry = rest.substr(0, comma);
-      const auto equals = entry.find('=');
-      if (equals == std::string_view::npos || equals == 0 || entry.find('=', equals + 1) != std::string_view::npos)
-        throw error("optim_args: '{}' is not key=value (expected e.g. \"momentum=0.9,nesterov=true\")", entry);
-      const std::string key(entry.substr(0, equals));
-      if (out.find(key)) throw error("optim_args: '{}' is given twice", key);
-      out.entries_.emplace_back(key, std::string(entry.substr(equals + 1)));
-      if (comma == std::string_view::npos) break;
-      rest = rest.substr(comma + 1);
-    }
-    return out;
-  }
+  [[nodiscard]] static OptimArgs parse(std::string_view text);
 
   [[nodiscard]] bool empty() const { return entries_.empty(); }
   [[nodiscard]] const std::vector<std::pair<std::string, std::string>>& entries() const { return entries_; }
 
   /// Refuses every key `optim` does not read from optim_args (`keys`), naming those it does. `note`
   /// says more where HF's Trainer passes settings another way (e.g. "its betas are adam_beta1/2").
-  void accept_only(std::string_view optim, std::span<const std::string_view> keys, std::string_view note = {}) const {
-    for (const auto& [key, value] : entries_) {
-      bool known = false;
-      for (const auto k : keys) known = known || k == key;
-      if (known) continue;
-      if (key == "weight_decay")
-        throw error("optim_args: weight_decay has no effect in HF's Trainer (its parameter groups set their own); "
-                    "use --weight_decay");
-      if (keys.empty())
-        throw error("optim_args: --optim {} reads no optim_args, got '{}'{}{}", optim, key, note.empty() ? "" : "; ", note);
-      throw error("optim_args: --optim {} does not read '{}' (it reads: {}){}{}", optim, key, fmt::join(keys, ", "),
-                  note.empty() ? "" : "; ", note);
-    }
-  }
+  void accept_only(std::string_view optim, std::span<const std::string_view> keys, std::string_view note = {}) const;
 
   /// The value of `key` as a finite number, if given; throws trainpp::Error if it is not one.
-  [[nodiscard]] std::optional<double> number(std::string_view key) const {
-    const std::string* text = find(key);
-    if (!text) return std::nullopt;
-    double value = 0;
-    const auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
-    if (ec != std::errc{} || end != text->data() + text->size() || !std::isfinite(value))
-      throw error("optim_args: {}={} is not a finite number", key, *text);
-    return value;
-  }
+  [[nodiscard]] std::optional<double> number(std::string_view key) const;
 
   /// The value of `key` as a boolean (true/1/yes or false/0/no, any case), if given.
-  [[nodiscard]] std::optional<bool> flag(std::string_view key) const {
-    const std::string* text = find(key);
-    if (!text) return std::nullopt;
-    std::string lower;
-    for (const char c : *text) lower += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-    if (lower == "true" || lower == "1" || lower == "yes") return true;
-    if (lower == "false" || lower == "0" || lower == "no") return false;
-    throw error("optim_args: {}={} is not a boolean (true/false, 1/0, yes/no)", key, *text);
-  }
+  [[nodiscard]] std::optional<bool> flag(std::string_view key) const;
 
  private:
   [[nodiscard]] const std::string* find(std::string_view key) const {
@@ -1105,6 +1128,68 @@ class OptimArgs {
 
   std::vector<std::pair<std::string, std::string>> entries_;
 };
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE OptimArgs OptimArgs::parse(std::string_view text) {
+  std::string compact;
+  for (const char c : text)
+    if (c != ' ') compact += c;
+  OptimArgs out;
+  if (compact.empty()) return out;
+  std::string_view rest = compact;
+  while (true) {
+    const auto comma = rest.find(',');
+    const std::string_view entry = rest.substr(0, comma);
+    const auto equals = entry.find('=');
+    if (equals == std::string_view::npos || equals == 0 || entry.find('=', equals + 1) != std::string_view::npos)
+      throw error("optim_args: '{}' is not key=value (expected e.g. \"momentum=0.9,nesterov=true\")", entry);
+    const std::string key(entry.substr(0, equals));
+    if (out.find(key)) throw error("optim_args: '{}' is given twice", key);
+    out.entries_.emplace_back(key, std::string(entry.substr(equals + 1)));
+    if (comma == std::string_view::npos) break;
+    rest = rest.substr(comma + 1);
+  }
+  return out;
+}
+
+TRAINPP_INLINE void OptimArgs::accept_only(std::string_view optim, std::span<const std::string_view> keys,
+                                           std::string_view note) const {
+  for (const auto& [key, value] : entries_) {
+    bool known = false;
+    for (const auto k : keys) known = known || k == key;
+    if (known) continue;
+    if (key == "weight_decay")
+      throw error("optim_args: weight_decay has no effect in HF's Trainer (its parameter groups set their own); "
+                  "use --weight_decay");
+    if (keys.empty())
+      throw error("optim_args: --optim {} reads no optim_args, got '{}'{}{}", optim, key, note.empty() ? "" : "; ", note);
+    throw error("optim_args: --optim {} does not read '{}' (it reads: {}){}{}", optim, key, fmt::join(keys, ", "),
+                note.empty() ? "" : "; ", note);
+  }
+}
+
+TRAINPP_INLINE std::optional<double> OptimArgs::number(std::string_view key) const {
+  const std::string* text = find(key);
+  if (!text) return std::nullopt;
+  double value = 0;
+  const auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
+  if (ec != std::errc{} || end != text->data() + text->size() || !std::isfinite(value))
+    throw error("optim_args: {}={} is not a finite number", key, *text);
+  return value;
+}
+
+TRAINPP_INLINE std::optional<bool> OptimArgs::flag(std::string_view key) const {
+  const std::string* text = find(key);
+  if (!text) return std::nullopt;
+  std::string lower;
+  for (const char c : *text) lower += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  if (lower == "true" || lower == "1" || lower == "yes") return true;
+  if (lower == "false" || lower == "0" || lower == "no") return false;
+  throw error("optim_args: {}={} is not a boolean (true/false, 1/0, yes/no)", key, *text);
+}
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp
 
@@ -1135,37 +1220,15 @@ namespace trainpp {
 enum class LogLevel { passive, debug, info, warning, error, critical };
 
 namespace detail {
-inline const char* level_label(LogLevel level) {
-  switch (level) {
-    case LogLevel::debug: return "debug: ";
-    case LogLevel::info: return "";
-    case LogLevel::warning: return "warning: ";
-    case LogLevel::error: return "error: ";
-    case LogLevel::critical: return "critical: ";
-    case LogLevel::passive: break;
-  }
-  return "";
-}
+const char* level_label(LogLevel level);
 }  // namespace detail
 
 /// The rank of this process among all processes, from the launcher's environment (torchrun, srun,
 /// mpirun: see detect_launch_environment); 0 without a launcher. A malformed environment reads as
 /// rank 0 here, so that a message can always be written; TrainingArguments::finalize refuses it.
-[[nodiscard]] inline long process_index() {
-  try {
-    return detect_launch_environment().rank;
-  } catch (const Error&) {
-    return 0;
-  }
-}
+[[nodiscard]] long process_index();
 /// The rank of this process on its node (0 without a launcher; see process_index).
-[[nodiscard]] inline long local_process_index() {
-  try {
-    return detect_launch_environment().local_rank;
-  } catch (const Error&) {
-    return 0;
-  }
-}
+[[nodiscard]] long local_process_index();
 
 /// Where messages go and which are kept. One per process: `trainpp::logger()`.
 ///
@@ -1217,17 +1280,7 @@ class Logger {
   void critical(fmt::format_string<Args...> format, Args&&... args) { log(LogLevel::critical, format, std::forward<Args>(args)...); }
 
  private:
-  void write(LogLevel level, const std::string& message) {
-    const std::lock_guard lock(mutex_);
-    if (sink_) {
-      sink_(level, message);
-      return;
-    }
-    const long rank = process_index();
-    const std::string prefix = rank != 0 ? fmt::format("[rank {}] trainpp: ", rank) : std::string("trainpp: ");
-    fmt::print(stderr, "{}{}{}\n", prefix, detail::level_label(level), message);
-    std::fflush(stderr);
-  }
+  void write(LogLevel level, const std::string& message);
 
   std::atomic<LogLevel> level_{LogLevel::warning};
   std::atomic<bool> silenced_{false};
@@ -1275,6 +1328,54 @@ class ScopedLoggerState {
   Logger::Sink sink_;
   bool silenced_;
 };
+
+#if TRAINPP_DEFINITIONS
+
+namespace detail {
+
+TRAINPP_INLINE const char* level_label(LogLevel level) {
+  switch (level) {
+    case LogLevel::debug: return "debug: ";
+    case LogLevel::info: return "";
+    case LogLevel::warning: return "warning: ";
+    case LogLevel::error: return "error: ";
+    case LogLevel::critical: return "critical: ";
+    case LogLevel::passive: break;
+  }
+  return "";
+}
+
+}  // namespace detail
+
+TRAINPP_INLINE long process_index() {
+  try {
+    return detect_launch_environment().rank;
+  } catch (const Error&) {
+    return 0;
+  }
+}
+
+TRAINPP_INLINE long local_process_index() {
+  try {
+    return detect_launch_environment().local_rank;
+  } catch (const Error&) {
+    return 0;
+  }
+}
+
+TRAINPP_INLINE void Logger::write(LogLevel level, const std::string& message) {
+  const std::lock_guard lock(mutex_);
+  if (sink_) {
+    sink_(level, message);
+    return;
+  }
+  const long rank = process_index();
+  const std::string prefix = rank != 0 ? fmt::format("[rank {}] trainpp: ", rank) : std::string("trainpp: ");
+  fmt::print(stderr, "{}{}{}\n", prefix, detail::level_label(level), message);
+  std::fflush(stderr);
+}
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp
 
@@ -1517,23 +1618,7 @@ struct TrainingArguments {
 #undef TRAINPP_DECLARE_ARGUMENT
 
   /// --fsdp and --fsdp_config, or --deepspeed, read and checked.
-  [[nodiscard]] FsdpOptions fsdp_options() const {
-    if (deepspeed && !deepspeed->empty()) {
-      if (!fsdp.empty()) throw error("--deepspeed and --fsdp are mutually exclusive: choose one");
-      return parse_deepspeed_config(*deepspeed, {.per_device_train_batch_size = per_device_train_batch_size,
-                                                 .gradient_accumulation_steps = gradient_accumulation_steps,
-                                                 .max_grad_norm = max_grad_norm,
-                                                 .learning_rate = learning_rate,
-                                                 .weight_decay = weight_decay,
-                                                 .adam_beta1 = adam_beta1,
-                                                 .adam_beta2 = adam_beta2,
-                                                 .adam_epsilon = adam_epsilon,
-                                                 .fp16 = fp16,
-                                                 .bf16 = bf16,
-                                                 .world_size = detect_launch_environment().world_size});
-    }
-    return parse_fsdp_options(fsdp, fsdp_config, gradient_checkpointing);
-  }
+  [[nodiscard]] FsdpOptions fsdp_options() const;
 
   /// The label keys of a batch: label_names, or HF's default {"labels"}.
   [[nodiscard]] std::vector<std::string> effective_label_names() const {
@@ -1542,12 +1627,7 @@ struct TrainingArguments {
   /// HF's get_warmup_steps: an int, or ceil(ratio * num_training_steps) when below 1. A
   /// warmup_ratio still set after finalize() (1: warm up over every step, which warmup_steps cannot
   /// say) counts when warmup_steps is 0, as in transformers 4.
-  [[nodiscard]] std::int64_t get_warmup_steps(std::int64_t num_training_steps) const {
-    if (warmup_steps == 0 && warmup_ratio)
-      return static_cast<std::int64_t>(std::ceil(num_training_steps * *warmup_ratio));
-    return warmup_steps >= 1 ? static_cast<std::int64_t>(warmup_steps)
-                             : static_cast<std::int64_t>(std::ceil(num_training_steps * warmup_steps));
-  }
+  [[nodiscard]] std::int64_t get_warmup_steps(std::int64_t num_training_steps) const;
   /// The seed of the data order: data_seed, else seed.
   [[nodiscard]] std::int64_t effective_data_seed() const { return data_seed.value_or(seed); }
 
@@ -1613,7 +1693,51 @@ namespace detail {
 
 /// The launch environment as `args` and the process environment say together: a --local_rank fills
 /// in LOCAL_RANK where the launcher did not set it (torch.distributed.launch without --use-env).
-[[nodiscard]] inline EnvironmentReader environment_with_local_rank(std::int64_t local_rank) {
+[[nodiscard]] EnvironmentReader environment_with_local_rank(std::int64_t local_rank);
+
+}  // namespace detail
+
+/// Refuses optim_args that `optim` does not read. The keys are HF's handlers' (transformers'
+/// trainer_optimizer.py), except adafactor's: HF reads none for it and fixes scale_parameter and
+/// relative_step to false; trainpp lets optim_args set transformers.Adafactor's own options.
+void check_optim_args(OptimizerName optim, const OptimArgs& optim_args);
+
+/// Every check of TrainingArguments' values, alone and in combination; throws trainpp::Error naming
+/// the problem. Reads the fields as given (before finalize()'s derived defaults), so that a message
+/// speaks of what was passed.
+// Long on purpose: every combination of arguments is checked here, in one place, in HF's order.
+void validate(const TrainingArguments& a);
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE FsdpOptions TrainingArguments::fsdp_options() const {
+  if (deepspeed && !deepspeed->empty()) {
+    if (!fsdp.empty()) throw error("--deepspeed and --fsdp are mutually exclusive: choose one");
+    return parse_deepspeed_config(*deepspeed, {.per_device_train_batch_size = per_device_train_batch_size,
+                                               .gradient_accumulation_steps = gradient_accumulation_steps,
+                                               .max_grad_norm = max_grad_norm,
+                                               .learning_rate = learning_rate,
+                                               .weight_decay = weight_decay,
+                                               .adam_beta1 = adam_beta1,
+                                               .adam_beta2 = adam_beta2,
+                                               .adam_epsilon = adam_epsilon,
+                                               .fp16 = fp16,
+                                               .bf16 = bf16,
+                                               .world_size = detect_launch_environment().world_size});
+  }
+  return parse_fsdp_options(fsdp, fsdp_config, gradient_checkpointing);
+}
+
+TRAINPP_INLINE std::int64_t TrainingArguments::get_warmup_steps(std::int64_t num_training_steps) const {
+  if (warmup_steps == 0 && warmup_ratio)
+    return static_cast<std::int64_t>(std::ceil(num_training_steps * *warmup_ratio));
+  return warmup_steps >= 1 ? static_cast<std::int64_t>(warmup_steps)
+                           : static_cast<std::int64_t>(std::ceil(num_training_steps * warmup_steps));
+}
+
+namespace detail {
+
+TRAINPP_INLINE EnvironmentReader environment_with_local_rank(std::int64_t local_rank) {
   return [local_rank](const std::string& name) -> std::optional<std::string> {
     auto value = process_environment(name);
     if (!value && name == "LOCAL_RANK" && local_rank >= 0) return std::to_string(local_rank);
@@ -1623,10 +1747,7 @@ namespace detail {
 
 }  // namespace detail
 
-/// Refuses optim_args that `optim` does not read. The keys are HF's handlers' (transformers'
-/// trainer_optimizer.py), except adafactor's: HF reads none for it and fixes scale_parameter and
-/// relative_step to false; trainpp lets optim_args set transformers.Adafactor's own options.
-inline void check_optim_args(OptimizerName optim, const OptimArgs& optim_args) {
+TRAINPP_INLINE void check_optim_args(OptimizerName optim, const OptimArgs& optim_args) {
   using namespace std::string_view_literals;
   static constexpr std::array sgd{"momentum"sv, "dampening"sv, "nesterov"sv};
   static constexpr std::array adagrad{"lr_decay"sv, "eps"sv};
@@ -1647,11 +1768,7 @@ inline void check_optim_args(OptimizerName optim, const OptimArgs& optim_args) {
   }
 }
 
-/// Every check of TrainingArguments' values, alone and in combination; throws trainpp::Error naming
-/// the problem. Reads the fields as given (before finalize()'s derived defaults), so that a message
-/// speaks of what was passed.
-// Long on purpose: every combination of arguments is checked here, in one place, in HF's order.
-inline void validate(const TrainingArguments& a) {
+TRAINPP_INLINE void validate(const TrainingArguments& a) {
   auto positive = [](std::string_view name, auto value) {
     if (value <= 0) throw error("{} must be a positive number, got {}", name, value);
   };
@@ -1767,12 +1884,12 @@ inline void validate(const TrainingArguments& a) {
                   "none", name);
 }
 
-inline void TrainingArguments::finalize() {
+TRAINPP_INLINE void TrainingArguments::finalize() {
   validate(*this);
   apply_derived_defaults();
 }
 
-inline void TrainingArguments::apply_derived_defaults() {
+TRAINPP_INLINE void TrainingArguments::apply_derived_defaults() {
   if (eval_strategy != IntervalStrategy::no) do_eval = true;
   if (eval_strategy == IntervalStrategy::steps && !eval_steps) eval_steps = logging_steps;
   if ((load_best_model_at_end || save_strategy == SaveStrategy::best ||
@@ -1811,6 +1928,8 @@ inline void TrainingArguments::apply_derived_defaults() {
       detect_launch_environment(detail::environment_with_local_rank(local_rank)).launcher == Launcher::torchrun)
     ::setenv("LOCAL_RANK", std::to_string(local_rank).c_str(), /*overwrite=*/0);
 }
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp
 
@@ -1971,7 +2090,83 @@ struct YamlNode {
 
 /// YAML 1.1's resolution of a plain scalar, as PyYAML's safe_load (which HF uses) does it, except that
 /// `1e-5` is a number here, as in YAML 1.2 (PyYAML reads it as a string, which no setting wants).
-[[nodiscard]] inline nlohmann::json resolve_plain_scalar(const std::string& text) {
+[[nodiscard]] nlohmann::json resolve_plain_scalar(const std::string& text);
+
+/// A node as JSON: plain scalars resolved as resolve_plain_scalar does, quoted ones strings.
+[[nodiscard]] nlohmann::json yaml_to_json(const YamlNode& node);
+
+/// Reads the YAML of an arguments file into a mapping node. Errors read "<source>: line N: <why>".
+class YamlArgumentsReader {
+ public:
+  YamlArgumentsReader(std::string_view text, std::string source) : source_(std::move(source)) { split(text); }
+
+  [[nodiscard]] YamlNode document();
+
+ private:
+  struct Line {
+    int number;
+    int indent;
+    std::string text;  ///< without indentation, comment or trailing blanks
+  };
+  static constexpr std::size_t npos_key = std::string::npos;
+
+  [[nodiscard]] Error fail(int line, std::string_view why) const {
+    return error("{}: line {}: {}", source_, line, why);
+  }
+
+  /// Whether a quote at `i` opens a quoted scalar: only where a scalar may start.
+  static bool scalar_starts_at(std::string_view s, std::size_t i);
+
+  /// The line without its comment: from a '#' at its start or after a blank, outside quotes.
+  static std::string_view strip_comment(std::string_view s);
+
+  void split(std::string_view text);
+
+  static bool is_sequence_entry(std::string_view text) { return text == "-" || text.starts_with("- "); }
+
+  /// The key of a `key: value` line and where its value starts, or npos_key when it is no such line.
+  std::pair<std::string, std::size_t> split_key(const Line& line) const;
+
+  YamlNode block_mapping(int indent);
+
+  /// The value of a `key:` or `-` with nothing after it: the more indented lines below (a list may sit
+  /// at the key's own indentation), or null.
+  YamlNode nested(int indent, int line_number);
+
+  YamlNode block_sequence(int indent);
+
+  /// A value written after `key:` or `-`: a flow collection (continued on the following lines until it
+  /// closes), a quoted scalar or a plain one.
+  YamlNode inline_node(std::string text, int indent, int line_number = 0);
+
+  static void skip_blanks(std::string_view text, std::size_t& pos) {
+    while (pos < text.size() && text[pos] == ' ') ++pos;
+  }
+
+  bool brackets_closed(std::string_view text, int line_number) const;
+
+  YamlNode flow_node(std::string_view text, std::size_t& pos, int line_number);
+
+  /// A 'single' or "double" quoted scalar starting at `pos`; `pos` ends after its closing quote.
+  std::string quoted(std::string_view text, std::size_t& pos, int line_number) const;
+
+  std::uint32_t hex(std::string_view text, std::size_t& pos, std::size_t digits, int line_number) const;
+
+  void append_code_point(std::string& out, std::uint32_t code, int line_number) const;
+
+  static constexpr int max_depth = 64;  ///< as parse_json_strict's limit
+  std::string source_;
+  std::vector<Line> lines_;
+  std::size_t at_ = 0;
+};
+
+}  // namespace detail
+
+#if TRAINPP_DEFINITIONS
+
+namespace detail {
+
+TRAINPP_INLINE nlohmann::json resolve_plain_scalar(const std::string& text) {
   for (const char* t : {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON"})
     if (text == t) return true;
   for (const char* f : {"false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF"})
@@ -1994,8 +2189,7 @@ struct YamlNode {
   return text;
 }
 
-/// A node as JSON: plain scalars resolved as resolve_plain_scalar does, quoted ones strings.
-[[nodiscard]] inline nlohmann::json yaml_to_json(const YamlNode& node) {
+TRAINPP_INLINE nlohmann::json yaml_to_json(const YamlNode& node) {
   switch (node.kind) {
     case YamlNode::Kind::scalar: return node.plain ? resolve_plain_scalar(node.text) : nlohmann::json(node.text);
     case YamlNode::Kind::sequence: {
@@ -2012,394 +2206,364 @@ struct YamlNode {
   return nullptr;
 }
 
-/// Reads the YAML of an arguments file into a mapping node. Errors read "<source>: line N: <why>".
-class YamlArgumentsReader {
- public:
-  YamlArgumentsReader(std::string_view text, std::string source) : source_(std::move(source)) { split(text); }
+TRAINPP_INLINE YamlNode YamlArgumentsReader::document() {
+  if (lines_.empty()) throw error("{}: holds no arguments (an empty mapping is written {{}})", source_);
+  const Line& first = lines_.front();
+  YamlNode root;
+  if (first.text.starts_with("{")) {
+    root = inline_node(first.text, first.indent);
+    if (root.kind != YamlNode::Kind::mapping) throw fail(first.number, "expected a mapping");
+  } else if (is_sequence_entry(first.text) || first.text.starts_with("[")) {
+    throw error("{}: must hold a mapping of argument names to values, got a list", source_);
+  } else if (split_key(first).second == npos_key) {
+    throw error("{}: must hold a mapping of argument names to values, got '{}'", source_, first.text);
+  } else {
+    root = block_mapping(first.indent);
+  }
+  if (at_ < lines_.size()) throw fail(lines_[at_].number, "unexpected indentation");
+  return root;
+}
 
-  [[nodiscard]] YamlNode document() {
-    if (lines_.empty()) throw error("{}: holds no arguments (an empty mapping is written {{}})", source_);
-    const Line& first = lines_.front();
-    YamlNode root;
-    if (first.text.starts_with("{")) {
-      root = inline_node(first.text, first.indent);
-      if (root.kind != YamlNode::Kind::mapping) throw fail(first.number, "expected a mapping");
-    } else if (is_sequence_entry(first.text) || first.text.starts_with("[")) {
-      throw error("{}: must hold a mapping of argument names to values, got a list", source_);
-    } else if (split_key(first).second == npos_key) {
-      throw error("{}: must hold a mapping of argument names to values, got '{}'", source_, first.text);
-    } else {
-      root = block_mapping(first.indent);
+TRAINPP_INLINE bool YamlArgumentsReader::scalar_starts_at(std::string_view s, std::size_t i) {
+  std::size_t k = i;
+  while (k > 0 && s[k - 1] == ' ') --k;
+  return k == 0 || std::string_view(":-[{,?").find(s[k - 1]) != std::string_view::npos;
+}
+
+TRAINPP_INLINE std::string_view YamlArgumentsReader::strip_comment(std::string_view s) {
+  char quote = 0;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (quote == '"') {
+      if (c == '\\') ++i;
+      else if (c == '"') quote = 0;
+    } else if (quote == '\'') {
+      if (c == '\'' && i + 1 < s.size() && s[i + 1] == '\'') ++i;
+      else if (c == '\'') quote = 0;
+    } else if ((c == '"' || c == '\'') && scalar_starts_at(s, i)) {
+      quote = c;
+    } else if (c == '#' && (i == 0 || s[i - 1] == ' ' || s[i - 1] == '\t')) {
+      return s.substr(0, i);
     }
-    if (at_ < lines_.size()) throw fail(lines_[at_].number, "unexpected indentation");
-    return root;
   }
+  return s;
+}
 
- private:
-  struct Line {
-    int number;
-    int indent;
-    std::string text;  ///< without indentation, comment or trailing blanks
-  };
-  static constexpr std::size_t npos_key = std::string::npos;
-
-  [[nodiscard]] Error fail(int line, std::string_view why) const {
-    return error("{}: line {}: {}", source_, line, why);
-  }
-
-  /// Whether a quote at `i` opens a quoted scalar: only where a scalar may start.
-  static bool scalar_starts_at(std::string_view s, std::size_t i) {
-    std::size_t k = i;
-    while (k > 0 && s[k - 1] == ' ') --k;
-    return k == 0 || std::string_view(":-[{,?").find(s[k - 1]) != std::string_view::npos;
-  }
-
-  /// The line without its comment: from a '#' at its start or after a blank, outside quotes.
-  static std::string_view strip_comment(std::string_view s) {
-    char quote = 0;
-    for (std::size_t i = 0; i < s.size(); ++i) {
-      const char c = s[i];
-      if (quote == '"') {
-        if (c == '\\') ++i;
-        else if (c == '"') quote = 0;
-      } else if (quote == '\'') {
-        if (c == '\'' && i + 1 < s.size() && s[i + 1] == '\'') ++i;
-        else if (c == '\'') quote = 0;
-      } else if ((c == '"' || c == '\'') && scalar_starts_at(s, i)) {
-        quote = c;
-      } else if (c == '#' && (i == 0 || s[i - 1] == ' ' || s[i - 1] == '\t')) {
-        return s.substr(0, i);
-      }
-    }
-    return s;
-  }
-
-  void split(std::string_view text) {
-    if (const auto nul = text.find('\0'); nul != std::string_view::npos)
-      throw error("{}: a NUL byte at offset {}", source_, nul);
-    if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);  // a byte order mark
-    int number = 0;
-    bool started = false;
-    while (!text.empty() || number == 0) {
-      const auto newline = text.find('\n');
-      std::string_view raw = text.substr(0, newline);
-      text = newline == std::string_view::npos ? std::string_view{} : text.substr(newline + 1);
-      ++number;
-      if (raw.ends_with('\r')) raw.remove_suffix(1);
-      std::size_t indent = 0;
-      while (indent < raw.size() && raw[indent] == ' ') ++indent;
-      std::string_view content = strip_comment(raw.substr(indent));
-      while (!content.empty() && (content.back() == ' ' || content.back() == '\t')) content.remove_suffix(1);
-      if (content.empty()) continue;
-      if (content.front() == '\t') throw fail(number, "a tab in the indentation (YAML indents with spaces)");
-      if (indent == 0 && (content == "---" || content.starts_with("--- "))) {
-        if (started) throw fail(number, "a second document: an arguments file holds one");
-        started = true;
-        content.remove_prefix(3);
-        while (!content.empty() && content.front() == ' ') content.remove_prefix(1);
-        if (content.empty()) continue;
-      }
-      if (indent == 0 && content == "...") break;
-      if (indent == 0 && content.starts_with("%")) throw fail(number, "YAML directives are not read in an arguments file");
+TRAINPP_INLINE void YamlArgumentsReader::split(std::string_view text) {
+  if (const auto nul = text.find('\0'); nul != std::string_view::npos)
+    throw error("{}: a NUL byte at offset {}", source_, nul);
+  if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);  // a byte order mark
+  int number = 0;
+  bool started = false;
+  while (!text.empty() || number == 0) {
+    const auto newline = text.find('\n');
+    std::string_view raw = text.substr(0, newline);
+    text = newline == std::string_view::npos ? std::string_view{} : text.substr(newline + 1);
+    ++number;
+    if (raw.ends_with('\r')) raw.remove_suffix(1);
+    std::size_t indent = 0;
+    while (indent < raw.size() && raw[indent] == ' ') ++indent;
+    std::string_view content = strip_comment(raw.substr(indent));
+    while (!content.empty() && (content.back() == ' ' || content.back() == '\t')) content.remove_suffix(1);
+    if (content.empty()) continue;
+    if (content.front() == '\t') throw fail(number, "a tab in the indentation (YAML indents with spaces)");
+    if (indent == 0 && (content == "---" || content.starts_with("--- "))) {
+      if (started) throw fail(number, "a second document: an arguments file holds one");
       started = true;
-      lines_.push_back({number, static_cast<int>(indent), std::string(content)});
-      if (newline == std::string_view::npos) break;
+      content.remove_prefix(3);
+      while (!content.empty() && content.front() == ' ') content.remove_prefix(1);
+      if (content.empty()) continue;
     }
+    if (indent == 0 && content == "...") break;
+    if (indent == 0 && content.starts_with("%")) throw fail(number, "YAML directives are not read in an arguments file");
+    started = true;
+    lines_.push_back({number, static_cast<int>(indent), std::string(content)});
+    if (newline == std::string_view::npos) break;
   }
+}
 
-  static bool is_sequence_entry(std::string_view text) { return text == "-" || text.starts_with("- "); }
-
-  /// The key of a `key: value` line and where its value starts, or npos_key when it is no such line.
-  std::pair<std::string, std::size_t> split_key(const Line& line) const {
-    const std::string& t = line.text;
-    if (t.starts_with("\"") || t.starts_with("'")) {
-      std::size_t pos = 0;
-      std::string key = quoted(t, pos, line.number);
-      if (pos < t.size() && t[pos] == ':' && (pos + 1 == t.size() || t[pos + 1] == ' ')) return {key, pos + 1};
-      return {"", npos_key};
-    }
-    for (std::size_t i = 0; i < t.size(); ++i)
-      if (t[i] == ':' && (i + 1 == t.size() || t[i + 1] == ' ')) {
-        std::string key = t.substr(0, i);
-        while (!key.empty() && key.back() == ' ') key.pop_back();
-        if (key.empty()) return {"", npos_key};
-        return {key, i + 1};
-      }
+TRAINPP_INLINE std::pair<std::string, std::size_t> YamlArgumentsReader::split_key(const Line& line) const {
+  const std::string& t = line.text;
+  if (t.starts_with("\"") || t.starts_with("'")) {
+    std::size_t pos = 0;
+    std::string key = quoted(t, pos, line.number);
+    if (pos < t.size() && t[pos] == ':' && (pos + 1 == t.size() || t[pos + 1] == ' ')) return {key, pos + 1};
     return {"", npos_key};
   }
-
-  YamlNode block_mapping(int indent) {
-    YamlNode node;
-    node.kind = YamlNode::Kind::mapping;
-    node.line = lines_[at_].number;
-    while (at_ < lines_.size() && lines_[at_].indent == indent) {
-      const Line& line = lines_[at_];
-      if (is_sequence_entry(line.text)) throw fail(line.number, "a list entry where a `name: value` line belongs");
-      if (line.text.starts_with("? ") || line.text == "?") throw fail(line.number, "complex keys are not read in an arguments file");
-      auto [key, value_at] = split_key(line);
-      if (value_at == npos_key) throw fail(line.number, fmt::format("expected `name: value`, got '{}'", line.text));
-      for (const auto& seen : node.keys)
-        if (seen == key) throw fail(line.number, fmt::format("duplicate key \"{}\"", key));
-      ++at_;
-      std::string_view rest = std::string_view(line.text).substr(value_at);
-      while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
-      node.keys.push_back(std::move(key));
-      node.items.push_back(rest.empty() ? nested(indent, line.number) : inline_node(std::string(rest), indent, line.number));
+  for (std::size_t i = 0; i < t.size(); ++i)
+    if (t[i] == ':' && (i + 1 == t.size() || t[i + 1] == ' ')) {
+      std::string key = t.substr(0, i);
+      while (!key.empty() && key.back() == ' ') key.pop_back();
+      if (key.empty()) return {"", npos_key};
+      return {key, i + 1};
     }
-    if (at_ < lines_.size() && lines_[at_].indent > indent) throw fail(lines_[at_].number, "unexpected indentation");
-    return node;
-  }
+  return {"", npos_key};
+}
 
-  /// The value of a `key:` or `-` with nothing after it: the more indented lines below (a list may sit
-  /// at the key's own indentation), or null.
-  YamlNode nested(int indent, int line_number) {
-    if (at_ < lines_.size()) {
-      const Line& next = lines_[at_];
-      if (is_sequence_entry(next.text) && next.indent >= indent) return block_sequence(next.indent);
-      if (next.indent > indent) {
-        if (split_key(next).second == npos_key)
-          throw fail(next.number, "a value continued on another line: write it on the key's line, or quote it");
-        return block_mapping(next.indent);
-      }
+TRAINPP_INLINE YamlNode YamlArgumentsReader::block_mapping(int indent) {
+  YamlNode node;
+  node.kind = YamlNode::Kind::mapping;
+  node.line = lines_[at_].number;
+  while (at_ < lines_.size() && lines_[at_].indent == indent) {
+    const Line& line = lines_[at_];
+    if (is_sequence_entry(line.text)) throw fail(line.number, "a list entry where a `name: value` line belongs");
+    if (line.text.starts_with("? ") || line.text == "?") throw fail(line.number, "complex keys are not read in an arguments file");
+    auto [key, value_at] = split_key(line);
+    if (value_at == npos_key) throw fail(line.number, fmt::format("expected `name: value`, got '{}'", line.text));
+    for (const auto& seen : node.keys)
+      if (seen == key) throw fail(line.number, fmt::format("duplicate key \"{}\"", key));
+    ++at_;
+    std::string_view rest = std::string_view(line.text).substr(value_at);
+    while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+    node.keys.push_back(std::move(key));
+    node.items.push_back(rest.empty() ? nested(indent, line.number) : inline_node(std::string(rest), indent, line.number));
+  }
+  if (at_ < lines_.size() && lines_[at_].indent > indent) throw fail(lines_[at_].number, "unexpected indentation");
+  return node;
+}
+
+TRAINPP_INLINE YamlNode YamlArgumentsReader::nested(int indent, int line_number) {
+  if (at_ < lines_.size()) {
+    const Line& next = lines_[at_];
+    if (is_sequence_entry(next.text) && next.indent >= indent) return block_sequence(next.indent);
+    if (next.indent > indent) {
+      if (split_key(next).second == npos_key)
+        throw fail(next.number, "a value continued on another line: write it on the key's line, or quote it");
+      return block_mapping(next.indent);
     }
-    YamlNode null;
-    null.plain = true;
-    null.line = line_number;
-    return null;
   }
+  YamlNode null;
+  null.plain = true;
+  null.line = line_number;
+  return null;
+}
 
-  YamlNode block_sequence(int indent) {
-    YamlNode node;
-    node.kind = YamlNode::Kind::sequence;
-    node.line = lines_[at_].number;
-    while (at_ < lines_.size() && lines_[at_].indent == indent && is_sequence_entry(lines_[at_].text)) {
-      const Line& line = lines_[at_];
-      ++at_;
-      std::string_view rest = std::string_view(line.text).substr(1);
-      while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
-      if (rest.empty()) {
-        node.items.push_back(nested(indent, line.number));
-        continue;
-      }
-      if (is_sequence_entry(rest)) throw fail(line.number, "a list inside a list: write the inner one as [a, b]");
-      if (split_key({line.number, 0, std::string(rest)}).second != npos_key && rest.front() != '"' && rest.front() != '\'' &&
-          rest.front() != '{' && rest.front() != '[')
-        throw fail(line.number, "a mapping inside a list: write it as {name: value}");
-      node.items.push_back(inline_node(std::string(rest), indent, line.number));
+TRAINPP_INLINE YamlNode YamlArgumentsReader::block_sequence(int indent) {
+  YamlNode node;
+  node.kind = YamlNode::Kind::sequence;
+  node.line = lines_[at_].number;
+  while (at_ < lines_.size() && lines_[at_].indent == indent && is_sequence_entry(lines_[at_].text)) {
+    const Line& line = lines_[at_];
+    ++at_;
+    std::string_view rest = std::string_view(line.text).substr(1);
+    while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+    if (rest.empty()) {
+      node.items.push_back(nested(indent, line.number));
+      continue;
     }
-    if (at_ < lines_.size() && lines_[at_].indent > indent) throw fail(lines_[at_].number, "unexpected indentation");
-    return node;
+    if (is_sequence_entry(rest)) throw fail(line.number, "a list inside a list: write the inner one as [a, b]");
+    if (split_key({line.number, 0, std::string(rest)}).second != npos_key && rest.front() != '"' && rest.front() != '\'' &&
+        rest.front() != '{' && rest.front() != '[')
+      throw fail(line.number, "a mapping inside a list: write it as {name: value}");
+    node.items.push_back(inline_node(std::string(rest), indent, line.number));
   }
+  if (at_ < lines_.size() && lines_[at_].indent > indent) throw fail(lines_[at_].number, "unexpected indentation");
+  return node;
+}
 
-  /// A value written after `key:` or `-`: a flow collection (continued on the following lines until it
-  /// closes), a quoted scalar or a plain one.
-  YamlNode inline_node(std::string text, int indent, int line_number = 0) {
-    if (line_number == 0) line_number = lines_[at_].number, ++at_;
-    const char c = text.front();
-    if (c == '|' || c == '>') throw fail(line_number, "block scalars (| and >) are not read in an arguments file: quote the value");
-    if (c == '&' || c == '*') throw fail(line_number, "anchors and aliases are not read in an arguments file");
-    if (c == '!') throw fail(line_number, "tags are not read in an arguments file");
-    if (c == '[' || c == '{') {
-      // A flow collection may run over several lines: join them until its brackets close.
-      while (!brackets_closed(text, line_number)) {
-        if (at_ >= lines_.size() || lines_[at_].indent <= indent)
-          throw fail(line_number, fmt::format("a '{}' that is not closed", c));
-        text += ' ';
-        text += lines_[at_++].text;
-      }
-      std::size_t pos = 0;
-      YamlNode node = flow_node(text, pos, line_number);
-      skip_blanks(text, pos);
-      if (pos != text.size()) throw fail(line_number, fmt::format("unexpected text after the closing '{}'", c == '[' ? ']' : '}'));
-      return node;
+TRAINPP_INLINE YamlNode YamlArgumentsReader::inline_node(std::string text, int indent, int line_number) {
+  if (line_number == 0) line_number = lines_[at_].number, ++at_;
+  const char c = text.front();
+  if (c == '|' || c == '>') throw fail(line_number, "block scalars (| and >) are not read in an arguments file: quote the value");
+  if (c == '&' || c == '*') throw fail(line_number, "anchors and aliases are not read in an arguments file");
+  if (c == '!') throw fail(line_number, "tags are not read in an arguments file");
+  if (c == '[' || c == '{') {
+    // A flow collection may run over several lines: join them until its brackets close.
+    while (!brackets_closed(text, line_number)) {
+      if (at_ >= lines_.size() || lines_[at_].indent <= indent)
+        throw fail(line_number, fmt::format("a '{}' that is not closed", c));
+      text += ' ';
+      text += lines_[at_++].text;
     }
-    if (c == '"' || c == '\'') {
-      std::size_t pos = 0;
-      YamlNode node;
-      node.line = line_number;
-      node.text = quoted(text, pos, line_number);
-      skip_blanks(text, pos);
-      if (pos != text.size()) throw fail(line_number, "unexpected text after a quoted value");
-      return node;
-    }
-    if (text.find(": ") != std::string::npos || text.ends_with(":"))
-      throw fail(line_number, "a value holding ': ' must be quoted");
-    YamlNode node;
-    node.plain = true;
-    node.line = line_number;
-    node.text = std::move(text);
-    return node;
-  }
-
-  static void skip_blanks(std::string_view text, std::size_t& pos) {
-    while (pos < text.size() && text[pos] == ' ') ++pos;
-  }
-
-  bool brackets_closed(std::string_view text, int line_number) const {
-    int depth = 0;
-    char quote = 0;
-    for (std::size_t i = 0; i < text.size(); ++i) {
-      const char c = text[i];
-      if (quote == '"') {
-        if (c == '\\') ++i;
-        else if (c == '"') quote = 0;
-      } else if (quote == '\'') {
-        if (c == '\'' && i + 1 < text.size() && text[i + 1] == '\'') ++i;
-        else if (c == '\'') quote = 0;
-      } else if ((c == '"' || c == '\'') && scalar_starts_at(text, i)) {
-        quote = c;
-      } else if (c == '[' || c == '{') {
-        if (++depth > max_depth) throw fail(line_number, fmt::format("nested deeper than {} levels", max_depth));
-      } else if (c == ']' || c == '}') {
-        --depth;
-      }
-    }
-    return depth <= 0;
-  }
-
-  YamlNode flow_node(std::string_view text, std::size_t& pos, int line_number) {
+    std::size_t pos = 0;
+    YamlNode node = flow_node(text, pos, line_number);
     skip_blanks(text, pos);
-    if (pos >= text.size()) throw fail(line_number, "a value is missing");
-    const char c = text[pos];
-    YamlNode node;
-    node.line = line_number;
-    if (c == '[' || c == '{') {
-      const bool mapping = c == '{';
-      const char close = mapping ? '}' : ']';
-      node.kind = mapping ? YamlNode::Kind::mapping : YamlNode::Kind::sequence;
-      ++pos;
-      while (true) {
-        skip_blanks(text, pos);
-        if (pos < text.size() && text[pos] == close) {
-          ++pos;
-          return node;
-        }
-        if (mapping) {
-          std::string key;
-          if (pos < text.size() && (text[pos] == '"' || text[pos] == '\'')) {
-            key = quoted(text, pos, line_number);
-          } else {
-            const auto colon = text.find(':', pos);
-            if (colon == std::string_view::npos) throw fail(line_number, "expected `name: value` in a {} mapping");
-            key = std::string(text.substr(pos, colon - pos));
-            while (!key.empty() && key.back() == ' ') key.pop_back();
-            pos = colon;
-          }
-          skip_blanks(text, pos);
-          if (pos >= text.size() || text[pos] != ':') throw fail(line_number, "expected ':' after a key in a {} mapping");
-          ++pos;
-          for (const auto& seen : node.keys)
-            if (seen == key) throw fail(line_number, fmt::format("duplicate key \"{}\"", key));
-          node.keys.push_back(std::move(key));
-        }
-        node.items.push_back(flow_node(text, pos, line_number));
-        skip_blanks(text, pos);
-        if (pos < text.size() && text[pos] == ',') {
-          ++pos;
-          continue;
-        }
-        if (pos < text.size() && text[pos] == close) continue;
-        throw fail(line_number, fmt::format("expected ',' or '{}'", close));
-      }
-    }
-    if (c == '"' || c == '\'') {
-      node.text = quoted(text, pos, line_number);
-      return node;
-    }
-    if (c == '&' || c == '*' || c == '!') throw fail(line_number, "anchors, aliases and tags are not read in an arguments file");
-    const auto end = text.find_first_of(",]}", pos);
-    std::string plain(text.substr(pos, end == std::string_view::npos ? std::string_view::npos : end - pos));
-    while (!plain.empty() && plain.back() == ' ') plain.pop_back();
-    if (plain.find(": ") != std::string::npos) throw fail(line_number, "a value holding ': ' must be quoted");
-    pos = end == std::string_view::npos ? text.size() : end;
-    node.plain = true;
-    node.text = std::move(plain);
+    if (pos != text.size()) throw fail(line_number, fmt::format("unexpected text after the closing '{}'", c == '[' ? ']' : '}'));
     return node;
   }
+  if (c == '"' || c == '\'') {
+    std::size_t pos = 0;
+    YamlNode node;
+    node.line = line_number;
+    node.text = quoted(text, pos, line_number);
+    skip_blanks(text, pos);
+    if (pos != text.size()) throw fail(line_number, "unexpected text after a quoted value");
+    return node;
+  }
+  if (text.find(": ") != std::string::npos || text.ends_with(":"))
+    throw fail(line_number, "a value holding ': ' must be quoted");
+  YamlNode node;
+  node.plain = true;
+  node.line = line_number;
+  node.text = std::move(text);
+  return node;
+}
 
-  /// A 'single' or "double" quoted scalar starting at `pos`; `pos` ends after its closing quote.
-  std::string quoted(std::string_view text, std::size_t& pos, int line_number) const {
-    const char quote = text[pos++];
-    std::string out;
+TRAINPP_INLINE bool YamlArgumentsReader::brackets_closed(std::string_view text, int line_number) const {
+  int depth = 0;
+  char quote = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (quote == '"') {
+      if (c == '\\') ++i;
+      else if (c == '"') quote = 0;
+    } else if (quote == '\'') {
+      if (c == '\'' && i + 1 < text.size() && text[i + 1] == '\'') ++i;
+      else if (c == '\'') quote = 0;
+    } else if ((c == '"' || c == '\'') && scalar_starts_at(text, i)) {
+      quote = c;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth) throw fail(line_number, fmt::format("nested deeper than {} levels", max_depth));
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return depth <= 0;
+}
+
+TRAINPP_INLINE YamlNode YamlArgumentsReader::flow_node(std::string_view text, std::size_t& pos, int line_number) {
+  skip_blanks(text, pos);
+  if (pos >= text.size()) throw fail(line_number, "a value is missing");
+  const char c = text[pos];
+  YamlNode node;
+  node.line = line_number;
+  if (c == '[' || c == '{') {
+    const bool mapping = c == '{';
+    const char close = mapping ? '}' : ']';
+    node.kind = mapping ? YamlNode::Kind::mapping : YamlNode::Kind::sequence;
+    ++pos;
     while (true) {
-      if (pos >= text.size())
-        throw fail(line_number, "a quoted value that does not close on its line");
-      const char c = text[pos++];
-      if (c == quote) {
-        if (quote == '\'' && pos < text.size() && text[pos] == '\'') {
-          out += '\'';
-          ++pos;
-          continue;
-        }
-        return out;
+      skip_blanks(text, pos);
+      if (pos < text.size() && text[pos] == close) {
+        ++pos;
+        return node;
       }
-      if (quote == '\'' || c != '\\') {
-        out += c;
+      if (mapping) {
+        std::string key;
+        if (pos < text.size() && (text[pos] == '"' || text[pos] == '\'')) {
+          key = quoted(text, pos, line_number);
+        } else {
+          const auto colon = text.find(':', pos);
+          if (colon == std::string_view::npos) throw fail(line_number, "expected `name: value` in a {} mapping");
+          key = std::string(text.substr(pos, colon - pos));
+          while (!key.empty() && key.back() == ' ') key.pop_back();
+          pos = colon;
+        }
+        skip_blanks(text, pos);
+        if (pos >= text.size() || text[pos] != ':') throw fail(line_number, "expected ':' after a key in a {} mapping");
+        ++pos;
+        for (const auto& seen : node.keys)
+          if (seen == key) throw fail(line_number, fmt::format("duplicate key \"{}\"", key));
+        node.keys.push_back(std::move(key));
+      }
+      node.items.push_back(flow_node(text, pos, line_number));
+      skip_blanks(text, pos);
+      if (pos < text.size() && text[pos] == ',') {
+        ++pos;
         continue;
       }
-      if (pos >= text.size()) throw fail(line_number, "a quoted value that does not close on its line");
-      const char escape = text[pos++];
-      switch (escape) {
-        case '0': out += '\0'; break;
-        case 'a': out += '\a'; break;
-        case 'b': out += '\b'; break;
-        case 't': case '\t': out += '\t'; break;
-        case 'n': out += '\n'; break;
-        case 'v': out += '\v'; break;
-        case 'f': out += '\f'; break;
-        case 'r': out += '\r'; break;
-        case 'e': out += '\x1b'; break;
-        case ' ': case '"': case '/': case '\\': out += escape; break;
-        case 'x': append_code_point(out, hex(text, pos, 2, line_number), line_number); break;
-        case 'u': append_code_point(out, hex(text, pos, 4, line_number), line_number); break;
-        case 'U': append_code_point(out, hex(text, pos, 8, line_number), line_number); break;
-        default: throw fail(line_number, fmt::format("unknown escape '\\{}' in a quoted value", escape));
+      if (pos < text.size() && text[pos] == close) continue;
+      throw fail(line_number, fmt::format("expected ',' or '{}'", close));
+    }
+  }
+  if (c == '"' || c == '\'') {
+    node.text = quoted(text, pos, line_number);
+    return node;
+  }
+  if (c == '&' || c == '*' || c == '!') throw fail(line_number, "anchors, aliases and tags are not read in an arguments file");
+  const auto end = text.find_first_of(",]}", pos);
+  std::string plain(text.substr(pos, end == std::string_view::npos ? std::string_view::npos : end - pos));
+  while (!plain.empty() && plain.back() == ' ') plain.pop_back();
+  if (plain.find(": ") != std::string::npos) throw fail(line_number, "a value holding ': ' must be quoted");
+  pos = end == std::string_view::npos ? text.size() : end;
+  node.plain = true;
+  node.text = std::move(plain);
+  return node;
+}
+
+TRAINPP_INLINE std::string YamlArgumentsReader::quoted(std::string_view text, std::size_t& pos, int line_number) const {
+  const char quote = text[pos++];
+  std::string out;
+  while (true) {
+    if (pos >= text.size())
+      throw fail(line_number, "a quoted value that does not close on its line");
+    const char c = text[pos++];
+    if (c == quote) {
+      if (quote == '\'' && pos < text.size() && text[pos] == '\'') {
+        out += '\'';
+        ++pos;
+        continue;
       }
+      return out;
+    }
+    if (quote == '\'' || c != '\\') {
+      out += c;
+      continue;
+    }
+    if (pos >= text.size()) throw fail(line_number, "a quoted value that does not close on its line");
+    const char escape = text[pos++];
+    switch (escape) {
+      case '0': out += '\0'; break;
+      case 'a': out += '\a'; break;
+      case 'b': out += '\b'; break;
+      case 't': case '\t': out += '\t'; break;
+      case 'n': out += '\n'; break;
+      case 'v': out += '\v'; break;
+      case 'f': out += '\f'; break;
+      case 'r': out += '\r'; break;
+      case 'e': out += '\x1b'; break;
+      case ' ': case '"': case '/': case '\\': out += escape; break;
+      case 'x': append_code_point(out, hex(text, pos, 2, line_number), line_number); break;
+      case 'u': append_code_point(out, hex(text, pos, 4, line_number), line_number); break;
+      case 'U': append_code_point(out, hex(text, pos, 8, line_number), line_number); break;
+      default: throw fail(line_number, fmt::format("unknown escape '\\{}' in a quoted value", escape));
     }
   }
+}
 
-  std::uint32_t hex(std::string_view text, std::size_t& pos, std::size_t digits, int line_number) const {
-    std::uint32_t value = 0;
-    const auto r = std::from_chars(text.data() + pos, text.data() + std::min(text.size(), pos + digits), value, 16);
-    if (r.ec != std::errc{} || r.ptr != text.data() + pos + digits)
-      throw fail(line_number, fmt::format("an escape needs {} hex digits", digits));
-    pos += digits;
-    return value;
+TRAINPP_INLINE std::uint32_t YamlArgumentsReader::hex(std::string_view text,
+                                                      std::size_t& pos,
+                                                      std::size_t digits,
+                                                      int line_number) const {
+  std::uint32_t value = 0;
+  const auto r = std::from_chars(text.data() + pos, text.data() + std::min(text.size(), pos + digits), value, 16);
+  if (r.ec != std::errc{} || r.ptr != text.data() + pos + digits)
+    throw fail(line_number, fmt::format("an escape needs {} hex digits", digits));
+  pos += digits;
+  return value;
+}
+
+TRAINPP_INLINE void YamlArgumentsReader::append_code_point(std::string& out,
+                                                           std::uint32_t code,
+                                                           int line_number) const {
+  if (code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF))
+    throw fail(line_number, fmt::format("the escape U+{:X} is not a character", code));
+  if (code < 0x80) {
+    out += static_cast<char>(code);
+  } else if (code < 0x800) {
+    out += static_cast<char>(0xC0 | (code >> 6));
+    out += static_cast<char>(0x80 | (code & 0x3F));
+  } else if (code < 0x10000) {
+    out += static_cast<char>(0xE0 | (code >> 12));
+    out += static_cast<char>(0x80 | ((code >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (code & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (code >> 18));
+    out += static_cast<char>(0x80 | ((code >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((code >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (code & 0x3F));
   }
-
-  void append_code_point(std::string& out, std::uint32_t code, int line_number) const {
-    if (code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF))
-      throw fail(line_number, fmt::format("the escape U+{:X} is not a character", code));
-    if (code < 0x80) {
-      out += static_cast<char>(code);
-    } else if (code < 0x800) {
-      out += static_cast<char>(0xC0 | (code >> 6));
-      out += static_cast<char>(0x80 | (code & 0x3F));
-    } else if (code < 0x10000) {
-      out += static_cast<char>(0xE0 | (code >> 12));
-      out += static_cast<char>(0x80 | ((code >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (code & 0x3F));
-    } else {
-      out += static_cast<char>(0xF0 | (code >> 18));
-      out += static_cast<char>(0x80 | ((code >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((code >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (code & 0x3F));
-    }
-  }
-
-  static constexpr int max_depth = 64;  ///< as parse_json_strict's limit
-  std::string source_;
-  std::vector<Line> lines_;
-  std::size_t at_ = 0;
-};
+}
 
 }  // namespace detail
+
+#endif  // TRAINPP_DEFINITIONS
+
 }  // namespace trainpp
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -2417,6 +2581,10 @@ class YamlArgumentsReader {
 #include <type_traits>
 #include <utility>
 #include <vector>
+
+#if TRAINPP_DEFINITIONS
+#include <cctype>
+#endif
 
 namespace trainpp {
 
@@ -2446,32 +2614,7 @@ std::string type_name() {
 
 /// Whether `text` is well-formed UTF-8: no stray continuation bytes, overlong forms, surrogates or
 /// code points beyond U+10FFFF. JSON output (training_args.json) cannot carry anything else.
-[[nodiscard]] inline bool is_valid_utf8(std::string_view text) {
-  std::size_t i = 0;
-  while (i < text.size()) {
-    const auto lead = static_cast<unsigned char>(text[i]);
-    if (lead < 0x80) {
-      ++i;
-      continue;
-    }
-    std::size_t length = 0;
-    char32_t code = 0;
-    if ((lead & 0xE0) == 0xC0) length = 2, code = lead & 0x1Fu;
-    else if ((lead & 0xF0) == 0xE0) length = 3, code = lead & 0x0Fu;
-    else if ((lead & 0xF8) == 0xF0) length = 4, code = lead & 0x07u;
-    else return false;
-    if (text.size() - i < length) return false;
-    for (std::size_t k = 1; k < length; ++k) {
-      const auto next = static_cast<unsigned char>(text[i + k]);
-      if ((next & 0xC0) != 0x80) return false;
-      code = (code << 6) | (next & 0x3Fu);
-    }
-    const char32_t smallest[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (code < smallest[length] || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) return false;
-    i += length;
-  }
-  return true;
-}
+[[nodiscard]] bool is_valid_utf8(std::string_view text);
 
 /// Values shown in error messages are cut to this many bytes, so that a megabyte-long token still
 /// gives a one-line message.
@@ -2479,18 +2622,7 @@ inline constexpr std::size_t shown_value_max = 80;
 
 /// `text` as an error message shows it: on one line (control bytes, and every byte of text that is
 /// not UTF-8, written as \xNN) and cut to about shown_value_max bytes, between two characters.
-[[nodiscard]] inline std::string shown_text(std::string_view text) {
-  const bool utf8 = is_valid_utf8(text);
-  std::string out;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const auto byte = static_cast<unsigned char>(text[i]);
-    if (out.size() >= shown_value_max && (!utf8 || (byte & 0xC0) != 0x80))
-      return fmt::format("{}... ({} bytes in all)", out, text.size());
-    if (byte < 0x20 || byte == 0x7F || (byte >= 0x80 && !utf8)) out += fmt::format("\\x{:02x}", byte);
-    else out += static_cast<char>(byte);
-  }
-  return out;
-}
+[[nodiscard]] std::string shown_text(std::string_view text);
 
 /// A JSON value as an error message shows it.
 [[nodiscard]] inline std::string shown_json(const nlohmann::json& value) {
@@ -2499,20 +2631,10 @@ inline constexpr std::size_t shown_value_max = 80;
 
 /// Refuses text that no string setting can hold: NUL bytes (a path would be cut short at the first
 /// one) and bytes that are not UTF-8 (training_args.json could not be written).
-inline void check_text(std::string_view name, std::string_view text) {
-  if (const auto nul = text.find('\0'); nul != std::string_view::npos)
-    throw error("argument --{}: invalid str value: '{}' holds a NUL byte", name, shown_text(text));
-  if (!is_valid_utf8(text)) throw error("argument --{}: invalid str value: '{}' is not valid UTF-8", name, shown_text(text));
-}
+void check_text(std::string_view name, std::string_view text);
 
 /// HF's string_to_bool.
-inline std::optional<bool> parse_bool(std::string_view s) {
-  std::string l(s);
-  std::ranges::transform(l, l.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  if (l == "true" || l == "1" || l == "yes" || l == "y" || l == "t") return true;
-  if (l == "false" || l == "0" || l == "no" || l == "n" || l == "f") return false;
-  return std::nullopt;
-}
+std::optional<bool> parse_bool(std::string_view s);
 
 /// Parses a whole token as a number of type T in decimal (as Python's int() and float() read flag
 /// values, less their whitespace and digit separators): the locale plays no part, hex and trailing
@@ -2655,20 +2777,7 @@ nlohmann::json to_json_value(const T& v) {
   else return nlohmann::json(v);
 }
 
-inline std::size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t prev = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t cur = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      prev = cur;
-    }
-  }
-  return row[b.size()];
-}
+std::size_t edit_distance(std::string_view a, std::string_view b);
 
 /// One field of the argument structs, type-erased for the parser and --help.
 struct CliField {
@@ -2679,48 +2788,11 @@ struct CliField {
 };
 
 /// The values `a.accepted` lists.
-[[nodiscard]] inline std::vector<nlohmann::json> accepted_values(const UnimplementedArgument& a) {
-  std::vector<nlohmann::json> out;
-  std::string_view rest = a.accepted;
-  while (!rest.empty()) {
-    const auto bar = rest.find(" | ");
-    out.push_back(nlohmann::json::parse(rest.substr(0, bar)));
-    rest = bar == std::string_view::npos ? std::string_view{} : rest.substr(bar + 3);
-  }
-  return out;
-}
+[[nodiscard]] std::vector<nlohmann::json> accepted_values(const UnimplementedArgument& a);
 
 /// A field that takes what an unimplemented argument accepts and refuses anything else with its reason.
 /// Text from the command line or YAML is read as JSON where it is JSON (false, 0, null), else as a string.
-[[nodiscard]] inline CliField unimplemented_field(const UnimplementedArgument& a) {
-  CliField field;
-  field.name = std::string(a.name);
-  field.help = fmt::format("Not implemented: {}. Accepted: {}.", a.reason, a.accepted);
-  field.group = "transformers arguments trainpp does not implement";
-  field.type = a.is_bool ? "bool" : a.is_list ? "list" : "value";
-  field.default_value = accepted_values(a).front().dump();
-  field.is_bool = a.is_bool;
-  field.is_list = a.is_list;
-  field.defaults_true = a.is_bool && field.default_value == "true";
-  field.set_json = [a](const nlohmann::json& value) {
-    for (const auto& accepted : accepted_values(a))
-      if (value == accepted) return;
-    throw error("argument --{}: {} is not supported: {} (accepted: {})", a.name,
-                value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), a.reason, a.accepted);
-  };
-  field.set = [a, set_json = field.set_json](std::string_view text) {
-    if (a.is_list) {  // a list item given: only the empty list is accepted
-      set_json(nlohmann::json::array({std::string(text)}));
-      return;
-    }
-    if (a.is_bool) {
-      if (const auto flag = parse_bool(text)) return set_json(*flag);
-    }
-    nlohmann::json value = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-    set_json(value.is_discarded() ? nlohmann::json(std::string(text)) : value);
-  };
-  return field;
-}
+[[nodiscard]] CliField unimplemented_field(const UnimplementedArgument& a);
 
 /// The fields of every struct in `structs`, in declaration order, bound to the structs' members.
 /// Two structs declaring the same name would leave one of them unreachable: refused.
@@ -2792,20 +2864,7 @@ template <class... Structs>
 }
 
 /// The field name nearest to `name` when it is close enough to be a typo of it.
-[[nodiscard]] inline std::optional<std::string> nearest_field(const std::vector<CliField>& fields, std::string_view name) {
-  const std::size_t tolerance = std::max<std::size_t>(3, name.size() / 3);
-  std::optional<std::string> best;
-  std::size_t best_distance = SIZE_MAX;
-  for (const auto& f : fields) {
-    // The distance is at least the difference in length: a long token need not be compared at all.
-    const std::size_t length_gap = name.size() > f.name.size() ? name.size() - f.name.size() : f.name.size() - name.size();
-    if (length_gap > tolerance) continue;
-    const auto distance = edit_distance(name, f.name);
-    if (distance < best_distance) best_distance = distance, best = f.name;
-  }
-  if (best_distance <= tolerance) return best;
-  return std::nullopt;
-}
+[[nodiscard]] std::optional<std::string> nearest_field(const std::vector<CliField>& fields, std::string_view name);
 
 /// Whether a leading argument names an arguments file: HfArgumentParser's parse_json_file and
 /// parse_yaml_file inputs.
@@ -2817,22 +2876,7 @@ template <class... Structs>
 /// the command line would be (`eval_strategy: no` is the choice "no", `do_train: yes` true,
 /// `learning_rate: 5e-5` a number); a quoted one is a string, as in a JSON file; a list or mapping
 /// is its JSON.
-inline void assign_yaml(CliField& field, const YamlNode& node) {
-  if (node.kind != YamlNode::Kind::scalar || node.is_null()) {
-    nlohmann::json value = yaml_to_json(node);
-    if (field.is_list && value.is_array()) {  // list items are names whatever they look like: `[1, yes]`
-      for (std::size_t k = 0; k < node.items.size(); ++k)
-        if (node.items[k].kind == YamlNode::Kind::scalar && !node.items[k].is_null()) value[k] = node.items[k].text;
-    }
-    field.set_json(value);
-  } else if (!node.plain) {
-    field.set_json(node.text);
-  } else if (field.is_list) {
-    field.set_json(nlohmann::json::array({node.text}));
-  } else {
-    field.set(node.text);
-  }
-}
+void assign_yaml(CliField& field, const YamlNode& node);
 
 }  // namespace detail
 
@@ -2873,38 +2917,7 @@ template <class... Structs>
 /// docs/arguments.md: every TrainingArguments field, by group, with its type, default and meaning, then
 /// transformers' fields that trainpp does not implement, with the values accepted and why. Generated
 /// from the code; a test keeps the file in step with it.
-[[nodiscard]] inline std::string arguments_reference_markdown() {
-  std::tuple<TrainingArguments> structs;
-  const auto fields = detail::cli_fields(structs);
-  auto cell = [](std::string text) {
-    std::string out;
-    for (const char c : text) {
-      if (c == '|') out += "\\|";
-      else if (c == '\n') out += ' ';
-      else out += c;
-    }
-    return out;
-  };
-  std::string out =
-      "# TrainingArguments\n\n"
-      "Generated from include/trainpp/args.hpp and include/trainpp/args/unimplemented.hpp (the test\n"
-      "\"docs/arguments.md is generated from the code\" fails when this file is stale; run it with\n"
-      "TRAINPP_WRITE_DOCS=1 to rewrite it). Every field of transformers 5's `TrainingArguments` is here:\n"
-      "implemented with HF's name, default and meaning, or listed at the end as not implemented, with the\n"
-      "values that say what trainpp does anyway (accepted, so HF's own `training_args.json` loads) and the\n"
-      "reason any other value is refused. Flags are written `--name value`, `--name=value` or\n"
-      "`--name-with-hyphens`; booleans also bare (`--name`) or negated (`--no_name`).\n";
-  std::vector<std::string> groups;
-  for (const auto& f : fields)
-    if (std::ranges::find(groups, f.group) == groups.end()) groups.push_back(f.group);
-  for (const auto& group : groups) {
-    out += fmt::format("\n## {}\n\n| argument | type | default | meaning |\n|---|---|---|---|\n", group);
-    for (const auto& f : fields)
-      if (f.group == group)
-        out += fmt::format("| `--{}` | {} | `{}` | {} |\n", f.name, cell(f.type), cell(f.default_value), cell(f.help));
-  }
-  return out;
-}
+[[nodiscard]] std::string arguments_reference_markdown();
 
 /// Thrown by parse_args for --help after printing it; examples return 0 on it.
 struct HelpRequested {};
@@ -3087,6 +3100,215 @@ int run_main(F&& body) {
   }
 }
 
+// TrainingArguments alone is what most programs parse, and what every Trainer saves as
+// training_args.json: these instantiations depend on no user type, so a program linking
+// trainpp::compiled takes them from there instead of compiling them again.
+#if !TRAINPP_DEFINITIONS
+namespace detail {
+extern template std::vector<CliField> cli_fields<TrainingArguments>(std::tuple<TrainingArguments>&);
+}  // namespace detail
+extern template nlohmann::json args_json<TrainingArguments>(const TrainingArguments&);
+extern template std::string help_text<TrainingArguments>(std::string_view, std::tuple<TrainingArguments>);
+extern template std::tuple<TrainingArguments> parse_args_into<TrainingArguments>(const std::vector<std::string>&,
+                                                                                std::string_view,
+                                                                                std::tuple<TrainingArguments>);
+#endif
+
+#if TRAINPP_DEFINITIONS
+
+namespace detail {
+
+TRAINPP_INLINE bool is_valid_utf8(std::string_view text) {
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const auto lead = static_cast<unsigned char>(text[i]);
+    if (lead < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t length = 0;
+    char32_t code = 0;
+    if ((lead & 0xE0) == 0xC0) length = 2, code = lead & 0x1Fu;
+    else if ((lead & 0xF0) == 0xE0) length = 3, code = lead & 0x0Fu;
+    else if ((lead & 0xF8) == 0xF0) length = 4, code = lead & 0x07u;
+    else return false;
+    if (text.size() - i < length) return false;
+    for (std::size_t k = 1; k < length; ++k) {
+      const auto next = static_cast<unsigned char>(text[i + k]);
+      if ((next & 0xC0) != 0x80) return false;
+      code = (code << 6) | (next & 0x3Fu);
+    }
+    const char32_t smallest[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (code < smallest[length] || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) return false;
+    i += length;
+  }
+  return true;
+}
+
+TRAINPP_INLINE std::string shown_text(std::string_view text) {
+  const bool utf8 = is_valid_utf8(text);
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto byte = static_cast<unsigned char>(text[i]);
+    if (out.size() >= shown_value_max && (!utf8 || (byte & 0xC0) != 0x80))
+      return fmt::format("{}... ({} bytes in all)", out, text.size());
+    if (byte < 0x20 || byte == 0x7F || (byte >= 0x80 && !utf8)) out += fmt::format("\\x{:02x}", byte);
+    else out += static_cast<char>(byte);
+  }
+  return out;
+}
+
+TRAINPP_INLINE void check_text(std::string_view name, std::string_view text) {
+  if (const auto nul = text.find('\0'); nul != std::string_view::npos)
+    throw error("argument --{}: invalid str value: '{}' holds a NUL byte", name, shown_text(text));
+  if (!is_valid_utf8(text)) throw error("argument --{}: invalid str value: '{}' is not valid UTF-8", name, shown_text(text));
+}
+
+TRAINPP_INLINE std::optional<bool> parse_bool(std::string_view s) {
+  std::string l(s);
+  std::ranges::transform(l, l.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (l == "true" || l == "1" || l == "yes" || l == "y" || l == "t") return true;
+  if (l == "false" || l == "0" || l == "no" || l == "n" || l == "f") return false;
+  return std::nullopt;
+}
+
+TRAINPP_INLINE std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t prev = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t cur = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      prev = cur;
+    }
+  }
+  return row[b.size()];
+}
+
+TRAINPP_INLINE std::vector<nlohmann::json> accepted_values(const UnimplementedArgument& a) {
+  std::vector<nlohmann::json> out;
+  std::string_view rest = a.accepted;
+  while (!rest.empty()) {
+    const auto bar = rest.find(" | ");
+    out.push_back(nlohmann::json::parse(rest.substr(0, bar)));
+    rest = bar == std::string_view::npos ? std::string_view{} : rest.substr(bar + 3);
+  }
+  return out;
+}
+
+TRAINPP_INLINE CliField unimplemented_field(const UnimplementedArgument& a) {
+  CliField field;
+  field.name = std::string(a.name);
+  field.help = fmt::format("Not implemented: {}. Accepted: {}.", a.reason, a.accepted);
+  field.group = "transformers arguments trainpp does not implement";
+  field.type = a.is_bool ? "bool" : a.is_list ? "list" : "value";
+  field.default_value = accepted_values(a).front().dump();
+  field.is_bool = a.is_bool;
+  field.is_list = a.is_list;
+  field.defaults_true = a.is_bool && field.default_value == "true";
+  field.set_json = [a](const nlohmann::json& value) {
+    for (const auto& accepted : accepted_values(a))
+      if (value == accepted) return;
+    throw error("argument --{}: {} is not supported: {} (accepted: {})", a.name,
+                value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), a.reason, a.accepted);
+  };
+  field.set = [a, set_json = field.set_json](std::string_view text) {
+    if (a.is_list) {  // a list item given: only the empty list is accepted
+      set_json(nlohmann::json::array({std::string(text)}));
+      return;
+    }
+    if (a.is_bool) {
+      if (const auto flag = parse_bool(text)) return set_json(*flag);
+    }
+    nlohmann::json value = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+    set_json(value.is_discarded() ? nlohmann::json(std::string(text)) : value);
+  };
+  return field;
+}
+
+TRAINPP_INLINE std::optional<std::string> nearest_field(const std::vector<CliField>& fields,
+                                                        std::string_view name) {
+  const std::size_t tolerance = std::max<std::size_t>(3, name.size() / 3);
+  std::optional<std::string> best;
+  std::size_t best_distance = SIZE_MAX;
+  for (const auto& f : fields) {
+    // The distance is at least the difference in length: a long token need not be compared at all.
+    const std::size_t length_gap = name.size() > f.name.size() ? name.size() - f.name.size() : f.name.size() - name.size();
+    if (length_gap > tolerance) continue;
+    const auto distance = edit_distance(name, f.name);
+    if (distance < best_distance) best_distance = distance, best = f.name;
+  }
+  if (best_distance <= tolerance) return best;
+  return std::nullopt;
+}
+
+TRAINPP_INLINE void assign_yaml(CliField& field, const YamlNode& node) {
+  if (node.kind != YamlNode::Kind::scalar || node.is_null()) {
+    nlohmann::json value = yaml_to_json(node);
+    if (field.is_list && value.is_array()) {  // list items are names whatever they look like: `[1, yes]`
+      for (std::size_t k = 0; k < node.items.size(); ++k)
+        if (node.items[k].kind == YamlNode::Kind::scalar && !node.items[k].is_null()) value[k] = node.items[k].text;
+    }
+    field.set_json(value);
+  } else if (!node.plain) {
+    field.set_json(node.text);
+  } else if (field.is_list) {
+    field.set_json(nlohmann::json::array({node.text}));
+  } else {
+    field.set(node.text);
+  }
+}
+
+}  // namespace detail
+
+TRAINPP_INLINE std::string arguments_reference_markdown() {
+  std::tuple<TrainingArguments> structs;
+  const auto fields = detail::cli_fields(structs);
+  auto cell = [](std::string text) {
+    std::string out;
+    for (const char c : text) {
+      if (c == '|') out += "\\|";
+      else if (c == '\n') out += ' ';
+      else out += c;
+    }
+    return out;
+  };
+  std::string out =
+      "# TrainingArguments\n\n"
+      "Generated from include/trainpp/args.hpp and include/trainpp/args/unimplemented.hpp (the test\n"
+      "\"docs/arguments.md is generated from the code\" fails when this file is stale; run it with\n"
+      "TRAINPP_WRITE_DOCS=1 to rewrite it). Every field of transformers 5's `TrainingArguments` is here:\n"
+      "implemented with HF's name, default and meaning, or listed at the end as not implemented, with the\n"
+      "values that say what trainpp does anyway (accepted, so HF's own `training_args.json` loads) and the\n"
+      "reason any other value is refused. Flags are written `--name value`, `--name=value` or\n"
+      "`--name-with-hyphens`; booleans also bare (`--name`) or negated (`--no_name`).\n";
+  std::vector<std::string> groups;
+  for (const auto& f : fields)
+    if (std::ranges::find(groups, f.group) == groups.end()) groups.push_back(f.group);
+  for (const auto& group : groups) {
+    out += fmt::format("\n## {}\n\n| argument | type | default | meaning |\n|---|---|---|---|\n", group);
+    for (const auto& f : fields)
+      if (f.group == group)
+        out += fmt::format("| `--{}` | {} | `{}` | {} |\n", f.name, cell(f.type), cell(f.default_value), cell(f.help));
+  }
+  return out;
+}
+
+#if defined(TRAINPP_COMPILED_LIB)
+namespace detail {
+template std::vector<CliField> cli_fields<TrainingArguments>(std::tuple<TrainingArguments>&);
+}  // namespace detail
+template nlohmann::json args_json<TrainingArguments>(const TrainingArguments&);
+template std::string help_text<TrainingArguments>(std::string_view, std::tuple<TrainingArguments>);
+template std::tuple<TrainingArguments> parse_args_into<TrainingArguments>(const std::vector<std::string>&,
+                                                                         std::string_view,
+                                                                         std::tuple<TrainingArguments>);
+#endif
+
+#endif  // TRAINPP_DEFINITIONS
+
 }  // namespace trainpp
 
 // ---- trainpp/device.hpp ----
@@ -3100,7 +3322,25 @@ namespace trainpp {
 
 /// CUDA when available (the index from LOCAL_RANK, within what CUDA_VISIBLE_DEVICES exposes), else
 /// MPS, else the CPU; `use_cpu` forces the CPU.
-[[nodiscard]] inline torch::Device select_device(const TrainingArguments& args) {
+[[nodiscard]] torch::Device select_device(const TrainingArguments& args);
+
+/// HF's set_seed: the CPU generator and every CUDA device's.
+inline void set_seed(std::int64_t seed) {
+  torch::manual_seed(static_cast<std::uint64_t>(seed));
+  if (torch::cuda::is_available()) torch::cuda::manual_seed_all(static_cast<std::uint64_t>(seed));
+}
+
+/// HF's enable_full_determinism: seed, deterministic algorithms, cuDNN/cuBLAS settings.
+void enable_full_determinism(std::int64_t seed);
+
+/// HF's --tf32: true turns on TF32 for float32 matmuls and convolutions on CUDA, false turns it off,
+/// unset leaves torch's defaults. TF32 exists only on NVIDIA GPUs (Ampere and newer): asking for it on
+/// another device is an Error, as in HF.
+void apply_tf32(const TrainingArguments& args, torch::Device device);
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE torch::Device select_device(const TrainingArguments& args) {
   if (args.use_cpu) return torch::kCPU;
   if (torch::cuda::is_available()) {
     const auto local_rank = trainpp::local_process_index();  // a malformed LOCAL_RANK fails in finalize()
@@ -3113,14 +3353,7 @@ namespace trainpp {
   return torch::kCPU;
 }
 
-/// HF's set_seed: the CPU generator and every CUDA device's.
-inline void set_seed(std::int64_t seed) {
-  torch::manual_seed(static_cast<std::uint64_t>(seed));
-  if (torch::cuda::is_available()) torch::cuda::manual_seed_all(static_cast<std::uint64_t>(seed));
-}
-
-/// HF's enable_full_determinism: seed, deterministic algorithms, cuDNN/cuBLAS settings.
-inline void enable_full_determinism(std::int64_t seed) {
+TRAINPP_INLINE void enable_full_determinism(std::int64_t seed) {
   set_seed(seed);
   ::setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8", 1);
   at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/false);
@@ -3128,10 +3361,7 @@ inline void enable_full_determinism(std::int64_t seed) {
   at::globalContext().setBenchmarkCuDNN(false);
 }
 
-/// HF's --tf32: true turns on TF32 for float32 matmuls and convolutions on CUDA, false turns it off,
-/// unset leaves torch's defaults. TF32 exists only on NVIDIA GPUs (Ampere and newer): asking for it on
-/// another device is an Error, as in HF.
-inline void apply_tf32(const TrainingArguments& args, torch::Device device) {
+TRAINPP_INLINE void apply_tf32(const TrainingArguments& args, torch::Device device) {
   if (!args.tf32) return;
   if (*args.tf32 && !device.is_cuda())
     throw error("--tf32 requires a CUDA GPU (TF32 matmuls exist on NVIDIA Ampere and newer); this run's device is {}",
@@ -3140,6 +3370,8 @@ inline void apply_tf32(const TrainingArguments& args, torch::Device device) {
   at::globalContext().setAllowTF32CuBLAS(*args.tf32);
   at::globalContext().setAllowTF32CuDNN(*args.tf32);
 }
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp
 
@@ -3151,6 +3383,21 @@ inline void apply_tf32(const TrainingArguments& args, torch::Device device) {
 
 
 #include <torch/csrc/distributed/c10d/Backend.hpp>
+// NCCL: LibTorch's CMake config does not say whether it was built with NCCL; trainpp's CMake package
+// defines USE_C10D_NCCL and puts nccl.h on the include path when LibTorch is a CUDA build
+// (cmake/trainppDependencies.cmake). A build by hand defines both itself.
+#if defined(USE_C10D_NCCL) && __has_include(<nccl.h>)
+#define TRAINPP_HAS_NCCL 1
+#endif
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+// The rendezvous store and the backends' own headers: only ProcessGroup's definitions create them.
+#if TRAINPP_DEFINITIONS
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 // Gloo: trainpp's CMake package defines USE_C10D_GLOO (as LibTorch's own build does) and finds Gloo's
@@ -3159,21 +3406,13 @@ inline void apply_tf32(const TrainingArguments& args, torch::Device device) {
 #ifdef USE_C10D_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #endif
-// NCCL: LibTorch's CMake config does not say whether it was built with NCCL; trainpp's CMake package
-// defines USE_C10D_NCCL and puts nccl.h on the include path when LibTorch is a CUDA build
-// (cmake/trainppDependencies.cmake). A build by hand defines both itself.
-#if defined(USE_C10D_NCCL) && __has_include(<nccl.h>)
-#define TRAINPP_HAS_NCCL 1
+#ifdef TRAINPP_HAS_NCCL
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
 #include <algorithm>
-#include <chrono>
 #include <cstdlib>
-#include <memory>
-#include <string>
-#include <utility>
-#include <vector>
+#endif
 
 namespace trainpp {
 
@@ -3200,49 +3439,13 @@ class ProcessGroup {
   /// launcher's agent does), every rank connects and creates the backend ("gloo" or "nccl"; empty:
   /// nccl for a CUDA device, else gloo). Waits at most `timeout` for the others.
   static ProcessGroup join(const LaunchEnvironment& env, std::string backend, std::chrono::milliseconds timeout,
-                           torch::Device device) {
-    if (backend.empty()) backend = device.is_cuda() ? "nccl" : "gloo";
-    ProcessGroup group;
-    group.rank_ = env.rank;
-    group.size_ = env.world_size;
-    group.timeout_ = timeout;
-    c10d::TCPStoreOptions options;
-    options.port = static_cast<std::uint16_t>(env.master_port);
-    options.isServer = env.rank == 0 && !env.use_agent_store;
-    options.numWorkers = env.use_agent_store ? std::nullopt : std::optional<std::size_t>(env.world_size);
-    options.waitWorkers = !env.use_agent_store;
-    options.timeout = timeout;
-    try {
-      group.store_ = c10::make_intrusive<c10d::TCPStore>(env.master_addr, options);
-    } catch (const std::exception& e) {
-      throw error("rank {}: cannot {} the rendezvous at {}:{} within ddp_timeout ({} s): {}", env.rank,
-                  options.isServer ? "host" : "reach", env.master_addr, env.master_port,
-                  std::chrono::duration_cast<std::chrono::seconds>(timeout).count(), detail::first_line(e.what()));
-    }
-    // A prefix per backend, as torch does, so that a second group on the same store does not collide.
-    group.backend_ = make_backend("trainpp/" + backend, backend, env.rank, env.world_size, group.store_, timeout);
-    group.backend_name_ = backend;
-    return group;
-  }
+                           torch::Device device);
 
   /// A group of some of the job's processes (`ranks`, global ranks in the order that gives the new
   /// ranks), on the same rendezvous store under a prefix of its own (`name`, unique in the job), as
   /// torch.distributed.new_group does. Only its members call it, and each of them must: creating the
   /// backend connects them. This process's rank in it is its position in `ranks`.
-  [[nodiscard]] ProcessGroup subgroup(const std::string& name, const std::vector<int>& ranks) const {
-    if (!backend_) throw error("the process group is not joined");
-    const auto me = std::ranges::find(ranks, rank_);
-    if (me == ranks.end()) throw error("rank {} is not a member of the process group {}", rank_, name);
-    ProcessGroup group;
-    group.rank_ = static_cast<int>(me - ranks.begin());
-    group.size_ = static_cast<int>(ranks.size());
-    group.timeout_ = timeout_;
-    group.store_ = store_;
-    group.backend_name_ = backend_name_;
-    group.backend_ = make_backend(fmt::format("trainpp/{}/{}", backend_name_, name), backend_name_, group.rank_,
-                                  group.size_, store_, timeout_);
-    return group;
-  }
+  [[nodiscard]] ProcessGroup subgroup(const std::string& name, const std::vector<int>& ranks) const;
 
   [[nodiscard]] int rank() const { return rank_; }
   [[nodiscard]] int size() const { return size_; }
@@ -3250,11 +3453,7 @@ class ProcessGroup {
   [[nodiscard]] bool valid() const { return static_cast<bool>(backend_); }
 
   /// Sums `tensors` across processes in place, asynchronously: wait on the result (see wait()).
-  [[nodiscard]] CollectiveHandle all_reduce_sum_async(std::vector<torch::Tensor>& tensors) {
-    c10d::AllreduceOptions options;
-    options.reduceOp = c10d::ReduceOp::SUM;  // Gloo has no AVG: callers divide
-    return CollectiveHandle(guarded("allreduce", [&] { return backend_->allreduce(tensors, options); }));
-  }
+  [[nodiscard]] CollectiveHandle all_reduce_sum_async(std::vector<torch::Tensor>& tensors);
   /// Sums `tensors` across processes in place.
   void all_reduce_sum(std::vector<torch::Tensor>& tensors) { wait(all_reduce_sum_async(tensors), "allreduce"); }
   void all_reduce_sum(torch::Tensor& tensor) {
@@ -3262,39 +3461,15 @@ class ProcessGroup {
     all_reduce_sum(one);
   }
   /// Copies rank `root`'s `tensors` into everyone's, in place.
-  void broadcast(std::vector<torch::Tensor>& tensors, int root = 0) {
-    if (tensors.empty()) return;
-    c10d::BroadcastOptions options;
-    options.rootRank = root;
-    wait(CollectiveHandle(guarded("broadcast", [&] { return backend_->broadcast(tensors, options); })), "broadcast");
-  }
+  void broadcast(std::vector<torch::Tensor>& tensors, int root = 0);
   /// Every process's `tensor` (same shape everywhere), in rank order.
-  [[nodiscard]] std::vector<torch::Tensor> all_gather(const torch::Tensor& tensor) {
-    std::vector<std::vector<torch::Tensor>> outputs(1);
-    for (int r = 0; r < size_; ++r) outputs[0].push_back(torch::empty_like(tensor));
-    std::vector<torch::Tensor> inputs{tensor.contiguous()};
-    wait(CollectiveHandle(guarded("allgather", [&] { return backend_->allgather(outputs, inputs); })), "allgather");
-    return outputs[0];
-  }
+  [[nodiscard]] std::vector<torch::Tensor> all_gather(const torch::Tensor& tensor);
   /// Sums `input` across processes and leaves part r of the sum (output.numel() elements, input
   /// holding size() × as many) in process r's `output`: ZeRO's gradient reduce-scatter.
-  [[nodiscard]] CollectiveHandle reduce_scatter_sum_async(torch::Tensor output, torch::Tensor input) {
-    if (input.numel() != output.numel() * size_)
-      throw error("reduce-scatter: {} elements do not split into {} parts of {}", input.numel(), size_, output.numel());
-    c10d::ReduceScatterOptions options;
-    options.reduceOp = c10d::ReduceOp::SUM;
-    auto out = output.view(-1), in = input.view(-1);
-    return CollectiveHandle(guarded("reduce-scatter", [&] { return backend_->_reduce_scatter_base(out, in, options); }));
-  }
+  [[nodiscard]] CollectiveHandle reduce_scatter_sum_async(torch::Tensor output, torch::Tensor input);
   /// Every process's `input` side by side in `output` (size() × input.numel() elements), in rank
   /// order. `input` may be this rank's part of `output` itself (an in-place gather).
-  [[nodiscard]] CollectiveHandle all_gather_into_async(torch::Tensor output, torch::Tensor input) {
-    if (output.numel() != input.numel() * size_)
-      throw error("all-gather: {} elements are not {} parts of {}", output.numel(), size_, input.numel());
-    auto flat = output.view(-1);
-    auto in = input.view(-1);
-    return CollectiveHandle(guarded("allgather", [&] { return backend_->_allgather_base(flat, in); }));
-  }
+  [[nodiscard]] CollectiveHandle all_gather_into_async(torch::Tensor output, torch::Tensor input);
 
   /// Returns once every process has called it.
   void barrier() {
@@ -3303,14 +3478,7 @@ class ProcessGroup {
   }
 
   /// Waits for an asynchronous collective; a failure names it and says what probably happened.
-  void wait(const CollectiveHandle& handle, const char* what) const {
-    try {
-      handle.wait(timeout_);
-    } catch (const std::exception& e) {
-      throw error("rank {}: the {} across {} processes failed (another process probably exited, or "
-                  "ddp_timeout passed): {}", rank_, what, size_, detail::first_line(e.what()));
-    }
-  }
+  void wait(const CollectiveHandle& handle, const char* what) const;
 
  private:
   template <class F>
@@ -3327,38 +3495,7 @@ class ProcessGroup {
   /// The collective engine for `rank` of `size` processes, meeting under `prefix` on `store`.
   static c10::intrusive_ptr<c10d::Backend> make_backend(const std::string& prefix, const std::string& backend, int rank,
                                                         int size, const c10::intrusive_ptr<c10d::Store>& shared_store,
-                                                        std::chrono::milliseconds timeout) {
-    auto store = c10::make_intrusive<c10d::PrefixStore>(prefix, shared_store);
-    try {
-      if (backend == "gloo") {
-#ifdef USE_C10D_GLOO
-        auto gloo = c10d::ProcessGroupGloo::Options::create(timeout);
-        const char* interface = std::getenv("GLOO_SOCKET_IFNAME");
-        gloo->devices.push_back(interface != nullptr && *interface != '\0'
-                                    ? c10d::ProcessGroupGloo::createDeviceForInterface(interface)
-                                    : c10d::ProcessGroupGloo::createDefaultDevice());
-        return c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, size, gloo);
-#else
-        throw error("ddp_backend gloo: trainpp was compiled without Gloo (define USE_C10D_GLOO with Gloo's "
-                    "headers on the include path, as trainpp's CMake package does); use nccl");
-#endif
-      } else if (backend == "nccl") {
-#ifdef TRAINPP_HAS_NCCL
-        auto nccl = c10d::ProcessGroupNCCL::Options::create();
-        nccl->timeout = timeout;
-        return c10::make_intrusive<c10d::ProcessGroupNCCL>(store, rank, size, nccl);
-#else
-        throw error("ddp_backend nccl: trainpp was compiled without NCCL (define USE_C10D_NCCL with nccl.h on the "
-                    "include path, for a CUDA build of LibTorch); use gloo");
-#endif
-      }
-      throw error("ddp_backend must be nccl or gloo, got '{}'", backend);
-    } catch (const Error&) {
-      throw;
-    } catch (const std::exception& e) {
-      throw error("rank {}: cannot create the {} backend ({}): {}", rank, backend, prefix, detail::first_line(e.what()));
-    }
-  }
+                                                        std::chrono::milliseconds timeout);
 
   int rank_ = 0;
   int size_ = 1;
@@ -3367,6 +3504,133 @@ class ProcessGroup {
   c10::intrusive_ptr<c10d::Store> store_;
   c10::intrusive_ptr<c10d::Backend> backend_;  ///< ProcessGroupNCCL or ProcessGroupGloo
 };
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE ProcessGroup ProcessGroup::join(const LaunchEnvironment& env, std::string backend,
+                                               std::chrono::milliseconds timeout, torch::Device device) {
+  if (backend.empty()) backend = device.is_cuda() ? "nccl" : "gloo";
+  ProcessGroup group;
+  group.rank_ = env.rank;
+  group.size_ = env.world_size;
+  group.timeout_ = timeout;
+  c10d::TCPStoreOptions options;
+  options.port = static_cast<std::uint16_t>(env.master_port);
+  options.isServer = env.rank == 0 && !env.use_agent_store;
+  options.numWorkers = env.use_agent_store ? std::nullopt : std::optional<std::size_t>(env.world_size);
+  options.waitWorkers = !env.use_agent_store;
+  options.timeout = timeout;
+  try {
+    group.store_ = c10::make_intrusive<c10d::TCPStore>(env.master_addr, options);
+  } catch (const std::exception& e) {
+    throw error("rank {}: cannot {} the rendezvous at {}:{} within ddp_timeout ({} s): {}", env.rank,
+                options.isServer ? "host" : "reach", env.master_addr, env.master_port,
+                std::chrono::duration_cast<std::chrono::seconds>(timeout).count(), detail::first_line(e.what()));
+  }
+  // A prefix per backend, as torch does, so that a second group on the same store does not collide.
+  group.backend_ = make_backend("trainpp/" + backend, backend, env.rank, env.world_size, group.store_, timeout);
+  group.backend_name_ = backend;
+  return group;
+}
+
+TRAINPP_INLINE ProcessGroup ProcessGroup::subgroup(const std::string& name, const std::vector<int>& ranks) const {
+  if (!backend_) throw error("the process group is not joined");
+  const auto me = std::ranges::find(ranks, rank_);
+  if (me == ranks.end()) throw error("rank {} is not a member of the process group {}", rank_, name);
+  ProcessGroup group;
+  group.rank_ = static_cast<int>(me - ranks.begin());
+  group.size_ = static_cast<int>(ranks.size());
+  group.timeout_ = timeout_;
+  group.store_ = store_;
+  group.backend_name_ = backend_name_;
+  group.backend_ = make_backend(fmt::format("trainpp/{}/{}", backend_name_, name), backend_name_, group.rank_,
+                                group.size_, store_, timeout_);
+  return group;
+}
+
+TRAINPP_INLINE CollectiveHandle ProcessGroup::all_reduce_sum_async(std::vector<torch::Tensor>& tensors) {
+  c10d::AllreduceOptions options;
+  options.reduceOp = c10d::ReduceOp::SUM;  // Gloo has no AVG: callers divide
+  return CollectiveHandle(guarded("allreduce", [&] { return backend_->allreduce(tensors, options); }));
+}
+
+TRAINPP_INLINE void ProcessGroup::broadcast(std::vector<torch::Tensor>& tensors, int root) {
+  if (tensors.empty()) return;
+  c10d::BroadcastOptions options;
+  options.rootRank = root;
+  wait(CollectiveHandle(guarded("broadcast", [&] { return backend_->broadcast(tensors, options); })), "broadcast");
+}
+
+TRAINPP_INLINE std::vector<torch::Tensor> ProcessGroup::all_gather(const torch::Tensor& tensor) {
+  std::vector<std::vector<torch::Tensor>> outputs(1);
+  for (int r = 0; r < size_; ++r) outputs[0].push_back(torch::empty_like(tensor));
+  std::vector<torch::Tensor> inputs{tensor.contiguous()};
+  wait(CollectiveHandle(guarded("allgather", [&] { return backend_->allgather(outputs, inputs); })), "allgather");
+  return outputs[0];
+}
+
+TRAINPP_INLINE CollectiveHandle ProcessGroup::reduce_scatter_sum_async(torch::Tensor output, torch::Tensor input) {
+  if (input.numel() != output.numel() * size_)
+    throw error("reduce-scatter: {} elements do not split into {} parts of {}", input.numel(), size_, output.numel());
+  c10d::ReduceScatterOptions options;
+  options.reduceOp = c10d::ReduceOp::SUM;
+  auto out = output.view(-1), in = input.view(-1);
+  return CollectiveHandle(guarded("reduce-scatter", [&] { return backend_->_reduce_scatter_base(out, in, options); }));
+}
+
+TRAINPP_INLINE CollectiveHandle ProcessGroup::all_gather_into_async(torch::Tensor output, torch::Tensor input) {
+  if (output.numel() != input.numel() * size_)
+    throw error("all-gather: {} elements are not {} parts of {}", output.numel(), size_, input.numel());
+  auto flat = output.view(-1);
+  auto in = input.view(-1);
+  return CollectiveHandle(guarded("allgather", [&] { return backend_->_allgather_base(flat, in); }));
+}
+
+TRAINPP_INLINE void ProcessGroup::wait(const CollectiveHandle& handle, const char* what) const {
+  try {
+    handle.wait(timeout_);
+  } catch (const std::exception& e) {
+    throw error("rank {}: the {} across {} processes failed (another process probably exited, or "
+                "ddp_timeout passed): {}", rank_, what, size_, detail::first_line(e.what()));
+  }
+}
+
+TRAINPP_INLINE c10::intrusive_ptr<c10d::Backend> ProcessGroup::make_backend(
+    const std::string& prefix, const std::string& backend, int rank, int size,
+    const c10::intrusive_ptr<c10d::Store>& shared_store, std::chrono::milliseconds timeout) {
+  auto store = c10::make_intrusive<c10d::PrefixStore>(prefix, shared_store);
+  try {
+    if (backend == "gloo") {
+#ifdef USE_C10D_GLOO
+      auto gloo = c10d::ProcessGroupGloo::Options::create(timeout);
+      const char* interface = std::getenv("GLOO_SOCKET_IFNAME");
+      gloo->devices.push_back(interface != nullptr && *interface != '\0'
+                                  ? c10d::ProcessGroupGloo::createDeviceForInterface(interface)
+                                  : c10d::ProcessGroupGloo::createDefaultDevice());
+      return c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, size, gloo);
+#else
+      throw error("ddp_backend gloo: trainpp was compiled without Gloo (define USE_C10D_GLOO with Gloo's "
+                  "headers on the include path, as trainpp's CMake package does); use nccl");
+#endif
+    } else if (backend == "nccl") {
+#ifdef TRAINPP_HAS_NCCL
+      auto nccl = c10d::ProcessGroupNCCL::Options::create();
+      nccl->timeout = timeout;
+      return c10::make_intrusive<c10d::ProcessGroupNCCL>(store, rank, size, nccl);
+#else
+      throw error("ddp_backend nccl: trainpp was compiled without NCCL (define USE_C10D_NCCL with nccl.h on the "
+                  "include path, for a CUDA build of LibTorch); use gloo");
+#endif
+    }
+    throw error("ddp_backend must be nccl or gloo, got '{}'", backend);
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw error("rank {}: cannot create the {} backend ({}): {}", rank, backend, prefix, detail::first_line(e.what()));
+  }
+}
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp
 
@@ -3413,41 +3677,10 @@ struct TrainerState {
   nlohmann::json stateful_callbacks = nlohmann::json::object();
 
   /// HF's TrainerState.compute_steps: a value below 1 is a ratio of max_steps (rounded up).
-  void compute_steps(const TrainingArguments& args, std::int64_t max_steps_) {
-    max_steps = max_steps_;
-    auto resolve = [&](double v) {
-      return v < 1 ? static_cast<std::int64_t>(std::ceil(static_cast<double>(max_steps) * v))
-                   : static_cast<std::int64_t>(v);
-    };
-    logging_steps = resolve(args.logging_steps);
-    eval_steps = args.eval_steps ? resolve(*args.eval_steps) : logging_steps;
-    save_steps = resolve(args.save_steps);
-  }
+  void compute_steps(const TrainingArguments& args, std::int64_t max_steps_);
 
   /// The JSON object HF writes as trainer_state.json (same keys, same meanings).
-  [[nodiscard]] nlohmann::json to_json() const {
-    auto opt = [](const auto& o) -> nlohmann::json { return o ? nlohmann::json(*o) : nlohmann::json(nullptr); };
-    return {{"best_global_step", opt(best_global_step)},
-            {"best_metric", opt(best_metric)},
-            {"best_model_checkpoint", opt(best_model_checkpoint)},
-            {"epoch", opt(epoch)},
-            {"eval_steps", eval_steps},
-            {"global_step", global_step},
-            {"is_hyper_param_search", is_hyper_param_search},
-            {"is_local_process_zero", is_local_process_zero},
-            {"is_world_process_zero", is_world_process_zero},
-            {"log_history", log_history},
-            {"logging_steps", logging_steps},
-            {"max_steps", max_steps},
-            {"num_input_tokens_seen", num_input_tokens_seen},
-            {"num_train_epochs", num_train_epochs},
-            {"save_steps", save_steps},
-            {"stateful_callbacks", stateful_callbacks},
-            {"total_flos", total_flos},
-            {"train_batch_size", train_batch_size},
-            {"trial_name", opt(trial_name)},
-            {"trial_params", trial_params}};
-  }
+  [[nodiscard]] nlohmann::json to_json() const;
 };
 
 /// The flags through which callbacks steer the loop (HF's TrainerControl). The loop resets each flag
@@ -3461,15 +3694,7 @@ struct TrainerControl {
   bool should_evaluate = false;
   bool should_log = false;
 
-  [[nodiscard]] nlohmann::json to_json() const {
-    return {{"args",
-             {{"should_epoch_stop", should_epoch_stop},
-              {"should_evaluate", should_evaluate},
-              {"should_log", should_log},
-              {"should_save", should_save},
-              {"should_training_stop", should_training_stop}}},
-            {"attributes", nlohmann::json::object()}};
-  }
+  [[nodiscard]] nlohmann::json to_json() const;
 };
 
 /// What train() returns (HF's TrainOutput).
@@ -3493,6 +3718,55 @@ struct EvalPrediction {
   torch::Tensor label_ids;
 };
 
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE void TrainerState::compute_steps(const TrainingArguments& args, std::int64_t max_steps_) {
+  max_steps = max_steps_;
+  auto resolve = [&](double v) {
+    return v < 1 ? static_cast<std::int64_t>(std::ceil(static_cast<double>(max_steps) * v))
+                 : static_cast<std::int64_t>(v);
+  };
+  logging_steps = resolve(args.logging_steps);
+  eval_steps = args.eval_steps ? resolve(*args.eval_steps) : logging_steps;
+  save_steps = resolve(args.save_steps);
+}
+
+TRAINPP_INLINE nlohmann::json TrainerState::to_json() const {
+  auto opt = [](const auto& o) -> nlohmann::json { return o ? nlohmann::json(*o) : nlohmann::json(nullptr); };
+  return {{"best_global_step", opt(best_global_step)},
+          {"best_metric", opt(best_metric)},
+          {"best_model_checkpoint", opt(best_model_checkpoint)},
+          {"epoch", opt(epoch)},
+          {"eval_steps", eval_steps},
+          {"global_step", global_step},
+          {"is_hyper_param_search", is_hyper_param_search},
+          {"is_local_process_zero", is_local_process_zero},
+          {"is_world_process_zero", is_world_process_zero},
+          {"log_history", log_history},
+          {"logging_steps", logging_steps},
+          {"max_steps", max_steps},
+          {"num_input_tokens_seen", num_input_tokens_seen},
+          {"num_train_epochs", num_train_epochs},
+          {"save_steps", save_steps},
+          {"stateful_callbacks", stateful_callbacks},
+          {"total_flos", total_flos},
+          {"train_batch_size", train_batch_size},
+          {"trial_name", opt(trial_name)},
+          {"trial_params", trial_params}};
+}
+
+TRAINPP_INLINE nlohmann::json TrainerControl::to_json() const {
+  return {{"args",
+           {{"should_epoch_stop", should_epoch_stop},
+            {"should_evaluate", should_evaluate},
+            {"should_log", should_log},
+            {"should_save", should_save},
+            {"should_training_stop", should_training_stop}}},
+          {"attributes", nlohmann::json::object()}};
+}
+
+#endif  // TRAINPP_DEFINITIONS
+
 }  // namespace trainpp
 
 
@@ -3500,12 +3774,15 @@ struct EvalPrediction {
 // Batch: HF's "inputs" dictionary — named tensors, one of them (or several, see label_names) the labels.
 
 
-#include <algorithm>
 #include <initializer_list>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#if TRAINPP_DEFINITIONS
+#include <algorithm>
+#endif
 
 namespace trainpp {
 
@@ -3537,12 +3814,7 @@ class Batch {
   [[nodiscard]] auto begin() { return items_.begin(); }
   [[nodiscard]] auto end() { return items_.end(); }
 
-  [[nodiscard]] std::vector<std::string> keys() const {
-    std::vector<std::string> out;
-    out.reserve(items_.size());
-    for (const auto& [k, v] : items_) out.push_back(k);
-    return out;
-  }
+  [[nodiscard]] std::vector<std::string> keys() const;
 
   /// Number of examples: the leading dimension of the first tensor (0 when empty).
   [[nodiscard]] std::int64_t batch_size() const {
@@ -3552,21 +3824,10 @@ class Batch {
   }
 
   /// A copy with every tensor on `device`; tensors already there are shared, not copied.
-  [[nodiscard]] Batch to(const torch::Device& device, bool non_blocking = false) const {
-    Batch out;
-    out.items_.reserve(items_.size());
-    for (const auto& [k, v] : items_)
-      out.items_.emplace_back(k, v.defined() ? v.to(device, non_blocking) : v);
-    return out;
-  }
+  [[nodiscard]] Batch to(const torch::Device& device, bool non_blocking = false) const;
 
   /// A copy without the keys in `names` (e.g. the labels, for a forward without them).
-  [[nodiscard]] Batch without(const std::vector<std::string>& names) const {
-    Batch out;
-    for (const auto& item : items_)
-      if (std::ranges::find(names, item.first) == names.end()) out.items_.push_back(item);
-    return out;
-  }
+  [[nodiscard]] Batch without(const std::vector<std::string>& names) const;
 
  private:
   [[nodiscard]] torch::Tensor* find(std::string_view name) {
@@ -3582,6 +3843,32 @@ class Batch {
 
   std::vector<value_type> items_;
 };
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE std::vector<std::string> Batch::keys() const {
+  std::vector<std::string> out;
+  out.reserve(items_.size());
+  for (const auto& [k, v] : items_) out.push_back(k);
+  return out;
+}
+
+TRAINPP_INLINE Batch Batch::to(const torch::Device& device, bool non_blocking) const {
+  Batch out;
+  out.items_.reserve(items_.size());
+  for (const auto& [k, v] : items_)
+    out.items_.emplace_back(k, v.defined() ? v.to(device, non_blocking) : v);
+  return out;
+}
+
+TRAINPP_INLINE Batch Batch::without(const std::vector<std::string>& names) const {
+  Batch out;
+  for (const auto& item : items_)
+    if (std::ranges::find(names, item.first) == names.end()) out.items_.push_back(item);
+  return out;
+}
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp
 
@@ -3620,38 +3907,44 @@ concept OrdinalCollateFor = std::is_invocable_r_v<Batch, const C&, std::vector<E
 /// [N,C,H,W]. Every example must have the same keys and, per key, the same shape; otherwise it throws
 /// trainpp::Error naming the key (and the shapes). Variable-length examples need a padding collate.
 struct DefaultCollate {
-  [[nodiscard]] Batch operator()(std::vector<Batch>&& examples) const {
-    Batch out;
-    if (examples.empty()) return out;
-    const Batch& first = examples.front();
-    std::vector<torch::Tensor> parts(examples.size());
-    for (const auto& [key, reference] : first) {
-      if (!reference.defined()) throw error("cannot collate '{}': example 0 holds an undefined tensor", key);
-      for (std::size_t e = 0; e < examples.size(); ++e) {
-        if (e > 0 && !examples[e].contains(key))
-          throw error("cannot collate '{}': example {} has no such key (its keys: {}; example 0's: {})", key, e,
-                      fmt::join(examples[e].keys(), ", "), fmt::join(first.keys(), ", "));
-        const torch::Tensor& t = e == 0 ? reference : examples[e].at(key);
-        if (!t.defined()) throw error("cannot collate '{}': example {} holds an undefined tensor", key, e);
-        if (t.sizes() != reference.sizes())
-          throw error("cannot collate '{}': example 0 has shape [{}] but example {} has shape [{}] (examples "
-                      "of different lengths need a collate that pads them)",
-                      key, fmt::join(reference.sizes(), ", "), e, fmt::join(t.sizes(), ", "));
-        parts[e] = t;
-      }
-      out[key] = torch::stack(parts);
-    }
-    // Every key of example 0 was found in each example; a larger key count means an extra key.
-    for (std::size_t e = 1; e < examples.size(); ++e) {
-      if (examples[e].size() == first.size()) continue;
-      for (const auto& [key, t] : examples[e])
-        if (!first.contains(key))
-          throw error("cannot collate '{}': example {} has it but example 0 does not (example 0's keys: {})", key,
-                      e, fmt::join(first.keys(), ", "));
-    }
-    return out;
-  }
+  [[nodiscard]] Batch operator()(std::vector<Batch>&& examples) const;
 };
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE Batch DefaultCollate::operator()(std::vector<Batch>&& examples) const {
+  Batch out;
+  if (examples.empty()) return out;
+  const Batch& first = examples.front();
+  std::vector<torch::Tensor> parts(examples.size());
+  for (const auto& [key, reference] : first) {
+    if (!reference.defined()) throw error("cannot collate '{}': example 0 holds an undefined tensor", key);
+    for (std::size_t e = 0; e < examples.size(); ++e) {
+      if (e > 0 && !examples[e].contains(key))
+        throw error("cannot collate '{}': example {} has no such key (its keys: {}; example 0's: {})", key, e,
+                    fmt::join(examples[e].keys(), ", "), fmt::join(first.keys(), ", "));
+      const torch::Tensor& t = e == 0 ? reference : examples[e].at(key);
+      if (!t.defined()) throw error("cannot collate '{}': example {} holds an undefined tensor", key, e);
+      if (t.sizes() != reference.sizes())
+        throw error("cannot collate '{}': example 0 has shape [{}] but example {} has shape [{}] (examples "
+                    "of different lengths need a collate that pads them)",
+                    key, fmt::join(reference.sizes(), ", "), e, fmt::join(t.sizes(), ", "));
+      parts[e] = t;
+    }
+    out[key] = torch::stack(parts);
+  }
+  // Every key of example 0 was found in each example; a larger key count means an extra key.
+  for (std::size_t e = 1; e < examples.size(); ++e) {
+    if (examples[e].size() == first.size()) continue;
+    for (const auto& [key, t] : examples[e])
+      if (!first.contains(key))
+        throw error("cannot collate '{}': example {} has it but example 0 does not (example 0's keys: {})", key,
+                    e, fmt::join(first.keys(), ", "));
+  }
+  return out;
+}
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp
 
@@ -3660,8 +3953,6 @@ struct DefaultCollate {
 // DataCollatorForLanguageModeling, DataCollatorForSeq2Seq and default_data_collator, with the padding
 // rules of a tokenizer's pad().
 
-
-#include <ATen/CPUGeneratorImpl.h>
 
 #include <algorithm>
 #include <atomic>
@@ -3673,6 +3964,10 @@ struct DefaultCollate {
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#if TRAINPP_DEFINITIONS
+#include <ATen/CPUGeneratorImpl.h>
+#endif
 
 namespace trainpp {
 
@@ -3713,58 +4008,19 @@ namespace detail::collators {
   return (length / *multiple + 1) * *multiple;
 }
 
-inline void check_options(const PaddingOptions& o, std::string_view who) {
-  if (o.pad_to_multiple_of && *o.pad_to_multiple_of < 1)
-    throw error("{}: pad_to_multiple_of must be at least 1, got {}", who, *o.pad_to_multiple_of);
-  if (o.padding == PaddingStrategy::max_length && !o.max_length)
-    throw error("{}: padding 'max_length' needs max_length (there is no tokenizer to take model_max_length from)",
-                who);
-  if (o.max_length && *o.max_length < 1) throw error("{}: max_length must be at least 1, got {}", who, *o.max_length);
-}
+void check_options(const PaddingOptions& o, std::string_view who);
 
 /// The 1-D sequence `key` of example `e`; throws naming both when it is missing or not 1-D.
-[[nodiscard]] inline const torch::Tensor& sequence(const Batch& example, std::size_t e, std::string_view key,
-                                                   std::string_view who) {
-  if (!example.contains(key))
-    throw error("{}: example {} has no '{}' (its keys: {})", who, e, key, fmt::join(example.keys(), ", "));
-  const torch::Tensor& t = example.at(key);
-  if (!t.defined() || t.dim() != 1)
-    throw error("{}: '{}' of example {} must be a 1-D tensor of token ids, got {}", who, key, e,
-                t.defined() ? fmt::format("shape [{}]", fmt::join(t.sizes(), ", ")) : std::string("an undefined tensor"));
-  return t;
-}
+[[nodiscard]] const torch::Tensor& sequence(const Batch& example, std::size_t e, std::string_view key,
+                                            std::string_view who);
 
 /// `rows` padded with `value` to `length` on `side`, stacked into [N, length] (dtype as Python numbers).
-[[nodiscard]] inline torch::Tensor pad_rows(const std::vector<torch::Tensor>& rows, std::int64_t length,
-                                            std::int64_t value, PaddingSide side) {
-  torch::Tensor out = torch::full({static_cast<std::int64_t>(rows.size()), length}, value, torch::kLong);
-  for (std::size_t i = 0; i < rows.size(); ++i) {
-    const std::int64_t n = rows[i].size(0);
-    const std::int64_t begin = side == PaddingSide::right ? 0 : length - n;
-    out[static_cast<std::int64_t>(i)].narrow(0, begin, n).copy_(rows[i]);
-  }
-  return out;
-}
+[[nodiscard]] torch::Tensor pad_rows(const std::vector<torch::Tensor>& rows, std::int64_t length,
+                                     std::int64_t value, PaddingSide side);
 
 /// The examples' values of `key`, stacked (equal shapes only).
-[[nodiscard]] inline torch::Tensor stack_key(const std::vector<Batch>& examples, std::string_view key,
-                                             std::string_view who) {
-  std::vector<torch::Tensor> parts;
-  parts.reserve(examples.size());
-  for (std::size_t e = 0; e < examples.size(); ++e) {
-    if (!examples[e].contains(key))
-      throw error("{}: example {} has no '{}' but example 0 has (its keys: {})", who, e, key,
-                  fmt::join(examples[e].keys(), ", "));
-    const torch::Tensor& t = examples[e].at(key);
-    if (!t.defined()) throw error("{}: '{}' of example {} is an undefined tensor", who, key, e);
-    if (!parts.empty() && t.sizes() != parts.front().sizes())
-      throw error("{}: '{}' has shape [{}] in example 0 but [{}] in example {}; only the tokenizer's inputs are "
-                  "padded",
-                  who, key, fmt::join(parts.front().sizes(), ", "), fmt::join(t.sizes(), ", "), e);
-    parts.push_back(t);
-  }
-  return torch::stack(parts);
-}
+[[nodiscard]] torch::Tensor stack_key(const std::vector<Batch>& examples, std::string_view key,
+                                      std::string_view who);
 
 }  // namespace detail::collators
 
@@ -3774,72 +4030,15 @@ inline void check_options(const PaddingOptions& o, std::string_view who) {
 /// stacked, so it must have one shape in all examples. Integers come out int64, as HF's tensors made
 /// from Python lists do. Throws trainpp::Error on a missing key, a sequence longer than max_length
 /// (pad() does not truncate) or padding without a pad token.
-[[nodiscard]] inline Batch pad_examples(const std::vector<Batch>& examples, const PaddingOptions& options,
-                                        std::string_view who = "pad") {
-  namespace c = detail::collators;
-  c::check_options(options, who);
-  Batch out;
-  if (examples.empty()) return out;
-  const std::string& input = options.model_input_name;
-  std::int64_t longest = 0;
-  for (std::size_t e = 0; e < examples.size(); ++e)
-    longest = std::max(longest, c::sequence(examples[e], e, input, who).size(0));
-  const std::int64_t length = c::round_up(
-      options.padding == PaddingStrategy::longest ? longest : *options.max_length, options.pad_to_multiple_of);
-  if (longest > length)
-    throw error("{}: example of {} tokens exceeds max_length {} (padding does not truncate; truncate when "
-                "tokenizing)", who, longest, length);
-  if (!options.pad_token_id)
-    throw error("{}: asked to pad but there is no pad_token_id (set PaddingOptions::pad_token_id)", who);
-
-  auto padded = [&](std::string_view key, std::int64_t value) {
-    std::vector<torch::Tensor> rows;
-    rows.reserve(examples.size());
-    for (std::size_t e = 0; e < examples.size(); ++e) {
-      const torch::Tensor& row = c::sequence(examples[e], e, key, who);
-      const torch::Tensor& ids = examples[e].at(input);
-      if (row.size(0) != ids.size(0))
-        throw error("{}: '{}' of example {} has {} entries but its '{}' has {}", who, key, e, row.size(0), input,
-                    ids.size(0));
-      rows.push_back(row);
-    }
-    return c::pad_rows(rows, length, value, options.padding_side);
-  };
-  for (const auto& [key, value] : examples.front()) {
-    if (key == input) out[key] = padded(key, *options.pad_token_id);
-    else if (key == "attention_mask") out[key] = padded(key, 0);
-    else if (key == "token_type_ids") out[key] = padded(key, options.pad_token_type_id);
-    else if (key == "special_tokens_mask") out[key] = padded(key, 1);
-    else out[key] = c::as_python_numbers(c::stack_key(examples, key, who));
-  }
-  if (options.return_attention_mask && !out.contains("attention_mask")) {
-    std::vector<torch::Tensor> ones;
-    ones.reserve(examples.size());
-    for (const Batch& example : examples) ones.push_back(torch::ones({example.at(input).size(0)}, torch::kLong));
-    out["attention_mask"] = c::pad_rows(ones, length, 0, options.padding_side);
-  }
-  return out;
-}
+[[nodiscard]] Batch pad_examples(const std::vector<Batch>& examples, const PaddingOptions& options,
+                                 std::string_view who = "pad");
 
 /// transformers' DataCollatorWithPadding: pad_examples(), then `label` and `label_ids` renamed `labels`
 /// (placed last, as HF's rename does).
 struct DataCollatorWithPadding {
   PaddingOptions padding;
 
-  [[nodiscard]] Batch operator()(std::vector<Batch>&& examples) const {
-    Batch padded = pad_examples(examples, padding, "DataCollatorWithPadding");
-    Batch out;
-    torch::Tensor labels;
-    for (auto& [key, t] : padded) {
-      if (key == "label" || key == "label_ids") {
-        if (key == "label_ids" || !labels.defined()) labels = t;  // HF renames label, then label_ids over it
-      } else {
-        out[key] = std::move(t);
-      }
-    }
-    if (labels.defined()) out["labels"] = labels;
-    return out;
-  }
+  [[nodiscard]] Batch operator()(std::vector<Batch>&& examples) const;
 };
 
 /// transformers' DataCollatorForSeq2Seq: the inputs padded as pad_examples() does; `labels` (or
@@ -3851,63 +4050,14 @@ struct DataCollatorForSeq2Seq {
   PaddingOptions padding;
   std::int64_t label_pad_token_id = -100;
 
-  [[nodiscard]] Batch operator()(std::vector<Batch>&& examples) const {
-    constexpr std::string_view who = "DataCollatorForSeq2Seq";
-    namespace c = detail::collators;
-    if (examples.empty()) return {};
-    const std::string label_name = examples.front().contains("label") ? "label" : "labels";
-    const bool has_labels = examples.front().contains(label_name);
-    std::vector<torch::Tensor> labels;
-    std::vector<Batch> inputs;
-    inputs.reserve(examples.size());
-    for (std::size_t e = 0; e < examples.size(); ++e) {
-      if (has_labels) labels.push_back(c::sequence(examples[e], e, label_name, who));
-      inputs.push_back(examples[e].without({label_name}));
-    }
-    Batch out = pad_examples(inputs, padding, who);
-    if (!has_labels) return out;
-    std::int64_t length = 0;
-    if (padding.padding == PaddingStrategy::max_length && padding.max_length) {
-      length = *padding.max_length;
-    } else {
-      for (const auto& l : labels) length = std::max(length, l.size(0));
-    }
-    length = c::round_up(length, padding.pad_to_multiple_of);
-    for (std::size_t e = 0; e < labels.size(); ++e)
-      if (labels[e].size(0) > length)
-        throw error("{}: the labels of example {} have {} tokens, more than max_length {}", who, e, labels[e].size(0),
-                    length);
-    out["labels"] = c::pad_rows(labels, length, label_pad_token_id, padding.padding_side);
-    return out;
-  }
+  [[nodiscard]] Batch operator()(std::vector<Batch>&& examples) const;
 };
 
 /// transformers' default_data_collator: every key stacked (equal shapes only). A scalar `label`
 /// becomes `labels`, int64 when integral and float32 otherwise; `label_ids` becomes `labels` as it
 /// is. `labels` comes first, as in HF. Undefined tensors are left out, as HF leaves out None.
 struct DefaultDataCollator {
-  [[nodiscard]] Batch operator()(std::vector<Batch>&& examples) const {
-    constexpr std::string_view who = "default_data_collator";
-    namespace c = detail::collators;
-    Batch out;
-    if (examples.empty()) return out;
-    const Batch& first = examples.front();
-    const bool has_label = first.contains("label") && first.at("label").defined();
-    if (has_label) {
-      const torch::Tensor stacked = c::stack_key(examples, "label", who);
-      if (stacked.dim() != 1)
-        throw error("{}: 'label' must be one number per example, got shape [{}] in example 0", who,
-                    fmt::join(first.at("label").sizes(), ", "));
-      out["labels"] = at::isFloatingType(stacked.scalar_type()) ? stacked.to(torch::kFloat) : stacked.to(torch::kLong);
-    } else if (first.contains("label_ids") && first.at("label_ids").defined()) {
-      out["labels"] = c::stack_key(examples, "label_ids", who);
-    }
-    for (const auto& [key, value] : first) {
-      if (key == "label" || key == "label_ids" || !value.defined()) continue;
-      out[key] = c::stack_key(examples, key, who);
-    }
-    return out;
-  }
+  [[nodiscard]] Batch operator()(std::vector<Batch>&& examples) const;
 };
 
 /// The tokens DataCollatorForLanguageModeling needs beyond padding.
@@ -3937,87 +4087,18 @@ struct LanguageModelingOptions {
 /// labels are input_ids with pad_token_id positions -100.
 class DataCollatorForLanguageModeling {
  public:
-  explicit DataCollatorForLanguageModeling(LanguageModelingOptions options) : o_(std::move(options)) {
-    constexpr std::string_view who = "DataCollatorForLanguageModeling";
-    if (o_.mlm) {
-      if (!o_.mask_token_id)
-        throw error("{}: masked language modeling needs mask_token_id (use mlm = false for causal LM)", who);
-      if (!(o_.mlm_probability >= 0 && o_.mlm_probability <= 1))
-        throw error("{}: mlm_probability must be in [0, 1], got {}", who, o_.mlm_probability);
-    }
-    if (!(o_.mask_replace_prob >= 0 && o_.mask_replace_prob <= 1))
-      throw error("{}: mask_replace_prob must be in [0, 1], got {}", who, o_.mask_replace_prob);
-    if (!(o_.random_replace_prob >= 0 && o_.random_replace_prob <= 1))
-      throw error("{}: random_replace_prob must be in [0, 1], got {}", who, o_.random_replace_prob);
-    if (o_.mask_replace_prob + o_.random_replace_prob > 1)
-      throw error("{}: mask_replace_prob + random_replace_prob must not exceed 1, got {} + {}", who,
-                  o_.mask_replace_prob, o_.random_replace_prob);
-    if (o_.mlm && o_.random_replace_prob > 0 && o_.mask_replace_prob < 1 && o_.vocab_size < 1)
-      throw error("{}: random replacements need vocab_size (len(tokenizer)), got {}", who, o_.vocab_size);
-    if (o_.padding.padding != PaddingStrategy::longest)
-      throw error("{}: pads to the longest example (HF's collator does); use pad_to_multiple_of for fixed shapes", who);
-  }
+  explicit DataCollatorForLanguageModeling(LanguageModelingOptions options);
 
   [[nodiscard]] const LanguageModelingOptions& options() const { return o_; }
 
   /// The batch as batch 0 of a run (see LanguageModelingOptions::seed).
   [[nodiscard]] Batch operator()(std::vector<Batch>&& examples) const { return (*this)(std::move(examples), BatchOrdinal{}); }
 
-  [[nodiscard]] Batch operator()(std::vector<Batch>&& examples, BatchOrdinal ordinal) const {
-    constexpr std::string_view who = "DataCollatorForLanguageModeling";
-    Batch padded = pad_examples(examples, o_.padding, who);
-    Batch out;
-    torch::Tensor special;
-    for (auto& [key, t] : padded) {
-      if (key == "special_tokens_mask") special = t;
-      else out[key] = std::move(t);
-    }
-    torch::Tensor& ids = out[o_.padding.model_input_name];
-    if (!o_.mlm) {
-      torch::Tensor labels = ids.clone();
-      if (o_.padding.pad_token_id) labels.masked_fill_(labels == *o_.padding.pad_token_id, -100);
-      out["labels"] = labels;
-      return out;
-    }
-    std::optional<at::Generator> generator;
-    if (o_.seed)
-      generator = at::detail::createCPUGenerator(static_cast<std::uint64_t>(*o_.seed + ordinal.value));
-    auto [inputs, labels] = mask_tokens(ids, special, generator);
-    ids = inputs;
-    out["labels"] = labels;
-    return out;
-  }
+  [[nodiscard]] Batch operator()(std::vector<Batch>&& examples, BatchOrdinal ordinal) const;
 
   /// HF's torch_mask_tokens on a padded [N, L] batch of ids: the masked inputs and the labels.
   [[nodiscard]] std::pair<torch::Tensor, torch::Tensor> mask_tokens(torch::Tensor ids, torch::Tensor special_tokens_mask,
-                                                                    const std::optional<at::Generator>& generator) const {
-    ids = ids.clone();
-    torch::Tensor labels = ids.clone();
-    torch::Tensor protect;
-    if (special_tokens_mask.defined()) {
-      protect = special_tokens_mask.to(torch::kBool);
-    } else {
-      protect = torch::zeros_like(ids, torch::kBool);
-      for (const std::int64_t id : o_.special_token_ids) protect.logical_or_(ids == id);
-    }
-    const auto shape = labels.sizes();
-    torch::Tensor probability = torch::full(shape, o_.mlm_probability, torch::kFloat);
-    probability.masked_fill_(protect, 0.0);
-    const torch::Tensor chosen = torch::bernoulli(probability, generator).to(torch::kBool);
-    labels.masked_fill_(chosen.logical_not(), -100);
-    const torch::Tensor replaced =
-        torch::bernoulli(torch::full(shape, o_.mask_replace_prob, torch::kFloat), generator).to(torch::kBool) & chosen;
-    ids.masked_fill_(replaced, *o_.mask_token_id);
-    if (o_.mask_replace_prob == 1 || o_.random_replace_prob == 0) return {ids, labels};
-    // The random share is drawn among the chosen tokens that were not replaced by the mask token.
-    const double scaled = o_.random_replace_prob / (1 - o_.mask_replace_prob);
-    const torch::Tensor random_ones = torch::bernoulli(torch::full(shape, scaled, torch::kFloat), generator)
-                                          .to(torch::kBool) &
-                                      chosen & replaced.logical_not();
-    const torch::Tensor random_words = torch::randint(o_.vocab_size, shape, generator, torch::kLong);
-    ids = torch::where(random_ones, random_words, ids);
-    return {ids, labels};
-  }
+                                                                    const std::optional<at::Generator>& generator) const;
 
  private:
   LanguageModelingOptions o_;
@@ -4032,14 +4113,8 @@ concept DeclaresInputNames = requires(const M& m) {
 
 /// The keys transformers' remove_unused_columns keeps: the model's inputs, plus `label` and
 /// `label_ids` (which the collators rename to labels) and the label_names.
-[[nodiscard]] inline std::vector<std::string> signature_columns(std::vector<std::string> model_inputs,
-                                                                const std::vector<std::string>& label_names = {}) {
-  for (const std::string_view extra : {"label", "label_ids"})
-    if (std::ranges::find(model_inputs, extra) == model_inputs.end()) model_inputs.emplace_back(extra);
-  for (const auto& name : label_names)
-    if (std::ranges::find(model_inputs, name) == model_inputs.end()) model_inputs.push_back(name);
-  return model_inputs;
-}
+[[nodiscard]] std::vector<std::string> signature_columns(std::vector<std::string> model_inputs,
+                                                         const std::vector<std::string>& label_names = {});
 
 /// transformers' RemoveColumnsCollator (remove_unused_columns): drops from every example the keys
 /// that are not in `kept` (see signature_columns) before `collate` sees them, and says once, at info
@@ -4091,6 +4166,264 @@ class RemoveUnusedColumns {
   std::string description_;
   std::shared_ptr<std::atomic<bool>> logged_;
 };
+
+#if TRAINPP_DEFINITIONS
+
+namespace detail::collators {
+
+TRAINPP_INLINE void check_options(const PaddingOptions& o, std::string_view who) {
+  if (o.pad_to_multiple_of && *o.pad_to_multiple_of < 1)
+    throw error("{}: pad_to_multiple_of must be at least 1, got {}", who, *o.pad_to_multiple_of);
+  if (o.padding == PaddingStrategy::max_length && !o.max_length)
+    throw error("{}: padding 'max_length' needs max_length (there is no tokenizer to take model_max_length from)",
+                who);
+  if (o.max_length && *o.max_length < 1) throw error("{}: max_length must be at least 1, got {}", who, *o.max_length);
+}
+
+TRAINPP_INLINE const torch::Tensor& sequence(const Batch& example, std::size_t e, std::string_view key,
+                                             std::string_view who) {
+  if (!example.contains(key))
+    throw error("{}: example {} has no '{}' (its keys: {})", who, e, key, fmt::join(example.keys(), ", "));
+  const torch::Tensor& t = example.at(key);
+  if (!t.defined() || t.dim() != 1)
+    throw error("{}: '{}' of example {} must be a 1-D tensor of token ids, got {}", who, key, e,
+                t.defined() ? fmt::format("shape [{}]", fmt::join(t.sizes(), ", ")) : std::string("an undefined tensor"));
+  return t;
+}
+
+TRAINPP_INLINE torch::Tensor pad_rows(const std::vector<torch::Tensor>& rows, std::int64_t length,
+                                      std::int64_t value, PaddingSide side) {
+  torch::Tensor out = torch::full({static_cast<std::int64_t>(rows.size()), length}, value, torch::kLong);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const std::int64_t n = rows[i].size(0);
+    const std::int64_t begin = side == PaddingSide::right ? 0 : length - n;
+    out[static_cast<std::int64_t>(i)].narrow(0, begin, n).copy_(rows[i]);
+  }
+  return out;
+}
+
+TRAINPP_INLINE torch::Tensor stack_key(const std::vector<Batch>& examples, std::string_view key,
+                                       std::string_view who) {
+  std::vector<torch::Tensor> parts;
+  parts.reserve(examples.size());
+  for (std::size_t e = 0; e < examples.size(); ++e) {
+    if (!examples[e].contains(key))
+      throw error("{}: example {} has no '{}' but example 0 has (its keys: {})", who, e, key,
+                  fmt::join(examples[e].keys(), ", "));
+    const torch::Tensor& t = examples[e].at(key);
+    if (!t.defined()) throw error("{}: '{}' of example {} is an undefined tensor", who, key, e);
+    if (!parts.empty() && t.sizes() != parts.front().sizes())
+      throw error("{}: '{}' has shape [{}] in example 0 but [{}] in example {}; only the tokenizer's inputs are "
+                  "padded",
+                  who, key, fmt::join(parts.front().sizes(), ", "), fmt::join(t.sizes(), ", "), e);
+    parts.push_back(t);
+  }
+  return torch::stack(parts);
+}
+
+}  // namespace detail::collators
+
+TRAINPP_INLINE Batch pad_examples(const std::vector<Batch>& examples, const PaddingOptions& options,
+                                  std::string_view who) {
+  namespace c = detail::collators;
+  c::check_options(options, who);
+  Batch out;
+  if (examples.empty()) return out;
+  const std::string& input = options.model_input_name;
+  std::int64_t longest = 0;
+  for (std::size_t e = 0; e < examples.size(); ++e)
+    longest = std::max(longest, c::sequence(examples[e], e, input, who).size(0));
+  const std::int64_t length = c::round_up(
+      options.padding == PaddingStrategy::longest ? longest : *options.max_length, options.pad_to_multiple_of);
+  if (longest > length)
+    throw error("{}: example of {} tokens exceeds max_length {} (padding does not truncate; truncate when "
+                "tokenizing)", who, longest, length);
+  if (!options.pad_token_id)
+    throw error("{}: asked to pad but there is no pad_token_id (set PaddingOptions::pad_token_id)", who);
+
+  auto padded = [&](std::string_view key, std::int64_t value) {
+    std::vector<torch::Tensor> rows;
+    rows.reserve(examples.size());
+    for (std::size_t e = 0; e < examples.size(); ++e) {
+      const torch::Tensor& row = c::sequence(examples[e], e, key, who);
+      const torch::Tensor& ids = examples[e].at(input);
+      if (row.size(0) != ids.size(0))
+        throw error("{}: '{}' of example {} has {} entries but its '{}' has {}", who, key, e, row.size(0), input,
+                    ids.size(0));
+      rows.push_back(row);
+    }
+    return c::pad_rows(rows, length, value, options.padding_side);
+  };
+  for (const auto& [key, value] : examples.front()) {
+    if (key == input) out[key] = padded(key, *options.pad_token_id);
+    else if (key == "attention_mask") out[key] = padded(key, 0);
+    else if (key == "token_type_ids") out[key] = padded(key, options.pad_token_type_id);
+    else if (key == "special_tokens_mask") out[key] = padded(key, 1);
+    else out[key] = c::as_python_numbers(c::stack_key(examples, key, who));
+  }
+  if (options.return_attention_mask && !out.contains("attention_mask")) {
+    std::vector<torch::Tensor> ones;
+    ones.reserve(examples.size());
+    for (const Batch& example : examples) ones.push_back(torch::ones({example.at(input).size(0)}, torch::kLong));
+    out["attention_mask"] = c::pad_rows(ones, length, 0, options.padding_side);
+  }
+  return out;
+}
+
+TRAINPP_INLINE Batch DataCollatorWithPadding::operator()(std::vector<Batch>&& examples) const {
+  Batch padded = pad_examples(examples, padding, "DataCollatorWithPadding");
+  Batch out;
+  torch::Tensor labels;
+  for (auto& [key, t] : padded) {
+    if (key == "label" || key == "label_ids") {
+      if (key == "label_ids" || !labels.defined()) labels = t;  // HF renames label, then label_ids over it
+    } else {
+      out[key] = std::move(t);
+    }
+  }
+  if (labels.defined()) out["labels"] = labels;
+  return out;
+}
+
+TRAINPP_INLINE Batch DataCollatorForSeq2Seq::operator()(std::vector<Batch>&& examples) const {
+  constexpr std::string_view who = "DataCollatorForSeq2Seq";
+  namespace c = detail::collators;
+  if (examples.empty()) return {};
+  const std::string label_name = examples.front().contains("label") ? "label" : "labels";
+  const bool has_labels = examples.front().contains(label_name);
+  std::vector<torch::Tensor> labels;
+  std::vector<Batch> inputs;
+  inputs.reserve(examples.size());
+  for (std::size_t e = 0; e < examples.size(); ++e) {
+    if (has_labels) labels.push_back(c::sequence(examples[e], e, label_name, who));
+    inputs.push_back(examples[e].without({label_name}));
+  }
+  Batch out = pad_examples(inputs, padding, who);
+  if (!has_labels) return out;
+  std::int64_t length = 0;
+  if (padding.padding == PaddingStrategy::max_length && padding.max_length) {
+    length = *padding.max_length;
+  } else {
+    for (const auto& l : labels) length = std::max(length, l.size(0));
+  }
+  length = c::round_up(length, padding.pad_to_multiple_of);
+  for (std::size_t e = 0; e < labels.size(); ++e)
+    if (labels[e].size(0) > length)
+      throw error("{}: the labels of example {} have {} tokens, more than max_length {}", who, e, labels[e].size(0),
+                  length);
+  out["labels"] = c::pad_rows(labels, length, label_pad_token_id, padding.padding_side);
+  return out;
+}
+
+TRAINPP_INLINE Batch DefaultDataCollator::operator()(std::vector<Batch>&& examples) const {
+  constexpr std::string_view who = "default_data_collator";
+  namespace c = detail::collators;
+  Batch out;
+  if (examples.empty()) return out;
+  const Batch& first = examples.front();
+  const bool has_label = first.contains("label") && first.at("label").defined();
+  if (has_label) {
+    const torch::Tensor stacked = c::stack_key(examples, "label", who);
+    if (stacked.dim() != 1)
+      throw error("{}: 'label' must be one number per example, got shape [{}] in example 0", who,
+                  fmt::join(first.at("label").sizes(), ", "));
+    out["labels"] = at::isFloatingType(stacked.scalar_type()) ? stacked.to(torch::kFloat) : stacked.to(torch::kLong);
+  } else if (first.contains("label_ids") && first.at("label_ids").defined()) {
+    out["labels"] = c::stack_key(examples, "label_ids", who);
+  }
+  for (const auto& [key, value] : first) {
+    if (key == "label" || key == "label_ids" || !value.defined()) continue;
+    out[key] = c::stack_key(examples, key, who);
+  }
+  return out;
+}
+
+TRAINPP_INLINE DataCollatorForLanguageModeling::DataCollatorForLanguageModeling(LanguageModelingOptions options) : o_(std::move(options)) {
+  constexpr std::string_view who = "DataCollatorForLanguageModeling";
+  if (o_.mlm) {
+    if (!o_.mask_token_id)
+      throw error("{}: masked language modeling needs mask_token_id (use mlm = false for causal LM)", who);
+    if (!(o_.mlm_probability >= 0 && o_.mlm_probability <= 1))
+      throw error("{}: mlm_probability must be in [0, 1], got {}", who, o_.mlm_probability);
+  }
+  if (!(o_.mask_replace_prob >= 0 && o_.mask_replace_prob <= 1))
+    throw error("{}: mask_replace_prob must be in [0, 1], got {}", who, o_.mask_replace_prob);
+  if (!(o_.random_replace_prob >= 0 && o_.random_replace_prob <= 1))
+    throw error("{}: random_replace_prob must be in [0, 1], got {}", who, o_.random_replace_prob);
+  if (o_.mask_replace_prob + o_.random_replace_prob > 1)
+    throw error("{}: mask_replace_prob + random_replace_prob must not exceed 1, got {} + {}", who,
+                o_.mask_replace_prob, o_.random_replace_prob);
+  if (o_.mlm && o_.random_replace_prob > 0 && o_.mask_replace_prob < 1 && o_.vocab_size < 1)
+    throw error("{}: random replacements need vocab_size (len(tokenizer)), got {}", who, o_.vocab_size);
+  if (o_.padding.padding != PaddingStrategy::longest)
+    throw error("{}: pads to the longest example (HF's collator does); use pad_to_multiple_of for fixed shapes", who);
+}
+
+TRAINPP_INLINE Batch DataCollatorForLanguageModeling::operator()(std::vector<Batch>&& examples, BatchOrdinal ordinal) const {
+  constexpr std::string_view who = "DataCollatorForLanguageModeling";
+  Batch padded = pad_examples(examples, o_.padding, who);
+  Batch out;
+  torch::Tensor special;
+  for (auto& [key, t] : padded) {
+    if (key == "special_tokens_mask") special = t;
+    else out[key] = std::move(t);
+  }
+  torch::Tensor& ids = out[o_.padding.model_input_name];
+  if (!o_.mlm) {
+    torch::Tensor labels = ids.clone();
+    if (o_.padding.pad_token_id) labels.masked_fill_(labels == *o_.padding.pad_token_id, -100);
+    out["labels"] = labels;
+    return out;
+  }
+  std::optional<at::Generator> generator;
+  if (o_.seed)
+    generator = at::detail::createCPUGenerator(static_cast<std::uint64_t>(*o_.seed + ordinal.value));
+  auto [inputs, labels] = mask_tokens(ids, special, generator);
+  ids = inputs;
+  out["labels"] = labels;
+  return out;
+}
+
+TRAINPP_INLINE std::pair<torch::Tensor, torch::Tensor> DataCollatorForLanguageModeling::mask_tokens(torch::Tensor ids, torch::Tensor special_tokens_mask,
+                                                                                                    const std::optional<at::Generator>& generator) const {
+  ids = ids.clone();
+  torch::Tensor labels = ids.clone();
+  torch::Tensor protect;
+  if (special_tokens_mask.defined()) {
+    protect = special_tokens_mask.to(torch::kBool);
+  } else {
+    protect = torch::zeros_like(ids, torch::kBool);
+    for (const std::int64_t id : o_.special_token_ids) protect.logical_or_(ids == id);
+  }
+  const auto shape = labels.sizes();
+  torch::Tensor probability = torch::full(shape, o_.mlm_probability, torch::kFloat);
+  probability.masked_fill_(protect, 0.0);
+  const torch::Tensor chosen = torch::bernoulli(probability, generator).to(torch::kBool);
+  labels.masked_fill_(chosen.logical_not(), -100);
+  const torch::Tensor replaced =
+      torch::bernoulli(torch::full(shape, o_.mask_replace_prob, torch::kFloat), generator).to(torch::kBool) & chosen;
+  ids.masked_fill_(replaced, *o_.mask_token_id);
+  if (o_.mask_replace_prob == 1 || o_.random_replace_prob == 0) return {ids, labels};
+  // The random share is drawn among the chosen tokens that were not replaced by the mask token.
+  const double scaled = o_.random_replace_prob / (1 - o_.mask_replace_prob);
+  const torch::Tensor random_ones = torch::bernoulli(torch::full(shape, scaled, torch::kFloat), generator)
+                                        .to(torch::kBool) &
+                                    chosen & replaced.logical_not();
+  const torch::Tensor random_words = torch::randint(o_.vocab_size, shape, generator, torch::kLong);
+  ids = torch::where(random_ones, random_words, ids);
+  return {ids, labels};
+}
+
+TRAINPP_INLINE std::vector<std::string> signature_columns(std::vector<std::string> model_inputs,
+                                                          const std::vector<std::string>& label_names) {
+  for (const std::string_view extra : {"label", "label_ids"})
+    if (std::ranges::find(model_inputs, extra) == model_inputs.end()) model_inputs.emplace_back(extra);
+  for (const auto& name : label_names)
+    if (std::ranges::find(model_inputs, name) == model_inputs.end()) model_inputs.push_back(name);
+  return model_inputs;
+}
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp
 
@@ -4162,11 +4495,13 @@ concept PinnedGatherDataset = GatherDataset<D> && requires(const D& d, const std
 // Samplers: the order in which one epoch visits a dataset's examples.
 
 
-#include <ATen/CPUGeneratorImpl.h>
-
 #include <cstdint>
-#include <numeric>
 #include <vector>
+
+#if TRAINPP_DEFINITIONS
+#include <ATen/CPUGeneratorImpl.h>
+#include <numeric>
+#endif
 
 namespace trainpp {
 
@@ -4174,12 +4509,7 @@ namespace detail {
 
 /// A permutation of 0..n-1 (int64, CPU) drawn from a fresh CPU generator seeded with `seed`: what
 /// `g = torch.Generator(); g.manual_seed(seed); torch.randperm(n, generator=g)` gives in Python.
-[[nodiscard]] inline torch::Tensor seeded_randperm(std::int64_t n, std::int64_t seed) {
-  if (n < 0) throw error("cannot permute a negative number of examples ({})", n);
-  // The seed is reinterpreted as unsigned, as Python's manual_seed does with negative seeds.
-  at::Generator generator = at::detail::createCPUGenerator(static_cast<std::uint64_t>(seed));
-  return torch::randperm(n, generator, torch::TensorOptions().dtype(torch::kLong));
-}
+[[nodiscard]] torch::Tensor seeded_randperm(std::int64_t n, std::int64_t seed);
 
 }  // namespace detail
 
@@ -4191,11 +4521,7 @@ class SequentialSampler {
   }
   [[nodiscard]] std::int64_t size() const { return n_; }
   /// 0..n-1, whatever the epoch.
-  [[nodiscard]] std::vector<std::int64_t> epoch_indices(std::int64_t /*epoch*/) const {
-    std::vector<std::int64_t> out(static_cast<std::size_t>(n_));
-    std::iota(out.begin(), out.end(), std::int64_t{0});
-    return out;
-  }
+  [[nodiscard]] std::vector<std::int64_t> epoch_indices(std::int64_t /*epoch*/) const;
 
  private:
   std::int64_t n_;
@@ -4217,20 +4543,41 @@ class RandomSampler {
     return detail::seeded_randperm(n_, seed_ + epoch);
   }
   /// The order of epoch `epoch`.
-  [[nodiscard]] std::vector<std::int64_t> epoch_indices(std::int64_t epoch) const {
-    const torch::Tensor perm = epoch_permutation(epoch);
-    const auto* p = perm.data_ptr<std::int64_t>();
-    return {p, p + perm.numel()};
-  }
+  [[nodiscard]] std::vector<std::int64_t> epoch_indices(std::int64_t epoch) const;
 
  private:
   std::int64_t n_;
   std::int64_t seed_;
 };
 
-}  // namespace trainpp
+#if TRAINPP_DEFINITIONS
 
-#include <ATen/CPUGeneratorImpl.h>
+namespace detail {
+
+TRAINPP_INLINE torch::Tensor seeded_randperm(std::int64_t n, std::int64_t seed) {
+  if (n < 0) throw error("cannot permute a negative number of examples ({})", n);
+  // The seed is reinterpreted as unsigned, as Python's manual_seed does with negative seeds.
+  at::Generator generator = at::detail::createCPUGenerator(static_cast<std::uint64_t>(seed));
+  return torch::randperm(n, generator, torch::TensorOptions().dtype(torch::kLong));
+}
+
+}  // namespace detail
+
+TRAINPP_INLINE std::vector<std::int64_t> SequentialSampler::epoch_indices(std::int64_t /*epoch*/) const {
+  std::vector<std::int64_t> out(static_cast<std::size_t>(n_));
+  std::iota(out.begin(), out.end(), std::int64_t{0});
+  return out;
+}
+
+TRAINPP_INLINE std::vector<std::int64_t> RandomSampler::epoch_indices(std::int64_t epoch) const {
+  const torch::Tensor perm = epoch_permutation(epoch);
+  const auto* p = perm.data_ptr<std::int64_t>();
+  return {p, p + perm.numel()};
+}
+
+#endif  // TRAINPP_DEFINITIONS
+
+}  // namespace trainpp
 
 #include <algorithm>
 #include <cstdint>
@@ -4239,6 +4586,10 @@ class RandomSampler {
 #include <type_traits>
 #include <vector>
 
+#if TRAINPP_DEFINITIONS
+#include <ATen/CPUGeneratorImpl.h>
+#endif
+
 namespace trainpp {
 
 /// transformers' get_length_grouped_indices: a permutation of 0..n-1 drawn as torch.randperm from
@@ -4246,31 +4597,9 @@ namespace trainpp {
 /// fewer so that there are 4 megabatches, at least 1), each sorted by length, longest first (ties keep
 /// their drawn order, as Python's stable sort does); then the longest example of all is swapped to the
 /// very front, so that a batch too large for memory fails on the first step rather than late.
-[[nodiscard]] inline std::vector<std::int64_t> length_grouped_indices(const std::vector<std::int64_t>& lengths,
-                                                                      std::int64_t batch_size, at::Generator generator,
-                                                                      std::optional<std::int64_t> mega_batch_mult = {}) {
-  if (batch_size < 1) throw error("length-grouped order: batch_size must be at least 1, got {}", batch_size);
-  const auto n = static_cast<std::int64_t>(lengths.size());
-  std::int64_t mult = mega_batch_mult.value_or(std::min<std::int64_t>(n / (batch_size * 4), 50));
-  if (mult < 1) mult = 1;
-  const torch::Tensor perm = torch::randperm(n, generator, torch::TensorOptions().dtype(torch::kLong));
-  const auto* p = perm.data_ptr<std::int64_t>();
-  std::vector<std::int64_t> out(p, p + n);
-  if (n == 0) return out;
-  const std::int64_t megabatch = mult * batch_size;
-  const auto longer = [&](std::int64_t a, std::int64_t b) {
-    return lengths[static_cast<std::size_t>(a)] > lengths[static_cast<std::size_t>(b)];
-  };
-  std::size_t longest_front = 0;  // the position of the megabatch whose first example is longest
-  for (std::int64_t begin = 0; begin < n; begin += megabatch) {
-    const auto first = out.begin() + begin, last = out.begin() + std::min(n, begin + megabatch);
-    std::stable_sort(first, last, longer);
-    // argmax picks the first of equal maxima: a later megabatch wins only when strictly longer.
-    if (longer(*first, out[longest_front])) longest_front = static_cast<std::size_t>(begin);
-  }
-  std::swap(out[0], out[longest_front]);
-  return out;
-}
+[[nodiscard]] std::vector<std::int64_t> length_grouped_indices(const std::vector<std::int64_t>& lengths,
+                                                               std::int64_t batch_size, at::Generator generator,
+                                                               std::optional<std::int64_t> mega_batch_mult = {});
 
 /// A length-grouped order per epoch. Epoch 0 is exactly transformers' first epoch under the Trainer:
 /// its LengthGroupedSampler draws from torch's global generator, which the Trainer seeded with `seed`
@@ -4282,18 +4611,10 @@ namespace trainpp {
 class LengthGroupedSampler {
  public:
   LengthGroupedSampler(std::vector<std::int64_t> lengths, std::int64_t batch_size, std::int64_t seed,
-                       bool after_loader_seed = true)
-      : lengths_(std::move(lengths)), batch_size_(batch_size), seed_(seed), after_loader_seed_(after_loader_seed) {
-    if (batch_size_ < 1) throw error("LengthGroupedSampler: batch_size must be at least 1, got {}", batch_size_);
-  }
+                       bool after_loader_seed = true);
   [[nodiscard]] std::int64_t size() const { return static_cast<std::int64_t>(lengths_.size()); }
   [[nodiscard]] const std::vector<std::int64_t>& lengths() const { return lengths_; }
-  [[nodiscard]] std::vector<std::int64_t> epoch_indices(std::int64_t epoch) const {
-    // The seed is reinterpreted as unsigned, as Python's manual_seed does with negative seeds.
-    at::Generator generator = at::detail::createCPUGenerator(static_cast<std::uint64_t>(seed_ + epoch));
-    if (after_loader_seed_) (void)torch::empty({}, torch::kLong).random_(generator);  // the loader's base seed
-    return length_grouped_indices(lengths_, batch_size_, generator);
-  }
+  [[nodiscard]] std::vector<std::int64_t> epoch_indices(std::int64_t epoch) const;
   /// The order of epoch `epoch` as an int64 CPU tensor.
   [[nodiscard]] torch::Tensor epoch_permutation(std::int64_t epoch) const {
     const std::vector<std::int64_t> order = epoch_indices(epoch);
@@ -4355,6 +4676,48 @@ template <Dataset D>
   }
 }
 
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE std::vector<std::int64_t> length_grouped_indices(const std::vector<std::int64_t>& lengths,
+                                                                std::int64_t batch_size, at::Generator generator,
+                                                                std::optional<std::int64_t> mega_batch_mult) {
+  if (batch_size < 1) throw error("length-grouped order: batch_size must be at least 1, got {}", batch_size);
+  const auto n = static_cast<std::int64_t>(lengths.size());
+  std::int64_t mult = mega_batch_mult.value_or(std::min<std::int64_t>(n / (batch_size * 4), 50));
+  if (mult < 1) mult = 1;
+  const torch::Tensor perm = torch::randperm(n, generator, torch::TensorOptions().dtype(torch::kLong));
+  const auto* p = perm.data_ptr<std::int64_t>();
+  std::vector<std::int64_t> out(p, p + n);
+  if (n == 0) return out;
+  const std::int64_t megabatch = mult * batch_size;
+  const auto longer = [&](std::int64_t a, std::int64_t b) {
+    return lengths[static_cast<std::size_t>(a)] > lengths[static_cast<std::size_t>(b)];
+  };
+  std::size_t longest_front = 0;  // the position of the megabatch whose first example is longest
+  for (std::int64_t begin = 0; begin < n; begin += megabatch) {
+    const auto first = out.begin() + begin, last = out.begin() + std::min(n, begin + megabatch);
+    std::stable_sort(first, last, longer);
+    // argmax picks the first of equal maxima: a later megabatch wins only when strictly longer.
+    if (longer(*first, out[longest_front])) longest_front = static_cast<std::size_t>(begin);
+  }
+  std::swap(out[0], out[longest_front]);
+  return out;
+}
+
+TRAINPP_INLINE LengthGroupedSampler::LengthGroupedSampler(std::vector<std::int64_t> lengths, std::int64_t batch_size, std::int64_t seed,
+                                                          bool after_loader_seed) : lengths_(std::move(lengths)), batch_size_(batch_size), seed_(seed), after_loader_seed_(after_loader_seed) {
+  if (batch_size_ < 1) throw error("LengthGroupedSampler: batch_size must be at least 1, got {}", batch_size_);
+}
+
+TRAINPP_INLINE std::vector<std::int64_t> LengthGroupedSampler::epoch_indices(std::int64_t epoch) const {
+  // The seed is reinterpreted as unsigned, as Python's manual_seed does with negative seeds.
+  at::Generator generator = at::detail::createCPUGenerator(static_cast<std::uint64_t>(seed_ + epoch));
+  if (after_loader_seed_) (void)torch::empty({}, torch::kLong).random_(generator);  // the loader's base seed
+  return length_grouped_indices(lengths_, batch_size_, generator);
+}
+
+#endif  // TRAINPP_DEFINITIONS
+
 }  // namespace trainpp
 
 // ---- trainpp/data/shard.hpp ----
@@ -4362,9 +4725,12 @@ template <Dataset D>
 // (split_batches=False, even_batches=True), which HF's Trainer uses for training and evaluation.
 
 
-#include <algorithm>
 #include <cstdint>
 #include <vector>
+
+#if TRAINPP_DEFINITIONS
+#include <algorithm>
+#endif
 
 namespace trainpp {
 
@@ -4383,10 +4749,17 @@ struct DataShard {
 /// process waits for a collective the others never call. With drop_last the incomplete round is dropped.
 /// Without even_batches (evaluation, where no collective runs per batch) the incomplete round is
 /// handed out as it is: some processes get one batch fewer, and the last may be short.
-[[nodiscard]] inline std::vector<std::vector<std::int64_t>> shard_batch_positions(std::int64_t num_samples,
-                                                                                  std::int64_t batch_size,
-                                                                                  DataShard shard, bool drop_last,
-                                                                                  bool even_batches = true) {
+[[nodiscard]] std::vector<std::vector<std::int64_t>> shard_batch_positions(std::int64_t num_samples,
+                                                                           std::int64_t batch_size,
+                                                                           DataShard shard, bool drop_last,
+                                                                           bool even_batches = true);
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE std::vector<std::vector<std::int64_t>> shard_batch_positions(std::int64_t num_samples,
+                                                                            std::int64_t batch_size,
+                                                                            DataShard shard, bool drop_last,
+                                                                            bool even_batches) {
   if (batch_size < 1) throw error("a data shard needs batch_size >= 1, got {}", batch_size);
   if (shard.count < 1 || shard.index < 0 || shard.index >= shard.count)
     throw error("a data shard needs 0 <= index < count, got index {} of {}", shard.index, shard.count);
@@ -4443,12 +4816,12 @@ struct DataShard {
   return out;
 }
 
+#endif  // TRAINPP_DEFINITIONS
+
 }  // namespace trainpp
 
 #include <c10/core/StreamGuard.h>
 #include <c10/core/impl/VirtualGuardImpl.h>
-
-#include <dlfcn.h>
 
 #include <condition_variable>
 #include <cstddef>
@@ -4463,6 +4836,10 @@ struct DataShard {
 #include <type_traits>
 #include <utility>
 #include <vector>
+
+#if TRAINPP_DEFINITIONS
+#include <dlfcn.h>
+#endif
 
 namespace trainpp {
 
@@ -4499,11 +4876,7 @@ namespace detail {
 /// a per-thread setting, which omp_set_num_threads changes for the caller only. (With a full OpenMP
 /// team per worker, two workers made CUDA training steps slower than no worker at all.) The function
 /// is looked up at run time so that nothing has to link OpenMP; where it is absent this does nothing.
-inline void single_threaded_ops_on_this_thread() {
-  (void)at::get_num_threads();  // ATen's lazy per-thread initialization first, or it would undo ours
-  using SetThreads = void (*)(int);
-  if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"))) set(1);
-}
+void single_threaded_ops_on_this_thread();
 
 /// One produced batch, or what went wrong producing it.
 struct PrefetchSlot {
@@ -4838,34 +5211,11 @@ class DataLoader {
 /// HF's get_train_dataloader choices: random order unless train_sampling_strategy is sequential,
 /// per_device_train_batch_size, dataloader_drop_last / _num_workers / _prefetch_factor (default 2),
 /// data_seed (else seed), and page-locked staging when dataloader_pin_memory and the device is CUDA.
-[[nodiscard]] inline DataLoaderOptions train_loader_options(const TrainingArguments& args, torch::Device device) {
-  DataLoaderOptions o;
-  o.batch_size = args.per_device_train_batch_size;
-  o.shuffle = args.train_sampling_strategy == SamplingStrategy::random;
-  o.drop_last = args.dataloader_drop_last;
-  o.num_workers = args.dataloader_num_workers;
-  o.prefetch_factor = args.dataloader_prefetch_factor.value_or(2);
-  o.seed = args.effective_data_seed();
-  o.pin_memory = args.dataloader_pin_memory && device.is_cuda();
-  o.device = device;
-  // group_by_length groups by the batches of one optimizer step, and its order comes from torch's global
-  // generator, which the Trainer seeds with `seed` (data_seed only seeds accelerate's random sampler).
-  o.length_group_batch_size = args.per_device_train_batch_size * args.gradient_accumulation_steps;
-  if (args.train_sampling_strategy == SamplingStrategy::group_by_length) o.seed = args.seed;
-  return o;
-}
+[[nodiscard]] DataLoaderOptions train_loader_options(const TrainingArguments& args, torch::Device device);
 
 /// HF's get_eval_dataloader / get_test_dataloader choices: sequential order, per_device_eval_batch_size,
 /// and, as HF does for every map-style dataset, dataloader_drop_last.
-[[nodiscard]] inline DataLoaderOptions eval_loader_options(const TrainingArguments& args, torch::Device device) {
-  DataLoaderOptions o = train_loader_options(args, device);
-  o.batch_size = args.per_device_eval_batch_size;
-  o.shuffle = false;
-  // Under data parallelism each process evaluates only real examples: no collective runs per batch,
-  // and a padded batch's mean loss would count repeated examples (HF's eval_loss does; this does not).
-  o.even_batches = false;
-  return o;
-}
+[[nodiscard]] DataLoaderOptions eval_loader_options(const TrainingArguments& args, torch::Device device);
 
 /// A DataLoaderPolicy: HF's get_train/eval/test_dataloader with `collate` as the data_collator
 /// (e.g. a DataCollatorWithPadding). Under data parallelism the Trainer passes each process's `shard`
@@ -4911,6 +5261,47 @@ struct CollatingDataLoader {
 /// The default DataLoaderPolicy: HF's get_train/eval/test_dataloader with the default collate.
 using DefaultDataLoader = CollatingDataLoader<>;
 
+#if TRAINPP_DEFINITIONS
+
+namespace detail {
+
+TRAINPP_INLINE void single_threaded_ops_on_this_thread() {
+  (void)at::get_num_threads();  // ATen's lazy per-thread initialization first, or it would undo ours
+  using SetThreads = void (*)(int);
+  if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"))) set(1);
+}
+
+}  // namespace detail
+
+TRAINPP_INLINE DataLoaderOptions train_loader_options(const TrainingArguments& args, torch::Device device) {
+  DataLoaderOptions o;
+  o.batch_size = args.per_device_train_batch_size;
+  o.shuffle = args.train_sampling_strategy == SamplingStrategy::random;
+  o.drop_last = args.dataloader_drop_last;
+  o.num_workers = args.dataloader_num_workers;
+  o.prefetch_factor = args.dataloader_prefetch_factor.value_or(2);
+  o.seed = args.effective_data_seed();
+  o.pin_memory = args.dataloader_pin_memory && device.is_cuda();
+  o.device = device;
+  // group_by_length groups by the batches of one optimizer step, and its order comes from torch's global
+  // generator, which the Trainer seeds with `seed` (data_seed only seeds accelerate's random sampler).
+  o.length_group_batch_size = args.per_device_train_batch_size * args.gradient_accumulation_steps;
+  if (args.train_sampling_strategy == SamplingStrategy::group_by_length) o.seed = args.seed;
+  return o;
+}
+
+TRAINPP_INLINE DataLoaderOptions eval_loader_options(const TrainingArguments& args, torch::Device device) {
+  DataLoaderOptions o = train_loader_options(args, device);
+  o.batch_size = args.per_device_eval_batch_size;
+  o.shuffle = false;
+  // Under data parallelism each process evaluates only real examples: no collective runs per batch,
+  // and a padded batch's mean loss would count repeated examples (HF's eval_loss does; this does not).
+  o.even_batches = false;
+  return o;
+}
+
+#endif  // TRAINPP_DEFINITIONS
+
 }  // namespace trainpp
 
 // ---- trainpp/data/tensor_dataset.hpp ----
@@ -4933,58 +5324,17 @@ class TensorDataset {
  public:
   TensorDataset(std::initializer_list<Batch::value_type> tensors) : TensorDataset(Batch(tensors)) {}
   /// Throws trainpp::Error when there is no tensor, one is undefined or 0-dim, or the first dimensions differ.
-  explicit TensorDataset(Batch tensors) : tensors_(std::move(tensors)) {
-    if (tensors_.empty()) throw error("a TensorDataset needs at least one tensor");
-    bool first = true;
-    for (const auto& [key, t] : tensors_) {
-      if (!t.defined()) throw error("TensorDataset: tensor '{}' is undefined", key);
-      if (t.dim() == 0) throw error("TensorDataset: tensor '{}' is 0-dim; its first dimension must index the examples", key);
-      if (first) {
-        size_ = t.size(0);
-        first = false;
-      } else if (t.size(0) != size_) {
-        throw error("TensorDataset: tensor '{}' has {} rows but '{}' has {}; all tensors must share their first "
-                    "dimension", key, t.size(0), tensors_.begin()->first, size_);
-      }
-    }
-  }
+  explicit TensorDataset(Batch tensors);
 
   [[nodiscard]] std::size_t size() const { return static_cast<std::size_t>(size_); }
 
   /// The i-th example: each tensor's i-th row (a view).
-  [[nodiscard]] Batch get(std::size_t i) const {
-    if (i >= size()) throw error("TensorDataset: index {} is out of range (size {})", i, size_);
-    Batch out;
-    for (const auto& [key, t] : tensors_) out[key] = t.select(0, static_cast<std::int64_t>(i));
-    return out;
-  }
+  [[nodiscard]] Batch get(std::size_t i) const;
 
   /// The rows `indices`, collated: each tensor index_selected along dimension 0. With `pin_memory`
   /// (CUDA builds), rows of CPU tensors are gathered straight into page-locked memory, ready for an
   /// asynchronous copy to the GPU without a second host copy.
-  [[nodiscard]] Batch gather(const std::vector<std::int64_t>& indices, bool pin_memory = false) const {
-    for (const std::int64_t i : indices)
-      if (i < 0 || i >= size_) throw error("TensorDataset: index {} is out of range (size {})", i, size_);
-    // index_select only reads the index, so the vector's storage serves without a copy.
-    const torch::Tensor index = torch::from_blob(const_cast<std::int64_t*>(indices.data()),
-                                                 {static_cast<std::int64_t>(indices.size())}, torch::kLong);
-    Batch out;
-    torch::Tensor on_device = index;  // the index on the device of the tensors before
-    for (const auto& [key, t] : tensors_) {
-      // Tensors kept on an accelerator are gathered there. The index copy is asynchronous: CUDA stages
-      // pageable memory before returning, and a blocking copy would wait for all queued work.
-      if (on_device.device() != t.device()) on_device = index.to(t.device(), /*non_blocking=*/true);
-      if (pin_memory && t.is_cpu()) {
-        std::vector<std::int64_t> shape = t.sizes().vec();
-        shape[0] = index.numel();
-        torch::Tensor pinned = torch::empty(shape, t.options().pinned_memory(true));
-        out[key] = torch::index_select_out(pinned, t, 0, on_device);
-      } else {
-        out[key] = t.index_select(0, on_device);
-      }
-    }
-    return out;
-  }
+  [[nodiscard]] Batch gather(const std::vector<std::int64_t>& indices, bool pin_memory = false) const;
 
   /// The whole tensors, by name.
   [[nodiscard]] const Batch& tensors() const { return tensors_; }
@@ -4993,6 +5343,57 @@ class TensorDataset {
   Batch tensors_;
   std::int64_t size_ = 0;
 };
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE TensorDataset::TensorDataset(Batch tensors) : tensors_(std::move(tensors)) {
+  if (tensors_.empty()) throw error("a TensorDataset needs at least one tensor");
+  bool first = true;
+  for (const auto& [key, t] : tensors_) {
+    if (!t.defined()) throw error("TensorDataset: tensor '{}' is undefined", key);
+    if (t.dim() == 0) throw error("TensorDataset: tensor '{}' is 0-dim; its first dimension must index the examples", key);
+    if (first) {
+      size_ = t.size(0);
+      first = false;
+    } else if (t.size(0) != size_) {
+      throw error("TensorDataset: tensor '{}' has {} rows but '{}' has {}; all tensors must share their first "
+                  "dimension", key, t.size(0), tensors_.begin()->first, size_);
+    }
+  }
+}
+
+TRAINPP_INLINE Batch TensorDataset::get(std::size_t i) const {
+  if (i >= size()) throw error("TensorDataset: index {} is out of range (size {})", i, size_);
+  Batch out;
+  for (const auto& [key, t] : tensors_) out[key] = t.select(0, static_cast<std::int64_t>(i));
+  return out;
+}
+
+TRAINPP_INLINE Batch TensorDataset::gather(const std::vector<std::int64_t>& indices, bool pin_memory) const {
+  for (const std::int64_t i : indices)
+    if (i < 0 || i >= size_) throw error("TensorDataset: index {} is out of range (size {})", i, size_);
+  // index_select only reads the index, so the vector's storage serves without a copy.
+  const torch::Tensor index = torch::from_blob(const_cast<std::int64_t*>(indices.data()),
+                                               {static_cast<std::int64_t>(indices.size())}, torch::kLong);
+  Batch out;
+  torch::Tensor on_device = index;  // the index on the device of the tensors before
+  for (const auto& [key, t] : tensors_) {
+    // Tensors kept on an accelerator are gathered there. The index copy is asynchronous: CUDA stages
+    // pageable memory before returning, and a blocking copy would wait for all queued work.
+    if (on_device.device() != t.device()) on_device = index.to(t.device(), /*non_blocking=*/true);
+    if (pin_memory && t.is_cpu()) {
+      std::vector<std::int64_t> shape = t.sizes().vec();
+      shape[0] = index.numel();
+      torch::Tensor pinned = torch::empty(shape, t.options().pinned_memory(true));
+      out[key] = torch::index_select_out(pinned, t, 0, on_device);
+    } else {
+      out[key] = t.index_select(0, on_device);
+    }
+  }
+  return out;
+}
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp
 
@@ -5070,16 +5471,7 @@ inline constexpr std::string_view model_shards_index_name = "model_shards.json";
 }
 
 /// The step of a directory named exactly "checkpoint-<digits>" (HF's _re_checkpoint), else nullopt.
-[[nodiscard]] inline std::optional<std::int64_t> checkpoint_step(std::string_view name) {
-  const std::string prefix = fmt::format("{}-", checkpoint_prefix);
-  if (!name.starts_with(prefix) || name.size() == prefix.size()) return std::nullopt;
-  const auto digits = name.substr(prefix.size());
-  if (!std::ranges::all_of(digits, [](char c) { return c >= '0' && c <= '9'; })) return std::nullopt;
-  std::int64_t step = 0;
-  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), step);
-  if (ec != std::errc{} || end != digits.data() + digits.size()) return std::nullopt;
-  return step;
-}
+[[nodiscard]] std::optional<std::int64_t> checkpoint_step(std::string_view name);
 
 /// True when `dir` is a checkpoint a run can resume from or load: a directory holding trainer_state.json
 /// and the model (model.safetensors, or a sharded model's index). (Directories are published whole;
@@ -5095,8 +5487,44 @@ inline constexpr std::string_view model_shards_index_name = "model_shards.json";
 /// them and it is not the newest, it moves to the second-to-last place, so that rotation, which deletes
 /// from the front, keeps it (HF's sort_checkpoints). HF orders by modification time when it can; the
 /// step number in the name is the order that cannot be fooled by a file system or a copy, so we use it.
-[[nodiscard]] inline std::vector<std::filesystem::path> sorted_checkpoints(
-    const std::filesystem::path& output_dir, const std::optional<std::string>& best = std::nullopt) {
+[[nodiscard]] std::vector<std::filesystem::path> sorted_checkpoints(
+    const std::filesystem::path& output_dir, const std::optional<std::string>& best = std::nullopt);
+
+/// The newest complete checkpoint in `output_dir` (HF's get_last_checkpoint), or nullopt. Incomplete
+/// directories are skipped with a warning.
+[[nodiscard]] std::optional<std::filesystem::path> last_checkpoint(const std::filesystem::path& output_dir);
+
+/// Removes a directory so that it never appears half-deleted under its name: it is first renamed to a
+/// ".tmp-" name (which no reader looks at), then removed. A crash in between leaves only the ".tmp-"
+/// directory, which remove_stale_staging cleans up later.
+void remove_dir_atomic(const std::filesystem::path& dir);
+
+/// Deletes the ".tmp-checkpoint-*" directories an interrupted save or deletion left in `output_dir`.
+/// Returns how many it removed. Call it only when no other process is saving into `output_dir`.
+std::size_t remove_stale_staging(const std::filesystem::path& output_dir);
+
+/// HF's rotate_checkpoints: with a positive `save_total_limit`, deletes the oldest checkpoints until
+/// that many remain, never the newest (needed to resume) nor `best` (so with a limit of 1 the best and
+/// the newest both stay). Returns the deleted directories.
+std::vector<std::filesystem::path> rotate_checkpoints(const std::filesystem::path& output_dir,
+                                                      std::optional<std::int64_t> save_total_limit,
+                                                      const std::optional<std::string>& best);
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE std::optional<std::int64_t> checkpoint_step(std::string_view name) {
+  const std::string prefix = fmt::format("{}-", checkpoint_prefix);
+  if (!name.starts_with(prefix) || name.size() == prefix.size()) return std::nullopt;
+  const auto digits = name.substr(prefix.size());
+  if (!std::ranges::all_of(digits, [](char c) { return c >= '0' && c <= '9'; })) return std::nullopt;
+  std::int64_t step = 0;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), step);
+  if (ec != std::errc{} || end != digits.data() + digits.size()) return std::nullopt;
+  return step;
+}
+
+TRAINPP_INLINE std::vector<std::filesystem::path> sorted_checkpoints(const std::filesystem::path& output_dir,
+                                                                     const std::optional<std::string>& best) {
   namespace fs = std::filesystem;
   std::vector<std::pair<std::int64_t, fs::path>> found;
   std::error_code ec;
@@ -5121,9 +5549,7 @@ inline constexpr std::string_view model_shards_index_name = "model_shards.json";
   return out;
 }
 
-/// The newest complete checkpoint in `output_dir` (HF's get_last_checkpoint), or nullopt. Incomplete
-/// directories are skipped with a warning.
-[[nodiscard]] inline std::optional<std::filesystem::path> last_checkpoint(const std::filesystem::path& output_dir) {
+TRAINPP_INLINE std::optional<std::filesystem::path> last_checkpoint(const std::filesystem::path& output_dir) {
   auto all = sorted_checkpoints(output_dir);
   for (auto it = all.rbegin(); it != all.rend(); ++it) {
     if (is_complete_checkpoint(*it)) return *it;
@@ -5133,10 +5559,7 @@ inline constexpr std::string_view model_shards_index_name = "model_shards.json";
   return std::nullopt;
 }
 
-/// Removes a directory so that it never appears half-deleted under its name: it is first renamed to a
-/// ".tmp-" name (which no reader looks at), then removed. A crash in between leaves only the ".tmp-"
-/// directory, which remove_stale_staging cleans up later.
-inline void remove_dir_atomic(const std::filesystem::path& dir) {
+TRAINPP_INLINE void remove_dir_atomic(const std::filesystem::path& dir) {
   namespace fs = std::filesystem;
   const auto path = detail::without_trailing_separator(dir);
   const auto aside = detail::parent_or_dot(path) / fmt::format(".tmp-{}-deleted-{}-{}", path.filename().string(),
@@ -5147,9 +5570,7 @@ inline void remove_dir_atomic(const std::filesystem::path& dir) {
   if (ec) warn("cannot remove {} (the renamed {}): {}", aside.string(), path.string(), ec.message());
 }
 
-/// Deletes the ".tmp-checkpoint-*" directories an interrupted save or deletion left in `output_dir`.
-/// Returns how many it removed. Call it only when no other process is saving into `output_dir`.
-inline std::size_t remove_stale_staging(const std::filesystem::path& output_dir) {
+TRAINPP_INLINE std::size_t remove_stale_staging(const std::filesystem::path& output_dir) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::is_directory(output_dir, ec)) return 0;
@@ -5165,12 +5586,9 @@ inline std::size_t remove_stale_staging(const std::filesystem::path& output_dir)
   return stale.size();
 }
 
-/// HF's rotate_checkpoints: with a positive `save_total_limit`, deletes the oldest checkpoints until
-/// that many remain, never the newest (needed to resume) nor `best` (so with a limit of 1 the best and
-/// the newest both stay). Returns the deleted directories.
-inline std::vector<std::filesystem::path> rotate_checkpoints(const std::filesystem::path& output_dir,
-                                                             std::optional<std::int64_t> save_total_limit,
-                                                             const std::optional<std::string>& best) {
+TRAINPP_INLINE std::vector<std::filesystem::path> rotate_checkpoints(const std::filesystem::path& output_dir,
+                                                                     std::optional<std::int64_t> save_total_limit,
+                                                                     const std::optional<std::string>& best) {
   if (!save_total_limit || *save_total_limit <= 0) return {};
   const auto checkpoints = sorted_checkpoints(output_dir);
   const auto limit = static_cast<std::size_t>(*save_total_limit);
@@ -5193,6 +5611,8 @@ inline std::vector<std::filesystem::path> rotate_checkpoints(const std::filesyst
   }
   return deleted;
 }
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp
 
@@ -5416,18 +5836,7 @@ class JsonFields {
     return object_.at(key);
   }
 
-  [[nodiscard]] std::int64_t integer(const char* key, std::int64_t min = 0) const {
-    const auto& v = at(key);
-    if (v.is_number_unsigned()) {
-      const auto u = v.get<std::uint64_t>();
-      if (u <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) &&
-          static_cast<std::int64_t>(u) >= min)
-        return static_cast<std::int64_t>(u);
-    } else if (v.is_number_integer() && v.get<std::int64_t>() >= min) {
-      return v.get<std::int64_t>();
-    }
-    throw fail(key, fmt::format("an integer of at least {}", min), v);
-  }
+  [[nodiscard]] std::int64_t integer(const char* key, std::int64_t min = 0) const;
   [[nodiscard]] double number(const char* key) const {
     const auto& v = at(key);
     if (!v.is_number()) throw fail(key, "a number", v);
@@ -5462,6 +5871,27 @@ class JsonFields {
 };
 
 }  // namespace detail
+
+#if TRAINPP_DEFINITIONS
+
+namespace detail {
+
+TRAINPP_INLINE std::int64_t JsonFields::integer(const char* key, std::int64_t min) const {
+  const auto& v = at(key);
+  if (v.is_number_unsigned()) {
+    const auto u = v.get<std::uint64_t>();
+    if (u <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) &&
+        static_cast<std::int64_t>(u) >= min)
+      return static_cast<std::int64_t>(u);
+  } else if (v.is_number_integer() && v.get<std::int64_t>() >= min) {
+    return v.get<std::int64_t>();
+  }
+  throw fail(key, fmt::format("an integer of at least {}", min), v);
+}
+
+}  // namespace detail
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp
 
@@ -5563,12 +5993,7 @@ inline constexpr std::size_t safetensors_max_array = 1024;
 
 /// Parses the JSON header, rejecting duplicate keys (the JSON library would silently keep one of them)
 /// and absurd nesting. Keeps the key order of the file.
-[[nodiscard]] inline nlohmann::ordered_json parse_safetensors_header(std::string_view text, std::string_view source) {
-  return parse_json_strict<nlohmann::ordered_json>(
-      text, source,
-      {.max_depth = static_cast<int>(safetensors_max_depth), .max_array = safetensors_max_array,
-       .invalid = "safetensors header is not valid UTF-8 JSON"});
-}
+[[nodiscard]] nlohmann::ordered_json parse_safetensors_header(std::string_view text, std::string_view source);
 
 /// a * b, or nullopt when it does not fit in `limit`.
 [[nodiscard]] inline std::optional<std::uint64_t> checked_mul(std::uint64_t a, std::uint64_t b, std::uint64_t limit) {
@@ -5585,8 +6010,98 @@ struct SafetensorsEntry {
   std::uint64_t begin, end;
 };
 
-[[nodiscard]] inline SafetensorsEntry parse_safetensors_entry(const std::string& name, const nlohmann::ordered_json& entry,
-                                                             std::string_view source) {
+[[nodiscard]] SafetensorsEntry parse_safetensors_entry(const std::string& name, const nlohmann::ordered_json& entry,
+                                                      std::string_view source);
+
+/// A read-only memory map of a whole file, unmapped on scope exit.
+class MappedFile {
+ public:
+  explicit MappedFile(const std::filesystem::path& path);
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  ~MappedFile() {
+    if (data_ != nullptr) ::munmap(const_cast<char*>(data_), size_);
+  }
+  [[nodiscard]] std::string_view bytes() const { return {data_ == nullptr ? "" : data_, size_}; }
+
+  /// Drops the pages wholly inside bytes [begin, end) from this process's memory: they were copied
+  /// out, and the page cache still has them should anything read them again. Without this a large
+  /// file counts twice in the resident size while it is read (mapped pages plus the tensors).
+  void release(std::size_t begin, std::size_t end) const;
+
+ private:
+  const char* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+}  // namespace detail
+
+/// The tensors and metadata of one safetensors file.
+struct SafetensorsFile {
+  std::map<std::string, std::string> metadata;                 ///< "__metadata__"; empty if absent
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;  ///< in header order; CPU, each owning its memory
+};
+
+/// Encodes `tensors` as a safetensors file, byte for byte as the reference writer does: tensors ordered
+/// by descending dtype (grouping by alignment), then by name; offsets contiguous from 0; the header
+/// padded with spaces to a multiple of 8; data row-major little-endian. Tensors may live on any device
+/// and have any strides (they are copied to contiguous CPU memory). `metadata` is written as
+/// "__metadata__" (omitted when empty). Throws trainpp::Error for duplicate names, the reserved name
+/// "__metadata__", names that are not UTF-8, undefined or non-strided tensors, and dtypes the format
+/// has no code for (e.g. complex128, quantized).
+[[nodiscard]] std::string safetensors_serialize(
+    const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
+    const std::map<std::string, std::string>& metadata = {{"format", "pt"}});
+
+/// Writes `tensors` to `path` as safetensors (see safetensors_serialize), atomically (see
+/// write_file_atomic). Throws trainpp::Error naming the path on failure.
+inline void save_safetensors(const std::filesystem::path& path,
+                             const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
+                             const std::map<std::string, std::string>& metadata = {{"format", "pt"}}) {
+  write_file_atomic(path, safetensors_serialize(tensors, metadata));
+}
+
+/// The validated layout of a safetensors file held in memory: its metadata, its tensor entries (in
+/// header order) and where its data buffer starts. Nothing is copied: `buffer` points into the bytes.
+struct SafetensorsLayout {
+  std::map<std::string, std::string> metadata;
+  std::vector<detail::SafetensorsEntry> entries;
+  const char* buffer = nullptr;
+  std::size_t buffer_offset = 0;  ///< of `buffer` in the file: 8 + the header size
+};
+
+/// Validates a safetensors file held in `bytes` without reading any tensor data: sizes, the header's
+/// JSON and structure, dtypes, shapes against offsets (with overflow checks), and that the tensors tile
+/// the buffer exactly (no gaps, no overlaps, from 0 to its end). Beyond the format's own rules, headers
+/// nesting deeper than {name: {key: [..]}} or holding arrays of more than 1024 elements are refused, so
+/// that a hostile header cannot make the parser build a huge document. Throws trainpp::Error with a
+/// message starting with `source_name` (the file, for the user) and saying what is wrong.
+[[nodiscard]] SafetensorsLayout safetensors_layout(std::string_view bytes, std::string_view source_name);
+
+/// Decodes a safetensors file held in `bytes`, validated first as safetensors_layout says. The
+/// returned tensors are copies; `bytes` may be released afterwards (`copied` is told each byte range
+/// once its tensor has been copied out).
+[[nodiscard]] SafetensorsFile safetensors_deserialize(
+    std::string_view bytes, std::string_view source_name,
+    const std::function<void(std::size_t begin, std::size_t end)>& copied = {});
+
+/// Reads the safetensors file at `path` (see safetensors_deserialize; errors name the path).
+[[nodiscard]] SafetensorsFile load_safetensors(const std::filesystem::path& path);
+
+#if TRAINPP_DEFINITIONS
+
+namespace detail {
+
+TRAINPP_INLINE nlohmann::ordered_json parse_safetensors_header(std::string_view text, std::string_view source) {
+  return parse_json_strict<nlohmann::ordered_json>(
+      text, source,
+      {.max_depth = static_cast<int>(safetensors_max_depth), .max_array = safetensors_max_array,
+       .invalid = "safetensors header is not valid UTF-8 JSON"});
+}
+
+TRAINPP_INLINE SafetensorsEntry parse_safetensors_entry(const std::string& name,
+                                                        const nlohmann::ordered_json& entry,
+                                                        std::string_view source) {
   auto fail = [&](std::string_view problem) {
     return error("{}: invalid safetensors header: tensor \"{}\": {}", source, name, problem);
   };
@@ -5636,61 +6151,30 @@ struct SafetensorsEntry {
   return out;
 }
 
-/// A read-only memory map of a whole file, unmapped on scope exit.
-class MappedFile {
- public:
-  explicit MappedFile(const std::filesystem::path& path) {
-    FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (fd.get() < 0) throw error("cannot read {}: {}", path.string(), errno_message(errno));
-    struct ::stat info {};
-    if (::fstat(fd.get(), &info) != 0) throw error("cannot read {}: {}", path.string(), errno_message(errno));
-    if (!S_ISREG(info.st_mode)) throw error("cannot read {}: not a regular file", path.string());
-    size_ = static_cast<std::size_t>(info.st_size);
-    if (size_ == 0) return;  // mmap rejects empty ranges; the reader reports the file as too short
-    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd.get(), 0);
-    if (p == MAP_FAILED) throw error("cannot read {}: mmap failed: {}", path.string(), errno_message(errno));
-    data_ = static_cast<const char*>(p);
-  }
-  MappedFile(const MappedFile&) = delete;
-  MappedFile& operator=(const MappedFile&) = delete;
-  ~MappedFile() {
-    if (data_ != nullptr) ::munmap(const_cast<char*>(data_), size_);
-  }
-  [[nodiscard]] std::string_view bytes() const { return {data_ == nullptr ? "" : data_, size_}; }
+TRAINPP_INLINE MappedFile::MappedFile(const std::filesystem::path& path) {
+  FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) throw error("cannot read {}: {}", path.string(), errno_message(errno));
+  struct ::stat info {};
+  if (::fstat(fd.get(), &info) != 0) throw error("cannot read {}: {}", path.string(), errno_message(errno));
+  if (!S_ISREG(info.st_mode)) throw error("cannot read {}: not a regular file", path.string());
+  size_ = static_cast<std::size_t>(info.st_size);
+  if (size_ == 0) return;  // mmap rejects empty ranges; the reader reports the file as too short
+  void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd.get(), 0);
+  if (p == MAP_FAILED) throw error("cannot read {}: mmap failed: {}", path.string(), errno_message(errno));
+  data_ = static_cast<const char*>(p);
+}
 
-  /// Drops the pages wholly inside bytes [begin, end) from this process's memory: they were copied
-  /// out, and the page cache still has them should anything read them again. Without this a large
-  /// file counts twice in the resident size while it is read (mapped pages plus the tensors).
-  void release(std::size_t begin, std::size_t end) const {
-    static const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
-    const std::size_t first = (begin + page - 1) / page * page, last = std::min(end, size_) / page * page;
-    if (data_ != nullptr && first < last)
-      ::madvise(const_cast<char*>(data_) + first, last - first, MADV_DONTNEED);
-  }
-
- private:
-  const char* data_ = nullptr;
-  std::size_t size_ = 0;
-};
+TRAINPP_INLINE void MappedFile::release(std::size_t begin, std::size_t end) const {
+  static const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  const std::size_t first = (begin + page - 1) / page * page, last = std::min(end, size_) / page * page;
+  if (data_ != nullptr && first < last)
+    ::madvise(const_cast<char*>(data_) + first, last - first, MADV_DONTNEED);
+}
 
 }  // namespace detail
 
-/// The tensors and metadata of one safetensors file.
-struct SafetensorsFile {
-  std::map<std::string, std::string> metadata;                 ///< "__metadata__"; empty if absent
-  std::vector<std::pair<std::string, torch::Tensor>> tensors;  ///< in header order; CPU, each owning its memory
-};
-
-/// Encodes `tensors` as a safetensors file, byte for byte as the reference writer does: tensors ordered
-/// by descending dtype (grouping by alignment), then by name; offsets contiguous from 0; the header
-/// padded with spaces to a multiple of 8; data row-major little-endian. Tensors may live on any device
-/// and have any strides (they are copied to contiguous CPU memory). `metadata` is written as
-/// "__metadata__" (omitted when empty). Throws trainpp::Error for duplicate names, the reserved name
-/// "__metadata__", names that are not UTF-8, undefined or non-strided tensors, and dtypes the format
-/// has no code for (e.g. complex128, quantized).
-[[nodiscard]] inline std::string safetensors_serialize(
-    const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
-    const std::map<std::string, std::string>& metadata = {{"format", "pt"}}) {
+TRAINPP_INLINE std::string safetensors_serialize(const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
+                                                 const std::map<std::string, std::string>& metadata) {
   struct Item {
     const std::string* name;
     torch::Tensor data;
@@ -5745,30 +6229,7 @@ struct SafetensorsFile {
   return out;
 }
 
-/// Writes `tensors` to `path` as safetensors (see safetensors_serialize), atomically (see
-/// write_file_atomic). Throws trainpp::Error naming the path on failure.
-inline void save_safetensors(const std::filesystem::path& path,
-                             const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
-                             const std::map<std::string, std::string>& metadata = {{"format", "pt"}}) {
-  write_file_atomic(path, safetensors_serialize(tensors, metadata));
-}
-
-/// The validated layout of a safetensors file held in memory: its metadata, its tensor entries (in
-/// header order) and where its data buffer starts. Nothing is copied: `buffer` points into the bytes.
-struct SafetensorsLayout {
-  std::map<std::string, std::string> metadata;
-  std::vector<detail::SafetensorsEntry> entries;
-  const char* buffer = nullptr;
-  std::size_t buffer_offset = 0;  ///< of `buffer` in the file: 8 + the header size
-};
-
-/// Validates a safetensors file held in `bytes` without reading any tensor data: sizes, the header's
-/// JSON and structure, dtypes, shapes against offsets (with overflow checks), and that the tensors tile
-/// the buffer exactly (no gaps, no overlaps, from 0 to its end). Beyond the format's own rules, headers
-/// nesting deeper than {name: {key: [..]}} or holding arrays of more than 1024 elements are refused, so
-/// that a hostile header cannot make the parser build a huge document. Throws trainpp::Error with a
-/// message starting with `source_name` (the file, for the user) and saying what is wrong.
-[[nodiscard]] inline SafetensorsLayout safetensors_layout(std::string_view bytes, std::string_view source_name) {
+TRAINPP_INLINE SafetensorsLayout safetensors_layout(std::string_view bytes, std::string_view source_name) {
   const std::string_view source = source_name;
   if (bytes.size() < 8)
     throw error("{}: not a safetensors file: {} bytes, fewer than the 8-byte header size", source, bytes.size());
@@ -5832,12 +6293,10 @@ struct SafetensorsLayout {
   return out;
 }
 
-/// Decodes a safetensors file held in `bytes`, validated first as safetensors_layout says. The
-/// returned tensors are copies; `bytes` may be released afterwards (`copied` is told each byte range
-/// once its tensor has been copied out).
-[[nodiscard]] inline SafetensorsFile safetensors_deserialize(
-    std::string_view bytes, std::string_view source_name,
-    const std::function<void(std::size_t begin, std::size_t end)>& copied = {}) {
+TRAINPP_INLINE SafetensorsFile safetensors_deserialize(
+    std::string_view bytes,
+    std::string_view source_name,
+    const std::function<void(std::size_t begin, std::size_t end)>& copied) {
   auto layout = safetensors_layout(bytes, source_name);
   SafetensorsFile out;
   out.metadata = std::move(layout.metadata);
@@ -5851,12 +6310,13 @@ struct SafetensorsLayout {
   return out;
 }
 
-/// Reads the safetensors file at `path` (see safetensors_deserialize; errors name the path).
-[[nodiscard]] inline SafetensorsFile load_safetensors(const std::filesystem::path& path) {
+TRAINPP_INLINE SafetensorsFile load_safetensors(const std::filesystem::path& path) {
   const detail::MappedFile file(path);
   return safetensors_deserialize(file.bytes(), path.string(),
                                  [&](std::size_t begin, std::size_t end) { file.release(begin, end); });
 }
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp
 
@@ -5866,15 +6326,18 @@ struct SafetensorsLayout {
 
 
 #include <algorithm>
-#include <cctype>
 #include <cstddef>
 #include <map>
-#include <regex>
 #include <string>
 #include <string_view>
 #include <unordered_set>
 #include <utility>
 #include <vector>
+
+#if TRAINPP_DEFINITIONS
+#include <cctype>
+#include <regex>
+#endif
 
 namespace trainpp {
 
@@ -5908,7 +6371,57 @@ using OptimizerState = std::vector<std::map<std::string, torch::Tensor>>;
 namespace detail {
 
 /// True when HF's name patterns keep the parameter `full_name` out of weight decay.
-[[nodiscard]] inline bool hf_no_decay_name(const std::string& full_name) {
+[[nodiscard]] bool hf_no_decay_name(const std::string& full_name);
+
+// Pre-order walk (own parameters, then children), the order of named_parameters(); the LayerNorm flag
+// is inherited by everything below a LayerNorm, as HF's recursive search drops whole subtrees.
+void split_for_decay(const torch::nn::Module& module, const std::string& prefix, bool under_layer_norm,
+                     std::unordered_set<const void*>& seen, ParamGroup& decay, ParamGroup& no_decay);
+
+/// Tensors bucketed by (device, dtype) in first-seen order, as torch's
+/// _group_tensors_by_device_and_dtype does, so foreach/fused kernels get one launch per bucket.
+struct Bucket {
+  torch::Device device;
+  torch::ScalarType dtype;
+  std::vector<std::size_t> indices;  ///< positions in the bucketed sequence
+};
+[[nodiscard]] std::vector<Bucket> bucket_by_device_dtype(const std::vector<torch::Tensor>& tensors);
+
+/// `values[i]` for every i in `indices`.
+template <typename T>
+[[nodiscard]] std::vector<T> pick(const std::vector<T>& values, const std::vector<std::size_t>& indices) {
+  std::vector<T> out;
+  out.reserve(indices.size());
+  for (auto i : indices) out.push_back(values[i]);
+  return out;
+}
+
+/// Checks an optimizer's groups the way torch.optim does on construction; `who` names the optimizer.
+void validate_groups(const std::vector<ParamGroup>& groups, std::string_view who);
+
+/// torch.optim.Optimizer.zero_grad: drop the gradients, or zero them in place (one foreach launch per
+/// (device, dtype)) after cutting them from any autograd graph.
+void zero_grads(const std::vector<ParamGroup>& groups, bool set_to_none);
+
+/// Every parameter of every group, in group order.
+[[nodiscard]] inline std::vector<torch::Tensor> all_params(const std::vector<ParamGroup>& groups) {
+  std::vector<torch::Tensor> out;
+  for (const auto& group : groups) out.insert(out.end(), group.params.begin(), group.params.end());
+  return out;
+}
+
+/// Copies a saved state tensor onto the parameter's device and dtype, checking its shape, as
+/// torch.optim.Optimizer.load_state_dict casts state to its parameter.
+[[nodiscard]] torch::Tensor load_like(const torch::Tensor& saved, const torch::Tensor& param, std::string_view who,
+                                      std::string_view key, std::size_t index);
+
+}  // namespace detail
+
+#if TRAINPP_DEFINITIONS
+
+namespace detail {
+
+TRAINPP_INLINE bool hf_no_decay_name(const std::string& full_name) {
   static const std::regex pattern(R"(bias|layernorm|rmsnorm|(?:^|\.)norm(?:$|\.)|_norm(?:$|\.))",
                                   std::regex::ECMAScript | std::regex::optimize);
   std::string lower = full_name;
@@ -5916,10 +6429,8 @@ namespace detail {
   return std::regex_search(lower, pattern);
 }
 
-// Pre-order walk (own parameters, then children), the order of named_parameters(); the LayerNorm flag
-// is inherited by everything below a LayerNorm, as HF's recursive search drops whole subtrees.
-inline void split_for_decay(const torch::nn::Module& module, const std::string& prefix, bool under_layer_norm,
-                            std::unordered_set<const void*>& seen, ParamGroup& decay, ParamGroup& no_decay) {
+TRAINPP_INLINE void split_for_decay(const torch::nn::Module& module, const std::string& prefix, bool under_layer_norm,
+                                    std::unordered_set<const void*>& seen, ParamGroup& decay, ParamGroup& no_decay) {
   for (const auto& item : module.named_parameters(/*recurse=*/false)) {
     const torch::Tensor& p = item.value();
     if (!seen.insert(p.unsafeGetTensorImpl()).second) continue;  // shared: keep the first name only
@@ -5936,14 +6447,7 @@ inline void split_for_decay(const torch::nn::Module& module, const std::string& 
   }
 }
 
-/// Tensors bucketed by (device, dtype) in first-seen order, as torch's
-/// _group_tensors_by_device_and_dtype does, so foreach/fused kernels get one launch per bucket.
-struct Bucket {
-  torch::Device device;
-  torch::ScalarType dtype;
-  std::vector<std::size_t> indices;  ///< positions in the bucketed sequence
-};
-[[nodiscard]] inline std::vector<Bucket> bucket_by_device_dtype(const std::vector<torch::Tensor>& tensors) {
+TRAINPP_INLINE std::vector<Bucket> bucket_by_device_dtype(const std::vector<torch::Tensor>& tensors) {
   std::vector<Bucket> buckets;
   for (std::size_t i = 0; i < tensors.size(); ++i) {
     const auto device = tensors[i].device();
@@ -5955,17 +6459,7 @@ struct Bucket {
   return buckets;
 }
 
-/// `values[i]` for every i in `indices`.
-template <typename T>
-[[nodiscard]] std::vector<T> pick(const std::vector<T>& values, const std::vector<std::size_t>& indices) {
-  std::vector<T> out;
-  out.reserve(indices.size());
-  for (auto i : indices) out.push_back(values[i]);
-  return out;
-}
-
-/// Checks an optimizer's groups the way torch.optim does on construction; `who` names the optimizer.
-inline void validate_groups(const std::vector<ParamGroup>& groups, std::string_view who) {
+TRAINPP_INLINE void validate_groups(const std::vector<ParamGroup>& groups, std::string_view who) {
   std::unordered_set<const void*> seen;
   for (std::size_t g = 0; g < groups.size(); ++g) {
     const auto& group = groups[g];
@@ -5987,9 +6481,7 @@ inline void validate_groups(const std::vector<ParamGroup>& groups, std::string_v
   }
 }
 
-/// torch.optim.Optimizer.zero_grad: drop the gradients, or zero them in place (one foreach launch per
-/// (device, dtype)) after cutting them from any autograd graph.
-inline void zero_grads(const std::vector<ParamGroup>& groups, bool set_to_none) {
+TRAINPP_INLINE void zero_grads(const std::vector<ParamGroup>& groups, bool set_to_none) {
   std::vector<torch::Tensor> grads;
   for (const auto& group : groups) {
     for (const auto& p : group.params) {
@@ -6007,17 +6499,8 @@ inline void zero_grads(const std::vector<ParamGroup>& groups, bool set_to_none) 
   for (const auto& bucket : bucket_by_device_dtype(grads)) at::_foreach_zero_(pick(grads, bucket.indices));
 }
 
-/// Every parameter of every group, in group order.
-[[nodiscard]] inline std::vector<torch::Tensor> all_params(const std::vector<ParamGroup>& groups) {
-  std::vector<torch::Tensor> out;
-  for (const auto& group : groups) out.insert(out.end(), group.params.begin(), group.params.end());
-  return out;
-}
-
-/// Copies a saved state tensor onto the parameter's device and dtype, checking its shape, as
-/// torch.optim.Optimizer.load_state_dict casts state to its parameter.
-[[nodiscard]] inline torch::Tensor load_like(const torch::Tensor& saved, const torch::Tensor& param,
-                                             std::string_view who, std::string_view key, std::size_t index) {
+TRAINPP_INLINE torch::Tensor load_like(const torch::Tensor& saved, const torch::Tensor& param,
+                                       std::string_view who, std::string_view key, std::size_t index) {
   if (!saved.defined()) throw error("{}: state entry '{}' of parameter #{} is undefined", who, key, index);
   if (saved.sizes() != param.sizes())
     throw error("{}: state entry '{}' of parameter #{} has shape {}, the parameter has {}", who, key, index,
@@ -6027,7 +6510,7 @@ inline void zero_grads(const std::vector<ParamGroup>& groups, bool set_to_none) 
 
 }  // namespace detail
 
-inline std::vector<ParamGroup> decay_param_groups(const torch::nn::Module& model, double lr, double weight_decay) {
+TRAINPP_INLINE std::vector<ParamGroup> decay_param_groups(const torch::nn::Module& model, double lr, double weight_decay) {
   std::vector<ParamGroup> groups(2);
   groups[0].lr = groups[0].initial_lr = lr;
   groups[0].weight_decay = weight_decay;
@@ -6037,6 +6520,8 @@ inline std::vector<ParamGroup> decay_param_groups(const torch::nn::Module& model
   detail::split_for_decay(model, "", false, seen, groups[0], groups[1]);
   return groups;
 }
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp
 
@@ -6064,8 +6549,18 @@ struct SavedOptimizer {
 
 /// Writes an optimizer's state and its groups' hyperparameters (and parameter names, which the loader
 /// checks) to `path`, atomically.
-inline void save_optimizer_state(const std::filesystem::path& path, const OptimizerState& state,
-                                 const std::vector<ParamGroup>& groups) {
+void save_optimizer_state(const std::filesystem::path& path, const OptimizerState& state,
+                          const std::vector<ParamGroup>& groups);
+
+/// Reads optimizer.safetensors back. Every tensor name must be "state.<i>.<key>" with i below the
+/// recorded parameter count, and the groups must add up to that count; errors name the file.
+[[nodiscard]] SavedOptimizer load_optimizer_state(const std::filesystem::path& path);
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE void save_optimizer_state(const std::filesystem::path& path,
+                                         const OptimizerState& state,
+                                         const std::vector<ParamGroup>& groups) {
   std::vector<std::pair<std::string, torch::Tensor>> tensors;
   for (std::size_t i = 0; i < state.size(); ++i)
     for (const auto& [key, value] : state[i]) tensors.emplace_back(fmt::format("state.{}.{}", i, key), value);
@@ -6079,9 +6574,7 @@ inline void save_optimizer_state(const std::filesystem::path& path, const Optimi
   save_safetensors(path, tensors, {{"format", "pt"}, {"trainpp.optimizer", meta.dump()}});
 }
 
-/// Reads optimizer.safetensors back. Every tensor name must be "state.<i>.<key>" with i below the
-/// recorded parameter count, and the groups must add up to that count; errors name the file.
-[[nodiscard]] inline SavedOptimizer load_optimizer_state(const std::filesystem::path& path) {
+TRAINPP_INLINE SavedOptimizer load_optimizer_state(const std::filesystem::path& path) {
   const auto source = path.string();
   auto file = load_safetensors(path);
   const auto meta_it = file.metadata.find("trainpp.optimizer");
@@ -6146,6 +6639,8 @@ inline void save_optimizer_state(const std::filesystem::path& path, const Optimi
   return out;
 }
 
+#endif  // TRAINPP_DEFINITIONS
+
 }  // namespace trainpp
 
 // ---- trainpp/io/process_state.hpp ----
@@ -6182,7 +6677,23 @@ struct ProcessState {
 };
 
 /// The generator states of this process (CPU and every visible CUDA device).
-[[nodiscard]] inline ProcessState capture_rng_state() {
+[[nodiscard]] ProcessState capture_rng_state();
+
+/// Sets this process's generators from `s`. A generator state of the wrong size, or one the generator
+/// refuses, is an Error; CUDA
+/// states for devices this machine lacks (or a checkpoint without them) get a warning, since the run
+/// then continues, but not bit for bit.
+void restore_rng_state(const ProcessState& s, std::string_view source);
+
+void save_process_state(const std::filesystem::path& path, const ProcessState& s);
+
+/// Reads a process_state file; every expected tensor must be present with its dtype and shape, and
+/// nothing else may be; errors name the file.
+[[nodiscard]] ProcessState load_process_state(const std::filesystem::path& path);
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE ProcessState capture_rng_state() {
   ProcessState s;
   {
     auto gen = at::detail::getDefaultCPUGenerator();
@@ -6199,11 +6710,7 @@ struct ProcessState {
   return s;
 }
 
-/// Sets this process's generators from `s`. A generator state of the wrong size, or one the generator
-/// refuses, is an Error; CUDA
-/// states for devices this machine lacks (or a checkpoint without them) get a warning, since the run
-/// then continues, but not bit for bit.
-inline void restore_rng_state(const ProcessState& s, std::string_view source) {
+TRAINPP_INLINE void restore_rng_state(const ProcessState& s, std::string_view source) {
   {
     auto gen = at::detail::getDefaultCPUGenerator();
     std::lock_guard<std::mutex> lock(gen.mutex());
@@ -6234,7 +6741,7 @@ inline void restore_rng_state(const ProcessState& s, std::string_view source) {
   }
 }
 
-inline void save_process_state(const std::filesystem::path& path, const ProcessState& s) {
+TRAINPP_INLINE void save_process_state(const std::filesystem::path& path, const ProcessState& s) {
   std::vector<std::pair<std::string, torch::Tensor>> tensors{
       {"rng.cpu", s.cpu_rng},
       {"loop.tr_loss", s.tr_loss.defined() ? s.tr_loss.detach().to(torch::kCPU, torch::kFloat32).reshape({})
@@ -6251,9 +6758,7 @@ inline void save_process_state(const std::filesystem::path& path, const ProcessS
                     {"world_size", std::to_string(s.world_size)}});
 }
 
-/// Reads a process_state file; every expected tensor must be present with its dtype and shape, and
-/// nothing else may be; errors name the file.
-[[nodiscard]] inline ProcessState load_process_state(const std::filesystem::path& path) {
+TRAINPP_INLINE ProcessState load_process_state(const std::filesystem::path& path) {
   const auto source = path.string();
   auto file = load_safetensors(path);
   auto meta = [&](const char* key) -> std::int64_t {
@@ -6298,6 +6803,8 @@ inline void save_process_state(const std::filesystem::path& path, const ProcessS
   return s;
 }
 
+#endif  // TRAINPP_DEFINITIONS
+
 }  // namespace trainpp
 
 // ---- trainpp/io/sharded_model.hpp ----
@@ -6332,37 +6839,19 @@ inline constexpr std::string_view model_weights_name = "model.safetensors";
 namespace detail {
 
 /// Every defined parameter, then every defined buffer, of `model` and its submodules, under dotted names.
-[[nodiscard]] inline std::vector<std::pair<std::string, torch::Tensor>> named_state(const torch::nn::Module& model) {
-  std::vector<std::pair<std::string, torch::Tensor>> out;
-  for (const auto& item : model.named_parameters(/*recurse=*/true))
-    if (item.value().defined()) out.emplace_back(item.key(), item.value());
-  for (const auto& item : model.named_buffers(/*recurse=*/true))
-    if (item.value().defined()) out.emplace_back(item.key(), item.value());
-  return out;
-}
+[[nodiscard]] std::vector<std::pair<std::string, torch::Tensor>> named_state(const torch::nn::Module& model);
 
-[[nodiscard]] inline std::string describe_tensor(const torch::Tensor& t) {
-  return fmt::format("[{}] {}", fmt::join(t.sizes(), ", "), c10::toString(t.scalar_type()));
-}
+[[nodiscard]] std::string describe_tensor(const torch::Tensor& t);
 
 }  // namespace detail
 
 /// Every parameter and buffer of `model` (recursively, under named_parameters()/named_buffers() names),
 /// detached and on the CPU: what save_model writes. Tensors already on the CPU are shared, not copied.
-[[nodiscard]] inline std::vector<std::pair<std::string, torch::Tensor>> state_dict(const torch::nn::Module& model) {
-  auto out = detail::named_state(model);
-  for (auto& [name, tensor] : out) tensor = tensor.detach().to(torch::kCPU);
-  return out;
-}
+[[nodiscard]] std::vector<std::pair<std::string, torch::Tensor>> state_dict(const torch::nn::Module& model);
 
 /// Writes state_dict(model) to `dir`/model.safetensors with metadata {"format": "pt"}, creating `dir`
 /// if needed; the file is replaced atomically. Throws trainpp::Error on failure.
-inline void save_model(const torch::nn::Module& model, const std::filesystem::path& dir) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) throw error("cannot create directory {}: {}", dir.string(), ec.message());
-  save_safetensors(dir / model_weights_name, state_dict(model));
-}
+void save_model(const torch::nn::Module& model, const std::filesystem::path& dir);
 
 /// What load_model found besides the tensors it loaded.
 struct LoadReport {
@@ -6377,7 +6866,41 @@ struct LoadReport {
 /// holding model.safetensors. strict: any missing, unexpected or mismatched (shape or dtype) tensor is
 /// an Error that lists them all, with shapes and dtypes, and names the file; nothing is copied then.
 /// Not strict: the tensors that match are copied and the report lists the rest.
-inline LoadReport load_model(torch::nn::Module& model, const std::filesystem::path& file_or_dir, bool strict = true) {
+LoadReport load_model(torch::nn::Module& model, const std::filesystem::path& file_or_dir, bool strict = true);
+
+#if TRAINPP_DEFINITIONS
+
+namespace detail {
+
+TRAINPP_INLINE std::vector<std::pair<std::string, torch::Tensor>> named_state(const torch::nn::Module& model) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& item : model.named_parameters(/*recurse=*/true))
+    if (item.value().defined()) out.emplace_back(item.key(), item.value());
+  for (const auto& item : model.named_buffers(/*recurse=*/true))
+    if (item.value().defined()) out.emplace_back(item.key(), item.value());
+  return out;
+}
+
+TRAINPP_INLINE std::string describe_tensor(const torch::Tensor& t) {
+  return fmt::format("[{}] {}", fmt::join(t.sizes(), ", "), c10::toString(t.scalar_type()));
+}
+
+}  // namespace detail
+
+TRAINPP_INLINE std::vector<std::pair<std::string, torch::Tensor>> state_dict(const torch::nn::Module& model) {
+  auto out = detail::named_state(model);
+  for (auto& [name, tensor] : out) tensor = tensor.detach().to(torch::kCPU);
+  return out;
+}
+
+TRAINPP_INLINE void save_model(const torch::nn::Module& model, const std::filesystem::path& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw error("cannot create directory {}: {}", dir.string(), ec.message());
+  save_safetensors(dir / model_weights_name, state_dict(model));
+}
+
+TRAINPP_INLINE LoadReport load_model(torch::nn::Module& model, const std::filesystem::path& file_or_dir, bool strict) {
   const auto path = std::filesystem::is_directory(file_or_dir) ? file_or_dir / model_weights_name : file_or_dir;
   const SafetensorsFile file = load_safetensors(path);
   std::unordered_map<std::string_view, const torch::Tensor*> in_file;
@@ -6432,6 +6955,8 @@ inline LoadReport load_model(torch::nn::Module& model, const std::filesystem::pa
   return report;
 }
 
+#endif  // TRAINPP_DEFINITIONS
+
 }  // namespace trainpp
 
 #include <array>
@@ -6463,9 +6988,25 @@ struct ShardedParameter {
 /// Writes this process's model_shard_<rank>.safetensors into `dir`: its pieces of `parameters`; the
 /// main process also `whole` (buffers and frozen parameters, saved whole, listed as "buffers") and
 /// the index model_shards.json. Every process calls it.
-inline void save_sharded_model(const std::filesystem::path& dir, int rank, int world_size,
-                               const std::vector<ShardedParameter>& parameters,
-                               const std::vector<std::pair<std::string, torch::Tensor>>& whole, bool main_process) {
+void save_sharded_model(const std::filesystem::path& dir, int rank, int world_size,
+                        const std::vector<ShardedParameter>& parameters,
+                        const std::vector<std::pair<std::string, torch::Tensor>>& whole, bool main_process);
+
+/// Joins the pieces of a sharded model in `checkpoint` into one model.safetensors at `output` (a file,
+/// or a directory to hold model.safetensors): the file a single-process run writes, which
+/// trainpp::load_model and Python's safetensors read. Throws trainpp::Error naming what is missing or
+/// inconsistent (a shard file, a piece, a size that does not add up).
+std::filesystem::path consolidate_sharded_model(const std::filesystem::path& checkpoint,
+                                                const std::filesystem::path& output);
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE void save_sharded_model(const std::filesystem::path& dir,
+                                       int rank,
+                                       int world_size,
+                                       const std::vector<ShardedParameter>& parameters,
+                                       const std::vector<std::pair<std::string, torch::Tensor>>& whole,
+                                       bool main_process) {
   std::vector<std::pair<std::string, torch::Tensor>> tensors;
   for (const auto& p : parameters)
     if (p.piece.numel() > 0) tensors.emplace_back(p.name, p.piece.detach().to(torch::kCPU));
@@ -6484,12 +7025,8 @@ inline void save_sharded_model(const std::filesystem::path& dir, int rank, int w
   if (main_process) write_file_atomic(dir / model_shards_index_name, index.dump(1) + "\n");
 }
 
-/// Joins the pieces of a sharded model in `checkpoint` into one model.safetensors at `output` (a file,
-/// or a directory to hold model.safetensors): the file a single-process run writes, which
-/// trainpp::load_model and Python's safetensors read. Throws trainpp::Error naming what is missing or
-/// inconsistent (a shard file, a piece, a size that does not add up).
-inline std::filesystem::path consolidate_sharded_model(const std::filesystem::path& checkpoint,
-                                                       const std::filesystem::path& output) {
+TRAINPP_INLINE std::filesystem::path consolidate_sharded_model(const std::filesystem::path& checkpoint,
+                                                               const std::filesystem::path& output) {
   const auto index_path = checkpoint / model_shards_index_name;
   if (!std::filesystem::exists(index_path))
     throw error("{} is not a sharded checkpoint: it has no {}", checkpoint.string(), model_shards_index_name);
@@ -6545,6 +7082,8 @@ inline std::filesystem::path consolidate_sharded_model(const std::filesystem::pa
   return file;
 }
 
+#endif  // TRAINPP_DEFINITIONS
+
 }  // namespace trainpp
 
 // ---- trainpp/io/trainer_state.hpp ----
@@ -6565,7 +7104,19 @@ namespace trainpp {
 /// A TrainerState from trainer_state.json's object. Keys HF's schema does not have are ignored (a
 /// newer writer may add some); a missing key keeps its default, as HF's dataclass does; a key with
 /// the wrong type is an Error naming `source` and the key.
-[[nodiscard]] inline TrainerState trainer_state_from_json(const nlohmann::json& j, std::string_view source) {
+[[nodiscard]] TrainerState trainer_state_from_json(const nlohmann::json& j, std::string_view source);
+
+/// Reads trainer_state.json (see trainer_state_from_json).
+[[nodiscard]] inline TrainerState read_trainer_state(const std::filesystem::path& path) {
+  return trainer_state_from_json(read_json_file(path), path.string());
+}
+
+/// The TrainerControl flags stored in trainer_state.json's stateful_callbacks, if any.
+[[nodiscard]] std::optional<TrainerControl> control_from_state(const TrainerState& state, std::string_view source);
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE TrainerState trainer_state_from_json(const nlohmann::json& j, std::string_view source) {
   const detail::JsonFields f(j, std::string(source), "trainer state");
   TrainerState s;
   using F = detail::JsonFields;
@@ -6615,13 +7166,7 @@ namespace trainpp {
   return s;
 }
 
-/// Reads trainer_state.json (see trainer_state_from_json).
-[[nodiscard]] inline TrainerState read_trainer_state(const std::filesystem::path& path) {
-  return trainer_state_from_json(read_json_file(path), path.string());
-}
-
-/// The TrainerControl flags stored in trainer_state.json's stateful_callbacks, if any.
-[[nodiscard]] inline std::optional<TrainerControl> control_from_state(const TrainerState& state, std::string_view source) {
+TRAINPP_INLINE std::optional<TrainerControl> control_from_state(const TrainerState& state, std::string_view source) {
   if (!state.stateful_callbacks.contains("TrainerControl")) return std::nullopt;
   const auto& stored = state.stateful_callbacks.at("TrainerControl");
   const detail::JsonFields entry(stored, std::string(source), "stateful_callbacks.TrainerControl");
@@ -6637,6 +7182,8 @@ namespace trainpp {
   return c;
 }
 
+#endif  // TRAINPP_DEFINITIONS
+
 }  // namespace trainpp
 
 // ---- trainpp/io/eval_metrics.hpp ----
@@ -6647,7 +7194,11 @@ namespace trainpp {
 
 /// Classification accuracy: argmax of the last dimension of the predictions against the label ids;
 /// labels equal to -100 (HF's ignore index) are left out. Returns {"accuracy": value}.
-[[nodiscard]] inline Metrics accuracy(const EvalPrediction& p) {
+[[nodiscard]] Metrics accuracy(const EvalPrediction& p);
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE Metrics accuracy(const EvalPrediction& p) {
   if (!p.predictions.defined() || !p.label_ids.defined())
     throw error("accuracy needs predictions and label ids (is label_names right?)");
   const auto predicted = p.predictions.dim() > p.label_ids.dim() ? p.predictions.argmax(-1) : p.predictions;
@@ -6660,6 +7211,8 @@ namespace trainpp {
   return {{"accuracy", count > 0 ? correct / count : 0.0}};
 }
 
+#endif  // TRAINPP_DEFINITIONS
+
 }  // namespace trainpp
 
 // ---- trainpp/io/metrics.hpp ----
@@ -6670,6 +7223,7 @@ namespace trainpp {
 // Numbers as HF's Python prints them, for the log lines, the console and the metrics files: kept apart
 // from those users so that each can include it without including the others.
 
+
 #include <fmt/format.h>
 
 #include <cmath>
@@ -6678,7 +7232,14 @@ namespace trainpp {
 namespace trainpp::detail {
 
 /// 60000 as "60,000" (Python's f"{n:,}", which HF's log lines use).
-inline std::string thousands(long long n) {
+std::string thousands(long long n);
+
+/// A float as Python's str() prints it: shortest round-trip form, "1.0" rather than "1".
+std::string python_float(double v);
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE std::string thousands(long long n) {
   const std::string digits = fmt::format("{}", n < 0 ? -n : n);
   std::string out = n < 0 ? "-" : "";
   // Appending, not inserting: GCC 12 warns falsely about string::insert here (-Wstringop-overflow).
@@ -6689,14 +7250,15 @@ inline std::string thousands(long long n) {
   return out;
 }
 
-/// A float as Python's str() prints it: shortest round-trip form, "1.0" rather than "1".
-inline std::string python_float(double v) {
+TRAINPP_INLINE std::string python_float(double v) {
   if (std::isnan(v)) return "nan";
   if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
   std::string s = fmt::format("{}", v);
   if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
   return s;
 }
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp::detail
 
@@ -6716,9 +7278,32 @@ namespace trainpp {
 }
 
 /// HF's speed_metrics: {split}_runtime, _samples_per_second, _steps_per_second.
-[[nodiscard]] inline Metrics speed_metrics(std::string_view split, std::chrono::steady_clock::time_point start,
-                                           std::optional<double> num_samples = std::nullopt,
-                                           std::optional<double> num_steps = std::nullopt) {
+[[nodiscard]] Metrics speed_metrics(std::string_view split, std::chrono::steady_clock::time_point start,
+                                    std::optional<double> num_samples = std::nullopt,
+                                    std::optional<double> num_steps = std::nullopt);
+
+namespace detail {
+/// HF's metrics_format: runtimes as h:mm:ss.cc, total_flos in GF, other floats rounded to 4 places.
+std::string format_metric(const std::string& key, double v);
+}  // namespace detail
+
+/// Prints metrics as HF's Trainer.log_metrics does:
+///   ***** eval metrics *****
+///     eval_accuracy = 0.9123
+/// Keys sorted, aligned. `out` defaults to stdout.
+void log_metrics(std::string_view split, const Metrics& metrics, std::FILE* out = stdout);
+
+/// Writes {output_dir}/{split}_results.json and, with `combined`, merges into all_results.json — as
+/// HF's save_metrics does (indent 4, sorted keys). Atomic writes.
+void save_metrics(const std::filesystem::path& output_dir, std::string_view split, const Metrics& metrics,
+                  bool combined = true);
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE Metrics speed_metrics(std::string_view split,
+                                     std::chrono::steady_clock::time_point start,
+                                     std::optional<double> num_samples,
+                                     std::optional<double> num_steps) {
   const double runtime = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   Metrics m{{fmt::format("{}_runtime", split), round_to(runtime, 4)}};
   if (runtime == 0) return m;
@@ -6728,8 +7313,8 @@ namespace trainpp {
 }
 
 namespace detail {
-/// HF's metrics_format: runtimes as h:mm:ss.cc, total_flos in GF, other floats rounded to 4 places.
-inline std::string format_metric(const std::string& key, double v) {
+
+TRAINPP_INLINE std::string format_metric(const std::string& key, double v) {
   if (key.find("_runtime") != std::string::npos) {
     const auto secs = static_cast<long long>(v);
     const int centis = static_cast<int>(std::fabs(v - static_cast<double>(secs)) * 100);
@@ -6738,13 +7323,10 @@ inline std::string format_metric(const std::string& key, double v) {
   if (key == "total_flos") return fmt::format("{}GF", static_cast<long long>(v) >> 30);
   return python_float(round_to(v, 4));
 }
+
 }  // namespace detail
 
-/// Prints metrics as HF's Trainer.log_metrics does:
-///   ***** eval metrics *****
-///     eval_accuracy = 0.9123
-/// Keys sorted, aligned. `out` defaults to stdout.
-inline void log_metrics(std::string_view split, const Metrics& metrics, std::FILE* out = stdout) {
+TRAINPP_INLINE void log_metrics(std::string_view split, const Metrics& metrics, std::FILE* out) {
   std::fprintf(out, "***** %.*s metrics *****\n", static_cast<int>(split.size()), split.data());
   std::size_t key_width = 0, value_width = 0;
   std::vector<std::pair<std::string, std::string>> rows;
@@ -6757,10 +7339,10 @@ inline void log_metrics(std::string_view split, const Metrics& metrics, std::FIL
   std::fflush(out);
 }
 
-/// Writes {output_dir}/{split}_results.json and, with `combined`, merges into all_results.json — as
-/// HF's save_metrics does (indent 4, sorted keys). Atomic writes.
-inline void save_metrics(const std::filesystem::path& output_dir, std::string_view split, const Metrics& metrics,
-                         bool combined = true) {
+TRAINPP_INLINE void save_metrics(const std::filesystem::path& output_dir,
+                                 std::string_view split,
+                                 const Metrics& metrics,
+                                 bool combined) {
   std::filesystem::create_directories(output_dir);
   nlohmann::json j(metrics);
   write_file_atomic(output_dir / fmt::format("{}_results.json", split), j.dump(4) + "\n");
@@ -6779,6 +7361,8 @@ inline void save_metrics(const std::filesystem::path& output_dir, std::string_vi
     write_file_atomic(all, merged.dump(4) + "\n");
   }
 }
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp
 
@@ -6897,13 +7481,7 @@ inline void put_int64(std::string& out, std::uint32_t field, std::int64_t v) {
 }
 
 /// An Event around `summary` (an encoded Summary; empty for none). proto3 leaves zero defaults out.
-[[nodiscard]] inline std::string event(double wall_time, std::int64_t step, std::string_view summary) {
-  std::string out;
-  if (std::bit_cast<std::uint64_t>(wall_time) != 0) put_double(out, 1, wall_time);
-  if (step != 0) put_int64(out, 2, step);
-  if (!summary.empty()) put_bytes(out, 5, summary);
-  return out;
-}
+[[nodiscard]] std::string event(double wall_time, std::int64_t step, std::string_view summary);
 
 /// A Summary holding one encoded Value.
 [[nodiscard]] inline std::string summary_of(std::string_view value) {
@@ -6918,54 +7496,20 @@ inline constexpr std::int64_t dt_string = 7;  // tensorflow.DataType DT_STRING
 
 /// One TFRecord: the payload's length (uint64, little-endian), the masked CRC-32C of those 8 bytes,
 /// the payload, and the masked CRC-32C of the payload (both CRCs uint32, little-endian).
-[[nodiscard]] inline std::string frame_record(std::string_view payload) {
-  std::string out;
-  out.reserve(payload.size() + 16);
-  detail::put_fixed64(out, payload.size());
-  detail::put_fixed32(out, masked_crc32c(std::string_view(out.data(), 8)));
-  out.append(payload);
-  detail::put_fixed32(out, masked_crc32c(payload));
-  return out;
-}
+[[nodiscard]] std::string frame_record(std::string_view payload);
 
 /// The first Event of every file: file_version "brain.Event:2", and the writer's name.
-[[nodiscard]] inline std::string file_version_event(double wall_time, std::string_view writer = "trainpp") {
-  std::string out;
-  if (std::bit_cast<std::uint64_t>(wall_time) != 0) detail::put_double(out, 1, wall_time);
-  detail::put_bytes(out, 3, "brain.Event:2");
-  std::string source;
-  if (!writer.empty()) detail::put_bytes(source, 1, writer);
-  detail::put_bytes(out, 10, source);
-  return out;
-}
+[[nodiscard]] std::string file_version_event(double wall_time, std::string_view writer = "trainpp");
 
 /// An Event holding a scalar as SummaryWriter.add_scalar writes it: Value{tag, simple_value} (a float,
 /// so the value is rounded to float32), no plugin metadata.
-[[nodiscard]] inline std::string scalar_event(std::string_view tag, double value, std::int64_t step, double wall_time) {
-  std::string v;
-  if (!tag.empty()) detail::put_bytes(v, 1, tag);
-  detail::put_float(v, 2, static_cast<float>(value));  // a oneof member: written even when 0
-  return detail::event(wall_time, step, detail::summary_of(v));
-}
+[[nodiscard]] std::string scalar_event(std::string_view tag, double value, std::int64_t step, double wall_time);
 
 /// An Event holding text as SummaryWriter.add_text writes it: the tag `tag` + "/text_summary", a
 /// TensorProto of dtype DT_STRING, shape [1] and string_val {text}, and plugin "text" (whose
 /// content, TextPluginData{version: 0}, encodes to nothing).
-[[nodiscard]] inline std::string text_event(std::string_view tag, std::string_view text, std::int64_t step,
-                                            double wall_time) {
-  std::string dim, shape, tensor, plugin, metadata, v;
-  detail::put_int64(dim, 1, 1);  // Dim.size = 1
-  detail::put_bytes(shape, 2, dim);
-  detail::put_int64(tensor, 1, detail::dt_string);
-  detail::put_bytes(tensor, 2, shape);
-  detail::put_bytes(tensor, 8, text);
-  detail::put_bytes(plugin, 1, "text");
-  detail::put_bytes(metadata, 1, plugin);
-  detail::put_bytes(v, 1, std::string(tag) + "/text_summary");
-  detail::put_bytes(v, 8, tensor);
-  detail::put_bytes(v, 9, metadata);
-  return detail::event(wall_time, step, detail::summary_of(v));
-}
+[[nodiscard]] std::string text_event(std::string_view tag, std::string_view text, std::int64_t step,
+                                     double wall_time);
 
 /// Seconds since the Unix epoch, as Python's time.time().
 [[nodiscard]] inline double now() {
@@ -6973,19 +7517,11 @@ inline constexpr std::int64_t dt_string = 7;  // tensorflow.DataType DT_STRING
 }
 
 /// This machine's name, as Python's socket.gethostname() ("localhost" if it cannot be had).
-[[nodiscard]] inline std::string hostname() {
-  char name[256] = {};
-  if (::gethostname(name, sizeof name - 1) != 0 || name[0] == '\0') return "localhost";
-  return name;
-}
+[[nodiscard]] std::string hostname();
 
 /// The name SummaryWriter gives a new event file: "events.out.tfevents.<unix seconds, 10 digits>.
 /// <hostname>.<pid>.<n>", n counting the files this process opened (from 0), then `suffix`.
-[[nodiscard]] inline std::string event_file_name(double wall_time, std::string_view suffix = {}) {
-  static std::atomic<std::uint64_t> opened{0};
-  return fmt::format("events.out.tfevents.{:010}.{}.{}.{}{}", static_cast<long long>(wall_time), hostname(),
-                     static_cast<long long>(::getpid()), opened.fetch_add(1), suffix);
-}
+[[nodiscard]] std::string event_file_name(double wall_time, std::string_view suffix = {});
 
 }  // namespace tfevents
 
@@ -6998,39 +7534,14 @@ inline constexpr std::int64_t dt_string = 7;  // tensorflow.DataType DT_STRING
 class EventFileWriter {
  public:
   /// Opens a new event file in `log_dir`. `filename_suffix` is appended to the name, as SummaryWriter's.
-  explicit EventFileWriter(std::filesystem::path log_dir, std::string_view filename_suffix = {})
-      : log_dir_(std::move(log_dir)) {
-    std::error_code ec;
-    std::filesystem::create_directories(log_dir_, ec);
-    if (ec) throw error("cannot create the TensorBoard log directory {}: {}", log_dir_.string(), ec.message());
-    const double t = tfevents::now();
-    path_ = log_dir_ / tfevents::event_file_name(t, filename_suffix);
-    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd_ < 0) throw error("cannot create TensorBoard event file {}: {}", path_.string(), trainpp::detail::errno_message(errno));
-    try {
-      add_event(tfevents::file_version_event(t));
-      flush();
-    } catch (...) {
-      ::close(std::exchange(fd_, -1));  // no destructor runs for a constructor that throws
-      throw;
-    }
-  }
+  explicit EventFileWriter(std::filesystem::path log_dir, std::string_view filename_suffix = {});
 
   EventFileWriter(const EventFileWriter&) = delete;
   EventFileWriter& operator=(const EventFileWriter&) = delete;
   EventFileWriter(EventFileWriter&& other) noexcept
       : log_dir_(std::move(other.log_dir_)), path_(std::move(other.path_)),
         fd_(std::exchange(other.fd_, -1)), buffer_(std::exchange(other.buffer_, {})) {}
-  EventFileWriter& operator=(EventFileWriter&& other) noexcept {
-    if (this != &other) {
-      close_noexcept();
-      log_dir_ = std::move(other.log_dir_);
-      path_ = std::move(other.path_);
-      fd_ = std::exchange(other.fd_, -1);
-      buffer_ = std::exchange(other.buffer_, {});
-    }
-    return *this;
-  }
+  EventFileWriter& operator=(EventFileWriter&& other) noexcept;
   ~EventFileWriter() { close_noexcept(); }
 
   /// A scalar at `step` (SummaryWriter.add_scalar): stored as a float32 simple_value. `wall_time`:
@@ -7048,43 +7559,13 @@ class EventFileWriter {
   }
 
   /// An encoded Event, framed as a record and queued.
-  void add_event(std::string_view event) {
-    if (fd_ < 0) throw error("cannot write TensorBoard event file {}: it is closed", path_.string());
-    buffer_ += tfevents::frame_record(event);
-    if (buffer_.size() > (std::size_t{1} << 20)) flush();
-  }
+  void add_event(std::string_view event);
 
   /// Writes the queued events to the file (no fsync, as SummaryWriter.flush).
-  void flush() {
-    if (fd_ < 0) {
-      if (buffer_.empty()) return;
-      throw error("cannot write TensorBoard event file {}: it is closed", path_.string());
-    }
-    const std::string pending = std::exchange(buffer_, {});
-    std::size_t done = 0;
-    while (done < pending.size()) {
-      const ::ssize_t n = ::write(fd_, pending.data() + done, pending.size() - done);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        throw error("cannot write TensorBoard event file {}: {}", path_.string(), trainpp::detail::errno_message(errno));
-      }
-      done += static_cast<std::size_t>(n);
-    }
-  }
+  void flush();
 
   /// Flushes and closes the file; adding events afterwards throws. Closing again does nothing.
-  void close() {
-    if (fd_ < 0) return;
-    try {
-      flush();
-    } catch (...) {
-      ::close(std::exchange(fd_, -1));
-      throw;
-    }
-    if (::close(std::exchange(fd_, -1)) != 0)
-      throw error("cannot write TensorBoard event file {}: close failed: {}", path_.string(),
-                  trainpp::detail::errno_message(errno));
-  }
+  void close();
 
   [[nodiscard]] bool is_open() const { return fd_ >= 0; }
   /// The event file.
@@ -7093,22 +7574,165 @@ class EventFileWriter {
   [[nodiscard]] const std::filesystem::path& log_dir() const { return log_dir_; }
 
  private:
-  void close_noexcept() noexcept {
-    try {
-      close();
-    } catch (const std::exception& e) {
-      try {
-        warn("{}", e.what());
-      } catch (...) {
-      }
-    }
-  }
+  void close_noexcept() noexcept;
 
   std::filesystem::path log_dir_;
   std::filesystem::path path_;
   int fd_ = -1;
   std::string buffer_;
 };
+
+#if TRAINPP_DEFINITIONS
+
+namespace tfevents {
+namespace detail {
+
+TRAINPP_INLINE std::string event(double wall_time, std::int64_t step, std::string_view summary) {
+  std::string out;
+  if (std::bit_cast<std::uint64_t>(wall_time) != 0) put_double(out, 1, wall_time);
+  if (step != 0) put_int64(out, 2, step);
+  if (!summary.empty()) put_bytes(out, 5, summary);
+  return out;
+}
+
+}  // namespace detail
+
+TRAINPP_INLINE std::string frame_record(std::string_view payload) {
+  std::string out;
+  out.reserve(payload.size() + 16);
+  detail::put_fixed64(out, payload.size());
+  detail::put_fixed32(out, masked_crc32c(std::string_view(out.data(), 8)));
+  out.append(payload);
+  detail::put_fixed32(out, masked_crc32c(payload));
+  return out;
+}
+
+TRAINPP_INLINE std::string file_version_event(double wall_time, std::string_view writer) {
+  std::string out;
+  if (std::bit_cast<std::uint64_t>(wall_time) != 0) detail::put_double(out, 1, wall_time);
+  detail::put_bytes(out, 3, "brain.Event:2");
+  std::string source;
+  if (!writer.empty()) detail::put_bytes(source, 1, writer);
+  detail::put_bytes(out, 10, source);
+  return out;
+}
+
+TRAINPP_INLINE std::string scalar_event(std::string_view tag, double value, std::int64_t step, double wall_time) {
+  std::string v;
+  if (!tag.empty()) detail::put_bytes(v, 1, tag);
+  detail::put_float(v, 2, static_cast<float>(value));  // a oneof member: written even when 0
+  return detail::event(wall_time, step, detail::summary_of(v));
+}
+
+TRAINPP_INLINE std::string text_event(std::string_view tag,
+                                      std::string_view text,
+                                      std::int64_t step,
+                                      double wall_time) {
+  std::string dim, shape, tensor, plugin, metadata, v;
+  detail::put_int64(dim, 1, 1);  // Dim.size = 1
+  detail::put_bytes(shape, 2, dim);
+  detail::put_int64(tensor, 1, detail::dt_string);
+  detail::put_bytes(tensor, 2, shape);
+  detail::put_bytes(tensor, 8, text);
+  detail::put_bytes(plugin, 1, "text");
+  detail::put_bytes(metadata, 1, plugin);
+  detail::put_bytes(v, 1, std::string(tag) + "/text_summary");
+  detail::put_bytes(v, 8, tensor);
+  detail::put_bytes(v, 9, metadata);
+  return detail::event(wall_time, step, detail::summary_of(v));
+}
+
+TRAINPP_INLINE std::string hostname() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0 || name[0] == '\0') return "localhost";
+  return name;
+}
+
+TRAINPP_INLINE std::string event_file_name(double wall_time, std::string_view suffix) {
+  static std::atomic<std::uint64_t> opened{0};
+  return fmt::format("events.out.tfevents.{:010}.{}.{}.{}{}", static_cast<long long>(wall_time), hostname(),
+                     static_cast<long long>(::getpid()), opened.fetch_add(1), suffix);
+}
+
+}  // namespace tfevents
+
+TRAINPP_INLINE EventFileWriter::EventFileWriter(std::filesystem::path log_dir, std::string_view filename_suffix)
+    : log_dir_(std::move(log_dir)) {
+  std::error_code ec;
+  std::filesystem::create_directories(log_dir_, ec);
+  if (ec) throw error("cannot create the TensorBoard log directory {}: {}", log_dir_.string(), ec.message());
+  const double t = tfevents::now();
+  path_ = log_dir_ / tfevents::event_file_name(t, filename_suffix);
+  fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+  if (fd_ < 0) throw error("cannot create TensorBoard event file {}: {}", path_.string(), trainpp::detail::errno_message(errno));
+  try {
+    add_event(tfevents::file_version_event(t));
+    flush();
+  } catch (...) {
+    ::close(std::exchange(fd_, -1));  // no destructor runs for a constructor that throws
+    throw;
+  }
+}
+
+TRAINPP_INLINE EventFileWriter& EventFileWriter::operator=(EventFileWriter&& other) noexcept {
+  if (this != &other) {
+    close_noexcept();
+    log_dir_ = std::move(other.log_dir_);
+    path_ = std::move(other.path_);
+    fd_ = std::exchange(other.fd_, -1);
+    buffer_ = std::exchange(other.buffer_, {});
+  }
+  return *this;
+}
+
+TRAINPP_INLINE void EventFileWriter::add_event(std::string_view event) {
+  if (fd_ < 0) throw error("cannot write TensorBoard event file {}: it is closed", path_.string());
+  buffer_ += tfevents::frame_record(event);
+  if (buffer_.size() > (std::size_t{1} << 20)) flush();
+}
+
+TRAINPP_INLINE void EventFileWriter::flush() {
+  if (fd_ < 0) {
+    if (buffer_.empty()) return;
+    throw error("cannot write TensorBoard event file {}: it is closed", path_.string());
+  }
+  const std::string pending = std::exchange(buffer_, {});
+  std::size_t done = 0;
+  while (done < pending.size()) {
+    const ::ssize_t n = ::write(fd_, pending.data() + done, pending.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw error("cannot write TensorBoard event file {}: {}", path_.string(), trainpp::detail::errno_message(errno));
+    }
+    done += static_cast<std::size_t>(n);
+  }
+}
+
+TRAINPP_INLINE void EventFileWriter::close() {
+  if (fd_ < 0) return;
+  try {
+    flush();
+  } catch (...) {
+    ::close(std::exchange(fd_, -1));
+    throw;
+  }
+  if (::close(std::exchange(fd_, -1)) != 0)
+    throw error("cannot write TensorBoard event file {}: close failed: {}", path_.string(),
+                trainpp::detail::errno_message(errno));
+}
+
+TRAINPP_INLINE void EventFileWriter::close_noexcept() noexcept {
+  try {
+    close();
+  } catch (const std::exception& e) {
+    try {
+      warn("{}", e.what());
+    } catch (...) {
+    }
+  }
+}
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp
 
@@ -7150,60 +7774,16 @@ namespace detail::text {
 /// The length of the UTF-8 sequence starting at s[i], and whether the code point there is whitespace
 /// in Python's sense (str.isspace, which str.split and str.rstrip use). A malformed byte counts as one
 /// non-space character.
-inline std::pair<std::size_t, bool> utf8_char(std::string_view s, std::size_t i) {
-  const auto b = static_cast<unsigned char>(s[i]);
-  std::size_t len = b < 0x80 ? 1 : (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xE ? 3 : (b >> 3) == 0x1E ? 4 : 1;
-  if (i + len > s.size()) len = 1;
-  for (std::size_t k = 1; k < len; ++k)
-    if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return {1, false};
-  char32_t cp = len == 1 ? b : len == 2 ? (b & 0x1F) : len == 3 ? (b & 0x0F) : (b & 0x07);
-  for (std::size_t k = 1; k < len; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
-  const bool space = (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20) || cp == 0x85 || cp == 0xA0 ||
-                     cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 ||
-                     cp == 0x202F || cp == 0x205F || cp == 0x3000;
-  return {len, space};
-}
+std::pair<std::size_t, bool> utf8_char(std::string_view s, std::size_t i);
 
 /// Python's str.split(): the runs of non-whitespace.
-inline std::vector<std::string> split_whitespace(std::string_view s) {
-  std::vector<std::string> out;
-  std::string current;
-  for (std::size_t i = 0; i < s.size();) {
-    const auto [len, space] = utf8_char(s, i);
-    if (space) {
-      if (!current.empty()) out.push_back(std::move(current));
-      current.clear();
-    } else {
-      current.append(s.substr(i, len));
-    }
-    i += len;
-  }
-  if (!current.empty()) out.push_back(std::move(current));
-  return out;
-}
+std::vector<std::string> split_whitespace(std::string_view s);
 
 /// Python's str.rstrip().
-inline std::string_view rstrip(std::string_view s) {
-  std::size_t end = 0;
-  for (std::size_t i = 0; i < s.size();) {
-    const auto [len, space] = utf8_char(s, i);
-    i += len;
-    if (!space) end = i;
-  }
-  return s.substr(0, end);
-}
+std::string_view rstrip(std::string_view s);
 
 /// Python's str.replace: every non-overlapping occurrence, left to right, in one pass.
-inline std::string replace_all(std::string_view s, std::string_view from, std::string_view to) {
-  std::string out;
-  std::size_t start = 0;
-  for (std::size_t at; (at = s.find(from, start)) != std::string_view::npos; start = at + from.size()) {
-    out.append(s.substr(start, at - start));
-    out.append(to);
-  }
-  out.append(s.substr(start));
-  return out;
-}
+std::string replace_all(std::string_view s, std::string_view from, std::string_view to);
 
 inline bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
@@ -7232,74 +7812,13 @@ std::string substitute_pairs(std::string_view s, First first, Second second, Emi
 /// sacrebleu's default tokenizer "13a" (mteval-v13a, as used by WMT): unescapes a few HTML entities,
 /// puts spaces around ASCII punctuation and symbols (not around '.' and ',' between digits, nor
 /// around apostrophes, and '-' only after a digit), and returns the tokens.
-[[nodiscard]] inline std::vector<std::string> tokenize_13a(std::string_view line) {
-  using namespace detail::text;
-  std::string s = replace_all(line, "<skipped>", "");
-  s = replace_all(s, "-\n", "");
-  s = replace_all(s, "\n", " ");
-  s = replace_all(s, "&quot;", "\"");
-  s = replace_all(s, "&amp;", "&");
-  s = replace_all(s, "&lt;", "<");
-  s = replace_all(s, "&gt;", ">");
-
-  // ([\{-\~\[-\` -\&\(-\+\:-\@\/]) -> ' \1 '
-  std::string spaced;
-  spaced.reserve(s.size() * 2 + 2);
-  spaced += ' ';
-  for (char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    const bool symbol = (u >= 0x7B && u <= 0x7E) || (u >= 0x5B && u <= 0x60) || (u >= 0x20 && u <= 0x26) ||
-                        (u >= 0x28 && u <= 0x2B) || (u >= 0x3A && u <= 0x40) || u == 0x2F;
-    if (symbol) {
-      spaced += ' ';
-      spaced += c;
-      spaced += ' ';
-    } else {
-      spaced += c;
-    }
-  }
-  spaced += ' ';
-
-  auto period_or_comma = [](char c) { return c == '.' || c == ','; };
-  auto not_digit = [](char c) { return !is_digit(c); };
-  // ([^0-9])([\.,]) -> '\1 \2 '
-  s = substitute_pairs(spaced, not_digit, period_or_comma, [](std::string& out, char a, char b) {
-    out += a;
-    out += ' ';
-    out += b;
-    out += ' ';
-  });
-  // ([\.,])([^0-9]) -> ' \1 \2'
-  s = substitute_pairs(s, period_or_comma, not_digit, [](std::string& out, char a, char b) {
-    out += ' ';
-    out += a;
-    out += ' ';
-    out += b;
-  });
-  // ([0-9])(-) -> '\1 \2 '
-  s = substitute_pairs(s, is_digit, [](char c) { return c == '-'; }, [](std::string& out, char a, char b) {
-    out += a;
-    out += ' ';
-    out += b;
-    out += ' ';
-  });
-  return split_whitespace(s);
-}
+[[nodiscard]] std::vector<std::string> tokenize_13a(std::string_view line);
 
 namespace detail::text {
 
 /// n-gram counts of orders 1..4, keyed by the tokens joined with spaces (tokens hold none, so the
 /// key also fixes the order).
-inline std::unordered_map<std::string, std::int64_t> ngram_counts(const std::vector<std::string>& tokens) {
-  std::unordered_map<std::string, std::int64_t> counts;
-  for (std::size_t n = 1; n <= 4; ++n)
-    for (std::size_t i = 0; i + n <= tokens.size(); ++i) {
-      std::string key = tokens[i];
-      for (std::size_t k = 1; k < n; ++k) (key += ' ') += tokens[i + k];
-      ++counts[key];
-    }
-  return counts;
-}
+std::unordered_map<std::string, std::int64_t> ngram_counts(const std::vector<std::string>& tokens);
 
 inline std::size_t ngram_order(const std::string& key) {
   return 1 + static_cast<std::size_t>(std::count(key.begin(), key.end(), ' '));
@@ -7318,87 +7837,18 @@ inline double floored_log(double x) { return x == 0.0 ? -9999999999.0 : std::log
 /// matched against the reference length closest to its own (the shorter on a tie); n-gram matches
 /// are clipped by the largest count in any of its references. Throws trainpp::Error when the two
 /// lists differ in length or a hypothesis has no reference.
-[[nodiscard]] inline BleuScore corpus_bleu(const std::vector<std::string>& hypotheses,
-                                           const std::vector<std::vector<std::string>>& references) {
-  using namespace detail::text;
-  if (hypotheses.size() != references.size())
-    throw error("corpus_bleu: {} hypotheses but {} reference lists (one list per hypothesis)", hypotheses.size(),
-                references.size());
-  BleuScore result;
-  std::array<std::int64_t, 4>& correct = result.counts;
-  std::array<std::int64_t, 4>& total = result.totals;
-  for (std::size_t i = 0; i < hypotheses.size(); ++i) {
-    if (references[i].empty()) throw error("corpus_bleu: hypothesis {} has no reference", i);
-    // The references' n-grams, each at its largest count over the references, and their lengths.
-    std::unordered_map<std::string, std::int64_t> ref_ngrams;
-    std::vector<std::int64_t> ref_lens;
-    for (const auto& ref : references[i]) {
-      const auto tokens = tokenize_13a(rstrip(ref));
-      ref_lens.push_back(static_cast<std::int64_t>(tokens.size()));
-      for (const auto& [ngram, count] : ngram_counts(tokens)) {
-        auto& best = ref_ngrams[ngram];
-        best = std::max(best, count);
-      }
-    }
-    const auto tokens = tokenize_13a(rstrip(hypotheses[i]));
-    const auto hyp_len = static_cast<std::int64_t>(tokens.size());
-    std::int64_t closest = ref_lens.front();
-    for (auto len : ref_lens) {
-      const auto diff = std::abs(hyp_len - len), best = std::abs(hyp_len - closest);
-      if (diff < best || (diff == best && len < closest)) closest = len;
-    }
-    result.sys_len += hyp_len;
-    result.ref_len += closest;
-    for (const auto& [ngram, count] : ngram_counts(tokens)) {
-      const std::size_t n = ngram_order(ngram) - 1;
-      total[n] += count;
-      if (auto it = ref_ngrams.find(ngram); it != ref_ngrams.end()) correct[n] += std::min(count, it->second);
-    }
-  }
-
-  // sacrebleu's compute_bleu, operation for operation (the same rounding, so the same digits).
-  if (result.sys_len < result.ref_len)
-    result.bp = result.sys_len > 0
-                    ? std::exp(1.0 - static_cast<double>(result.ref_len) / static_cast<double>(result.sys_len))
-                    : 0.0;
-  if (std::all_of(correct.begin(), correct.end(), [](std::int64_t c) { return c == 0; })) return result;
-  double smooth = 1.0;
-  for (std::size_t n = 0; n < 4; ++n) {
-    if (total[n] == 0) break;  // no n-grams this long: the precision stays 0 and the score 0
-    if (correct[n] == 0) {
-      smooth *= 2;
-      result.precisions[n] = 100.0 / (smooth * static_cast<double>(total[n]));
-    } else {
-      result.precisions[n] = 100.0 * static_cast<double>(correct[n]) / static_cast<double>(total[n]);
-    }
-  }
-  double log_sum = 0.0;
-  for (double p : result.precisions) log_sum += floored_log(p);
-  result.score = result.bp * std::exp(log_sum / 4);
-  return result;
-}
+[[nodiscard]] BleuScore corpus_bleu(const std::vector<std::string>& hypotheses,
+                                    const std::vector<std::vector<std::string>>& references);
 
 /// One reference per hypothesis.
-[[nodiscard]] inline BleuScore corpus_bleu(const std::vector<std::string>& hypotheses,
-                                           const std::vector<std::string>& references) {
-  std::vector<std::vector<std::string>> lists;
-  lists.reserve(references.size());
-  for (const auto& r : references) lists.push_back({r});
-  return corpus_bleu(hypotheses, lists);
-}
+[[nodiscard]] BleuScore corpus_bleu(const std::vector<std::string>& hypotheses,
+                                    const std::vector<std::string>& references);
 
 /// HF evaluate's exact_match with its defaults: the fraction (0..1) of predictions equal, character
 /// for character, to their reference. 0 for no predictions. Throws trainpp::Error when the lists
 /// differ in length.
-[[nodiscard]] inline double exact_match(const std::vector<std::string>& predictions,
-                                        const std::vector<std::string>& references) {
-  if (predictions.size() != references.size())
-    throw error("exact_match: {} predictions but {} references", predictions.size(), references.size());
-  if (predictions.empty()) return 0.0;
-  std::size_t equal = 0;
-  for (std::size_t i = 0; i < predictions.size(); ++i) equal += predictions[i] == references[i];
-  return static_cast<double>(equal) / static_cast<double>(predictions.size());
-}
+[[nodiscard]] double exact_match(const std::vector<std::string>& predictions,
+                                 const std::vector<std::string>& references);
 
 /// The texts of an EvalPrediction of token ids: each row of predictions and label_ids, without the
 /// entries equal to -100 (HF's ignore index, also the padding between batches of different lengths)
@@ -7479,6 +7929,209 @@ template <class Decode>
                                                             std::optional<std::int64_t> pad_token_id = std::nullopt) {
   return TextMetrics<std::decay_t<Decode>>(std::forward<Decode>(decode), pad_token_id);
 }
+
+#if TRAINPP_DEFINITIONS
+
+namespace detail::text {
+
+TRAINPP_INLINE std::pair<std::size_t, bool> utf8_char(std::string_view s, std::size_t i) {
+  const auto b = static_cast<unsigned char>(s[i]);
+  std::size_t len = b < 0x80 ? 1 : (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xE ? 3 : (b >> 3) == 0x1E ? 4 : 1;
+  if (i + len > s.size()) len = 1;
+  for (std::size_t k = 1; k < len; ++k)
+    if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return {1, false};
+  char32_t cp = len == 1 ? b : len == 2 ? (b & 0x1F) : len == 3 ? (b & 0x0F) : (b & 0x07);
+  for (std::size_t k = 1; k < len; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+  const bool space = (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20) || cp == 0x85 || cp == 0xA0 ||
+                     cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 ||
+                     cp == 0x202F || cp == 0x205F || cp == 0x3000;
+  return {len, space};
+}
+
+TRAINPP_INLINE std::vector<std::string> split_whitespace(std::string_view s) {
+  std::vector<std::string> out;
+  std::string current;
+  for (std::size_t i = 0; i < s.size();) {
+    const auto [len, space] = utf8_char(s, i);
+    if (space) {
+      if (!current.empty()) out.push_back(std::move(current));
+      current.clear();
+    } else {
+      current.append(s.substr(i, len));
+    }
+    i += len;
+  }
+  if (!current.empty()) out.push_back(std::move(current));
+  return out;
+}
+
+TRAINPP_INLINE std::string_view rstrip(std::string_view s) {
+  std::size_t end = 0;
+  for (std::size_t i = 0; i < s.size();) {
+    const auto [len, space] = utf8_char(s, i);
+    i += len;
+    if (!space) end = i;
+  }
+  return s.substr(0, end);
+}
+
+TRAINPP_INLINE std::string replace_all(std::string_view s, std::string_view from, std::string_view to) {
+  std::string out;
+  std::size_t start = 0;
+  for (std::size_t at; (at = s.find(from, start)) != std::string_view::npos; start = at + from.size()) {
+    out.append(s.substr(start, at - start));
+    out.append(to);
+  }
+  out.append(s.substr(start));
+  return out;
+}
+
+TRAINPP_INLINE std::unordered_map<std::string, std::int64_t> ngram_counts(const std::vector<std::string>& tokens) {
+  std::unordered_map<std::string, std::int64_t> counts;
+  for (std::size_t n = 1; n <= 4; ++n)
+    for (std::size_t i = 0; i + n <= tokens.size(); ++i) {
+      std::string key = tokens[i];
+      for (std::size_t k = 1; k < n; ++k) (key += ' ') += tokens[i + k];
+      ++counts[key];
+    }
+  return counts;
+}
+
+}  // namespace detail::text
+
+TRAINPP_INLINE std::vector<std::string> tokenize_13a(std::string_view line) {
+  using namespace detail::text;
+  std::string s = replace_all(line, "<skipped>", "");
+  s = replace_all(s, "-\n", "");
+  s = replace_all(s, "\n", " ");
+  s = replace_all(s, "&quot;", "\"");
+  s = replace_all(s, "&amp;", "&");
+  s = replace_all(s, "&lt;", "<");
+  s = replace_all(s, "&gt;", ">");
+
+  // ([\{-\~\[-\` -\&\(-\+\:-\@\/]) -> ' \1 '
+  std::string spaced;
+  spaced.reserve(s.size() * 2 + 2);
+  spaced += ' ';
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    const bool symbol = (u >= 0x7B && u <= 0x7E) || (u >= 0x5B && u <= 0x60) || (u >= 0x20 && u <= 0x26) ||
+                        (u >= 0x28 && u <= 0x2B) || (u >= 0x3A && u <= 0x40) || u == 0x2F;
+    if (symbol) {
+      spaced += ' ';
+      spaced += c;
+      spaced += ' ';
+    } else {
+      spaced += c;
+    }
+  }
+  spaced += ' ';
+
+  auto period_or_comma = [](char c) { return c == '.' || c == ','; };
+  auto not_digit = [](char c) { return !is_digit(c); };
+  // ([^0-9])([\.,]) -> '\1 \2 '
+  s = substitute_pairs(spaced, not_digit, period_or_comma, [](std::string& out, char a, char b) {
+    out += a;
+    out += ' ';
+    out += b;
+    out += ' ';
+  });
+  // ([\.,])([^0-9]) -> ' \1 \2'
+  s = substitute_pairs(s, period_or_comma, not_digit, [](std::string& out, char a, char b) {
+    out += ' ';
+    out += a;
+    out += ' ';
+    out += b;
+  });
+  // ([0-9])(-) -> '\1 \2 '
+  s = substitute_pairs(s, is_digit, [](char c) { return c == '-'; }, [](std::string& out, char a, char b) {
+    out += a;
+    out += ' ';
+    out += b;
+    out += ' ';
+  });
+  return split_whitespace(s);
+}
+
+TRAINPP_INLINE BleuScore corpus_bleu(const std::vector<std::string>& hypotheses,
+                                     const std::vector<std::vector<std::string>>& references) {
+  using namespace detail::text;
+  if (hypotheses.size() != references.size())
+    throw error("corpus_bleu: {} hypotheses but {} reference lists (one list per hypothesis)", hypotheses.size(),
+                references.size());
+  BleuScore result;
+  std::array<std::int64_t, 4>& correct = result.counts;
+  std::array<std::int64_t, 4>& total = result.totals;
+  for (std::size_t i = 0; i < hypotheses.size(); ++i) {
+    if (references[i].empty()) throw error("corpus_bleu: hypothesis {} has no reference", i);
+    // The references' n-grams, each at its largest count over the references, and their lengths.
+    std::unordered_map<std::string, std::int64_t> ref_ngrams;
+    std::vector<std::int64_t> ref_lens;
+    for (const auto& ref : references[i]) {
+      const auto tokens = tokenize_13a(rstrip(ref));
+      ref_lens.push_back(static_cast<std::int64_t>(tokens.size()));
+      for (const auto& [ngram, count] : ngram_counts(tokens)) {
+        auto& best = ref_ngrams[ngram];
+        best = std::max(best, count);
+      }
+    }
+    const auto tokens = tokenize_13a(rstrip(hypotheses[i]));
+    const auto hyp_len = static_cast<std::int64_t>(tokens.size());
+    std::int64_t closest = ref_lens.front();
+    for (auto len : ref_lens) {
+      const auto diff = std::abs(hyp_len - len), best = std::abs(hyp_len - closest);
+      if (diff < best || (diff == best && len < closest)) closest = len;
+    }
+    result.sys_len += hyp_len;
+    result.ref_len += closest;
+    for (const auto& [ngram, count] : ngram_counts(tokens)) {
+      const std::size_t n = ngram_order(ngram) - 1;
+      total[n] += count;
+      if (auto it = ref_ngrams.find(ngram); it != ref_ngrams.end()) correct[n] += std::min(count, it->second);
+    }
+  }
+
+  // sacrebleu's compute_bleu, operation for operation (the same rounding, so the same digits).
+  if (result.sys_len < result.ref_len)
+    result.bp = result.sys_len > 0
+                    ? std::exp(1.0 - static_cast<double>(result.ref_len) / static_cast<double>(result.sys_len))
+                    : 0.0;
+  if (std::all_of(correct.begin(), correct.end(), [](std::int64_t c) { return c == 0; })) return result;
+  double smooth = 1.0;
+  for (std::size_t n = 0; n < 4; ++n) {
+    if (total[n] == 0) break;  // no n-grams this long: the precision stays 0 and the score 0
+    if (correct[n] == 0) {
+      smooth *= 2;
+      result.precisions[n] = 100.0 / (smooth * static_cast<double>(total[n]));
+    } else {
+      result.precisions[n] = 100.0 * static_cast<double>(correct[n]) / static_cast<double>(total[n]);
+    }
+  }
+  double log_sum = 0.0;
+  for (double p : result.precisions) log_sum += floored_log(p);
+  result.score = result.bp * std::exp(log_sum / 4);
+  return result;
+}
+
+TRAINPP_INLINE BleuScore corpus_bleu(const std::vector<std::string>& hypotheses,
+                                     const std::vector<std::string>& references) {
+  std::vector<std::vector<std::string>> lists;
+  lists.reserve(references.size());
+  for (const auto& r : references) lists.push_back({r});
+  return corpus_bleu(hypotheses, lists);
+}
+
+TRAINPP_INLINE double exact_match(const std::vector<std::string>& predictions,
+                                  const std::vector<std::string>& references) {
+  if (predictions.size() != references.size())
+    throw error("exact_match: {} predictions but {} references", predictions.size(), references.size());
+  if (predictions.empty()) return 0.0;
+  std::size_t equal = 0;
+  for (std::size_t i = 0; i < predictions.size(); ++i) equal += predictions[i] == references[i];
+  return static_cast<double>(equal) / static_cast<double>(predictions.size());
+}
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp
 
@@ -7592,24 +8245,10 @@ namespace trainpp {
 /// old values). Not copyable or movable: it is a scope.
 class AutocastGuard {
  public:
-  AutocastGuard(c10::DeviceType device, c10::ScalarType dtype, bool enabled = true, bool cache_enabled = true)
-      : device_(device),
-        previous_enabled_(at::autocast::is_autocast_enabled(device)),
-        previous_dtype_(at::autocast::get_autocast_dtype(device)),
-        previous_cache_enabled_(at::autocast::is_autocast_cache_enabled()) {
-    at::autocast::set_autocast_enabled(device_, enabled);
-    at::autocast::set_autocast_dtype(device_, dtype);
-    at::autocast::increment_nesting();
-    at::autocast::set_autocast_cache_enabled(cache_enabled);
-  }
+  AutocastGuard(c10::DeviceType device, c10::ScalarType dtype, bool enabled = true, bool cache_enabled = true);
   AutocastGuard(const AutocastGuard&) = delete;
   AutocastGuard& operator=(const AutocastGuard&) = delete;
-  ~AutocastGuard() {
-    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-    at::autocast::set_autocast_enabled(device_, previous_enabled_);
-    at::autocast::set_autocast_dtype(device_, previous_dtype_);
-    at::autocast::set_autocast_cache_enabled(previous_cache_enabled_);
-  }
+  ~AutocastGuard();
 
  private:
   c10::DeviceType device_;
@@ -7624,6 +8263,29 @@ class AutocastGuard {
   const bool low_precision = dtype == c10::ScalarType::BFloat16 || dtype == c10::ScalarType::Half;
   return low_precision && (device == c10::DeviceType::CPU || device == c10::DeviceType::CUDA);
 }
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE AutocastGuard::AutocastGuard(c10::DeviceType device, c10::ScalarType dtype, bool enabled,
+                                            bool cache_enabled)
+    : device_(device),
+      previous_enabled_(at::autocast::is_autocast_enabled(device)),
+      previous_dtype_(at::autocast::get_autocast_dtype(device)),
+      previous_cache_enabled_(at::autocast::is_autocast_cache_enabled()) {
+  at::autocast::set_autocast_enabled(device_, enabled);
+  at::autocast::set_autocast_dtype(device_, dtype);
+  at::autocast::increment_nesting();
+  at::autocast::set_autocast_cache_enabled(cache_enabled);
+}
+
+TRAINPP_INLINE AutocastGuard::~AutocastGuard() {
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  at::autocast::set_autocast_enabled(device_, previous_enabled_);
+  at::autocast::set_autocast_dtype(device_, previous_dtype_);
+  at::autocast::set_autocast_cache_enabled(previous_cache_enabled_);
+}
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp
 
@@ -7655,12 +8317,7 @@ struct RngStates {
   torch::Tensor cpu;
   std::vector<std::pair<c10::Device, torch::Tensor>> devices;
 
-  static RngStates capture(const std::vector<c10::Device>& cuda_devices) {
-    RngStates s;
-    s.cpu = get(at::detail::getDefaultCPUGenerator());
-    for (const auto& d : cuda_devices) s.devices.emplace_back(d, get(at::globalContext().defaultGenerator(d)));
-    return s;
-  }
+  static RngStates capture(const std::vector<c10::Device>& cuda_devices);
   void restore() const {
     set(at::detail::getDefaultCPUGenerator(), cpu);
     for (const auto& [d, state] : devices) set(at::globalContext().defaultGenerator(d), state);
@@ -7686,15 +8343,7 @@ struct AutocastState {
   std::array<c10::ScalarType, 2> dtype{};
   bool cache_enabled = true;
 
-  static AutocastState capture() {
-    AutocastState s;
-    for (std::size_t i = 0; i < device_types.size(); ++i) {
-      s.enabled[i] = at::autocast::is_autocast_enabled(device_types[i]);
-      s.dtype[i] = at::autocast::get_autocast_dtype(device_types[i]);
-    }
-    s.cache_enabled = at::autocast::is_autocast_cache_enabled();
-    return s;
-  }
+  static AutocastState capture();
 };
 
 /// What a checkpointed call needs again in backward, beyond its input tensors. It travels in the
@@ -7711,109 +8360,19 @@ struct CheckpointState : torch::CustomClassHolder {
 struct CheckpointFunction : torch::autograd::Function<CheckpointFunction> {
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx,
                                                 at::TensorList tensors,
-                                                c10::intrusive_ptr<CheckpointState> state) {
-    // apply() already runs this under no-grad: nothing fn computes is recorded or kept.
-    std::vector<torch::Tensor> inputs;
-    inputs.reserve(state->defined.size());
-    std::size_t next = 0;
-    for (bool d : state->defined) inputs.push_back(d ? tensors[next++] : torch::Tensor());
-    auto outputs = state->fn(inputs);
-    ctx->save_for_backward(tensors.vec());
-    ctx->saved_data["state"] = c10::IValue::make_capsule(std::move(state));
-    return outputs;
-  }
+                                                c10::intrusive_ptr<CheckpointState> state);
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grad_outputs) {
-    auto state = c10::static_intrusive_pointer_cast<CheckpointState>(ctx->saved_data["state"].toCapsule());
-    const auto saved = ctx->get_saved_variables();
-    const std::size_t num_real = saved.size() - (state->dummy ? 1 : 0);
-
-    // Fresh leaves with the inputs' values and requires_grad: backward below accumulates into them,
-    // and into every parameter fn touches, exactly as an ordinary backward would.
-    std::vector<torch::Tensor> leaves(num_real);
-    for (std::size_t i = 0; i < num_real; ++i) leaves[i] = saved[i].detach().requires_grad_(saved[i].requires_grad());
-    std::vector<torch::Tensor> inputs;
-    inputs.reserve(state->defined.size());
-    std::size_t next = 0;
-    for (bool d : state->defined) inputs.push_back(d ? leaves[next++] : torch::Tensor());
-
-    std::vector<torch::Tensor> outputs;
-    {
-      // The recomputation sees the forward's random numbers (dropout masks) and autocast settings;
-      // the caller's RNG state is put back afterwards, so checkpointing draws nothing extra from it.
-      const RngStates caller_rng = RngStates::capture(cuda_devices_of(state->rng));
-      state->rng.restore();
-      struct PutBack {
-        const RngStates& rng;
-        ~PutBack() { rng.restore(); }
-      } put_back{caller_rng};
-      const auto& a = state->autocast;
-      AutocastGuard cpu(AutocastState::device_types[0], a.dtype[0], a.enabled[0], a.cache_enabled);
-      AutocastGuard cuda(AutocastState::device_types[1], a.dtype[1], a.enabled[1], a.cache_enabled);
-      torch::AutoGradMode grad(true);
-      outputs = state->fn(inputs);
-    }
-
-    std::vector<torch::Tensor> roots, grads;
-    for (std::size_t i = 0; i < outputs.size() && i < grad_outputs.size(); ++i)
-      if (outputs[i].defined() && outputs[i].requires_grad() && grad_outputs[i].defined()) {
-        roots.push_back(outputs[i]);
-        grads.push_back(grad_outputs[i]);
-      }
-    // No output depends on anything trainable (frozen weights, no grad-requiring input): nothing to do.
-    if (!roots.empty()) torch::autograd::backward(roots, grads);
-
-    // One gradient per input of apply(): the tensors, then the state (which gets none).
-    torch::autograd::variable_list result(saved.size() + 1);
-    for (std::size_t i = 0; i < num_real; ++i)
-      if (leaves[i].requires_grad()) result[i] = leaves[i].grad();
-    return result;
-  }
+                                                 torch::autograd::variable_list grad_outputs);
 
  private:
-  static std::vector<c10::Device> cuda_devices_of(const RngStates& rng) {
-    std::vector<c10::Device> out;
-    for (const auto& [d, s] : rng.devices) out.push_back(d);
-    return out;
-  }
+  static std::vector<c10::Device> cuda_devices_of(const RngStates& rng);
 };
 
 /// Runs fn(inputs) through the checkpoint Function; the vector form of the public entry points.
-inline std::vector<torch::Tensor> run_checkpoint(
+std::vector<torch::Tensor> run_checkpoint(
     std::function<std::vector<torch::Tensor>(const std::vector<torch::Tensor>&)> fn,
-    const std::vector<torch::Tensor>& inputs) {
-  // Without grad mode nothing would be kept anyway: a plain call, as torch.utils.checkpoint
-  // effectively is there.
-  if (!torch::GradMode::is_enabled()) return fn(inputs);
-
-  auto state = c10::make_intrusive<CheckpointState>();
-  std::vector<torch::Tensor> tensors;
-  std::vector<c10::Device> cuda_devices;
-  bool any_requires_grad = false;
-  for (const auto& x : inputs) {
-    state->defined.push_back(x.defined());
-    if (!x.defined()) continue;
-    tensors.push_back(x);
-    any_requires_grad = any_requires_grad || x.requires_grad();
-    if (x.is_cuda() && std::find(cuda_devices.begin(), cuda_devices.end(), x.device()) == cuda_devices.end())
-      cuda_devices.push_back(x.device());
-  }
-  // The outputs of an autograd Function join the graph only through its tensor inputs. When none of
-  // them requires grad (the first block, fed embeddings of a frozen table or raw features), the
-  // parameters inside fn would get no gradient: torch's reentrant checkpoint warns and leaves them
-  // None. An empty grad-requiring input makes the Function part of the graph, so they do get one.
-  if (!any_requires_grad) {
-    tensors.push_back(torch::empty({0}, torch::TensorOptions().requires_grad(true)));
-    state->dummy = true;
-  }
-  state->fn = std::move(fn);
-  state->rng = RngStates::capture(cuda_devices);
-  state->autocast = AutocastState::capture();
-  // A TensorList, not the vector: apply() counts the tensors of a TensorList as inputs of the graph
-  // node, while a std::vector would pass as an opaque argument.
-  return CheckpointFunction::apply(at::TensorList(tensors), std::move(state));
-}
+    const std::vector<torch::Tensor>& inputs);
 
 template <class T>
 concept TensorArgument = std::same_as<std::remove_cvref_t<T>, torch::Tensor>;
@@ -7877,6 +8436,133 @@ template <class F>
       [shared](const std::vector<torch::Tensor>& xs) -> std::vector<torch::Tensor> { return std::invoke(*shared, xs); },
       inputs);
 }
+
+#if TRAINPP_DEFINITIONS
+
+namespace detail {
+
+TRAINPP_INLINE RngStates RngStates::capture(const std::vector<c10::Device>& cuda_devices) {
+  RngStates s;
+  s.cpu = get(at::detail::getDefaultCPUGenerator());
+  for (const auto& d : cuda_devices) s.devices.emplace_back(d, get(at::globalContext().defaultGenerator(d)));
+  return s;
+}
+
+TRAINPP_INLINE AutocastState AutocastState::capture() {
+  AutocastState s;
+  for (std::size_t i = 0; i < device_types.size(); ++i) {
+    s.enabled[i] = at::autocast::is_autocast_enabled(device_types[i]);
+    s.dtype[i] = at::autocast::get_autocast_dtype(device_types[i]);
+  }
+  s.cache_enabled = at::autocast::is_autocast_cache_enabled();
+  return s;
+}
+
+TRAINPP_INLINE torch::autograd::variable_list CheckpointFunction::forward(
+    torch::autograd::AutogradContext* ctx, at::TensorList tensors, c10::intrusive_ptr<CheckpointState> state) {
+  // apply() already runs this under no-grad: nothing fn computes is recorded or kept.
+  std::vector<torch::Tensor> inputs;
+  inputs.reserve(state->defined.size());
+  std::size_t next = 0;
+  for (bool d : state->defined) inputs.push_back(d ? tensors[next++] : torch::Tensor());
+  auto outputs = state->fn(inputs);
+  ctx->save_for_backward(tensors.vec());
+  ctx->saved_data["state"] = c10::IValue::make_capsule(std::move(state));
+  return outputs;
+}
+
+TRAINPP_INLINE torch::autograd::variable_list CheckpointFunction::backward(
+    torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grad_outputs) {
+  auto state = c10::static_intrusive_pointer_cast<CheckpointState>(ctx->saved_data["state"].toCapsule());
+  const auto saved = ctx->get_saved_variables();
+  const std::size_t num_real = saved.size() - (state->dummy ? 1 : 0);
+
+  // Fresh leaves with the inputs' values and requires_grad: backward below accumulates into them,
+  // and into every parameter fn touches, exactly as an ordinary backward would.
+  std::vector<torch::Tensor> leaves(num_real);
+  for (std::size_t i = 0; i < num_real; ++i) leaves[i] = saved[i].detach().requires_grad_(saved[i].requires_grad());
+  std::vector<torch::Tensor> inputs;
+  inputs.reserve(state->defined.size());
+  std::size_t next = 0;
+  for (bool d : state->defined) inputs.push_back(d ? leaves[next++] : torch::Tensor());
+
+  std::vector<torch::Tensor> outputs;
+  {
+    // The recomputation sees the forward's random numbers (dropout masks) and autocast settings;
+    // the caller's RNG state is put back afterwards, so checkpointing draws nothing extra from it.
+    const RngStates caller_rng = RngStates::capture(cuda_devices_of(state->rng));
+    state->rng.restore();
+    struct PutBack {
+      const RngStates& rng;
+      ~PutBack() { rng.restore(); }
+    } put_back{caller_rng};
+    const auto& a = state->autocast;
+    AutocastGuard cpu(AutocastState::device_types[0], a.dtype[0], a.enabled[0], a.cache_enabled);
+    AutocastGuard cuda(AutocastState::device_types[1], a.dtype[1], a.enabled[1], a.cache_enabled);
+    torch::AutoGradMode grad(true);
+    outputs = state->fn(inputs);
+  }
+
+  std::vector<torch::Tensor> roots, grads;
+  for (std::size_t i = 0; i < outputs.size() && i < grad_outputs.size(); ++i)
+    if (outputs[i].defined() && outputs[i].requires_grad() && grad_outputs[i].defined()) {
+      roots.push_back(outputs[i]);
+      grads.push_back(grad_outputs[i]);
+    }
+  // No output depends on anything trainable (frozen weights, no grad-requiring input): nothing to do.
+  if (!roots.empty()) torch::autograd::backward(roots, grads);
+
+  // One gradient per input of apply(): the tensors, then the state (which gets none).
+  torch::autograd::variable_list result(saved.size() + 1);
+  for (std::size_t i = 0; i < num_real; ++i)
+    if (leaves[i].requires_grad()) result[i] = leaves[i].grad();
+  return result;
+}
+
+TRAINPP_INLINE std::vector<c10::Device> CheckpointFunction::cuda_devices_of(const RngStates& rng) {
+  std::vector<c10::Device> out;
+  for (const auto& [d, s] : rng.devices) out.push_back(d);
+  return out;
+}
+
+TRAINPP_INLINE std::vector<torch::Tensor> run_checkpoint(
+    std::function<std::vector<torch::Tensor>(const std::vector<torch::Tensor>&)> fn,
+    const std::vector<torch::Tensor>& inputs) {
+  // Without grad mode nothing would be kept anyway: a plain call, as torch.utils.checkpoint
+  // effectively is there.
+  if (!torch::GradMode::is_enabled()) return fn(inputs);
+
+  auto state = c10::make_intrusive<CheckpointState>();
+  std::vector<torch::Tensor> tensors;
+  std::vector<c10::Device> cuda_devices;
+  bool any_requires_grad = false;
+  for (const auto& x : inputs) {
+    state->defined.push_back(x.defined());
+    if (!x.defined()) continue;
+    tensors.push_back(x);
+    any_requires_grad = any_requires_grad || x.requires_grad();
+    if (x.is_cuda() && std::find(cuda_devices.begin(), cuda_devices.end(), x.device()) == cuda_devices.end())
+      cuda_devices.push_back(x.device());
+  }
+  // The outputs of an autograd Function join the graph only through its tensor inputs. When none of
+  // them requires grad (the first block, fed embeddings of a frozen table or raw features), the
+  // parameters inside fn would get no gradient: torch's reentrant checkpoint warns and leaves them
+  // None. An empty grad-requiring input makes the Function part of the graph, so they do get one.
+  if (!any_requires_grad) {
+    tensors.push_back(torch::empty({0}, torch::TensorOptions().requires_grad(true)));
+    state->dummy = true;
+  }
+  state->fn = std::move(fn);
+  state->rng = RngStates::capture(cuda_devices);
+  state->autocast = AutocastState::capture();
+  // A TensorList, not the vector: apply() counts the tensors of a TensorList as inputs of the graph
+  // node, while a std::vector would pass as an opaque argument.
+  return CheckpointFunction::apply(at::TensorList(tensors), std::move(state));
+}
+
+}  // namespace detail
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp
 
@@ -8053,7 +8739,9 @@ class AdamW {
   std::vector<std::vector<Slot>> slots_;  // [group][param]
 };
 
-inline AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions options)
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions options)
     : groups_(std::move(groups)), options_(options) {
   if (!(options_.eps >= 0)) throw error("AdamW: invalid eps {}", options_.eps);
   if (!(options_.beta1 >= 0 && options_.beta1 < 1)) throw error("AdamW: invalid beta1 {} (need 0 <= beta1 < 1)", options_.beta1);
@@ -8064,19 +8752,19 @@ inline AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions options)
 
 // Groups are exposed mutably (the scheduler writes lr); a caller that appends parameters gets fresh
 // state for them.
-inline void AdamW::sync_slots() {
+TRAINPP_INLINE void AdamW::sync_slots() {
   slots_.resize(groups_.size());
   for (std::size_t g = 0; g < groups_.size(); ++g) slots_[g].resize(groups_[g].params.size());
 }
 
 // torch keeps `step` next to the parameter for the fused kernel (it reads it on the device) and in host
 // memory otherwise, where reading it costs no device synchronisation.
-inline torch::Tensor AdamW::new_step_counter(const torch::Tensor& param, float value) const {
+TRAINPP_INLINE torch::Tensor AdamW::new_step_counter(const torch::Tensor& param, float value) const {
   const auto device = options_.fused ? param.device() : torch::Device(torch::kCPU);
   return torch::full({}, value, torch::TensorOptions().dtype(torch::kFloat32).device(device));
 }
 
-inline void AdamW::step(const std::optional<torch::Tensor>& grad_scale, const std::optional<torch::Tensor>& found_inf) {
+TRAINPP_INLINE void AdamW::step(const std::optional<torch::Tensor>& grad_scale, const std::optional<torch::Tensor>& found_inf) {
   if (!options_.fused && (grad_scale || found_inf))
     throw error("AdamW: grad_scale/found_inf are only supported by the fused implementation "
                 "(optim adamw_torch_fused); unscale the gradients before calling step()");
@@ -8145,7 +8833,7 @@ inline void AdamW::step(const std::optional<torch::Tensor>& grad_scale, const st
   }
 }
 
-inline OptimizerState AdamW::state() const {
+TRAINPP_INLINE OptimizerState AdamW::state() const {
   OptimizerState out;
   for (std::size_t g = 0; g < groups_.size(); ++g) {
     for (std::size_t i = 0; i < groups_[g].params.size(); ++i) {
@@ -8158,7 +8846,7 @@ inline OptimizerState AdamW::state() const {
   return out;
 }
 
-inline void AdamW::load_state(const OptimizerState& state) {
+TRAINPP_INLINE void AdamW::load_state(const OptimizerState& state) {
   sync_slots();
   std::size_t count = 0;
   for (const auto& group : groups_) count += group.params.size();
@@ -8190,6 +8878,8 @@ inline void AdamW::load_state(const OptimizerState& state) {
   slots_ = std::move(loaded);
 }
 
+#endif  // TRAINPP_DEFINITIONS
+
 }  // namespace trainpp
 
 // ---- trainpp/optim/clip.hpp ----
@@ -8212,14 +8902,23 @@ namespace trainpp {
 torch::Tensor clip_grad_norm_(const std::vector<torch::Tensor>& params, double max_norm);
 
 namespace detail {
-[[nodiscard]] inline std::vector<torch::Tensor> defined_grads(const std::vector<torch::Tensor>& params) {
+[[nodiscard]] std::vector<torch::Tensor> defined_grads(const std::vector<torch::Tensor>& params);
+
+[[nodiscard]] torch::Tensor total_norm(const std::vector<torch::Tensor>& grads);
+}  // namespace detail
+
+#if TRAINPP_DEFINITIONS
+
+namespace detail {
+
+TRAINPP_INLINE std::vector<torch::Tensor> defined_grads(const std::vector<torch::Tensor>& params) {
   std::vector<torch::Tensor> grads;
   for (const auto& p : params)
     if (p.grad().defined()) grads.push_back(p.grad());
   return grads;
 }
 
-[[nodiscard]] inline torch::Tensor total_norm(const std::vector<torch::Tensor>& grads) {
+TRAINPP_INLINE torch::Tensor total_norm(const std::vector<torch::Tensor>& grads) {
   if (grads.empty()) return torch::zeros({}, torch::kFloat32);
   const auto first_device = grads.front().device();
   std::vector<torch::Tensor> norms;
@@ -8227,14 +8926,15 @@ namespace detail {
     for (auto& n : at::_foreach_norm(pick(grads, bucket.indices), 2)) norms.push_back(n.to(first_device));
   return at::linalg_vector_norm(at::stack(norms), 2);
 }
+
 }  // namespace detail
 
-inline torch::Tensor grad_norm(const std::vector<torch::Tensor>& params) {
+TRAINPP_INLINE torch::Tensor grad_norm(const std::vector<torch::Tensor>& params) {
   torch::NoGradGuard no_grad;
   return detail::total_norm(detail::defined_grads(params));
 }
 
-inline torch::Tensor clip_grad_norm_(const std::vector<torch::Tensor>& params, double max_norm) {
+TRAINPP_INLINE torch::Tensor clip_grad_norm_(const std::vector<torch::Tensor>& params, double max_norm) {
   torch::NoGradGuard no_grad;
   const auto grads = detail::defined_grads(params);
   auto total = detail::total_norm(grads);
@@ -8246,6 +8946,8 @@ inline torch::Tensor clip_grad_norm_(const std::vector<torch::Tensor>& params, d
     at::_foreach_mul_(detail::pick(grads, bucket.indices), coef.to(bucket.device));
   return total;
 }
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp
 
@@ -8300,17 +9002,7 @@ struct StateField {
   }
 };
 
-[[nodiscard]] inline std::vector<std::int64_t> expected_state_shape(StateShape shape, const torch::Tensor& param) {
-  auto sizes = param.sizes().vec();
-  switch (shape) {
-    case StateShape::like_param: return sizes;
-    case StateShape::host_scalar:
-    case StateShape::device_scalar: return {};
-    case StateShape::without_last: sizes.pop_back(); return sizes;
-    case StateShape::without_second_last: sizes.erase(sizes.end() - 2); return sizes;
-  }
-  return sizes;
-}
+[[nodiscard]] std::vector<std::int64_t> expected_state_shape(StateShape shape, const torch::Tensor& param);
 
 /// The dtype of a parameter's state: the parameter's, or float32 for a half-precision parameter when the
 /// optimizer computes in float32.
@@ -8395,7 +9087,31 @@ struct StepTensors {
   std::vector<std::size_t> slot;  ///< index of each picked parameter in its group
 };
 
-[[nodiscard]] inline StepTensors with_gradients(const ParamGroup& group, std::string_view who) {
+[[nodiscard]] StepTensors with_gradients(const ParamGroup& group, std::string_view who);
+
+/// Resizes `slots` to the groups' current sizes: groups are exposed mutably (the scheduler writes lr),
+/// and a caller that appends parameters gets fresh state for them.
+template <class Slot>
+void fit_slots(std::vector<std::vector<Slot>>& slots, const std::vector<ParamGroup>& groups) {
+  slots.resize(groups.size());
+  for (std::size_t g = 0; g < groups.size(); ++g) slots[g].resize(groups[g].params.size());
+}
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE std::vector<std::int64_t> expected_state_shape(StateShape shape, const torch::Tensor& param) {
+  auto sizes = param.sizes().vec();
+  switch (shape) {
+    case StateShape::like_param: return sizes;
+    case StateShape::host_scalar:
+    case StateShape::device_scalar: return {};
+    case StateShape::without_last: sizes.pop_back(); return sizes;
+    case StateShape::without_second_last: sizes.erase(sizes.end() - 2); return sizes;
+  }
+  return sizes;
+}
+
+TRAINPP_INLINE StepTensors with_gradients(const ParamGroup& group, std::string_view who) {
   StepTensors out;
   for (std::size_t i = 0; i < group.params.size(); ++i) {
     const auto& grad = group.params[i].grad();
@@ -8408,13 +9124,7 @@ struct StepTensors {
   return out;
 }
 
-/// Resizes `slots` to the groups' current sizes: groups are exposed mutably (the scheduler writes lr),
-/// and a caller that appends parameters gets fresh state for them.
-template <class Slot>
-void fit_slots(std::vector<std::vector<Slot>>& slots, const std::vector<ParamGroup>& groups) {
-  slots.resize(groups.size());
-  for (std::size_t g = 0; g < groups.size(); ++g) slots[g].resize(groups[g].params.size());
-}
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp::detail
 
@@ -8464,10 +9174,8 @@ class Adafactor {
   /// Per parameter, in parameters() order, once updated (transformers' keys): "step", "RMS", "exp_avg"
   /// with beta1, and "exp_avg_sq_row" + "exp_avg_sq_col" for a parameter of 2 or more dimensions, else
   /// "exp_avg_sq".
-  [[nodiscard]] OptimizerState state() const { return detail::slots_to_state(groups_, slots_, fields()); }
-  void load_state(const OptimizerState& state) {
-    slots_ = detail::slots_from_state(groups_, state, fields(), "Adafactor");
-  }
+  [[nodiscard]] OptimizerState state() const;
+  void load_state(const OptimizerState& state);
 
  private:
   struct Slot {
@@ -8475,15 +9183,7 @@ class Adafactor {
   };
   static bool factored(const torch::Tensor& param) { return param.dim() >= 2; }
   static bool not_factored(const torch::Tensor& param) { return param.dim() < 2; }
-  [[nodiscard]] std::vector<detail::StateField<Slot>> fields() const {
-    using detail::StateShape;
-    return {{"step", &Slot::step, StateShape::host_scalar},
-            {"RMS", &Slot::rms, StateShape::device_scalar},
-            {"exp_avg", &Slot::exp_avg, StateShape::like_param, options_.beta1.has_value(), nullptr, true},
-            {"exp_avg_sq_row", &Slot::exp_avg_sq_row, StateShape::without_last, true, &factored, true},
-            {"exp_avg_sq_col", &Slot::exp_avg_sq_col, StateShape::without_second_last, true, &factored, true},
-            {"exp_avg_sq", &Slot::exp_avg_sq, StateShape::like_param, true, &not_factored, true}};
-  }
+  [[nodiscard]] std::vector<detail::StateField<Slot>> fields() const;
   static torch::Tensor rms_of(const torch::Tensor& t) {
     return t.norm(2) / std::sqrt(static_cast<double>(t.numel()));
   }
@@ -8493,7 +9193,25 @@ class Adafactor {
   std::vector<std::vector<Slot>> slots_;  // [group][param]
 };
 
-inline Adafactor::Adafactor(std::vector<ParamGroup> groups, AdafactorOptions options)
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE OptimizerState Adafactor::state() const { return detail::slots_to_state(groups_, slots_, fields()); }
+
+TRAINPP_INLINE void Adafactor::load_state(const OptimizerState& state) {
+  slots_ = detail::slots_from_state(groups_, state, fields(), "Adafactor");
+}
+
+TRAINPP_INLINE std::vector<detail::StateField<Adafactor::Slot>> Adafactor::fields() const {
+  using detail::StateShape;
+  return {{"step", &Slot::step, StateShape::host_scalar},
+          {"RMS", &Slot::rms, StateShape::device_scalar},
+          {"exp_avg", &Slot::exp_avg, StateShape::like_param, options_.beta1.has_value(), nullptr, true},
+          {"exp_avg_sq_row", &Slot::exp_avg_sq_row, StateShape::without_last, true, &factored, true},
+          {"exp_avg_sq_col", &Slot::exp_avg_sq_col, StateShape::without_second_last, true, &factored, true},
+          {"exp_avg_sq", &Slot::exp_avg_sq, StateShape::like_param, true, &not_factored, true}};
+}
+
+TRAINPP_INLINE Adafactor::Adafactor(std::vector<ParamGroup> groups, AdafactorOptions options)
     : groups_(std::move(groups)), options_(options) {
   if (options_.warmup_init && !options_.relative_step)
     throw error("Adafactor: warmup_init needs relative_step (the warm-up is of the relative step size)");
@@ -8508,7 +9226,7 @@ inline Adafactor::Adafactor(std::vector<ParamGroup> groups, AdafactorOptions opt
   detail::fit_slots(slots_, groups_);
 }
 
-inline void Adafactor::step() {
+TRAINPP_INLINE void Adafactor::step() {
   torch::NoGradGuard no_grad;
   detail::fit_slots(slots_, groups_);
   for (std::size_t g = 0; g < groups_.size(); ++g) {
@@ -8578,6 +9296,8 @@ inline void Adafactor::step() {
   }
 }
 
+#endif  // TRAINPP_DEFINITIONS
+
 }  // namespace trainpp
 
 // ---- trainpp/optim/adagrad.hpp ----
@@ -8618,27 +9338,35 @@ class Adagrad {
   [[nodiscard]] const AdagradOptions& options() const { return options_; }
 
   /// Per parameter, in parameters() order: {"step", "sum"} once it has been updated, else empty.
-  [[nodiscard]] OptimizerState state() const { return detail::slots_to_state(groups_, slots_, fields()); }
+  [[nodiscard]] OptimizerState state() const;
   /// Restores what state() returned; tensors go to each parameter's device and dtype.
-  void load_state(const OptimizerState& state) {
-    slots_ = detail::slots_from_state(groups_, state, fields(), "Adagrad");
-  }
+  void load_state(const OptimizerState& state);
 
  private:
   struct Slot {
     torch::Tensor step, sum;
   };
-  [[nodiscard]] static std::vector<detail::StateField<Slot>> fields() {
-    return {{"step", &Slot::step, detail::StateShape::host_scalar},
-            {"sum", &Slot::sum, detail::StateShape::like_param}};
-  }
+  [[nodiscard]] static std::vector<detail::StateField<Slot>> fields();
 
   std::vector<ParamGroup> groups_;
   AdagradOptions options_;
   std::vector<std::vector<Slot>> slots_;  // [group][param]
 };
 
-inline Adagrad::Adagrad(std::vector<ParamGroup> groups, AdagradOptions options)
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE OptimizerState Adagrad::state() const { return detail::slots_to_state(groups_, slots_, fields()); }
+
+TRAINPP_INLINE void Adagrad::load_state(const OptimizerState& state) {
+  slots_ = detail::slots_from_state(groups_, state, fields(), "Adagrad");
+}
+
+TRAINPP_INLINE std::vector<detail::StateField<Adagrad::Slot>> Adagrad::fields() {
+  return {{"step", &Slot::step, detail::StateShape::host_scalar},
+          {"sum", &Slot::sum, detail::StateShape::like_param}};
+}
+
+TRAINPP_INLINE Adagrad::Adagrad(std::vector<ParamGroup> groups, AdagradOptions options)
     : groups_(std::move(groups)), options_(options) {
   if (!(options_.lr_decay >= 0)) throw error("Adagrad: invalid lr_decay {}", options_.lr_decay);
   if (!(options_.initial_accumulator_value >= 0))
@@ -8648,7 +9376,7 @@ inline Adagrad::Adagrad(std::vector<ParamGroup> groups, AdagradOptions options)
   detail::fit_slots(slots_, groups_);
 }
 
-inline void Adagrad::step() {
+TRAINPP_INLINE void Adagrad::step() {
   torch::NoGradGuard no_grad;
   detail::fit_slots(slots_, groups_);
   for (std::size_t g = 0; g < groups_.size(); ++g) {
@@ -8694,6 +9422,8 @@ inline void Adagrad::step() {
   }
 }
 
+#endif  // TRAINPP_DEFINITIONS
+
 }  // namespace trainpp
 
 // ---- trainpp/optim/lion.hpp ----
@@ -8732,8 +9462,8 @@ class Lion {
   [[nodiscard]] const LionOptions& options() const { return options_; }
 
   /// Per parameter, in parameters() order: {"exp_avg"} once updated, else empty.
-  [[nodiscard]] OptimizerState state() const { return detail::slots_to_state(groups_, slots_, fields()); }
-  void load_state(const OptimizerState& state) { slots_ = detail::slots_from_state(groups_, state, fields(), "Lion"); }
+  [[nodiscard]] OptimizerState state() const;
+  void load_state(const OptimizerState& state);
 
  private:
   struct Slot {
@@ -8748,14 +9478,22 @@ class Lion {
   std::vector<std::vector<Slot>> slots_;  // [group][param]
 };
 
-inline Lion::Lion(std::vector<ParamGroup> groups, LionOptions options) : groups_(std::move(groups)), options_(options) {
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE OptimizerState Lion::state() const { return detail::slots_to_state(groups_, slots_, fields()); }
+
+TRAINPP_INLINE void Lion::load_state(const OptimizerState& state) {
+  slots_ = detail::slots_from_state(groups_, state, fields(), "Lion");
+}
+
+TRAINPP_INLINE Lion::Lion(std::vector<ParamGroup> groups, LionOptions options) : groups_(std::move(groups)), options_(options) {
   if (!(options_.beta1 >= 0 && options_.beta1 < 1)) throw error("Lion: invalid beta1 {} (need 0 <= beta1 < 1)", options_.beta1);
   if (!(options_.beta2 >= 0 && options_.beta2 < 1)) throw error("Lion: invalid beta2 {} (need 0 <= beta2 < 1)", options_.beta2);
   detail::validate_groups(groups_, "Lion");
   detail::fit_slots(slots_, groups_);
 }
 
-inline void Lion::step() {
+TRAINPP_INLINE void Lion::step() {
   torch::NoGradGuard no_grad;
   detail::fit_slots(slots_, groups_);
   const double beta1 = options_.beta1, beta2 = options_.beta2;
@@ -8782,6 +9520,8 @@ inline void Lion::step() {
     }
   }
 }
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp
 
@@ -8822,28 +9562,36 @@ class RMSprop {
 
   /// Per parameter, in parameters() order, once updated: {"step", "square_avg"}, with
   /// "momentum_buffer" when momentum > 0 and "grad_avg" when centered (torch's keys); else empty.
-  [[nodiscard]] OptimizerState state() const { return detail::slots_to_state(groups_, slots_, fields()); }
-  void load_state(const OptimizerState& state) {
-    slots_ = detail::slots_from_state(groups_, state, fields(), "RMSprop");
-  }
+  [[nodiscard]] OptimizerState state() const;
+  void load_state(const OptimizerState& state);
 
  private:
   struct Slot {
     torch::Tensor step, square_avg, momentum_buffer, grad_avg;
   };
-  [[nodiscard]] std::vector<detail::StateField<Slot>> fields() const {
-    return {{"step", &Slot::step, detail::StateShape::host_scalar},
-            {"square_avg", &Slot::square_avg, detail::StateShape::like_param},
-            {"momentum_buffer", &Slot::momentum_buffer, detail::StateShape::like_param, options_.momentum > 0},
-            {"grad_avg", &Slot::grad_avg, detail::StateShape::like_param, options_.centered}};
-  }
+  [[nodiscard]] std::vector<detail::StateField<Slot>> fields() const;
 
   std::vector<ParamGroup> groups_;
   RMSpropOptions options_;
   std::vector<std::vector<Slot>> slots_;  // [group][param]
 };
 
-inline RMSprop::RMSprop(std::vector<ParamGroup> groups, RMSpropOptions options)
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE OptimizerState RMSprop::state() const { return detail::slots_to_state(groups_, slots_, fields()); }
+
+TRAINPP_INLINE void RMSprop::load_state(const OptimizerState& state) {
+  slots_ = detail::slots_from_state(groups_, state, fields(), "RMSprop");
+}
+
+TRAINPP_INLINE std::vector<detail::StateField<RMSprop::Slot>> RMSprop::fields() const {
+  return {{"step", &Slot::step, detail::StateShape::host_scalar},
+          {"square_avg", &Slot::square_avg, detail::StateShape::like_param},
+          {"momentum_buffer", &Slot::momentum_buffer, detail::StateShape::like_param, options_.momentum > 0},
+          {"grad_avg", &Slot::grad_avg, detail::StateShape::like_param, options_.centered}};
+}
+
+TRAINPP_INLINE RMSprop::RMSprop(std::vector<ParamGroup> groups, RMSpropOptions options)
     : groups_(std::move(groups)), options_(options) {
   if (!(options_.alpha >= 0)) throw error("RMSprop: invalid alpha {}", options_.alpha);
   if (!(options_.eps >= 0)) throw error("RMSprop: invalid eps {}", options_.eps);
@@ -8852,7 +9600,7 @@ inline RMSprop::RMSprop(std::vector<ParamGroup> groups, RMSpropOptions options)
   detail::fit_slots(slots_, groups_);
 }
 
-inline void RMSprop::step() {
+TRAINPP_INLINE void RMSprop::step() {
   torch::NoGradGuard no_grad;
   detail::fit_slots(slots_, groups_);
   const double alpha = options_.alpha, momentum = options_.momentum;
@@ -8903,6 +9651,8 @@ inline void RMSprop::step() {
     }
   }
 }
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp
 
@@ -8955,7 +9705,9 @@ class SGD {
   std::vector<std::vector<torch::Tensor>> momentum_buffers_;  // [group][param]; undefined until created
 };
 
-inline SGD::SGD(std::vector<ParamGroup> groups, SGDOptions options) : groups_(std::move(groups)), options_(options) {
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE SGD::SGD(std::vector<ParamGroup> groups, SGDOptions options) : groups_(std::move(groups)), options_(options) {
   if (!(options_.momentum >= 0)) throw error("SGD: invalid momentum {}", options_.momentum);
   if (options_.nesterov && (options_.momentum <= 0 || options_.dampening != 0))
     throw error("SGD: Nesterov momentum requires a momentum and zero dampening (momentum {}, dampening {})",
@@ -8964,12 +9716,12 @@ inline SGD::SGD(std::vector<ParamGroup> groups, SGDOptions options) : groups_(st
   sync_buffers();
 }
 
-inline void SGD::sync_buffers() {
+TRAINPP_INLINE void SGD::sync_buffers() {
   momentum_buffers_.resize(groups_.size());
   for (std::size_t g = 0; g < groups_.size(); ++g) momentum_buffers_[g].resize(groups_[g].params.size());
 }
 
-inline void SGD::step() {
+TRAINPP_INLINE void SGD::step() {
   torch::NoGradGuard no_grad;
   sync_buffers();
   const double momentum = options_.momentum, dampening = options_.dampening;
@@ -9023,7 +9775,7 @@ inline void SGD::step() {
   }
 }
 
-inline OptimizerState SGD::state() const {
+TRAINPP_INLINE OptimizerState SGD::state() const {
   OptimizerState out;
   for (std::size_t g = 0; g < groups_.size(); ++g) {
     for (std::size_t i = 0; i < groups_[g].params.size(); ++i) {
@@ -9035,7 +9787,7 @@ inline OptimizerState SGD::state() const {
   return out;
 }
 
-inline void SGD::load_state(const OptimizerState& state) {
+TRAINPP_INLINE void SGD::load_state(const OptimizerState& state) {
   sync_buffers();
   std::size_t count = 0;
   for (const auto& group : groups_) count += group.params.size();
@@ -9057,6 +9809,8 @@ inline void SGD::load_state(const OptimizerState& state) {
   }
   momentum_buffers_ = std::move(loaded);
 }
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp
 
@@ -9124,7 +9878,11 @@ class Optimizer {
 ///   optim_args may set transformers.Adafactor's options (HF reads none here);
 /// - lion_32bit -> Lion with betas (adam_beta1, adam_beta2), as HF passes them to bitsandbytes.
 /// Throws trainpp::Error for optim_args the optimizer does not read (see check_optim_args).
-[[nodiscard]] inline Optimizer make_optimizer(const torch::nn::Module& model, const TrainingArguments& args) {
+[[nodiscard]] Optimizer make_optimizer(const torch::nn::Module& model, const TrainingArguments& args);
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE Optimizer make_optimizer(const torch::nn::Module& model, const TrainingArguments& args) {
   auto groups = decay_param_groups(model, args.learning_rate, args.weight_decay);
   const OptimArgs extra = args.optim_args ? OptimArgs::parse(*args.optim_args) : OptimArgs{};
   check_optim_args(args.optim, extra);
@@ -9172,6 +9930,8 @@ class Optimizer {
   throw error("unsupported optim value {}", static_cast<int>(args.optim));
 }
 
+#endif  // TRAINPP_DEFINITIONS
+
 }  // namespace trainpp
 
 // ---- trainpp/optim/policy.hpp ----
@@ -9205,12 +9965,7 @@ struct BF16 {
   static constexpr c10::ScalarType dtype = c10::ScalarType::BFloat16;
 
   /// The Trainer calls this once: --fp16 contradicts this slot.
-  void configure(const TrainingArguments& args, torch::Device device) const {
-    if (args.fp16) throw error("the precision slot is trainpp::BF16 but --fp16 was given; drop --fp16, or use "
-                               "trainpp::FP16 (or the default, trainpp::MixedPrecision, which follows the flags)");
-    if (!autocast_supports(device.type(), dtype))
-      throw error("bf16 mixed precision needs a CPU or CUDA device; this run's device is {}", device.str());
-  }
+  void configure(const TrainingArguments& args, torch::Device device) const;
   [[nodiscard]] AutocastGuard forward_context(torch::Device device) const { return AutocastGuard(device.type(), dtype); }
   [[nodiscard]] AutocastGuard eval_context(torch::Device device) const { return AutocastGuard(device.type(), dtype); }
   void backward(const torch::Tensor& loss) const { loss.backward(); }
@@ -9220,6 +9975,17 @@ struct BF16 {
     return true;
   }
 };
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE void BF16::configure(const TrainingArguments& args, torch::Device device) const {
+  if (args.fp16) throw error("the precision slot is trainpp::BF16 but --fp16 was given; drop --fp16, or use "
+                             "trainpp::FP16 (or the default, trainpp::MixedPrecision, which follows the flags)");
+  if (!autocast_supports(device.type(), dtype))
+    throw error("bf16 mixed precision needs a CPU or CUDA device; this run's device is {}", device.str());
+}
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp
 
@@ -9261,15 +10027,7 @@ struct GradScalerOptions {
 /// clipping), step, update.
 class GradScaler {
  public:
-  explicit GradScaler(GradScalerOptions options = {}) : options_(options) {
-    if (!(options_.init_scale > 0) || !std::isfinite(options_.init_scale))
-      throw error("GradScaler: init_scale must be a positive finite number, got {}", options_.init_scale);
-    if (!(options_.growth_factor > 1)) throw error("GradScaler: growth_factor must be > 1, got {}", options_.growth_factor);
-    if (!(options_.backoff_factor > 0 && options_.backoff_factor < 1))
-      throw error("GradScaler: backoff_factor must be in (0, 1), got {}", options_.backoff_factor);
-    if (options_.growth_interval <= 0)
-      throw error("GradScaler: growth_interval must be positive, got {}", options_.growth_interval);
-  }
+  explicit GradScaler(GradScalerOptions options = {});
 
   /// `loss` times the current scale (created on the loss's device on first use, as torch does lazily).
   [[nodiscard]] torch::Tensor scale(const torch::Tensor& loss) {
@@ -9280,31 +10038,7 @@ class GradScaler {
   /// Divides every gradient of `parameters` by the scale in place and records whether any is inf or
   /// NaN, per device, without reading it back. Once per step: a second call before update() throws
   /// (torch's rule), since it would divide twice.
-  void unscale_(const std::vector<torch::Tensor>& parameters) {
-    if (stage_ == Stage::unscaled) throw error("GradScaler: unscale_() has already been called since the last update()");
-    if (stage_ == Stage::stepped) throw error("GradScaler: unscale_() is being called after step()");
-    if (!scale_.defined()) throw error("GradScaler: unscale_() before any loss was scaled");
-    torch::NoGradGuard no_grad;
-    // torch: the reciprocal in double, then float32, so the quotient is as exact as it can be.
-    const auto inv_scale = scale_.to(torch::kFloat64).reciprocal().to(torch::kFloat32);
-    std::map<std::pair<std::string, c10::ScalarType>, std::vector<torch::Tensor>> by_device_dtype;
-    for (const auto& p : parameters) {
-      const auto& grad = p.grad();
-      if (!grad.defined()) continue;
-      if (grad.scalar_type() == torch::kHalf)
-        throw error("GradScaler: attempting to unscale float16 gradients; keep the master weights in float32 "
-                    "(autocast does, casting only inside the forward)");
-      by_device_dtype[{grad.device().str(), grad.scalar_type()}].push_back(grad.is_sparse() ? grad.coalesce()._values() : grad);
-    }
-    found_inf_.clear();
-    for (auto& [key, grads] : by_device_dtype) {
-      const auto device = grads.front().device();
-      auto& found = found_inf_[device.str()];
-      if (!found.defined()) found = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device));
-      at::_amp_foreach_non_finite_check_and_unscale_(grads, found, inv_scale.to(device, /*non_blocking=*/true));
-    }
-    stage_ = Stage::unscaled;
-  }
+  void unscale_(const std::vector<torch::Tensor>& parameters);
 
   /// Between unscale_ and step: hands this step's overflow flag (the per-device flags summed, a
   /// float32 scalar on the scale's device; zero when this process has no gradient) to `agree`, which
@@ -9346,15 +10080,7 @@ class GradScaler {
   }
 
   /// Updates the scale from this step's found_inf (torch's _amp_update_scale_) and readies the next step.
-  void update() {
-    if (!scale_.defined()) return;
-    const auto found = combined_found_inf();
-    if (found.defined())
-      at::_amp_update_scale_(scale_, growth_tracker_, found.to(scale_.device(), /*non_blocking=*/true),
-                             options_.growth_factor, options_.backoff_factor, options_.growth_interval);
-    found_inf_.clear();
-    stage_ = Stage::ready;
-  }
+  void update();
 
   /// The current scale (reads the device; for logging and tests), or init_scale before first use.
   [[nodiscard]] double get_scale() const { return scale_.defined() ? scale_.item<double>() : options_.init_scale; }
@@ -9365,65 +10091,17 @@ class GradScaler {
   [[nodiscard]] const GradScalerOptions& options() const { return options_; }
 
   /// torch's state_dict keys: scale, growth_factor, backoff_factor, growth_interval, _growth_tracker.
-  [[nodiscard]] nlohmann::json state() const {
-    return {{"scale", get_scale()},
-            {"growth_factor", options_.growth_factor},
-            {"backoff_factor", options_.backoff_factor},
-            {"growth_interval", options_.growth_interval},
-            {"_growth_tracker", growth_tracker()}};
-  }
+  [[nodiscard]] nlohmann::json state() const;
   /// Restores state(); the factors and interval come back too (as torch's load_state_dict does).
-  void load_state(const nlohmann::json& state) {
-    if (!state.is_object()) throw error("scaler state must be a JSON object, got {}", state.type_name());
-    auto number = [&](const char* key) {
-      if (!state.contains(key) || !state.at(key).is_number())
-        throw error("scaler state: \"{}\" must be a number", key);
-      return state.at(key).get<double>();
-    };
-    auto integer = [&](const char* key) {
-      if (!state.contains(key) || !state.at(key).is_number_integer() || state.at(key).get<std::int64_t>() < 0)
-        throw error("scaler state: \"{}\" must be a non-negative integer", key);
-      return state.at(key).get<std::int64_t>();
-    };
-    GradScalerOptions options{number("scale"), number("growth_factor"), number("backoff_factor"), integer("growth_interval")};
-    const auto tracker = integer("_growth_tracker");
-    const GradScaler validated(options);  // the same checks as the constructor, with the saved scale
-    (void)validated;
-    if (tracker > std::numeric_limits<std::int32_t>::max()) throw error("scaler state: \"_growth_tracker\" is too large");
-    const auto device = scale_.defined() ? scale_.device() : torch::Device(torch::kCPU);
-    options_.growth_factor = options.growth_factor;
-    options_.backoff_factor = options.backoff_factor;
-    options_.growth_interval = options.growth_interval;
-    scale_ = torch::full({}, options.init_scale, torch::TensorOptions().dtype(torch::kFloat32).device(device));
-    growth_tracker_ = torch::full({}, tracker, torch::TensorOptions().dtype(torch::kInt32).device(device));
-    found_inf_.clear();
-    stage_ = Stage::ready;
-  }
+  void load_state(const nlohmann::json& state);
 
  private:
   enum class Stage { ready, unscaled, stepped };
 
-  void ensure_state(torch::Device device) {
-    if (scale_.defined()) {
-      if (scale_.device() != device) {  // a scale restored on the CPU before the first scaled loss
-        scale_ = scale_.to(device);
-        growth_tracker_ = growth_tracker_.to(device);
-      }
-      return;
-    }
-    scale_ = torch::full({}, options_.init_scale, torch::TensorOptions().dtype(torch::kFloat32).device(device));
-    growth_tracker_ = torch::zeros({}, torch::TensorOptions().dtype(torch::kInt32).device(device));
-  }
+  void ensure_state(torch::Device device);
 
   /// The sum of the per-device found_inf flags on the scale's device (undefined without gradients).
-  [[nodiscard]] torch::Tensor combined_found_inf() const {
-    torch::Tensor total;
-    for (const auto& [device, found] : found_inf_) {
-      auto f = found.to(scale_.device(), /*non_blocking=*/true);
-      total = total.defined() ? total + f : f;
-    }
-    return total;
-  }
+  [[nodiscard]] torch::Tensor combined_found_inf() const;
 
   /// The fused AdamW takes found_inf into its kernel: the update is skipped on the device. The
   /// gradients are already unscaled, so no grad_scale is passed (torch does the same after unscale_).
@@ -9444,6 +10122,112 @@ class GradScaler {
   std::map<std::string, torch::Tensor> found_inf_;  // per gradient device: 0 or more
   Stage stage_ = Stage::ready;
 };
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE GradScaler::GradScaler(GradScalerOptions options) : options_(options) {
+  if (!(options_.init_scale > 0) || !std::isfinite(options_.init_scale))
+    throw error("GradScaler: init_scale must be a positive finite number, got {}", options_.init_scale);
+  if (!(options_.growth_factor > 1)) throw error("GradScaler: growth_factor must be > 1, got {}", options_.growth_factor);
+  if (!(options_.backoff_factor > 0 && options_.backoff_factor < 1))
+    throw error("GradScaler: backoff_factor must be in (0, 1), got {}", options_.backoff_factor);
+  if (options_.growth_interval <= 0)
+    throw error("GradScaler: growth_interval must be positive, got {}", options_.growth_interval);
+}
+
+TRAINPP_INLINE void GradScaler::unscale_(const std::vector<torch::Tensor>& parameters) {
+  if (stage_ == Stage::unscaled) throw error("GradScaler: unscale_() has already been called since the last update()");
+  if (stage_ == Stage::stepped) throw error("GradScaler: unscale_() is being called after step()");
+  if (!scale_.defined()) throw error("GradScaler: unscale_() before any loss was scaled");
+  torch::NoGradGuard no_grad;
+  // torch: the reciprocal in double, then float32, so the quotient is as exact as it can be.
+  const auto inv_scale = scale_.to(torch::kFloat64).reciprocal().to(torch::kFloat32);
+  std::map<std::pair<std::string, c10::ScalarType>, std::vector<torch::Tensor>> by_device_dtype;
+  for (const auto& p : parameters) {
+    const auto& grad = p.grad();
+    if (!grad.defined()) continue;
+    if (grad.scalar_type() == torch::kHalf)
+      throw error("GradScaler: attempting to unscale float16 gradients; keep the master weights in float32 "
+                  "(autocast does, casting only inside the forward)");
+    by_device_dtype[{grad.device().str(), grad.scalar_type()}].push_back(grad.is_sparse() ? grad.coalesce()._values() : grad);
+  }
+  found_inf_.clear();
+  for (auto& [key, grads] : by_device_dtype) {
+    const auto device = grads.front().device();
+    auto& found = found_inf_[device.str()];
+    if (!found.defined()) found = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device));
+    at::_amp_foreach_non_finite_check_and_unscale_(grads, found, inv_scale.to(device, /*non_blocking=*/true));
+  }
+  stage_ = Stage::unscaled;
+}
+
+TRAINPP_INLINE void GradScaler::update() {
+  if (!scale_.defined()) return;
+  const auto found = combined_found_inf();
+  if (found.defined())
+    at::_amp_update_scale_(scale_, growth_tracker_, found.to(scale_.device(), /*non_blocking=*/true),
+                           options_.growth_factor, options_.backoff_factor, options_.growth_interval);
+  found_inf_.clear();
+  stage_ = Stage::ready;
+}
+
+TRAINPP_INLINE nlohmann::json GradScaler::state() const {
+  return {{"scale", get_scale()},
+          {"growth_factor", options_.growth_factor},
+          {"backoff_factor", options_.backoff_factor},
+          {"growth_interval", options_.growth_interval},
+          {"_growth_tracker", growth_tracker()}};
+}
+
+TRAINPP_INLINE void GradScaler::load_state(const nlohmann::json& state) {
+  if (!state.is_object()) throw error("scaler state must be a JSON object, got {}", state.type_name());
+  auto number = [&](const char* key) {
+    if (!state.contains(key) || !state.at(key).is_number())
+      throw error("scaler state: \"{}\" must be a number", key);
+    return state.at(key).get<double>();
+  };
+  auto integer = [&](const char* key) {
+    if (!state.contains(key) || !state.at(key).is_number_integer() || state.at(key).get<std::int64_t>() < 0)
+      throw error("scaler state: \"{}\" must be a non-negative integer", key);
+    return state.at(key).get<std::int64_t>();
+  };
+  GradScalerOptions options{number("scale"), number("growth_factor"), number("backoff_factor"), integer("growth_interval")};
+  const auto tracker = integer("_growth_tracker");
+  const GradScaler validated(options);  // the same checks as the constructor, with the saved scale
+  (void)validated;
+  if (tracker > std::numeric_limits<std::int32_t>::max()) throw error("scaler state: \"_growth_tracker\" is too large");
+  const auto device = scale_.defined() ? scale_.device() : torch::Device(torch::kCPU);
+  options_.growth_factor = options.growth_factor;
+  options_.backoff_factor = options.backoff_factor;
+  options_.growth_interval = options.growth_interval;
+  scale_ = torch::full({}, options.init_scale, torch::TensorOptions().dtype(torch::kFloat32).device(device));
+  growth_tracker_ = torch::full({}, tracker, torch::TensorOptions().dtype(torch::kInt32).device(device));
+  found_inf_.clear();
+  stage_ = Stage::ready;
+}
+
+TRAINPP_INLINE void GradScaler::ensure_state(torch::Device device) {
+  if (scale_.defined()) {
+    if (scale_.device() != device) {  // a scale restored on the CPU before the first scaled loss
+      scale_ = scale_.to(device);
+      growth_tracker_ = growth_tracker_.to(device);
+    }
+    return;
+  }
+  scale_ = torch::full({}, options_.init_scale, torch::TensorOptions().dtype(torch::kFloat32).device(device));
+  growth_tracker_ = torch::zeros({}, torch::TensorOptions().dtype(torch::kInt32).device(device));
+}
+
+TRAINPP_INLINE torch::Tensor GradScaler::combined_found_inf() const {
+  torch::Tensor total;
+  for (const auto& [device, found] : found_inf_) {
+    auto f = found.to(scale_.device(), /*non_blocking=*/true);
+    total = total.defined() ? total + f : f;
+  }
+  return total;
+}
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp
 
@@ -9468,12 +10252,7 @@ struct FP16 {
   explicit FP16(GradScalerOptions options) : scaler(options) {}
 
   /// The Trainer calls this once: --bf16 contradicts this slot.
-  void configure(const TrainingArguments& args, torch::Device device) const {
-    if (args.bf16) throw error("the precision slot is trainpp::FP16 but --bf16 was given; drop --bf16, or use "
-                               "trainpp::BF16 (or the default, trainpp::MixedPrecision, which follows the flags)");
-    if (!autocast_supports(device.type(), dtype))
-      throw error("fp16 mixed precision needs a CPU or CUDA device; this run's device is {}", device.str());
-  }
+  void configure(const TrainingArguments& args, torch::Device device) const;
   [[nodiscard]] AutocastGuard forward_context(torch::Device device) const { return AutocastGuard(device.type(), dtype); }
   [[nodiscard]] AutocastGuard eval_context(torch::Device device) const { return AutocastGuard(device.type(), dtype); }
   void backward(const torch::Tensor& loss) { scaler.scale(loss).backward(); }
@@ -9491,6 +10270,17 @@ struct FP16 {
   void load_state(const nlohmann::json& state) { scaler.load_state(state); }
 };
 
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE void FP16::configure(const TrainingArguments& args, torch::Device device) const {
+  if (args.bf16) throw error("the precision slot is trainpp::FP16 but --bf16 was given; drop --bf16, or use "
+                             "trainpp::BF16 (or the default, trainpp::MixedPrecision, which follows the flags)");
+  if (!autocast_supports(device.type(), dtype))
+    throw error("fp16 mixed precision needs a CPU or CUDA device; this run's device is {}", device.str());
+}
+
+#endif  // TRAINPP_DEFINITIONS
+
 }  // namespace trainpp
 
 // ---- trainpp/precision/fp32.hpp ----
@@ -9506,12 +10296,7 @@ struct FP32 {
   static constexpr bool can_skip_steps = false;  ///< never skips: the loop needs no overflow check
 
   /// The Trainer calls this once: --bf16 or --fp16 contradicts this slot.
-  void configure(const TrainingArguments& args, torch::Device) const {
-    if (args.bf16 || args.fp16)
-      throw error("the precision slot is trainpp::FP32 but --{} was given; drop the flag, or use trainpp::{} (or the "
-                  "default, trainpp::MixedPrecision, which follows the flags)", args.bf16 ? "bf16" : "fp16",
-                  args.bf16 ? "BF16" : "FP16");
-  }
+  void configure(const TrainingArguments& args, torch::Device) const;
 
   [[nodiscard]] NoContext forward_context(torch::Device) const { return {}; }
   [[nodiscard]] NoContext eval_context(torch::Device) const { return {}; }
@@ -9522,6 +10307,17 @@ struct FP32 {
     return true;
   }
 };
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE void FP32::configure(const TrainingArguments& args, torch::Device) const {
+  if (args.bf16 || args.fp16)
+    throw error("the precision slot is trainpp::FP32 but --{} was given; drop the flag, or use trainpp::{} (or the "
+                "default, trainpp::MixedPrecision, which follows the flags)", args.bf16 ? "bf16" : "fp16",
+                args.bf16 ? "BF16" : "FP16");
+}
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp
 
@@ -9550,13 +10346,7 @@ class MixedPrecision {
   /// Loss-scaling settings for when --fp16 selects FP16.
   explicit MixedPrecision(GradScalerOptions fp16_options) : fp16_options_(fp16_options) {}
 
-  void configure(const TrainingArguments& args, torch::Device device) {
-    if (args.bf16 && args.fp16) throw error("At most one of fp16 and bf16 can be True, but not both");
-    if (args.fp16) impl_.emplace<FP16>(fp16_options_);
-    else if (args.bf16) impl_.emplace<BF16>();
-    else impl_.emplace<FP32>();
-    std::visit([&](auto& p) { configure_one(p, args, device); }, impl_);
-  }
+  void configure(const TrainingArguments& args, torch::Device device);
 
   /// An autocast guard under bf16 / fp16, nothing under fp32.
   [[nodiscard]] std::optional<AutocastGuard> forward_context(torch::Device device) const {
@@ -9610,6 +10400,18 @@ class MixedPrecision {
   std::variant<FP32, BF16, FP16> impl_{};
 };
 
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE void MixedPrecision::configure(const TrainingArguments& args, torch::Device device) {
+  if (args.bf16 && args.fp16) throw error("At most one of fp16 and bf16 can be True, but not both");
+  if (args.fp16) impl_.emplace<FP16>(fp16_options_);
+  else if (args.bf16) impl_.emplace<BF16>();
+  else impl_.emplace<FP32>();
+  std::visit([&](auto& p) { configure_one(p, args, device); }, impl_);
+}
+
+#endif  // TRAINPP_DEFINITIONS
+
 }  // namespace trainpp
 
 // ---- trainpp/schedule/policy.hpp ----
@@ -9628,11 +10430,14 @@ class MixedPrecision {
 #include <cstdint>
 #include <initializer_list>
 #include <limits>
-#include <numbers>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#if TRAINPP_DEFINITIONS
+#include <numbers>
+#endif
 
 namespace trainpp {
 
@@ -9742,53 +10547,17 @@ namespace detail {
 /// Reads one schedule's lr_scheduler_kwargs, naming the offending key in every error.
 class KwargsReader {
  public:
-  KwargsReader(const nlohmann::json& kwargs, SchedulerType type, std::initializer_list<std::string_view> accepted)
-      : kwargs_(kwargs), type_(type) {
-    if (kwargs_.is_null()) return;
-    if (!kwargs_.is_object())
-      throw error("lr_scheduler_kwargs must be a JSON object, got {}", kwargs_.dump());
-    for (const auto& [key, value] : kwargs_.items()) {
-      if (std::ranges::find(accepted, std::string_view(key)) != accepted.end()) continue;
-      std::string list;
-      for (auto name : accepted) list += (list.empty() ? "" : ", ") + std::string(name);
-      throw error("lr_scheduler_kwargs: unknown key '{}' for lr_scheduler_type {} (accepted: {})", key,
-                  to_string(type_), list.empty() ? "none" : list);
-    }
-  }
+  KwargsReader(const nlohmann::json& kwargs, SchedulerType type, std::initializer_list<std::string_view> accepted);
 
   [[nodiscard]] const nlohmann::json* find(std::string_view key) const {
     if (!kwargs_.is_object()) return nullptr;
     auto it = kwargs_.find(std::string(key));
     return (it == kwargs_.end() || it->is_null()) ? nullptr : &*it;
   }
-  [[nodiscard]] std::optional<double> number(std::string_view key) const {
-    const auto* v = find(key);
-    if (!v) return std::nullopt;
-    if (!v->is_number()) throw error("lr_scheduler_kwargs.{} must be a number, got {}", key, v->dump());
-    return v->get<double>();
-  }
-  [[nodiscard]] std::optional<std::int64_t> integer(std::string_view key) const {
-    const auto* v = find(key);
-    if (!v) return std::nullopt;
-    if (v->is_number_integer()) return v->get<std::int64_t>();
-    if (v->is_number_float()) {
-      const double d = v->get<double>();
-      if (std::isfinite(d) && d == std::floor(d)) return static_cast<std::int64_t>(d);
-    }
-    throw error("lr_scheduler_kwargs.{} must be an integer, got {}", key, v->dump());
-  }
+  [[nodiscard]] std::optional<double> number(std::string_view key) const;
+  [[nodiscard]] std::optional<std::int64_t> integer(std::string_view key) const;
   [[nodiscard]] std::optional<std::string> choice(std::string_view key,
-                                                  std::initializer_list<std::string_view> choices) const {
-    const auto* v = find(key);
-    if (!v) return std::nullopt;
-    std::string list;
-    for (auto c : choices) list += (list.empty() ? "'" : ", '") + std::string(c) + "'";
-    if (!v->is_string()) throw error("lr_scheduler_kwargs.{} must be one of {}, got {}", key, list, v->dump());
-    auto s = v->get<std::string>();
-    if (std::ranges::find(choices, std::string_view(s)) == choices.end())
-      throw error("lr_scheduler_kwargs.{} must be one of {}, got '{}'", key, list, s);
-    return s;
-  }
+                                                  std::initializer_list<std::string_view> choices) const;
 
  private:
   const nlohmann::json& kwargs_;
@@ -9800,7 +10569,61 @@ class KwargsReader {
   if (std::isfinite(v)) return v;
   return std::isnan(v) ? "nan" : (v > 0 ? "inf" : "-inf");
 }
-[[nodiscard]] inline double decode_double(const nlohmann::json& j, std::string_view what) {
+[[nodiscard]] double decode_double(const nlohmann::json& j, std::string_view what);
+
+}  // namespace detail
+
+#if TRAINPP_DEFINITIONS
+
+namespace detail {
+
+TRAINPP_INLINE KwargsReader::KwargsReader(const nlohmann::json& kwargs, SchedulerType type,
+                                          std::initializer_list<std::string_view> accepted)
+    : kwargs_(kwargs), type_(type) {
+  if (kwargs_.is_null()) return;
+  if (!kwargs_.is_object())
+    throw error("lr_scheduler_kwargs must be a JSON object, got {}", kwargs_.dump());
+  for (const auto& [key, value] : kwargs_.items()) {
+    if (std::ranges::find(accepted, std::string_view(key)) != accepted.end()) continue;
+    std::string list;
+    for (auto name : accepted) list += (list.empty() ? "" : ", ") + std::string(name);
+    throw error("lr_scheduler_kwargs: unknown key '{}' for lr_scheduler_type {} (accepted: {})", key,
+                to_string(type_), list.empty() ? "none" : list);
+  }
+}
+
+TRAINPP_INLINE std::optional<double> KwargsReader::number(std::string_view key) const {
+  const auto* v = find(key);
+  if (!v) return std::nullopt;
+  if (!v->is_number()) throw error("lr_scheduler_kwargs.{} must be a number, got {}", key, v->dump());
+  return v->get<double>();
+}
+
+TRAINPP_INLINE std::optional<std::int64_t> KwargsReader::integer(std::string_view key) const {
+  const auto* v = find(key);
+  if (!v) return std::nullopt;
+  if (v->is_number_integer()) return v->get<std::int64_t>();
+  if (v->is_number_float()) {
+    const double d = v->get<double>();
+    if (std::isfinite(d) && d == std::floor(d)) return static_cast<std::int64_t>(d);
+  }
+  throw error("lr_scheduler_kwargs.{} must be an integer, got {}", key, v->dump());
+}
+
+TRAINPP_INLINE std::optional<std::string> KwargsReader::choice(std::string_view key,
+                                                               std::initializer_list<std::string_view> choices) const {
+  const auto* v = find(key);
+  if (!v) return std::nullopt;
+  std::string list;
+  for (auto c : choices) list += (list.empty() ? "'" : ", '") + std::string(c) + "'";
+  if (!v->is_string()) throw error("lr_scheduler_kwargs.{} must be one of {}, got {}", key, list, v->dump());
+  auto s = v->get<std::string>();
+  if (std::ranges::find(choices, std::string_view(s)) == choices.end())
+    throw error("lr_scheduler_kwargs.{} must be one of {}, got '{}'", key, list, s);
+  return s;
+}
+
+TRAINPP_INLINE double decode_double(const nlohmann::json& j, std::string_view what) {
   if (j.is_number()) return j.get<double>();
   if (j.is_string()) {
     const auto s = j.get<std::string>();
@@ -9814,8 +10637,9 @@ class KwargsReader {
 }  // namespace detail
 
 // Long on purpose: one validation block per scheduler type, next to each other so the kwargs of all types compare at a glance.
-inline LRScheduler::LRScheduler(SchedulerType type, const nlohmann::json& kwargs, std::int64_t num_warmup_steps,
-                                std::int64_t num_training_steps, double base_lr)
+TRAINPP_INLINE LRScheduler::LRScheduler(SchedulerType type, const nlohmann::json& kwargs,
+                                        std::int64_t num_warmup_steps, std::int64_t num_training_steps,
+                                        double base_lr)
     : type_(type),
       kwargs_(kwargs.is_null() ? nlohmann::json::object() : kwargs),
       warmup_(num_warmup_steps),
@@ -9918,7 +10742,7 @@ inline LRScheduler::LRScheduler(SchedulerType type, const nlohmann::json& kwargs
   }
 }
 
-inline double LRScheduler::lr_factor(std::int64_t step) const {
+TRAINPP_INLINE double LRScheduler::lr_factor(std::int64_t step) const {
   using T = SchedulerType;
   constexpr double pi = std::numbers::pi;
   const auto s = static_cast<double>(step);
@@ -9988,7 +10812,7 @@ inline double LRScheduler::lr_factor(std::int64_t step) const {
   return 1.0;
 }
 
-inline void LRScheduler::apply(std::vector<ParamGroup>& groups, std::int64_t step) const {
+TRAINPP_INLINE void LRScheduler::apply(std::vector<ParamGroup>& groups, std::int64_t step) const {
   if (steps_on_metric()) {
     if (plateau_.last_lrs.size() == groups.size())
       for (std::size_t i = 0; i < groups.size(); ++i) groups[i].lr = plateau_.last_lrs[i];
@@ -9998,13 +10822,13 @@ inline void LRScheduler::apply(std::vector<ParamGroup>& groups, std::int64_t ste
   for (auto& group : groups) group.lr = group.initial_lr * factor;
 }
 
-inline bool LRScheduler::plateau_is_better(double value) const {
+TRAINPP_INLINE bool LRScheduler::plateau_is_better(double value) const {
   const auto& p = plateau_;
   if (!p.maximize) return p.relative ? value < p.best * (1.0 - p.threshold) : value < p.best - p.threshold;
   return p.relative ? value > p.best * (p.threshold + 1.0) : value > p.best + p.threshold;
 }
 
-inline void LRScheduler::step_on_metric(double metric, std::vector<ParamGroup>& groups) {
+TRAINPP_INLINE void LRScheduler::step_on_metric(double metric, std::vector<ParamGroup>& groups) {
   if (!steps_on_metric())
     throw error("step_on_metric: lr_scheduler_type {} is a function of the step, not of a metric", to_string(type_));
   auto& p = plateau_;
@@ -10035,7 +10859,7 @@ inline void LRScheduler::step_on_metric(double metric, std::vector<ParamGroup>& 
   for (const auto& group : groups) p.last_lrs.push_back(group.lr);
 }
 
-inline nlohmann::json LRScheduler::state() const {
+TRAINPP_INLINE nlohmann::json LRScheduler::state() const {
   nlohmann::json j = {{"lr_scheduler_type", std::string(to_string(type_))},
                       {"num_warmup_steps", warmup_},
                       {"num_training_steps", total_},
@@ -10051,7 +10875,7 @@ inline nlohmann::json LRScheduler::state() const {
   return j;
 }
 
-inline void LRScheduler::load_state(const nlohmann::json& state) {
+TRAINPP_INLINE void LRScheduler::load_state(const nlohmann::json& state) {
   auto shown = [](const nlohmann::json& j) {
     auto text = j.dump();
     return text.size() > 80 ? text.substr(0, 77) + "..." : text;
@@ -10091,10 +10915,12 @@ inline void LRScheduler::load_state(const nlohmann::json& state) {
   for (const auto& v : lrs) p.last_lrs.push_back(v.get<double>());
 }
 
-inline LRScheduler make_scheduler(const TrainingArguments& args, std::int64_t num_training_steps) {
+TRAINPP_INLINE LRScheduler make_scheduler(const TrainingArguments& args, std::int64_t num_training_steps) {
   return LRScheduler(args.lr_scheduler_type, args.lr_scheduler_kwargs, args.get_warmup_steps(num_training_steps),
                      num_training_steps, args.learning_rate);
 }
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp
 
@@ -10126,11 +10952,14 @@ struct HFScheduler {
 
 
 #include <algorithm>
-#include <chrono>
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <vector>
+
+#if TRAINPP_DEFINITIONS
+#include <chrono>
+#include <map>
+#endif
 
 namespace trainpp::detail {
 
@@ -10160,89 +10989,104 @@ class JoinedProcesses {
   /// r is the global batch b·world + r. Rows of different length (dim 1) are padded with `pad` to the
   /// longest, as accelerate's pad_across_processes does before gathering.
   [[nodiscard]] torch::Tensor gather_in_order(const torch::Tensor& local, std::int64_t batch_size,
-                                              std::int64_t num_samples, double pad) {
-    if (world_size() == 1) return local;
-    auto t = local.dim() == 0 ? local.unsqueeze(0) : local;
-    const auto long_options = torch::TensorOptions().dtype(torch::kLong).device(t.device());
-    auto shape = torch::tensor({t.size(0), t.dim() >= 2 ? t.size(1) : 0}, long_options);
-    const auto shapes = group_->all_gather(shape);
-    std::int64_t most_rows = 0, longest = 0;
-    std::vector<std::int64_t> rows;
-    for (const auto& s : shapes) {
-      const auto host = s.cpu();
-      rows.push_back(host[0].item<std::int64_t>());
-      most_rows = std::max(most_rows, rows.back());
-      longest = std::max(longest, host[1].item<std::int64_t>());
-    }
-    auto padded_shape = t.sizes().vec();
-    padded_shape[0] = most_rows;
-    if (t.dim() >= 2) padded_shape[1] = longest;
-    auto padded = torch::full(padded_shape, pad, t.options());
-    auto target = padded.narrow(0, 0, t.size(0));
-    if (t.dim() >= 2) target = target.narrow(1, 0, t.size(1));
-    target.copy_(t);
-    const auto parts = group_->all_gather(padded);
-
-    const std::int64_t world = world_size();
-    std::vector<torch::Tensor> ordered;
-    for (std::int64_t round = 0; round * world * batch_size < num_samples; ++round)
-      for (std::int64_t r = 0; r < world; ++r) {
-        const auto first = round * batch_size;
-        const auto count = std::clamp<std::int64_t>(num_samples - (round * world + r) * batch_size, 0, batch_size);
-        if (count == 0 || first >= rows[static_cast<std::size_t>(r)]) continue;
-        ordered.push_back(parts[static_cast<std::size_t>(r)].narrow(0, first, std::min(count, rows[static_cast<std::size_t>(r)] - first)));
-      }
-    return ordered.empty() ? padded.narrow(0, 0, 0) : torch::cat(ordered, 0);
-  }
+                                              std::int64_t num_samples, double pad);
 
  protected:
   /// Reads the launcher's environment and joins the job (ddp_backend, ddp_timeout).
-  void join(const TrainingArguments& args, torch::Device device) {
-    environment_ = detect_launch_environment();
-    if (environment_.is_distributed() || (environment_.launcher != Launcher::none && args.ddp_backend))
-      group_ = std::make_shared<ProcessGroup>(ProcessGroup::join(environment_, args.ddp_backend.value_or(""),
-                                                                 std::chrono::seconds(args.ddp_timeout), device));
-  }
+  void join(const TrainingArguments& args, torch::Device device);
   [[nodiscard]] bool joined() const { return static_cast<bool>(group_); }
 
   /// Copies rank 0's values into every process's `tensors`.
-  void broadcast_all(std::vector<torch::Tensor>& tensors) {
-    if (tensors.empty()) return;
-    torch::NoGradGuard no_grad;
-    // One flat broadcast per dtype instead of one per tensor.
-    std::map<c10::ScalarType, std::vector<torch::Tensor>> by_dtype;
-    for (auto& t : tensors) by_dtype[t.scalar_type()].push_back(t);
-    for (auto& [dtype, group] : by_dtype) {
-      std::vector<torch::Tensor> flat_views;
-      for (auto& t : group) flat_views.push_back(t.reshape(-1));
-      std::vector<torch::Tensor> flat{torch::cat(flat_views)};
-      group_->broadcast(flat, 0);
-      std::int64_t offset = 0;
-      for (auto& t : group) {
-        t.copy_(flat[0].narrow(0, offset, t.numel()).view_as(t));
-        offset += t.numel();
-      }
-    }
-  }
+  void broadcast_all(std::vector<torch::Tensor>& tensors);
 
   LaunchEnvironment environment_;
   std::shared_ptr<ProcessGroup> group_;
 };
 
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE torch::Tensor JoinedProcesses::gather_in_order(const torch::Tensor& local, std::int64_t batch_size,
+                                                              std::int64_t num_samples, double pad) {
+  if (world_size() == 1) return local;
+  auto t = local.dim() == 0 ? local.unsqueeze(0) : local;
+  const auto long_options = torch::TensorOptions().dtype(torch::kLong).device(t.device());
+  auto shape = torch::tensor({t.size(0), t.dim() >= 2 ? t.size(1) : 0}, long_options);
+  const auto shapes = group_->all_gather(shape);
+  std::int64_t most_rows = 0, longest = 0;
+  std::vector<std::int64_t> rows;
+  for (const auto& s : shapes) {
+    const auto host = s.cpu();
+    rows.push_back(host[0].item<std::int64_t>());
+    most_rows = std::max(most_rows, rows.back());
+    longest = std::max(longest, host[1].item<std::int64_t>());
+  }
+  auto padded_shape = t.sizes().vec();
+  padded_shape[0] = most_rows;
+  if (t.dim() >= 2) padded_shape[1] = longest;
+  auto padded = torch::full(padded_shape, pad, t.options());
+  auto target = padded.narrow(0, 0, t.size(0));
+  if (t.dim() >= 2) target = target.narrow(1, 0, t.size(1));
+  target.copy_(t);
+  const auto parts = group_->all_gather(padded);
+
+  const std::int64_t world = world_size();
+  std::vector<torch::Tensor> ordered;
+  for (std::int64_t round = 0; round * world * batch_size < num_samples; ++round)
+    for (std::int64_t r = 0; r < world; ++r) {
+      const auto first = round * batch_size;
+      const auto count = std::clamp<std::int64_t>(num_samples - (round * world + r) * batch_size, 0, batch_size);
+      if (count == 0 || first >= rows[static_cast<std::size_t>(r)]) continue;
+      ordered.push_back(parts[static_cast<std::size_t>(r)].narrow(0, first, std::min(count, rows[static_cast<std::size_t>(r)] - first)));
+    }
+  return ordered.empty() ? padded.narrow(0, 0, 0) : torch::cat(ordered, 0);
+}
+
+TRAINPP_INLINE void JoinedProcesses::join(const TrainingArguments& args, torch::Device device) {
+  environment_ = detect_launch_environment();
+  if (environment_.is_distributed() || (environment_.launcher != Launcher::none && args.ddp_backend))
+    group_ = std::make_shared<ProcessGroup>(ProcessGroup::join(environment_, args.ddp_backend.value_or(""),
+                                                               std::chrono::seconds(args.ddp_timeout), device));
+}
+
+TRAINPP_INLINE void JoinedProcesses::broadcast_all(std::vector<torch::Tensor>& tensors) {
+  if (tensors.empty()) return;
+  torch::NoGradGuard no_grad;
+  // One flat broadcast per dtype instead of one per tensor.
+  std::map<c10::ScalarType, std::vector<torch::Tensor>> by_dtype;
+  for (auto& t : tensors) by_dtype[t.scalar_type()].push_back(t);
+  for (auto& [dtype, group] : by_dtype) {
+    std::vector<torch::Tensor> flat_views;
+    for (auto& t : group) flat_views.push_back(t.reshape(-1));
+    std::vector<torch::Tensor> flat{torch::cat(flat_views)};
+    group_->broadcast(flat, 0);
+    std::int64_t offset = 0;
+    for (auto& t : group) {
+      t.copy_(flat[0].narrow(0, offset, t.numel()).view_as(t));
+      offset += t.numel();
+    }
+  }
+}
+
+#endif  // TRAINPP_DEFINITIONS
+
 }  // namespace trainpp::detail
 
 #include <torch/csrc/autograd/function.h>
-#include <torch/csrc/autograd/utils/lambda_post_hook.h>
 #include <torch/csrc/autograd/variable.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
+
+#if TRAINPP_DEFINITIONS
+#include <torch/csrc/autograd/utils/lambda_post_hook.h>
+
+#include <map>
+#endif
 
 namespace trainpp {
 
@@ -10272,28 +11116,9 @@ class DataParallel : public detail::JoinedProcesses {
   ~DataParallel() { remove_hooks(); }
 
   /// Reads ddp_backend, ddp_timeout, ddp_bucket_cap_mb, ddp_broadcast_buffers and joins the job.
-  void configure(const TrainingArguments& args, torch::Device device) {
-    bucket_cap_bytes_ = args.ddp_bucket_cap_mb.value_or(25) * 1024 * 1024;
-    // DDP's first bucket is 1 MiB unless the cap was given (BucketCapacityConfig).
-    first_bucket_cap_bytes_ = args.ddp_bucket_cap_mb ? bucket_cap_bytes_ : std::int64_t{1024 * 1024};
-    broadcast_buffers_ = args.ddp_broadcast_buffers.value_or(true);
-    join(args, device);
-  }
+  void configure(const TrainingArguments& args, torch::Device device);
 
-  void prepare(torch::nn::Module& model, torch::Device device) {
-    model.to(device);
-    if (!group_) return;
-    auto state = std::make_shared<State>();
-    for (auto& p : model.parameters())
-      if (p.requires_grad()) state->params.push_back(p);
-    // The same weights everywhere: rank 0's, as DDP's constructor does.
-    auto everything = model.parameters();
-    for (auto& b : model.buffers()) everything.push_back(b);
-    broadcast_all(everything);
-    build_buckets(*state);
-    state_ = state;
-    register_hooks();
-  }
+  void prepare(torch::nn::Module& model, torch::Device device);
 
   void set_gradient_sync(bool sync) {
     if (state_) state_->sync = sync;
@@ -10307,32 +11132,7 @@ class DataParallel : public detail::JoinedProcesses {
 
   /// At the end of a window: starts the buckets backward did not (unused parameters), waits for every
   /// allreduce and writes the averaged gradients back.
-  void after_backward(torch::nn::Module&, bool sync) {
-    if (!state_ || !sync) return;
-    State& s = *state_;
-    for (std::size_t b = s.next_bucket; b < s.buckets.size(); ++b) launch(s, b);
-    s.next_bucket = s.buckets.size();
-    const double world = static_cast<double>(world_size());
-    for (auto& bucket : s.buckets) {
-      group_->wait(bucket.work, "gradient allreduce");
-      bucket.work = CollectiveHandle();
-      bucket.flat.div_(world);
-      std::int64_t offset = 0;
-      for (const auto index : bucket.params) {
-        auto& p = s.params[index];
-        const auto n = p.numel();
-        auto averaged = bucket.flat.narrow(0, offset, n).view_as(p);
-        if (p.grad().defined()) p.mutable_grad().copy_(averaged);
-        else p.mutable_grad() = averaged.clone();
-        offset += n;
-      }
-      bucket.pending = static_cast<std::int64_t>(bucket.params.size());
-      bucket.launched = false;
-    }
-    s.next_bucket = 0;
-    // Until the loop says otherwise, a backward outside a training window starts no collective.
-    s.sync = false;
-  }
+  void after_backward(torch::nn::Module&, bool sync);
 
   void after_step(torch::nn::Module&) const {}
 
@@ -10365,81 +11165,10 @@ class DataParallel : public detail::JoinedProcesses {
   /// bucket_cap_bytes_); buckets are ordered by their first parameter, then reversed. The layout
   /// decides which chunk of Gloo's ring allreduce each element falls in, and so the order in which
   /// its N addends are summed: with DDP's layout the sums are DDP's, bit for bit.
-  void build_buckets(State& s) {
-    struct Open {
-      std::vector<std::size_t> params;
-      std::int64_t bytes = 0;
-      std::int64_t cap = 0;
-    };
-    std::map<std::pair<int, std::string>, Open> open;
-    std::vector<std::vector<std::size_t>> assigned;
-    for (std::size_t k = 0; k < s.params.size(); ++k) {
-      const auto& p = s.params[k];
-      auto& bucket = open.try_emplace({static_cast<int>(p.scalar_type()), p.device().str()},
-                                      Open{{}, 0, first_bucket_cap_bytes_}).first->second;
-      bucket.params.push_back(k);
-      bucket.bytes += p.numel() * static_cast<std::int64_t>(p.element_size());
-      if (bucket.bytes >= bucket.cap) {
-        assigned.push_back(std::move(bucket.params));
-        bucket = Open{{}, 0, bucket_cap_bytes_};
-      }
-    }
-    for (auto& [kind, bucket] : open)
-      if (!bucket.params.empty()) assigned.push_back(std::move(bucket.params));
-    std::ranges::sort(assigned, {}, [](const auto& params) { return params.front(); });
-    std::ranges::reverse(assigned);
+  void build_buckets(State& s);
+  static void launch(State& s, std::size_t b);
 
-    s.bucket_of.assign(s.params.size(), 0);
-    for (auto& params : assigned) {
-      Bucket bucket;
-      std::int64_t numel = 0;
-      for (const auto i : params) numel += s.params[i].numel();
-      bucket.flat = torch::zeros({numel}, s.params[params.front()].options().requires_grad(false));
-      bucket.pending = static_cast<std::int64_t>(params.size());
-      for (const auto i : params) s.bucket_of[i] = s.buckets.size();
-      bucket.params = std::move(params);
-      s.buckets.push_back(std::move(bucket));
-    }
-    s.group = group_;
-  }
-  static void launch(State& s, std::size_t b) {
-    auto& bucket = s.buckets[b];
-    if (bucket.launched) return;
-    torch::NoGradGuard no_grad;
-    std::int64_t offset = 0;
-    for (const auto index : bucket.params) {
-      const auto& p = s.params[index];
-      const auto n = p.numel();
-      auto slot = bucket.flat.narrow(0, offset, n);
-      if (p.grad().defined()) slot.copy_(p.grad().reshape(-1));
-      else slot.zero_();
-      offset += n;
-    }
-    std::vector<torch::Tensor> tensors{bucket.flat};
-    bucket.work = s.group->all_reduce_sum_async(tensors);
-    bucket.launched = true;
-  }
-
-  void register_hooks() {
-    std::weak_ptr<State> weak = state_;
-    for (std::size_t i = 0; i < state_->params.size(); ++i) {
-      auto accumulator = torch::autograd::impl::grad_accumulator(state_->params[i]);
-      const auto key = accumulator->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
-          [weak, i](const torch::autograd::variable_list& outputs, const torch::autograd::variable_list&) {
-            if (auto s = weak.lock(); s && s->sync) {
-              auto& bucket = s->buckets[s->bucket_of[i]];
-              if (--bucket.pending == 0) {
-                // Start every consecutive ready bucket from the next one due, never out of order.
-                while (s->next_bucket < s->buckets.size() && s->buckets[s->next_bucket].pending <= 0)
-                  launch(*s, s->next_bucket++);
-              }
-            }
-            return outputs;
-          }));
-      // Holding the accumulator keeps it (and the hook) alive: the parameter only holds it weakly.
-      hooks_.push_back({accumulator, key});
-    }
-  }
+  void register_hooks();
 
   void remove_hooks() {
     for (auto& [accumulator, key] : hooks_)
@@ -10453,6 +11182,137 @@ class DataParallel : public detail::JoinedProcesses {
   std::shared_ptr<State> state_;
   std::vector<std::pair<decltype(torch::autograd::impl::grad_accumulator(std::declval<const torch::Tensor&>())), std::uintptr_t>> hooks_;
 };
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE void DataParallel::configure(const TrainingArguments& args, torch::Device device) {
+  bucket_cap_bytes_ = args.ddp_bucket_cap_mb.value_or(25) * 1024 * 1024;
+  // DDP's first bucket is 1 MiB unless the cap was given (BucketCapacityConfig).
+  first_bucket_cap_bytes_ = args.ddp_bucket_cap_mb ? bucket_cap_bytes_ : std::int64_t{1024 * 1024};
+  broadcast_buffers_ = args.ddp_broadcast_buffers.value_or(true);
+  join(args, device);
+}
+
+TRAINPP_INLINE void DataParallel::prepare(torch::nn::Module& model, torch::Device device) {
+  model.to(device);
+  if (!group_) return;
+  auto state = std::make_shared<State>();
+  for (auto& p : model.parameters())
+    if (p.requires_grad()) state->params.push_back(p);
+  // The same weights everywhere: rank 0's, as DDP's constructor does.
+  auto everything = model.parameters();
+  for (auto& b : model.buffers()) everything.push_back(b);
+  broadcast_all(everything);
+  build_buckets(*state);
+  state_ = state;
+  register_hooks();
+}
+
+TRAINPP_INLINE void DataParallel::after_backward(torch::nn::Module&, bool sync) {
+  if (!state_ || !sync) return;
+  State& s = *state_;
+  for (std::size_t b = s.next_bucket; b < s.buckets.size(); ++b) launch(s, b);
+  s.next_bucket = s.buckets.size();
+  const double world = static_cast<double>(world_size());
+  for (auto& bucket : s.buckets) {
+    group_->wait(bucket.work, "gradient allreduce");
+    bucket.work = CollectiveHandle();
+    bucket.flat.div_(world);
+    std::int64_t offset = 0;
+    for (const auto index : bucket.params) {
+      auto& p = s.params[index];
+      const auto n = p.numel();
+      auto averaged = bucket.flat.narrow(0, offset, n).view_as(p);
+      if (p.grad().defined()) p.mutable_grad().copy_(averaged);
+      else p.mutable_grad() = averaged.clone();
+      offset += n;
+    }
+    bucket.pending = static_cast<std::int64_t>(bucket.params.size());
+    bucket.launched = false;
+  }
+  s.next_bucket = 0;
+  // Until the loop says otherwise, a backward outside a training window starts no collective.
+  s.sync = false;
+}
+
+TRAINPP_INLINE void DataParallel::build_buckets(State& s) {
+  struct Open {
+    std::vector<std::size_t> params;
+    std::int64_t bytes = 0;
+    std::int64_t cap = 0;
+  };
+  std::map<std::pair<int, std::string>, Open> open;
+  std::vector<std::vector<std::size_t>> assigned;
+  for (std::size_t k = 0; k < s.params.size(); ++k) {
+    const auto& p = s.params[k];
+    auto& bucket = open.try_emplace({static_cast<int>(p.scalar_type()), p.device().str()},
+                                    Open{{}, 0, first_bucket_cap_bytes_}).first->second;
+    bucket.params.push_back(k);
+    bucket.bytes += p.numel() * static_cast<std::int64_t>(p.element_size());
+    if (bucket.bytes >= bucket.cap) {
+      assigned.push_back(std::move(bucket.params));
+      bucket = Open{{}, 0, bucket_cap_bytes_};
+    }
+  }
+  for (auto& [kind, bucket] : open)
+    if (!bucket.params.empty()) assigned.push_back(std::move(bucket.params));
+  std::ranges::sort(assigned, {}, [](const auto& params) { return params.front(); });
+  std::ranges::reverse(assigned);
+
+  s.bucket_of.assign(s.params.size(), 0);
+  for (auto& params : assigned) {
+    Bucket bucket;
+    std::int64_t numel = 0;
+    for (const auto i : params) numel += s.params[i].numel();
+    bucket.flat = torch::zeros({numel}, s.params[params.front()].options().requires_grad(false));
+    bucket.pending = static_cast<std::int64_t>(params.size());
+    for (const auto i : params) s.bucket_of[i] = s.buckets.size();
+    bucket.params = std::move(params);
+    s.buckets.push_back(std::move(bucket));
+  }
+  s.group = group_;
+}
+
+TRAINPP_INLINE void DataParallel::launch(State& s, std::size_t b) {
+  auto& bucket = s.buckets[b];
+  if (bucket.launched) return;
+  torch::NoGradGuard no_grad;
+  std::int64_t offset = 0;
+  for (const auto index : bucket.params) {
+    const auto& p = s.params[index];
+    const auto n = p.numel();
+    auto slot = bucket.flat.narrow(0, offset, n);
+    if (p.grad().defined()) slot.copy_(p.grad().reshape(-1));
+    else slot.zero_();
+    offset += n;
+  }
+  std::vector<torch::Tensor> tensors{bucket.flat};
+  bucket.work = s.group->all_reduce_sum_async(tensors);
+  bucket.launched = true;
+}
+
+TRAINPP_INLINE void DataParallel::register_hooks() {
+  std::weak_ptr<State> weak = state_;
+  for (std::size_t i = 0; i < state_->params.size(); ++i) {
+    auto accumulator = torch::autograd::impl::grad_accumulator(state_->params[i]);
+    const auto key = accumulator->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
+        [weak, i](const torch::autograd::variable_list& outputs, const torch::autograd::variable_list&) {
+          if (auto s = weak.lock(); s && s->sync) {
+            auto& bucket = s->buckets[s->bucket_of[i]];
+            if (--bucket.pending == 0) {
+              // Start every consecutive ready bucket from the next one due, never out of order.
+              while (s->next_bucket < s->buckets.size() && s->buckets[s->next_bucket].pending <= 0)
+                launch(*s, s->next_bucket++);
+            }
+          }
+          return outputs;
+        }));
+    // Holding the accumulator keeps it (and the hook) alive: the parameter only holds it weakly.
+    hooks_.push_back({accumulator, key});
+  }
+}
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp
 
@@ -10477,14 +11337,17 @@ class DataParallel : public detail::JoinedProcesses {
 
 #include <algorithm>
 #include <cstdint>
-#include <functional>
-#include <map>
 #include <memory>
-#include <set>
 #include <string>
 #include <unordered_map>
 #include <utility>
 #include <vector>
+
+#if TRAINPP_DEFINITIONS
+#include <functional>
+#include <map>
+#include <set>
+#endif
 
 namespace trainpp::detail {
 
@@ -10541,165 +11404,181 @@ struct ZeroLayout {
 
 
   /// A module's class name as users write it: no namespaces, no TORCH_MODULE "Impl" suffix.
-  static std::string short_type(const std::string& full) {
-    const auto at = full.rfind("::");
-    std::string name = at == std::string::npos ? full : full.substr(at + 2);
-    if (name.size() > 4 && name.ends_with("Impl")) name.resize(name.size() - 4);
-    return name;
-  }
+  static std::string short_type(const std::string& full);
 
   /// Auto-wrap: modules whose class is listed, or (size-based) the deepest modules that still hold at
   /// least min_num_params parameters not wrapped below them, as torch's size_based_auto_wrap_policy.
-  static void build_units(State& s, torch::nn::Module& model) {
-    std::unordered_map<const void*, std::size_t> seen;
-    for (const auto& item : model.named_parameters(true)) {
-      const auto& p = item.value();
-      if (!p.requires_grad() || seen.contains(p.unsafeGetTensorImpl())) continue;
-      seen.emplace(p.unsafeGetTensorImpl(), s.params.size());
-      s.index_of_name.emplace(item.key(), s.params.size());
-      s.params.push_back(p);
-      s.names.push_back(item.key());
-    }
-    s.unit_of.assign(s.params.size(), static_cast<std::size_t>(-1));
-    std::vector<Unit> wrapped;
-    auto params_of = [&](const torch::nn::Module& m) {
-      std::vector<std::size_t> out;
-      for (const auto& p : m.parameters(true)) {
-        const auto it = seen.find(p.unsafeGetTensorImpl());
-        if (it != seen.end() && s.unit_of[it->second] == static_cast<std::size_t>(-1)) out.push_back(it->second);
-      }
-      std::ranges::sort(out);
-      out.erase(std::unique(out.begin(), out.end()), out.end());
-      return out;
-    };
-    auto claim = [&](const std::string& name, const torch::nn::Module& m) {
-      Unit unit;
-      unit.name = name;
-      unit.type = short_type(m.name());
-      unit.module = &m;
-      unit.params = params_of(m);
-      if (unit.params.empty()) return;
-      for (auto k : unit.params) s.unit_of[k] = wrapped.size();
-      wrapped.push_back(std::move(unit));
-    };
-    const auto& classes = s.options.transformer_layer_cls_to_wrap;
-    if (!classes.empty()) {
-      std::set<std::string> found;
-      for (const auto& item : model.named_modules("", /*include_self=*/false)) {
-        const std::string type = item.value()->name();
-        const bool listed = std::ranges::any_of(classes, [&](const std::string& c) { return c == type || c == short_type(type); });
-        if (!listed) continue;
-        found.insert(type);
-        claim(item.key(), *item.value());
-      }
-      if (found.empty())
-        throw error("fsdp_transformer_layer_cls_to_wrap: no module of class {} in the model (its module classes: {})",
-                    fmt::join(classes, ", "), [&] {
-                      std::set<std::string> types;
-                      for (const auto& item : model.named_modules("", false)) types.insert(short_type(item.value()->name()));
-                      return fmt::format("{}", fmt::join(types, ", "));
-                    }());
-    } else if (s.options.min_num_params > 0) {
-      // Post-order: children decide first; a module is wrapped when what is left unwrapped below it
-      // reaches the threshold (the root never: it is the root unit).
-      std::function<void(const std::string&, const torch::nn::Module&, bool)> visit =
-          [&](const std::string& name, const torch::nn::Module& m, bool is_root) {
-            for (const auto& child : m.named_children())
-              visit(name.empty() ? child.key() : name + "." + child.key(), *child.value(), false);
-            if (is_root) return;
-            std::int64_t n = 0;
-            for (auto k : params_of(m)) n += s.params[k].numel();
-            if (n >= s.options.min_num_params) claim(name, m);
-          };
-      visit("", model, true);
-    }
-    // Launch order does not matter for correctness; units stay in module order, the root last.
-    s.units = std::move(wrapped);
-    Unit root;
-    root.type = short_type(model.name());
-    for (std::size_t k = 0; k < s.params.size(); ++k)
-      if (s.unit_of[k] == static_cast<std::size_t>(-1)) {
-        s.unit_of[k] = s.units.size();
-        root.params.push_back(k);
-      }
-    s.root = s.units.size();
-    s.units.push_back(std::move(root));
-    for (auto& unit : s.units) unit.pending = static_cast<std::int64_t>(unit.params.size());
-  }
+  static void build_units(State& s, torch::nn::Module& model);
 
   /// Lays each unit's parameters of one dtype end to end in a flat buffer padded to a multiple of the
   /// number of processes, and makes the parameters views of it; this process's part becomes its shard.
-  static void build_flats(State& s) {
-    for (std::size_t u = 0; u < s.units.size(); ++u) {
-      std::map<c10::ScalarType, std::size_t> by_dtype;
-      for (auto k : s.units[u].params) {
-        const auto dtype = s.params[k].scalar_type();
-        if (!by_dtype.contains(dtype)) {
-          by_dtype[dtype] = s.flats.size();
-          s.units[u].flats.push_back(s.flats.size());
-          s.flats.emplace_back().unit = u;
-        }
-        Flat& f = s.flats[by_dtype[dtype]];
-        f.params.push_back(k);
-        f.offsets.push_back(f.numel);
-        f.numel += s.params[k].numel();
-      }
-    }
-    for (auto& f : s.flats) {
-      f.padded = (f.numel + s.world - 1) / s.world * s.world;
-      f.shard_numel = f.padded / s.world;
-      const auto options = s.params[f.params.front()].options().requires_grad(false);
-      f.full = torch::zeros({f.padded}, options);
-      for (std::size_t i = 0; i < f.params.size(); ++i) {
-        auto& p = s.params[f.params[i]];
-        auto view = f.full.narrow(0, f.offsets[i], p.numel());
-        view.copy_(p.detach().reshape(-1));
-        p.set_data(view.view(p.sizes()));
-      }
-      f.shard_is_view = s.strategy == ShardingStrategy::shard_grad_op && !s.options.offload;
-      auto mine = f.full.narrow(0, s.rank * f.shard_numel, f.shard_numel);
-      f.shard = f.shard_is_view ? mine : mine.to(s.offload, /*non_blocking=*/false, /*copy=*/true);
-      f.grad_shard = torch::zeros({f.shard_numel}, options.device(s.offload));
-      f.gathered = true;
-    }
-  }
+  static void build_flats(State& s);
 
   /// Parameter k's elements in rank r's part of its flat buffer: (start within the shard, length).
-  static std::pair<std::int64_t, std::int64_t> piece_range(const State& s, std::size_t k, int r) {
-    const auto& unit = s.units[s.unit_of[k]];
-    for (auto fi : unit.flats) {
-      const Flat& f = s.flats[fi];
-      for (std::size_t i = 0; i < f.params.size(); ++i)
-        if (f.params[i] == k) {
-          const auto lo = std::max(f.offsets[i], r * f.shard_numel);
-          const auto hi = std::min(f.offsets[i] + s.params[k].numel(), (r + 1) * f.shard_numel);
-          if (hi <= lo) return {0, 0};  // wholly in other processes' parts
-          return {lo - r * f.shard_numel, hi - lo};
-        }
-    }
-    return {0, 0};
-  }
+  static std::pair<std::int64_t, std::int64_t> piece_range(const State& s, std::size_t k, int r);
   /// Parameter k's piece in this process's shard, as the optimizer holds it.
-  static Piece piece_of(State& s, std::size_t k) {
-    const auto& unit = s.units[s.unit_of[k]];
-    Piece piece;
-    for (auto fi : unit.flats)
-      if (std::ranges::find(s.flats[fi].params, k) != s.flats[fi].params.end()) piece.flat = fi;
-    const auto [begin, length] = piece_range(s, k, s.rank);
-    piece.begin = begin;
-    piece.data = s.flats[piece.flat].shard.narrow(0, begin, length).detach().requires_grad_(true);
-    return piece;
-  }
+  static Piece piece_of(State& s, std::size_t k);
 };
 
-}  // namespace trainpp::detail
+#if TRAINPP_DEFINITIONS
 
-#include <c10/core/StorageImpl.h>
+TRAINPP_INLINE std::string ZeroLayout::short_type(const std::string& full) {
+  const auto at = full.rfind("::");
+  std::string name = at == std::string::npos ? full : full.substr(at + 2);
+  if (name.size() > 4 && name.ends_with("Impl")) name.resize(name.size() - 4);
+  return name;
+}
+
+TRAINPP_INLINE void ZeroLayout::build_units(State& s, torch::nn::Module& model) {
+  std::unordered_map<const void*, std::size_t> seen;
+  for (const auto& item : model.named_parameters(true)) {
+    const auto& p = item.value();
+    if (!p.requires_grad() || seen.contains(p.unsafeGetTensorImpl())) continue;
+    seen.emplace(p.unsafeGetTensorImpl(), s.params.size());
+    s.index_of_name.emplace(item.key(), s.params.size());
+    s.params.push_back(p);
+    s.names.push_back(item.key());
+  }
+  s.unit_of.assign(s.params.size(), static_cast<std::size_t>(-1));
+  std::vector<Unit> wrapped;
+  auto params_of = [&](const torch::nn::Module& m) {
+    std::vector<std::size_t> out;
+    for (const auto& p : m.parameters(true)) {
+      const auto it = seen.find(p.unsafeGetTensorImpl());
+      if (it != seen.end() && s.unit_of[it->second] == static_cast<std::size_t>(-1)) out.push_back(it->second);
+    }
+    std::ranges::sort(out);
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+  };
+  auto claim = [&](const std::string& name, const torch::nn::Module& m) {
+    Unit unit;
+    unit.name = name;
+    unit.type = short_type(m.name());
+    unit.module = &m;
+    unit.params = params_of(m);
+    if (unit.params.empty()) return;
+    for (auto k : unit.params) s.unit_of[k] = wrapped.size();
+    wrapped.push_back(std::move(unit));
+  };
+  const auto& classes = s.options.transformer_layer_cls_to_wrap;
+  if (!classes.empty()) {
+    std::set<std::string> found;
+    for (const auto& item : model.named_modules("", /*include_self=*/false)) {
+      const std::string type = item.value()->name();
+      const bool listed = std::ranges::any_of(classes, [&](const std::string& c) { return c == type || c == short_type(type); });
+      if (!listed) continue;
+      found.insert(type);
+      claim(item.key(), *item.value());
+    }
+    if (found.empty())
+      throw error("fsdp_transformer_layer_cls_to_wrap: no module of class {} in the model (its module classes: {})",
+                  fmt::join(classes, ", "), [&] {
+                  std::set<std::string> types;
+                  for (const auto& item : model.named_modules("", false)) types.insert(short_type(item.value()->name()));
+                  return fmt::format("{}", fmt::join(types, ", "));
+                  }());
+  } else if (s.options.min_num_params > 0) {
+    // Post-order: children decide first; a module is wrapped when what is left unwrapped below it
+    // reaches the threshold (the root never: it is the root unit).
+    std::function<void(const std::string&, const torch::nn::Module&, bool)> visit =
+        [&](const std::string& name, const torch::nn::Module& m, bool is_root) {
+          for (const auto& child : m.named_children())
+            visit(name.empty() ? child.key() : name + "." + child.key(), *child.value(), false);
+          if (is_root) return;
+          std::int64_t n = 0;
+          for (auto k : params_of(m)) n += s.params[k].numel();
+          if (n >= s.options.min_num_params) claim(name, m);
+        };
+    visit("", model, true);
+  }
+  // Launch order does not matter for correctness; units stay in module order, the root last.
+  s.units = std::move(wrapped);
+  Unit root;
+  root.type = short_type(model.name());
+  for (std::size_t k = 0; k < s.params.size(); ++k)
+    if (s.unit_of[k] == static_cast<std::size_t>(-1)) {
+      s.unit_of[k] = s.units.size();
+      root.params.push_back(k);
+    }
+  s.root = s.units.size();
+  s.units.push_back(std::move(root));
+  for (auto& unit : s.units) unit.pending = static_cast<std::int64_t>(unit.params.size());
+}
+
+TRAINPP_INLINE void ZeroLayout::build_flats(State& s) {
+  for (std::size_t u = 0; u < s.units.size(); ++u) {
+    std::map<c10::ScalarType, std::size_t> by_dtype;
+    for (auto k : s.units[u].params) {
+      const auto dtype = s.params[k].scalar_type();
+      if (!by_dtype.contains(dtype)) {
+        by_dtype[dtype] = s.flats.size();
+        s.units[u].flats.push_back(s.flats.size());
+        s.flats.emplace_back().unit = u;
+      }
+      Flat& f = s.flats[by_dtype[dtype]];
+      f.params.push_back(k);
+      f.offsets.push_back(f.numel);
+      f.numel += s.params[k].numel();
+    }
+  }
+  for (auto& f : s.flats) {
+    f.padded = (f.numel + s.world - 1) / s.world * s.world;
+    f.shard_numel = f.padded / s.world;
+    const auto options = s.params[f.params.front()].options().requires_grad(false);
+    f.full = torch::zeros({f.padded}, options);
+    for (std::size_t i = 0; i < f.params.size(); ++i) {
+      auto& p = s.params[f.params[i]];
+      auto view = f.full.narrow(0, f.offsets[i], p.numel());
+      view.copy_(p.detach().reshape(-1));
+      p.set_data(view.view(p.sizes()));
+    }
+    f.shard_is_view = s.strategy == ShardingStrategy::shard_grad_op && !s.options.offload;
+    auto mine = f.full.narrow(0, s.rank * f.shard_numel, f.shard_numel);
+    f.shard = f.shard_is_view ? mine : mine.to(s.offload, /*non_blocking=*/false, /*copy=*/true);
+    f.grad_shard = torch::zeros({f.shard_numel}, options.device(s.offload));
+    f.gathered = true;
+  }
+}
+
+TRAINPP_INLINE std::pair<std::int64_t, std::int64_t> ZeroLayout::piece_range(const State& s, std::size_t k, int r) {
+  const auto& unit = s.units[s.unit_of[k]];
+  for (auto fi : unit.flats) {
+    const Flat& f = s.flats[fi];
+    for (std::size_t i = 0; i < f.params.size(); ++i)
+      if (f.params[i] == k) {
+        const auto lo = std::max(f.offsets[i], r * f.shard_numel);
+        const auto hi = std::min(f.offsets[i] + s.params[k].numel(), (r + 1) * f.shard_numel);
+        if (hi <= lo) return {0, 0};  // wholly in other processes' parts
+        return {lo - r * f.shard_numel, hi - lo};
+      }
+  }
+  return {0, 0};
+}
+
+TRAINPP_INLINE ZeroLayout::Piece ZeroLayout::piece_of(State& s, std::size_t k) {
+  const auto& unit = s.units[s.unit_of[k]];
+  Piece piece;
+  for (auto fi : unit.flats)
+    if (std::ranges::find(s.flats[fi].params, k) != s.flats[fi].params.end()) piece.flat = fi;
+  const auto [begin, length] = piece_range(s, k, s.rank);
+  piece.begin = begin;
+  piece.data = s.flats[piece.flat].shard.narrow(0, begin, length).detach().requires_grad_(true);
+  return piece;
+}
+
+#endif  // TRAINPP_DEFINITIONS
+
+}  // namespace trainpp::detail
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+
+#if TRAINPP_DEFINITIONS
+#include <c10/core/StorageImpl.h>
+#endif
 
 namespace trainpp::detail {
 
@@ -10711,21 +11590,7 @@ struct ZeroCollectives : ZeroLayout {
 
   /// Allocates the unit's flat buffer again and starts filling it from every process's shard.
   /// `again`: gather even though the buffer holds parameters (ShardGradOp after a step).
-  static void start_gather(State& s, std::size_t fi, bool again = false) {
-    Flat& f = s.flats[fi];
-    if (f.gathered && !again) return;
-    torch::NoGradGuard no_grad;
-    auto* storage = f.full.storage().unsafeGetStorageImpl();
-    const auto bytes = static_cast<std::size_t>(f.padded * f.full.element_size());
-    if (storage->nbytes() != bytes) {
-      storage->set_data_ptr_noswap(storage->allocator()->allocate(bytes));
-      storage->set_nbytes(bytes);
-    }
-    auto mine = f.full.narrow(0, s.rank * f.shard_numel, f.shard_numel);
-    if (!f.shard_is_view) mine.copy_(f.shard);
-    if (s.group) f.gathering = s.group->all_gather_into_async(f.full, mine);
-    f.gathered = true;
-  }
+  static void start_gather(State& s, std::size_t fi, bool again = false);
   static void finish_gather(State& s, Flat& f) { wait(s, f.gathering, "parameter all-gather"); }
 
   static void gather(State& s, std::size_t u, bool wait_for_it) {
@@ -10733,71 +11598,98 @@ struct ZeroCollectives : ZeroLayout {
     if (wait_for_it)
       for (auto fi : s.units[u].flats) finish_gather(s, s.flats[fi]);
   }
-  static std::size_t gathered_units(const State& s) {
-    std::size_t n = 0;
-    for (std::size_t u = 0; u < s.units.size(); ++u)
-      if (u != s.root && !s.units[u].flats.empty() && s.flats[s.units[u].flats.front()].gathered) ++n;
-    return n;
-  }
+  static std::size_t gathered_units(const State& s);
   /// Starts gathering unit u ahead of its use, unless limit_all_gathers says two are gathered already.
   static void prefetch(State& s, std::size_t u) {
     if (s.strategy != ShardingStrategy::full_shard || s.probing) return;
     if (s.options.limit_all_gathers && gathered_units(s) >= 2) return;
     gather(s, u, false);
   }
-  static void free_unit(State& s, std::size_t u) {
-    if (s.strategy != ShardingStrategy::full_shard || s.probing) return;
-    for (auto fi : s.units[u].flats) {
-      Flat& f = s.flats[fi];
-      if (!f.gathered) continue;
-      finish_gather(s, f);
-      auto* storage = f.full.storage().unsafeGetStorageImpl();
-      storage->set_data_ptr_noswap(at::DataPtr(nullptr, f.full.device()));
-      storage->set_nbytes(0);
-      f.gathered = false;
-    }
-  }
+  static void free_unit(State& s, std::size_t u);
   /// The unit that runs after (+1) or before (-1) `u` in the forward, if the first forward saw one.
-  static std::optional<std::size_t> neighbour(const State& s, std::size_t u, int direction) {
-    const auto it = std::ranges::find(s.forward_order, u);
-    if (it == s.forward_order.end()) return std::nullopt;
-    const auto at = (it - s.forward_order.begin()) + direction;
-    if (at < 0 || at >= static_cast<std::ptrdiff_t>(s.forward_order.size())) return std::nullopt;
-    return s.forward_order[static_cast<std::size_t>(at)];
-  }
+  static std::optional<std::size_t> neighbour(const State& s, std::size_t u, int direction);
 
   // ---- backward ---------------------------------------------------------------------------------
 
   /// Copies the unit's gradients into one padded buffer, frees them, and starts its reduce-scatter.
-  static void launch_reduce(State& s, std::size_t u) {
-    Unit& unit = s.units[u];
-    if (unit.launched) return;
-    unit.launched = true;
-    torch::NoGradGuard no_grad;
-    for (auto fi : unit.flats) {
-      Flat& f = s.flats[fi];
-      auto flat = torch::zeros({f.padded}, f.full.options());
-      for (std::size_t i = 0; i < f.params.size(); ++i) {
-        auto& p = s.params[f.params[i]];
-        if (!p.grad().defined()) continue;
-        flat.narrow(0, f.offsets[i], p.numel()).copy_(p.grad().reshape(-1));
-        p.mutable_grad().reset();
-      }
-      f.reducing_flat = flat;
-      f.reducing_part = torch::empty({f.shard_numel}, flat.options());
-      if (s.group) f.reducing = s.group->reduce_scatter_sum_async(f.reducing_part, flat);
-      else f.reducing_part.copy_(flat);
-    }
-    if (s.options.backward_prefetch == BackwardPrefetch::backward_post)
-      if (auto next = neighbour(s, u, -1)) prefetch(s, *next);
-    if (u != s.root) free_unit(s, u);
-  }
+  static void launch_reduce(State& s, std::size_t u);
 };
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE void ZeroCollectives::start_gather(State& s, std::size_t fi, bool again) {
+  Flat& f = s.flats[fi];
+  if (f.gathered && !again) return;
+  torch::NoGradGuard no_grad;
+  auto* storage = f.full.storage().unsafeGetStorageImpl();
+  const auto bytes = static_cast<std::size_t>(f.padded * f.full.element_size());
+  if (storage->nbytes() != bytes) {
+    storage->set_data_ptr_noswap(storage->allocator()->allocate(bytes));
+    storage->set_nbytes(bytes);
+  }
+  auto mine = f.full.narrow(0, s.rank * f.shard_numel, f.shard_numel);
+  if (!f.shard_is_view) mine.copy_(f.shard);
+  if (s.group) f.gathering = s.group->all_gather_into_async(f.full, mine);
+  f.gathered = true;
+}
+
+TRAINPP_INLINE std::size_t ZeroCollectives::gathered_units(const State& s) {
+  std::size_t n = 0;
+  for (std::size_t u = 0; u < s.units.size(); ++u)
+    if (u != s.root && !s.units[u].flats.empty() && s.flats[s.units[u].flats.front()].gathered) ++n;
+  return n;
+}
+
+TRAINPP_INLINE void ZeroCollectives::free_unit(State& s, std::size_t u) {
+  if (s.strategy != ShardingStrategy::full_shard || s.probing) return;
+  for (auto fi : s.units[u].flats) {
+    Flat& f = s.flats[fi];
+    if (!f.gathered) continue;
+    finish_gather(s, f);
+    auto* storage = f.full.storage().unsafeGetStorageImpl();
+    storage->set_data_ptr_noswap(at::DataPtr(nullptr, f.full.device()));
+    storage->set_nbytes(0);
+    f.gathered = false;
+  }
+}
+
+TRAINPP_INLINE std::optional<std::size_t> ZeroCollectives::neighbour(const State& s, std::size_t u, int direction) {
+  const auto it = std::ranges::find(s.forward_order, u);
+  if (it == s.forward_order.end()) return std::nullopt;
+  const auto at = (it - s.forward_order.begin()) + direction;
+  if (at < 0 || at >= static_cast<std::ptrdiff_t>(s.forward_order.size())) return std::nullopt;
+  return s.forward_order[static_cast<std::size_t>(at)];
+}
+
+TRAINPP_INLINE void ZeroCollectives::launch_reduce(State& s, std::size_t u) {
+  Unit& unit = s.units[u];
+  if (unit.launched) return;
+  unit.launched = true;
+  torch::NoGradGuard no_grad;
+  for (auto fi : unit.flats) {
+    Flat& f = s.flats[fi];
+    auto flat = torch::zeros({f.padded}, f.full.options());
+    for (std::size_t i = 0; i < f.params.size(); ++i) {
+      auto& p = s.params[f.params[i]];
+      if (!p.grad().defined()) continue;
+      flat.narrow(0, f.offsets[i], p.numel()).copy_(p.grad().reshape(-1));
+      p.mutable_grad().reset();
+    }
+    f.reducing_flat = flat;
+    f.reducing_part = torch::empty({f.shard_numel}, flat.options());
+    if (s.group) f.reducing = s.group->reduce_scatter_sum_async(f.reducing_part, flat);
+    else f.reducing_part.copy_(flat);
+  }
+  if (s.options.backward_prefetch == BackwardPrefetch::backward_post)
+    if (auto next = neighbour(s, u, -1)) prefetch(s, *next);
+  if (u != s.root) free_unit(s, u);
+}
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp::detail
 
 #include <torch/csrc/autograd/function.h>
-#include <torch/csrc/autograd/utils/lambda_post_hook.h>
 #include <torch/csrc/autograd/variable.h>
 
 #include <algorithm>
@@ -10810,6 +11702,10 @@ struct ZeroCollectives : ZeroLayout {
 #include <unordered_map>
 #include <utility>
 #include <vector>
+
+#if TRAINPP_DEFINITIONS
+#include <torch/csrc/autograd/utils/lambda_post_hook.h>
+#endif
 
 namespace trainpp {
 
@@ -10846,10 +11742,7 @@ namespace trainpp {
 /// through trainpp::call (FullShard could not gather it otherwise): an error names any that was not.
 class ZeroSharding : public detail::JoinedProcesses, private detail::ZeroCollectives {
  public:
-  explicit ZeroSharding(ShardingStrategy strategy, FsdpOptions options = {}) : strategy_(strategy), options_(std::move(options)) {
-    if (strategy_ == ShardingStrategy::no_shard)
-      throw error("ZeroSharding shards gradients: use trainpp::DataParallel for no_shard");
-  }
+  explicit ZeroSharding(ShardingStrategy strategy, FsdpOptions options = {});
   ZeroSharding(const ZeroSharding&) = delete;
   ZeroSharding& operator=(const ZeroSharding&) = delete;
   ZeroSharding(ZeroSharding&&) noexcept = default;
@@ -10866,23 +11759,7 @@ class ZeroSharding : public detail::JoinedProcesses, private detail::ZeroCollect
   [[nodiscard]] const FsdpOptions& options() const { return options_; }
 
   /// Takes the options --fsdp / --fsdp_config give (a strategy there must be this policy's) and joins the job.
-  void configure(const TrainingArguments& args, torch::Device device) {
-    const FsdpOptions given = args.fsdp_options();
-    if (given.strategy) {
-      if (*given.strategy != strategy_)
-        throw error("{} says {}, but the sharding slot is {}: drop the flag, or use trainpp::AutoSharding to let "
-                    "the flags choose", args.fsdp.empty() ? "--deepspeed" : "--fsdp", strategy_label(*given.strategy),
-                    strategy_label(strategy_));
-      options_ = given;
-    } else if (!args.fsdp_config.value_or("").empty()) {
-      options_ = given;
-    }
-    if (strategy_ == ShardingStrategy::full_shard && (args.bf16_full_eval || args.fp16_full_eval))
-      throw error("--{}_full_eval with full_shard: casting the whole model needs its parameters, which full_shard "
-                  "keeps sharded; evaluate under --bf16 autocast instead", args.bf16_full_eval ? "bf16" : "fp16");
-    join(args, device);
-    if (options_.hybrid && joined()) join_hybrid_groups();
-  }
+  void configure(const TrainingArguments& args, torch::Device device);
 
   /// The strategy as --fsdp names it: full_shard, shard_grad_op, hybrid_shard or hybrid_shard_zero2.
   [[nodiscard]] const char* label() const {
@@ -10892,33 +11769,7 @@ class ZeroSharding : public detail::JoinedProcesses, private detail::ZeroCollect
   /// How many processes share the flat buffers: the job's, or under hybrid sharding a node's.
   [[nodiscard]] int shard_group_size() const { return options_.hybrid && joined() ? shard_size_ : world_size(); }
 
-  void prepare(torch::nn::Module& model, torch::Device device) {
-    release();
-    model.to(device);
-    auto s = std::make_shared<State>();
-    s->strategy = strategy_;
-    s->group = options_.hybrid ? shard_group_ : group_;
-    s->replicas = replica_group_;
-    s->rank = options_.hybrid && joined() ? shard_rank_ : rank();
-    s->world = shard_group_size();
-    s->data_parallel_world = world_size();
-    s->device = device;
-    s->offload = options_.offload ? torch::Device(torch::kCPU) : device;
-    s->options = options_;
-    torch::NoGradGuard no_grad;
-    if (joined() && options_.sync_module_states) {
-      auto everything = model.parameters();
-      for (auto& b : model.buffers()) everything.push_back(b);
-      broadcast_all(everything);
-    }
-    build_units(*s, model);
-    build_flats(*s);
-    if (s->strategy == ShardingStrategy::full_shard)  // a unit is gathered only around its use
-      for (std::size_t u = 0; u < s->units.size(); ++u) free_unit(*s, u);
-    state_ = s;
-    register_backward_hooks();
-    register_unit_calls();
-  }
+  void prepare(torch::nn::Module& model, torch::Device device);
 
   /// Replaces the optimizer's parameters by this process's pieces of them (views of the shards, with
   /// views of the gradient shards as their gradients at each step). Groups, names and hyper-parameters
@@ -10942,87 +11793,19 @@ class ZeroSharding : public detail::JoinedProcesses, private detail::ZeroCollect
     }
   }
 
-  void before_forward(torch::nn::Module&) {
-    if (!state_) return;
-    State& s = *state_;
-    if (!s.validated) {
-      s.probing = true;
-      for (std::size_t u = 0; u < s.units.size(); ++u) gather(s, u, true);
-      return;
-    }
-    if (s.strategy == ShardingStrategy::full_shard) gather(s, s.root, true);
-  }
+  void before_forward(torch::nn::Module&);
 
   /// After a forward without backward (evaluation, prediction): FullShard frees the root unit.
-  void after_forward(torch::nn::Module&) {
-    if (!state_) return;
-    State& s = *state_;
-    const bool probed = s.probing;
-    if (probed) finish_probe(s);
-    if (s.strategy != ShardingStrategy::full_shard) return;
-    if (probed)
-      for (std::size_t u = 0; u < s.units.size(); ++u) free_unit(s, u);
-    else
-      free_unit(s, s.root);
-  }
+  void after_forward(torch::nn::Module&);
 
   /// Every micro-batch: reduce-scatters what backward did not (units with unused parameters), waits
   /// (hybrid: all-reduces the parts across nodes), and adds the reduced parts to the gradient shards; at the window's end divides them by N and
   /// hands them to the optimizer's pieces.
-  void after_backward(torch::nn::Module&, bool sync) {
-    if (!state_) return;
-    State& s = *state_;
-    for (std::size_t u = 0; u < s.units.size(); ++u)
-      if (!s.units[u].launched) launch_reduce(s, u);
-    for (auto& f : s.flats) {
-      if (!f.reducing_part.defined()) continue;
-      wait(s, f.reducing, "gradient reduce-scatter");
-      f.reducing = CollectiveHandle();
-      // Hybrid: the node's sum, summed with the same shard's on the other nodes. Every flat's exchange
-      // starts before the first is waited for, so they overlap.
-      if (s.replicas) {
-        std::vector<torch::Tensor> part{f.reducing_part};
-        f.reducing = s.replicas->all_reduce_sum_async(part);
-      }
-    }
-    for (auto& f : s.flats) {
-      if (!f.reducing_part.defined()) continue;
-      if (s.replicas) s.replicas->wait(f.reducing, "gradient all-reduce across nodes");
-      f.reducing = CollectiveHandle();
-      f.grad_shard.add_(f.reducing_part.to(s.offload));
-      f.reducing_part = torch::Tensor();
-      f.reducing_flat = torch::Tensor();
-    }
-    for (auto& unit : s.units) {
-      unit.pending = static_cast<std::int64_t>(unit.params.size());
-      unit.launched = false;
-    }
-    if (s.probing) finish_probe(s);
-    if (s.strategy == ShardingStrategy::full_shard)
-      for (std::size_t u = 0; u < s.units.size(); ++u) free_unit(s, u);
-    if (!sync) return;
-    for (auto& f : s.flats) f.grad_shard.div_(static_cast<double>(s.data_parallel_world));
-    for (auto& piece : s.pieces)
-      if (piece.data.numel() > 0) piece.data.mutable_grad() = s.flats[piece.flat].grad_shard.narrow(0, piece.begin, piece.data.numel());
-  }
+  void after_backward(torch::nn::Module&, bool sync);
 
   /// The global norm: each process's squared shard norm, summed across the processes sharing the
   /// buffers (under hybrid sharding a node's: the other nodes hold the same shards again).
-  [[nodiscard]] torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>&, double max_norm) {
-    State& s = *state_;
-    torch::NoGradGuard no_grad;
-    auto squared = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(s.offload));
-    for (const auto& f : s.flats) squared += at::linalg_vector_norm(f.grad_shard, 2).to(torch::kFloat32).square();
-    if (s.group) {
-      auto on_device = squared.to(s.device);
-      s.group->all_reduce_sum(on_device);
-      squared = on_device.to(s.offload);
-    }
-    auto total = squared.sqrt();
-    const auto coef = at::clamp_max(at::reciprocal(total + 1e-6) * max_norm, 1.0);
-    for (auto& f : s.flats) f.grad_shard.mul_(coef.to(f.grad_shard.scalar_type()));
-    return total;
-  }
+  [[nodiscard]] torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>&, double max_norm);
 
   /// fp16: each process checked only its gradient shard for inf / NaN; the sum across processes makes
   /// an overflow in any shard skip the step, and back off the scale, on every process.
@@ -11031,15 +11814,7 @@ class ZeroSharding : public detail::JoinedProcesses, private detail::ZeroCollect
   }
 
   /// ShardGradOp: the updated shards all-gathered into the whole parameters. Both: gradient shards zeroed.
-  void after_step(torch::nn::Module&) {
-    State& s = *state_;
-    torch::NoGradGuard no_grad;
-    if (s.strategy == ShardingStrategy::shard_grad_op) {
-      for (std::size_t f = 0; f < s.flats.size(); ++f) start_gather(s, f, /*again=*/true);
-      for (auto& f : s.flats) finish_gather(s, f);
-    }
-    for (auto& f : s.flats) f.grad_shard.zero_();
-  }
+  void after_step(torch::nn::Module&);
 
   // ---- checkpoints (the Trainer calls these on every process) ---------------------------------------
 
@@ -11072,236 +11847,35 @@ class ZeroSharding : public detail::JoinedProcesses, private detail::ZeroCollect
   /// also the buffers and the index. Under hybrid sharding only the first node's processes write
   /// (model_shard_<local rank>): the other nodes hold the same pieces, and torch's distributed
   /// checkpoint likewise writes each replicated shard of a SHARDED_STATE_DICT once.
-  void save_model_files(torch::nn::Module& model, const std::filesystem::path& dir, bool main_process) {
-    if (options_.state_dict_type == StateDictType::full_state_dict) {
-      auto scope = full_parameters();
-      if (main_process) trainpp::save_model(model, dir);
-      return;
-    }
-    if (options_.hybrid && joined() && environment_.rank >= shard_size_) return;  // a replica on another node
-    const State& s = *state_;
-    std::vector<ShardedParameter> parameters;
-    for (std::size_t k = 0; k < s.params.size(); ++k) {
-      ShardedParameter parameter{.name = s.names[k],
-                                 .shape = s.params[k].sizes().vec(),
-                                 .dtype = s.params[k].scalar_type(),
-                                 .piece = piece_of(*state_, k).data};
-      if (main_process)
-        for (int r = 0; r < s.world; ++r) {
-          const auto [begin, length] = piece_range(s, k, r);
-          if (length > 0) parameter.pieces.push_back({r, begin, length});
-        }
-      parameters.push_back(std::move(parameter));
-    }
-    std::vector<std::pair<std::string, torch::Tensor>> whole;
-    if (main_process) {
-      for (const auto& item : model.named_buffers(true))
-        if (item.value().defined()) whole.emplace_back(item.key(), item.value());
-      for (const auto& item : model.named_parameters(true))
-        if (!s.index_of_name.contains(item.key())) whole.emplace_back(item.key(), item.value());  // frozen: whole, like a buffer
-    }
-    save_sharded_model(dir, s.rank, s.world, parameters, whole, main_process);
-  }
+  void save_model_files(torch::nn::Module& model, const std::filesystem::path& dir, bool main_process);
 
   /// Loads the model a checkpoint holds (either kind) into the shards; every process calls it.
-  void load_model_files(torch::nn::Module& model, const std::filesystem::path& dir) {
-    State& s = *state_;
-    torch::NoGradGuard no_grad;
-    if (std::filesystem::exists(dir / model_weights_name)) {
-      auto scope = full_parameters();
-      trainpp::load_model(model, dir / model_weights_name, /*strict=*/true);
-      for (auto& f : s.flats)
-        if (!f.shard_is_view) f.shard.copy_(f.full.narrow(0, s.rank * f.shard_numel, f.shard_numel));
-      return;
-    }
-    const auto index_path = dir / model_shards_index_name;
-    if (!std::filesystem::exists(index_path))
-      throw error("{} holds neither {} nor {}", dir.string(), model_weights_name, model_shards_index_name);
-    const auto index = read_json_file(index_path);
-    const auto world = index.value("world_size", -1);
-    if (world != s.world)
-      throw error("{}: the model is sharded over {} processes, this run has {}; consolidate it first "
-                  "(trainpp-consolidate {})", index_path.string(), world, s.world, dir.string());
-    auto own = load_safetensors(dir / model_shard_name(s.rank));
-    std::map<std::string, torch::Tensor> tensors(own.tensors.begin(), own.tensors.end());
-    for (std::size_t k = 0; k < s.params.size(); ++k) {
-      const auto& name = s.names[k];
-      if (!index["parameters"].contains(name))
-        throw error("{}: the sharded model lacks the parameter {}", index_path.string(), name);
-      const auto shape = index["parameters"][name].value("shape", std::vector<std::int64_t>{});
-      if (shape != s.params[k].sizes().vec())
-        throw error("{}: parameter {} has shape [{}] there, [{}] in the model", index_path.string(), name,
-                    fmt::join(shape, ", "), fmt::join(s.params[k].sizes(), ", "));
-      Piece piece = piece_of(s, k);
-      if (piece.data.numel() == 0) continue;
-      const auto it = tensors.find(name);
-      if (it == tensors.end() || it->second.numel() != piece.data.numel())
-        throw error("{}: rank {}'s piece of {} is missing or of another size (was the model wrapped in the same "
-                    "units?)", (dir / model_shard_name(s.rank)).string(), s.rank, name);
-      piece.data.copy_(it->second.view(-1));
-    }
-    if (s.rank != 0) own = load_safetensors(dir / model_shard_name(0));
-    std::map<std::string, torch::Tensor> rank0(own.tensors.begin(), own.tensors.end());
-    for (const auto& name : index.value("buffers", std::vector<std::string>{})) {
-      auto target = model.named_buffers(true).find(name);
-      if (target == nullptr) target = model.named_parameters(true).find(name);
-      const auto it = rank0.find(name);
-      if (target == nullptr || it == rank0.end()) throw error("{}: buffer {} is not in the model or the shard", index_path.string(), name);
-      target->copy_(it->second);
-    }
-    if (s.strategy == ShardingStrategy::shard_grad_op) {
-      for (std::size_t f = 0; f < s.flats.size(); ++f) start_gather(s, f, /*again=*/true);
-      for (auto& f : s.flats) finish_gather(s, f);
-    }
-  }
+  void load_model_files(torch::nn::Module& model, const std::filesystem::path& dir);
 
   /// The bytes this process holds of parameters (shards, gathered units) and gradients (full and
   /// sharded) right now: what the memory test compares with ZeRO's formulas.
-  [[nodiscard]] std::vector<torch::Tensor> owned_tensors() const {
-    std::vector<torch::Tensor> out;
-    if (!state_) return out;
-    for (const auto& f : state_->flats) {
-      out.push_back(f.full);
-      if (!f.shard_is_view) out.push_back(f.shard);
-    }
-    return out;
-  }
-  [[nodiscard]] std::vector<torch::Tensor> owned_gradients() const {
-    std::vector<torch::Tensor> out;
-    if (!state_) return out;
-    for (const auto& f : state_->flats) out.push_back(f.grad_shard);
-    return out;
-  }
+  [[nodiscard]] std::vector<torch::Tensor> owned_tensors() const;
+  [[nodiscard]] std::vector<torch::Tensor> owned_gradients() const;
   /// The units, as "name (Class): n parameters" lines (the root unit's name is empty).
-  [[nodiscard]] std::vector<std::string> describe_units() const {
-    std::vector<std::string> out;
-    if (!state_) return out;
-    for (const auto& unit : state_->units) {
-      std::int64_t n = 0;
-      for (auto k : unit.params) n += state_->params[k].numel();
-      out.push_back(fmt::format("{} ({}): {} parameters", unit.name.empty() ? "<root>" : unit.name, unit.type, n));
-    }
-    return out;
-  }
+  [[nodiscard]] std::vector<std::string> describe_units() const;
 
-  [[nodiscard]] static const char* strategy_label(ShardingStrategy strategy) {
-    switch (strategy) {
-      case ShardingStrategy::no_shard: return "no_shard";
-      case ShardingStrategy::shard_grad_op: return "shard_grad_op";
-      case ShardingStrategy::full_shard: return "full_shard";
-    }
-    return "?";
-  }
+  [[nodiscard]] static const char* strategy_label(ShardingStrategy strategy);
 
  private:
-  void finish_probe(State& s) {
-    s.probing = false;
-    if (s.validated) return;
-    s.validated = true;
-    std::vector<std::string> missed;
-    for (std::size_t u = 0; u < s.units.size(); ++u)
-      if (u != s.root && !s.units[u].entered) missed.push_back(fmt::format("{} ({})", s.units[u].name, s.units[u].type));
-    if (!missed.empty() && s.strategy == ShardingStrategy::full_shard)
-      throw error("full_shard: the wrapped unit{} {} {} not called through trainpp::call(block, ...) in the forward, "
-                  "so FullShard cannot gather {} parameters around {}; call {} that way, or wrap other modules "
-                  "(fsdp_transformer_layer_cls_to_wrap / min_num_params)",
-                  missed.size() > 1 ? "s" : "", fmt::join(missed, ", "), missed.size() > 1 ? "were" : "was",
-                  missed.size() > 1 ? "their" : "its", missed.size() > 1 ? "them" : "it",
-                  missed.size() > 1 ? "them" : "it");
-  }
+  void finish_probe(State& s);
 
   // ---- hooks: gradient accumulators, trainpp::call ---------------------------------------------
 
-  void register_backward_hooks() {
-    std::weak_ptr<State> weak = state_;
-    for (std::size_t k = 0; k < state_->params.size(); ++k) {
-      auto accumulator = torch::autograd::impl::grad_accumulator(state_->params[k]);
-      const auto key = accumulator->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
-          [weak, k](const torch::autograd::variable_list& outputs, const torch::autograd::variable_list&) {
-            if (auto s = weak.lock()) {
-              auto u = s->unit_of[k];
-              if (--s->units[u].pending == 0) launch_reduce(*s, u);
-            }
-            return outputs;
-          }));
-      hooks_.push_back({accumulator, key});
-    }
-  }
+  void register_backward_hooks();
 
   /// What trainpp::call does around a wrapped unit.
-  void register_unit_calls() {
-    std::weak_ptr<State> weak = state_;
-    auto& registry = detail::module_call_registry();
-    for (std::size_t u = 0; u < state_->units.size(); ++u) {
-      if (u == state_->root) continue;
-      ModuleCallHooks hooks;
-      hooks.checkpoint = options_.activation_checkpointing;
-      hooks.before = [weak, u] {
-        auto s = weak.lock();
-        if (!s) return;
-        if (s->probing && !s->units[u].entered) {
-          s->units[u].entered = true;
-          s->forward_order.push_back(u);
-        }
-        gather(*s, u, true);
-        // Not in evaluation, nor with activation checkpointing (whose forward runs without grad and
-        // whose recomputation runs inside backward, where the next unit is already done).
-        if (s->options.forward_prefetch && torch::GradMode::is_enabled() && !s->options.activation_checkpointing)
-          if (auto next = neighbour(*s, u, +1)) prefetch(*s, *next);
-      };
-      hooks.after = [weak, u](const std::vector<torch::Tensor>& outputs, bool known) {
-        auto s = weak.lock();
-        if (!s || s->strategy != ShardingStrategy::full_shard || s->probing) return;
-        if (torch::GradMode::is_enabled()) {
-          if (!known) return;  // no output to hook: stays gathered until after_backward
-          for (const auto& out : outputs)
-            if (out.defined() && out.requires_grad())
-              const_cast<torch::Tensor&>(out).register_hook([weak, u](const torch::Tensor&) {
-                if (auto state = weak.lock()) {
-                  gather(*state, u, true);
-                  if (state->options.backward_prefetch == BackwardPrefetch::backward_pre)
-                    if (auto next = neighbour(*state, u, -1)) prefetch(*state, *next);
-                }
-              });
-        }
-        free_unit(*s, u);
-      };
-      registry[state_->units[u].module] = std::move(hooks);
-      registered_.push_back(state_->units[u].module);
-    }
-  }
+  void register_unit_calls();
 
-  void release() {
-    for (auto& [accumulator, key] : hooks_)
-      if (accumulator) accumulator->del_post_hook(key);
-    hooks_.clear();
-    for (const auto* m : registered_) detail::module_call_registry().erase(m);
-    registered_.clear();
-  }
+  void release();
 
   /// Hybrid sharding's sub-groups: this node's processes (null when it has one process), and this local
   /// rank's process on every node (null with one node). Node k holds ranks [k·L, (k+1)·L).
-  void join_hybrid_groups() {
-    const int per_node = environment_.local_world_size, world = world_size();
-    if (world % per_node != 0 || environment_.rank % per_node != environment_.local_rank)
-      throw error("{}: shards within a node, so every node must run as many processes (LOCAL_WORLD_SIZE {}) with "
-                  "consecutive ranks; rank {} has local rank {} in a job of {}", label(), per_node,
-                  environment_.rank, environment_.local_rank, world);
-    const int node = environment_.rank / per_node, nodes = world / per_node;
-    shard_rank_ = environment_.local_rank;
-    shard_size_ = per_node;
-    if (per_node == world) {
-      shard_group_ = group_;  // one node: plain sharding
-      return;
-    }
-    std::vector<int> node_ranks, replica_ranks;
-    for (int i = 0; i < per_node; ++i) node_ranks.push_back(node * per_node + i);
-    for (int n = 0; n < nodes; ++n) replica_ranks.push_back(n * per_node + shard_rank_);
-    // Every process creates its node's group first, then its replica group: no two wait on each other.
-    if (per_node > 1)
-      shard_group_ = std::make_shared<ProcessGroup>(group_->subgroup(fmt::format("hybrid/node{}", node), node_ranks));
-    replica_group_ = std::make_shared<ProcessGroup>(group_->subgroup(fmt::format("hybrid/replica{}", shard_rank_), replica_ranks));
-  }
+  void join_hybrid_groups();
 
   ShardingStrategy strategy_;
   FsdpOptions options_;
@@ -11326,6 +11900,370 @@ class FullShard : public ZeroSharding {
   explicit FullShard(FsdpOptions options = {}) : ZeroSharding(ShardingStrategy::full_shard, std::move(options)) {}
 };
 
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE ZeroSharding::ZeroSharding(ShardingStrategy strategy, FsdpOptions options) : strategy_(strategy), options_(std::move(options)) {
+  if (strategy_ == ShardingStrategy::no_shard)
+    throw error("ZeroSharding shards gradients: use trainpp::DataParallel for no_shard");
+}
+
+TRAINPP_INLINE void ZeroSharding::configure(const TrainingArguments& args, torch::Device device) {
+  const FsdpOptions given = args.fsdp_options();
+  if (given.strategy) {
+    if (*given.strategy != strategy_)
+      throw error("{} says {}, but the sharding slot is {}: drop the flag, or use trainpp::AutoSharding to let "
+                  "the flags choose", args.fsdp.empty() ? "--deepspeed" : "--fsdp", strategy_label(*given.strategy),
+                  strategy_label(strategy_));
+    options_ = given;
+  } else if (!args.fsdp_config.value_or("").empty()) {
+    options_ = given;
+  }
+  if (strategy_ == ShardingStrategy::full_shard && (args.bf16_full_eval || args.fp16_full_eval))
+    throw error("--{}_full_eval with full_shard: casting the whole model needs its parameters, which full_shard "
+                "keeps sharded; evaluate under --bf16 autocast instead", args.bf16_full_eval ? "bf16" : "fp16");
+  join(args, device);
+  if (options_.hybrid && joined()) join_hybrid_groups();
+}
+
+TRAINPP_INLINE void ZeroSharding::prepare(torch::nn::Module& model, torch::Device device) {
+  release();
+  model.to(device);
+  auto s = std::make_shared<State>();
+  s->strategy = strategy_;
+  s->group = options_.hybrid ? shard_group_ : group_;
+  s->replicas = replica_group_;
+  s->rank = options_.hybrid && joined() ? shard_rank_ : rank();
+  s->world = shard_group_size();
+  s->data_parallel_world = world_size();
+  s->device = device;
+  s->offload = options_.offload ? torch::Device(torch::kCPU) : device;
+  s->options = options_;
+  torch::NoGradGuard no_grad;
+  if (joined() && options_.sync_module_states) {
+    auto everything = model.parameters();
+    for (auto& b : model.buffers()) everything.push_back(b);
+    broadcast_all(everything);
+  }
+  build_units(*s, model);
+  build_flats(*s);
+  if (s->strategy == ShardingStrategy::full_shard)  // a unit is gathered only around its use
+    for (std::size_t u = 0; u < s->units.size(); ++u) free_unit(*s, u);
+  state_ = s;
+  register_backward_hooks();
+  register_unit_calls();
+}
+
+TRAINPP_INLINE void ZeroSharding::before_forward(torch::nn::Module&) {
+  if (!state_) return;
+  State& s = *state_;
+  if (!s.validated) {
+    s.probing = true;
+    for (std::size_t u = 0; u < s.units.size(); ++u) gather(s, u, true);
+    return;
+  }
+  if (s.strategy == ShardingStrategy::full_shard) gather(s, s.root, true);
+}
+
+TRAINPP_INLINE void ZeroSharding::after_forward(torch::nn::Module&) {
+  if (!state_) return;
+  State& s = *state_;
+  const bool probed = s.probing;
+  if (probed) finish_probe(s);
+  if (s.strategy != ShardingStrategy::full_shard) return;
+  if (probed)
+    for (std::size_t u = 0; u < s.units.size(); ++u) free_unit(s, u);
+  else
+    free_unit(s, s.root);
+}
+
+TRAINPP_INLINE void ZeroSharding::after_backward(torch::nn::Module&, bool sync) {
+  if (!state_) return;
+  State& s = *state_;
+  for (std::size_t u = 0; u < s.units.size(); ++u)
+    if (!s.units[u].launched) launch_reduce(s, u);
+  for (auto& f : s.flats) {
+    if (!f.reducing_part.defined()) continue;
+    wait(s, f.reducing, "gradient reduce-scatter");
+    f.reducing = CollectiveHandle();
+    // Hybrid: the node's sum, summed with the same shard's on the other nodes. Every flat's exchange
+    // starts before the first is waited for, so they overlap.
+    if (s.replicas) {
+      std::vector<torch::Tensor> part{f.reducing_part};
+      f.reducing = s.replicas->all_reduce_sum_async(part);
+    }
+  }
+  for (auto& f : s.flats) {
+    if (!f.reducing_part.defined()) continue;
+    if (s.replicas) s.replicas->wait(f.reducing, "gradient all-reduce across nodes");
+    f.reducing = CollectiveHandle();
+    f.grad_shard.add_(f.reducing_part.to(s.offload));
+    f.reducing_part = torch::Tensor();
+    f.reducing_flat = torch::Tensor();
+  }
+  for (auto& unit : s.units) {
+    unit.pending = static_cast<std::int64_t>(unit.params.size());
+    unit.launched = false;
+  }
+  if (s.probing) finish_probe(s);
+  if (s.strategy == ShardingStrategy::full_shard)
+    for (std::size_t u = 0; u < s.units.size(); ++u) free_unit(s, u);
+  if (!sync) return;
+  for (auto& f : s.flats) f.grad_shard.div_(static_cast<double>(s.data_parallel_world));
+  for (auto& piece : s.pieces)
+    if (piece.data.numel() > 0) piece.data.mutable_grad() = s.flats[piece.flat].grad_shard.narrow(0, piece.begin, piece.data.numel());
+}
+
+TRAINPP_INLINE torch::Tensor ZeroSharding::clip_grad_norm(const std::vector<torch::Tensor>&, double max_norm) {
+  State& s = *state_;
+  torch::NoGradGuard no_grad;
+  auto squared = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(s.offload));
+  for (const auto& f : s.flats) squared += at::linalg_vector_norm(f.grad_shard, 2).to(torch::kFloat32).square();
+  if (s.group) {
+    auto on_device = squared.to(s.device);
+    s.group->all_reduce_sum(on_device);
+    squared = on_device.to(s.offload);
+  }
+  auto total = squared.sqrt();
+  const auto coef = at::clamp_max(at::reciprocal(total + 1e-6) * max_norm, 1.0);
+  for (auto& f : s.flats) f.grad_shard.mul_(coef.to(f.grad_shard.scalar_type()));
+  return total;
+}
+
+TRAINPP_INLINE void ZeroSharding::after_step(torch::nn::Module&) {
+  State& s = *state_;
+  torch::NoGradGuard no_grad;
+  if (s.strategy == ShardingStrategy::shard_grad_op) {
+    for (std::size_t f = 0; f < s.flats.size(); ++f) start_gather(s, f, /*again=*/true);
+    for (auto& f : s.flats) finish_gather(s, f);
+  }
+  for (auto& f : s.flats) f.grad_shard.zero_();
+}
+
+TRAINPP_INLINE void ZeroSharding::save_model_files(torch::nn::Module& model, const std::filesystem::path& dir, bool main_process) {
+  if (options_.state_dict_type == StateDictType::full_state_dict) {
+    auto scope = full_parameters();
+    if (main_process) trainpp::save_model(model, dir);
+    return;
+  }
+  if (options_.hybrid && joined() && environment_.rank >= shard_size_) return;  // a replica on another node
+  const State& s = *state_;
+  std::vector<ShardedParameter> parameters;
+  for (std::size_t k = 0; k < s.params.size(); ++k) {
+    ShardedParameter parameter{.name = s.names[k],
+                               .shape = s.params[k].sizes().vec(),
+                               .dtype = s.params[k].scalar_type(),
+                               .piece = piece_of(*state_, k).data};
+    if (main_process)
+      for (int r = 0; r < s.world; ++r) {
+        const auto [begin, length] = piece_range(s, k, r);
+        if (length > 0) parameter.pieces.push_back({r, begin, length});
+      }
+    parameters.push_back(std::move(parameter));
+  }
+  std::vector<std::pair<std::string, torch::Tensor>> whole;
+  if (main_process) {
+    for (const auto& item : model.named_buffers(true))
+      if (item.value().defined()) whole.emplace_back(item.key(), item.value());
+    for (const auto& item : model.named_parameters(true))
+      if (!s.index_of_name.contains(item.key())) whole.emplace_back(item.key(), item.value());  // frozen: whole, like a buffer
+  }
+  save_sharded_model(dir, s.rank, s.world, parameters, whole, main_process);
+}
+
+TRAINPP_INLINE void ZeroSharding::load_model_files(torch::nn::Module& model, const std::filesystem::path& dir) {
+  State& s = *state_;
+  torch::NoGradGuard no_grad;
+  if (std::filesystem::exists(dir / model_weights_name)) {
+    auto scope = full_parameters();
+    trainpp::load_model(model, dir / model_weights_name, /*strict=*/true);
+    for (auto& f : s.flats)
+      if (!f.shard_is_view) f.shard.copy_(f.full.narrow(0, s.rank * f.shard_numel, f.shard_numel));
+    return;
+  }
+  const auto index_path = dir / model_shards_index_name;
+  if (!std::filesystem::exists(index_path))
+    throw error("{} holds neither {} nor {}", dir.string(), model_weights_name, model_shards_index_name);
+  const auto index = read_json_file(index_path);
+  const auto world = index.value("world_size", -1);
+  if (world != s.world)
+    throw error("{}: the model is sharded over {} processes, this run has {}; consolidate it first "
+                "(trainpp-consolidate {})", index_path.string(), world, s.world, dir.string());
+  auto own = load_safetensors(dir / model_shard_name(s.rank));
+  std::map<std::string, torch::Tensor> tensors(own.tensors.begin(), own.tensors.end());
+  for (std::size_t k = 0; k < s.params.size(); ++k) {
+    const auto& name = s.names[k];
+    if (!index["parameters"].contains(name))
+      throw error("{}: the sharded model lacks the parameter {}", index_path.string(), name);
+    const auto shape = index["parameters"][name].value("shape", std::vector<std::int64_t>{});
+    if (shape != s.params[k].sizes().vec())
+      throw error("{}: parameter {} has shape [{}] there, [{}] in the model", index_path.string(), name,
+                  fmt::join(shape, ", "), fmt::join(s.params[k].sizes(), ", "));
+    Piece piece = piece_of(s, k);
+    if (piece.data.numel() == 0) continue;
+    const auto it = tensors.find(name);
+    if (it == tensors.end() || it->second.numel() != piece.data.numel())
+      throw error("{}: rank {}'s piece of {} is missing or of another size (was the model wrapped in the same "
+                  "units?)", (dir / model_shard_name(s.rank)).string(), s.rank, name);
+    piece.data.copy_(it->second.view(-1));
+  }
+  if (s.rank != 0) own = load_safetensors(dir / model_shard_name(0));
+  std::map<std::string, torch::Tensor> rank0(own.tensors.begin(), own.tensors.end());
+  for (const auto& name : index.value("buffers", std::vector<std::string>{})) {
+    auto target = model.named_buffers(true).find(name);
+    if (target == nullptr) target = model.named_parameters(true).find(name);
+    const auto it = rank0.find(name);
+    if (target == nullptr || it == rank0.end()) throw error("{}: buffer {} is not in the model or the shard", index_path.string(), name);
+    target->copy_(it->second);
+  }
+  if (s.strategy == ShardingStrategy::shard_grad_op) {
+    for (std::size_t f = 0; f < s.flats.size(); ++f) start_gather(s, f, /*again=*/true);
+    for (auto& f : s.flats) finish_gather(s, f);
+  }
+}
+
+TRAINPP_INLINE std::vector<torch::Tensor> ZeroSharding::owned_tensors() const {
+  std::vector<torch::Tensor> out;
+  if (!state_) return out;
+  for (const auto& f : state_->flats) {
+    out.push_back(f.full);
+    if (!f.shard_is_view) out.push_back(f.shard);
+  }
+  return out;
+}
+
+TRAINPP_INLINE std::vector<torch::Tensor> ZeroSharding::owned_gradients() const {
+  std::vector<torch::Tensor> out;
+  if (!state_) return out;
+  for (const auto& f : state_->flats) out.push_back(f.grad_shard);
+  return out;
+}
+
+TRAINPP_INLINE std::vector<std::string> ZeroSharding::describe_units() const {
+  std::vector<std::string> out;
+  if (!state_) return out;
+  for (const auto& unit : state_->units) {
+    std::int64_t n = 0;
+    for (auto k : unit.params) n += state_->params[k].numel();
+    out.push_back(fmt::format("{} ({}): {} parameters", unit.name.empty() ? "<root>" : unit.name, unit.type, n));
+  }
+  return out;
+}
+
+TRAINPP_INLINE const char* ZeroSharding::strategy_label(ShardingStrategy strategy) {
+  switch (strategy) {
+    case ShardingStrategy::no_shard: return "no_shard";
+    case ShardingStrategy::shard_grad_op: return "shard_grad_op";
+    case ShardingStrategy::full_shard: return "full_shard";
+  }
+  return "?";
+}
+
+TRAINPP_INLINE void ZeroSharding::finish_probe(State& s) {
+  s.probing = false;
+  if (s.validated) return;
+  s.validated = true;
+  std::vector<std::string> missed;
+  for (std::size_t u = 0; u < s.units.size(); ++u)
+    if (u != s.root && !s.units[u].entered) missed.push_back(fmt::format("{} ({})", s.units[u].name, s.units[u].type));
+  if (!missed.empty() && s.strategy == ShardingStrategy::full_shard)
+    throw error("full_shard: the wrapped unit{} {} {} not called through trainpp::call(block, ...) in the forward, "
+                "so FullShard cannot gather {} parameters around {}; call {} that way, or wrap other modules "
+                "(fsdp_transformer_layer_cls_to_wrap / min_num_params)",
+                missed.size() > 1 ? "s" : "", fmt::join(missed, ", "), missed.size() > 1 ? "were" : "was",
+                missed.size() > 1 ? "their" : "its", missed.size() > 1 ? "them" : "it",
+                missed.size() > 1 ? "them" : "it");
+}
+
+TRAINPP_INLINE void ZeroSharding::register_backward_hooks() {
+  std::weak_ptr<State> weak = state_;
+  for (std::size_t k = 0; k < state_->params.size(); ++k) {
+    auto accumulator = torch::autograd::impl::grad_accumulator(state_->params[k]);
+    const auto key = accumulator->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
+        [weak, k](const torch::autograd::variable_list& outputs, const torch::autograd::variable_list&) {
+          if (auto s = weak.lock()) {
+            auto u = s->unit_of[k];
+            if (--s->units[u].pending == 0) launch_reduce(*s, u);
+          }
+          return outputs;
+        }));
+    hooks_.push_back({accumulator, key});
+  }
+}
+
+TRAINPP_INLINE void ZeroSharding::register_unit_calls() {
+  std::weak_ptr<State> weak = state_;
+  auto& registry = detail::module_call_registry();
+  for (std::size_t u = 0; u < state_->units.size(); ++u) {
+    if (u == state_->root) continue;
+    ModuleCallHooks hooks;
+    hooks.checkpoint = options_.activation_checkpointing;
+    hooks.before = [weak, u] {
+      auto s = weak.lock();
+      if (!s) return;
+      if (s->probing && !s->units[u].entered) {
+        s->units[u].entered = true;
+        s->forward_order.push_back(u);
+      }
+      gather(*s, u, true);
+      // Not in evaluation, nor with activation checkpointing (whose forward runs without grad and
+      // whose recomputation runs inside backward, where the next unit is already done).
+      if (s->options.forward_prefetch && torch::GradMode::is_enabled() && !s->options.activation_checkpointing)
+        if (auto next = neighbour(*s, u, +1)) prefetch(*s, *next);
+    };
+    hooks.after = [weak, u](const std::vector<torch::Tensor>& outputs, bool known) {
+      auto s = weak.lock();
+      if (!s || s->strategy != ShardingStrategy::full_shard || s->probing) return;
+      if (torch::GradMode::is_enabled()) {
+        if (!known) return;  // no output to hook: stays gathered until after_backward
+        for (const auto& out : outputs)
+          if (out.defined() && out.requires_grad())
+            const_cast<torch::Tensor&>(out).register_hook([weak, u](const torch::Tensor&) {
+              if (auto state = weak.lock()) {
+                gather(*state, u, true);
+                if (state->options.backward_prefetch == BackwardPrefetch::backward_pre)
+                  if (auto next = neighbour(*state, u, -1)) prefetch(*state, *next);
+              }
+            });
+      }
+      free_unit(*s, u);
+    };
+    registry[state_->units[u].module] = std::move(hooks);
+    registered_.push_back(state_->units[u].module);
+  }
+}
+
+TRAINPP_INLINE void ZeroSharding::release() {
+  for (auto& [accumulator, key] : hooks_)
+    if (accumulator) accumulator->del_post_hook(key);
+  hooks_.clear();
+  for (const auto* m : registered_) detail::module_call_registry().erase(m);
+  registered_.clear();
+}
+
+TRAINPP_INLINE void ZeroSharding::join_hybrid_groups() {
+  const int per_node = environment_.local_world_size, world = world_size();
+  if (world % per_node != 0 || environment_.rank % per_node != environment_.local_rank)
+    throw error("{}: shards within a node, so every node must run as many processes (LOCAL_WORLD_SIZE {}) with "
+                "consecutive ranks; rank {} has local rank {} in a job of {}", label(), per_node,
+                environment_.rank, environment_.local_rank, world);
+  const int node = environment_.rank / per_node, nodes = world / per_node;
+  shard_rank_ = environment_.local_rank;
+  shard_size_ = per_node;
+  if (per_node == world) {
+    shard_group_ = group_;  // one node: plain sharding
+    return;
+  }
+  std::vector<int> node_ranks, replica_ranks;
+  for (int i = 0; i < per_node; ++i) node_ranks.push_back(node * per_node + i);
+  for (int n = 0; n < nodes; ++n) replica_ranks.push_back(n * per_node + shard_rank_);
+  // Every process creates its node's group first, then its replica group: no two wait on each other.
+  if (per_node > 1)
+    shard_group_ = std::make_shared<ProcessGroup>(group_->subgroup(fmt::format("hybrid/node{}", node), node_ranks));
+  replica_group_ = std::make_shared<ProcessGroup>(group_->subgroup(fmt::format("hybrid/replica{}", shard_rank_), replica_ranks));
+}
+
+#endif  // TRAINPP_DEFINITIONS
+
 }  // namespace trainpp
 
 #include <optional>
@@ -11341,22 +12279,7 @@ class AutoSharding {
   /// Shards as --fsdp / --deepspeed say: the Trainer accepts those flags with this policy.
   static constexpr bool shards_model = true;
 
-  void configure(const TrainingArguments& args, torch::Device device) {
-    const FsdpOptions options = args.fsdp_options();
-    if (options.strategy && *options.strategy != ShardingStrategy::no_shard) {
-      zero_.emplace(*options.strategy, options);
-      zero_->configure(args, device);
-    } else {
-      data_parallel_.configure(args, device);
-    }
-    if (world_size() > 1) {
-      if (!zero_) note("data parallelism across {} processes", world_size());
-      else if (options.hybrid)
-        note("{}: sharded within each node's {} processes, replicated across {} nodes", zero_->label(),
-             zero_->shard_group_size(), world_size() / zero_->shard_group_size());
-      else note("{} across {} processes", zero_->label(), world_size());
-    }
-  }
+  void configure(const TrainingArguments& args, torch::Device device);
   /// The policy chosen: nullptr for data parallelism.
   [[nodiscard]] ZeroSharding* zero() { return zero_ ? &*zero_ : nullptr; }
 
@@ -11421,6 +12344,27 @@ class AutoSharding {
   std::optional<ZeroSharding> zero_;
 };
 
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE void AutoSharding::configure(const TrainingArguments& args, torch::Device device) {
+  const FsdpOptions options = args.fsdp_options();
+  if (options.strategy && *options.strategy != ShardingStrategy::no_shard) {
+    zero_.emplace(*options.strategy, options);
+    zero_->configure(args, device);
+  } else {
+    data_parallel_.configure(args, device);
+  }
+  if (world_size() > 1) {
+    if (!zero_) note("data parallelism across {} processes", world_size());
+    else if (options.hybrid)
+      note("{}: sharded within each node's {} processes, replicated across {} nodes", zero_->label(),
+           zero_->shard_group_size(), world_size() / zero_->shard_group_size());
+    else note("{} across {} processes", zero_->label(), world_size());
+  }
+}
+
+#endif  // TRAINPP_DEFINITIONS
+
 }  // namespace trainpp
 
 // ---- trainpp/sharding/fsdp_options.hpp ----
@@ -11439,16 +12383,7 @@ namespace trainpp {
 struct SingleDevice {
   /// A launcher that started several processes would have each train its own copy into the same
   /// output_dir: refused, with what to do instead.
-  void configure(const TrainingArguments&, torch::Device) const {
-    const LaunchEnvironment env = detect_launch_environment();
-    if (env.world_size > 1)
-      throw error("the sharding slot holds trainpp::SingleDevice, but the launch environment ({}) makes this process "
-                  "rank {} of {}: every "
-                  "process would train its own copy of the model into the same output_dir. Leave the sharding slot "
-                  "out (the default, trainpp::AutoSharding, trains data-parallel under a launcher and follows --fsdp), "
-                  "or put trainpp::DataParallel, ShardGradOp or FullShard in it",
-                  to_string(env.launcher), env.rank, env.world_size);
-  }
+  void configure(const TrainingArguments&, torch::Device) const;
   void prepare(torch::nn::Module& model, torch::Device device) const { model.to(device); }
   void before_forward(torch::nn::Module&) const {}
   void after_backward(torch::nn::Module&, bool /*sync*/) const {}
@@ -11459,6 +12394,21 @@ struct SingleDevice {
   [[nodiscard]] int rank() const { return 0; }
   [[nodiscard]] int world_size() const { return 1; }
 };
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE void SingleDevice::configure(const TrainingArguments&, torch::Device) const {
+  const LaunchEnvironment env = detect_launch_environment();
+  if (env.world_size > 1)
+    throw error("the sharding slot holds trainpp::SingleDevice, but the launch environment ({}) makes this process "
+                "rank {} of {}: every "
+                "process would train its own copy of the model into the same output_dir. Leave the sharding slot "
+                "out (the default, trainpp::AutoSharding, trains data-parallel under a launcher and follows --fsdp), "
+                "or put trainpp::DataParallel, ShardGradOp or FullShard in it",
+                to_string(env.launcher), env.rank, env.world_size);
+}
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp
 
@@ -15099,36 +16049,21 @@ template <class... C> struct is_callback_list<CallbackList<C...>> : std::true_ty
 #include <nlohmann/json.hpp>
 
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <string>
+
+#if TRAINPP_DEFINITIONS
+#include <cmath>
 #include <unistd.h>
+#endif
 
 namespace trainpp {
 namespace detail {
 
 /// A log dict as HF prints it: {'loss': 0.1234, 'epoch': 1.0}, floats in `.4g` like ProgressCallback.
-inline std::string format_logs(const nlohmann::json& logs) {
-  std::string out = "{";
-  bool first = true;
-  for (const auto& [key, value] : logs.items()) {
-    if (key == "total_flos") continue;
-    if (!first) out += ", ";
-    first = false;
-    out += fmt::format("'{}': ", key);
-    if (value.is_number_float()) out += fmt::format("{:.4g}", value.get<double>());
-    else if (value.is_string()) out += fmt::format("'{}'", value.get<std::string>());
-    else out += value.dump();
-  }
-  return out + "}";
-}
+std::string format_logs(const nlohmann::json& logs);
 
-inline std::string format_duration(double seconds) {
-  if (!std::isfinite(seconds) || seconds < 0) return "?";
-  const auto s = static_cast<long long>(seconds);
-  return s >= 3600 ? fmt::format("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
-                   : fmt::format("{:02}:{:02}", s / 60, s % 60);
-}
+std::string format_duration(double seconds);
 
 }  // namespace detail
 
@@ -15141,32 +16076,9 @@ class ConsoleProgress {
   explicit ConsoleProgress(std::optional<bool> live = std::nullopt, double plain_interval_s = 10.0)
       : forced_live_(live), plain_interval_s_(plain_interval_s) {}
 
-  void on_train_begin(const TrainingArguments& args, const TrainerState& state, TrainerControl&) {
-    enabled_ = state.is_world_process_zero;
-    // disable_tqdm: no progress display at all, only the log lines (HF's PrinterCallback).
-    progress_ = !args.disable_tqdm.value_or(false);
-    live_ = forced_live_.value_or(progress_ && ::isatty(STDERR_FILENO) != 0);
-    start_ = last_plain_ = clock::now();
-    first_step_ = state.global_step;
-  }
-  void on_step_end(const TrainingArguments&, const TrainerState& state, TrainerControl&) {
-    if (!enabled_ || (!progress_ && !live_)) return;
-    const auto now = clock::now();
-    if (live_) {
-      draw(state, now);
-    } else if (seconds(now - last_plain_) >= plain_interval_s_ || state.global_step == state.max_steps) {
-      last_plain_ = now;
-      std::fprintf(stderr, "%s\n", line(state, now).c_str());
-    }
-  }
-  void on_log(const TrainingArguments&, const TrainerState& state, TrainerControl&, const nlohmann::json& logs) {
-    if (!enabled_ && !state.is_world_process_zero) return;
-    if (logs.contains("loss")) last_loss_ = logs["loss"].get<double>();
-    if (live_) std::fprintf(stderr, "\r\033[2K");
-    std::fprintf(stdout, "%s\n", detail::format_logs(logs).c_str());
-    std::fflush(stdout);
-    if (live_ && enabled_ && state.max_steps > 0) draw(state, clock::now());
-  }
+  void on_train_begin(const TrainingArguments& args, const TrainerState& state, TrainerControl&);
+  void on_step_end(const TrainingArguments&, const TrainerState& state, TrainerControl&);
+  void on_log(const TrainingArguments&, const TrainerState& state, TrainerControl&, const nlohmann::json& logs);
   void on_prediction_step(const TrainingArguments&, const TrainerState& state, TrainerControl&, auto& trainer) {
     if (!live_ || !state.is_world_process_zero) return;
     const auto total = trainer.current_eval_batches();
@@ -15189,29 +16101,8 @@ class ConsoleProgress {
   using clock = std::chrono::steady_clock;
   static double seconds(clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
-  std::string line(const TrainerState& state, clock::time_point now) const {
-    const double elapsed = seconds(now - start_);
-    const auto done = state.global_step - first_step_;
-    const double rate = elapsed > 0 ? static_cast<double>(done) / elapsed : 0.0;
-    const double eta = rate > 0 ? static_cast<double>(state.max_steps - state.global_step) / rate : NAN;
-    std::string s = fmt::format("{}/{} [{}<{}, {:.2f}it/s", state.global_step, state.max_steps,
-                                detail::format_duration(elapsed), detail::format_duration(eta), rate);
-    if (last_loss_) s += fmt::format(", loss={:.4g}", *last_loss_);
-    return s + "]";
-  }
-  void draw(const TrainerState& state, clock::time_point now) {
-    // Redrawing costs a write syscall; a few per second is plenty for a person to read.
-    if (seconds(now - last_draw_) < 0.1 && state.global_step != state.max_steps) return;
-    last_draw_ = now;
-    constexpr int width = 24;
-    const double frac = state.max_steps > 0 ? static_cast<double>(state.global_step) / state.max_steps : 0.0;
-    const int filled = static_cast<int>(frac * width);
-    std::string bar(static_cast<std::size_t>(filled), '#');
-    bar.resize(width, '.');
-    std::fprintf(stderr, "\r\033[2K%3d%%|%s| %s", static_cast<int>(frac * 100), bar.c_str(),
-                 line(state, now).c_str());
-    std::fflush(stderr);
-  }
+  std::string line(const TrainerState& state, clock::time_point now) const;
+  void draw(const TrainerState& state, clock::time_point now);
 
   std::optional<bool> forced_live_;
   double plain_interval_s_;
@@ -15226,21 +16117,107 @@ class ConsoleProgress {
 /// ({'loss': '0.1234', 'epoch': 1}), total_flos left out. A bare alternative to ConsoleProgress for
 /// user callback lists.
 struct Printer {
-  void on_log(const TrainingArguments&, const TrainerState& state, TrainerControl&, const nlohmann::json& logs) const {
-    if (!state.is_local_process_zero) return;
-    std::string out = "{";
-    for (const auto& [key, value] : logs.items()) {
-      if (key == "total_flos") continue;
-      if (out.size() > 1) out += ", ";
-      out += fmt::format("'{}': ", key);
-      if (value.is_number_float()) out += fmt::format("'{:.4g}'", value.get<double>());
-      else if (value.is_string()) out += fmt::format("'{}'", value.get<std::string>());
-      else out += value.dump();
-    }
-    std::fprintf(stdout, "%s}\n", out.c_str());
-    std::fflush(stdout);
-  }
+  void on_log(const TrainingArguments&, const TrainerState& state, TrainerControl&, const nlohmann::json& logs) const;
 };
+
+#if TRAINPP_DEFINITIONS
+
+namespace detail {
+
+TRAINPP_INLINE std::string format_logs(const nlohmann::json& logs) {
+  std::string out = "{";
+  bool first = true;
+  for (const auto& [key, value] : logs.items()) {
+    if (key == "total_flos") continue;
+    if (!first) out += ", ";
+    first = false;
+    out += fmt::format("'{}': ", key);
+    if (value.is_number_float()) out += fmt::format("{:.4g}", value.get<double>());
+    else if (value.is_string()) out += fmt::format("'{}'", value.get<std::string>());
+    else out += value.dump();
+  }
+  return out + "}";
+}
+
+TRAINPP_INLINE std::string format_duration(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) return "?";
+  const auto s = static_cast<long long>(seconds);
+  return s >= 3600 ? fmt::format("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+                   : fmt::format("{:02}:{:02}", s / 60, s % 60);
+}
+
+}  // namespace detail
+
+TRAINPP_INLINE void ConsoleProgress::on_train_begin(const TrainingArguments& args, const TrainerState& state, TrainerControl&) {
+  enabled_ = state.is_world_process_zero;
+  // disable_tqdm: no progress display at all, only the log lines (HF's PrinterCallback).
+  progress_ = !args.disable_tqdm.value_or(false);
+  live_ = forced_live_.value_or(progress_ && ::isatty(STDERR_FILENO) != 0);
+  start_ = last_plain_ = clock::now();
+  first_step_ = state.global_step;
+}
+
+TRAINPP_INLINE void ConsoleProgress::on_step_end(const TrainingArguments&, const TrainerState& state, TrainerControl&) {
+  if (!enabled_ || (!progress_ && !live_)) return;
+  const auto now = clock::now();
+  if (live_) {
+    draw(state, now);
+  } else if (seconds(now - last_plain_) >= plain_interval_s_ || state.global_step == state.max_steps) {
+    last_plain_ = now;
+    std::fprintf(stderr, "%s\n", line(state, now).c_str());
+  }
+}
+
+TRAINPP_INLINE void ConsoleProgress::on_log(const TrainingArguments&, const TrainerState& state, TrainerControl&, const nlohmann::json& logs) {
+  if (!enabled_ && !state.is_world_process_zero) return;
+  if (logs.contains("loss")) last_loss_ = logs["loss"].get<double>();
+  if (live_) std::fprintf(stderr, "\r\033[2K");
+  std::fprintf(stdout, "%s\n", detail::format_logs(logs).c_str());
+  std::fflush(stdout);
+  if (live_ && enabled_ && state.max_steps > 0) draw(state, clock::now());
+}
+
+TRAINPP_INLINE std::string ConsoleProgress::line(const TrainerState& state, clock::time_point now) const {
+  const double elapsed = seconds(now - start_);
+  const auto done = state.global_step - first_step_;
+  const double rate = elapsed > 0 ? static_cast<double>(done) / elapsed : 0.0;
+  const double eta = rate > 0 ? static_cast<double>(state.max_steps - state.global_step) / rate : NAN;
+  std::string s = fmt::format("{}/{} [{}<{}, {:.2f}it/s", state.global_step, state.max_steps,
+                              detail::format_duration(elapsed), detail::format_duration(eta), rate);
+  if (last_loss_) s += fmt::format(", loss={:.4g}", *last_loss_);
+  return s + "]";
+}
+
+TRAINPP_INLINE void ConsoleProgress::draw(const TrainerState& state, clock::time_point now) {
+  // Redrawing costs a write syscall; a few per second is plenty for a person to read.
+  if (seconds(now - last_draw_) < 0.1 && state.global_step != state.max_steps) return;
+  last_draw_ = now;
+  constexpr int width = 24;
+  const double frac = state.max_steps > 0 ? static_cast<double>(state.global_step) / state.max_steps : 0.0;
+  const int filled = static_cast<int>(frac * width);
+  std::string bar(static_cast<std::size_t>(filled), '#');
+  bar.resize(width, '.');
+  std::fprintf(stderr, "\r\033[2K%3d%%|%s| %s", static_cast<int>(frac * 100), bar.c_str(),
+               line(state, now).c_str());
+  std::fflush(stderr);
+}
+
+TRAINPP_INLINE void Printer::on_log(const TrainingArguments&, const TrainerState& state, TrainerControl&, const nlohmann::json& logs) const {
+  if (!state.is_local_process_zero) return;
+  std::string out = "{";
+  for (const auto& [key, value] : logs.items()) {
+    if (key == "total_flos") continue;
+    if (out.size() > 1) out += ", ";
+    out += fmt::format("'{}': ", key);
+    if (value.is_number_float()) out += fmt::format("'{:.4g}'", value.get<double>());
+    else if (value.is_string()) out += fmt::format("'{}'", value.get<std::string>());
+    else out += value.dump();
+  }
+  std::fprintf(stdout, "%s}\n", out.c_str());
+  std::fflush(stdout);
+}
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp
 
@@ -15251,16 +16228,19 @@ struct Printer {
 
 #include <nlohmann/json.hpp>
 
-#include <algorithm>
-#include <array>
-#include <cmath>
 #include <filesystem>
-#include <limits>
-#include <map>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#if TRAINPP_DEFINITIONS
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <limits>
+#include <map>
+#endif
 
 namespace trainpp {
 
@@ -15278,7 +16258,38 @@ struct CurvePanel {
   std::vector<CurveSeries> series;
 };
 
-[[nodiscard]] inline std::string xml_escape(std::string_view text) {
+[[nodiscard]] std::string xml_escape(std::string_view text);
+
+/// The panels HF's log_history gives: the losses (training and evaluation), the learning rate, and
+/// every other evaluation metric; speed and runtime entries are left out.
+[[nodiscard]] std::vector<CurvePanel> curve_panels(const nlohmann::json& log_history);
+
+/// Five round-ish tick values spanning [lo, hi].
+[[nodiscard]] inline std::vector<double> ticks(double lo, double hi) {
+  std::vector<double> out;
+  for (int i = 0; i <= 4; ++i) out.push_back(lo + (hi - lo) * i / 4.0);
+  return out;
+}
+
+}  // namespace detail
+
+/// The SVG document for `log_history`: one chart per panel (losses, learning rate, gradient norm,
+/// evaluation metrics), each with axes, tick labels, a legend and one polyline (with point markers)
+/// per series. An empty history gives a picture that says so.
+[[nodiscard]] std::string training_curves_svg(const nlohmann::json& log_history, std::string_view title = "training");
+
+/// A built-in callback: at on_train_end the main process writes output_dir/training_curves.svg from
+/// log_history (atomically, creating output_dir if needed).
+struct TrainingCurves {
+  static constexpr std::string_view file_name = "training_curves.svg";
+  void on_train_end(const TrainingArguments& args, const TrainerState& state, TrainerControl&) const;
+};
+
+#if TRAINPP_DEFINITIONS
+
+namespace detail {
+
+TRAINPP_INLINE std::string xml_escape(std::string_view text) {
   std::string out;
   for (const char c : text) {
     switch (c) {
@@ -15292,9 +16303,7 @@ struct CurvePanel {
   return out;
 }
 
-/// The panels HF's log_history gives: the losses (training and evaluation), the learning rate, and
-/// every other evaluation metric; speed and runtime entries are left out.
-[[nodiscard]] inline std::vector<CurvePanel> curve_panels(const nlohmann::json& log_history) {
+TRAINPP_INLINE std::vector<CurvePanel> curve_panels(const nlohmann::json& log_history) {
   std::map<std::string, CurveSeries> series;
   auto add = [&](const std::string& name, double step, const nlohmann::json& value) {
     if (!value.is_number()) return;
@@ -15329,19 +16338,9 @@ struct CurvePanel {
   return panels;
 }
 
-/// Five round-ish tick values spanning [lo, hi].
-[[nodiscard]] inline std::vector<double> ticks(double lo, double hi) {
-  std::vector<double> out;
-  for (int i = 0; i <= 4; ++i) out.push_back(lo + (hi - lo) * i / 4.0);
-  return out;
-}
-
 }  // namespace detail
 
-/// The SVG document for `log_history`: one chart per panel (losses, learning rate, gradient norm,
-/// evaluation metrics), each with axes, tick labels, a legend and one polyline (with point markers)
-/// per series. An empty history gives a picture that says so.
-[[nodiscard]] inline std::string training_curves_svg(const nlohmann::json& log_history, std::string_view title = "training") {
+TRAINPP_INLINE std::string training_curves_svg(const nlohmann::json& log_history, std::string_view title) {
   const auto panels = detail::curve_panels(log_history);
   constexpr double width = 900, panel_height = 250, margin_left = 86, margin_right = 250, margin_top = 34,
                    margin_bottom = 36;
@@ -15413,20 +16412,17 @@ struct CurvePanel {
   return svg;
 }
 
-/// A built-in callback: at on_train_end the main process writes output_dir/training_curves.svg from
-/// log_history (atomically, creating output_dir if needed).
-struct TrainingCurves {
-  static constexpr std::string_view file_name = "training_curves.svg";
-  void on_train_end(const TrainingArguments& args, const TrainerState& state, TrainerControl&) const {
-    if (!state.is_world_process_zero) return;
-    const std::filesystem::path dir = args.output_dir;
-    std::error_code ec;
-    std::filesystem::create_directories(dir, ec);
-    if (ec) throw error("cannot create directory {}: {}", dir.string(), ec.message());
-    const auto title = fmt::format("{} — {} steps", args.run_name.value_or(args.output_dir), state.global_step);
-    write_file_atomic(dir / file_name, training_curves_svg(state.log_history, title));
-  }
-};
+TRAINPP_INLINE void TrainingCurves::on_train_end(const TrainingArguments& args, const TrainerState& state, TrainerControl&) const {
+  if (!state.is_world_process_zero) return;
+  const std::filesystem::path dir = args.output_dir;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw error("cannot create directory {}: {}", dir.string(), ec.message());
+  const auto title = fmt::format("{} — {} steps", args.run_name.value_or(args.output_dir), state.global_step);
+  write_file_atomic(dir / file_name, training_curves_svg(state.log_history, title));
+}
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp
 
@@ -15439,30 +16435,38 @@ namespace trainpp {
 /// Sets the control flags from the logging / eval / save strategies. The Trainer always puts it
 /// first in its callback list, as HF does, so user callbacks see (and may override) its decisions.
 struct DefaultFlow {
-  void on_step_end(const TrainingArguments& args, const TrainerState& state, TrainerControl& control) const {
-    if (state.global_step == 1 && args.logging_first_step) control.should_log = true;
-    if (args.logging_strategy == IntervalStrategy::steps && state.global_step % state.logging_steps == 0)
-      control.should_log = true;
-    const bool eval_steps = args.eval_strategy == IntervalStrategy::steps;
-    const bool past_delay = args.eval_delay <= static_cast<double>(state.global_step);
-    if (eval_steps && state.global_step % state.eval_steps == 0 && past_delay) control.should_evaluate = true;
-    if (args.save_strategy == SaveStrategy::steps && state.save_steps > 0 && state.global_step % state.save_steps == 0)
-      control.should_save = true;
-    if (state.global_step >= state.max_steps) {
-      control.should_training_stop = true;
-      // The last step is evaluated even off the eval grid (once: not if the grid already hit it).
-      if (eval_steps && state.global_step % state.eval_steps != 0 && past_delay) control.should_evaluate = true;
-      if (args.save_strategy == SaveStrategy::steps) control.should_save = true;
-    }
-  }
+  void on_step_end(const TrainingArguments& args, const TrainerState& state, TrainerControl& control) const;
 
-  void on_epoch_end(const TrainingArguments& args, const TrainerState& state, TrainerControl& control) const {
-    if (args.logging_strategy == IntervalStrategy::epoch) control.should_log = true;
-    if (args.eval_strategy == IntervalStrategy::epoch && args.eval_delay <= state.epoch.value_or(0))
-      control.should_evaluate = true;
-    if (args.save_strategy == SaveStrategy::epoch) control.should_save = true;
-  }
+  void on_epoch_end(const TrainingArguments& args, const TrainerState& state, TrainerControl& control) const;
 };
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE void DefaultFlow::on_step_end(const TrainingArguments& args, const TrainerState& state, TrainerControl& control) const {
+  if (state.global_step == 1 && args.logging_first_step) control.should_log = true;
+  if (args.logging_strategy == IntervalStrategy::steps && state.global_step % state.logging_steps == 0)
+    control.should_log = true;
+  const bool eval_steps = args.eval_strategy == IntervalStrategy::steps;
+  const bool past_delay = args.eval_delay <= static_cast<double>(state.global_step);
+  if (eval_steps && state.global_step % state.eval_steps == 0 && past_delay) control.should_evaluate = true;
+  if (args.save_strategy == SaveStrategy::steps && state.save_steps > 0 && state.global_step % state.save_steps == 0)
+    control.should_save = true;
+  if (state.global_step >= state.max_steps) {
+    control.should_training_stop = true;
+    // The last step is evaluated even off the eval grid (once: not if the grid already hit it).
+    if (eval_steps && state.global_step % state.eval_steps != 0 && past_delay) control.should_evaluate = true;
+    if (args.save_strategy == SaveStrategy::steps) control.should_save = true;
+  }
+}
+
+TRAINPP_INLINE void DefaultFlow::on_epoch_end(const TrainingArguments& args, const TrainerState& state, TrainerControl& control) const {
+  if (args.logging_strategy == IntervalStrategy::epoch) control.should_log = true;
+  if (args.eval_strategy == IntervalStrategy::epoch && args.eval_delay <= state.epoch.value_or(0))
+    control.should_evaluate = true;
+  if (args.save_strategy == SaveStrategy::epoch) control.should_save = true;
+}
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp
 
@@ -15473,10 +16477,13 @@ struct DefaultFlow {
 
 #include <nlohmann/json.hpp>
 
-#include <cmath>
 #include <cstdint>
 #include <string>
 #include <string_view>
+
+#if TRAINPP_DEFINITIONS
+#include <cmath>
+#endif
 
 namespace trainpp {
 
@@ -15495,16 +16502,7 @@ struct EarlyStopping {
   /// Evaluations in a row without improvement (saved in checkpoints).
   std::int64_t early_stopping_patience_counter = 0;
 
-  void on_init_end(const TrainingArguments& args, const TrainerState&, TrainerControl&) const {
-    if (early_stopping_patience < 1)
-      throw error("EarlyStopping: early_stopping_patience must be at least 1, got {}", early_stopping_patience);
-    if (!(early_stopping_threshold >= 0))
-      throw error("EarlyStopping: early_stopping_threshold must be >= 0, got {}", early_stopping_threshold);
-    if (!args.metric_for_best_model)
-      throw error("EarlyStopping requires metric_for_best_model to be defined (e.g. --metric_for_best_model loss)");
-    if (args.eval_strategy == IntervalStrategy::no)
-      throw error("EarlyStopping requires an eval_strategy of steps or epoch (it is 'no')");
-  }
+  void on_init_end(const TrainingArguments& args, const TrainerState&, TrainerControl&) const;
 
   void on_train_begin(const TrainingArguments& args, const TrainerState&, TrainerControl&) const {
     if (!args.load_best_model_at_end)
@@ -15513,61 +16511,83 @@ struct EarlyStopping {
   }
 
   void on_evaluate(const TrainingArguments& args, const TrainerState& state, TrainerControl& control,
-                   const Metrics& metrics) {
-    std::string name = args.metric_for_best_model.value_or("loss");
-    if (!name.starts_with("eval_")) name = "eval_" + name;
-    const auto it = metrics.find(name);
-    if (it == metrics.end()) {
-      warn("early stopping required metric_for_best_model, but did not find {} so early stopping is disabled", name);
-      return;
-    }
-    // Called before the Trainer records this evaluation as the best: best_metric is the best so far.
-    const double value = it->second;
-    const bool greater = args.greater_is_better.value_or(true);
-    const bool improved = !state.best_metric ||
-                          ((greater ? value > *state.best_metric : value < *state.best_metric) &&
-                           std::fabs(value - *state.best_metric) > early_stopping_threshold);
-    early_stopping_patience_counter = improved ? 0 : early_stopping_patience_counter + 1;
-    if (early_stopping_patience_counter >= early_stopping_patience) control.should_training_stop = true;
-  }
+                   const Metrics& metrics);
 
-  [[nodiscard]] nlohmann::json state() const {
-    return {{"args",
-             {{"early_stopping_patience", early_stopping_patience},
-              {"early_stopping_threshold", early_stopping_threshold}}},
-            {"attributes", {{"early_stopping_patience_counter", early_stopping_patience_counter}}}};
-  }
+  [[nodiscard]] nlohmann::json state() const;
 
   /// HF restores the constructor arguments too: a resumed run keeps the patience it started with.
-  void load_state(const nlohmann::json& saved) {
-    auto field = [&](const char* group, const char* key) -> const nlohmann::json* {
-      if (!saved.contains(group)) return nullptr;
-      const auto& g = saved.at(group);
-      if (!g.is_object()) throw error("\"{}\" must be an object, got {}", group, g.dump());
-      return g.contains(key) ? &g.at(key) : nullptr;
-    };
-    auto integer = [&](const char* group, const char* key, std::int64_t& out) {
-      if (const auto* v = field(group, key)) {
-        if (!v->is_number_integer() || v->get<std::int64_t>() < 0)
-          throw error("{}.{} must be a non-negative integer, got {}", group, key, v->dump());
-        out = v->get<std::int64_t>();
-      }
-    };
-    std::int64_t patience = early_stopping_patience, counter = early_stopping_patience_counter;
-    double threshold = early_stopping_threshold;
-    integer("args", "early_stopping_patience", patience);
-    integer("attributes", "early_stopping_patience_counter", counter);
-    if (const auto* v = field("args", "early_stopping_threshold"); v && !v->is_null()) {
-      if (!v->is_number() || !(v->get<double>() >= 0))
-        throw error("args.early_stopping_threshold must be a number >= 0, got {}", v->dump());
-      threshold = v->get<double>();
-    }
-    if (patience < 1) throw error("args.early_stopping_patience must be at least 1, got {}", patience);
-    early_stopping_patience = patience;
-    early_stopping_threshold = threshold;
-    early_stopping_patience_counter = counter;
-  }
+  void load_state(const nlohmann::json& saved);
 };
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE void EarlyStopping::on_init_end(const TrainingArguments& args, const TrainerState&, TrainerControl&) const {
+  if (early_stopping_patience < 1)
+    throw error("EarlyStopping: early_stopping_patience must be at least 1, got {}", early_stopping_patience);
+  if (!(early_stopping_threshold >= 0))
+    throw error("EarlyStopping: early_stopping_threshold must be >= 0, got {}", early_stopping_threshold);
+  if (!args.metric_for_best_model)
+    throw error("EarlyStopping requires metric_for_best_model to be defined (e.g. --metric_for_best_model loss)");
+  if (args.eval_strategy == IntervalStrategy::no)
+    throw error("EarlyStopping requires an eval_strategy of steps or epoch (it is 'no')");
+}
+
+TRAINPP_INLINE void EarlyStopping::on_evaluate(const TrainingArguments& args, const TrainerState& state, TrainerControl& control,
+                                               const Metrics& metrics) {
+  std::string name = args.metric_for_best_model.value_or("loss");
+  if (!name.starts_with("eval_")) name = "eval_" + name;
+  const auto it = metrics.find(name);
+  if (it == metrics.end()) {
+    warn("early stopping required metric_for_best_model, but did not find {} so early stopping is disabled", name);
+    return;
+  }
+  // Called before the Trainer records this evaluation as the best: best_metric is the best so far.
+  const double value = it->second;
+  const bool greater = args.greater_is_better.value_or(true);
+  const bool improved = !state.best_metric ||
+                        ((greater ? value > *state.best_metric : value < *state.best_metric) &&
+                         std::fabs(value - *state.best_metric) > early_stopping_threshold);
+  early_stopping_patience_counter = improved ? 0 : early_stopping_patience_counter + 1;
+  if (early_stopping_patience_counter >= early_stopping_patience) control.should_training_stop = true;
+}
+
+TRAINPP_INLINE nlohmann::json EarlyStopping::state() const {
+  return {{"args",
+           {{"early_stopping_patience", early_stopping_patience},
+            {"early_stopping_threshold", early_stopping_threshold}}},
+          {"attributes", {{"early_stopping_patience_counter", early_stopping_patience_counter}}}};
+}
+
+TRAINPP_INLINE void EarlyStopping::load_state(const nlohmann::json& saved) {
+  auto field = [&](const char* group, const char* key) -> const nlohmann::json* {
+    if (!saved.contains(group)) return nullptr;
+    const auto& g = saved.at(group);
+    if (!g.is_object()) throw error("\"{}\" must be an object, got {}", group, g.dump());
+    return g.contains(key) ? &g.at(key) : nullptr;
+  };
+  auto integer = [&](const char* group, const char* key, std::int64_t& out) {
+    if (const auto* v = field(group, key)) {
+      if (!v->is_number_integer() || v->get<std::int64_t>() < 0)
+        throw error("{}.{} must be a non-negative integer, got {}", group, key, v->dump());
+      out = v->get<std::int64_t>();
+    }
+  };
+  std::int64_t patience = early_stopping_patience, counter = early_stopping_patience_counter;
+  double threshold = early_stopping_threshold;
+  integer("args", "early_stopping_patience", patience);
+  integer("attributes", "early_stopping_patience_counter", counter);
+  if (const auto* v = field("args", "early_stopping_threshold"); v && !v->is_null()) {
+    if (!v->is_number() || !(v->get<double>() >= 0))
+      throw error("args.early_stopping_threshold must be a number >= 0, got {}", v->dump());
+    threshold = v->get<double>();
+  }
+  if (patience < 1) throw error("args.early_stopping_patience must be at least 1, got {}", patience);
+  early_stopping_patience = patience;
+  early_stopping_threshold = threshold;
+  early_stopping_patience_counter = counter;
+}
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp
 
@@ -15577,12 +16597,15 @@ struct EarlyStopping {
 
 #include <nlohmann/json.hpp>
 
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <string>
+
+#if TRAINPP_DEFINITIONS
+#include <cerrno>
+#include <cstring>
+#endif
 
 namespace trainpp {
 
@@ -15594,22 +16617,7 @@ class MetricsLog {
  public:
   static constexpr std::string_view file_name = "metrics.jsonl";
 
-  void on_log(const TrainingArguments& args, const TrainerState& state, TrainerControl&, const nlohmann::json& logs) {
-    if (!state.is_world_process_zero) return;
-    if (!file_->handle) {
-      const std::filesystem::path dir = args.output_dir;
-      std::error_code ec;
-      std::filesystem::create_directories(dir, ec);
-      file_->path = dir / file_name;
-      file_->handle = std::fopen(file_->path.c_str(), "ae");
-      if (!file_->handle) throw error("cannot open {} to append metrics: {}", file_->path.string(), std::strerror(errno));
-    }
-    nlohmann::json line = logs;
-    line["step"] = state.global_step;
-    const auto text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-    if (std::fwrite(text.data(), 1, text.size(), file_->handle) != text.size() || std::fflush(file_->handle) != 0)
-      throw error("cannot append metrics to {}: {}", file_->path.string(), std::strerror(errno));
-  }
+  void on_log(const TrainingArguments& args, const TrainerState& state, TrainerControl&, const nlohmann::json& logs);
   void on_train_end(const TrainingArguments&, const TrainerState&, TrainerControl&) { file_->close(); }
 
   /// The file written, once the first log came.
@@ -15627,6 +16635,27 @@ class MetricsLog {
   };
   std::shared_ptr<File> file_ = std::make_shared<File>();
 };
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE void MetricsLog::on_log(const TrainingArguments& args, const TrainerState& state, TrainerControl&, const nlohmann::json& logs) {
+  if (!state.is_world_process_zero) return;
+  if (!file_->handle) {
+    const std::filesystem::path dir = args.output_dir;
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    file_->path = dir / file_name;
+    file_->handle = std::fopen(file_->path.c_str(), "ae");
+    if (!file_->handle) throw error("cannot open {} to append metrics: {}", file_->path.string(), std::strerror(errno));
+  }
+  nlohmann::json line = logs;
+  line["step"] = state.global_step;
+  const auto text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  if (std::fwrite(text.data(), 1, text.size(), file_->handle) != text.size() || std::fflush(file_->handle) != 0)
+    throw error("cannot append metrics to {}: {}", file_->path.string(), std::strerror(errno));
+}
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp
 
@@ -15640,15 +16669,18 @@ class MetricsLog {
 
 #include <nlohmann/json.hpp>
 
-#include <algorithm>
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#if TRAINPP_DEFINITIONS
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#endif
 
 namespace trainpp {
 
@@ -15662,27 +16694,7 @@ class CsvLog {
  public:
   static constexpr std::string_view file_name = "metrics.csv";
 
-  void on_log(const TrainingArguments& args, const TrainerState& state, TrainerControl&, const nlohmann::json& logs) {
-    if (!state.is_world_process_zero) return;
-    File& f = *file_;
-    if (f.path.empty()) open(f, args.output_dir);
-    std::size_t added = 0;
-    for (const auto& [key, value] : logs.items())
-      if (key != "step" && std::ranges::find(f.columns, key) == f.columns.end()) {
-        f.columns.push_back(key);
-        ++added;
-      }
-    std::string row;
-    for (std::size_t c = 0; c < f.columns.size(); ++c) {
-      if (c > 0) row += ',';
-      if (c == 0) row += std::to_string(state.global_step);
-      else if (logs.contains(f.columns[c])) row += field(logs.at(f.columns[c]));
-    }
-    row += '\n';
-    if (added > 0) widen(f, added);
-    if (std::fwrite(row.data(), 1, row.size(), f.handle) != row.size() || std::fflush(f.handle) != 0)
-      throw error("cannot append metrics to {}: {}", f.path.string(), std::strerror(errno));
-  }
+  void on_log(const TrainingArguments& args, const TrainerState& state, TrainerControl&, const nlohmann::json& logs);
   void on_train_end(const TrainingArguments&, const TrainerState&, TrainerControl&) { file_->close(); }
 
   /// The file written, once the first log came.
@@ -15690,12 +16702,7 @@ class CsvLog {
 
   /// One CSV field: numbers as the shortest text that reads back the same, strings quoted when needed,
   /// null as nothing, anything else as its JSON.
-  [[nodiscard]] static std::string field(const nlohmann::json& value) {
-    if (value.is_null()) return {};
-    if (value.is_number_float()) return fmt::format("{}", value.get<double>());
-    if (value.is_number() || value.is_boolean()) return value.dump();
-    return quoted(value.is_string() ? value.get<std::string>() : value.dump());
-  }
+  [[nodiscard]] static std::string field(const nlohmann::json& value);
 
  private:
   struct File {
@@ -15709,98 +16716,143 @@ class CsvLog {
     ~File() { close(); }
   };
 
-  [[nodiscard]] static std::string quoted(const std::string& text) {
-    if (text.find_first_of(",\"\r\n") == std::string::npos) return text;
-    std::string out = "\"";
-    for (const char c : text) {
-      if (c == '"') out += '"';
-      out += c;
-    }
-    return out + '"';
-  }
+  [[nodiscard]] static std::string quoted(const std::string& text);
 
   /// The fields of one CSV line (quotes undone): enough to read back the header this class wrote.
-  [[nodiscard]] static std::vector<std::string> split_line(std::string_view line) {
-    std::vector<std::string> out(1);
-    bool in_quotes = false;
-    for (std::size_t i = 0; i < line.size(); ++i) {
-      const char c = line[i];
-      if (in_quotes) {
-        if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') out.back() += '"', ++i;
-        else if (c == '"') in_quotes = false;
-        else out.back() += c;
-      } else if (c == '"') {
-        in_quotes = true;
-      } else if (c == ',') {
-        out.emplace_back();
-      } else {
-        out.back() += c;
-      }
-    }
-    return out;
-  }
+  [[nodiscard]] static std::vector<std::string> split_line(std::string_view line);
 
-  static void open(File& f, const std::string& output_dir) {
-    const std::filesystem::path dir = output_dir;
-    std::error_code ec;
-    std::filesystem::create_directories(dir, ec);
-    f.path = dir / file_name;
-    f.columns = {"step"};
-    if (std::filesystem::exists(f.path, ec)) {  // a resumed run: continue with the file's columns
-      const std::string text = read_file(f.path);
-      const auto header = std::string_view(text).substr(0, text.find('\n'));
-      if (!header.empty()) {
-        f.columns = split_line(header);
-        if (f.columns.empty() || f.columns.front() != "step")
-          throw error("{} exists but is not a metrics file trainpp wrote (its first column is not \"step\"); "
-                      "move it away or use another output_dir", f.path.string());
-      }
-      if (!text.empty() && text.back() != '\n')  // cut by a crash mid-row: that row is dropped
-        write_file_atomic(f.path, text.substr(0, text.rfind('\n') + 1));
-    }
-    f.handle = std::fopen(f.path.c_str(), "ae");
-    if (!f.handle) throw error("cannot open {} to append metrics: {}", f.path.string(), std::strerror(errno));
-    if (std::ftell(f.handle) == 0) write_header_only(f);
-  }
+  static void open(File& f, const std::string& output_dir);
 
-  [[nodiscard]] static std::string header(const File& f) {
-    std::string out;
-    for (std::size_t c = 0; c < f.columns.size(); ++c) {
-      if (c > 0) out += ',';
-      out += quoted(f.columns[c]);
-    }
-    return out + '\n';
-  }
+  [[nodiscard]] static std::string header(const File& f);
 
-  static void write_header_only(File& f) {
-    const auto text = header(f);
-    if (std::fwrite(text.data(), 1, text.size(), f.handle) != text.size() || std::fflush(f.handle) != 0)
-      throw error("cannot write {}: {}", f.path.string(), std::strerror(errno));
-  }
+  static void write_header_only(File& f);
 
   /// The file again with the current header, every earlier row padded with `added` empty fields.
-  static void widen(File& f, std::size_t added) {
-    f.close();
-    const std::string text = read_file(f.path);
-    std::string out = header(f);
-    const std::string padding(added, ',');
-    std::size_t start = text.find('\n');
-    start = start == std::string::npos ? text.size() : start + 1;  // past the old header
-    while (start < text.size()) {
-      const auto end = text.find('\n', start);
-      if (end == std::string::npos) break;  // open() keeps the file ending in a whole row
-      out.append(text, start, end - start);
-      out += padding;
-      out += '\n';
-      start = end + 1;
-    }
-    write_file_atomic(f.path, out);
-    f.handle = std::fopen(f.path.c_str(), "ae");
-    if (!f.handle) throw error("cannot open {} to append metrics: {}", f.path.string(), std::strerror(errno));
-  }
+  static void widen(File& f, std::size_t added);
 
   std::shared_ptr<File> file_ = std::make_shared<File>();
 };
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE void CsvLog::on_log(const TrainingArguments& args, const TrainerState& state, TrainerControl&, const nlohmann::json& logs) {
+  if (!state.is_world_process_zero) return;
+  File& f = *file_;
+  if (f.path.empty()) open(f, args.output_dir);
+  std::size_t added = 0;
+  for (const auto& [key, value] : logs.items())
+    if (key != "step" && std::ranges::find(f.columns, key) == f.columns.end()) {
+      f.columns.push_back(key);
+      ++added;
+    }
+  std::string row;
+  for (std::size_t c = 0; c < f.columns.size(); ++c) {
+    if (c > 0) row += ',';
+    if (c == 0) row += std::to_string(state.global_step);
+    else if (logs.contains(f.columns[c])) row += field(logs.at(f.columns[c]));
+  }
+  row += '\n';
+  if (added > 0) widen(f, added);
+  if (std::fwrite(row.data(), 1, row.size(), f.handle) != row.size() || std::fflush(f.handle) != 0)
+    throw error("cannot append metrics to {}: {}", f.path.string(), std::strerror(errno));
+}
+
+TRAINPP_INLINE std::string CsvLog::field(const nlohmann::json& value) {
+  if (value.is_null()) return {};
+  if (value.is_number_float()) return fmt::format("{}", value.get<double>());
+  if (value.is_number() || value.is_boolean()) return value.dump();
+  return quoted(value.is_string() ? value.get<std::string>() : value.dump());
+}
+
+TRAINPP_INLINE std::string CsvLog::quoted(const std::string& text) {
+  if (text.find_first_of(",\"\r\n") == std::string::npos) return text;
+  std::string out = "\"";
+  for (const char c : text) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + '"';
+}
+
+TRAINPP_INLINE std::vector<std::string> CsvLog::split_line(std::string_view line) {
+  std::vector<std::string> out(1);
+  bool in_quotes = false;
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (in_quotes) {
+      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') out.back() += '"', ++i;
+      else if (c == '"') in_quotes = false;
+      else out.back() += c;
+    } else if (c == '"') {
+      in_quotes = true;
+    } else if (c == ',') {
+      out.emplace_back();
+    } else {
+      out.back() += c;
+    }
+  }
+  return out;
+}
+
+TRAINPP_INLINE void CsvLog::open(File& f, const std::string& output_dir) {
+  const std::filesystem::path dir = output_dir;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  f.path = dir / file_name;
+  f.columns = {"step"};
+  if (std::filesystem::exists(f.path, ec)) {  // a resumed run: continue with the file's columns
+    const std::string text = read_file(f.path);
+    const auto header = std::string_view(text).substr(0, text.find('\n'));
+    if (!header.empty()) {
+      f.columns = split_line(header);
+      if (f.columns.empty() || f.columns.front() != "step")
+        throw error("{} exists but is not a metrics file trainpp wrote (its first column is not \"step\"); "
+                    "move it away or use another output_dir", f.path.string());
+    }
+    if (!text.empty() && text.back() != '\n')  // cut by a crash mid-row: that row is dropped
+      write_file_atomic(f.path, text.substr(0, text.rfind('\n') + 1));
+  }
+  f.handle = std::fopen(f.path.c_str(), "ae");
+  if (!f.handle) throw error("cannot open {} to append metrics: {}", f.path.string(), std::strerror(errno));
+  if (std::ftell(f.handle) == 0) write_header_only(f);
+}
+
+TRAINPP_INLINE std::string CsvLog::header(const File& f) {
+  std::string out;
+  for (std::size_t c = 0; c < f.columns.size(); ++c) {
+    if (c > 0) out += ',';
+    out += quoted(f.columns[c]);
+  }
+  return out + '\n';
+}
+
+TRAINPP_INLINE void CsvLog::write_header_only(File& f) {
+  const auto text = header(f);
+  if (std::fwrite(text.data(), 1, text.size(), f.handle) != text.size() || std::fflush(f.handle) != 0)
+    throw error("cannot write {}: {}", f.path.string(), std::strerror(errno));
+}
+
+TRAINPP_INLINE void CsvLog::widen(File& f, std::size_t added) {
+  f.close();
+  const std::string text = read_file(f.path);
+  std::string out = header(f);
+  const std::string padding(added, ',');
+  std::size_t start = text.find('\n');
+  start = start == std::string::npos ? text.size() : start + 1;  // past the old header
+  while (start < text.size()) {
+    const auto end = text.find('\n', start);
+    if (end == std::string::npos) break;  // open() keeps the file ending in a whole row
+    out.append(text, start, end - start);
+    out += padding;
+    out += '\n';
+    start = end + 1;
+  }
+  write_file_atomic(f.path, out);
+  f.handle = std::fopen(f.path.c_str(), "ae");
+  if (!f.handle) throw error("cannot open {} to append metrics: {}", f.path.string(), std::strerror(errno));
+}
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp
 
@@ -15812,7 +16864,6 @@ class CsvLog {
 #include <nlohmann/json.hpp>
 
 #include <cstdlib>
-#include <ctime>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -15820,32 +16871,20 @@ class CsvLog {
 #include <string>
 #include <string_view>
 
+#if TRAINPP_DEFINITIONS
+#include <ctime>
+#endif
+
 namespace trainpp {
 
 /// HF's rewrite_logs: the TensorBoard tag of each log key — "eval_<x>" becomes "eval/<x>",
 /// "test_<x>" becomes "test/<x>", and any other key "train/<key>".
-[[nodiscard]] inline nlohmann::json rewrite_logs(const nlohmann::json& logs) {
-  nlohmann::json out = nlohmann::json::object();
-  for (const auto& [key, value] : logs.items()) {
-    const std::string_view k = key;
-    if (k.starts_with("eval_")) out["eval/" + std::string(k.substr(5))] = value;
-    else if (k.starts_with("test_")) out["test/" + std::string(k.substr(5))] = value;
-    else out["train/" + key] = value;
-  }
-  return out;
-}
+[[nodiscard]] nlohmann::json rewrite_logs(const nlohmann::json& logs);
 
 namespace detail {
 
 /// SummaryWriter's default run directory: "runs/<%b%d_%H-%M-%S local time>_<hostname>".
-[[nodiscard]] inline std::filesystem::path tensorboard_default_run() {
-  const std::time_t now = std::time(nullptr);
-  std::tm local{};
-  ::localtime_r(&now, &local);
-  char stamp[64] = {};
-  std::strftime(stamp, sizeof stamp, "%b%d_%H-%M-%S", &local);
-  return std::filesystem::path("runs") / (std::string(stamp) + "_" + tfevents::hostname());
-}
+[[nodiscard]] std::filesystem::path tensorboard_default_run();
 
 /// A leading "~" replaced by $HOME, as Python's os.path.expanduser.
 [[nodiscard]] inline std::filesystem::path expand_user(std::string_view path) {
@@ -15876,35 +16915,9 @@ namespace detail {
 /// log_dir() and event_file() after training. Errors writing the file are trainpp::Error naming it.
 class TensorBoard {
  public:
-  void on_train_begin(const TrainingArguments& args, const TrainerState& state, TrainerControl&) {
-    if (!state.is_world_process_zero) return;
-    if (state.is_hyper_param_search && state.trial_name) {
-      // HF: a trial writes to a directory of its own.
-      shared_->log_dir = std::filesystem::path(args.output_dir) / detail::tensorboard_default_run() / *state.trial_name;
-      close_writer();
-    }
-    auto& writer = open(args);
-    writer.add_text("args", args_json(args).dump(2));
-    writer.flush();
-  }
+  void on_train_begin(const TrainingArguments& args, const TrainerState& state, TrainerControl&);
 
-  void on_log(const TrainingArguments& args, const TrainerState& state, TrainerControl&, const nlohmann::json& logs) {
-    if (!state.is_world_process_zero) return;
-    auto& writer = open(args);
-    const nlohmann::json tagged = rewrite_logs(logs);
-    for (const auto& [tag, value] : tagged.items()) {
-      if (value.is_number() || value.is_boolean()) {
-        writer.add_scalar(tag, value.is_boolean() ? (value.get<bool>() ? 1.0 : 0.0) : value.get<double>(),
-                          state.global_step);
-      } else if (value.is_string()) {
-        writer.add_text(tag, value.get_ref<const std::string&>(), state.global_step);
-      } else if (shared_->warned.insert(tag).second) {
-        warn("TensorBoard: the log value {} for \"{}\" is not a number or a string; it is not written "
-             "(nor are later values of \"{}\" that are not)", value.dump(), tag, tag);
-      }
-    }
-    writer.flush();
-  }
+  void on_log(const TrainingArguments& args, const TrainerState& state, TrainerControl&, const nlohmann::json& logs);
 
   void on_train_end(const TrainingArguments&, const TrainerState&, TrainerControl&) { close_writer(); }
 
@@ -15917,12 +16930,7 @@ class TensorBoard {
   }
 
   /// The directory events go to for `args` when none was chosen yet (see the class comment).
-  [[nodiscard]] static std::filesystem::path resolve_log_dir(const TrainingArguments& args) {
-    if (args.logging_dir && !args.logging_dir->empty() && *args.logging_dir != args.output_dir + "/runs")
-      return detail::expand_user(*args.logging_dir);
-    if (const char* env = std::getenv("TENSORBOARD_LOGGING_DIR"); env && *env) return detail::expand_user(env);
-    return std::filesystem::path(args.output_dir) / detail::tensorboard_default_run();
-  }
+  [[nodiscard]] static std::filesystem::path resolve_log_dir(const TrainingArguments& args);
 
  private:
   struct Shared {
@@ -15937,21 +16945,91 @@ class TensorBoard {
     return *shared_->writer;
   }
 
-  void close_writer() {
-    if (!shared_->writer) return;
-    EventFileWriter writer = std::move(*shared_->writer);
-    shared_->writer.reset();
-    writer.close();
-  }
+  void close_writer();
 
   std::shared_ptr<Shared> shared_ = std::make_shared<Shared>();
 };
 
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE nlohmann::json rewrite_logs(const nlohmann::json& logs) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& [key, value] : logs.items()) {
+    const std::string_view k = key;
+    if (k.starts_with("eval_")) out["eval/" + std::string(k.substr(5))] = value;
+    else if (k.starts_with("test_")) out["test/" + std::string(k.substr(5))] = value;
+    else out["train/" + key] = value;
+  }
+  return out;
+}
+
+namespace detail {
+
+TRAINPP_INLINE std::filesystem::path tensorboard_default_run() {
+  const std::time_t now = std::time(nullptr);
+  std::tm local{};
+  ::localtime_r(&now, &local);
+  char stamp[64] = {};
+  std::strftime(stamp, sizeof stamp, "%b%d_%H-%M-%S", &local);
+  return std::filesystem::path("runs") / (std::string(stamp) + "_" + tfevents::hostname());
+}
+
+}  // namespace detail
+
+TRAINPP_INLINE void TensorBoard::on_train_begin(const TrainingArguments& args, const TrainerState& state, TrainerControl&) {
+  if (!state.is_world_process_zero) return;
+  if (state.is_hyper_param_search && state.trial_name) {
+    // HF: a trial writes to a directory of its own.
+    shared_->log_dir = std::filesystem::path(args.output_dir) / detail::tensorboard_default_run() / *state.trial_name;
+    close_writer();
+  }
+  auto& writer = open(args);
+  writer.add_text("args", args_json(args).dump(2));
+  writer.flush();
+}
+
+TRAINPP_INLINE void TensorBoard::on_log(const TrainingArguments& args, const TrainerState& state, TrainerControl&, const nlohmann::json& logs) {
+  if (!state.is_world_process_zero) return;
+  auto& writer = open(args);
+  const nlohmann::json tagged = rewrite_logs(logs);
+  for (const auto& [tag, value] : tagged.items()) {
+    if (value.is_number() || value.is_boolean()) {
+      writer.add_scalar(tag, value.is_boolean() ? (value.get<bool>() ? 1.0 : 0.0) : value.get<double>(),
+                        state.global_step);
+    } else if (value.is_string()) {
+      writer.add_text(tag, value.get_ref<const std::string&>(), state.global_step);
+    } else if (shared_->warned.insert(tag).second) {
+      warn("TensorBoard: the log value {} for \"{}\" is not a number or a string; it is not written "
+           "(nor are later values of \"{}\" that are not)", value.dump(), tag, tag);
+    }
+  }
+  writer.flush();
+}
+
+TRAINPP_INLINE std::filesystem::path TensorBoard::resolve_log_dir(const TrainingArguments& args) {
+  if (args.logging_dir && !args.logging_dir->empty() && *args.logging_dir != args.output_dir + "/runs")
+    return detail::expand_user(*args.logging_dir);
+  if (const char* env = std::getenv("TENSORBOARD_LOGGING_DIR"); env && *env) return detail::expand_user(env);
+  return std::filesystem::path(args.output_dir) / detail::tensorboard_default_run();
+}
+
+TRAINPP_INLINE void TensorBoard::close_writer() {
+  if (!shared_->writer) return;
+  EventFileWriter writer = std::move(*shared_->writer);
+  shared_->writer.reset();
+  writer.close();
+}
+
+#endif  // TRAINPP_DEFINITIONS
+
 }  // namespace trainpp
 
-#include <algorithm>
 #include <optional>
 #include <string>
+
+#if TRAINPP_DEFINITIONS
+#include <algorithm>
+#endif
 
 namespace trainpp {
 
@@ -15962,16 +17040,7 @@ namespace trainpp {
 /// arguments; a run without integrations pays one branch per log.
 class ReportTo {
  public:
-  void on_init_end(const TrainingArguments& args, const TrainerState&, TrainerControl&) {
-    auto wants = [&](const char* name) {
-      return std::ranges::find(args.report_to, "all") != args.report_to.end() ||
-             std::ranges::find(args.report_to, name) != args.report_to.end();
-    };
-    if (wants("tensorboard")) tensorboard_.emplace();
-    if (wants("jsonl")) metrics_log_.emplace();
-    if (wants("csv")) csv_log_.emplace();
-    if (wants("curves")) curves_.emplace();
-  }
+  void on_init_end(const TrainingArguments& args, const TrainerState&, TrainerControl&);
   void on_train_begin(const TrainingArguments& args, const TrainerState& state, TrainerControl& control) {
     if (tensorboard_) tensorboard_->on_train_begin(args, state, control);
   }
@@ -16001,6 +17070,21 @@ class ReportTo {
   std::optional<CsvLog> csv_log_;
   std::optional<TrainingCurves> curves_;
 };
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE void ReportTo::on_init_end(const TrainingArguments& args, const TrainerState&, TrainerControl&) {
+  auto wants = [&](const char* name) {
+    return std::ranges::find(args.report_to, "all") != args.report_to.end() ||
+           std::ranges::find(args.report_to, name) != args.report_to.end();
+  };
+  if (wants("tensorboard")) tensorboard_.emplace();
+  if (wants("jsonl")) metrics_log_.emplace();
+  if (wants("csv")) csv_log_.emplace();
+  if (wants("curves")) curves_.emplace();
+}
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp
 
@@ -16829,6 +17913,7 @@ constexpr bool check_token_loss() {
 // 15% of a small transformer's step (bench/README.md). Python processes rarely show it because their
 // heap churn raises glibc's dynamic threshold early. Fixing the thresholds makes freed blocks reusable.
 
+
 #include <cstdlib>
 
 #if defined(__GLIBC__)
@@ -16841,7 +17926,11 @@ namespace trainpp::detail {
 /// the environment already sets either (MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_, which glibc
 /// has applied) or TRAINPP_KEEP_MALLOC_SETTINGS is set. Returns whether it changed anything. The
 /// cost: up to 256 MiB of freed memory may stay mapped instead of going back to the kernel.
-inline bool keep_freed_host_memory() {
+bool keep_freed_host_memory();
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE bool keep_freed_host_memory() {
 #if defined(__GLIBC__)
   static const bool changed = [] {
     if (std::getenv("MALLOC_MMAP_THRESHOLD_") != nullptr || std::getenv("MALLOC_TRIM_THRESHOLD_") != nullptr ||
@@ -16854,6 +17943,8 @@ inline bool keep_freed_host_memory() {
   return false;
 #endif
 }
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp::detail
 
@@ -16871,16 +17962,7 @@ namespace trainpp {
 /// its original data — the very storage it had, so no precision is lost in a round trip.
 class ModuleCastGuard {
  public:
-  ModuleCastGuard(torch::nn::Module& module, c10::ScalarType dtype) {
-    torch::NoGradGuard no_grad;
-    auto cast = [&](torch::Tensor& t) {
-      if (!t.defined() || !t.is_floating_point() || t.scalar_type() == dtype) return;
-      saved_.push_back({t, t.data()});
-      t.set_data(t.data().to(dtype));
-    };
-    for (auto& p : module.parameters(/*recurse=*/true)) cast(p);
-    for (auto& b : module.buffers(/*recurse=*/true)) cast(b);
-  }
+  ModuleCastGuard(torch::nn::Module& module, c10::ScalarType dtype);
   ModuleCastGuard(const ModuleCastGuard&) = delete;
   ModuleCastGuard& operator=(const ModuleCastGuard&) = delete;
   ~ModuleCastGuard() {
@@ -16893,6 +17975,21 @@ class ModuleCastGuard {
   };
   std::vector<Saved> saved_;
 };
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE ModuleCastGuard::ModuleCastGuard(torch::nn::Module& module, c10::ScalarType dtype) {
+  torch::NoGradGuard no_grad;
+  auto cast = [&](torch::Tensor& t) {
+    if (!t.defined() || !t.is_floating_point() || t.scalar_type() == dtype) return;
+    saved_.push_back({t, t.data()});
+    t.set_data(t.data().to(dtype));
+  };
+  for (auto& p : module.parameters(/*recurse=*/true)) cast(p);
+  for (auto& b : module.buffers(/*recurse=*/true)) cast(b);
+}
+
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp
 
@@ -17823,7 +18920,20 @@ struct CrashPlan {
 
 /// TRAINPP_CRASH_AT parsed once; a malformed value is an Error (a test asking for a crash that
 /// silently never happens would pass for the wrong reason).
-[[nodiscard]] inline const CrashPlan& crash_plan() {
+[[nodiscard]] const CrashPlan& crash_plan();
+
+/// Kills the process with SIGKILL if TRAINPP_CRASH_AT names this point and step.
+inline void crash_point(std::string_view point, std::int64_t global_step) {
+  const auto& plan = crash_plan();
+  if (plan.step == global_step && plan.point == point) {
+    std::fflush(nullptr);  // what was printed so far stays visible to the test that reads it
+    std::raise(SIGKILL);
+  }
+}
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE const CrashPlan& crash_plan() {
   static const CrashPlan plan = [] {
     CrashPlan p;
     const char* value = std::getenv("TRAINPP_CRASH_AT");
@@ -17853,14 +18963,7 @@ struct CrashPlan {
   return plan;
 }
 
-/// Kills the process with SIGKILL if TRAINPP_CRASH_AT names this point and step.
-inline void crash_point(std::string_view point, std::int64_t global_step) {
-  const auto& plan = crash_plan();
-  if (plan.step == global_step && plan.point == point) {
-    std::fflush(nullptr);  // what was printed so far stays visible to the test that reads it
-    std::raise(SIGKILL);
-  }
-}
+#endif  // TRAINPP_DEFINITIONS
 
 }  // namespace trainpp::detail
 

@@ -155,11 +155,45 @@ def check(root: Path, spec: Path) -> list[str]:
             if source in allowed and target in allowed and target not in allowed[source]:
                 problems.append(f"{where}: family '{source}' may not include family '{target}' "
                                 f"(it may include: {', '.join(sorted(allowed[source])) or 'nothing'})")
+    problems += definitions_without_config(tree, headers)
     for cycle in cycles(edges):
         steps = [f"  {a} -> {b}: {lines[(a, b)][0]}" for a, b in zip(cycle, cycle[1:])]
         problems.append("include cycle between families: " + " -> ".join(cycle) + "\n" + "\n".join(steps))
     for cycle in cycles(allowed):
         problems.append(f"{spec}: the layering itself has a cycle: " + " -> ".join(cycle))
+    return problems
+
+
+def definitions_without_config(tree: Path, headers: list[str]) -> list[str]:
+    """Headers that test TRAINPP_DEFINITIONS without reaching detail/config.hpp first. The preprocessor
+    reads an undefined macro as 0 without a word, so such a header would drop its definitions in
+    header-only mode, and the program would fail to link only where it uses one of them."""
+    includes: dict[str, list[str]] = {}
+    before_block: dict[str, list[str]] = {}
+    for header in headers:
+        found: list[str] = []
+        for line in (tree / header).read_text(encoding="utf-8", errors="replace").splitlines():
+            if "TRAINPP_DEFINITIONS" in line and re.match(r"^\s*#\s*(el)?if", line) and header not in before_block:
+                before_block[header] = list(found)
+            m = INCLUDE.match(line)
+            if m:
+                found.append(m.group(1))
+        includes[header] = found
+    config = "detail/config.hpp"
+    problems = []
+    for header, direct in sorted(before_block.items()):
+        if header == config:
+            continue
+        seen, todo = set(), list(direct)
+        while todo:
+            h = todo.pop()
+            if h not in seen:
+                seen.add(h)
+                todo.extend(includes.get(h, []))
+        if config not in seen:
+            problems.append(f"include/trainpp/{header}: tests TRAINPP_DEFINITIONS without including "
+                            f"<trainpp/{config}> first, so the macro reads as 0 and header-only mode loses "
+                            f"its definitions")
     return problems
 
 
@@ -219,6 +253,13 @@ def self_test(root: Path, spec: Path) -> int:
         (tree / "unlisted" / "x.hpp").write_text("#pragma once\n#include <trainpp/detail/error.hpp>\n")
 
     run("unlisted family", new_family, "its family 'unlisted' is not in the layering")
+
+    def definitions_before_config(tree: Path) -> None:
+        (tree / "io" / "planted.hpp").write_text(
+            "#pragma once\n#include <trainpp/detail/error.hpp>\n#if TRAINPP_DEFINITIONS\n#endif\n")
+
+    run("definitions block without config.hpp", definitions_before_config,
+        "io/planted.hpp: tests TRAINPP_DEFINITIONS without including")
     for f in failures:
         print(f"self-test FAILED: {f}", file=sys.stderr)
     return 1 if failures else 0
