@@ -4,6 +4,7 @@
 // the atomic writing and rotation of checkpoint-N directories. loop.hpp decides when; this file how.
 // The files themselves are read and written by the headers io/checkpoint.hpp includes.
 
+#include <trainpp/detail/config.hpp>
 #include <trainpp/detail/crash_point.hpp>
 #include <trainpp/detail/format.hpp>
 #include <trainpp/io/checkpoint.hpp>
@@ -12,18 +13,35 @@
 
 namespace trainpp {
 
-/// The checkpoint directory train() resumes from: nullopt for none ("false", or nothing given), the
-/// newest complete checkpoint in output_dir for "true", else the path given, which must hold a
-/// complete checkpoint. Either way its files must match the sizes and checksums of its manifest: a
-/// damaged checkpoint is refused, naming the file, before anything is read from it.
-template <class Model, class P>
-std::optional<std::filesystem::path> Trainer<Model, P>::resolve_checkpoint(const std::optional<std::string>& value) const {
+// What the Trainer's checkpoint members do that depends on neither the model nor the policies: declared
+// here, defined once (in trainpp::compiled, or inline below in header-only mode).
+namespace detail {
+
+/// See Trainer::resolve_checkpoint.
+[[nodiscard]] std::optional<std::filesystem::path> resolve_checkpoint(const std::optional<std::string>& value,
+                                                                     const std::string& output_dir);
+/// See Trainer::prepare_output_dir; called on the world's process zero only.
+void prepare_output_dir(const TrainingArguments& args, bool resuming);
+/// Forgets a best checkpoint that no longer exists, and says which step intervals and batch size of
+/// `args` differ from the checkpoint's (HF's compare_trainer_and_checkpoint_args: allowed, but said).
+void check_resumed_state(const TrainingArguments& args, TrainerState& loaded, const std::filesystem::path& path);
+/// See Trainer::process_state_of_other_world_size.
+[[nodiscard]] ProcessState process_state_of_other_world_size(const std::filesystem::path& checkpoint,
+                                                             const std::filesystem::path& optimizer_path, int rank,
+                                                             int world, bool is_world_process_zero);
+/// With save_total_limit 1 at the end of training: deletes every checkpoint but the best one.
+void keep_only_best_checkpoint(const std::string& output_dir, const std::string& best_model_checkpoint);
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE std::optional<std::filesystem::path> resolve_checkpoint(const std::optional<std::string>& value,
+                                                                      const std::string& output_dir) {
   if (!value || value->empty() || *value == "false" || *value == "False") return std::nullopt;
   if (*value == "true" || *value == "True") {
-    auto last = last_checkpoint(args_.output_dir);
+    auto last = last_checkpoint(output_dir);
     if (!last)
       throw error("No valid checkpoint found in output directory ({}) to resume from (resume_from_checkpoint "
-                  "true)", args_.output_dir);
+                  "true)", output_dir);
     verify_checkpoint_manifest(*last);
     return last;
   }
@@ -38,30 +56,122 @@ std::optional<std::filesystem::path> Trainer<Model, P>::resolve_checkpoint(const
   return dir;
 }
 
+TRAINPP_INLINE void prepare_output_dir(const TrainingArguments& args, bool resuming) {
+  // Created up front, as HF's Trainer does: an output_dir that cannot exist fails now, not at the first
+  // checkpoint after an hour of training.
+  std::error_code ec;
+  std::filesystem::create_directories(args.output_dir, ec);
+  if (ec) throw error("cannot create output_dir {}: {}", args.output_dir, ec.message());
+  if (args.save_strategy == SaveStrategy::no) return;
+  remove_stale_staging(args.output_dir);
+  if (resuming) return;
+  const auto existing = sorted_checkpoints(args.output_dir);
+  if (existing.empty()) return;
+  if (!args.overwrite_output_dir)
+    throw error("Output directory ({}) already holds checkpoints ({} ... {}). Use --resume_from_checkpoint true "
+                "to continue that run, or --overwrite_output_dir to delete them and start over.",
+                args.output_dir, existing.front().filename().string(), existing.back().filename().string());
+  for (const auto& dir : existing) {
+    note("overwrite_output_dir: deleting {}", dir.string());
+    remove_dir_atomic(dir);
+  }
+}
+
+TRAINPP_INLINE void check_resumed_state(const TrainingArguments& args, TrainerState& loaded,
+                                        const std::filesystem::path& path) {
+  if (loaded.best_model_checkpoint && !std::filesystem::is_directory(*loaded.best_model_checkpoint)) {
+    warn("The best checkpoint {} recorded in the resumed state does not exist anymore. Ignoring it for this run.",
+         *loaded.best_model_checkpoint);
+    loaded.best_model_checkpoint.reset();
+  }
+  std::vector<std::string> differences;
+  auto compare = [&](const char* name, std::int64_t now, std::int64_t saved) {
+    if (now != saved) differences.push_back(fmt::format("{}: {} (from args) != {} (from {})", name, now, saved, path.string()));
+  };
+  TrainerState now;
+  now.compute_steps(args, loaded.max_steps);
+  compare("logging_steps", now.logging_steps, loaded.logging_steps);
+  compare("eval_steps", now.eval_steps, loaded.eval_steps);
+  compare("save_steps", now.save_steps, loaded.save_steps);
+  compare("per_device_train_batch_size", args.per_device_train_batch_size, loaded.train_batch_size);
+  if (!differences.empty())
+    warn("The following arguments do not match the ones in the checkpoint's trainer_state.json (the checkpoint's "
+         "logging/eval/save steps stay in force, as in HF):\n\t{}", fmt::join(differences, "\n\t"));
+}
+
+TRAINPP_INLINE ProcessState process_state_of_other_world_size(const std::filesystem::path& checkpoint,
+                                                              const std::filesystem::path& optimizer_path, int rank,
+                                                              int world, bool is_world_process_zero) {
+  const auto own_name = process_state_name(rank, world);
+  std::int64_t saved_world = 0;
+  if (std::filesystem::exists(checkpoint / process_state_name(0, 1))) {
+    saved_world = 1;
+  } else {
+    while (std::filesystem::exists(checkpoint / process_state_name(saved_world, 2))) ++saved_world;
+    // A file of rank r < N does not say N: the states themselves do.
+    if (saved_world > 0) saved_world = load_process_state(checkpoint / process_state_name(0, 2)).world_size;
+  }
+  if (saved_world == 0 || saved_world == world || optimizer_path.filename() != optimizer_state_name ||
+      !std::filesystem::exists(optimizer_path))
+    throw error("{} lacks {}: it was saved by a run with a different number of processes than this one ({}), and "
+                "its optimizer is sharded per process (or missing), so it cannot be resumed by {} processes",
+                checkpoint.string(), own_name, world, world);
+  std::vector<ProcessState> saved;
+  for (std::int64_t r = 0; r < saved_world; ++r) {
+    const auto path = checkpoint / process_state_name(r, saved_world);
+    saved.push_back(load_process_state(path));
+    if (saved.back().world_size != saved_world || saved.back().rank != r)
+      throw error("{} is rank {} of {} processes, but the checkpoint holds the states of {} processes", path.string(),
+                  saved.back().rank, saved.back().world_size, saved_world);
+  }
+  ProcessState merged;
+  if (rank < saved_world) {
+    merged.cpu_rng = saved[static_cast<std::size_t>(rank)].cpu_rng;
+    merged.cuda_rng = saved[static_cast<std::size_t>(rank)].cuda_rng;
+  }
+  auto sum = torch::zeros({}, torch::kFloat32);
+  for (const auto& s : saved) sum += s.tr_loss.to(torch::kCPU, torch::kFloat32);
+  merged.tr_loss = sum / static_cast<double>(saved_world);
+  merged.total_loss_scalar = saved[0].total_loss_scalar;
+  merged.globalstep_last_logged = saved[0].globalstep_last_logged;
+  merged.scheduler_steps = saved[0].scheduler_steps;
+  merged.rank = rank;
+  merged.world_size = world;
+  if (is_world_process_zero)
+    warn("{} was saved by {} process(es) and is resumed by {}: the model, optimizer and schedule continue exactly, "
+         "but the random generators{} and the batches each process draws may differ from an uninterrupted run's",
+         checkpoint.string(), saved_world, world, world > saved_world ? " (fresh on the added processes)" : "");
+  return merged;
+}
+
+TRAINPP_INLINE void keep_only_best_checkpoint(const std::string& output_dir, const std::string& best_model_checkpoint) {
+  const auto best = std::filesystem::path(best_model_checkpoint).lexically_normal();
+  for (const auto& dir : sorted_checkpoints(output_dir, best_model_checkpoint))
+    if (dir.lexically_normal() != best) {
+      note("Deleting older checkpoint [{}] due to args.save_total_limit", dir.string());
+      remove_dir_atomic(dir);
+    }
+}
+
+#endif  // TRAINPP_DEFINITIONS
+
+}  // namespace detail
+
+/// The checkpoint directory train() resumes from: nullopt for none ("false", or nothing given), the
+/// newest complete checkpoint in output_dir for "true", else the path given, which must hold a
+/// complete checkpoint. Either way its files must match the sizes and checksums of its manifest: a
+/// damaged checkpoint is refused, naming the file, before anything is read from it.
+template <class Model, class P>
+std::optional<std::filesystem::path> Trainer<Model, P>::resolve_checkpoint(const std::optional<std::string>& value) const {
+  return detail::resolve_checkpoint(value, args_.output_dir);
+}
+
 /// Before a run writes into output_dir: removes what interrupted saves left there, and refuses to
 /// start a fresh run on top of another run's checkpoints unless told to overwrite them (HF's example
 /// scripts refuse the same way; the Trainer itself would mix the two runs' checkpoints).
 template <class Model, class P>
 void Trainer<Model, P>::prepare_output_dir(bool resuming) {
-  if (!state_.is_world_process_zero) return;
-  // Created up front, as HF's Trainer does: an output_dir that cannot exist fails now, not at the first
-  // checkpoint after an hour of training.
-  std::error_code ec;
-  std::filesystem::create_directories(args_.output_dir, ec);
-  if (ec) throw error("cannot create output_dir {}: {}", args_.output_dir, ec.message());
-  if (args_.save_strategy == SaveStrategy::no) return;
-  remove_stale_staging(args_.output_dir);
-  if (resuming) return;
-  const auto existing = sorted_checkpoints(args_.output_dir);
-  if (existing.empty()) return;
-  if (!args_.overwrite_output_dir)
-    throw error("Output directory ({}) already holds checkpoints ({} ... {}). Use --resume_from_checkpoint true "
-                "to continue that run, or --overwrite_output_dir to delete them and start over.",
-                args_.output_dir, existing.front().filename().string(), existing.back().filename().string());
-  for (const auto& dir : existing) {
-    note("overwrite_output_dir: deleting {}", dir.string());
-    remove_dir_atomic(dir);
-  }
+  if (state_.is_world_process_zero) detail::prepare_output_dir(args_, resuming);
 }
 
 /// trainer_state.json of the checkpoint, checked against this run (HF's _init_training_state).
@@ -69,25 +179,7 @@ template <class Model, class P>
 TrainerState Trainer<Model, P>::resumed_state(const std::filesystem::path& checkpoint) {
   const auto path = checkpoint / trainer_state_name;
   TrainerState loaded = read_trainer_state(path);
-  if (loaded.best_model_checkpoint && !std::filesystem::is_directory(*loaded.best_model_checkpoint)) {
-    warn("The best checkpoint {} recorded in the resumed state does not exist anymore. Ignoring it for this run.",
-         *loaded.best_model_checkpoint);
-    loaded.best_model_checkpoint.reset();
-  }
-  // HF's compare_trainer_and_checkpoint_args: differences are allowed, but said.
-  std::vector<std::string> differences;
-  auto compare = [&](const char* name, std::int64_t now, std::int64_t saved) {
-    if (now != saved) differences.push_back(fmt::format("{}: {} (from args) != {} (from {})", name, now, saved, path.string()));
-  };
-  TrainerState now;
-  now.compute_steps(args_, loaded.max_steps);
-  compare("logging_steps", now.logging_steps, loaded.logging_steps);
-  compare("eval_steps", now.eval_steps, loaded.eval_steps);
-  compare("save_steps", now.save_steps, loaded.save_steps);
-  compare("per_device_train_batch_size", args_.per_device_train_batch_size, loaded.train_batch_size);
-  if (!differences.empty())
-    warn("The following arguments do not match the ones in the checkpoint's trainer_state.json (the checkpoint's "
-         "logging/eval/save steps stay in force, as in HF):\n\t{}", fmt::join(differences, "\n\t"));
+  detail::check_resumed_state(args_, loaded, path);
   if (args_.restore_callback_states_from_checkpoint) {
     if (auto control = control_from_state(loaded, path.string())) control_ = *control;
     const auto unclaimed = callbacks_.load_states(loaded.stateful_callbacks, path.string());
@@ -215,47 +307,8 @@ bool Trainer<Model, P>::load_training_state(const std::filesystem::path& checkpo
 template <class Model, class P>
 ProcessState Trainer<Model, P>::process_state_of_other_world_size(const std::filesystem::path& checkpoint,
                                                                   const std::filesystem::path& optimizer_path) {
-  const int world = sharding_.world_size(), rank = sharding_.rank();
-  const auto own_name = process_state_name(rank, world);
-  std::int64_t saved_world = 0;
-  if (std::filesystem::exists(checkpoint / process_state_name(0, 1))) {
-    saved_world = 1;
-  } else {
-    while (std::filesystem::exists(checkpoint / process_state_name(saved_world, 2))) ++saved_world;
-    // A file of rank r < N does not say N: the states themselves do.
-    if (saved_world > 0) saved_world = load_process_state(checkpoint / process_state_name(0, 2)).world_size;
-  }
-  if (saved_world == 0 || saved_world == world || optimizer_path.filename() != optimizer_state_name ||
-      !std::filesystem::exists(optimizer_path))
-    throw error("{} lacks {}: it was saved by a run with a different number of processes than this one ({}), and "
-                "its optimizer is sharded per process (or missing), so it cannot be resumed by {} processes",
-                checkpoint.string(), own_name, world, world);
-  std::vector<ProcessState> saved;
-  for (std::int64_t r = 0; r < saved_world; ++r) {
-    const auto path = checkpoint / process_state_name(r, saved_world);
-    saved.push_back(load_process_state(path));
-    if (saved.back().world_size != saved_world || saved.back().rank != r)
-      throw error("{} is rank {} of {} processes, but the checkpoint holds the states of {} processes", path.string(),
-                  saved.back().rank, saved.back().world_size, saved_world);
-  }
-  ProcessState merged;
-  if (rank < saved_world) {
-    merged.cpu_rng = saved[static_cast<std::size_t>(rank)].cpu_rng;
-    merged.cuda_rng = saved[static_cast<std::size_t>(rank)].cuda_rng;
-  }
-  auto sum = torch::zeros({}, torch::kFloat32);
-  for (const auto& s : saved) sum += s.tr_loss.to(torch::kCPU, torch::kFloat32);
-  merged.tr_loss = sum / static_cast<double>(saved_world);
-  merged.total_loss_scalar = saved[0].total_loss_scalar;
-  merged.globalstep_last_logged = saved[0].globalstep_last_logged;
-  merged.scheduler_steps = saved[0].scheduler_steps;
-  merged.rank = rank;
-  merged.world_size = world;
-  if (state_.is_world_process_zero)
-    warn("{} was saved by {} process(es) and is resumed by {}: the model, optimizer and schedule continue exactly, "
-         "but the random generators{} and the batches each process draws may differ from an uninterrupted run's",
-         checkpoint.string(), saved_world, world, world > saved_world ? " (fresh on the added processes)" : "");
-  return merged;
+  return detail::process_state_of_other_world_size(checkpoint, optimizer_path, sharding_.rank(),
+                                                   sharding_.world_size(), state_.is_world_process_zero);
 }
 
 /// Moves the loader past the batches a resumed epoch already trained on: in O(1) when the loader can
@@ -358,8 +411,8 @@ void Trainer<Model, P>::save_checkpoint(const torch::Tensor& tr_loss) {
         if (!scaler.is_null()) save_component_state(staging / scaler_state_name, scaler);
       }
     }
-    write_file_atomic(staging / trainer_state_name, state_json().dump(2) + "\n");
-    write_file_atomic(staging / training_args_name, saved_arguments_.dump(2) + "\n");
+    write_json_file(staging / trainer_state_name, state_json());
+    write_json_file(staging / training_args_name, saved_arguments_);
     synchronize_processes();
     for (int rank = 1; rank < world; ++rank) {
       const auto from = rank_dir(rank);
@@ -397,14 +450,8 @@ void Trainer<Model, P>::finish_checkpoints() {
          state_.best_metric ? detail::python_float(*state_.best_metric) : std::string("None"));
     load_checkpoint_weights(*state_.best_model_checkpoint);
   }
-  if (state_.is_world_process_zero && state_.best_model_checkpoint && args_.save_total_limit == 1) {
-    const auto best = std::filesystem::path(*state_.best_model_checkpoint).lexically_normal();
-    for (const auto& dir : sorted_checkpoints(args_.output_dir, state_.best_model_checkpoint))
-      if (dir.lexically_normal() != best) {
-        note("Deleting older checkpoint [{}] due to args.save_total_limit", dir.string());
-        remove_dir_atomic(dir);
-      }
-  }
+  if (state_.is_world_process_zero && state_.best_model_checkpoint && args_.save_total_limit == 1)
+    detail::keep_only_best_checkpoint(args_.output_dir, *state_.best_model_checkpoint);
 }
 
 }  // namespace trainpp

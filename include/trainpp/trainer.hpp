@@ -363,7 +363,7 @@ class Trainer {
     if (!state_.is_world_process_zero) return;
     const auto d = dir.value_or(args_.output_dir);
     std::filesystem::create_directories(d);
-    write_file_atomic(d / "trainer_state.json", state_json().dump(2) + "\n");
+    write_json_file(d / "trainer_state.json", state_json());
   }
 
   // ---- what policies and callbacks reach through the trainer ------------------------------------
@@ -743,7 +743,10 @@ Trainer(Factory, TrainingArguments, Named...) -> Trainer<std::invoke_result_t<Fa
 
 namespace detail {
 /// Concatenates along dim 0, padding dim 1 with `pad` when lengths differ (HF's nested_concat).
-inline torch::Tensor concat_padded(std::vector<torch::Tensor>& parts, double pad = -100) {
+[[nodiscard]] torch::Tensor concat_padded(std::vector<torch::Tensor>& parts, double pad = -100);
+
+#if TRAINPP_DEFINITIONS
+TRAINPP_INLINE torch::Tensor concat_padded(std::vector<torch::Tensor>& parts, double pad) {
   if (parts.empty()) return {};
   for (auto& p : parts)
     if (p.dim() == 0) p = p.unsqueeze(0);  // one value per batch: concatenate them as a vector
@@ -763,6 +766,7 @@ inline torch::Tensor concat_padded(std::vector<torch::Tensor>& parts, double pad
   }
   return torch::cat(parts, 0);
 }
+#endif  // TRAINPP_DEFINITIONS
 }  // namespace detail
 
 }  // namespace trainpp

@@ -639,16 +639,40 @@ template <class Json = nlohmann::json>
   }
 }
 
+// The two documents every reader parses depend on no user type: a program linking trainpp::compiled
+// takes these instantiations from there instead of compiling the JSON parser again.
+#if !TRAINPP_DEFINITIONS
+extern template nlohmann::json parse_json_strict<nlohmann::json>(std::string_view, std::string_view, const JsonLimits&);
+extern template nlohmann::ordered_json parse_json_strict<nlohmann::ordered_json>(std::string_view, std::string_view,
+                                                                                 const JsonLimits&);
+#endif
+
 }  // namespace detail
 
 /// Reads a JSON file strictly (see detail::parse_json_strict); errors name the file.
 [[nodiscard]] nlohmann::json read_json_file(const std::filesystem::path& path);
+
+/// Writes `value` to `path` atomically as JSON indented by `indent` spaces, ending in a newline (the
+/// layout of HF's trainer_state.json and training_args.json).
+void write_json_file(const std::filesystem::path& path, const nlohmann::json& value, int indent = 2);
 
 #if TRAINPP_DEFINITIONS
 
 TRAINPP_INLINE nlohmann::json read_json_file(const std::filesystem::path& path) {
   return detail::parse_json_strict(read_file(path), path.string());
 }
+
+TRAINPP_INLINE void write_json_file(const std::filesystem::path& path, const nlohmann::json& value, int indent) {
+  write_file_atomic(path, value.dump(indent) + "\n");
+}
+
+#if defined(TRAINPP_COMPILED_LIB)
+namespace detail {
+template nlohmann::json parse_json_strict<nlohmann::json>(std::string_view, std::string_view, const JsonLimits&);
+template nlohmann::ordered_json parse_json_strict<nlohmann::ordered_json>(std::string_view, std::string_view,
+                                                                          const JsonLimits&);
+}  // namespace detail
+#endif
 
 #endif  // TRAINPP_DEFINITIONS
 
@@ -4820,6 +4844,99 @@ TRAINPP_INLINE std::vector<std::vector<std::int64_t>> shard_batch_positions(std:
 
 }  // namespace trainpp
 
+// ---- trainpp/data/tensor_dataset.hpp ----
+// TensorDataset: a dataset over whole tensors whose first dimension indexes the examples.
+
+
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <utility>
+#include <vector>
+
+namespace trainpp {
+
+/// A Dataset over named tensors sharing their first dimension (torch's TensorDataset, with names):
+/// `TensorDataset{{"pixel_values", images}, {"labels", labels}}`. `get(i)` is a Batch of the i-th rows
+/// (views, no copy); `gather(indices)` collates a whole batch with one index_select per key, which is
+/// what DefaultCollate would make of the `get` results, only without the per-example ops.
+class TensorDataset {
+ public:
+  TensorDataset(std::initializer_list<Batch::value_type> tensors) : TensorDataset(Batch(tensors)) {}
+  /// Throws trainpp::Error when there is no tensor, one is undefined or 0-dim, or the first dimensions differ.
+  explicit TensorDataset(Batch tensors);
+
+  [[nodiscard]] std::size_t size() const { return static_cast<std::size_t>(size_); }
+
+  /// The i-th example: each tensor's i-th row (a view).
+  [[nodiscard]] Batch get(std::size_t i) const;
+
+  /// The rows `indices`, collated: each tensor index_selected along dimension 0. With `pin_memory`
+  /// (CUDA builds), rows of CPU tensors are gathered straight into page-locked memory, ready for an
+  /// asynchronous copy to the GPU without a second host copy.
+  [[nodiscard]] Batch gather(const std::vector<std::int64_t>& indices, bool pin_memory = false) const;
+
+  /// The whole tensors, by name.
+  [[nodiscard]] const Batch& tensors() const { return tensors_; }
+
+ private:
+  Batch tensors_;
+  std::int64_t size_ = 0;
+};
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE TensorDataset::TensorDataset(Batch tensors) : tensors_(std::move(tensors)) {
+  if (tensors_.empty()) throw error("a TensorDataset needs at least one tensor");
+  bool first = true;
+  for (const auto& [key, t] : tensors_) {
+    if (!t.defined()) throw error("TensorDataset: tensor '{}' is undefined", key);
+    if (t.dim() == 0) throw error("TensorDataset: tensor '{}' is 0-dim; its first dimension must index the examples", key);
+    if (first) {
+      size_ = t.size(0);
+      first = false;
+    } else if (t.size(0) != size_) {
+      throw error("TensorDataset: tensor '{}' has {} rows but '{}' has {}; all tensors must share their first "
+                  "dimension", key, t.size(0), tensors_.begin()->first, size_);
+    }
+  }
+}
+
+TRAINPP_INLINE Batch TensorDataset::get(std::size_t i) const {
+  if (i >= size()) throw error("TensorDataset: index {} is out of range (size {})", i, size_);
+  Batch out;
+  for (const auto& [key, t] : tensors_) out[key] = t.select(0, static_cast<std::int64_t>(i));
+  return out;
+}
+
+TRAINPP_INLINE Batch TensorDataset::gather(const std::vector<std::int64_t>& indices, bool pin_memory) const {
+  for (const std::int64_t i : indices)
+    if (i < 0 || i >= size_) throw error("TensorDataset: index {} is out of range (size {})", i, size_);
+  // index_select only reads the index, so the vector's storage serves without a copy.
+  const torch::Tensor index = torch::from_blob(const_cast<std::int64_t*>(indices.data()),
+                                               {static_cast<std::int64_t>(indices.size())}, torch::kLong);
+  Batch out;
+  torch::Tensor on_device = index;  // the index on the device of the tensors before
+  for (const auto& [key, t] : tensors_) {
+    // Tensors kept on an accelerator are gathered there. The index copy is asynchronous: CUDA stages
+    // pageable memory before returning, and a blocking copy would wait for all queued work.
+    if (on_device.device() != t.device()) on_device = index.to(t.device(), /*non_blocking=*/true);
+    if (pin_memory && t.is_cpu()) {
+      std::vector<std::int64_t> shape = t.sizes().vec();
+      shape[0] = index.numel();
+      torch::Tensor pinned = torch::empty(shape, t.options().pinned_memory(true));
+      out[key] = torch::index_select_out(pinned, t, 0, on_device);
+    } else {
+      out[key] = t.index_select(0, on_device);
+    }
+  }
+  return out;
+}
+
+#endif  // TRAINPP_DEFINITIONS
+
+}  // namespace trainpp
+
 #include <c10/core/StreamGuard.h>
 #include <c10/core/impl/VirtualGuardImpl.h>
 
@@ -4912,7 +5029,15 @@ struct LoaderCore {
   std::vector<std::jthread> workers;
 
   /// The dataset indices of batch b.
-  [[nodiscard]] std::vector<std::int64_t> batch_indices(std::size_t b) const {
+  [[nodiscard]] std::vector<std::int64_t> batch_indices(std::size_t b) const;
+
+  /// Batch b, collated, on options.device. With `stream` (a worker's side stream), the copy is
+  /// finished before returning, so the caller's stream can use the batch without waiting on ours.
+  [[nodiscard]] Batch produce(std::size_t b, const std::optional<c10::Stream>& stream) const;
+};
+
+template <class D, class Collate>
+std::vector<std::int64_t> LoaderCore<D, Collate>::batch_indices(std::size_t b) const {
     if (options.shard.count > 1) {
       std::vector<std::int64_t> out = shard_batches[b];
       if (order.defined()) {
@@ -4933,9 +5058,8 @@ struct LoaderCore {
     return out;
   }
 
-  /// Batch b, collated, on options.device. With `stream` (a worker's side stream), the copy is
-  /// finished before returning, so the caller's stream can use the batch without waiting on ours.
-  [[nodiscard]] Batch produce(std::size_t b, const std::optional<c10::Stream>& stream) const {
+template <class D, class Collate>
+Batch LoaderCore<D, Collate>::produce(std::size_t b, const std::optional<c10::Stream>& stream) const {
     torch::NoGradGuard no_grad;  // collation needs no autograd; inference tensors would break backward
     const std::vector<std::int64_t> indices = batch_indices(b);
     const bool pin = options.pin_memory && device.is_cuda();
@@ -4963,7 +5087,6 @@ struct LoaderCore {
     if (stream) stream->synchronize();
     return out;
   }
-};
 
 }  // namespace detail
 
@@ -4987,42 +5110,13 @@ class DataLoader {
 
  public:
   /// Throws trainpp::Error on batch_size < 1, num_workers < 0 or prefetch_factor < 1.
-  DataLoader(const D& dataset, DataLoaderOptions options, Collate collate = {})
-      : core_(std::make_unique<Core>(std::move(collate))) {
-    if (options.batch_size < 1) throw error("DataLoader: batch_size must be at least 1, got {}", options.batch_size);
-    if (options.num_workers < 0) throw error("DataLoader: num_workers must be >= 0, got {}", options.num_workers);
-    if (options.prefetch_factor < 1)
-      throw error("DataLoader: prefetch_factor must be at least 1, got {}", options.prefetch_factor);
-    Core& c = *core_;
-    c.dataset = &dataset;
-    c.options = std::move(options);
-    c.num_samples = static_cast<std::size_t>(dataset.size());
-    const auto bs = static_cast<std::size_t>(c.options.batch_size);
-    c.num_batches = c.options.drop_last ? c.num_samples / bs : (c.num_samples + bs - 1) / bs;
-    if (c.options.shard.count > 1) {
-      c.shard_batches = shard_batch_positions(static_cast<std::int64_t>(c.num_samples), c.options.batch_size,
-                                              c.options.shard, c.options.drop_last, c.options.even_batches);
-      c.num_batches = c.shard_batches.size();
-    }
-    c.device = c.options.device;
-    if (c.options.group_lengths && c.options.group_lengths->size() != c.num_samples)
-      throw error("DataLoader: group_lengths has {} lengths but the dataset has {} examples",
-                  c.options.group_lengths->size(), c.num_samples);
-  }
+  DataLoader(const D& dataset, DataLoaderOptions options, Collate collate = {});
   /// A loader must not outlive its dataset; a temporary would.
   DataLoader(const D&& dataset, DataLoaderOptions options, Collate collate = {}) = delete;
 
   DataLoader(DataLoader&&) noexcept = default;
-  DataLoader& operator=(DataLoader&& other) noexcept {
-    if (this != &other) {
-      if (core_) stop_workers();
-      core_ = std::move(other.core_);
-    }
-    return *this;
-  }
-  ~DataLoader() {
-    if (core_) stop_workers();
-  }
+  DataLoader& operator=(DataLoader&& other) noexcept;
+  ~DataLoader();
 
   /// len(dataloader): the batches of one epoch, num_samples / batch_size rounded up, or down with drop_last.
   [[nodiscard]] std::size_t num_batches() const { return core_->num_batches; }
@@ -5049,70 +5143,16 @@ class DataLoader {
   [[nodiscard]] std::size_t position() const { return core_->next_deliver; }
 
   /// Starts a pass over epoch `epoch`'s order from its first batch (HF calls set_epoch every epoch).
-  void set_epoch(std::int64_t epoch) {
-    stop_workers();
-    Core& c = *core_;
-    if (c.epoch != epoch) c.order = torch::Tensor();
-    c.epoch = epoch;
-    c.next_deliver = 0;
-    c.pass_finished = false;
-  }
+  void set_epoch(std::int64_t epoch);
 
   /// Makes batch `batch_index` of the current epoch the next one delivered, without reading the batches
   /// before it (resuming mid-epoch). batch_index == num_batches() ends the pass. Throws trainpp::Error
   /// beyond that.
-  void skip_to(std::size_t batch_index) {
-    Core& c = *core_;
-    if (batch_index > c.num_batches)
-      throw error("DataLoader: cannot skip to batch {}: an epoch has {} batches", batch_index, c.num_batches);
-    stop_workers();
-    c.next_deliver = batch_index;
-    c.pass_finished = false;
-  }
+  void skip_to(std::size_t batch_index);
 
   /// The next batch of the epoch, on options.device; nullopt once the epoch is exhausted. A call after
   /// that nullopt starts the next epoch (as accelerate's sampler advances its epoch after each pass).
-  [[nodiscard]] std::optional<Batch> next() {
-    Core& c = *core_;
-    if (c.pass_finished) set_epoch(c.epoch + 1);
-    if (c.next_deliver >= c.num_batches) {
-      stop_workers();
-      c.pass_finished = true;
-      return std::nullopt;
-    }
-    if (c.options.group_lengths && !c.order.defined())
-      c.order = LengthGroupedSampler(*c.options.group_lengths, c.options.length_group_batch_size, c.options.seed,
-                                     c.options.length_group_after_loader_seed)
-                    .epoch_permutation(c.epoch);
-    else if (c.options.shuffle && !c.order.defined())
-      c.order = RandomSampler(static_cast<std::int64_t>(c.num_samples), c.options.seed).epoch_permutation(c.epoch);
-    if (c.options.num_workers == 0) {
-      // Advance first: a batch whose building throws is consumed, as it is with workers.
-      const std::size_t b = c.next_deliver++;
-      return c.produce(b, std::nullopt);
-    }
-    if (c.workers.empty()) start_workers();
-
-    detail::PrefetchSlot slot;
-    {
-      std::unique_lock lock(c.mutex);
-      auto& ready = c.slots[c.next_deliver % c.slots.size()];
-      c.batch_ready.wait(lock, [&] { return ready.has_value(); });
-      slot = std::move(*ready);
-      ready.reset();
-      ++c.next_deliver;
-    }
-    c.work_ready.notify_all();
-    if (slot.error) std::rethrow_exception(slot.error);
-    if (!c.device.is_cpu()) {
-      // The batch was allocated on a worker's stream; tell the caching allocator it is used on ours, so
-      // its memory is not handed back to the worker while our kernels still read it.
-      const c10::Stream current = c10::impl::VirtualGuardImpl(c.device.type()).getStream(c.device);
-      for (const auto& [key, t] : slot.batch)
-        if (t.defined() && t.device() == c.device) t.record_stream(current);
-    }
-    return std::move(slot.batch);
-  }
+  [[nodiscard]] std::optional<Batch> next();
 
   /// Input iteration over the rest of the current pass: `for (const Batch& b : loader)`.
   class iterator {
@@ -5145,68 +5185,180 @@ class DataLoader {
  private:
   using Core = detail::LoaderCore<D, Collate>;
 
-  void start_workers() {
-    Core& c = *core_;
-    const auto num_workers = static_cast<std::size_t>(c.options.num_workers);
-    c.slots.assign(num_workers * static_cast<std::size_t>(c.options.prefetch_factor), std::nullopt);
-    c.next_claim = c.next_deliver;
-    // Each worker copies on a stream of its own, so its copies overlap the caller's kernels.
-    std::vector<std::optional<c10::Stream>> streams(num_workers);
-    if (!c.device.is_cpu()) {
-      const c10::impl::VirtualGuardImpl guard(c.device.type());
-      if (!c.device.has_index()) c.device = guard.getDevice();
-      for (auto& stream : streams) {
-        try {
-          stream = guard.getStreamFromGlobalPool(c.device);
-        } catch (const c10::Error&) {
-          // A backend without stream pools: workers copy blocking on its current stream instead.
-        }
-      }
-    }
-    c.workers.reserve(num_workers);
-    for (std::size_t w = 0; w < num_workers; ++w)
-      c.workers.emplace_back([&c, stream = streams[w]](std::stop_token stop) { work(c, stream, stop); });
-  }
+  void start_workers();
 
   /// Joins the workers and drops what they prefetched; the next next() restarts them where it resumes.
-  void stop_workers() {
-    Core& c = *core_;
-    if (c.workers.empty()) return;
-    for (auto& w : c.workers) w.request_stop();
-    c.workers.clear();  // joins; a worker mid-batch finishes that batch first
-    c.slots.clear();
-  }
+  void stop_workers();
 
-  static void work(Core& c, const std::optional<c10::Stream>& stream, std::stop_token stop) {
-    detail::single_threaded_ops_on_this_thread();
-    std::optional<c10::StreamGuard> on_stream;
-    if (stream) on_stream.emplace(*stream);
-    for (;;) {
-      std::size_t b = 0;
-      {
-        std::unique_lock lock(c.mutex);
-        const bool go = c.work_ready.wait(lock, stop, [&] {
-          return c.next_claim >= c.num_batches || c.next_claim < c.next_deliver + c.slots.size();
-        });
-        if (!go || c.next_claim >= c.num_batches) return;
-        b = c.next_claim++;
-      }
-      detail::PrefetchSlot slot;
-      try {
-        slot.batch = c.produce(b, stream);
-      } catch (...) {
-        slot.error = std::current_exception();
-      }
-      {
-        std::lock_guard lock(c.mutex);
-        c.slots[b % c.slots.size()] = std::move(slot);
-      }
-      c.batch_ready.notify_all();
-    }
-  }
+  static void work(Core& c, const std::optional<c10::Stream>& stream, std::stop_token stop);
 
   std::unique_ptr<Core> core_;
 };
+
+// The members that build and deliver batches are defined out of the class, so that in compiled mode
+// `extern template` keeps every translation unit from instantiating them for the common loader below.
+template <Dataset D, class Collate>
+DataLoader<D, Collate>::DataLoader(const D& dataset, DataLoaderOptions options, Collate collate)
+    : core_(std::make_unique<Core>(std::move(collate))) {
+  if (options.batch_size < 1) throw error("DataLoader: batch_size must be at least 1, got {}", options.batch_size);
+  if (options.num_workers < 0) throw error("DataLoader: num_workers must be >= 0, got {}", options.num_workers);
+  if (options.prefetch_factor < 1)
+    throw error("DataLoader: prefetch_factor must be at least 1, got {}", options.prefetch_factor);
+  Core& c = *core_;
+  c.dataset = &dataset;
+  c.options = std::move(options);
+  c.num_samples = static_cast<std::size_t>(dataset.size());
+  const auto bs = static_cast<std::size_t>(c.options.batch_size);
+  c.num_batches = c.options.drop_last ? c.num_samples / bs : (c.num_samples + bs - 1) / bs;
+  if (c.options.shard.count > 1) {
+    c.shard_batches = shard_batch_positions(static_cast<std::int64_t>(c.num_samples), c.options.batch_size,
+                                            c.options.shard, c.options.drop_last, c.options.even_batches);
+    c.num_batches = c.shard_batches.size();
+  }
+  c.device = c.options.device;
+  if (c.options.group_lengths && c.options.group_lengths->size() != c.num_samples)
+    throw error("DataLoader: group_lengths has {} lengths but the dataset has {} examples",
+                c.options.group_lengths->size(), c.num_samples);
+}
+
+template <Dataset D, class Collate>
+DataLoader<D, Collate>& DataLoader<D, Collate>::operator=(DataLoader&& other) noexcept {
+  if (this != &other) {
+    if (core_) stop_workers();
+    core_ = std::move(other.core_);
+  }
+  return *this;
+}
+
+template <Dataset D, class Collate>
+DataLoader<D, Collate>::~DataLoader() {
+  if (core_) stop_workers();
+}
+
+template <Dataset D, class Collate>
+void DataLoader<D, Collate>::set_epoch(std::int64_t epoch) {
+  stop_workers();
+  Core& c = *core_;
+  if (c.epoch != epoch) c.order = torch::Tensor();
+  c.epoch = epoch;
+  c.next_deliver = 0;
+  c.pass_finished = false;
+}
+
+template <Dataset D, class Collate>
+void DataLoader<D, Collate>::skip_to(std::size_t batch_index) {
+  Core& c = *core_;
+  if (batch_index > c.num_batches)
+    throw error("DataLoader: cannot skip to batch {}: an epoch has {} batches", batch_index, c.num_batches);
+  stop_workers();
+  c.next_deliver = batch_index;
+  c.pass_finished = false;
+}
+
+template <Dataset D, class Collate>
+std::optional<Batch> DataLoader<D, Collate>::next() {
+  Core& c = *core_;
+  if (c.pass_finished) set_epoch(c.epoch + 1);
+  if (c.next_deliver >= c.num_batches) {
+    stop_workers();
+    c.pass_finished = true;
+    return std::nullopt;
+  }
+  if (c.options.group_lengths && !c.order.defined())
+    c.order = LengthGroupedSampler(*c.options.group_lengths, c.options.length_group_batch_size, c.options.seed,
+                                   c.options.length_group_after_loader_seed)
+                  .epoch_permutation(c.epoch);
+  else if (c.options.shuffle && !c.order.defined())
+    c.order = RandomSampler(static_cast<std::int64_t>(c.num_samples), c.options.seed).epoch_permutation(c.epoch);
+  if (c.options.num_workers == 0) {
+    // Advance first: a batch whose building throws is consumed, as it is with workers.
+    const std::size_t b = c.next_deliver++;
+    return c.produce(b, std::nullopt);
+  }
+  if (c.workers.empty()) start_workers();
+
+  detail::PrefetchSlot slot;
+  {
+    std::unique_lock lock(c.mutex);
+    auto& ready = c.slots[c.next_deliver % c.slots.size()];
+    c.batch_ready.wait(lock, [&] { return ready.has_value(); });
+    slot = std::move(*ready);
+    ready.reset();
+    ++c.next_deliver;
+  }
+  c.work_ready.notify_all();
+  if (slot.error) std::rethrow_exception(slot.error);
+  if (!c.device.is_cpu()) {
+    // The batch was allocated on a worker's stream; tell the caching allocator it is used on ours, so
+    // its memory is not handed back to the worker while our kernels still read it.
+    const c10::Stream current = c10::impl::VirtualGuardImpl(c.device.type()).getStream(c.device);
+    for (const auto& [key, t] : slot.batch)
+      if (t.defined() && t.device() == c.device) t.record_stream(current);
+  }
+  return std::move(slot.batch);
+}
+
+template <Dataset D, class Collate>
+void DataLoader<D, Collate>::start_workers() {
+  Core& c = *core_;
+  const auto num_workers = static_cast<std::size_t>(c.options.num_workers);
+  c.slots.assign(num_workers * static_cast<std::size_t>(c.options.prefetch_factor), std::nullopt);
+  c.next_claim = c.next_deliver;
+  // Each worker copies on a stream of its own, so its copies overlap the caller's kernels.
+  std::vector<std::optional<c10::Stream>> streams(num_workers);
+  if (!c.device.is_cpu()) {
+    const c10::impl::VirtualGuardImpl guard(c.device.type());
+    if (!c.device.has_index()) c.device = guard.getDevice();
+    for (auto& stream : streams) {
+      try {
+        stream = guard.getStreamFromGlobalPool(c.device);
+      } catch (const c10::Error&) {
+        // A backend without stream pools: workers copy blocking on its current stream instead.
+      }
+    }
+  }
+  c.workers.reserve(num_workers);
+  for (std::size_t w = 0; w < num_workers; ++w)
+    c.workers.emplace_back([&c, stream = streams[w]](std::stop_token stop) { work(c, stream, stop); });
+}
+
+template <Dataset D, class Collate>
+void DataLoader<D, Collate>::stop_workers() {
+  Core& c = *core_;
+  if (c.workers.empty()) return;
+  for (auto& w : c.workers) w.request_stop();
+  c.workers.clear();  // joins; a worker mid-batch finishes that batch first
+  c.slots.clear();
+}
+
+template <Dataset D, class Collate>
+void DataLoader<D, Collate>::work(Core& c, const std::optional<c10::Stream>& stream, std::stop_token stop) {
+  detail::single_threaded_ops_on_this_thread();
+  std::optional<c10::StreamGuard> on_stream;
+  if (stream) on_stream.emplace(*stream);
+  for (;;) {
+    std::size_t b = 0;
+    {
+      std::unique_lock lock(c.mutex);
+      const bool go = c.work_ready.wait(lock, stop, [&] {
+        return c.next_claim >= c.num_batches || c.next_claim < c.next_deliver + c.slots.size();
+      });
+      if (!go || c.next_claim >= c.num_batches) return;
+      b = c.next_claim++;
+    }
+    detail::PrefetchSlot slot;
+    try {
+      slot.batch = c.produce(b, stream);
+    } catch (...) {
+      slot.error = std::current_exception();
+    }
+    {
+      std::lock_guard lock(c.mutex);
+      c.slots[b % c.slots.size()] = std::move(slot);
+    }
+    c.batch_ready.notify_all();
+  }
+}
 
 /// HF's get_train_dataloader choices: random order unless train_sampling_strategy is sequential,
 /// per_device_train_batch_size, dataloader_drop_last / _num_workers / _prefetch_factor (default 2),
@@ -5261,6 +5413,17 @@ struct CollatingDataLoader {
 /// The default DataLoaderPolicy: HF's get_train/eval/test_dataloader with the default collate.
 using DefaultDataLoader = CollatingDataLoader<>;
 
+// The loader of a TensorDataset with the default collate is the one most Trainers use and depends on
+// no user type: a program linking trainpp::compiled takes it from there instead of compiling it again.
+#if !TRAINPP_DEFINITIONS
+namespace detail {
+extern template struct LoaderCore<TensorDataset, DefaultCollate>;
+}  // namespace detail
+extern template class DataLoader<TensorDataset, DefaultCollate>;
+extern template std::vector<std::int64_t> dataset_lengths<TensorDataset>(const TensorDataset&, std::string_view,
+                                                                         std::string_view);
+#endif
+
 #if TRAINPP_DEFINITIONS
 
 namespace detail {
@@ -5300,98 +5463,14 @@ TRAINPP_INLINE DataLoaderOptions eval_loader_options(const TrainingArguments& ar
   return o;
 }
 
-#endif  // TRAINPP_DEFINITIONS
-
-}  // namespace trainpp
-
-// ---- trainpp/data/tensor_dataset.hpp ----
-// TensorDataset: a dataset over whole tensors whose first dimension indexes the examples.
-
-
-#include <cstddef>
-#include <cstdint>
-#include <initializer_list>
-#include <utility>
-#include <vector>
-
-namespace trainpp {
-
-/// A Dataset over named tensors sharing their first dimension (torch's TensorDataset, with names):
-/// `TensorDataset{{"pixel_values", images}, {"labels", labels}}`. `get(i)` is a Batch of the i-th rows
-/// (views, no copy); `gather(indices)` collates a whole batch with one index_select per key, which is
-/// what DefaultCollate would make of the `get` results, only without the per-example ops.
-class TensorDataset {
- public:
-  TensorDataset(std::initializer_list<Batch::value_type> tensors) : TensorDataset(Batch(tensors)) {}
-  /// Throws trainpp::Error when there is no tensor, one is undefined or 0-dim, or the first dimensions differ.
-  explicit TensorDataset(Batch tensors);
-
-  [[nodiscard]] std::size_t size() const { return static_cast<std::size_t>(size_); }
-
-  /// The i-th example: each tensor's i-th row (a view).
-  [[nodiscard]] Batch get(std::size_t i) const;
-
-  /// The rows `indices`, collated: each tensor index_selected along dimension 0. With `pin_memory`
-  /// (CUDA builds), rows of CPU tensors are gathered straight into page-locked memory, ready for an
-  /// asynchronous copy to the GPU without a second host copy.
-  [[nodiscard]] Batch gather(const std::vector<std::int64_t>& indices, bool pin_memory = false) const;
-
-  /// The whole tensors, by name.
-  [[nodiscard]] const Batch& tensors() const { return tensors_; }
-
- private:
-  Batch tensors_;
-  std::int64_t size_ = 0;
-};
-
-#if TRAINPP_DEFINITIONS
-
-TRAINPP_INLINE TensorDataset::TensorDataset(Batch tensors) : tensors_(std::move(tensors)) {
-  if (tensors_.empty()) throw error("a TensorDataset needs at least one tensor");
-  bool first = true;
-  for (const auto& [key, t] : tensors_) {
-    if (!t.defined()) throw error("TensorDataset: tensor '{}' is undefined", key);
-    if (t.dim() == 0) throw error("TensorDataset: tensor '{}' is 0-dim; its first dimension must index the examples", key);
-    if (first) {
-      size_ = t.size(0);
-      first = false;
-    } else if (t.size(0) != size_) {
-      throw error("TensorDataset: tensor '{}' has {} rows but '{}' has {}; all tensors must share their first "
-                  "dimension", key, t.size(0), tensors_.begin()->first, size_);
-    }
-  }
-}
-
-TRAINPP_INLINE Batch TensorDataset::get(std::size_t i) const {
-  if (i >= size()) throw error("TensorDataset: index {} is out of range (size {})", i, size_);
-  Batch out;
-  for (const auto& [key, t] : tensors_) out[key] = t.select(0, static_cast<std::int64_t>(i));
-  return out;
-}
-
-TRAINPP_INLINE Batch TensorDataset::gather(const std::vector<std::int64_t>& indices, bool pin_memory) const {
-  for (const std::int64_t i : indices)
-    if (i < 0 || i >= size_) throw error("TensorDataset: index {} is out of range (size {})", i, size_);
-  // index_select only reads the index, so the vector's storage serves without a copy.
-  const torch::Tensor index = torch::from_blob(const_cast<std::int64_t*>(indices.data()),
-                                               {static_cast<std::int64_t>(indices.size())}, torch::kLong);
-  Batch out;
-  torch::Tensor on_device = index;  // the index on the device of the tensors before
-  for (const auto& [key, t] : tensors_) {
-    // Tensors kept on an accelerator are gathered there. The index copy is asynchronous: CUDA stages
-    // pageable memory before returning, and a blocking copy would wait for all queued work.
-    if (on_device.device() != t.device()) on_device = index.to(t.device(), /*non_blocking=*/true);
-    if (pin_memory && t.is_cpu()) {
-      std::vector<std::int64_t> shape = t.sizes().vec();
-      shape[0] = index.numel();
-      torch::Tensor pinned = torch::empty(shape, t.options().pinned_memory(true));
-      out[key] = torch::index_select_out(pinned, t, 0, on_device);
-    } else {
-      out[key] = t.index_select(0, on_device);
-    }
-  }
-  return out;
-}
+#if defined(TRAINPP_COMPILED_LIB)
+namespace detail {
+template struct LoaderCore<TensorDataset, DefaultCollate>;
+}  // namespace detail
+template class DataLoader<TensorDataset, DefaultCollate>;
+template std::vector<std::int64_t> dataset_lengths<TensorDataset>(const TensorDataset&, std::string_view,
+                                                                  std::string_view);
+#endif
 
 #endif  // TRAINPP_DEFINITIONS
 
@@ -5629,7 +5708,7 @@ namespace trainpp {
 
 /// Writes a component's state() to `path`, atomically, as indented JSON.
 inline void save_component_state(const std::filesystem::path& path, const nlohmann::json& state) {
-  write_file_atomic(path, state.dump(2) + "\n");
+  write_json_file(path, state);
 }
 
 /// Reads a component's state back for its load_state() (strict JSON; errors name the file).
@@ -18324,7 +18403,7 @@ class Trainer {
     if (!state_.is_world_process_zero) return;
     const auto d = dir.value_or(args_.output_dir);
     std::filesystem::create_directories(d);
-    write_file_atomic(d / "trainer_state.json", state_json().dump(2) + "\n");
+    write_json_file(d / "trainer_state.json", state_json());
   }
 
   // ---- what policies and callbacks reach through the trainer ------------------------------------
@@ -18704,7 +18783,10 @@ Trainer(Factory, TrainingArguments, Named...) -> Trainer<std::invoke_result_t<Fa
 
 namespace detail {
 /// Concatenates along dim 0, padding dim 1 with `pad` when lengths differ (HF's nested_concat).
-inline torch::Tensor concat_padded(std::vector<torch::Tensor>& parts, double pad = -100) {
+[[nodiscard]] torch::Tensor concat_padded(std::vector<torch::Tensor>& parts, double pad = -100);
+
+#if TRAINPP_DEFINITIONS
+TRAINPP_INLINE torch::Tensor concat_padded(std::vector<torch::Tensor>& parts, double pad) {
   if (parts.empty()) return {};
   for (auto& p : parts)
     if (p.dim() == 0) p = p.unsqueeze(0);  // one value per batch: concatenate them as a vector
@@ -18724,6 +18806,7 @@ inline torch::Tensor concat_padded(std::vector<torch::Tensor>& parts, double pad
   }
   return torch::cat(parts, 0);
 }
+#endif  // TRAINPP_DEFINITIONS
 }  // namespace detail
 
 }  // namespace trainpp
@@ -18969,18 +19052,35 @@ TRAINPP_INLINE const CrashPlan& crash_plan() {
 
 namespace trainpp {
 
-/// The checkpoint directory train() resumes from: nullopt for none ("false", or nothing given), the
-/// newest complete checkpoint in output_dir for "true", else the path given, which must hold a
-/// complete checkpoint. Either way its files must match the sizes and checksums of its manifest: a
-/// damaged checkpoint is refused, naming the file, before anything is read from it.
-template <class Model, class P>
-std::optional<std::filesystem::path> Trainer<Model, P>::resolve_checkpoint(const std::optional<std::string>& value) const {
+// What the Trainer's checkpoint members do that depends on neither the model nor the policies: declared
+// here, defined once (in trainpp::compiled, or inline below in header-only mode).
+namespace detail {
+
+/// See Trainer::resolve_checkpoint.
+[[nodiscard]] std::optional<std::filesystem::path> resolve_checkpoint(const std::optional<std::string>& value,
+                                                                     const std::string& output_dir);
+/// See Trainer::prepare_output_dir; called on the world's process zero only.
+void prepare_output_dir(const TrainingArguments& args, bool resuming);
+/// Forgets a best checkpoint that no longer exists, and says which step intervals and batch size of
+/// `args` differ from the checkpoint's (HF's compare_trainer_and_checkpoint_args: allowed, but said).
+void check_resumed_state(const TrainingArguments& args, TrainerState& loaded, const std::filesystem::path& path);
+/// See Trainer::process_state_of_other_world_size.
+[[nodiscard]] ProcessState process_state_of_other_world_size(const std::filesystem::path& checkpoint,
+                                                             const std::filesystem::path& optimizer_path, int rank,
+                                                             int world, bool is_world_process_zero);
+/// With save_total_limit 1 at the end of training: deletes every checkpoint but the best one.
+void keep_only_best_checkpoint(const std::string& output_dir, const std::string& best_model_checkpoint);
+
+#if TRAINPP_DEFINITIONS
+
+TRAINPP_INLINE std::optional<std::filesystem::path> resolve_checkpoint(const std::optional<std::string>& value,
+                                                                      const std::string& output_dir) {
   if (!value || value->empty() || *value == "false" || *value == "False") return std::nullopt;
   if (*value == "true" || *value == "True") {
-    auto last = last_checkpoint(args_.output_dir);
+    auto last = last_checkpoint(output_dir);
     if (!last)
       throw error("No valid checkpoint found in output directory ({}) to resume from (resume_from_checkpoint "
-                  "true)", args_.output_dir);
+                  "true)", output_dir);
     verify_checkpoint_manifest(*last);
     return last;
   }
@@ -18995,30 +19095,122 @@ std::optional<std::filesystem::path> Trainer<Model, P>::resolve_checkpoint(const
   return dir;
 }
 
+TRAINPP_INLINE void prepare_output_dir(const TrainingArguments& args, bool resuming) {
+  // Created up front, as HF's Trainer does: an output_dir that cannot exist fails now, not at the first
+  // checkpoint after an hour of training.
+  std::error_code ec;
+  std::filesystem::create_directories(args.output_dir, ec);
+  if (ec) throw error("cannot create output_dir {}: {}", args.output_dir, ec.message());
+  if (args.save_strategy == SaveStrategy::no) return;
+  remove_stale_staging(args.output_dir);
+  if (resuming) return;
+  const auto existing = sorted_checkpoints(args.output_dir);
+  if (existing.empty()) return;
+  if (!args.overwrite_output_dir)
+    throw error("Output directory ({}) already holds checkpoints ({} ... {}). Use --resume_from_checkpoint true "
+                "to continue that run, or --overwrite_output_dir to delete them and start over.",
+                args.output_dir, existing.front().filename().string(), existing.back().filename().string());
+  for (const auto& dir : existing) {
+    note("overwrite_output_dir: deleting {}", dir.string());
+    remove_dir_atomic(dir);
+  }
+}
+
+TRAINPP_INLINE void check_resumed_state(const TrainingArguments& args, TrainerState& loaded,
+                                        const std::filesystem::path& path) {
+  if (loaded.best_model_checkpoint && !std::filesystem::is_directory(*loaded.best_model_checkpoint)) {
+    warn("The best checkpoint {} recorded in the resumed state does not exist anymore. Ignoring it for this run.",
+         *loaded.best_model_checkpoint);
+    loaded.best_model_checkpoint.reset();
+  }
+  std::vector<std::string> differences;
+  auto compare = [&](const char* name, std::int64_t now, std::int64_t saved) {
+    if (now != saved) differences.push_back(fmt::format("{}: {} (from args) != {} (from {})", name, now, saved, path.string()));
+  };
+  TrainerState now;
+  now.compute_steps(args, loaded.max_steps);
+  compare("logging_steps", now.logging_steps, loaded.logging_steps);
+  compare("eval_steps", now.eval_steps, loaded.eval_steps);
+  compare("save_steps", now.save_steps, loaded.save_steps);
+  compare("per_device_train_batch_size", args.per_device_train_batch_size, loaded.train_batch_size);
+  if (!differences.empty())
+    warn("The following arguments do not match the ones in the checkpoint's trainer_state.json (the checkpoint's "
+         "logging/eval/save steps stay in force, as in HF):\n\t{}", fmt::join(differences, "\n\t"));
+}
+
+TRAINPP_INLINE ProcessState process_state_of_other_world_size(const std::filesystem::path& checkpoint,
+                                                              const std::filesystem::path& optimizer_path, int rank,
+                                                              int world, bool is_world_process_zero) {
+  const auto own_name = process_state_name(rank, world);
+  std::int64_t saved_world = 0;
+  if (std::filesystem::exists(checkpoint / process_state_name(0, 1))) {
+    saved_world = 1;
+  } else {
+    while (std::filesystem::exists(checkpoint / process_state_name(saved_world, 2))) ++saved_world;
+    // A file of rank r < N does not say N: the states themselves do.
+    if (saved_world > 0) saved_world = load_process_state(checkpoint / process_state_name(0, 2)).world_size;
+  }
+  if (saved_world == 0 || saved_world == world || optimizer_path.filename() != optimizer_state_name ||
+      !std::filesystem::exists(optimizer_path))
+    throw error("{} lacks {}: it was saved by a run with a different number of processes than this one ({}), and "
+                "its optimizer is sharded per process (or missing), so it cannot be resumed by {} processes",
+                checkpoint.string(), own_name, world, world);
+  std::vector<ProcessState> saved;
+  for (std::int64_t r = 0; r < saved_world; ++r) {
+    const auto path = checkpoint / process_state_name(r, saved_world);
+    saved.push_back(load_process_state(path));
+    if (saved.back().world_size != saved_world || saved.back().rank != r)
+      throw error("{} is rank {} of {} processes, but the checkpoint holds the states of {} processes", path.string(),
+                  saved.back().rank, saved.back().world_size, saved_world);
+  }
+  ProcessState merged;
+  if (rank < saved_world) {
+    merged.cpu_rng = saved[static_cast<std::size_t>(rank)].cpu_rng;
+    merged.cuda_rng = saved[static_cast<std::size_t>(rank)].cuda_rng;
+  }
+  auto sum = torch::zeros({}, torch::kFloat32);
+  for (const auto& s : saved) sum += s.tr_loss.to(torch::kCPU, torch::kFloat32);
+  merged.tr_loss = sum / static_cast<double>(saved_world);
+  merged.total_loss_scalar = saved[0].total_loss_scalar;
+  merged.globalstep_last_logged = saved[0].globalstep_last_logged;
+  merged.scheduler_steps = saved[0].scheduler_steps;
+  merged.rank = rank;
+  merged.world_size = world;
+  if (is_world_process_zero)
+    warn("{} was saved by {} process(es) and is resumed by {}: the model, optimizer and schedule continue exactly, "
+         "but the random generators{} and the batches each process draws may differ from an uninterrupted run's",
+         checkpoint.string(), saved_world, world, world > saved_world ? " (fresh on the added processes)" : "");
+  return merged;
+}
+
+TRAINPP_INLINE void keep_only_best_checkpoint(const std::string& output_dir, const std::string& best_model_checkpoint) {
+  const auto best = std::filesystem::path(best_model_checkpoint).lexically_normal();
+  for (const auto& dir : sorted_checkpoints(output_dir, best_model_checkpoint))
+    if (dir.lexically_normal() != best) {
+      note("Deleting older checkpoint [{}] due to args.save_total_limit", dir.string());
+      remove_dir_atomic(dir);
+    }
+}
+
+#endif  // TRAINPP_DEFINITIONS
+
+}  // namespace detail
+
+/// The checkpoint directory train() resumes from: nullopt for none ("false", or nothing given), the
+/// newest complete checkpoint in output_dir for "true", else the path given, which must hold a
+/// complete checkpoint. Either way its files must match the sizes and checksums of its manifest: a
+/// damaged checkpoint is refused, naming the file, before anything is read from it.
+template <class Model, class P>
+std::optional<std::filesystem::path> Trainer<Model, P>::resolve_checkpoint(const std::optional<std::string>& value) const {
+  return detail::resolve_checkpoint(value, args_.output_dir);
+}
+
 /// Before a run writes into output_dir: removes what interrupted saves left there, and refuses to
 /// start a fresh run on top of another run's checkpoints unless told to overwrite them (HF's example
 /// scripts refuse the same way; the Trainer itself would mix the two runs' checkpoints).
 template <class Model, class P>
 void Trainer<Model, P>::prepare_output_dir(bool resuming) {
-  if (!state_.is_world_process_zero) return;
-  // Created up front, as HF's Trainer does: an output_dir that cannot exist fails now, not at the first
-  // checkpoint after an hour of training.
-  std::error_code ec;
-  std::filesystem::create_directories(args_.output_dir, ec);
-  if (ec) throw error("cannot create output_dir {}: {}", args_.output_dir, ec.message());
-  if (args_.save_strategy == SaveStrategy::no) return;
-  remove_stale_staging(args_.output_dir);
-  if (resuming) return;
-  const auto existing = sorted_checkpoints(args_.output_dir);
-  if (existing.empty()) return;
-  if (!args_.overwrite_output_dir)
-    throw error("Output directory ({}) already holds checkpoints ({} ... {}). Use --resume_from_checkpoint true "
-                "to continue that run, or --overwrite_output_dir to delete them and start over.",
-                args_.output_dir, existing.front().filename().string(), existing.back().filename().string());
-  for (const auto& dir : existing) {
-    note("overwrite_output_dir: deleting {}", dir.string());
-    remove_dir_atomic(dir);
-  }
+  if (state_.is_world_process_zero) detail::prepare_output_dir(args_, resuming);
 }
 
 /// trainer_state.json of the checkpoint, checked against this run (HF's _init_training_state).
@@ -19026,25 +19218,7 @@ template <class Model, class P>
 TrainerState Trainer<Model, P>::resumed_state(const std::filesystem::path& checkpoint) {
   const auto path = checkpoint / trainer_state_name;
   TrainerState loaded = read_trainer_state(path);
-  if (loaded.best_model_checkpoint && !std::filesystem::is_directory(*loaded.best_model_checkpoint)) {
-    warn("The best checkpoint {} recorded in the resumed state does not exist anymore. Ignoring it for this run.",
-         *loaded.best_model_checkpoint);
-    loaded.best_model_checkpoint.reset();
-  }
-  // HF's compare_trainer_and_checkpoint_args: differences are allowed, but said.
-  std::vector<std::string> differences;
-  auto compare = [&](const char* name, std::int64_t now, std::int64_t saved) {
-    if (now != saved) differences.push_back(fmt::format("{}: {} (from args) != {} (from {})", name, now, saved, path.string()));
-  };
-  TrainerState now;
-  now.compute_steps(args_, loaded.max_steps);
-  compare("logging_steps", now.logging_steps, loaded.logging_steps);
-  compare("eval_steps", now.eval_steps, loaded.eval_steps);
-  compare("save_steps", now.save_steps, loaded.save_steps);
-  compare("per_device_train_batch_size", args_.per_device_train_batch_size, loaded.train_batch_size);
-  if (!differences.empty())
-    warn("The following arguments do not match the ones in the checkpoint's trainer_state.json (the checkpoint's "
-         "logging/eval/save steps stay in force, as in HF):\n\t{}", fmt::join(differences, "\n\t"));
+  detail::check_resumed_state(args_, loaded, path);
   if (args_.restore_callback_states_from_checkpoint) {
     if (auto control = control_from_state(loaded, path.string())) control_ = *control;
     const auto unclaimed = callbacks_.load_states(loaded.stateful_callbacks, path.string());
@@ -19172,47 +19346,8 @@ bool Trainer<Model, P>::load_training_state(const std::filesystem::path& checkpo
 template <class Model, class P>
 ProcessState Trainer<Model, P>::process_state_of_other_world_size(const std::filesystem::path& checkpoint,
                                                                   const std::filesystem::path& optimizer_path) {
-  const int world = sharding_.world_size(), rank = sharding_.rank();
-  const auto own_name = process_state_name(rank, world);
-  std::int64_t saved_world = 0;
-  if (std::filesystem::exists(checkpoint / process_state_name(0, 1))) {
-    saved_world = 1;
-  } else {
-    while (std::filesystem::exists(checkpoint / process_state_name(saved_world, 2))) ++saved_world;
-    // A file of rank r < N does not say N: the states themselves do.
-    if (saved_world > 0) saved_world = load_process_state(checkpoint / process_state_name(0, 2)).world_size;
-  }
-  if (saved_world == 0 || saved_world == world || optimizer_path.filename() != optimizer_state_name ||
-      !std::filesystem::exists(optimizer_path))
-    throw error("{} lacks {}: it was saved by a run with a different number of processes than this one ({}), and "
-                "its optimizer is sharded per process (or missing), so it cannot be resumed by {} processes",
-                checkpoint.string(), own_name, world, world);
-  std::vector<ProcessState> saved;
-  for (std::int64_t r = 0; r < saved_world; ++r) {
-    const auto path = checkpoint / process_state_name(r, saved_world);
-    saved.push_back(load_process_state(path));
-    if (saved.back().world_size != saved_world || saved.back().rank != r)
-      throw error("{} is rank {} of {} processes, but the checkpoint holds the states of {} processes", path.string(),
-                  saved.back().rank, saved.back().world_size, saved_world);
-  }
-  ProcessState merged;
-  if (rank < saved_world) {
-    merged.cpu_rng = saved[static_cast<std::size_t>(rank)].cpu_rng;
-    merged.cuda_rng = saved[static_cast<std::size_t>(rank)].cuda_rng;
-  }
-  auto sum = torch::zeros({}, torch::kFloat32);
-  for (const auto& s : saved) sum += s.tr_loss.to(torch::kCPU, torch::kFloat32);
-  merged.tr_loss = sum / static_cast<double>(saved_world);
-  merged.total_loss_scalar = saved[0].total_loss_scalar;
-  merged.globalstep_last_logged = saved[0].globalstep_last_logged;
-  merged.scheduler_steps = saved[0].scheduler_steps;
-  merged.rank = rank;
-  merged.world_size = world;
-  if (state_.is_world_process_zero)
-    warn("{} was saved by {} process(es) and is resumed by {}: the model, optimizer and schedule continue exactly, "
-         "but the random generators{} and the batches each process draws may differ from an uninterrupted run's",
-         checkpoint.string(), saved_world, world, world > saved_world ? " (fresh on the added processes)" : "");
-  return merged;
+  return detail::process_state_of_other_world_size(checkpoint, optimizer_path, sharding_.rank(),
+                                                   sharding_.world_size(), state_.is_world_process_zero);
 }
 
 /// Moves the loader past the batches a resumed epoch already trained on: in O(1) when the loader can
@@ -19315,8 +19450,8 @@ void Trainer<Model, P>::save_checkpoint(const torch::Tensor& tr_loss) {
         if (!scaler.is_null()) save_component_state(staging / scaler_state_name, scaler);
       }
     }
-    write_file_atomic(staging / trainer_state_name, state_json().dump(2) + "\n");
-    write_file_atomic(staging / training_args_name, saved_arguments_.dump(2) + "\n");
+    write_json_file(staging / trainer_state_name, state_json());
+    write_json_file(staging / training_args_name, saved_arguments_);
     synchronize_processes();
     for (int rank = 1; rank < world; ++rank) {
       const auto from = rank_dir(rank);
@@ -19354,14 +19489,8 @@ void Trainer<Model, P>::finish_checkpoints() {
          state_.best_metric ? detail::python_float(*state_.best_metric) : std::string("None"));
     load_checkpoint_weights(*state_.best_model_checkpoint);
   }
-  if (state_.is_world_process_zero && state_.best_model_checkpoint && args_.save_total_limit == 1) {
-    const auto best = std::filesystem::path(*state_.best_model_checkpoint).lexically_normal();
-    for (const auto& dir : sorted_checkpoints(args_.output_dir, state_.best_model_checkpoint))
-      if (dir.lexically_normal() != best) {
-        note("Deleting older checkpoint [{}] due to args.save_total_limit", dir.string());
-        remove_dir_atomic(dir);
-      }
-  }
+  if (state_.is_world_process_zero && state_.best_model_checkpoint && args_.save_total_limit == 1)
+    detail::keep_only_best_checkpoint(args_.output_dir, *state_.best_model_checkpoint);
 }
 
 }  // namespace trainpp

@@ -10,6 +10,7 @@
 #include <trainpp/data/length_grouped_sampler.hpp>
 #include <trainpp/data/sampler.hpp>
 #include <trainpp/data/shard.hpp>
+#include <trainpp/data/tensor_dataset.hpp>
 
 #include <c10/core/StreamGuard.h>
 #include <c10/core/impl/VirtualGuardImpl.h>
@@ -103,7 +104,15 @@ struct LoaderCore {
   std::vector<std::jthread> workers;
 
   /// The dataset indices of batch b.
-  [[nodiscard]] std::vector<std::int64_t> batch_indices(std::size_t b) const {
+  [[nodiscard]] std::vector<std::int64_t> batch_indices(std::size_t b) const;
+
+  /// Batch b, collated, on options.device. With `stream` (a worker's side stream), the copy is
+  /// finished before returning, so the caller's stream can use the batch without waiting on ours.
+  [[nodiscard]] Batch produce(std::size_t b, const std::optional<c10::Stream>& stream) const;
+};
+
+template <class D, class Collate>
+std::vector<std::int64_t> LoaderCore<D, Collate>::batch_indices(std::size_t b) const {
     if (options.shard.count > 1) {
       std::vector<std::int64_t> out = shard_batches[b];
       if (order.defined()) {
@@ -124,9 +133,8 @@ struct LoaderCore {
     return out;
   }
 
-  /// Batch b, collated, on options.device. With `stream` (a worker's side stream), the copy is
-  /// finished before returning, so the caller's stream can use the batch without waiting on ours.
-  [[nodiscard]] Batch produce(std::size_t b, const std::optional<c10::Stream>& stream) const {
+template <class D, class Collate>
+Batch LoaderCore<D, Collate>::produce(std::size_t b, const std::optional<c10::Stream>& stream) const {
     torch::NoGradGuard no_grad;  // collation needs no autograd; inference tensors would break backward
     const std::vector<std::int64_t> indices = batch_indices(b);
     const bool pin = options.pin_memory && device.is_cuda();
@@ -154,7 +162,6 @@ struct LoaderCore {
     if (stream) stream->synchronize();
     return out;
   }
-};
 
 }  // namespace detail
 
@@ -178,42 +185,13 @@ class DataLoader {
 
  public:
   /// Throws trainpp::Error on batch_size < 1, num_workers < 0 or prefetch_factor < 1.
-  DataLoader(const D& dataset, DataLoaderOptions options, Collate collate = {})
-      : core_(std::make_unique<Core>(std::move(collate))) {
-    if (options.batch_size < 1) throw error("DataLoader: batch_size must be at least 1, got {}", options.batch_size);
-    if (options.num_workers < 0) throw error("DataLoader: num_workers must be >= 0, got {}", options.num_workers);
-    if (options.prefetch_factor < 1)
-      throw error("DataLoader: prefetch_factor must be at least 1, got {}", options.prefetch_factor);
-    Core& c = *core_;
-    c.dataset = &dataset;
-    c.options = std::move(options);
-    c.num_samples = static_cast<std::size_t>(dataset.size());
-    const auto bs = static_cast<std::size_t>(c.options.batch_size);
-    c.num_batches = c.options.drop_last ? c.num_samples / bs : (c.num_samples + bs - 1) / bs;
-    if (c.options.shard.count > 1) {
-      c.shard_batches = shard_batch_positions(static_cast<std::int64_t>(c.num_samples), c.options.batch_size,
-                                              c.options.shard, c.options.drop_last, c.options.even_batches);
-      c.num_batches = c.shard_batches.size();
-    }
-    c.device = c.options.device;
-    if (c.options.group_lengths && c.options.group_lengths->size() != c.num_samples)
-      throw error("DataLoader: group_lengths has {} lengths but the dataset has {} examples",
-                  c.options.group_lengths->size(), c.num_samples);
-  }
+  DataLoader(const D& dataset, DataLoaderOptions options, Collate collate = {});
   /// A loader must not outlive its dataset; a temporary would.
   DataLoader(const D&& dataset, DataLoaderOptions options, Collate collate = {}) = delete;
 
   DataLoader(DataLoader&&) noexcept = default;
-  DataLoader& operator=(DataLoader&& other) noexcept {
-    if (this != &other) {
-      if (core_) stop_workers();
-      core_ = std::move(other.core_);
-    }
-    return *this;
-  }
-  ~DataLoader() {
-    if (core_) stop_workers();
-  }
+  DataLoader& operator=(DataLoader&& other) noexcept;
+  ~DataLoader();
 
   /// len(dataloader): the batches of one epoch, num_samples / batch_size rounded up, or down with drop_last.
   [[nodiscard]] std::size_t num_batches() const { return core_->num_batches; }
@@ -240,70 +218,16 @@ class DataLoader {
   [[nodiscard]] std::size_t position() const { return core_->next_deliver; }
 
   /// Starts a pass over epoch `epoch`'s order from its first batch (HF calls set_epoch every epoch).
-  void set_epoch(std::int64_t epoch) {
-    stop_workers();
-    Core& c = *core_;
-    if (c.epoch != epoch) c.order = torch::Tensor();
-    c.epoch = epoch;
-    c.next_deliver = 0;
-    c.pass_finished = false;
-  }
+  void set_epoch(std::int64_t epoch);
 
   /// Makes batch `batch_index` of the current epoch the next one delivered, without reading the batches
   /// before it (resuming mid-epoch). batch_index == num_batches() ends the pass. Throws trainpp::Error
   /// beyond that.
-  void skip_to(std::size_t batch_index) {
-    Core& c = *core_;
-    if (batch_index > c.num_batches)
-      throw error("DataLoader: cannot skip to batch {}: an epoch has {} batches", batch_index, c.num_batches);
-    stop_workers();
-    c.next_deliver = batch_index;
-    c.pass_finished = false;
-  }
+  void skip_to(std::size_t batch_index);
 
   /// The next batch of the epoch, on options.device; nullopt once the epoch is exhausted. A call after
   /// that nullopt starts the next epoch (as accelerate's sampler advances its epoch after each pass).
-  [[nodiscard]] std::optional<Batch> next() {
-    Core& c = *core_;
-    if (c.pass_finished) set_epoch(c.epoch + 1);
-    if (c.next_deliver >= c.num_batches) {
-      stop_workers();
-      c.pass_finished = true;
-      return std::nullopt;
-    }
-    if (c.options.group_lengths && !c.order.defined())
-      c.order = LengthGroupedSampler(*c.options.group_lengths, c.options.length_group_batch_size, c.options.seed,
-                                     c.options.length_group_after_loader_seed)
-                    .epoch_permutation(c.epoch);
-    else if (c.options.shuffle && !c.order.defined())
-      c.order = RandomSampler(static_cast<std::int64_t>(c.num_samples), c.options.seed).epoch_permutation(c.epoch);
-    if (c.options.num_workers == 0) {
-      // Advance first: a batch whose building throws is consumed, as it is with workers.
-      const std::size_t b = c.next_deliver++;
-      return c.produce(b, std::nullopt);
-    }
-    if (c.workers.empty()) start_workers();
-
-    detail::PrefetchSlot slot;
-    {
-      std::unique_lock lock(c.mutex);
-      auto& ready = c.slots[c.next_deliver % c.slots.size()];
-      c.batch_ready.wait(lock, [&] { return ready.has_value(); });
-      slot = std::move(*ready);
-      ready.reset();
-      ++c.next_deliver;
-    }
-    c.work_ready.notify_all();
-    if (slot.error) std::rethrow_exception(slot.error);
-    if (!c.device.is_cpu()) {
-      // The batch was allocated on a worker's stream; tell the caching allocator it is used on ours, so
-      // its memory is not handed back to the worker while our kernels still read it.
-      const c10::Stream current = c10::impl::VirtualGuardImpl(c.device.type()).getStream(c.device);
-      for (const auto& [key, t] : slot.batch)
-        if (t.defined() && t.device() == c.device) t.record_stream(current);
-    }
-    return std::move(slot.batch);
-  }
+  [[nodiscard]] std::optional<Batch> next();
 
   /// Input iteration over the rest of the current pass: `for (const Batch& b : loader)`.
   class iterator {
@@ -336,68 +260,180 @@ class DataLoader {
  private:
   using Core = detail::LoaderCore<D, Collate>;
 
-  void start_workers() {
-    Core& c = *core_;
-    const auto num_workers = static_cast<std::size_t>(c.options.num_workers);
-    c.slots.assign(num_workers * static_cast<std::size_t>(c.options.prefetch_factor), std::nullopt);
-    c.next_claim = c.next_deliver;
-    // Each worker copies on a stream of its own, so its copies overlap the caller's kernels.
-    std::vector<std::optional<c10::Stream>> streams(num_workers);
-    if (!c.device.is_cpu()) {
-      const c10::impl::VirtualGuardImpl guard(c.device.type());
-      if (!c.device.has_index()) c.device = guard.getDevice();
-      for (auto& stream : streams) {
-        try {
-          stream = guard.getStreamFromGlobalPool(c.device);
-        } catch (const c10::Error&) {
-          // A backend without stream pools: workers copy blocking on its current stream instead.
-        }
-      }
-    }
-    c.workers.reserve(num_workers);
-    for (std::size_t w = 0; w < num_workers; ++w)
-      c.workers.emplace_back([&c, stream = streams[w]](std::stop_token stop) { work(c, stream, stop); });
-  }
+  void start_workers();
 
   /// Joins the workers and drops what they prefetched; the next next() restarts them where it resumes.
-  void stop_workers() {
-    Core& c = *core_;
-    if (c.workers.empty()) return;
-    for (auto& w : c.workers) w.request_stop();
-    c.workers.clear();  // joins; a worker mid-batch finishes that batch first
-    c.slots.clear();
-  }
+  void stop_workers();
 
-  static void work(Core& c, const std::optional<c10::Stream>& stream, std::stop_token stop) {
-    detail::single_threaded_ops_on_this_thread();
-    std::optional<c10::StreamGuard> on_stream;
-    if (stream) on_stream.emplace(*stream);
-    for (;;) {
-      std::size_t b = 0;
-      {
-        std::unique_lock lock(c.mutex);
-        const bool go = c.work_ready.wait(lock, stop, [&] {
-          return c.next_claim >= c.num_batches || c.next_claim < c.next_deliver + c.slots.size();
-        });
-        if (!go || c.next_claim >= c.num_batches) return;
-        b = c.next_claim++;
-      }
-      detail::PrefetchSlot slot;
-      try {
-        slot.batch = c.produce(b, stream);
-      } catch (...) {
-        slot.error = std::current_exception();
-      }
-      {
-        std::lock_guard lock(c.mutex);
-        c.slots[b % c.slots.size()] = std::move(slot);
-      }
-      c.batch_ready.notify_all();
-    }
-  }
+  static void work(Core& c, const std::optional<c10::Stream>& stream, std::stop_token stop);
 
   std::unique_ptr<Core> core_;
 };
+
+// The members that build and deliver batches are defined out of the class, so that in compiled mode
+// `extern template` keeps every translation unit from instantiating them for the common loader below.
+template <Dataset D, class Collate>
+DataLoader<D, Collate>::DataLoader(const D& dataset, DataLoaderOptions options, Collate collate)
+    : core_(std::make_unique<Core>(std::move(collate))) {
+  if (options.batch_size < 1) throw error("DataLoader: batch_size must be at least 1, got {}", options.batch_size);
+  if (options.num_workers < 0) throw error("DataLoader: num_workers must be >= 0, got {}", options.num_workers);
+  if (options.prefetch_factor < 1)
+    throw error("DataLoader: prefetch_factor must be at least 1, got {}", options.prefetch_factor);
+  Core& c = *core_;
+  c.dataset = &dataset;
+  c.options = std::move(options);
+  c.num_samples = static_cast<std::size_t>(dataset.size());
+  const auto bs = static_cast<std::size_t>(c.options.batch_size);
+  c.num_batches = c.options.drop_last ? c.num_samples / bs : (c.num_samples + bs - 1) / bs;
+  if (c.options.shard.count > 1) {
+    c.shard_batches = shard_batch_positions(static_cast<std::int64_t>(c.num_samples), c.options.batch_size,
+                                            c.options.shard, c.options.drop_last, c.options.even_batches);
+    c.num_batches = c.shard_batches.size();
+  }
+  c.device = c.options.device;
+  if (c.options.group_lengths && c.options.group_lengths->size() != c.num_samples)
+    throw error("DataLoader: group_lengths has {} lengths but the dataset has {} examples",
+                c.options.group_lengths->size(), c.num_samples);
+}
+
+template <Dataset D, class Collate>
+DataLoader<D, Collate>& DataLoader<D, Collate>::operator=(DataLoader&& other) noexcept {
+  if (this != &other) {
+    if (core_) stop_workers();
+    core_ = std::move(other.core_);
+  }
+  return *this;
+}
+
+template <Dataset D, class Collate>
+DataLoader<D, Collate>::~DataLoader() {
+  if (core_) stop_workers();
+}
+
+template <Dataset D, class Collate>
+void DataLoader<D, Collate>::set_epoch(std::int64_t epoch) {
+  stop_workers();
+  Core& c = *core_;
+  if (c.epoch != epoch) c.order = torch::Tensor();
+  c.epoch = epoch;
+  c.next_deliver = 0;
+  c.pass_finished = false;
+}
+
+template <Dataset D, class Collate>
+void DataLoader<D, Collate>::skip_to(std::size_t batch_index) {
+  Core& c = *core_;
+  if (batch_index > c.num_batches)
+    throw error("DataLoader: cannot skip to batch {}: an epoch has {} batches", batch_index, c.num_batches);
+  stop_workers();
+  c.next_deliver = batch_index;
+  c.pass_finished = false;
+}
+
+template <Dataset D, class Collate>
+std::optional<Batch> DataLoader<D, Collate>::next() {
+  Core& c = *core_;
+  if (c.pass_finished) set_epoch(c.epoch + 1);
+  if (c.next_deliver >= c.num_batches) {
+    stop_workers();
+    c.pass_finished = true;
+    return std::nullopt;
+  }
+  if (c.options.group_lengths && !c.order.defined())
+    c.order = LengthGroupedSampler(*c.options.group_lengths, c.options.length_group_batch_size, c.options.seed,
+                                   c.options.length_group_after_loader_seed)
+                  .epoch_permutation(c.epoch);
+  else if (c.options.shuffle && !c.order.defined())
+    c.order = RandomSampler(static_cast<std::int64_t>(c.num_samples), c.options.seed).epoch_permutation(c.epoch);
+  if (c.options.num_workers == 0) {
+    // Advance first: a batch whose building throws is consumed, as it is with workers.
+    const std::size_t b = c.next_deliver++;
+    return c.produce(b, std::nullopt);
+  }
+  if (c.workers.empty()) start_workers();
+
+  detail::PrefetchSlot slot;
+  {
+    std::unique_lock lock(c.mutex);
+    auto& ready = c.slots[c.next_deliver % c.slots.size()];
+    c.batch_ready.wait(lock, [&] { return ready.has_value(); });
+    slot = std::move(*ready);
+    ready.reset();
+    ++c.next_deliver;
+  }
+  c.work_ready.notify_all();
+  if (slot.error) std::rethrow_exception(slot.error);
+  if (!c.device.is_cpu()) {
+    // The batch was allocated on a worker's stream; tell the caching allocator it is used on ours, so
+    // its memory is not handed back to the worker while our kernels still read it.
+    const c10::Stream current = c10::impl::VirtualGuardImpl(c.device.type()).getStream(c.device);
+    for (const auto& [key, t] : slot.batch)
+      if (t.defined() && t.device() == c.device) t.record_stream(current);
+  }
+  return std::move(slot.batch);
+}
+
+template <Dataset D, class Collate>
+void DataLoader<D, Collate>::start_workers() {
+  Core& c = *core_;
+  const auto num_workers = static_cast<std::size_t>(c.options.num_workers);
+  c.slots.assign(num_workers * static_cast<std::size_t>(c.options.prefetch_factor), std::nullopt);
+  c.next_claim = c.next_deliver;
+  // Each worker copies on a stream of its own, so its copies overlap the caller's kernels.
+  std::vector<std::optional<c10::Stream>> streams(num_workers);
+  if (!c.device.is_cpu()) {
+    const c10::impl::VirtualGuardImpl guard(c.device.type());
+    if (!c.device.has_index()) c.device = guard.getDevice();
+    for (auto& stream : streams) {
+      try {
+        stream = guard.getStreamFromGlobalPool(c.device);
+      } catch (const c10::Error&) {
+        // A backend without stream pools: workers copy blocking on its current stream instead.
+      }
+    }
+  }
+  c.workers.reserve(num_workers);
+  for (std::size_t w = 0; w < num_workers; ++w)
+    c.workers.emplace_back([&c, stream = streams[w]](std::stop_token stop) { work(c, stream, stop); });
+}
+
+template <Dataset D, class Collate>
+void DataLoader<D, Collate>::stop_workers() {
+  Core& c = *core_;
+  if (c.workers.empty()) return;
+  for (auto& w : c.workers) w.request_stop();
+  c.workers.clear();  // joins; a worker mid-batch finishes that batch first
+  c.slots.clear();
+}
+
+template <Dataset D, class Collate>
+void DataLoader<D, Collate>::work(Core& c, const std::optional<c10::Stream>& stream, std::stop_token stop) {
+  detail::single_threaded_ops_on_this_thread();
+  std::optional<c10::StreamGuard> on_stream;
+  if (stream) on_stream.emplace(*stream);
+  for (;;) {
+    std::size_t b = 0;
+    {
+      std::unique_lock lock(c.mutex);
+      const bool go = c.work_ready.wait(lock, stop, [&] {
+        return c.next_claim >= c.num_batches || c.next_claim < c.next_deliver + c.slots.size();
+      });
+      if (!go || c.next_claim >= c.num_batches) return;
+      b = c.next_claim++;
+    }
+    detail::PrefetchSlot slot;
+    try {
+      slot.batch = c.produce(b, stream);
+    } catch (...) {
+      slot.error = std::current_exception();
+    }
+    {
+      std::lock_guard lock(c.mutex);
+      c.slots[b % c.slots.size()] = std::move(slot);
+    }
+    c.batch_ready.notify_all();
+  }
+}
 
 /// HF's get_train_dataloader choices: random order unless train_sampling_strategy is sequential,
 /// per_device_train_batch_size, dataloader_drop_last / _num_workers / _prefetch_factor (default 2),
@@ -452,6 +488,17 @@ struct CollatingDataLoader {
 /// The default DataLoaderPolicy: HF's get_train/eval/test_dataloader with the default collate.
 using DefaultDataLoader = CollatingDataLoader<>;
 
+// The loader of a TensorDataset with the default collate is the one most Trainers use and depends on
+// no user type: a program linking trainpp::compiled takes it from there instead of compiling it again.
+#if !TRAINPP_DEFINITIONS
+namespace detail {
+extern template struct LoaderCore<TensorDataset, DefaultCollate>;
+}  // namespace detail
+extern template class DataLoader<TensorDataset, DefaultCollate>;
+extern template std::vector<std::int64_t> dataset_lengths<TensorDataset>(const TensorDataset&, std::string_view,
+                                                                         std::string_view);
+#endif
+
 #if TRAINPP_DEFINITIONS
 
 namespace detail {
@@ -490,6 +537,15 @@ TRAINPP_INLINE DataLoaderOptions eval_loader_options(const TrainingArguments& ar
   o.even_batches = false;
   return o;
 }
+
+#if defined(TRAINPP_COMPILED_LIB)
+namespace detail {
+template struct LoaderCore<TensorDataset, DefaultCollate>;
+}  // namespace detail
+template class DataLoader<TensorDataset, DefaultCollate>;
+template std::vector<std::int64_t> dataset_lengths<TensorDataset>(const TensorDataset&, std::string_view,
+                                                                  std::string_view);
+#endif
 
 #endif  // TRAINPP_DEFINITIONS
 

@@ -13,7 +13,7 @@ namespace trainpp {
 
 /// Writes a component's state() to `path`, atomically, as indented JSON.
 inline void save_component_state(const std::filesystem::path& path, const nlohmann::json& state) {
-  write_file_atomic(path, state.dump(2) + "\n");
+  write_json_file(path, state);
 }
 
 /// Reads a component's state back for its load_state() (strict JSON; errors name the file).

@@ -82,16 +82,40 @@ template <class Json = nlohmann::json>
   }
 }
 
+// The two documents every reader parses depend on no user type: a program linking trainpp::compiled
+// takes these instantiations from there instead of compiling the JSON parser again.
+#if !TRAINPP_DEFINITIONS
+extern template nlohmann::json parse_json_strict<nlohmann::json>(std::string_view, std::string_view, const JsonLimits&);
+extern template nlohmann::ordered_json parse_json_strict<nlohmann::ordered_json>(std::string_view, std::string_view,
+                                                                                 const JsonLimits&);
+#endif
+
 }  // namespace detail
 
 /// Reads a JSON file strictly (see detail::parse_json_strict); errors name the file.
 [[nodiscard]] nlohmann::json read_json_file(const std::filesystem::path& path);
+
+/// Writes `value` to `path` atomically as JSON indented by `indent` spaces, ending in a newline (the
+/// layout of HF's trainer_state.json and training_args.json).
+void write_json_file(const std::filesystem::path& path, const nlohmann::json& value, int indent = 2);
 
 #if TRAINPP_DEFINITIONS
 
 TRAINPP_INLINE nlohmann::json read_json_file(const std::filesystem::path& path) {
   return detail::parse_json_strict(read_file(path), path.string());
 }
+
+TRAINPP_INLINE void write_json_file(const std::filesystem::path& path, const nlohmann::json& value, int indent) {
+  write_file_atomic(path, value.dump(indent) + "\n");
+}
+
+#if defined(TRAINPP_COMPILED_LIB)
+namespace detail {
+template nlohmann::json parse_json_strict<nlohmann::json>(std::string_view, std::string_view, const JsonLimits&);
+template nlohmann::ordered_json parse_json_strict<nlohmann::ordered_json>(std::string_view, std::string_view,
+                                                                          const JsonLimits&);
+}  // namespace detail
+#endif
 
 #endif  // TRAINPP_DEFINITIONS
 
