@@ -5815,7 +5815,7 @@ TRAINPP_INLINE void write_checkpoint_manifest(const std::filesystem::path& dir) 
     listed[name] = {{"size", digest.size}, {"xxh3_64", fmt::format("{:016x}", digest.xxh3_64)}};
   const nlohmann::json manifest = {
       {"format", "trainpp-checkpoint-manifest"}, {"version", 1}, {"algorithm", "xxh3_64"}, {"files", listed}};
-  write_file_atomic(dir / checkpoint_manifest_name, manifest.dump(2) + "\n");
+  write_json_file(dir / checkpoint_manifest_name, manifest);
 }
 
 TRAINPP_INLINE void verify_checkpoint_manifest(const std::filesystem::path& dir) {
@@ -7101,7 +7101,7 @@ TRAINPP_INLINE void save_sharded_model(const std::filesystem::path& dir,
       index["parameters"][p.name] = {{"shape", p.shape}, {"dtype", std::string(c10::toString(p.dtype))}, {"pieces", p.pieces}};
   }
   save_safetensors(dir / model_shard_name(rank), tensors, {{"format", "pt"}, {"trainpp.rank", std::to_string(rank)}});
-  if (main_process) write_file_atomic(dir / model_shards_index_name, index.dump(1) + "\n");
+  if (main_process) write_json_file(dir / model_shards_index_name, index, 1);
 }
 
 TRAINPP_INLINE std::filesystem::path consolidate_sharded_model(const std::filesystem::path& checkpoint,
@@ -7424,7 +7424,7 @@ TRAINPP_INLINE void save_metrics(const std::filesystem::path& output_dir,
                                  bool combined) {
   std::filesystem::create_directories(output_dir);
   nlohmann::json j(metrics);
-  write_file_atomic(output_dir / fmt::format("{}_results.json", split), j.dump(4) + "\n");
+  write_json_file(output_dir / fmt::format("{}_results.json", split), j, 4);
   if (combined) {
     const auto all = output_dir / "all_results.json";
     nlohmann::json merged = nlohmann::json::object();
@@ -7437,7 +7437,7 @@ TRAINPP_INLINE void save_metrics(const std::filesystem::path& output_dir,
       if (!merged.is_object()) throw error("{} does not hold a JSON object", all.string());
     }
     merged.update(j);
-    write_file_atomic(all, merged.dump(4) + "\n");
+    write_json_file(all, merged, 4);
   }
 }
 
@@ -14772,7 +14772,7 @@ void save_pretrained(const Model& model, const std::filesystem::path& dir, Shard
     config.save(staging / config_name);
     if constexpr (detail::can_generate<Impl>()) {
       const auto generation = config.generation.is_object() ? config.generation : detail::generation_config_from(config);
-      write_file_atomic(staging / generation_config_name, generation.dump(2) + "\n");
+      write_json_file(staging / generation_config_name, generation);
     }
     nlohmann::json weight_map = nlohmann::json::object();
     const auto count = shards.size();
@@ -14790,7 +14790,7 @@ void save_pretrained(const Model& model, const std::filesystem::path& dir, Shard
       const nlohmann::json index = {
           {"metadata", {{"total_parameters", total_parameters}, {"total_size", total_size}}},
           {"weight_map", weight_map}};
-      write_file_atomic(staging / model_weights_index_name, index.dump(2) + "\n");
+      write_json_file(staging / model_weights_index_name, index);
     }
 
     // What else the directory held stays (hard links: nothing is copied); our own files do not.

@@ -99,7 +99,7 @@ TRAINPP_INLINE void write_checkpoint_manifest(const std::filesystem::path& dir) 
     listed[name] = {{"size", digest.size}, {"xxh3_64", fmt::format("{:016x}", digest.xxh3_64)}};
   const nlohmann::json manifest = {
       {"format", "trainpp-checkpoint-manifest"}, {"version", 1}, {"algorithm", "xxh3_64"}, {"files", listed}};
-  write_file_atomic(dir / checkpoint_manifest_name, manifest.dump(2) + "\n");
+  write_json_file(dir / checkpoint_manifest_name, manifest);
 }
 
 TRAINPP_INLINE void verify_checkpoint_manifest(const std::filesystem::path& dir) {

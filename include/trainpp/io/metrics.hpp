@@ -90,7 +90,7 @@ TRAINPP_INLINE void save_metrics(const std::filesystem::path& output_dir,
                                  bool combined) {
   std::filesystem::create_directories(output_dir);
   nlohmann::json j(metrics);
-  write_file_atomic(output_dir / fmt::format("{}_results.json", split), j.dump(4) + "\n");
+  write_json_file(output_dir / fmt::format("{}_results.json", split), j, 4);
   if (combined) {
     const auto all = output_dir / "all_results.json";
     nlohmann::json merged = nlohmann::json::object();
@@ -103,7 +103,7 @@ TRAINPP_INLINE void save_metrics(const std::filesystem::path& output_dir,
       if (!merged.is_object()) throw error("{} does not hold a JSON object", all.string());
     }
     merged.update(j);
-    write_file_atomic(all, merged.dump(4) + "\n");
+    write_json_file(all, merged, 4);
   }
 }
 

@@ -78,7 +78,7 @@ TRAINPP_INLINE void save_sharded_model(const std::filesystem::path& dir,
       index["parameters"][p.name] = {{"shape", p.shape}, {"dtype", std::string(c10::toString(p.dtype))}, {"pieces", p.pieces}};
   }
   save_safetensors(dir / model_shard_name(rank), tensors, {{"format", "pt"}, {"trainpp.rank", std::to_string(rank)}});
-  if (main_process) write_file_atomic(dir / model_shards_index_name, index.dump(1) + "\n");
+  if (main_process) write_json_file(dir / model_shards_index_name, index, 1);
 }
 
 TRAINPP_INLINE std::filesystem::path consolidate_sharded_model(const std::filesystem::path& checkpoint,

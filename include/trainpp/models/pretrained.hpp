@@ -453,7 +453,7 @@ void save_pretrained(const Model& model, const std::filesystem::path& dir, Shard
     config.save(staging / config_name);
     if constexpr (detail::can_generate<Impl>()) {
       const auto generation = config.generation.is_object() ? config.generation : detail::generation_config_from(config);
-      write_file_atomic(staging / generation_config_name, generation.dump(2) + "\n");
+      write_json_file(staging / generation_config_name, generation);
     }
     nlohmann::json weight_map = nlohmann::json::object();
     const auto count = shards.size();
@@ -471,7 +471,7 @@ void save_pretrained(const Model& model, const std::filesystem::path& dir, Shard
       const nlohmann::json index = {
           {"metadata", {{"total_parameters", total_parameters}, {"total_size", total_size}}},
           {"weight_map", weight_map}};
-      write_file_atomic(staging / model_weights_index_name, index.dump(2) + "\n");
+      write_json_file(staging / model_weights_index_name, index);
     }
 
     // What else the directory held stays (hard links: nothing is copied); our own files do not.
