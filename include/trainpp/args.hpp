@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -244,8 +245,16 @@ struct TrainingArguments {
   TRAINPP_TRAINING_ARGUMENTS_FIELDS(TRAINPP_DECLARE_ARGUMENT)
 #undef TRAINPP_DECLARE_ARGUMENT
 
-  /// --fsdp and --fsdp_config, or --deepspeed, read and checked.
+  /// --fsdp and --fsdp_config, or --deepspeed, read and checked: the options finalize() read while the
+  /// arguments they come from are unchanged (a config file is read once, and what runs is what
+  /// validate() checked), else read again.
   [[nodiscard]] FsdpOptions fsdp_options() const;
+  /// The arguments fsdp_options() reads: --fsdp, --fsdp_config, --deepspeed, --gradient_checkpointing,
+  /// and those a DeepSpeed config must agree with (batch size, optimizer settings, precision, world size).
+  [[nodiscard]] ShardingOptionsSource sharding_options_source() const;
+  /// What finalize() read for fsdp_options(), with the source it read it from. Not an argument: never
+  /// parsed, printed or saved; copies of the arguments share it.
+  std::shared_ptr<const std::pair<ShardingOptionsSource, FsdpOptions>> finalized_sharding_options;
 
   /// The label keys of a batch: label_names, or HF's default {"labels"}.
   [[nodiscard]] std::vector<std::string> effective_label_names() const {
@@ -337,22 +346,28 @@ void validate(const TrainingArguments& a);
 
 #if TRAINPP_DEFINITIONS
 
+TRAINPP_INLINE ShardingOptionsSource TrainingArguments::sharding_options_source() const {
+  ShardingOptionsSource source{.fsdp = fsdp, .fsdp_config = fsdp_config, .deepspeed = deepspeed,
+                               .gradient_checkpointing = gradient_checkpointing};
+  if (deepspeed && !deepspeed->empty())
+    source.deepspeed_arguments = {.per_device_train_batch_size = per_device_train_batch_size,
+                                  .gradient_accumulation_steps = gradient_accumulation_steps,
+                                  .max_grad_norm = max_grad_norm,
+                                  .learning_rate = learning_rate,
+                                  .weight_decay = weight_decay,
+                                  .adam_beta1 = adam_beta1,
+                                  .adam_beta2 = adam_beta2,
+                                  .adam_epsilon = adam_epsilon,
+                                  .fp16 = fp16,
+                                  .bf16 = bf16,
+                                  .world_size = detect_launch_environment().world_size};
+  return source;
+}
+
 TRAINPP_INLINE FsdpOptions TrainingArguments::fsdp_options() const {
-  if (deepspeed && !deepspeed->empty()) {
-    if (!fsdp.empty()) throw error("--deepspeed and --fsdp are mutually exclusive: choose one");
-    return parse_deepspeed_config(*deepspeed, {.per_device_train_batch_size = per_device_train_batch_size,
-                                               .gradient_accumulation_steps = gradient_accumulation_steps,
-                                               .max_grad_norm = max_grad_norm,
-                                               .learning_rate = learning_rate,
-                                               .weight_decay = weight_decay,
-                                               .adam_beta1 = adam_beta1,
-                                               .adam_beta2 = adam_beta2,
-                                               .adam_epsilon = adam_epsilon,
-                                               .fp16 = fp16,
-                                               .bf16 = bf16,
-                                               .world_size = detect_launch_environment().world_size});
-  }
-  return parse_fsdp_options(fsdp, fsdp_config, gradient_checkpointing);
+  ShardingOptionsSource source = sharding_options_source();
+  if (finalized_sharding_options && finalized_sharding_options->first == source) return finalized_sharding_options->second;
+  return read_sharding_options(source);
 }
 
 TRAINPP_INLINE std::int64_t TrainingArguments::get_warmup_steps(std::int64_t num_training_steps) const {
@@ -514,6 +529,10 @@ TRAINPP_INLINE void validate(const TrainingArguments& a) {
 TRAINPP_INLINE void TrainingArguments::finalize() {
   validate(*this);
   apply_derived_defaults();
+  ShardingOptionsSource source = sharding_options_source();
+  FsdpOptions options = fsdp_options();  // the reading a previous finalize() kept, when still current
+  finalized_sharding_options = std::make_shared<const std::pair<ShardingOptionsSource, FsdpOptions>>(
+      std::move(source), std::move(options));
 }
 
 TRAINPP_INLINE void TrainingArguments::apply_derived_defaults() {

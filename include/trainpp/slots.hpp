@@ -15,24 +15,37 @@
 #include <boost/hana/pair.hpp>
 
 #include <optional>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 
 namespace trainpp {
 
-/// The slot tags. Each names one thing a Trainer is composed of.
+/// Placeholders for the optional slots left empty.
+struct no_dataset {};
+struct no_metrics {};
+
+/// The slot tags. Each names one thing a Trainer is composed of and, as `default_type`, what the
+/// Trainer holds when the slot is left out: the one place a default is written.
 namespace slot {
-struct data_loader_t {};      ///< DataLoaderPolicy — default trainpp::DefaultDataLoader
-struct loss_t {};             ///< LossPolicy — default trainpp::ModelLoss
-struct optimizer_t {};        ///< OptimizerPolicy — default trainpp::HFOptimizer
-struct scheduler_t {};        ///< SchedulerPolicy — default trainpp::HFScheduler
-struct precision_t {};        ///< PrecisionPolicy — default trainpp::MixedPrecision (fp32 unless --bf16/--fp16)
-struct sharding_t {};         ///< ShardingPolicy — default trainpp::AutoSharding (follows the launcher and --fsdp)
-struct callbacks_t {};        ///< CallbackList — default: none besides the built-ins
-struct step_t {};             ///< StepPolicy — default trainpp::DefaultStep
-struct train_dataset_t {};    ///< a Dataset (HF's train_dataset)
-struct eval_dataset_t {};     ///< a Dataset (HF's eval_dataset)
-struct compute_metrics_t {};  ///< Metrics(const EvalPrediction&) (HF's compute_metrics)
+struct data_loader_t { using default_type = DefaultDataLoader; };   ///< DataLoaderPolicy
+struct loss_t { using default_type = ModelLoss; };                  ///< LossPolicy
+struct optimizer_t { using default_type = HFOptimizer; };           ///< OptimizerPolicy
+struct scheduler_t { using default_type = HFScheduler; };           ///< SchedulerPolicy
+/// PrecisionPolicy; the default follows --bf16 / --fp16 (fp32 without either).
+struct precision_t { using default_type = MixedPrecision; };
+/// ShardingPolicy; the default follows the launcher and --fsdp / --deepspeed.
+struct sharding_t { using default_type = AutoSharding; };
+struct callbacks_t { using default_type = CallbackList<>; };        ///< the user's callbacks, after the built-ins
+struct step_t { using default_type = DefaultStep; };                ///< StepPolicy
+struct train_dataset_t { using default_type = no_dataset; };        ///< a Dataset (HF's train_dataset)
+struct eval_dataset_t { using default_type = no_dataset; };         ///< a Dataset (HF's eval_dataset)
+struct compute_metrics_t { using default_type = no_metrics; };      ///< Metrics(const EvalPrediction&)
+
+template <class... Tags> struct list {};
+/// Every slot, in the order Policies holds them: the one list a new slot is added to.
+using all = list<data_loader_t, loss_t, optimizer_t, scheduler_t, precision_t, sharding_t, callbacks_t, step_t,
+                 train_dataset_t, eval_dataset_t, compute_metrics_t>;
 }  // namespace slot
 
 /// `name = value` makes a named argument: a hana::pair of the slot's tag and the value.
@@ -56,21 +69,25 @@ inline constexpr slot_name<slot::train_dataset_t> train_dataset{};
 inline constexpr slot_name<slot::eval_dataset_t> eval_dataset{};
 inline constexpr slot_name<slot::compute_metrics_t> compute_metrics{};
 
-/// Placeholders for the optional slots left empty.
-struct no_dataset {};
-struct no_metrics {};
-
 namespace detail {
 
+template <class Tag, class List> struct is_listed_slot : std::false_type {};
+template <class Tag, class... Tags>
+struct is_listed_slot<Tag, slot::list<Tags...>> : std::bool_constant<(std::is_same_v<Tag, Tags> || ...)> {};
+
+/// Where Tag stands in a slot::list.
+template <class Tag, class... Tags>
+constexpr std::size_t slot_index(slot::list<Tags...>) {
+  constexpr bool matches[] = {std::is_same_v<Tag, Tags>...};
+  for (std::size_t i = 0; i < sizeof...(Tags); ++i)
+    if (matches[i]) return i;
+  return sizeof...(Tags);
+}
+
+/// Whether T is a named argument of a slot in slot::all, and which.
 template <class T> struct slot_arg : std::false_type {};
 template <class Tag, class V> struct slot_arg<boost::hana::pair<Tag, V>> {
-  static constexpr bool value =
-      std::is_same_v<Tag, slot::data_loader_t> || std::is_same_v<Tag, slot::loss_t> ||
-      std::is_same_v<Tag, slot::optimizer_t> || std::is_same_v<Tag, slot::scheduler_t> ||
-      std::is_same_v<Tag, slot::precision_t> || std::is_same_v<Tag, slot::sharding_t> ||
-      std::is_same_v<Tag, slot::callbacks_t> || std::is_same_v<Tag, slot::step_t> ||
-      std::is_same_v<Tag, slot::train_dataset_t> || std::is_same_v<Tag, slot::eval_dataset_t> ||
-      std::is_same_v<Tag, slot::compute_metrics_t>;
+  static constexpr bool value = is_listed_slot<Tag, slot::all>::value;
   using tag = Tag;
   using type = V;
 };
@@ -126,8 +143,7 @@ constexpr bool check_slot_arguments() {
   constexpr bool all_named = (slot_arg<std::remove_cvref_t<Args>>::value && ...);
   static_assert(all_named,
                 "trainpp::Trainer: every argument after the TrainingArguments must be a named slot, such as "
-                "trainpp::loss = MyLoss{}. Slots: data_loader, loss, optimizer, scheduler, precision, "
-                "sharding, callbacks, step, train_dataset, eval_dataset, compute_metrics");
+                "trainpp::loss = MyLoss{} (every slot is listed in trainpp::slot::all, trainpp/slots.hpp)");
   if constexpr (all_named) {
     constexpr bool unique =
         ((slot_count<typename slot_arg<std::remove_cvref_t<Args>>::tag, Args...> == 1) && ...);
@@ -139,36 +155,25 @@ constexpr bool check_slot_arguments() {
 
 }  // namespace detail
 
-/// The resolved composition of a Trainer: one type per slot.
-template <class DataLoaderP, class LossP, class OptimizerP, class SchedulerP, class PrecisionP,
-          class ShardingP, class CallbacksT, class StepP, class TrainDataset, class EvalDataset, class MetricsFn>
+/// The resolved composition of a Trainer: one type per slot of slot::all, in its order.
+/// `Policies::type<slot::loss_t>` is the loss policy's type.
+template <class... Types>
 struct Policies {
-  using data_loader_type = DataLoaderP;
-  using loss_type = LossP;
-  using optimizer_policy_type = OptimizerP;
-  using scheduler_policy_type = SchedulerP;
-  using precision_type = PrecisionP;
-  using sharding_type = ShardingP;
-  using callbacks_type = CallbacksT;
-  using step_type = StepP;
-  using train_dataset_type = TrainDataset;
-  using eval_dataset_type = EvalDataset;
-  using compute_metrics_type = MetricsFn;
+  template <class Tag>
+    requires detail::is_listed_slot<Tag, slot::all>::value
+  using type = std::tuple_element_t<detail::slot_index<Tag>(slot::all{}), std::tuple<Types...>>;
 };
 
-/// The Policies that a list of named arguments selects, defaults for the rest.
+namespace detail {
+template <class List, class... Args> struct resolve_slots;
+template <class... Tags, class... Args>
+struct resolve_slots<slot::list<Tags...>, Args...> {
+  using type = Policies<slot_type_t<Tags, typename Tags::default_type, Args...>...>;
+};
+}  // namespace detail
+
+/// The Policies that a list of named arguments selects: each slot's given type, or its default_type.
 template <class... Args>
-using resolve_slots_t = Policies<
-    detail::slot_type_t<slot::data_loader_t, DefaultDataLoader, Args...>,
-    detail::slot_type_t<slot::loss_t, ModelLoss, Args...>,
-    detail::slot_type_t<slot::optimizer_t, HFOptimizer, Args...>,
-    detail::slot_type_t<slot::scheduler_t, HFScheduler, Args...>,
-    detail::slot_type_t<slot::precision_t, MixedPrecision, Args...>,
-    detail::slot_type_t<slot::sharding_t, AutoSharding, Args...>,
-    detail::slot_type_t<slot::callbacks_t, CallbackList<>, Args...>,
-    detail::slot_type_t<slot::step_t, DefaultStep, Args...>,
-    detail::slot_type_t<slot::train_dataset_t, no_dataset, Args...>,
-    detail::slot_type_t<slot::eval_dataset_t, no_dataset, Args...>,
-    detail::slot_type_t<slot::compute_metrics_t, no_metrics, Args...>>;
+using resolve_slots_t = typename detail::resolve_slots<slot::all, Args...>::type;
 
 }  // namespace trainpp

@@ -777,7 +777,23 @@ struct DeepSpeedArguments {
   double learning_rate = 5e-5, weight_decay = 0, adam_beta1 = 0.9, adam_beta2 = 0.999, adam_epsilon = 1e-8;
   bool fp16 = false, bf16 = false;
   std::int64_t world_size = 1;
+  bool operator==(const DeepSpeedArguments&) const = default;
 };
+
+/// Everything FsdpOptions are read from (TrainingArguments::fsdp_options): equal sources read the same
+/// options, so a source compared equal lets the options read once stand for a new reading.
+struct ShardingOptionsSource {
+  std::string fsdp;
+  std::optional<std::string> fsdp_config;
+  std::optional<std::string> deepspeed;
+  bool gradient_checkpointing = false;
+  DeepSpeedArguments deepspeed_arguments;  ///< read only with deepspeed
+  bool operator==(const ShardingOptionsSource&) const = default;
+};
+
+/// The options a source gives: --deepspeed's config, else --fsdp with --fsdp_config. Reads a config file
+/// each call; TrainingArguments::fsdp_options() answers from the reading finalize() kept.
+[[nodiscard]] FsdpOptions read_sharding_options(const ShardingOptionsSource& source);
 
 /// A DeepSpeed JSON config (--deepspeed: a file, or an inline object) mapped onto the same policies:
 /// zero_optimization.stage 0 → data parallelism, 1 and 2 → shard_grad_op (trainpp shards gradients with
@@ -1092,6 +1108,15 @@ TRAINPP_INLINE FsdpOptions parse_deepspeed_config(const std::string& deepspeed, 
   if (o.offload && (!o.strategy || *o.strategy == ShardingStrategy::no_shard))
     throw error("{}: offloading needs zero_optimization.stage 1, 2 or 3", source);
   return o;
+}
+
+
+TRAINPP_INLINE FsdpOptions read_sharding_options(const ShardingOptionsSource& source) {
+  if (source.deepspeed && !source.deepspeed->empty()) {
+    if (!source.fsdp.empty()) throw error("--deepspeed and --fsdp are mutually exclusive: choose one");
+    return parse_deepspeed_config(*source.deepspeed, source.deepspeed_arguments);
+  }
+  return parse_fsdp_options(source.fsdp, source.fsdp_config, source.gradient_checkpointing);
 }
 
 #endif  // TRAINPP_DEFINITIONS
@@ -1409,6 +1434,7 @@ TRAINPP_INLINE void Logger::write(LogLevel level, const std::string& message) {
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -1641,8 +1667,16 @@ struct TrainingArguments {
   TRAINPP_TRAINING_ARGUMENTS_FIELDS(TRAINPP_DECLARE_ARGUMENT)
 #undef TRAINPP_DECLARE_ARGUMENT
 
-  /// --fsdp and --fsdp_config, or --deepspeed, read and checked.
+  /// --fsdp and --fsdp_config, or --deepspeed, read and checked: the options finalize() read while the
+  /// arguments they come from are unchanged (a config file is read once, and what runs is what
+  /// validate() checked), else read again.
   [[nodiscard]] FsdpOptions fsdp_options() const;
+  /// The arguments fsdp_options() reads: --fsdp, --fsdp_config, --deepspeed, --gradient_checkpointing,
+  /// and those a DeepSpeed config must agree with (batch size, optimizer settings, precision, world size).
+  [[nodiscard]] ShardingOptionsSource sharding_options_source() const;
+  /// What finalize() read for fsdp_options(), with the source it read it from. Not an argument: never
+  /// parsed, printed or saved; copies of the arguments share it.
+  std::shared_ptr<const std::pair<ShardingOptionsSource, FsdpOptions>> finalized_sharding_options;
 
   /// The label keys of a batch: label_names, or HF's default {"labels"}.
   [[nodiscard]] std::vector<std::string> effective_label_names() const {
@@ -1734,22 +1768,28 @@ void validate(const TrainingArguments& a);
 
 #if TRAINPP_DEFINITIONS
 
+TRAINPP_INLINE ShardingOptionsSource TrainingArguments::sharding_options_source() const {
+  ShardingOptionsSource source{.fsdp = fsdp, .fsdp_config = fsdp_config, .deepspeed = deepspeed,
+                               .gradient_checkpointing = gradient_checkpointing};
+  if (deepspeed && !deepspeed->empty())
+    source.deepspeed_arguments = {.per_device_train_batch_size = per_device_train_batch_size,
+                                  .gradient_accumulation_steps = gradient_accumulation_steps,
+                                  .max_grad_norm = max_grad_norm,
+                                  .learning_rate = learning_rate,
+                                  .weight_decay = weight_decay,
+                                  .adam_beta1 = adam_beta1,
+                                  .adam_beta2 = adam_beta2,
+                                  .adam_epsilon = adam_epsilon,
+                                  .fp16 = fp16,
+                                  .bf16 = bf16,
+                                  .world_size = detect_launch_environment().world_size};
+  return source;
+}
+
 TRAINPP_INLINE FsdpOptions TrainingArguments::fsdp_options() const {
-  if (deepspeed && !deepspeed->empty()) {
-    if (!fsdp.empty()) throw error("--deepspeed and --fsdp are mutually exclusive: choose one");
-    return parse_deepspeed_config(*deepspeed, {.per_device_train_batch_size = per_device_train_batch_size,
-                                               .gradient_accumulation_steps = gradient_accumulation_steps,
-                                               .max_grad_norm = max_grad_norm,
-                                               .learning_rate = learning_rate,
-                                               .weight_decay = weight_decay,
-                                               .adam_beta1 = adam_beta1,
-                                               .adam_beta2 = adam_beta2,
-                                               .adam_epsilon = adam_epsilon,
-                                               .fp16 = fp16,
-                                               .bf16 = bf16,
-                                               .world_size = detect_launch_environment().world_size});
-  }
-  return parse_fsdp_options(fsdp, fsdp_config, gradient_checkpointing);
+  ShardingOptionsSource source = sharding_options_source();
+  if (finalized_sharding_options && finalized_sharding_options->first == source) return finalized_sharding_options->second;
+  return read_sharding_options(source);
 }
 
 TRAINPP_INLINE std::int64_t TrainingArguments::get_warmup_steps(std::int64_t num_training_steps) const {
@@ -1911,6 +1951,10 @@ TRAINPP_INLINE void validate(const TrainingArguments& a) {
 TRAINPP_INLINE void TrainingArguments::finalize() {
   validate(*this);
   apply_derived_defaults();
+  ShardingOptionsSource source = sharding_options_source();
+  FsdpOptions options = fsdp_options();  // the reading a previous finalize() kept, when still current
+  finalized_sharding_options = std::make_shared<const std::pair<ShardingOptionsSource, FsdpOptions>>(
+      std::move(source), std::move(options));
 }
 
 TRAINPP_INLINE void TrainingArguments::apply_derived_defaults() {
@@ -17747,24 +17791,37 @@ constexpr bool check_sharding() {
 #include <boost/hana/pair.hpp>
 
 #include <optional>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 
 namespace trainpp {
 
-/// The slot tags. Each names one thing a Trainer is composed of.
+/// Placeholders for the optional slots left empty.
+struct no_dataset {};
+struct no_metrics {};
+
+/// The slot tags. Each names one thing a Trainer is composed of and, as `default_type`, what the
+/// Trainer holds when the slot is left out: the one place a default is written.
 namespace slot {
-struct data_loader_t {};      ///< DataLoaderPolicy — default trainpp::DefaultDataLoader
-struct loss_t {};             ///< LossPolicy — default trainpp::ModelLoss
-struct optimizer_t {};        ///< OptimizerPolicy — default trainpp::HFOptimizer
-struct scheduler_t {};        ///< SchedulerPolicy — default trainpp::HFScheduler
-struct precision_t {};        ///< PrecisionPolicy — default trainpp::MixedPrecision (fp32 unless --bf16/--fp16)
-struct sharding_t {};         ///< ShardingPolicy — default trainpp::AutoSharding (follows the launcher and --fsdp)
-struct callbacks_t {};        ///< CallbackList — default: none besides the built-ins
-struct step_t {};             ///< StepPolicy — default trainpp::DefaultStep
-struct train_dataset_t {};    ///< a Dataset (HF's train_dataset)
-struct eval_dataset_t {};     ///< a Dataset (HF's eval_dataset)
-struct compute_metrics_t {};  ///< Metrics(const EvalPrediction&) (HF's compute_metrics)
+struct data_loader_t { using default_type = DefaultDataLoader; };   ///< DataLoaderPolicy
+struct loss_t { using default_type = ModelLoss; };                  ///< LossPolicy
+struct optimizer_t { using default_type = HFOptimizer; };           ///< OptimizerPolicy
+struct scheduler_t { using default_type = HFScheduler; };           ///< SchedulerPolicy
+/// PrecisionPolicy; the default follows --bf16 / --fp16 (fp32 without either).
+struct precision_t { using default_type = MixedPrecision; };
+/// ShardingPolicy; the default follows the launcher and --fsdp / --deepspeed.
+struct sharding_t { using default_type = AutoSharding; };
+struct callbacks_t { using default_type = CallbackList<>; };        ///< the user's callbacks, after the built-ins
+struct step_t { using default_type = DefaultStep; };                ///< StepPolicy
+struct train_dataset_t { using default_type = no_dataset; };        ///< a Dataset (HF's train_dataset)
+struct eval_dataset_t { using default_type = no_dataset; };         ///< a Dataset (HF's eval_dataset)
+struct compute_metrics_t { using default_type = no_metrics; };      ///< Metrics(const EvalPrediction&)
+
+template <class... Tags> struct list {};
+/// Every slot, in the order Policies holds them: the one list a new slot is added to.
+using all = list<data_loader_t, loss_t, optimizer_t, scheduler_t, precision_t, sharding_t, callbacks_t, step_t,
+                 train_dataset_t, eval_dataset_t, compute_metrics_t>;
 }  // namespace slot
 
 /// `name = value` makes a named argument: a hana::pair of the slot's tag and the value.
@@ -17788,21 +17845,25 @@ inline constexpr slot_name<slot::train_dataset_t> train_dataset{};
 inline constexpr slot_name<slot::eval_dataset_t> eval_dataset{};
 inline constexpr slot_name<slot::compute_metrics_t> compute_metrics{};
 
-/// Placeholders for the optional slots left empty.
-struct no_dataset {};
-struct no_metrics {};
-
 namespace detail {
 
+template <class Tag, class List> struct is_listed_slot : std::false_type {};
+template <class Tag, class... Tags>
+struct is_listed_slot<Tag, slot::list<Tags...>> : std::bool_constant<(std::is_same_v<Tag, Tags> || ...)> {};
+
+/// Where Tag stands in a slot::list.
+template <class Tag, class... Tags>
+constexpr std::size_t slot_index(slot::list<Tags...>) {
+  constexpr bool matches[] = {std::is_same_v<Tag, Tags>...};
+  for (std::size_t i = 0; i < sizeof...(Tags); ++i)
+    if (matches[i]) return i;
+  return sizeof...(Tags);
+}
+
+/// Whether T is a named argument of a slot in slot::all, and which.
 template <class T> struct slot_arg : std::false_type {};
 template <class Tag, class V> struct slot_arg<boost::hana::pair<Tag, V>> {
-  static constexpr bool value =
-      std::is_same_v<Tag, slot::data_loader_t> || std::is_same_v<Tag, slot::loss_t> ||
-      std::is_same_v<Tag, slot::optimizer_t> || std::is_same_v<Tag, slot::scheduler_t> ||
-      std::is_same_v<Tag, slot::precision_t> || std::is_same_v<Tag, slot::sharding_t> ||
-      std::is_same_v<Tag, slot::callbacks_t> || std::is_same_v<Tag, slot::step_t> ||
-      std::is_same_v<Tag, slot::train_dataset_t> || std::is_same_v<Tag, slot::eval_dataset_t> ||
-      std::is_same_v<Tag, slot::compute_metrics_t>;
+  static constexpr bool value = is_listed_slot<Tag, slot::all>::value;
   using tag = Tag;
   using type = V;
 };
@@ -17858,8 +17919,7 @@ constexpr bool check_slot_arguments() {
   constexpr bool all_named = (slot_arg<std::remove_cvref_t<Args>>::value && ...);
   static_assert(all_named,
                 "trainpp::Trainer: every argument after the TrainingArguments must be a named slot, such as "
-                "trainpp::loss = MyLoss{}. Slots: data_loader, loss, optimizer, scheduler, precision, "
-                "sharding, callbacks, step, train_dataset, eval_dataset, compute_metrics");
+                "trainpp::loss = MyLoss{} (every slot is listed in trainpp::slot::all, trainpp/slots.hpp)");
   if constexpr (all_named) {
     constexpr bool unique =
         ((slot_count<typename slot_arg<std::remove_cvref_t<Args>>::tag, Args...> == 1) && ...);
@@ -17871,37 +17931,26 @@ constexpr bool check_slot_arguments() {
 
 }  // namespace detail
 
-/// The resolved composition of a Trainer: one type per slot.
-template <class DataLoaderP, class LossP, class OptimizerP, class SchedulerP, class PrecisionP,
-          class ShardingP, class CallbacksT, class StepP, class TrainDataset, class EvalDataset, class MetricsFn>
+/// The resolved composition of a Trainer: one type per slot of slot::all, in its order.
+/// `Policies::type<slot::loss_t>` is the loss policy's type.
+template <class... Types>
 struct Policies {
-  using data_loader_type = DataLoaderP;
-  using loss_type = LossP;
-  using optimizer_policy_type = OptimizerP;
-  using scheduler_policy_type = SchedulerP;
-  using precision_type = PrecisionP;
-  using sharding_type = ShardingP;
-  using callbacks_type = CallbacksT;
-  using step_type = StepP;
-  using train_dataset_type = TrainDataset;
-  using eval_dataset_type = EvalDataset;
-  using compute_metrics_type = MetricsFn;
+  template <class Tag>
+    requires detail::is_listed_slot<Tag, slot::all>::value
+  using type = std::tuple_element_t<detail::slot_index<Tag>(slot::all{}), std::tuple<Types...>>;
 };
 
-/// The Policies that a list of named arguments selects, defaults for the rest.
+namespace detail {
+template <class List, class... Args> struct resolve_slots;
+template <class... Tags, class... Args>
+struct resolve_slots<slot::list<Tags...>, Args...> {
+  using type = Policies<slot_type_t<Tags, typename Tags::default_type, Args...>...>;
+};
+}  // namespace detail
+
+/// The Policies that a list of named arguments selects: each slot's given type, or its default_type.
 template <class... Args>
-using resolve_slots_t = Policies<
-    detail::slot_type_t<slot::data_loader_t, DefaultDataLoader, Args...>,
-    detail::slot_type_t<slot::loss_t, ModelLoss, Args...>,
-    detail::slot_type_t<slot::optimizer_t, HFOptimizer, Args...>,
-    detail::slot_type_t<slot::scheduler_t, HFScheduler, Args...>,
-    detail::slot_type_t<slot::precision_t, MixedPrecision, Args...>,
-    detail::slot_type_t<slot::sharding_t, AutoSharding, Args...>,
-    detail::slot_type_t<slot::callbacks_t, CallbackList<>, Args...>,
-    detail::slot_type_t<slot::step_t, DefaultStep, Args...>,
-    detail::slot_type_t<slot::train_dataset_t, no_dataset, Args...>,
-    detail::slot_type_t<slot::eval_dataset_t, no_dataset, Args...>,
-    detail::slot_type_t<slot::compute_metrics_t, no_metrics, Args...>>;
+using resolve_slots_t = typename detail::resolve_slots<slot::all, Args...>::type;
 
 }  // namespace trainpp
 
@@ -18198,18 +18247,18 @@ class Trainer {
  public:
   using model_type = Model;
   using policies = P;
-  using data_loader_policy_type = typename P::data_loader_type;
-  using loss_type = typename P::loss_type;
-  using optimizer_policy_type = typename P::optimizer_policy_type;
-  using scheduler_policy_type = typename P::scheduler_policy_type;
-  using precision_type = typename P::precision_type;
-  using sharding_type = typename P::sharding_type;
-  using user_callbacks_type = typename P::callbacks_type;
+  using data_loader_policy_type = typename P::template type<slot::data_loader_t>;
+  using loss_type = typename P::template type<slot::loss_t>;
+  using optimizer_policy_type = typename P::template type<slot::optimizer_t>;
+  using scheduler_policy_type = typename P::template type<slot::scheduler_t>;
+  using precision_type = typename P::template type<slot::precision_t>;
+  using sharding_type = typename P::template type<slot::sharding_t>;
+  using user_callbacks_type = typename P::template type<slot::callbacks_t>;
   using callbacks_type = typename detail::with_builtins<user_callbacks_type>::type;
-  using step_type = typename P::step_type;
-  using train_dataset_type = typename P::train_dataset_type;
-  using eval_dataset_type = typename P::eval_dataset_type;
-  using compute_metrics_type = typename P::compute_metrics_type;
+  using step_type = typename P::template type<slot::step_t>;
+  using train_dataset_type = typename P::template type<slot::train_dataset_t>;
+  using eval_dataset_type = typename P::template type<slot::eval_dataset_t>;
+  using compute_metrics_type = typename P::template type<slot::compute_metrics_t>;
   using optimizer_type = typename detail::optimizer_of<optimizer_policy_type>::type;
   using scheduler_type = typename detail::scheduler_of<scheduler_policy_type>::type;
   using train_loader_type = typename detail::train_loader_of<data_loader_policy_type, train_dataset_type>::type;

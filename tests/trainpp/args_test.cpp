@@ -318,4 +318,40 @@ TEST_CASE("--train_sampling_strategy group_by_length and --length_column_name, a
   CHECK_THROWS_AS(parse({"--group_by_length"}), trainpp::Error);
 }
 
+
+TEST_CASE("args: finalize() reads --fsdp_config once; fsdp_options() reads again only when its arguments changed") {
+  const auto dir = std::filesystem::temp_directory_path() / ("trainpp_args_fsdp_read_once_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto config = dir / "fsdp.json";
+  std::ofstream(config) << R"({"fsdp_min_num_params": 100})";
+
+  TrainingArguments args;
+  args.fsdp = "full_shard";
+  args.fsdp_config = config.string();
+  args.finalize();
+  REQUIRE(args.finalized_sharding_options != nullptr);
+  std::filesystem::remove_all(dir);
+  // The file is gone: the options the run uses are still the ones finalize() read and validate() checked,
+  // in every copy of the arguments (the Trainer and its sharding policy hold copies).
+  CHECK(args.fsdp_options().min_num_params == 100);
+  const TrainingArguments copy = args;
+  CHECK(copy.fsdp_options().strategy == trainpp::ShardingStrategy::full_shard);
+  CHECK(copy.fsdp_options().min_num_params == 100);
+
+  // A changed argument is read anew, never answered from the old reading.
+  TrainingArguments changed = args;
+  changed.fsdp_config = R"({"fsdp_min_num_params": 7})";
+  CHECK(changed.fsdp_options().min_num_params == 7);
+  changed.fsdp_config = config.string();
+  CHECK(changed.fsdp_options().min_num_params == 100);  // the same source as finalize()'s again
+  changed.gradient_checkpointing = true;                   // part of the source: read again, and the file is gone
+  CHECK_THROWS_WITH_AS((void)changed.fsdp_options(), doctest::Contains("fsdp.json"), trainpp::Error);
+
+  // Arguments never finalized read the file each time.
+  TrainingArguments unfinalized;
+  unfinalized.fsdp = "full_shard";
+  unfinalized.fsdp_config = config.string();
+  CHECK_THROWS_WITH_AS((void)unfinalized.fsdp_options(), doctest::Contains("fsdp.json"), trainpp::Error);
+}
+
 }  // namespace args_test

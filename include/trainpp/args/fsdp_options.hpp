@@ -106,7 +106,23 @@ struct DeepSpeedArguments {
   double learning_rate = 5e-5, weight_decay = 0, adam_beta1 = 0.9, adam_beta2 = 0.999, adam_epsilon = 1e-8;
   bool fp16 = false, bf16 = false;
   std::int64_t world_size = 1;
+  bool operator==(const DeepSpeedArguments&) const = default;
 };
+
+/// Everything FsdpOptions are read from (TrainingArguments::fsdp_options): equal sources read the same
+/// options, so a source compared equal lets the options read once stand for a new reading.
+struct ShardingOptionsSource {
+  std::string fsdp;
+  std::optional<std::string> fsdp_config;
+  std::optional<std::string> deepspeed;
+  bool gradient_checkpointing = false;
+  DeepSpeedArguments deepspeed_arguments;  ///< read only with deepspeed
+  bool operator==(const ShardingOptionsSource&) const = default;
+};
+
+/// The options a source gives: --deepspeed's config, else --fsdp with --fsdp_config. Reads a config file
+/// each call; TrainingArguments::fsdp_options() answers from the reading finalize() kept.
+[[nodiscard]] FsdpOptions read_sharding_options(const ShardingOptionsSource& source);
 
 /// A DeepSpeed JSON config (--deepspeed: a file, or an inline object) mapped onto the same policies:
 /// zero_optimization.stage 0 → data parallelism, 1 and 2 → shard_grad_op (trainpp shards gradients with
@@ -421,6 +437,15 @@ TRAINPP_INLINE FsdpOptions parse_deepspeed_config(const std::string& deepspeed, 
   if (o.offload && (!o.strategy || *o.strategy == ShardingStrategy::no_shard))
     throw error("{}: offloading needs zero_optimization.stage 1, 2 or 3", source);
   return o;
+}
+
+
+TRAINPP_INLINE FsdpOptions read_sharding_options(const ShardingOptionsSource& source) {
+  if (source.deepspeed && !source.deepspeed->empty()) {
+    if (!source.fsdp.empty()) throw error("--deepspeed and --fsdp are mutually exclusive: choose one");
+    return parse_deepspeed_config(*source.deepspeed, source.deepspeed_arguments);
+  }
+  return parse_fsdp_options(source.fsdp, source.fsdp_config, source.gradient_checkpointing);
 }
 
 #endif  // TRAINPP_DEFINITIONS
