@@ -4,6 +4,7 @@
 // checkpoint, a fresh run over old checkpoints). Kill-and-resume with the real example binary is in
 // tests/examples/kill_and_resume.py.
 
+#include <trainpp/checkpointing.hpp>
 #include <trainpp/trainpp.hpp>
 
 #include <doctest/doctest.h>

@@ -1,7 +1,9 @@
-// The Trainer's entry points besides the loop: evaluate(), predict(), metrics output, label_names,
-// a replaced step policy, and the errors for bad settings.
+// The Trainer's entry points besides the loop and the evaluation loop (evaluation_test.cpp): metrics
+// output, run(), a model factory, a replaced step policy, callbacks steering, and the errors for bad settings.
 
-#include <trainpp/trainpp.hpp>
+#include <trainpp/trainer.hpp>
+
+#include "tiny_classifier.hpp"
 
 #include <doctest/doctest.h>
 
@@ -14,31 +16,7 @@
 
 namespace trainer_test {
 
-struct NetImpl : torch::nn::Module {
-  torch::nn::Linear fc{2, 3};
-  std::string label_key;
-  explicit NetImpl(std::string key = "labels") : label_key(std::move(key)) { register_module("fc", fc); }
-  trainpp::ModelOutput forward(const trainpp::Batch& b) {
-    trainpp::ModelOutput out{.logits = fc(b.at("x"))};
-    if (b.contains(label_key)) out.loss = torch::nn::functional::cross_entropy(out.logits, b.at(label_key));
-    return out;
-  }
-};
-TORCH_MODULE(Net);
-
-trainpp::TensorDataset data(int64_t n, const std::string& label_key = "labels") {
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(5);
-  return trainpp::TensorDataset{{"x", torch::randn({n, 2}, gen)}, {label_key, torch::randint(0, 3, {n}, gen)}};
-}
-
-trainpp::TrainingArguments quiet_args() {
-  trainpp::TrainingArguments a;
-  a.output_dir = (std::filesystem::temp_directory_path() / "trainpp_trainer_test").string();
-  a.disable_tqdm = true;
-  a.save_strategy = trainpp::SaveStrategy::no;
-  a.per_device_eval_batch_size = 4;
-  return a;
-}
+using namespace tiny_classifier;
 
 std::string capture(const std::function<void(std::FILE*)>& write) {
   std::FILE* f = std::tmpfile();
@@ -49,55 +27,6 @@ std::string capture(const std::function<void(std::FILE*)>& write) {
   while (std::size_t n = std::fread(buf, 1, sizeof buf, f)) out.append(buf, n);
   std::fclose(f);
   return out;
-}
-
-TEST_CASE("evaluate returns HF's eval metrics, compute_metrics prefixed, loss weighted by batch size") {
-  auto eval = data(10);  // batches of 4, 4, 2: the mean must weight the last batch by 2
-  trainpp::Trainer trainer(Net{}, quiet_args(), trainpp::eval_dataset = eval,
-                           trainpp::compute_metrics = trainpp::accuracy);
-  const auto m = trainer.evaluate();
-  for (const auto* key : {"eval_loss", "eval_accuracy", "eval_runtime", "eval_samples_per_second", "eval_steps_per_second"})
-    CHECK_MESSAGE(m.count(key) == 1, key);
-  CHECK(m.count("epoch") == 0);  // no training yet: HF adds the epoch only once there is one
-
-  torch::NoGradGuard no_grad;
-  const auto all = eval.gather({0, 1, 2, 3, 4, 5, 6, 7, 8, 9}).to(trainer.device());
-  const auto logits = trainer.model()->fc(all.at("x"));
-  const double loss = torch::nn::functional::cross_entropy(logits, all.at("labels")).item<double>();
-  const double acc = logits.argmax(-1).eq(all.at("labels")).to(torch::kDouble).mean().item<double>();
-  CHECK(m.at("eval_loss") == doctest::Approx(loss).epsilon(1e-6));
-  CHECK(m.at("eval_accuracy") == doctest::Approx(acc));
-  // evaluate logs its metrics (with the step) into log_history, as HF's evaluate does.
-  REQUIRE(trainer.state().log_history.size() == 1);
-  CHECK(trainer.state().log_history[0]["step"] == 0);
-}
-
-TEST_CASE("predict returns predictions, label ids and test_ metrics, and does not log") {
-  auto test = data(7);
-  trainpp::Trainer trainer(Net{}, quiet_args(), trainpp::compute_metrics = trainpp::accuracy);
-  const auto out = trainer.predict(test);
-  CHECK(out.predictions.sizes() == torch::IntArrayRef({7, 3}));
-  CHECK(out.label_ids.sizes() == torch::IntArrayRef({7}));
-  CHECK(torch::equal(out.label_ids.cpu(), test.gather({0, 1, 2, 3, 4, 5, 6}).at("labels")));
-  CHECK(out.metrics.count("test_loss") == 1);
-  CHECK(out.metrics.count("test_accuracy") == 1);
-  CHECK(out.metrics.count("test_runtime") == 1);
-  CHECK(trainer.state().log_history.empty());
-}
-
-TEST_CASE("label_names picks the label key, and a batch without it gives no loss") {
-  auto args = quiet_args();
-  args.label_names = {"target"};
-  trainpp::Trainer trainer(Net("target"), args, trainpp::compute_metrics = trainpp::accuracy);
-  const auto out = trainer.predict(data(6, "target"));
-  CHECK(out.label_ids.numel() == 6);
-  CHECK(out.metrics.count("test_loss") == 1);
-  // Without the label key the model returns no loss and only predictions come back.
-  trainpp::TensorDataset unlabeled{{"x", torch::zeros({5, 2})}};
-  const auto bare = trainer.predict(unlabeled);
-  CHECK(bare.predictions.size(0) == 5);
-  CHECK_FALSE(bare.label_ids.defined());
-  CHECK(bare.metrics.count("test_loss") == 0);
 }
 
 TEST_CASE("log_metrics prints like HF's Trainer.log_metrics") {
