@@ -1,7 +1,7 @@
 // NormalizedString keeps, through every change, the original bytes each normalized byte stands for;
 // invalid UTF-8 is repaired as Python's decode(errors="replace") does; \s in patterns is Oniguruma's.
 
-#include <trainpp/tokenizers/normalizers.hpp>
+#include <trainpp/tokenizers/normalized_string.hpp>
 
 #include <doctest/doctest.h>
 
@@ -50,15 +50,6 @@ TEST_CASE("Regex reads \\s as the White_Space property, U+0085 included") {
   CHECK(re.find_all("a\xC2\x85" "b") == std::vector<Offsets>{{1, 3}});
   CHECK(Regex(R"(\S+)").find_all("a\xC2\x85" "b") == std::vector<Offsets>{{0, 1}, {3, 4}});
   CHECK_THROWS_WITH_AS(Regex("(unclosed"), doctest::Contains("does not compile"), trainpp::Error);
-}
-
-TEST_CASE("BertNormalizer cleans, spaces CJK, strips accents and lowercases with offsets") {
-  // tokenizers: BertNormalizer().normalize(NormalizedString("Héllo\u0085 中文!")) -> 'hello  中  文 !'
-  NormalizedString s("H\xC3\xA9llo\xC2\x85 \xE4\xB8\xAD\xE6\x96\x87!");
-  BertNormalizer{}(s);
-  CHECK(s.get() == "hello  \xE4\xB8\xAD  \xE6\x96\x87 !");
-  CHECK(s.normalized_to_original({1, 2}) == Offsets{1, 3});  // 'e' from 'é'
-  CHECK(s.normalized_to_original({5, 6}) == Offsets{8, 9});  // U+0085 (a control character) removed: the space
 }
 
 }  // namespace tokenizers_normalized_string_test

@@ -1,6 +1,5 @@
-// The three models on hand-made vocabularies, with what the `tokenizers` library gives for them
-// (Tokenizer.from_str on the same JSON): BPE's merge order, byte fallback and fused unknowns,
-// WordPiece's greedy longest match, Unigram's best segmentation.
+// The BPE model on hand-made vocabularies, with what the `tokenizers` library gives for it
+// (Tokenizer.from_str on the same JSON): merge order, byte fallback and fused unknowns.
 
 #include <trainpp/tokenizers.hpp>
 
@@ -43,28 +42,6 @@ TEST_CASE("BPE refuses merges outside the vocabulary and dropout") {
   spec = bpe_spec();
   spec["dropout"] = 0.1;
   CHECK_THROWS_WITH_AS(BPE::from_json(spec), doctest::Contains("dropout"), trainpp::Error);
-}
-
-TEST_CASE("WordPiece takes the longest known piece from the left, else the unknown token") {
-  const auto wp = WordPiece::from_json(nlohmann::json::parse(
-      R"({"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##", "max_input_chars_per_word": 10,
-          "vocab": {"[UNK]": 0, "un": 1, "##aff": 2, "##able": 3, "una": 4, "##ffable": 5}})"));
-  const auto t = wp.tokenize("unaffable");  // "una" + "##ffable" beats "un" + "##aff" + "##able"
-  CHECK(ids(t) == std::vector<std::uint32_t>{4, 5});
-  CHECK(t[1].offsets == Offsets{3, 9});
-  CHECK(ids(wp.tokenize("unx")) == std::vector<std::uint32_t>{0});
-  CHECK(ids(wp.tokenize("unaffableun")) == std::vector<std::uint32_t>{0});  // longer than 10 characters
-}
-
-TEST_CASE("Unigram picks the segmentation with the best score and fuses unknown characters") {
-  const auto u = Unigram::from_json(nlohmann::json::parse(
-      R"({"type": "Unigram", "unk_id": 0, "byte_fallback": false,
-          "vocab": [["<unk>", 0.0], ["a", -1.0], ["b", -1.0], ["ab", -1.5], ["abc", -4.0], ["c", -1.0]]})"));
-  CHECK(ids(u.tokenize("abc")) == std::vector<std::uint32_t>{3, 5});  // -2.5 beats abc's -4 and a+b+c's -3
-  const auto t = u.tokenize("axyb");
-  CHECK(ids(t) == std::vector<std::uint32_t>{1, 0, 2});
-  CHECK(t[1].value == "xy");
-  CHECK(t[1].offsets == Offsets{1, 3});
 }
 
 }  // namespace tokenizers_models_test
