@@ -2,8 +2,7 @@
 // built by make_optimizer from TrainingArguments and checked against the real ones (torch.optim through
 // transformers' Trainer.get_optimizer_cls_and_kwargs, transformers.Adafactor, lion-pytorch) stepped on
 // the same parameters and gradients in optimizers_reference.py; the state goes through a real
-// optimizer.safetensors half-way, as a resumed run's would. Also: optim_args parsing and refusals, and
-// the state each optimizer keeps.
+// optimizer.safetensors half-way, as a resumed run's would. Also: the state each optimizer keeps.
 
 #include <trainpp/io/optimizer_state.hpp>
 #include <trainpp/optim/optimizer.hpp>
@@ -146,60 +145,6 @@ TEST_CASE("optimizers follow torch.optim, transformers' Adafactor and Lion throu
     }
   }
   fs::remove_all(scratch);
-}
-
-TEST_CASE("optim_args: HF's key=value list, refused where the optimizer does not read it") {
-  const auto parsed = trainpp::OptimArgs::parse(" momentum = 0.9 ,nesterov=True");
-  CHECK(parsed.number("momentum") == 0.9);
-  CHECK(parsed.flag("nesterov") == true);
-  CHECK_FALSE(parsed.number("dampening").has_value());
-  CHECK(trainpp::OptimArgs::parse("").empty());
-
-  CHECK_THROWS_WITH(trainpp::OptimArgs::parse("momentum"), doctest::Contains("'momentum' is not key=value"));
-  CHECK_THROWS_WITH(trainpp::OptimArgs::parse("a=1=2"), doctest::Contains("'a=1=2' is not key=value"));
-  CHECK_THROWS_WITH(trainpp::OptimArgs::parse("a=1,a=2"), doctest::Contains("'a' is given twice"));
-  CHECK_THROWS_WITH((void)trainpp::OptimArgs::parse("momentum=fast").number("momentum"),
-                    doctest::Contains("momentum=fast is not a finite number"));
-  CHECK_THROWS_WITH((void)trainpp::OptimArgs::parse("nesterov=maybe").flag("nesterov"),
-                    doctest::Contains("nesterov=maybe is not a boolean"));
-
-  trainpp::TrainingArguments args;
-  args.optim = trainpp::OptimizerName::sgd;
-  args.optim_args = "momentum=0.9,betas=0.1";
-  CHECK_THROWS_WITH(trainpp::validate(args),
-                    doctest::Contains("--optim sgd does not read 'betas' (it reads: momentum, dampening, nesterov)"));
-  args.optim_args = "weight_decay=0.1";
-  CHECK_THROWS_WITH(trainpp::validate(args), doctest::Contains("use --weight_decay"));
-  args.optim = trainpp::OptimizerName::adamw_torch;
-  args.optim_args = "eps=1e-6";
-  CHECK_THROWS_WITH(trainpp::validate(args), doctest::Contains("--adam_epsilon"));
-  args.optim = trainpp::OptimizerName::rmsprop;
-  args.optim_args = "centered=true,alpha=0.9";
-  CHECK_NOTHROW(trainpp::validate(args));
-  {
-    trainpp::TrainingArguments sharded;
-    sharded.optim = trainpp::OptimizerName::adafactor;
-    sharded.fsdp = "full_shard";
-    CHECK_THROWS_WITH(trainpp::validate(sharded), doctest::Contains("--optim adafactor cannot run on sharded optimizer "
-                                                                     "state (--fsdp full_shard)"));
-    sharded.optim = trainpp::OptimizerName::lion_32bit;  // elementwise: the same update on flat pieces
-    CHECK_NOTHROW(trainpp::validate(sharded));
-  }
-
-  // make_optimizer reads them into the optimizer's options.
-  Net net;
-  args.optim_args = "momentum=0.3,centered=yes,eps=1e-5";
-  auto optimizer = trainpp::make_optimizer(*net, args);
-  optimizer.visit([](auto& o) {
-    if constexpr (std::is_same_v<std::decay_t<decltype(o)>, trainpp::RMSprop>) {
-      CHECK(o.options().momentum == 0.3);
-      CHECK(o.options().centered);
-      CHECK(o.options().eps == 1e-5);
-      CHECK(o.options().alpha == 0.99);
-    } else {
-      FAIL("expected RMSprop");
-    }
-  });
 }
 
 TEST_CASE("each optimizer keeps its own state, and refuses another's") {
