@@ -14,17 +14,6 @@ static_assert(trainpp::GatherDataset<TensorDataset>);
 static_assert(std::is_same_v<trainpp::example_t<TensorDataset>, Batch>);
 
 namespace tensor_dataset_test {
-struct OnlyGet {
-  std::size_t size() const { return 3; }
-  int get(std::size_t i) const { return static_cast<int>(i); }
-};
-struct NoSize {
-  int get(std::size_t i) const { return static_cast<int>(i); }
-};
-static_assert(trainpp::Dataset<OnlyGet> && !trainpp::GatherDataset<OnlyGet>);
-static_assert(std::is_same_v<trainpp::example_t<OnlyGet>, int>);
-static_assert(!trainpp::Dataset<NoSize>);
-
 TEST_CASE("TensorDataset: get(i) is the i-th row of every tensor") {
   const auto images = torch::arange(5 * 2 * 3, torch::kFloat).reshape({5, 2, 3});
   const auto labels = torch::tensor({4, 3, 2, 1, 0}, torch::kLong);
