@@ -2,6 +2,7 @@
 // training_args.json and a YAML arguments file; validate() is the one check; HF's --local_rank and
 // transformers 4's --warmup_ratio.
 
+#include <trainpp/args.hpp>
 #include <trainpp/trainpp.hpp>
 
 #include <doctest/doctest.h>

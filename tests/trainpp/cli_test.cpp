@@ -1,5 +1,6 @@
 // The command line: HF's flag names and value forms, a JSON arguments file, and clear errors.
 
+#include <trainpp/cli.hpp>
 #include <trainpp/trainpp.hpp>
 
 #include <doctest/doctest.h>

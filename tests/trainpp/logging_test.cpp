@@ -2,6 +2,7 @@
 // log_on_each_node, RANK / LOCAL_RANK), redirection and silencing, and the Trainer's messages
 // reaching it.
 
+#include <trainpp/logging.hpp>
 #include <trainpp/trainpp.hpp>
 
 #include <doctest/doctest.h>

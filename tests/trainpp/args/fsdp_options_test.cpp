@@ -2,6 +2,7 @@
 // reads it, and --fsdp's hybrid strategies. The variable names and values are those accelerate 1.x
 // exports (tests/distributed/check_launchers.py runs accelerate itself).
 
+#include <trainpp/args/fsdp_options.hpp>
 #include <trainpp/args.hpp>
 
 #include <doctest/doctest.h>

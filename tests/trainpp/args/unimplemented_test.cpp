@@ -3,6 +3,7 @@
 // together with TrainingArguments they cover every field of transformers' dataclass, so HF's own
 // training_args.json loads; docs/arguments.md is generated from the code.
 
+#include <trainpp/args/unimplemented.hpp>
 #include <trainpp/cli.hpp>
 
 #include "skip.hpp"

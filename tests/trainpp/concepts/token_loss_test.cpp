@@ -3,6 +3,7 @@
 // last window; every logged loss and grad_norm agree. The checkpoint trainpp writes loads in
 // transformers with the logits trainpp computes.
 
+#include <trainpp/concepts/token_loss.hpp>
 #include <trainpp/trainpp.hpp>
 #include <trainpp/models/llama.hpp>
 

@@ -1,6 +1,7 @@
 // shard_batch_positions against accelerate's BatchSamplerShard (tools/reference/gen_shard_reference.py),
 // and a sharded DataLoader: every process's batches together are the single-process epoch.
 
+#include <trainpp/data/shard.hpp>
 #include <trainpp/trainpp.hpp>
 
 #include <doctest/doctest.h>

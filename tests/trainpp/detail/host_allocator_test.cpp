@@ -1,6 +1,7 @@
 // Freed host memory stays in the process: a block the size of a layer's activations comes from the
 // heap, not from a fresh mmap that would be page-faulted in on every training step.
 
+#include <trainpp/detail/host_allocator.hpp>
 #include <trainpp/trainpp.hpp>
 
 #include <doctest/doctest.h>

@@ -2,6 +2,7 @@
 // shifted loss, gradient checkpointing, the blocks sharding wraps, training in the Trainer, and parity
 // with transformers both ways (gpt2_hf_reference.py makes and checks directories with transformers).
 
+#include <trainpp/models/gpt2.hpp>
 #include <trainpp/trainpp.hpp>
 
 #include <doctest/doctest.h>

@@ -2,6 +2,7 @@
 // step under accumulation is the summed token loss of the window over the window's label tokens —
 // for GPT-2 (labels shifted: the first position is never counted) and BERT-MLM (every label counted).
 
+#include <trainpp/models/lm_loss.hpp>
 #include <trainpp/trainpp.hpp>
 
 #include <doctest/doctest.h>

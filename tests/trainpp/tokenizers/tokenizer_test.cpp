@@ -4,6 +4,7 @@
 // does (ids, type ids, offsets, masks, overflowing windows, decodes); plus tokenizer_config.json and the
 // errors for bad files.
 
+#include <trainpp/tokenizers/tokenizer.hpp>
 #include <trainpp/tokenizers.hpp>
 
 #include <doctest/doctest.h>

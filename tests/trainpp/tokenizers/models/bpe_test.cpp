@@ -1,6 +1,7 @@
 // The BPE model on hand-made vocabularies, with what the `tokenizers` library gives for it
 // (Tokenizer.from_str on the same JSON): merge order, byte fallback and fused unknowns.
 
+#include <trainpp/tokenizers/models/bpe.hpp>
 #include <trainpp/tokenizers.hpp>
 
 #include <doctest/doctest.h>
