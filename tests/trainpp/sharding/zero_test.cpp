@@ -1,7 +1,7 @@
 // ShardGradOp / FullShard in one process (the multi-process runs are tests/distributed/check_zero.py):
-// --fsdp / --fsdp_config parsing, auto-wrap's choice of units, FullShard's freeing and gathering
-// around trainpp::call, training equal to the single-device slot, sharded model files and their
-// consolidation, and the errors for slots that cannot shard.
+// --fsdp / --fsdp_config parsing, training equal to the single-device slot, sharded model files and
+// their consolidation, and the errors for slots that cannot shard. The layout and the collectives
+// underneath are zero_layout_test.cpp's and zero_collectives_test.cpp's.
 
 #include <trainpp/trainpp.hpp>
 
@@ -16,12 +16,8 @@ namespace zero_test {
 
 struct BlockImpl : torch::nn::Module {
   torch::nn::Linear fc{nullptr};
-  bool* saw_gathered = nullptr;  ///< set when the forward ran with its weights present
   BlockImpl() { fc = register_module("fc", torch::nn::Linear(8, 8)); }
-  torch::Tensor forward(const torch::Tensor& x) {
-    if (saw_gathered) *saw_gathered = fc->weight.storage().nbytes() > 0;
-    return x + torch::tanh(fc(x));
-  }
+  torch::Tensor forward(const torch::Tensor& x) { return x + torch::tanh(fc(x)); }
 };
 TORCH_MODULE(Block);
 
@@ -166,55 +162,6 @@ TEST_CASE("a DeepSpeed config maps onto the same policies, its values checked ag
   both.deepspeed = R"({"zero_optimization": {"stage": 2}})";
   both.fsdp = "full_shard";
   CHECK_THROWS_WITH_AS((void)both.fsdp_options(), doctest::Contains("mutually exclusive"), trainpp::Error);
-}
-
-TEST_CASE("auto-wrap picks units by class name, or bottom-up by size as torch does") {
-  Net net;
-  trainpp::FsdpOptions by_class;
-  by_class.transformer_layer_cls_to_wrap = {"Block"};
-  trainpp::FullShard a(by_class);
-  a.prepare(*net, torch::kCPU);
-  CHECK(a.describe_units() == std::vector<std::string>{"first (Block): 72 parameters", "second (Block): 72 parameters",
-                                                       "<root> (Net): 67 parameters"});
-  Net other;
-  trainpp::FsdpOptions by_size;
-  by_size.min_num_params = 60;
-  trainpp::FullShard b(by_size);
-  b.prepare(*other, torch::kCPU);
-  // The deepest modules with 60 parameters: each block's Linear, not the block around it.
-  CHECK(b.describe_units() == std::vector<std::string>{"first.fc (Linear): 72 parameters",
-                                                       "second.fc (Linear): 72 parameters",
-                                                       "<root> (Net): 67 parameters"});
-}
-
-TEST_CASE("FullShard frees its units between calls and gathers them around trainpp::call") {
-  Net net;
-  bool saw_first = false, saw_second = false;
-  net->first->saw_gathered = &saw_first;
-  net->second->saw_gathered = &saw_second;
-  trainpp::FsdpOptions options;
-  options.transformer_layer_cls_to_wrap = {"Block"};
-  trainpp::FullShard sharding(options);
-  sharding.prepare(*net, torch::kCPU);
-  CHECK(net->first->fc->weight.storage().nbytes() == 0);
-  CHECK(net->in->weight.storage().nbytes() == 0);  // the root unit too, until a forward
-  trainpp::Batch batch{{"x", torch::randn({2, 4})}};
-  // The first forward runs with everything gathered (it checks that every unit is reached).
-  sharding.before_forward(*net);
-  (void)net->forward(batch);
-  sharding.after_forward(*net);
-  CHECK(net->first->fc->weight.storage().nbytes() == 0);
-  CHECK(net->in->weight.storage().nbytes() == 0);
-  torch::NoGradGuard no_grad;
-  sharding.before_forward(*net);
-  CHECK(net->in->weight.storage().nbytes() > 0);
-  CHECK(net->first->fc->weight.storage().nbytes() == 0);
-  (void)net->forward(batch);
-  CHECK(saw_first);
-  CHECK(saw_second);
-  CHECK(net->first->fc->weight.storage().nbytes() == 0);  // freed again right after its call
-  sharding.after_forward(*net);
-  CHECK(net->in->weight.storage().nbytes() == 0);
 }
 
 TEST_CASE("one process under ShardGradOp or FullShard trains as the single-device slot does" *
@@ -377,27 +324,4 @@ TEST_CASE("a step of the user's own cannot break FullShard: the loop gathers and
   for (std::size_t i = 0; i < losses.size(); ++i) CHECK(losses[i] == doctest::Approx(ref_losses[i]).epsilon(1e-6));
   for (std::size_t i = 0; i < weights.size(); ++i) CHECK(torch::allclose(weights[i], ref_weights[i], 1e-6, 1e-6));
   CHECK(eval == doctest::Approx(ref_eval).epsilon(1e-6));
-}
-
-TEST_CASE("SingleDevice named in the slot under a launcher of several processes is refused at construction") {
-  struct Environment {
-    Environment() {
-      ::setenv("RANK", "1", 1);
-      ::setenv("WORLD_SIZE", "2", 1);
-      ::setenv("LOCAL_RANK", "1", 1);
-      ::setenv("LOCAL_WORLD_SIZE", "2", 1);
-      ::setenv("MASTER_ADDR", "127.0.0.1", 1);
-      ::setenv("MASTER_PORT", "29500", 1);
-    }
-    ~Environment() {
-      for (const char* name : {"RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"})
-        ::unsetenv(name);
-    }
-  } environment;
-  Net net;
-  CHECK_THROWS_WITH_AS(trainpp::Trainer(net, args(temp_dir("single_launched")), trainpp::sharding = trainpp::SingleDevice{},
-                                        trainpp::train_dataset = data()),
-                       doctest::Contains("the sharding slot holds trainpp::SingleDevice, but the launch environment "
-                                         "(torchrun) makes this process rank 1 of 2"),
-                       trainpp::Error);
 }
