@@ -35,6 +35,9 @@ enum class SchedulerType {
 /// Order in which training samples are drawn (HF's train_sampling_strategy; group_by_length is HF 5.x's
 /// spelling of the former --group_by_length flag).
 enum class SamplingStrategy { random, sequential, group_by_length };
+/// Which input tokens num_input_tokens_seen counts (HF's include_num_input_tokens_seen): none, all of the
+/// main input's, or the attention mask's ones. HF also takes true (all) and false (no).
+enum class TokenCounting { no, all, non_padding };
 
 /// The spelling of each enumerator, as HF writes it on the command line and in JSON.
 template <typename E> struct enum_names;
@@ -75,6 +78,13 @@ template <> struct enum_names<SamplingStrategy> {
   static constexpr std::array<std::pair<SamplingStrategy, std::string_view>, 3> values{
       {{SamplingStrategy::random, "random"}, {SamplingStrategy::sequential, "sequential"},
        {SamplingStrategy::group_by_length, "group_by_length"}}};
+};
+
+template <> struct enum_names<TokenCounting> {
+  // The canonical spelling of each value first: to_string() and training_args.json use it.
+  static constexpr std::array<std::pair<TokenCounting, std::string_view>, 5> values{
+      {{TokenCounting::no, "no"}, {TokenCounting::all, "all"}, {TokenCounting::non_padding, "non_padding"},
+       {TokenCounting::all, "true"}, {TokenCounting::no, "false"}}};
 };
 
 template <typename E>
@@ -166,6 +176,8 @@ struct FieldInfo {
   FIELD(bool, logging_first_step, false, "logging", "Log the first optimizer step too.")                                  \
   FIELD(double, logging_steps, 500, "logging", "Log every N steps (a ratio of max_steps below 1).")                       \
   FIELD(bool, logging_nan_inf_filter, true, "logging", "Replace nan/inf step losses in the logged loss.")                 \
+  FIELD(TokenCounting, include_num_input_tokens_seen, TokenCounting::no, "logging",                                       \
+        "Count the training input tokens (all, or non_padding: the attention mask's) as num_input_tokens_seen.")         \
   FIELD(std::optional<bool>, disable_tqdm, std::nullopt, "logging", "Plain log lines instead of the live progress bar.")  \
   FIELD(std::vector<std::string>, report_to, std::vector<std::string>{"none"}, "logging",                                 \
         "Integrations to report to (none, all, tensorboard, jsonl, csv, curves).")                                        \

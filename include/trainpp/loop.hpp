@@ -130,6 +130,10 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
   if (resume) loss_sums_restored = load_training_state(*resume, tr_loss);
   double learning_rate = optimizer.param_groups().begin()->lr;
   const auto start_time = std::chrono::steady_clock::now();
+  train_start_time_ = start_time;
+  initial_num_input_tokens_seen_ = state_.num_input_tokens_seen;
+  input_tokens_on_host_ = 0;
+  input_tokens_on_device_ = torch::Tensor();
 
   log_training_summary(plan);
 
@@ -189,6 +193,7 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
         sharding_.before_forward(module());
         torch::Tensor tr_loss_step = step_.training_step(*this, window[static_cast<std::size_t>(i)], window_size);
         sharding_.after_backward(module(), i == window_size - 1);
+        track_num_input_tokens(window[static_cast<std::size_t>(i)]);
 
         if (args_.logging_nan_inf_filter) {
           // HF replaces a nan/inf step loss by the mean of the losses since the last log; done with a
@@ -228,6 +233,7 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
   }
 
   // ---- the end, as HF's _finalize_training ---------------------------------------------------------
+  sync_num_input_tokens_seen();
   TrainOutput output = train_metrics(plan, tr_loss, initial_global_step, loss_sums_restored, start_time);
   log(output.metrics);
   finish_checkpoints();
@@ -338,6 +344,9 @@ TrainOutput Trainer<Model, P>::train_metrics(const TrainingPlan& plan, const tor
 template <class Model, class P>
 void Trainer<Model, P>::maybe_log_save_evaluate(torch::Tensor& tr_loss, const torch::Tensor& grad_norm,
                                                 double learning_rate) {
+  // Every process reaches this point with the same flags: the token counts are summed here, once for
+  // whatever the log, the evaluation or the checkpoint below reads.
+  if (control_.should_log || control_.should_evaluate || control_.should_save) sync_num_input_tokens_seen();
   if (control_.should_log && state_.global_step > globalstep_last_logged_) {
     // The host syncs of a logging step: the user asked for these numbers.
     const double tr_loss_scalar = mean_across_processes(tr_loss);
@@ -348,7 +357,7 @@ void Trainer<Model, P>::maybe_log_save_evaluate(torch::Tensor& tr_loss, const to
     logs["learning_rate"] = learning_rate;
     total_loss_scalar_ += tr_loss_scalar;
     globalstep_last_logged_ = state_.global_step;
-    log(logs);
+    log(logs, train_start_time_);
   }
   if (control_.should_evaluate) {
     const Metrics metrics = evaluate_during_training();

@@ -124,6 +124,17 @@ constexpr bool check_callbacks() {
   return ok;
 }
 
+/// The batch key holding a model's main input (HF's model.main_input_name): the module's
+/// `static constexpr const char* main_input_name` when it declares one, else "input_ids".
+template <class Model>
+constexpr std::string_view main_input_name() {
+  using Module = std::remove_cvref_t<decltype(*std::declval<Model&>().operator->())>;
+  if constexpr (requires { { Module::main_input_name } -> std::convertible_to<std::string_view>; })
+    return Module::main_input_name;
+  else
+    return "input_ids";
+}
+
 /// A model the Trainer can hold: a module holder (TORCH_MODULE) or a shared_ptr to a module.
 template <class T>
 concept model_handle = requires(T& m) { { *m.operator->() } -> std::convertible_to<torch::nn::Module&>; };
@@ -322,13 +333,29 @@ class Trainer {
 
   // ---- logging ---------------------------------------------------------------------------------
 
-  /// HF's Trainer.log: adds the epoch, appends {logs..., step} to log_history, fires on_log.
-  void log(Metrics& logs) {
+  /// HF's Trainer.log: adds the epoch and, with include_num_input_tokens_seen, num_input_tokens_seen;
+  /// appends {logs..., step} to log_history, fires on_log.
+  void log(Metrics& logs) { log(logs, std::nullopt); }
+  /// The same for a training log: with include_num_input_tokens_seen, also train_runtime and
+  /// train_tokens_per_second since `train_start` (HF's log(logs, start_time)).
+  void log(Metrics& logs, std::optional<std::chrono::steady_clock::time_point> train_start) {
     if (state_.epoch) logs["epoch"] = *state_.epoch;
+    const bool count_tokens = args_.include_num_input_tokens_seen != TokenCounting::no;
+    if (count_tokens) {
+      logs["num_input_tokens_seen"] = static_cast<double>(state_.num_input_tokens_seen);
+      if (train_start) {
+        const auto session_tokens = static_cast<double>(state_.num_input_tokens_seen - initial_num_input_tokens_seen_);
+        for (const auto& [key, value] : speed_metrics("train", *train_start, std::nullopt, std::nullopt, session_tokens))
+          logs[key] = value;
+      }
+    }
     nlohmann::json entry(logs);
+    // An integer, as HF writes it (Metrics holds doubles).
+    if (count_tokens) entry["num_input_tokens_seen"] = state_.num_input_tokens_seen;
     entry["step"] = state_.global_step;
     state_.log_history.push_back(entry);
     nlohmann::json shown(logs);
+    if (count_tokens) shown["num_input_tokens_seen"] = state_.num_input_tokens_seen;
     control_.should_log = false;  // the request is served (HF resets it as on_log fires)
     fire(hooks::on_log, std::as_const(shown));
   }
@@ -621,6 +648,54 @@ class Trainer {
     return value.item<double>();
   }
 
+  /// HF's _track_num_input_tokens for one training micro-batch, without its host sync: the count stays
+  /// on this process (on the device for the attention mask's) until sync_num_input_tokens_seen().
+  template <class B>
+  void track_num_input_tokens(const B& batch) {
+    const TokenCounting counting = args_.include_num_input_tokens_seen;
+    if (counting == TokenCounting::no) return;
+    const std::string_view name = detail::main_input_name<Model>();
+    if constexpr (requires { { batch.contains(name) } -> std::convertible_to<bool>; { batch.at(name) } -> std::convertible_to<torch::Tensor>; }) {
+      if (!batch.contains(name)) {
+        if (!warned_token_counting_) warn("include_num_input_tokens_seen: the batch has no '{}' (the model's main input): no "
+                                          "tokens are counted; declare `static constexpr const char* main_input_name` in the "
+                                          "model's class to name another key", name);
+        warned_token_counting_ = true;
+        return;
+      }
+      if (counting == TokenCounting::non_padding) {
+        if (batch.contains("attention_mask")) {
+          const auto ones = torch::Tensor(batch.at("attention_mask")).sum(torch::kInt64);
+          input_tokens_on_device_ = input_tokens_on_device_.defined() ? input_tokens_on_device_ + ones : ones;
+          return;
+        }
+        if (!warned_token_counting_)
+          warn("include_num_input_tokens_seen non_padding: the batch has no attention_mask; counting all tokens");
+        warned_token_counting_ = true;
+      }
+      input_tokens_on_host_ += torch::Tensor(batch.at(name)).numel();
+    } else {
+      if (!warned_token_counting_)
+        warn("include_num_input_tokens_seen: the batch type offers no contains(name) / at(name); no tokens are counted");
+      warned_token_counting_ = true;
+    }
+  }
+  /// Adds every process's pending token counts to state().num_input_tokens_seen. Collective: the loop
+  /// calls it on every process at the same points (before logging, evaluating or saving, and at the end).
+  void sync_num_input_tokens_seen() {
+    if (args_.include_num_input_tokens_seen == TokenCounting::no) return;
+    // float64 holds every count up to 2^53 exactly, and every backend sums it.
+    auto count = torch::full({}, static_cast<double>(input_tokens_on_host_),
+                             torch::TensorOptions().dtype(torch::kFloat64).device(device_));
+    if (input_tokens_on_device_.defined()) count = count + input_tokens_on_device_.to(torch::kFloat64);
+    if constexpr (requires(torch::Tensor& t) { sharding_.all_reduce_sum(t); }) {
+      if (sharding_.world_size() > 1) sharding_.all_reduce_sum(count);
+    }
+    state_.num_input_tokens_seen += std::llround(count.item<double>());
+    input_tokens_on_host_ = 0;
+    input_tokens_on_device_ = torch::Tensor();
+  }
+
   /// HF's evaluation_loop header lines, at info level.
   void log_loop_start(std::string_view description, std::size_t num_examples) const {
     logger().info("***** Running {} *****", description);
@@ -729,6 +804,13 @@ class Trainer {
   std::size_t current_eval_batches_ = 0;
   train_loader_type* current_train_loader_ = nullptr;
   bool in_train_ = false;  ///< inside train(): evaluation then keeps the model's dtype (HF's is_in_train)
+  // include_num_input_tokens_seen: counts not yet summed over processes, the total when train() began
+  // (tokens per second count this run's only, as HF's), and train()'s start for the training logs.
+  std::int64_t input_tokens_on_host_ = 0;
+  torch::Tensor input_tokens_on_device_;
+  std::int64_t initial_num_input_tokens_seen_ = 0;
+  std::chrono::steady_clock::time_point train_start_time_;
+  bool warned_token_counting_ = false;
   nlohmann::json saved_arguments_;  ///< set once args_ is finalized: finalize() fills in derived values
 };
 

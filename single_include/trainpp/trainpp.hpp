@@ -1457,6 +1457,9 @@ enum class SchedulerType {
 /// Order in which training samples are drawn (HF's train_sampling_strategy; group_by_length is HF 5.x's
 /// spelling of the former --group_by_length flag).
 enum class SamplingStrategy { random, sequential, group_by_length };
+/// Which input tokens num_input_tokens_seen counts (HF's include_num_input_tokens_seen): none, all of the
+/// main input's, or the attention mask's ones. HF also takes true (all) and false (no).
+enum class TokenCounting { no, all, non_padding };
 
 /// The spelling of each enumerator, as HF writes it on the command line and in JSON.
 template <typename E> struct enum_names;
@@ -1497,6 +1500,13 @@ template <> struct enum_names<SamplingStrategy> {
   static constexpr std::array<std::pair<SamplingStrategy, std::string_view>, 3> values{
       {{SamplingStrategy::random, "random"}, {SamplingStrategy::sequential, "sequential"},
        {SamplingStrategy::group_by_length, "group_by_length"}}};
+};
+
+template <> struct enum_names<TokenCounting> {
+  // The canonical spelling of each value first: to_string() and training_args.json use it.
+  static constexpr std::array<std::pair<TokenCounting, std::string_view>, 5> values{
+      {{TokenCounting::no, "no"}, {TokenCounting::all, "all"}, {TokenCounting::non_padding, "non_padding"},
+       {TokenCounting::all, "true"}, {TokenCounting::no, "false"}}};
 };
 
 template <typename E>
@@ -1588,6 +1598,8 @@ struct FieldInfo {
   FIELD(bool, logging_first_step, false, "logging", "Log the first optimizer step too.")                                  \
   FIELD(double, logging_steps, 500, "logging", "Log every N steps (a ratio of max_steps below 1).")                       \
   FIELD(bool, logging_nan_inf_filter, true, "logging", "Replace nan/inf step losses in the logged loss.")                 \
+  FIELD(TokenCounting, include_num_input_tokens_seen, TokenCounting::no, "logging",                                       \
+        "Count the training input tokens (all, or non_padding: the attention mask's) as num_input_tokens_seen.")         \
   FIELD(std::optional<bool>, disable_tqdm, std::nullopt, "logging", "Plain log lines instead of the live progress bar.")  \
   FIELD(std::vector<std::string>, report_to, std::vector<std::string>{"none"}, "logging",                                 \
         "Integrations to report to (none, all, tensorboard, jsonl, csv, curves).")                                        \
@@ -2055,7 +2067,6 @@ inline constexpr auto unimplemented_arguments = std::to_array<UnimplementedArgum
     {"torch_empty_cache_steps", "null", false, false, "emptying the device cache every N steps is not built in yet"},
     {"auto_find_batch_size", "false", true, false,
      "finding a batch size that fits is not built in yet: set --per_device_train_batch_size"},
-    {"include_num_input_tokens_seen", "\"no\" | false", false, false, "counting input tokens is not built in yet"},
     {"project", "\"huggingface\"", false, false, "only Trackio reads it, and trainpp does not report to Trackio"},
     {"trackio_space_id", "null", false, false, "trainpp does not report to Trackio"},
     {"trackio_bucket_id", "null", false, false, "trainpp does not report to Trackio"},
@@ -7400,10 +7411,11 @@ namespace trainpp {
   return std::nearbyint(x * scale) / scale;
 }
 
-/// HF's speed_metrics: {split}_runtime, _samples_per_second, _steps_per_second.
+/// HF's speed_metrics: {split}_runtime, _samples_per_second, _steps_per_second, _tokens_per_second.
 [[nodiscard]] Metrics speed_metrics(std::string_view split, std::chrono::steady_clock::time_point start,
                                     std::optional<double> num_samples = std::nullopt,
-                                    std::optional<double> num_steps = std::nullopt);
+                                    std::optional<double> num_steps = std::nullopt,
+                                    std::optional<double> num_tokens = std::nullopt);
 
 namespace detail {
 /// HF's metrics_format: runtimes as h:mm:ss.cc, total_flos in GF, other floats rounded to 4 places.
@@ -7426,12 +7438,14 @@ void save_metrics(const std::filesystem::path& output_dir, std::string_view spli
 TRAINPP_INLINE Metrics speed_metrics(std::string_view split,
                                      std::chrono::steady_clock::time_point start,
                                      std::optional<double> num_samples,
-                                     std::optional<double> num_steps) {
+                                     std::optional<double> num_steps,
+                                     std::optional<double> num_tokens) {
   const double runtime = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   Metrics m{{fmt::format("{}_runtime", split), round_to(runtime, 4)}};
   if (runtime == 0) return m;
   if (num_samples) m[fmt::format("{}_samples_per_second", split)] = round_to(*num_samples / runtime, 3);
   if (num_steps) m[fmt::format("{}_steps_per_second", split)] = round_to(*num_steps / runtime, 3);
+  if (num_tokens) m[fmt::format("{}_tokens_per_second", split)] = round_to(*num_tokens / runtime, 3);
   return m;
 }
 
@@ -18213,6 +18227,17 @@ constexpr bool check_callbacks() {
   return ok;
 }
 
+/// The batch key holding a model's main input (HF's model.main_input_name): the module's
+/// `static constexpr const char* main_input_name` when it declares one, else "input_ids".
+template <class Model>
+constexpr std::string_view main_input_name() {
+  using Module = std::remove_cvref_t<decltype(*std::declval<Model&>().operator->())>;
+  if constexpr (requires { { Module::main_input_name } -> std::convertible_to<std::string_view>; })
+    return Module::main_input_name;
+  else
+    return "input_ids";
+}
+
 /// A model the Trainer can hold: a module holder (TORCH_MODULE) or a shared_ptr to a module.
 template <class T>
 concept model_handle = requires(T& m) { { *m.operator->() } -> std::convertible_to<torch::nn::Module&>; };
@@ -18411,13 +18436,29 @@ class Trainer {
 
   // ---- logging ---------------------------------------------------------------------------------
 
-  /// HF's Trainer.log: adds the epoch, appends {logs..., step} to log_history, fires on_log.
-  void log(Metrics& logs) {
+  /// HF's Trainer.log: adds the epoch and, with include_num_input_tokens_seen, num_input_tokens_seen;
+  /// appends {logs..., step} to log_history, fires on_log.
+  void log(Metrics& logs) { log(logs, std::nullopt); }
+  /// The same for a training log: with include_num_input_tokens_seen, also train_runtime and
+  /// train_tokens_per_second since `train_start` (HF's log(logs, start_time)).
+  void log(Metrics& logs, std::optional<std::chrono::steady_clock::time_point> train_start) {
     if (state_.epoch) logs["epoch"] = *state_.epoch;
+    const bool count_tokens = args_.include_num_input_tokens_seen != TokenCounting::no;
+    if (count_tokens) {
+      logs["num_input_tokens_seen"] = static_cast<double>(state_.num_input_tokens_seen);
+      if (train_start) {
+        const auto session_tokens = static_cast<double>(state_.num_input_tokens_seen - initial_num_input_tokens_seen_);
+        for (const auto& [key, value] : speed_metrics("train", *train_start, std::nullopt, std::nullopt, session_tokens))
+          logs[key] = value;
+      }
+    }
     nlohmann::json entry(logs);
+    // An integer, as HF writes it (Metrics holds doubles).
+    if (count_tokens) entry["num_input_tokens_seen"] = state_.num_input_tokens_seen;
     entry["step"] = state_.global_step;
     state_.log_history.push_back(entry);
     nlohmann::json shown(logs);
+    if (count_tokens) shown["num_input_tokens_seen"] = state_.num_input_tokens_seen;
     control_.should_log = false;  // the request is served (HF resets it as on_log fires)
     fire(hooks::on_log, std::as_const(shown));
   }
@@ -18710,6 +18751,54 @@ class Trainer {
     return value.item<double>();
   }
 
+  /// HF's _track_num_input_tokens for one training micro-batch, without its host sync: the count stays
+  /// on this process (on the device for the attention mask's) until sync_num_input_tokens_seen().
+  template <class B>
+  void track_num_input_tokens(const B& batch) {
+    const TokenCounting counting = args_.include_num_input_tokens_seen;
+    if (counting == TokenCounting::no) return;
+    const std::string_view name = detail::main_input_name<Model>();
+    if constexpr (requires { { batch.contains(name) } -> std::convertible_to<bool>; { batch.at(name) } -> std::convertible_to<torch::Tensor>; }) {
+      if (!batch.contains(name)) {
+        if (!warned_token_counting_) warn("include_num_input_tokens_seen: the batch has no '{}' (the model's main input): no "
+                                          "tokens are counted; declare `static constexpr const char* main_input_name` in the "
+                                          "model's class to name another key", name);
+        warned_token_counting_ = true;
+        return;
+      }
+      if (counting == TokenCounting::non_padding) {
+        if (batch.contains("attention_mask")) {
+          const auto ones = torch::Tensor(batch.at("attention_mask")).sum(torch::kInt64);
+          input_tokens_on_device_ = input_tokens_on_device_.defined() ? input_tokens_on_device_ + ones : ones;
+          return;
+        }
+        if (!warned_token_counting_)
+          warn("include_num_input_tokens_seen non_padding: the batch has no attention_mask; counting all tokens");
+        warned_token_counting_ = true;
+      }
+      input_tokens_on_host_ += torch::Tensor(batch.at(name)).numel();
+    } else {
+      if (!warned_token_counting_)
+        warn("include_num_input_tokens_seen: the batch type offers no contains(name) / at(name); no tokens are counted");
+      warned_token_counting_ = true;
+    }
+  }
+  /// Adds every process's pending token counts to state().num_input_tokens_seen. Collective: the loop
+  /// calls it on every process at the same points (before logging, evaluating or saving, and at the end).
+  void sync_num_input_tokens_seen() {
+    if (args_.include_num_input_tokens_seen == TokenCounting::no) return;
+    // float64 holds every count up to 2^53 exactly, and every backend sums it.
+    auto count = torch::full({}, static_cast<double>(input_tokens_on_host_),
+                             torch::TensorOptions().dtype(torch::kFloat64).device(device_));
+    if (input_tokens_on_device_.defined()) count = count + input_tokens_on_device_.to(torch::kFloat64);
+    if constexpr (requires(torch::Tensor& t) { sharding_.all_reduce_sum(t); }) {
+      if (sharding_.world_size() > 1) sharding_.all_reduce_sum(count);
+    }
+    state_.num_input_tokens_seen += std::llround(count.item<double>());
+    input_tokens_on_host_ = 0;
+    input_tokens_on_device_ = torch::Tensor();
+  }
+
   /// HF's evaluation_loop header lines, at info level.
   void log_loop_start(std::string_view description, std::size_t num_examples) const {
     logger().info("***** Running {} *****", description);
@@ -18818,6 +18907,13 @@ class Trainer {
   std::size_t current_eval_batches_ = 0;
   train_loader_type* current_train_loader_ = nullptr;
   bool in_train_ = false;  ///< inside train(): evaluation then keeps the model's dtype (HF's is_in_train)
+  // include_num_input_tokens_seen: counts not yet summed over processes, the total when train() began
+  // (tokens per second count this run's only, as HF's), and train()'s start for the training logs.
+  std::int64_t input_tokens_on_host_ = 0;
+  torch::Tensor input_tokens_on_device_;
+  std::int64_t initial_num_input_tokens_seen_ = 0;
+  std::chrono::steady_clock::time_point train_start_time_;
+  bool warned_token_counting_ = false;
   nlohmann::json saved_arguments_;  ///< set once args_ is finalized: finalize() fills in derived values
 };
 
@@ -19672,6 +19768,10 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
   if (resume) loss_sums_restored = load_training_state(*resume, tr_loss);
   double learning_rate = optimizer.param_groups().begin()->lr;
   const auto start_time = std::chrono::steady_clock::now();
+  train_start_time_ = start_time;
+  initial_num_input_tokens_seen_ = state_.num_input_tokens_seen;
+  input_tokens_on_host_ = 0;
+  input_tokens_on_device_ = torch::Tensor();
 
   log_training_summary(plan);
 
@@ -19731,6 +19831,7 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
         sharding_.before_forward(module());
         torch::Tensor tr_loss_step = step_.training_step(*this, window[static_cast<std::size_t>(i)], window_size);
         sharding_.after_backward(module(), i == window_size - 1);
+        track_num_input_tokens(window[static_cast<std::size_t>(i)]);
 
         if (args_.logging_nan_inf_filter) {
           // HF replaces a nan/inf step loss by the mean of the losses since the last log; done with a
@@ -19770,6 +19871,7 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
   }
 
   // ---- the end, as HF's _finalize_training ---------------------------------------------------------
+  sync_num_input_tokens_seen();
   TrainOutput output = train_metrics(plan, tr_loss, initial_global_step, loss_sums_restored, start_time);
   log(output.metrics);
   finish_checkpoints();
@@ -19880,6 +19982,9 @@ TrainOutput Trainer<Model, P>::train_metrics(const TrainingPlan& plan, const tor
 template <class Model, class P>
 void Trainer<Model, P>::maybe_log_save_evaluate(torch::Tensor& tr_loss, const torch::Tensor& grad_norm,
                                                 double learning_rate) {
+  // Every process reaches this point with the same flags: the token counts are summed here, once for
+  // whatever the log, the evaluation or the checkpoint below reads.
+  if (control_.should_log || control_.should_evaluate || control_.should_save) sync_num_input_tokens_seen();
   if (control_.should_log && state_.global_step > globalstep_last_logged_) {
     // The host syncs of a logging step: the user asked for these numbers.
     const double tr_loss_scalar = mean_across_processes(tr_loss);
@@ -19890,7 +19995,7 @@ void Trainer<Model, P>::maybe_log_save_evaluate(torch::Tensor& tr_loss, const to
     logs["learning_rate"] = learning_rate;
     total_loss_scalar_ += tr_loss_scalar;
     globalstep_last_logged_ = state_.global_step;
-    log(logs);
+    log(logs, train_start_time_);
   }
   if (control_.should_evaluate) {
     const Metrics metrics = evaluate_during_training();

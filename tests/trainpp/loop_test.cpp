@@ -3,16 +3,22 @@
 // weights). Covers accumulation with a smaller last window, clipping with the pre-clip norm,
 // scheduler stepping, decay groups, fused and foreach AdamW, SGD, shuffling and periodic evaluation,
 // and the logging switches: logging_strategy epoch, logging_first_step, ratio-valued logging_steps,
-// eval_delay, eval_on_start, evaluation per epoch, logging_nan_inf_filter on infinite losses.
+// eval_delay, eval_on_start, evaluation per epoch, logging_nan_inf_filter on infinite losses. Then
+// include_num_input_tokens_seen against HF's Trainer run beside the test (tokens_seen_hf_trainer.py).
 
+#include <trainpp/loop.hpp>
 #include <trainpp/trainpp.hpp>
 
 #include <doctest/doctest.h>
 
+#include "skip.hpp"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
-
-#include <unistd.h>
 
 namespace loop_test {
 
@@ -180,6 +186,100 @@ TEST_CASE("the loop reproduces transformers' Trainer step by step" *
           doctest::test_suite("integration")) {
   const auto ref = load_reference();
   for (const auto& c : ref["cases"]) run_case(c);
+}
+
+
+/// Mean-pools the embeddings of the unpadded tokens: what it learns does not matter, only which tokens
+/// each micro-batch holds.
+struct TokenClassifierImpl : torch::nn::Module {
+  torch::nn::Embedding embed{11, 4};
+  torch::nn::Linear head{4, 2};
+  TokenClassifierImpl() {
+    register_module("embed", embed);
+    register_module("head", head);
+  }
+  trainpp::ModelOutput forward(const trainpp::Batch& batch) {
+    const auto mask = batch.at("attention_mask").unsqueeze(-1).to(torch::kFloat32);
+    const auto pooled = (embed(batch.at("input_ids")) * mask).sum(1) / mask.sum(1);
+    trainpp::ModelOutput out{.logits = head(pooled)};
+    if (batch.contains("labels")) out.loss = torch::nn::functional::cross_entropy(out.logits, batch.at("labels"));
+    return out;
+  }
+};
+TORCH_MODULE(TokenClassifier);
+
+TEST_CASE("include_num_input_tokens_seen counts as HF's Trainer: every log, evaluation and the end" *
+          doctest::test_suite("integration")) {
+#ifndef TRAINPP_PYTHON
+  TRAINPP_SKIP_TEST("no Python interpreter to run transformers' Trainer");
+#else
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / fmt::format("trainpp-tokens-seen-{}", ::getpid());
+  struct RemoveAfter {
+    fs::path path;
+    ~RemoveAfter() {
+      std::error_code ec;
+      fs::remove_all(path, ec);
+    }
+  } remove_after{dir};
+  const fs::path script = fs::path(TRAINPP_SOURCE_DIR) / "tests/trainpp/tokens_seen_hf_trainer.py";
+  const int status = std::system(fmt::format("'{}' '{}' '{}' > /dev/null", TRAINPP_PYTHON, script.string(), dir.string()).c_str());
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 77) TRAINPP_SKIP_TEST("transformers cannot be imported");
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 0);
+
+  const json data = json::parse(std::ifstream(dir / "data.json"));
+  const auto rows = static_cast<int64_t>(data["labels"].size());
+  const auto width = static_cast<int64_t>(data["input_ids"][0].size());
+  const auto eval_rows = data["eval_rows"].get<int64_t>();
+  auto flat = [](const json& nested) {
+    std::vector<int64_t> out;
+    for (const auto& row : nested)
+      for (const auto& v : row) out.push_back(v.get<int64_t>());
+    return out;
+  };
+  const auto input_ids = torch::tensor(flat(data["input_ids"])).reshape({rows, width});
+  const auto attention_mask = torch::tensor(flat(data["attention_mask"])).reshape({rows, width});
+  const auto labels = torch::tensor(data["labels"].get<std::vector<int64_t>>());
+  trainpp::TensorDataset train{{"input_ids", input_ids}, {"attention_mask", attention_mask}, {"labels", labels}};
+  trainpp::TensorDataset eval{{"input_ids", input_ids.slice(0, 0, eval_rows)},
+                              {"attention_mask", attention_mask.slice(0, 0, eval_rows)},
+                              {"labels", labels.slice(0, 0, eval_rows)}};
+
+  for (const std::string mode : {"all", "non_padding"}) {
+    INFO("include_num_input_tokens_seen " << mode);
+    const json hf = json::parse(std::ifstream(dir / fmt::format("hf_log_history_{}.json", mode)));
+    auto args = std::get<0>(trainpp::parse_args_into<trainpp::TrainingArguments>(
+        {"--output_dir", (dir / ("trainpp_" + mode)).string(), "--per_device_train_batch_size", "3",
+         "--per_device_eval_batch_size", "2", "--gradient_accumulation_steps", "2", "--num_train_epochs", "2",
+         "--logging_steps", "1", "--eval_strategy", "steps", "--eval_steps", "2", "--save_strategy", "no",
+         "--include_num_input_tokens_seen", mode, "--train_sampling_strategy", "sequential", "--use_cpu",
+         "--report_to", "none", "--disable_tqdm", "true", "--seed", "3"}));
+    trainpp::Trainer trainer(TokenClassifier{}, args, trainpp::train_dataset = std::ref(train),
+                             trainpp::eval_dataset = std::ref(eval));
+    trainer.train();
+    const json& ours = trainer.state().log_history;
+    REQUIRE(ours.size() == hf.size());
+    for (std::size_t i = 0; i < hf.size(); ++i) {
+      INFO("log_history[" << i << "]: trainpp " << ours[i].dump() << " HF " << hf[i].dump());
+      CHECK(ours[i]["step"] == hf[i]["step"]);
+      REQUIRE(ours[i].contains("num_input_tokens_seen"));
+      CHECK(ours[i]["num_input_tokens_seen"].is_number_integer());
+      CHECK(ours[i]["num_input_tokens_seen"] == hf[i]["num_input_tokens_seen"]);
+      // A training log carries this run's token rate; evaluations and the final metrics do not.
+      CHECK(ours[i].contains("train_tokens_per_second") == hf[i].contains("train_tokens_per_second"));
+      CHECK(ours[i].contains("eval_loss") == hf[i].contains("eval_loss"));
+    }
+    CHECK(trainer.state().num_input_tokens_seen == hf.back()["num_input_tokens_seen"].get<int64_t>());
+  }
+  // HF spells `all` true and `no` false as well; the arguments keep the canonical names.
+  const auto spelled = std::get<0>(trainpp::parse_args_into<trainpp::TrainingArguments>(
+      {"--include_num_input_tokens_seen", "true"}));
+  CHECK(spelled.include_num_input_tokens_seen == trainpp::TokenCounting::all);
+  CHECK(trainpp::to_string(spelled.include_num_input_tokens_seen) == "all");
+  CHECK_THROWS_WITH_AS(trainpp::parse_args_into<trainpp::TrainingArguments>({"--include_num_input_tokens_seen", "some"}),
+                       doctest::Contains("invalid choice: 'some'"), trainpp::Error);
+#endif
 }
 
 }  // namespace loop_test

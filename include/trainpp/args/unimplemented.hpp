@@ -46,7 +46,6 @@ inline constexpr auto unimplemented_arguments = std::to_array<UnimplementedArgum
     {"torch_empty_cache_steps", "null", false, false, "emptying the device cache every N steps is not built in yet"},
     {"auto_find_batch_size", "false", true, false,
      "finding a batch size that fits is not built in yet: set --per_device_train_batch_size"},
-    {"include_num_input_tokens_seen", "\"no\" | false", false, false, "counting input tokens is not built in yet"},
     {"project", "\"huggingface\"", false, false, "only Trackio reads it, and trainpp does not report to Trackio"},
     {"trackio_space_id", "null", false, false, "trainpp does not report to Trackio"},
     {"trackio_bucket_id", "null", false, false, "trainpp does not report to Trackio"},

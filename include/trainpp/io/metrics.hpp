@@ -22,10 +22,11 @@ namespace trainpp {
   return std::nearbyint(x * scale) / scale;
 }
 
-/// HF's speed_metrics: {split}_runtime, _samples_per_second, _steps_per_second.
+/// HF's speed_metrics: {split}_runtime, _samples_per_second, _steps_per_second, _tokens_per_second.
 [[nodiscard]] Metrics speed_metrics(std::string_view split, std::chrono::steady_clock::time_point start,
                                     std::optional<double> num_samples = std::nullopt,
-                                    std::optional<double> num_steps = std::nullopt);
+                                    std::optional<double> num_steps = std::nullopt,
+                                    std::optional<double> num_tokens = std::nullopt);
 
 namespace detail {
 /// HF's metrics_format: runtimes as h:mm:ss.cc, total_flos in GF, other floats rounded to 4 places.
@@ -48,12 +49,14 @@ void save_metrics(const std::filesystem::path& output_dir, std::string_view spli
 TRAINPP_INLINE Metrics speed_metrics(std::string_view split,
                                      std::chrono::steady_clock::time_point start,
                                      std::optional<double> num_samples,
-                                     std::optional<double> num_steps) {
+                                     std::optional<double> num_steps,
+                                     std::optional<double> num_tokens) {
   const double runtime = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   Metrics m{{fmt::format("{}_runtime", split), round_to(runtime, 4)}};
   if (runtime == 0) return m;
   if (num_samples) m[fmt::format("{}_samples_per_second", split)] = round_to(*num_samples / runtime, 3);
   if (num_steps) m[fmt::format("{}_steps_per_second", split)] = round_to(*num_steps / runtime, 3);
+  if (num_tokens) m[fmt::format("{}_tokens_per_second", split)] = round_to(*num_tokens / runtime, 3);
   return m;
 }
 
