@@ -320,7 +320,7 @@ TEST_CASE("--train_sampling_strategy group_by_length and --length_column_name, a
 }
 
 
-TEST_CASE("args: finalize() reads --fsdp_config once; fsdp_options() reads again only when its arguments changed") {
+TEST_CASE("args: finalize() reads --fsdp_config once, and fsdp_options() reads again only when its arguments changed") {
   const auto dir = std::filesystem::temp_directory_path() / ("trainpp_args_fsdp_read_once_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   const auto config = dir / "fsdp.json";
