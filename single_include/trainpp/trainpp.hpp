@@ -1221,9 +1221,13 @@ TRAINPP_INLINE void OptimArgs::accept_only(std::string_view optim, std::span<con
 TRAINPP_INLINE std::optional<double> OptimArgs::number(std::string_view key) const {
   const std::string* text = find(key);
   if (!text) return std::nullopt;
+  // Python's float() takes an explicit '+', from_chars does not: skip one (a sign after it stays an error).
+  const char* begin = text->data();
+  const char* const last = text->data() + text->size();
+  if (begin != last && *begin == '+' && begin + 1 != last && begin[1] != '-' && begin[1] != '+') ++begin;
   double value = 0;
-  const auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
-  if (ec != std::errc{} || end != text->data() + text->size() || !std::isfinite(value))
+  const auto [end, ec] = std::from_chars(begin, last, value);
+  if (ec != std::errc{} || end != last || !std::isfinite(value))
     throw error("optim_args: {}={} is not a finite number", key, *text);
   return value;
 }
@@ -2142,6 +2146,7 @@ inline constexpr auto unimplemented_arguments = std::to_array<UnimplementedArgum
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -2167,8 +2172,9 @@ struct YamlNode {
   }
 };
 
-/// YAML 1.1's resolution of a plain scalar, as PyYAML's safe_load (which HF uses) does it, except that
-/// `1e-5` is a number here, as in YAML 1.2 (PyYAML reads it as a string, which no setting wants).
+/// YAML 1.1's resolution of a plain scalar, as PyYAML's safe_load (which HF uses) does it (booleans,
+/// nulls, integers in every YAML 1.1 form, floats with a point), except that `1e-5` is a number here,
+/// as in YAML 1.2 (PyYAML reads it as a string, which no setting wants).
 [[nodiscard]] nlohmann::json resolve_plain_scalar(const std::string& text);
 
 /// A node as JSON: plain scalars resolved as resolve_plain_scalar does, quoted ones strings.
@@ -2245,6 +2251,45 @@ class YamlArgumentsReader {
 
 namespace detail {
 
+/// YAML 1.1's integer forms, as PyYAML's int resolver reads them: 0b binary, 0x hexadecimal, a leading
+/// 0 octal (010 is 8), decimal (0, or no leading 0) and base 60 (1:30 is 90). `s` comes without its
+/// sign and digit separators; nullopt when it is none of them or does not fit.
+TRAINPP_INLINE std::optional<std::int64_t> yaml11_unsigned_integer(std::string_view s) {
+  auto digits_in = [](std::string_view run, int base) {
+    return !run.empty() && std::ranges::all_of(run, [base](char c) {
+      const int v = std::isdigit(static_cast<unsigned char>(c)) ? c - '0'
+                    : std::isxdigit(static_cast<unsigned char>(c)) ? std::tolower(static_cast<unsigned char>(c)) - 'a' + 10
+                                                                     : 99;
+      return v < base;
+    });
+  };
+  auto parse = [](std::string_view run, int base) -> std::optional<std::int64_t> {
+    std::int64_t value = 0;
+    const auto r = std::from_chars(run.data(), run.data() + run.size(), value, base);
+    if (r.ec != std::errc{} || r.ptr != run.data() + run.size()) return std::nullopt;
+    return value;
+  };
+  if (s.starts_with("0b")) return digits_in(s.substr(2), 2) ? parse(s.substr(2), 2) : std::nullopt;
+  if (s.starts_with("0x")) return digits_in(s.substr(2), 16) ? parse(s.substr(2), 16) : std::nullopt;
+  if (s == "0") return 0;
+  if (s.size() > 1 && s.front() == '0') return digits_in(s.substr(1), 8) ? parse(s.substr(1), 8) : std::nullopt;
+  if (s.find(':') == std::string_view::npos) return digits_in(s, 10) ? parse(s, 10) : std::nullopt;
+  // Base 60: a first part without a leading 0, then parts of one or two digits below 60.
+  std::int64_t value = 0;
+  std::size_t start = 0;
+  for (bool first = true;; first = false) {
+    const auto colon = s.find(':', start);
+    const auto part = s.substr(start, colon == std::string_view::npos ? std::string_view::npos : colon - start);
+    if (!digits_in(part, 10) || (first ? part.front() == '0' : part.size() > 2)) return std::nullopt;
+    const auto number = parse(part, 10);
+    if (!number || (!first && *number >= 60) || value > (std::numeric_limits<std::int64_t>::max() - *number) / 60)
+      return std::nullopt;
+    value = value * 60 + *number;
+    if (colon == std::string_view::npos) return value;
+    start = colon + 1;
+  }
+}
+
 TRAINPP_INLINE nlohmann::json resolve_plain_scalar(const std::string& text) {
   for (const char* t : {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON"})
     if (text == t) return true;
@@ -2254,16 +2299,21 @@ TRAINPP_INLINE nlohmann::json resolve_plain_scalar(const std::string& text) {
   std::string digits;  // without the digit separators YAML 1.1 allows
   for (const char c : text)
     if (c != '_') digits += c;
-  const char* const end = digits.data() + digits.size();
-  const char* begin = digits.data();
-  if (!digits.empty() && digits.front() == '+') ++begin;
-  if (begin != end && (std::isdigit(static_cast<unsigned char>(*begin)) || *begin == '-' || *begin == '.')) {
-    std::int64_t integer = 0;
-    if (const auto r = std::from_chars(begin, end, integer); r.ec == std::errc{} && r.ptr == end) return integer;
+  std::string_view body = digits;
+  const bool negative = body.starts_with('-');
+  if (negative || body.starts_with('+')) body.remove_prefix(1);
+  if (const auto integer = yaml11_unsigned_integer(body)) return negative ? -*integer : *integer;
+  // A float needs a point or (unlike YAML 1.1, as in 1.2) an exponent: 08 stays a string, as in PyYAML.
+  // A decimal integer beyond int64 becomes a float too (PyYAML's int of any size reaches HF's float
+  // fields as one), not a wrapped integer.
+  const bool decimal = !body.empty() && body.front() != '0' &&
+                       std::ranges::all_of(body, [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; });
+  const bool looks_real = decimal || (body.find_first_of(".eE") != std::string_view::npos && !body.empty() &&
+                                      (std::isdigit(static_cast<unsigned char>(body.front())) || body.front() == '.'));
+  if (looks_real) {
     double real = 0;
-    if (const auto r = std::from_chars(begin, end, real, std::chars_format::general);
-        r.ec == std::errc{} && r.ptr == end && std::isfinite(real))
-      return real;
+    const auto r = std::from_chars(body.data(), body.data() + body.size(), real, std::chars_format::general);
+    if (r.ec == std::errc{} && r.ptr == body.data() + body.size() && std::isfinite(real)) return negative ? -real : real;
   }
   return text;
 }
@@ -7374,7 +7424,9 @@ std::string python_float(double v);
 #if TRAINPP_DEFINITIONS
 
 TRAINPP_INLINE std::string thousands(long long n) {
-  const std::string digits = fmt::format("{}", n < 0 ? -n : n);
+  // The magnitude as unsigned: -n overflows for the most negative long long.
+  const unsigned long long magnitude = n < 0 ? 0ULL - static_cast<unsigned long long>(n) : static_cast<unsigned long long>(n);
+  const std::string digits = fmt::format("{}", magnitude);
   std::string out = n < 0 ? "-" : "";
   // Appending, not inserting: GCC 12 warns falsely about string::insert here (-Wstringop-overflow).
   for (std::size_t i = 0; i < digits.size(); ++i) {
@@ -12570,7 +12622,9 @@ namespace trainpp::detail {
 
 // Derive from C and from a probe that also has NAME: the name becomes ambiguous exactly when C (or a
 // base of C) has it, whatever it is (function, template, overload set, data member). A final class
-// cannot be derived from; for it, the test is whether &C::NAME names a single member.
+// cannot be derived from; for it, the test is whether &C::NAME names a single member. The two tests
+// are separate constraints joined by && and ||, which stop at the first answer: one expression (a ?:)
+// would instantiate both_NAME<C> for a final C too, a hard error instead of an answer.
 #define TRAINPP_DETAIL_DECLARES(NAME)                                                         \
   struct probe_##NAME {                                                                        \
     int NAME;                                                                                  \
@@ -12578,8 +12632,10 @@ namespace trainpp::detail {
   template <class C>                                                                           \
   struct both_##NAME : C, probe_##NAME {};                                                    \
   template <class C>                                                                           \
+  concept derived_sees_##NAME = !requires { &both_##NAME<C>::NAME; };                          \
+  template <class C>                                                                           \
   concept declares_##NAME = std::is_class_v<C> &&                                              \
-      (std::is_final_v<C> ? requires { &C::NAME; } : !requires { &both_##NAME<C>::NAME; });
+      ((std::is_final_v<C> && requires { &C::NAME; }) || (!std::is_final_v<C> && derived_sees_##NAME<C>));
 
 // Callback hooks (callbacks/hooks.hpp) and stateful callbacks (callbacks/stateful.hpp).
 TRAINPP_DETAIL_DECLARES(on_init_end)
@@ -12631,6 +12687,9 @@ TRAINPP_DETAIL_DECLARES(real_samples)
 // The step slot (required members: declared but not callable gets its own message).
 TRAINPP_DETAIL_DECLARES(training_step)
 TRAINPP_DETAIL_DECLARES(prediction_step)
+
+// A model whose loss is token-level (concepts/token_loss.hpp).
+TRAINPP_DETAIL_DECLARES(num_items_in_batch)
 
 #undef TRAINPP_DETAIL_DECLARES
 
@@ -16746,10 +16805,11 @@ TRAINPP_INLINE void EarlyStopping::load_state(const nlohmann::json& saved) {
 
 namespace trainpp {
 
-/// On the main process, appends each on_log's values with "step" (and "epoch" when known) as one line
-/// of JSON to output_dir/metrics.jsonl, flushed per line, so a reader never sees half a record
-/// unless the process dies mid-write (then only the last line is cut). A run resumed in the same
-/// output_dir appends to the file. Copies share the open file.
+/// On the main process, appends each on_log's values with "step" (and "epoch" when the logs carry it, as
+/// the Trainer's do once training has begun) as one line of JSON to output_dir/metrics.jsonl, flushed
+/// per line, so a reader never sees half a record unless the process dies mid-write (then only the
+/// last line is cut). A run resumed in the same output_dir appends to the file. Copies share the open
+/// file.
 class MetricsLog {
  public:
   static constexpr std::string_view file_name = "metrics.jsonl";
@@ -18008,17 +18068,9 @@ concept CountsLossTokens = requires(const Impl& m, const B& batch) {
 
 namespace detail {
 
-// "Does Impl declare anything named num_items_in_batch?" (the test of detail/declares.hpp): a member of
-// that name with the wrong signature is an error, not a model without token-level loss.
-struct probe_num_items_in_batch {
-  int num_items_in_batch;
-};
-template <class C>
-struct both_num_items_in_batch : C, probe_num_items_in_batch {};
-template <class C>
-concept declares_num_items_in_batch =
-    std::is_class_v<C> && (std::is_final_v<C> ? requires { &C::num_items_in_batch; }
-                                              : !requires { &both_num_items_in_batch<C>::num_items_in_batch; });
+// Whether Impl declares anything named num_items_in_batch is detail::declares_num_items_in_batch
+// (detail/declares.hpp): a member of that name with the wrong signature is an error, not a model
+// without token-level loss.
 
 /// The module type behind a model handle (ModuleHolder or shared_ptr).
 template <class Model>

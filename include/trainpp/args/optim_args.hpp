@@ -97,9 +97,13 @@ TRAINPP_INLINE void OptimArgs::accept_only(std::string_view optim, std::span<con
 TRAINPP_INLINE std::optional<double> OptimArgs::number(std::string_view key) const {
   const std::string* text = find(key);
   if (!text) return std::nullopt;
+  // Python's float() takes an explicit '+', from_chars does not: skip one (a sign after it stays an error).
+  const char* begin = text->data();
+  const char* const last = text->data() + text->size();
+  if (begin != last && *begin == '+' && begin + 1 != last && begin[1] != '-' && begin[1] != '+') ++begin;
   double value = 0;
-  const auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
-  if (ec != std::errc{} || end != text->data() + text->size() || !std::isfinite(value))
+  const auto [end, ec] = std::from_chars(begin, last, value);
+  if (ec != std::errc{} || end != last || !std::isfinite(value))
     throw error("optim_args: {}={} is not a finite number", key, *text);
   return value;
 }

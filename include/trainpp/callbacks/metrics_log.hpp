@@ -18,10 +18,11 @@
 
 namespace trainpp {
 
-/// On the main process, appends each on_log's values with "step" (and "epoch" when known) as one line
-/// of JSON to output_dir/metrics.jsonl, flushed per line, so a reader never sees half a record
-/// unless the process dies mid-write (then only the last line is cut). A run resumed in the same
-/// output_dir appends to the file. Copies share the open file.
+/// On the main process, appends each on_log's values with "step" (and "epoch" when the logs carry it, as
+/// the Trainer's do once training has begun) as one line of JSON to output_dir/metrics.jsonl, flushed
+/// per line, so a reader never sees half a record unless the process dies mid-write (then only the
+/// last line is cut). A run resumed in the same output_dir appends to the file. Copies share the open
+/// file.
 class MetricsLog {
  public:
   static constexpr std::string_view file_name = "metrics.jsonl";

@@ -4,6 +4,7 @@
 // averaged per micro-batch and divided by the number of micro-batches.
 
 #include <trainpp/detail/config.hpp>
+#include <trainpp/detail/declares.hpp>
 
 #include <concepts>
 #include <type_traits>
@@ -33,17 +34,9 @@ concept CountsLossTokens = requires(const Impl& m, const B& batch) {
 
 namespace detail {
 
-// "Does Impl declare anything named num_items_in_batch?" (the test of detail/declares.hpp): a member of
-// that name with the wrong signature is an error, not a model without token-level loss.
-struct probe_num_items_in_batch {
-  int num_items_in_batch;
-};
-template <class C>
-struct both_num_items_in_batch : C, probe_num_items_in_batch {};
-template <class C>
-concept declares_num_items_in_batch =
-    std::is_class_v<C> && (std::is_final_v<C> ? requires { &C::num_items_in_batch; }
-                                              : !requires { &both_num_items_in_batch<C>::num_items_in_batch; });
+// Whether Impl declares anything named num_items_in_batch is detail::declares_num_items_in_batch
+// (detail/declares.hpp): a member of that name with the wrong signature is an error, not a model
+// without token-level loss.
 
 /// The module type behind a model handle (ModuleHolder or shared_ptr).
 template <class Model>

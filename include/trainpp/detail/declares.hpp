@@ -11,7 +11,9 @@ namespace trainpp::detail {
 
 // Derive from C and from a probe that also has NAME: the name becomes ambiguous exactly when C (or a
 // base of C) has it, whatever it is (function, template, overload set, data member). A final class
-// cannot be derived from; for it, the test is whether &C::NAME names a single member.
+// cannot be derived from; for it, the test is whether &C::NAME names a single member. The two tests
+// are separate constraints joined by && and ||, which stop at the first answer: one expression (a ?:)
+// would instantiate both_NAME<C> for a final C too, a hard error instead of an answer.
 #define TRAINPP_DETAIL_DECLARES(NAME)                                                         \
   struct probe_##NAME {                                                                        \
     int NAME;                                                                                  \
@@ -19,8 +21,10 @@ namespace trainpp::detail {
   template <class C>                                                                           \
   struct both_##NAME : C, probe_##NAME {};                                                    \
   template <class C>                                                                           \
+  concept derived_sees_##NAME = !requires { &both_##NAME<C>::NAME; };                          \
+  template <class C>                                                                           \
   concept declares_##NAME = std::is_class_v<C> &&                                              \
-      (std::is_final_v<C> ? requires { &C::NAME; } : !requires { &both_##NAME<C>::NAME; });
+      ((std::is_final_v<C> && requires { &C::NAME; }) || (!std::is_final_v<C> && derived_sees_##NAME<C>));
 
 // Callback hooks (callbacks/hooks.hpp) and stateful callbacks (callbacks/stateful.hpp).
 TRAINPP_DETAIL_DECLARES(on_init_end)
@@ -72,6 +76,9 @@ TRAINPP_DETAIL_DECLARES(real_samples)
 // The step slot (required members: declared but not callable gets its own message).
 TRAINPP_DETAIL_DECLARES(training_step)
 TRAINPP_DETAIL_DECLARES(prediction_step)
+
+// A model whose loss is token-level (concepts/token_loss.hpp).
+TRAINPP_DETAIL_DECLARES(num_items_in_batch)
 
 #undef TRAINPP_DETAIL_DECLARES
 

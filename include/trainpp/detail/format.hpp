@@ -20,7 +20,9 @@ std::string python_float(double v);
 #if TRAINPP_DEFINITIONS
 
 TRAINPP_INLINE std::string thousands(long long n) {
-  const std::string digits = fmt::format("{}", n < 0 ? -n : n);
+  // The magnitude as unsigned: -n overflows for the most negative long long.
+  const unsigned long long magnitude = n < 0 ? 0ULL - static_cast<unsigned long long>(n) : static_cast<unsigned long long>(n);
+  const std::string digits = fmt::format("{}", magnitude);
   std::string out = n < 0 ? "-" : "";
   // Appending, not inserting: GCC 12 warns falsely about string::insert here (-Wstringop-overflow).
   for (std::size_t i = 0; i < digits.size(); ++i) {

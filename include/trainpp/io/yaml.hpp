@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -42,8 +43,9 @@ struct YamlNode {
   }
 };
 
-/// YAML 1.1's resolution of a plain scalar, as PyYAML's safe_load (which HF uses) does it, except that
-/// `1e-5` is a number here, as in YAML 1.2 (PyYAML reads it as a string, which no setting wants).
+/// YAML 1.1's resolution of a plain scalar, as PyYAML's safe_load (which HF uses) does it (booleans,
+/// nulls, integers in every YAML 1.1 form, floats with a point), except that `1e-5` is a number here,
+/// as in YAML 1.2 (PyYAML reads it as a string, which no setting wants).
 [[nodiscard]] nlohmann::json resolve_plain_scalar(const std::string& text);
 
 /// A node as JSON: plain scalars resolved as resolve_plain_scalar does, quoted ones strings.
@@ -120,6 +122,45 @@ class YamlArgumentsReader {
 
 namespace detail {
 
+/// YAML 1.1's integer forms, as PyYAML's int resolver reads them: 0b binary, 0x hexadecimal, a leading
+/// 0 octal (010 is 8), decimal (0, or no leading 0) and base 60 (1:30 is 90). `s` comes without its
+/// sign and digit separators; nullopt when it is none of them or does not fit.
+TRAINPP_INLINE std::optional<std::int64_t> yaml11_unsigned_integer(std::string_view s) {
+  auto digits_in = [](std::string_view run, int base) {
+    return !run.empty() && std::ranges::all_of(run, [base](char c) {
+      const int v = std::isdigit(static_cast<unsigned char>(c)) ? c - '0'
+                    : std::isxdigit(static_cast<unsigned char>(c)) ? std::tolower(static_cast<unsigned char>(c)) - 'a' + 10
+                                                                     : 99;
+      return v < base;
+    });
+  };
+  auto parse = [](std::string_view run, int base) -> std::optional<std::int64_t> {
+    std::int64_t value = 0;
+    const auto r = std::from_chars(run.data(), run.data() + run.size(), value, base);
+    if (r.ec != std::errc{} || r.ptr != run.data() + run.size()) return std::nullopt;
+    return value;
+  };
+  if (s.starts_with("0b")) return digits_in(s.substr(2), 2) ? parse(s.substr(2), 2) : std::nullopt;
+  if (s.starts_with("0x")) return digits_in(s.substr(2), 16) ? parse(s.substr(2), 16) : std::nullopt;
+  if (s == "0") return 0;
+  if (s.size() > 1 && s.front() == '0') return digits_in(s.substr(1), 8) ? parse(s.substr(1), 8) : std::nullopt;
+  if (s.find(':') == std::string_view::npos) return digits_in(s, 10) ? parse(s, 10) : std::nullopt;
+  // Base 60: a first part without a leading 0, then parts of one or two digits below 60.
+  std::int64_t value = 0;
+  std::size_t start = 0;
+  for (bool first = true;; first = false) {
+    const auto colon = s.find(':', start);
+    const auto part = s.substr(start, colon == std::string_view::npos ? std::string_view::npos : colon - start);
+    if (!digits_in(part, 10) || (first ? part.front() == '0' : part.size() > 2)) return std::nullopt;
+    const auto number = parse(part, 10);
+    if (!number || (!first && *number >= 60) || value > (std::numeric_limits<std::int64_t>::max() - *number) / 60)
+      return std::nullopt;
+    value = value * 60 + *number;
+    if (colon == std::string_view::npos) return value;
+    start = colon + 1;
+  }
+}
+
 TRAINPP_INLINE nlohmann::json resolve_plain_scalar(const std::string& text) {
   for (const char* t : {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON"})
     if (text == t) return true;
@@ -129,16 +170,21 @@ TRAINPP_INLINE nlohmann::json resolve_plain_scalar(const std::string& text) {
   std::string digits;  // without the digit separators YAML 1.1 allows
   for (const char c : text)
     if (c != '_') digits += c;
-  const char* const end = digits.data() + digits.size();
-  const char* begin = digits.data();
-  if (!digits.empty() && digits.front() == '+') ++begin;
-  if (begin != end && (std::isdigit(static_cast<unsigned char>(*begin)) || *begin == '-' || *begin == '.')) {
-    std::int64_t integer = 0;
-    if (const auto r = std::from_chars(begin, end, integer); r.ec == std::errc{} && r.ptr == end) return integer;
+  std::string_view body = digits;
+  const bool negative = body.starts_with('-');
+  if (negative || body.starts_with('+')) body.remove_prefix(1);
+  if (const auto integer = yaml11_unsigned_integer(body)) return negative ? -*integer : *integer;
+  // A float needs a point or (unlike YAML 1.1, as in 1.2) an exponent: 08 stays a string, as in PyYAML.
+  // A decimal integer beyond int64 becomes a float too (PyYAML's int of any size reaches HF's float
+  // fields as one), not a wrapped integer.
+  const bool decimal = !body.empty() && body.front() != '0' &&
+                       std::ranges::all_of(body, [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; });
+  const bool looks_real = decimal || (body.find_first_of(".eE") != std::string_view::npos && !body.empty() &&
+                                      (std::isdigit(static_cast<unsigned char>(body.front())) || body.front() == '.'));
+  if (looks_real) {
     double real = 0;
-    if (const auto r = std::from_chars(begin, end, real, std::chars_format::general);
-        r.ec == std::errc{} && r.ptr == end && std::isfinite(real))
-      return real;
+    const auto r = std::from_chars(body.data(), body.data() + body.size(), real, std::chars_format::general);
+    if (r.ec == std::errc{} && r.ptr == body.data() + body.size() && std::isfinite(real)) return negative ? -real : real;
   }
   return text;
 }
