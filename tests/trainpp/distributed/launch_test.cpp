@@ -213,9 +213,7 @@ void check_rank_environment(const ScratchDir& dir, int rank, int local_rank, int
   CHECK(env["MASTER_PORT"] == master_port);
 }
 
-}  // namespace launch_test
 
-using namespace launch_test;
 
 TEST_CASE("trainpp-launch gives two ranks torchrun's environment, with its default master" *
           doctest::test_suite("integration")) {
@@ -448,3 +446,5 @@ TEST_CASE("trainpp-launch --help describes its options and exits 0" *
   for (const char* flag : {"--nproc_per_node", "--nnodes", "--node_rank", "--master_addr", "--master_port", "--stop_timeout"})
     CHECK(finished.out.find(flag) != std::string::npos);
 }
+
+}  // namespace launch_test

@@ -3,6 +3,7 @@
 // their consolidation, and the errors for slots that cannot shard. The layout and the collectives
 // underneath are zero_layout_test.cpp's and zero_collectives_test.cpp's.
 
+#include <trainpp/sharding/zero.hpp>
 #include <trainpp/trainpp.hpp>
 
 #include <doctest/doctest.h>
@@ -89,9 +90,7 @@ std::pair<std::vector<double>, std::vector<torch::Tensor>> train(Sharding shardi
   return {losses, weights};
 }
 
-}  // namespace zero_test
 
-using namespace zero_test;
 
 TEST_CASE("--fsdp and --fsdp_config read as HF reads them") {
   auto o = trainpp::parse_fsdp_options("full_shard auto_wrap offload",
@@ -325,3 +324,5 @@ TEST_CASE("a step of the user's own cannot break FullShard: the loop gathers and
   for (std::size_t i = 0; i < weights.size(); ++i) CHECK(torch::allclose(weights[i], ref_weights[i], 1e-6, 1e-6));
   CHECK(eval == doctest::Approx(ref_eval).epsilon(1e-6));
 }
+
+}  // namespace zero_test
