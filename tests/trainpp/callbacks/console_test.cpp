@@ -1,6 +1,7 @@
 // What a person sees: the live progress line on a terminal (with the nested evaluation count), plain
 // periodic lines elsewhere, nothing but the logs with disable_tqdm, and HF's PrinterCallback format.
 
+#include <trainpp/callbacks/console.hpp>
 #include <trainpp/trainpp.hpp>
 
 #include <doctest/doctest.h>

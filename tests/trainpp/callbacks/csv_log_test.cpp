@@ -2,6 +2,7 @@
 // one row each, with the columns that appear mid-run (evaluation, the final summary) added to the
 // header; a resumed run continues the file; fields that need quoting are quoted as RFC 4180 says.
 
+#include <trainpp/callbacks/csv_log.hpp>
 #include <trainpp/trainpp.hpp>
 
 #include "skip.hpp"

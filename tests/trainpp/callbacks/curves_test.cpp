@@ -1,6 +1,7 @@
 // TrainingCurves and MetricsLog: the picture at the end of training (its panels, one polyline per
 // series with a point per logged value, escaped names) and the JSON-lines log (one line per log).
 
+#include <trainpp/callbacks/curves.hpp>
 #include <trainpp/trainpp.hpp>
 
 #include <doctest/doctest.h>

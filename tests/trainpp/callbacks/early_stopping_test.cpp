@@ -1,6 +1,7 @@
 // EarlyStopping: HF's patience and threshold semantics, its requirements (metric_for_best_model and
 // an eval strategy), and its counter carried through a checkpoint by stateful_callbacks.
 
+#include <trainpp/callbacks/early_stopping.hpp>
 #include <trainpp/trainpp.hpp>
 
 #include <doctest/doctest.h>

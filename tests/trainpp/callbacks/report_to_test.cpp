@@ -1,6 +1,7 @@
 // report_to: "tensorboard" and "all" add the TensorBoard writer to the built-in callbacks, "none" adds
 // nothing, and a name trainpp has no integration for is refused.
 
+#include <trainpp/callbacks/report_to.hpp>
 #include <trainpp/trainpp.hpp>
 
 #include <doctest/doctest.h>

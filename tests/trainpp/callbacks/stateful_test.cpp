@@ -3,6 +3,7 @@
 // restore_callback_states_from_checkpoint, unclaimed entries kept and warned about, malformed ones
 // refused with the file and key named.
 
+#include <trainpp/callbacks/stateful.hpp>
 #include <trainpp/trainpp.hpp>
 
 #include <doctest/doctest.h>

@@ -3,6 +3,7 @@
 // directory and hooks, and a real training run whose event file TensorBoard's own reader loads back
 // with the trainer's log_history (tests/trainpp/callbacks/check_tensorboard.py).
 
+#include <trainpp/callbacks/tensorboard.hpp>
 #include <trainpp/trainpp.hpp>
 
 #include <doctest/doctest.h>

@@ -1,6 +1,7 @@
 // The one strict JSON reader (io/json.hpp) and the readers that go through it: a duplicate key is
 // refused at any depth, with an error naming the source and the key, wherever the document comes from.
 
+#include <trainpp/io/json.hpp>
 #include <trainpp/trainpp.hpp>
 
 #include <doctest/doctest.h>
