@@ -269,7 +269,6 @@ TEST_CASE("--fsdp with a slot that cannot shard is an error, not unsharded train
                        doctest::Contains("the sharding slot is full_shard"), trainpp::Error);
 }
 
-namespace zero_test {
 /// A step of the user's own, written from scratch rather than derived from DefaultStep: it knows
 /// nothing of sharding, and must not need to (the loop gathers and reduces around it).
 struct HandWrittenStep {
@@ -308,7 +307,6 @@ std::tuple<std::vector<double>, std::vector<torch::Tensor>, double> train_own_st
   }
   return {losses, weights, eval_loss};
 }
-}  // namespace zero_test
 
 TEST_CASE("a step of the user's own cannot break FullShard: the loop gathers and frees around it") {
   auto a = args(temp_dir("own_step"));
