@@ -157,6 +157,8 @@ struct FieldInfo {
   FIELD(double, adam_beta2, 0.999, "optimizer", "AdamW beta2.")                                                           \
   FIELD(double, adam_epsilon, 1e-8, "optimizer", "AdamW epsilon.")                                                        \
   FIELD(double, max_grad_norm, 1.0, "optimizer", "Gradient clipping norm (0 disables).")                                  \
+  FIELD(double, label_smoothing_factor, 0.0, "optimizer",                                                                 \
+        "Label smoothing of the default loss (HF's LabelSmoother): 0 off, else in (0, 1).")                               \
                                                                                                                           \
   FIELD(SchedulerType, lr_scheduler_type, SchedulerType::linear, "schedule", "The learning-rate schedule.")               \
   FIELD(nlohmann::json, lr_scheduler_kwargs, nlohmann::json::object(), "schedule",                                        \
@@ -475,6 +477,9 @@ TRAINPP_INLINE void validate(const TrainingArguments& a) {
   if (!(a.adam_beta2 >= 0 && a.adam_beta2 < 1)) throw error("adam_beta2 must be in [0, 1), got {}", a.adam_beta2);
   if (!(a.adam_epsilon >= 0)) throw error("adam_epsilon must be >= 0, got {}", a.adam_epsilon);
   if (!(a.max_grad_norm >= 0)) throw error("max_grad_norm must be >= 0 (0 disables clipping), got {}", a.max_grad_norm);
+  // HF takes any number; a negative factor or one of 1 and more is no smoothing anyone means.
+  if (!(a.label_smoothing_factor >= 0 && a.label_smoothing_factor < 1))
+    throw error("label_smoothing_factor must be in [0, 1) (0 disables label smoothing), got {}", a.label_smoothing_factor);
   if (a.optim_args) check_optim_args(a.optim, OptimArgs::parse(*a.optim_args));
   if (!(a.warmup_steps >= 0)) throw error("warmup_steps must be >= 0 (an int, or a ratio below 1), got {}", a.warmup_steps);
   if (a.warmup_steps > 1 && a.warmup_steps != std::floor(a.warmup_steps))

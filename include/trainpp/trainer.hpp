@@ -26,6 +26,7 @@
 #include <trainpp/io/metrics.hpp>
 #include <trainpp/io/model_io.hpp>
 #include <trainpp/logging.hpp>
+#include <trainpp/loss/label_smoothing.hpp>
 #include <trainpp/loss/model_output.hpp>
 #include <trainpp/precision/autocast.hpp>
 #include <trainpp/precision/full_eval.hpp>
@@ -128,11 +129,20 @@ constexpr bool check_callbacks() {
 /// `static constexpr const char* main_input_name` when it declares one, else "input_ids".
 template <class Model>
 constexpr std::string_view main_input_name() {
-  using Module = std::remove_cvref_t<decltype(*std::declval<Model&>().operator->())>;
-  if constexpr (requires { { Module::main_input_name } -> std::convertible_to<std::string_view>; })
-    return Module::main_input_name;
+  if constexpr (requires { { model_impl_t<Model>::main_input_name } -> std::convertible_to<std::string_view>; })
+    return model_impl_t<Model>::main_input_name;
   else
     return "input_ids";
+}
+
+/// Whether a model's logits at position t predict the label at t + 1 (HF's causal LM classes, whose
+/// labels the label smoother shifts): the module's `static constexpr bool is_causal_lm`, else false.
+template <class Model>
+constexpr bool is_causal_lm() {
+  if constexpr (requires { { model_impl_t<Model>::is_causal_lm } -> std::convertible_to<bool>; })
+    return model_impl_t<Model>::is_causal_lm;
+  else
+    return false;
 }
 
 /// A model the Trainer can hold: a module holder (TORCH_MODULE) or a shared_ptr to a module.
@@ -220,6 +230,10 @@ class Trainer {
     if (args_.eval_strategy != IntervalStrategy::no && !has_eval_dataset)
       throw error("You have set eval_strategy to {} but you didn't pass an eval_dataset to the Trainer. "
                   "Either set eval_strategy to 'no' or pass an eval_dataset.", to_string(args_.eval_strategy));
+    // HF lets a compute_loss_func win over the smoother without a word; here the flag never goes unused.
+    if (args_.label_smoothing_factor != 0 && !std::is_same_v<loss_type, ModelLoss>)
+      throw error("--label_smoothing_factor smooths the default loss (trainpp::ModelLoss); this Trainer's loss slot "
+                  "computes its own loss: smooth inside it, or leave the factor at 0");
     // HF's Trainer sets the library's verbosity from the arguments (main process or replica).
     logger().set_level(args_.get_process_log_level());
     detail::keep_freed_host_memory();
@@ -425,9 +439,22 @@ class Trainer {
   /// losses over the label tokens of the whole accumulation window (times the number of processes
   /// when that count is summed over them, as HF scales it: data parallelism then averages the
   /// gradients back), already normalised for the window (loss_is_scaled_for_accumulation()).
+  /// With --label_smoothing_factor (and the default loss), as HF: the labels are taken out of the batch,
+  /// the model runs without them, and label_smoothed_loss scores its logits (shifted for a causal LM;
+  /// over the window's label tokens when the loss is token-level).
   template <class B>
   torch::Tensor compute_loss(const B& batch) {
     using Output = decltype(trainpp::forward(model_, batch));
+    if constexpr (std::is_same_v<loss_type, ModelLoss>) {
+      if (args_.label_smoothing_factor != 0 && has_smoothing_labels(batch)) {
+        if constexpr (requires { { batch.without(std::vector<std::string>{"labels"}) } -> std::convertible_to<B>; }) {
+          return smoothed_loss(trainpp::forward(model_, B(batch.without({"labels"}))), batch);
+        } else {
+          throw error("--label_smoothing_factor takes the labels out of the batch before the forward, as HF does; "
+                      "this batch type has no without(names): use trainpp::Batch");
+        }
+      }
+    }
     if constexpr (loss_is_token_level<B>()) {
       if (window_items_.defined()) {
         auto loss = trainpp::forward(model_, batch).loss_sum / window_items_;
@@ -449,6 +476,9 @@ class Trainer {
   /// that drives the model itself).
   template <class Output, class B>
   torch::Tensor compute_loss(const Output& outputs, const B& batch) {
+    if constexpr (std::is_same_v<loss_type, ModelLoss>) {
+      if (args_.label_smoothing_factor != 0 && has_smoothing_labels(batch)) return smoothed_loss(outputs, batch);
+    }
     if constexpr (LossFromOutputs<loss_type, Output, B>) return loss_(outputs, batch);
     else return loss_(model_, batch);
   }
@@ -646,6 +676,24 @@ class Trainer {
       }
     }
     return value.item<double>();
+  }
+
+  /// HF smooths when the batch has "labels" (that key, whatever label_names say).
+  template <class B>
+  [[nodiscard]] static bool has_smoothing_labels(const B& batch) {
+    if constexpr (requires { { batch.contains("labels") } -> std::convertible_to<bool>; }) return batch.contains("labels");
+    else return false;
+  }
+  /// HF's label_smoother(outputs, labels, shift_labels, num_items_in_batch) on outputs computed without
+  /// the labels.
+  template <class Output, class B>
+  torch::Tensor smoothed_loss(const Output& outputs, const B& batch) {
+    const torch::Tensor logits = trainpp::logits_of(outputs, /*has_labels=*/false);
+    if (!logits.defined()) throw error("--label_smoothing_factor needs the model's logits; its output has none");
+    auto loss = label_smoothed_loss(logits, torch::Tensor(batch.at("labels")), args_.label_smoothing_factor,
+                                    detail::is_causal_lm<Model>(), window_items_);
+    if (window_items_.defined() && window_items_summed_over_processes_) loss = loss * static_cast<double>(sharding_.world_size());
+    return loss;
   }
 
   /// HF's _track_num_input_tokens for one training micro-batch, without its host sync: the count stays

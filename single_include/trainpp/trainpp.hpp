@@ -1583,6 +1583,8 @@ struct FieldInfo {
   FIELD(double, adam_beta2, 0.999, "optimizer", "AdamW beta2.")                                                           \
   FIELD(double, adam_epsilon, 1e-8, "optimizer", "AdamW epsilon.")                                                        \
   FIELD(double, max_grad_norm, 1.0, "optimizer", "Gradient clipping norm (0 disables).")                                  \
+  FIELD(double, label_smoothing_factor, 0.0, "optimizer",                                                                 \
+        "Label smoothing of the default loss (HF's LabelSmoother): 0 off, else in (0, 1).")                               \
                                                                                                                           \
   FIELD(SchedulerType, lr_scheduler_type, SchedulerType::linear, "schedule", "The learning-rate schedule.")               \
   FIELD(nlohmann::json, lr_scheduler_kwargs, nlohmann::json::object(), "schedule",                                        \
@@ -1901,6 +1903,9 @@ TRAINPP_INLINE void validate(const TrainingArguments& a) {
   if (!(a.adam_beta2 >= 0 && a.adam_beta2 < 1)) throw error("adam_beta2 must be in [0, 1), got {}", a.adam_beta2);
   if (!(a.adam_epsilon >= 0)) throw error("adam_epsilon must be >= 0, got {}", a.adam_epsilon);
   if (!(a.max_grad_norm >= 0)) throw error("max_grad_norm must be >= 0 (0 disables clipping), got {}", a.max_grad_norm);
+  // HF takes any number; a negative factor or one of 1 and more is no smoothing anyone means.
+  if (!(a.label_smoothing_factor >= 0 && a.label_smoothing_factor < 1))
+    throw error("label_smoothing_factor must be in [0, 1) (0 disables label smoothing), got {}", a.label_smoothing_factor);
   if (a.optim_args) check_optim_args(a.optim, OptimArgs::parse(*a.optim_args));
   if (!(a.warmup_steps >= 0)) throw error("warmup_steps must be >= 0 (an int, or a ratio below 1), got {}", a.warmup_steps);
   if (a.warmup_steps > 1 && a.warmup_steps != std::floor(a.warmup_steps))
@@ -2047,9 +2052,6 @@ struct UnimplementedArgument {
 inline constexpr auto unimplemented_arguments = std::to_array<UnimplementedArgument>({
     {"optim_target_modules", "null", false, false,
      "only the GaLore and APOLLO optimizers read it, and trainpp has neither"},
-    {"label_smoothing_factor", "0", false, false,
-     "label smoothing is not built in yet: put a loss in the loss slot, e.g. "
-     "torch::nn::functional::cross_entropy with CrossEntropyFuncOptions().label_smoothing(x)"},
     {"activation_checkpointing", "false | null", true, false,
      "use --gradient_checkpointing: the model's blocks are recomputed in backward (nn/gradient_checkpointing.hpp)"},
     {"activation_checkpointing_kwargs", "null | {}", false, false,
@@ -15323,6 +15325,8 @@ class GPT2LMHeadModelImpl : public torch::nn::Module {
  public:
   // What models/pretrained.hpp needs to read and write this model's directories.
   static constexpr std::string_view model_type = "gpt2";
+  /// Position t's logits score the label at t + 1 (the Trainer's label smoothing shifts the labels).
+  static constexpr bool is_causal_lm = true;
   static constexpr std::string_view architecture = "GPT2LMHeadModel";
   /// The sizes: a config.json without them describes no particular GPT-2.
   static constexpr std::array<std::string_view, 5> required_config_keys{"vocab_size", "n_positions", "n_embd", "n_layer",
@@ -15872,6 +15876,8 @@ class LlamaForCausalLMImpl : public torch::nn::Module {
  public:
   // What models/pretrained.hpp needs to read and write this model's directories.
   static constexpr std::string_view model_type = "llama";
+  /// Position t's logits score the label at t + 1 (the Trainer's label smoothing shifts the labels).
+  static constexpr bool is_causal_lm = true;
   static constexpr std::string_view architecture = "LlamaForCausalLM";
   static constexpr std::array<std::string_view, 5> required_config_keys{"vocab_size", "hidden_size", "intermediate_size",
                                                                         "num_hidden_layers", "num_attention_heads"};
@@ -18142,6 +18148,46 @@ TRAINPP_INLINE bool keep_freed_host_memory() {
 
 }  // namespace trainpp::detail
 
+// ---- trainpp/loss/label_smoothing.hpp ----
+// Label smoothing as HF's Trainer applies it with --label_smoothing_factor (transformers' LabelSmoother).
+
+
+#include <cstdint>
+
+namespace trainpp {
+
+/// HF's LabelSmoother: (1 - epsilon) times the negative log-likelihood of the labels plus epsilon times
+/// the mean negative log-probability over all classes, both averaged over the labels that are not -100.
+/// `logits` are [..., classes] and `labels` their leading shape. `shift_labels` scores position t
+/// against label t + 1 (a causal LM's logits, [batch, time, vocabulary]). `label_tokens`, when defined,
+/// is what the sums are divided by (a whole accumulation window's label tokens, HF's
+/// num_items_in_batch); otherwise these labels' own count. No host sync: the count stays a tensor.
+[[nodiscard]] inline torch::Tensor label_smoothed_loss(const torch::Tensor& given_logits, const torch::Tensor& given_labels,
+                                                       double epsilon, bool shift_labels = false,
+                                                       const torch::Tensor& label_tokens = {}) {
+  torch::Tensor logits = given_logits, labels = given_labels;
+  if (shift_labels) {
+    logits = logits.slice(-2, 0, -1);
+    labels = labels.slice(-1, 1);
+  }
+  const auto negative_log_probs = -torch::log_softmax(logits, -1);
+  if (labels.dim() == negative_log_probs.dim() - 1) labels = labels.unsqueeze(-1);
+  if (labels.dim() != negative_log_probs.dim() || labels.size(-1) != 1 ||
+      labels.sizes().slice(0, labels.dim() - 1) != negative_log_probs.sizes().slice(0, negative_log_probs.dim() - 1))
+    throw error("label smoothing: labels of shape [{}] do not match logits of shape [{}]",
+                fmt::join(given_labels.sizes(), ", "), fmt::join(given_logits.sizes(), ", "));
+  const auto padding = labels.eq(-100);
+  // -100 cannot index the classes; the padding mask removes those positions anyway.
+  auto nll = negative_log_probs.gather(-1, labels.clamp_min(0)).masked_fill(padding, 0.0);
+  auto smoothed = negative_log_probs.sum(-1, /*keepdim=*/true, torch::kFloat32).masked_fill(padding, 0.0);
+  const auto count = label_tokens.defined() ? label_tokens.to(nll.device())
+                                            : padding.numel() - padding.to(torch::kLong).sum();
+  const auto classes = static_cast<double>(negative_log_probs.size(-1));
+  return (1.0 - epsilon) * (nll.sum() / count) + epsilon * (smoothed.sum() / (count * classes));
+}
+
+}  // namespace trainpp
+
 // ---- trainpp/precision/full_eval.hpp ----
 // ModuleCastGuard: a module's floating-point parameters and buffers in another dtype for a scope
 // (bf16_full_eval / fp16_full_eval), with the originals put back untouched afterwards.
@@ -18283,11 +18329,20 @@ constexpr bool check_callbacks() {
 /// `static constexpr const char* main_input_name` when it declares one, else "input_ids".
 template <class Model>
 constexpr std::string_view main_input_name() {
-  using Module = std::remove_cvref_t<decltype(*std::declval<Model&>().operator->())>;
-  if constexpr (requires { { Module::main_input_name } -> std::convertible_to<std::string_view>; })
-    return Module::main_input_name;
+  if constexpr (requires { { model_impl_t<Model>::main_input_name } -> std::convertible_to<std::string_view>; })
+    return model_impl_t<Model>::main_input_name;
   else
     return "input_ids";
+}
+
+/// Whether a model's logits at position t predict the label at t + 1 (HF's causal LM classes, whose
+/// labels the label smoother shifts): the module's `static constexpr bool is_causal_lm`, else false.
+template <class Model>
+constexpr bool is_causal_lm() {
+  if constexpr (requires { { model_impl_t<Model>::is_causal_lm } -> std::convertible_to<bool>; })
+    return model_impl_t<Model>::is_causal_lm;
+  else
+    return false;
 }
 
 /// A model the Trainer can hold: a module holder (TORCH_MODULE) or a shared_ptr to a module.
@@ -18375,6 +18430,10 @@ class Trainer {
     if (args_.eval_strategy != IntervalStrategy::no && !has_eval_dataset)
       throw error("You have set eval_strategy to {} but you didn't pass an eval_dataset to the Trainer. "
                   "Either set eval_strategy to 'no' or pass an eval_dataset.", to_string(args_.eval_strategy));
+    // HF lets a compute_loss_func win over the smoother without a word; here the flag never goes unused.
+    if (args_.label_smoothing_factor != 0 && !std::is_same_v<loss_type, ModelLoss>)
+      throw error("--label_smoothing_factor smooths the default loss (trainpp::ModelLoss); this Trainer's loss slot "
+                  "computes its own loss: smooth inside it, or leave the factor at 0");
     // HF's Trainer sets the library's verbosity from the arguments (main process or replica).
     logger().set_level(args_.get_process_log_level());
     detail::keep_freed_host_memory();
@@ -18580,9 +18639,22 @@ class Trainer {
   /// losses over the label tokens of the whole accumulation window (times the number of processes
   /// when that count is summed over them, as HF scales it: data parallelism then averages the
   /// gradients back), already normalised for the window (loss_is_scaled_for_accumulation()).
+  /// With --label_smoothing_factor (and the default loss), as HF: the labels are taken out of the batch,
+  /// the model runs without them, and label_smoothed_loss scores its logits (shifted for a causal LM;
+  /// over the window's label tokens when the loss is token-level).
   template <class B>
   torch::Tensor compute_loss(const B& batch) {
     using Output = decltype(trainpp::forward(model_, batch));
+    if constexpr (std::is_same_v<loss_type, ModelLoss>) {
+      if (args_.label_smoothing_factor != 0 && has_smoothing_labels(batch)) {
+        if constexpr (requires { { batch.without(std::vector<std::string>{"labels"}) } -> std::convertible_to<B>; }) {
+          return smoothed_loss(trainpp::forward(model_, B(batch.without({"labels"}))), batch);
+        } else {
+          throw error("--label_smoothing_factor takes the labels out of the batch before the forward, as HF does; "
+                      "this batch type has no without(names): use trainpp::Batch");
+        }
+      }
+    }
     if constexpr (loss_is_token_level<B>()) {
       if (window_items_.defined()) {
         auto loss = trainpp::forward(model_, batch).loss_sum / window_items_;
@@ -18604,6 +18676,9 @@ class Trainer {
   /// that drives the model itself).
   template <class Output, class B>
   torch::Tensor compute_loss(const Output& outputs, const B& batch) {
+    if constexpr (std::is_same_v<loss_type, ModelLoss>) {
+      if (args_.label_smoothing_factor != 0 && has_smoothing_labels(batch)) return smoothed_loss(outputs, batch);
+    }
     if constexpr (LossFromOutputs<loss_type, Output, B>) return loss_(outputs, batch);
     else return loss_(model_, batch);
   }
@@ -18801,6 +18876,24 @@ class Trainer {
       }
     }
     return value.item<double>();
+  }
+
+  /// HF smooths when the batch has "labels" (that key, whatever label_names say).
+  template <class B>
+  [[nodiscard]] static bool has_smoothing_labels(const B& batch) {
+    if constexpr (requires { { batch.contains("labels") } -> std::convertible_to<bool>; }) return batch.contains("labels");
+    else return false;
+  }
+  /// HF's label_smoother(outputs, labels, shift_labels, num_items_in_batch) on outputs computed without
+  /// the labels.
+  template <class Output, class B>
+  torch::Tensor smoothed_loss(const Output& outputs, const B& batch) {
+    const torch::Tensor logits = trainpp::logits_of(outputs, /*has_labels=*/false);
+    if (!logits.defined()) throw error("--label_smoothing_factor needs the model's logits; its output has none");
+    auto loss = label_smoothed_loss(logits, torch::Tensor(batch.at("labels")), args_.label_smoothing_factor,
+                                    detail::is_causal_lm<Model>(), window_items_);
+    if (window_items_.defined() && window_items_summed_over_processes_) loss = loss * static_cast<double>(sharding_.world_size());
+    return loss;
   }
 
   /// HF's _track_num_input_tokens for one training micro-batch, without its host sync: the count stays

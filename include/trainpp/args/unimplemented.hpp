@@ -22,9 +22,6 @@ struct UnimplementedArgument {
 inline constexpr auto unimplemented_arguments = std::to_array<UnimplementedArgument>({
     {"optim_target_modules", "null", false, false,
      "only the GaLore and APOLLO optimizers read it, and trainpp has neither"},
-    {"label_smoothing_factor", "0", false, false,
-     "label smoothing is not built in yet: put a loss in the loss slot, e.g. "
-     "torch::nn::functional::cross_entropy with CrossEntropyFuncOptions().label_smoothing(x)"},
     {"activation_checkpointing", "false | null", true, false,
      "use --gradient_checkpointing: the model's blocks are recomputed in backward (nn/gradient_checkpointing.hpp)"},
     {"activation_checkpointing_kwargs", "null | {}", false, false,

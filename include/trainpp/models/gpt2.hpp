@@ -403,6 +403,8 @@ class GPT2LMHeadModelImpl : public torch::nn::Module {
  public:
   // What models/pretrained.hpp needs to read and write this model's directories.
   static constexpr std::string_view model_type = "gpt2";
+  /// Position t's logits score the label at t + 1 (the Trainer's label smoothing shifts the labels).
+  static constexpr bool is_causal_lm = true;
   static constexpr std::string_view architecture = "GPT2LMHeadModel";
   /// The sizes: a config.json without them describes no particular GPT-2.
   static constexpr std::array<std::string_view, 5> required_config_keys{"vocab_size", "n_positions", "n_embd", "n_layer",

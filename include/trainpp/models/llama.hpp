@@ -433,6 +433,8 @@ class LlamaForCausalLMImpl : public torch::nn::Module {
  public:
   // What models/pretrained.hpp needs to read and write this model's directories.
   static constexpr std::string_view model_type = "llama";
+  /// Position t's logits score the label at t + 1 (the Trainer's label smoothing shifts the labels).
+  static constexpr bool is_causal_lm = true;
   static constexpr std::string_view architecture = "LlamaForCausalLM";
   static constexpr std::array<std::string_view, 5> required_config_keys{"vocab_size", "hidden_size", "intermediate_size",
                                                                         "num_hidden_layers", "num_attention_heads"};

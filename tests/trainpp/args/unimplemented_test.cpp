@@ -77,8 +77,8 @@ TEST_CASE("an unimplemented argument takes what trainpp does, and refuses the re
   CHECK(message_of({"--torch-compile", "false"}) == "<no error>");
   CHECK(message_of({"--no_eval_do_concat_batches"}).find("always concatenates") != std::string::npos);
   CHECK(message_of({"--include_for_metrics", "inputs", "loss"}).find("passing inputs or losses") != std::string::npos);
-  CHECK(message_of({"--label_smoothing_factor", "0.0"}) == "<no error>");
-  CHECK(message_of({"--label_smoothing_factor", "0.1"}).find("label_smoothing(x)") != std::string::npos);
+  CHECK(message_of({"--neftune_noise_alpha", "null"}) == "<no error>");
+  CHECK(message_of({"--neftune_noise_alpha", "5"}).find("NEFTune is not built in yet") != std::string::npos);
   // A typo near one of them is still a typo, with the suggestion.
   CHECK(message_of({"--torch_compil", "true"}).find("did you mean --torch_compile?") != std::string::npos);
   // --help lists them under their own heading, with the reason.
@@ -89,16 +89,16 @@ TEST_CASE("an unimplemented argument takes what trainpp does, and refuses the re
 
 // A program's own arguments that implement one of transformers' fields trainpp does not.
 struct Mine {
-  double label_smoothing_factor = 0.0;
+  double neftune_noise_alpha = 0.0;
 };
 template <class V>
 void visit_fields(Mine& m, V&& v) {
-  v(trainpp::FieldInfo{"label_smoothing_factor", "mine"}, m.label_smoothing_factor);
+  v(trainpp::FieldInfo{"neftune_noise_alpha", "mine"}, m.neftune_noise_alpha);
 }
 
 TEST_CASE("a program's own struct may implement one of transformers' fields itself") {
-  auto [mine, args] = trainpp::parse_args_into<Mine, trainpp::TrainingArguments>({"--label_smoothing_factor", "0.2"});
-  CHECK(mine.label_smoothing_factor == 0.2);
+  auto [mine, args] = trainpp::parse_args_into<Mine, trainpp::TrainingArguments>({"--neftune_noise_alpha", "0.2"});
+  CHECK(mine.neftune_noise_alpha == 0.2);
 }
 
 TEST_CASE("with TrainingArguments they cover every field of transformers' TrainingArguments, whose "

@@ -93,6 +93,18 @@ def train(out):
     with open(os.path.join(out, "hf_log_history.json"), "w") as f:
         json.dump({"flags": FLAGS, "log_history": history}, f)
 
+    # The same fine-tuning with label smoothing: HF takes the labels out, shifts them for a causal LM and
+    # divides by the window's label tokens (num_items_in_batch).
+    smoothing = {**FLAGS, "label_smoothing_factor": 0.1}
+    model = LlamaForCausalLM.from_pretrained(os.path.join(out, "model"), dtype=torch.float32)
+    args = TrainingArguments(output_dir=os.path.join(out, "hf_run_smoothed"), report_to="none", use_cpu=True,
+                             save_strategy="no", disable_tqdm=True, **smoothing)
+    trainer = Trainer(model=model, args=args, train_dataset=Rows(batches))
+    trainer.train()
+    history = [e for e in trainer.state.log_history if "loss" in e]
+    with open(os.path.join(out, "hf_log_history_smoothed.json"), "w") as f:
+        json.dump({"flags": smoothing, "log_history": history}, f)
+
 
 def logits(model_dir, inputs, out):
     model, info = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, output_loading_info=True)

@@ -48,7 +48,7 @@ std::optional<fs::path> reference_dir() {
 #else
   const fs::path script = fs::path(TRAINPP_SOURCE_DIR) / "tests/trainpp/concepts/token_loss_hf_trainer.py";
   const fs::path dir = fs::path(TRAINPP_BINARY_DIR) / "token_loss_hf_trainer";
-  const fs::path done = dir / "hf_log_history.json";
+  const fs::path done = dir / "hf_log_history_smoothed.json";  // the script's last file
   if (fs::exists(done) && fs::last_write_time(done) >= fs::last_write_time(script)) return dir;
   fs::remove_all(dir);
   if (!run_script(fmt::format("train '{}'", dir.string()))) return std::nullopt;
@@ -120,19 +120,19 @@ struct MeanLoss {
 
 }  // namespace token_loss_test
 
-TEST_CASE("fine-tuning a transformers Llama: every logged loss and grad_norm equal HF Trainer's under accumulation" *
-          doctest::test_suite("integration")) {
-  using namespace token_loss_test;
-  const auto dir = reference_dir();
-  if (!dir) TRAINPP_SKIP_TEST("transformers cannot be imported here, or there is no interpreter");
-  const auto reference = trainpp::read_json_file(*dir / "hf_log_history.json");
+namespace token_loss_test {
+
+/// Fine-tunes the reference Llama on the reference rows with the flags of `reference_file` (the HF run's)
+/// and checks every logged loss and grad_norm against HF's.
+void check_fine_tuning_against(const fs::path& dir, const std::string& reference_file) {
+  const auto reference = trainpp::read_json_file(dir / reference_file);
   const auto expected = losses_of(reference["log_history"]);
   REQUIRE(expected.size() == 8);  // 2 epochs of windows 3, 3, 3, 1
 
   torch::set_num_threads(1);
   ScratchDir scratch;
-  const Rows rows(*dir / "data.safetensors");
-  auto model = load_reference_model(*dir);
+  const Rows rows(dir / "data.safetensors");
+  auto model = load_reference_model(dir);
   auto args = arguments_of(reference["flags"], scratch.path, {"--save_strategy", "no"});
   trainpp::Trainer trainer(model, args, trainpp::train_dataset = rows);
   trainer.train();
@@ -150,6 +150,24 @@ TEST_CASE("fine-tuning a transformers Llama: every logged loss and grad_norm equ
     CHECK(actual[i].first == doctest::Approx(expected[i].first).epsilon(1e-4));
     CHECK(actual[i].second == doctest::Approx(expected[i].second).epsilon(1e-4));
   }
+}
+
+}  // namespace token_loss_test
+
+TEST_CASE("fine-tuning a transformers Llama: every logged loss and grad_norm equal HF Trainer's under accumulation" *
+          doctest::test_suite("integration")) {
+  const auto dir = token_loss_test::reference_dir();
+  if (!dir) TRAINPP_SKIP_TEST("transformers cannot be imported here, or there is no interpreter");
+  token_loss_test::check_fine_tuning_against(*dir, "hf_log_history.json");
+}
+
+TEST_CASE("label smoothing on a token-level loss: every logged loss and grad_norm equal HF Trainer's" *
+          doctest::test_suite("integration")) {
+  // --label_smoothing_factor 0.1: the labels out of the forward, shifted for the causal LM, the smoothed
+  // sums divided by the window's label tokens, and no division by the window size.
+  const auto dir = token_loss_test::reference_dir();
+  if (!dir) TRAINPP_SKIP_TEST("transformers cannot be imported here, or there is no interpreter");
+  token_loss_test::check_fine_tuning_against(*dir, "hf_log_history_smoothed.json");
 }
 
 TEST_CASE("the per-micro-batch mean divided by the window is not what HF logs for this data" *
