@@ -134,6 +134,7 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
   initial_num_input_tokens_seen_ = state_.num_input_tokens_seen;
   input_tokens_on_host_ = 0;
   input_tokens_on_device_ = torch::Tensor();
+  current_flos_ = 0;
 
   log_training_summary(plan);
 
@@ -194,6 +195,7 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
         torch::Tensor tr_loss_step = step_.training_step(*this, window[static_cast<std::size_t>(i)], window_size);
         sharding_.after_backward(module(), i == window_size - 1);
         track_num_input_tokens(window[static_cast<std::size_t>(i)]);
+        if constexpr (counts_floating_point_ops()) current_flos_ += floating_point_ops(window[static_cast<std::size_t>(i)]);
 
         if (args_.logging_nan_inf_filter) {
           // HF replaces a nan/inf step loss by the mean of the losses since the last log; done with a
@@ -233,7 +235,7 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
   }
 
   // ---- the end, as HF's _finalize_training ---------------------------------------------------------
-  sync_num_input_tokens_seen();
+  store_counts();
   TrainOutput output = train_metrics(plan, tr_loss, initial_global_step, loss_sums_restored, start_time);
   log(output.metrics);
   finish_checkpoints();
@@ -344,9 +346,9 @@ TrainOutput Trainer<Model, P>::train_metrics(const TrainingPlan& plan, const tor
 template <class Model, class P>
 void Trainer<Model, P>::maybe_log_save_evaluate(torch::Tensor& tr_loss, const torch::Tensor& grad_norm,
                                                 double learning_rate) {
-  // Every process reaches this point with the same flags: the token counts are summed here, once for
-  // whatever the log, the evaluation or the checkpoint below reads.
-  if (control_.should_log || control_.should_evaluate || control_.should_save) sync_num_input_tokens_seen();
+  // Every process reaches this point with the same flags: the token and flop counts are summed here,
+  // once for whatever the log, the evaluation or the checkpoint below reads (HF's store_flos).
+  if (control_.should_log || control_.should_evaluate || control_.should_save) store_counts();
   if (control_.should_log && state_.global_step > globalstep_last_logged_) {
     // The host syncs of a logging step: the user asked for these numbers.
     const double tr_loss_scalar = mean_across_processes(tr_loss);

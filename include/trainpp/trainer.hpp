@@ -34,6 +34,7 @@
 #include <trainpp/state.hpp>
 
 #include <chrono>
+#include <unordered_set>
 #include <cmath>
 #include <functional>
 #include <optional>
@@ -133,6 +134,19 @@ constexpr std::string_view main_input_name() {
     return model_impl_t<Model>::main_input_name;
   else
     return "input_ids";
+}
+
+/// HF's num_parameters(exclude_embeddings=True): every parameter once (a tied weight under two names
+/// counts once), leaving out the weights of Embedding modules.
+inline std::int64_t non_embedding_parameters(const torch::nn::Module& module) {
+  std::unordered_set<const void*> seen;
+  for (const auto& child : module.modules(/*include_self=*/true))
+    if (const auto* embedding = child->as<torch::nn::EmbeddingImpl>())
+      seen.insert(embedding->weight.unsafeGetTensorImpl());
+  std::int64_t count = 0;
+  for (const auto& parameter : module.parameters(/*recurse=*/true))
+    if (seen.insert(parameter.unsafeGetTensorImpl()).second) count += parameter.numel();
+  return count;
 }
 
 /// Whether a model's logits at position t predict the label at t + 1 (HF's causal LM classes, whose
@@ -253,6 +267,7 @@ class Trainer {
       if (!args_.fsdp_config.value_or("").empty())
         warn("`--fsdp_config` is useful only with a sharding policy (--fsdp, or a sharded slot type); ignoring it.");
     }
+    if constexpr (counts_floating_point_ops()) non_embedding_parameters_ = detail::non_embedding_parameters(module());
     sharding_.prepare(module(), device_);
     set_process_flags();
     fire(hooks::on_init_end);
@@ -697,7 +712,7 @@ class Trainer {
   }
 
   /// HF's _track_num_input_tokens for one training micro-batch, without its host sync: the count stays
-  /// on this process (on the device for the attention mask's) until sync_num_input_tokens_seen().
+  /// on this process (on the device for the attention mask's) until store_counts().
   template <class B>
   void track_num_input_tokens(const B& batch) {
     const TokenCounting counting = args_.include_num_input_tokens_seen;
@@ -728,20 +743,53 @@ class Trainer {
       warned_token_counting_ = true;
     }
   }
-  /// Adds every process's pending token counts to state().num_input_tokens_seen. Collective: the loop
-  /// calls it on every process at the same points (before logging, evaluating or saving, and at the end).
-  void sync_num_input_tokens_seen() {
-    if (args_.include_num_input_tokens_seen == TokenCounting::no) return;
-    // float64 holds every count up to 2^53 exactly, and every backend sums it.
-    auto count = torch::full({}, static_cast<double>(input_tokens_on_host_),
-                             torch::TensorOptions().dtype(torch::kFloat64).device(device_));
-    if (input_tokens_on_device_.defined()) count = count + input_tokens_on_device_.to(torch::kFloat64);
+  /// HF's store_flos, with the token count's sum: adds every process's pending floating-point operations
+  /// and input tokens to state().total_flos and num_input_tokens_seen, in one reduction. Collective: the
+  /// loop calls it on every process at the same points (before logging, evaluating or saving, and at
+  /// the end).
+  void store_counts() {
+    const bool count_tokens = args_.include_num_input_tokens_seen != TokenCounting::no;
+    if (!count_tokens && !counts_floating_point_ops()) return;
+    // float64 holds every token count up to 2^53 exactly, and every backend sums it.
+    auto counts = torch::tensor({static_cast<double>(input_tokens_on_host_), current_flos_},
+                                torch::TensorOptions().dtype(torch::kFloat64)).to(device_);
+    if (input_tokens_on_device_.defined()) counts.select(0, 0).add_(input_tokens_on_device_.to(torch::kFloat64));
     if constexpr (requires(torch::Tensor& t) { sharding_.all_reduce_sum(t); }) {
-      if (sharding_.world_size() > 1) sharding_.all_reduce_sum(count);
+      if (sharding_.world_size() > 1) sharding_.all_reduce_sum(counts);
     }
-    state_.num_input_tokens_seen += std::llround(count.item<double>());
+    const auto summed = counts.cpu();
+    if (count_tokens) state_.num_input_tokens_seen += std::llround(summed[0].item<double>());
+    state_.total_flos += summed[1].item<double>();
     input_tokens_on_host_ = 0;
     input_tokens_on_device_ = torch::Tensor();
+    current_flos_ = 0;
+  }
+
+  /// Whether floating_point_ops counts anything for this model: it declares floating_point_ops, or it
+  /// is one of trainpp's transformers architectures (a module with model_type), whose count is HF's.
+  static constexpr bool counts_floating_point_ops() {
+    using Impl = detail::model_impl_t<Model>;
+    return requires(const Impl& m, const Batch& b) { { m.floating_point_ops(b) } -> std::convertible_to<double>; } ||
+           requires { Impl::model_type; };
+  }
+  /// HF's Trainer.floating_point_ops for one training micro-batch: the module's own
+  /// `double floating_point_ops(const Batch&) const`, else for trainpp's transformers architectures
+  /// 6 x the main input's tokens x the parameters outside embeddings (HF's
+  /// num_parameters(exclude_embeddings=True)), else 0. Host arithmetic only.
+  template <class B>
+  [[nodiscard]] double floating_point_ops(const B& batch) const {
+    using Impl = detail::model_impl_t<Model>;
+    if constexpr (requires(const Impl& m) { { m.floating_point_ops(batch) } -> std::convertible_to<double>; }) {
+      return static_cast<double>(model_->floating_point_ops(batch));
+    } else if constexpr (requires { Impl::model_type; } &&
+                         requires { { batch.contains(std::string_view()) } -> std::convertible_to<bool>; }) {
+      const std::string_view name = detail::main_input_name<Model>();
+      if (!batch.contains(name)) return 0;
+      return 6.0 * static_cast<double>(torch::Tensor(batch.at(name)).numel()) *
+             static_cast<double>(non_embedding_parameters_);
+    } else {
+      return 0;
+    }
   }
 
   /// HF's evaluation_loop header lines, at info level.
@@ -858,6 +906,9 @@ class Trainer {
   torch::Tensor input_tokens_on_device_;
   std::int64_t initial_num_input_tokens_seen_ = 0;
   std::chrono::steady_clock::time_point train_start_time_;
+  double current_flos_ = 0;  ///< floating-point operations since the last store_counts() (HF's current_flos)
+  /// HF's num_parameters(exclude_embeddings=True), counted before the sharding policy splits the weights.
+  std::int64_t non_embedding_parameters_ = 0;
   bool warned_token_counting_ = false;
   nlohmann::json saved_arguments_;  ///< set once args_ is finalized: finalize() fills in derived values
 };

@@ -91,7 +91,7 @@ def train(out):
     trainer.train()
     history = [e for e in trainer.state.log_history if "loss" in e]
     with open(os.path.join(out, "hf_log_history.json"), "w") as f:
-        json.dump({"flags": FLAGS, "log_history": history}, f)
+        json.dump({"flags": FLAGS, "log_history": history, "total_flos": trainer.state.total_flos}, f)
 
     # The same fine-tuning with label smoothing: HF takes the labels out, shifts them for a causal LM and
     # divides by the window's label tokens (num_items_in_batch).
@@ -103,7 +103,7 @@ def train(out):
     trainer.train()
     history = [e for e in trainer.state.log_history if "loss" in e]
     with open(os.path.join(out, "hf_log_history_smoothed.json"), "w") as f:
-        json.dump({"flags": smoothing, "log_history": history}, f)
+        json.dump({"flags": smoothing, "log_history": history, "total_flos": trainer.state.total_flos}, f)
 
 
 def logits(model_dir, inputs, out):

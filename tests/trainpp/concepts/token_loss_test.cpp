@@ -123,7 +123,7 @@ struct MeanLoss {
 namespace token_loss_test {
 
 /// Fine-tunes the reference Llama on the reference rows with the flags of `reference_file` (the HF run's)
-/// and checks every logged loss and grad_norm against HF's.
+/// and checks every logged loss and grad_norm, and total_flos, against HF's.
 void check_fine_tuning_against(const fs::path& dir, const std::string& reference_file) {
   const auto reference = trainpp::read_json_file(dir / reference_file);
   const auto expected = losses_of(reference["log_history"]);
@@ -150,6 +150,9 @@ void check_fine_tuning_against(const fs::path& dir, const std::string& reference
     CHECK(actual[i].first == doctest::Approx(expected[i].first).epsilon(1e-4));
     CHECK(actual[i].second == doctest::Approx(expected[i].second).epsilon(1e-4));
   }
+  // HF's estimate, 6 x input tokens x parameters outside the embeddings, summed over every micro-batch.
+  REQUIRE(reference["total_flos"].get<double>() > 0);
+  CHECK(trainer.state().total_flos == reference["total_flos"].get<double>());
 }
 
 }  // namespace token_loss_test
