@@ -69,7 +69,7 @@ TEST_CASE("lion: a parameter without a gradient keeps its value and gets no stat
   CHECK(state[1].empty());
 }
 
-TEST_CASE("lion: betas outside [0, 1) are refused, 0 is allowed") {
+TEST_CASE("lion: betas below 0 or from 1 up are refused, 0 is allowed") {
   auto p = torch::zeros({1});
   CHECK_THROWS_WITH_AS(trainpp::Lion({group_of({p}, 0.1)}, {.beta1 = 1.0}),
                        doctest::Contains("Lion: invalid beta1 1 (need 0 <= beta1 < 1)"), trainpp::Error);
