@@ -180,6 +180,8 @@ struct FieldInfo {
   FIELD(bool, logging_nan_inf_filter, true, "logging", "Replace nan/inf step losses in the logged loss.")                 \
   FIELD(TokenCounting, include_num_input_tokens_seen, TokenCounting::no, "logging",                                       \
         "Count the training input tokens (all, or non_padding: the attention mask's) as num_input_tokens_seen.")         \
+  FIELD(bool, skip_memory_metrics, true, "logging",                                                                       \
+        "Leave out the host memory metrics (init/train/eval/test _mem_cpu_alloc_delta and _peaked_delta).")             \
   FIELD(std::optional<bool>, disable_tqdm, std::nullopt, "logging", "Plain log lines instead of the live progress bar.")  \
   FIELD(std::vector<std::string>, report_to, std::vector<std::string>{"none"}, "logging",                                 \
         "Integrations to report to (none, all, tensorboard, jsonl, csv, curves).")                                        \

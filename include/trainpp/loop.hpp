@@ -52,6 +52,7 @@ template <class Model, class P>
 TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_from_checkpoint) {
   static_assert(has_train_dataset, "trainpp: train() needs the train_dataset slot (trainpp::train_dataset = ...)");
   (void)detail::crash_plan();  // a malformed TRAINPP_CRASH_AT fails here, before any work
+  memory_tracker_.start("train");
   // HF's train(): the model switches its blocks to checkpointing itself (it knows which to wrap).
   // Before anything is written, so an unsupported model fails without side effects.
   if (args_.gradient_checkpointing) {
@@ -237,6 +238,7 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
   // ---- the end, as HF's _finalize_training ---------------------------------------------------------
   store_counts();
   TrainOutput output = train_metrics(plan, tr_loss, initial_global_step, loss_sums_restored, start_time);
+  memory_tracker_.stop_and_update("train", &output.metrics);
   log(output.metrics);
   finish_checkpoints();
   fire(hooks::on_train_end);

@@ -21,6 +21,7 @@
 #include <trainpp/data/tensor_dataset.hpp>
 #include <trainpp/detail/format.hpp>
 #include <trainpp/detail/host_allocator.hpp>
+#include <trainpp/detail/memory_tracker.hpp>
 #include <trainpp/device.hpp>
 #include <trainpp/io/eval_metrics.hpp>
 #include <trainpp/io/metrics.hpp>
@@ -240,6 +241,8 @@ class Trainer {
         compute_metrics_(detail::take_slot<slot::compute_metrics_t, compute_metrics_type>(named...)) {
     static_assert(slots_ok<Named...>(), "trainpp: see the first error above");
     args_.finalize();
+    memory_tracker_.set_enabled(!args_.skip_memory_metrics);
+    memory_tracker_.start("init");
     saved_arguments_ = args_json(args_);
     if (args_.eval_strategy != IntervalStrategy::no && !has_eval_dataset)
       throw error("You have set eval_strategy to {} but you didn't pass an eval_dataset to the Trainer. "
@@ -271,6 +274,7 @@ class Trainer {
     sharding_.prepare(module(), device_);
     set_process_flags();
     fire(hooks::on_init_end);
+    memory_tracker_.stop_and_update("init", nullptr);  // reported with the first stage's metrics, as HF
   }
 
   Trainer(const Trainer&) = delete;
@@ -296,6 +300,7 @@ class Trainer {
   /// Evaluates on another dataset.
   template <Dataset D>
   Metrics evaluate(const D& dataset, std::string_view prefix = "eval") {
+    memory_tracker_.start("eval");  // nothing of its own inside training, as HF's tracker
     const auto start = std::chrono::steady_clock::now();
     auto loader = eval_loader_for(dataset);
     log_loop_start("Evaluation", loader.num_samples());
@@ -311,6 +316,8 @@ class Trainer {
     log(out.metrics);  // adds "epoch" to the returned metrics too, as HF's evaluate does
     control_.should_evaluate = false;  // the request is served (HF resets it as on_evaluate fires)
     fire(hooks::on_evaluate, std::as_const(out.metrics));
+    // After the log, as HF: the returned metrics carry the memory figures, log_history does not.
+    memory_tracker_.stop_and_update("eval", &out.metrics);
     return out.metrics;
   }
 
@@ -318,6 +325,7 @@ class Trainer {
   /// Fires on_predict; does not log (as HF).
   template <Dataset D>
   PredictionOutput predict(const D& dataset, std::string_view prefix = "test") {
+    memory_tracker_.start("test");
     const auto start = std::chrono::steady_clock::now();
     auto loader = [&] {
       if constexpr (requires { data_loader_.test_loader(dataset, args_, device_, DataShard{}); })
@@ -333,6 +341,7 @@ class Trainer {
     const double batch = static_cast<double>(args_.per_device_eval_batch_size * sharding_.world_size());
     out.metrics.merge(speed_metrics(prefix, start, n, std::ceil(n / batch)));
     fire(hooks::on_predict, std::as_const(out.metrics));
+    memory_tracker_.stop_and_update("test", &out.metrics);
     return out;
   }
 
@@ -907,6 +916,8 @@ class Trainer {
   std::int64_t initial_num_input_tokens_seen_ = 0;
   std::chrono::steady_clock::time_point train_start_time_;
   double current_flos_ = 0;  ///< floating-point operations since the last store_counts() (HF's current_flos)
+  /// --skip_memory_metrics false: the host memory of init, train, eval and test (HF's TrainerMemoryTracker).
+  detail::MemoryTracker memory_tracker_;
   /// HF's num_parameters(exclude_embeddings=True), counted before the sharding policy splits the weights.
   std::int64_t non_embedding_parameters_ = 0;
   bool warned_token_counting_ = false;

@@ -1606,6 +1606,8 @@ struct FieldInfo {
   FIELD(bool, logging_nan_inf_filter, true, "logging", "Replace nan/inf step losses in the logged loss.")                 \
   FIELD(TokenCounting, include_num_input_tokens_seen, TokenCounting::no, "logging",                                       \
         "Count the training input tokens (all, or non_padding: the attention mask's) as num_input_tokens_seen.")         \
+  FIELD(bool, skip_memory_metrics, true, "logging",                                                                       \
+        "Leave out the host memory metrics (init/train/eval/test _mem_cpu_alloc_delta and _peaked_delta).")             \
   FIELD(std::optional<bool>, disable_tqdm, std::nullopt, "logging", "Plain log lines instead of the live progress bar.")  \
   FIELD(std::vector<std::string>, report_to, std::vector<std::string>{"none"}, "logging",                                 \
         "Integrations to report to (none, all, tensorboard, jsonl, csv, curves).")                                        \
@@ -2119,7 +2121,6 @@ inline constexpr auto unimplemented_arguments = std::to_array<UnimplementedArgum
      "trainpp's data parallelism does not depend on the graph's shape, so there is nothing to declare static"},
     {"debug", "[] | \"\"", false, false,
      "underflow_overflow and tpu_metrics_debug are hooks into Python models and torch_xla"},
-    {"skip_memory_metrics", "true", true, false, "memory metrics are not built in yet"},
 });
 
 /// The entry named `name`, or nullptr.
@@ -7472,7 +7473,7 @@ namespace trainpp {
                                     std::optional<double> num_tokens = std::nullopt);
 
 namespace detail {
-/// HF's metrics_format: runtimes as h:mm:ss.cc, total_flos in GF, other floats rounded to 4 places.
+/// HF's metrics_format: memory in MB, runtimes as h:mm:ss.cc, total_flos in GF, other floats rounded to 4 places.
 std::string format_metric(const std::string& key, double v);
 }  // namespace detail
 
@@ -7511,6 +7512,7 @@ TRAINPP_INLINE std::string format_metric(const std::string& key, double v) {
     const int centis = static_cast<int>(std::fabs(v - static_cast<double>(secs)) * 100);
     return fmt::format("{}:{:02}:{:02}.{:02}", secs / 3600, (secs / 60) % 60, secs % 60, centis);
   }
+  if (key.find("_mem_") != std::string::npos) return fmt::format("{}MB", static_cast<long long>(v) >> 20);
   if (key == "total_flos") return fmt::format("{}GF", static_cast<long long>(v) >> 30);
   return python_float(round_to(v, 4));
 }
@@ -18148,6 +18150,149 @@ TRAINPP_INLINE bool keep_freed_host_memory() {
 
 }  // namespace trainpp::detail
 
+// ---- trainpp/detail/memory_tracker.hpp ----
+// HF's TrainerMemoryTracker for the host: how the process's resident memory moved in a stage of the
+// Trainer (init, train, eval, test) and how far above its end it peaked, as --skip_memory_metrics false
+// reports it.
+
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+#include <thread>
+
+namespace trainpp::detail {
+
+/// The process's resident set size in bytes (/proc/self/status VmRSS), or -1 where there is none.
+std::int64_t resident_set_bytes();
+
+/// Tracks one stage at a time, as HF's tracker: a stage started while another runs (an evaluation
+/// inside training) is not tracked and reports nothing. The peak comes from the kernel's high-water
+/// mark (VmHWM, reset through /proc/self/clear_refs at the start of a stage), so no thread spins on
+/// the host as HF's monitor does; where the mark cannot be reset, a thread samples every millisecond.
+class MemoryTracker {
+ public:
+  explicit MemoryTracker(bool enabled = false) : enabled_(enabled) {}
+  MemoryTracker(const MemoryTracker&) = delete;
+  MemoryTracker& operator=(const MemoryTracker&) = delete;
+  ~MemoryTracker() { stop_sampling(); }
+
+  void set_enabled(bool enabled) { enabled_ = enabled; }
+  [[nodiscard]] bool enabled() const { return enabled_; }
+
+  /// Starts tracking `stage` unless another stage is tracked.
+  void start(std::string_view stage);
+  /// Stops tracking `stage` (nothing when another stage is tracked) and, with `metrics`, adds
+  /// `<stage>_mem_cpu_alloc_delta` (end minus start) and `<stage>_mem_cpu_peaked_delta` (peak above the
+  /// end, at least 0); the first stage reported also gets init's and `before_init_mem_cpu`.
+  void stop_and_update(std::string_view stage, std::map<std::string, double>* metrics);
+
+ private:
+  struct Usage {
+    std::int64_t begin = 0, end = 0, alloc = 0, peaked = 0;
+  };
+  void stop_sampling();
+
+  bool enabled_ = false;
+  std::string current_;
+  std::int64_t begin_ = 0;
+  bool kernel_peak_ = false;  ///< the stage's peak is VmHWM (reset at its start), not the sampler's
+  std::atomic<bool> sampling_{false};
+  std::atomic<std::int64_t> sampled_peak_{0};
+  std::thread sampler_;
+  std::map<std::string, Usage, std::less<>> usage_;
+  bool init_reported_ = false;
+};
+
+#if TRAINPP_DEFINITIONS
+
+namespace memory_tracker_detail {
+/// A "Name:   123 kB" line of /proc/self/status, in bytes; -1 when absent.
+TRAINPP_INLINE std::int64_t status_bytes(std::string_view name) {
+  std::FILE* status = std::fopen("/proc/self/status", "r");
+  if (status == nullptr) return -1;
+  char line[256];
+  std::int64_t bytes = -1;
+  while (std::fgets(line, sizeof line, status) != nullptr) {
+    const std::string_view text(line);
+    if (text.starts_with(name) && text.size() > name.size() && text[name.size()] == ':') {
+      long long kilobytes = 0;
+      if (std::sscanf(line + name.size() + 1, "%lld", &kilobytes) == 1) bytes = kilobytes * 1024;
+      break;
+    }
+  }
+  std::fclose(status);
+  return bytes;
+}
+/// Resets VmHWM to the current RSS (Linux 4.0 and later); false where that is not allowed.
+TRAINPP_INLINE bool reset_peak() {
+  std::FILE* refs = std::fopen("/proc/self/clear_refs", "w");
+  if (refs == nullptr) return false;
+  const bool written = std::fputs("5", refs) >= 0;
+  return std::fclose(refs) == 0 && written;
+}
+}  // namespace memory_tracker_detail
+
+TRAINPP_INLINE std::int64_t resident_set_bytes() { return memory_tracker_detail::status_bytes("VmRSS"); }
+
+TRAINPP_INLINE void MemoryTracker::start(std::string_view stage) {
+  if (!enabled_ || !current_.empty()) return;
+  current_ = stage;
+  begin_ = resident_set_bytes();
+  kernel_peak_ = memory_tracker_detail::reset_peak() && memory_tracker_detail::status_bytes("VmHWM") >= 0;
+  if (!kernel_peak_) {
+    sampled_peak_ = begin_;
+    sampling_ = true;
+    sampler_ = std::thread([this] {
+      while (sampling_) {
+        const auto now = resident_set_bytes();
+        if (now > sampled_peak_) sampled_peak_ = now;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    });
+  }
+}
+
+TRAINPP_INLINE void MemoryTracker::stop_sampling() {
+  sampling_ = false;
+  if (sampler_.joinable()) sampler_.join();
+}
+
+TRAINPP_INLINE void MemoryTracker::stop_and_update(std::string_view stage, std::map<std::string, double>* metrics) {
+  if (!enabled_ || current_ != stage) return;
+  stop_sampling();
+  const std::int64_t end = resident_set_bytes();
+  const std::int64_t peak = kernel_peak_ ? memory_tracker_detail::status_bytes("VmHWM") : sampled_peak_.load();
+  usage_[current_] = {.begin = begin_, .end = end, .alloc = end - begin_, .peaked = std::max<std::int64_t>(0, peak - end)};
+  current_.clear();
+  if (metrics == nullptr) return;
+  std::string stages[2] = {"", std::string(stage)};
+  if (!init_reported_) {
+    stages[0] = "init";
+    init_reported_ = true;
+  }
+  for (const auto& name : stages) {
+    const auto it = usage_.find(name);
+    if (name.empty() || it == usage_.end()) continue;
+    (*metrics)[name + "_mem_cpu_alloc_delta"] = static_cast<double>(it->second.alloc);
+    (*metrics)[name + "_mem_cpu_peaked_delta"] = static_cast<double>(it->second.peaked);
+  }
+  if (!stages[0].empty()) {
+    if (const auto it = usage_.find("init"); it != usage_.end())
+      (*metrics)["before_init_mem_cpu"] = static_cast<double>(it->second.begin);
+  }
+}
+
+#endif  // TRAINPP_DEFINITIONS
+
+}  // namespace trainpp::detail
+
 // ---- trainpp/loss/label_smoothing.hpp ----
 // Label smoothing as HF's Trainer applies it with --label_smoothing_factor (transformers' LabelSmoother).
 
@@ -18440,6 +18585,8 @@ class Trainer {
         compute_metrics_(detail::take_slot<slot::compute_metrics_t, compute_metrics_type>(named...)) {
     static_assert(slots_ok<Named...>(), "trainpp: see the first error above");
     args_.finalize();
+    memory_tracker_.set_enabled(!args_.skip_memory_metrics);
+    memory_tracker_.start("init");
     saved_arguments_ = args_json(args_);
     if (args_.eval_strategy != IntervalStrategy::no && !has_eval_dataset)
       throw error("You have set eval_strategy to {} but you didn't pass an eval_dataset to the Trainer. "
@@ -18471,6 +18618,7 @@ class Trainer {
     sharding_.prepare(module(), device_);
     set_process_flags();
     fire(hooks::on_init_end);
+    memory_tracker_.stop_and_update("init", nullptr);  // reported with the first stage's metrics, as HF
   }
 
   Trainer(const Trainer&) = delete;
@@ -18496,6 +18644,7 @@ class Trainer {
   /// Evaluates on another dataset.
   template <Dataset D>
   Metrics evaluate(const D& dataset, std::string_view prefix = "eval") {
+    memory_tracker_.start("eval");  // nothing of its own inside training, as HF's tracker
     const auto start = std::chrono::steady_clock::now();
     auto loader = eval_loader_for(dataset);
     log_loop_start("Evaluation", loader.num_samples());
@@ -18511,6 +18660,8 @@ class Trainer {
     log(out.metrics);  // adds "epoch" to the returned metrics too, as HF's evaluate does
     control_.should_evaluate = false;  // the request is served (HF resets it as on_evaluate fires)
     fire(hooks::on_evaluate, std::as_const(out.metrics));
+    // After the log, as HF: the returned metrics carry the memory figures, log_history does not.
+    memory_tracker_.stop_and_update("eval", &out.metrics);
     return out.metrics;
   }
 
@@ -18518,6 +18669,7 @@ class Trainer {
   /// Fires on_predict; does not log (as HF).
   template <Dataset D>
   PredictionOutput predict(const D& dataset, std::string_view prefix = "test") {
+    memory_tracker_.start("test");
     const auto start = std::chrono::steady_clock::now();
     auto loader = [&] {
       if constexpr (requires { data_loader_.test_loader(dataset, args_, device_, DataShard{}); })
@@ -18533,6 +18685,7 @@ class Trainer {
     const double batch = static_cast<double>(args_.per_device_eval_batch_size * sharding_.world_size());
     out.metrics.merge(speed_metrics(prefix, start, n, std::ceil(n / batch)));
     fire(hooks::on_predict, std::as_const(out.metrics));
+    memory_tracker_.stop_and_update("test", &out.metrics);
     return out;
   }
 
@@ -19107,6 +19260,8 @@ class Trainer {
   std::int64_t initial_num_input_tokens_seen_ = 0;
   std::chrono::steady_clock::time_point train_start_time_;
   double current_flos_ = 0;  ///< floating-point operations since the last store_counts() (HF's current_flos)
+  /// --skip_memory_metrics false: the host memory of init, train, eval and test (HF's TrainerMemoryTracker).
+  detail::MemoryTracker memory_tracker_;
   /// HF's num_parameters(exclude_embeddings=True), counted before the sharding policy splits the weights.
   std::int64_t non_embedding_parameters_ = 0;
   bool warned_token_counting_ = false;
@@ -19886,6 +20041,7 @@ template <class Model, class P>
 TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_from_checkpoint) {
   static_assert(has_train_dataset, "trainpp: train() needs the train_dataset slot (trainpp::train_dataset = ...)");
   (void)detail::crash_plan();  // a malformed TRAINPP_CRASH_AT fails here, before any work
+  memory_tracker_.start("train");
   // HF's train(): the model switches its blocks to checkpointing itself (it knows which to wrap).
   // Before anything is written, so an unsupported model fails without side effects.
   if (args_.gradient_checkpointing) {
@@ -20071,6 +20227,7 @@ TrainOutput Trainer<Model, P>::train(const std::optional<std::string>& resume_fr
   // ---- the end, as HF's _finalize_training ---------------------------------------------------------
   store_counts();
   TrainOutput output = train_metrics(plan, tr_loss, initial_global_step, loss_sums_restored, start_time);
+  memory_tracker_.stop_and_update("train", &output.metrics);
   log(output.metrics);
   finish_checkpoints();
   fire(hooks::on_train_end);

@@ -89,7 +89,6 @@ inline constexpr auto unimplemented_arguments = std::to_array<UnimplementedArgum
      "trainpp's data parallelism does not depend on the graph's shape, so there is nothing to declare static"},
     {"debug", "[] | \"\"", false, false,
      "underflow_overflow and tpu_metrics_debug are hooks into Python models and torch_xla"},
-    {"skip_memory_metrics", "true", true, false, "memory metrics are not built in yet"},
 });
 
 /// The entry named `name`, or nullptr.

@@ -29,7 +29,7 @@ namespace trainpp {
                                     std::optional<double> num_tokens = std::nullopt);
 
 namespace detail {
-/// HF's metrics_format: runtimes as h:mm:ss.cc, total_flos in GF, other floats rounded to 4 places.
+/// HF's metrics_format: memory in MB, runtimes as h:mm:ss.cc, total_flos in GF, other floats rounded to 4 places.
 std::string format_metric(const std::string& key, double v);
 }  // namespace detail
 
@@ -68,6 +68,7 @@ TRAINPP_INLINE std::string format_metric(const std::string& key, double v) {
     const int centis = static_cast<int>(std::fabs(v - static_cast<double>(secs)) * 100);
     return fmt::format("{}:{:02}:{:02}.{:02}", secs / 3600, (secs / 60) % 60, secs % 60, centis);
   }
+  if (key.find("_mem_") != std::string::npos) return fmt::format("{}MB", static_cast<long long>(v) >> 20);
   if (key == "total_flos") return fmt::format("{}GF", static_cast<long long>(v) >> 30);
   return python_float(round_to(v, 4));
 }
