@@ -535,7 +535,9 @@ std::vector<nlohmann::json> wrong_json(const Flag& f) {
     case Kind::int32: return {"1", 1.5, 2147483648LL, -2147483649LL, huge_unsigned, false};
     case Kind::real: return {"0.1", true, json::array({0.1}), json::object(), "inf"};
     case Kind::real32: return {"0.5", false, 1e39, -1e300};
-    case Kind::text: return {1, true, json::array({"a"}), json::object(), 0.5, std::string("a\0b", 3)};
+    case Kind::text:
+      // fsdp takes a list of option names too (HF's `list | str`): only a list of something else is wrong.
+      return {1, true, f.name == "fsdp" ? json::array({1}) : json::array({"a"}), json::object(), 0.5, std::string("a\0b", 3)};
     case Kind::choice: return {1, true, "sometimes", json::array({f.choices[0]}), f.choices[0] + "x", ""};
     case Kind::list: return {1, json::array({1}), json::array({"a", nullptr}), json::array({""}), json::object({{"a", "b"}}), true, ""};
     case Kind::object: return {json::array({1}), 1, "not json", "[1]", true, R"({"a": 1, "a": 2})"};

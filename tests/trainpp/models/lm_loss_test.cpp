@@ -194,7 +194,12 @@ TEST_CASE("under data parallelism the window's tokens are summed over the proces
     // The count of both processes divides, the loss is multiplied by 2, the logged loss is averaged
     // over the processes: the token mean, as with one process (without the scaling: half of it).
     CHECK(logged["loss"].get<double>() == doctest::Approx(token_mean).epsilon(1e-6));
-    // The logged loss and train_loss take one reduction each; the window's count one more when asked.
-    CHECK(reductions == (across ? 3 : 2));
+    // The logged loss and train_loss take one reduction each; the window's count one more when asked;
+    // the flop count (HF's store_flos) one before the log and one at the end.
+    CHECK(reductions == (across ? 5 : 4));
+    // Each twin's flops, summed: 6 x tokens x parameters outside the embeddings, over 2 micro-batches.
+    const double tokens = 2.0 * static_cast<double>(batch.at("input_ids").numel());  // 2 micro-batches of 2 rows
+    const double flops_per_process = 6.0 * tokens * static_cast<double>(trainpp::detail::non_embedding_parameters(*model));
+    CHECK(trainer.state().total_flos == doctest::Approx(2 * flops_per_process));
   }
 }
