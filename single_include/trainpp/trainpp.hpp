@@ -12692,8 +12692,12 @@ TRAINPP_DETAIL_DECLARES(real_samples)
 TRAINPP_DETAIL_DECLARES(training_step)
 TRAINPP_DETAIL_DECLARES(prediction_step)
 
-// A model whose loss is token-level (concepts/token_loss.hpp).
+// A model whose loss is token-level (concepts/token_loss.hpp), and the model's optional members the
+// Trainer reads (trainer.hpp: detail::check_model_members).
 TRAINPP_DETAIL_DECLARES(num_items_in_batch)
+TRAINPP_DETAIL_DECLARES(floating_point_ops)
+TRAINPP_DETAIL_DECLARES(main_input_name)
+TRAINPP_DETAIL_DECLARES(is_causal_lm)
 
 #undef TRAINPP_DETAIL_DECLARES
 
@@ -18471,11 +18475,33 @@ constexpr bool check_callbacks() {
   return ok;
 }
 
+/// The model's optional members the Trainer reads, each declared with the wrong shape an error naming
+/// it (as the slots' optional members are), never silently the default:
+/// - `static constexpr const char* main_input_name`: the batch key of its main input ("input_ids");
+/// - `static constexpr bool is_causal_lm`: its logits at position t score the label at t + 1;
+/// - `double floating_point_ops(const Batch&) const`: the flops of a forward and backward (total_flos).
+template <class Model>
+constexpr bool check_model_members() {
+  using Impl = model_impl_t<Model>;
+  constexpr bool input_ok = !declares_main_input_name<Impl> ||
+                            requires { { Impl::main_input_name } -> std::convertible_to<std::string_view>; };
+  static_assert(input_ok, "trainpp: the model declares 'main_input_name' but it is not "
+                          "static constexpr const char* main_input_name (the batch key of its main input)");
+  constexpr bool causal_ok = !declares_is_causal_lm<Impl> ||
+                             requires { typename std::bool_constant<Impl::is_causal_lm>; };
+  static_assert(causal_ok, "trainpp: the model declares 'is_causal_lm' but it is not static constexpr bool is_causal_lm");
+  constexpr bool flops_ok = !declares_floating_point_ops<Impl> ||
+                            requires(const Impl& m, const Batch& b) { { m.floating_point_ops(b) } -> std::convertible_to<double>; };
+  static_assert(flops_ok, "trainpp: the model declares 'floating_point_ops' but it cannot be called as "
+                          "double floating_point_ops(const Batch& batch) const");
+  return input_ok && causal_ok && flops_ok;
+}
+
 /// The batch key holding a model's main input (HF's model.main_input_name): the module's
-/// `static constexpr const char* main_input_name` when it declares one, else "input_ids".
+/// `main_input_name` when it declares one, else "input_ids".
 template <class Model>
 constexpr std::string_view main_input_name() {
-  if constexpr (requires { { model_impl_t<Model>::main_input_name } -> std::convertible_to<std::string_view>; })
+  if constexpr (declares_main_input_name<model_impl_t<Model>> && check_model_members<Model>())
     return model_impl_t<Model>::main_input_name;
   else
     return "input_ids";
@@ -18498,7 +18524,7 @@ inline std::int64_t non_embedding_parameters(const torch::nn::Module& module) {
 /// labels the label smoother shifts): the module's `static constexpr bool is_causal_lm`, else false.
 template <class Model>
 constexpr bool is_causal_lm() {
-  if constexpr (requires { { model_impl_t<Model>::is_causal_lm } -> std::convertible_to<bool>; })
+  if constexpr (declares_is_causal_lm<model_impl_t<Model>> && check_model_members<Model>())
     return model_impl_t<Model>::is_causal_lm;
   else
     return false;
@@ -18584,6 +18610,7 @@ class Trainer {
         eval_dataset_(detail::take_slot<slot::eval_dataset_t, eval_dataset_type>(named...)),
         compute_metrics_(detail::take_slot<slot::compute_metrics_t, compute_metrics_type>(named...)) {
     static_assert(slots_ok<Named...>(), "trainpp: see the first error above");
+    static_assert(detail::check_model_members<Model>(), "trainpp: see the first error above");
     args_.finalize();
     memory_tracker_.set_enabled(!args_.skip_memory_metrics);
     memory_tracker_.start("init");
@@ -19082,7 +19109,8 @@ class Trainer {
       if (counting == TokenCounting::non_padding) {
         if (batch.contains("attention_mask")) {
           const auto ones = torch::Tensor(batch.at("attention_mask")).sum(torch::kInt64);
-          input_tokens_on_device_ = input_tokens_on_device_.defined() ? input_tokens_on_device_ + ones : ones;
+          if (input_tokens_on_device_.defined()) input_tokens_on_device_.add_(ones);  // no new tensor per step
+          else input_tokens_on_device_ = ones;
           return;
         }
         if (!warned_token_counting_)
@@ -19122,8 +19150,7 @@ class Trainer {
   /// is one of trainpp's transformers architectures (a module with model_type), whose count is HF's.
   static constexpr bool counts_floating_point_ops() {
     using Impl = detail::model_impl_t<Model>;
-    return requires(const Impl& m, const Batch& b) { { m.floating_point_ops(b) } -> std::convertible_to<double>; } ||
-           requires { Impl::model_type; };
+    return detail::declares_floating_point_ops<Impl> || requires { Impl::model_type; };
   }
   /// HF's Trainer.floating_point_ops for one training micro-batch: the module's own
   /// `double floating_point_ops(const Batch&) const`, else for trainpp's transformers architectures
@@ -19132,7 +19159,7 @@ class Trainer {
   template <class B>
   [[nodiscard]] double floating_point_ops(const B& batch) const {
     using Impl = detail::model_impl_t<Model>;
-    if constexpr (requires(const Impl& m) { { m.floating_point_ops(batch) } -> std::convertible_to<double>; }) {
+    if constexpr (detail::declares_floating_point_ops<Impl> && detail::check_model_members<Model>()) {
       return static_cast<double>(model_->floating_point_ops(batch));
     } else if constexpr (requires { Impl::model_type; } &&
                          requires { { batch.contains(std::string_view()) } -> std::convertible_to<bool>; }) {

@@ -77,8 +77,12 @@ TRAINPP_DETAIL_DECLARES(real_samples)
 TRAINPP_DETAIL_DECLARES(training_step)
 TRAINPP_DETAIL_DECLARES(prediction_step)
 
-// A model whose loss is token-level (concepts/token_loss.hpp).
+// A model whose loss is token-level (concepts/token_loss.hpp), and the model's optional members the
+// Trainer reads (trainer.hpp: detail::check_model_members).
 TRAINPP_DETAIL_DECLARES(num_items_in_batch)
+TRAINPP_DETAIL_DECLARES(floating_point_ops)
+TRAINPP_DETAIL_DECLARES(main_input_name)
+TRAINPP_DETAIL_DECLARES(is_causal_lm)
 
 #undef TRAINPP_DETAIL_DECLARES
 
